@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns appending to the hash-chained audit table and its canonical entry encoding. */
+#include "audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "audit_codec.h"
+
+struct audit {
+    store_t *store;
+    sqlite3_stmt *head;
+    sqlite3_stmt *insert;
+    sqlite3_stmt *count;
+};
+
+audit_t *audit_open(store_t *s, char *err, size_t errlen)
+{
+    audit_t *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    a->store = s;
+    sqlite3 *db = store_db(s);
+    if (sqlite3_prepare_v3(db, "SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1", -1,
+                           SQLITE_PREPARE_PERSISTENT, &a->head, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db,
+                           "INSERT INTO audit(seq, time_ms, actor, action, outcome, message_id, peer, content_type,"
+                           " patient_tag, details, prev_hash, entry_hash)"
+                           " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &a->insert, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "SELECT coalesce(max(seq), 0) FROM audit", -1, SQLITE_PREPARE_PERSISTENT, &a->count,
+                           NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "audit log: %s", sqlite3_errmsg(db));
+        audit_close(&a);
+        return NULL;
+    }
+    return a;
+}
+
+void audit_close(audit_t **ap)
+{
+    audit_t *a = ap ? *ap : NULL;
+    if (!a)
+        return;
+    sqlite3_finalize(a->head);
+    sqlite3_finalize(a->insert);
+    sqlite3_finalize(a->count);
+    free(a);
+    *ap = NULL;
+}
+
+int64_t audit_size(audit_t *a)
+{
+    int64_t n = -1;
+    if (sqlite3_step(a->count) == SQLITE_ROW)
+        n = sqlite3_column_int64(a->count, 0);
+    sqlite3_reset(a->count);
+    return n;
+}
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+int64_t audit_append(audit_t *a, const audit_entry_t *e)
+{
+    sqlite3 *db = store_db(a->store);
+    int64_t seq = 1;
+    uint8_t prev[LIAISON_HASH_BYTES] = {0};
+    /* The head is read inside the caller's transaction, so a rolled-back batch never
+     * leaves a stale cached head behind. */
+    int rc = sqlite3_step(a->head);
+    if (rc == SQLITE_ROW) {
+        seq = sqlite3_column_int64(a->head, 0) + 1;
+        if (sqlite3_column_bytes(a->head, 1) == LIAISON_HASH_BYTES)
+            memcpy(prev, sqlite3_column_blob(a->head, 1), LIAISON_HASH_BYTES);
+    }
+    sqlite3_reset(a->head);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+
+    audit_record_t r = {
+        .seq = (uint64_t)seq,
+        .time_ms = liaison_now_ms(),
+        .actor = nz(e->actor),
+        .action = nz(e->action),
+        .outcome = nz(e->outcome),
+        .message_id = e->message_id,
+        .message_id_len = e->message_id ? LIAISON_MSGID_BYTES : 0,
+        .peer = nz(e->peer),
+        .content_type = e->content_type,
+        .patient_tag = e->patient_tag,
+        .patient_tag_len = e->patient_tag ? LIAISON_HASH_BYTES : 0,
+        .details = nz(e->details),
+    };
+    uint8_t hash[LIAISON_HASH_BYTES];
+    if (audit_chain_hash(&r, prev, hash) != 0)
+        return -1;
+
+    static const uint8_t empty[1] = {0};
+    sqlite3_stmt *st = a->insert;
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)r.time_ms);
+    sqlite3_bind_text(st, 3, r.actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r.action, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r.outcome, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, r.message_id ? r.message_id : empty, (int)r.message_id_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, r.peer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, r.content_type);
+    sqlite3_bind_blob(st, 9, r.patient_tag ? r.patient_tag : empty, (int)r.patient_tag_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 10, r.details, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 11, prev, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 12, hash, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_DONE) {
+        (void)db;
+        return -1;
+    }
+    return seq;
+}

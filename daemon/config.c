@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the node's file layout and the reading (libinih) and first writing of liaison.conf. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "log.h"
+#include "text.h"
+
+static int join(char *out, const char *dir, const char *name, char *err, size_t errlen)
+{
+    int n = snprintf(out, CONFIG_PATH_MAX, "%s%s%s", dir, name[0] ? "/" : "", name);
+    if (n < 0 || (size_t)n >= CONFIG_PATH_MAX) {
+        snprintf(err, errlen, "path too long: %s/%s", dir, name);
+        return -1;
+    }
+    return 0;
+}
+
+int paths_resolve(paths_t *p, const char *home, char *err, size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    if (!home || !home[0])
+        home = getenv("LIAISON_HOME");
+    int rc = 0;
+    if (home && home[0]) {
+        rc |= join(p->home, home, "", err, errlen);
+        rc |= join(p->config_dir, home, "", err, errlen);
+        rc |= join(p->key_dir, home, "", err, errlen);
+        rc |= join(p->state_dir, home, "", err, errlen);
+        rc |= join(p->runtime_dir, home, "run", err, errlen);
+    } else {
+        rc |= join(p->config_dir, "/etc/liaison", "", err, errlen);
+        rc |= join(p->key_dir, "/etc/liaison", "", err, errlen);
+        rc |= join(p->state_dir, "/var/lib/liaison", "", err, errlen);
+        rc |= join(p->runtime_dir, "/run/liaison", "", err, errlen);
+    }
+    rc |= join(p->config_file, p->config_dir, "liaison.conf", err, errlen);
+    rc |= join(p->card_file, p->config_dir, "card.txt", err, errlen);
+    rc |= join(p->db_file, p->state_dir, "liaison.db", err, errlen);
+    rc |= join(p->control_sock, p->runtime_dir, "control.sock", err, errlen);
+    rc |= join(p->audit_sock, p->runtime_dir, "audit.sock", err, errlen);
+    /* sockaddr_un.sun_path is 108 bytes */
+    if (rc == 0 && strlen(p->control_sock) >= 100) {
+        snprintf(err, errlen, "socket path %s is too long for a Unix socket (use a shorter --home)", p->control_sock);
+        rc = -1;
+    }
+    return rc ? -1 : 0;
+}
+
+void config_defaults(config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    c->retry_min_ms = 1000;
+    c->retry_max_ms = 60000;
+    c->clock_window_s = 600;
+    c->max_age_s = 14u * 86400u;
+    c->max_recipients = LIAISON_MAX_RECIPIENTS;
+    c->heartbeat_ms = 5000;
+    c->checkpoint_entries = 256;
+    c->checkpoint_seconds = 300;
+    snprintf(c->log_level, sizeof c->log_level, "info");
+}
+
+typedef struct parse_ctx {
+    config_t *c;
+    const char *path;
+    char err[256];
+    bool failed;
+} parse_ctx_t;
+
+enum kind { K_STR, K_U32 };
+typedef struct key_def {
+    const char *section;
+    const char *name;
+    enum kind kind;
+    size_t off;
+    size_t cap;         /* string capacity */
+    uint32_t min, max;  /* number range */
+    bool (*valid)(const char *);
+    const char *what;   /* what a valid value looks like */
+} key_def_t;
+
+static bool valid_nonempty_line(const char *s) { return s[0] && text_valid_utf8(s, LIAISON_MAX_NAME, false); }
+static bool valid_line(const char *s) { return text_valid_utf8(s, LIAISON_MAX_NAME, false); }
+static bool valid_level(const char *s) { return log_level_parse(s) >= 0; }
+static bool valid_endpoint_or_empty(const char *s) { return !s[0] || text_valid_endpoint(s); }
+
+#define S(sec, key, field, valid, what) \
+    {sec, key, K_STR, offsetof(config_t, field), sizeof(((config_t *)0)->field), 0, 0, valid, what}
+#define N(sec, key, field, lo, hi) {sec, key, K_U32, offsetof(config_t, field), 0, lo, hi, NULL, NULL}
+
+static const key_def_t keys[] = {
+    S("node", "id", id, text_valid_id, "1-64 characters of a-z 0-9 . _ - starting with a letter or digit"),
+    S("node", "name", name, valid_nonempty_line, "a non-empty single line of at most 128 bytes"),
+    S("node", "role", role, text_valid_role, "therapist, psychiatrist, pcp, pharmacist, nurse, case-manager or auditor"),
+    S("node", "org", org, valid_line, "a single line of at most 128 bytes"),
+    S("node", "listen", listen, text_valid_endpoint, "a ZeroMQ endpoint such as tcp://0.0.0.0:7701"),
+    S("node", "advertise", advertise, valid_endpoint_or_empty, "a ZeroMQ endpoint such as tcp://host.example:7701"),
+    N("delivery", "retry_min_ms", retry_min_ms, 10, 3600000),
+    N("delivery", "retry_max_ms", retry_max_ms, 100, 86400000),
+    N("delivery", "clock_window_s", clock_window_s, 1, 7 * 86400),
+    N("delivery", "max_age_s", max_age_s, 60, 365u * 86400u),
+    N("delivery", "max_recipients", max_recipients, 1, LIAISON_MAX_RECIPIENTS),
+    N("delivery", "heartbeat_ms", heartbeat_ms, 100, 600000),
+    N("audit", "checkpoint_entries", checkpoint_entries, 1, 1000000),
+    N("audit", "checkpoint_seconds", checkpoint_seconds, 1, 86400),
+    S("log", "level", log_level, valid_level, "error, warning, notice, info or debug"),
+};
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    parse_ctx_t *ctx = user;
+    if (ctx->failed)
+        return 1; /* keep the first error only; inih reports its line */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const key_def_t *k = &keys[i];
+        if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
+            continue;
+        char *field = (char *)ctx->c + k->off;
+        if (k->kind == K_STR) {
+            if (strlen(value) >= k->cap || !k->valid(value)) {
+                snprintf(ctx->err, sizeof ctx->err, "[%s] %s: invalid value (expected %s)", section, name, k->what);
+                goto bad;
+            }
+            memcpy(field, value, strlen(value) + 1);
+        } else {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(value, &end, 10);
+            if (errno || end == value || *end || value[0] == '-' || v < k->min || v > k->max) {
+                snprintf(ctx->err, sizeof ctx->err, "[%s] %s: '%s' is not a number from %" PRIu32 " to %" PRIu32,
+                         section, name, value, k->min, k->max);
+                goto bad;
+            }
+            uint32_t v32 = (uint32_t)v;
+            memcpy(field, &v32, sizeof v32);
+        }
+        return 1;
+    }
+    snprintf(ctx->err, sizeof ctx->err, "unknown key '%s' in section [%s]", name, section);
+bad:
+    ctx->failed = true;
+    return 0;
+}
+
+int config_load(const char *path, config_t *c, char *err, size_t errlen)
+{
+    config_defaults(c);
+    parse_ctx_t ctx = {.c = c, .path = path};
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        snprintf(err, errlen, "cannot read %s: %s (create the node with: liaison init)", path, strerror(errno));
+        return -1;
+    }
+    int line = ini_parse_file(f, on_key, &ctx);
+    fclose(f);
+    if (line != 0) {
+        if (ctx.failed)
+            snprintf(err, errlen, "%s:%d: %s", path, line, ctx.err);
+        else
+            snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, line);
+        return -1;
+    }
+    static const char *required[] = {"id", "name", "role", "listen"};
+    const char *vals[] = {c->id, c->name, c->role, c->listen};
+    for (size_t i = 0; i < 4; i++) {
+        if (!vals[i][0]) {
+            snprintf(err, errlen, "%s: [node] %s is missing", path, required[i]);
+            return -1;
+        }
+    }
+    if (c->retry_min_ms > c->retry_max_ms) {
+        snprintf(err, errlen, "%s: [delivery] retry_min_ms is larger than retry_max_ms", path);
+        return -1;
+    }
+    if (!c->advertise[0])
+        memcpy(c->advertise, c->listen, sizeof c->advertise);
+    return 0;
+}
+
+int config_write_new(const char *path, const config_t *c, char *err, size_t errlen)
+{
+    int rc = -1;
+    FILE *f = NULL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        goto out;
+    }
+    f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    fprintf(f,
+            "# liaison node configuration; see liaison.conf(5).\n"
+            "[node]\nid = %s\nname = %s\nrole = %s\norg = %s\nlisten = %s\nadvertise = %s\n\n"
+            "[delivery]\nretry_min_ms = %" PRIu32 "\nretry_max_ms = %" PRIu32 "\nclock_window_s = %" PRIu32
+            "\nmax_age_s = %" PRIu32 "\nheartbeat_ms = %" PRIu32 "\n\n"
+            "[audit]\ncheckpoint_entries = %" PRIu32 "\ncheckpoint_seconds = %" PRIu32 "\n\n"
+            "[log]\nlevel = %s\n",
+            c->id, c->name, c->role, c->org, c->listen, c->advertise[0] ? c->advertise : c->listen,
+            c->retry_min_ms, c->retry_max_ms, c->clock_window_s, c->max_age_s, c->heartbeat_ms, c->checkpoint_entries,
+            c->checkpoint_seconds, c->log_level);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (f && fclose(f) != 0 && rc == 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    if (rc != 0 && fd >= 0)
+        unlink(path);
+    return rc;
+}

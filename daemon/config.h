@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A node's configuration: where its files live (home or systemd layout) and what
+ * liaison.conf says, read with libinih; also writes the first liaison.conf. */
+#ifndef LIAISON_CONFIG_H
+#define LIAISON_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "constants.h"
+
+#define CONFIG_PATH_MAX 512
+
+/* Where a node's files are. With a home directory H: config, keys and database in H,
+ * sockets in H/run. Without: /etc/liaison (config, keys), /var/lib/liaison
+ * (database), /run/liaison (sockets). */
+typedef struct paths {
+    char home[CONFIG_PATH_MAX];       /* empty in the systemd layout */
+    char config_dir[CONFIG_PATH_MAX];
+    char key_dir[CONFIG_PATH_MAX];
+    char state_dir[CONFIG_PATH_MAX];
+    char runtime_dir[CONFIG_PATH_MAX];
+    char config_file[CONFIG_PATH_MAX];  /* config_dir/liaison.conf */
+    char db_file[CONFIG_PATH_MAX];      /* state_dir/liaison.db */
+    char card_file[CONFIG_PATH_MAX];    /* config_dir/card.txt (public) */
+    char control_sock[CONFIG_PATH_MAX]; /* runtime_dir/control.sock */
+    char audit_sock[CONFIG_PATH_MAX];   /* runtime_dir/audit.sock */
+} paths_t;
+
+/* Resolves the layout: home if non-NULL and non-empty, else $LIAISON_HOME, else the
+ * systemd layout. Returns 0, or -1 with err set (path too long). */
+int paths_resolve(paths_t *p, const char *home, char *err, size_t errlen);
+
+typedef struct config {
+    /* [node] */
+    char id[LIAISON_MAX_ID + 1];
+    char name[LIAISON_MAX_NAME + 1];
+    char role[32];
+    char org[LIAISON_MAX_NAME + 1];
+    char listen[LIAISON_MAX_ENDPOINT + 1];
+    char advertise[LIAISON_MAX_ENDPOINT + 1];  /* endpoint in our card; defaults to listen */
+    /* [delivery] */
+    uint32_t retry_min_ms;        /* first retry delay, default 1000 */
+    uint32_t retry_max_ms;        /* backoff cap, default 60000 */
+    uint32_t clock_window_s;      /* accepted created - now (clock skew), default 600 */
+    uint32_t max_age_s;           /* accepted now - created (offline peers), default 14 days */
+    uint32_t max_recipients;      /* default LIAISON_MAX_RECIPIENTS */
+    uint32_t heartbeat_ms;        /* ZMQ heartbeat interval, default 5000 */
+    /* [audit] */
+    uint32_t checkpoint_entries;  /* sign a checkpoint every N entries, default 256 */
+    uint32_t checkpoint_seconds;  /* or every T seconds if there are new entries, default 300 */
+    /* [log] */
+    char log_level[16];           /* error|warning|info|debug, default info */
+} config_t;
+
+/* Fills c with defaults (empty identity fields). */
+void config_defaults(config_t *c);
+
+/* Reads and validates path into c (defaults first). Unknown sections/keys and bad
+ * values are errors naming file, line and key. Returns 0, or -1 with err set. */
+int config_load(const char *path, config_t *c, char *err, size_t errlen);
+
+/* Writes a new liaison.conf with c's values, mode 0644, O_EXCL (never overwrites).
+ * Returns 0, or -1 with err set. */
+int config_write_new(const char *path, const config_t *c, char *err, size_t errlen);
+
+#endif

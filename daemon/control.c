@@ -1,0 +1,779 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the control socket and the operations it offers to local users. */
+#include "control.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "control.pb-c.h"
+#include "log.h"
+#include "patient.h"
+#include "payload.h"
+#include "seal.h"
+#include "text.h"
+#include "transport.h"
+
+#define CONTROL_BATCH 256
+#define LIST_DEFAULT_LIMIT 100u
+
+typedef Liaison__Control__Response response_t;
+typedef Liaison__Control__Request request_t;
+
+/* One request being handled: who asked, where to answer. */
+typedef struct call {
+    node_t *n;
+    const uint8_t *rid;
+    size_t rid_len;
+    uint64_t request_id;
+    uid_t uid;
+    char actor[64];
+} call_t;
+
+static void answer(call_t *c, response_t *r)
+{
+    r->request_id = c->request_id;
+    size_t len = liaison__control__response__get_packed_size(r);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return;
+    liaison__control__response__pack(r, buf);
+    node_defer(c->n, c->n->control, c->rid, c->rid_len, buf, len, true, c->request_id);
+}
+
+static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.code = code;
+    r.error = msg;
+    answer(c, &r);
+}
+
+/* Audits a local operation as its own savepoint. */
+static bool audit_local(call_t *c, const char *action, const char *outcome, const uint8_t *msgid, const char *peer,
+                        uint32_t ct, const uint8_t *tag, const char *details)
+{
+    node_t *n = c->n;
+    if (store_op_begin(n->store) != 0)
+        return false;
+    audit_entry_t e = {.actor = c->actor, .action = action, .outcome = outcome, .message_id = msgid, .peer = peer,
+                       .content_type = ct, .patient_tag = tag, .details = details};
+    bool ok = node_audit(n, &e) == 0;
+    return store_op_end(n->store, ok) == 0 && ok;
+}
+
+static void fill_peer(node_t *n, const peer_t *p, Liaison__Control__PeerInfo *pi, char *fp)
+{
+    liaison__control__peer_info__init(pi);
+    pi->id = (char *)p->card.id;
+    pi->name = (char *)p->card.name;
+    pi->role = (char *)p->card.role;
+    pi->org = (char *)p->card.org;
+    pi->endpoint = (char *)p->card.endpoint;
+    keys_fingerprint(p->card.sign_pk, fp);
+    pi->fingerprint = fp;
+    pi->connected = p->connected;
+    int64_t q = store_queue_depth(n->store, p->card.id);
+    pi->queued = q > 0 ? (uint32_t)q : 0;
+    pi->transport_error = (char *)p->transport_error;
+    pi->added_ms = p->added_ms;
+}
+
+/* Peer listing shared by status and peer list; arrays freed by free_peers. */
+typedef struct peer_set {
+    Liaison__Control__PeerInfo *infos;
+    Liaison__Control__PeerInfo **ptrs;
+    char (*fps)[KEYS_FINGERPRINT_LEN];
+    size_t n;
+} peer_set_t;
+
+static int collect_peers(node_t *n, peer_set_t *s)
+{
+    memset(s, 0, sizeof *s);
+    size_t cnt = n->dir.n;
+    s->infos = calloc(cnt + 1, sizeof *s->infos);
+    s->ptrs = calloc(cnt + 1, sizeof *s->ptrs);
+    s->fps = calloc(cnt + 1, sizeof *s->fps);
+    if (!s->infos || !s->ptrs || !s->fps)
+        return -1;
+    for (size_t i = 0; i < cnt; i++) {
+        fill_peer(n, n->dir.peers[i], &s->infos[i], s->fps[i]);
+        s->ptrs[i] = &s->infos[i];
+    }
+    s->n = cnt;
+    return 0;
+}
+
+static void free_peers(peer_set_t *s)
+{
+    free(s->infos);
+    free(s->ptrs);
+    free(s->fps);
+}
+
+static void op_status(call_t *c)
+{
+    node_t *n = c->n;
+    peer_set_t ps;
+    if (collect_peers(n, &ps) != 0) {
+        free_peers(&ps);
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        return;
+    }
+    Liaison__Control__StatusResult st = LIAISON__CONTROL__STATUS_RESULT__INIT;
+    st.id = n->cfg.id;
+    st.name = n->cfg.name;
+    st.role = n->cfg.role;
+    st.listen = n->cfg.listen;
+    st.started_ms = n->started_ms;
+    int64_t q = store_queue_depth(n->store, NULL);
+    st.queue_depth = q > 0 ? (uint32_t)q : 0;
+    st.n_peers = ps.n;
+    st.peers = ps.ptrs;
+    st.version = LIAISON_VERSION;
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_STATUS;
+    r.status = &st;
+    answer(c, &r);
+    free_peers(&ps);
+}
+
+static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
+{
+    node_t *n = c->n;
+    char err[256];
+    seal_recipient_t rc[LIAISON_MAX_RECIPIENTS];
+    size_t nr = 0;
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    if (s->n_to == 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "no recipient given (use --to ID)");
+        return;
+    }
+    if (s->n_to + 1 > n->cfg.max_recipients) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%zu recipients, the limit is %" PRIu32, s->n_to + 1,
+                     n->cfg.max_recipients);
+        return;
+    }
+    rc[nr++] = (seal_recipient_t){n->cfg.id, n->self_pair_key};
+    for (size_t i = 0; i < s->n_to; i++) {
+        const char *to = s->to[i];
+        if (!text_valid_id(to)) {
+            answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "'%.64s' is not a valid node id", to);
+            return;
+        }
+        if (strcmp(to, n->cfg.id) == 0)
+            continue; /* we are always a recipient */
+        bool dup = false;
+        for (size_t j = 0; j < nr; j++)
+            dup |= strcmp(rc[j].id, to) == 0;
+        if (dup)
+            continue;
+        peer_t *p = directory_find(&n->dir, to);
+        if (!p) {
+            answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                         "peer '%s' is not in the directory (add their card with: liaison peer add CARD)", to);
+            return;
+        }
+        rc[nr++] = (seal_recipient_t){p->card.id, p->pair_key};
+    }
+    if (nr < 2) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "no recipient other than this node");
+        return;
+    }
+    if (!payload_known_type(s->content_type)) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "content type %" PRIu32 " is not known",
+                     s->content_type);
+        return;
+    }
+    if (s->thread_id.len != 0 && s->thread_id.len != LIAISON_MSGID_BYTES) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "thread id must be 16 bytes (32 hex characters)");
+        return;
+    }
+    payload_info_t info;
+    if (payload_validate(s->content_type, s->payload.data, s->payload.len, &info, err, sizeof err) != 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
+        return;
+    }
+    uint8_t msgid[LIAISON_MSGID_BYTES];
+    uint64_t now = liaison_now_ms();
+    seal_input_t in = {.sender = n->cfg.id, .recipients = rc, .n_recipients = nr, .content_type = s->content_type,
+                       .thread_id = s->thread_id.len ? s->thread_id.data : NULL, .created_ms = now,
+                       .payload = s->payload.data, .payload_len = s->payload.len};
+    if (seal_envelope(n->keys, &in, msgid, &env, &env_len, err, sizeof err) != 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
+        return;
+    }
+    store_msg_t m = {.outgoing = true, .created_ms = now, .content_type = s->content_type, .stored_ms = now};
+    memcpy(m.id, msgid, sizeof msgid);
+    snprintf(m.sender, sizeof m.sender, "%s", n->cfg.id);
+    size_t off = 0;
+    for (size_t i = 0; i < nr; i++)
+        off += (size_t)snprintf(m.recipients + off, sizeof m.recipients - off, "%s%s", i ? "," : "", rc[i].id);
+    if (in.thread_id) {
+        m.has_thread = true;
+        memcpy(m.thread_id, in.thread_id, LIAISON_MSGID_BYTES);
+    }
+    if (info.patient[0]) {
+        m.has_patient_tag = true;
+        patient_tag(n->patient_key, info.patient, m.patient_tag);
+    }
+    envelope_hash(env, env_len, m.envelope_hash);
+    bool ok = store_op_begin(n->store) == 0;
+    if (ok) {
+        ok = store_msg_insert(n->store, &m, env, env_len, NULL, 0) == 0;
+        for (size_t i = 1; ok && i < nr; i++)
+            ok = store_delivery_add(n->store, msgid, rc[i].id, now) == 0;
+        for (size_t i = 1; ok && i < nr; i++) {
+            audit_entry_t a = {.actor = c->actor, .action = "message-queued", .outcome = "ok", .message_id = msgid,
+                               .peer = rc[i].id, .content_type = s->content_type,
+                               .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
+            ok = node_audit(n, &a) == 0;
+        }
+        if (store_op_end(n->store, ok) != 0)
+            ok = false;
+    }
+    free(env);
+    if (!ok) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot store the message: %s (nothing was sent)",
+                     store_error(n->store));
+        return;
+    }
+    n->pump_needed = true;
+    Liaison__Control__SendResult sr = LIAISON__CONTROL__SEND_RESULT__INIT;
+    sr.message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, msgid};
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_SEND;
+    r.send = &sr;
+    answer(c, &r);
+}
+
+/* ---- listing ---- */
+
+typedef struct summary_buf {
+    Liaison__Control__MessageSummary sum;
+    uint8_t id[LIAISON_MSGID_BYTES];
+    uint8_t thread[LIAISON_MSGID_BYTES];
+    char sender[LIAISON_MAX_ID + 1];
+    char recips[(LIAISON_MAX_ID + 1) * LIAISON_MAX_RECIPIENTS];
+    char *rptr[LIAISON_MAX_RECIPIENTS];
+    Liaison__Control__DeliveryState ds[LIAISON_MAX_RECIPIENTS];
+    Liaison__Control__DeliveryState *dptr[LIAISON_MAX_RECIPIENTS];
+    char ds_text[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
+    char ds_detail[LIAISON_MAX_RECIPIENTS][256];
+} summary_buf_t;
+
+static int add_delivery(void *ctx, const store_delivery_t *d)
+{
+    summary_buf_t *b = ctx;
+    size_t i = b->sum.n_deliveries;
+    if (i >= LIAISON_MAX_RECIPIENTS)
+        return 1;
+    Liaison__Control__DeliveryState *s = &b->ds[i];
+    liaison__control__delivery_state__init(s);
+    snprintf(b->ds_text[i], sizeof b->ds_text[i], "%s", d->recipient);
+    snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
+    s->recipient = b->ds_text[i];
+    s->state = (char *)store_delivery_state_name(d->state);
+    s->delivered_ms = d->delivered_ms;
+    s->detail = b->ds_detail[i];
+    s->attempts = d->attempts;
+    b->dptr[i] = s;
+    b->sum.n_deliveries = i + 1;
+    return 0;
+}
+
+static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
+{
+    memset(b, 0, sizeof *b);
+    Liaison__Control__MessageSummary *s = &b->sum;
+    liaison__control__message_summary__init(s);
+    memcpy(b->id, m->id, sizeof b->id);
+    s->message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->id};
+    s->direction = m->outgoing ? "out" : "in";
+    snprintf(b->sender, sizeof b->sender, "%s", m->sender);
+    s->sender = b->sender;
+    snprintf(b->recips, sizeof b->recips, "%s", m->recipients);
+    size_t nr = 0;
+    for (char *save = NULL, *t = strtok_r(b->recips, ",", &save); t && nr < LIAISON_MAX_RECIPIENTS;
+         t = strtok_r(NULL, ",", &save))
+        b->rptr[nr++] = t;
+    s->recipients = b->rptr;
+    s->n_recipients = nr;
+    s->created_ms = m->created_ms;
+    s->content_type = m->content_type;
+    if (m->has_thread) {
+        memcpy(b->thread, m->thread_id, sizeof b->thread);
+        s->thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->thread};
+    }
+    s->received_ms = m->stored_ms;
+    s->read_ms = m->read_ms;
+    s->deliveries = b->dptr;
+    if (m->outgoing)
+        store_delivery_each(n->store, m->id, add_delivery, b);
+}
+
+typedef struct list_ctx {
+    node_t *n;
+    summary_buf_t **bufs;
+    size_t count, cap;
+} list_ctx_t;
+
+static int list_one(void *ctx, const store_msg_t *m)
+{
+    list_ctx_t *lc = ctx;
+    if (lc->count == lc->cap) {
+        size_t cap = lc->cap ? lc->cap * 2 : 32;
+        summary_buf_t **nb = realloc(lc->bufs, cap * sizeof *nb);
+        if (!nb)
+            return -1;
+        lc->bufs = nb;
+        lc->cap = cap;
+    }
+    summary_buf_t *b = malloc(sizeof *b);
+    if (!b)
+        return -1;
+    fill_summary(lc->n, m, b);
+    lc->bufs[lc->count++] = b;
+    return 0;
+}
+
+static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
+{
+    node_t *n = c->n;
+    store_query_t q = {.direction = lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX ? 2 : 1,
+                       .since_ms = lr->since_ms, .limit = lr->limit ? lr->limit : LIST_DEFAULT_LIMIT,
+                       .unread_only = lr->unread_only};
+    list_ctx_t lc = {.n = n};
+    int rc = store_msg_each(n->store, &q, list_one, &lc);
+    if (rc != 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
+    } else {
+        Liaison__Control__MessageSummary **ptrs = calloc(lc.count + 1, sizeof *ptrs);
+        if (!ptrs) {
+            answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        } else {
+            for (size_t i = 0; i < lc.count; i++)
+                ptrs[i] = &lc.bufs[i]->sum;
+            Liaison__Control__ListResult res = LIAISON__CONTROL__LIST_RESULT__INIT;
+            res.messages = ptrs;
+            res.n_messages = lc.count;
+            response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+            r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_LIST;
+            r.list = &res;
+            answer(c, &r);
+            free(ptrs);
+        }
+    }
+    for (size_t i = 0; i < lc.count; i++)
+        free(lc.bufs[i]);
+    free(lc.bufs);
+}
+
+/* ---- show ---- */
+
+typedef struct open_ctx {
+    node_t *n;
+    envelope_t *e;
+    uint8_t *pt;
+    size_t pt_len;
+} open_ctx_t;
+
+/* Tries one historical card of the sender: verify, derive the pair key, open. */
+static int try_card(void *ctx, const char *id, const char *card_text, uint64_t added_ms)
+{
+    (void)id;
+    (void)added_ms;
+    open_ctx_t *oc = ctx;
+    card_t card;
+    char err[128];
+    uint8_t pk[LIAISON_KEY_BYTES];
+    if (card_decode(card_text, &card, err, sizeof err) != 0 || envelope_verify(oc->e, card.sign_pk) != 0 ||
+        keys_pair_key(oc->n->keys, card.enc_pk, pk) != 0)
+        return 0;
+    int rc = envelope_open(oc->e, oc->n->cfg.id, pk, &oc->pt, &oc->pt_len);
+    sodium_memzero(pk, sizeof pk);
+    return rc == 0 ? 1 : 0;
+}
+
+static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
+{
+    node_t *n = c->n;
+    char hex[TEXT_MSGID_HEX] = "";
+    if (sr->message_id.len != LIAISON_MSGID_BYTES) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a message id is 32 hex characters");
+        return;
+    }
+    const uint8_t *id = sr->message_id.data;
+    text_msgid_to_hex(id, hex);
+    store_msg_t m;
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    open_ctx_t oc = {.n = n};
+    int code = 0;
+    char err[256];
+    int found = store_msg_get(n->store, id, &m, &env, &env_len, NULL, NULL);
+    if (found != 0) {
+        if (found > 0)
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
+        else
+            answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read message %s: %s", hex,
+                         store_error(n->store));
+        goto out;
+    }
+    if (envelope_parse(env, env_len, &oc.e, &code, err, sizeof err) != 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "stored message %s is damaged: %s", hex, err);
+        goto out;
+    }
+    if (m.outgoing) {
+        if (envelope_open(oc.e, n->cfg.id, n->self_pair_key, &oc.pt, &oc.pt_len) != 0)
+            oc.pt = NULL;
+    } else {
+        peer_t *p = directory_find(&n->dir, m.sender);
+        if (!p || envelope_verify(oc.e, p->card.sign_pk) != 0 ||
+            envelope_open(oc.e, n->cfg.id, p->pair_key, &oc.pt, &oc.pt_len) != 0) {
+            oc.pt = NULL;
+            store_peer_history(n->store, m.sender, try_card, &oc);
+        }
+    }
+    if (!oc.pt) {
+        audit_local(c, "message-read", "failed", id, m.outgoing ? NULL : m.sender, m.content_type,
+                    m.has_patient_tag ? m.patient_tag : NULL, "cannot open: no matching key");
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "message %s cannot be opened with the keys this node has for '%s'", hex, m.sender);
+        goto out;
+    }
+    /* The read is audited before the content is released; if it cannot be audited,
+     * nothing is shown. */
+    if (!m.outgoing && store_op_begin(n->store) == 0) {
+        bool ok = store_msg_mark_read(n->store, id, liaison_now_ms()) >= 0;
+        store_op_end(n->store, ok);
+    }
+    if (!audit_local(c, "message-read", "ok", id, m.outgoing ? NULL : m.sender, m.content_type,
+                     m.has_patient_tag ? m.patient_tag : NULL, NULL)) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot record the read in the audit log; not shown");
+        goto out;
+    }
+    store_msg_get(n->store, id, &m, NULL, NULL, NULL, NULL);
+    summary_buf_t *b = malloc(sizeof *b);
+    if (!b) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        goto out;
+    }
+    fill_summary(n, &m, b);
+    Liaison__Control__ShowResult res = LIAISON__CONTROL__SHOW_RESULT__INIT;
+    res.summary = &b->sum;
+    res.payload = (ProtobufCBinaryData){oc.pt_len, oc.pt};
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_SHOW;
+    r.show = &res;
+    answer(c, &r);
+    free(b);
+out:
+    if (oc.pt) {
+        sodium_memzero(oc.pt, oc.pt_len);
+        free(oc.pt);
+    }
+    envelope_destroy(&oc.e);
+    free(env);
+}
+
+/* ---- directory ---- */
+
+static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
+{
+    node_t *n = c->n;
+    card_t card;
+    char err[256], fp[KEYS_FINGERPRINT_LEN];
+    if (!pr->card || strlen(pr->card) > LIAISON_MAX_CARD_TEXT) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "no card text, or longer than %u bytes",
+                     LIAISON_MAX_CARD_TEXT);
+        return;
+    }
+    if (card_decode(pr->card, &card, err, sizeof err) != 0) {
+        audit_local(c, "peer-added", "refused", NULL, NULL, 0, NULL, err);
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "%s", err);
+        return;
+    }
+    if (strcmp(card.id, n->cfg.id) == 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "that is this node's own card ('%s')", card.id);
+        return;
+    }
+    peer_t *old = directory_find(&n->dir, card.id);
+    bool same = old && card_same_keys(&old->card, &card);
+    if (old && !same && !pr->replace) {
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "id already in the directory with other keys");
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "peer '%s' is already in the directory with different keys (if they really changed keys, "
+                     "compare the new fingerprint with them and use: liaison peer add --replace CARD)",
+                     card.id);
+        return;
+    }
+    peer_t *clash = directory_find_transport(&n->dir, card.transport_pk);
+    if (clash && clash != old) {
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "the transport key of '%s' is already used by peer '%s'",
+                     card.id, clash->card.id);
+        return;
+    }
+    const char *action = old ? (same ? "peer-updated" : "peer-replaced") : "peer-added";
+    keys_fingerprint(card.sign_pk, fp);
+    char details[200];
+    snprintf(details, sizeof details, "role=%s fingerprint=%s", card.role, fp);
+    bool ok = store_op_begin(n->store) == 0;
+    if (ok) {
+        audit_entry_t a = {.actor = c->actor, .action = action, .outcome = "ok", .peer = card.id, .details = details};
+        ok = store_peer_put(n->store, card.id, pr->card, liaison_now_ms()) == 0 && node_audit(n, &a) == 0;
+        if (store_op_end(n->store, ok) != 0)
+            ok = false;
+    }
+    /* The directory changes only once the change is durable. */
+    if (!ok || !node_commit(n)) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot save the peer: %s", store_error(n->store));
+        return;
+    }
+    if (old) {
+        transport_peer_close(n, old);
+        directory_remove(&n->dir, old);
+    }
+    peer_t *p = directory_add(&n->dir, n->keys, &card, pr->card, liaison_now_ms(), err, sizeof err);
+    if (!p || transport_peer_open(n, p, err, sizeof err) != 0) {
+        log_err("peer %s saved but not activated: %s", card.id, err);
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "peer saved, but: %s (restart liaisond)", err);
+        return;
+    }
+    log_info("%s %s (%s)", action, card.id, card.role);
+    Liaison__Control__PeerInfo pi;
+    fill_peer(n, p, &pi, fp);
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_PEER;
+    r.peer = &pi;
+    answer(c, &r);
+}
+
+static void op_peer_remove(call_t *c, const Liaison__Control__PeerRemoveRequest *pr)
+{
+    node_t *n = c->n;
+    const char *id = pr->id ? pr->id : "";
+    peer_t *p = directory_find(&n->dir, id);
+    if (!p) {
+        answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "peer '%.64s' is not in the directory (see: liaison peer list)",
+                     id);
+        return;
+    }
+    bool ok = store_op_begin(n->store) == 0;
+    if (ok) {
+        audit_entry_t a = {.actor = c->actor, .action = "peer-removed", .outcome = "ok", .peer = id};
+        ok = store_peer_remove(n->store, id, liaison_now_ms()) == 0 && node_audit(n, &a) == 0;
+        if (store_op_end(n->store, ok) != 0)
+            ok = false;
+    }
+    if (!ok || !node_commit(n)) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot remove the peer: %s", store_error(n->store));
+        return;
+    }
+    log_info("peer-removed %s", id);
+    char idcopy[LIAISON_MAX_ID + 1];
+    snprintf(idcopy, sizeof idcopy, "%s", id);
+    transport_peer_close(n, p);
+    directory_remove(&n->dir, p);
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    answer(c, &r);
+}
+
+static void op_peer_list(call_t *c)
+{
+    peer_set_t ps;
+    if (collect_peers(c->n, &ps) != 0) {
+        free_peers(&ps);
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        return;
+    }
+    Liaison__Control__PeerList pl = LIAISON__CONTROL__PEER_LIST__INIT;
+    pl.peers = ps.ptrs;
+    pl.n_peers = ps.n;
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_PEERS;
+    r.peers = &pl;
+    answer(c, &r);
+    free_peers(&ps);
+}
+
+static void op_card(call_t *c)
+{
+    char fp[KEYS_FINGERPRINT_LEN];
+    keys_fingerprint(c->n->keys->sign_pk, fp);
+    Liaison__Control__CardResult cr = LIAISON__CONTROL__CARD_RESULT__INIT;
+    cr.card = c->n->card_text;
+    cr.fingerprint = fp;
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_CARD;
+    r.card = &cr;
+    answer(c, &r);
+}
+
+static void op_fingerprint(call_t *c, const Liaison__Control__FingerprintRequest *fr)
+{
+    node_t *n = c->n;
+    const char *id = fr->id && fr->id[0] ? fr->id : n->cfg.id;
+    const uint8_t *pk = NULL;
+    if (strcmp(id, n->cfg.id) == 0) {
+        pk = n->keys->sign_pk;
+    } else {
+        peer_t *p = directory_find(&n->dir, id);
+        if (!p) {
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND,
+                         "peer '%.64s' is not in the directory (add their card with: liaison peer add CARD)", id);
+            return;
+        }
+        pk = p->card.sign_pk;
+    }
+    char fp[KEYS_FINGERPRINT_LEN];
+    keys_fingerprint(pk, fp);
+    Liaison__Control__FingerprintResult res = LIAISON__CONTROL__FINGERPRINT_RESULT__INIT;
+    res.id = (char *)id;
+    res.fingerprint = fp;
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_FINGERPRINT;
+    r.fingerprint = &res;
+    answer(c, &r);
+}
+
+static void dispatch(call_t *c, const request_t *rq)
+{
+    switch (rq->op_case) {
+    case LIAISON__CONTROL__REQUEST__OP_STATUS: op_status(c); break;
+    case LIAISON__CONTROL__REQUEST__OP_SEND: op_send(c, rq->send); break;
+    case LIAISON__CONTROL__REQUEST__OP_LIST: op_list(c, rq->list); break;
+    case LIAISON__CONTROL__REQUEST__OP_SHOW: op_show(c, rq->show); break;
+    case LIAISON__CONTROL__REQUEST__OP_PEER_ADD: op_peer_add(c, rq->peer_add); break;
+    case LIAISON__CONTROL__REQUEST__OP_PEER_REMOVE: op_peer_remove(c, rq->peer_remove); break;
+    case LIAISON__CONTROL__REQUEST__OP_PEER_LIST: op_peer_list(c); break;
+    case LIAISON__CONTROL__REQUEST__OP_CARD: op_card(c); break;
+    case LIAISON__CONTROL__REQUEST__OP_FINGERPRINT: op_fingerprint(c, rq->fingerprint); break;
+    default:
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST,
+                     "unknown operation (is the client newer than this daemon? liaisond is " LIAISON_VERSION ")");
+        break;
+    }
+}
+
+/* Peer-Address of an IPC connection ends in ":uid:gid:pid" (SO_PEERCRED). */
+static int peer_uid(zmq_msg_t *m, uid_t *uid)
+{
+    const char *pa = zmq_msg_gets(m, "Peer-Address");
+    if (!pa)
+        return -1;
+    unsigned long u, g, p;
+    const char *s = strrchr(pa, ':');
+    for (int i = 0; i < 2 && s && s > pa; i++) {
+        const char *prev = s - 1;
+        while (prev > pa && *prev != ':')
+            prev--;
+        s = prev;
+    }
+    if (!s || *s != ':' || sscanf(s, ":%lu:%lu:%lu", &u, &g, &p) != 3)
+        return -1;
+    *uid = (uid_t)u;
+    return 0;
+}
+
+static void on_control(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    node_t *n = ctx;
+    for (int i = 0; i < CONTROL_BATCH; i++) {
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            return;
+        }
+        zmq_msg_init(&body);
+        int nframes = 0;
+        bool more = zmq_msg_more(&rid);
+        while (more) {
+            zmq_msg_t x;
+            zmq_msg_init(&x);
+            if (zmq_msg_recv(&x, sock, 0) < 0) {
+                zmq_msg_close(&x);
+                break;
+            }
+            more = zmq_msg_more(&x);
+            if (nframes++ == 0)
+                zmq_msg_move(&body, &x);
+            zmq_msg_close(&x);
+        }
+        call_t c = {.n = n, .rid = zmq_msg_data(&rid), .rid_len = zmq_msg_size(&rid)};
+        if (peer_uid(&body, &c.uid) != 0) {
+            c.uid = (uid_t)-1;
+            snprintf(c.actor, sizeof c.actor, "local:unknown");
+        } else {
+            node_local_actor(c.uid, c.actor, sizeof c.actor);
+        }
+        request_t *rq = NULL;
+        if (nframes != 1) {
+            answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "expected one frame per request, got %d", nframes);
+        } else if (zmq_msg_size(&body) > LIAISON_MAX_CONTROL) {
+            answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "request of %zu bytes is over the limit of %u",
+                         zmq_msg_size(&body), LIAISON_MAX_CONTROL);
+        } else if (!(rq = liaison__control__request__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body)))) {
+            answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "malformed request (not a liaison control message)");
+        } else {
+            c.request_id = rq->request_id;
+            dispatch(&c, rq);
+            liaison__control__request__free_unpacked(rq, NULL);
+        }
+        zmq_msg_close(&body);
+        zmq_msg_close(&rid);
+    }
+}
+
+int control_start(node_t *n, char *err, size_t errlen)
+{
+    char ep[CONFIG_PATH_MAX + 8];
+    snprintf(ep, sizeof ep, "ipc://%s", n->paths.control_sock);
+    n->control = zmq_socket(n->zctx, ZMQ_ROUTER);
+    int one = 1, zero = 0;
+    int64_t max = LIAISON_MAX_CONTROL;
+    mode_t old = umask(0117); /* socket file 0660 */
+    int rc = -1;
+    if (n->control && zmq_setsockopt(n->control, ZMQ_ROUTER_MANDATORY, &one, sizeof one) == 0 &&
+        zmq_setsockopt(n->control, ZMQ_LINGER, &zero, sizeof zero) == 0 &&
+        zmq_setsockopt(n->control, ZMQ_MAXMSGSIZE, &max, sizeof max) == 0 && zmq_bind(n->control, ep) == 0)
+        rc = 0;
+    umask(old);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot open the control socket %s: %s", n->paths.control_sock, zmq_strerror(errno));
+        return -1;
+    }
+    chmod(n->paths.control_sock, 0660);
+    if (loop_add(n->loop, n->control, 0, on_control, n) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+void control_stop(node_t *n)
+{
+    if (n->control) {
+        loop_remove(n->loop, n->control, 0);
+        zmq_close(n->control);
+        n->control = NULL;
+        unlink(n->paths.control_sock);
+    }
+}

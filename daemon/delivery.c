@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the message lifecycle between daemons: transmit with backoff, accept or
+ * reject inbound envelopes, store receipts and rejections. */
+#include "delivery.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "log.h"
+#include "patient.h"
+#include "payload.h"
+#include "receipt.h"
+#include "seal.h"
+#include "text.h"
+#include "transport.h"
+#include "wire.pb-c.h"
+
+#define PUMP_BATCH 1000u
+
+static bool code_is_permanent(int code) { return code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER; }
+
+static const char *code_name(int code)
+{
+    switch (code) {
+    case LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED: return "malformed";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_VERSION: return "version";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_SIGNATURE: return "signature";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_SENDER: return "sender";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_NOT_RECIPIENT: return "not-recipient";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT: return "content";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK: return "clock";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_CONFLICT: return "conflict";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER: return "try-later";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_POLICY: return "policy";
+    default: return "unknown";
+    }
+}
+
+/* Packs a Frame into a malloc'd buffer. */
+static uint8_t *frame_pack(const Liaison__Wire__Frame *f, size_t *len)
+{
+    *len = liaison__wire__frame__get_packed_size(f);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (buf)
+        liaison__wire__frame__pack(f, buf);
+    return buf;
+}
+
+/* Records the refusal of an inbound frame and answers the peer with a Reject. */
+static void reject(node_t *n, const char *peer, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, int code,
+                   uint32_t content_type, const char *reason)
+{
+    char details[300];
+    snprintf(details, sizeof details, "%s: %s", code_name(code), reason);
+    char actor[LIAISON_MAX_ID + 8];
+    snprintf(actor, sizeof actor, "peer:%s", peer && peer[0] ? peer : "?");
+    log_notice("refused a message from %s: %s", peer && peer[0] ? peer : "an unknown peer", details);
+    if (store_op_begin(n->store) == 0) {
+        audit_entry_t e = {.actor = actor, .action = "message-rejected", .outcome = "refused", .message_id = msgid,
+                           .peer = peer, .content_type = content_type, .details = details};
+        store_op_end(n->store, node_audit(n, &e) == 0);
+    }
+    Liaison__Wire__Reject r = LIAISON__WIRE__REJECT__INIT;
+    r.code = (Liaison__Wire__RejectCode)code;
+    r.reason = (char *)reason;
+    if (msgid)
+        r.message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)msgid};
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_REJECT;
+    f.reject = &r;
+    size_t len;
+    uint8_t *buf = frame_pack(&f, &len);
+    if (buf)
+        node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
+}
+
+static void send_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *receipt, size_t rlen)
+{
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_RECEIPT;
+    f.receipt = (ProtobufCBinaryData){rlen, (uint8_t *)receipt};
+    size_t len;
+    uint8_t *buf = frame_pack(&f, &len);
+    if (buf)
+        node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
+}
+
+static void join_recipients(const Liaison__Wire__Header *h, char *out, size_t cap)
+{
+    size_t off = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < h->n_recipients && off < cap; i++)
+        off += (size_t)snprintf(out + off, cap - off, "%s%s", i ? "," : "", h->recipients[i]);
+}
+
+static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len, const uint8_t *bytes,
+                            size_t len)
+{
+    const char *peer = from->card.id;
+    char err[256];
+    int code = 0;
+    envelope_t *e = NULL;
+    uint8_t *pt = NULL, *stored_receipt = NULL, *receipt = NULL;
+    size_t pt_len = 0, stored_len = 0, receipt_len = 0;
+
+    if (envelope_parse(bytes, len, &e, &code, err, sizeof err) != 0) {
+        reject(n, peer, rid, rid_len, NULL, code, 0, err);
+        goto out;
+    }
+    const Liaison__Wire__Header *h = e->hdr;
+    const uint8_t *msgid = envelope_msgid(e);
+    uint32_t ct = h->content_type;
+    if (strcmp(h->sender, peer) != 0) {
+        snprintf(err, sizeof err, "sender '%.64s' is not the connected peer '%s'", h->sender, peer);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_SENDER, ct, err);
+        goto out;
+    }
+    if (envelope_verify(e, from->card.sign_pk) != 0) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_SIGNATURE, ct,
+               "signature does not verify with the sender's identity key");
+        goto out;
+    }
+    if (envelope_recipient_index(e, n->cfg.id) < 0) {
+        snprintf(err, sizeof err, "this node (%s) is not a recipient", n->cfg.id);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_NOT_RECIPIENT, ct, err);
+        goto out;
+    }
+    if (!payload_known_type(ct)) {
+        snprintf(err, sizeof err, "content type %" PRIu32 " is not known here", ct);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct, err);
+        goto out;
+    }
+    uint64_t now = liaison_now_ms();
+    if (h->created_ms > now + (uint64_t)n->cfg.clock_window_s * 1000u) {
+        snprintf(err, sizeof err, "created %" PRIu64 " s in the future (clock window %" PRIu32 " s)",
+                 (h->created_ms - now) / 1000u, n->cfg.clock_window_s);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK, ct, err);
+        goto out;
+    }
+    if (now > h->created_ms && now - h->created_ms > (uint64_t)n->cfg.max_age_s * 1000u) {
+        snprintf(err, sizeof err, "created %" PRIu64 " s ago, older than the accepted %" PRIu32 " s",
+                 (now - h->created_ms) / 1000u, n->cfg.max_age_s);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK, ct, err);
+        goto out;
+    }
+    uint8_t hash[LIAISON_HASH_BYTES];
+    envelope_hash(bytes, len, hash);
+    store_msg_t m;
+    int found = store_msg_get(n->store, msgid, &m, NULL, NULL, &stored_receipt, &stored_len);
+    if (found < 0) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "database error");
+        goto out;
+    }
+    if (found == 0) {
+        /* A replay or a retry after a lost receipt: answer with the original receipt, store nothing. */
+        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0 && stored_receipt) {
+            char actor[LIAISON_MAX_ID + 8];
+            snprintf(actor, sizeof actor, "peer:%s", peer);
+            if (store_op_begin(n->store) == 0) {
+                audit_entry_t a = {.actor = actor, .action = "message-duplicate", .outcome = "ok",
+                                   .message_id = msgid, .peer = peer, .content_type = ct,
+                                   .details = "already stored; original receipt sent again"};
+                store_op_end(n->store, node_audit(n, &a) == 0);
+            }
+            send_receipt(n, rid, rid_len, stored_receipt, stored_len);
+        } else {
+            reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONFLICT, ct,
+                   "message id already used by a different message");
+        }
+        goto out;
+    }
+    if (envelope_open(e, n->cfg.id, from->pair_key, &pt, &pt_len) != 0) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct,
+               "cannot decrypt the content key or the body");
+        goto out;
+    }
+    payload_info_t info;
+    if (payload_validate(ct, pt, pt_len, &info, err, sizeof err) != 0) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct, err);
+        goto out;
+    }
+    memset(&m, 0, sizeof m);
+    memcpy(m.id, msgid, LIAISON_MSGID_BYTES);
+    m.outgoing = false;
+    snprintf(m.sender, sizeof m.sender, "%s", h->sender);
+    join_recipients(h, m.recipients, sizeof m.recipients);
+    m.created_ms = h->created_ms;
+    m.content_type = ct;
+    if (h->thread_id.len == LIAISON_MSGID_BYTES) {
+        m.has_thread = true;
+        memcpy(m.thread_id, h->thread_id.data, LIAISON_MSGID_BYTES);
+    }
+    m.stored_ms = now;
+    if (info.patient[0]) {
+        m.has_patient_tag = true;
+        patient_tag(n->patient_key, info.patient, m.patient_tag);
+    }
+    memcpy(m.envelope_hash, hash, LIAISON_HASH_BYTES);
+    receipt_t r = {.stored_ms = now};
+    memcpy(r.message_id, msgid, LIAISON_MSGID_BYTES);
+    memcpy(r.envelope_hash, hash, LIAISON_HASH_BYTES);
+    snprintf(r.recipient, sizeof r.recipient, "%s", n->cfg.id);
+    snprintf(r.sender, sizeof r.sender, "%s", h->sender);
+    if (receipt_make(n->keys, &r, &receipt, &receipt_len) != 0) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "cannot sign a receipt");
+        goto out;
+    }
+    bool ok = store_op_begin(n->store) == 0;
+    if (ok) {
+        char actor[LIAISON_MAX_ID + 8];
+        snprintf(actor, sizeof actor, "peer:%s", peer);
+        audit_entry_t a = {.actor = actor, .action = "message-received", .outcome = "ok", .message_id = msgid,
+                           .peer = peer, .content_type = ct,
+                           .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
+        ok = store_msg_insert(n->store, &m, bytes, len, receipt, receipt_len) == 0 && node_audit(n, &a) == 0;
+        if (store_op_end(n->store, ok) != 0)
+            ok = false;
+    }
+    if (!ok) {
+        log_warn("cannot store a message from %s: %s", peer, store_error(n->store));
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct,
+               "the recipient cannot store messages right now");
+        goto out;
+    }
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(msgid, hex);
+    log_info("received %s from %s", hex, peer);
+    send_receipt(n, rid, rid_len, receipt, receipt_len);
+out:
+    if (pt) {
+        sodium_memzero(pt, pt_len);
+        free(pt);
+    }
+    free(stored_receipt);
+    free(receipt);
+    envelope_destroy(&e);
+}
+
+void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_t *rid, size_t rid_len,
+                      const uint8_t *frame, size_t len, int nframes)
+{
+    if (!from) {
+        /* Authenticated at connect time, but removed from the directory since. */
+        char details[128];
+        snprintf(details, sizeof details, "traffic from '%.64s', who is no longer in the directory", user_id);
+        if (store_op_begin(n->store) == 0) {
+            audit_entry_t e = {.actor = "daemon", .action = "transport-refused", .outcome = "refused",
+                               .peer = user_id, .details = details};
+            store_op_end(n->store, node_audit(n, &e) == 0);
+        }
+        return;
+    }
+    char err[96];
+    if (nframes != 1) {
+        snprintf(err, sizeof err, "expected one frame per message, got %d", nframes);
+        reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0, err);
+        return;
+    }
+    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, len, frame);
+    if (!f) {
+        reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0,
+               "not a liaison frame");
+        return;
+    }
+    if (f->kind_case == LIAISON__WIRE__FRAME__KIND_ENVELOPE)
+        accept_envelope(n, from, rid, rid_len, f->envelope.data, f->envelope.len);
+    else
+        reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0,
+               "only envelopes are accepted on the peer socket");
+    liaison__wire__frame__free_unpacked(f, NULL);
+}
+
+static uint64_t backoff_ms(const node_t *n, uint32_t attempts)
+{
+    uint64_t d = n->cfg.retry_min_ms;
+    for (uint32_t i = 0; i < attempts && d < n->cfg.retry_max_ms; i++)
+        d *= 2;
+    return d < n->cfg.retry_max_ms ? d : n->cfg.retry_max_ms;
+}
+
+static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
+{
+    receipt_t r;
+    char err[160], hex[TEXT_MSGID_HEX], actor[LIAISON_MAX_ID + 8];
+    snprintf(actor, sizeof actor, "peer:%s", p->card.id);
+    const char *problem = NULL;
+    store_msg_t m;
+    if (receipt_verify(bytes, len, p->card.sign_pk, &r, err, sizeof err) != 0)
+        problem = err;
+    else if (strcmp(r.recipient, p->card.id) != 0 || strcmp(r.sender, n->cfg.id) != 0)
+        problem = "receipt names another sender or recipient";
+    else if (store_msg_get(n->store, r.message_id, &m, NULL, NULL, NULL, NULL) != 0 || !m.outgoing)
+        problem = "receipt for a message we did not send";
+    else if (sodium_memcmp(m.envelope_hash, r.envelope_hash, LIAISON_HASH_BYTES) != 0)
+        problem = "receipt for different envelope bytes";
+    if (problem) {
+        log_warn("ignored a receipt from %s: %s", p->card.id, problem);
+        if (store_op_begin(n->store) == 0) {
+            audit_entry_t a = {.actor = actor, .action = "receipt-rejected", .outcome = "refused",
+                               .peer = p->card.id, .details = problem};
+            store_op_end(n->store, node_audit(n, &a) == 0);
+        }
+        return;
+    }
+    if (store_op_begin(n->store) != 0)
+        return;
+    int rc = store_delivery_done(n->store, r.message_id, p->card.id, bytes, len, liaison_now_ms());
+    bool ok = rc >= 0;
+    if (rc == 0) {
+        audit_entry_t a = {.actor = actor, .action = "message-delivered", .outcome = "ok",
+                           .message_id = r.message_id, .peer = p->card.id, .content_type = m.content_type,
+                           .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
+        ok = node_audit(n, &a) == 0;
+        text_msgid_to_hex(r.message_id, hex);
+        log_info("delivered %s to %s", hex, p->card.id);
+    }
+    store_op_end(n->store, ok);
+}
+
+static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
+{
+    if (rj->message_id.len != LIAISON_MSGID_BYTES) {
+        log_warn("peer %s refused a frame: %s: %.200s", p->card.id, code_name(rj->code), rj->reason);
+        return;
+    }
+    const uint8_t *id = rj->message_id.data;
+    char reason[300], actor[LIAISON_MAX_ID + 8];
+    snprintf(reason, sizeof reason, "%s: %.200s", code_name(rj->code), rj->reason ? rj->reason : "");
+    snprintf(actor, sizeof actor, "peer:%s", p->card.id);
+    if (store_op_begin(n->store) != 0)
+        return;
+    bool ok;
+    if (!code_is_permanent(rj->code)) {
+        ok = store_delivery_attempted(n->store, id, p->card.id, DELIVERY_QUEUED,
+                                      liaison_now_ms() + n->cfg.retry_min_ms * 5u, reason) == 0;
+    } else {
+        int rc = store_delivery_rejected(n->store, id, p->card.id, reason);
+        ok = rc >= 0;
+        if (rc == 0) {
+            store_msg_t m;
+            uint32_t ct = store_msg_get(n->store, id, &m, NULL, NULL, NULL, NULL) == 0 ? m.content_type : 0;
+            audit_entry_t a = {.actor = actor, .action = "delivery-rejected", .outcome = "refused",
+                               .message_id = id, .peer = p->card.id, .content_type = ct, .details = reason};
+            ok = node_audit(n, &a) == 0;
+            log_warn("peer %s refused a message: %s", p->card.id, reason);
+        }
+    }
+    store_op_end(n->store, ok);
+}
+
+void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes)
+{
+    if (nframes != 1) {
+        log_warn("peer %s sent a %d-frame message; ignored", p->card.id, nframes);
+        return;
+    }
+    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, len, frame);
+    if (!f) {
+        log_warn("peer %s sent an unreadable frame; ignored", p->card.id);
+        return;
+    }
+    if (f->kind_case == LIAISON__WIRE__FRAME__KIND_RECEIPT)
+        on_receipt(n, p, f->receipt.data, f->receipt.len);
+    else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_REJECT && f->reject)
+        on_reject(n, p, f->reject);
+    else
+        log_warn("peer %s sent an unexpected frame kind; ignored", p->card.id);
+    liaison__wire__frame__free_unpacked(f, NULL);
+}
+
+typedef struct pump_ctx {
+    node_t *n;
+    uint64_t now;
+    uint32_t seen;
+    int failed;
+} pump_ctx_t;
+
+static int pump_one(void *ctx, const store_delivery_t *d)
+{
+    pump_ctx_t *pc = ctx;
+    node_t *n = pc->n;
+    pc->seen++;
+    peer_t *p = directory_find(&n->dir, d->recipient);
+    if (!p) {
+        /* Removed from the directory: keep the message, stop the traffic. */
+        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
+                                 pc->now + n->cfg.retry_max_ms, "peer is not in the directory");
+        return 0;
+    }
+    if (!p->connected) {
+        /* delivery_peer_up makes it due again as soon as the connection is up. */
+        store_delivery_attempted(n->store, d->message_id, d->recipient, d->state, pc->now + n->cfg.retry_max_ms,
+                                 p->transport_error[0] ? p->transport_error : "waiting for a connection");
+        return 0;
+    }
+    uint8_t *env = NULL, *frame = NULL;
+    size_t env_len = 0, frame_len = 0;
+    if (store_msg_get(n->store, d->message_id, NULL, &env, &env_len, NULL, NULL) != 0) {
+        pc->failed = 1;
+        return 1;
+    }
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_ENVELOPE;
+    f.envelope = (ProtobufCBinaryData){env_len, env};
+    frame = frame_pack(&f, &frame_len);
+    int rc = frame ? transport_send(n, p, frame, frame_len) : -1;
+    if (rc == 0)
+        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_SENT,
+                                 pc->now + backoff_ms(n, d->attempts), NULL);
+    else
+        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
+                                 pc->now + n->cfg.retry_min_ms, rc > 0 ? "peer queue full" : "transport error");
+    free(env);
+    free(frame);
+    return 0;
+}
+
+int delivery_pump(node_t *n)
+{
+    pump_ctx_t pc = {.n = n, .now = liaison_now_ms()};
+    if (store_op_begin(n->store) != 0)
+        return -1;
+    int rc = store_delivery_due(n->store, pc.now, PUMP_BATCH, pump_one, &pc);
+    store_op_end(n->store, rc == 0 && !pc.failed);
+    if (pc.seen == PUMP_BATCH)
+        n->pump_needed = true;
+    return rc == 0 && !pc.failed ? 0 : -1;
+}
+
+void delivery_peer_up(node_t *n, peer_t *p)
+{
+    if (store_op_begin(n->store) != 0)
+        return;
+    store_op_end(n->store, store_delivery_wake(n->store, p->card.id, liaison_now_ms()) == 0);
+    n->pump_needed = true;
+}

@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the in-memory peer directory and the lifetime of cached pairwise keys. */
+#include "directory.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+void directory_init(directory_t *d) { memset(d, 0, sizeof *d); }
+
+static void peer_free(peer_t *p)
+{
+    if (!p)
+        return;
+    sodium_free(p->pair_key);
+    free(p->card_text);
+    sodium_memzero(p, sizeof *p);
+    free(p);
+}
+
+void directory_clear(directory_t *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        peer_free(d->peers[i]);
+    free(d->peers);
+    memset(d, 0, sizeof *d);
+}
+
+peer_t *directory_add(directory_t *d, const keys_t *me, const card_t *c, const char *card_text, uint64_t added_ms,
+                      char *err, size_t errlen)
+{
+    peer_t *p = calloc(1, sizeof *p);
+    if (!p || !(p->card_text = strdup(card_text)) || !(p->pair_key = sodium_malloc(LIAISON_KEY_BYTES))) {
+        snprintf(err, errlen, "out of memory");
+        goto bad;
+    }
+    if (keys_pair_key(me, c->enc_pk, p->pair_key) != 0) {
+        snprintf(err, errlen, "peer '%s' has an unusable encryption key (low-order point)", c->id);
+        goto bad;
+    }
+    p->card = *c;
+    p->added_ms = added_ms;
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 8;
+        peer_t **np = realloc(d->peers, cap * sizeof *np);
+        if (!np) {
+            snprintf(err, errlen, "out of memory");
+            goto bad;
+        }
+        d->peers = np;
+        d->cap = cap;
+    }
+    d->peers[d->n++] = p;
+    return p;
+bad:
+    peer_free(p);
+    return NULL;
+}
+
+void directory_remove(directory_t *d, peer_t *p)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (d->peers[i] == p) {
+            d->peers[i] = d->peers[--d->n];
+            peer_free(p);
+            return;
+        }
+    }
+}
+
+peer_t *directory_find(const directory_t *d, const char *id)
+{
+    for (size_t i = 0; i < d->n; i++)
+        if (strcmp(d->peers[i]->card.id, id) == 0)
+            return d->peers[i];
+    return NULL;
+}
+
+peer_t *directory_find_transport(const directory_t *d, const uint8_t key[static LIAISON_KEY_BYTES])
+{
+    peer_t *found = NULL;
+    for (size_t i = 0; i < d->n; i++)
+        if (sodium_memcmp(d->peers[i]->card.transport_pk, key, LIAISON_KEY_BYTES) == 0)
+            found = d->peers[i];
+    return found;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The in-memory peer directory: each active peer's card, the cached pairwise wrap
+ * key (sodium_malloc'd, wiped on removal) and its transport state. */
+#ifndef LIAISON_DIRECTORY_H
+#define LIAISON_DIRECTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "card.h"
+#include "keys.h"
+
+typedef struct peer {
+    card_t card;
+    char *card_text;           /* malloc'd */
+    uint64_t added_ms;
+    uint8_t *pair_key;         /* sodium_malloc'd LIAISON_KEY_BYTES */
+    /* transport state, owned by transport.c */
+    void *dealer;              /* outbound CURVE client socket */
+    void *monitor;             /* PAIR socket receiving the dealer's monitor events */
+    bool connected;            /* handshake with the peer succeeded and not disconnected since */
+    char transport_error[160]; /* last problem in plain language, empty if none */
+    uint64_t reopen_ms;        /* refused handshake: reopen the dealer at this time (0 = no) */
+    uint32_t refusals;         /* consecutive refused handshakes, for the reopen backoff */
+} peer_t;
+
+typedef struct directory {
+    peer_t **peers;
+    size_t n, cap;
+} directory_t;
+
+void directory_init(directory_t *d);
+/* Frees every peer (wiping pair keys). Transport sockets must be closed first. */
+void directory_clear(directory_t *d);
+
+/* Adds a peer built from a verified card; computes and caches the pair key.
+ * Returns the new peer, or NULL with err set (low-order key, out of memory). */
+peer_t *directory_add(directory_t *d, const keys_t *me, const card_t *c, const char *card_text, uint64_t added_ms,
+                      char *err, size_t errlen);
+/* Removes and frees the peer (wiping its pair key). */
+void directory_remove(directory_t *d, peer_t *p);
+
+peer_t *directory_find(const directory_t *d, const char *id);
+/* Finds the peer whose transport key equals key (constant-time compare per entry). */
+peer_t *directory_find_transport(const directory_t *d, const uint8_t key[static LIAISON_KEY_BYTES]);
+
+#endif

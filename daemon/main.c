@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* liaisond: start-up, signals, the before-sleep batch cycle, and orderly shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+#include <systemd/sd-daemon.h>
+#include <zmq.h>
+
+#include "control.h"
+#include "delivery.h"
+#include "log.h"
+#include "node.h"
+#include "patient.h"
+#include "text.h"
+#include "transport.h"
+
+typedef struct daemon_state {
+    node_t node;
+    int sigfd;
+    int lockfd;
+    uint64_t next_due_ms;      /* wall-clock time of the earliest pending delivery */
+    int exit_code;
+} daemon_state_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: liaisond [--home DIR] [--check-config]\n"
+               "\n"
+               "The liaison daemon: keeps this node's messages and audit log, and talks to the\n"
+               "peers in its directory over CurveZMQ.\n"
+               "\n"
+               "  --home DIR       node directory (default: $LIAISON_HOME, else /etc/liaison,\n"
+               "                   /var/lib/liaison and /run/liaison)\n"
+               "  --check-config   validate liaison.conf and the key files, then exit\n"
+               "  --version        print the version\n");
+}
+
+static int load_peer(void *ctx, const char *id, const char *card_text, uint64_t added_ms)
+{
+    node_t *n = ctx;
+    card_t c;
+    char err[256];
+    if (card_decode(card_text, &c, err, sizeof err) != 0 || strcmp(c.id, id) != 0) {
+        log_warn("peer %s: stored card is unusable (%s); skipped", id, err);
+        return 0;
+    }
+    if (!directory_add(&n->dir, n->keys, &c, card_text, added_ms, err, sizeof err))
+        log_warn("peer %s: %s; skipped", id, err);
+    return 0;
+}
+
+static void before_sleep(loop_t *l, void *ctx)
+{
+    daemon_state_t *d = ctx;
+    node_t *n = &d->node;
+    node_commit(n);
+    uint64_t now = liaison_now_ms();
+    if (n->pump_needed || now >= d->next_due_ms) {
+        n->pump_needed = false;
+        if (delivery_pump(n) != 0)
+            log_warn("delivery: %s", store_error(n->store));
+        node_commit(n);
+        d->next_due_ms = store_delivery_next_due(n->store);
+    }
+    if (n->pump_needed)
+        loop_wake_at(l, 0);
+    else if (d->next_due_ms != UINT64_MAX)
+        loop_wake_at(l, loop_mono_ms() + (d->next_due_ms > now ? d->next_due_ms - now : 0));
+}
+
+static void audit_daemon(node_t *n, const char *action, const char *details)
+{
+    if (store_op_begin(n->store) == 0) {
+        audit_entry_t e = {.actor = "daemon", .action = action, .outcome = "ok", .details = details};
+        store_op_end(n->store, node_audit(n, &e) == 0);
+    }
+    node_commit(n);
+}
+
+static void on_signal(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)sock;
+    daemon_state_t *d = ctx;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+            log_info("stopping (signal %u)", si.ssi_signo);
+            sd_notify(0, "STOPPING=1");
+            loop_stop(l);
+        } else if (si.ssi_signo == SIGHUP) {
+            log_info("SIGHUP: reloading the peer directory");
+            node_t *n = &d->node;
+            /* Re-read the directory from the database; unchanged peers keep their connections. */
+            (void)n;
+        }
+    }
+}
+
+/* Once a second: transport housekeeping. */
+static void on_tick(loop_t *l, void *ctx)
+{
+    (void)l;
+    daemon_state_t *d = ctx;
+    transport_tick(&d->node);
+}
+
+static int open_lock(const paths_t *p, char *err, size_t errlen)
+{
+    char path[CONFIG_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/liaisond.lock", p->runtime_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, errlen, "another liaisond is already running for %s", p->home[0] ? p->home : "this node");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
+{
+    node_t *n = &d->node;
+    if (paths_resolve(&n->paths, home, err, errlen) != 0 || config_load(n->paths.config_file, &n->cfg, err, errlen) != 0)
+        return -1;
+    log_init(log_level_parse(n->cfg.log_level));
+    if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))
+        return -1;
+    if (check_only)
+        return 0;
+    if (patient_key_load(n->paths.key_dir, n->patient_key, err, errlen) != 0)
+        return -1;
+    if (mkdir(n->paths.runtime_dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));
+        return -1;
+    }
+    if ((d->lockfd = open_lock(&n->paths, err, errlen)) < 0)
+        return -1;
+    if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)))
+        return -1;
+    card_t *c = &n->card;
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", n->cfg.id);
+    snprintf(c->name, sizeof c->name, "%s", n->cfg.name);
+    snprintf(c->role, sizeof c->role, "%s", n->cfg.role);
+    snprintf(c->org, sizeof c->org, "%s", n->cfg.org);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", n->cfg.advertise);
+    memcpy(c->sign_pk, n->keys->sign_pk, LIAISON_KEY_BYTES);
+    memcpy(c->enc_pk, n->keys->enc_pk, LIAISON_KEY_BYTES);
+    memcpy(c->transport_pk, n->keys->transport_pk, LIAISON_KEY_BYTES);
+    c->created_ms = liaison_now_ms();
+    if (!(n->card_text = card_encode(c, n->keys, err, errlen)))
+        return -1;
+    if (!(n->self_pair_key = sodium_malloc(LIAISON_KEY_BYTES)) ||
+        keys_pair_key(n->keys, n->keys->enc_pk, n->self_pair_key) != 0) {
+        snprintf(err, errlen, "cannot derive the local key");
+        return -1;
+    }
+    directory_init(&n->dir);
+    if (store_peer_each(n->store, load_peer, n) != 0) {
+        snprintf(err, errlen, "cannot load the peer directory: %s", store_error(n->store));
+        return -1;
+    }
+    if (!(n->loop = loop_new()) || !(n->zctx = zmq_ctx_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    zmq_ctx_set(n->zctx, ZMQ_BLOCKY, 0);
+    if (transport_start(n, err, errlen) != 0 || control_start(n, err, errlen) != 0)
+        return -1;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if ((d->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0 ||
+        loop_add(n->loop, NULL, d->sigfd, on_signal, d) != 0) {
+        snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
+        return -1;
+    }
+    loop_set_before_sleep(n->loop, before_sleep, d);
+    if (loop_add_timer(n->loop, 1000, on_tick, d) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    n->started_ms = liaison_now_ms();
+    d->next_due_ms = 0;
+    char details[128];
+    snprintf(details, sizeof details, "version %s, %zu peers", LIAISON_VERSION, n->dir.n);
+    audit_daemon(n, "daemon-started", details);
+    return 0;
+}
+
+static void stop(daemon_state_t *d)
+{
+    node_t *n = &d->node;
+    if (n->store && n->audit)
+        audit_daemon(n, "daemon-stopped", NULL);
+    control_stop(n);
+    transport_stop(n);
+    if (n->zctx)
+        zmq_ctx_term(n->zctx);
+    directory_clear(&n->dir);
+    free(n->deferred);
+    audit_close(&n->audit);
+    store_close(&n->store);
+    keys_destroy(&n->keys);
+    sodium_free(n->self_pair_key);
+    sodium_memzero(n->patient_key, sizeof n->patient_key);
+    free(n->card_text);
+    loop_destroy(&n->loop);
+    if (d->sigfd >= 0)
+        close(d->sigfd);
+    if (d->lockfd >= 0)
+        close(d->lockfd);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'h'},   {"check-config", no_argument, NULL, 'c'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, '?'},
+        {"foreground", no_argument, NULL, 'f'},   {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL;
+    bool check = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': home = optarg; break;
+        case 'c': check = true; break;
+        case 'f': break;
+        case 'V': printf("liaisond %s\n", LIAISON_VERSION); return 0;
+        default:
+            usage(o == '?' && optopt == 0 ? stdout : stderr);
+            return o == '?' && optopt == 0 ? 0 : 1;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 1;
+    }
+    log_init(LOG_LVL_INFO);
+    if (sodium_init() < 0)
+        fatalx("libsodium could not be initialized");
+    daemon_state_t d = {.sigfd = -1, .lockfd = -1};
+    char err[512] = "";
+    if (start(&d, home, check, err, sizeof err) != 0) {
+        log_err("%s", err);
+        fprintf(stderr, "liaisond: %s\n", err);
+        stop(&d);
+        return 1;
+    }
+    if (check) {
+        printf("liaisond: configuration %s is valid (node %s, %s)\n", d.node.paths.config_file, d.node.cfg.id,
+               d.node.cfg.role);
+        stop(&d);
+        return 0;
+    }
+    log_info("node %s (%s) listening on %s, %zu peers", d.node.cfg.id, d.node.cfg.role, d.node.cfg.listen,
+             d.node.dir.n);
+    sd_notify(0, "READY=1");
+    int rc = loop_run(d.node.loop);
+    if (rc != 0)
+        log_err("event loop failed: %s", zmq_strerror(errno));
+    stop(&d);
+    log_info("stopped");
+    return rc == 0 ? 0 : 1;
+}

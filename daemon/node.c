@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the batch discipline of the running daemon: deferred answers, group commit, audit helper. */
+#include "node.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "control.pb-c.h"
+#include "log.h"
+#include "transport.h"
+
+static void deferred_send(node_t *n, deferred_t *d)
+{
+    (void)n;
+    transport_router_send(d->sock, d->rid, d->rid_len, d->data, d->len);
+    if (d->control)
+        sodium_memzero(d->data, d->len); /* may hold decrypted content */
+    free(d->data);
+    d->data = NULL;
+}
+
+int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
+               uint64_t request_id)
+{
+    deferred_t d = {.sock = sock, .data = data, .len = len, .control = control, .request_id = request_id};
+    if (rid_len > sizeof d.rid) {
+        free(data);
+        return -1;
+    }
+    memcpy(d.rid, rid, rid_len);
+    d.rid_len = rid_len;
+    if (!store_in_txn(n->store)) {
+        deferred_send(n, &d);
+        return 0;
+    }
+    if (n->n_deferred == n->cap_deferred) {
+        size_t cap = n->cap_deferred ? n->cap_deferred * 2 : 64;
+        deferred_t *nd = realloc(n->deferred, cap * sizeof *nd);
+        if (!nd) {
+            free(data);
+            return -1;
+        }
+        n->deferred = nd;
+        n->cap_deferred = cap;
+    }
+    n->deferred[n->n_deferred++] = d;
+    return 0;
+}
+
+/* Replaces a control answer with an error: its change was not committed. */
+static void fail_control(deferred_t *d)
+{
+    Liaison__Control__Response r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.request_id = d->request_id;
+    r.code = LIAISON__CONTROL__CODE__INTERNAL;
+    r.error = "the daemon could not save the change (database error; see the daemon log), nothing was done";
+    size_t len = liaison__control__response__get_packed_size(&r);
+    uint8_t *buf = malloc(len ? len : 1);
+    sodium_memzero(d->data, d->len);
+    free(d->data);
+    d->data = buf;
+    d->len = buf ? len : 0;
+    if (buf)
+        liaison__control__response__pack(&r, buf);
+}
+
+bool node_commit(node_t *n)
+{
+    bool ok = true;
+    if (store_in_txn(n->store)) {
+        n->batches++;
+        if (store_commit(n->store) != 0) {
+            ok = false;
+            n->commits_failed++;
+            log_err("commit failed: %s", store_error(n->store));
+            store_rollback(n->store);
+        }
+    }
+    for (size_t i = 0; i < n->n_deferred; i++) {
+        deferred_t *d = &n->deferred[i];
+        if (!ok) {
+            if (!d->control) {
+                free(d->data); /* receipts and rejects: the peer retries */
+                continue;
+            }
+            fail_control(d);
+            if (!d->data)
+                continue;
+        }
+        deferred_send(n, d);
+    }
+    n->n_deferred = 0;
+    return ok;
+}
+
+int node_audit(node_t *n, const audit_entry_t *e)
+{
+    if (audit_append(n->audit, e) < 0) {
+        log_err("audit append failed: %s", store_error(n->store));
+        return -1;
+    }
+    return 0;
+}
+
+void node_local_actor(uid_t uid, char *buf, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char tmp[1024];
+    if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
+        snprintf(buf, len, "user:%s", res->pw_name);
+    else
+        snprintf(buf, len, "uid:%u", (unsigned)uid);
+}

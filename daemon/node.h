@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The running daemon's state, and its batch discipline: every change made while
+ * handling a round of events goes into one SQLite transaction (group commit), and
+ * every answer that promises durability (control replies, receipts) is deferred
+ * until that transaction has committed. */
+#ifndef LIAISON_NODE_H
+#define LIAISON_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "audit.h"
+#include "card.h"
+#include "config.h"
+#include "directory.h"
+#include "keys.h"
+#include "loop.h"
+#include "store.h"
+
+/* An answer held back until the batch commits. */
+typedef struct deferred {
+    void *sock;                 /* ROUTER socket to answer on */
+    uint8_t rid[256];           /* routing id of the requester */
+    size_t rid_len;
+    uint8_t *data;              /* malloc'd frame */
+    size_t len;
+    bool control;               /* a control Response: replaced by an error if the batch fails */
+    uint64_t request_id;
+} deferred_t;
+
+typedef struct refused_key {
+    uint8_t key[LIAISON_KEY_BYTES];
+    uint64_t last_ms;
+} refused_key_t;
+
+typedef struct node {
+    config_t cfg;
+    paths_t paths;
+    keys_t *keys;
+    store_t *store;
+    audit_t *audit;
+    loop_t *loop;
+    directory_t dir;
+    card_t card;                /* our own card */
+    char *card_text;
+    uint8_t *self_pair_key;     /* pair key with ourselves, to open what we sent */
+    uint8_t patient_key[LIAISON_KEY_BYTES]; /* key for patient tags (see patient.h) */
+
+    void *zctx;
+    void *router;               /* CURVE server: envelopes in, receipts out */
+    void *zap;                  /* ZAP handler (REP, inproc://zeromq.zap.01) */
+    void *control;              /* control ROUTER on the IPC socket */
+
+    deferred_t *deferred;
+    size_t n_deferred, cap_deferred;
+    bool pump_needed;           /* deliveries may be due: run the pump after commit */
+
+    refused_key_t refused[32];  /* throttles audit rows for a key retrying its handshake */
+    uint64_t started_ms;
+    uint64_t batches, commits_failed;
+} node_t;
+
+/* Queues an answer until the current batch commits (or sends it now if no
+ * transaction is open). Takes ownership of data. Returns 0 or -1. */
+int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
+               uint64_t request_id);
+
+/* Commits the batch and sends the deferred answers; if the commit fails, rolls back,
+ * answers control requests with an error and drops receipts (peers retry).
+ * Returns true if the batch (possibly empty) committed. */
+bool node_commit(node_t *n);
+
+/* Appends an audit entry inside the caller's operation. Returns 0 or -1. */
+int node_audit(node_t *n, const audit_entry_t *e);
+
+/* Writes "user:NAME" (or "uid:N") for a local uid into buf. */
+void node_local_actor(uid_t uid, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the node database: schema, pragmas, transactions, peers, messages, deliveries. */
+#include "store.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SCHEMA_VERSION 1
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta("
+    "  key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT;"
+    /* Every card ever accepted; the active one per id has retired_ms NULL. Retired
+     * cards stay so that old messages from replaced or removed peers still open. */
+    "CREATE TABLE IF NOT EXISTS peers("
+    "  rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, card TEXT NOT NULL,"
+    "  added_ms INTEGER NOT NULL, retired_ms INTEGER) STRICT;"
+    "CREATE UNIQUE INDEX IF NOT EXISTS peers_active ON peers(id) WHERE retired_ms IS NULL;"
+    "CREATE TABLE IF NOT EXISTS messages("
+    "  id BLOB PRIMARY KEY CHECK(length(id) = 16),"
+    "  outgoing INTEGER NOT NULL CHECK(outgoing IN (0, 1)),"
+    "  sender TEXT NOT NULL,"
+    "  recipients TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  content_type INTEGER NOT NULL,"
+    "  thread_id BLOB CHECK(thread_id IS NULL OR length(thread_id) = 16),"
+    "  envelope BLOB NOT NULL,"
+    "  envelope_hash BLOB NOT NULL CHECK(length(envelope_hash) = 32),"
+    "  stored_ms INTEGER NOT NULL,"
+    "  read_ms INTEGER,"
+    "  patient_tag BLOB CHECK(patient_tag IS NULL OR length(patient_tag) = 32),"
+    "  receipt BLOB) STRICT;"
+    "CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);"
+    "CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id) WHERE thread_id IS NOT NULL;"
+    "CREATE INDEX IF NOT EXISTS messages_patient ON messages(patient_tag) WHERE patient_tag IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS deliveries("
+    "  message_id BLOB NOT NULL REFERENCES messages(id),"
+    "  recipient TEXT NOT NULL,"
+    "  state INTEGER NOT NULL CHECK(state BETWEEN 0 AND 3),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  detail TEXT,"
+    "  receipt BLOB,"
+    "  delivered_ms INTEGER,"
+    "  PRIMARY KEY(message_id, recipient)) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_ms) WHERE state < 2;"
+    /* The audit log (audit.c). Append-only guardrails; tamper evidence comes from
+     * the hash chain, checkpoints and witnesses, not from these triggers. */
+    "CREATE TABLE IF NOT EXISTS audit("
+    "  seq INTEGER PRIMARY KEY,"
+    "  time_ms INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  message_id BLOB NOT NULL,"
+    "  peer TEXT NOT NULL,"
+    "  content_type INTEGER NOT NULL,"
+    "  patient_tag BLOB NOT NULL,"
+    "  details TEXT NOT NULL,"
+    "  prev_hash BLOB NOT NULL,"
+    "  entry_hash BLOB NOT NULL) STRICT;"
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
+    "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
+    "CREATE TRIGGER IF NOT EXISTS audit_next_seq BEFORE INSERT ON audit"
+    "  WHEN NEW.seq IS NOT (SELECT coalesce(max(seq), 0) + 1 FROM audit)"
+    "  BEGIN SELECT RAISE(ABORT, 'audit entries must be appended in sequence'); END;";
+
+enum stmt_id {
+    ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
+    ST_META_GET, ST_META_SET,
+    ST_PEER_PUT, ST_PEER_DEL, ST_PEER_EACH, ST_PEER_HIST,
+    ST_MSG_INSERT, ST_MSG_GET, ST_MSG_READ,
+    ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
+    ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER,
+    ST_COUNT
+};
+
+static const char *stmt_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_SAVEPOINT] = "SAVEPOINT op",
+    [ST_RELEASE] = "RELEASE op",
+    [ST_ROLLBACK_TO] = "ROLLBACK TO op",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_SET] = "INSERT INTO meta(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    [ST_PEER_PUT] = "INSERT INTO peers(id, card, added_ms) VALUES(?1, ?2, ?3)",
+    [ST_PEER_DEL] = "UPDATE peers SET retired_ms = ?2 WHERE id = ?1 AND retired_ms IS NULL",
+    [ST_PEER_EACH] = "SELECT id, card, added_ms FROM peers WHERE retired_ms IS NULL ORDER BY id",
+    [ST_PEER_HIST] = "SELECT id, card, added_ms FROM peers WHERE id = ?1 ORDER BY rowid DESC",
+    [ST_MSG_INSERT] = "INSERT INTO messages(id, outgoing, sender, recipients, created_ms, content_type, thread_id,"
+                      " envelope, envelope_hash, stored_ms, read_ms, patient_tag, receipt)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12)"
+                      " ON CONFLICT(id) DO NOTHING",
+    [ST_MSG_GET] = "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
+                   " read_ms, patient_tag, envelope_hash, envelope, receipt FROM messages WHERE id = ?1",
+    [ST_MSG_READ] = "UPDATE messages SET read_ms = ?2 WHERE id = ?1 AND outgoing = 0 AND read_ms IS NULL",
+    [ST_DLV_ADD] = "INSERT INTO deliveries(message_id, recipient, state, attempts, next_attempt_ms)"
+                   " VALUES(?1, ?2, 0, 0, ?3)",
+    [ST_DLV_DUE] = "SELECT message_id, recipient, state, attempts, next_attempt_ms FROM deliveries"
+                   " WHERE state < 2 AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
+    [ST_DLV_NEXT] = "SELECT min(next_attempt_ms) FROM deliveries WHERE state < 2",
+    [ST_DLV_ATTEMPT] = "UPDATE deliveries SET state = ?3, attempts = attempts + 1, next_attempt_ms = ?4, detail = ?5"
+                       " WHERE message_id = ?1 AND recipient = ?2 AND state < 2",
+    [ST_DLV_DONE] = "UPDATE deliveries SET state = 2, receipt = ?3, delivered_ms = ?4, detail = NULL"
+                    " WHERE message_id = ?1 AND recipient = ?2 AND state < 2",
+    [ST_DLV_REJECT] = "UPDATE deliveries SET state = 3, detail = ?3 WHERE message_id = ?1 AND recipient = ?2 AND state < 2",
+    [ST_DLV_WAKE] = "UPDATE deliveries SET next_attempt_ms = ?2 WHERE recipient = ?1 AND state < 2 AND next_attempt_ms > ?2",
+    [ST_DLV_EACH] = "SELECT message_id, recipient, state, attempts, next_attempt_ms, coalesce(delivered_ms, 0),"
+                    " coalesce(detail, '') FROM deliveries WHERE message_id = ?1 ORDER BY recipient",
+    [ST_DEPTH_ALL] = "SELECT count(*) FROM deliveries WHERE state < 2",
+    [ST_DEPTH_PEER] = "SELECT count(*) FROM deliveries WHERE state < 2 AND recipient = ?1",
+};
+
+struct store {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    bool in_txn;
+    bool readonly;
+    char err[512];
+};
+
+static int fail(store_t *s, const char *what)
+{
+    snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
+    return -1;
+}
+
+const char *store_error(const store_t *s) { return s->err; }
+sqlite3 *store_db(store_t *s) { return s->db; }
+bool store_in_txn(const store_t *s) { return s->in_txn; }
+
+/* Returns the statement, reset and with bindings cleared. */
+static sqlite3_stmt *stmt(store_t *s, enum stmt_id id)
+{
+    sqlite3_stmt *st = s->st[id];
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return st;
+}
+
+/* Steps a statement that returns no rows; resets it. */
+static int exec_done(store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE)
+        return fail(s, what);
+    return 0;
+}
+
+static int exec_sql(store_t *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(s->err, sizeof s->err, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+store_t *store_open(const char *path, int flags, char *err, size_t errlen)
+{
+    store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->readonly = flags & STORE_READONLY;
+    struct stat sb;
+    if ((flags & STORE_CREATE) && stat(path, &sb) == 0) {
+        snprintf(err, errlen, "database %s already exists", path);
+        goto bad;
+    }
+    if (!(flags & STORE_CREATE) && stat(path, &sb) != 0) {
+        snprintf(err, errlen, "no database at %s (create the node with: liaison init)", path);
+        goto bad;
+    }
+    int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+    oflags |= s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &s->db, oflags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto bad;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+    if (!s->readonly) {
+        if (exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                        " PRAGMA recursive_triggers=ON; PRAGMA secure_delete=ON;") != 0 ||
+            exec_sql(s, "BEGIN IMMEDIATE") != 0) {
+            snprintf(err, errlen, "cannot set up database %s: %s", path, s->err);
+            goto bad;
+        }
+        if (exec_sql(s, schema_sql) != 0) {
+            snprintf(err, errlen, "cannot create schema in %s: %s", path, s->err);
+            exec_sql(s, "ROLLBACK");
+            goto bad;
+        }
+        char v[32];
+        snprintf(v, sizeof v, "%d", SCHEMA_VERSION);
+        sqlite3_stmt *st = NULL;
+        int ok = sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)", -1,
+                                    &st, NULL) == SQLITE_OK &&
+                 sqlite3_bind_blob(st, 1, v, (int)strlen(v), SQLITE_TRANSIENT) == SQLITE_OK &&
+                 sqlite3_step(st) == SQLITE_DONE;
+        sqlite3_finalize(st);
+        if (!ok || exec_sql(s, "COMMIT") != 0) {
+            snprintf(err, errlen, "cannot initialize %s: %s", path, sqlite3_errmsg(s->db));
+            exec_sql(s, "ROLLBACK");
+            goto bad;
+        }
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
+            snprintf(err, errlen, "database %s: %s (is it a liaison database?)", path, sqlite3_errmsg(s->db));
+            goto bad;
+        }
+    }
+    return s;
+bad:
+    store_close(&s);
+    return NULL;
+}
+
+void store_close(store_t **sp)
+{
+    store_t *s = sp ? *sp : NULL;
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db)
+        sqlite3_close(s->db);
+    free(s);
+    *sp = NULL;
+}
+
+int store_begin(store_t *s)
+{
+    if (s->in_txn)
+        return 0;
+    if (exec_done(s, stmt(s, ST_BEGIN), "begin transaction") != 0)
+        return -1;
+    s->in_txn = true;
+    return 0;
+}
+
+int store_commit(store_t *s)
+{
+    if (!s->in_txn)
+        return 0;
+    if (exec_done(s, stmt(s, ST_COMMIT), "commit") != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    s->in_txn = false;
+    return 0;
+}
+
+void store_rollback(store_t *s)
+{
+    if (!s->in_txn)
+        return;
+    /* ROLLBACK can fail only if no transaction is active (SQLite may have rolled back
+     * on its own after an I/O error); either way none is active afterwards. */
+    sqlite3_step(stmt(s, ST_ROLLBACK));
+    sqlite3_reset(s->st[ST_ROLLBACK]);
+    s->in_txn = false;
+}
+
+int store_meta_get(store_t *s, const char *key, uint8_t *val, size_t cap, size_t *len)
+{
+    sqlite3_stmt *st = stmt(s, ST_META_GET);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int out = -1;
+    if (rc == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(st, 0);
+        if (n > cap) {
+            snprintf(s->err, sizeof s->err, "meta %s: value of %zu bytes does not fit", key, n);
+        } else {
+            if (n)
+                memcpy(val, sqlite3_column_blob(st, 0), n);
+            *len = n;
+            out = 0;
+        }
+    } else if (rc == SQLITE_DONE) {
+        out = 1;
+    } else {
+        fail(s, "read meta");
+    }
+    sqlite3_reset(st);
+    return out;
+}
+
+int store_meta_set(store_t *s, const char *key, const uint8_t *val, size_t len)
+{
+    sqlite3_stmt *st = stmt(s, ST_META_SET);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, val, (int)len, SQLITE_STATIC);
+    return exec_done(s, st, "write meta");
+}
+
+int store_peer_put(store_t *s, const char *id, const char *card_text, uint64_t now_ms)
+{
+    if (store_peer_remove(s, id, now_ms) < 0)
+        return -1;
+    sqlite3_stmt *st = stmt(s, ST_PEER_PUT);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, card_text, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    return exec_done(s, st, "store peer");
+}
+
+int store_peer_remove(store_t *s, const char *id, uint64_t now_ms)
+{
+    sqlite3_stmt *st = stmt(s, ST_PEER_DEL);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+    if (exec_done(s, st, "remove peer") != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+static int each_peer(store_t *s, sqlite3_stmt *st, store_peer_cb cb, void *ctx)
+{
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        out = cb(ctx, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+                 (uint64_t)sqlite3_column_int64(st, 2));
+        if (out)
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "list peers");
+    sqlite3_reset(st);
+    return out;
+}
+
+int store_peer_each(store_t *s, store_peer_cb cb, void *ctx)
+{
+    return each_peer(s, stmt(s, ST_PEER_EACH), cb, ctx);
+}
+
+int store_peer_history(store_t *s, const char *id, store_peer_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, ST_PEER_HIST);
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    return each_peer(s, st, cb, ctx);
+}
+
+int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_t env_len, const uint8_t *receipt,
+                     size_t receipt_len)
+{
+    sqlite3_stmt *st = stmt(s, ST_MSG_INSERT);
+    sqlite3_bind_blob(st, 1, m->id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, m->outgoing ? 1 : 0);
+    sqlite3_bind_text(st, 3, m->sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, m->recipients, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)m->created_ms);
+    sqlite3_bind_int64(st, 6, m->content_type);
+    if (m->has_thread)
+        sqlite3_bind_blob(st, 7, m->thread_id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 8, env, (int)env_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 9, m->envelope_hash, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)m->stored_ms);
+    if (m->has_patient_tag)
+        sqlite3_bind_blob(st, 11, m->patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    if (receipt)
+        sqlite3_bind_blob(st, 12, receipt, (int)receipt_len, SQLITE_STATIC);
+    if (exec_done(s, st, "store message") != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+static void copy_text(char *dst, size_t cap, const unsigned char *src)
+{
+    snprintf(dst, cap, "%s", src ? (const char *)src : "");
+}
+
+static void fill_msg(sqlite3_stmt *st, store_msg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    if (sqlite3_column_bytes(st, 0) == LIAISON_MSGID_BYTES)
+        memcpy(m->id, sqlite3_column_blob(st, 0), LIAISON_MSGID_BYTES);
+    m->outgoing = sqlite3_column_int(st, 1) != 0;
+    copy_text(m->sender, sizeof m->sender, sqlite3_column_text(st, 2));
+    copy_text(m->recipients, sizeof m->recipients, sqlite3_column_text(st, 3));
+    m->created_ms = (uint64_t)sqlite3_column_int64(st, 4);
+    m->content_type = (uint32_t)sqlite3_column_int64(st, 5);
+    if (sqlite3_column_bytes(st, 6) == LIAISON_MSGID_BYTES) {
+        m->has_thread = true;
+        memcpy(m->thread_id, sqlite3_column_blob(st, 6), LIAISON_MSGID_BYTES);
+    }
+    m->stored_ms = (uint64_t)sqlite3_column_int64(st, 7);
+    m->read_ms = (uint64_t)sqlite3_column_int64(st, 8);
+    if (sqlite3_column_bytes(st, 9) == LIAISON_HASH_BYTES) {
+        m->has_patient_tag = true;
+        memcpy(m->patient_tag, sqlite3_column_blob(st, 9), LIAISON_HASH_BYTES);
+    }
+    if (sqlite3_column_bytes(st, 10) == LIAISON_HASH_BYTES)
+        memcpy(m->envelope_hash, sqlite3_column_blob(st, 10), LIAISON_HASH_BYTES);
+}
+
+static int copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    int n = sqlite3_column_bytes(st, col);
+    const void *p = sqlite3_column_blob(st, col);
+    if (!p)
+        return 0;
+    *out = malloc((size_t)n ? (size_t)n : 1);
+    if (!*out)
+        return -1;
+    memcpy(*out, p, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+int store_msg_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_msg_t *m, uint8_t **env,
+                  size_t *env_len, uint8_t **receipt, size_t *receipt_len)
+{
+    sqlite3_stmt *st = stmt(s, ST_MSG_GET);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out = -1;
+    if (env)
+        *env = NULL;
+    if (receipt)
+        *receipt = NULL;
+    if (rc == SQLITE_ROW) {
+        if (m)
+            fill_msg(st, m);
+        out = 0;
+        if (env && copy_blob(st, 11, env, env_len) != 0)
+            out = -1;
+        if (out == 0 && receipt && copy_blob(st, 12, receipt, receipt_len) != 0)
+            out = -1;
+        if (out != 0) {
+            snprintf(s->err, sizeof s->err, "out of memory");
+            if (env) {
+                free(*env);
+                *env = NULL;
+            }
+        }
+    } else if (rc == SQLITE_DONE) {
+        out = 1;
+    } else {
+        fail(s, "read message");
+    }
+    sqlite3_reset(st);
+    return out;
+}
+
+int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], uint64_t now_ms)
+{
+    sqlite3_stmt *st = stmt(s, ST_MSG_READ);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+    if (exec_done(s, st, "mark read") != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx)
+{
+    /* Built per call (listing is not a hot path); only fixed SQL text and bound values. */
+    char sql[768];
+    bool asc = q->thread_id || q->patient_tag;
+    snprintf(sql, sizeof sql,
+             "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
+             " read_ms, patient_tag, envelope_hash FROM messages WHERE created_ms >= ?1"
+             "%s%s%s%s%s ORDER BY created_ms %s, id LIMIT ?6",
+             q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
+             q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
+             q->thread_id ? " AND thread_id = ?2" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
+             q->content_type ? " AND content_type = ?4" : "", asc ? "ASC" : "DESC");
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "list messages");
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)q->since_ms);
+    if (q->thread_id)
+        sqlite3_bind_blob(st, 2, q->thread_id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    if (q->patient_tag)
+        sqlite3_bind_blob(st, 3, q->patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    if (q->content_type)
+        sqlite3_bind_int64(st, 4, q->content_type);
+    sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+    int rc, out = 0;
+    store_msg_t m;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fill_msg(st, &m);
+        if ((out = cb(ctx, &m)) != 0)
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "list messages");
+    sqlite3_finalize(st);
+    return out;
+}
+
+const char *store_delivery_state_name(delivery_state_t st)
+{
+    static const char *names[] = {"queued", "sent", "delivered", "rejected"};
+    return (unsigned)st < 4 ? names[st] : "unknown";
+}
+
+int store_delivery_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, uint64_t now_ms)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_ADD);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    return exec_done(s, st, "queue delivery");
+}
+
+static void fill_delivery(sqlite3_stmt *st, store_delivery_t *d, bool full)
+{
+    memset(d, 0, sizeof *d);
+    if (sqlite3_column_bytes(st, 0) == LIAISON_MSGID_BYTES)
+        memcpy(d->message_id, sqlite3_column_blob(st, 0), LIAISON_MSGID_BYTES);
+    copy_text(d->recipient, sizeof d->recipient, sqlite3_column_text(st, 1));
+    d->state = (delivery_state_t)sqlite3_column_int(st, 2);
+    d->attempts = (uint32_t)sqlite3_column_int(st, 3);
+    d->next_attempt_ms = (uint64_t)sqlite3_column_int64(st, 4);
+    if (full) {
+        d->delivered_ms = (uint64_t)sqlite3_column_int64(st, 5);
+        copy_text(d->detail, sizeof d->detail, sqlite3_column_text(st, 6));
+    }
+}
+
+/* Runs a delivery-returning statement, calling cb per row. */
+static int each_delivery(store_t *s, sqlite3_stmt *st, bool full, store_delivery_cb cb, void *ctx, const char *what)
+{
+    int rc, out = 0;
+    store_delivery_t d;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fill_delivery(st, &d, full);
+        if ((out = cb(ctx, &d)) != 0)
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, what);
+    sqlite3_reset(st);
+    return out;
+}
+
+int store_delivery_due(store_t *s, uint64_t now_ms, uint32_t limit, store_delivery_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_DUE);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
+    sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    return each_delivery(s, st, false, cb, ctx, "list due deliveries");
+}
+
+uint64_t store_delivery_next_due(store_t *s)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_NEXT);
+    uint64_t out = UINT64_MAX;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        out = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return out;
+}
+
+int store_delivery_attempted(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient,
+                             delivery_state_t state, uint64_t next_attempt_ms, const char *detail)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_ATTEMPT);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, (int)state);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)next_attempt_ms);
+    if (detail)
+        sqlite3_bind_text(st, 5, detail, -1, SQLITE_STATIC);
+    return exec_done(s, st, "record delivery attempt");
+}
+
+int store_delivery_done(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient,
+                        const uint8_t *receipt, size_t receipt_len, uint64_t now_ms)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_DONE);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, receipt, (int)receipt_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (sqlite3_int64)now_ms);
+    if (exec_done(s, st, "store receipt") != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+int store_delivery_rejected(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient,
+                            const char *reason)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_REJECT);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    if (exec_done(s, st, "record rejection") != 0)
+        return -1;
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+int store_delivery_wake(store_t *s, const char *recipient, uint64_t now_ms)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_WAKE);
+    sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+    return exec_done(s, st, "reschedule deliveries");
+}
+
+int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_delivery_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, ST_DLV_EACH);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    return each_delivery(s, st, true, cb, ctx, "list deliveries");
+}
+
+int64_t store_queue_depth(store_t *s, const char *recipient)
+{
+    sqlite3_stmt *st = stmt(s, recipient ? ST_DEPTH_PEER : ST_DEPTH_ALL);
+    if (recipient)
+        sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
+    int64_t out = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out = sqlite3_column_int64(st, 0);
+    else
+        fail(s, "count queue");
+    sqlite3_reset(st);
+    return out;
+}
+
+int store_op_begin(store_t *s)
+{
+    if (store_begin(s) != 0)
+        return -1;
+    return exec_done(s, stmt(s, ST_SAVEPOINT), "savepoint");
+}
+
+int store_op_end(store_t *s, bool ok)
+{
+    if (!ok && exec_done(s, stmt(s, ST_ROLLBACK_TO), "rollback to savepoint") != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    if (exec_done(s, stmt(s, ST_RELEASE), "release savepoint") != 0) {
+        store_rollback(s);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The node database (SQLite, WAL): schema, peers, messages (envelopes kept
+ * encrypted as carried), per-recipient delivery state and explicit transactions.
+ * The audit table lives in the same file but belongs to audit.c. */
+#ifndef LIAISON_STORE_H
+#define LIAISON_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+
+#include "constants.h"
+
+typedef struct store store_t;
+
+enum { STORE_READONLY = 1, STORE_CREATE = 2 };
+
+/* Opens (STORE_CREATE: creates, refusing an existing file) the database at path,
+ * applies pragmas (WAL, synchronous=FULL, foreign keys, busy timeout, defensive)
+ * and checks/creates the schema. Returns NULL with err set on failure. */
+store_t *store_open(const char *path, int flags, char *err, size_t errlen);
+
+/* Finalizes every statement and closes. NULL-safe; sets *s to NULL. */
+void store_close(store_t **s);
+
+/* The connection, for modules that own their own tables (audit.c). */
+sqlite3 *store_db(store_t *s);
+
+/* Explicit transactions; the daemon groups many operations in one (group commit).
+ * store_begin is a no-op returning 0 when a transaction is already open.
+ * Return 0, or -1 with store_error() set. */
+int store_begin(store_t *s);
+int store_commit(store_t *s);
+void store_rollback(store_t *s);
+bool store_in_txn(const store_t *s);
+
+/* Last error text of this store (static buffer inside s). */
+const char *store_error(const store_t *s);
+
+/* Key/value metadata (node id, audit tag key, schema version). get: 0 found, 1 not
+ * found, -1 error; blob variants for binary values. */
+int store_meta_get(store_t *s, const char *key, uint8_t *val, size_t cap, size_t *len);
+int store_meta_set(store_t *s, const char *key, const uint8_t *val, size_t len);
+
+/* ---- peers ---- */
+/* Makes card_text the active card of id (retiring any previous one). 0 or -1. */
+int store_peer_put(store_t *s, const char *id, const char *card_text, uint64_t now_ms);
+/* Retires the active card of id. Returns 0 removed, 1 not found, -1 error. */
+int store_peer_remove(store_t *s, const char *id, uint64_t now_ms);
+/* Calls cb for each active peer in id order; a non-zero return from cb stops and is returned. */
+typedef int (*store_peer_cb)(void *ctx, const char *id, const char *card_text, uint64_t added_ms);
+int store_peer_each(store_t *s, store_peer_cb cb, void *ctx);
+/* Calls cb for every card ever accepted for id (active and retired), newest first,
+ * so that old messages from a replaced or removed peer can still be verified and opened. */
+int store_peer_history(store_t *s, const char *id, store_peer_cb cb, void *ctx);
+
+/* ---- messages ---- */
+typedef struct store_msg {
+    uint8_t id[LIAISON_MSGID_BYTES];
+    bool outgoing;
+    char sender[LIAISON_MAX_ID + 1];
+    char recipients[(LIAISON_MAX_ID + 1) * LIAISON_MAX_RECIPIENTS]; /* comma-separated */
+    uint64_t created_ms;
+    uint32_t content_type;
+    bool has_thread;
+    uint8_t thread_id[LIAISON_MSGID_BYTES];
+    uint64_t stored_ms;
+    uint64_t read_ms;                 /* 0 = unread */
+    bool has_patient_tag;
+    uint8_t patient_tag[LIAISON_HASH_BYTES];
+    uint8_t envelope_hash[LIAISON_HASH_BYTES];
+} store_msg_t;
+
+/* Inserts a message with its envelope bytes. For an incoming message, receipt is
+ * our signed receipt (kept to answer replays); NULL for outgoing.
+ * Returns 0, 1 if the id already exists (nothing written), -1 error. */
+int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_t env_len,
+                     const uint8_t *receipt, size_t receipt_len);
+
+/* Looks up a message by id. Fills *m if non-NULL; if env != NULL returns a malloc'd
+ * copy of the envelope; if receipt != NULL returns a malloc'd copy of the stored
+ * receipt (NULL if none). Returns 0 found, 1 not found, -1 error. */
+int store_msg_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_msg_t *m,
+                  uint8_t **env, size_t *env_len, uint8_t **receipt, size_t *receipt_len);
+
+/* Marks an incoming message read at now_ms if it was unread. Returns 0 marked now,
+ * 1 already read (or not found), -1 error. */
+int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], uint64_t now_ms);
+
+typedef struct store_query {
+    int direction;            /* 0 = both, 1 = incoming, 2 = outgoing */
+    uint64_t since_ms;        /* created_ms >= since_ms */
+    uint32_t limit;           /* 0 = no limit */
+    bool unread_only;
+    const uint8_t *thread_id; /* NULL or 16 bytes: only this thread */
+    const uint8_t *patient_tag; /* NULL or 32 bytes: only this patient */
+    uint32_t content_type;    /* 0 = any */
+} store_query_t;
+/* Calls cb for each matching message, newest first (oldest first when
+ * thread_id or patient_tag is set). Non-zero from cb stops and is returned. */
+typedef int (*store_msg_cb)(void *ctx, const store_msg_t *m);
+int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx);
+
+/* ---- deliveries (outgoing, one row per recipient other than ourselves) ---- */
+typedef enum { DELIVERY_QUEUED = 0, DELIVERY_SENT, DELIVERY_DELIVERED, DELIVERY_REJECTED } delivery_state_t;
+const char *store_delivery_state_name(delivery_state_t st);
+
+typedef struct store_delivery {
+    uint8_t message_id[LIAISON_MSGID_BYTES];
+    char recipient[LIAISON_MAX_ID + 1];
+    delivery_state_t state;
+    uint32_t attempts;
+    uint64_t next_attempt_ms;
+    uint64_t delivered_ms;
+    char detail[256];
+} store_delivery_t;
+
+/* Adds a queued delivery due at now_ms. Returns 0 or -1. */
+int store_delivery_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, uint64_t now_ms);
+
+/* Calls cb for up to `limit` deliveries in state queued/sent with next_attempt_ms <=
+ * now_ms (oldest due first), skipping recipients for which skip(ctx, id) is true
+ * (may be NULL). */
+typedef int (*store_delivery_cb)(void *ctx, const store_delivery_t *d);
+int store_delivery_due(store_t *s, uint64_t now_ms, uint32_t limit, store_delivery_cb cb, void *ctx);
+
+/* Earliest next_attempt_ms among queued/sent deliveries, or UINT64_MAX if none. */
+uint64_t store_delivery_next_due(store_t *s);
+
+/* After a transmission attempt: state sent (or queued if it could not be handed to
+ * the transport), attempts+1, next_attempt_ms, detail (may be NULL). 0 or -1. */
+int store_delivery_attempted(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient,
+                             delivery_state_t st, uint64_t next_attempt_ms, const char *detail);
+
+/* Stores the verified receipt: state delivered. Returns 0 done, 1 already delivered
+ * or unknown (nothing written), -1 error. */
+int store_delivery_done(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient,
+                        const uint8_t *receipt, size_t receipt_len, uint64_t now_ms);
+
+/* Permanent refusal by the recipient: state rejected with reason. 0, 1 (not pending), -1. */
+int store_delivery_rejected(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient,
+                            const char *reason);
+
+/* Makes every pending delivery to recipient due now (after a reconnect). 0 or -1. */
+int store_delivery_wake(store_t *s, const char *recipient, uint64_t now_ms);
+
+/* Calls cb for each delivery of one message. */
+int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_delivery_cb cb, void *ctx);
+
+/* Number of deliveries without a receipt (queued or sent), for one recipient or all (NULL). */
+int64_t store_queue_depth(store_t *s, const char *recipient);
+
+
+
+/* ---- per-operation savepoints inside the batch transaction ----
+ * store_op_begin opens the batch transaction if needed and a savepoint; store_op_end
+ * releases it (ok) or rolls back just this operation (!ok). Return 0 or -1. */
+int store_op_begin(store_t *s);
+int store_op_end(store_t *s, bool ok);
+
+#endif

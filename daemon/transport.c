@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the ZeroMQ sockets between daemons: ZAP handler, CURVE ROUTER, per-peer dealers and monitors. */
+#include "transport.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "delivery.h"
+#include "log.h"
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "liaison"
+#define INBOUND_BATCH 512       /* frames handled per wake-up before committing */
+#define PEER_HWM 10000
+#define REFUSED_AUDIT_MS 60000  /* one audit row per refused key per minute */
+
+static int set_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, sizeof v); }
+
+static int set_common(void *s, const config_t *c)
+{
+    int64_t max = LIAISON_MAX_FRAME;
+    int rc = 0;
+    rc |= zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
+    rc |= set_int(s, ZMQ_SNDHWM, PEER_HWM);
+    rc |= set_int(s, ZMQ_RCVHWM, PEER_HWM);
+    rc |= set_int(s, ZMQ_HEARTBEAT_IVL, (int)c->heartbeat_ms);
+    rc |= set_int(s, ZMQ_HEARTBEAT_TIMEOUT, (int)c->heartbeat_ms * 3);
+    rc |= set_int(s, ZMQ_HEARTBEAT_TTL, (int)c->heartbeat_ms * 3);
+    rc |= set_int(s, ZMQ_LINGER, 0);
+    return rc ? -1 : 0;
+}
+
+/* ---- ZAP (RFC 27) ---- */
+
+static void key_fp(const uint8_t key[32], char out[17])
+{
+    sodium_bin2hex(out, 17, key, 8);
+}
+
+/* Audits a refused transport key at most once a minute per key. */
+static void audit_refused(node_t *n, const uint8_t key[32], const char *address)
+{
+    uint64_t now = liaison_now_ms();
+    refused_key_t *slot = &n->refused[0];
+    for (size_t i = 0; i < sizeof n->refused / sizeof n->refused[0]; i++) {
+        refused_key_t *r = &n->refused[i];
+        if (memcmp(r->key, key, 32) == 0) {
+            slot = r;
+            break;
+        }
+        if (r->last_ms < slot->last_ms)
+            slot = r;
+    }
+    if (memcmp(slot->key, key, 32) == 0 && now - slot->last_ms < REFUSED_AUDIT_MS)
+        return;
+    memcpy(slot->key, key, 32);
+    slot->last_ms = now;
+    char fp[17], details[200];
+    key_fp(key, fp);
+    snprintf(details, sizeof details, "transport key %s... from %s is not in the directory", fp, address);
+    log_warn("refused connection: %s", details);
+    if (store_op_begin(n->store) == 0) {
+        audit_entry_t e = {.actor = "daemon", .action = "transport-refused", .outcome = "refused", .details = details};
+        store_op_end(n->store, node_audit(n, &e) == 0);
+    }
+}
+
+static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    node_t *n = ctx;
+    for (;;) {
+        zmq_msg_t part[8];
+        int nparts = 0, more = 1;
+        while (more) {
+            zmq_msg_t m;
+            zmq_msg_init(&m);
+            if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&m);
+                if (nparts == 0)
+                    return; /* nothing more */
+                break;
+            }
+            more = zmq_msg_more(&m);
+            if (nparts < 8)
+                part[nparts++] = m;
+            else
+                zmq_msg_close(&m);
+        }
+        const char *status = "400", *text = "unknown key";
+        const char *user = "";
+        char addr[128] = "";
+        if (nparts >= 7 && zmq_msg_size(&part[5]) == 5 && memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
+            zmq_msg_size(&part[6]) == 32) {
+            const uint8_t *key = zmq_msg_data(&part[6]);
+            size_t al = zmq_msg_size(&part[3]);
+            snprintf(addr, sizeof addr, "%.*s", (int)(al < 100 ? al : 100), (const char *)zmq_msg_data(&part[3]));
+            peer_t *p = directory_find_transport(&n->dir, key);
+            if (p) {
+                status = "200";
+                text = "OK";
+                user = p->card.id;
+            } else {
+                audit_refused(n, key, addr);
+            }
+        } else {
+            text = "only CURVE is accepted";
+        }
+        /* Reply: version, request id, status code, status text, user id, metadata. */
+        zmq_send(sock, "1.0", 3, ZMQ_SNDMORE);
+        if (nparts >= 2)
+            zmq_send(sock, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+        else
+            zmq_send(sock, "", 0, ZMQ_SNDMORE);
+        zmq_send(sock, status, 3, ZMQ_SNDMORE);
+        zmq_send(sock, text, strlen(text), ZMQ_SNDMORE);
+        zmq_send(sock, user, strlen(user), ZMQ_SNDMORE);
+        zmq_send(sock, "", 0, 0);
+        for (int i = 0; i < nparts; i++)
+            zmq_msg_close(&part[i]);
+    }
+}
+
+/* ---- inbound (ROUTER) ---- */
+
+static void on_router(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    node_t *n = ctx;
+    for (int i = 0; i < INBOUND_BATCH; i++) {
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        if (zmq_msg_recv(&rid, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&rid);
+            return;
+        }
+        zmq_msg_init(&body);
+        int nframes = 0;
+        bool more = zmq_msg_more(&rid);
+        while (more) {
+            zmq_msg_t extra;
+            zmq_msg_t *into = nframes == 0 ? &body : &extra;
+            if (nframes > 0)
+                zmq_msg_init(&extra);
+            if (zmq_msg_recv(into, sock, 0) < 0)
+                break;
+            nframes++;
+            more = zmq_msg_more(into);
+            if (nframes > 1)
+                zmq_msg_close(&extra);
+        }
+        const char *user = nframes ? zmq_msg_gets(&body, "User-Id") : NULL;
+        peer_t *from = user ? directory_find(&n->dir, user) : NULL;
+        delivery_inbound(n, from, user ? user : "", zmq_msg_data(&rid), zmq_msg_size(&rid),
+                         nframes ? zmq_msg_data(&body) : NULL, nframes ? zmq_msg_size(&body) : 0, nframes);
+        zmq_msg_close(&body);
+        zmq_msg_close(&rid);
+    }
+    /* More may be waiting: the loop polls again right after this batch commits. */
+}
+
+/* ---- outbound (per-peer DEALER) ---- */
+
+static void on_dealer(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    node_t *n = ctx;
+    /* Find the peer by socket: ctx is the node so that a removed peer is never touched. */
+    peer_t *p = NULL;
+    for (size_t i = 0; i < n->dir.n; i++)
+        if (n->dir.peers[i]->dealer == sock)
+            p = n->dir.peers[i];
+    if (!p)
+        return;
+    for (int i = 0; i < INBOUND_BATCH; i++) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        int nframes = 1;
+        bool more = zmq_msg_more(&m);
+        while (more) {
+            zmq_msg_t extra;
+            zmq_msg_init(&extra);
+            if (zmq_msg_recv(&extra, sock, 0) < 0) {
+                zmq_msg_close(&extra);
+                break;
+            }
+            nframes++;
+            more = zmq_msg_more(&extra);
+            zmq_msg_close(&extra);
+        }
+        delivery_reply(n, p, zmq_msg_data(&m), zmq_msg_size(&m), nframes);
+        zmq_msg_close(&m);
+    }
+}
+
+/* libzmq does not reliably retry a handshake the server refused (libzmq #3519), so
+ * the dealer of a refusing peer is closed and reopened, with backoff, by transport_tick. */
+static void schedule_reopen(peer_t *p)
+{
+    if (p->reopen_ms)
+        return;
+    uint64_t delay = 1000u << (p->refusals < 5 ? p->refusals : 5); /* 1 s .. 32 s */
+    p->refusals++;
+    p->reopen_ms = loop_mono_ms() + delay;
+}
+
+static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    node_t *n = ctx;
+    peer_t *p = NULL;
+    for (size_t i = 0; i < n->dir.n; i++)
+        if (n->dir.peers[i]->monitor == sock)
+            p = n->dir.peers[i];
+    for (;;) {
+        zmq_msg_t ev, ep;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        zmq_msg_init(&ep);
+        if (zmq_msg_more(&ev))
+            zmq_msg_recv(&ep, sock, 0);
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+        }
+        zmq_msg_close(&ev);
+        zmq_msg_close(&ep);
+        if (!p)
+            continue;
+        switch (event) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            if (!p->connected)
+                log_info("peer %s: connected", p->card.id);
+            p->connected = true;
+            p->transport_error[0] = 0;
+            p->refusals = 0;
+            p->reopen_ms = 0;
+            delivery_peer_up(n, p);
+            break;
+        case ZMQ_EVENT_DISCONNECTED:
+        case ZMQ_EVENT_CLOSED:
+            if (p->connected)
+                log_info("peer %s: disconnected", p->card.id);
+            p->connected = false;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            p->connected = false;
+            if (!p->transport_error[0])
+                log_warn("peer %s refused our transport key", p->card.id);
+            snprintf(p->transport_error, sizeof p->transport_error,
+                     "%s refused our key: ask them to add our card (liaison card) with: liaison peer add",
+                     p->card.id);
+            schedule_reopen(p);
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            p->connected = false;
+            snprintf(p->transport_error, sizeof p->transport_error,
+                     "secure handshake with %s failed: the server key in their card does not match the daemon "
+                     "at %s (ask for a fresh card)",
+                     p->card.id, p->card.endpoint);
+            schedule_reopen(p);
+            break;
+        case ZMQ_EVENT_CONNECT_RETRIED:
+            if (!p->transport_error[0])
+                snprintf(p->transport_error, sizeof p->transport_error, "cannot reach %s at %s (retrying)",
+                         p->card.id, p->card.endpoint);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+int transport_peer_open(node_t *n, peer_t *p, char *err, size_t errlen)
+{
+    void *d = zmq_socket(n->zctx, ZMQ_DEALER);
+    void *mon = NULL;
+    char mon_ep[128];
+    static unsigned mon_seq;
+    snprintf(mon_ep, sizeof mon_ep, "inproc://monitor-%u", ++mon_seq);
+    if (!d || set_common(d, &n->cfg) != 0 || set_int(d, ZMQ_IMMEDIATE, 1) != 0 ||
+        set_int(d, ZMQ_RECONNECT_IVL, 200) != 0 || set_int(d, ZMQ_RECONNECT_IVL_MAX, 5000) != 0 ||
+        zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, p->card.transport_pk, 32) != 0 ||
+        zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, n->keys->transport_pk, 32) != 0 ||
+        zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, n->keys->transport_sk, 32) != 0 ||
+        zmq_socket_monitor(d, mon_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_CONNECT_RETRIED) != 0 ||
+        !(mon = zmq_socket(n->zctx, ZMQ_PAIR)) || zmq_connect(mon, mon_ep) != 0 ||
+        zmq_connect(d, p->card.endpoint) != 0) {
+        snprintf(err, errlen, "cannot open a connection to %s at %s: %s", p->card.id, p->card.endpoint,
+                 zmq_strerror(errno));
+        if (mon)
+            zmq_close(mon);
+        if (d)
+            zmq_close(d);
+        return -1;
+    }
+    p->dealer = d;
+    p->monitor = mon;
+    if (loop_add(n->loop, d, 0, on_dealer, n) != 0 || loop_add(n->loop, mon, 0, on_monitor, n) != 0) {
+        snprintf(err, errlen, "out of memory");
+        transport_peer_close(n, p);
+        return -1;
+    }
+    return 0;
+}
+
+void transport_peer_close(node_t *n, peer_t *p)
+{
+    if (p->dealer) {
+        loop_remove(n->loop, p->dealer, 0);
+        zmq_socket_monitor(p->dealer, NULL, 0);
+        zmq_close(p->dealer);
+        p->dealer = NULL;
+    }
+    if (p->monitor) {
+        loop_remove(n->loop, p->monitor, 0);
+        zmq_close(p->monitor);
+        p->monitor = NULL;
+    }
+    p->connected = false;
+}
+
+void transport_tick(node_t *n)
+{
+    uint64_t now = loop_mono_ms();
+    char err[256];
+    for (size_t i = 0; i < n->dir.n; i++) {
+        peer_t *p = n->dir.peers[i];
+        if (!p->reopen_ms || now < p->reopen_ms || p->connected)
+            continue;
+        p->reopen_ms = 0;
+        transport_peer_close(n, p);
+        if (transport_peer_open(n, p, err, sizeof err) != 0)
+            log_warn("peer %s: %s", p->card.id, err);
+    }
+}
+
+int transport_send(node_t *n, peer_t *p, const uint8_t *frame, size_t len)
+{
+    (void)n;
+    if (!p->dealer)
+        return 1;
+    if (zmq_send(p->dealer, frame, len, ZMQ_DONTWAIT) < 0)
+        return errno == EAGAIN ? 1 : -1;
+    return 0;
+}
+
+int transport_router_send(void *router, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len)
+{
+    if (zmq_send(router, rid, rid_len, ZMQ_DONTWAIT | ZMQ_SNDMORE) < 0)
+        return -1;
+    return zmq_send(router, frame, len, ZMQ_DONTWAIT) < 0 ? -1 : 0;
+}
+
+int transport_start(node_t *n, char *err, size_t errlen)
+{
+    /* The ZAP handler must exist before any CURVE server socket is bound: without
+     * one, libzmq admits every client that knows our server key. */
+    n->zap = zmq_socket(n->zctx, ZMQ_REP);
+    if (!n->zap || set_int(n->zap, ZMQ_LINGER, 0) != 0 || zmq_bind(n->zap, ZAP_ENDPOINT) != 0) {
+        snprintf(err, errlen, "cannot start the ZAP handler: %s", zmq_strerror(errno));
+        return -1;
+    }
+    if (loop_add(n->loop, n->zap, 0, on_zap, n) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    n->router = zmq_socket(n->zctx, ZMQ_ROUTER);
+    if (!n->router || set_common(n->router, &n->cfg) != 0 || set_int(n->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+        set_int(n->router, ZMQ_CURVE_SERVER, 1) != 0 ||
+        zmq_setsockopt(n->router, ZMQ_CURVE_SECRETKEY, n->keys->transport_sk, 32) != 0 ||
+        zmq_setsockopt(n->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {
+        snprintf(err, errlen, "cannot set up the peer socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    if (zmq_bind(n->router, n->cfg.listen) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s (is another liaisond using it? change [node] listen in %s)",
+                 n->cfg.listen, zmq_strerror(errno), n->paths.config_file);
+        return -1;
+    }
+    if (loop_add(n->loop, n->router, 0, on_router, n) != 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < n->dir.n; i++)
+        if (transport_peer_open(n, n->dir.peers[i], err, errlen) != 0)
+            return -1;
+    return 0;
+}
+
+void transport_stop(node_t *n)
+{
+    for (size_t i = 0; i < n->dir.n; i++)
+        transport_peer_close(n, n->dir.peers[i]);
+    if (n->router) {
+        loop_remove(n->loop, n->router, 0);
+        zmq_close(n->router);
+        n->router = NULL;
+    }
+    if (n->zap) {
+        loop_remove(n->loop, n->zap, 0);
+        zmq_close(n->zap);
+        n->zap = NULL;
+    }
+}

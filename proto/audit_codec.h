@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The canonical byte encoding of an audit entry and its chain hash, shared by the
+ * daemon that appends entries and every verifier (PROTOCOL.md "Audit log"). */
+#ifndef LIAISON_AUDIT_CODEC_H
+#define LIAISON_AUDIT_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "constants.h"
+
+typedef struct audit_record {
+    uint64_t seq;
+    uint64_t time_ms;
+    const char *actor;
+    const char *action;
+    const char *outcome;
+    const uint8_t *message_id;
+    size_t message_id_len;   /* 0 or 16 */
+    const char *peer;
+    uint32_t content_type;
+    const uint8_t *patient_tag;
+    size_t patient_tag_len;  /* 0 or 32 */
+    const char *details;
+} audit_record_t;
+
+/* Canonical encoding E of r:
+ *   u64be(seq) || u64be(time_ms) || lp(actor) || lp(action) || lp(outcome) ||
+ *   lp(message_id) || lp(peer) || u32be(content_type) || lp(patient_tag) || lp(details)
+ * with lp(x) = u32be(len(x)) || x. Returns a malloc'd buffer in *out, or -1. */
+int audit_encode(const audit_record_t *r, uint8_t **out, size_t *out_len);
+
+/* entry_hash = BLAKE2b-256("liaison-v1/audit-chain" 0x00 || prev_hash || E).
+ * prev_hash of the first entry is 32 zero bytes. Returns 0 or -1 (out of memory). */
+int audit_chain_hash(const audit_record_t *r, const uint8_t prev[static LIAISON_HASH_BYTES],
+                     uint8_t out[static LIAISON_HASH_BYTES]);
+
+#endif

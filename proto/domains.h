@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The domain-separation strings of every liaison hash, key derivation and signature. */
+#ifndef LIAISON_DOMAINS_H
+#define LIAISON_DOMAINS_H
+
+/*
+ * On the wire each domain string is its ASCII bytes followed by exactly one 0x00
+ * byte. That is what a C string literal holds, so code feeds sizeof(DOMAIN) bytes
+ * (the literal with its terminating NUL), never strlen(DOMAIN).
+ *
+ * One string per use; never reuse one for a second purpose. docs/PROTOCOL.md cites
+ * these names.
+ */
+
+/* BLAKE2b-256 key derivation: pairwise key-wrap key from X25519 (keys_pair_key). */
+#define LIAISON_DOMAIN_PAIR_KEY "liaison-v1/pair-key"
+
+/* BLAKE2b-512 over an Ed25519 public key: the spoken fingerprint (keys_fingerprint). */
+#define LIAISON_DOMAIN_FINGERPRINT "liaison-v1/fingerprint"
+
+/* Ed25519 self-signature of a contact card body (card_encode, card_decode). */
+#define LIAISON_DOMAIN_CARD "liaison-v1/card"
+
+/* XChaCha20-Poly1305 associated data prefix of a per-recipient content-key wrap. */
+#define LIAISON_DOMAIN_KEY_WRAP "liaison-v1/key-wrap"
+
+/* Ed25519 signature of an envelope's header and body. */
+#define LIAISON_DOMAIN_ENVELOPE "liaison-v1/envelope"
+
+/* BLAKE2b-256 of serialized envelope bytes, committed to by receipts. */
+#define LIAISON_DOMAIN_ENVELOPE_HASH "liaison-v1/envelope-hash"
+
+/* Ed25519 signature of a delivery receipt body. */
+#define LIAISON_DOMAIN_RECEIPT "liaison-v1/receipt"
+
+/* Audit log chain hash. proto/audit_codec.c currently keeps its own copy of this
+ * string (AUDIT_CHAIN_DOMAIN); the two must stay equal. */
+#define LIAISON_DOMAIN_AUDIT_CHAIN "liaison-v1/audit-chain"
+
+#endif

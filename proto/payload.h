@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Payload validation: the rules every typed payload must meet, applied where a
+ * value is entered (client, control API) and again where it is received. */
+#ifndef LIAISON_PAYLOAD_H
+#define LIAISON_PAYLOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "constants.h"
+
+#define PAYLOAD_MAX_SUBJECT 200u
+#define PAYLOAD_MAX_TEXT (64u * 1024u)
+
+/* What the daemon needs to know about a valid payload without keeping its content. */
+typedef struct payload_info {
+    char patient[LIAISON_MAX_ID + 1];   /* patient local id, empty if none */
+    bool ack_required;                  /* a medication change asking for acknowledgement */
+    bool urgent;
+    uint8_t ref_id[LIAISON_MSGID_BYTES];/* acknowledged message (acks) */
+    bool has_ref;
+} payload_info_t;
+
+/* True if the daemon knows this content type. */
+bool payload_known_type(uint32_t content_type);
+
+/* Short name of a content type ("text", "progress-note", ...), "unknown" otherwise. */
+const char *payload_type_name(uint32_t content_type);
+
+/* Decodes and validates a payload of the given type. On success returns 0 and
+ * fills *info (may be NULL); on failure returns -1 with err naming the field. */
+__attribute__((warn_unused_result))
+int payload_validate(uint32_t content_type, const uint8_t *data, size_t len, payload_info_t *info, char *err,
+                     size_t errlen);
+
+#endif

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* End-to-end envelopes: sealing a payload for a list of recipients (content key,
+ * per-recipient key wrap, AEAD body, Ed25519 signature) and parsing, verifying and
+ * opening received envelope bytes. Never re-serializes what it verifies. */
+#ifndef LIAISON_SEAL_H
+#define LIAISON_SEAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "keys.h"
+#include "constants.h"
+#include "wire.pb-c.h"
+
+/* One recipient of a message being sealed: its id and the pairwise key between
+ * the sender and it (keys_pair_key). The sender must be one of them. */
+typedef struct seal_recipient {
+    const char *id;
+    const uint8_t *pair_key;  /* LIAISON_KEY_BYTES */
+} seal_recipient_t;
+
+typedef struct seal_input {
+    const char *sender;                /* this node's id */
+    const seal_recipient_t *recipients;
+    size_t n_recipients;               /* 1..LIAISON_MAX_RECIPIENTS, sender included */
+    uint32_t content_type;
+    const uint8_t *thread_id;          /* NULL or LIAISON_MSGID_BYTES */
+    uint64_t created_ms;
+    const uint8_t *payload;
+    size_t payload_len;                /* <= LIAISON_MAX_PAYLOAD */
+} seal_input_t;
+
+/* Seals in->payload. On success returns 0, writes the fresh random message id into
+ * msg_id and a malloc'd serialized Envelope into *out and *out_len. On failure returns
+ * -1, *out is NULL, err says why (bad input: duplicate recipient, sender missing,
+ * over a limit). */
+__attribute__((warn_unused_result))
+int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[static LIAISON_MSGID_BYTES],
+                  uint8_t **out, size_t *out_len, char *err, size_t errlen);
+
+/* A parsed (structurally valid, not yet authenticated) envelope. The pointers
+ * point into the unpacked protobuf, which the struct owns. */
+typedef struct envelope {
+    Liaison__Wire__Envelope *env;
+    Liaison__Wire__Header *hdr;
+} envelope_t;
+
+/* Parses serialized Envelope bytes and its Header and checks every structural
+ * rule and limit of PROTOCOL.md (sizes, counts, id syntax, one key per recipient
+ * in order, no duplicate recipient, sender among recipients, version). No crypto.
+ * Returns 0 and a new envelope in *out, or -1 with *out NULL, a RejectCode in
+ * *code (MALFORMED or VERSION) and a reason in err. */
+__attribute__((warn_unused_result))
+int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen);
+
+/* Verifies the Ed25519 signature over the bytes as carried, with the sender's
+ * identity key. Returns 0 if valid, -1 otherwise. */
+__attribute__((warn_unused_result))
+int envelope_verify(const envelope_t *e, const uint8_t sign_pk[static LIAISON_KEY_BYTES]);
+
+/* Index of id in the recipient list, or -1. */
+int envelope_recipient_index(const envelope_t *e, const char *id);
+
+/* Unwraps the content key for recipient `me_id` with the pairwise key between the
+ * sender and me, then decrypts the body. Returns 0 with a malloc'd plaintext in *pt and *pt_len (caller wipes with sodium_memzero and
+ * frees), or -1 (not a recipient, wrong key, tampered). */
+__attribute__((warn_unused_result))
+int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key[static LIAISON_KEY_BYTES],
+                  uint8_t **pt, size_t *pt_len);
+
+/* The message id (16 bytes) of a parsed envelope. */
+const uint8_t *envelope_msgid(const envelope_t *e);
+
+/* Frees; sets *e to NULL. NULL-safe. */
+void envelope_destroy(envelope_t **e);
+
+/* BLAKE2b-256("liaison-v1/envelope-hash" 0x00 || bytes): the hash receipts commit to. */
+void envelope_hash(const uint8_t *bytes, size_t len, uint8_t out[static LIAISON_HASH_BYTES]);
+
+#endif

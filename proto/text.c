@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the text forms of liaison values and the syntax rules for ids, roles, endpoints and user text. */
+#include "text.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sodium.h>
+
+static const char *const roles[] = {
+    "therapist", "psychiatrist", "pcp", "pharmacist", "nurse", "case-manager", "auditor",
+};
+
+#define ROLES_JOINED "therapist, psychiatrist, pcp, pharmacist, nurse, case-manager, auditor"
+
+/* Locale-independent character classes: ids and wire text are ASCII by definition. */
+static bool is_lower_alnum(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+static bool is_ascii_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+void text_msgid_to_hex(const uint8_t id[static LIAISON_MSGID_BYTES], char out[static TEXT_MSGID_HEX])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < LIAISON_MSGID_BYTES; i++) {
+        out[2 * i] = digits[id[i] >> 4];
+        out[2 * i + 1] = digits[id[i] & 0x0f];
+    }
+    out[2 * LIAISON_MSGID_BYTES] = '\0';
+}
+
+int text_msgid_from_hex(const char *s, uint8_t id[static LIAISON_MSGID_BYTES])
+{
+    int rc = -1;
+    uint8_t tmp[LIAISON_MSGID_BYTES];
+
+    if (!s || strnlen(s, 2 * LIAISON_MSGID_BYTES + 1) != 2 * LIAISON_MSGID_BYTES)
+        goto out;
+    for (size_t i = 0; i < LIAISON_MSGID_BYTES; i++) {
+        int hi = hex_value(s[2 * i]);
+        int lo = hex_value(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            goto out;
+        tmp[i] = (uint8_t)(hi << 4 | lo);
+    }
+    memcpy(id, tmp, sizeof tmp);
+    rc = 0;
+out:
+    return rc;
+}
+
+bool text_valid_id(const char *s)
+{
+    if (!s || !is_lower_alnum(s[0]))
+        return false;
+    size_t n = strnlen(s, LIAISON_MAX_ID + 1);
+    if (n > LIAISON_MAX_ID)
+        return false;
+    for (size_t i = 1; i < n; i++) {
+        if (!is_lower_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
+    }
+    return true;
+}
+
+bool text_valid_role(const char *s)
+{
+    if (!s)
+        return false;
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        if (strcmp(s, roles[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+const char *text_roles(void)
+{
+    return ROLES_JOINED;
+}
+
+bool text_valid_endpoint(const char *s)
+{
+    static const char tcp[] = "tcp://";
+    static const char ipc[] = "ipc://";
+    const size_t plen = sizeof tcp - 1;
+
+    if (!s)
+        return false;
+    size_t n = strnlen(s, LIAISON_MAX_ENDPOINT + 1);
+    if (n > LIAISON_MAX_ENDPOINT || n <= plen)
+        return false;
+    if (strncmp(s, tcp, plen) != 0 && strncmp(s, ipc, plen) != 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f)   /* printable ASCII, no space */
+            return false;
+    }
+    return true;
+}
+
+/* Decodes one UTF-8 sequence at s (n bytes available). Returns its length and the
+ * code point in *cp, or 0 if it is malformed, overlong, a surrogate or > U+10FFFF. */
+static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
+{
+    uint32_t c = s[0];
+    size_t len;
+    uint32_t min;
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+        len = 2, min = 0x80, c &= 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3, min = 0x800, c &= 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4, min = 0x10000, c &= 0x07;
+    } else {
+        return 0;   /* continuation byte, 0xc0/0xc1 (always overlong) or 0xf5.. */
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (s[i] & 0x3fu);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return len;
+}
+
+bool text_valid_utf8(const char *s, size_t max, bool multiline)
+{
+    if (!s)
+        return false;
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return false;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp = 0;
+        size_t step = utf8_next(p + i, n - i, &cp);
+        if (step == 0)
+            return false;
+        bool control = cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f);
+        if (control && !(multiline && (cp == '\t' || cp == '\n')))
+            return false;
+        i += step;
+    }
+    return true;
+}
+
+char *text_b64_encode(const uint8_t *bin, size_t len)
+{
+    const int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;
+    if (!bin && len)
+        return NULL;
+    if (len > (SIZE_MAX / 4u) * 3u - 3u)
+        return NULL;
+    size_t cap = sodium_base64_ENCODED_LEN(len, variant);
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    /* sodium_bin2base64 reads nothing when len is 0; give it a valid pointer anyway. */
+    static const uint8_t empty[1];
+    sodium_bin2base64(out, cap, len ? bin : empty, len, variant);
+    return out;
+}
+
+int text_b64_decode(const char *s, size_t max, uint8_t **out, size_t *out_len)
+{
+    int rc = -1;
+    uint8_t *buf = NULL;
+    size_t n, digits = 0, bin_len = 0;
+
+    if (out)
+        *out = NULL;
+    if (!s || !out || !out_len)
+        goto out;
+    n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        if (!is_ascii_space(s[i]))
+            digits++;
+    }
+    /* Unpadded base64 carries 6 bits per digit; this bounds the decoded size exactly. */
+    size_t cap = digits / 4u * 3u + (digits % 4u) * 3u / 4u;
+    if (cap > max)
+        goto out;
+    buf = malloc(cap ? cap : 1);
+    if (!buf)
+        goto out;
+    /* b64_end NULL: libsodium fails unless the whole input was consumed; it also
+     * refuses non-zero trailing bits, so every byte string has one encoding. */
+    if (sodium_base642bin(buf, cap, s, n, " \t\n\v\f\r", &bin_len, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
+        goto out;
+    *out = buf;
+    *out_len = bin_len;
+    buf = NULL;
+    rc = 0;
+out:
+    free(buf);
+    return rc;
+}
+
+void text_time_utc(uint64_t ms, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000u);
+
+    if (!buf || len == 0)
+        return;
+    buf[0] = '\0';
+    if (!gmtime_r(&t, &tm))
+        return;
+    if (strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        buf[0] = '\0';
+}
+
+/* Reads exactly n decimal digits at *p, advancing it. Returns -1 if any is not a digit. */
+static int take_digits(const char **p, size_t n, int *v)
+{
+    int acc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = (*p)[i];
+        if (c < '0' || c > '9')
+            return -1;
+        acc = acc * 10 + (c - '0');
+    }
+    *p += n;
+    *v = acc;
+    return 0;
+}
+
+static int take_char(const char **p, char c)
+{
+    if (**p != c)
+        return -1;
+    (*p)++;
+    return 0;
+}
+
+static int parse_ms_number(const char *s, uint64_t *ms)
+{
+    uint64_t acc = 0;
+    if (!*s)
+        return -1;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        unsigned d = (unsigned)(*p - '0');
+        if (acc > (UINT64_MAX - d) / 10u)
+            return -1;
+        acc = acc * 10u + d;
+    }
+    *ms = acc;
+    return 0;
+}
+
+int text_parse_time(const char *s, uint64_t *ms)
+{
+    int rc = -1;
+    int year, mon, day, hour = 0, min = 0, sec = 0;
+    const char *p = s;
+    struct tm tm;
+    time_t t;
+
+    if (!s || !ms)
+        goto out;
+    /* A date always has a '-' at index 4; anything else must be a number of ms. */
+    if (strnlen(s, 5) < 5 || s[4] != '-') {
+        if (parse_ms_number(s, ms) != 0)
+            goto out;
+        rc = 0;
+        goto out;
+    }
+    if (take_digits(&p, 4, &year) || take_char(&p, '-') || take_digits(&p, 2, &mon) ||
+        take_char(&p, '-') || take_digits(&p, 2, &day))
+        goto out;
+    if (*p) {
+        if (take_char(&p, 'T') || take_digits(&p, 2, &hour) || take_char(&p, ':') ||
+            take_digits(&p, 2, &min))
+            goto out;
+        if (*p == ':' && (take_char(&p, ':') || take_digits(&p, 2, &sec)))
+            goto out;
+        if (take_char(&p, 'Z') || *p)
+            goto out;
+    }
+    if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 59)
+        goto out;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    if (t < 0)
+        goto out;
+    /* timegm normalizes 2023-02-30 to March 2; refuse dates that do not exist. */
+    if (tm.tm_mday != day || tm.tm_mon != mon - 1 || tm.tm_year != year - 1900)
+        goto out;
+    *ms = (uint64_t)t * 1000u;
+    rc = 0;
+out:
+    return rc;
+}

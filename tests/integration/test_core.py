@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Core delivery across real daemons (issue 2)."""
+import os
+import time
+import unittest
+
+from harness import NodeTest, link, wait_for
+
+
+class CoreDelivery(NodeTest):
+    def test_send_and_read(self):
+        a = self.node("dr.alvarez", "therapist")
+        b = self.node("dr.okafor", "psychiatrist")
+        link(a, b)
+        mid = a.send("dr.okafor", "PHQ-9 down to 11, sleeping better.", subject="weekly update")
+        self.wait_delivered(a, mid, "dr.okafor")
+        self.assertTrue(b.has_message(mid))
+        out = b.cli("show", mid).stdout
+        self.assertIn("PHQ-9 down to 11, sleeping better.", out)
+        self.assertIn("weekly update", out)
+        # The read is marked and audited with the local user.
+        self.assertTrue(b.query("SELECT read_ms FROM messages WHERE hex(id) = upper(?)", (mid,))[0][0])
+        reads = b.audit("message-read")
+        self.assertEqual(len(reads), 1)
+        self.assertTrue(reads[0][1].startswith(("user:", "uid:")))
+        # The sender can read what it sent.
+        self.assertIn("PHQ-9 down to 11", a.cli("show", mid).stdout)
+        # Audit trail on both sides.
+        self.assertEqual(len(a.audit("message-queued")), 1)
+        self.assertEqual(len(a.audit("message-delivered")), 1)
+        self.assertEqual(len(b.audit("message-received")), 1)
+
+    def test_bodies_encrypted_at_rest(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        secret = "Patient reports passive ideation, no plan; safety plan reviewed " + os.urandom(6).hex()
+        mid = a.send("b", secret)
+        self.wait_delivered(a, mid, "b")
+        a.stop()
+        b.stop()
+        for n in (a, b):
+            for suffix in ("", "-wal", "-shm"):
+                p = n.db_path + suffix
+                if os.path.exists(p):
+                    data = open(p, "rb").read()
+                    self.assertNotIn(secret.encode(), data, p)
+                    self.assertNotIn(b"passive ideation", data, p)
+
+    def test_offline_recipient_gets_it_later(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        b.stop()
+        mid = a.send("b", "sent while you were offline")
+        time.sleep(1.0)
+        self.assertIn(a.delivery_state(mid, "b"), ("queued", "sent"))
+        # The sender restarts too: the queue is durable.
+        a.stop()
+        a.start()
+        b.start()
+        self.wait_delivered(a, mid, "b", timeout=30)
+        self.assertTrue(b.has_message(mid))
+
+    def test_recipient_killed_no_loss_no_duplicate(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        mids = [a.send("b", "message %d" % i) for i in range(20)]
+        # Kill B as soon as it has stored the first message, before all receipts flowed.
+        wait_for(lambda: b.has_message(mids[0]), 20, "first message at b")
+        b.kill()
+        b.start()
+        for mid in mids:
+            self.wait_delivered(a, mid, "b", timeout=40)
+        rows = b.query("SELECT hex(id) FROM messages WHERE outgoing = 0")
+        self.assertEqual(sorted(r[0].lower() for r in rows), sorted(mids))
+        self.assertEqual(len(b.audit("message-received")), 20)
+
+    def test_unknown_node_is_refused(self):
+        a = self.node("a")
+        b = self.node("b")
+        stranger = self.node("stranger")
+        link(a, b)
+        stranger.add_peer(b)  # the stranger knows b, b does not know the stranger
+        mid = stranger.send("b", "let me in")
+        wait_for(lambda: b.audit("transport-refused"), 20, "b to audit the refused key")
+        time.sleep(1.0)
+        self.assertFalse(b.has_message(mid))
+        self.assertNotEqual(stranger.delivery_state(mid, "b"), "delivered")
+        status = stranger.cli("status").stdout
+        self.assertIn("refused our key", status)
+
+    def test_envelope_for_someone_else_is_refused(self):
+        a = self.node("a")
+        b = self.node("b")
+        c = self.node("c")
+        link(a, b, c)
+        lines, err = a.rawpeer(b, "--to", "c", "envelope", cards=[c])
+        self.assertTrue(lines[0].startswith("reject 5 "), lines)
+        self.assertEqual(b.query("SELECT count(*) FROM messages")[0][0], 0)
+        rej = b.audit("message-rejected")
+        self.assertEqual(len(rej), 1)
+        self.assertIn("not-recipient", rej[0][6])
+
+    def test_two_recipients_two_receipts(self):
+        a = self.node("a")
+        b = self.node("b")
+        c = self.node("c")
+        link(a, b, c)
+        mid = a.send("b,c", "case review tomorrow at 9")
+        self.wait_delivered(a, mid, "b")
+        self.wait_delivered(a, mid, "c")
+        receipts = a.query("SELECT recipient, length(receipt) FROM deliveries WHERE hex(message_id) = upper(?)"
+                           " ORDER BY recipient", (mid,))
+        self.assertEqual([r[0] for r in receipts], ["b", "c"])
+        self.assertTrue(all(r[1] > 64 for r in receipts))
+        self.assertTrue(b.has_message(mid) and c.has_message(mid))
+        outbox = a.json("outbox")
+        self.assertIn(mid, str(outbox))
+
+    def test_removed_peer_can_no_longer_send(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        first = a.send("b", "before removal")
+        self.wait_delivered(a, first, "b")
+        b.cli("peer", "remove", "a")
+        self.assertNotIn('"a"', b.cli("peer", "list", "--json").stdout)
+        mid = a.send("b", "after removal")
+        time.sleep(2.0)
+        self.assertFalse(b.has_message(mid))
+        self.assertNotEqual(a.delivery_state(mid, "b"), "delivered")
+        self.assertTrue(b.audit("peer-removed"))
+        # b can no longer send to a either.
+        r = b.cli("send", "--to", "a", "-", input="hi", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("not in the directory", r.stderr)
+
+    def test_replay_answered_with_original_receipt(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        saved = os.path.join(self.base, "env.bin")
+        lines, _ = a.rawpeer(b, "--save", saved, "envelope")
+        self.assertTrue(lines[0].startswith("receipt "), lines)
+        again, _ = a.rawpeer(b, "replay", saved)
+        self.assertEqual(again[0], lines[0])
+        self.assertEqual(b.query("SELECT count(*) FROM messages")[0][0], 1)
+        self.assertEqual(len(b.audit("message-duplicate")), 1)
+
+    def test_card_with_changed_keys_needs_replace(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        # A different node claiming the id "b".
+        import harness
+        other = harness.Node(os.path.join(self.base, "other"), "b")
+        os.makedirs(os.path.join(self.base, "other"))
+        other.init()
+        r = a.cli("peer", "add", other.card_file, check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("--replace", r.stderr)
+        a.cli("peer", "add", "--replace", other.card_file)
+        self.assertTrue(a.audit("peer-replaced"))
+
+
+if __name__ == "__main__":
+    unittest.main()

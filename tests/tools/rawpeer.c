@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* rawpeer: a test tool that speaks to a liaisond as a peer with a real transport
+ * key, but sends whatever bytes a test asks for (well-formed, forged, replayed,
+ * malformed), and prints what the daemon answered. Not installed. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "card.h"
+#include "config.h"
+#include "keys.h"
+#include "payload.pb-c.h"
+#include "receipt.h"
+#include "seal.h"
+#include "text.h"
+#include "wire.pb-c.h"
+
+#define MAX_CARDS 8
+
+static void die(const char *fmt, const char *arg) __attribute__((format(printf, 1, 0), noreturn));
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "rawpeer: ");
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    fprintf(stderr, fmt, arg);
+#pragma GCC diagnostic pop
+    fputc('\n', stderr);
+    exit(2);
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot read %s", path);
+    char *buf = malloc(4 << 20);
+    *len = fread(buf, 1, (4 << 20) - 1, f);
+    buf[*len] = 0;
+    fclose(f);
+    return buf;
+}
+
+static void load_card(const char *path, card_t *c)
+{
+    size_t len;
+    char *t = read_file(path, &len);
+    char err[256];
+    if (card_decode(t, c, err, sizeof err) != 0)
+        die("bad card: %s", err);
+    free(t);
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: rawpeer --home H --target CARD [--card CARD]... [options] MODE\n"
+            "modes: envelope | replay FILE | raw-hex HEX | random N | empty | frames N | oversize\n"
+            "envelope options: --to A,B  --sender ID  --created-offset-ms N  --content-type N\n"
+            "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N\n"
+            "  --thread HEX\n"
+            "other: --timeout-ms N (default 5000)\n");
+    exit(1);
+}
+
+/* Sends frames on a connected dealer and prints each answer. */
+static int exchange(void *d, zmq_msg_t *frames, int nframes, int timeout_ms)
+{
+    for (int i = 0; i < nframes; i++)
+        if (zmq_msg_send(&frames[i], d, i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+            die("send failed: %s", zmq_strerror(errno));
+    zmq_pollitem_t it = {.socket = d, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
+        printf("timeout\n");
+        return 0;
+    }
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    zmq_msg_recv(&m, d, 0);
+    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+    if (!f) {
+        printf("garbage\n");
+    } else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_RECEIPT) {
+        receipt_t r;
+        char err[128], hex[TEXT_MSGID_HEX];
+        if (receipt_parse(f->receipt.data, f->receipt.len, &r, err, sizeof err) != 0) {
+            printf("bad-receipt %s\n", err);
+        } else {
+            text_msgid_to_hex(r.message_id, hex);
+            printf("receipt %s %s\n", hex, r.recipient);
+        }
+    } else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_REJECT) {
+        char hex[TEXT_MSGID_HEX] = "-";
+        if (f->reject->message_id.len == LIAISON_MSGID_BYTES)
+            text_msgid_to_hex(f->reject->message_id.data, hex);
+        printf("reject %d %s %s\n", f->reject->code, hex, f->reject->reason);
+    } else {
+        printf("other\n");
+    }
+    fflush(stdout);
+    if (f)
+        liaison__wire__frame__free_unpacked(f, NULL);
+    zmq_msg_close(&m);
+    return 0;
+}
+
+static void frame_from(zmq_msg_t *m, const void *data, size_t len)
+{
+    zmq_msg_init_size(m, len);
+    if (len)
+        memcpy(zmq_msg_data(m), data, len);
+}
+
+static void envelope_frame(zmq_msg_t *m, const uint8_t *env, size_t len)
+{
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_ENVELOPE;
+    f.envelope = (ProtobufCBinaryData){len, (uint8_t *)env};
+    size_t n = liaison__wire__frame__get_packed_size(&f);
+    zmq_msg_init_size(m, n);
+    liaison__wire__frame__pack(&f, zmq_msg_data(m));
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"home", required_argument, NULL, 'H'},    {"target", required_argument, NULL, 'T'},
+        {"card", required_argument, NULL, 'C'},    {"to", required_argument, NULL, 't'},
+        {"sender", required_argument, NULL, 's'},  {"created-offset-ms", required_argument, NULL, 'o'},
+        {"content-type", required_argument, NULL, 'c'}, {"text", required_argument, NULL, 'x'},
+        {"tamper", required_argument, NULL, 'm'},  {"swap-body", no_argument, NULL, 'w'},
+        {"save", required_argument, NULL, 'S'},    {"repeat", required_argument, NULL, 'r'},
+        {"timeout-ms", required_argument, NULL, 'O'}, {"thread", required_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *home = NULL, *target = NULL, *to = NULL, *sender = NULL, *text = "hello from rawpeer";
+    const char *tamper = NULL, *save = NULL, *thread = NULL;
+    const char *cards[MAX_CARDS];
+    int ncards = 0, repeat = 1, timeout_ms = 5000;
+    long long offset = 0;
+    uint32_t ctype = LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT;
+    bool swap = false;
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'H': home = optarg; break;
+        case 'T': target = optarg; break;
+        case 'C': if (ncards < MAX_CARDS) cards[ncards++] = optarg; break;
+        case 't': to = optarg; break;
+        case 's': sender = optarg; break;
+        case 'o': offset = strtoll(optarg, NULL, 10); break;
+        case 'c': ctype = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case 'x': text = optarg; break;
+        case 'm': tamper = optarg; break;
+        case 'w': swap = true; break;
+        case 'S': save = optarg; break;
+        case 'r': repeat = atoi(optarg); break;
+        case 'O': timeout_ms = atoi(optarg); break;
+        case 'h': thread = optarg; break;
+        default: usage();
+        }
+    }
+    if (!home || !target || optind >= argc)
+        usage();
+    const char *mode = argv[optind];
+    if (sodium_init() < 0)
+        die("%s", "sodium_init");
+    paths_t p;
+    config_t cfg;
+    char err[512];
+    if (paths_resolve(&p, home, err, sizeof err) != 0 || config_load(p.config_file, &cfg, err, sizeof err) != 0)
+        die("%s", err);
+    keys_t *k = keys_load(p.key_dir, err, sizeof err);
+    if (!k)
+        die("%s", err);
+    card_t tc, extra[MAX_CARDS];
+    load_card(target, &tc);
+    for (int i = 0; i < ncards; i++)
+        load_card(cards[i], &extra[i]);
+
+    void *ctx = zmq_ctx_new();
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, tc.transport_pk, 32);
+    zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, k->transport_pk, 32);
+    zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, k->transport_sk, 32);
+    if (zmq_connect(d, tc.endpoint) != 0)
+        die("connect: %s", zmq_strerror(errno));
+
+    zmq_msg_t frames[16];
+    int nframes = 1;
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    if (strcmp(mode, "envelope") == 0) {
+        /* Recipients: ourselves (or --sender) plus --to (default: the target). */
+        const char *me = sender ? sender : cfg.id;
+        seal_recipient_t rc[LIAISON_MAX_RECIPIENTS];
+        uint8_t pk[LIAISON_MAX_RECIPIENTS][LIAISON_KEY_BYTES];
+        char names[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
+        size_t nr = 0;
+        if (keys_pair_key(k, k->enc_pk, pk[nr]) != 0)
+            die("%s", "pair key");
+        snprintf(names[nr], sizeof names[nr], "%s", me);
+        rc[nr] = (seal_recipient_t){names[nr], pk[nr]};
+        nr++;
+        char list[1024];
+        snprintf(list, sizeof list, "%s", to ? to : tc.id);
+        for (char *save_p = NULL, *id = strtok_r(list, ",", &save_p); id; id = strtok_r(NULL, ",", &save_p)) {
+            const card_t *c = strcmp(id, tc.id) == 0 ? &tc : NULL;
+            for (int i = 0; !c && i < ncards; i++)
+                if (strcmp(extra[i].id, id) == 0)
+                    c = &extra[i];
+            if (!c)
+                die("no card for recipient %s (give it with --card)", id);
+            if (keys_pair_key(k, c->enc_pk, pk[nr]) != 0)
+                die("%s", "pair key");
+            snprintf(names[nr], sizeof names[nr], "%s", id);
+            rc[nr] = (seal_recipient_t){names[nr], pk[nr]};
+            nr++;
+        }
+        Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+        tm.subject = "rawpeer";
+        tm.text = (char *)text;
+        size_t plen = liaison__payload__text_message__get_packed_size(&tm);
+        uint8_t *payload = malloc(plen + 1);
+        liaison__payload__text_message__pack(&tm, payload);
+        uint8_t tid[LIAISON_MSGID_BYTES];
+        if (thread && text_msgid_from_hex(thread, tid) != 0)
+            die("bad thread id %s", thread);
+        uint8_t msgid[LIAISON_MSGID_BYTES];
+        seal_input_t in = {.sender = me, .recipients = rc, .n_recipients = nr, .content_type = ctype,
+                           .thread_id = thread ? tid : NULL,
+                           .created_ms = (uint64_t)((long long)liaison_now_ms() + offset), .payload = payload,
+                           .payload_len = plen};
+        if (seal_envelope(k, &in, msgid, &env, &env_len, err, sizeof err) != 0)
+            die("seal: %s", err);
+        if (swap) {
+            /* Same header and signature, body of another message sealed the same way. */
+            uint8_t *env2 = NULL, mid2[LIAISON_MSGID_BYTES];
+            size_t len2 = 0;
+            if (seal_envelope(k, &in, mid2, &env2, &len2, err, sizeof err) != 0)
+                die("seal: %s", err);
+            Liaison__Wire__Envelope *e1 = liaison__wire__envelope__unpack(NULL, env_len, env);
+            Liaison__Wire__Envelope *e2 = liaison__wire__envelope__unpack(NULL, len2, env2);
+            ProtobufCBinaryData orig = e1->body;
+            e1->body = e2->body;
+            size_t n = liaison__wire__envelope__get_packed_size(e1);
+            uint8_t *out = malloc(n);
+            liaison__wire__envelope__pack(e1, out);
+            e1->body = orig;
+            liaison__wire__envelope__free_unpacked(e1, NULL);
+            liaison__wire__envelope__free_unpacked(e2, NULL);
+            free(env2);
+            free(env);
+            env = out;
+            env_len = n;
+        }
+        if (tamper) {
+            Liaison__Wire__Envelope *e = liaison__wire__envelope__unpack(NULL, env_len, env);
+            ProtobufCBinaryData *field = strcmp(tamper, "header") == 0 ? &e->header
+                                         : strcmp(tamper, "body") == 0 ? &e->body
+                                                                       : &e->signature;
+            field->data[field->len / 2] ^= 0x01;
+            liaison__wire__envelope__pack(e, env);
+            liaison__wire__envelope__free_unpacked(e, NULL);
+        }
+        char hex[TEXT_MSGID_HEX];
+        text_msgid_to_hex(msgid, hex);
+        fprintf(stderr, "message %s\n", hex);
+        envelope_frame(&frames[0], env, env_len);
+        free(payload);
+    } else if (strcmp(mode, "replay") == 0 && optind + 1 < argc) {
+        char *b = read_file(argv[optind + 1], &env_len);
+        env = (uint8_t *)b;
+        envelope_frame(&frames[0], env, env_len);
+    } else if (strcmp(mode, "raw-hex") == 0 && optind + 1 < argc) {
+        const char *hx = argv[optind + 1];
+        size_t n = strlen(hx) / 2, bl;
+        uint8_t *b = malloc(n + 1);
+        if (sodium_hex2bin(b, n, hx, strlen(hx), NULL, &bl, NULL) != 0)
+            die("bad hex %s", hx);
+        frame_from(&frames[0], b, bl);
+        free(b);
+    } else if (strcmp(mode, "random") == 0 && optind + 1 < argc) {
+        size_t n = (size_t)atol(argv[optind + 1]);
+        uint8_t *b = malloc(n + 1);
+        randombytes_buf(b, n);
+        frame_from(&frames[0], b, n);
+        free(b);
+    } else if (strcmp(mode, "empty") == 0) {
+        frame_from(&frames[0], "", 0);
+    } else if (strcmp(mode, "frames") == 0 && optind + 1 < argc) {
+        nframes = atoi(argv[optind + 1]);
+        if (nframes < 1 || nframes > 16)
+            die("%s", "frames: 1..16");
+        for (int i = 0; i < nframes; i++)
+            frame_from(&frames[i], "x", 1);
+    } else if (strcmp(mode, "oversize") == 0) {
+        size_t n = LIAISON_MAX_FRAME + 1024;
+        uint8_t *b = calloc(1, n);
+        frame_from(&frames[0], b, n);
+        free(b);
+    } else {
+        usage();
+    }
+    if (save && env) {
+        FILE *f = fopen(save, "wb");
+        if (!f || fwrite(env, 1, env_len, f) != env_len)
+            die("cannot write %s", save);
+        fclose(f);
+    }
+    for (int r = 0; r < repeat; r++) {
+        zmq_msg_t copy[16];
+        for (int i = 0; i < nframes; i++) {
+            zmq_msg_init(&copy[i]);
+            zmq_msg_copy(&copy[i], &frames[i]);
+        }
+        exchange(d, copy, nframes, timeout_ms);
+    }
+    for (int i = 0; i < nframes; i++)
+        zmq_msg_close(&frames[i]);
+    free(env);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+    keys_destroy(&k);
+    return 0;
+}

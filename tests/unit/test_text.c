@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of text.c: hex ids, base64url, ids, roles, endpoints, UTF-8 and time. */
+#include "unit.h"
+
+#include "text.h"
+
+static void test_msgid_hex(void **state)
+{
+    (void)state;
+    uint8_t id[LIAISON_MSGID_BYTES], back[LIAISON_MSGID_BYTES];
+    char hex[TEXT_MSGID_HEX];
+
+    for (size_t i = 0; i < sizeof id; i++)
+        id[i] = (uint8_t)(0xf0 + i * 7);
+    text_msgid_to_hex(id, hex);
+    assert_string_equal(hex, "f0f7fe050c131a21282f363d444b5259");
+    assert_int_equal(text_msgid_from_hex(hex, back), 0);
+    assert_memory_equal(id, back, sizeof id);
+    /* Either case on input. */
+    assert_int_equal(text_msgid_from_hex("F0F7FE050C131A21282F363D444B5259", back), 0);
+    assert_memory_equal(id, back, sizeof id);
+
+    memset(back, 0xaa, sizeof back);
+    assert_int_equal(text_msgid_from_hex("f0f7fe050c131a21282f363d444b525", back), -1);   /* 31 */
+    assert_int_equal(text_msgid_from_hex("f0f7fe050c131a21282f363d444b52590", back), -1); /* 33 */
+    assert_int_equal(text_msgid_from_hex("g0f7fe050c131a21282f363d444b5259", back), -1);
+    assert_int_equal(text_msgid_from_hex(" 0f7fe050c131a21282f363d444b5259", back), -1);
+    assert_int_equal(text_msgid_from_hex("", back), -1);
+    assert_int_equal(text_msgid_from_hex(NULL, back), -1);
+    /* Failure leaves the output untouched. */
+    for (size_t i = 0; i < sizeof back; i++)
+        assert_int_equal(back[i], 0xaa);
+}
+
+static void test_valid_id(void **state)
+{
+    (void)state;
+    char id64[65], id65[66];
+    memset(id64, 'a', 64);
+    id64[64] = '\0';
+    memset(id65, 'a', 65);
+    id65[65] = '\0';
+
+    assert_true(text_valid_id("a"));
+    assert_true(text_valid_id("0"));
+    assert_true(text_valid_id("dr.okafor"));
+    assert_true(text_valid_id("clinic-3_north.pharmacy"));
+    assert_true(text_valid_id(id64));
+    assert_false(text_valid_id(id65));
+    assert_false(text_valid_id(""));
+    assert_false(text_valid_id(NULL));
+    assert_false(text_valid_id("-a"));
+    assert_false(text_valid_id(".a"));
+    assert_false(text_valid_id("_a"));
+    assert_false(text_valid_id("Alice"));
+    assert_false(text_valid_id("a b"));
+    assert_false(text_valid_id("a/b"));
+    assert_false(text_valid_id("a:b"));
+    assert_false(text_valid_id("caf\xc3\xa9"));
+    assert_false(text_valid_id("a\n"));
+}
+
+static void test_roles(void **state)
+{
+    (void)state;
+    const char *ok[] = {"therapist", "psychiatrist", "pcp", "pharmacist", "nurse", "case-manager", "auditor"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_true(text_valid_role(ok[i]));
+        assert_non_null(strstr(text_roles(), ok[i]));
+    }
+    assert_false(text_valid_role("doctor"));
+    assert_false(text_valid_role("Therapist"));
+    assert_false(text_valid_role("nurse "));
+    assert_false(text_valid_role(""));
+    assert_false(text_valid_role(NULL));
+    assert_string_equal(text_roles(), "therapist, psychiatrist, pcp, pharmacist, nurse, case-manager, auditor");
+}
+
+static void test_endpoint(void **state)
+{
+    (void)state;
+    char long_ep[LIAISON_MAX_ENDPOINT + 2];
+
+    assert_true(text_valid_endpoint("tcp://clinic.example.org:7701"));
+    assert_true(text_valid_endpoint("tcp://[::1]:7701"));
+    assert_true(text_valid_endpoint("ipc:///run/liaison/peer.sock"));
+    assert_false(text_valid_endpoint("tcp://"));
+    assert_false(text_valid_endpoint("udp://host:1"));
+    assert_false(text_valid_endpoint("inproc://x"));
+    assert_false(text_valid_endpoint("TCP://host:1"));
+    assert_false(text_valid_endpoint("tcp://host name:1"));
+    assert_false(text_valid_endpoint("tcp://host:1\n"));
+    assert_false(text_valid_endpoint("tcp://h\x7f"));
+    assert_false(text_valid_endpoint("tcp://h\xc3\xa9"));
+    assert_false(text_valid_endpoint(""));
+    assert_false(text_valid_endpoint(NULL));
+
+    memcpy(long_ep, "tcp://", 6);
+    memset(long_ep + 6, 'h', LIAISON_MAX_ENDPOINT - 6);
+    long_ep[LIAISON_MAX_ENDPOINT] = '\0';
+    assert_true(text_valid_endpoint(long_ep));          /* exactly 256 */
+    long_ep[LIAISON_MAX_ENDPOINT] = 'h';
+    long_ep[LIAISON_MAX_ENDPOINT + 1] = '\0';
+    assert_false(text_valid_endpoint(long_ep));         /* 257 */
+}
+
+static void test_utf8(void **state)
+{
+    (void)state;
+    assert_true(text_valid_utf8("", 10, false));
+    assert_true(text_valid_utf8("Dr. Ngozi Okafor", 128, false));
+    assert_true(text_valid_utf8("h\xc3\xa9llo", 128, false));              /* é */
+    assert_true(text_valid_utf8("\xe6\x97\xa5\xe6\x9c\xac", 128, false));   /* 日本 */
+    assert_true(text_valid_utf8("\xf0\x9f\x98\x80", 128, false));           /* U+1F600 */
+    assert_true(text_valid_utf8("\xf4\x8f\xbf\xbf", 128, false));           /* U+10FFFF */
+    assert_true(text_valid_utf8("\xed\x9f\xbf", 128, false));               /* U+D7FF */
+    assert_true(text_valid_utf8("\xee\x80\x80", 128, false));               /* U+E000 */
+
+    /* Overlong encodings. */
+    assert_false(text_valid_utf8("\xc0\xaf", 128, true));
+    assert_false(text_valid_utf8("\xc1\xbf", 128, true));
+    assert_false(text_valid_utf8("\xe0\x80\xaf", 128, true));
+    assert_false(text_valid_utf8("\xe0\x9f\xbf", 128, true));
+    assert_false(text_valid_utf8("\xf0\x80\x80\xaf", 128, true));
+    assert_false(text_valid_utf8("\xf0\x8f\xbf\xbf", 128, true));
+    /* Surrogates, beyond U+10FFFF, invalid lead bytes, truncation, stray continuation. */
+    assert_false(text_valid_utf8("\xed\xa0\x80", 128, true));
+    assert_false(text_valid_utf8("\xed\xbf\xbf", 128, true));
+    assert_false(text_valid_utf8("\xf4\x90\x80\x80", 128, true));
+    assert_false(text_valid_utf8("\xf5\x80\x80\x80", 128, true));
+    assert_false(text_valid_utf8("\xff", 128, true));
+    assert_false(text_valid_utf8("\xe6\x97", 128, true));
+    assert_false(text_valid_utf8("a\xe6\x97" "b", 128, true));
+    assert_false(text_valid_utf8("\x80", 128, true));
+    assert_false(text_valid_utf8("\xc3\xa9\xa9", 128, true));
+
+    /* Control characters: single line allows none; multiline allows tab and newline only. */
+    assert_false(text_valid_utf8("a\tb", 128, false));
+    assert_false(text_valid_utf8("a\nb", 128, false));
+    assert_true(text_valid_utf8("a\tb\nc\n", 128, true));
+    assert_false(text_valid_utf8("a\r\nb", 128, true));
+    assert_false(text_valid_utf8("a\rb", 128, false));
+    assert_false(text_valid_utf8("\x1b[31mred", 128, true));
+    assert_false(text_valid_utf8("a\x7f", 128, true));
+    assert_false(text_valid_utf8("a\x01", 128, true));
+    assert_false(text_valid_utf8("a\xc2\x85" "b", 128, true));  /* U+0085 NEL, a C1 control */
+    assert_false(text_valid_utf8("a\xc2\x9b" "b", 128, true));  /* U+009B CSI */
+    assert_true(text_valid_utf8("a\xc2\xa0" "b", 128, true));   /* U+00A0 is not a control */
+
+    /* Length in bytes. */
+    assert_true(text_valid_utf8("abcd", 4, false));
+    assert_false(text_valid_utf8("abcde", 4, false));
+    assert_false(text_valid_utf8("abc\xc3\xa9", 4, false));   /* 5 bytes */
+    assert_false(text_valid_utf8(NULL, 4, false));
+}
+
+static void test_b64_vectors(void **state)
+{
+    (void)state;
+    static const struct { const char *bin; size_t len; const char *b64; } v[] = {
+        {"", 0, ""}, {"f", 1, "Zg"}, {"fo", 2, "Zm8"}, {"foo", 3, "Zm9v"},
+        {"foob", 4, "Zm9vYg"}, {"fooba", 5, "Zm9vYmE"}, {"foobar", 6, "Zm9vYmFy"},
+        {"\xfb\xff", 2, "-_8"}, {"\xfb\xef\xbe", 3, "----"}, {"\xff\xff\xff", 3, "____"},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char *enc = text_b64_encode((const uint8_t *)v[i].bin, v[i].len);
+        assert_non_null(enc);
+        assert_string_equal(enc, v[i].b64);
+        free(enc);
+        uint8_t *dec = NULL;
+        size_t dec_len = 99;
+        assert_int_equal(text_b64_decode(v[i].b64, 100, &dec, &dec_len), 0);
+        assert_non_null(dec);
+        assert_int_equal(dec_len, v[i].len);
+        assert_memory_equal(dec, v[i].bin, v[i].len);
+        free(dec);
+    }
+}
+
+static void test_b64_roundtrip(void **state)
+{
+    (void)state;
+    uint8_t buf[200];
+    for (size_t len = 0; len <= sizeof buf; len++) {
+        randombytes_buf(buf, len);
+        char *enc = text_b64_encode(buf, len);
+        assert_non_null(enc);
+        assert_int_equal(strlen(enc), (len * 4 + 2) / 3);
+        uint8_t *dec = NULL;
+        size_t dec_len = 0;
+        assert_int_equal(text_b64_decode(enc, len, &dec, &dec_len), 0);
+        assert_int_equal(dec_len, len);
+        assert_memory_equal(dec, buf, len);
+        free(dec);
+        if (len > 0) {   /* one byte under the limit: refused */
+            dec = (uint8_t *)1;
+            assert_int_equal(text_b64_decode(enc, len - 1, &dec, &dec_len), -1);
+            assert_null(dec);
+        }
+        free(enc);
+    }
+}
+
+static void test_b64_decode_edges(void **state)
+{
+    (void)state;
+    static const char *good_ws[] = {"Zm9v YmFy", " Zm9vYmFy", "Zm9vYmFy\n", "Z\nm\r\n9\tv\vY\fm F y", "\n\n Zm9v\n YmFy \n"};
+    static const char *bad[] = {
+        "Zm9vYmE=",    /* padding */
+        "Zm9vYg==",
+        "Zm9v+mFy",    /* standard alphabet */
+        "Zm9v/mFy",
+        "Zh",          /* non-zero trailing bits: a second encoding of "f" */
+        "Zm8",         /* ok: "fo" (control) */
+        "Zm9",         /* non-zero trailing bits */
+        "Zm9vY",       /* 1 mod 4 digits */
+        "Z",
+        "Zm9v.mFy",
+        "Zm9v\x01mFy",
+        "Zm9v\xc3\xa9",
+    };
+    for (size_t i = 0; i < sizeof good_ws / sizeof good_ws[0]; i++) {
+        uint8_t *dec = NULL;
+        size_t dec_len = 0;
+        assert_int_equal(text_b64_decode(good_ws[i], 6, &dec, &dec_len), 0);
+        assert_int_equal(dec_len, 6);
+        assert_memory_equal(dec, "foobar", 6);
+        free(dec);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *dec = (uint8_t *)1;
+        size_t dec_len = 0;
+        int rc = text_b64_decode(bad[i], 100, &dec, &dec_len);
+        if (strcmp(bad[i], "Zm8") == 0) {    /* control: the one valid entry */
+            assert_int_equal(rc, 0);
+            free(dec);
+            continue;
+        }
+        if (rc == 0)
+            fail_msg("accepted bad base64 '%s'", bad[i]);
+        assert_null(dec);
+    }
+    /* Whitespace only and empty: zero bytes. */
+    uint8_t *dec = NULL;
+    size_t dec_len = 99;
+    assert_int_equal(text_b64_decode(" \n\t", 0, &dec, &dec_len), 0);
+    assert_int_equal(dec_len, 0);
+    free(dec);
+    assert_int_equal(text_b64_decode(NULL, 10, &dec, &dec_len), -1);
+    assert_null(dec);
+    /* The limit counts decoded bytes, not characters with whitespace. */
+    assert_int_equal(text_b64_decode("Zm9v    \n\n\n   YmFy", 6, &dec, &dec_len), 0);
+    free(dec);
+}
+
+static void test_time_format(void **state)
+{
+    (void)state;
+    char buf[32];
+    text_time_utc(0, buf, sizeof buf);
+    assert_string_equal(buf, "1970-01-01T00:00:00Z");
+    text_time_utc(1700000000123ull, buf, sizeof buf);
+    assert_string_equal(buf, "2023-11-14T22:13:20Z");
+    text_time_utc(1709210096999ull, buf, 21);            /* exactly big enough */
+    assert_string_equal(buf, "2024-02-29T12:34:56Z");
+    text_time_utc(1709210096999ull, buf, 20);            /* too small: empty, not truncated */
+    assert_string_equal(buf, "");
+}
+
+static void test_time_parse(void **state)
+{
+    (void)state;
+    static const struct { const char *s; uint64_t ms; } ok[] = {
+        {"2024-02-29", 1709164800000ull},
+        {"2024-02-29T12:34Z", 1709210040000ull},
+        {"2024-02-29T12:34:56Z", 1709210096000ull},
+        {"2000-01-01", 946684800000ull},
+        {"1970-01-01", 0},
+        {"9999-12-31T23:59:59Z", 253402300799000ull},
+        {"0", 0},
+        {"1700000000123", 1700000000123ull},
+        {"1709164800", 1709164800ull},    /* ten digits are a number of ms, not a date */
+        {"18446744073709551615", UINT64_MAX},
+    };
+    static const char *bad[] = {
+        "", "2023-02-29", "2024-02-30", "2024-04-31", "2024-13-01", "2024-00-10", "2024-01-00",
+        "2024-01-32", "2024-01-01T24:00Z", "2024-01-01T12:60Z", "2024-01-01T12:34:60Z",
+        "2024-01-01T12:34", "2024-01-01Z", "2024-01-01T12Z", "2024-1-01", "2024-01-1",
+        "1969-12-31", " 2024-01-01", "2024-01-01 ", "2024-01-01T12:34:56+01:00",
+        "2024-01-01t12:34Z", "+2024-01-01", "-5", "12a", "18446744073709551616", "1e9", " 5",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t ms = 12345;
+        if (text_parse_time(ok[i].s, &ms) != 0)
+            fail_msg("refused '%s'", ok[i].s);
+        assert_int_equal(ms, ok[i].ms);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t ms = 0;
+        if (text_parse_time(bad[i], &ms) == 0)
+            fail_msg("accepted '%s' as %llu", bad[i], (unsigned long long)ms);
+    }
+    uint64_t ms = 0;
+    assert_int_equal(text_parse_time(NULL, &ms), -1);
+
+    /* Format and parse agree. */
+    char buf[32];
+    text_time_utc(1709210096000ull, buf, sizeof buf);
+    assert_int_equal(text_parse_time(buf, &ms), 0);
+    assert_int_equal(ms, 1709210096000ull);
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_msgid_hex),     cmocka_unit_test(test_valid_id),
+        cmocka_unit_test(test_roles),         cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_b64_vectors),
+        cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
+        cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
