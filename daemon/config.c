@@ -65,6 +65,8 @@ void config_defaults(config_t *c)
     c->max_age_s = 14u * 86400u;
     c->max_recipients = LIAISON_MAX_RECIPIENTS;
     c->heartbeat_ms = 5000;
+    c->ack_routine_s = 86400;
+    c->ack_urgent_s = 7200;
     c->checkpoint_entries = 256;
     c->checkpoint_seconds = 300;
     snprintf(c->log_level, sizeof c->log_level, "info");
@@ -92,6 +94,7 @@ typedef struct key_def {
 static bool valid_nonempty_line(const char *s) { return s[0] && text_valid_utf8(s, LIAISON_MAX_NAME, false); }
 static bool valid_line(const char *s) { return text_valid_utf8(s, LIAISON_MAX_NAME, false); }
 static bool valid_level(const char *s) { return log_level_parse(s) >= 0; }
+static bool valid_hook(const char *s) { return !s[0] || (s[0] == '/' && !strpbrk(s, " \t\n")); }
 static bool valid_endpoint_or_empty(const char *s) { return !s[0] || text_valid_endpoint(s); }
 
 #define S(sec, key, field, valid, what) \
@@ -111,6 +114,9 @@ static const key_def_t keys[] = {
     N("delivery", "max_age_s", max_age_s, 60, 365u * 86400u),
     N("delivery", "max_recipients", max_recipients, 1, LIAISON_MAX_RECIPIENTS),
     N("delivery", "heartbeat_ms", heartbeat_ms, 100, 600000),
+    N("ack", "routine_deadline_s", ack_routine_s, 1, 30u * 86400u),
+    N("ack", "urgent_deadline_s", ack_urgent_s, 1, 30u * 86400u),
+    S("ack", "hook", ack_hook, valid_hook, "an absolute path to a program, or empty"),
     N("audit", "checkpoint_entries", checkpoint_entries, 1, 1000000),
     N("audit", "checkpoint_seconds", checkpoint_seconds, 1, 86400),
     S("log", "level", log_level, valid_level, "error, warning, notice, info or debug"),
@@ -207,10 +213,11 @@ int config_write_new(const char *path, const config_t *c, char *err, size_t errl
             "[node]\nid = %s\nname = %s\nrole = %s\norg = %s\nlisten = %s\nadvertise = %s\n\n"
             "[delivery]\nretry_min_ms = %" PRIu32 "\nretry_max_ms = %" PRIu32 "\nclock_window_s = %" PRIu32
             "\nmax_age_s = %" PRIu32 "\nheartbeat_ms = %" PRIu32 "\n\n"
+            "[ack]\nroutine_deadline_s = %" PRIu32 "\nurgent_deadline_s = %" PRIu32 "\nhook =\n\n"
             "[audit]\ncheckpoint_entries = %" PRIu32 "\ncheckpoint_seconds = %" PRIu32 "\n\n"
             "[log]\nlevel = %s\n",
             c->id, c->name, c->role, c->org, c->listen, c->advertise[0] ? c->advertise : c->listen,
-            c->retry_min_ms, c->retry_max_ms, c->clock_window_s, c->max_age_s, c->heartbeat_ms, c->checkpoint_entries,
+            c->retry_min_ms, c->retry_max_ms, c->clock_window_s, c->max_age_s, c->heartbeat_ms, c->ack_routine_s, c->ack_urgent_s, c->checkpoint_entries,
             c->checkpoint_seconds, c->log_level);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));

@@ -49,6 +49,10 @@ typedef struct config {
     /* [audit] */
     uint32_t checkpoint_entries;  /* sign a checkpoint every N entries, default 256 */
     uint32_t checkpoint_seconds;  /* or every T seconds if there are new entries, default 300 */
+    /* [ack] */
+    uint32_t ack_routine_s;       /* deadline for routine medication changes, default 86400 */
+    uint32_t ack_urgent_s;        /* deadline for urgent ones, default 7200 */
+    char ack_hook[CONFIG_PATH_MAX]; /* program run once per overdue acknowledgement, default none */
     /* [log] */
     char log_level[16];           /* error|warning|info|debug, default info */
 } config_t;

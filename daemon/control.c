@@ -10,9 +10,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <zmq.h>
 
+#include "clinical.h"
 #include "control.pb-c.h"
+#include "payload.pb-c.h"
 #include "log.h"
 #include "patient.h"
 #include "payload.h"
@@ -124,6 +127,30 @@ static void free_peers(peer_set_t *s)
     free(s->fps);
 }
 
+typedef struct summary_buf summary_buf_t;
+static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b);
+static void summary_free(summary_buf_t *b);
+static summary_buf_t *summary_new(void);
+
+typedef struct overdue_set {
+    uint8_t ids[64][LIAISON_MSGID_BYTES];
+    size_t n;
+} overdue_set_t;
+
+static int collect_overdue(void *ctx, const uint8_t *msg, const char *recipient, bool urgent, uint64_t created_ms)
+{
+    (void)recipient;
+    (void)urgent;
+    (void)created_ms;
+    overdue_set_t *os = ctx;
+    for (size_t i = 0; i < os->n; i++)
+        if (memcmp(os->ids[i], msg, LIAISON_MSGID_BYTES) == 0)
+            return 0;
+    if (os->n < 64)
+        memcpy(os->ids[os->n++], msg, LIAISON_MSGID_BYTES);
+    return 0;
+}
+
 static void op_status(call_t *c)
 {
     node_t *n = c->n;
@@ -144,88 +171,96 @@ static void op_status(call_t *c)
     st.n_peers = ps.n;
     st.peers = ps.ptrs;
     st.version = LIAISON_VERSION;
+    st.audit_size = (uint64_t)(audit_size(n->audit) > 0 ? audit_size(n->audit) : 0);
+    /* Our medication changes whose acknowledgement is overdue, most urgent first. */
+    overdue_set_t os = {.n = 0};
+    summary_buf_t *bufs[64];
+    Liaison__Control__MessageSummary *sums[64];
+    size_t nb = 0;
+    store_overdue_scan(n->store, 0, 0, 0, true, collect_overdue, &os);
+    for (size_t i = 0; i < os.n; i++) {
+        store_msg_t m;
+        if (store_msg_get(n->store, os.ids[i], &m, NULL, NULL, NULL, NULL) != 0 || !(bufs[nb] = summary_new()))
+            continue;
+        fill_summary(n, &m, bufs[nb]);
+        sums[nb] = (Liaison__Control__MessageSummary *)bufs[nb];
+        nb++;
+    }
+    st.overdue = sums;
+    st.n_overdue = nb;
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_STATUS;
     r.status = &st;
     answer(c, &r);
+    for (size_t i = 0; i < nb; i++)
+        summary_free(bufs[i]);
     free_peers(&ps);
 }
 
-static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
+/* Seals, stores and queues one message; answers with its id once committed. */
+static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t len, const uint8_t *thread_id,
+                         char *const *to, size_t n_to)
 {
     node_t *n = c->n;
     char err[256];
-    seal_recipient_t rc[LIAISON_MAX_RECIPIENTS];
-    size_t nr = 0;
-    uint8_t *env = NULL;
-    size_t env_len = 0;
-    if (s->n_to == 0) {
-        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "no recipient given (use --to ID)");
-        return;
-    }
-    if (s->n_to + 1 > n->cfg.max_recipients) {
-        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%zu recipients, the limit is %" PRIu32, s->n_to + 1,
-                     n->cfg.max_recipients);
-        return;
-    }
-    rc[nr++] = (seal_recipient_t){n->cfg.id, n->self_pair_key};
-    for (size_t i = 0; i < s->n_to; i++) {
-        const char *to = s->to[i];
-        if (!text_valid_id(to)) {
-            answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "'%.64s' is not a valid node id", to);
-            return;
-        }
-        if (strcmp(to, n->cfg.id) == 0)
-            continue; /* we are always a recipient */
-        bool dup = false;
-        for (size_t j = 0; j < nr; j++)
-            dup |= strcmp(rc[j].id, to) == 0;
-        if (dup)
-            continue;
-        peer_t *p = directory_find(&n->dir, to);
-        if (!p) {
-            answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
-                         "peer '%s' is not in the directory (add their card with: liaison peer add CARD)", to);
-            return;
-        }
-        rc[nr++] = (seal_recipient_t){p->card.id, p->pair_key};
-    }
-    if (nr < 2) {
-        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "no recipient other than this node");
-        return;
-    }
-    if (!payload_known_type(s->content_type)) {
-        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "content type %" PRIu32 " is not known",
-                     s->content_type);
-        return;
-    }
-    if (s->thread_id.len != 0 && s->thread_id.len != LIAISON_MSGID_BYTES) {
-        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "thread id must be 16 bytes (32 hex characters)");
-        return;
-    }
     payload_info_t info;
-    if (payload_validate(s->content_type, s->payload.data, s->payload.len, &info, err, sizeof err) != 0) {
+    if (!payload_known_type(ct)) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "content type %" PRIu32 " is not known", ct);
+        return;
+    }
+    if (payload_validate(ct, payload, len, &info, err, sizeof err) != 0) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
         return;
     }
+    char ids[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
+    size_t nids = 0;
+    bool refused = false;
+    if (clinical_recipients(n, ct, &info, to, n_to, ids, &nids, &refused, err, sizeof err) != 0) {
+        answer_error(c, refused ? LIAISON__CONTROL__CODE__REFUSED : LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
+        return;
+    }
+    if (nids + 1 > n->cfg.max_recipients) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%zu recipients, the limit is %" PRIu32, nids + 1,
+                     n->cfg.max_recipients);
+        return;
+    }
+    /* Review messages travel in their review's thread. */
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+        thread_id = info.ref_id;
+    seal_recipient_t rc[LIAISON_MAX_RECIPIENTS];
+    char *names[LIAISON_MAX_RECIPIENTS];
+    size_t nr = 0;
+    names[nr] = n->cfg.id;
+    rc[nr++] = (seal_recipient_t){n->cfg.id, n->self_pair_key};
+    for (size_t i = 0; i < nids; i++) {
+        peer_t *p = directory_find(&n->dir, ids[i]);
+        names[nr] = p->card.id;
+        rc[nr++] = (seal_recipient_t){p->card.id, p->pair_key};
+    }
     uint8_t msgid[LIAISON_MSGID_BYTES];
+    uint8_t *env = NULL;
+    size_t env_len = 0;
     uint64_t now = liaison_now_ms();
-    seal_input_t in = {.sender = n->cfg.id, .recipients = rc, .n_recipients = nr, .content_type = s->content_type,
-                       .thread_id = s->thread_id.len ? s->thread_id.data : NULL, .created_ms = now,
-                       .payload = s->payload.data, .payload_len = s->payload.len};
+    seal_input_t in = {.sender = n->cfg.id, .recipients = rc, .n_recipients = nr, .content_type = ct,
+                       .thread_id = thread_id, .created_ms = now, .payload = payload, .payload_len = len};
     if (seal_envelope(n->keys, &in, msgid, &env, &env_len, err, sizeof err) != 0) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
         return;
     }
-    store_msg_t m = {.outgoing = true, .created_ms = now, .content_type = s->content_type, .stored_ms = now};
+    store_msg_t m = {.outgoing = true, .created_ms = now, .content_type = ct, .stored_ms = now,
+                     .ack_required = info.ack_required, .urgent = info.urgent};
     memcpy(m.id, msgid, sizeof msgid);
     snprintf(m.sender, sizeof m.sender, "%s", n->cfg.id);
     size_t off = 0;
     for (size_t i = 0; i < nr; i++)
         off += (size_t)snprintf(m.recipients + off, sizeof m.recipients - off, "%s%s", i ? "," : "", rc[i].id);
-    if (in.thread_id) {
+    if (thread_id) {
         m.has_thread = true;
-        memcpy(m.thread_id, in.thread_id, LIAISON_MSGID_BYTES);
+        memcpy(m.thread_id, thread_id, LIAISON_MSGID_BYTES);
+    }
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        m.has_ref = true;
+        memcpy(m.ref_id, info.ref_id, LIAISON_MSGID_BYTES);
     }
     if (info.patient[0]) {
         m.has_patient_tag = true;
@@ -234,12 +269,14 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
     envelope_hash(env, env_len, m.envelope_hash);
     bool ok = store_op_begin(n->store) == 0;
     if (ok) {
-        ok = store_msg_insert(n->store, &m, env, env_len, NULL, 0) == 0;
+        ok = store_msg_insert(n->store, &m, env, env_len, NULL, 0) == 0 &&
+             clinical_record(n, n->cfg.id, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, names, nr,
+                             now) == 0;
         for (size_t i = 1; ok && i < nr; i++)
             ok = store_delivery_add(n->store, msgid, rc[i].id, now) == 0;
         for (size_t i = 1; ok && i < nr; i++) {
             audit_entry_t a = {.actor = c->actor, .action = "message-queued", .outcome = "ok", .message_id = msgid,
-                               .peer = rc[i].id, .content_type = s->content_type,
+                               .peer = rc[i].id, .content_type = ct,
                                .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
             ok = node_audit(n, &a) == 0;
         }
@@ -261,10 +298,48 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
     answer(c, &r);
 }
 
+static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
+{
+    if (s->thread_id.len != 0 && s->thread_id.len != LIAISON_MSGID_BYTES) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "thread id must be 16 bytes (32 hex characters)");
+        return;
+    }
+    if (s->content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "acknowledgements are sent with: liaison ack MSG_ID");
+        return;
+    }
+    send_payload(c, s->content_type, s->payload.data, s->payload.len, s->thread_id.len ? s->thread_id.data : NULL,
+                 s->to, s->n_to);
+}
+
+static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
+{
+    if (a->message_id.len != LIAISON_MSGID_BYTES) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a message id is 32 hex characters");
+        return;
+    }
+    store_msg_t m;
+    const uint8_t *thread = NULL;
+    if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread)
+        thread = m.thread_id;
+    Liaison__Payload__Acknowledgement ack = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
+    ack.acknowledged_id = a->message_id;
+    ack.comment = a->comment ? a->comment : "";
+    size_t len = liaison__payload__acknowledgement__get_packed_size(&ack);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        return;
+    }
+    liaison__payload__acknowledgement__pack(&ack, buf);
+    send_payload(c, LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK, buf, len, thread, NULL, 0);
+    free(buf);
+}
+
 /* ---- listing ---- */
 
-typedef struct summary_buf {
-    Liaison__Control__MessageSummary sum;
+struct summary_buf {
+    Liaison__Control__MessageSummary sum;   /* first: a summary_buf_t * is a summary pointer */
     uint8_t id[LIAISON_MSGID_BYTES];
     uint8_t thread[LIAISON_MSGID_BYTES];
     char sender[LIAISON_MAX_ID + 1];
@@ -274,7 +349,68 @@ typedef struct summary_buf {
     Liaison__Control__DeliveryState *dptr[LIAISON_MAX_RECIPIENTS];
     char ds_text[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
     char ds_detail[LIAISON_MAX_RECIPIENTS][256];
-} summary_buf_t;
+    Liaison__Control__AckInfo acks[LIAISON_MAX_RECIPIENTS];
+    Liaison__Control__AckInfo *aptr[LIAISON_MAX_RECIPIENTS];
+    char ack_by[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
+    uint8_t ack_id[LIAISON_MAX_RECIPIENTS][LIAISON_MSGID_BYTES];
+    char *optr[LIAISON_MAX_RECIPIENTS];
+    uint8_t ref[LIAISON_MSGID_BYTES];
+    uint8_t *payload;           /* malloc'd decrypted payload, wiped by summary_free */
+    size_t payload_len;
+};
+
+static summary_buf_t *summary_new(void) { return calloc(1, sizeof(summary_buf_t)); }
+
+static void summary_free(summary_buf_t *b)
+{
+    if (!b)
+        return;
+    if (b->payload) {
+        sodium_memzero(b->payload, b->payload_len);
+        free(b->payload);
+    }
+    free(b);
+}
+
+static int add_ack(void *ctx, const char *by, const uint8_t *ack_id, uint64_t at_ms)
+{
+    summary_buf_t *b = ctx;
+    size_t i = b->sum.n_acks;
+    if (i >= LIAISON_MAX_RECIPIENTS)
+        return 1;
+    Liaison__Control__AckInfo *a = &b->acks[i];
+    liaison__control__ack_info__init(a);
+    snprintf(b->ack_by[i], sizeof b->ack_by[i], "%s", by);
+    a->by = b->ack_by[i];
+    a->at_ms = at_ms;
+    if (ack_id) {
+        memcpy(b->ack_id[i], ack_id, LIAISON_MSGID_BYTES);
+        a->ack_message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->ack_id[i]};
+    }
+    b->aptr[i] = a;
+    b->sum.n_acks = i + 1;
+    return 0;
+}
+
+typedef struct overdue_find {
+    summary_buf_t *b;
+    const uint8_t *id;
+} overdue_find_t;
+
+static int add_overdue(void *ctx, const uint8_t *msg, const char *recipient, bool urgent, uint64_t created_ms)
+{
+    (void)urgent;
+    (void)created_ms;
+    overdue_find_t *of = ctx;
+    if (memcmp(msg, of->id, LIAISON_MSGID_BYTES) != 0)
+        return 0;
+    summary_buf_t *b = of->b;
+    /* recipient names are already in ds_text (deliveries) */
+    for (size_t i = 0; i < b->sum.n_deliveries && b->sum.n_overdue < LIAISON_MAX_RECIPIENTS; i++)
+        if (strcmp(b->ds_text[i], recipient) == 0)
+            b->optr[b->sum.n_overdue++] = b->ds_text[i];
+    return 0;
+}
 
 static int add_delivery(void *ctx, const store_delivery_t *d)
 {
@@ -322,15 +458,35 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
     s->received_ms = m->stored_ms;
     s->read_ms = m->read_ms;
     s->deliveries = b->dptr;
+    s->ack_required = m->ack_required;
+    s->urgent = m->urgent;
+    s->acks = b->aptr;
+    s->overdue = b->optr;
+    if (m->has_ref) {
+        memcpy(b->ref, m->ref_id, sizeof b->ref);
+        s->ref_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->ref};
+    }
     if (m->outgoing)
         store_delivery_each(n->store, m->id, add_delivery, b);
+    if (m->ack_required) {
+        store_ack_each(n->store, m->id, add_ack, b);
+        if (m->outgoing) {
+            overdue_find_t of = {b, m->id};
+            store_overdue_scan(n->store, 0, 0, 0, true, add_overdue, &of);
+        }
+    }
 }
 
 typedef struct list_ctx {
+    call_t *c;
     node_t *n;
+    bool with_payloads;
     summary_buf_t **bufs;
     size_t count, cap;
 } list_ctx_t;
+
+static int open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len);
+static bool record_read(call_t *c, const store_msg_t *m);
 
 static int list_one(void *ctx, const store_msg_t *m)
 {
@@ -343,21 +499,45 @@ static int list_one(void *ctx, const store_msg_t *m)
         lc->bufs = nb;
         lc->cap = cap;
     }
-    summary_buf_t *b = malloc(sizeof *b);
+    summary_buf_t *b = summary_new();
     if (!b)
         return -1;
     fill_summary(lc->n, m, b);
     lc->bufs[lc->count++] = b;
+    if (lc->with_payloads) {
+        store_msg_t full;
+        if (open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len) == 0 && record_read(lc->c, &full)) {
+            b->sum.payload = (ProtobufCBinaryData){b->payload_len, b->payload};
+        } else if (b->payload) {
+            sodium_memzero(b->payload, b->payload_len);
+            free(b->payload);
+            b->payload = NULL;
+        }
+    }
     return 0;
 }
 
 static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
 {
     node_t *n = c->n;
-    store_query_t q = {.direction = lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX ? 2 : 1,
+    store_query_t q = {.direction = lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX ? 2
+                                    : lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH ? 0
+                                                                                          : 1,
                        .since_ms = lr->since_ms, .limit = lr->limit ? lr->limit : LIST_DEFAULT_LIMIT,
-                       .unread_only = lr->unread_only};
-    list_ctx_t lc = {.n = n};
+                       .unread_only = lr->unread_only, .content_type = lr->content_type,
+                       .needs_ack = lr->needs_ack, .self_id = n->cfg.id};
+    uint8_t tag[LIAISON_HASH_BYTES];
+    if (lr->patient && lr->patient[0]) {
+        patient_tag(n->patient_key, lr->patient, tag);
+        q.patient_tag = tag;
+    }
+    if (lr->thread_id.len == LIAISON_MSGID_BYTES)
+        q.thread_id = lr->thread_id.data;
+    else if (lr->thread_id.len) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a thread id is 32 hex characters");
+        return;
+    }
+    list_ctx_t lc = {.c = c, .n = n, .with_payloads = lr->with_payloads};
     int rc = store_msg_each(n->store, &q, list_one, &lc);
     if (rc != 0) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
@@ -379,7 +559,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
         }
     }
     for (size_t i = 0; i < lc.count; i++)
-        free(lc.bufs[i]);
+        summary_free(lc.bufs[i]);
     free(lc.bufs);
 }
 
@@ -409,6 +589,59 @@ static int try_card(void *ctx, const char *id, const char *card_text, uint64_t a
     return rc == 0 ? 1 : 0;
 }
 
+/* Loads and decrypts a stored message. Returns 0 with a malloc'd plaintext (the
+ * caller wipes and frees it), 1 if there is no such message, -1 if it cannot be read
+ * or opened. */
+static int open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len)
+{
+    uint8_t *env = NULL;
+    size_t env_len = 0;
+    open_ctx_t oc = {.n = n};
+    int code = 0;
+    char err[128];
+    *pt = NULL;
+    int rc = store_msg_get(n->store, id, m, &env, &env_len, NULL, NULL);
+    if (rc != 0)
+        return rc;
+    rc = -1;
+    if (envelope_parse(env, env_len, &oc.e, &code, err, sizeof err) != 0)
+        goto out;
+    if (m->outgoing) {
+        if (envelope_open(oc.e, n->cfg.id, n->self_pair_key, &oc.pt, &oc.pt_len) != 0)
+            oc.pt = NULL;
+    } else {
+        peer_t *p = directory_find(&n->dir, m->sender);
+        if (!p || envelope_verify(oc.e, p->card.sign_pk) != 0 ||
+            envelope_open(oc.e, n->cfg.id, p->pair_key, &oc.pt, &oc.pt_len) != 0) {
+            oc.pt = NULL;
+            store_peer_history(n->store, m->sender, try_card, &oc);
+        }
+    }
+    if (oc.pt) {
+        *pt = oc.pt;
+        *pt_len = oc.pt_len;
+        rc = 0;
+    }
+out:
+    envelope_destroy(&oc.e);
+    free(env);
+    return rc;
+}
+
+/* Marks an incoming message read and audits the read. The content is released only
+ * if the read could be recorded. */
+static bool record_read(call_t *c, const store_msg_t *m)
+{
+    node_t *n = c->n;
+    if (store_op_begin(n->store) != 0)
+        return false;
+    audit_entry_t a = {.actor = c->actor, .action = "message-read", .outcome = "ok", .message_id = m->id,
+                       .peer = m->outgoing ? NULL : m->sender, .content_type = m->content_type,
+                       .patient_tag = m->has_patient_tag ? m->patient_tag : NULL};
+    bool ok = (m->outgoing || store_msg_mark_read(n->store, m->id, liaison_now_ms()) >= 0) && node_audit(n, &a) == 0;
+    return store_op_end(n->store, ok) == 0 && ok;
+}
+
 static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
 {
     node_t *n = c->n;
@@ -420,75 +653,121 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
     const uint8_t *id = sr->message_id.data;
     text_msgid_to_hex(id, hex);
     store_msg_t m;
-    uint8_t *env = NULL;
-    size_t env_len = 0;
-    open_ctx_t oc = {.n = n};
-    int code = 0;
-    char err[256];
-    int found = store_msg_get(n->store, id, &m, &env, &env_len, NULL, NULL);
-    if (found != 0) {
-        if (found > 0)
-            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
-        else
-            answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read message %s: %s", hex,
-                         store_error(n->store));
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    summary_buf_t *b = NULL;
+    int rc = open_stored(n, id, &m, &pt, &pt_len);
+    if (rc > 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
         goto out;
     }
-    if (envelope_parse(env, env_len, &oc.e, &code, err, sizeof err) != 0) {
-        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "stored message %s is damaged: %s", hex, err);
-        goto out;
-    }
-    if (m.outgoing) {
-        if (envelope_open(oc.e, n->cfg.id, n->self_pair_key, &oc.pt, &oc.pt_len) != 0)
-            oc.pt = NULL;
-    } else {
-        peer_t *p = directory_find(&n->dir, m.sender);
-        if (!p || envelope_verify(oc.e, p->card.sign_pk) != 0 ||
-            envelope_open(oc.e, n->cfg.id, p->pair_key, &oc.pt, &oc.pt_len) != 0) {
-            oc.pt = NULL;
-            store_peer_history(n->store, m.sender, try_card, &oc);
-        }
-    }
-    if (!oc.pt) {
-        audit_local(c, "message-read", "failed", id, m.outgoing ? NULL : m.sender, m.content_type,
-                    m.has_patient_tag ? m.patient_tag : NULL, "cannot open: no matching key");
+    if (rc < 0) {
+        audit_local(c, "message-read", "failed", id, NULL, 0, NULL, "cannot open: no matching key");
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
-                     "message %s cannot be opened with the keys this node has for '%s'", hex, m.sender);
+                     "message %s cannot be opened with the keys this node has for its sender", hex);
         goto out;
     }
-    /* The read is audited before the content is released; if it cannot be audited,
-     * nothing is shown. */
-    if (!m.outgoing && store_op_begin(n->store) == 0) {
-        bool ok = store_msg_mark_read(n->store, id, liaison_now_ms()) >= 0;
-        store_op_end(n->store, ok);
-    }
-    if (!audit_local(c, "message-read", "ok", id, m.outgoing ? NULL : m.sender, m.content_type,
-                     m.has_patient_tag ? m.patient_tag : NULL, NULL)) {
+    if (!record_read(c, &m)) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot record the read in the audit log; not shown");
         goto out;
     }
     store_msg_get(n->store, id, &m, NULL, NULL, NULL, NULL);
-    summary_buf_t *b = malloc(sizeof *b);
-    if (!b) {
+    if (!(b = summary_new())) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
         goto out;
     }
     fill_summary(n, &m, b);
     Liaison__Control__ShowResult res = LIAISON__CONTROL__SHOW_RESULT__INIT;
     res.summary = &b->sum;
-    res.payload = (ProtobufCBinaryData){oc.pt_len, oc.pt};
+    res.payload = (ProtobufCBinaryData){pt_len, pt};
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_SHOW;
     r.show = &res;
     answer(c, &r);
-    free(b);
 out:
-    if (oc.pt) {
-        sodium_memzero(oc.pt, oc.pt_len);
-        free(oc.pt);
+    summary_free(b);
+    if (pt) {
+        sodium_memzero(pt, pt_len);
+        free(pt);
     }
-    envelope_destroy(&oc.e);
-    free(env);
+}
+
+/* ---- case reviews ---- */
+
+typedef struct review_set {
+    Liaison__Control__ReviewInfo *infos;
+    Liaison__Control__ReviewInfo **ptrs;
+    store_review_t *raw;
+    char *(*pptr)[LIAISON_MAX_RECIPIENTS];
+    size_t n, cap;
+} review_set_t;
+
+static int add_review(void *ctx, const store_review_t *r)
+{
+    review_set_t *rs = ctx;
+    if (rs->n == rs->cap) {
+        size_t cap = rs->cap ? rs->cap * 2 : 16;
+        void *a = realloc(rs->raw, cap * sizeof *rs->raw);
+        if (!a)
+            return -1;
+        rs->raw = a;
+        rs->cap = cap;
+    }
+    rs->raw[rs->n++] = *r;
+    return 0;
+}
+
+static void op_reviews(call_t *c, const Liaison__Control__ReviewListRequest *rq)
+{
+    node_t *n = c->n;
+    review_set_t rs = {0};
+    int rc;
+    if (rq->review_id.len == LIAISON_MSGID_BYTES) {
+        store_review_t r;
+        rc = store_review_get(n->store, rq->review_id.data, &r);
+        if (rc > 0) {
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no such review on this node (see: liaison review list)");
+            return;
+        }
+        if (rc == 0)
+            rc = add_review(&rs, &r);
+    } else {
+        rc = store_review_each(n->store, rq->open_only, add_review, &rs);
+    }
+    rs.infos = calloc(rs.n + 1, sizeof *rs.infos);
+    rs.ptrs = calloc(rs.n + 1, sizeof *rs.ptrs);
+    rs.pptr = calloc(rs.n + 1, sizeof *rs.pptr);
+    if (rc != 0 || !rs.infos || !rs.ptrs || !rs.pptr) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list reviews: %s", store_error(n->store));
+    } else {
+        for (size_t i = 0; i < rs.n; i++) {
+            store_review_t *r = &rs.raw[i];
+            Liaison__Control__ReviewInfo *ri = &rs.infos[i];
+            liaison__control__review_info__init(ri);
+            ri->review_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, r->review_id};
+            for (size_t j = 0; j < r->n_participants; j++)
+                rs.pptr[i][j] = r->participants[j];
+            ri->participants = rs.pptr[i];
+            ri->n_participants = r->n_participants;
+            ri->opened_by = r->opened_by;
+            ri->opened_ms = r->opened_ms;
+            ri->closed = r->closed_ms != 0;
+            ri->closed_ms = r->closed_ms;
+            ri->messages = r->messages;
+            rs.ptrs[i] = ri;
+        }
+        Liaison__Control__ReviewList rl = LIAISON__CONTROL__REVIEW_LIST__INIT;
+        rl.reviews = rs.ptrs;
+        rl.n_reviews = rs.n;
+        response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+        r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_REVIEWS;
+        r.reviews = &rl;
+        answer(c, &r);
+    }
+    free(rs.infos);
+    free(rs.ptrs);
+    free(rs.pptr);
+    free(rs.raw);
 }
 
 /* ---- directory ---- */
@@ -663,6 +942,8 @@ static void dispatch(call_t *c, const request_t *rq)
     case LIAISON__CONTROL__REQUEST__OP_PEER_LIST: op_peer_list(c); break;
     case LIAISON__CONTROL__REQUEST__OP_CARD: op_card(c); break;
     case LIAISON__CONTROL__REQUEST__OP_FINGERPRINT: op_fingerprint(c, rq->fingerprint); break;
+    case LIAISON__CONTROL__REQUEST__OP_ACK: op_ack(c, rq->ack); break;
+    case LIAISON__CONTROL__REQUEST__OP_REVIEWS: op_reviews(c, rq->reviews); break;
     default:
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST,
                      "unknown operation (is the client newer than this daemon? liaisond is " LIAISON_VERSION ")");

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "clinical.h"
 #include "log.h"
 #include "patient.h"
 #include "payload.h"
@@ -184,6 +185,16 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct, err);
         goto out;
     }
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW &&
+        (h->thread_id.len != LIAISON_MSGID_BYTES || memcmp(h->thread_id.data, info.ref_id, LIAISON_MSGID_BYTES) != 0)) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct,
+               "a review message must carry its review id as thread id");
+        goto out;
+    }
+    if (clinical_inbound_check(n, peer, ct, &info, h->recipients, h->n_recipients, err, sizeof err) != 0) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_POLICY, ct, err);
+        goto out;
+    }
     memset(&m, 0, sizeof m);
     memcpy(m.id, msgid, LIAISON_MSGID_BYTES);
     m.outgoing = false;
@@ -201,6 +212,12 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         patient_tag(n->patient_key, info.patient, m.patient_tag);
     }
     memcpy(m.envelope_hash, hash, LIAISON_HASH_BYTES);
+    m.ack_required = info.ack_required;
+    m.urgent = info.urgent;
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        m.has_ref = true;
+        memcpy(m.ref_id, info.ref_id, LIAISON_MSGID_BYTES);
+    }
     receipt_t r = {.stored_ms = now};
     memcpy(r.message_id, msgid, LIAISON_MSGID_BYTES);
     memcpy(r.envelope_hash, hash, LIAISON_HASH_BYTES);
@@ -217,7 +234,10 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         audit_entry_t a = {.actor = actor, .action = "message-received", .outcome = "ok", .message_id = msgid,
                            .peer = peer, .content_type = ct,
                            .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
-        ok = store_msg_insert(n->store, &m, bytes, len, receipt, receipt_len) == 0 && node_audit(n, &a) == 0;
+        ok = store_msg_insert(n->store, &m, bytes, len, receipt, receipt_len) == 0 &&
+             clinical_record(n, h->sender, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, h->recipients,
+                             h->n_recipients, h->created_ms) == 0 &&
+             node_audit(n, &a) == 0;
         if (store_op_end(n->store, ok) != 0)
             ok = false;
     }

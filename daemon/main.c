@@ -16,6 +16,7 @@
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
+#include "clinical.h"
 #include "control.h"
 #include "delivery.h"
 #include "log.h"
@@ -26,6 +27,9 @@
 
 typedef struct daemon_state {
     node_t node;
+    const char *home;
+    char last_status[160];     /* last STATUS= sent to systemd */
+    uint64_t ticks;
     int sigfd;
     int lockfd;
     uint64_t next_due_ms;      /* wall-clock time of the earliest pending delivery */
@@ -87,6 +91,8 @@ static void audit_daemon(node_t *n, const char *action, const char *details)
     node_commit(n);
 }
 
+static void reload(daemon_state_t *d);
+
 static void on_signal(loop_t *l, void *sock, int fd, void *ctx)
 {
     (void)sock;
@@ -98,20 +104,131 @@ static void on_signal(loop_t *l, void *sock, int fd, void *ctx)
             sd_notify(0, "STOPPING=1");
             loop_stop(l);
         } else if (si.ssi_signo == SIGHUP) {
-            log_info("SIGHUP: reloading the peer directory");
-            node_t *n = &d->node;
-            /* Re-read the directory from the database; unchanged peers keep their connections. */
-            (void)n;
+            reload(d);
         }
     }
 }
 
-/* Once a second: transport housekeeping. */
+/* Once a second: transport housekeeping and the STATUS= line for systemd. */
 static void on_tick(loop_t *l, void *ctx)
 {
     (void)l;
     daemon_state_t *d = ctx;
-    transport_tick(&d->node);
+    node_t *n = &d->node;
+    transport_tick(n);
+    if (++d->ticks % 5 == 0)
+        clinical_tick(n);
+    size_t up = 0;
+    for (size_t i = 0; i < n->dir.n; i++)
+        up += n->dir.peers[i]->connected;
+    int64_t q = store_queue_depth(n->store, NULL);
+    char status[160];
+    snprintf(status, sizeof status, "STATUS=%zu of %zu peers connected, %" PRId64 " queued", up, n->dir.n,
+             q < 0 ? 0 : q);
+    if (strcmp(status, d->last_status) != 0) {
+        sd_notify(0, status);
+        memcpy(d->last_status, status, sizeof status);
+    }
+}
+
+static void on_watchdog(loop_t *l, void *ctx)
+{
+    (void)l;
+    (void)ctx;
+    sd_notify(0, "WATCHDOG=1");
+}
+
+/* Collects the stored directory to compare it with the running one. */
+typedef struct reload_ctx {
+    node_t *n;
+    char **ids;
+    size_t count, cap;
+} reload_ctx_t;
+
+static int reload_peer(void *ctx, const char *id, const char *card_text, uint64_t added_ms)
+{
+    reload_ctx_t *rc = ctx;
+    node_t *n = rc->n;
+    if (rc->count == rc->cap) {
+        size_t cap = rc->cap ? rc->cap * 2 : 16;
+        char **ids = realloc(rc->ids, cap * sizeof *ids);
+        if (!ids)
+            return -1;
+        rc->ids = ids;
+        rc->cap = cap;
+    }
+    if (!(rc->ids[rc->count] = strdup(id)))
+        return -1;
+    rc->count++;
+    peer_t *p = directory_find(&n->dir, id);
+    if (p && strcmp(p->card_text, card_text) == 0)
+        return 0; /* unchanged: keep its connection */
+    card_t c;
+    char err[256];
+    if (card_decode(card_text, &c, err, sizeof err) != 0) {
+        log_warn("reload: peer %s: %s; kept as it was", id, err);
+        return 0;
+    }
+    if (p) {
+        transport_peer_close(n, p);
+        directory_remove(&n->dir, p);
+    }
+    p = directory_add(&n->dir, n->keys, &c, card_text, added_ms, err, sizeof err);
+    if (!p || transport_peer_open(n, p, err, sizeof err) != 0)
+        log_warn("reload: peer %s: %s", id, err);
+    else
+        log_info("reload: peer %s %s", id, "(re)loaded");
+    return 0;
+}
+
+/* SIGHUP: re-reads liaison.conf (settings that need a restart are reported) and the
+ * peer directory; unchanged peers keep their connections, queued messages stay queued. */
+static void reload(daemon_state_t *d)
+{
+    node_t *n = &d->node;
+    config_t c;
+    char err[512];
+    node_commit(n);
+    if (config_load(n->paths.config_file, &c, err, sizeof err) != 0) {
+        log_err("reload: %s; keeping the running configuration", err);
+    } else {
+        if (strcmp(c.id, n->cfg.id) != 0 || strcmp(c.listen, n->cfg.listen) != 0 ||
+            strcmp(c.advertise, n->cfg.advertise) != 0 || strcmp(c.name, n->cfg.name) != 0 ||
+            strcmp(c.role, n->cfg.role) != 0 || strcmp(c.org, n->cfg.org) != 0 || c.heartbeat_ms != n->cfg.heartbeat_ms)
+            log_warn("reload: changes to [node] or heartbeat_ms take effect only after a restart");
+        memcpy(c.id, n->cfg.id, sizeof c.id);
+        memcpy(c.name, n->cfg.name, sizeof c.name);
+        memcpy(c.role, n->cfg.role, sizeof c.role);
+        memcpy(c.org, n->cfg.org, sizeof c.org);
+        memcpy(c.listen, n->cfg.listen, sizeof c.listen);
+        memcpy(c.advertise, n->cfg.advertise, sizeof c.advertise);
+        c.heartbeat_ms = n->cfg.heartbeat_ms;
+        n->cfg = c;
+        log_init(log_level_parse(n->cfg.log_level));
+    }
+    reload_ctx_t rc = {.n = n};
+    if (store_peer_each(n->store, reload_peer, &rc) != 0) {
+        log_err("reload: cannot read the peer directory: %s", store_error(n->store));
+    } else {
+        /* Peers no longer in the database are dropped. */
+        for (size_t i = n->dir.n; i-- > 0;) {
+            peer_t *p = n->dir.peers[i];
+            bool keep = false;
+            for (size_t j = 0; j < rc.count && !keep; j++)
+                keep = strcmp(rc.ids[j], p->card.id) == 0;
+            if (!keep) {
+                log_info("reload: peer %s removed", p->card.id);
+                transport_peer_close(n, p);
+                directory_remove(&n->dir, p);
+            }
+        }
+    }
+    for (size_t i = 0; i < rc.count; i++)
+        free(rc.ids[i]);
+    free(rc.ids);
+    n->pump_needed = true;
+    log_info("reloaded: %zu peers", n->dir.n);
+    sd_notify(0, "READY=1");
 }
 
 static int open_lock(const paths_t *p, char *err, size_t errlen)
@@ -194,7 +311,10 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     }
     loop_set_before_sleep(n->loop, before_sleep, d);
-    if (loop_add_timer(n->loop, 1000, on_tick, d) != 0) {
+    uint64_t wd_usec = 0;
+    if (loop_add_timer(n->loop, 1000, on_tick, d) != 0 ||
+        (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000 &&
+         loop_add_timer(n->loop, (uint32_t)(wd_usec / 2000u), on_watchdog, d) != 0)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }

@@ -32,7 +32,10 @@ static const char schema_sql[] =
     "  stored_ms INTEGER NOT NULL,"
     "  read_ms INTEGER,"
     "  patient_tag BLOB CHECK(patient_tag IS NULL OR length(patient_tag) = 32),"
-    "  receipt BLOB) STRICT;"
+    "  receipt BLOB,"
+    "  ack_required INTEGER NOT NULL DEFAULT 0,"
+    "  urgent INTEGER NOT NULL DEFAULT 0,"
+    "  ref_id BLOB CHECK(ref_id IS NULL OR length(ref_id) = 16)) STRICT;"
     "CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);"
     "CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id) WHERE thread_id IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS messages_patient ON messages(patient_tag) WHERE patient_tag IS NOT NULL;"
@@ -47,6 +50,21 @@ static const char schema_sql[] =
     "  delivered_ms INTEGER,"
     "  PRIMARY KEY(message_id, recipient)) STRICT, WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_ms) WHERE state < 2;"
+    /* Acknowledgements seen on this node (ours and others'), per acknowledged message. */
+    "CREATE TABLE IF NOT EXISTS acks("
+    "  message_id BLOB NOT NULL, by TEXT NOT NULL, ack_id BLOB NOT NULL, at_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(message_id, by)) STRICT, WITHOUT ROWID;"
+    /* Overdue acknowledgements already flagged (so each is flagged once). */
+    "CREATE TABLE IF NOT EXISTS ack_overdue("
+    "  message_id BLOB NOT NULL, recipient TEXT NOT NULL, flagged_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(message_id, recipient)) STRICT, WITHOUT ROWID;"
+    /* Case reviews this node takes part in, and their participants. */
+    "CREATE TABLE IF NOT EXISTS reviews("
+    "  review_id BLOB PRIMARY KEY CHECK(length(review_id) = 16), opened_by TEXT NOT NULL,"
+    "  opened_ms INTEGER NOT NULL, closed_ms INTEGER, patient_tag BLOB) STRICT;"
+    "CREATE TABLE IF NOT EXISTS review_participants("
+    "  review_id BLOB NOT NULL REFERENCES reviews(review_id), participant TEXT NOT NULL,"
+    "  added_ms INTEGER NOT NULL, PRIMARY KEY(review_id, participant)) STRICT, WITHOUT ROWID;"
     /* The audit log (audit.c). Append-only guardrails; tamper evidence comes from
      * the hash chain, checkpoints and witnesses, not from these triggers. */
     "CREATE TABLE IF NOT EXISTS audit("
@@ -94,11 +112,11 @@ static const char *stmt_sql[ST_COUNT] = {
     [ST_PEER_EACH] = "SELECT id, card, added_ms FROM peers WHERE retired_ms IS NULL ORDER BY id",
     [ST_PEER_HIST] = "SELECT id, card, added_ms FROM peers WHERE id = ?1 ORDER BY rowid DESC",
     [ST_MSG_INSERT] = "INSERT INTO messages(id, outgoing, sender, recipients, created_ms, content_type, thread_id,"
-                      " envelope, envelope_hash, stored_ms, read_ms, patient_tag, receipt)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12)"
+                      " envelope, envelope_hash, stored_ms, read_ms, patient_tag, receipt, ack_required, urgent, ref_id)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?13, ?14, ?15)"
                       " ON CONFLICT(id) DO NOTHING",
     [ST_MSG_GET] = "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
-                   " read_ms, patient_tag, envelope_hash, envelope, receipt FROM messages WHERE id = ?1",
+                   " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id, envelope, receipt FROM messages WHERE id = ?1",
     [ST_MSG_READ] = "UPDATE messages SET read_ms = ?2 WHERE id = ?1 AND outgoing = 0 AND read_ms IS NULL",
     [ST_DLV_ADD] = "INSERT INTO deliveries(message_id, recipient, state, attempts, next_attempt_ms)"
                    " VALUES(?1, ?2, 0, 0, ?3)",
@@ -377,6 +395,10 @@ int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_
         sqlite3_bind_blob(st, 11, m->patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
     if (receipt)
         sqlite3_bind_blob(st, 12, receipt, (int)receipt_len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 13, m->ack_required ? 1 : 0);
+    sqlite3_bind_int(st, 14, m->urgent ? 1 : 0);
+    if (m->has_ref)
+        sqlite3_bind_blob(st, 15, m->ref_id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     if (exec_done(s, st, "store message") != 0)
         return -1;
     return sqlite3_changes(s->db) > 0 ? 0 : 1;
@@ -409,6 +431,12 @@ static void fill_msg(sqlite3_stmt *st, store_msg_t *m)
     }
     if (sqlite3_column_bytes(st, 10) == LIAISON_HASH_BYTES)
         memcpy(m->envelope_hash, sqlite3_column_blob(st, 10), LIAISON_HASH_BYTES);
+    m->ack_required = sqlite3_column_int(st, 11) != 0;
+    m->urgent = sqlite3_column_int(st, 12) != 0;
+    if (sqlite3_column_bytes(st, 13) == LIAISON_MSGID_BYTES) {
+        m->has_ref = true;
+        memcpy(m->ref_id, sqlite3_column_blob(st, 13), LIAISON_MSGID_BYTES);
+    }
 }
 
 static int copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
@@ -441,9 +469,9 @@ int store_msg_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], stor
         if (m)
             fill_msg(st, m);
         out = 0;
-        if (env && copy_blob(st, 11, env, env_len) != 0)
+        if (env && copy_blob(st, 14, env, env_len) != 0)
             out = -1;
-        if (out == 0 && receipt && copy_blob(st, 12, receipt, receipt_len) != 0)
+        if (out == 0 && receipt && copy_blob(st, 15, receipt, receipt_len) != 0)
             out = -1;
         if (out != 0) {
             snprintf(s->err, sizeof s->err, "out of memory");
@@ -474,16 +502,22 @@ int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx)
 {
     /* Built per call (listing is not a hot path); only fixed SQL text and bound values. */
-    char sql[768];
+    char sql[1536];
     bool asc = q->thread_id || q->patient_tag;
     snprintf(sql, sizeof sql,
              "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
-             " read_ms, patient_tag, envelope_hash FROM messages WHERE created_ms >= ?1"
-             "%s%s%s%s%s ORDER BY created_ms %s, id LIMIT ?6",
+             " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages m"
+             " WHERE created_ms >= ?1%s%s%s%s%s%s ORDER BY created_ms %s, id LIMIT ?6",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
              q->thread_id ? " AND thread_id = ?2" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
-             q->content_type ? " AND content_type = ?4" : "", asc ? "ASC" : "DESC");
+             q->content_type ? " AND content_type = ?4" : "",
+             q->needs_ack ? " AND ack_required = 1 AND ((outgoing = 0 AND NOT EXISTS (SELECT 1 FROM acks a"
+                            " WHERE a.message_id = m.id AND a.by = ?7)) OR (outgoing = 1 AND EXISTS (SELECT 1 FROM"
+                            " deliveries d WHERE d.message_id = m.id AND NOT EXISTS (SELECT 1 FROM acks a WHERE"
+                            " a.message_id = m.id AND a.by = d.recipient))))"
+                          : "",
+             asc ? "ASC" : "DESC");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fail(s, "list messages");
@@ -495,6 +529,8 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
     if (q->content_type)
         sqlite3_bind_int64(st, 4, q->content_type);
     sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+    if (q->needs_ack)
+        sqlite3_bind_text(st, 7, q->self_id ? q->self_id : "", -1, SQLITE_STATIC);
     int rc, out = 0;
     store_msg_t m;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -657,4 +693,223 @@ int store_op_end(store_t *s, bool ok)
         return -1;
     }
     return 0;
+}
+
+/* ---- acknowledgements, overdue flags, case reviews (not hot paths: prepared per call) ---- */
+
+static sqlite3_stmt *prep(store_t *s, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fail(s, "prepare");
+        return NULL;
+    }
+    return st;
+}
+
+/* Steps a one-shot write statement and finalizes it. Returns 0 changed, 1 unchanged, -1 error. */
+static int write_once(store_t *s, sqlite3_stmt *st, const char *what)
+{
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return fail(s, what);
+    return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+int store_ack_add(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], const char *by,
+                  const uint8_t ack_id[static LIAISON_MSGID_BYTES], uint64_t at_ms)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO acks(message_id, by, ack_id, at_ms) VALUES(?1, ?2, ?3, ?4)"
+                               " ON CONFLICT DO NOTHING");
+    if (st) {
+        sqlite3_bind_blob(st, 1, msg, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, by, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 3, ack_id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)at_ms);
+    }
+    return write_once(s, st, "store acknowledgement");
+}
+
+int store_ack_each(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], store_ack_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT by, ack_id, at_ms FROM acks WHERE message_id = ?1 ORDER BY at_ms");
+    if (!st)
+        return -1;
+    sqlite3_bind_blob(st, 1, msg, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const uint8_t *ack = sqlite3_column_bytes(st, 1) == LIAISON_MSGID_BYTES ? sqlite3_column_blob(st, 1) : NULL;
+        if ((out = cb(ctx, (const char *)sqlite3_column_text(st, 0), ack, (uint64_t)sqlite3_column_int64(st, 2))))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "list acknowledgements");
+    sqlite3_finalize(st);
+    return out;
+}
+
+int store_overdue_scan(store_t *s, uint64_t now_ms, uint64_t routine_ms, uint64_t urgent_ms, bool flagged,
+                       store_overdue_cb cb, void *ctx)
+{
+    /* Outgoing medication changes asking for acknowledgement, per recipient without an
+     * acknowledgement whose deadline has passed; new ones (flagged = false) or those
+     * already flagged (flagged = true). */
+    sqlite3_stmt *st = prep(s, flagged
+        ? "SELECT m.id, d.recipient, m.urgent, m.created_ms FROM ack_overdue o JOIN messages m ON m.id = o.message_id"
+          " JOIN deliveries d ON d.message_id = o.message_id AND d.recipient = o.recipient"
+          " WHERE NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id AND a.by = d.recipient)"
+          " ORDER BY m.urgent DESC, m.created_ms"
+        : "SELECT m.id, d.recipient, m.urgent, m.created_ms FROM messages m JOIN deliveries d ON d.message_id = m.id"
+          " WHERE m.outgoing = 1 AND m.ack_required = 1 AND d.state <> 3"
+          " AND m.created_ms + CASE WHEN m.urgent THEN ?2 ELSE ?3 END <= ?1"
+          " AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id AND a.by = d.recipient)"
+          " AND NOT EXISTS (SELECT 1 FROM ack_overdue o WHERE o.message_id = m.id AND o.recipient = d.recipient)");
+    if (!st)
+        return -1;
+    if (!flagged) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)urgent_ms);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)routine_ms);
+    }
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
+            continue;
+        if ((out = cb(ctx, sqlite3_column_blob(st, 0), (const char *)sqlite3_column_text(st, 1),
+                      sqlite3_column_int(st, 2) != 0, (uint64_t)sqlite3_column_int64(st, 3))))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "scan overdue acknowledgements");
+    sqlite3_finalize(st);
+    return out;
+}
+
+int store_overdue_flag(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], const char *recipient,
+                       uint64_t now_ms)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO ack_overdue(message_id, recipient, flagged_ms) VALUES(?1, ?2, ?3)"
+                               " ON CONFLICT DO NOTHING");
+    if (st) {
+        sqlite3_bind_blob(st, 1, msg, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, recipient, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    }
+    return write_once(s, st, "flag overdue acknowledgement");
+}
+
+int store_review_open(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *opened_by,
+                      const uint8_t *patient_tag, uint64_t now_ms)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO reviews(review_id, opened_by, opened_ms, patient_tag) VALUES(?1, ?2, ?3, ?4)"
+                               " ON CONFLICT DO NOTHING");
+    if (st) {
+        sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, opened_by, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+        if (patient_tag)
+            sqlite3_bind_blob(st, 4, patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    }
+    return write_once(s, st, "open review");
+}
+
+int store_review_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *participant, uint64_t now_ms)
+{
+    sqlite3_stmt *st = prep(s, "INSERT INTO review_participants(review_id, participant, added_ms) VALUES(?1, ?2, ?3)"
+                               " ON CONFLICT DO NOTHING");
+    if (st) {
+        sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, participant, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    }
+    return write_once(s, st, "add review participant");
+}
+
+int store_review_close(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], uint64_t now_ms)
+{
+    sqlite3_stmt *st = prep(s, "UPDATE reviews SET closed_ms = ?2 WHERE review_id = ?1 AND closed_ms IS NULL");
+    if (st) {
+        sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
+    }
+    return write_once(s, st, "close review");
+}
+
+int store_review_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_review_t *r)
+{
+    memset(r, 0, sizeof *r);
+    sqlite3_stmt *st = prep(s, "SELECT opened_by, opened_ms, coalesce(closed_ms, 0),"
+                               " (SELECT count(*) FROM messages WHERE thread_id = ?1) FROM reviews WHERE review_id = ?1");
+    if (!st)
+        return -1;
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    int rc = sqlite3_step(st), out;
+    if (rc == SQLITE_ROW) {
+        memcpy(r->review_id, id, LIAISON_MSGID_BYTES);
+        copy_text(r->opened_by, sizeof r->opened_by, sqlite3_column_text(st, 0));
+        r->opened_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        r->closed_ms = (uint64_t)sqlite3_column_int64(st, 2);
+        r->messages = (uint32_t)sqlite3_column_int(st, 3);
+        out = 0;
+    } else {
+        out = rc == SQLITE_DONE ? 1 : fail(s, "read review");
+    }
+    sqlite3_finalize(st);
+    if (out != 0)
+        return out;
+    st = prep(s, "SELECT participant FROM review_participants WHERE review_id = ?1 ORDER BY added_ms, participant");
+    if (!st)
+        return -1;
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->n_participants < LIAISON_MAX_RECIPIENTS)
+        copy_text(r->participants[r->n_participants++], LIAISON_MAX_ID + 1, sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+bool store_review_has(const store_review_t *r, const char *id)
+{
+    for (size_t i = 0; i < r->n_participants; i++)
+        if (strcmp(r->participants[i], id) == 0)
+            return true;
+    return false;
+}
+
+int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, open_only ? "SELECT review_id FROM reviews WHERE closed_ms IS NULL ORDER BY opened_ms"
+                                         : "SELECT review_id FROM reviews ORDER BY opened_ms");
+    if (!st)
+        return -1;
+    int rc, out = 0;
+    store_review_t r;
+    uint8_t id[LIAISON_MSGID_BYTES];
+    /* Collect ids first: store_review_get prepares its own statements. */
+    uint8_t (*ids)[LIAISON_MSGID_BYTES] = NULL;
+    size_t n = 0, cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            void *p = realloc(ids, cap * sizeof *ids);
+            if (!p) {
+                out = -1;
+                break;
+            }
+            ids = p;
+        }
+        memcpy(ids[n++], sqlite3_column_blob(st, 0), LIAISON_MSGID_BYTES);
+    }
+    sqlite3_finalize(st);
+    for (size_t i = 0; out == 0 && i < n; i++) {
+        memcpy(id, ids[i], sizeof id);
+        if (store_review_get(s, id, &r) == 0)
+            out = cb(ctx, &r);
+    }
+    free(ids);
+    return out;
 }

@@ -70,6 +70,10 @@ typedef struct store_msg {
     bool has_patient_tag;
     uint8_t patient_tag[LIAISON_HASH_BYTES];
     uint8_t envelope_hash[LIAISON_HASH_BYTES];
+    bool ack_required;                /* a medication change asking for acknowledgement */
+    bool urgent;
+    bool has_ref;
+    uint8_t ref_id[LIAISON_MSGID_BYTES]; /* acknowledgement: the acknowledged message */
 } store_msg_t;
 
 /* Inserts a message with its envelope bytes. For an incoming message, receipt is
@@ -96,6 +100,10 @@ typedef struct store_query {
     const uint8_t *thread_id; /* NULL or 16 bytes: only this thread */
     const uint8_t *patient_tag; /* NULL or 32 bytes: only this patient */
     uint32_t content_type;    /* 0 = any */
+    bool needs_ack;           /* only medication changes still waiting for an acknowledgement:
+                               * incoming ones self_id has not acknowledged, outgoing ones
+                               * some recipient has not acknowledged */
+    const char *self_id;
 } store_query_t;
 /* Calls cb for each matching message, newest first (oldest first when
  * thread_id or patient_tag is set). Non-zero from cb stops and is returned. */
@@ -152,6 +160,44 @@ int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 int64_t store_queue_depth(store_t *s, const char *recipient);
 
 
+
+/* ---- acknowledgements ---- */
+/* Records that `by` acknowledged msg with acknowledgement ack_id. 0 new, 1 known, -1. */
+int store_ack_add(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], const char *by,
+                  const uint8_t ack_id[static LIAISON_MSGID_BYTES], uint64_t at_ms);
+typedef int (*store_ack_cb)(void *ctx, const char *by, const uint8_t *ack_id, uint64_t at_ms);
+int store_ack_each(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], store_ack_cb cb, void *ctx);
+
+/* Overdue acknowledgements of our medication changes. With flagged = false: those past
+ * their deadline (urgent_ms or routine_ms after creation) not flagged yet; with
+ * flagged = true: those flagged and still unacknowledged (deadlines ignored). */
+typedef int (*store_overdue_cb)(void *ctx, const uint8_t *msg, const char *recipient, bool urgent,
+                                uint64_t created_ms);
+int store_overdue_scan(store_t *s, uint64_t now_ms, uint64_t routine_ms, uint64_t urgent_ms, bool flagged,
+                       store_overdue_cb cb, void *ctx);
+int store_overdue_flag(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], const char *recipient,
+                       uint64_t now_ms);
+
+/* ---- case reviews ---- */
+typedef struct store_review {
+    uint8_t review_id[LIAISON_MSGID_BYTES];
+    char opened_by[LIAISON_MAX_ID + 1];
+    uint64_t opened_ms;
+    uint64_t closed_ms;        /* 0 = open */
+    uint32_t messages;         /* messages in the review's thread on this node */
+    char participants[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
+    size_t n_participants;
+} store_review_t;
+/* 0 created, 1 existed, -1 error. */
+int store_review_open(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *opened_by,
+                      const uint8_t *patient_tag, uint64_t now_ms);
+int store_review_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *participant, uint64_t now_ms);
+int store_review_close(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], uint64_t now_ms);
+/* 0 found, 1 not found, -1 error. */
+int store_review_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_review_t *r);
+bool store_review_has(const store_review_t *r, const char *id);
+typedef int (*store_review_cb)(void *ctx, const store_review_t *r);
+int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx);
 
 /* ---- per-operation savepoints inside the batch transaction ----
  * store_op_begin opens the batch transaction if needed and a savepoint; store_op_end

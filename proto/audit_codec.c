@@ -6,7 +6,8 @@
 #include <string.h>
 #include <sodium.h>
 
-#define AUDIT_CHAIN_DOMAIN "liaison-v1/audit-chain"
+#include "domains.h"
+#define AUDIT_CHAIN_DOMAIN LIAISON_DOMAIN_AUDIT_CHAIN
 
 static uint8_t *put_u32(uint8_t *p, uint32_t v)
 {

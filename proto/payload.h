@@ -14,12 +14,24 @@
 #define PAYLOAD_MAX_TEXT (64u * 1024u)
 
 /* What the daemon needs to know about a valid payload without keeping its content. */
+typedef enum payload_review_action {
+    PAYLOAD_REVIEW_NONE = 0,
+    PAYLOAD_REVIEW_OPEN,
+    PAYLOAD_REVIEW_REPLY,
+    PAYLOAD_REVIEW_ADD,
+    PAYLOAD_REVIEW_CLOSE,
+} payload_review_action_t;
+
 typedef struct payload_info {
     char patient[LIAISON_MAX_ID + 1];   /* patient local id, empty if none */
     bool ack_required;                  /* a medication change asking for acknowledgement */
     bool urgent;
-    uint8_t ref_id[LIAISON_MSGID_BYTES];/* acknowledged message (acks) */
+    uint8_t ref_id[LIAISON_MSGID_BYTES];/* acknowledgement: acknowledged message; case review: review id */
     bool has_ref;
+    payload_review_action_t review_action;               /* case reviews */
+    char participants[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1]; /* open: the invited participants */
+    size_t n_participants;
+    char added[LIAISON_MAX_ID + 1];                      /* add: the new participant */
 } payload_info_t;
 
 /* True if the daemon knows this content type. */

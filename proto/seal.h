@@ -48,6 +48,10 @@ typedef struct envelope {
 /* Parses serialized Envelope bytes and its Header and checks every structural
  * rule and limit of PROTOCOL.md (sizes, counts, id syntax, one key per recipient
  * in order, no duplicate recipient, sender among recipients, version). No crypto.
+ * The Envelope bytes must be in canonical protobuf form (fields 1,2,3 once each, in
+ * order, no unknown fields), so each signed message has exactly one byte form and
+ * envelope_hash identifies it; the Header must re-encode to its own length (no
+ * unknown or repeated fields, no NUL inside strings).
  * Returns 0 and a new envelope in *out, or -1 with *out NULL, a RejectCode in
  * *code (MALFORMED or VERSION) and a reason in err. */
 __attribute__((warn_unused_result))
@@ -63,7 +67,9 @@ int envelope_recipient_index(const envelope_t *e, const char *id);
 
 /* Unwraps the content key for recipient `me_id` with the pairwise key between the
  * sender and me, then decrypts the body. Returns 0 with a malloc'd plaintext in *pt and *pt_len (caller wipes with sodium_memzero and
- * frees), or -1 (not a recipient, wrong key, tampered). */
+ * frees), or -1 (not a recipient, wrong key, tampered). Does not check the signature:
+ * the pairwise wrap only proves the sender or this node made it, so call
+ * envelope_verify with the sender's identity key first. */
 __attribute__((warn_unused_result))
 int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key[static LIAISON_KEY_BYTES],
                   uint8_t **pt, size_t *pt_len);

@@ -31,8 +31,9 @@ const char *text_roles(void);
 /* True if s is a ZeroMQ tcp:// or ipc:// endpoint of sane length. */
 bool text_valid_endpoint(const char *s);
 
-/* True if s is valid UTF-8 of at most max bytes with no control characters
- * other than tab and newline (when multiline). */
+/* True if s is valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF)
+ * of at most max bytes with no control characters (C0, DEL, C1). When multiline, tab and
+ * newline are allowed; a single line allows neither (nor \r in either case). */
 bool text_valid_utf8(const char *s, size_t max, bool multiline);
 
 /* base64url without padding. Returns a malloc'd NUL-terminated string, or NULL. */

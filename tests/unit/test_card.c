@@ -208,9 +208,17 @@ static void test_encode_refuses(void **state)
     snprintf(bad.endpoint, sizeof bad.endpoint, "http://x");
     assert_null(card_encode(&bad, k, err, sizeof err));
     assert_non_null(strstr(err, "endpoint"));
-    /* Keys that are not the signer's. */
+    /* Keys that are not the signer's: all three, or any single one. */
     assert_null(card_encode(&c, other, err, sizeof err));
     assert_non_null(strstr(err, "keys"));
+    for (int which = 0; which < 3; which++) {
+        bad = c;
+        memcpy(which == 0 ? bad.sign_pk : which == 1 ? bad.enc_pk : bad.transport_pk,
+               which == 0 ? other->sign_pk : which == 1 ? other->enc_pk : other->transport_pk, 32);
+        err[0] = '\0';
+        assert_null(card_encode(&bad, k, err, sizeof err));
+        assert_non_null(strstr(err, "keys"));
+    }
     keys_destroy(&k);
     keys_destroy(&other);
 }

@@ -109,6 +109,20 @@ static void test_every_single_byte_change(void **state)
     ext[len + 1] = 0x01;
     assert_int_equal(receipt_verify(ext, len + 2, bob->sign_pk, &v, err, sizeof err), -1);
     assert_non_null(strstr(err, "canonical"));
+    /* The same two fields in the other order: same content, other bytes. */
+    Liaison__Wire__Receipt *rc = liaison__wire__receipt__unpack(NULL, len, bytes);
+    assert_non_null(rc);
+    Liaison__Wire__Receipt only_body = LIAISON__WIRE__RECEIPT__INIT, only_sig = LIAISON__WIRE__RECEIPT__INIT;
+    only_body.body = rc->body;
+    only_sig.signature = rc->signature;
+    uint8_t *reord = malloc(len);
+    size_t l1 = liaison__wire__receipt__pack(&only_sig, reord);
+    size_t l2 = liaison__wire__receipt__pack(&only_body, reord + l1);
+    assert_int_equal(l1 + l2, len);
+    assert_int_equal(receipt_verify(reord, len, bob->sign_pk, &v, err, sizeof err), -1);
+    assert_non_null(strstr(err, "canonical"));
+    free(reord);
+    liaison__wire__receipt__free_unpacked(rc, NULL);
     assert_int_equal(receipt_verify(bytes, len, bob->sign_pk, &v, err, sizeof err), 0);   /* control */
     free(ext);
     free(m);

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns acknowledgements, case-review membership and overdue-acknowledgement flags. */
+#include "clinical.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "log.h"
+#include "text.h"
+#include "wire.pb-c.h"
+
+extern char **environ;
+
+static bool in_list(char *const *list, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], id) == 0)
+            return true;
+    return false;
+}
+
+/* Appends id to out unless it is this node or already there. Returns -1 when full. */
+static int add_recipient(node_t *n, char out[][LIAISON_MAX_ID + 1], size_t *n_out, const char *id)
+{
+    if (strcmp(id, n->cfg.id) == 0)
+        return 0;
+    for (size_t i = 0; i < *n_out; i++)
+        if (strcmp(out[i], id) == 0)
+            return 0;
+    if (*n_out + 1 >= LIAISON_MAX_RECIPIENTS)
+        return -1;
+    snprintf(out[(*n_out)++], LIAISON_MAX_ID + 1, "%s", id);
+    return 0;
+}
+
+static int ack_recipients(node_t *n, const payload_info_t *info, char out[][LIAISON_MAX_ID + 1], size_t *n_out,
+                          bool *refused, char *err, size_t errlen)
+{
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(info->ref_id, hex);
+    store_msg_t m;
+    int rc = store_msg_get(n->store, info->ref_id, &m, NULL, NULL, NULL, NULL);
+    *refused = true;
+    if (rc != 0) {
+        snprintf(err, errlen, rc > 0 ? "no message %s on this node to acknowledge (see: liaison inbox)"
+                                     : "cannot read message %s", hex);
+        return -1;
+    }
+    if (m.outgoing) {
+        snprintf(err, errlen, "message %s was sent by this node; only its recipients can acknowledge it", hex);
+        return -1;
+    }
+    if (m.content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        snprintf(err, errlen, "message %s is itself an acknowledgement", hex);
+        return -1;
+    }
+    /* The loop closes at the author and at everyone else who was told. */
+    add_recipient(n, out, n_out, m.sender);
+    char list[sizeof m.recipients];
+    snprintf(list, sizeof list, "%s", m.recipients);
+    for (char *save = NULL, *id = strtok_r(list, ",", &save); id; id = strtok_r(NULL, ",", &save))
+        add_recipient(n, out, n_out, id);
+    return 0;
+}
+
+static int review_recipients(node_t *n, const payload_info_t *info, char out[][LIAISON_MAX_ID + 1], size_t *n_out,
+                             bool *refused, char *err, size_t errlen)
+{
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(info->ref_id, hex);
+    store_review_t r;
+    int rc = store_review_get(n->store, info->ref_id, &r);
+    *refused = true;
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read review %s", hex);
+        return -1;
+    }
+    if (info->review_action == PAYLOAD_REVIEW_OPEN) {
+        if (rc == 0) {
+            snprintf(err, errlen, "review %s already exists", hex);
+            return -1;
+        }
+        for (size_t i = 0; i < info->n_participants; i++)
+            if (add_recipient(n, out, n_out, info->participants[i]) != 0) {
+                snprintf(err, errlen, "too many participants");
+                return -1;
+            }
+        if (*n_out == 0) {
+            *refused = false;
+            snprintf(err, errlen, "a review needs at least one participant besides this node (--with ID)");
+            return -1;
+        }
+        return 0;
+    }
+    if (rc > 0) {
+        snprintf(err, errlen, "no review %s on this node (see: liaison review list)", hex);
+        return -1;
+    }
+    if (!store_review_has(&r, n->cfg.id)) {
+        snprintf(err, errlen, "this node is not a participant of review %s", hex);
+        return -1;
+    }
+    if (r.closed_ms) {
+        snprintf(err, errlen, "review %s is closed", hex);
+        return -1;
+    }
+    for (size_t i = 0; i < r.n_participants; i++)
+        add_recipient(n, out, n_out, r.participants[i]);
+    if (info->review_action == PAYLOAD_REVIEW_ADD) {
+        if (store_review_has(&r, info->added)) {
+            snprintf(err, errlen, "'%s' already takes part in review %s", info->added, hex);
+            return -1;
+        }
+        if (add_recipient(n, out, n_out, info->added) != 0) {
+            snprintf(err, errlen, "too many participants");
+            return -1;
+        }
+    }
+    if (*n_out == 0) {
+        snprintf(err, errlen, "review %s has no other participant", hex);
+        return -1;
+    }
+    return 0;
+}
+
+int clinical_recipients(node_t *n, uint32_t ct, const payload_info_t *info, char *const *to, size_t n_to,
+                        char out[][LIAISON_MAX_ID + 1], size_t *n_out, bool *refused, char *err, size_t errlen)
+{
+    *n_out = 0;
+    *refused = false;
+    int rc;
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        rc = ack_recipients(n, info, out, n_out, refused, err, errlen);
+    } else if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW) {
+        rc = review_recipients(n, info, out, n_out, refused, err, errlen);
+    } else {
+        rc = 0;
+        for (size_t i = 0; i < n_to && rc == 0; i++) {
+            if (!text_valid_id(to[i])) {
+                snprintf(err, errlen, "'%.64s' is not a valid node id", to[i]);
+                rc = -1;
+            } else if (add_recipient(n, out, n_out, to[i]) != 0) {
+                snprintf(err, errlen, "too many recipients (limit %u)", LIAISON_MAX_RECIPIENTS - 1);
+                rc = -1;
+            }
+        }
+        if (rc == 0 && *n_out == 0) {
+            snprintf(err, errlen, "no recipient other than this node (use --to ID)");
+            rc = -1;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < *n_out; i++) {
+        if (!directory_find(&n->dir, out[i])) {
+            *refused = true;
+            snprintf(err, errlen, "peer '%s' is not in the directory (add their card with: liaison peer add CARD)",
+                     out[i]);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const payload_info_t *info,
+                           char *const *recipients, size_t n_recipients, char *err, size_t errlen)
+{
+    char hex[TEXT_MSGID_HEX];
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        text_msgid_to_hex(info->ref_id, hex);
+        store_msg_t m;
+        if (store_msg_get(n->store, info->ref_id, &m, NULL, NULL, NULL, NULL) != 0) {
+            snprintf(err, errlen, "acknowledges message %s, which this node does not have", hex);
+            return -1;
+        }
+        bool was_told = strcmp(m.sender, sender) == 0;
+        char list[sizeof m.recipients];
+        snprintf(list, sizeof list, "%s", m.recipients);
+        for (char *save = NULL, *id = strtok_r(list, ",", &save); id && !was_told; id = strtok_r(NULL, ",", &save))
+            was_told = strcmp(id, sender) == 0;
+        if (!was_told || strcmp(m.sender, sender) == 0) {
+            snprintf(err, errlen, "'%s' acknowledges message %s, which was not sent to them", sender, hex);
+            return -1;
+        }
+        return 0;
+    }
+    if (ct != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+        return 0;
+    text_msgid_to_hex(info->ref_id, hex);
+    store_review_t r;
+    int rc = store_review_get(n->store, info->ref_id, &r);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read review %s", hex);
+        return -1;
+    }
+    if (info->review_action == PAYLOAD_REVIEW_OPEN) {
+        if (rc == 0) {
+            snprintf(err, errlen, "review %s already exists", hex);
+            return -1;
+        }
+        if (!in_list(recipients, n_recipients, sender))
+            return snprintf(err, errlen, "the opener is not a participant"), -1;
+        return 0;
+    }
+    if (rc > 0) {
+        /* A participant added to a review learns of it from the add itself. */
+        if (info->review_action == PAYLOAD_REVIEW_ADD && strcmp(info->added, n->cfg.id) == 0)
+            return 0;
+        snprintf(err, errlen, "review %s is not known here", hex);
+        return -1;
+    }
+    if (!store_review_has(&r, sender)) {
+        snprintf(err, errlen, "'%s' is not a participant of review %s", sender, hex);
+        return -1;
+    }
+    if (r.closed_ms) {
+        snprintf(err, errlen, "review %s is closed", hex);
+        return -1;
+    }
+    return 0;
+}
+
+int clinical_record(node_t *n, const char *sender, const uint8_t msgid[static LIAISON_MSGID_BYTES], uint32_t ct,
+                    const payload_info_t *info, const uint8_t *patient_tag, char *const *recipients,
+                    size_t n_recipients, uint64_t created_ms)
+{
+    store_t *s = n->store;
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK)
+        return store_ack_add(s, info->ref_id, sender, msgid, created_ms) < 0 ? -1 : 0;
+    if (ct != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+        return 0;
+    const uint8_t *rid = info->ref_id;
+    switch (info->review_action) {
+    case PAYLOAD_REVIEW_OPEN:
+    case PAYLOAD_REVIEW_ADD:
+        /* Creates the review if this node did not know it (opened here, or we are the
+         * one being added); everyone in the header's recipient list takes part. */
+        if (store_review_open(s, rid, sender, patient_tag, created_ms) < 0)
+            return -1;
+        for (size_t i = 0; i < n_recipients; i++)
+            if (store_review_add(s, rid, recipients[i], created_ms) < 0)
+                return -1;
+        return 0;
+    case PAYLOAD_REVIEW_CLOSE:
+        return store_review_close(s, rid, created_ms) < 0 ? -1 : 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- overdue acknowledgements ---- */
+
+static void run_hook(node_t *n, const uint8_t *msg, const char *recipient, bool urgent)
+{
+    if (!n->cfg.ack_hook[0])
+        return;
+    char hex[TEXT_MSGID_HEX], e1[64], e2[64], e3[128], e4[32], e5[128];
+    text_msgid_to_hex(msg, hex);
+    snprintf(e1, sizeof e1, "LIAISON_EVENT=ack-overdue");
+    snprintf(e2, sizeof e2, "LIAISON_MESSAGE_ID=%s", hex);
+    snprintf(e3, sizeof e3, "LIAISON_RECIPIENT=%s", recipient);
+    snprintf(e4, sizeof e4, "LIAISON_URGENCY=%s", urgent ? "urgent" : "routine");
+    snprintf(e5, sizeof e5, "LIAISON_NODE=%s", n->cfg.id);
+    /* No shell, a fixed small environment, and no clinical content: just which message
+     * waits for whom. */
+    char *envp[] = {e1, e2, e3, e4, e5, "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    char *argv[] = {n->cfg.ack_hook, hex, (char *)recipient, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, n->cfg.ack_hook, NULL, NULL, argv, envp);
+    if (rc != 0)
+        log_warn("ack hook %s: %s", n->cfg.ack_hook, strerror(rc));
+}
+
+typedef struct overdue_ctx {
+    node_t *n;
+    uint64_t now;
+} overdue_ctx_t;
+
+static int flag_one(void *ctx, const uint8_t *msg, const char *recipient, bool urgent, uint64_t created_ms)
+{
+    overdue_ctx_t *oc = ctx;
+    node_t *n = oc->n;
+    char details[128];
+    snprintf(details, sizeof details, "%s medication change not acknowledged within %" PRIu64 " min",
+             urgent ? "urgent" : "routine", (oc->now - created_ms) / 60000u);
+    if (store_op_begin(n->store) != 0)
+        return -1;
+    audit_entry_t a = {.actor = "daemon", .action = "ack-overdue", .outcome = "ok", .message_id = msg,
+                       .peer = recipient, .content_type = LIAISON__WIRE__CONTENT_TYPE__CONTENT_MEDICATION_CHANGE,
+                       .details = details};
+    bool ok = store_overdue_flag(n->store, msg, recipient, oc->now) == 0 && node_audit(n, &a) == 0;
+    if (store_op_end(n->store, ok) != 0 || !ok)
+        return -1;
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(msg, hex);
+    log_warn("acknowledgement overdue: %s from %s (%s)", hex, recipient, urgent ? "urgent" : "routine");
+    run_hook(n, msg, recipient, urgent);
+    return 0;
+}
+
+void clinical_tick(node_t *n)
+{
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+    overdue_ctx_t oc = {.n = n, .now = liaison_now_ms()};
+    store_overdue_scan(n->store, oc.now, (uint64_t)n->cfg.ack_routine_s * 1000u, (uint64_t)n->cfg.ack_urgent_s * 1000u,
+                       false, flag_one, &oc);
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The care-team rules above plain delivery: acknowledgements that close the loop on a
+ * medication change, case-review membership (who receives and who may write), and the
+ * overdue-acknowledgement flag with its local hook. */
+#ifndef LIAISON_CLINICAL_H
+#define LIAISON_CLINICAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node.h"
+#include "payload.h"
+
+/* The recipients (other than this node) of a message this node is about to send.
+ * Plain messages go to `to` (each must be in the directory); acknowledgements to the
+ * acknowledged message's sender and other recipients; review messages to the review's
+ * participants. Writes up to LIAISON_MAX_RECIPIENTS ids into out. Returns 0, or -1
+ * with err naming the problem and *refused telling policy (true) from bad input. */
+int clinical_recipients(node_t *n, uint32_t content_type, const payload_info_t *info, char *const *to, size_t n_to,
+                        char out[][LIAISON_MAX_ID + 1], size_t *n_out, bool *refused, char *err, size_t errlen);
+
+/* Checks an inbound message from `sender` against the care-team rules (an
+ * acknowledgement must be about a message the sender received; review messages only
+ * from participants of an open review). Returns 0, or -1 with err set. */
+int clinical_inbound_check(node_t *n, const char *sender, uint32_t content_type, const payload_info_t *info,
+                           char *const *recipients, size_t n_recipients, char *err, size_t errlen);
+
+/* Records the effects of a stored message (inside the caller's operation): the
+ * acknowledgement, the review's state. Returns 0 or -1. */
+int clinical_record(node_t *n, const char *sender, const uint8_t msgid[static LIAISON_MSGID_BYTES],
+                    uint32_t content_type, const payload_info_t *info, const uint8_t *patient_tag,
+                    char *const *recipients, size_t n_recipients, uint64_t created_ms);
+
+/* Flags newly overdue acknowledgements (audited once, offered to the hook) and reaps
+ * finished hook processes. Called periodically. */
+void clinical_tick(node_t *n);
+
+#endif
