@@ -8,12 +8,16 @@
 #include <sodium.h>
 
 #include "audit_codec.h"
+#include "merkle.h"
 
 struct audit {
     store_t *store;
     sqlite3_stmt *head;
     sqlite3_stmt *insert;
     sqlite3_stmt *count;
+    sqlite3_stmt *since;
+    uint8_t (*leaves)[LIAISON_HASH_BYTES];
+    uint64_t n_leaves, cap_leaves;
 };
 
 audit_t *audit_open(store_t *s, char *err, size_t errlen)
@@ -33,7 +37,11 @@ audit_t *audit_open(store_t *s, char *err, size_t errlen)
                            " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                            -1, SQLITE_PREPARE_PERSISTENT, &a->insert, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(db, "SELECT coalesce(max(seq), 0) FROM audit", -1, SQLITE_PREPARE_PERSISTENT, &a->count,
-                           NULL) != SQLITE_OK) {
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db,
+                           "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                           " details FROM audit WHERE seq > ?1 ORDER BY seq",
+                           -1, SQLITE_PREPARE_PERSISTENT, &a->since, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "audit log: %s", sqlite3_errmsg(db));
         audit_close(&a);
         return NULL;
@@ -49,6 +57,8 @@ void audit_close(audit_t **ap)
     sqlite3_finalize(a->head);
     sqlite3_finalize(a->insert);
     sqlite3_finalize(a->count);
+    sqlite3_finalize(a->since);
+    free(a->leaves);
     free(a);
     *ap = NULL;
 }
@@ -121,4 +131,59 @@ int64_t audit_append(audit_t *a, const audit_entry_t *e)
         return -1;
     }
     return seq;
+}
+
+int audit_record_from_row(sqlite3_stmt *st, int col, audit_record_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->seq = (uint64_t)sqlite3_column_int64(st, col + 0);
+    r->time_ms = (uint64_t)sqlite3_column_int64(st, col + 1);
+    r->actor = (const char *)sqlite3_column_text(st, col + 2);
+    r->action = (const char *)sqlite3_column_text(st, col + 3);
+    r->outcome = (const char *)sqlite3_column_text(st, col + 4);
+    r->message_id = sqlite3_column_blob(st, col + 5);
+    r->message_id_len = (size_t)sqlite3_column_bytes(st, col + 5);
+    r->peer = (const char *)sqlite3_column_text(st, col + 6);
+    r->content_type = (uint32_t)sqlite3_column_int64(st, col + 7);
+    r->patient_tag = sqlite3_column_blob(st, col + 8);
+    r->patient_tag_len = (size_t)sqlite3_column_bytes(st, col + 8);
+    r->details = (const char *)sqlite3_column_text(st, col + 9);
+    if (!r->actor || !r->action || !r->outcome || !r->peer || !r->details)
+        return -1;
+    return 0;
+}
+
+int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint64_t *n)
+{
+    sqlite3_stmt *st = a->since;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)a->n_leaves);
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        audit_record_t r;
+        uint8_t *e = NULL;
+        size_t elen = 0;
+        if (audit_record_from_row(st, 0, &r) != 0 || r.seq != a->n_leaves + 1 || audit_encode(&r, &e, &elen) != 0) {
+            out = -1;
+            break;
+        }
+        if (a->n_leaves == a->cap_leaves) {
+            uint64_t cap = a->cap_leaves ? a->cap_leaves * 2 : 1024;
+            void *p = realloc(a->leaves, cap * sizeof *a->leaves);
+            if (!p) {
+                free(e);
+                out = -1;
+                break;
+            }
+            a->leaves = p;
+            a->cap_leaves = cap;
+        }
+        merkle_leaf_hash(e, elen, a->leaves[a->n_leaves++]);
+        free(e);
+    }
+    if (out == 0 && rc != SQLITE_DONE)
+        out = -1;
+    sqlite3_reset(st);
+    *leaves = (const uint8_t(*)[LIAISON_HASH_BYTES])a->leaves;
+    *n = a->n_leaves;
+    return out;
 }

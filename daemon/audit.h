@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit_codec.h"
 #include "constants.h"
 #include "store.h"
 
@@ -36,5 +37,16 @@ int64_t audit_append(audit_t *a, const audit_entry_t *e);
 
 /* Number of entries. */
 int64_t audit_size(audit_t *a);
+
+/* The Merkle leaf hashes (SHA-256(0x00 || E)) of every committed entry, in order,
+ * brought up to date from the database. Call only when no transaction is open (so
+ * that only committed entries are included). The array belongs to a and stays valid
+ * until the next call. Returns 0 or -1. */
+int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint64_t *n);
+
+/* Fills r from the columns seq, time_ms, actor, action, outcome, message_id, peer,
+ * content_type, patient_tag, details starting at col of a stepped statement. The
+ * pointers stay valid until the statement moves on. Returns 0, or -1 on NULL text. */
+int audit_record_from_row(sqlite3_stmt *st, int col, audit_record_t *r);
 
 #endif

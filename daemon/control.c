@@ -3,6 +3,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "auditor.h"
 #include "clinical.h"
 #include "control.pb-c.h"
 #include "payload.pb-c.h"
@@ -22,6 +24,7 @@
 #include "seal.h"
 #include "text.h"
 #include "transport.h"
+#include "witness.h"
 
 #define CONTROL_BATCH 256
 #define LIST_DEFAULT_LIMIT 100u
@@ -32,6 +35,7 @@ typedef Liaison__Control__Request request_t;
 /* One request being handled: who asked, where to answer. */
 typedef struct call {
     node_t *n;
+    void *sock;                 /* the socket to answer on */
     const uint8_t *rid;
     size_t rid_len;
     uint64_t request_id;
@@ -47,7 +51,7 @@ static void answer(call_t *c, response_t *r)
     if (!buf)
         return;
     liaison__control__response__pack(r, buf);
-    node_defer(c->n, c->n->control, c->rid, c->rid_len, buf, len, true, c->request_id);
+    node_defer(c->n, c->sock, c->rid, c->rid_len, buf, len, true, c->request_id);
 }
 
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
@@ -151,6 +155,30 @@ static int collect_overdue(void *ctx, const uint8_t *msg, const char *recipient,
     return 0;
 }
 
+typedef struct alarm_set {
+    Liaison__Control__Alarm a[16];
+    Liaison__Control__Alarm *p[16];
+    char peer[16][LIAISON_MAX_ID + 1];
+    char what[16][256];
+    size_t n;
+} alarm_set_t;
+
+static int collect_alarm(void *ctx, const char *peer, uint64_t at_ms, const char *what)
+{
+    alarm_set_t *as = ctx;
+    if (as->n >= 16)
+        return 1;
+    size_t i = as->n++;
+    liaison__control__alarm__init(&as->a[i]);
+    snprintf(as->peer[i], sizeof as->peer[i], "%s", peer ? peer : "");
+    snprintf(as->what[i], sizeof as->what[i], "%s", what ? what : "");
+    as->a[i].peer = as->peer[i];
+    as->a[i].at_ms = at_ms;
+    as->a[i].what = as->what[i];
+    as->p[i] = &as->a[i];
+    return 0;
+}
+
 static void op_status(call_t *c)
 {
     node_t *n = c->n;
@@ -188,12 +216,19 @@ static void op_status(call_t *c)
     }
     st.overdue = sums;
     st.n_overdue = nb;
+    alarm_set_t *as = calloc(1, sizeof *as);
+    if (as) {
+        witness_alarms(n, collect_alarm, as);
+        st.alarms = as->p;
+        st.n_alarms = as->n;
+    }
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_STATUS;
     r.status = &st;
     answer(c, &r);
     for (size_t i = 0; i < nb; i++)
         summary_free(bufs[i]);
+    free(as);
     free_peers(&ps);
 }
 
@@ -944,11 +979,27 @@ static void dispatch(call_t *c, const request_t *rq)
     case LIAISON__CONTROL__REQUEST__OP_FINGERPRINT: op_fingerprint(c, rq->fingerprint); break;
     case LIAISON__CONTROL__REQUEST__OP_ACK: op_ack(c, rq->ack); break;
     case LIAISON__CONTROL__REQUEST__OP_REVIEWS: op_reviews(c, rq->reviews); break;
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG:
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE:
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY:
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "audit operations are offered on the audit socket only (%s, group liaison-audit)",
+                     c->n->paths.audit_sock);
+        break;
     default:
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST,
                      "unknown operation (is the client newer than this daemon? liaisond is " LIAISON_VERSION ")");
         break;
     }
+}
+
+static void dispatch_audit(call_t *c, const request_t *rq)
+{
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    auditor_scratch_t *scratch = NULL;
+    auditor_handle(c->n, c->actor, rq, &r, &scratch);
+    answer(c, &r);
+    auditor_free(scratch);
 }
 
 /* Peer-Address of an IPC connection ends in ":uid:gid:pid" (SO_PEERCRED). */
@@ -971,11 +1022,8 @@ static int peer_uid(zmq_msg_t *m, uid_t *uid)
     return 0;
 }
 
-static void on_control(loop_t *l, void *sock, int fd, void *ctx)
+static void serve(node_t *n, void *sock, bool audit)
 {
-    (void)l;
-    (void)fd;
-    node_t *n = ctx;
     for (int i = 0; i < CONTROL_BATCH; i++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
@@ -998,7 +1046,7 @@ static void on_control(loop_t *l, void *sock, int fd, void *ctx)
                 zmq_msg_move(&body, &x);
             zmq_msg_close(&x);
         }
-        call_t c = {.n = n, .rid = zmq_msg_data(&rid), .rid_len = zmq_msg_size(&rid)};
+        call_t c = {.n = n, .sock = sock, .rid = zmq_msg_data(&rid), .rid_len = zmq_msg_size(&rid)};
         if (peer_uid(&body, &c.uid) != 0) {
             c.uid = (uid_t)-1;
             snprintf(c.actor, sizeof c.actor, "local:unknown");
@@ -1015,7 +1063,10 @@ static void on_control(loop_t *l, void *sock, int fd, void *ctx)
             answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "malformed request (not a liaison control message)");
         } else {
             c.request_id = rq->request_id;
-            dispatch(&c, rq);
+            if (audit)
+                dispatch_audit(&c, rq);
+            else
+                dispatch(&c, rq);
             liaison__control__request__free_unpacked(rq, NULL);
         }
         zmq_msg_close(&body);
@@ -1023,26 +1074,55 @@ static void on_control(loop_t *l, void *sock, int fd, void *ctx)
     }
 }
 
-int control_start(node_t *n, char *err, size_t errlen)
+static void on_control(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    serve(ctx, sock, false);
+}
+
+static void on_audit(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    serve(ctx, sock, true);
+}
+
+/* Binds one IPC ROUTER with its file mode 0660 and, if it exists, the given group. */
+static void *bind_ipc(node_t *n, const char *path, const char *group, char *err, size_t errlen)
 {
     char ep[CONFIG_PATH_MAX + 8];
-    snprintf(ep, sizeof ep, "ipc://%s", n->paths.control_sock);
-    n->control = zmq_socket(n->zctx, ZMQ_ROUTER);
+    snprintf(ep, sizeof ep, "ipc://%s", path);
+    void *s = zmq_socket(n->zctx, ZMQ_ROUTER);
     int one = 1, zero = 0;
     int64_t max = LIAISON_MAX_CONTROL;
     mode_t old = umask(0117); /* socket file 0660 */
     int rc = -1;
-    if (n->control && zmq_setsockopt(n->control, ZMQ_ROUTER_MANDATORY, &one, sizeof one) == 0 &&
-        zmq_setsockopt(n->control, ZMQ_LINGER, &zero, sizeof zero) == 0 &&
-        zmq_setsockopt(n->control, ZMQ_MAXMSGSIZE, &max, sizeof max) == 0 && zmq_bind(n->control, ep) == 0)
+    if (s && zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) == 0 &&
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) == 0 &&
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max) == 0 && zmq_bind(s, ep) == 0)
         rc = 0;
     umask(old);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot open the control socket %s: %s", n->paths.control_sock, zmq_strerror(errno));
-        return -1;
+        snprintf(err, errlen, "cannot open the socket %s: %s", path, zmq_strerror(errno));
+        if (s)
+            zmq_close(s);
+        return NULL;
     }
-    chmod(n->paths.control_sock, 0660);
-    if (loop_add(n->loop, n->control, 0, on_control, n) != 0) {
+    chmod(path, 0660);
+    struct group gr, *res = NULL;
+    char buf[1024];
+    if (group && getgrnam_r(group, &gr, buf, sizeof buf, &res) == 0 && res && chown(path, (uid_t)-1, gr.gr_gid) != 0)
+        log_warn("cannot give %s to group %s: %s", path, group, strerror(errno));
+    return s;
+}
+
+int control_start(node_t *n, char *err, size_t errlen)
+{
+    if (!(n->control = bind_ipc(n, n->paths.control_sock, "liaison", err, errlen)) ||
+        !(n->auditor = bind_ipc(n, n->paths.audit_sock, "liaison-audit", err, errlen)))
+        return -1;
+    if (loop_add(n->loop, n->control, 0, on_control, n) != 0 || loop_add(n->loop, n->auditor, 0, on_audit, n) != 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -1056,5 +1136,11 @@ void control_stop(node_t *n)
         zmq_close(n->control);
         n->control = NULL;
         unlink(n->paths.control_sock);
+    }
+    if (n->auditor) {
+        loop_remove(n->loop, n->auditor, 0);
+        zmq_close(n->auditor);
+        n->auditor = NULL;
+        unlink(n->paths.audit_sock);
     }
 }

@@ -17,6 +17,7 @@
 #include "seal.h"
 #include "text.h"
 #include "transport.h"
+#include "witness.h"
 #include "wire.pb-c.h"
 
 #define PUMP_BATCH 1000u
@@ -289,9 +290,11 @@ void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_
     }
     if (f->kind_case == LIAISON__WIRE__FRAME__KIND_ENVELOPE)
         accept_envelope(n, from, rid, rid_len, f->envelope.data, f->envelope.len);
+    else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_WITNESS && f->witness)
+        witness_on_request(n, from, rid, rid_len, f->witness);
     else
         reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0,
-               "only envelopes are accepted on the peer socket");
+               "only envelopes and checkpoints are accepted on the peer socket");
     liaison__wire__frame__free_unpacked(f, NULL);
 }
 
@@ -388,6 +391,8 @@ void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int 
         on_receipt(n, p, f->receipt.data, f->receipt.len);
     else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_REJECT && f->reject)
         on_reject(n, p, f->reject);
+    else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_WITNESS_REPLY && f->witness_reply)
+        witness_on_reply(n, p, f->witness_reply);
     else
         log_warn("peer %s sent an unexpected frame kind; ignored", p->card.id);
     liaison__wire__frame__free_unpacked(f, NULL);

@@ -23,6 +23,8 @@ typedef struct peer {
     char transport_error[160]; /* last problem in plain language, empty if none */
     uint64_t reopen_ms;        /* refused handshake: reopen the dealer at this time (0 = no) */
     uint32_t refusals;         /* consecutive refused handshakes, for the reopen backoff */
+    uint64_t witness_held;     /* size of our checkpoint the peer said it holds (witness.c) */
+    uint64_t witness_sent;     /* size of the checkpoint last sent to it */
 } peer_t;
 
 typedef struct directory {

@@ -24,6 +24,7 @@
 #include "patient.h"
 #include "text.h"
 #include "transport.h"
+#include "witness.h"
 
 typedef struct daemon_state {
     node_t node;
@@ -68,6 +69,7 @@ static void before_sleep(loop_t *l, void *ctx)
     daemon_state_t *d = ctx;
     node_t *n = &d->node;
     node_commit(n);
+    witness_after_commit(n);
     uint64_t now = liaison_now_ms();
     if (n->pump_needed || now >= d->next_due_ms) {
         n->pump_needed = false;
@@ -266,7 +268,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     }
     if ((d->lockfd = open_lock(&n->paths, err, errlen)) < 0)
         return -1;
-    if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)))
+    if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
+        witness_open(n, err, errlen) != 0)
         return -1;
     card_t *c = &n->card;
     memset(c, 0, sizeof *c);
@@ -285,6 +288,13 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         keys_pair_key(n->keys, n->keys->enc_pk, n->self_pair_key) != 0) {
         snprintf(err, errlen, "cannot derive the local key");
         return -1;
+    }
+    /* Recorded for offline verifiers of a copy of this database (a trusted card is better). */
+    size_t mlen = 0;
+    uint8_t mval[LIAISON_KEY_BYTES];
+    if (store_meta_get(n->store, "sign_pk", mval, sizeof mval, &mlen) == 1) {
+        store_meta_set(n->store, "sign_pk", n->keys->sign_pk, LIAISON_KEY_BYTES);
+        store_meta_set(n->store, "node_id", (const uint8_t *)n->cfg.id, strlen(n->cfg.id));
     }
     directory_init(&n->dir);
     if (store_peer_each(n->store, load_peer, n) != 0) {
@@ -336,6 +346,7 @@ static void stop(daemon_state_t *d)
     if (n->zctx)
         zmq_ctx_term(n->zctx);
     directory_clear(&n->dir);
+    witness_close(n);
     free(n->deferred);
     audit_close(&n->audit);
     store_close(&n->store);

@@ -51,11 +51,15 @@ typedef struct node {
     void *zctx;
     void *router;               /* CURVE server: envelopes in, receipts out */
     void *zap;                  /* ZAP handler (REP, inproc://zeromq.zap.01) */
-    void *control;              /* control ROUTER on the IPC socket */
+    void *control;              /* control ROUTER on the IPC socket (clinicians) */
+    void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
 
     deferred_t *deferred;
     size_t n_deferred, cap_deferred;
     bool pump_needed;           /* deliveries may be due: run the pump after commit */
+
+    char *cp_note;              /* our latest signed checkpoint (witness.c) */
+    uint64_t cp_size, cp_time_ms;
 
     refused_key_t refused[32];  /* throttles audit rows for a key retrying its handshake */
     uint64_t started_ms;

@@ -11,6 +11,7 @@
 
 #include "delivery.h"
 #include "log.h"
+#include "witness.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "liaison"
@@ -253,6 +254,7 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
             p->refusals = 0;
             p->reopen_ms = 0;
             delivery_peer_up(n, p);
+            witness_peer_up(n, p);
             break;
         case ZMQ_EVENT_DISCONNECTED:
         case ZMQ_EVENT_CLOSED:

@@ -1,0 +1,270 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the offline audit-log verifier. */
+#include "audit_verify.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "audit_codec.h"
+#include "checkpoint.h"
+#include "merkle.h"
+
+typedef struct cp_row {
+    uint64_t size;
+    char *note;
+} cp_row_t;
+
+static void say(audit_report_t *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(audit_report_t *r, const char *fmt, ...)
+{
+    size_t used = strlen(r->text);
+    if (used + 1 >= sizeof r->text)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->text + used, sizeof r->text - used, fmt, ap);
+    va_end(ap);
+}
+
+static void bad(audit_report_t *r, uint64_t seq, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void bad(audit_report_t *r, uint64_t seq, const char *fmt, ...)
+{
+    if (!r->ok)
+        return; /* the first problem is the one reported */
+    r->ok = false;
+    r->first_bad_seq = seq;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    say(r, "FAIL: %s\n", line);
+}
+
+static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT tree_size, note FROM checkpoints ORDER BY tree_size", -1, &st, NULL) !=
+        SQLITE_OK)
+        return 0; /* no checkpoint table: nothing signed yet */
+    size_t cap = 0;
+    int rc = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            void *p = realloc(*out, cap * sizeof **out);
+            if (!p) {
+                rc = -1;
+                break;
+            }
+            *out = p;
+        }
+        const char *t = (const char *)sqlite3_column_text(st, 1);
+        (*out)[*n].size = (uint64_t)sqlite3_column_int64(st, 0);
+        (*out)[*n].note = strdup(t ? t : "");
+        (*n)++;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Checks one signed checkpoint against the root of the first cp->size entries. */
+static void check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uint64_t size,
+                     const uint8_t root[LIAISON_HASH_BYTES], const char *whose)
+{
+    checkpoint_t cp;
+    char err[256];
+    if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
+        bad(r, size, "%s checkpoint at %" PRIu64 " entries: %s (forged, or signed with another key)", whose, size,
+            err);
+        return;
+    }
+    if (cp.size != size) {
+        bad(r, size, "%s checkpoint stored for %" PRIu64 " entries says %" PRIu64, whose, size, cp.size);
+        return;
+    }
+    if (sodium_memcmp(cp.root, root, LIAISON_HASH_BYTES) != 0)
+        bad(r, size, "entries 1..%" PRIu64 " do not match the %s checkpoint signed at that size (entries were "
+                     "changed, removed, reordered or the log rewritten after it was signed)",
+            size, whose);
+}
+
+int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->ok = true;
+    uint8_t pk[LIAISON_KEY_BYTES];
+    cp_row_t *cps = NULL;
+    size_t ncps = 0, next_cp = 0;
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    checkpoint_t extra = {0};
+    bool have_extra = false;
+
+    if (opts && opts->sign_pk) {
+        memcpy(pk, opts->sign_pk, sizeof pk);
+    } else {
+        sqlite3_stmt *m = NULL;
+        bool got = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'sign_pk'", -1, &m, NULL) == SQLITE_OK &&
+                   sqlite3_step(m) == SQLITE_ROW && sqlite3_column_bytes(m, 0) == LIAISON_KEY_BYTES;
+        if (got)
+            memcpy(pk, sqlite3_column_blob(m, 0), sizeof pk);
+        sqlite3_finalize(m);
+        if (!got) {
+            say(r, "cannot verify checkpoints: no identity key given and none recorded in the database "
+                   "(give the node's card with --card FILE)\n");
+            return -1;
+        }
+        say(r, "warning: the identity key was taken from the database itself; give --card FILE to check the "
+               "signatures against a card you trust\n");
+    }
+    if (load_checkpoints(db, &cps, &ncps) != 0) {
+        say(r, "cannot read checkpoints: %s\n", sqlite3_errmsg(db));
+        goto out;
+    }
+    if (opts && opts->extra_checkpoint) {
+        char err[256];
+        if (checkpoint_verify(opts->extra_checkpoint, strlen(opts->extra_checkpoint), pk, &extra, err, sizeof err) != 0) {
+            bad(r, 0, "the checkpoint given with --checkpoint does not verify: %s", err);
+        } else {
+            have_extra = true;
+        }
+    }
+    if (sqlite3_prepare_v2(db,
+                           "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                           " details, prev_hash, entry_hash FROM audit ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK) {
+        say(r, "not a liaison database (no audit table): %s\n", sqlite3_errmsg(db));
+        goto out;
+    }
+    merkle_builder_t mb;
+    merkle_builder_init(&mb);
+    uint8_t prev[LIAISON_HASH_BYTES] = {0}, root[LIAISON_HASH_BYTES];
+    uint64_t expect = 1;
+    int step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        audit_record_t rec;
+        uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
+        if (seq != expect) {
+            if (seq > expect)
+                bad(r, expect, "entry %" PRIu64 " is missing (the next entry is %" PRIu64 "): entries were deleted",
+                    expect, seq);
+            else
+                bad(r, seq, "entry %" PRIu64 " appears twice or out of order", seq);
+            expect = seq;
+        }
+        memset(&rec, 0, sizeof rec);
+        rec.seq = seq;
+        rec.time_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        rec.actor = (const char *)sqlite3_column_text(st, 2);
+        rec.action = (const char *)sqlite3_column_text(st, 3);
+        rec.outcome = (const char *)sqlite3_column_text(st, 4);
+        rec.message_id = sqlite3_column_blob(st, 5);
+        rec.message_id_len = (size_t)sqlite3_column_bytes(st, 5);
+        rec.peer = (const char *)sqlite3_column_text(st, 6);
+        rec.content_type = (uint32_t)sqlite3_column_int64(st, 7);
+        rec.patient_tag = sqlite3_column_blob(st, 8);
+        rec.patient_tag_len = (size_t)sqlite3_column_bytes(st, 8);
+        rec.details = (const char *)sqlite3_column_text(st, 9);
+        if (!rec.actor || !rec.action || !rec.outcome || !rec.peer || !rec.details) {
+            bad(r, seq, "entry %" PRIu64 ": a field is NULL", seq);
+            rec.actor = rec.actor ? rec.actor : "";
+            rec.action = rec.action ? rec.action : "";
+            rec.outcome = rec.outcome ? rec.outcome : "";
+            rec.peer = rec.peer ? rec.peer : "";
+            rec.details = rec.details ? rec.details : "";
+        }
+        const uint8_t *stored_prev = sqlite3_column_blob(st, 10);
+        const uint8_t *stored_hash = sqlite3_column_blob(st, 11);
+        uint8_t hash[LIAISON_HASH_BYTES];
+        uint8_t *e = NULL;
+        size_t elen = 0;
+        if (audit_chain_hash(&rec, prev, hash) != 0 || audit_encode(&rec, &e, &elen) != 0) {
+            say(r, "out of memory\n");
+            goto out;
+        }
+        if (sqlite3_column_bytes(st, 10) != LIAISON_HASH_BYTES ||
+            sodium_memcmp(stored_prev, prev, LIAISON_HASH_BYTES) != 0)
+            bad(r, seq, "entry %" PRIu64 " does not follow entry %" PRIu64
+                        " (an entry before it was removed, inserted or reordered)", seq, seq - 1);
+        else if (sqlite3_column_bytes(st, 11) != LIAISON_HASH_BYTES ||
+                 sodium_memcmp(stored_hash, hash, LIAISON_HASH_BYTES) != 0)
+            bad(r, seq, "entry %" PRIu64 " (%s, %s) does not match its hash: it was changed after it was written",
+                seq, rec.action, rec.actor);
+        /* Continue the chain from the recomputed hash: one bad entry is reported once. */
+        memcpy(prev, hash, sizeof prev);
+        uint8_t leaf[LIAISON_HASH_BYTES];
+        merkle_leaf_hash(e, elen, leaf);
+        free(e);
+        merkle_builder_add(&mb, leaf);
+        r->entries = seq;
+        while (next_cp < ncps && cps[next_cp].size < seq)
+            next_cp++;
+        if (next_cp < ncps && cps[next_cp].size == seq) {
+            merkle_builder_root(&mb, root);
+            check_cp(r, pk, cps[next_cp].note, seq, root, "signed");
+            r->checkpoints++;
+            next_cp++;
+        }
+        if (have_extra && extra.size == seq) {
+            merkle_builder_root(&mb, root);
+            check_cp(r, pk, opts->extra_checkpoint, seq, root, "given");
+        }
+        expect = seq + 1;
+    }
+    if (step != SQLITE_DONE) {
+        say(r, "cannot read the audit log: %s\n", sqlite3_errmsg(db));
+        goto out;
+    }
+    for (; next_cp < ncps; next_cp++)
+        if (cps[next_cp].size > r->entries)
+            bad(r, r->entries + 1,
+                "a checkpoint was signed at %" PRIu64 " entries but the log has only %" PRIu64
+                ": entries %" PRIu64 "..%" PRIu64 " were removed (log truncated)",
+                cps[next_cp].size, r->entries, r->entries + 1, cps[next_cp].size);
+    if (have_extra && extra.size > r->entries)
+        bad(r, r->entries + 1,
+            "the given checkpoint covers %" PRIu64 " entries but the log has only %" PRIu64
+            ": the log was truncated or this is an older copy (rolled back)",
+            extra.size, r->entries);
+    uint64_t anchored = ncps ? cps[ncps - 1].size : 0;
+    if (have_extra && extra.size > anchored && extra.size <= r->entries)
+        anchored = extra.size;
+    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoints checked\n", r->entries,
+        r->ok ? "intact" : "BROKEN", r->checkpoints);
+    if (r->entries > anchored)
+        say(r, "note: %" PRIu64 " entries after the last checkpoint (%" PRIu64
+               ") are not yet anchored by a signature; removing them would not be visible in this file alone "
+               "(a peer's witnessed checkpoint, given with --checkpoint, can exclude it)\n",
+            r->entries - anchored, anchored);
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < ncps; i++)
+        free(cps[i].note);
+    free(cps);
+    return rc;
+}
+
+int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_report_t *r)
+{
+    sqlite3 *db = NULL;
+    char uri[1100];
+    snprintf(uri, sizeof uri, "file:%s?mode=ro", path);
+    if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
+        memset(r, 0, sizeof *r);
+        snprintf(r->text, sizeof r->text, "cannot open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    int rc = audit_verify_db(db, opts, r);
+    sqlite3_close(db);
+    return rc;
+}

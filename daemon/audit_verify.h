@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Independent verification of a node's audit log from its database file alone:
+ * hash chain, Merkle roots at every signed checkpoint, checkpoint signatures, and
+ * optionally a checkpoint held by a peer or an auditor (which catches truncation and
+ * rollback). Needs no running daemon; opens nothing for writing. */
+#ifndef LIAISON_AUDIT_VERIFY_H
+#define LIAISON_AUDIT_VERIFY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sqlite3.h>
+
+#include "constants.h"
+
+typedef struct audit_verify_opts {
+    const uint8_t *sign_pk;        /* the node's trusted identity key (32 bytes), or NULL:
+                                    * then the key recorded in the database is used, with a warning */
+    const char *extra_checkpoint;  /* a checkpoint note of this node held elsewhere, or NULL */
+} audit_verify_opts_t;
+
+typedef struct audit_report {
+    bool ok;
+    uint64_t entries;
+    uint64_t checkpoints;
+    uint64_t first_bad_seq;        /* 0 if none */
+    char text[4096];               /* what was checked and, on failure, what is wrong */
+} audit_report_t;
+
+/* Verifies the audit log in db. Returns 0 if the check ran (see report->ok), -1 if it
+ * could not run (report->text says why). */
+int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *report);
+
+/* Opens path read-only and verifies it. */
+int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_report_t *report);
+
+#endif

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the audit operations offered to auditors. */
+#include "auditor.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit_verify.h"
+#include "merkle.h"
+#include "patient.h"
+#include "text.h"
+
+#define MAX_PROOF 128
+
+struct auditor_scratch {
+    Liaison__Control__AuditEntries entries;
+    Liaison__Control__AuditEntry *rows;
+    Liaison__Control__AuditEntry **ptrs;
+    char **strings;            /* every strdup'd text, freed together */
+    size_t n_strings, cap_strings;
+    uint8_t *blobs;            /* copies of message ids, tags, hashes */
+    Liaison__Control__AuditProof proof;
+    uint8_t *entry;
+    ProtobufCBinaryData path[MAX_PROOF];
+    uint8_t hashes[MAX_PROOF][LIAISON_HASH_BYTES];
+    uint8_t pk[LIAISON_KEY_BYTES];
+    Liaison__Control__AuditVerifyResult verify;
+    audit_report_t report;
+    char error[512];
+};
+
+static char *keep(auditor_scratch_t *s, const char *text)
+{
+    if (s->n_strings == s->cap_strings) {
+        size_t cap = s->cap_strings ? s->cap_strings * 2 : 64;
+        char **p = realloc(s->strings, cap * sizeof *p);
+        if (!p)
+            return (char *)"";
+        s->strings = p;
+        s->cap_strings = cap;
+    }
+    char *c = strdup(text ? text : "");
+    if (!c)
+        return (char *)"";
+    s->strings[s->n_strings++] = c;
+    return c;
+}
+
+void auditor_free(auditor_scratch_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_strings; i++)
+        free(s->strings[i]);
+    free(s->strings);
+    free(s->rows);
+    free(s->ptrs);
+    free(s->blobs);
+    free(s->entry);
+    free(s);
+}
+
+static void fail(Liaison__Control__Response *resp, auditor_scratch_t *s, Liaison__Control__Code code, const char *msg)
+{
+    snprintf(s->error, sizeof s->error, "%s", msg);
+    resp->code = code;
+    resp->error = s->error;
+}
+
+/* Records the auditor's query itself (never the patient id: only its tag). */
+static void audit_query(node_t *n, const char *actor, const char *what, const uint8_t *tag, const char *peer)
+{
+    if (store_op_begin(n->store) != 0)
+        return;
+    audit_entry_t e = {.actor = actor, .action = "audit-query", .outcome = "ok", .peer = peer, .patient_tag = tag,
+                       .details = what};
+    store_op_end(n->store, node_audit(n, &e) == 0);
+}
+
+static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQuery *q,
+                   Liaison__Control__Response *resp, auditor_scratch_t *s)
+{
+    uint8_t tag[LIAISON_HASH_BYTES];
+    bool by_patient = q->patient && q->patient[0];
+    if (by_patient)
+        patient_tag(n->patient_key, q->patient, tag);
+    char what[200];
+    snprintf(what, sizeof what, "%s since=%" PRIu64 " until=%" PRIu64 "%s%s%s%s",
+             q->disclosures ? "disclosures" : "log", q->since_ms, q->until_ms, q->action && q->action[0] ? " action=" : "",
+             q->action ? q->action : "", by_patient ? " patient=(tag)" : "", "");
+    audit_query(n, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
+
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag, details,"
+             " entry_hash FROM audit WHERE time_ms >= ?1 AND time_ms <= ?2%s%s%s%s ORDER BY seq LIMIT ?6",
+             q->peer && q->peer[0] ? " AND peer = ?3" : "", by_patient ? " AND patient_tag = ?4" : "",
+             q->action && q->action[0] ? " AND action = ?5" : "",
+             q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "");
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_db(n->store), sql, -1, &st, NULL) != SQLITE_OK) {
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
+        return;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)q->since_ms);
+    sqlite3_bind_int64(st, 2, q->until_ms ? (sqlite3_int64)q->until_ms : INT64_MAX);
+    if (q->peer && q->peer[0])
+        sqlite3_bind_text(st, 3, q->peer, -1, SQLITE_STATIC);
+    if (by_patient)
+        sqlite3_bind_blob(st, 4, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    if (q->action && q->action[0])
+        sqlite3_bind_text(st, 5, q->action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+    /* Two passes: count, then fill arrays that no longer move. */
+    size_t cnt = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cnt++;
+    sqlite3_reset(st);
+    s->rows = calloc(cnt + 1, sizeof *s->rows);
+    s->ptrs = calloc(cnt + 1, sizeof *s->ptrs);
+    s->blobs = malloc((cnt + 1) * 80);
+    if (!s->rows || !s->ptrs || !s->blobs) {
+        sqlite3_finalize(st);
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        return;
+    }
+    size_t i = 0;
+    while (i < cnt && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        Liaison__Control__AuditEntry *e = &s->rows[i];
+        liaison__control__audit_entry__init(e);
+        uint8_t *blob = s->blobs + i * 80;
+        e->seq = (uint64_t)sqlite3_column_int64(st, 0);
+        e->time_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        e->actor = keep(s, (const char *)sqlite3_column_text(st, 2));
+        e->action = keep(s, (const char *)sqlite3_column_text(st, 3));
+        e->outcome = keep(s, (const char *)sqlite3_column_text(st, 4));
+        if (sqlite3_column_bytes(st, 5) == LIAISON_MSGID_BYTES) {
+            memcpy(blob, sqlite3_column_blob(st, 5), 16);
+            e->message_id = (ProtobufCBinaryData){16, blob};
+        }
+        e->peer = keep(s, (const char *)sqlite3_column_text(st, 6));
+        e->content_type = (uint32_t)sqlite3_column_int64(st, 7);
+        if (sqlite3_column_bytes(st, 8) == LIAISON_HASH_BYTES) {
+            memcpy(blob + 16, sqlite3_column_blob(st, 8), 32);
+            e->patient_tag = (ProtobufCBinaryData){32, blob + 16};
+        }
+        e->details = keep(s, (const char *)sqlite3_column_text(st, 9));
+        if (sqlite3_column_bytes(st, 10) == LIAISON_HASH_BYTES) {
+            memcpy(blob + 48, sqlite3_column_blob(st, 10), 32);
+            e->entry_hash = (ProtobufCBinaryData){32, blob + 48};
+        }
+        s->ptrs[i] = e;
+        i++;
+    }
+    sqlite3_finalize(st);
+    liaison__control__audit_entries__init(&s->entries);
+    s->entries.entries = s->ptrs;
+    s->entries.n_entries = i;
+    s->entries.node_id = n->cfg.id;
+    s->entries.node_name = n->cfg.name;
+    s->entries.node_role = n->cfg.role;
+    s->entries.node_org = n->cfg.org;
+    resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES;
+    resp->audit_entries = &s->entries;
+}
+
+static void op_prove(node_t *n, const char *actor, const Liaison__Control__AuditProveRequest *q,
+                     Liaison__Control__Response *resp, auditor_scratch_t *s)
+{
+    char what[64];
+    snprintf(what, sizeof what, "prove seq=%" PRIu64, q->seq);
+    audit_query(n, actor, what, NULL, NULL);
+    if (!n->cp_note || q->seq == 0 || q->seq > n->cp_size) {
+        snprintf(s->error, sizeof s->error,
+                 n->cp_note ? "entry %" PRIu64 " is not covered by the latest checkpoint (%" PRIu64
+                              " entries); try again after the next checkpoint"
+                            : "no checkpoint has been signed yet (%" PRIu64 "/%" PRIu64 ")",
+                 q->seq, n->cp_size);
+        resp->code = LIAISON__CONTROL__CODE__NOT_FOUND;
+        resp->error = s->error;
+        return;
+    }
+    const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
+    uint64_t nl = 0;
+    size_t plen = 0;
+    node_commit(n); /* leaves are read from committed entries only */
+    if (audit_leaves(n->audit, &leaves, &nl) != 0 || nl < n->cp_size ||
+        merkle_inclusion_proof(leaves, n->cp_size, q->seq - 1, s->hashes, MAX_PROOF, &plen) != 0) {
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot build the proof");
+        return;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_db(n->store),
+                           "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                           " details FROM audit WHERE seq = ?1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the entry");
+        return;
+    }
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)q->seq);
+    audit_record_t rec;
+    size_t elen = 0;
+    bool ok = sqlite3_step(st) == SQLITE_ROW && audit_record_from_row(st, 0, &rec) == 0 &&
+              audit_encode(&rec, &s->entry, &elen) == 0;
+    sqlite3_finalize(st);
+    if (!ok) {
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the entry");
+        return;
+    }
+    for (size_t i = 0; i < plen; i++)
+        s->path[i] = (ProtobufCBinaryData){LIAISON_HASH_BYTES, s->hashes[i]};
+    memcpy(s->pk, n->keys->sign_pk, LIAISON_KEY_BYTES);
+    liaison__control__audit_proof__init(&s->proof);
+    s->proof.seq = q->seq;
+    s->proof.entry = (ProtobufCBinaryData){elen, s->entry};
+    s->proof.leaf_index = q->seq - 1;
+    s->proof.checkpoint = keep(s, n->cp_note);
+    s->proof.path = s->path;
+    s->proof.n_path = plen;
+    s->proof.sign_pk = (ProtobufCBinaryData){LIAISON_KEY_BYTES, s->pk};
+    resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_PROOF;
+    resp->audit_proof = &s->proof;
+}
+
+static void op_verify(node_t *n, const char *actor, Liaison__Control__Response *resp, auditor_scratch_t *s)
+{
+    audit_query(n, actor, "verify", NULL, NULL);
+    node_commit(n);
+    audit_verify_opts_t o = {.sign_pk = n->keys->sign_pk};
+    if (audit_verify_db(store_db(n->store), &o, &s->report) != 0) {
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, s->report.text);
+        return;
+    }
+    liaison__control__audit_verify_result__init(&s->verify);
+    s->verify.ok = s->report.ok;
+    s->verify.report = s->report.text;
+    s->verify.entries = s->report.entries;
+    s->verify.checkpoints = s->report.checkpoints;
+    resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_VERIFY;
+    resp->audit_verify = &s->verify;
+}
+
+void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Request *rq,
+                    Liaison__Control__Response *resp, auditor_scratch_t **scratch)
+{
+    auditor_scratch_t *s = calloc(1, sizeof *s);
+    *scratch = s;
+    if (!s) {
+        resp->code = LIAISON__CONTROL__CODE__INTERNAL;
+        resp->error = "out of memory";
+        return;
+    }
+    switch (rq->op_case) {
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: op_log(n, actor, rq->audit_log, resp, s); break;
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: op_prove(n, actor, rq->audit_prove, resp, s); break;
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: op_verify(n, actor, resp, s); break;
+    default:
+        fail(resp, s, LIAISON__CONTROL__CODE__REFUSED,
+             "the audit socket offers only audit operations (audit log, prove, verify)");
+        break;
+    }
+}

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns our audit checkpoints and the witnessing of peers' checkpoints. */
+#include "witness.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+
+#include "checkpoint.h"
+#include "log.h"
+#include "merkle.h"
+#include "transport.h"
+
+#define MAX_PROOF 128
+
+static const char witness_schema[] =
+    /* Our own signed checkpoints ("log checkpoints", unrelated to SQLite's WAL checkpoints). */
+    "CREATE TABLE IF NOT EXISTS checkpoints("
+    "  tree_size INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL) STRICT;"
+    /* The latest checkpoint of each peer's log that we hold as a witness. */
+    "CREATE TABLE IF NOT EXISTS witnessed("
+    "  peer TEXT PRIMARY KEY, tree_size INTEGER NOT NULL, root BLOB NOT NULL, note TEXT NOT NULL,"
+    "  time_ms INTEGER NOT NULL) STRICT;"
+    /* Proof of a peer's misbehaviour: two signed, inconsistent checkpoints. */
+    "CREATE TABLE IF NOT EXISTS witness_alarms("
+    "  id INTEGER PRIMARY KEY, peer TEXT NOT NULL, at_ms INTEGER NOT NULL, what TEXT NOT NULL,"
+    "  held_note TEXT, new_note TEXT) STRICT;";
+
+static int exec(node_t *n, const char *sql)
+{
+    return sqlite3_exec(store_db(n->store), sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+int witness_open(node_t *n, char *err, size_t errlen)
+{
+    sqlite3 *db = store_db(n->store);
+    if (exec(n, witness_schema) != 0) {
+        snprintf(err, errlen, "cannot create the checkpoint tables: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT tree_size, time_ms, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1", -1,
+                           &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot read checkpoints: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        n->cp_size = (uint64_t)sqlite3_column_int64(st, 0);
+        n->cp_time_ms = (uint64_t)sqlite3_column_int64(st, 1);
+        free(n->cp_note);
+        n->cp_note = strdup((const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_finalize(st);
+    int64_t size = audit_size(n->audit);
+    if (size >= 0 && (uint64_t)size < n->cp_size) {
+        snprintf(err, errlen,
+                 "the audit log has %" PRId64 " entries but this node signed a checkpoint at %" PRIu64
+                 ": the database was truncated or replaced (run: liaison audit verify)",
+                 size, n->cp_size);
+        return -1;
+    }
+    return 0;
+}
+
+void witness_close(node_t *n)
+{
+    free(n->cp_note);
+    n->cp_note = NULL;
+}
+
+/* Packs a frame into a malloc'd buffer. */
+static uint8_t *pack_frame(const Liaison__Wire__Frame *f, size_t *len)
+{
+    *len = liaison__wire__frame__get_packed_size(f);
+    uint8_t *buf = malloc(*len ? *len : 1);
+    if (buf)
+        liaison__wire__frame__pack(f, buf);
+    return buf;
+}
+
+/* Sends our latest checkpoint to p with a proof from the size p is believed to hold. */
+static void offer(node_t *n, peer_t *p)
+{
+    if (!n->cp_note || !p->connected || p->witness_sent == n->cp_size)
+        return;
+    const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
+    uint64_t nl = 0;
+    uint8_t proof[MAX_PROOF][LIAISON_HASH_BYTES];
+    size_t plen = 0;
+    uint64_t old = p->witness_held <= n->cp_size ? p->witness_held : 0;
+    if (old > 0 && old < n->cp_size) {
+        if (store_in_txn(n->store) || audit_leaves(n->audit, &leaves, &nl) != 0 || nl < n->cp_size ||
+            merkle_consistency_proof(leaves, old, n->cp_size, proof, MAX_PROOF, &plen) != 0)
+            return;
+    }
+    ProtobufCBinaryData items[MAX_PROOF];
+    for (size_t i = 0; i < plen; i++)
+        items[i] = (ProtobufCBinaryData){LIAISON_HASH_BYTES, proof[i]};
+    Liaison__Wire__WitnessRequest wr = LIAISON__WIRE__WITNESS_REQUEST__INIT;
+    wr.checkpoint = n->cp_note;
+    wr.old_size = old;
+    wr.proof = items;
+    wr.n_proof = plen;
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_WITNESS;
+    f.witness = &wr;
+    size_t len;
+    uint8_t *buf = pack_frame(&f, &len);
+    if (buf && transport_send(n, p, buf, len) == 0)
+        p->witness_sent = n->cp_size;
+    free(buf);
+}
+
+void witness_peer_up(node_t *n, peer_t *p)
+{
+    p->witness_sent = 0;
+    offer(n, p);
+}
+
+void witness_after_commit(node_t *n)
+{
+    if (store_in_txn(n->store))
+        return;
+    uint64_t now = liaison_now_ms();
+    int64_t size = audit_size(n->audit);
+    if (size <= 0 || (uint64_t)size <= n->cp_size)
+        return;
+    bool due = (uint64_t)size - n->cp_size >= n->cfg.checkpoint_entries ||
+               now - n->cp_time_ms >= (uint64_t)n->cfg.checkpoint_seconds * 1000u;
+    if (!due)
+        return;
+    const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
+    uint64_t nl = 0;
+    checkpoint_t cp = {.time_ms = now};
+    if (audit_leaves(n->audit, &leaves, &nl) != 0 || nl == 0) {
+        log_warn("checkpoint: cannot read the audit log");
+        return;
+    }
+    cp.size = nl;
+    snprintf(cp.node_id, sizeof cp.node_id, "%s", n->cfg.id);
+    if (merkle_root(leaves, nl, cp.root) != 0)
+        return;
+    char *note = checkpoint_sign(&cp, n->keys);
+    if (!note)
+        return;
+    /* Stored and committed before anyone sees it: an honest crash must never look
+     * like a rollback. */
+    sqlite3 *db = store_db(n->store);
+    sqlite3_stmt *st = NULL;
+    bool ok = store_begin(n->store) == 0 &&
+              sqlite3_prepare_v2(db, "INSERT INTO checkpoints(tree_size, time_ms, root, note) VALUES(?1, ?2, ?3, ?4)",
+                                 -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)cp.size);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)cp.time_ms);
+        sqlite3_bind_blob(st, 3, cp.root, LIAISON_HASH_BYTES, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, note, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    if (!ok || store_commit(n->store) != 0) {
+        store_rollback(n->store);
+        log_warn("checkpoint: cannot store: %s", sqlite3_errmsg(db));
+        free(note);
+        return;
+    }
+    free(n->cp_note);
+    n->cp_note = note;
+    n->cp_size = cp.size;
+    n->cp_time_ms = now;
+    log_debug("checkpoint at %" PRIu64 " entries", cp.size);
+    for (size_t i = 0; i < n->dir.n; i++)
+        offer(n, n->dir.peers[i]);
+}
+
+static void raise_alarm(node_t *n, peer_t *p, const char *what, const char *held, const char *fresh)
+{
+    log_err("ALARM: audit log of %s: %s", p->card.id, what);
+    sqlite3 *db = store_db(n->store);
+    sqlite3_stmt *st = NULL;
+    if (store_op_begin(n->store) != 0)
+        return;
+    bool ok = sqlite3_prepare_v2(db, "INSERT INTO witness_alarms(peer, at_ms, what, held_note, new_note)"
+                                     " VALUES(?1, ?2, ?3, ?4, ?5)", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, p->card.id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (sqlite3_int64)liaison_now_ms());
+        sqlite3_bind_text(st, 3, what, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, held, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, fresh, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    char actor[LIAISON_MAX_ID + 8];
+    snprintf(actor, sizeof actor, "peer:%s", p->card.id);
+    audit_entry_t a = {.actor = actor, .action = "witness-alarm", .outcome = "failed", .peer = p->card.id,
+                       .details = what};
+    ok = ok && node_audit(n, &a) == 0;
+    store_op_end(n->store, ok);
+}
+
+static void reply(node_t *n, const uint8_t *rid, size_t rid_len, uint64_t held, bool accepted, const char *reason)
+{
+    Liaison__Wire__WitnessReply wr = LIAISON__WIRE__WITNESS_REPLY__INIT;
+    wr.held_size = held;
+    wr.accepted = accepted;
+    wr.reason = (char *)(reason ? reason : "");
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_WITNESS_REPLY;
+    f.witness_reply = &wr;
+    size_t len;
+    uint8_t *buf = pack_frame(&f, &len);
+    if (buf)
+        node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
+}
+
+void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len,
+                        const Liaison__Wire__WitnessRequest *wr)
+{
+    char err[256], what[300];
+    checkpoint_t cp;
+    const char *text = wr->checkpoint ? wr->checkpoint : "";
+    if (checkpoint_verify(text, strlen(text), from->card.sign_pk, &cp, err, sizeof err) != 0 ||
+        strcmp(cp.node_id, from->card.id) != 0) {
+        log_warn("peer %s sent a checkpoint that does not verify: %s", from->card.id, err);
+        reply(n, rid, rid_len, 0, false, "checkpoint does not verify");
+        return;
+    }
+    /* What we hold of this peer. */
+    sqlite3 *db = store_db(n->store);
+    sqlite3_stmt *st = NULL;
+    uint64_t held = 0;
+    uint8_t held_root[LIAISON_HASH_BYTES] = {0};
+    char *held_note = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT tree_size, root, note FROM witnessed WHERE peer = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return;
+    sqlite3_bind_text(st, 1, from->card.id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        held = (uint64_t)sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 1) == LIAISON_HASH_BYTES)
+            memcpy(held_root, sqlite3_column_blob(st, 1), LIAISON_HASH_BYTES);
+        held_note = strdup((const char *)sqlite3_column_text(st, 2));
+    }
+    sqlite3_finalize(st);
+
+    bool accept = false;
+    if (cp.size < held) {
+        snprintf(what, sizeof what, "log shrank from %" PRIu64 " to %" PRIu64 " entries (rolled back or truncated)",
+                 held, cp.size);
+        raise_alarm(n, from, what, held_note, text);
+        reply(n, rid, rid_len, held, false, what);
+    } else if (cp.size == held) {
+        if (sodium_memcmp(cp.root, held_root, LIAISON_HASH_BYTES) != 0) {
+            snprintf(what, sizeof what, "two different logs of %" PRIu64 " entries (forked or rewritten)", held);
+            raise_alarm(n, from, what, held_note, text);
+            reply(n, rid, rid_len, held, false, what);
+        } else {
+            reply(n, rid, rid_len, held, true, NULL);
+        }
+    } else if (wr->old_size != held) {
+        reply(n, rid, rid_len, held, false, "send a proof from the size I hold");
+    } else {
+        uint8_t proof[MAX_PROOF][LIAISON_HASH_BYTES];
+        size_t plen = wr->n_proof <= MAX_PROOF ? wr->n_proof : 0;
+        bool shape = wr->n_proof <= MAX_PROOF;
+        for (size_t i = 0; shape && i < plen; i++) {
+            shape = wr->proof[i].len == LIAISON_HASH_BYTES;
+            if (shape)
+                memcpy(proof[i], wr->proof[i].data, LIAISON_HASH_BYTES);
+        }
+        if (held == 0 || (shape && merkle_verify_consistency(held, cp.size, held_root, cp.root, proof, plen) == 0)) {
+            accept = true;
+        } else {
+            snprintf(what, sizeof what,
+                     "new checkpoint at %" PRIu64 " entries is not an extension of the one at %" PRIu64
+                     " (forked or rewritten)",
+                     cp.size, held);
+            raise_alarm(n, from, what, held_note, text);
+            reply(n, rid, rid_len, held, false, what);
+        }
+    }
+    if (accept) {
+        bool ok = store_op_begin(n->store) == 0 &&
+                  sqlite3_prepare_v2(db, "INSERT INTO witnessed(peer, tree_size, root, note, time_ms)"
+                                         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(peer) DO UPDATE SET"
+                                         " tree_size = excluded.tree_size, root = excluded.root,"
+                                         " note = excluded.note, time_ms = excluded.time_ms",
+                                     -1, &st, NULL) == SQLITE_OK;
+        if (ok) {
+            sqlite3_bind_text(st, 1, from->card.id, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 2, (sqlite3_int64)cp.size);
+            sqlite3_bind_blob(st, 3, cp.root, LIAISON_HASH_BYTES, SQLITE_STATIC);
+            sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 5, (sqlite3_int64)liaison_now_ms());
+            ok = sqlite3_step(st) == SQLITE_DONE;
+            sqlite3_finalize(st);
+            store_op_end(n->store, ok);
+        }
+        reply(n, rid, rid_len, ok ? cp.size : held, ok, ok ? NULL : "cannot store");
+    }
+    free(held_note);
+}
+
+void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr)
+{
+    if (wr->held_size > n->cp_size) {
+        /* A peer holds a larger checkpoint of ours than we have: our database was
+         * rolled back. Say so loudly; the peers' alarms are the record. */
+        char what[200];
+        snprintf(what, sizeof what, "peer %s holds our signed checkpoint at %" PRIu64
+                 " entries, but our log has only %" PRIu64 ": this database was rolled back",
+                 p->card.id, wr->held_size, n->cp_size);
+        log_err("ALARM: %s", what);
+        if (store_op_begin(n->store) == 0) {
+            audit_entry_t a = {.actor = "daemon", .action = "rollback-detected", .outcome = "failed",
+                               .peer = p->card.id, .details = what};
+            store_op_end(n->store, node_audit(n, &a) == 0);
+        }
+        p->witness_held = wr->held_size;
+        return;
+    }
+    uint64_t prev = p->witness_held;
+    p->witness_held = wr->held_size;
+    if (!wr->accepted && wr->held_size != prev) {
+        /* The peer told us what it holds: send the proof from there. */
+        p->witness_sent = 0;
+        offer(n, p);
+    }
+}
+
+int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(store_db(n->store), "SELECT peer, at_ms, what FROM witness_alarms ORDER BY id DESC LIMIT 50",
+                           -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    int out = 0;
+    while (sqlite3_step(st) == SQLITE_ROW && out == 0)
+        out = cb(ctx, (const char *)sqlite3_column_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                 (const char *)sqlite3_column_text(st, 2));
+    sqlite3_finalize(st);
+    return out;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Anchoring the audit log: our signed checkpoints (every N entries or T seconds),
+ * sending them to peers with consistency proofs, and witnessing the peers' own
+ * checkpoints (a log that forks or shrinks raises an alarm). */
+#ifndef LIAISON_WITNESS_H
+#define LIAISON_WITNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node.h"
+#include "wire.pb-c.h"
+
+/* Creates the checkpoint tables if needed and loads our latest checkpoint. 0 or -1. */
+int witness_open(node_t *n, char *err, size_t errlen);
+void witness_close(node_t *n);
+
+/* After a commit: signs a checkpoint when N entries or T seconds have accumulated,
+ * stores it (committed before it is sent), and offers it to connected peers. */
+void witness_after_commit(node_t *n);
+
+/* A peer's connection came up: offer it our latest checkpoint. */
+void witness_peer_up(node_t *n, peer_t *p);
+
+/* A peer's checkpoint arrived on the ROUTER: verify, check consistency with what we
+ * hold, store or raise an alarm, and answer. */
+void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len,
+                        const Liaison__Wire__WitnessRequest *wr);
+
+/* The peer's answer to our checkpoint arrived on our dealer. */
+void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr);
+
+/* Calls cb for each alarm raised about a peer's log, newest first. */
+typedef int (*witness_alarm_cb)(void *ctx, const char *peer, uint64_t at_ms, const char *what);
+int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx);
+
+#endif
