@@ -272,7 +272,8 @@ int checkpoint_verify(const char *text, size_t len, const uint8_t sign_pk[static
         snprintf(err, errlen, "checkpoint: not signed by the identity key of %s (key id differs)", n.cp.node_id);
         goto out;
     }
-    if (crypto_sign_verify_detached(n.blob + CHECKPOINT_KEY_ID_BYTES, (const uint8_t *)text, n.body_len, sign_pk) != 0) {
+    if (crypto_sign_verify_detached(n.blob + CHECKPOINT_KEY_ID_BYTES, (const uint8_t *)text, n.body_len,
+                                    sign_pk) != 0) {
         snprintf(err, errlen, "checkpoint: bad signature by %s", n.cp.node_id);
         goto out;
     }

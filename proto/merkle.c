@@ -252,7 +252,7 @@ int merkle_verify_inclusion(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64
     /* Exact length first (transparency-dev/merkle's decomposition): the levels below the
      * point where the paths to index and size-1 diverge, plus the left siblings above it. */
     inner = bit_length(index ^ (size - 1));
-    border = popcount(index >> inner);
+    border = inner < 64 ? popcount(index >> inner) : 0; /* a 64-bit shift is undefined */
     if (plen != (size_t)inner + border)
         goto out;
     /* 2.-3. */
@@ -313,7 +313,7 @@ int merkle_verify_consistency(uint64_t old_size, uint64_t new_size, const uint8_
     while (!((old_size >> shift) & 1u))
         shift++;
     inner = bit_length((old_size - 1) ^ (new_size - 1));
-    border = popcount((old_size - 1) >> inner);
+    border = inner < 64 ? popcount((old_size - 1) >> inner) : 0;
     start = is_power_of_two(old_size) ? 0 : 1;
     if (plen != start + (size_t)(inner - shift) + border)
         goto out;
