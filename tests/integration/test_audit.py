@@ -1,0 +1,250 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Tamper-evident audit log (issue 4): tamper tests on real database files, done as an
+attacker would (dropping the triggers first), checkpoints, witnessing, auditor tools."""
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import struct
+import time
+import unittest
+
+from harness import NodeTest, link, wait_for
+
+CHAIN_DOMAIN = b"liaison-v1/audit-chain\x00"
+
+
+def lp(b):
+    return struct.pack(">I", len(b)) + b
+
+
+def encode(row):
+    """Canonical encoding E of an audit row (PROTOCOL.md 11), written independently."""
+    seq, time_ms, actor, action, outcome, mid, peer, ct, tag, details = row
+    return (struct.pack(">QQ", seq, time_ms) + lp(actor.encode()) + lp(action.encode()) + lp(outcome.encode())
+            + lp(mid) + lp(peer.encode()) + struct.pack(">I", ct) + lp(tag) + lp(details.encode()))
+
+
+class Tamper(NodeTest):
+    """One node with some history and a signed checkpoint; each test attacks a copy."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.node("a", start=False)
+        self.b = self.node("b", start=False)
+        for n in (self.a, self.b):
+            n.write_config("audit", "checkpoint_entries", "5")
+            n.start()
+        link(self.a, self.b)
+        for i in range(6):
+            mid = self.a.send("b", "note %d" % i)
+        self.wait_delivered(self.a, mid, "b")
+        wait_for(lambda: self.a.query("SELECT max(tree_size) FROM checkpoints")[0][0] or 0 >= 10, 20,
+                 "a checkpoint")
+        self.a.stop()
+        self.b.stop()
+        self.copy = os.path.join(self.base, "copy.db")
+        shutil.copy(self.a.db_path, self.copy)
+        self.size = self.q("SELECT max(seq) FROM audit")[0][0]
+        self.cp = self.q("SELECT max(tree_size) FROM checkpoints")[0][0]
+        self.assertGreaterEqual(self.cp, 5)
+
+    def q(self, sql, params=()):
+        con = sqlite3.connect(self.copy)
+        try:
+            return con.execute(sql, params).fetchall()
+        finally:
+            con.close()
+
+    def attack(self, *sql):
+        con = sqlite3.connect(self.copy)
+        con.execute("DROP TRIGGER IF EXISTS audit_no_update")
+        con.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+        con.execute("DROP TRIGGER IF EXISTS audit_next_seq")
+        for s in sql:
+            if isinstance(s, tuple):
+                con.execute(*s)
+            else:
+                con.execute(s)
+        con.commit()
+        con.close()
+
+    def verify(self, *extra):
+        return self.a.cli("audit", "verify", "--db", self.copy, "--card", self.a.card_file, *extra, check=False)
+
+    def assertCaught(self, r, *words):
+        self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+        out = r.stdout + r.stderr
+        for w in words:
+            self.assertIn(w, out)
+
+    def test_untouched_copy_verifies(self):
+        r = self.verify()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("intact", r.stdout + r.stderr)
+
+    def test_one_byte_changed(self):
+        self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")
+        self.assertCaught(self.verify(), "entry 3")
+
+    def test_entry_deleted(self):
+        self.attack("DELETE FROM audit WHERE seq = 4")
+        self.assertCaught(self.verify(), "entry 4")
+
+    def test_two_entries_reordered(self):
+        cols = "time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag, details, prev_hash, entry_hash"
+        r4 = self.q("SELECT %s FROM audit WHERE seq = 4" % cols)[0]
+        r5 = self.q("SELECT %s FROM audit WHERE seq = 5" % cols)[0]
+        sets = ", ".join(c.strip() + " = ?" for c in cols.split(","))
+        self.attack(("UPDATE audit SET %s WHERE seq = 4" % sets, r5), ("UPDATE audit SET %s WHERE seq = 5" % sets, r4))
+        self.assertCaught(self.verify(), "entry 4")
+
+    def test_tail_truncated(self):
+        self.attack("DELETE FROM audit WHERE seq > %d" % (self.cp - 2))
+        self.assertCaught(self.verify(), "truncated")
+
+    def test_truncated_with_checkpoints_caught_by_peer_checkpoint(self):
+        # The attacker removes the tail and every checkpoint covering it: the file alone
+        # cannot tell, but the checkpoint the peer witnessed can.
+        keep = self.cp - 2
+        self.attack("DELETE FROM audit WHERE seq > %d" % keep, "DELETE FROM checkpoints WHERE tree_size > %d" % keep)
+        alone = self.verify()
+        self.assertIn("not yet anchored", alone.stdout + alone.stderr)
+        note = self.b.query("SELECT note FROM witnessed WHERE peer = 'a'")[0][0]
+        path = os.path.join(self.base, "peer-checkpoint.txt")
+        open(path, "w").write(note)
+        self.assertCaught(self.verify("--checkpoint", path), "truncated")
+
+    def test_forged_checkpoint(self):
+        # A checkpoint whose signature is not the node's (here: other signature bytes).
+        forged = self.q("SELECT note FROM checkpoints WHERE tree_size = ?", (self.cp,))[0][0]
+        lines = forged.split("\n")
+        sig = lines[-2].split(" ")
+        sig[-1] = ("A" * 4) + sig[-1][4:]
+        lines[-2] = " ".join(sig)
+        self.attack(("UPDATE checkpoints SET note = ? WHERE tree_size = ?", ("\n".join(lines), self.cp)))
+        self.assertCaught(self.verify(), "checkpoint at %d" % self.cp)
+
+    def test_chain_recomputed_without_identity_key(self):
+        # Change an entry and recompute every chain hash after it, as an attacker with
+        # the file but without the node's identity key would: only the signed
+        # checkpoint catches it.
+        self.attack("UPDATE audit SET details = 'nothing happened' WHERE seq = 2")
+        con = sqlite3.connect(self.copy)
+        prev = bytes(32)
+        rows = con.execute("SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                           " details FROM audit ORDER BY seq").fetchall()
+        for row in rows:
+            h = hashlib.blake2b(CHAIN_DOMAIN + prev + encode(row), digest_size=32).digest()
+            con.execute("UPDATE audit SET prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev, h, row[0]))
+            prev = h
+        con.commit()
+        con.close()
+        r = self.verify()
+        self.assertCaught(r, "checkpoint")
+        self.assertNotIn("does not match its hash", r.stdout + r.stderr)
+
+    def test_python_chain_matches(self):
+        # The independent encoder above agrees with the daemon on every stored hash.
+        prev = bytes(32)
+        for row in self.q("SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                          " details, prev_hash, entry_hash FROM audit ORDER BY seq"):
+            h = hashlib.blake2b(CHAIN_DOMAIN + prev + encode(row[:10]), digest_size=32).digest()
+            self.assertEqual(row[10], prev)
+            self.assertEqual(row[11], h)
+            prev = h
+
+    def test_triggers_refuse_update_and_delete(self):
+        con = sqlite3.connect(self.copy)
+        with self.assertRaises(sqlite3.DatabaseError):
+            con.execute("UPDATE audit SET details = 'x' WHERE seq = 1")
+        with self.assertRaises(sqlite3.DatabaseError):
+            con.execute("DELETE FROM audit WHERE seq = 1")
+        with self.assertRaises(sqlite3.DatabaseError):
+            con.execute("INSERT OR REPLACE INTO audit SELECT * FROM audit WHERE seq = 1")
+        con.close()
+
+
+class Witnessing(NodeTest):
+    def test_rollback_caught_by_peer(self):
+        a = self.node("a", start=False)
+        b = self.node("b", start=False)
+        for n in (a, b):
+            n.write_config("audit", "checkpoint_entries", "4")
+            n.start()
+        link(a, b)
+        a.send("b", "before the snapshot")
+        wait_for(lambda: b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'"), 20, "b to witness a")
+        a.stop()
+        old = os.path.join(self.base, "old.db")
+        shutil.copy(a.db_path, old)
+        a.start()
+        for i in range(8):
+            mid = a.send("b", "after the snapshot %d" % i)
+        self.wait_delivered(a, mid, "b")
+        held = lambda: b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0]
+        old_size = sqlite3.connect(old).execute("SELECT max(seq) FROM audit").fetchone()[0]
+        wait_for(lambda: held() > old_size + 4, 20, "b to witness a's newer checkpoint")
+        # The administrator of a's machine restores the older copy.
+        a.stop()
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(a.db_path + suffix):
+                os.remove(a.db_path + suffix)
+        shutil.copy(old, a.db_path)
+        a.start()
+        wait_for(lambda: b.audit("witness-alarm"), 30, "b to raise the alarm")
+        alarm = b.audit("witness-alarm")[0]
+        self.assertEqual(alarm[5], "a")
+        self.assertIn("shrank", alarm[6])
+        self.assertIn("shrank", b.cli("status").stdout)
+
+
+class AuditorTools(NodeTest):
+    def setUp(self):
+        super().setUp()
+        self.a = self.node("a", start=False)
+        self.b = self.node("b")
+        self.a.write_config("audit", "checkpoint_entries", "3")
+        self.a.start()
+        link(self.a, self.b)
+        self.mid = self.a.send("b", "hello")
+        self.wait_delivered(self.a, self.mid, "b")
+        wait_for(lambda: self.a.query("SELECT count(*) FROM checkpoints")[0][0] > 0, 20, "a checkpoint")
+
+    def test_log_json_and_every_query_audited(self):
+        before = len(self.a.audit("audit-query"))
+        log = json.loads(self.a.cli("audit", "log", "--json").stdout)
+        entries = log["entries"] if isinstance(log, dict) else log
+        actions = [e["action"] for e in entries]
+        self.assertIn("message-queued", actions)
+        self.assertIn("message-delivered", actions)
+        self.assertNotIn("hello", json.dumps(log))
+        self.assertEqual(len(self.a.audit("audit-query")), before + 1)
+
+    def test_verify_through_the_audit_socket(self):
+        r = self.a.cli("audit", "verify", check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_prove_and_verify_proof_offline(self):
+        proof_path = os.path.join(self.base, "proof.json")
+        r = self.a.cli("audit", "prove", "2")
+        open(proof_path, "w").write(r.stdout)
+        ok = self.a.cli("audit", "verify-proof", proof_path, check=False)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        proof = json.loads(r.stdout)
+        # Change the entry the proof is about: the proof no longer holds.
+        proof["entry"] = proof["entry"][:-2] + ("00" if proof["entry"][-2:] != "00" else "01")
+        open(proof_path, "w").write(json.dumps(proof))
+        bad = self.a.cli("audit", "verify-proof", proof_path, check=False)
+        self.assertEqual(bad.returncode, 4, bad.stdout + bad.stderr)
+
+    def test_disclosures_by_patient(self):
+        # A text message has no patient; a disclosure listing for an unknown patient is empty.
+        out = json.loads(self.a.cli("audit", "disclosures", "--patient", "P-0001", "--json").stdout)
+        rows = out["disclosures"] if isinstance(out, dict) else out
+        self.assertEqual(rows, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
