@@ -1,53 +1,378 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Owns the validation rules of every payload type. */
+/* Owns the validation rules of every payload type and the names of their enumerations. */
 #include "payload.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "payload.pb-c.h"
 #include "text.h"
 #include "wire.pb-c.h"
 
+typedef Liaison__Payload__PatientRef patient_ref_t;
+
+static const struct {
+    uint32_t ct;
+    const char *name;
+} type_names[] = {
+    {LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT, "text"},
+    {LIAISON__WIRE__CONTENT_TYPE__CONTENT_PROGRESS_NOTE, "progress-note"},
+    {LIAISON__WIRE__CONTENT_TYPE__CONTENT_MEDICATION_CHANGE, "medication-change"},
+    {LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK, "acknowledgement"},
+    {LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW, "case-review"},
+};
+
 bool payload_known_type(uint32_t ct)
 {
-    return ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT;
+    return ct >= LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT && ct <= LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW;
 }
 
 const char *payload_type_name(uint32_t ct)
 {
-    switch (ct) {
-    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT: return "text";
-    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_PROGRESS_NOTE: return "progress-note";
-    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_MEDICATION_CHANGE: return "medication-change";
-    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK: return "acknowledgement";
-    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW: return "case-review";
-    default: return "unknown";
+    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+        if (type_names[i].ct == ct)
+            return type_names[i].name;
+    return "unknown";
+}
+
+uint32_t payload_type_from_name(const char *name)
+{
+    for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
+        if (strcmp(type_names[i].name, name) == 0)
+            return type_names[i].ct;
+    /* Short forms people type. */
+    if (strcmp(name, "note") == 0)
+        return LIAISON__WIRE__CONTENT_TYPE__CONTENT_PROGRESS_NOTE;
+    if (strcmp(name, "med-change") == 0)
+        return LIAISON__WIRE__CONTENT_TYPE__CONTENT_MEDICATION_CHANGE;
+    if (strcmp(name, "ack") == 0)
+        return LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK;
+    if (strcmp(name, "review") == 0)
+        return LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW;
+    return 0;
+}
+
+/* ---- enumeration names ---- */
+
+typedef struct enum_table {
+    const char *kind;
+    const char *names[8];   /* index = value; NULL = no name */
+    const char *joined;
+} enum_table_t;
+
+static const enum_table_t enums[] = {
+    {"modality", {NULL, "cbt", "dbt", "psychodynamic", "trauma-focused", "family", "group", "other"},
+     "cbt, dbt, psychodynamic, trauma-focused, family, group, other"},
+    {"risk", {NULL, "none", "low", "moderate", "high"}, "none, low, moderate, high"},
+    {"action", {NULL, "start", "stop", "increase", "decrease", "switch", "hold"},
+     "start, stop, increase, decrease, switch, hold"},
+    {"urgency", {"routine", "urgent"}, "routine, urgent"},
+};
+
+static const enum_table_t *enum_find(const char *kind)
+{
+    for (size_t i = 0; i < sizeof enums / sizeof enums[0]; i++)
+        if (strcmp(enums[i].kind, kind) == 0)
+            return &enums[i];
+    return NULL;
+}
+
+const char *payload_enum_name(const char *kind, int value)
+{
+    const enum_table_t *t = enum_find(kind);
+    if (!t || value < 0 || value >= 8)
+        return NULL;
+    return t->names[value];
+}
+
+int payload_enum_value(const char *kind, const char *name)
+{
+    const enum_table_t *t = enum_find(kind);
+    if (!t || !name)
+        return -1;
+    for (int v = 0; v < 8; v++) {
+        const char *n = t->names[v];
+        if (!n || strlen(n) != strlen(name))
+            continue;
+        bool same = true;
+        for (size_t i = 0; n[i] && same; i++) {
+            char a = n[i], b = name[i];
+            if (b == '_')
+                b = '-';
+            if (b >= 'A' && b <= 'Z')
+                b = (char)(b - 'A' + 'a');
+            same = a == b;
+        }
+        if (same)
+            return v;
+    }
+    return -1;
+}
+
+const char *payload_enum_names(const char *kind)
+{
+    const enum_table_t *t = enum_find(kind);
+    return t ? t->joined : "";
+}
+
+/* ---- field rules ---- */
+
+bool payload_valid_patient_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > PAYLOAD_MAX_PATIENT_ID)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                  c == '_' || c == ':' || c == '-';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+bool payload_valid_date(const char *s)
+{
+    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+        return false;
+    for (int i = 0; i < 10; i++)
+        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
+            return false;
+    int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int m = (s[5] - '0') * 10 + (s[6] - '0');
+    int d = (s[8] - '0') * 10 + (s[9] - '0');
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1900 || y > 2999 || m < 1 || m > 12 || d < 1)
+        return false;
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= days[m - 1] + (m == 2 && leap);
+}
+
+/* Each check returns false after writing "FIELD: what is wrong" into err. */
+typedef struct check {
+    char *err;
+    size_t errlen;
+} check_t;
+
+__attribute__((format(printf, 2, 3))) static bool fail(check_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, c->errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool check_text(check_t *c, const char *field, const char *s, size_t max, bool required, bool multiline)
+{
+    if (required && !s[0])
+        return fail(c, "%s: required", field);
+    if (!text_valid_utf8(s, max, multiline))
+        return fail(c, "%s: must be %s UTF-8 text of at most %zu bytes", field, multiline ? "" : "single-line", max);
+    return true;
+}
+
+static bool check_date(check_t *c, const char *field, const char *s, bool required)
+{
+    if (!s[0])
+        return required ? fail(c, "%s: required (YYYY-MM-DD)", field) : true;
+    if (!payload_valid_date(s))
+        return fail(c, "%s: '%.16s' is not a date (YYYY-MM-DD)", field, s);
+    return true;
+}
+
+static bool check_enum(check_t *c, const char *field, const char *kind, int value, bool required)
+{
+    if (value == 0 && required && !payload_enum_name(kind, 0))
+        return fail(c, "%s: required (one of: %s)", field, payload_enum_names(kind));
+    if (value != 0 && !payload_enum_name(kind, value))
+        return fail(c, "%s: unknown value %d (one of: %s)", field, value, payload_enum_names(kind));
+    return true;
+}
+
+static bool check_patient(check_t *c, const patient_ref_t *p, payload_info_t *info)
+{
+    if (!p)
+        return fail(c, "patient: required");
+    if (!payload_valid_patient_id(p->id))
+        return fail(c, "patient: the id must be 1..%u characters of A-Z a-z 0-9 . _ : -", PAYLOAD_MAX_PATIENT_ID);
+    if (!check_text(c, "patient label", p->label, PAYLOAD_MAX_LINE, false, false))
+        return false;
+    snprintf(info->patient, sizeof info->patient, "%s", p->id);
+    return true;
+}
+
+static bool check_score(check_t *c, const char *field, const Liaison__Payload__Score *s, uint32_t max)
+{
+    if (s && s->value > max)
+        return fail(c, "%s: %u is out of range (0-%u)", field, s->value, max);
+    return true;
+}
+
+static bool check_node_id(check_t *c, const char *field, const char *id)
+{
+    if (!id[0])
+        return fail(c, "%s: required (a node id)", field);
+    if (!text_valid_id(id))
+        return fail(c, "%s: '%.64s' is not a valid node id", field, id);
+    return true;
+}
+
+/* ---- one function per type ---- */
+
+static bool v_text(check_t *c, const Liaison__Payload__TextMessage *m)
+{
+    return check_text(c, "subject", m->subject, PAYLOAD_MAX_SUBJECT, false, false) &&
+           check_text(c, "text", m->text, PAYLOAD_MAX_TEXT, true, true);
+}
+
+static bool v_note(check_t *c, const Liaison__Payload__ProgressNote *m, payload_info_t *info)
+{
+    if (!check_patient(c, m->patient, info) || !check_date(c, "session date", m->session_date, true) ||
+        !check_enum(c, "modality", "modality", (int)m->modality, false) ||
+        !check_text(c, "narrative", m->narrative, PAYLOAD_MAX_TEXT, true, true) ||
+        !check_score(c, "phq9", m->phq9, 27) || !check_score(c, "gad7", m->gad7, 21))
+        return false;
+    if (m->n_other_scores > PAYLOAD_MAX_SCORES)
+        return fail(c, "other scores: %zu, at most %u", m->n_other_scores, PAYLOAD_MAX_SCORES);
+    for (size_t i = 0; i < m->n_other_scores; i++) {
+        const Liaison__Payload__NamedScore *s = m->other_scores[i];
+        if (!check_text(c, "score name", s->name, 64, true, false))
+            return false;
+        if (s->max > 1000 || s->min > s->max)
+            return fail(c, "score %s: range %u-%u is not valid (0 <= min <= max <= 1000)", s->name, s->min, s->max);
+        if (s->value < s->min || s->value > s->max)
+            return fail(c, "score %s: %u is out of range (%u-%u)", s->name, s->value, s->min, s->max);
+    }
+    if (m->risk) {
+        if (m->risk->level == LIAISON__PAYLOAD__RISK_LEVEL__RISK_UNSPECIFIED)
+            return fail(c, "risk: a level is required (one of: %s)", payload_enum_names("risk"));
+        if (!check_enum(c, "risk", "risk", (int)m->risk->level, true) ||
+            !check_text(c, "risk text", m->risk->text, PAYLOAD_MAX_FIELD, false, true))
+            return false;
+    }
+    return check_text(c, "adherence", m->adherence, PAYLOAD_MAX_FIELD, false, true) &&
+           check_text(c, "side effects", m->side_effects, PAYLOAD_MAX_FIELD, false, true) &&
+           check_text(c, "goals", m->goals, PAYLOAD_MAX_FIELD, false, true) &&
+           check_date(c, "next session date", m->next_session_date, false);
+}
+
+static bool v_med(check_t *c, const Liaison__Payload__MedicationChange *m, payload_info_t *info)
+{
+    if (!check_patient(c, m->patient, info) ||
+        !check_text(c, "medication", m->medication, PAYLOAD_MAX_LINE, true, false) ||
+        !check_enum(c, "action", "action", (int)m->action, true) ||
+        !check_text(c, "previous dose", m->previous_dose, PAYLOAD_MAX_LINE, false, false) ||
+        !check_text(c, "new dose", m->new_dose, PAYLOAD_MAX_LINE, false, false) ||
+        !check_text(c, "previous frequency", m->previous_frequency, 64, false, false) ||
+        !check_text(c, "new frequency", m->new_frequency, 64, false, false) ||
+        !check_text(c, "previous medication", m->previous_medication, PAYLOAD_MAX_LINE, false, false) ||
+        !check_date(c, "effective date", m->effective_date, true) ||
+        !check_text(c, "reason", m->reason, PAYLOAD_MAX_FIELD, true, true) ||
+        !check_text(c, "monitor", m->monitor, PAYLOAD_MAX_FIELD, false, true) ||
+        !check_enum(c, "urgency", "urgency", (int)m->urgency, false))
+        return false;
+    int a = (int)m->action;
+    bool needs_new = a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START ||
+                     a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE ||
+                     a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE ||
+                     a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH;
+    bool needs_prev = a != LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START;
+    const char *an = payload_enum_name("action", a);
+    if (needs_new && !m->new_dose[0])
+        return fail(c, "new dose: required to %s a medication (--dose)", an);
+    if (needs_prev && !m->previous_dose[0])
+        return fail(c, "previous dose: required to %s a medication (--from)", an);
+    if (a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH && !m->previous_medication[0])
+        return fail(c, "previous medication: required for a switch (--from-drug)");
+    info->ack_required = !m->ack_optional;
+    info->urgent = m->urgency == LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT;
+    return true;
+}
+
+static bool v_ack(check_t *c, const Liaison__Payload__Acknowledgement *m, payload_info_t *info)
+{
+    if (m->acknowledged_id.len != LIAISON_MSGID_BYTES)
+        return fail(c, "acknowledged id: must be %u bytes", LIAISON_MSGID_BYTES);
+    if (!check_text(c, "comment", m->comment, PAYLOAD_MAX_COMMENT, false, true))
+        return false;
+    memcpy(info->ref_id, m->acknowledged_id.data, LIAISON_MSGID_BYTES);
+    info->has_ref = true;
+    return true;
+}
+
+static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_info_t *info)
+{
+    if (m->review_id.len != LIAISON_MSGID_BYTES)
+        return fail(c, "review id: must be %u bytes", LIAISON_MSGID_BYTES);
+    if (!check_patient(c, m->patient, info))
+        return false;
+    memcpy(info->ref_id, m->review_id.data, LIAISON_MSGID_BYTES);
+    info->has_ref = true;
+    switch (m->kind_case) {
+    case LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN: {
+        const Liaison__Payload__ReviewOpen *o = m->open;
+        if (!check_text(c, "question", o->question, PAYLOAD_MAX_FIELD, true, true))
+            return false;
+        if (o->n_participants == 0 || o->n_participants >= LIAISON_MAX_RECIPIENTS)
+            return fail(c, "participants: 1 to %u required", LIAISON_MAX_RECIPIENTS - 1);
+        for (size_t i = 0; i < o->n_participants; i++) {
+            if (!check_node_id(c, "participant", o->participants[i]))
+                return false;
+            snprintf(info->participants[i], sizeof info->participants[i], "%s", o->participants[i]);
+        }
+        info->n_participants = o->n_participants;
+        info->review_action = PAYLOAD_REVIEW_OPEN;
+        return true;
+    }
+    case LIAISON__PAYLOAD__CASE_REVIEW__KIND_REPLY:
+        info->review_action = PAYLOAD_REVIEW_REPLY;
+        return check_text(c, "reply", m->reply->text, PAYLOAD_MAX_TEXT, true, true);
+    case LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD:
+        if (!check_node_id(c, "participant", m->add->participant))
+            return false;
+        snprintf(info->added, sizeof info->added, "%s", m->add->participant);
+        info->review_action = PAYLOAD_REVIEW_ADD;
+        return true;
+    case LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE: {
+        const Liaison__Payload__ReviewClose *cl = m->close;
+        if (!check_text(c, "decision", cl->decision, PAYLOAD_MAX_FIELD, true, true))
+            return false;
+        if (cl->n_actions > PAYLOAD_MAX_ACTIONS)
+            return fail(c, "actions: %zu, at most %u", cl->n_actions, PAYLOAD_MAX_ACTIONS);
+        for (size_t i = 0; i < cl->n_actions; i++) {
+            const Liaison__Payload__ActionItem *a = cl->actions[i];
+            if (!check_node_id(c, "action owner", a->owner) ||
+                !check_text(c, "action", a->text, 512, true, false) ||
+                !check_date(c, "action due date", a->due_date, false))
+                return false;
+        }
+        info->review_action = PAYLOAD_REVIEW_CLOSE;
+        return true;
+    }
+    default:
+        return fail(c, "case review: one of open, reply, add or close is required");
     }
 }
 
-static int validate_text(const uint8_t *data, size_t len, char *err, size_t errlen)
-{
-    int rc = -1;
-    Liaison__Payload__TextMessage *m = liaison__payload__text_message__unpack(NULL, len, data);
-    if (!m) {
-        snprintf(err, errlen, "text message: not a valid TextMessage");
-        goto out;
-    }
-    if (!text_valid_utf8(m->subject, PAYLOAD_MAX_SUBJECT, false)) {
-        snprintf(err, errlen, "subject: must be a single line of UTF-8, at most %u bytes", PAYLOAD_MAX_SUBJECT);
-        goto out;
-    }
-    if (!m->text[0] || !text_valid_utf8(m->text, PAYLOAD_MAX_TEXT, true)) {
-        snprintf(err, errlen, "text: must be non-empty UTF-8 text of at most %u bytes", PAYLOAD_MAX_TEXT);
-        goto out;
-    }
-    rc = 0;
-out:
-    if (m)
-        liaison__payload__text_message__free_unpacked(m, NULL);
-    return rc;
-}
+/* Unpacks with protobuf-c, runs the check, frees. */
+#define VALIDATE(type, fn, ...)                                                                          \
+    do {                                                                                                 \
+        Liaison__Payload__##type *m_ = liaison__payload__##fn##__unpack(NULL, len, data);                \
+        if (!m_)                                                                                         \
+            return fail(&c, "%s: not a valid " #type " message", payload_type_name(ct)) ? 0 : -1;        \
+        ok = check_##fn(&c, m_, ##__VA_ARGS__);                                                          \
+        liaison__payload__##fn##__free_unpacked(m_, NULL);                                               \
+    } while (0)
+
+#define check_text_message(c, m) v_text(c, m)
+#define check_progress_note(c, m, i) v_note(c, m, i)
+#define check_medication_change(c, m, i) v_med(c, m, i)
+#define check_acknowledgement(c, m, i) v_ack(c, m, i)
+#define check_case_review(c, m, i) v_review(c, m, i)
 
 int payload_validate(uint32_t ct, const uint8_t *data, size_t len, payload_info_t *info, char *err, size_t errlen)
 {
@@ -55,15 +380,28 @@ int payload_validate(uint32_t ct, const uint8_t *data, size_t len, payload_info_
     if (!info)
         info = &scratch;
     memset(info, 0, sizeof *info);
-    if (len > LIAISON_MAX_PAYLOAD) {
-        snprintf(err, errlen, "payload: %zu bytes, limit is %u", len, LIAISON_MAX_PAYLOAD);
-        return -1;
-    }
+    check_t c = {err, errlen};
+    bool ok = false;
+    if (len > LIAISON_MAX_PAYLOAD)
+        return fail(&c, "payload: %zu bytes, limit is %u", len, LIAISON_MAX_PAYLOAD) ? 0 : -1;
     switch (ct) {
     case LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT:
-        return validate_text(data, len, err, errlen);
+        VALIDATE(TextMessage, text_message);
+        break;
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_PROGRESS_NOTE:
+        VALIDATE(ProgressNote, progress_note, info);
+        break;
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_MEDICATION_CHANGE:
+        VALIDATE(MedicationChange, medication_change, info);
+        break;
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK:
+        VALIDATE(Acknowledgement, acknowledgement, info);
+        break;
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW:
+        VALIDATE(CaseReview, case_review, info);
+        break;
     default:
-        snprintf(err, errlen, "content type %u is not known to this node", ct);
-        return -1;
+        return fail(&c, "content type %u is not known to this node", ct) ? 0 : -1;
     }
+    return ok ? 0 : -1;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Payload validation: the rules every typed payload must meet, applied where a
- * value is entered (client, control API) and again where it is received. */
+ * value is entered (client, control API) and again where it is received; and the
+ * names of the payloads' enumerations for people. */
 #ifndef LIAISON_PAYLOAD_H
 #define LIAISON_PAYLOAD_H
 
@@ -11,7 +12,13 @@
 #include "constants.h"
 
 #define PAYLOAD_MAX_SUBJECT 200u
-#define PAYLOAD_MAX_TEXT (64u * 1024u)
+#define PAYLOAD_MAX_TEXT (64u * 1024u)     /* narratives, messages, review replies */
+#define PAYLOAD_MAX_FIELD (4u * 1024u)     /* reason, monitor, risk text, question, ... */
+#define PAYLOAD_MAX_COMMENT (2u * 1024u)
+#define PAYLOAD_MAX_LINE 128u              /* medication, doses, patient label */
+#define PAYLOAD_MAX_PATIENT_ID 64u
+#define PAYLOAD_MAX_SCORES 16u
+#define PAYLOAD_MAX_ACTIONS 32u
 
 /* What the daemon needs to know about a valid payload without keeping its content. */
 typedef enum payload_review_action {
@@ -23,7 +30,7 @@ typedef enum payload_review_action {
 } payload_review_action_t;
 
 typedef struct payload_info {
-    char patient[LIAISON_MAX_ID + 1];   /* patient local id, empty if none */
+    char patient[PAYLOAD_MAX_PATIENT_ID + 1]; /* patient local id, empty if none */
     bool ack_required;                  /* a medication change asking for acknowledgement */
     bool urgent;
     uint8_t ref_id[LIAISON_MSGID_BYTES];/* acknowledgement: acknowledged message; case review: review id */
@@ -40,10 +47,27 @@ bool payload_known_type(uint32_t content_type);
 /* Short name of a content type ("text", "progress-note", ...), "unknown" otherwise. */
 const char *payload_type_name(uint32_t content_type);
 
+/* The content type with that short name, or 0. */
+uint32_t payload_type_from_name(const char *name);
+
 /* Decodes and validates a payload of the given type. On success returns 0 and
  * fills *info (may be NULL); on failure returns -1 with err naming the field. */
 __attribute__((warn_unused_result))
 int payload_validate(uint32_t content_type, const uint8_t *data, size_t len, payload_info_t *info, char *err,
                      size_t errlen);
+
+/* True if s is a patient local id: 1..64 bytes of [A-Za-z0-9._:-]. */
+bool payload_valid_patient_id(const char *s);
+
+/* True if s is a calendar date "YYYY-MM-DD" (years 1900..2999). */
+bool payload_valid_date(const char *s);
+
+/* Names of the payload enumerations, as typed on the command line and printed:
+ * kind is one of "modality", "risk", "action", "urgency". name_of returns NULL for
+ * values without a name; value_of returns -1 for unknown names (case-insensitive,
+ * '_' and '-' alike). payload_enum_names lists the valid names joined by ", ". */
+const char *payload_enum_name(const char *kind, int value);
+int payload_enum_value(const char *kind, const char *name);
+const char *payload_enum_names(const char *kind);
 
 #endif

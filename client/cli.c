@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the command line's shared machinery (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "payload.h"
+#include "text.h"
+
+int cli_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("liaison: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+cli_opt_t *cli_opt(cli_opt_t *opts, const char *name)
+{
+    for (cli_opt_t *o = opts; o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            return o;
+    abort(); /* a programming error: the command asked for an option it does not declare */
+}
+
+int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **pos, size_t max_pos, size_t *n_pos)
+{
+    *n_pos = 0;
+    bool only_pos = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
+            if (*n_pos == max_pos)
+                return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help)", cli->cmd, a);
+            pos[(*n_pos)++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_pos = true;
+            continue;
+        }
+        if (a[1] != '-')
+            return cli_fail(EXIT_USAGE, "%s: unknown option '%.64s' (options are spelt --name)", cli->cmd, a);
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if (nlen == 4 && strncmp(name, "json", 4) == 0 && !eq) {
+            cli->json = true;
+            continue;
+        }
+        bool is_home = nlen == 4 && strncmp(name, "home", 4) == 0;
+        cli_opt_t *o = NULL;
+        for (cli_opt_t *p = opts; p && p->name; p++)
+            if (strlen(p->name) == nlen && strncmp(p->name, name, nlen) == 0)
+                o = p;
+        if (!o && !is_home)
+            return cli_fail(EXIT_USAGE, "%s: unknown option --%.*s (see: liaison help)", cli->cmd, (int)nlen, name);
+        const char *val = NULL;
+        if (is_home || o->has_arg) {
+            if (eq)
+                val = eq + 1;
+            else if (i + 1 < argc)
+                val = argv[++i];
+            else
+                return cli_fail(EXIT_USAGE, "%s: --%.*s needs a value", cli->cmd, (int)nlen, name);
+        } else if (eq) {
+            return cli_fail(EXIT_USAGE, "%s: --%s takes no value", cli->cmd, o->name);
+        }
+        if (is_home) {
+            cli->home = val;
+            continue;
+        }
+        if (o->count > 0 && !o->repeat)
+            return cli_fail(EXIT_USAGE, "%s: --%s given twice", cli->cmd, o->name);
+        if (o->count == CLI_MAX_VALUES)
+            return cli_fail(EXIT_USAGE, "%s: --%s given too many times", cli->cmd, o->name);
+        o->values[o->count++] = val;
+        o->value = val;
+    }
+    return 0;
+}
+
+int cli_exit_code(liaison_rc rc)
+{
+    switch (rc) {
+    case LIAISON_OK: return 0;
+    case LIAISON_BAD_REQUEST: return EXIT_USAGE;
+    case LIAISON_UNREACHABLE:
+    case LIAISON_TIMEOUT: return EXIT_UNREACHABLE;
+    default: return EXIT_REFUSED;
+    }
+}
+
+static liaison_client_t *open_socket(cli_t *cli, bool audit, int *code)
+{
+    liaison_client_t **slot = audit ? &cli->audit : &cli->control;
+    if (*slot)
+        return *slot;
+    char err[600];
+    *slot = liaison_client_open(cli->home, audit ? LIAISON_SOCKET_AUDIT : LIAISON_SOCKET_CONTROL, err, sizeof err);
+    if (!*slot)
+        *code = cli_fail(EXIT_UNREACHABLE, "%s", err);
+    const char *t = getenv("LIAISON_TIMEOUT_MS");
+    uint64_t ms;
+    if (*slot && t && cli_parse_uint(t, 3600000, &ms) == 0)
+        liaison_client_set_timeout(*slot, (int)ms);
+    return *slot;
+}
+
+liaison_client_t *cli_control(cli_t *cli, int *code)
+{
+    return open_socket(cli, false, code);
+}
+
+int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Control__Response **resp)
+{
+    *resp = NULL;
+    int code = 0;
+    liaison_client_t *c = open_socket(cli, audit, &code);
+    if (!c)
+        return code;
+    Liaison__Control__Response *r = NULL;
+    liaison_rc rc = liaison_call_pb(c, rq, &r);
+    if (rc != LIAISON_OK) {
+        if (r)
+            liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(cli_exit_code(rc), "%s", liaison_client_error(c));
+    }
+    *resp = r;
+    return 0;
+}
+
+void cli_close(cli_t *cli)
+{
+    liaison_client_close(cli->control);
+    liaison_client_close(cli->audit);
+    cli->control = cli->audit = NULL;
+}
+
+char *cli_read_file(const char *path, size_t max)
+{
+    bool in = strcmp(path, "-") == 0;
+    FILE *f = in ? stdin : fopen(path, "rb");
+    if (!f) {
+        cli_fail(EXIT_USAGE, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap - 1) {
+            if (cap > max + 1) {
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    bool err = ferror(f);
+    if (!in)
+        fclose(f);
+    if (!buf) {
+        cli_fail(EXIT_USAGE, "out of memory reading %s", in ? "standard input" : path);
+        return NULL;
+    }
+    if (err || n > max) {
+        cli_fail(EXIT_USAGE, err ? "cannot read %s" : "%s is over %zu bytes", in ? "standard input" : path, max);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (strlen(buf) != n) {
+        cli_fail(EXIT_USAGE, "%s contains NUL bytes: not text", in ? "standard input" : path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+void cli_chomp(char *s)
+{
+    size_t n = strlen(s);
+    if (n && s[n - 1] == '\n')
+        s[--n] = 0;
+    if (n && s[n - 1] == '\r')
+        s[--n] = 0;
+}
+
+void cli_time(uint64_t ms, char *buf, size_t len)
+{
+    if (!ms) {
+        snprintf(buf, len, "-");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000u);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+}
+
+void cli_time_iso(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char base[32];
+    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03uZ", base, (unsigned)(ms % 1000u));
+}
+
+json_t *cli_json_time(uint64_t ms)
+{
+    if (!ms)
+        return json_null();
+    char buf[40];
+    cli_time_iso(ms, buf, sizeof buf);
+    return json_string(buf);
+}
+
+void cli_today(char buf[11])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(buf, 11, "%Y-%m-%d", &tm);
+}
+
+int cli_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !*s || strlen(s) > 20)
+        return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        uint64_t d = (uint64_t)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10u)
+            return -1;
+        v = v * 10u + d;
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_when(const char *opt, const char *s, uint64_t *ms)
+{
+    if (text_parse_time(s, ms) != 0)
+        return cli_fail(EXIT_USAGE, "--%s: '%.40s' is not a time (YYYY-MM-DD, YYYY-MM-DDTHH:MMZ or ms since 1970)",
+                        opt, s);
+    return 0;
+}
+
+int cli_json_out(json_t *j)
+{
+    if (!j)
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
+    fputc('\n', stdout);
+    json_decref(j);
+    return 0;
+}
+
+json_t *cli_json_hex(const uint8_t *data, size_t len)
+{
+    if (!len)
+        return json_null();
+    char *hex = malloc(len * 2 + 1);
+    if (!hex)
+        return json_null();
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        hex[2 * i] = digits[data[i] >> 4];
+        hex[2 * i + 1] = digits[data[i] & 15];
+    }
+    hex[2 * len] = 0;
+    json_t *j = json_string(hex);
+    free(hex);
+    return j;
+}
+
+int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread,
+             char id[LIAISON_ID_HEX])
+{
+    size_t len = protobuf_c_message_get_packed_size(msg);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    protobuf_c_message_pack(msg, buf);
+    char err[300];
+    if (payload_validate(ct, buf, len, NULL, err, sizeof err) != 0) {
+        free(buf);
+        return cli_fail(EXIT_USAGE, "%s (nothing was sent)", err);
+    }
+    int code = 0;
+    liaison_client_t *c = cli_control(cli, &code);
+    if (!c) {
+        free(buf);
+        return code;
+    }
+    liaison_rc rc = liaison_send(c, to, ct, buf, len, thread, id);
+    free(buf);
+    if (rc != LIAISON_OK)
+        return cli_fail(cli_exit_code(rc), "%s", liaison_client_error(c));
+    return 0;
+}

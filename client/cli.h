@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The liaison command line's shared machinery: option parsing, exit codes, error
+ * reporting, calls to the daemon, input files, times and JSON output. */
+#ifndef LIAISON_CLI_H
+#define LIAISON_CLI_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "client_internal.h"
+#include "config.h"
+
+/* Exit codes (liaison(1)). */
+enum {
+    EXIT_OK_ = 0,
+    EXIT_USAGE = 1,       /* bad usage or invalid input: nothing was done */
+    EXIT_UNREACHABLE = 2, /* the daemon could not be reached */
+    EXIT_REFUSED = 3,     /* refused or not found by the daemon */
+    EXIT_AUDIT = 4,       /* audit verification failed */
+};
+
+typedef struct cli {
+    const char *home;         /* --home, or NULL ($LIAISON_HOME / systemd layout) */
+    bool json;                /* --json */
+    const char *cmd;          /* "peer add", for messages */
+    liaison_client_t *control;
+    liaison_client_t *audit;
+} cli_t;
+
+#define CLI_MAX_VALUES 32
+typedef struct cli_opt {
+    const char *name;         /* without the leading "--" */
+    bool has_arg;
+    bool repeat;              /* may be given more than once */
+    int count;
+    const char *value;        /* the last value */
+    const char *values[CLI_MAX_VALUES];
+} cli_opt_t;
+
+/* Parses argv[0..argc) against opts (terminated by a NULL name); --json and --home are
+ * accepted anywhere. Positional arguments (including "-") go to pos. Returns 0, or
+ * prints what is wrong and returns EXIT_USAGE. */
+int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **pos, size_t max_pos, size_t *n_pos);
+
+/* The option named name in opts (which must contain it). */
+cli_opt_t *cli_opt(cli_opt_t *opts, const char *name);
+
+/* Prints "liaison: MESSAGE" to stderr and returns code. */
+__attribute__((format(printf, 2, 3))) int cli_fail(int code, const char *fmt, ...);
+
+/* Exit code for a client result. */
+int cli_exit_code(liaison_rc rc);
+
+/* Sends rq to the control (audit = false) or audit socket. Returns 0 with *resp set
+ * (free with liaison__control__response__free_unpacked), or prints the error and
+ * returns the exit code. */
+int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Control__Response **resp);
+
+/* The open control connection, or NULL after printing why. */
+liaison_client_t *cli_control(cli_t *cli, int *exit_code);
+
+/* Reads a whole file ("-" = stdin) of at most max bytes into a NUL-terminated malloc'd
+ * string. Refuses NUL bytes. Returns NULL after printing why. */
+char *cli_read_file(const char *path, size_t max);
+
+/* Strips one trailing newline (text read from a file or a pipe). */
+void cli_chomp(char *s);
+
+/* Local-time display of ms since the epoch: "2026-11-23 14:05". */
+void cli_time(uint64_t ms, char *buf, size_t len);
+
+/* RFC 3339 UTC with milliseconds: "2026-11-23T14:05:09.123Z", for JSON. */
+void cli_time_iso(uint64_t ms, char *buf, size_t len);
+json_t *cli_json_time(uint64_t ms);  /* null for 0 */
+
+/* Today's date as YYYY-MM-DD (local time). */
+void cli_today(char buf[11]);
+
+/* Parses a decimal unsigned integer in [0, max]. Returns 0 or -1. */
+int cli_parse_uint(const char *s, uint64_t max, uint64_t *out);
+
+/* Parses a --since / --until value (YYYY-MM-DD, RFC 3339 or ms). Returns 0, or prints
+ * and returns EXIT_USAGE. */
+int cli_parse_when(const char *opt, const char *s, uint64_t *ms);
+
+/* Writes j to stdout (indented) and releases it. Returns 0. */
+int cli_json_out(json_t *j);
+
+/* Hex of binary data; a malloc'd string (or NULL for len 0 when empty_null). */
+json_t *cli_json_hex(const uint8_t *data, size_t len);
+
+/* Validates a payload where it is entered (the daemon checks it again), then sends it
+ * through the control socket; id gets the new message's id. Returns 0 or the exit code
+ * after printing why. */
+int cli_send(cli_t *cli, const char *to, uint32_t content_type, const ProtobufCMessage *msg, const uint8_t *thread,
+             char id[LIAISON_ID_HEX]);
+
+/* Closes the connections. */
+void cli_close(cli_t *cli);
+
+/* Commands (one file per family). argv[0] is the first argument after the command. */
+int cmd_init(cli_t *cli, int argc, char **argv);
+int cmd_card(cli_t *cli, int argc, char **argv);
+int cmd_fingerprint(cli_t *cli, int argc, char **argv);
+int cmd_status(cli_t *cli, int argc, char **argv);
+int cmd_peer(cli_t *cli, int argc, char **argv);
+int cmd_send(cli_t *cli, int argc, char **argv);
+int cmd_inbox(cli_t *cli, int argc, char **argv);
+int cmd_outbox(cli_t *cli, int argc, char **argv);
+int cmd_show(cli_t *cli, int argc, char **argv);
+int cmd_thread(cli_t *cli, int argc, char **argv);
+int cmd_ack(cli_t *cli, int argc, char **argv);
+int cmd_note(cli_t *cli, int argc, char **argv);
+int cmd_med_change(cli_t *cli, int argc, char **argv);
+int cmd_patient(cli_t *cli, int argc, char **argv);
+int cmd_review(cli_t *cli, int argc, char **argv);
+int cmd_audit(cli_t *cli, int argc, char **argv);
+
+#endif

@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the client side of the control protocol: the connection to liaisond's IPC
+ * socket, request ids, timeouts, pipelining, and turning answers into liaison_rc. */
+#include "client_internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "payload.pb-c.h"
+#include "constants.h"
+#include "text.h"
+
+struct liaison_client {
+    void *ctx;
+    void *sock;
+    char path[CONFIG_PATH_MAX];
+    int timeout_ms;
+    uint64_t next_id;
+    uint64_t first_pending;   /* request id of the oldest uncollected submit */
+    size_t pending;
+    char error[512];
+};
+
+__attribute__((format(printf, 2, 3))) static void set_error(liaison_client_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof c->error, fmt, ap);
+    va_end(ap);
+}
+
+const char *liaison_client_error(const liaison_client_t *c)
+{
+    return c ? c->error : "no client";
+}
+
+void liaison_client_set_timeout(liaison_client_t *c, int timeout_ms)
+{
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+}
+
+size_t liaison_pending(const liaison_client_t *c)
+{
+    return c->pending;
+}
+
+/* Before handing the path to ZeroMQ (which would retry silently forever), find out
+ * whether a daemon listens there and whether we may talk to it. */
+static int probe(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(err, errlen,
+                 errno == EACCES ? "permission denied on %s (ask an administrator to add you to the group that owns it)"
+                                 : "liaisond is not running: no socket at %s (start it with: systemctl start liaisond,"
+                                   " or: liaisond --home DIR)",
+                 path);
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a socket", path);
+        return -1;
+    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "socket path %s is too long", path);
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
+        return -1;
+    }
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+    int e = errno;
+    close(fd);
+    if (rc == 0)
+        return 0;
+    if (e == EACCES || e == EPERM)
+        snprintf(err, errlen,
+                 "permission denied on %s (the control socket is for group 'liaison', the audit socket for"
+                 " group 'liaison-audit': ask an administrator to add you)",
+                 path);
+    else if (e == ECONNREFUSED)
+        snprintf(err, errlen, "liaisond is not running (stale socket %s; start it with: systemctl start liaisond)",
+                 path);
+    else
+        snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(e));
+    return -1;
+}
+
+liaison_client_t *liaison_client_open_path(const char *path, char *err, size_t errlen)
+{
+    if (strlen(path) >= CONFIG_PATH_MAX) {
+        snprintf(err, errlen, "socket path is too long");
+        return NULL;
+    }
+    if (probe(path, err, errlen) != 0)
+        return NULL;
+    liaison_client_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    snprintf(c->path, sizeof c->path, "%s", path);
+    c->timeout_ms = 30000;
+    c->next_id = 1;
+    char ep[CONFIG_PATH_MAX + 8];
+    snprintf(ep, sizeof ep, "ipc://%s", path);
+    int zero = 0;
+    c->ctx = zmq_ctx_new();
+    c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
+    if (!c->sock || zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(c->sock, ep) != 0) {
+        snprintf(err, errlen, "cannot connect to %s: %s", path, zmq_strerror(zmq_errno()));
+        liaison_client_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+liaison_client_t *liaison_client_open(const char *home, liaison_socket which, char *err, size_t errlen)
+{
+    paths_t p;
+    if (paths_resolve(&p, home, err, errlen) != 0)
+        return NULL;
+    return liaison_client_open_path(which == LIAISON_SOCKET_AUDIT ? p.audit_sock : p.control_sock, err, errlen);
+}
+
+void liaison_client_close(liaison_client_t *c)
+{
+    if (!c)
+        return;
+    if (c->sock)
+        zmq_close(c->sock);
+    if (c->ctx)
+        zmq_ctx_term(c->ctx);
+    free(c);
+}
+
+/* ---- framing ---- */
+
+static liaison_rc submit_pb(liaison_client_t *c, Liaison__Control__Request *rq, uint64_t *token)
+{
+    rq->request_id = c->next_id++;
+    size_t n = liaison__control__request__get_packed_size(rq);
+    if (n > LIAISON_MAX_CONTROL) {
+        set_error(c, "request of %zu bytes is over the limit of %u", n, LIAISON_MAX_CONTROL);
+        return LIAISON_BAD_REQUEST;
+    }
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, n ? n : 1) != 0) {
+        set_error(c, "out of memory");
+        return LIAISON_INTERNAL;
+    }
+    liaison__control__request__pack(rq, zmq_msg_data(&m));
+    if (n == 0)
+        zmq_msg_init_size(&m, 0);
+    if (zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms) != 0 ||
+        zmq_msg_send(&m, c->sock, 0) < 0) {
+        zmq_msg_close(&m);
+        set_error(c, "cannot send to liaisond at %s: %s", c->path, zmq_strerror(zmq_errno()));
+        return LIAISON_UNREACHABLE;
+    }
+    if (c->pending++ == 0)
+        c->first_pending = rq->request_id;
+    if (token)
+        *token = rq->request_id;
+    return LIAISON_OK;
+}
+
+static liaison_rc code_rc(Liaison__Control__Code code)
+{
+    switch (code) {
+    case LIAISON__CONTROL__CODE__OK: return LIAISON_OK;
+    case LIAISON__CONTROL__CODE__BAD_REQUEST: return LIAISON_BAD_REQUEST;
+    case LIAISON__CONTROL__CODE__REFUSED: return LIAISON_REFUSED;
+    case LIAISON__CONTROL__CODE__NOT_FOUND: return LIAISON_NOT_FOUND;
+    case LIAISON__CONTROL__CODE__INTERNAL: return LIAISON_INTERNAL;
+    default: return LIAISON_PROTOCOL;
+    }
+}
+
+/* Receives the answer to the oldest pending request (answers to abandoned requests,
+ * whose ids are older, are dropped). */
+static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **out)
+{
+    *out = NULL;
+    if (c->pending == 0) {
+        set_error(c, "nothing to collect");
+        return LIAISON_BAD_REQUEST;
+    }
+    uint64_t want = c->first_pending;
+    for (;;) {
+        zmq_pollitem_t pi = {.socket = c->sock, .events = ZMQ_POLLIN};
+        int rc = zmq_poll(&pi, 1, c->timeout_ms);
+        if (rc < 0 && zmq_errno() == EINTR)
+            continue;
+        if (rc <= 0) {
+            set_error(c, "liaisond at %s did not answer within %d ms (is it overloaded or stopped? see: journalctl -u"
+                         " liaisond)",
+                      c->path, c->timeout_ms);
+            return LIAISON_TIMEOUT;
+        }
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, c->sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            continue;
+        }
+        Liaison__Control__Response *r =
+            liaison__control__response__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+        if (!r) {
+            set_error(c, "liaisond sent an answer that cannot be decoded (client and daemon versions differ?)");
+            return LIAISON_PROTOCOL;
+        }
+        if (r->request_id < want) {
+            liaison__control__response__free_unpacked(r, NULL);
+            continue;
+        }
+        if (r->request_id != want) {
+            liaison__control__response__free_unpacked(r, NULL);
+            set_error(c, "liaisond answered request %llu while %llu was expected", (unsigned long long)r->request_id,
+                      (unsigned long long)want);
+            return LIAISON_PROTOCOL;
+        }
+        c->pending--;
+        c->first_pending++;
+        liaison_rc lrc = code_rc(r->code);
+        if (lrc != LIAISON_OK)
+            set_error(c, "%s", r->error && r->error[0] ? r->error : "the daemon refused the request");
+        *out = r;
+        return lrc;
+    }
+}
+
+liaison_rc liaison_call_pb(liaison_client_t *c, Liaison__Control__Request *rq, Liaison__Control__Response **resp)
+{
+    *resp = NULL;
+    /* A synchronous call abandons whatever was submitted and not collected. */
+    c->first_pending += c->pending;
+    c->pending = 0;
+    liaison_rc rc = submit_pb(c, rq, NULL);
+    if (rc != LIAISON_OK)
+        return rc;
+    rc = collect_pb(c, resp);
+    if (*resp && rc == LIAISON_PROTOCOL) {
+        liaison__control__response__free_unpacked(*resp, NULL);
+        *resp = NULL;
+    }
+    return rc;
+}
+
+liaison_rc liaison_call(liaison_client_t *c, const void *req, size_t req_len, void **resp, size_t *resp_len)
+{
+    *resp = NULL;
+    *resp_len = 0;
+    Liaison__Control__Request *rq = liaison__control__request__unpack(NULL, req_len, req);
+    if (!rq) {
+        set_error(c, "the request is not a valid liaison.control.Request");
+        return LIAISON_BAD_REQUEST;
+    }
+    Liaison__Control__Response *r = NULL;
+    liaison_rc rc = liaison_call_pb(c, rq, &r);
+    liaison__control__request__free_unpacked(rq, NULL);
+    if (!r)
+        return rc;
+    size_t n = liaison__control__response__get_packed_size(r);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf) {
+        liaison__control__response__pack(r, buf);
+        if (rc == LIAISON_OK) {
+            *resp = buf;
+            *resp_len = n;
+            buf = NULL;
+        }
+    } else {
+        rc = LIAISON_INTERNAL;
+        set_error(c, "out of memory");
+    }
+    free(buf);
+    liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* ---- sending ---- */
+
+#define MAX_TO LIAISON_MAX_RECIPIENTS
+
+/* Splits a comma-separated list in place into at most MAX_TO ids. */
+static int split_to(liaison_client_t *c, char *list, char **ids, size_t *n)
+{
+    *n = 0;
+    for (char *save = NULL, *id = strtok_r(list, ", ", &save); id; id = strtok_r(NULL, ", ", &save)) {
+        if (*n == MAX_TO) {
+            set_error(c, "too many recipients (limit %u)", MAX_TO - 1);
+            return -1;
+        }
+        ids[(*n)++] = id;
+    }
+    return 0;
+}
+
+static liaison_rc submit_send(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
+                              const uint8_t *thread_id, uint64_t *token)
+{
+    char list[MAX_TO * (LIAISON_MAX_ID + 2)];
+    if (!to || strlen(to) >= sizeof list) {
+        set_error(c, "the recipient list is missing or too long");
+        return LIAISON_BAD_REQUEST;
+    }
+    snprintf(list, sizeof list, "%s", to);
+    char *ids[MAX_TO];
+    size_t n;
+    if (split_to(c, list, ids, &n) != 0)
+        return LIAISON_BAD_REQUEST;
+    Liaison__Control__SendRequest s = LIAISON__CONTROL__SEND_REQUEST__INIT;
+    s.to = ids;
+    s.n_to = n;
+    s.content_type = ct;
+    s.payload = (ProtobufCBinaryData){len, (uint8_t *)payload};
+    if (thread_id)
+        s.thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)thread_id};
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SEND;
+    rq.send = &s;
+    return submit_pb(c, &rq, token);
+}
+
+static liaison_rc take_id(liaison_client_t *c, liaison_rc rc, Liaison__Control__Response *r, char id_hex[LIAISON_ID_HEX])
+{
+    if (rc == LIAISON_OK) {
+        if (r->result_case != LIAISON__CONTROL__RESPONSE__RESULT_SEND || !r->send ||
+            r->send->message_id.len != LIAISON_MSGID_BYTES) {
+            set_error(c, "liaisond answered without a message id");
+            rc = LIAISON_PROTOCOL;
+        } else if (id_hex) {
+            text_msgid_to_hex(r->send->message_id.data, id_hex);
+        }
+    }
+    if (r)
+        liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
+                        const uint8_t *thread_id, char id_hex[LIAISON_ID_HEX])
+{
+    c->first_pending += c->pending;
+    c->pending = 0;
+    liaison_rc rc = submit_send(c, to, ct, payload, len, thread_id, NULL);
+    if (rc != LIAISON_OK)
+        return rc;
+    Liaison__Control__Response *r = NULL;
+    rc = collect_pb(c, &r);
+    return take_id(c, rc, r, id_hex);
+}
+
+liaison_rc liaison_send_text(liaison_client_t *c, const char *to, const char *subject, const char *text,
+                             char id_hex[LIAISON_ID_HEX])
+{
+    Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    tm.subject = (char *)(subject ? subject : "");
+    tm.text = (char *)(text ? text : "");
+    size_t n = liaison__payload__text_message__get_packed_size(&tm);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf) {
+        set_error(c, "out of memory");
+        return LIAISON_INTERNAL;
+    }
+    liaison__payload__text_message__pack(&tm, buf);
+    liaison_rc rc = liaison_send(c, to, 1, buf, n, NULL, id_hex);
+    free(buf);
+    return rc;
+}
+
+liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, const char *comment,
+                       char ack_id_hex[LIAISON_ID_HEX])
+{
+    uint8_t id[LIAISON_MSGID_BYTES];
+    if (!msg_id_hex || text_msgid_from_hex(msg_id_hex, id) != 0) {
+        set_error(c, "'%.40s' is not a message id (32 hex characters; see: liaison inbox)",
+                  msg_id_hex ? msg_id_hex : "");
+        return LIAISON_BAD_REQUEST;
+    }
+    Liaison__Control__AckRequest a = LIAISON__CONTROL__ACK_REQUEST__INIT;
+    a.message_id = (ProtobufCBinaryData){sizeof id, id};
+    a.comment = (char *)(comment ? comment : "");
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_ACK;
+    rq.ack = &a;
+    Liaison__Control__Response *r = NULL;
+    liaison_rc rc = liaison_call_pb(c, &rq, &r);
+    return take_id(c, rc, r, ack_id_hex);
+}
+
+liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
+                          uint64_t *token)
+{
+    return submit_send(c, to, ct, payload, len, NULL, token);
+}
+
+liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX])
+{
+    if (token)
+        *token = c->first_pending;
+    Liaison__Control__Response *r = NULL;
+    liaison_rc rc = collect_pb(c, &r);
+    if (!r)
+        return rc;
+    return take_id(c, rc, r, id_hex);
+}

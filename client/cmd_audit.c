@@ -1,0 +1,604 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the auditor's commands: log, verify, prove, verify-proof, disclosures and
+ * export (JSON lines or FHIR R4 AuditEvent). Every query goes through the audit
+ * socket, which never returns clinical content and audits each query. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit_verify.h"
+#include "card.h"
+#include "checkpoint.h"
+#include "cli.h"
+#include "merkle.h"
+#include "payload.h"
+#include "text.h"
+
+static int audit_query(cli_t *cli, Liaison__Control__AuditQuery *q, Liaison__Control__Response **r)
+{
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG;
+    rq.audit_log = q;
+    int rc = cli_call(cli, true, &rq, r);
+    if (rc == 0 && !(*r)->audit_entries) {
+        liaison__control__response__free_unpacked(*r, NULL);
+        *r = NULL;
+        return cli_fail(EXIT_REFUSED, "the daemon answered without audit entries");
+    }
+    return rc;
+}
+
+/* --since/--until/--patient shared by log, disclosures and export. */
+static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
+{
+    int rc;
+    const char *s = cli_opt(o, "since")->value, *u = cli_opt(o, "until")->value;
+    if (s && (rc = cli_parse_when("since", s, &q->since_ms)))
+        return rc;
+    if (u && (rc = cli_parse_when("until", u, &q->until_ms)))
+        return rc;
+    return 0;
+}
+
+static json_t *entry_json(const Liaison__Control__AuditEntry *e)
+{
+    return json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "seq", (json_int_t)e->seq, "time",
+                     cli_json_time(e->time_ms), "actor", e->actor, "action", e->action, "outcome", e->outcome,
+                     "message_id", cli_json_hex(e->message_id.data, e->message_id.len), "peer",
+                     e->peer[0] ? json_string(e->peer) : json_null(), "content_type",
+                     e->content_type ? json_string(payload_type_name(e->content_type)) : json_null(), "patient_tag",
+                     cli_json_hex(e->patient_tag.data, e->patient_tag.len), "details",
+                     e->details[0] ? json_string(e->details) : json_null(), "entry_hash",
+                     cli_json_hex(e->entry_hash.data, e->entry_hash.len));
+}
+
+static json_t *node_json(const Liaison__Control__AuditEntries *a)
+{
+    return json_pack("{s:s, s:s, s:s, s:s}", "id", a->node_id, "name", a->node_name, "role", a->node_role, "org",
+                     a->node_org);
+}
+
+static int audit_log(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "since", .has_arg = true}, {.name = "until", .has_arg = true},
+                     {.name = "peer", .has_arg = true},  {.name = "patient", .has_arg = true},
+                     {.name = "action", .has_arg = true}, {.name = "limit", .has_arg = true},
+                     {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    Liaison__Control__AuditQuery q = LIAISON__CONTROL__AUDIT_QUERY__INIT;
+    if ((rc = query_opts(o, &q)))
+        return rc;
+    q.peer = (char *)(cli_opt(o, "peer")->value ? cli_opt(o, "peer")->value : "");
+    q.patient = (char *)(cli_opt(o, "patient")->value ? cli_opt(o, "patient")->value : "");
+    q.action = (char *)(cli_opt(o, "action")->value ? cli_opt(o, "action")->value : "");
+    uint64_t lim = 0;
+    if (cli_opt(o, "limit")->value && cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0)
+        return cli_fail(EXIT_USAGE, "--limit: a number");
+    q.limit = (uint32_t)lim;
+    Liaison__Control__Response *r;
+    if ((rc = audit_query(cli, &q, &r)))
+        return rc;
+    const Liaison__Control__AuditEntries *a = r->audit_entries;
+    if (cli->json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < a->n_entries; i++)
+            json_array_append_new(arr, entry_json(a->entries[i]));
+        cli_json_out(json_pack("{s:o, s:o}", "node", node_json(a), "entries", arr));
+    } else {
+        printf("%6s  %-19s  %-20s %-22s %-8s %-16s %s\n", "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "OUTCOME", "PEER",
+               "DETAILS");
+        for (size_t i = 0; i < a->n_entries; i++) {
+            const Liaison__Control__AuditEntry *e = a->entries[i];
+            char t[32];
+            text_time_utc(e->time_ms, t, sizeof t);
+            printf("%6" PRIu64 "  %-19.19s  %-20s %-22s %-8s %-16s %s%s%s\n", e->seq, t, e->actor, e->action,
+                   e->outcome, e->peer[0] ? e->peer : "-", e->content_type ? payload_type_name(e->content_type) : "",
+                   e->content_type && e->details[0] ? " " : "", e->details);
+        }
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* ---- verify ---- */
+
+static int load_card_key(const char *path, uint8_t pk[LIAISON_KEY_BYTES])
+{
+    char *text = cli_read_file(path, LIAISON_MAX_CARD_TEXT * 2);
+    if (!text)
+        return EXIT_USAGE;
+    card_t cd;
+    char err[300];
+    int rc = card_decode(text, &cd, err, sizeof err);
+    free(text);
+    if (rc != 0)
+        return cli_fail(EXIT_USAGE, "%s is not a valid card: %s", path, err);
+    memcpy(pk, cd.sign_pk, LIAISON_KEY_BYTES);
+    return 0;
+}
+
+static int report(cli_t *cli, bool ok, const char *text, uint64_t entries, uint64_t checkpoints)
+{
+    if (cli->json)
+        cli_json_out(json_pack("{s:b, s:I, s:I, s:s}", "ok", ok, "entries", (json_int_t)entries, "checkpoints",
+                               (json_int_t)checkpoints, "report", text));
+    else
+        fputs(text, ok ? stdout : stderr);
+    return ok ? 0 : EXIT_AUDIT;
+}
+
+static int audit_verify(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "db", .has_arg = true}, {.name = "card", .has_arg = true},
+                     {.name = "checkpoint", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *db = cli_opt(o, "db")->value, *card = cli_opt(o, "card")->value, *cp = cli_opt(o, "checkpoint")->value;
+    if (!db) {
+        if (card || cp)
+            return cli_fail(EXIT_USAGE, "--card and --checkpoint go with --db FILE (offline verification of a copy)");
+        Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+        rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY;
+        rq.audit_verify = true;
+        Liaison__Control__Response *r;
+        if ((rc = cli_call(cli, true, &rq, &r)))
+            return rc;
+        const Liaison__Control__AuditVerifyResult *v = r->audit_verify;
+        rc = v ? report(cli, v->ok, v->report, v->entries, v->checkpoints)
+               : cli_fail(EXIT_REFUSED, "the daemon answered without a result");
+        liaison__control__response__free_unpacked(r, NULL);
+        return rc;
+    }
+    uint8_t pk[LIAISON_KEY_BYTES];
+    if (card && (rc = load_card_key(card, pk)))
+        return rc;
+    char *note = NULL;
+    if (cp && !(note = cli_read_file(cp, CHECKPOINT_MAX_TEXT)))
+        return EXIT_USAGE;
+    audit_verify_opts_t vo = {.sign_pk = card ? pk : NULL, .extra_checkpoint = note};
+    audit_report_t *rep = calloc(1, sizeof *rep);
+    if (!rep) {
+        free(note);
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    }
+    if (audit_verify_file(db, &vo, rep) != 0)
+        rc = cli_fail(EXIT_USAGE, "%s", rep->text);
+    else
+        rc = report(cli, rep->ok, rep->text, rep->entries, rep->checkpoints);
+    free(rep);
+    free(note);
+    return rc;
+}
+
+/* ---- inclusion proofs ---- */
+
+static int audit_prove(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    uint64_t seq;
+    if (npos != 1 || cli_parse_uint(pos[0], UINT64_MAX, &seq) != 0 || seq == 0)
+        return cli_fail(EXIT_USAGE, "usage: liaison audit prove SEQ (an entry's sequence number, see: liaison audit log)");
+    Liaison__Control__AuditProveRequest pr = LIAISON__CONTROL__AUDIT_PROVE_REQUEST__INIT;
+    pr.seq = seq;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE;
+    rq.audit_prove = &pr;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, true, &rq, &r)))
+        return rc;
+    const Liaison__Control__AuditProof *p = r->audit_proof;
+    if (!p) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "the daemon answered without a proof");
+    }
+    json_t *path = json_array();
+    for (size_t i = 0; i < p->n_path; i++)
+        json_array_append_new(path, cli_json_hex(p->path[i].data, p->path[i].len));
+    /* Always JSON: the proof is a file to hand to someone else. */
+    cli_json_out(json_pack("{s:s, s:I, s:I, s:o, s:o, s:s, s:o}", "format", "liaison-inclusion-proof-v1", "seq",
+                           (json_int_t)p->seq, "leaf_index", (json_int_t)p->leaf_index, "entry",
+                           cli_json_hex(p->entry.data, p->entry.len), "path", path, "checkpoint", p->checkpoint,
+                           "sign_pk", cli_json_hex(p->sign_pk.data, p->sign_pk.len)));
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int unhex(const char *s, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (!s || n % 2 || n / 2 > cap)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1 || !strchr("0123456789abcdefABCDEF", s[2 * i]) ||
+            !strchr("0123456789abcdefABCDEF", s[2 * i + 1]))
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    *len = n / 2;
+    return 0;
+}
+
+static int proof_fail(cli_t *cli, const char *what)
+{
+    if (cli->json)
+        cli_json_out(json_pack("{s:b, s:s}", "ok", 0, "report", what));
+    fprintf(stderr, "liaison: proof does NOT hold: %s\n", what);
+    return EXIT_AUDIT;
+}
+
+static int audit_verify_proof(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "card", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "usage: liaison audit verify-proof FILE [--card CARD_FILE]");
+    char *text = cli_read_file(pos[0], 1u << 20);
+    if (!text)
+        return EXIT_USAGE;
+    json_error_t je;
+    json_t *j = json_loads(text, 0, &je);
+    free(text);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return cli_fail(EXIT_USAGE, "%s is not a proof (JSON from liaison audit prove): %s", pos[0], je.text);
+    }
+    const char *entry_hex = json_string_value(json_object_get(j, "entry"));
+    const char *note = json_string_value(json_object_get(j, "checkpoint"));
+    const char *pk_hex = json_string_value(json_object_get(j, "sign_pk"));
+    json_t *seq_j = json_object_get(j, "seq"), *path_j = json_object_get(j, "path");
+    static uint8_t entry[1u << 16];
+    uint8_t pk[LIAISON_KEY_BYTES], card_pk[LIAISON_KEY_BYTES];
+    size_t elen = 0, pklen = 0;
+    if (!entry_hex || !note || !pk_hex || !json_is_integer(seq_j) || !json_is_array(path_j) ||
+        json_array_size(path_j) > 64 || unhex(entry_hex, entry, sizeof entry, &elen) != 0 || elen < 8 ||
+        unhex(pk_hex, pk, sizeof pk, &pklen) != 0 || pklen != LIAISON_KEY_BYTES) {
+        json_decref(j);
+        return cli_fail(EXIT_USAGE, "%s is not a complete proof (entry, seq, path, checkpoint, sign_pk)", pos[0]);
+    }
+    const char *card = cli_opt(o, "card")->value;
+    if (card) {
+        if ((rc = load_card_key(card, card_pk))) {
+            json_decref(j);
+            return rc;
+        }
+        if (sodium_memcmp(card_pk, pk, LIAISON_KEY_BYTES) != 0) {
+            json_decref(j);
+            return proof_fail(cli, "the proof's key is not the identity key on the card");
+        }
+    }
+    uint8_t path[64][MERKLE_HASH_BYTES];
+    size_t plen = json_array_size(path_j);
+    for (size_t i = 0; i < plen; i++) {
+        size_t hl = 0;
+        if (unhex(json_string_value(json_array_get(path_j, i)), path[i], MERKLE_HASH_BYTES, &hl) != 0 ||
+            hl != MERKLE_HASH_BYTES) {
+            json_decref(j);
+            return cli_fail(EXIT_USAGE, "%s: path element %zu is not a 32-byte hash", pos[0], i);
+        }
+    }
+    uint64_t seq = (uint64_t)json_integer_value(seq_j), eseq = 0;
+    for (int i = 0; i < 8; i++)
+        eseq = eseq << 8 | entry[i];
+    checkpoint_t cp;
+    char err[300];
+    uint8_t leaf[MERKLE_HASH_BYTES];
+    merkle_leaf_hash(entry, elen, leaf);
+    if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
+        rc = proof_fail(cli, err);
+    } else if (eseq != seq || seq == 0) {
+        rc = proof_fail(cli, "the entry's sequence number is not the one the proof claims");
+    } else if (merkle_verify_inclusion(leaf, seq - 1, cp.size, (const uint8_t(*)[MERKLE_HASH_BYTES])path, plen,
+                                       cp.root) != 0) {
+        rc = proof_fail(cli, "the entry is not in the log the checkpoint signs (inclusion proof fails)");
+    } else {
+        char t[32];
+        text_time_utc(cp.time_ms, t, sizeof t);
+        if (cli->json)
+            cli_json_out(json_pack("{s:b, s:I, s:s, s:I, s:b}", "ok", 1, "seq", (json_int_t)seq, "node", cp.node_id,
+                                   "tree_size", (json_int_t)cp.size, "key_from_card", card != NULL));
+        else
+            printf("proof holds: entry %" PRIu64 " is in the audit log of %s as signed at %s (%" PRIu64
+                   " entries)%s\n",
+                   seq, cp.node_id, t, cp.size,
+                   card ? "" : "\nnote: the signing key came from the proof itself; pass --card CARD_FILE to check it"
+                               " against the node's card");
+        rc = 0;
+    }
+    json_decref(j);
+    return rc;
+}
+
+/* ---- disclosures ---- */
+
+static int audit_disclosures(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "patient", .has_arg = true}, {.name = "since", .has_arg = true},
+                     {.name = "until", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *patient = cli_opt(o, "patient")->value;
+    if (!patient)
+        return cli_fail(EXIT_USAGE, "disclosures needs --patient P");
+    if (!payload_valid_patient_id(patient))
+        return cli_fail(EXIT_USAGE, "--patient: '%.64s' is not a patient id", patient);
+    Liaison__Control__AuditQuery q = LIAISON__CONTROL__AUDIT_QUERY__INIT;
+    if ((rc = query_opts(o, &q)))
+        return rc;
+    q.patient = (char *)patient;
+    q.disclosures = true;
+    Liaison__Control__Response *r;
+    if ((rc = audit_query(cli, &q, &r)))
+        return rc;
+    const Liaison__Control__AuditEntries *a = r->audit_entries;
+    /* One disclosure per (message, recipient): its delivery, or its queuing while it
+     * has not been delivered yet. */
+    json_t *rows = json_array();
+    for (size_t i = 0; i < a->n_entries; i++) {
+        const Liaison__Control__AuditEntry *e = a->entries[i];
+        bool queued = strcmp(e->action, "message-queued") == 0;
+        if (queued) {
+            bool later = false;
+            for (size_t k = i + 1; k < a->n_entries && !later; k++) {
+                const Liaison__Control__AuditEntry *f = a->entries[k];
+                later = strcmp(f->action, "message-queued") != 0 && strcmp(f->peer, e->peer) == 0 &&
+                        f->message_id.len == e->message_id.len &&
+                        memcmp(f->message_id.data, e->message_id.data, e->message_id.len) == 0;
+            }
+            if (later)
+                continue;
+        }
+        const char *status = queued ? "pending (queued, not yet delivered)"
+                             : strcmp(e->action, "message-delivered") == 0 ? "disclosed"
+                                                                          : "not disclosed (refused by recipient)";
+        json_array_append_new(rows, json_pack("{s:o, s:s, s:s, s:s, s:s, s:o, s:I}", "date", cli_json_time(e->time_ms),
+                                              "recipient", e->peer, "kind", payload_type_name(e->content_type),
+                                              "purpose", "treatment (care coordination)", "status", status,
+                                              "message_id", cli_json_hex(e->message_id.data, e->message_id.len),
+                                              "audit_seq", (json_int_t)e->seq));
+    }
+    if (cli->json) {
+        cli_json_out(json_pack("{s:s, s:o, s:o}", "patient", patient, "node", node_json(a), "disclosures", rows));
+    } else {
+        printf("Accounting of disclosures for patient %s by %s (%s, %s)\n", patient, a->node_id, a->node_name,
+               a->node_role);
+        if (json_array_size(rows) == 0)
+            printf("No disclosures recorded.\n");
+        else
+            printf("%-24s  %-16s %-18s %-30s %s\n", "DATE (UTC)", "RECIPIENT", "INFORMATION", "PURPOSE", "STATUS");
+        size_t i;
+        json_t *row;
+        json_array_foreach(rows, i, row)
+        {
+            printf("%-24s  %-16s %-18s %-30s %s\n", json_string_value(json_object_get(row, "date")),
+                   json_string_value(json_object_get(row, "recipient")), json_string_value(json_object_get(row, "kind")),
+                   json_string_value(json_object_get(row, "purpose")), json_string_value(json_object_get(row, "status")));
+        }
+        json_decref(rows);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* ---- export ---- */
+
+/* FHIR R4 AuditEvent coding of our actions, after the IHE Basic Audit Log Patterns and
+ * the DICOM audit event ids where they apply (docs/PROTOCOL.md lists the table). */
+typedef struct fhir_map {
+    const char *action;
+    const char *type_code, *type_display; /* DICOM DCM */
+    const char *verb;                     /* C R U D E */
+    bool disclosure;
+} fhir_map_t;
+
+static const fhir_map_t fhir_maps[] = {
+    {"message-queued", "110106", "Export", "C", true},
+    {"message-delivered", "110106", "Export", "E", true},
+    {"delivery-rejected", "110106", "Export", "E", true},
+    {"message-received", "110107", "Import", "C", false},
+    {"message-duplicate", "110107", "Import", "E", false},
+    {"message-rejected", "110107", "Import", "E", false},
+    {"message-read", "110110", "Patient Record", "R", false},
+    {"audit-query", "110101", "Audit Log Used", "R", false},
+    {"peer-added", "110136", "Security Roles Changed", "C", false},
+    {"peer-replaced", "110136", "Security Roles Changed", "U", false},
+    {"peer-removed", "110136", "Security Roles Changed", "D", false},
+    {"transport-refused", "110113", "Security Alert", "E", false},
+    {"witness-alarm", "110113", "Security Alert", "E", false},
+};
+
+static const fhir_map_t *fhir_map(const char *action)
+{
+    for (size_t i = 0; i < sizeof fhir_maps / sizeof fhir_maps[0]; i++)
+        if (strcmp(fhir_maps[i].action, action) == 0)
+            return &fhir_maps[i];
+    static const fhir_map_t app = {NULL, "110100", "Application Activity", "E", false};
+    return &app;
+}
+
+static json_t *coding(const char *system, const char *code, const char *display)
+{
+    return json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display);
+}
+
+static json_t *ident(const char *system, const char *value)
+{
+    return json_pack("{s:{s:s, s:s}}", "identifier", "system", system, "value", value);
+}
+
+static json_t *fhir_event(const Liaison__Control__AuditEntries *a, const Liaison__Control__AuditEntry *e)
+{
+    const fhir_map_t *m = fhir_map(e->action);
+    char id[48], when[40];
+    snprintf(id, sizeof id, "audit-%" PRIu64, e->seq);
+    cli_time_iso(e->time_ms, when, sizeof when);
+    const char *outcome = strcmp(e->outcome, "ok") == 0 ? "0" : strcmp(e->outcome, "refused") == 0 ? "4" : "8";
+    bool local = strncmp(e->actor, "user:", 5) == 0 || strncmp(e->actor, "uid:", 4) == 0;
+    bool from_peer = strncmp(e->actor, "peer:", 5) == 0;
+    json_t *agents = json_array();
+    json_array_append_new(
+        agents, json_pack("{s:{s:[o]}, s:o, s:b}", "type", "coding",
+                          coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", from_peer ? "AUT" : "IRCP",
+                                 from_peer ? "author (originator)" : "information recipient"),
+                          "who",
+                          ident(local ? "urn:liaison:local-user" : from_peer ? "urn:liaison:node" : "urn:liaison:service",
+                                from_peer ? e->actor + 5 : e->actor),
+                          "requestor", 1));
+    if (e->peer[0] && !(from_peer && strcmp(e->actor + 5, e->peer) == 0))
+        json_array_append_new(
+            agents, json_pack("{s:{s:[o]}, s:o, s:b}", "type", "coding",
+                              coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                     m->disclosure ? "IRCP" : "AUT",
+                                     m->disclosure ? "information recipient" : "author (originator)"),
+                              "who", ident("urn:liaison:node", e->peer), "requestor", 0));
+    /* The first agent of an outgoing message is the local user who sent it. */
+    if (m->disclosure && local)
+        json_object_set_new(json_array_get(agents, 0), "type",
+                            json_pack("{s:[o]}", "coding",
+                                      coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "AUT",
+                                             "author (originator)")));
+    json_t *entities = json_array();
+    if (e->message_id.len) {
+        json_t *hex = cli_json_hex(e->message_id.data, e->message_id.len);
+        json_t *ent = json_pack("{s:o, s:o, s:o}", "what", ident("urn:liaison:message", json_string_value(hex)), "type",
+                                coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
+                                "role", coding("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource"));
+        json_decref(hex);
+        if (e->content_type)
+            json_object_set_new(ent, "detail",
+                                json_pack("[{s:s, s:s}]", "type", "content-type", "valueString",
+                                          payload_type_name(e->content_type)));
+        json_array_append_new(entities, ent);
+    }
+    if (e->patient_tag.len) {
+        json_t *hex = cli_json_hex(e->patient_tag.data, e->patient_tag.len);
+        json_array_append_new(entities,
+                              json_pack("{s:o, s:o, s:o}", "what",
+                                        ident("urn:liaison:patient-tag", json_string_value(hex)), "type",
+                                        coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
+                                        "role", coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")));
+        json_decref(hex);
+    }
+    json_t *ev = json_pack(
+        "{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:o, s:{s:o, s:[o]}}", "resourceType", "AuditEvent", "id", id, "type",
+        coding("http://dicom.nema.org/resources/ontology/DCM", m->type_code, m->type_display), "subtype",
+        coding("urn:liaison:audit-action", e->action, e->action), "action", m->verb, "recorded", when, "outcome",
+        outcome, "agent", agents, "source", "observer", ident("urn:liaison:node", a->node_id), "type",
+        coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server"));
+    if (e->details[0])
+        json_object_set_new(ev, "outcomeDesc", json_string(e->details));
+    if (m->disclosure)
+        json_object_set_new(ev, "purposeOfEvent",
+                            json_pack("[{s:[o]}]", "coding",
+                                      coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", "TREAT", "treatment")));
+    if (json_array_size(entities))
+        json_object_set_new(ev, "entity", entities);
+    else
+        json_decref(entities);
+    return ev;
+}
+
+static int audit_export(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "format", .has_arg = true}, {.name = "since", .has_arg = true},
+                     {.name = "until", .has_arg = true}, {.name = "output", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *fmt = cli_opt(o, "format")->value ? cli_opt(o, "format")->value : "jsonl";
+    bool fhir = strcmp(fmt, "fhir") == 0;
+    if (!fhir && strcmp(fmt, "jsonl") != 0)
+        return cli_fail(EXIT_USAGE, "--format: '%.16s' is not a format (jsonl or fhir)", fmt);
+    Liaison__Control__AuditQuery q = LIAISON__CONTROL__AUDIT_QUERY__INIT;
+    if ((rc = query_opts(o, &q)))
+        return rc;
+    const char *outp = cli_opt(o, "output")->value;
+    Liaison__Control__Response *r;
+    if ((rc = audit_query(cli, &q, &r)))
+        return rc;
+    FILE *out = outp ? fopen(outp, "wx") : stdout;
+    if (!out) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_USAGE, "cannot create %s (it must not exist yet)", outp);
+    }
+    const Liaison__Control__AuditEntries *a = r->audit_entries;
+    size_t count = a->n_entries;
+    if (fhir) {
+        json_t *entries = json_array();
+        for (size_t i = 0; i < a->n_entries; i++) {
+            char url[160];
+            snprintf(url, sizeof url, "urn:liaison:audit:%s:%" PRIu64, a->node_id, a->entries[i]->seq);
+            json_array_append_new(entries, json_pack("{s:s, s:o}", "fullUrl", url, "resource",
+                                                     fhir_event(a, a->entries[i])));
+        }
+        char now[40];
+        cli_time_iso(liaison_now_ms(), now, sizeof now);
+        json_t *b = json_pack("{s:s, s:s, s:s, s:o}", "resourceType", "Bundle", "type", "collection", "timestamp", now,
+                              "entry", entries);
+        json_dumpf(b, out, JSON_INDENT(2));
+        fputc('\n', out);
+        json_decref(b);
+    } else {
+        for (size_t i = 0; i < a->n_entries; i++) {
+            json_t *j = entry_json(a->entries[i]);
+            json_object_set_new(j, "node", json_string(a->node_id));
+            json_dumpf(j, out, JSON_COMPACT);
+            fputc('\n', out);
+            json_decref(j);
+        }
+    }
+    bool bad = ferror(out);
+    if (outp)
+        bad = fclose(out) != 0 || bad;
+    else
+        fflush(stdout);
+    liaison__control__response__free_unpacked(r, NULL);
+    if (bad)
+        return cli_fail(EXIT_REFUSED, "cannot write %s", outp ? outp : "standard output");
+    if (outp)
+        fprintf(stderr, "wrote %zu audit events to %s\n", count, outp);
+    return 0;
+}
+
+int cmd_audit(cli_t *cli, int argc, char **argv)
+{
+    static const struct {
+        const char *name, *full;
+        int (*run)(cli_t *, int, char **);
+    } subs[] = {{"log", "audit log", audit_log},
+                {"verify", "audit verify", audit_verify},
+                {"prove", "audit prove", audit_prove},
+                {"verify-proof", "audit verify-proof", audit_verify_proof},
+                {"disclosures", "audit disclosures", audit_disclosures},
+                {"export", "audit export", audit_export}};
+    if (argc < 1)
+        return cli_fail(EXIT_USAGE, "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export");
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (strcmp(argv[0], subs[i].name) == 0) {
+            cli->cmd = subs[i].full;
+            return subs[i].run(cli, argc - 1, argv + 1);
+        }
+    return cli_fail(EXIT_USAGE, "unknown audit subcommand '%.32s'", argv[0]);
+}

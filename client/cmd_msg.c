@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the messaging commands: send, note, med-change, ack, inbox, outbox, show,
+ * thread and the patient timeline. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "payload.h"
+#include "payload.pb-c.h"
+#include "render.h"
+#include "text.h"
+
+/* Sends and prints the new message's id. */
+static int send_payload(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread)
+{
+    char id[LIAISON_ID_HEX];
+    int rc = cli_send(cli, to, ct, msg, thread, id);
+    if (rc)
+        return rc;
+    if (cli->json)
+        return cli_json_out(json_pack("{s:s}", "id", id));
+    printf("%s\n", id);
+    return 0;
+}
+
+static int need(const char *cmd, cli_opt_t *o, const char *name, const char *hint)
+{
+    if (cli_opt(o, name)->value)
+        return 0;
+    return cli_fail(EXIT_USAGE, "%s needs --%s %s", cmd, name, hint);
+}
+
+/* The body of a message: from --file F, or the single positional "-" (stdin) or file. */
+static char *read_body(cli_t *cli, cli_opt_t *o, const char **pos, size_t npos, const char *what)
+{
+    const char *src = cli_opt(o, "file")->value;
+    if (src && npos) {
+        cli_fail(EXIT_USAGE, "%s: give the %s either with --file F or as '-' (standard input), not both", cli->cmd,
+                 what);
+        return NULL;
+    }
+    if (!src && npos)
+        src = pos[0];
+    if (!src) {
+        cli_fail(EXIT_USAGE, "%s: the %s is required: --file F, or - to read standard input", cli->cmd, what);
+        return NULL;
+    }
+    char *t = cli_read_file(src, PAYLOAD_MAX_TEXT);
+    if (t)
+        cli_chomp(t);
+    return t;
+}
+
+int cmd_send(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "to", .has_arg = true}, {.name = "subject", .has_arg = true},
+                     {.name = "thread", .has_arg = true}, {.name = "file", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc || (rc = need("send", o, "to", "ID[,ID...]")))
+        return rc;
+    uint8_t thread[LIAISON_MSGID_BYTES];
+    const char *th = cli_opt(o, "thread")->value;
+    if (th && text_msgid_from_hex(th, thread) != 0)
+        return cli_fail(EXIT_USAGE, "--thread: '%.40s' is not a thread id (32 hex characters)", th);
+    char *text = read_body(cli, o, pos, npos, "text");
+    if (!text)
+        return EXIT_USAGE;
+    Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    tm.subject = (char *)(cli_opt(o, "subject")->value ? cli_opt(o, "subject")->value : "");
+    tm.text = text;
+    rc = send_payload(cli, cli_opt(o, "to")->value, 1, &tm.base, th ? thread : NULL);
+    free(text);
+    return rc;
+}
+
+static int parse_score(const char *name, const char *s, uint32_t max, Liaison__Payload__Score *out)
+{
+    uint64_t v;
+    if (cli_parse_uint(s, UINT32_MAX, &v) != 0)
+        return cli_fail(EXIT_USAGE, "%s: '%.20s' is not a number (0-%u)", name, s, max);
+    if (v > max)
+        return cli_fail(EXIT_USAGE, "%s: %" PRIu64 " is out of range (0-%u) (nothing was sent)", name, v, max);
+    out->value = (uint32_t)v;
+    return 0;
+}
+
+/* NAME=VALUE/MIN-MAX, e.g. PCL-5=41/0-80 */
+static int parse_named(const char *s, Liaison__Payload__NamedScore *out, char *name, size_t namelen)
+{
+    const char *eq = strrchr(s, '=');
+    const char *slash = eq ? strchr(eq, '/') : NULL;
+    const char *dash = slash ? strchr(slash, '-') : NULL;
+    uint64_t v, lo, hi;
+    char buf[32];
+    if (!eq || !slash || !dash || eq == s || (size_t)(eq - s) >= namelen)
+        return cli_fail(EXIT_USAGE, "--score: '%.64s' is not NAME=VALUE/MIN-MAX (e.g. PCL-5=41/0-80)", s);
+    snprintf(name, namelen, "%.*s", (int)(eq - s), s);
+    snprintf(buf, sizeof buf, "%.*s", (int)(slash - eq - 1), eq + 1);
+    bool ok = cli_parse_uint(buf, 1000000, &v) == 0;
+    snprintf(buf, sizeof buf, "%.*s", (int)(dash - slash - 1), slash + 1);
+    ok = ok && cli_parse_uint(buf, 1000000, &lo) == 0 && cli_parse_uint(dash + 1, 1000000, &hi) == 0;
+    if (!ok)
+        return cli_fail(EXIT_USAGE, "--score: '%.64s' is not NAME=VALUE/MIN-MAX (e.g. PCL-5=41/0-80)", s);
+    out->name = name;
+    out->value = (uint32_t)v;
+    out->min = (uint32_t)lo;
+    out->max = (uint32_t)hi;
+    return 0;
+}
+
+static int parse_enum(const char *opt, const char *kind, const char *s, int *out)
+{
+    int v = payload_enum_value(kind, s);
+    if (v < 0)
+        return cli_fail(EXIT_USAGE, "--%s: '%.32s' is not one of: %s (nothing was sent)", opt, s,
+                        payload_enum_names(kind));
+    *out = v;
+    return 0;
+}
+
+static const char *optval(cli_opt_t *o, const char *name)
+{
+    const char *v = cli_opt(o, name)->value;
+    return v ? v : "";
+}
+
+int cmd_note(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "to", .has_arg = true},           {.name = "patient", .has_arg = true},
+                     {.name = "label", .has_arg = true},        {.name = "session-date", .has_arg = true},
+                     {.name = "modality", .has_arg = true},     {.name = "phq9", .has_arg = true},
+                     {.name = "gad7", .has_arg = true},         {.name = "score", .has_arg = true, .repeat = true},
+                     {.name = "risk", .has_arg = true},         {.name = "risk-note", .has_arg = true},
+                     {.name = "adherence", .has_arg = true},    {.name = "side-effects", .has_arg = true},
+                     {.name = "goals", .has_arg = true},        {.name = "next-session", .has_arg = true},
+                     {.name = "file", .has_arg = true},         {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc || (rc = need("note", o, "to", "ID[,ID...]")) || (rc = need("note", o, "patient", "P (the patient's id)")))
+        return rc;
+    Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    Liaison__Payload__ProgressNote n = LIAISON__PAYLOAD__PROGRESS_NOTE__INIT;
+    Liaison__Payload__Score phq9 = LIAISON__PAYLOAD__SCORE__INIT, gad7 = LIAISON__PAYLOAD__SCORE__INIT;
+    Liaison__Payload__RiskAssessment risk = LIAISON__PAYLOAD__RISK_ASSESSMENT__INIT;
+    Liaison__Payload__NamedScore named[CLI_MAX_VALUES];
+    Liaison__Payload__NamedScore *named_p[CLI_MAX_VALUES];
+    char names[CLI_MAX_VALUES][80];
+    char today[11];
+    cli_today(today);
+    pr.id = (char *)optval(o, "patient");
+    pr.label = (char *)optval(o, "label");
+    n.patient = &pr;
+    n.session_date = (char *)(cli_opt(o, "session-date")->value ? cli_opt(o, "session-date")->value : today);
+    if (cli_opt(o, "phq9")->value) {
+        if ((rc = parse_score("phq9", cli_opt(o, "phq9")->value, 27, &phq9)))
+            return rc;
+        n.phq9 = &phq9;
+    }
+    if (cli_opt(o, "gad7")->value) {
+        if ((rc = parse_score("gad7", cli_opt(o, "gad7")->value, 21, &gad7)))
+            return rc;
+        n.gad7 = &gad7;
+    }
+    cli_opt_t *sc = cli_opt(o, "score");
+    for (int i = 0; i < sc->count; i++) {
+        liaison__payload__named_score__init(&named[i]);
+        if ((rc = parse_named(sc->values[i], &named[i], names[i], sizeof names[i])))
+            return rc;
+        named_p[i] = &named[i];
+    }
+    n.other_scores = named_p;
+    n.n_other_scores = (size_t)sc->count;
+    int v = 0;
+    if (cli_opt(o, "modality")->value) {
+        if ((rc = parse_enum("modality", "modality", cli_opt(o, "modality")->value, &v)))
+            return rc;
+        n.modality = (Liaison__Payload__Modality)v;
+    }
+    if (cli_opt(o, "risk")->value) {
+        if ((rc = parse_enum("risk", "risk", cli_opt(o, "risk")->value, &v)))
+            return rc;
+        risk.level = (Liaison__Payload__RiskLevel)v;
+        risk.text = (char *)optval(o, "risk-note");
+        n.risk = &risk;
+    } else if (cli_opt(o, "risk-note")->value) {
+        return cli_fail(EXIT_USAGE, "--risk-note needs --risk LEVEL (one of: %s)", payload_enum_names("risk"));
+    }
+    n.adherence = (char *)optval(o, "adherence");
+    n.side_effects = (char *)optval(o, "side-effects");
+    n.goals = (char *)optval(o, "goals");
+    n.next_session_date = (char *)optval(o, "next-session");
+    char *text = read_body(cli, o, pos, npos, "narrative");
+    if (!text)
+        return EXIT_USAGE;
+    n.narrative = text;
+    rc = send_payload(cli, cli_opt(o, "to")->value, 2, &n.base, NULL);
+    free(text);
+    return rc;
+}
+
+int cmd_med_change(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "to", .has_arg = true},       {.name = "patient", .has_arg = true},
+                     {.name = "label", .has_arg = true},    {.name = "drug", .has_arg = true},
+                     {.name = "action", .has_arg = true},   {.name = "from", .has_arg = true},
+                     {.name = "dose", .has_arg = true},     {.name = "from-frequency", .has_arg = true},
+                     {.name = "frequency", .has_arg = true}, {.name = "from-drug", .has_arg = true},
+                     {.name = "reason", .has_arg = true},   {.name = "monitor", .has_arg = true},
+                     {.name = "urgent"},                    {.name = "effective", .has_arg = true},
+                     {.name = "no-ack"},                    {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc || (rc = need("med-change", o, "to", "ID[,ID...]")) ||
+        (rc = need("med-change", o, "patient", "P (the patient's id)")) ||
+        (rc = need("med-change", o, "drug", "NAME")) ||
+        (rc = need("med-change", o, "action", "ACTION (start, stop, increase, decrease, switch, hold)")) ||
+        (rc = need("med-change", o, "reason", "TEXT")))
+        return rc;
+    Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    Liaison__Payload__MedicationChange m = LIAISON__PAYLOAD__MEDICATION_CHANGE__INIT;
+    char today[11];
+    cli_today(today);
+    pr.id = (char *)optval(o, "patient");
+    pr.label = (char *)optval(o, "label");
+    m.patient = &pr;
+    m.medication = (char *)optval(o, "drug");
+    int v = 0;
+    if ((rc = parse_enum("action", "action", cli_opt(o, "action")->value, &v)))
+        return rc;
+    m.action = (Liaison__Payload__MedicationAction)v;
+    m.previous_dose = (char *)optval(o, "from");
+    m.new_dose = (char *)optval(o, "dose");
+    m.previous_frequency = (char *)optval(o, "from-frequency");
+    m.new_frequency = (char *)optval(o, "frequency");
+    m.previous_medication = (char *)optval(o, "from-drug");
+    m.effective_date = (char *)(cli_opt(o, "effective")->value ? cli_opt(o, "effective")->value : today);
+    m.reason = (char *)optval(o, "reason");
+    m.monitor = (char *)optval(o, "monitor");
+    m.urgency = cli_opt(o, "urgent")->count ? LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT
+                                            : LIAISON__PAYLOAD__URGENCY__URGENCY_ROUTINE;
+    m.ack_optional = cli_opt(o, "no-ack")->count > 0;
+    return send_payload(cli, cli_opt(o, "to")->value, 3, &m.base, NULL);
+}
+
+int cmd_ack(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "comment", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "ack needs the message id: liaison ack MSG_ID (see: liaison inbox --needs-ack)");
+    const char *comment = optval(o, "comment");
+    if (!text_valid_utf8(comment, PAYLOAD_MAX_COMMENT, true))
+        return cli_fail(EXIT_USAGE, "--comment: must be UTF-8 text of at most %u bytes", PAYLOAD_MAX_COMMENT);
+    int code = 0;
+    liaison_client_t *c = cli_control(cli, &code);
+    if (!c)
+        return code;
+    char id[LIAISON_ID_HEX];
+    liaison_rc lrc = liaison_ack(c, pos[0], comment, id);
+    if (lrc != LIAISON_OK)
+        return cli_fail(cli_exit_code(lrc), "%s", liaison_client_error(c));
+    if (cli->json)
+        return cli_json_out(json_pack("{s:s, s:s}", "id", id, "acknowledges", pos[0]));
+    printf("%s\n", id);
+    return 0;
+}
+
+/* ---- listing ---- */
+
+static int list(cli_t *cli, Liaison__Control__ListRequest *lr, Liaison__Control__Response **r)
+{
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
+    rq.list = lr;
+    int rc = cli_call(cli, false, &rq, r);
+    if (rc == 0 && !(*r)->list) {
+        liaison__control__response__free_unpacked(*r, NULL);
+        *r = NULL;
+        return cli_fail(EXIT_REFUSED, "the daemon answered without a list");
+    }
+    return rc;
+}
+
+static json_t *summaries_json(Liaison__Control__MessageSummary **ms, size_t n, bool with_payload)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, with_payload ? render_message_json(ms[i], ms[i]->payload.data, ms[i]->payload.len)
+                                              : render_summary_json(ms[i]));
+    return a;
+}
+
+/* Overdue acknowledgements of our own medication changes (from status). */
+static int overdue(cli_t *cli, Liaison__Control__Response **r)
+{
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_STATUS;
+    rq.status = true;
+    int rc = cli_call(cli, false, &rq, r);
+    if (rc == 0 && !(*r)->status) {
+        liaison__control__response__free_unpacked(*r, NULL);
+        *r = NULL;
+        return cli_fail(EXIT_REFUSED, "the daemon answered without a status");
+    }
+    return rc;
+}
+
+static int box(cli_t *cli, int argc, char **argv, bool out)
+{
+    cli_opt_t o[] = {{.name = "patient", .has_arg = true}, {.name = "type", .has_arg = true},
+                     {.name = "unread"},                   {.name = "needs-ack"},
+                     {.name = "since", .has_arg = true},   {.name = "limit", .has_arg = true},
+                     {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    lr.box = out ? LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX : LIAISON__CONTROL__LIST_REQUEST__BOX__INBOX;
+    const char *p = cli_opt(o, "patient")->value, *t = cli_opt(o, "type")->value;
+    if (p && !payload_valid_patient_id(p))
+        return cli_fail(EXIT_USAGE, "--patient: '%.64s' is not a patient id (1-64 of A-Z a-z 0-9 . _ : -)", p);
+    lr.patient = (char *)(p ? p : "");
+    if (t && !(lr.content_type = payload_type_from_name(t)))
+        return cli_fail(EXIT_USAGE, "--type: '%.32s' is not a type (text, note, med-change, ack, review)", t);
+    lr.unread_only = cli_opt(o, "unread")->count > 0;
+    lr.needs_ack = cli_opt(o, "needs-ack")->count > 0;
+    if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
+        return rc;
+    uint64_t lim = 0;
+    if (cli_opt(o, "limit")->value && cli_parse_uint(cli_opt(o, "limit")->value, 100000, &lim) != 0)
+        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to 100000");
+    lr.limit = (uint32_t)lim;
+    Liaison__Control__Response *r = NULL, *st = NULL;
+    if ((rc = list(cli, &lr, &r)) != 0)
+        return rc;
+    if (!out && (rc = overdue(cli, &st)) != 0) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return rc;
+    }
+    const Liaison__Control__ListResult *l = r->list;
+    if (cli->json) {
+        json_t *j = json_pack("{s:o}", "messages", summaries_json(l->messages, l->n_messages, false));
+        if (st)
+            json_object_set_new(j, "overdue", summaries_json(st->status->overdue, st->status->n_overdue, false));
+        cli_json_out(j);
+    } else {
+        if (st && st->status->n_overdue) {
+            printf("OVERDUE acknowledgements of your medication changes:\n");
+            for (size_t i = 0; i < st->status->n_overdue; i++)
+                render_summary_line(st->status->overdue[i]);
+            printf("\n");
+        }
+        if (l->n_messages == 0)
+            printf(out ? "No messages sent%s.\n" : "No messages%s.\n", lr.patient[0] || t || lr.unread_only ||
+                                                                                lr.needs_ack || lr.since_ms
+                                                                            ? " match"
+                                                                            : "");
+        for (size_t i = 0; i < l->n_messages; i++) {
+            render_summary_line(l->messages[i]);
+            if (out)
+                render_deliveries(l->messages[i], "    ");
+        }
+    }
+    if (st)
+        liaison__control__response__free_unpacked(st, NULL);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+int cmd_inbox(cli_t *cli, int argc, char **argv)
+{
+    return box(cli, argc, argv, false);
+}
+
+int cmd_outbox(cli_t *cli, int argc, char **argv)
+{
+    return box(cli, argc, argv, true);
+}
+
+static int one_id(cli_t *cli, int argc, char **argv, const char *what, uint8_t id[LIAISON_MSGID_BYTES])
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "%s needs %s (32 hex characters; see: liaison inbox)", cli->cmd, what);
+    if (text_msgid_from_hex(pos[0], id) != 0)
+        return cli_fail(EXIT_USAGE, "'%.40s' is not %s (32 hex characters; see: liaison inbox)", pos[0], what);
+    return 0;
+}
+
+int cmd_show(cli_t *cli, int argc, char **argv)
+{
+    uint8_t id[LIAISON_MSGID_BYTES];
+    int rc = one_id(cli, argc, argv, "a message id", id);
+    if (rc)
+        return rc;
+    Liaison__Control__ShowRequest sr = LIAISON__CONTROL__SHOW_REQUEST__INIT;
+    sr.message_id = (ProtobufCBinaryData){sizeof id, id};
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
+    rq.show = &sr;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+        return rc;
+    if (!r->show || !r->show->summary) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "the daemon answered without the message");
+    }
+    if (cli->json)
+        cli_json_out(render_message_json(r->show->summary, r->show->payload.data, r->show->payload.len));
+    else
+        render_message_text(r->show->summary, r->show->payload.data, r->show->payload.len);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+int cmd_thread(cli_t *cli, int argc, char **argv)
+{
+    uint8_t id[LIAISON_MSGID_BYTES];
+    int rc = one_id(cli, argc, argv, "a thread or review id", id);
+    if (rc)
+        return rc;
+    Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
+    lr.thread_id = (ProtobufCBinaryData){sizeof id, id};
+    lr.with_payloads = true;
+    lr.limit = 10000;
+    Liaison__Control__Response *r;
+    if ((rc = list(cli, &lr, &r)) != 0)
+        return rc;
+    const Liaison__Control__ListResult *l = r->list;
+    if (cli->json) {
+        cli_json_out(json_pack("{s:o}", "messages", summaries_json(l->messages, l->n_messages, true)));
+    } else if (l->n_messages == 0) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "no messages in thread %s on this node", argv[0]);
+    } else {
+        for (size_t i = 0; i < l->n_messages; i++) {
+            if (i)
+                printf("\n----------------------------------------------------------------\n");
+            render_message_text(l->messages[i], l->messages[i]->payload.data, l->messages[i]->payload.len);
+        }
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* ---- patient timeline ---- */
+
+static int by_time(const void *a, const void *b)
+{
+    const Liaison__Control__MessageSummary *x = *(Liaison__Control__MessageSummary *const *)a;
+    const Liaison__Control__MessageSummary *y = *(Liaison__Control__MessageSummary *const *)b;
+    return x->created_ms < y->created_ms ? -1 : x->created_ms > y->created_ms;
+}
+
+/* One line per scored session: date, score, and a bar scaled to the instrument's maximum. */
+static void chart(const char *title, int max, const char (*dates)[11], const int *scores, size_t n)
+{
+    size_t have = 0;
+    for (size_t i = 0; i < n; i++)
+        have += scores[i] >= 0;
+    if (!have)
+        return;
+    printf("\n%s trend (0-%d)\n", title, max);
+    for (size_t i = 0; i < n; i++) {
+        if (scores[i] < 0)
+            continue;
+        printf("  %s  %2d  ", dates[i], scores[i]);
+        int width = scores[i] * 40 / max;
+        for (int k = 0; k < width; k++)
+            fputs("#", stdout);
+        printf("\n");
+    }
+}
+
+static void gist(const Liaison__Control__MessageSummary *m)
+{
+    json_t *p = render_payload_json(m->content_type, m->payload.data, m->payload.len);
+    switch (m->content_type) {
+    case 2: {
+        json_t *phq = json_object_get(p, "phq9"), *gad = json_object_get(p, "gad7"), *risk = json_object_get(p, "risk");
+        printf("session %s", json_string_value(json_object_get(p, "session_date")));
+        if (json_is_integer(phq))
+            printf(", PHQ-9 %d", (int)json_integer_value(phq));
+        if (json_is_integer(gad))
+            printf(", GAD-7 %d", (int)json_integer_value(gad));
+        if (json_is_object(risk))
+            printf(", risk %s", json_string_value(json_object_get(risk, "level")));
+        break;
+    }
+    case 3:
+        printf("%s %s", json_string_value(json_object_get(p, "action")),
+               json_string_value(json_object_get(p, "medication")));
+        if (json_is_string(json_object_get(p, "new_dose")))
+            printf(" to %s", json_string_value(json_object_get(p, "new_dose")));
+        if (m->urgent)
+            printf(" (urgent)");
+        for (size_t i = 0; i < m->n_acks; i++)
+            printf("; acknowledged by %s", m->acks[i]->by);
+        break;
+    case 5:
+        printf("review %s", json_string_value(json_object_get(p, "kind")));
+        break;
+    default:
+        break;
+    }
+    json_decref(p);
+}
+
+int cmd_patient(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "since", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "patient needs the patient's id: liaison patient P");
+    if (!payload_valid_patient_id(pos[0]))
+        return cli_fail(EXIT_USAGE, "'%.64s' is not a patient id (1-64 of A-Z a-z 0-9 . _ : -)", pos[0]);
+    Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
+    lr.patient = (char *)pos[0];
+    lr.with_payloads = true;
+    lr.limit = 10000;
+    if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
+        return rc;
+    Liaison__Control__Response *r;
+    if ((rc = list(cli, &lr, &r)) != 0)
+        return rc;
+    Liaison__Control__ListResult *l = r->list;
+    qsort(l->messages, l->n_messages, sizeof *l->messages, by_time);
+    size_t n = l->n_messages;
+    char(*dates)[11] = calloc(n + 1, sizeof *dates);
+    int *phq = calloc(n + 1, sizeof *phq), *gad = calloc(n + 1, sizeof *gad);
+    if (!dates || !phq || !gad) {
+        free(dates), free(phq), free(gad);
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    }
+    char label[160] = "";
+    for (size_t i = 0; i < n; i++) {
+        const Liaison__Control__MessageSummary *m = l->messages[i];
+        render_note_scores(m->content_type, m->payload.data, m->payload.len, &phq[i], &gad[i], dates[i]);
+        char pid[80], lab[160];
+        if (!label[0] && render_patient(m->content_type, m->payload.data, m->payload.len, pid, sizeof pid, lab,
+                                        sizeof lab) == 0)
+            snprintf(label, sizeof label, "%s", lab);
+    }
+    if (cli->json) {
+        json_t *scores = json_array();
+        for (size_t i = 0; i < n; i++) {
+            if (phq[i] < 0 && gad[i] < 0)
+                continue;
+            char id[TEXT_MSGID_HEX];
+            text_msgid_to_hex(l->messages[i]->message_id.data, id);
+            json_array_append_new(scores, json_pack("{s:s, s:s, s:o, s:o}", "message", id, "session_date", dates[i],
+                                                    "phq9", phq[i] >= 0 ? json_integer(phq[i]) : json_null(), "gad7",
+                                                    gad[i] >= 0 ? json_integer(gad[i]) : json_null()));
+        }
+        cli_json_out(json_pack("{s:s, s:s?, s:o, s:o}", "patient", pos[0], "label", label[0] ? label : NULL,
+                               "messages", summaries_json(l->messages, n, true), "scores", scores));
+    } else {
+        printf("Patient %s%s%s%s: %zu message%s on this node\n\n", pos[0], label[0] ? " (" : "", label,
+               label[0] ? ")" : "", n, n == 1 ? "" : "s");
+        for (size_t i = 0; i < n; i++) {
+            const Liaison__Control__MessageSummary *m = l->messages[i];
+            char t[32], id[TEXT_MSGID_HEX];
+            cli_time(m->created_ms, t, sizeof t);
+            text_msgid_to_hex(m->message_id.data, id);
+            bool in = strcmp(m->direction, "in") == 0;
+            printf("%s  %s %-14s %-17s ", t, in ? "<-" : "->", in ? m->sender : "(sent)", payload_type_name(m->content_type));
+            gist(m);
+            printf("\n    %s\n", id);
+        }
+        const char(*cd)[11] = (const char(*)[11])dates;
+        chart("PHQ-9", 27, cd, phq, n);
+        chart("GAD-7", 21, cd, gad, n);
+    }
+    free(dates);
+    free(phq);
+    free(gad);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}

@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the node commands: init, card, fingerprint, status and the peer directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "card.h"
+#include "cli.h"
+#include "keys.h"
+#include "patient.h"
+#include "render.h"
+#include "store.h"
+#include "text.h"
+
+/* ---- init ---- */
+
+static int mkdirs(const char *path, mode_t mode)
+{
+    char tmp[CONFIG_PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(tmp, mode) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void local_actor(char *buf, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char tmp[1024];
+    uid_t uid = getuid();
+    if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
+        snprintf(buf, len, "user:%s", res->pw_name);
+    else
+        snprintf(buf, len, "uid:%u", (unsigned)uid);
+}
+
+/* Creates the database with its first audit entry and the node's identity recorded. */
+static int create_db(const paths_t *p, const keys_t *k, const char *id, char *err, size_t errlen)
+{
+    store_t *s = store_open(p->db_file, STORE_CREATE, err, errlen);
+    if (!s)
+        return -1;
+    audit_t *a = audit_open(s, err, errlen);
+    int rc = -1;
+    if (a && store_begin(s) == 0) {
+        char actor[96];
+        local_actor(actor, sizeof actor);
+        audit_entry_t e = {.actor = actor, .action = "node-created", .outcome = "ok", .details = id};
+        bool ok = store_meta_set(s, "sign_pk", k->sign_pk, LIAISON_KEY_BYTES) == 0 &&
+                  store_meta_set(s, "node_id", (const uint8_t *)id, strlen(id)) == 0 && audit_append(a, &e) > 0;
+        if (ok && store_commit(s) == 0)
+            rc = 0;
+        else
+            snprintf(err, errlen, "cannot write %s: %s", p->db_file, store_error(s));
+    }
+    audit_close(&a);
+    store_close(&s);
+    return rc;
+}
+
+static int write_card(const char *path, const char *text, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(text);
+    bool ok = write(fd, text, n) == (ssize_t)n && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    ok = close(fd) == 0 && ok;
+    if (!ok)
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+static void undo_init(const paths_t *p)
+{
+    const char *files[] = {KEYS_IDENTITY_FILE, KEYS_ENCRYPTION_FILE, KEYS_TRANSPORT_FILE, PATIENT_KEY_FILE};
+    char path[CONFIG_PATH_MAX + 32];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", p->key_dir, files[i]);
+        unlink(path);
+    }
+    unlink(p->config_file);
+    unlink(p->card_file);
+    unlink(p->db_file);
+    snprintf(path, sizeof path, "%s-wal", p->db_file);
+    unlink(path);
+    snprintf(path, sizeof path, "%s-shm", p->db_file);
+    unlink(path);
+}
+
+int cmd_init(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "id", .has_arg = true},     {.name = "name", .has_arg = true},
+                     {.name = "role", .has_arg = true},   {.name = "org", .has_arg = true},
+                     {.name = "listen", .has_arg = true}, {.name = "advertise", .has_arg = true},
+                     {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *id = cli_opt(o, "id")->value, *name = cli_opt(o, "name")->value, *role = cli_opt(o, "role")->value;
+    const char *org = cli_opt(o, "org")->value ? cli_opt(o, "org")->value : "";
+    const char *listen = cli_opt(o, "listen")->value, *adv = cli_opt(o, "advertise")->value;
+    if (!id || !role || !listen)
+        return cli_fail(EXIT_USAGE, "init needs --id ID --role ROLE --listen ENDPOINT (e.g. --listen tcp://0.0.0.0:7400)");
+    if (!text_valid_id(id))
+        return cli_fail(EXIT_USAGE, "--id: '%.64s' is not a valid node id (1-64 of a-z 0-9 . _ -, starting with a"
+                                    " letter or digit, e.g. dr.okafor)", id);
+    if (!name)
+        name = id;
+    if (!name[0] || !text_valid_utf8(name, LIAISON_MAX_NAME, false))
+        return cli_fail(EXIT_USAGE, "--name: must be a single line of at most %u bytes", LIAISON_MAX_NAME);
+    if (!text_valid_role(role))
+        return cli_fail(EXIT_USAGE, "--role: '%.32s' is not a role (one of: %s)", role, text_roles());
+    if (!text_valid_utf8(org, LIAISON_MAX_NAME, false))
+        return cli_fail(EXIT_USAGE, "--org: must be a single line of at most %u bytes", LIAISON_MAX_NAME);
+    if (!text_valid_endpoint(listen))
+        return cli_fail(EXIT_USAGE, "--listen: '%.64s' is not an endpoint (tcp://HOST:PORT)", listen);
+    if (!adv) {
+        if (strstr(listen, "://0.0.0.0") || strstr(listen, "://*"))
+            return cli_fail(EXIT_USAGE, "--listen %s binds every interface: give the address peers should dial with"
+                                        " --advertise tcp://HOST:PORT", listen);
+        adv = listen;
+    }
+    if (!text_valid_endpoint(adv))
+        return cli_fail(EXIT_USAGE, "--advertise: '%.64s' is not an endpoint (tcp://HOST:PORT)", adv);
+
+    char err[600];
+    paths_t p;
+    if (paths_resolve(&p, cli->home, err, sizeof err) != 0)
+        return cli_fail(EXIT_USAGE, "%s", err);
+    if (access(p.config_file, F_OK) == 0)
+        return cli_fail(EXIT_REFUSED, "a node is already set up here (%s exists); use another --home", p.config_file);
+    if (access(p.db_file, F_OK) == 0)
+        return cli_fail(EXIT_REFUSED, "%s already exists; refusing to overwrite a node's database", p.db_file);
+    const char *dirs[] = {p.config_dir, p.key_dir, p.state_dir};
+    for (size_t i = 0; i < 3; i++)
+        if (mkdirs(dirs[i], 0750) != 0)
+            return cli_fail(EXIT_REFUSED, "cannot create %s: %s", dirs[i], strerror(errno));
+
+    config_t c;
+    config_defaults(&c);
+    snprintf(c.id, sizeof c.id, "%s", id);
+    snprintf(c.name, sizeof c.name, "%s", name);
+    snprintf(c.role, sizeof c.role, "%s", role);
+    snprintf(c.org, sizeof c.org, "%s", org);
+    snprintf(c.listen, sizeof c.listen, "%s", listen);
+    snprintf(c.advertise, sizeof c.advertise, "%s", adv);
+
+    card_t cd = {0};
+    snprintf(cd.id, sizeof cd.id, "%s", id);
+    snprintf(cd.name, sizeof cd.name, "%s", name);
+    snprintf(cd.role, sizeof cd.role, "%s", role);
+    snprintf(cd.org, sizeof cd.org, "%s", org);
+    snprintf(cd.endpoint, sizeof cd.endpoint, "%s", adv);
+
+    keys_t *k = keys_generate();
+    if (!k)
+        return cli_fail(EXIT_REFUSED, "cannot generate keys (out of secure memory)");
+    memcpy(cd.sign_pk, k->sign_pk, LIAISON_KEY_BYTES);
+    memcpy(cd.enc_pk, k->enc_pk, LIAISON_KEY_BYTES);
+    memcpy(cd.transport_pk, k->transport_pk, LIAISON_KEY_BYTES);
+    char *card = NULL;
+    uint8_t pkey[LIAISON_KEY_BYTES];
+    rc = 0;
+    if (keys_save(k, p.key_dir, err, sizeof err) != 0 || patient_key_load(p.key_dir, pkey, err, sizeof err) != 0 ||
+        config_write_new(p.config_file, &c, err, sizeof err) != 0 || create_db(&p, k, id, err, sizeof err) != 0 ||
+        !(card = card_encode(&cd, k, err, sizeof err)) || write_card(p.card_file, card, err, sizeof err) != 0) {
+        undo_init(&p);
+        rc = cli_fail(EXIT_REFUSED, "init failed, nothing was created: %s", err);
+    }
+    sodium_memzero(pkey, sizeof pkey);
+    char fp[KEYS_FINGERPRINT_LEN];
+    keys_fingerprint(k->sign_pk, fp);
+    keys_destroy(&k);
+    if (rc == 0) {
+        const char *where = p.home[0] ? p.home : p.config_dir;
+        if (cli->json) {
+            json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "role", role, "home", where, "fingerprint",
+                                  fp, "card", card, "card_file", p.card_file);
+            cli_json_out(j);
+        } else {
+            printf("Created node %s (%s) in %s\n", id, role, where);
+            printf("Fingerprint: %s\n", fp);
+            printf("Your card is in %s; give it to your care team (liaison card prints it).\n", p.card_file);
+            if (p.home[0])
+                printf("Start the daemon with: liaisond --home %s\n", p.home);
+            else
+                printf("Start the daemon with: systemctl enable --now liaisond\n");
+        }
+    }
+    free(card);
+    return rc;
+}
+
+/* ---- card, fingerprint ---- */
+
+int cmd_card(cli_t *cli, int argc, char **argv)
+{
+    const char *pos[1];
+    size_t npos;
+    cli_opt_t o[] = {{0}};
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    /* The card is public and stored beside the configuration: no daemon needed. */
+    char err[600];
+    paths_t p;
+    if (paths_resolve(&p, cli->home, err, sizeof err) != 0)
+        return cli_fail(EXIT_USAGE, "%s", err);
+    char *text = NULL;
+    FILE *f = fopen(p.card_file, "r");
+    if (f) {
+        fclose(f);
+        text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
+    } else {
+        return cli_fail(EXIT_REFUSED, "no card at %s (create the node first with: liaison init)", p.card_file);
+    }
+    if (!text)
+        return EXIT_REFUSED;
+    cli_chomp(text);
+    card_t cd;
+    if (card_decode(text, &cd, err, sizeof err) != 0) {
+        free(text);
+        return cli_fail(EXIT_REFUSED, "%s is damaged: %s", p.card_file, err);
+    }
+    if (cli->json) {
+        char fp[KEYS_FINGERPRINT_LEN];
+        keys_fingerprint(cd.sign_pk, fp);
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", cd.id, "name", cd.name, "role", cd.role,
+                               "org", cd.org, "endpoint", cd.endpoint, "fingerprint", fp, "card", text));
+    } else {
+        printf("%s\n", text);
+    }
+    free(text);
+    return 0;
+}
+
+int cmd_fingerprint(cli_t *cli, int argc, char **argv)
+{
+    const char *pos[1];
+    size_t npos;
+    cli_opt_t o[] = {{0}};
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    Liaison__Control__FingerprintRequest fr = LIAISON__CONTROL__FINGERPRINT_REQUEST__INIT;
+    fr.id = (char *)(npos ? pos[0] : "");
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_FINGERPRINT;
+    rq.fingerprint = &fr;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+        return rc;
+    if (!r->fingerprint) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "the daemon answered without a fingerprint");
+    }
+    if (cli->json)
+        cli_json_out(json_pack("{s:s, s:s}", "id", r->fingerprint->id, "fingerprint", r->fingerprint->fingerprint));
+    else
+        printf("%s\n", r->fingerprint->fingerprint);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+/* ---- status and peers ---- */
+
+static json_t *peer_json(const Liaison__Control__PeerInfo *p)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:s?, s:o}", "id", p->id, "name", p->name, "role",
+                     p->role, "org", p->org, "endpoint", p->endpoint, "fingerprint", p->fingerprint, "connected",
+                     p->connected, "queued", (json_int_t)p->queued, "transport_error",
+                     p->transport_error[0] ? p->transport_error : NULL, "added", cli_json_time(p->added_ms));
+}
+
+static void print_peers(Liaison__Control__PeerInfo **peers, size_t n)
+{
+    if (n == 0) {
+        printf("No peers yet: add a colleague's card with: liaison peer add CARD_FILE\n");
+        return;
+    }
+    printf("%-24s %-14s %-10s %6s  %s\n", "PEER", "ROLE", "LINK", "QUEUED", "NAME");
+    for (size_t i = 0; i < n; i++) {
+        const Liaison__Control__PeerInfo *p = peers[i];
+        printf("%-24s %-14s %-10s %6u  %s%s%s\n", p->id, p->role, p->connected ? "connected" : "down", p->queued,
+               p->name, p->org[0] ? ", " : "", p->org);
+        if (p->transport_error[0])
+            printf("    ! %s\n", p->transport_error);
+    }
+}
+
+int cmd_status(cli_t *cli, int argc, char **argv)
+{
+    const char *pos[1];
+    size_t npos;
+    cli_opt_t o[] = {{0}};
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_STATUS;
+    rq.status = true;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+        return rc;
+    const Liaison__Control__StatusResult *s = r->status;
+    if (!s) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "the daemon answered without a status");
+    }
+    if (cli->json) {
+        json_t *peers = json_array(), *overdue = json_array(), *alarms = json_array();
+        for (size_t i = 0; i < s->n_peers; i++)
+            json_array_append_new(peers, peer_json(s->peers[i]));
+        for (size_t i = 0; i < s->n_overdue; i++)
+            json_array_append_new(overdue, render_summary_json(s->overdue[i]));
+        for (size_t i = 0; i < s->n_alarms; i++)
+            json_array_append_new(alarms, json_pack("{s:s, s:o, s:s}", "peer", s->alarms[i]->peer, "at",
+                                                    cli_json_time(s->alarms[i]->at_ms), "what", s->alarms[i]->what));
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:o, s:o, s:o}", "id", s->id, "name", s->name,
+                               "role", s->role, "listen", s->listen, "version", s->version, "started",
+                               cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth, "audit_entries",
+                               (json_int_t)s->audit_size, "peers", peers, "overdue", overdue, "alarms", alarms));
+    } else {
+        char t[32];
+        cli_time(s->started_ms, t, sizeof t);
+        printf("%s (%s, %s) liaisond %s, up since %s, listening on %s\n", s->id, s->name, s->role, s->version, t,
+               s->listen);
+        printf("Queue: %u deliveries waiting for a receipt. Audit log: %" PRIu64 " entries.\n", s->queue_depth,
+               s->audit_size);
+        if (s->n_alarms) {
+            printf("\nALARMS: a peer's audit log was rewritten or rolled back:\n");
+            for (size_t i = 0; i < s->n_alarms; i++) {
+                cli_time(s->alarms[i]->at_ms, t, sizeof t);
+                printf("  %s  %s: %s\n", t, s->alarms[i]->peer, s->alarms[i]->what);
+            }
+        }
+        if (s->n_overdue) {
+            printf("\nOVERDUE acknowledgements of your medication changes:\n");
+            for (size_t i = 0; i < s->n_overdue; i++)
+                render_summary_line(s->overdue[i]);
+        }
+        printf("\n");
+        print_peers(s->peers, s->n_peers);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int peer_add(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "replace"}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "peer add needs a card: liaison peer add FILE (or - to paste it)");
+    char *text = cli_read_file(pos[0], LIAISON_MAX_CARD_TEXT * 2);
+    if (!text)
+        return EXIT_USAGE;
+    card_t cd;
+    char err[300];
+    if (card_decode(text, &cd, err, sizeof err) != 0) {
+        free(text);
+        return cli_fail(EXIT_USAGE, "%s is not a valid card: %s", strcmp(pos[0], "-") ? pos[0] : "the input", err);
+    }
+    Liaison__Control__PeerAddRequest pa = LIAISON__CONTROL__PEER_ADD_REQUEST__INIT;
+    pa.card = text;
+    pa.replace = cli_opt(o, "replace")->count > 0;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_ADD;
+    rq.peer_add = &pa;
+    Liaison__Control__Response *r;
+    rc = cli_call(cli, false, &rq, &r);
+    free(text);
+    if (rc)
+        return rc;
+    if (r->peer) {
+        if (cli->json)
+            cli_json_out(peer_json(r->peer));
+        else
+            printf("%s peer %s (%s, %s)\nFingerprint: %s\nCompare it with them by phone: liaison fingerprint %s\n",
+                   pa.replace ? "Replaced" : "Added", r->peer->id, r->peer->name, r->peer->role, r->peer->fingerprint,
+                   r->peer->id);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int peer_list(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_LIST;
+    rq.peer_list = true;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+        return rc;
+    size_t n = r->peers ? r->peers->n_peers : 0;
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, peer_json(r->peers->peers[i]));
+        cli_json_out(json_pack("{s:o}", "peers", a));
+    } else {
+        print_peers(n ? r->peers->peers : NULL, n);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int peer_remove(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "peer remove needs the peer's id: liaison peer remove ID");
+    Liaison__Control__PeerRemoveRequest pr = LIAISON__CONTROL__PEER_REMOVE_REQUEST__INIT;
+    pr.id = (char *)pos[0];
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_REMOVE;
+    rq.peer_remove = &pr;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+        return rc;
+    if (cli->json)
+        cli_json_out(json_pack("{s:s, s:b}", "id", pos[0], "removed", 1));
+    else
+        printf("Removed peer %s: no more traffic with them in either direction.\n", pos[0]);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+int cmd_peer(cli_t *cli, int argc, char **argv)
+{
+    if (argc < 1)
+        return cli_fail(EXIT_USAGE, "peer needs a subcommand: add, list or remove");
+    if (strcmp(argv[0], "add") == 0)
+        return cli->cmd = "peer add", peer_add(cli, argc - 1, argv + 1);
+    if (strcmp(argv[0], "list") == 0)
+        return cli->cmd = "peer list", peer_list(cli, argc - 1, argv + 1);
+    if (strcmp(argv[0], "remove") == 0)
+        return cli->cmd = "peer remove", peer_remove(cli, argc - 1, argv + 1);
+    return cli_fail(EXIT_USAGE, "unknown peer subcommand '%.32s' (add, list, remove)", argv[0]);
+}

@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Owns the case-review commands: open, reply, add, close, show, list. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "payload.h"
+#include "payload.pb-c.h"
+#include "render.h"
+#include "text.h"
+
+static int parse_rid(const char *s, uint8_t rid[LIAISON_MSGID_BYTES])
+{
+    if (!s)
+        return cli_fail(EXIT_USAGE, "give the review id (32 hex characters; see: liaison review list)");
+    if (text_msgid_from_hex(s, rid) != 0)
+        return cli_fail(EXIT_USAGE, "'%.40s' is not a review id (32 hex characters; see: liaison review list)", s);
+    return 0;
+}
+
+/* The review's first message on this node (its opening, or the addition of this
+ * node) carries the patient every later message must name. */
+static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], char *id, size_t idlen, char *label,
+                          size_t labellen)
+{
+    Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
+    lr.thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)rid};
+    lr.content_type = 5;
+    lr.with_payloads = true;
+    lr.limit = 1;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
+    rq.list = &lr;
+    Liaison__Control__Response *r;
+    int rc = cli_call(cli, false, &rq, &r);
+    if (rc)
+        return rc;
+    rc = EXIT_REFUSED;
+    if (r->list && r->list->n_messages) {
+        const Liaison__Control__MessageSummary *m = r->list->messages[0];
+        if (render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) == 0)
+            rc = 0;
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    if (rc) {
+        char hex[TEXT_MSGID_HEX];
+        text_msgid_to_hex(rid, hex);
+        return cli_fail(EXIT_REFUSED, "no review %s on this node (see: liaison review list)", hex);
+    }
+    return 0;
+}
+
+/* Sends one review message; the daemon addresses it to the review's participants. */
+static int send_review(cli_t *cli, Liaison__Payload__CaseReview *cr, const char *to, bool print_review)
+{
+    char id[LIAISON_ID_HEX], rid[TEXT_MSGID_HEX];
+    int rc = cli_send(cli, to, 5, &cr->base, NULL, id);
+    if (rc)
+        return rc;
+    text_msgid_to_hex(cr->review_id.data, rid);
+    if (cli->json)
+        return cli_json_out(json_pack("{s:s, s:s}", "review_id", rid, "message_id", id));
+    printf("%s\n", print_review ? rid : id);
+    return 0;
+}
+
+static int with_existing(cli_t *cli, const char *rid_text, uint8_t rid[LIAISON_MSGID_BYTES],
+                         Liaison__Payload__PatientRef *pr, char *pid, char *label)
+{
+    int rc = parse_rid(rid_text, rid);
+    if (rc || (rc = review_patient(cli, rid, pid, 80, label, 160)))
+        return rc;
+    pr->id = pid;
+    pr->label = label;
+    return 0;
+}
+
+static int review_open(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "with", .has_arg = true},
+                     {.name = "patient", .has_arg = true},
+                     {.name = "label", .has_arg = true},
+                     {.name = "question", .has_arg = true},
+                     {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *with = cli_opt(o, "with")->value, *patient = cli_opt(o, "patient")->value;
+    const char *question = cli_opt(o, "question")->value;
+    if (!with || !patient || !question)
+        return cli_fail(EXIT_USAGE, "review open needs --with ID[,ID...] --patient P --question TEXT");
+    char list[LIAISON_MAX_RECIPIENTS * (LIAISON_MAX_ID + 2)];
+    if (strlen(with) >= sizeof list)
+        return cli_fail(EXIT_USAGE, "--with: too many participants");
+    snprintf(list, sizeof list, "%s", with);
+    char *ids[LIAISON_MAX_RECIPIENTS];
+    size_t n = 0;
+    for (char *save = NULL, *id = strtok_r(list, ", ", &save); id; id = strtok_r(NULL, ", ", &save)) {
+        if (n == LIAISON_MAX_RECIPIENTS - 1)
+            return cli_fail(EXIT_USAGE, "--with: at most %u participants", LIAISON_MAX_RECIPIENTS - 1);
+        ids[n++] = id;
+    }
+    uint8_t rid[LIAISON_MSGID_BYTES];
+    randombytes_buf(rid, sizeof rid);
+    Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    pr.id = (char *)patient;
+    pr.label = (char *)(cli_opt(o, "label")->value ? cli_opt(o, "label")->value : "");
+    Liaison__Payload__ReviewOpen op = LIAISON__PAYLOAD__REVIEW_OPEN__INIT;
+    op.question = (char *)question;
+    op.participants = ids;
+    op.n_participants = n;
+    Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
+    cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
+    cr.patient = &pr;
+    cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN;
+    cr.open = &op;
+    return send_review(cli, &cr, with, true);
+}
+
+static int review_reply(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "file", .has_arg = true}, {0}};
+    const char *pos[2];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 2, &npos);
+    if (rc)
+        return rc;
+    const char *src = cli_opt(o, "file")->value;
+    if (npos == 2 && !src)
+        src = pos[1];
+    if (!src || npos < 1 || (npos == 2 && cli_opt(o, "file")->value))
+        return cli_fail(EXIT_USAGE, "usage: liaison review reply REVIEW_ID (--file F | -)");
+    uint8_t rid[LIAISON_MSGID_BYTES];
+    char pid[80], label[160];
+    Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    if ((rc = parse_rid(pos[0], rid)))
+        return rc;
+    char *text = cli_read_file(src, PAYLOAD_MAX_TEXT);
+    if (!text)
+        return EXIT_USAGE;
+    cli_chomp(text);
+    if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label))) {
+        free(text);
+        return rc;
+    }
+    Liaison__Payload__ReviewReply rp = LIAISON__PAYLOAD__REVIEW_REPLY__INIT;
+    rp.text = text;
+    Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
+    cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
+    cr.patient = &pr;
+    cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_REPLY;
+    cr.reply = &rp;
+    rc = send_review(cli, &cr, "", false);
+    free(text);
+    return rc;
+}
+
+static int review_add(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[2];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 2, &npos);
+    if (rc)
+        return rc;
+    if (npos != 2)
+        return cli_fail(EXIT_USAGE, "usage: liaison review add REVIEW_ID ID");
+    if (!text_valid_id(pos[1]))
+        return cli_fail(EXIT_USAGE, "'%.64s' is not a node id", pos[1]);
+    uint8_t rid[LIAISON_MSGID_BYTES];
+    char pid[80], label[160];
+    Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label)))
+        return rc;
+    Liaison__Payload__ReviewAdd ad = LIAISON__PAYLOAD__REVIEW_ADD__INIT;
+    ad.participant = (char *)pos[1];
+    Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
+    cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
+    cr.patient = &pr;
+    cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD;
+    cr.add = &ad;
+    return send_review(cli, &cr, "", false);
+}
+
+/* "OWNER: TEXT by DATE" (the " by DATE" part is optional). */
+static int parse_action(const char *s, Liaison__Payload__ActionItem *a, char *buf, size_t buflen)
+{
+    snprintf(buf, buflen, "%s", s);
+    char *colon = strchr(buf, ':');
+    if (!colon || colon == buf)
+        return cli_fail(EXIT_USAGE, "--action: '%.80s' is not \"OWNER: TEXT by DATE\"", s);
+    *colon = 0;
+    char *text = colon + 1;
+    while (*text == ' ')
+        text++;
+    a->owner = buf;
+    a->text = text;
+    a->due_date = "";
+    char *by = strstr(text, " by ");
+    for (char *next = by; next; next = strstr(next + 1, " by "))
+        by = next;
+    if (by && payload_valid_date(by + 4)) {
+        *by = 0;
+        a->due_date = by + 4;
+    }
+    return 0;
+}
+
+static int review_close(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "decision", .has_arg = true}, {.name = "action", .has_arg = true, .repeat = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1 || !cli_opt(o, "decision")->value)
+        return cli_fail(EXIT_USAGE, "usage: liaison review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by"
+                                    " DATE\"]...");
+    cli_opt_t *ac = cli_opt(o, "action");
+    Liaison__Payload__ActionItem items[CLI_MAX_VALUES], *ptrs[CLI_MAX_VALUES];
+    char bufs[CLI_MAX_VALUES][700];
+    for (int i = 0; i < ac->count; i++) {
+        liaison__payload__action_item__init(&items[i]);
+        if ((rc = parse_action(ac->values[i], &items[i], bufs[i], sizeof bufs[i])))
+            return rc;
+        ptrs[i] = &items[i];
+    }
+    uint8_t rid[LIAISON_MSGID_BYTES];
+    char pid[80], label[160];
+    Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label)))
+        return rc;
+    Liaison__Payload__ReviewClose cl = LIAISON__PAYLOAD__REVIEW_CLOSE__INIT;
+    cl.decision = (char *)cli_opt(o, "decision")->value;
+    cl.actions = ptrs;
+    cl.n_actions = (size_t)ac->count;
+    Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
+    cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
+    cr.patient = &pr;
+    cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE;
+    cr.close = &cl;
+    return send_review(cli, &cr, "", false);
+}
+
+static int reviews(cli_t *cli, bool open_only, const uint8_t *rid, Liaison__Control__Response **r)
+{
+    Liaison__Control__ReviewListRequest rl = LIAISON__CONTROL__REVIEW_LIST_REQUEST__INIT;
+    rl.open_only = open_only;
+    if (rid)
+        rl.review_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)rid};
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_REVIEWS;
+    rq.reviews = &rl;
+    int rc = cli_call(cli, false, &rq, r);
+    if (rc == 0 && !(*r)->reviews) {
+        liaison__control__response__free_unpacked(*r, NULL);
+        *r = NULL;
+        return cli_fail(EXIT_REFUSED, "the daemon answered without reviews");
+    }
+    return rc;
+}
+
+static json_t *review_json(const Liaison__Control__ReviewInfo *v)
+{
+    json_t *who = json_array();
+    for (size_t i = 0; i < v->n_participants; i++)
+        json_array_append_new(who, json_string(v->participants[i]));
+    return json_pack("{s:o, s:s, s:o, s:o, s:b, s:o, s:i}", "id", cli_json_hex(v->review_id.data, v->review_id.len),
+                     "opened_by", v->opened_by, "opened", cli_json_time(v->opened_ms), "participants", who, "closed",
+                     v->closed, "closed_at", cli_json_time(v->closed_ms), "messages", (json_int_t)v->messages);
+}
+
+static void review_line(const Liaison__Control__ReviewInfo *v)
+{
+    char id[TEXT_MSGID_HEX] = "?", t[32];
+    if (v->review_id.len == LIAISON_MSGID_BYTES)
+        text_msgid_to_hex(v->review_id.data, id);
+    cli_time(v->opened_ms, t, sizeof t);
+    printf("%s  %s  %-7s opened by %-16s %3u msgs  with", id, t, v->closed ? "closed" : "open", v->opened_by,
+           v->messages);
+    for (size_t i = 0; i < v->n_participants; i++)
+        printf(" %s", v->participants[i]);
+    printf("\n");
+}
+
+static int review_list(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "open"}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    Liaison__Control__Response *r;
+    if ((rc = reviews(cli, cli_opt(o, "open")->count > 0, NULL, &r)))
+        return rc;
+    const Liaison__Control__ReviewList *l = r->reviews;
+    if (cli->json) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < l->n_reviews; i++)
+            json_array_append_new(a, review_json(l->reviews[i]));
+        cli_json_out(json_pack("{s:o}", "reviews", a));
+    } else if (l->n_reviews == 0) {
+        printf("No %sreviews. Open one with: liaison review open --with ID --patient P --question TEXT\n",
+               cli_opt(o, "open")->count ? "open " : "");
+    } else {
+        for (size_t i = 0; i < l->n_reviews; i++)
+            review_line(l->reviews[i]);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static int review_show(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    uint8_t rid[LIAISON_MSGID_BYTES];
+    if ((rc = parse_rid(npos ? pos[0] : NULL, rid)))
+        return rc;
+    Liaison__Control__Response *r, *t;
+    if ((rc = reviews(cli, false, rid, &r)))
+        return rc;
+    if (r->reviews->n_reviews != 1) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "no review %s on this node (see: liaison review list)", pos[0]);
+    }
+    const Liaison__Control__ReviewInfo *v = r->reviews->reviews[0];
+    Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
+    lr.thread_id = (ProtobufCBinaryData){sizeof rid, rid};
+    lr.with_payloads = true;
+    lr.limit = 10000;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
+    rq.list = &lr;
+    if ((rc = cli_call(cli, false, &rq, &t))) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return rc;
+    }
+    size_t n = t->list ? t->list->n_messages : 0;
+    if (cli->json) {
+        json_t *j = review_json(v), *msgs = json_array();
+        for (size_t i = 0; i < n; i++) {
+            const Liaison__Control__MessageSummary *m = t->list->messages[i];
+            json_array_append_new(msgs, render_message_json(m, m->payload.data, m->payload.len));
+        }
+        json_object_set_new(j, "messages", msgs);
+        cli_json_out(j);
+    } else {
+        char ts[32];
+        cli_time(v->opened_ms, ts, sizeof ts);
+        printf("Case review %s, opened by %s on %s, %s\n", pos[0], v->opened_by, ts, v->closed ? "CLOSED" : "open");
+        printf("Participants:");
+        for (size_t i = 0; i < v->n_participants; i++)
+            printf(" %s", v->participants[i]);
+        printf("\n");
+        for (size_t i = 0; i < n; i++) {
+            const Liaison__Control__MessageSummary *m = t->list->messages[i];
+            cli_time(m->created_ms, ts, sizeof ts);
+            printf("\n%s  %s\n", ts, m->sender);
+            render_payload_text(m->content_type, m->payload.data, m->payload.len, "  ");
+        }
+    }
+    liaison__control__response__free_unpacked(t, NULL);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+int cmd_review(cli_t *cli, int argc, char **argv)
+{
+    static const struct {
+        const char *name, *full;
+        int (*run)(cli_t *, int, char **);
+    } subs[] = {{"open", "review open", review_open},    {"reply", "review reply", review_reply},
+                {"add", "review add", review_add},       {"close", "review close", review_close},
+                {"show", "review show", review_show},    {"list", "review list", review_list}};
+    if (argc < 1)
+        return cli_fail(EXIT_USAGE, "review needs a subcommand: open, reply, add, close, show or list");
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        if (strcmp(argv[0], subs[i].name) == 0) {
+            cli->cmd = subs[i].full;
+            return subs[i].run(cli, argc - 1, argv + 1);
+        }
+    return cli_fail(EXIT_USAGE, "unknown review subcommand '%.32s' (open, reply, add, close, show, list)", argv[0]);
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* liaison: the command line of a care-team node. Owns the command table, global
+ * options and help; each command family lives in its own cmd_*.c file. */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(cli_t *cli, int argc, char **argv);
+    const char *usage;
+} command_t;
+
+static const command_t commands[] = {
+    {"init", cmd_init,
+     "init --id ID --name NAME --role ROLE [--org ORG] --listen ENDPOINT [--advertise ENDPOINT]\n"
+     "        create this node: keys, configuration, empty database"},
+    {"card", cmd_card, "card                      print this node's signed contact card (one line)"},
+    {"fingerprint", cmd_fingerprint, "fingerprint [ID]          fingerprint of this node's (or a peer's) identity key"},
+    {"status", cmd_status, "status                    the daemon, its peers, queue, overdue acknowledgements, alarms"},
+    {"peer", cmd_peer,
+     "peer add FILE|- [--replace] | peer list | peer remove ID\n"
+     "        manage the directory of care-team nodes"},
+    {"send", cmd_send, "send --to ID[,ID...] [--subject S] [--thread ID] FILE|-   send a free-text message"},
+    {"inbox", cmd_inbox,
+     "inbox [--patient P] [--type T] [--unread] [--needs-ack] [--since DATE] [--limit N]\n"
+     "        messages received (overdue acknowledgements first)"},
+    {"outbox", cmd_outbox, "outbox [--since DATE] [--limit N]   messages sent, with delivery and acknowledgement state"},
+    {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)"},
+    {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first"},
+    {"ack", cmd_ack, "ack MSG_ID [--comment TEXT]   acknowledge a message (closes the loop)"},
+    {"note", cmd_note,
+     "note --to ID[,ID...] --patient P [--label L] [--session-date D] [--modality M] [--phq9 N] [--gad7 N]\n"
+     "        [--score NAME=N/MIN-MAX]... [--risk LEVEL [--risk-note TEXT]] [--adherence TEXT]\n"
+     "        [--side-effects TEXT] [--goals TEXT] [--next-session D] (--file F | -)   send a progress note"},
+    {"med-change", cmd_med_change,
+     "med-change --to ID[,ID...] --patient P [--label L] --drug NAME --action ACTION [--from DOSE] [--dose DOSE]\n"
+     "        [--from-frequency F] [--frequency F] [--from-drug NAME] --reason TEXT [--monitor TEXT]\n"
+     "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change"},
+    {"patient", cmd_patient, "patient P                 timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
+    {"review", cmd_review,
+     "review open --with ID[,ID...] --patient P [--label L] --question TEXT\n"
+     "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"
+     "        review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by DATE\"]...\n"
+     "        review show REVIEW_ID | review list [--open]"},
+    {"audit", cmd_audit,
+     "audit log [--since T] [--until T] [--peer ID] [--patient P] [--action A] [--limit N]\n"
+     "        audit verify [--db FILE [--card FILE]] [--checkpoint FILE]\n"
+     "        audit prove SEQ | audit verify-proof FILE [--card FILE]\n"
+     "        audit disclosures --patient P [--since T] [--until T]\n"
+     "        audit export --format jsonl|fhir [--since T] [--until T] [--output FILE]"},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static int usage(FILE *out, const char *only)
+{
+    fprintf(out, "usage: liaison [--home DIR] [--json] COMMAND ...\n\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!only || strcmp(only, commands[i].name) == 0)
+            fprintf(out, "  %s\n", commands[i].usage);
+    if (!only)
+        fprintf(out,
+                "\nThe node's home is --home DIR, else $LIAISON_HOME, else the system layout (/etc/liaison,\n"
+                "/var/lib/liaison, /run/liaison). --json prints machine-readable output.\n"
+                "Exit status: 0 ok, 1 bad usage or input, 2 daemon unreachable, 3 refused or not found,\n"
+                "4 audit verification failed. See liaison(1).\n");
+    return out == stderr ? EXIT_USAGE : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (sodium_init() < 0)
+        return cli_fail(EXIT_REFUSED, "libsodium could not be initialised");
+    cli_t cli = {0};
+    int i = 1;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            cli.json = true;
+        } else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
+            cli.home = argv[++i];
+        } else if (strncmp(argv[i], "--home=", 7) == 0) {
+            cli.home = argv[i] + 7;
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return usage(stdout, NULL);
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("liaison %s\n", LIAISON_VERSION);
+            return 0;
+        } else {
+            break;
+        }
+    }
+    if (i == argc)
+        return usage(stderr, NULL);
+    const char *name = argv[i];
+    if (strcmp(name, "help") == 0)
+        return usage(stdout, i + 1 < argc ? argv[i + 1] : NULL);
+    for (size_t k = 0; k < N_COMMANDS; k++) {
+        if (strcmp(name, commands[k].name) != 0)
+            continue;
+        cli.cmd = name;
+        for (int j = i + 1; j < argc; j++)
+            if (strcmp(argv[j], "--help") == 0)
+                return usage(stdout, name);
+        int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
+        cli_close(&cli);
+        return rc;
+    }
+    cli_fail(EXIT_USAGE, "unknown command '%.40s'", name);
+    return usage(stderr, NULL);
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* How messages and their payloads look to people (text) and to scripts (JSON). */
+#ifndef LIAISON_RENDER_H
+#define LIAISON_RENDER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "control.pb-c.h"
+
+/* One message's metadata as a JSON object (no payload). */
+json_t *render_summary_json(const Liaison__Control__MessageSummary *m);
+
+/* One line: id, time, direction and party, type, flags (unread, needs ack, urgent, overdue). */
+void render_summary_line(const Liaison__Control__MessageSummary *m);
+
+/* Delivery and acknowledgement state of an outgoing message, one line per recipient. */
+void render_deliveries(const Liaison__Control__MessageSummary *m, const char *indent);
+
+/* A payload as JSON (the fields of its type, enums by name); a JSON null if it
+ * cannot be decoded. */
+json_t *render_payload_json(uint32_t content_type, const uint8_t *data, size_t len);
+
+/* A payload for people, several lines. */
+void render_payload_text(uint32_t content_type, const uint8_t *data, size_t len, const char *indent);
+
+/* A message with its header and payload, as shown by `liaison show`. */
+void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len);
+json_t *render_message_json(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len);
+
+/* Scores of a progress note (-1 when absent) and its session date. Returns 0 if the
+ * payload is a progress note. */
+int render_note_scores(uint32_t content_type, const uint8_t *data, size_t len, int *phq9, int *gad7,
+                       char session_date[11]);
+
+/* The patient reference (id, label) of a clinical payload. Returns 0 if it has one. */
+int render_patient(uint32_t content_type, const uint8_t *data, size_t len, char *id, size_t idlen, char *label,
+                   size_t labellen);
+
+#endif
