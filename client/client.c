@@ -367,20 +367,41 @@ liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t ct, const 
     return take_id(c, rc, r, id_hex);
 }
 
-liaison_rc liaison_send_text(liaison_client_t *c, const char *to, const char *subject, const char *text,
-                             char id_hex[LIAISON_ID_HEX])
+/* Serializes a TextMessage into a malloc'd buffer. */
+static uint8_t *pack_text(liaison_client_t *c, const char *subject, const char *text, size_t *n)
 {
     Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
     tm.subject = (char *)(subject ? subject : "");
     tm.text = (char *)(text ? text : "");
-    size_t n = liaison__payload__text_message__get_packed_size(&tm);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (!buf) {
+    *n = liaison__payload__text_message__get_packed_size(&tm);
+    uint8_t *buf = malloc(*n ? *n : 1);
+    if (!buf)
         set_error(c, "out of memory");
+    else
+        liaison__payload__text_message__pack(&tm, buf);
+    return buf;
+}
+
+liaison_rc liaison_send_text(liaison_client_t *c, const char *to, const char *subject, const char *text,
+                             char id_hex[LIAISON_ID_HEX])
+{
+    size_t n;
+    uint8_t *buf = pack_text(c, subject, text, &n);
+    if (!buf)
         return LIAISON_INTERNAL;
-    }
-    liaison__payload__text_message__pack(&tm, buf);
     liaison_rc rc = liaison_send(c, to, 1, buf, n, NULL, id_hex);
+    free(buf);
+    return rc;
+}
+
+liaison_rc liaison_submit_text(liaison_client_t *c, const char *to, const char *subject, const char *text,
+                               uint64_t *token)
+{
+    size_t n;
+    uint8_t *buf = pack_text(c, subject, text, &n);
+    if (!buf)
+        return LIAISON_INTERNAL;
+    liaison_rc rc = submit_send(c, to, 1, buf, n, NULL, token);
     free(buf);
     return rc;
 }

@@ -360,7 +360,14 @@ static int review_show(cli_t *cli, int argc, char **argv)
     } else {
         char ts[32];
         cli_time(v->opened_ms, ts, sizeof ts);
-        printf("Case review %s, opened by %s on %s, %s\n", pos[0], v->opened_by, ts, v->closed ? "CLOSED" : "open");
+        char pid[80] = "", label[160] = "";
+        for (size_t i = 0; i < n && !pid[0]; i++) {
+            const Liaison__Control__MessageSummary *m = t->list->messages[i];
+            render_patient(m->content_type, m->payload.data, m->payload.len, pid, sizeof pid, label, sizeof label);
+        }
+        printf("Case review %s about patient %s%s%s%s\n", pos[0], pid[0] ? pid : "?", label[0] ? " (" : "", label,
+               label[0] ? ")" : "");
+        printf("Opened by %s on %s; %s\n", v->opened_by, ts, v->closed ? "CLOSED" : "open");
         printf("Participants:");
         for (size_t i = 0; i < v->n_participants; i++)
             printf(" %s", v->participants[i]);

@@ -96,6 +96,10 @@ LIAISON_API liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint3
                           uint64_t *token);
 LIAISON_API liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX]);
 
+/* liaison_submit of a free-text message. */
+LIAISON_API liaison_rc liaison_submit_text(liaison_client_t *c, const char *to, const char *subject, const char *text,
+                                           uint64_t *token);
+
 /* Number of submitted requests not yet collected. */
 LIAISON_API size_t liaison_pending(const liaison_client_t *c);
 

@@ -335,8 +335,11 @@ static void review_text(const Liaison__Payload__CaseReview *m, const char *in)
     char rid[TEXT_MSGID_HEX] = "?";
     if (m->review_id.len == LIAISON_MSGID_BYTES)
         text_msgid_to_hex(m->review_id.data, rid);
-    field(in, "Review:", rid);
-    patient_line(in, m->patient);
+    /* Indented: shown inside `review show`, whose heading already names both. */
+    if (!in[0]) {
+        field(in, "Review:", rid);
+        patient_line(in, m->patient);
+    }
     switch (m->kind_case) {
     case LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN: {
         char who[LIAISON_MAX_RECIPIENTS * (LIAISON_MAX_ID + 2)] = "";

@@ -99,7 +99,7 @@ run L dr.okafor patient P-1042
 
 step "Every node's audit log verifies, and the auditor sees who told whom what"
 for a in dr.alvarez dr.okafor rx.chen; do
-    printf '%s: ' "$a"; L "$a" audit verify | tail -1
+    printf '%s: ' "$a"; L "$a" audit verify | head -1
 done
 run L dr.okafor audit disclosures --patient P-1042
 

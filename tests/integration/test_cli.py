@@ -1,0 +1,172 @@
+# SPDX-License-Identifier: Apache-2.0
+"""The command line and the client library as users meet them: exit codes, error
+messages that name the fix, --help and --json everywhere, and an embedder of
+libliaison-client using pipelined sends."""
+import json
+import os
+import stat
+import subprocess
+
+from harness import BUILD, LIAISON, NodeTest, link, wait_for
+
+CLIENT_SMOKE = os.path.join(BUILD, "tests", "tools", "client_smoke")
+
+COMMANDS = ["init", "card", "fingerprint", "status", "peer", "send", "inbox", "outbox", "show", "thread", "ack",
+            "note", "med-change", "patient", "review", "audit"]
+
+
+def run(*args, input=None):
+    return subprocess.run([LIAISON] + list(args), input=input, capture_output=True, text=True, timeout=30)
+
+
+class Cli(NodeTest):
+    def test_help_everywhere(self):
+        self.assertEqual(run("--help").returncode, 0)
+        for c in COMMANDS:
+            r = run(c, "--help")
+            self.assertEqual(r.returncode, 0, c)
+            self.assertIn(c, r.stdout)
+        r = run("frobnicate")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown command", r.stderr)
+
+    def test_daemon_not_running_exit_2(self):
+        a = self.node("a", start=False)
+        r = a.cli("status", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not running", r.stderr)
+        self.assertIn("liaisond", r.stderr)
+        # A stale socket left by a killed daemon is recognised as such.
+        a.start()
+        a.kill()
+        r = a.cli("send", "--to", "b", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not running", r.stderr)
+
+    def test_init_validates_and_never_overwrites(self):
+        base = self.base
+        home = os.path.join(base, "n")
+        bad = [
+            (["--id", "Dr Who", "--role", "therapist", "--listen", "tcp://127.0.0.1:1"], "--id"),
+            (["--id", "x", "--role", "wizard", "--listen", "tcp://127.0.0.1:1"], "--role"),
+            (["--id", "x", "--role", "therapist", "--listen", "http://x"], "--listen"),
+            (["--id", "x", "--role", "therapist", "--listen", "tcp://0.0.0.0:7400"], "--advertise"),
+            (["--id", "x", "--role", "therapist"], "--listen"),
+        ]
+        for args, word in bad:
+            r = run("--home", home, "init", *args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn(word, r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(home, "liaison.conf")))
+        ok = run("--home", home, "init", "--id", "x", "--role", "nurse", "--listen", "tcp://127.0.0.1:1")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        for f in ("identity.key", "encryption.key", "transport.key", "patient.key"):
+            mode = stat.S_IMODE(os.stat(os.path.join(home, f)).st_mode)
+            self.assertEqual(mode, 0o600, f)
+        card = open(os.path.join(home, "card.txt")).read()
+        # Secret material is never printed.
+        self.assertNotIn(open(os.path.join(home, "identity.key"), "rb").read().hex(), ok.stdout)
+        again = run("--home", home, "init", "--id", "x", "--role", "nurse", "--listen", "tcp://127.0.0.1:1")
+        self.assertEqual(again.returncode, 3)
+        self.assertIn("already", again.stderr)
+        self.assertEqual(open(os.path.join(home, "card.txt")).read(), card)
+        # LIAISON_HOME works like --home.
+        env = dict(os.environ, LIAISON_HOME=home)
+        r = subprocess.run([LIAISON, "card"], capture_output=True, text=True, env=env)
+        self.assertEqual(r.stdout, card)
+
+    def test_card_and_fingerprint(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        card = a.cli("card").stdout.strip()
+        self.assertTrue(card.startswith("liaison-card-v1:"))
+        self.assertEqual("\n" in card, False)
+        fp = a.cli("fingerprint").stdout.strip()
+        self.assertRegex(fp, r"^(\d{5} ){7}\d{5}$")
+        self.assertEqual(b.cli("fingerprint", "a").stdout.strip(), fp)
+        self.assertEqual(b.json("fingerprint", "a")["fingerprint"], fp)
+        r = b.cli("fingerprint", "nobody", check=False)
+        self.assertEqual(r.returncode, 3)
+
+    def test_bad_inputs_name_the_problem(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        cases = [
+            (["send", "--to", "b"], 1, "standard input"),
+            (["send", "-"], 1, "--to"),
+            (["send", "--to", "b", "--thread", "xyz", "-"], 1, "thread"),
+            (["send", "--to", "c", "-"], 3, "liaison peer add"),
+            (["show", "1234"], 1, "32 hex"),
+            (["show", "00" * 16], 3, ""),
+            (["ack"], 1, "message id"),
+            (["inbox", "--type", "fax"], 1, "--type"),
+            (["inbox", "--since", "yesterday"], 1, "--since"),
+            (["note", "--to", "b", "--patient", "P 1", "-"], 1, "patient"),
+            (["note", "--to", "b", "--patient", "P1", "--session-date", "2026-02-30", "-"], 1, "session date"),
+            (["med-change", "--to", "b", "--patient", "P1", "--drug", "x", "--action", "start", "--reason", "r"], 1,
+             "new dose"),
+            (["med-change", "--to", "b", "--patient", "P1", "--drug", "x", "--action", "boost", "--dose", "1",
+              "--reason", "r"], 1, "--action"),
+            (["peer", "add", "/nonexistent"], 1, "cannot read"),
+            (["peer", "frob"], 1, "subcommand"),
+            (["review", "reply", "00" * 16, "-"], 3, "no review"),
+            (["audit", "prove", "zero"], 1, "SEQ"),
+            (["status", "--bogus"], 1, "unknown option"),
+        ]
+        for args, code, word in cases:
+            r = a.cli(*args, input="text", check=False)
+            self.assertEqual(r.returncode, code, "%s: %s" % (args, r.stderr))
+            self.assertTrue(r.stderr.startswith("liaison: "), r.stderr)
+            self.assertIn(word, r.stderr, args)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        # A card that does not verify is refused before the daemon is asked.
+        card = open(b.card_file).read().strip()
+        bad = os.path.join(self.base, "bad.card")
+        open(bad, "w").write(card[:-4] + ("AAAA" if card[-4:] != "AAAA" else "BBBB"))
+        r = a.cli("peer", "add", bad, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a valid card", r.stderr)
+
+    def test_json_everywhere(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        mid = a.send("b", "json please")
+        self.wait_delivered(a, mid, "b")
+        for args in (["status"], ["peer", "list"], ["inbox"], ["outbox"], ["show", mid], ["thread", "00" * 16],
+                     ["review", "list"], ["audit", "log"], ["fingerprint"], ["card"], ["patient", "P1"]):
+            node = b if args[0] in ("show",) else a
+            out = node.cli(*args, "--json").stdout
+            json.loads(out)
+        shown = b.json("show", mid)
+        self.assertEqual(shown["payload"]["text"], "json please")
+        self.assertEqual(shown["from"], "a")
+        out = a.json("outbox")["messages"][0]
+        self.assertEqual(out["deliveries"][0]["state"], "delivered")
+
+    def test_client_library_pipelined(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        r = subprocess.run([CLIENT_SMOKE, a.home, "b", "200"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ids = r.stdout.split()
+        self.assertEqual(len(ids), 201)
+        self.assertEqual(len(set(ids)), 201)
+        for mid in (ids[0], ids[-1]):
+            self.wait_delivered(a, mid, "b", timeout=60)
+        wait_for(lambda: b.query("SELECT count(*) FROM messages")[0][0] == 201, 60, "all 201 messages at b")
+        self.assertIn("pipelined 199", b.cli("show", ids[-1]).stdout)
+        bad = subprocess.run([CLIENT_SMOKE, a.home, "bad"], capture_output=True, text=True, timeout=30)
+        lines = bad.stdout.splitlines()
+        self.assertTrue(lines[0].startswith("unknown-peer 2 "), lines)
+        self.assertIn("liaison peer add", lines[0])
+        self.assertTrue(lines[1].startswith("bad-id 1 "), lines)
+        self.assertTrue(lines[2].startswith("empty 1 "), lines)
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A program that embeds libliaison-client the way an EHR would: public header only,
+ * linked against the shared library. Driven by tests/integration/test_cli.py.
+ *
+ *   client_smoke HOME TO N      send one message, then N pipelined ones; print each id
+ *   client_smoke HOME ack ID    acknowledge ID
+ *   client_smoke HOME bad       error paths: an unknown peer, a bad id
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "liaison_client.h"
+
+static int fail(liaison_client_t *c, const char *what, liaison_rc rc)
+{
+    fprintf(stderr, "%s: rc=%d: %s\n", what, (int)rc, liaison_client_error(c));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: client_smoke HOME TO N | HOME ack ID | HOME bad\n");
+        return 2;
+    }
+    char err[512];
+    liaison_client_t *c = liaison_client_open(argv[1], LIAISON_SOCKET_CONTROL, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "open: %s\n", err);
+        return 3;
+    }
+    char id[LIAISON_ID_HEX];
+    int status = 0;
+    liaison_rc rc;
+    if (strcmp(argv[2], "bad") == 0) {
+        rc = liaison_send_text(c, "nobody.here", "", "hello", id);
+        printf("unknown-peer %d %s\n", (int)rc, liaison_client_error(c));
+        rc = liaison_ack(c, "not-an-id", "", id);
+        printf("bad-id %d %s\n", (int)rc, liaison_client_error(c));
+        rc = liaison_send_text(c, "", "", "", id);
+        printf("empty %d %s\n", (int)rc, liaison_client_error(c));
+    } else if (strcmp(argv[2], "ack") == 0 && argc == 4) {
+        rc = liaison_ack(c, argv[3], "seen", id);
+        if (rc != LIAISON_OK)
+            status = fail(c, "ack", rc);
+        else
+            printf("%s\n", id);
+    } else if (argc == 4) {
+        int n = atoi(argv[3]);
+        rc = liaison_send_text(c, argv[2], "first", "sent synchronously", id);
+        if (rc != LIAISON_OK) {
+            status = fail(c, "send", rc);
+        } else {
+            printf("%s\n", id);
+            /* Pipelined: keep up to 16 requests in flight, collect in order. */
+            uint64_t submitted[4096];
+            int next = 0, done = 0;
+            while (done < n && status == 0) {
+                while (next < n && next < 4096 && liaison_pending(c) < 16) {
+                    char text[64];
+                    snprintf(text, sizeof text, "pipelined %d", next);
+                    rc = liaison_submit_text(c, argv[2], "", text, &submitted[next]);
+                    if (rc != LIAISON_OK) {
+                        status = fail(c, "submit", rc);
+                        break;
+                    }
+                    next++;
+                }
+                if (status)
+                    break;
+                uint64_t token;
+                rc = liaison_collect(c, &token, id);
+                if (token != submitted[done]) {
+                    fprintf(stderr, "answer for token %llu, expected %llu\n", (unsigned long long)token,
+                            (unsigned long long)submitted[done]);
+                    status = 1;
+                } else if (rc == LIAISON_OK) {
+                    printf("%s\n", id);
+                } else {
+                    status = fail(c, "collect", rc);
+                }
+                done++;
+            }
+        }
+    } else {
+        status = 2;
+    }
+    liaison_client_close(c);
+    return status;
+}
