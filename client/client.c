@@ -26,7 +26,7 @@ struct liaison_client {
     char path[CONFIG_PATH_MAX];
     int timeout_ms;
     uint64_t next_id;
-    uint64_t first_pending;   /* request id of the oldest uncollected submit */
+    uint64_t live_from;       /* answers to requests below this id were abandoned */
     size_t pending;
     char error[512];
 };
@@ -116,6 +116,7 @@ liaison_client_t *liaison_client_open_path(const char *path, char *err, size_t e
     snprintf(c->path, sizeof c->path, "%s", path);
     c->timeout_ms = 30000;
     c->next_id = 1;
+    c->live_from = 1;
     char ep[CONFIG_PATH_MAX + 8];
     snprintf(ep, sizeof ep, "ipc://%s", path);
     int zero = 0;
@@ -172,8 +173,7 @@ static liaison_rc submit_pb(liaison_client_t *c, Liaison__Control__Request *rq, 
         set_error(c, "cannot send to liaisond at %s: %s", c->path, zmq_strerror(zmq_errno()));
         return LIAISON_UNREACHABLE;
     }
-    if (c->pending++ == 0)
-        c->first_pending = rq->request_id;
+    c->pending++;
     if (token)
         *token = rq->request_id;
     return LIAISON_OK;
@@ -191,16 +191,15 @@ static liaison_rc code_rc(Liaison__Control__Code code)
     }
 }
 
-/* Receives the answer to the oldest pending request (answers to abandoned requests,
- * whose ids are older, are dropped). */
-static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **out)
+/* Receives the next answer to a pending request, in whatever order the daemon answers
+ * (answers to abandoned requests are dropped); *id says which request it answers. */
+static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **out, uint64_t *id)
 {
     *out = NULL;
     if (c->pending == 0) {
         set_error(c, "nothing to collect");
         return LIAISON_BAD_REQUEST;
     }
-    uint64_t want = c->first_pending;
     for (;;) {
         zmq_pollitem_t pi = {.socket = c->sock, .events = ZMQ_POLLIN};
         int rc = zmq_poll(&pi, 1, c->timeout_ms);
@@ -225,18 +224,17 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
             set_error(c, "liaisond sent an answer that cannot be decoded (client and daemon versions differ?)");
             return LIAISON_PROTOCOL;
         }
-        if (r->request_id < want) {
+        if (r->request_id < c->live_from) {
             liaison__control__response__free_unpacked(r, NULL);
             continue;
         }
-        if (r->request_id != want) {
+        if (r->request_id >= c->next_id) {
             liaison__control__response__free_unpacked(r, NULL);
-            set_error(c, "liaisond answered request %llu while %llu was expected", (unsigned long long)r->request_id,
-                      (unsigned long long)want);
+            set_error(c, "liaisond answered request %llu, which was never sent", (unsigned long long)r->request_id);
             return LIAISON_PROTOCOL;
         }
         c->pending--;
-        c->first_pending++;
+        *id = r->request_id;
         liaison_rc lrc = code_rc(r->code);
         if (lrc != LIAISON_OK)
             set_error(c, "%s", r->error && r->error[0] ? r->error : "the daemon refused the request");
@@ -249,12 +247,13 @@ liaison_rc liaison_call_pb(liaison_client_t *c, Liaison__Control__Request *rq, L
 {
     *resp = NULL;
     /* A synchronous call abandons whatever was submitted and not collected. */
-    c->first_pending += c->pending;
+    c->live_from = c->next_id;
     c->pending = 0;
     liaison_rc rc = submit_pb(c, rq, NULL);
     if (rc != LIAISON_OK)
         return rc;
-    rc = collect_pb(c, resp);
+    uint64_t id;
+    rc = collect_pb(c, resp, &id);
     if (*resp && rc == LIAISON_PROTOCOL) {
         liaison__control__response__free_unpacked(*resp, NULL);
         *resp = NULL;
@@ -357,13 +356,14 @@ static liaison_rc take_id(liaison_client_t *c, liaison_rc rc, Liaison__Control__
 liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
                         const uint8_t *thread_id, char id_hex[LIAISON_ID_HEX])
 {
-    c->first_pending += c->pending;
+    c->live_from = c->next_id;
     c->pending = 0;
     liaison_rc rc = submit_send(c, to, ct, payload, len, thread_id, NULL);
     if (rc != LIAISON_OK)
         return rc;
     Liaison__Control__Response *r = NULL;
-    rc = collect_pb(c, &r);
+    uint64_t id;
+    rc = collect_pb(c, &r, &id);
     return take_id(c, rc, r, id_hex);
 }
 
@@ -434,10 +434,11 @@ liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t ct, cons
 
 liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX])
 {
-    if (token)
-        *token = c->first_pending;
     Liaison__Control__Response *r = NULL;
-    liaison_rc rc = collect_pb(c, &r);
+    uint64_t id = 0;
+    liaison_rc rc = collect_pb(c, &r, &id);
+    if (token)
+        *token = id;
     if (!r)
         return rc;
     return take_id(c, rc, r, id_hex);

@@ -90,8 +90,10 @@ LIAISON_API liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, 
 /* Pipelining: submit many sends without waiting, then collect their answers in order.
  * liaison_submit returns LIAISON_OK once the request is handed to the socket and gives
  * its token; liaison_collect waits for the next answer (timeout as set) and reports the
- * token it belongs to, its result code and the message id. Answers arrive in
- * submission order. */
+ * token it belongs to, its result code and the message id. Answers may arrive in any
+ * order: match them by token. Each answer means the message is committed (stored and
+ * queued durably). A synchronous call (liaison_send, liaison_ack, ...) abandons the
+ * answers of requests still pending. */
 LIAISON_API liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t content_type, const void *payload, size_t len,
                           uint64_t *token);
 LIAISON_API liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX]);
