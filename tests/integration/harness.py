@@ -196,6 +196,13 @@ class NodeTest(unittest.TestCase):
                 n.stop()
             except AssertionError:
                 n.kill()
+        # Under ./run asan, a sanitizer report in any daemon's log fails the test.
+        for n in self.nodes:
+            if os.path.exists(n.log):
+                with open(n.log, errors="replace") as f:
+                    text = f.read()
+                if "Sanitizer" in text or "runtime error:" in text:
+                    self.fail("liaisond %s reported a sanitizer error:\n%s" % (n.id, text[-4000:]))
         if os.environ.get("LIAISON_KEEP"):
             print("kept", self.base)
         else:
