@@ -121,7 +121,8 @@ liaison_client_t *cli_control(cli_t *cli, int *code)
     return open_socket(cli, false, code);
 }
 
-int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Control__Response **resp)
+int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Control__Response__ResultCase want,
+             Liaison__Control__Response **resp)
 {
     *resp = NULL;
     int code = 0;
@@ -134,6 +135,11 @@ int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Con
         if (r)
             liaison__control__response__free_unpacked(r, NULL);
         return cli_fail(cli_exit_code(rc), "%s", liaison_client_error(c));
+    }
+    if (want != LIAISON__CONTROL__RESPONSE__RESULT__NOT_SET && r->result_case != want) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "liaisond sent an answer of the wrong kind (are liaison and liaisond the same"
+                                      " version?)");
     }
     *resp = r;
     return 0;

@@ -53,10 +53,12 @@ __attribute__((format(printf, 2, 3))) int cli_fail(int code, const char *fmt, ..
 /* Exit code for a client result. */
 int cli_exit_code(liaison_rc rc);
 
-/* Sends rq to the control (audit = false) or audit socket. Returns 0 with *resp set
- * (free with liaison__control__response__free_unpacked), or prints the error and
- * returns the exit code. */
-int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Control__Response **resp);
+/* Sends rq to the control (audit = false) or audit socket and checks that the answer
+ * carries the result `want` (or nothing in particular: RESULT__NOT_SET). Returns 0 with
+ * *resp set (free with liaison__control__response__free_unpacked), or prints the error
+ * and returns the exit code. */
+int cli_call(cli_t *cli, bool audit, Liaison__Control__Request *rq, Liaison__Control__Response__ResultCase want,
+             Liaison__Control__Response **resp);
 
 /* The open control connection, or NULL after printing why. */
 liaison_client_t *cli_control(cli_t *cli, int *exit_code);

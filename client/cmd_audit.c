@@ -20,13 +20,7 @@ static int audit_query(cli_t *cli, Liaison__Control__AuditQuery *q, Liaison__Con
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG;
     rq.audit_log = q;
-    int rc = cli_call(cli, true, &rq, r);
-    if (rc == 0 && !(*r)->audit_entries) {
-        liaison__control__response__free_unpacked(*r, NULL);
-        *r = NULL;
-        return cli_fail(EXIT_REFUSED, "the daemon answered without audit entries");
-    }
-    return rc;
+    return cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES, r);
 }
 
 /* --since/--until/--patient shared by log, disclosures and export. */
@@ -149,11 +143,10 @@ static int audit_verify(cli_t *cli, int argc, char **argv)
         rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY;
         rq.audit_verify = true;
         Liaison__Control__Response *r;
-        if ((rc = cli_call(cli, true, &rq, &r)))
+        if ((rc = cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_VERIFY, &r)))
             return rc;
         const Liaison__Control__AuditVerifyResult *v = r->audit_verify;
-        rc = v ? report(cli, v->ok, v->report, v->entries, v->checkpoints)
-               : cli_fail(EXIT_REFUSED, "the daemon answered without a result");
+        rc = report(cli, v->ok, v->report, v->entries, v->checkpoints);
         liaison__control__response__free_unpacked(r, NULL);
         return rc;
     }
@@ -197,13 +190,9 @@ static int audit_prove(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE;
     rq.audit_prove = &pr;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, true, &rq, &r)))
+    if ((rc = cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_PROOF, &r)))
         return rc;
     const Liaison__Control__AuditProof *p = r->audit_proof;
-    if (!p) {
-        liaison__control__response__free_unpacked(r, NULL);
-        return cli_fail(EXIT_REFUSED, "the daemon answered without a proof");
-    }
     json_t *path = json_array();
     for (size_t i = 0; i < p->n_path; i++)
         json_array_append_new(path, cli_json_hex(p->path[i].data, p->path[i].len));

@@ -282,13 +282,7 @@ static int list(cli_t *cli, Liaison__Control__ListRequest *lr, Liaison__Control_
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = lr;
-    int rc = cli_call(cli, false, &rq, r);
-    if (rc == 0 && !(*r)->list) {
-        liaison__control__response__free_unpacked(*r, NULL);
-        *r = NULL;
-        return cli_fail(EXIT_REFUSED, "the daemon answered without a list");
-    }
-    return rc;
+    return cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, r);
 }
 
 static json_t *summaries_json(Liaison__Control__MessageSummary **ms, size_t n, bool with_payload)
@@ -306,13 +300,7 @@ static int overdue(cli_t *cli, Liaison__Control__Response **r)
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_STATUS;
     rq.status = true;
-    int rc = cli_call(cli, false, &rq, r);
-    if (rc == 0 && !(*r)->status) {
-        liaison__control__response__free_unpacked(*r, NULL);
-        *r = NULL;
-        return cli_fail(EXIT_REFUSED, "the daemon answered without a status");
-    }
-    return rc;
+    return cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_STATUS, r);
 }
 
 static int box(cli_t *cli, int argc, char **argv, bool out)
@@ -416,9 +404,9 @@ int cmd_show(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
     rq.show = &sr;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_SHOW, &r)) != 0)
         return rc;
-    if (!r->show || !r->show->summary) {
+    if (!r->show->summary) {
         liaison__control__response__free_unpacked(r, NULL);
         return cli_fail(EXIT_REFUSED, "the daemon answered without the message");
     }

@@ -266,12 +266,8 @@ int cmd_fingerprint(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_FINGERPRINT;
     rq.fingerprint = &fr;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_FINGERPRINT, &r)) != 0)
         return rc;
-    if (!r->fingerprint) {
-        liaison__control__response__free_unpacked(r, NULL);
-        return cli_fail(EXIT_REFUSED, "the daemon answered without a fingerprint");
-    }
     if (cli->json)
         cli_json_out(json_pack("{s:s, s:s}", "id", r->fingerprint->id, "fingerprint", r->fingerprint->fingerprint));
     else
@@ -318,13 +314,9 @@ int cmd_status(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_STATUS;
     rq.status = true;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_STATUS, &r)) != 0)
         return rc;
     const Liaison__Control__StatusResult *s = r->status;
-    if (!s) {
-        liaison__control__response__free_unpacked(r, NULL);
-        return cli_fail(EXIT_REFUSED, "the daemon answered without a status");
-    }
     if (cli->json) {
         json_t *peers = json_array(), *overdue = json_array(), *alarms = json_array();
         for (size_t i = 0; i < s->n_peers; i++)
@@ -390,7 +382,7 @@ static int peer_add(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_ADD;
     rq.peer_add = &pa;
     Liaison__Control__Response *r;
-    rc = cli_call(cli, false, &rq, &r);
+    rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_PEER, &r);
     free(text);
     if (rc)
         return rc;
@@ -418,9 +410,9 @@ static int peer_list(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_LIST;
     rq.peer_list = true;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_PEERS, &r)) != 0)
         return rc;
-    size_t n = r->peers ? r->peers->n_peers : 0;
+    size_t n = r->peers->n_peers;
     if (cli->json) {
         json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
@@ -449,7 +441,7 @@ static int peer_remove(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_REMOVE;
     rq.peer_remove = &pr;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, false, &rq, &r)) != 0)
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT__NOT_SET, &r)) != 0)
         return rc;
     if (cli->json)
         cli_json_out(json_pack("{s:s, s:b}", "id", pos[0], "removed", 1));

@@ -35,7 +35,7 @@ static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], ch
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = &lr;
     Liaison__Control__Response *r;
-    int rc = cli_call(cli, false, &rq, &r);
+    int rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, &r);
     if (rc)
         return rc;
     rc = EXIT_REFUSED;
@@ -257,13 +257,7 @@ static int reviews(cli_t *cli, bool open_only, const uint8_t *rid, Liaison__Cont
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_REVIEWS;
     rq.reviews = &rl;
-    int rc = cli_call(cli, false, &rq, r);
-    if (rc == 0 && !(*r)->reviews) {
-        liaison__control__response__free_unpacked(*r, NULL);
-        *r = NULL;
-        return cli_fail(EXIT_REFUSED, "the daemon answered without reviews");
-    }
-    return rc;
+    return cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_REVIEWS, r);
 }
 
 static json_t *review_json(const Liaison__Control__ReviewInfo *v)
@@ -344,7 +338,7 @@ static int review_show(cli_t *cli, int argc, char **argv)
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = &lr;
-    if ((rc = cli_call(cli, false, &rq, &t))) {
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, &t))) {
         liaison__control__response__free_unpacked(r, NULL);
         return rc;
     }
