@@ -535,7 +535,8 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
     if ((rc = list(cli, &lr, &r)) != 0)
         return rc;
     Liaison__Control__ListResult *l = r->list;
-    qsort(l->messages, l->n_messages, sizeof *l->messages, by_time);
+    if (l->n_messages > 1)
+        qsort(l->messages, l->n_messages, sizeof *l->messages, by_time);
     size_t n = l->n_messages;
     char(*dates)[11] = calloc(n + 1, sizeof *dates);
     int *phq = calloc(n + 1, sizeof *phq), *gad = calloc(n + 1, sizeof *gad);
