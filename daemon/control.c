@@ -41,6 +41,8 @@ typedef struct call {
     uint64_t request_id;
     uid_t uid;
     char actor[64];
+    const char *op;     /* operation name, for the audit row of a refusal */
+    bool audited;       /* the operation already audited its outcome */
 } call_t;
 
 static void answer(call_t *c, response_t *r)
@@ -56,6 +58,11 @@ static void answer(call_t *c, response_t *r)
 
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+static bool audit_local(call_t *c, const char *action, const char *outcome, const uint8_t *msgid, const char *peer,
+                        uint32_t ct, const uint8_t *tag, const char *details);
+
+/* Every refused request leaves exactly one audit row: this one, unless the operation
+ * recorded its own. For payload errors only the field is kept (never a value). */
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
 {
     char msg[512];
@@ -63,6 +70,15 @@ static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!c->audited) {
+        char details[256];
+        const char *colon = strchr(msg, ':');
+        bool field_only = code == LIAISON__CONTROL__CODE__BAD_REQUEST && colon && c->op && strcmp(c->op, "send") == 0;
+        snprintf(details, sizeof details, "%s: %.*s", c->op ? c->op : "request",
+                 field_only ? (int)(colon - msg) : 200, msg);
+        audit_local(c, "request-refused", code == LIAISON__CONTROL__CODE__INTERNAL ? "failed" : "refused", NULL, NULL,
+                    0, NULL, details);
+    }
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     r.code = code;
     r.error = msg;
@@ -74,6 +90,7 @@ static bool audit_local(call_t *c, const char *action, const char *outcome, cons
                         uint32_t ct, const uint8_t *tag, const char *details)
 {
     node_t *n = c->n;
+    c->audited = true;
     if (store_op_begin(n->store) != 0)
         return false;
     audit_entry_t e = {.actor = c->actor, .action = action, .outcome = outcome, .message_id = msgid, .peer = peer,
@@ -965,6 +982,27 @@ static void op_fingerprint(call_t *c, const Liaison__Control__FingerprintRequest
     answer(c, &r);
 }
 
+static const char *op_name(Liaison__Control__Request__OpCase op)
+{
+    switch (op) {
+    case LIAISON__CONTROL__REQUEST__OP_STATUS: return "status";
+    case LIAISON__CONTROL__REQUEST__OP_SEND: return "send";
+    case LIAISON__CONTROL__REQUEST__OP_LIST: return "list";
+    case LIAISON__CONTROL__REQUEST__OP_SHOW: return "show";
+    case LIAISON__CONTROL__REQUEST__OP_PEER_ADD: return "peer-add";
+    case LIAISON__CONTROL__REQUEST__OP_PEER_REMOVE: return "peer-remove";
+    case LIAISON__CONTROL__REQUEST__OP_PEER_LIST: return "peer-list";
+    case LIAISON__CONTROL__REQUEST__OP_CARD: return "card";
+    case LIAISON__CONTROL__REQUEST__OP_FINGERPRINT: return "fingerprint";
+    case LIAISON__CONTROL__REQUEST__OP_ACK: return "ack";
+    case LIAISON__CONTROL__REQUEST__OP_REVIEWS: return "reviews";
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: return "audit-log";
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: return "audit-prove";
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: return "audit-verify";
+    default: return "unknown";
+    }
+}
+
 static void dispatch(call_t *c, const request_t *rq)
 {
     switch (rq->op_case) {
@@ -1054,6 +1092,7 @@ static void serve(node_t *n, void *sock, bool audit)
             node_local_actor(c.uid, c.actor, sizeof c.actor);
         }
         request_t *rq = NULL;
+        c.op = "malformed";
         if (nframes != 1) {
             answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "expected one frame per request, got %d", nframes);
         } else if (zmq_msg_size(&body) > LIAISON_MAX_CONTROL) {
@@ -1063,6 +1102,7 @@ static void serve(node_t *n, void *sock, bool audit)
             answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "malformed request (not a liaison control message)");
         } else {
             c.request_id = rq->request_id;
+            c.op = op_name(rq->op_case);
             if (audit)
                 dispatch_audit(&c, rq);
             else

@@ -129,6 +129,16 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a valid card", r.stderr)
 
+    def test_refused_request_audited_once(self):
+        a = self.node("a")
+        before = len(a.audit())
+        r = a.cli("send", "--to", "nobody", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 3)
+        rows = a.audit()[before:]
+        self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
+        self.assertTrue(rows[0][1].startswith(("user:", "uid:")))
+        self.assertIn("send: peer 'nobody' is not in the directory", rows[0][6])
+
     def test_json_everywhere(self):
         a = self.node("a")
         b = self.node("b")
