@@ -200,14 +200,29 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
         set_error(c, "nothing to collect");
         return LIAISON_BAD_REQUEST;
     }
+    int waited = 0;
     for (;;) {
+        /* Wait in slices; between them, make sure the daemon is still there, so that a
+         * daemon that stops mid-request is reported at once rather than at the timeout. */
+        int slice = c->timeout_ms - waited < 500 ? c->timeout_ms - waited : 500;
         zmq_pollitem_t pi = {.socket = c->sock, .events = ZMQ_POLLIN};
-        int rc = zmq_poll(&pi, 1, c->timeout_ms);
+        int rc = zmq_poll(&pi, 1, slice);
         if (rc < 0 && zmq_errno() == EINTR)
             continue;
+        if (rc == 0) {
+            waited += slice;
+            char why[300];
+            if (probe(c->path, why, sizeof why) != 0) {
+                set_error(c, "liaisond stopped before answering (%s); whether the last request took effect is shown"
+                             " by liaison outbox once it is back",
+                          why);
+                return LIAISON_UNREACHABLE;
+            }
+            if (waited < c->timeout_ms)
+                continue;
+        }
         if (rc <= 0) {
-            set_error(c, "liaisond at %s did not answer within %d ms (is it overloaded or stopped? see: journalctl -u"
-                         " liaisond)",
+            set_error(c, "liaisond at %s did not answer within %d ms (is it overloaded? see: journalctl -u liaisond)",
                       c->path, c->timeout_ms);
             return LIAISON_TIMEOUT;
         }

@@ -1,0 +1,459 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* liaison-bench: load between two real daemons.
+ *
+ * The driver thread submits sends to the sender's daemon through libliaison-client,
+ * pipelined (liaison_submit / liaison_collect), either on a schedule (fixed offered
+ * load, open loop) or keeping a window of messages in flight (saturation, closed loop
+ * on receipts). A message counts as delivered when its delivery row in the sender's
+ * database has state 2, which the sender writes in the same transaction in which it
+ * stores the recipient's verified receipt: the observer thread polls that database
+ * through a read-only SQLite connection, one read transaction per poll, looking up
+ * the oldest messages still in flight by primary key. The time of a delivery is the
+ * time of the first poll that sees it (an upper bound: the receipt was committed
+ * before that snapshot was taken). */
+#include "bench.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "payload.pb-c.h"
+
+#define CHUNK 65536u
+#define MAX_CHUNKS 512u
+#define LOOKAHEAD 8        /* undelivered messages the observer looks past per poll */
+
+enum { ST_SUBMITTED = 0, ST_STORED, ST_DELIVERED, ST_FAILED };
+
+typedef struct rec {
+    uint64_t submit_ns;     /* just before liaison_submit */
+    uint64_t ack_ns;        /* liaison_collect returned its answer */
+    uint64_t dlv_ns;        /* first poll that saw the receipt */
+    uint8_t id[16];
+    _Atomic int st;
+} rec_t;
+
+typedef struct run {
+    const load_opts_t *o;
+    bnode_t *sender, *recipient;
+    rec_t *chunk[MAX_CHUNKS];
+    _Atomic size_t n_sub;          /* records published to the observer */
+    _Atomic size_t n_done;         /* delivered or failed */
+    _Atomic bool stop;
+    uint64_t poll_ns;
+    char err[256];
+    _Atomic bool observer_failed;
+    uint64_t observer_cpu_ns;      /* CPU time of the observer thread */
+    uint64_t polls;
+} run_t;
+
+static rec_t *rec_at(run_t *r, size_t i) { return &r->chunk[i / CHUNK][i % CHUNK]; }
+
+uint8_t *make_payload(size_t size, size_t *len)
+{
+    Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    tm.subject = (char *)"";
+    size_t tl = size;
+    char *text = malloc(size + 1);
+    if (!text)
+        return NULL;
+    static const char words[] = "Seen today: PHQ-9 14 to 11, sleeping better, no change to the plan. ";
+    for (size_t i = 0; i < size; i++)
+        text[i] = words[i % (sizeof words - 1)];
+    /* Shrink the text until the serialized TextMessage is exactly size bytes. */
+    for (;;) {
+        text[tl] = 0;
+        tm.text = text;
+        size_t n = liaison__payload__text_message__get_packed_size(&tm);
+        if (n == size || tl == 0)
+            break;
+        if (n > size) {
+            size_t over = n - size;
+            tl = tl > over ? tl - over : tl - 1;
+        } else {
+            break; /* a varint boundary: cannot hit the size exactly; take the closest below */
+        }
+    }
+    *len = liaison__payload__text_message__get_packed_size(&tm);
+    uint8_t *buf = malloc(*len);
+    if (buf)
+        liaison__payload__text_message__pack(&tm, buf);
+    free(text);
+    return buf;
+}
+
+static int hexval(char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c - 'A' + 10; }
+
+static void unhex(const char *h, uint8_t out[16])
+{
+    for (int i = 0; i < 16; i++)
+        out[i] = (uint8_t)(hexval(h[2 * i]) << 4 | hexval(h[2 * i + 1]));
+}
+
+/* ---- observer ---- */
+
+static void *observer(void *arg)
+{
+    run_t *r = arg;
+    sqlite3 *db = NULL;
+    sqlite3_stmt *get = NULL, *begin = NULL, *end = NULL;
+    char uri[700];
+    snprintf(uri, sizeof uri, "file:%s?mode=ro", r->sender->db);
+    if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        sqlite3_busy_timeout(db, 2000) != SQLITE_OK ||
+        sqlite3_prepare_v3(db, "SELECT state FROM deliveries WHERE message_id = ?1 AND recipient = ?2", -1,
+                           SQLITE_PREPARE_PERSISTENT, &get, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "BEGIN", -1, &begin, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "COMMIT", -1, &end, NULL) != SQLITE_OK) {
+        snprintf(r->err, sizeof r->err, "observer: %s", db ? sqlite3_errmsg(db) : "out of memory");
+        atomic_store(&r->observer_failed, true);
+        goto out;
+    }
+    sqlite3_bind_text(get, 2, r->recipient->id, -1, SQLITE_STATIC);
+    size_t head = 0;
+    while (!atomic_load(&r->stop)) {
+        size_t n = atomic_load_explicit(&r->n_sub, memory_order_acquire);
+        while (head < n && atomic_load(&rec_at(r, head)->st) >= ST_DELIVERED)
+            head++;
+        if (head < n) {
+            sqlite3_step(begin);
+            sqlite3_reset(begin);
+            uint64_t t_obs = 0;
+            int misses = 0;
+            for (size_t i = head; i < n && misses < LOOKAHEAD; i++) {
+                rec_t *x = rec_at(r, i);
+                int st = atomic_load(&x->st);
+                if (st >= ST_DELIVERED)
+                    continue;
+                if (st == ST_SUBMITTED) { /* its id is not known yet */
+                    misses++;
+                    continue;
+                }
+                sqlite3_bind_blob(get, 1, x->id, 16, SQLITE_STATIC);
+                int rc = sqlite3_step(get);
+                if (!t_obs)
+                    t_obs = now_ns(); /* the snapshot of this poll was taken before now */
+                int state = rc == SQLITE_ROW ? sqlite3_column_int(get, 0) : -1;
+                sqlite3_reset(get);
+                if (state == 2 || state == 3) {
+                    x->dlv_ns = t_obs;
+                    atomic_store(&x->st, state == 2 ? ST_DELIVERED : ST_FAILED);
+                    atomic_fetch_add(&r->n_done, 1);
+                } else {
+                    misses++;
+                }
+            }
+            sqlite3_step(end);
+            sqlite3_reset(end);
+            r->polls++;
+        }
+        sleep_ns(r->poll_ns);
+    }
+    r->observer_cpu_ns = cpu_thread_ns();
+out:
+    sqlite3_finalize(get);
+    sqlite3_finalize(begin);
+    sqlite3_finalize(end);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* ---- driver ---- */
+
+static int submit_one(run_t *r, const uint8_t *payload, size_t plen, uint64_t token0, bool first, uint64_t *tok0_out)
+{
+    size_t i = atomic_load(&r->n_sub);
+    if (i / CHUNK >= MAX_CHUNKS)
+        return -1;
+    if (!r->chunk[i / CHUNK] && !(r->chunk[i / CHUNK] = calloc(CHUNK, sizeof(rec_t))))
+        return -1;
+    rec_t *x = rec_at(r, i);
+    /* The client's timeout also bounds how long a submission may wait for room in the
+     * socket (when the daemon does not keep up): generous, so backpressure shows as slip. */
+    liaison_client_set_timeout(r->sender->cli, 60000);
+    x->submit_ns = now_ns();
+    uint64_t token;
+    liaison_rc rc = liaison_submit(r->sender->cli, r->recipient->id, 1, payload, plen, &token);
+    if (rc != LIAISON_OK) {
+        snprintf(r->err, sizeof r->err, "submit: %s", liaison_client_error(r->sender->cli));
+        return -1;
+    }
+    if (first)
+        *tok0_out = token;
+    else if (token != token0 + i) {
+        snprintf(r->err, sizeof r->err, "unexpected token %llu for submission %zu", (unsigned long long)token, i);
+        return -1;
+    }
+    atomic_store_explicit(&r->n_sub, i + 1, memory_order_release);
+    return 0;
+}
+
+/* Collects one answer (waiting up to timeout_ms). Returns 1 collected, 0 timeout, -1 error. */
+static int collect_one(run_t *r, uint64_t token0, int timeout_ms, uint64_t *failed)
+{
+    liaison_client_set_timeout(r->sender->cli, timeout_ms);
+    uint64_t token;
+    char hex[LIAISON_ID_HEX];
+    liaison_rc rc = liaison_collect(r->sender->cli, &token, hex);
+    if (rc == LIAISON_TIMEOUT)
+        return 0;
+    uint64_t now = now_ns();
+    size_t i = (size_t)(token - token0);
+    if (token < token0 || i >= atomic_load(&r->n_sub)) {
+        snprintf(r->err, sizeof r->err, "collect: %s", liaison_client_error(r->sender->cli));
+        return -1;
+    }
+    rec_t *x = rec_at(r, i);
+    x->ack_ns = now;
+    if (rc != LIAISON_OK) {
+        if (*failed == 0)
+            note("a send failed: %s", liaison_client_error(r->sender->cli));
+        (*failed)++;
+        atomic_store(&x->st, ST_FAILED);
+        atomic_fetch_add(&r->n_done, 1);
+        return 1;
+    }
+    unhex(hex, x->id);
+    atomic_store(&x->st, ST_STORED);
+    return 1;
+}
+
+int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    res->mode = o->rate > 0 ? "fixed" : "saturation";
+    res->size = o->size;
+    res->offered_s = o->rate;
+    res->window = o->rate > 0 ? 0 : o->window;
+    run_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return -1;
+    r->o = o;
+    r->sender = sender;
+    r->recipient = recipient;
+    /* Poll often when few messages are in flight (latency), less under saturation (the
+     * observer must not steal the daemons' CPU). */
+    r->poll_ns = o->poll_us > 0 ? (uint64_t)(o->poll_us * 1000) : o->rate > 0 ? 100000u : 1000000u;
+    res->poll_us = (double)r->poll_ns / 1000.0;
+    size_t plen;
+    uint8_t *payload = make_payload(o->size, &plen);
+    pthread_t th;
+    if (!payload || pthread_create(&th, NULL, observer, r) != 0) {
+        free(payload);
+        free(r);
+        return -1;
+    }
+    int rc = 0;
+    uint64_t token0 = 0, failed = 0;
+    uint64_t t0 = now_ns() + 2000000u;
+    uint64_t w0 = t0 + (uint64_t)(o->warmup * 1e9), w1 = w0 + (uint64_t)(o->seconds * 1e9);
+    proc_stat_t ps0 = {0}, ps1 = {0}, pr0 = {0}, pr1 = {0};
+    uint64_t bc0 = 0, bc1 = 0, sys0 = 0, sys1 = 0;
+    bool in_window = false, window_done = false;
+    double max_slip = 0;
+    sleep_until_ns(t0);
+    if (o->rate > 0) {
+        double period = 1e9 / o->rate;
+        size_t total = (size_t)llround(o->rate * (o->warmup + o->seconds));
+        size_t i = 0;
+        for (;;) {
+            uint64_t now = now_ns();
+            if (!in_window && now >= w0) {
+                in_window = true;
+                proc_read(sender->pid, &ps0);
+                proc_read(recipient->pid, &pr0);
+                bc0 = cpu_self_ns();
+                sys0 = system_busy_ns();
+            }
+            if (in_window && !window_done && now >= w1) {
+                window_done = true;
+                proc_read(sender->pid, &ps1);
+                proc_read(recipient->pid, &pr1);
+                bc1 = cpu_self_ns();
+                sys1 = system_busy_ns();
+            }
+            if (atomic_load(&r->observer_failed)) {
+                rc = -1;
+                break;
+            }
+            uint64_t next = t0 + (uint64_t)((double)i * period);
+            if (i < total && now >= next) {
+                double slip = (double)(now - next) / 1000.0;
+                if (slip > max_slip)
+                    max_slip = slip;
+                if (submit_one(r, payload, plen, token0, i == 0, &token0) != 0) {
+                    rc = -1;
+                    break;
+                }
+                i++;
+                continue;
+            }
+            if (i >= total && window_done)
+                break;
+            uint64_t until = i < total ? next : w1;
+            /* liaison_collect waits in whole milliseconds: wait for an answer when the next
+             * submission is at least half of one away (the slip is measured). */
+            if (liaison_pending(sender->cli) > 0 && until >= now + 500000u) {
+                int ms = (int)((until - now + 500000u) / 1000000u);
+                int c = collect_one(r, token0, ms > 0 ? ms : 1, &failed);
+                if (c < 0) {
+                    rc = -1;
+                    break;
+                }
+            } else if (until > now) {
+                sleep_until_ns(until < now + 200000u ? until : now + 200000u);
+            }
+        }
+    } else {
+        uint64_t end = w1;
+        for (;;) {
+            uint64_t now = now_ns();
+            if (!in_window && now >= w0) {
+                in_window = true;
+                proc_read(sender->pid, &ps0);
+                proc_read(recipient->pid, &pr0);
+                bc0 = cpu_self_ns();
+                sys0 = system_busy_ns();
+            }
+            if (now >= end) {
+                proc_read(sender->pid, &ps1);
+                proc_read(recipient->pid, &pr1);
+                bc1 = cpu_self_ns();
+                sys1 = system_busy_ns();
+                window_done = true;
+                break;
+            }
+            if (atomic_load(&r->observer_failed)) {
+                rc = -1;
+                break;
+            }
+            size_t inflight = atomic_load(&r->n_sub) - atomic_load(&r->n_done);
+            if (inflight < o->window) {
+                if (submit_one(r, payload, plen, token0, atomic_load(&r->n_sub) == 0, &token0) != 0) {
+                    rc = -1;
+                    break;
+                }
+                continue;
+            }
+            if (liaison_pending(sender->cli) > 0) {
+                if (collect_one(r, token0, 1, &failed) < 0) {
+                    rc = -1;
+                    break;
+                }
+            } else {
+                sleep_ns(200000u);
+            }
+        }
+    }
+    /* Drain: every answer collected, every receipt seen (or 120 s). */
+    uint64_t deadline = now_ns() + 120ull * 1000000000u;
+    while (rc == 0 && liaison_pending(sender->cli) > 0 && now_ns() < deadline)
+        if (collect_one(r, token0, 1000, &failed) < 0)
+            rc = -1;
+    while (rc == 0 && atomic_load(&r->n_done) < atomic_load(&r->n_sub) && now_ns() < deadline &&
+           !atomic_load(&r->observer_failed))
+        sleep_ns(5000000u);
+    atomic_store(&r->stop, true);
+    pthread_join(th, NULL);
+    if (r->err[0])
+        note("%s", r->err);
+    size_t n = atomic_load(&r->n_sub);
+    if (rc == 0 && atomic_load(&r->n_done) < n) {
+        note("%zu of %zu messages were not delivered within 120 s of the end", n - atomic_load(&r->n_done), n);
+        rc = -1;
+    }
+    if (o->dump && rc == 0) {
+        FILE *f = fopen(o->dump, "we");
+        if (f) {
+            fprintf(f, "submit_ms,stored_ms,receipt_ms\n");
+            for (size_t i = 0; i < n; i++) {
+                rec_t *x = rec_at(r, i);
+                fprintf(f, "%.3f,%.3f,%.3f\n", (double)(x->submit_ns - t0) / 1e6,
+                        x->ack_ns ? (double)(x->ack_ns - x->submit_ns) / 1e6 : -1.0,
+                        x->dlv_ns ? (double)(x->dlv_ns - x->submit_ns) / 1e6 : -1.0);
+            }
+            fclose(f);
+        }
+    }
+    /* Figures over the measured window. */
+    uint64_t *lat = malloc((n ? n : 1) * sizeof *lat), *clat = malloc((n ? n : 1) * sizeof *clat);
+    size_t nl = 0, nc = 0;
+    uint64_t delivered_in = 0;
+    for (size_t i = 0; i < n; i++) {
+        rec_t *x = rec_at(r, i);
+        int st = atomic_load(&x->st);
+        res->sent++;
+        if (st == ST_DELIVERED)
+            res->delivered++;
+        else if (st == ST_FAILED)
+            res->failed++;
+        if (st == ST_DELIVERED && x->dlv_ns >= w0 && x->dlv_ns < w1)
+            delivered_in++;
+        if (x->submit_ns >= w0 && x->submit_ns < w1 && lat && clat) {
+            if (st == ST_DELIVERED)
+                lat[nl++] = x->dlv_ns - x->submit_ns;
+            if (x->ack_ns)
+                clat[nc++] = x->ack_ns - x->submit_ns;
+        }
+    }
+    res->seconds = o->seconds;
+    res->delivered_s = (double)delivered_in / o->seconds;
+    if (lat)
+        res->latency = percentiles(lat, nl);
+    if (clat)
+        res->commit_latency = percentiles(clat, nc);
+    free(lat);
+    free(clat);
+    if (window_done && delivered_in) {
+        res->sender_cpu_us = (double)(ps1.cpu_ns - ps0.cpu_ns) / 1000.0 / (double)delivered_in;
+        res->recipient_cpu_us = (double)(pr1.cpu_ns - pr0.cpu_ns) / 1000.0 / (double)delivered_in;
+        res->bench_cpu_us = (double)(bc1 - bc0) / 1000.0 / (double)delivered_in;
+    }
+    res->max_slip_us = max_slip;
+    res->observer_cpu_ms = (double)r->observer_cpu_ns / 1e6;
+    res->polls = r->polls;
+    if (window_done && sys1 > sys0) {
+        double ours = (double)(ps1.cpu_ns - ps0.cpu_ns) + (double)(pr1.cpu_ns - pr0.cpu_ns) + (double)(bc1 - bc0);
+        double other = (double)(sys1 - sys0) - ours;
+        res->other_cores = other > 0 ? other / (o->seconds * 1e9) : 0;
+    }
+    for (size_t c = 0; c < MAX_CHUNKS; c++)
+        free(r->chunk[c]);
+    free(r);
+    free(payload);
+    return rc;
+}
+
+static json_t *num(double x) { return json_real(round(x * 10.0) / 10.0); }
+
+json_t *load_json(const load_result_t *r)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "mode", json_string(r->mode));
+    json_object_set_new(o, "size", json_integer((json_int_t)r->size));
+    if (r->offered_s > 0)
+        json_object_set_new(o, "offered_msgs_per_s", num(r->offered_s));
+    else
+        json_object_set_new(o, "window", json_integer(r->window));
+    json_object_set_new(o, "measured_s", num(r->seconds));
+    json_object_set_new(o, "sent", json_integer((json_int_t)r->sent));
+    json_object_set_new(o, "delivered", json_integer((json_int_t)r->delivered));
+    json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
+    json_object_set_new(o, "delivered_msgs_per_s", num(r->delivered_s));
+    json_object_set_new(o, "latency_send_to_receipt", pct_json(&r->latency));
+    json_object_set_new(o, "latency_send_to_stored", pct_json(&r->commit_latency));
+    json_object_set_new(o, "sender_cpu_us_per_msg", num(r->sender_cpu_us));
+    json_object_set_new(o, "recipient_cpu_us_per_msg", num(r->recipient_cpu_us));
+    json_object_set_new(o, "bench_cpu_us_per_msg", num(r->bench_cpu_us));
+    json_object_set_new(o, "db_poll_interval_us", num(r->poll_us));
+    json_object_set_new(o, "db_polls", json_integer((json_int_t)r->polls));
+    json_object_set_new(o, "observer_cpu_ms_total", num(r->observer_cpu_ms));
+    json_object_set_new(o, "other_processes_cpu_cores", json_real(round(r->other_cores * 100.0) / 100.0));
+    if (r->offered_s > 0)
+        json_object_set_new(o, "max_schedule_slip_us", num(r->max_slip_us));
+    return o;
+}

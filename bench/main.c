@@ -1,0 +1,588 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* liaison-bench: liaison end to end against the machine's own limits.
+ *
+ *   liaison-bench [--sizes 512,4096,65536] [--seconds S] [--rate R] [--window W] ...
+ *   liaison-bench --mesh 50
+ *
+ * See docs/PERFORMANCE.md for what is measured and how, and `./run bench`. */
+#include "bench.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define MAX_SIZES 8
+#define MAX_RATES 4
+
+typedef struct opts {
+    size_t sizes[MAX_SIZES];
+    int n_sizes;
+    double seconds, warmup, baseline_s, idle_s, poll_us;
+    double rates[MAX_RATES];
+    int n_rates;
+    unsigned window;
+    bool no_baseline, no_load, no_fixed, no_sat, json_stdout;
+    int mesh;
+    const char *out;
+    const char *dump_dir;
+} opts_t;
+
+typedef struct pair_result {
+    size_t size;
+    load_result_t fixed[MAX_RATES], sat;
+    bool fixed_ok[MAX_RATES], sat_ok;
+    double a_hwm_mb, b_hwm_mb;
+    double a_db_per_msg, b_db_per_msg;
+} pair_result_t;
+
+typedef struct idle_result {
+    bool done;
+    double seconds;
+    double rss_mb[2], wakeups_s[2], cpu_ms_s[2];
+    unsigned threads[2];
+} idle_result_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: liaison-bench [options]\n"
+            "\n"
+            "Starts real liaisond processes on loopback, drives them through libliaison-client and\n"
+            "compares their throughput with what this machine and the same libraries allow.\n"
+            "\n"
+            "  --sizes LIST        payload sizes in bytes (default 512,4096,65536)\n"
+            "  --seconds S         measured seconds of each load phase (default 8)\n"
+            "  --warmup S          seconds before each measurement (default 2)\n"
+            "  --rate LIST         fixed offered loads in msg/s (default 100,1000)\n"
+            "  --window W          messages in flight at saturation (default 1024)\n"
+            "  --baseline-seconds S  time for the baselines of each size (default 3)\n"
+            "  --idle-seconds S    idle measurement (default 10; 0 skips it)\n"
+            "  --no-baseline       skip the in-process baselines\n"
+            "  --no-load           skip the two-daemon load runs\n"
+            "  --no-fixed, --no-saturation  skip that load phase\n"
+            "  --mesh N            instead: N daemons all-to-all (memory, set-up, fan-out)\n"
+            "  --conf S.K=V        set key K of section [S] in every node's liaison.conf\n"
+            "                      (default: as shipped); repeatable, e.g. --conf log.level=notice\n"
+            "  --bin DIR           build directory with client/liaison and daemon/liaisond\n"
+            "  --work DIR          where the node homes go (default: a new directory in $TMPDIR)\n"
+            "  --keep              keep the work directory\n"
+            "  --out FILE          also write the JSON report to FILE\n"
+            "  --json              JSON report on stdout (the table goes to stderr)\n"
+            "  --poll-us U         poll the sender's database every U us (default 100 at fixed\n"
+            "                      load, 1000 at saturation)\n"
+            "  --dump DIR          write every message's timings to DIR/SIZE-PHASE.csv\n");
+}
+
+static json_t *num(double x) { return json_real(round(x * 10.0) / 10.0); }
+
+static int parse_sizes(const char *s, opts_t *o)
+{
+    o->n_sizes = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        unsigned long v = strtoul(t, &end, 10);
+        if (*end == 'k' || *end == 'K')
+            v *= 1024, end++;
+        if (*end || v < 16 || v > 65536 || o->n_sizes == MAX_SIZES)
+            return -1;
+        o->sizes[o->n_sizes++] = v;
+    }
+    return o->n_sizes ? 0 : -1;
+}
+
+static int parse_rates(const char *s, opts_t *o)
+{
+    o->n_rates = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *end;
+        double v = strtod(t, &end);
+        if (*end || v <= 0 || o->n_rates == MAX_RATES)
+            return -1;
+        o->rates[o->n_rates++] = v;
+    }
+    return o->n_rates ? 0 : -1;
+}
+
+static json_t *machine_json(void)
+{
+    json_t *m = json_object();
+    struct utsname u;
+    if (uname(&u) == 0) {
+        char k[400];
+        snprintf(k, sizeof k, "%s %s %s", u.sysname, u.release, u.machine);
+        json_object_set_new(m, "kernel", json_string(k));
+    }
+    char *ci = read_text_file("/proc/cpuinfo", 1 << 20);
+    if (ci) {
+        char *p = strstr(ci, "model name");
+        if (p && (p = strchr(p, ':'))) {
+            p += 2;
+            p[strcspn(p, "\n")] = 0;
+            json_object_set_new(m, "cpu", json_string(p));
+        }
+        free(ci);
+    }
+    json_object_set_new(m, "cpus_online", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
+    char *la = read_text_file("/proc/loadavg", 256);
+    if (la) {
+        la[strcspn(la, "\n")] = 0;
+        json_object_set_new(m, "loadavg_at_start", json_string(la));
+        free(la);
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    json_object_set_new(m, "memory_mb", json_integer((json_int_t)((double)pages * (double)psz / 1048576.0)));
+    int maj, min, pat;
+    zmq_version(&maj, &min, &pat);
+    char v[64];
+    snprintf(v, sizeof v, "%d.%d.%d", maj, min, pat);
+    json_object_set_new(m, "libzmq", json_string(v));
+    json_object_set_new(m, "libsodium", json_string(sodium_version_string()));
+    json_object_set_new(m, "sqlite", json_string(sqlite3_libversion()));
+    return m;
+}
+
+static double db_bytes(const bnode_t *n)
+{
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s-wal", n->db);
+    return (double)(file_size(n->db) + file_size(wal));
+}
+
+static int wait_connected(bnode_t *a, bnode_t *b, int timeout_ms)
+{
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    while (now_ns() < end) {
+        int ca, cb, t;
+        if (node_connected_peers(a, &ca, &t) != 0 || node_connected_peers(b, &cb, &t) != 0)
+            return -1;
+        if (ca == 1 && cb == 1)
+            return 0;
+        sleep_ns(20000000u);
+    }
+    note("the two daemons did not connect within %d ms (see %s and %s)", timeout_ms, a->log, b->log);
+    return -1;
+}
+
+static int run_pair(const bench_env_t *env, const opts_t *o, size_t size, pair_result_t *pr, idle_result_t *idle)
+{
+    memset(pr, 0, sizeof *pr);
+    pr->size = size;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/pair-%zu", env->work_dir, size);
+    bnode_t a, b;
+    int rc = -1;
+    double a0 = 0, b0 = 0;
+    if (node_create(env, &a, dir, "node-a", 0) != 0 || node_create(env, &b, dir, "node-b", 0) != 0)
+        return -1;
+    if (node_start(env, &a) != 0 || node_start(env, &b) != 0 || node_wait_up(&a, 20000) != 0 ||
+        node_wait_up(&b, 20000) != 0)
+        goto out;
+    /* b first: when a connects, b already knows a's key (no refusal and retry). */
+    if (node_add_peer(&b, &a) != 0 || node_add_peer(&a, &b) != 0 || wait_connected(&a, &b, 20000) != 0)
+        goto out;
+    if (idle && !idle->done && o->idle_s > 0) {
+        note("idle: two connected daemons, %.0f s", o->idle_s);
+        sleep_ns(2000000000u);
+        proc_stat_t s0[2], s1[2];
+        proc_read(a.pid, &s0[0]);
+        proc_read(b.pid, &s0[1]);
+        sleep_ns((uint64_t)(o->idle_s * 1e9));
+        proc_read(a.pid, &s1[0]);
+        proc_read(b.pid, &s1[1]);
+        for (int i = 0; i < 2; i++) {
+            idle->rss_mb[i] = (double)s1[i].rss_kb / 1024.0;
+            idle->wakeups_s[i] = (double)(s1[i].ctxsw - s0[i].ctxsw) / o->idle_s;
+            idle->cpu_ms_s[i] = (double)(s1[i].cpu_ns - s0[i].cpu_ns) / 1e6 / o->idle_s;
+            idle->threads[i] = s1[i].threads;
+        }
+        idle->seconds = o->idle_s;
+        idle->done = true;
+    }
+    a0 = db_bytes(&a);
+    b0 = db_bytes(&b);
+    load_opts_t lo = {.size = size, .seconds = o->seconds, .warmup = o->warmup, .poll_us = o->poll_us};
+    char dump[2][700];
+    if (o->dump_dir) {
+        mkdir_p(o->dump_dir);
+        snprintf(dump[0], sizeof dump[0], "%s/%zu-fixed.csv", o->dump_dir, size);
+        snprintf(dump[1], sizeof dump[1], "%s/%zu-saturation.csv", o->dump_dir, size);
+        lo.dump = dump[0];
+    }
+    pr->sat_ok = true;
+    bool fixed_ok = true;
+    for (int i = 0; i < o->n_rates; i++) {
+        pr->fixed_ok[i] = true;
+        if (o->no_fixed)
+            continue;
+        lo.rate = o->rates[i];
+        char dn[720];
+        if (o->dump_dir) {
+            snprintf(dn, sizeof dn, "%s/%zu-fixed-%.0f.csv", o->dump_dir, size, o->rates[i]);
+            lo.dump = dn;
+        }
+        note("%zu B: fixed load %.0f msg/s for %.0f+%.0f s", size, o->rates[i], o->warmup, o->seconds);
+        pr->fixed_ok[i] = load_run(&a, &b, &lo, &pr->fixed[i]) == 0;
+        fixed_ok = fixed_ok && pr->fixed_ok[i];
+    }
+    lo.rate = 0;
+    lo.window = o->window;
+    if (o->dump_dir)
+        lo.dump = dump[1];
+    if (!o->no_sat) {
+        note("%zu B: saturation, %u in flight, for %.0f+%.0f s (daemons: %d, %d)", size, o->window, o->warmup,
+             o->seconds, (int)a.pid, (int)b.pid);
+        pr->sat_ok = load_run(&a, &b, &lo, &pr->sat) == 0;
+    }
+    proc_stat_t ps;
+    if (proc_read(a.pid, &ps) == 0)
+        pr->a_hwm_mb = (double)ps.hwm_kb / 1024.0;
+    if (proc_read(b.pid, &ps) == 0)
+        pr->b_hwm_mb = (double)ps.hwm_kb / 1024.0;
+    rc = fixed_ok && pr->sat_ok ? 0 : -1;
+out:
+    if (node_stop(&a) != 0 || node_stop(&b) != 0) {
+        note("a daemon did not stop cleanly (see %s, %s)", a.log, b.log);
+        rc = -1;
+    }
+    uint64_t msgs = pr->sat.sent;
+    for (int i = 0; i < o->n_rates; i++)
+        msgs += pr->fixed[i].sent;
+    if (msgs) {
+        pr->a_db_per_msg = (db_bytes(&a) - a0) / (double)msgs;
+        pr->b_db_per_msg = (db_bytes(&b) - b0) / (double)msgs;
+    }
+    if (rc != 0)
+        note("daemon logs: %s %s", a.log, b.log);
+    return rc;
+}
+
+/* The bound's per-message cost of the slower daemon over liaison's: the throughput ratio
+ * the pair would reach if each daemon had a core of its own (other load does not move it). */
+static double cpu_ratio(const baseline_t *b, const load_result_t *r)
+{
+    double bound = fmax(b->sender_us, b->recipient_us), ours = fmax(r->sender_cpu_us, r->recipient_cpu_us);
+    return ours > 0 ? bound / ours : 0;
+}
+
+static void print_table(FILE *f, const opts_t *o, const baseline_t *bl, const pair_result_t *pr, int n,
+                        const idle_result_t *idle)
+{
+    if (!o->no_baseline) {
+        fprintf(f, "\nBaselines: this machine, same libraries, one core (us per message)\n");
+        fprintf(f, "%8s %8s %8s %8s %8s | %9s %8s %7s | %9s %9s %8s | %8s %8s %9s %8s\n", "size", "seal", "rcpt-ver",
+                "open", "rcpt-mk", "zmq msg/s", "zmq us", "rtt us", "sql cmt/s", "sql msg/s", "sql us", "sender", "recip",
+                "bound/s", "floor ms");
+        for (int i = 0; i < n; i++) {
+            const baseline_t *b = &bl[i];
+            fprintf(f, "%8zu %8.1f %8.1f %8.1f %8.1f | %9.0f %8.1f %7.0f | %9.0f %9.0f %8.1f | %8.1f %8.1f %9.0f %8.2f\n",
+                    b->size, b->seal_us, b->rcpt_verify_us, b->open_us, b->rcpt_make_us, b->zmq_msgs_s, b->zmq_cpu_us,
+                    b->zmq_rtt_us, b->sql_commit_s, b->sql_rows_s, b->sql_row_us, b->sender_us, b->recipient_us,
+                    b->bound_msgs_s, b->latency_floor_ms);
+        }
+    }
+    if (!o->no_load) {
+        fprintf(f, "\nliaison end to end: two liaisond on loopback (latency: send -> receipt stored at the sender, ms)\n");
+        fprintf(f, "%8s %-11s %9s %7s %7s %7s %7s | %7s %7s | %7s %7s | %8s %8s | %9s %5s\n", "size", "load",
+                "dlv msg/s", "p50", "p90", "p99", "max", "cpu-a", "cpu-b", "rss-a", "rss-b", "db-a B", "db-b B", "ratio",
+                "other");
+        for (int i = 0; i < n; i++) {
+            const pair_result_t *p = &pr[i];
+            for (int k = 0; k <= o->n_rates; k++) {
+                const load_result_t *r = k == o->n_rates ? &p->sat : &p->fixed[k];
+                bool ok = k == o->n_rates ? p->sat_ok : p->fixed_ok[k];
+                if (ok && !r->sent)
+                    continue; /* phase not run */
+                if (!r->sent) {
+                    fprintf(f, "%8zu %-11s   failed\n", p->size, k == o->n_rates ? "saturation" : "fixed");
+                    continue;
+                }
+                char load[32];
+                if (k == o->n_rates)
+                    snprintf(load, sizeof load, "sat w=%u", r->window);
+                else
+                    snprintf(load, sizeof load, "%.0f/s", r->offered_s);
+                char ratio[24] = "";
+                if (k == o->n_rates && !o->no_baseline && bl[i].bound_msgs_s > 0)
+                    snprintf(ratio, sizeof ratio, "%.2f/%.2f", r->delivered_s / bl[i].bound_msgs_s, cpu_ratio(&bl[i], r));
+                fprintf(f, "%8zu %-11s %9.0f %7.2f %7.2f %7.2f %7.1f | %7.1f %7.1f | %7.1f %7.1f | %8.0f %8.0f | %9s %5.2f%s\n",
+                        p->size, load, r->delivered_s, r->latency.p50_us / 1000, r->latency.p90_us / 1000,
+                        r->latency.p99_us / 1000, r->latency.max_us / 1000, r->sender_cpu_us, r->recipient_cpu_us,
+                        p->a_hwm_mb, p->b_hwm_mb, p->a_db_per_msg, p->b_db_per_msg, ratio, r->other_cores,
+                        ok ? "" : "  (errors)");
+            }
+        }
+        fprintf(f, "(cpu: us of CPU per delivered message in each daemon; rss: peak RSS MB; db: bytes per message;\n"
+                   " ratio: delivered msg/s at saturation / bound, then bound's us per message / liaison's, slower side;\n"
+                   " other: CPU cores used meanwhile by other processes)\n");
+    }
+    if (idle && idle->done)
+        fprintf(f, "\nIdle, connected pair over %.0f s: RSS %.1f / %.1f MB, wake-ups %.1f / %.1f per s, CPU %.2f / %.2f ms/s\n",
+                idle->seconds, idle->rss_mb[0], idle->rss_mb[1], idle->wakeups_s[0], idle->wakeups_s[1],
+                idle->cpu_ms_s[0], idle->cpu_ms_s[1]);
+}
+
+static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, const pair_result_t *pr, int n,
+                            const idle_result_t *idle)
+{
+    json_t *t = json_array();
+    int k = -1;
+    for (int i = 0; i < n; i++)
+        if (pr[i].size == 4096)
+            k = i;
+    fprintf(f, "\nTargets (issue 7):\n");
+#define TARGET(name, value, ok, fmt)                                                                   \
+    do {                                                                                               \
+        json_t *x = json_object();                                                                     \
+        json_object_set_new(x, "target", json_string(name));                                           \
+        json_object_set_new(x, "value", num(value));                                                   \
+        json_object_set_new(x, "met", json_boolean(ok));                                               \
+        json_array_append_new(t, x);                                                                   \
+        fprintf(f, "  %-44s " fmt "  %s\n", name, value, (ok) ? "met" : "NOT MET");                    \
+    } while (0)
+    if (k >= 0 && !o->no_load) {
+        if (!o->no_baseline && bl[k].bound_msgs_s > 0 && pr[k].sat.sent) {
+            double ratio = pr[k].sat.delivered_s / bl[k].bound_msgs_s;
+            TARGET("4 KB saturation >= 0.6 of the bound", ratio, ratio >= 0.6, "%8.2f");
+            double cr = cpu_ratio(&bl[k], &pr[k].sat);
+            TARGET("4 KB CPU per message >= 0.6 of the bound's", cr, cr >= 0.6, "%8.2f");
+        }
+        if (pr[k].sat.sent)
+            TARGET("4 KB saturation delivered msg/s (~9000)", pr[k].sat.delivered_s, pr[k].sat.delivered_s >= 9000,
+                   "%8.0f");
+        for (int i = 0; i < o->n_rates; i++) {
+            const load_result_t *r = &pr[k].fixed[i];
+            if (o->rates[i] != 1000 || !r->sent)
+                continue;
+            TARGET("4 KB at 1000 msg/s: p50 < 1 ms", r->latency.p50_us / 1000, r->latency.p50_us < 1000, "%8.2f");
+            TARGET("4 KB at 1000 msg/s: p99 < 5 ms", r->latency.p99_us / 1000, r->latency.p99_us < 5000, "%8.2f");
+        }
+    }
+    if (idle && idle->done) {
+        double rss = fmax(idle->rss_mb[0], idle->rss_mb[1]), w = fmax(idle->wakeups_s[0], idle->wakeups_s[1]);
+        TARGET("idle daemon RSS < 10 MB", rss, rss < 10, "%8.1f");
+        TARGET("idle daemon wake-ups < 5 per s", w, w < 5, "%8.1f");
+    }
+#undef TARGET
+    return t;
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o = {.seconds = 8, .warmup = 2, .baseline_s = 3, .idle_s = 10, .window = 1024};
+    parse_sizes("512,4096,65536", &o);
+    parse_rates("100,1000", &o);
+    bench_env_t env = {0};
+    snprintf(env.bin_dir, sizeof env.bin_dir, "%s", LIAISON_BENCH_BUILD_DIR);
+    static const struct option lopts[] = {
+        {"sizes", required_argument, NULL, 's'},     {"seconds", required_argument, NULL, 'S'},
+        {"warmup", required_argument, NULL, 'W'},    {"rate", required_argument, NULL, 'r'},
+        {"window", required_argument, NULL, 'w'},    {"baseline-seconds", required_argument, NULL, 'B'},
+        {"idle-seconds", required_argument, NULL, 'I'}, {"no-baseline", no_argument, NULL, 'n'},
+        {"no-load", no_argument, NULL, 'L'},         {"mesh", required_argument, NULL, 'm'},
+        {"conf", required_argument, NULL, 'C'},      {"bin", required_argument, NULL, 'b'},
+        {"work", required_argument, NULL, 'd'},      {"keep", no_argument, NULL, 'k'},
+        {"out", required_argument, NULL, 'o'},       {"json", no_argument, NULL, 'j'},
+        {"dump", required_argument, NULL, 'D'},      {"poll-us", required_argument, NULL, 'P'},      {"no-fixed", no_argument, NULL, 'F'},        {"no-saturation", no_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
+    };
+    const char *work = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (parse_sizes(optarg, &o) != 0)
+                die("--sizes: a comma-separated list of sizes from 16 to 65536 bytes");
+            break;
+        case 'S': o.seconds = atof(optarg); break;
+        case 'W': o.warmup = atof(optarg); break;
+        case 'r':
+            if (parse_rates(optarg, &o) != 0)
+                die("--rate: a comma-separated list of at most %d rates in msg/s", MAX_RATES);
+            break;
+        case 'w': o.window = (unsigned)atoi(optarg); break;
+        case 'B': o.baseline_s = atof(optarg); break;
+        case 'I': o.idle_s = atof(optarg); break;
+        case 'n': o.no_baseline = true; break;
+        case 'F': o.no_fixed = true; break;
+        case 'D': o.dump_dir = optarg; break;
+        case 'P': o.poll_us = atof(optarg); break;
+        case 'T': o.no_sat = true; break;
+        case 'L': o.no_load = true; break;
+        case 'm': o.mesh = atoi(optarg); break;
+        case 'C':
+            if (env.n_conf == 16 || !strchr(optarg, '.') || !strchr(optarg, '='))
+                die("--conf SECTION.KEY=VALUE (at most 16)");
+            env.conf[env.n_conf++] = optarg;
+            break;
+        case 'b': snprintf(env.bin_dir, sizeof env.bin_dir, "%s", optarg); break;
+        case 'd': work = optarg; break;
+        case 'k': env.keep = true; break;
+        case 'o': o.out = optarg; break;
+        case 'j': o.json_stdout = true; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 1;
+        }
+    }
+    if (optind != argc || o.seconds <= 0 || o.warmup < 0 || o.window < 1 || o.baseline_s <= 0 ||
+        o.idle_s < 0) {
+        usage(stderr);
+        return 1;
+    }
+    if (sodium_init() < 0)
+        die("libsodium could not be initialized");
+    char path[700];
+    snprintf(path, sizeof path, "%s/daemon/liaisond", env.bin_dir);
+    if (access(path, X_OK) != 0)
+        die("no liaisond at %s (build first, or pass --bin BUILD_DIR)", path);
+    if (work) {
+        snprintf(env.work_dir, sizeof env.work_dir, "%s", work);
+        if (mkdir_p(env.work_dir) != 0)
+            die("cannot create %s", env.work_dir);
+    } else {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(env.work_dir, sizeof env.work_dir, "%s/liaison-bench-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+        if (!mkdtemp(env.work_dir))
+            die("cannot create a work directory in %s", tmp && tmp[0] ? tmp : "/tmp");
+    }
+    atexit(nodes_kill_all);
+    signal(SIGPIPE, SIG_IGN);
+    note("work directory %s", env.work_dir);
+
+    json_t *report = json_object();
+    json_object_set_new(report, "machine", machine_json());
+    char cmd[2048] = "";
+    size_t off = 0;
+    for (int i = 0; i < argc && off < sizeof cmd; i++)
+        off += (size_t)snprintf(cmd + off, sizeof cmd - off, "%s%s", i ? " " : "", argv[i]);
+    json_object_set_new(report, "command", json_string(cmd));
+    time_t now = time(NULL);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    json_object_set_new(report, "date", json_string(when));
+    FILE *tf = o.json_stdout ? stderr : stdout;
+    int rc = 0;
+
+    if (o.mesh) {
+        json_t *m = json_object();
+        rc = mesh_run(&env, o.mesh, m) == 0 ? 0 : 1;
+        json_object_set_new(report, "mesh", m);
+        fprintf(tf, "\nMesh of %d daemons (all-to-all, %d connections):\n", o.mesh, o.mesh * (o.mesh - 1));
+        const char *k;
+        json_t *v;
+        json_object_foreach(m, k, v)
+        {
+            if (json_is_number(v))
+                fprintf(tf, "  %-32s %10.2f\n", k, json_number_value(v));
+        }
+        json_t *fan = json_object_get(m, "fanout_runs");
+        size_t i;
+        json_t *run;
+        json_array_foreach(fan, i, run)
+        {
+            fprintf(tf, "  fan-out run %zu: stored %.1f ms, first receipt %.1f ms, all %d receipts %.1f ms\n", i + 1,
+                    json_number_value(json_object_get(run, "stored_ms")),
+                    json_number_value(json_object_get(run, "first_receipt_ms")), o.mesh - 1,
+                    json_number_value(json_object_get(run, "last_receipt_ms")));
+        }
+    } else {
+        json_t *cfg = json_object();
+        json_object_set_new(cfg, "sizes", json_array());
+        for (int i = 0; i < o.n_sizes; i++)
+            json_array_append_new(json_object_get(cfg, "sizes"), json_integer((json_int_t)o.sizes[i]));
+        json_object_set_new(cfg, "measured_s", num(o.seconds));
+        json_object_set_new(cfg, "warmup_s", num(o.warmup));
+        json_t *rates = json_array();
+        for (int i = 0; i < o.n_rates; i++)
+            json_array_append_new(rates, num(o.rates[i]));
+        json_object_set_new(cfg, "fixed_rates_msgs_per_s", rates);
+        json_object_set_new(cfg, "saturation_window", json_integer(o.window));
+        json_t *conf = json_array();
+        for (int i = 0; i < env.n_conf; i++)
+            json_array_append_new(conf, json_string(env.conf[i]));
+        json_object_set_new(cfg, "liaison_conf_overrides", conf);
+        json_object_set_new(report, "config", cfg);
+        baseline_t bl[MAX_SIZES] = {0};
+        pair_result_t pr[MAX_SIZES] = {0};
+        idle_result_t idle = {0};
+        json_t *bj = json_array(), *rj = json_array();
+        if (!o.no_baseline)
+            for (int i = 0; i < o.n_sizes; i++) {
+                note("baselines for %zu B", o.sizes[i]);
+                if (baseline_run(o.sizes[i], env.work_dir, o.baseline_s, &bl[i]) != 0) {
+                    rc = 1;
+                    continue;
+                }
+                json_array_append_new(bj, baseline_json(&bl[i]));
+            }
+        if (!o.no_load)
+            for (int i = 0; i < o.n_sizes; i++) {
+                if (run_pair(&env, &o, o.sizes[i], &pr[i], &idle) != 0)
+                    rc = 1;
+                json_t *x = json_object();
+                json_object_set_new(x, "size", json_integer((json_int_t)o.sizes[i]));
+                json_t *fx = json_array();
+                for (int j = 0; j < o.n_rates; j++)
+                    if (pr[i].fixed[j].sent)
+                        json_array_append_new(fx, load_json(&pr[i].fixed[j]));
+                json_object_set_new(x, "fixed", fx);
+                json_object_set_new(x, "saturation", load_json(&pr[i].sat));
+                json_object_set_new(x, "sender_peak_rss_mb", num(pr[i].a_hwm_mb));
+                json_object_set_new(x, "recipient_peak_rss_mb", num(pr[i].b_hwm_mb));
+                json_object_set_new(x, "sender_db_bytes_per_msg", num(pr[i].a_db_per_msg));
+                json_object_set_new(x, "recipient_db_bytes_per_msg", num(pr[i].b_db_per_msg));
+                if (!o.no_baseline && bl[i].bound_msgs_s > 0 && pr[i].sat.sent) {
+                    json_object_set_new(x, "ratio_to_bound",
+                                        json_real(round(pr[i].sat.delivered_s / bl[i].bound_msgs_s * 1000) / 1000));
+                    json_object_set_new(x, "cpu_ratio_to_bound", json_real(round(cpu_ratio(&bl[i], &pr[i].sat) * 1000) / 1000));
+                }
+                json_array_append_new(rj, x);
+            }
+        json_object_set_new(report, "baselines", bj);
+        json_object_set_new(report, "runs", rj);
+        if (idle.done) {
+            json_t *ij = json_object();
+            json_object_set_new(ij, "seconds", num(idle.seconds));
+            json_object_set_new(ij, "sender_rss_mb", num(idle.rss_mb[0]));
+            json_object_set_new(ij, "recipient_rss_mb", num(idle.rss_mb[1]));
+            json_object_set_new(ij, "sender_wakeups_per_s", num(idle.wakeups_s[0]));
+            json_object_set_new(ij, "recipient_wakeups_per_s", num(idle.wakeups_s[1]));
+            json_object_set_new(ij, "sender_cpu_ms_per_s", json_real(round(idle.cpu_ms_s[0] * 100) / 100));
+            json_object_set_new(ij, "recipient_cpu_ms_per_s", json_real(round(idle.cpu_ms_s[1] * 100) / 100));
+            json_object_set_new(ij, "threads", json_integer(idle.threads[0]));
+            json_object_set_new(report, "idle", ij);
+        }
+        print_table(tf, &o, bl, pr, o.n_sizes, &idle);
+        json_object_set_new(report, "targets", targets_json(tf, &o, bl, pr, o.n_sizes, &idle));
+    }
+    if (o.json_stdout) {
+        json_dumpf(report, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    }
+    if (o.out) {
+        if (json_dump_file(report, o.out, JSON_INDENT(2)) != 0) {
+            note("cannot write %s", o.out);
+            rc = 1;
+        } else {
+            note("JSON report: %s", o.out);
+        }
+    }
+    json_decref(report);
+    if (!env.keep && rc == 0)
+        rm_rf(env.work_dir);
+    else
+        note("work directory kept: %s", env.work_dir);
+    return rc;
+}

@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* liaison-bench: real nodes. Each is created with the liaison CLI (liaison init), runs
+ * as its own liaisond process, and is driven over its control socket with
+ * libliaison-client (peer add, peer list, sends). */
+#include "bench.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "control.pb-c.h"
+
+#define MAX_CHILDREN 256
+static pid_t children[MAX_CHILDREN];
+
+static void child_add(pid_t pid)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (!children[i]) {
+            children[i] = pid;
+            return;
+        }
+}
+
+static void child_del(pid_t pid)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] == pid)
+            children[i] = 0;
+}
+
+void nodes_kill_all(void)
+{
+    for (int i = 0; i < MAX_CHILDREN; i++)
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+}
+
+int free_tcp_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Sets key = value in [section] of liaison.conf (replacing the key if the section has it). */
+static int conf_set(const char *conf, const char *section, const char *key, const char *value)
+{
+    char *s = read_text_file(conf, 65536);
+    if (!s)
+        return -1;
+    FILE *f = fopen(conf, "we");
+    if (!f) {
+        free(s);
+        return -1;
+    }
+    char cur[64] = "";
+    bool done = false;
+    for (char *save = NULL, *line = strtok_r(s, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (line[0] == '[') {
+            if (!done && strcmp(cur, section) == 0) {
+                fprintf(f, "%s = %s\n", key, value);
+                done = true;
+            }
+            snprintf(cur, sizeof cur, "%.*s", (int)strcspn(line + 1, "]"), line + 1);
+        } else if (strcmp(cur, section) == 0) {
+            size_t kl = strcspn(line, " =");
+            if (kl == strlen(key) && strncmp(line, key, kl) == 0) {
+                if (!done)
+                    fprintf(f, "%s = %s\n", key, value);
+                done = true;
+                continue;
+            }
+        }
+        fprintf(f, "%s\n", line);
+    }
+    if (!done && strcmp(cur, section) == 0)
+        fprintf(f, "%s = %s\n", key, value);
+    else if (!done)
+        fprintf(f, "[%s]\n%s = %s\n", section, key, value);
+    free(s);
+    return fclose(f);
+}
+
+int node_create(const bench_env_t *env, bnode_t *n, const char *dir, const char *id, int port)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%s", id);
+    snprintf(n->home, sizeof n->home, "%s/%s", dir, id);
+    snprintf(n->db, sizeof n->db, "%s/liaison.db", n->home);
+    snprintf(n->log, sizeof n->log, "%s/liaisond.log", n->home);
+    snprintf(n->card_file, sizeof n->card_file, "%s/card.txt", n->home);
+    n->port = port > 0 ? port : free_tcp_port();
+    snprintf(n->endpoint, sizeof n->endpoint, "tcp://127.0.0.1:%d", n->port);
+    if (mkdir_p(dir) != 0)
+        return -1;
+    char cli[600], out[600];
+    snprintf(cli, sizeof cli, "%s/client/liaison", env->bin_dir);
+    snprintf(out, sizeof out, "%s/%s.init.log", dir, id);
+    const char *argv[] = {cli,      "--home", n->home,     "init",   "--id",   id, "--name", id,
+                          "--role", "therapist", "--listen", n->endpoint, NULL};
+    int rc = run_cmd(argv, out);
+    if (rc != 0) {
+        note("liaison init for %s failed (exit %d), see %s", id, rc, out);
+        return -1;
+    }
+    char conf[600];
+    snprintf(conf, sizeof conf, "%s/liaison.conf", n->home);
+    for (int i = 0; i < env->n_conf; i++) {
+        char sec[64], key[64];
+        const char *dot = strchr(env->conf[i], '.'), *eq = strchr(env->conf[i], '=');
+        if (!dot || !eq || dot > eq) {
+            note("--conf %s: expected SECTION.KEY=VALUE", env->conf[i]);
+            return -1;
+        }
+        snprintf(sec, sizeof sec, "%.*s", (int)(dot - env->conf[i]), env->conf[i]);
+        snprintf(key, sizeof key, "%.*s", (int)(eq - dot - 1), dot + 1);
+        if (conf_set(conf, sec, key, eq + 1) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int node_start(const bench_env_t *env, bnode_t *n)
+{
+    char bin[600];
+    snprintf(bin, sizeof bin, "%s/daemon/liaisond", env->bin_dir);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in >= 0)
+            dup2(in, 0);
+        unsetenv("JOURNAL_STREAM");
+        unsetenv("NOTIFY_SOCKET");
+        unsetenv("WATCHDOG_USEC");
+        execl(bin, bin, "--home", n->home, (char *)NULL);
+        _exit(127);
+    }
+    n->pid = pid;
+    child_add(pid);
+    return 0;
+}
+
+int node_wait_up(bnode_t *n, int timeout_ms)
+{
+    uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000u;
+    char err[512] = "";
+    while (now_ns() < end) {
+        int st;
+        if (waitpid(n->pid, &st, WNOHANG) == n->pid) {
+            child_del(n->pid);
+            n->pid = 0;
+            note("liaisond %s exited during start-up; see %s", n->id, n->log);
+            return -1;
+        }
+        if ((n->cli = liaison_client_open(n->home, LIAISON_SOCKET_CONTROL, err, sizeof err))) {
+            liaison_client_set_timeout(n->cli, 60000);
+            return 0;
+        }
+        sleep_ns(20 * 1000000u);
+    }
+    note("liaisond %s did not answer within %d ms: %s", n->id, timeout_ms, err);
+    return -1;
+}
+
+int node_stop(bnode_t *n)
+{
+    liaison_client_close(n->cli);
+    n->cli = NULL;
+    if (n->pid <= 0)
+        return 0;
+    kill(n->pid, SIGTERM);
+    uint64_t end = now_ns() + 20ull * 1000000000u;
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(n->pid, &st, WNOHANG)) == 0 && now_ns() < end)
+        sleep_ns(5 * 1000000u);
+    if (r == 0) {
+        note("liaisond %s did not stop within 20 s; killed", n->id);
+        kill(n->pid, SIGKILL);
+        waitpid(n->pid, &st, 0);
+    }
+    child_del(n->pid);
+    n->pid = 0;
+    return r > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+/* One control call; on success *out is the unpacked response (free with
+ * liaison__control__response__free_unpacked). */
+static int call(bnode_t *n, Liaison__Control__Request *rq, Liaison__Control__Response **out)
+{
+    *out = NULL;
+    size_t len = liaison__control__request__get_packed_size(rq);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf)
+        return -1;
+    liaison__control__request__pack(rq, buf);
+    void *resp = NULL;
+    size_t rlen = 0;
+    liaison_rc rc = liaison_call(n->cli, buf, len, &resp, &rlen);
+    free(buf);
+    if (rc != LIAISON_OK) {
+        note("%s: control call failed: %s", n->id, liaison_client_error(n->cli));
+        free(resp);
+        return -1;
+    }
+    *out = liaison__control__response__unpack(NULL, rlen, resp);
+    free(resp);
+    return *out ? 0 : -1;
+}
+
+int node_add_peer(bnode_t *n, const bnode_t *other)
+{
+    char *card = read_text_file(other->card_file, 4096);
+    if (!card)
+        return -1;
+    card[strcspn(card, "\r\n")] = 0;
+    Liaison__Control__PeerAddRequest pa = LIAISON__CONTROL__PEER_ADD_REQUEST__INIT;
+    pa.card = card;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_ADD;
+    rq.peer_add = &pa;
+    Liaison__Control__Response *r;
+    int rc = call(n, &rq, &r);
+    free(card);
+    if (r)
+        liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+int node_connected_peers(bnode_t *n, int *connected, int *total)
+{
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_LIST;
+    rq.peer_list = 1;
+    Liaison__Control__Response *r;
+    if (call(n, &rq, &r) != 0)
+        return -1;
+    *connected = 0;
+    *total = 0;
+    if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_PEERS && r->peers) {
+        *total = (int)r->peers->n_peers;
+        for (size_t i = 0; i < r->peers->n_peers; i++)
+            *connected += r->peers->peers[i]->connected;
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: Apache-2.0
+"""liaison.conf errors name the file, the line and the key, both from
+`liaisond --check-config` and when the daemon starts; a good file passes."""
+import os
+import signal
+import subprocess
+import unittest
+
+from svc import LIAISOND, ServiceTest, clean_env, wait_for
+
+
+class ConfigTest(ServiceTest):
+    def check(self, n):
+        return subprocess.run([LIAISOND, "--check-config", "--home", n.home], capture_output=True, text=True,
+                              timeout=30, env=clean_env())
+
+    def start_fails(self, n):
+        p = subprocess.run([LIAISOND, "--home", n.home], capture_output=True, text=True, timeout=30, env=clean_env())
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        # It failed before binding anything.
+        self.assertFalse(os.path.exists(os.path.join(n.home, "run", "control.sock")))
+        return p.stderr
+
+    def append(self, n, text):
+        with open(n.config_file, "a") as f:
+            f.write(text)
+        with open(n.config_file) as f:
+            return len(f.read().splitlines())  # line number of the last appended line
+
+    def test_good_config_passes(self):
+        n = self.node("dr.good", start=False)
+        p = self.check(n)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("valid", p.stdout)
+        self.assertIn("dr.good", p.stdout)
+        # --check-config does not start anything or touch the database.
+        self.assertFalse(os.path.exists(os.path.join(n.home, "run", "control.sock")))
+
+    def test_every_documented_key_is_accepted(self):
+        n = self.node("dr.keys", start=False)
+        for sec, key, val in [("delivery", "retry_min_ms", "500"), ("delivery", "retry_max_ms", "30000"),
+                              ("delivery", "clock_window_s", "300"), ("delivery", "max_age_s", "86400"),
+                              ("delivery", "max_recipients", "8"), ("delivery", "heartbeat_ms", "2000"),
+                              ("ack", "routine_deadline_s", "3600"), ("ack", "urgent_deadline_s", "600"),
+                              ("ack", "hook", "/usr/local/bin/page-on-call"),
+                              ("audit", "checkpoint_entries", "100"), ("audit", "checkpoint_seconds", "60"),
+                              ("log", "level", "debug"), ("node", "org", "Eastside Counseling"),
+                              ("node", "advertise", "tcp://clinic.example:7701")]:
+            n.set_config(sec, key, val)
+        p = self.check(n)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_bad_value_names_file_line_and_key(self):
+        n = self.node("dr.badval", start=False)
+        line = self.append(n, "\n[delivery]\nretry_max_ms = soon\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1)
+        where = "%s:%d:" % (n.config_file, line)
+        self.assertIn(where, p.stderr)
+        self.assertIn("retry_max_ms", p.stderr)
+        err = self.start_fails(n)
+        self.assertIn(where, err)
+        self.assertIn("retry_max_ms", err)
+
+    def test_unknown_key_names_file_line_and_key(self):
+        n = self.node("dr.unknown", start=False)
+        line = self.append(n, "\n[log]\nverbosity = 3\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:%d:" % (n.config_file, line), p.stderr)
+        self.assertIn("verbosity", p.stderr)
+        self.assertIn("%s:%d:" % (n.config_file, line), self.start_fails(n))
+
+    def test_unknown_section_and_syntax_error(self):
+        n = self.node("dr.syntax", start=False)
+        with open(n.config_file) as f:
+            good = f.read()
+        line = self.append(n, "\n[mail]\nrelay = smtp.example\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:%d:" % (n.config_file, line), p.stderr)
+        self.assertIn("relay", p.stderr)
+        with open(n.config_file, "w") as f:
+            f.write(good)
+        line = self.append(n, "this is not ini\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:%d:" % (n.config_file, line), p.stderr)
+
+    def test_out_of_range_number(self):
+        n = self.node("dr.range", start=False)
+        line = self.append(n, "\n[audit]\ncheckpoint_entries = 0\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("%s:%d:" % (n.config_file, line), p.stderr)
+        self.assertIn("checkpoint_entries", p.stderr)
+
+    def test_missing_config(self):
+        n = self.node("dr.missing", start=False)
+        os.unlink(n.config_file)
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn(n.config_file, p.stderr)
+        self.assertIn("liaison init", p.stderr)
+
+    def test_bad_config_on_reload_keeps_running(self):
+        n = self.node("dr.reloadbad")
+        line = self.append(n, "\n[delivery]\nheartbeat_ms = -5\n")
+        n.signal(signal.SIGHUP)
+        where = "%s:%d:" % (n.config_file, line)
+        wait_for(lambda: where in n.log_text(), 10, "the reload error in the log")
+        self.assertIn("heartbeat_ms", n.log_text())
+        self.assertEqual(n.cli("status").returncode, 0)
+        self.assertEqual(n.stop(), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
