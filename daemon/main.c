@@ -393,7 +393,6 @@ int main(int argc, char **argv)
     char err[512] = "";
     if (start(&d, home, check, err, sizeof err) != 0) {
         log_err("%s", err);
-        fprintf(stderr, "liaisond: %s\n", err);
         stop(&d);
         return 1;
     }
