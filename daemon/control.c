@@ -829,7 +829,7 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     node_t *n = c->n;
     card_t card;
     char err[256], fp[KEYS_FINGERPRINT_LEN];
-    if (!pr->card || strlen(pr->card) > LIAISON_MAX_CARD_TEXT) {
+    if (!pr->card || !pr->card[0] || strlen(pr->card) > LIAISON_MAX_CARD_TEXT) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "no card text, or longer than %u bytes",
                      LIAISON_MAX_CARD_TEXT);
         return;
@@ -1135,7 +1135,7 @@ static void *bind_ipc(node_t *n, const char *path, const char *group, char *err,
     snprintf(ep, sizeof ep, "ipc://%s", path);
     void *s = zmq_socket(n->zctx, ZMQ_ROUTER);
     int one = 1, zero = 0;
-    int64_t max = LIAISON_MAX_CONTROL;
+    int64_t max = 2 * (int64_t)LIAISON_MAX_CONTROL; /* above the limit: serve() refuses with a reason */
     mode_t old = umask(0117); /* socket file 0660 */
     int rc = -1;
     if (s && zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) == 0 &&

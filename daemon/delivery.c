@@ -282,6 +282,11 @@ void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_
         reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0, err);
         return;
     }
+    if (len > LIAISON_MAX_FRAME) {
+        snprintf(err, sizeof err, "frame of %zu bytes is over the limit of %u", len, LIAISON_MAX_FRAME);
+        reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0, err);
+        return;
+    }
     Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, len, frame);
     if (!f) {
         reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0,

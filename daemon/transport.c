@@ -23,7 +23,10 @@ static int set_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, 
 
 static int set_common(void *s, const config_t *c)
 {
-    int64_t max = LIAISON_MAX_FRAME;
+    /* libzmq drops a connection that sends more than this, silently: set it above the
+     * protocol limit, so that a frame just over the limit reaches delivery_inbound and
+     * is refused with a reason and an audit row (PROTOCOL.md 5.2). */
+    int64_t max = 2 * (int64_t)LIAISON_MAX_FRAME;
     int rc = 0;
     rc |= zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
     rc |= set_int(s, ZMQ_SNDHWM, PEER_HWM);

@@ -14,6 +14,8 @@
 
 #include "card.h"
 #include "config.h"
+#include "control.pb-c.h"
+#include "domains.h"
 #include "keys.h"
 #include "payload.pb-c.h"
 #include "receipt.h"
@@ -64,7 +66,12 @@ static void usage(void)
             "modes: envelope | replay FILE | raw-hex HEX | random N | empty | frames N | oversize\n"
             "envelope options: --to A,B  --sender ID  --created-offset-ms N  --content-type N\n"
             "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N\n"
-            "  --thread HEX\n"
+            "  --thread HEX  --header-version N  --pad-recipients N  --resign\n"
+            "  --truncate-envelope N  --truncate-frame N\n"
+            "control mode (no --home/--target needed): control ENDPOINT FILE [NFRAMES]\n"
+            "  sends FILE as one ZeroMQ frame (or NFRAMES copies as one multi-frame message)\n"
+            "  to ENDPOINT (e.g. ipc:///H/run/control.sock) and prints\n"
+            "  'response CODE REQUEST_ID ERROR' or 'garbage' or 'timeout'\n"
             "other: --timeout-ms N (default 5000)\n");
     exit(1);
 }
@@ -128,6 +135,120 @@ static void envelope_frame(zmq_msg_t *m, const uint8_t *env, size_t len)
     liaison__wire__frame__pack(&f, zmq_msg_data(m));
 }
 
+/* Ed25519 over "liaison-v1/envelope" 0x00 || u32be(len h) || h || u32be(len b) || b
+ * (PROTOCOL.md "Envelope signature"), so a test can make any header/body pair carry
+ * a valid signature of this node. */
+static void sign_envelope(const keys_t *k, Liaison__Wire__Envelope *e, uint8_t sig[64])
+{
+    size_t n = sizeof LIAISON_DOMAIN_ENVELOPE + 8u + e->header.len + e->body.len;
+    uint8_t *m = malloc(n), *q = m;
+    memcpy(q, LIAISON_DOMAIN_ENVELOPE, sizeof LIAISON_DOMAIN_ENVELOPE);
+    q += sizeof LIAISON_DOMAIN_ENVELOPE;
+    uint32_t l = (uint32_t)e->header.len;
+    *q++ = (uint8_t)(l >> 24); *q++ = (uint8_t)(l >> 16); *q++ = (uint8_t)(l >> 8); *q++ = (uint8_t)l;
+    memcpy(q, e->header.data, e->header.len);
+    q += e->header.len;
+    l = (uint32_t)e->body.len;
+    *q++ = (uint8_t)(l >> 24); *q++ = (uint8_t)(l >> 16); *q++ = (uint8_t)(l >> 8); *q++ = (uint8_t)l;
+    memcpy(q, e->body.data, e->body.len);
+    crypto_sign_detached(sig, NULL, m, n, k->sign_sk);
+    free(m);
+}
+
+/* Rewrites the header of a sealed envelope (version, extra recipients) and, when
+ * asked, signs the result again. Returns the new envelope bytes (malloc'd). */
+static uint8_t *rewrite_envelope(const keys_t *k, const uint8_t *env, size_t *env_len, long version, long pad,
+                                 bool resign)
+{
+    Liaison__Wire__Envelope *e = liaison__wire__envelope__unpack(NULL, *env_len, env);
+    if (!e)
+        die("%s", "cannot unpack our own envelope");
+    Liaison__Wire__Header *h = liaison__wire__header__unpack(NULL, e->header.len, e->header.data);
+    if (!h)
+        die("%s", "cannot unpack our own header");
+    ProtobufCBinaryData orig_hdr = e->header, orig_sig = e->signature;
+    char **orig_r = h->recipients;
+    size_t orig_n = h->n_recipients;
+    char **names = NULL;
+    if (version >= 0)
+        h->version = (uint32_t)version;
+    if (pad > 0) {
+        names = calloc(orig_n + (size_t)pad, sizeof *names);
+        for (size_t i = 0; i < orig_n; i++)
+            names[i] = orig_r[i];
+        for (long i = 0; i < pad; i++) {
+            names[orig_n + (size_t)i] = malloc(16);
+            snprintf(names[orig_n + (size_t)i], 16, "r%05ld", i);
+        }
+        h->recipients = names;
+        h->n_recipients = orig_n + (size_t)pad;
+    }
+    size_t hl = liaison__wire__header__get_packed_size(h);
+    uint8_t *hb = malloc(hl);
+    liaison__wire__header__pack(h, hb);
+    e->header = (ProtobufCBinaryData){hl, hb};
+    uint8_t sig[64];
+    if (resign) {
+        sign_envelope(k, e, sig);
+        e->signature = (ProtobufCBinaryData){64, sig};
+    }
+    size_t n = liaison__wire__envelope__get_packed_size(e);
+    uint8_t *out = malloc(n);
+    liaison__wire__envelope__pack(e, out);
+    *env_len = n;
+    e->header = orig_hdr;
+    e->signature = orig_sig;
+    if (names) {
+        for (long i = 0; i < pad; i++)
+            free(names[orig_n + (size_t)i]);
+        free(names);
+        h->recipients = orig_r;
+        h->n_recipients = orig_n;
+    }
+    free(hb);
+    liaison__wire__header__free_unpacked(h, NULL);
+    liaison__wire__envelope__free_unpacked(e, NULL);
+    return out;
+}
+
+/* control mode: raw bytes to a local control socket, the Response printed. */
+static int control_mode(const char *endpoint, const char *file, int nframes, int timeout_ms)
+{
+    size_t len;
+    char *body = read_file(file, &len);
+    void *ctx = zmq_ctx_new();
+    void *d = zmq_socket(ctx, ZMQ_DEALER);
+    int zero = 0;
+    zmq_setsockopt(d, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_connect(d, endpoint) != 0)
+        die("connect: %s", zmq_strerror(errno));
+    for (int i = 0; i < nframes; i++)
+        if (zmq_send(d, body, len, i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+            die("send failed: %s", zmq_strerror(errno));
+    zmq_pollitem_t it = {.socket = d, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0) {
+        printf("timeout\n");
+    } else {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        zmq_msg_recv(&m, d, 0);
+        Liaison__Control__Response *r =
+            liaison__control__response__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        if (!r) {
+            printf("garbage\n");
+        } else {
+            printf("response %d %" PRIu64 " %s\n", (int)r->code, r->request_id, r->error ? r->error : "");
+            liaison__control__response__free_unpacked(r, NULL);
+        }
+        zmq_msg_close(&m);
+    }
+    fflush(stdout);
+    free(body);
+    zmq_close(d);
+    zmq_ctx_term(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -138,6 +259,9 @@ int main(int argc, char **argv)
         {"tamper", required_argument, NULL, 'm'},  {"swap-body", no_argument, NULL, 'w'},
         {"save", required_argument, NULL, 'S'},    {"repeat", required_argument, NULL, 'r'},
         {"timeout-ms", required_argument, NULL, 'O'}, {"thread", required_argument, NULL, 'h'},
+        {"header-version", required_argument, NULL, 'V'}, {"pad-recipients", required_argument, NULL, 'P'},
+        {"resign", no_argument, NULL, 'R'},        {"truncate-envelope", required_argument, NULL, 'E'},
+        {"truncate-frame", required_argument, NULL, 'F'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *target = NULL, *to = NULL, *sender = NULL, *text = "hello from rawpeer";
@@ -146,7 +270,8 @@ int main(int argc, char **argv)
     int ncards = 0, repeat = 1, timeout_ms = 5000;
     long long offset = 0;
     uint32_t ctype = LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT;
-    bool swap = false;
+    bool swap = false, resign = false;
+    long hversion = -1, pad = 0, trunc_env = -1, trunc_frame = -1;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -164,8 +289,21 @@ int main(int argc, char **argv)
         case 'r': repeat = atoi(optarg); break;
         case 'O': timeout_ms = atoi(optarg); break;
         case 'h': thread = optarg; break;
+        case 'V': hversion = strtol(optarg, NULL, 10); break;
+        case 'P': pad = strtol(optarg, NULL, 10); break;
+        case 'R': resign = true; break;
+        case 'E': trunc_env = strtol(optarg, NULL, 10); break;
+        case 'F': trunc_frame = strtol(optarg, NULL, 10); break;
         default: usage();
         }
+    }
+    if (optind < argc && strcmp(argv[optind], "control") == 0) {
+        if (optind + 2 >= argc)
+            usage();
+        int nf = optind + 3 < argc ? atoi(argv[optind + 3]) : 1;
+        if (nf < 1 || nf > 16)
+            die("%s", "control: 1..16 frames");
+        return control_mode(argv[optind + 1], argv[optind + 2], nf, timeout_ms);
     }
     if (!home || !target || optind >= argc)
         usage();
@@ -263,6 +401,12 @@ int main(int argc, char **argv)
             env = out;
             env_len = n;
         }
+        if (hversion >= 0 || pad > 0 || resign) {
+            /* A header the daemon must refuse, under a valid signature of ours. */
+            uint8_t *out = rewrite_envelope(k, env, &env_len, hversion, pad, true);
+            free(env);
+            env = out;
+        }
         if (tamper) {
             Liaison__Wire__Envelope *e = liaison__wire__envelope__unpack(NULL, env_len, env);
             ProtobufCBinaryData *field = strcmp(tamper, "header") == 0 ? &e->header
@@ -275,6 +419,8 @@ int main(int argc, char **argv)
         char hex[TEXT_MSGID_HEX];
         text_msgid_to_hex(msgid, hex);
         fprintf(stderr, "message %s\n", hex);
+        if (trunc_env >= 0 && (size_t)trunc_env < env_len)
+            env_len = (size_t)trunc_env;
         envelope_frame(&frames[0], env, env_len);
         free(payload);
     } else if (strcmp(mode, "replay") == 0 && optind + 1 < argc) {
@@ -310,6 +456,12 @@ int main(int argc, char **argv)
         free(b);
     } else {
         usage();
+    }
+    if (trunc_frame >= 0 && (size_t)trunc_frame < zmq_msg_size(&frames[0])) {
+        zmq_msg_t t;
+        frame_from(&t, zmq_msg_data(&frames[0]), (size_t)trunc_frame);
+        zmq_msg_close(&frames[0]);
+        frames[0] = t;
     }
     if (save && env) {
         FILE *f = fopen(save, "wb");

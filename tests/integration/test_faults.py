@@ -1,0 +1,331 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Crash consistency and resource faults (issue 6), against real daemons.
+
+- SIGKILL of the receiver, then of the sender, at random moments while messages flow:
+  every message delivered exactly once, every receipt stored, both audit logs verify,
+  PRAGMA integrity_check ok. LIAISON_CRASH_ROUNDS (default 15) kills of each side;
+  LIAISON_CRASH_SEED replays a run (the seed is printed on failure).
+- The receiver's disk full (a small tmpfs, needs root and mount), a locked database,
+  a peer unreachable for a long time, clock skew within and beyond the window.
+
+Database checks open the files read-only; the only writes from the test are the fault
+injections themselves (a TRUNCATE checkpoint before filling a disk, and a second
+connection holding a write lock)."""
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import harness
+from harness import NodeTest, link, wait_for
+
+FAST_RETRY = (("retry_min_ms", "100"), ("retry_max_ms", "1000"))
+
+
+def integrity(node):
+    return node.query("PRAGMA integrity_check")
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class FaultTest(NodeTest):
+    def fast_node(self, ident, **cfg):
+        """A node whose retries are fast enough for a test (cap 1 s instead of 60 s)."""
+        n = self.node(ident, start=False)
+        for k, v in FAST_RETRY + tuple(cfg.items()):
+            n.write_config("delivery", k, v)
+        n.start()
+        return n
+
+    def send_quiet(self, node, to, text, timeout_ms=3000):
+        """`liaison send` that returns None instead of failing (the daemon may be dead)."""
+        env = dict(os.environ, LIAISON_TIMEOUT_MS=str(timeout_ms))
+        try:
+            p = subprocess.run([harness.LIAISON, "--home", node.home, "send", "--to", to, "-"], input=text,
+                               capture_output=True, text=True, timeout=timeout_ms / 1000 + 10, env=env)
+        except subprocess.TimeoutExpired:
+            return None
+        mid = p.stdout.strip()
+        return mid if p.returncode == 0 and len(mid) == 32 else None
+
+    def audit_verify(self, node):
+        r = node.cli("audit", "verify", check=False)
+        self.assertEqual(r.returncode, 0, "audit verify on %s: %s%s" % (node.id, r.stdout, r.stderr))
+
+    def assert_exactly_once(self, a, b, acknowledged=()):
+        """Every outgoing message of a to b is delivered once, with the receipt b issued."""
+        out = {bytes(r[0]).hex(): r for r in a.query(
+            "SELECT m.id, d.state, d.receipt FROM messages m JOIN deliveries d ON d.message_id = m.id"
+            " WHERE m.outgoing = 1 AND d.recipient = ?", (b.id,))}
+        missing = [m for m in acknowledged if m not in out]
+        self.assertEqual(missing, [], "sends the CLI reported are not in a's database")
+        got = {bytes(r[0]).hex(): r for r in b.query(
+            "SELECT id, receipt FROM messages WHERE outgoing = 0 AND sender = ?", (a.id,))}
+        self.assertEqual(sorted(got), sorted(out), "b's messages from a differ from what a sent")
+        self.assertEqual([m for m, r in out.items() if r[1] != 2], [], "deliveries not in state delivered")
+        for mid, r in out.items():
+            self.assertIsNotNone(r[2], "no receipt stored for %s" % mid)
+            self.assertEqual(bytes(r[2]), bytes(got[mid][1]), "a's receipt for %s is not the one b issued" % mid)
+        recv = b.query("SELECT hex(message_id), count(*) FROM audit WHERE action = 'message-received'"
+                       " AND peer = ? GROUP BY message_id HAVING count(*) != 1", (a.id,))
+        self.assertEqual(recv, [], "message-received audited more than once")
+        dlv = a.query("SELECT hex(message_id), count(*) FROM audit WHERE action = 'message-delivered'"
+                      " AND peer = ? GROUP BY message_id", (b.id,))
+        self.assertEqual(len(dlv), len(out))
+        self.assertTrue(all(c == 1 for _, c in dlv), "message-delivered audited more than once")
+        return len(out)
+
+
+class CrashConsistency(FaultTest):
+    def test_sigkill_receiver_then_sender(self):
+        rounds = int(os.environ.get("LIAISON_CRASH_ROUNDS", "15"))
+        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
+        rng = random.Random(seed)
+        note = " (LIAISON_CRASH_SEED=%d LIAISON_CRASH_ROUNDS=%d)" % (seed, rounds)
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        acknowledged, stop = [], threading.Event()
+
+        def sender():
+            i = 0
+            while not stop.is_set():
+                mid = self.send_quiet(a, "b", "crash test message %d" % i)
+                i += 1
+                if mid:
+                    acknowledged.append(mid)
+                else:
+                    time.sleep(0.05)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        try:
+            for victim in (b, a):
+                for _ in range(rounds):
+                    time.sleep(rng.uniform(0.05, 0.6))
+                    victim.kill()
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    victim.start()
+        finally:
+            stop.set()
+            t.join(30)
+        self.assertGreater(len(acknowledged), rounds, "too few messages were sent" + note)
+        wait_for(lambda: a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0, 90,
+                 "a's queue to drain" + note)
+        n = self.assert_exactly_once(a, b, acknowledged)
+        self.assertGreaterEqual(n, len(acknowledged))
+        rejected = a.query("SELECT count(*) FROM deliveries WHERE state = 3")[0][0]
+        self.assertEqual(rejected, 0, "deliveries rejected" + note)
+        self.audit_verify(a)
+        self.audit_verify(b)
+        a.stop()
+        b.stop()
+        for node in (a, b):
+            self.assertEqual(integrity(node), [("ok",)], node.id + note)
+        # The kills really hit: both logs show several starts.
+        self.assertGreaterEqual(len(a.audit("daemon-started")), rounds + 1)
+        self.assertGreaterEqual(len(b.audit("daemon-started")), rounds + 1)
+
+
+class DiskFull(FaultTest):
+    def setUp(self):
+        super().setUp()
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a size-capped tmpfs")
+        self.mnt = os.path.join(self.base, "small")
+        os.makedirs(self.mnt)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", self.mnt],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            self.skipTest("cannot mount a tmpfs here: %s" % r.stderr.strip())
+        self.addCleanup(subprocess.run, ["umount", "-l", self.mnt], capture_output=True)
+        self.filler = os.path.join(self.mnt, "filler")
+
+    def fill(self):
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            for chunk in (1 << 16, 4096, 512, 1):
+                try:
+                    while os.write(fd, b"\0" * chunk) > 0:
+                        pass
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
+        st = os.statvfs(self.mnt)
+        self.assertEqual(st.f_bavail, 0, "the filesystem is not full")
+
+    def test_receiver_disk_full(self):
+        a = self.fast_node("a")
+        b = harness.Node(self.mnt, "b")
+        b.log = os.path.join(self.base, "b.log")  # the log stays writable
+        b.init()
+        self.nodes.append(b)
+        b.start()
+        link(a, b)
+        first = a.send("b", "before the disk fills")
+        self.wait_delivered(a, first, "b")
+        time.sleep(0.5)
+        # An empty WAL, then no free block: the next commit on b must grow a file.
+        def truncated():
+            con = sqlite3.connect(b.db_path, timeout=10)
+            try:
+                busy, _, _ = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                con.close()
+            return busy == 0 and os.path.getsize(b.db_path + "-wal") == 0
+
+        wait_for(truncated, 20, "an empty WAL on b")
+        self.fill()
+        before = b.query("SELECT * FROM messages ORDER BY id")
+        mids = [a.send("b", "while the disk is full %d " % i + "x" * 20000) for i in range(3)]
+        time.sleep(4.0)
+        # Refused without a receipt, kept queued by the sender, receiver alive and answering.
+        self.assertIsNone(b.proc.poll(), "liaisond b exited on a full disk")
+        self.assertEqual(b.cli("status", check=False).returncode, 0)
+        for mid in mids:
+            self.assertIn(a.delivery_state(mid, "b"), ("queued", "sent"), mid)
+            self.assertFalse(b.has_message(mid))
+        self.assertEqual(b.query("SELECT * FROM messages ORDER BY id"), before)
+        attempts = a.query("SELECT min(attempts) FROM deliveries WHERE state < 2")[0][0]
+        self.assertGreaterEqual(attempts, 2, "the sender did not retry")
+        self.assertEqual(a.json("status")["queue_depth"], 3)
+        # Space returns: delivery resumes, exactly once.
+        os.unlink(self.filler)
+        for mid in mids:
+            self.wait_delivered(a, mid, "b", timeout=30)
+        self.assert_exactly_once(a, b, [first] + mids)
+        self.audit_verify(b)
+        self.audit_verify(a)
+        self.assertEqual(integrity(b), [("ok",)])
+
+
+class LockedDatabase(FaultTest):
+    LOCKER = ("import sqlite3, sys, time\n"
+              "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)\n"
+              "c.execute('BEGIN EXCLUSIVE')\n"
+              "print('locked', flush=True)\n"
+              "time.sleep(float(sys.argv[2]))\n"
+              "c.execute('COMMIT')\n")
+
+    def lock(self, node, seconds):
+        p = subprocess.Popen([sys.executable, "-c", self.LOCKER, node.db_path, str(seconds)],
+                             stdout=subprocess.PIPE, text=True)
+        self.assertEqual(p.stdout.readline().strip(), "locked")
+        return p
+
+    def test_locked_database_loses_nothing(self):
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        warm = a.send("b", "warm up")
+        self.wait_delivered(a, warm, "b")
+        # Shorter than the daemon's busy timeout (5 s): b waits, then stores.
+        p = self.lock(b, 2.5)
+        short = [a.send("b", "during a short lock %d" % i) for i in range(3)]
+        p.wait(30)
+        p.stdout.close()
+        for mid in short:
+            self.wait_delivered(a, mid, "b", timeout=30)
+        # Longer than the busy timeout: b cannot store, answers TRY_LATER (or nothing),
+        # a keeps the messages, and they go through once the lock is gone.
+        p = self.lock(b, 9)
+        long_ = [self.send_quiet(a, "b", "during a long lock %d" % i, timeout_ms=20000) for i in range(3)]
+        self.assertTrue(all(long_), long_)
+        time.sleep(1.0)
+        if p.poll() is None:
+            for mid in long_:
+                self.assertNotEqual(a.delivery_state(mid, "b"), "delivered")
+                self.assertNotEqual(a.delivery_state(mid, "b"), "rejected")
+        p.wait(30)
+        p.stdout.close()
+        for mid in long_:
+            self.wait_delivered(a, mid, "b", timeout=40)
+        self.assertIsNone(b.proc.poll())
+        self.assert_exactly_once(a, b, [warm] + short + long_)
+        self.audit_verify(a)
+        self.audit_verify(b)
+        self.assertEqual(integrity(b), [("ok",)])
+
+
+class UnreachablePeer(FaultTest):
+    def test_backoff_capped_queue_kept(self):
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        b.stop()
+        mids = [a.send("b", "to an unreachable peer %d" % i) for i in range(5)]
+        cap_ms = 1000
+        window = 6.0
+        cpu0 = cpu_seconds(a.proc.pid)
+        t0 = time.monotonic()
+        start_attempts = None
+        while time.monotonic() - t0 < window:
+            rows = a.query("SELECT state, attempts, next_attempt_ms FROM deliveries WHERE recipient = 'b'"
+                           " AND state < 2")
+            now = int(time.time() * 1000)
+            self.assertEqual(len(rows), 5, "queued deliveries lost")
+            for state, attempts, nxt in rows:
+                self.assertLessEqual(nxt - now, cap_ms + 500, "next attempt beyond retry_max_ms")
+            if start_attempts is None:
+                start_attempts = {r[1] for r in rows}
+            time.sleep(0.5)
+        end = a.query("SELECT attempts FROM deliveries WHERE recipient = 'b'")
+        grown = max(r[0] for r in end) - min(start_attempts)
+        self.assertLessEqual(grown, window * 1000 / cap_ms + 3, "attempts grow faster than the cap allows")
+        self.assertGreaterEqual(grown, 1, "no attempt at all while the peer was away")
+        self.assertLess(cpu_seconds(a.proc.pid) - cpu0, 1.0, "the sender spins while its peer is away")
+        st = a.json("status")
+        self.assertEqual(st["queue_depth"], 5, st)
+        # The peer comes back after a long absence: delivered promptly, once.
+        b.start()
+        t1 = time.monotonic()
+        for mid in mids:
+            self.wait_delivered(a, mid, "b", timeout=30)
+        self.assertLess(time.monotonic() - t1, cap_ms / 1000 + 8)
+        self.assert_exactly_once(a, b, mids)
+
+
+class ClockSkew(FaultTest):
+    def test_within_and_beyond_the_window(self):
+        a = self.node("a")
+        b = self.node("b", start=False)
+        b.write_config("delivery", "clock_window_s", "60")
+        b.write_config("delivery", "max_age_s", "3600")
+        b.start()
+        link(a, b)
+        cases = [(30_000, "receipt"), (-1_800_000, "receipt"), (0, "receipt"),
+                 (90_000, "reject 7"), (-7_200_000, "reject 7"),
+                 (59_000, "receipt"), (61_500, "reject 7"), (-3_590_000, "receipt"), (-3_610_000, "reject 7")]
+        for offset, expect in cases:
+            with self.subTest(offset_ms=offset):
+                seq = b.query("SELECT max(seq) FROM audit")[0][0]
+                lines, err = a.rawpeer(b, "--created-offset-ms", str(offset), "envelope")
+                mid = err.split("message ")[1].split()[0]
+                self.assertTrue(lines[0].startswith(expect), "%d ms: %r" % (offset, lines))
+                rows = b.query("SELECT action, details FROM audit WHERE seq > ?", (seq,))
+                self.assertEqual(len(rows), 1, rows)
+                if expect == "receipt":
+                    self.assertEqual(rows[0][0], "message-received")
+                    self.assertTrue(b.has_message(mid))
+                    created = b.query("SELECT created_ms, stored_ms FROM messages WHERE hex(id) = upper(?)", (mid,))
+                    self.assertAlmostEqual(created[0][1] - created[0][0], -offset, delta=5000)
+                else:
+                    self.assertEqual(rows[0][0], "message-rejected")
+                    self.assertTrue(rows[0][1].startswith("clock: "), rows[0][1])
+                    self.assertFalse(b.has_message(mid))
+        self.assertIsNone(b.proc.poll())
+        mid = a.send("b", "after the skewed ones")
+        self.wait_delivered(a, mid, "b")
+
+
+if __name__ == "__main__":
+    unittest.main()
