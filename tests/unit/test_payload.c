@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of payload.c: every payload type accepted when valid, every rule refused
+ * with an error naming the field, and the enumeration names. Real protobuf-c. */
+#include "unit.h"
+
+#include "payload.h"
+#include "payload.pb-c.h"
+
+enum { CT_TEXT = 1, CT_NOTE = 2, CT_MED = 3, CT_ACK = 4, CT_REVIEW = 5 };
+
+/* Packs m and validates it as content type ct; returns the result, err filled. */
+static int check(uint32_t ct, const ProtobufCMessage *m, payload_info_t *info, char *err, size_t errlen)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    assert_non_null(buf);
+    protobuf_c_message_pack(m, buf);
+    err[0] = 0;
+    int rc = payload_validate(ct, buf, n, info, err, errlen);
+    free(buf);
+    return rc;
+}
+
+/* Asserts a refusal whose message names `field`. */
+static void refused(uint32_t ct, const ProtobufCMessage *m, const char *field)
+{
+    char err[300];
+    payload_info_t info;
+    assert_int_equal(check(ct, m, &info, err, sizeof err), -1);
+    if (!strstr(err, field))
+        fail_msg("error '%s' does not name '%s'", err, field);
+}
+
+static void accepted(uint32_t ct, const ProtobufCMessage *m, payload_info_t *info)
+{
+    char err[300];
+    if (check(ct, m, info, err, sizeof err) != 0)
+        fail_msg("refused: %s", err);
+}
+
+/* ---- fixtures: a valid message of each type, fields pointing at static storage ---- */
+
+typedef struct note_fx {
+    Liaison__Payload__PatientRef p;
+    Liaison__Payload__ProgressNote n;
+    Liaison__Payload__Score phq9, gad7;
+    Liaison__Payload__RiskAssessment risk;
+    Liaison__Payload__NamedScore named[17];
+    Liaison__Payload__NamedScore *named_p[17];
+} note_fx_t;
+
+static void note_init(note_fx_t *f)
+{
+    liaison__payload__patient_ref__init(&f->p);
+    f->p.id = "P-1042";
+    f->p.label = "J.D.";
+    liaison__payload__progress_note__init(&f->n);
+    f->n.patient = &f->p;
+    f->n.session_date = "2026-11-16";
+    f->n.narrative = "Engaged in CBT; sleep improved.";
+    liaison__payload__score__init(&f->phq9);
+    liaison__payload__score__init(&f->gad7);
+    liaison__payload__risk_assessment__init(&f->risk);
+    for (int i = 0; i < 17; i++) {
+        liaison__payload__named_score__init(&f->named[i]);
+        f->named[i].name = "PCL-5";
+        f->named[i].value = 41;
+        f->named[i].max = 80;
+        f->named_p[i] = &f->named[i];
+    }
+}
+
+typedef struct med_fx {
+    Liaison__Payload__PatientRef p;
+    Liaison__Payload__MedicationChange m;
+} med_fx_t;
+
+static void med_init(med_fx_t *f)
+{
+    liaison__payload__patient_ref__init(&f->p);
+    f->p.id = "P-1042";
+    liaison__payload__medication_change__init(&f->m);
+    f->m.patient = &f->p;
+    f->m.medication = "sertraline";
+    f->m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE;
+    f->m.previous_dose = "50 mg daily";
+    f->m.new_dose = "100 mg daily";
+    f->m.effective_date = "2026-11-23";
+    f->m.reason = "partial response";
+}
+
+static uint8_t rid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+typedef struct review_fx {
+    Liaison__Payload__PatientRef p;
+    Liaison__Payload__CaseReview r;
+    Liaison__Payload__ReviewOpen open;
+    Liaison__Payload__ReviewReply reply;
+    Liaison__Payload__ReviewAdd add;
+    Liaison__Payload__ReviewClose close;
+    Liaison__Payload__ActionItem items[33];
+    Liaison__Payload__ActionItem *items_p[33];
+    char *who[32];
+} review_fx_t;
+
+static void review_init(review_fx_t *f)
+{
+    liaison__payload__patient_ref__init(&f->p);
+    f->p.id = "P-1042";
+    liaison__payload__case_review__init(&f->r);
+    f->r.review_id = (ProtobufCBinaryData){16, rid};
+    f->r.patient = &f->p;
+    liaison__payload__review_open__init(&f->open);
+    liaison__payload__review_reply__init(&f->reply);
+    liaison__payload__review_add__init(&f->add);
+    liaison__payload__review_close__init(&f->close);
+    for (int i = 0; i < 32; i++)
+        f->who[i] = "rx.chen";
+    f->who[0] = "dr.alvarez";
+    f->open.question = "Nausea: switch or split the dose?";
+    f->open.participants = f->who;
+    f->open.n_participants = 2;
+    f->reply.text = "With food first.";
+    f->add.participant = "dr.park";
+    f->close.decision = "Continue with food.";
+    for (int i = 0; i < 33; i++) {
+        liaison__payload__action_item__init(&f->items[i]);
+        f->items[i].owner = "dr.alvarez";
+        f->items[i].text = "screen GI symptoms";
+        f->items[i].due_date = "2026-12-07";
+        f->items_p[i] = &f->items[i];
+    }
+    f->close.actions = f->items_p;
+    f->close.n_actions = 1;
+}
+
+/* ---- text ---- */
+
+static void test_text(void **state)
+{
+    (void)state;
+    Liaison__Payload__TextMessage t = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    payload_info_t info;
+    t.subject = "weekly update";
+    t.text = "PHQ-9 down to 11.\nSleeping better.";
+    accepted(CT_TEXT, &t.base, &info);
+    assert_string_equal(info.patient, "");
+    t.text = "";
+    refused(CT_TEXT, &t.base, "text");
+    t.text = "ok";
+    t.subject = "two\nlines";
+    refused(CT_TEXT, &t.base, "subject");
+    t.subject = "bad \xc3\x28 utf-8";
+    refused(CT_TEXT, &t.base, "subject");
+    static char big[PAYLOAD_MAX_TEXT + 2];
+    memset(big, 'x', PAYLOAD_MAX_TEXT + 1);
+    t.subject = "";
+    t.text = big;
+    refused(CT_TEXT, &t.base, "text");
+    big[PAYLOAD_MAX_TEXT] = 0;
+    accepted(CT_TEXT, &t.base, &info);
+}
+
+/* ---- progress notes ---- */
+
+static void test_note_valid(void **state)
+{
+    (void)state;
+    note_fx_t f;
+    note_init(&f);
+    payload_info_t info;
+    accepted(CT_NOTE, &f.n.base, &info);
+    assert_string_equal(info.patient, "P-1042");
+    assert_false(info.ack_required);
+    /* Every optional field set. */
+    f.phq9.value = 27;
+    f.gad7.value = 0;
+    f.n.phq9 = &f.phq9;
+    f.n.gad7 = &f.gad7;
+    f.n.modality = LIAISON__PAYLOAD__MODALITY__MODALITY_TRAUMA_FOCUSED;
+    f.risk.level = LIAISON__PAYLOAD__RISK_LEVEL__RISK_HIGH;
+    f.risk.text = "passive ideation, safety plan reviewed";
+    f.n.risk = &f.risk;
+    f.n.other_scores = f.named_p;
+    f.n.n_other_scores = 16;
+    f.n.adherence = "missed 2 doses";
+    f.n.side_effects = "nausea";
+    f.n.goals = "back at work 3 days";
+    f.n.next_session_date = "2026-11-23";
+    accepted(CT_NOTE, &f.n.base, &info);
+}
+
+static void test_note_refusals(void **state)
+{
+    (void)state;
+    note_fx_t f;
+    note_init(&f);
+    f.n.patient = NULL;
+    refused(CT_NOTE, &f.n.base, "patient");
+    f.n.patient = &f.p;
+    f.p.id = "P 1042";
+    refused(CT_NOTE, &f.n.base, "patient");
+    char long_id[66];
+    memset(long_id, 'a', 65);
+    long_id[65] = 0;
+    f.p.id = long_id;
+    refused(CT_NOTE, &f.n.base, "patient");
+    long_id[64] = 0;
+    payload_info_t info;
+    accepted(CT_NOTE, &f.n.base, &info);
+    f.p.id = "P-1042";
+    f.p.label = "two\nlines";
+    refused(CT_NOTE, &f.n.base, "patient label");
+    f.p.label = "";
+    const char *bad_dates[] = {"2026-02-30", "2026-13-01", "26-01-01", "", "2026-1-01", "2026-00-10", "2026/01/01"};
+    for (size_t i = 0; i < sizeof bad_dates / sizeof bad_dates[0]; i++) {
+        f.n.session_date = (char *)bad_dates[i];
+        refused(CT_NOTE, &f.n.base, "session date");
+    }
+    f.n.session_date = "2024-02-29"; /* leap day */
+    accepted(CT_NOTE, &f.n.base, &info);
+    f.n.session_date = "2026-11-16";
+    f.n.next_session_date = "2026-11-31";
+    refused(CT_NOTE, &f.n.base, "next session date");
+    f.n.next_session_date = "";
+    f.phq9.value = 28;
+    f.n.phq9 = &f.phq9;
+    refused(CT_NOTE, &f.n.base, "phq9");
+    f.n.phq9 = NULL;
+    f.gad7.value = 22;
+    f.n.gad7 = &f.gad7;
+    refused(CT_NOTE, &f.n.base, "gad7");
+    f.n.gad7 = NULL;
+    f.n.other_scores = f.named_p;
+    f.n.n_other_scores = 1;
+    f.named[0].value = 81;
+    refused(CT_NOTE, &f.n.base, "PCL-5");
+    f.named[0].value = 41;
+    f.named[0].min = 90;
+    refused(CT_NOTE, &f.n.base, "PCL-5");
+    f.named[0].min = 0;
+    f.named[0].max = 1001;
+    refused(CT_NOTE, &f.n.base, "PCL-5");
+    f.named[0].max = 80;
+    f.named[0].name = "";
+    refused(CT_NOTE, &f.n.base, "score name");
+    f.named[0].name = "PCL-5";
+    f.n.n_other_scores = 17;
+    refused(CT_NOTE, &f.n.base, "other scores");
+    f.n.n_other_scores = 0;
+    f.n.modality = (Liaison__Payload__Modality)99;
+    refused(CT_NOTE, &f.n.base, "modality");
+    f.n.modality = LIAISON__PAYLOAD__MODALITY__MODALITY_CBT;
+    f.n.risk = &f.risk;
+    f.risk.level = LIAISON__PAYLOAD__RISK_LEVEL__RISK_UNSPECIFIED;
+    refused(CT_NOTE, &f.n.base, "risk");
+    f.risk.level = (Liaison__Payload__RiskLevel)5;
+    refused(CT_NOTE, &f.n.base, "risk");
+    f.risk.level = LIAISON__PAYLOAD__RISK_LEVEL__RISK_NONE;
+    accepted(CT_NOTE, &f.n.base, &info);
+    f.n.narrative = "";
+    refused(CT_NOTE, &f.n.base, "narrative");
+    static char big[PAYLOAD_MAX_TEXT + 2];
+    memset(big, 'x', PAYLOAD_MAX_TEXT + 1);
+    f.n.narrative = big;
+    refused(CT_NOTE, &f.n.base, "narrative");
+    f.n.narrative = "ok";
+    f.n.adherence = "\xff";
+    refused(CT_NOTE, &f.n.base, "adherence");
+}
+
+/* ---- medication changes ---- */
+
+static void test_med(void **state)
+{
+    (void)state;
+    med_fx_t f;
+    med_init(&f);
+    payload_info_t info;
+    accepted(CT_MED, &f.m.base, &info);
+    assert_string_equal(info.patient, "P-1042");
+    assert_true(info.ack_required); /* the default */
+    assert_false(info.urgent);
+    f.m.ack_optional = true;
+    f.m.urgency = LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT;
+    accepted(CT_MED, &f.m.base, &info);
+    assert_false(info.ack_required);
+    assert_true(info.urgent);
+
+    /* What each action needs. */
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START;
+    f.m.previous_dose = "";
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.new_dose = "";
+    refused(CT_MED, &f.m.base, "new dose");
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_STOP;
+    refused(CT_MED, &f.m.base, "previous dose");
+    f.m.previous_dose = "50 mg";
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_HOLD;
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH;
+    f.m.new_dose = "20 mg";
+    refused(CT_MED, &f.m.base, "previous medication");
+    f.m.previous_medication = "citalopram";
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_UNSPECIFIED;
+    refused(CT_MED, &f.m.base, "action");
+    f.m.action = (Liaison__Payload__MedicationAction)7;
+    refused(CT_MED, &f.m.base, "action");
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE;
+    f.m.urgency = (Liaison__Payload__Urgency)2;
+    refused(CT_MED, &f.m.base, "urgency");
+    f.m.urgency = LIAISON__PAYLOAD__URGENCY__URGENCY_ROUTINE;
+    f.m.medication = "";
+    refused(CT_MED, &f.m.base, "medication");
+    f.m.medication = "sertraline";
+    f.m.reason = "";
+    refused(CT_MED, &f.m.base, "reason");
+    f.m.reason = "r";
+    f.m.effective_date = "";
+    refused(CT_MED, &f.m.base, "effective date");
+    f.m.effective_date = "2026-11-23";
+    f.m.new_dose = "100\nmg";
+    refused(CT_MED, &f.m.base, "new dose");
+    f.m.new_dose = "100 mg";
+    f.m.patient = NULL;
+    refused(CT_MED, &f.m.base, "patient");
+}
+
+/* ---- acknowledgements ---- */
+
+static void test_ack(void **state)
+{
+    (void)state;
+    Liaison__Payload__Acknowledgement a = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
+    payload_info_t info;
+    a.acknowledged_id = (ProtobufCBinaryData){16, rid};
+    a.comment = "Seen.";
+    accepted(CT_ACK, &a.base, &info);
+    assert_true(info.has_ref);
+    assert_memory_equal(info.ref_id, rid, 16);
+    a.acknowledged_id.len = 15;
+    refused(CT_ACK, &a.base, "acknowledged id");
+    a.acknowledged_id.len = 16;
+    static char big[PAYLOAD_MAX_COMMENT + 2];
+    memset(big, 'c', PAYLOAD_MAX_COMMENT + 1);
+    a.comment = big;
+    refused(CT_ACK, &a.base, "comment");
+}
+
+/* ---- case reviews ---- */
+
+static void test_review(void **state)
+{
+    (void)state;
+    review_fx_t f;
+    review_init(&f);
+    payload_info_t info;
+    refused(CT_REVIEW, &f.r.base, "case review"); /* no kind */
+    f.r.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN;
+    f.r.open = &f.open;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    assert_int_equal(info.review_action, PAYLOAD_REVIEW_OPEN);
+    assert_int_equal(info.n_participants, 2);
+    assert_string_equal(info.participants[0], "dr.alvarez");
+    assert_string_equal(info.patient, "P-1042");
+    assert_memory_equal(info.ref_id, rid, 16);
+    f.open.n_participants = 0;
+    refused(CT_REVIEW, &f.r.base, "participants");
+    f.open.n_participants = 32;
+    refused(CT_REVIEW, &f.r.base, "participants");
+    f.open.n_participants = 31;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    f.open.n_participants = 2;
+    f.who[1] = "Not An Id";
+    refused(CT_REVIEW, &f.r.base, "participant");
+    f.who[1] = "rx.chen";
+    f.open.question = "";
+    refused(CT_REVIEW, &f.r.base, "question");
+    f.open.question = "q";
+    f.r.review_id.len = 8;
+    refused(CT_REVIEW, &f.r.base, "review id");
+    f.r.review_id.len = 16;
+    f.r.patient = NULL;
+    refused(CT_REVIEW, &f.r.base, "patient");
+    f.r.patient = &f.p;
+
+    f.r.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_REPLY;
+    f.r.reply = &f.reply;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    assert_int_equal(info.review_action, PAYLOAD_REVIEW_REPLY);
+    f.reply.text = "";
+    refused(CT_REVIEW, &f.r.base, "reply");
+
+    f.r.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD;
+    f.r.add = &f.add;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    assert_int_equal(info.review_action, PAYLOAD_REVIEW_ADD);
+    assert_string_equal(info.added, "dr.park");
+    f.add.participant = "";
+    refused(CT_REVIEW, &f.r.base, "participant");
+
+    f.r.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE;
+    f.r.close = &f.close;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    assert_int_equal(info.review_action, PAYLOAD_REVIEW_CLOSE);
+    f.items[0].owner = "Dr Alvarez";
+    refused(CT_REVIEW, &f.r.base, "action owner");
+    f.items[0].owner = "dr.alvarez";
+    f.items[0].due_date = "next week";
+    refused(CT_REVIEW, &f.r.base, "action due date");
+    f.items[0].due_date = "";
+    accepted(CT_REVIEW, &f.r.base, &info);
+    f.close.n_actions = 33;
+    refused(CT_REVIEW, &f.r.base, "actions");
+    f.close.n_actions = 32;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    f.close.decision = "";
+    refused(CT_REVIEW, &f.r.base, "decision");
+}
+
+/* ---- bytes that are no payload at all ---- */
+
+static void test_garbage_and_types(void **state)
+{
+    (void)state;
+    char err[300];
+    uint8_t junk[64];
+    randombytes_buf(junk, sizeof junk);
+    for (uint32_t ct = 1; ct <= 5; ct++)
+        assert_int_equal(payload_validate(ct, junk, sizeof junk, NULL, err, sizeof err), -1);
+    assert_int_equal(payload_validate(0, junk, 0, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "content type"));
+    assert_int_equal(payload_validate(6, junk, 0, NULL, err, sizeof err), -1);
+    uint8_t *big = calloc(1, LIAISON_MAX_PAYLOAD + 1);
+    assert_non_null(big);
+    assert_int_equal(payload_validate(CT_TEXT, big, LIAISON_MAX_PAYLOAD + 1, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "payload"));
+    free(big);
+    assert_true(payload_known_type(5));
+    assert_false(payload_known_type(6));
+    assert_false(payload_known_type(0));
+    assert_string_equal(payload_type_name(3), "medication-change");
+    assert_int_equal(payload_type_from_name("note"), 2);
+    assert_int_equal(payload_type_from_name("progress-note"), 2);
+    assert_int_equal(payload_type_from_name("review"), 5);
+    assert_int_equal(payload_type_from_name("fax"), 0);
+}
+
+static void test_enum_names(void **state)
+{
+    (void)state;
+    assert_int_equal(payload_enum_value("modality", "CBT"), 1);
+    assert_int_equal(payload_enum_value("modality", "trauma_focused"), 4);
+    assert_int_equal(payload_enum_value("modality", "Trauma-Focused"), 4);
+    assert_int_equal(payload_enum_value("risk", "extreme"), -1);
+    assert_int_equal(payload_enum_value("risk", "none"), 1);
+    assert_int_equal(payload_enum_value("action", "switch"), 5);
+    assert_int_equal(payload_enum_value("urgency", "routine"), 0);
+    assert_int_equal(payload_enum_value("nope", "x"), -1);
+    const char *kinds[] = {"modality", "risk", "action", "urgency"};
+    for (size_t k = 0; k < 4; k++)
+        for (int v = 0; v < 8; v++) {
+            const char *n = payload_enum_name(kinds[k], v);
+            if (n)
+                assert_int_equal(payload_enum_value(kinds[k], n), v);
+        }
+    assert_null(payload_enum_name("risk", 0));
+    assert_null(payload_enum_name("risk", 99));
+    assert_true(payload_valid_patient_id("MRN:00042_a.b-c"));
+    assert_false(payload_valid_patient_id(""));
+    assert_false(payload_valid_patient_id("P/1"));
+    assert_true(payload_valid_date("2000-02-29"));
+    assert_false(payload_valid_date("1900-02-29"));
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text),        cmocka_unit_test(test_note_valid), cmocka_unit_test(test_note_refusals),
+        cmocka_unit_test(test_med),         cmocka_unit_test(test_ack),        cmocka_unit_test(test_review),
+        cmocka_unit_test(test_garbage_and_types), cmocka_unit_test(test_enum_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
