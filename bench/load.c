@@ -26,6 +26,7 @@
 #define CHUNK 65536u
 #define MAX_CHUNKS 512u
 #define LOOKAHEAD 8        /* undelivered messages the observer looks past per poll */
+#define MAX_PENDING 256    /* sends whose "stored" answer is not collected yet */
 
 enum { ST_SUBMITTED = 0, ST_STORED, ST_DELIVERED, ST_FAILED };
 
@@ -281,6 +282,15 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 break;
             }
             uint64_t next = t0 + (uint64_t)((double)i * period);
+            /* Never let answers pile up: the daemon drops answers a client does not read
+             * (control socket high-water mark), so past MAX_PENDING collect before sending. */
+            if (liaison_pending(sender->cli) >= MAX_PENDING) {
+                if (collect_one(r, token0, 1000, &failed) < 0) {
+                    rc = -1;
+                    break;
+                }
+                continue;
+            }
             if (i < total && now >= next) {
                 double slip = (double)(now - next) / 1000.0;
                 if (slip > max_slip)
@@ -332,7 +342,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 break;
             }
             size_t inflight = atomic_load(&r->n_sub) - atomic_load(&r->n_done);
-            if (inflight < o->window) {
+            if (inflight < o->window && liaison_pending(sender->cli) < MAX_PENDING) {
                 if (submit_one(r, payload, plen, token0, atomic_load(&r->n_sub) == 0, &token0) != 0) {
                     rc = -1;
                     break;
@@ -340,7 +350,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 continue;
             }
             if (liaison_pending(sender->cli) > 0) {
-                if (collect_one(r, token0, 1, &failed) < 0) {
+                if (collect_one(r, token0, liaison_pending(sender->cli) >= MAX_PENDING ? 1000 : 1, &failed) < 0) {
                     rc = -1;
                     break;
                 }

@@ -101,6 +101,13 @@ static int parse_sizes(const char *s, opts_t *o)
     return o->n_sizes ? 0 : -1;
 }
 
+/* Interrupted: stop every daemon this run started, then go. */
+static void on_signal(int sig)
+{
+    nodes_kill_all();
+    _exit(128 + sig);
+}
+
 static int parse_rates(const char *s, opts_t *o)
 {
     o->n_rates = 0;
@@ -459,6 +466,9 @@ int main(int argc, char **argv)
     }
     atexit(nodes_kill_all);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     note("work directory %s", env.work_dir);
 
     json_t *report = json_object();
