@@ -122,7 +122,9 @@ liaison_client_t *liaison_client_open_path(const char *path, char *err, size_t e
     int zero = 0;
     c->ctx = zmq_ctx_new();
     c->sock = c->ctx ? zmq_socket(c->ctx, ZMQ_DEALER) : NULL;
-    if (!c->sock || zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 || zmq_connect(c->sock, ep) != 0) {
+    /* No receive high-water mark: answers to pipelined requests wait here, never dropped. */
+    if (!c->sock || zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 || zmq_connect(c->sock, ep) != 0) {
         snprintf(err, errlen, "cannot connect to %s: %s", path, zmq_strerror(zmq_errno()));
         liaison_client_close(c);
         return NULL;

@@ -1140,7 +1140,10 @@ static void *bind_ipc(node_t *n, const char *path, const char *group, char *err,
     int rc = -1;
     if (s && zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) == 0 &&
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) == 0 &&
-        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max) == 0 && zmq_bind(s, ep) == 0)
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max) == 0 &&
+        /* No send high-water mark: an answer to a committed request is never dropped,
+         * however far a pipelining client lags behind in reading them. */
+        zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero) == 0 && zmq_bind(s, ep) == 0)
         rc = 0;
     umask(old);
     if (rc != 0) {

@@ -169,6 +169,11 @@ class Cli(NodeTest):
             self.wait_delivered(a, mid, "b", timeout=60)
         wait_for(lambda: b.query("SELECT count(*) FROM messages")[0][0] == 201, 60, "all 201 messages at b")
         self.assertIn("pipelined 199", b.cli("show", ids[-1]).stdout)
+        # A client that submits far ahead of reading its answers loses none of them.
+        flood = subprocess.run([CLIENT_SMOKE, a.home, "flood", "b", "3000"], capture_output=True, text=True,
+                               timeout=300)
+        self.assertEqual(flood.returncode, 0, flood.stderr)
+        self.assertEqual(flood.stdout.strip(), "3000")
         bad = subprocess.run([CLIENT_SMOKE, a.home, "bad"], capture_output=True, text=True, timeout=30)
         lines = bad.stdout.splitlines()
         self.assertTrue(lines[0].startswith("unknown-peer 2 "), lines)

@@ -5,6 +5,7 @@
  *   client_smoke HOME TO N      send one message, then N pipelined ones; print each id
  *   client_smoke HOME ack ID    acknowledge ID
  *   client_smoke HOME bad       error paths: an unknown peer, a bad id
+ *   client_smoke HOME flood TO N   submit N sends without reading an answer, then collect all
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +42,23 @@ int main(int argc, char **argv)
         printf("bad-id %d %s\n", (int)rc, liaison_client_error(c));
         rc = liaison_send_text(c, "", "", "", id);
         printf("empty %d %s\n", (int)rc, liaison_client_error(c));
+    } else if (strcmp(argv[2], "flood") == 0 && argc == 5) {
+        int n = atoi(argv[4]), got = 0;
+        for (int i = 0; i < n && status == 0; i++) {
+            uint64_t token;
+            rc = liaison_submit_text(c, argv[3], "", "flood", &token);
+            if (rc != LIAISON_OK)
+                status = fail(c, "submit", rc);
+        }
+        while (status == 0 && liaison_pending(c) > 0) {
+            uint64_t token;
+            rc = liaison_collect(c, &token, id);
+            if (rc != LIAISON_OK)
+                status = fail(c, "collect", rc);
+            else
+                got++;
+        }
+        printf("%d\n", got);
     } else if (strcmp(argv[2], "ack") == 0 && argc == 4) {
         rc = liaison_ack(c, argv[3], "seen", id);
         if (rc != LIAISON_OK)
