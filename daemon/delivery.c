@@ -250,7 +250,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     }
     char hex[TEXT_MSGID_HEX];
     text_msgid_to_hex(msgid, hex);
-    log_info("received %s from %s", hex, peer);
+    log_debug("received %s from %s", hex, peer);
     send_receipt(n, rid, rid_len, receipt, receipt_len);
 out:
     if (pt) {
@@ -345,7 +345,7 @@ static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
                            .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
         ok = node_audit(n, &a) == 0;
         text_msgid_to_hex(r.message_id, hex);
-        log_info("delivered %s to %s", hex, p->card.id);
+        log_debug("delivered %s to %s", hex, p->card.id);
     }
     store_op_end(n->store, ok);
 }

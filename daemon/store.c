@@ -213,7 +213,7 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
     if (!s->readonly) {
         if (exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                        " PRAGMA recursive_triggers=ON; PRAGMA secure_delete=ON;") != 0 ||
+                        " PRAGMA recursive_triggers=ON; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;") != 0 ||
             exec_sql(s, "BEGIN IMMEDIATE") != 0) {
             snprintf(err, errlen, "cannot set up database %s: %s", path, s->err);
             goto bad;
