@@ -18,7 +18,62 @@ struct audit {
     sqlite3_stmt *since;
     uint8_t (*leaves)[LIAISON_HASH_BYTES];
     uint64_t n_leaves, cap_leaves;
+    /* Hashes of every complete, aligned perfect subtree of 2^(TREE_MIN_LEVEL + i) leaves,
+     * kept as leaves arrive, so roots and proofs over the whole log cost O(log n)
+     * (a checkpoint of a million-entry log would otherwise rehash a million leaves). */
+    uint8_t (*level[64])[LIAISON_HASH_BYTES];
+    uint64_t n_level[64], cap_level[64];
+    merkle_oracle_t oracle;
 };
+
+#define TREE_MIN_LEVEL 8u /* 256 leaves */
+
+static int level_push(audit_t *a, unsigned i, const uint8_t h[static LIAISON_HASH_BYTES])
+{
+    if (a->n_level[i] == a->cap_level[i]) {
+        uint64_t cap = a->cap_level[i] ? a->cap_level[i] * 2 : 64;
+        void *p = realloc(a->level[i], cap * sizeof *a->level[i]);
+        if (!p)
+            return -1;
+        a->level[i] = p;
+        a->cap_level[i] = cap;
+    }
+    memcpy(a->level[i][a->n_level[i]++], h, LIAISON_HASH_BYTES);
+    return 0;
+}
+
+/* After leaf n_leaves was appended: record the subtrees it completes. */
+static int tree_grow(audit_t *a)
+{
+    uint64_t block = 1u << TREE_MIN_LEVEL;
+    if (a->n_leaves % block != 0)
+        return 0;
+    uint8_t h[LIAISON_HASH_BYTES];
+    if (merkle_root((const uint8_t(*)[LIAISON_HASH_BYTES])a->leaves + (a->n_leaves - block), block, h) != 0 ||
+        level_push(a, 0, h) != 0)
+        return -1;
+    for (unsigned i = 0; i + 1 < 64 && a->n_level[i] % 2 == 0; i++) {
+        merkle_node_hash(a->level[i][a->n_level[i] - 2], a->level[i][a->n_level[i] - 1], h);
+        if (level_push(a, i + 1, h) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool tree_perfect(void *ctx, uint64_t lo, uint64_t size, uint8_t out[static LIAISON_HASH_BYTES])
+{
+    const audit_t *a = ctx;
+    if (size < (1u << TREE_MIN_LEVEL) || (size & (size - 1)) != 0 || lo % size != 0)
+        return false;
+    unsigned i = 0;
+    while ((1ull << (TREE_MIN_LEVEL + i)) < size)
+        i++;
+    uint64_t idx = lo / size;
+    if (i >= 64 || idx >= a->n_level[i])
+        return false;
+    memcpy(out, a->level[i][idx], LIAISON_HASH_BYTES);
+    return true;
+}
 
 audit_t *audit_open(store_t *s, char *err, size_t errlen)
 {
@@ -28,6 +83,7 @@ audit_t *audit_open(store_t *s, char *err, size_t errlen)
         return NULL;
     }
     a->store = s;
+    a->oracle = (merkle_oracle_t){.perfect = tree_perfect, .ctx = a};
     sqlite3 *db = store_db(s);
     if (sqlite3_prepare_v3(db, "SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1", -1,
                            SQLITE_PREPARE_PERSISTENT, &a->head, NULL) != SQLITE_OK ||
@@ -59,6 +115,8 @@ void audit_close(audit_t **ap)
     sqlite3_finalize(a->count);
     sqlite3_finalize(a->since);
     free(a->leaves);
+    for (unsigned i = 0; i < 64; i++)
+        free(a->level[i]);
     free(a);
     *ap = NULL;
 }
@@ -179,6 +237,10 @@ int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint6
         }
         merkle_leaf_hash(e, elen, a->leaves[a->n_leaves++]);
         free(e);
+        if (tree_grow(a) != 0) {
+            out = -1;
+            break;
+        }
     }
     if (out == 0 && rc != SQLITE_DONE)
         out = -1;
@@ -186,4 +248,9 @@ int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint6
     *leaves = (const uint8_t(*)[LIAISON_HASH_BYTES])a->leaves;
     *n = a->n_leaves;
     return out;
+}
+
+const merkle_oracle_t *audit_tree(const audit_t *a)
+{
+    return &a->oracle;
 }

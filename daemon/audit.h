@@ -9,6 +9,7 @@
 
 #include "audit_codec.h"
 #include "constants.h"
+#include "merkle.h"
 #include "store.h"
 
 /* One entry as appended. Strings may be NULL (stored as empty). */
@@ -43,6 +44,10 @@ int64_t audit_size(audit_t *a);
  * that only committed entries are included). The array belongs to a and stays valid
  * until the next call. Returns 0 or -1. */
 int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint64_t *n);
+
+/* The precomputed subtree hashes over the leaves audit_leaves has read: pass it to the
+ * merkle_*_o functions with those leaves. Valid while a is open. */
+const merkle_oracle_t *audit_tree(const audit_t *a);
 
 /* Fills r from the columns seq, time_ms, actor, action, outcome, message_id, peer,
  * content_type, patient_tag, details starting at col of a stepped statement. The

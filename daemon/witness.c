@@ -92,7 +92,7 @@ static void offer(node_t *n, peer_t *p)
     uint64_t old = p->witness_held <= n->cp_size ? p->witness_held : 0;
     if (old > 0 && old < n->cp_size) {
         if (store_in_txn(n->store) || audit_leaves(n->audit, &leaves, &nl) != 0 || nl < n->cp_size ||
-            merkle_consistency_proof(leaves, old, n->cp_size, proof, MAX_PROOF, &plen) != 0)
+            merkle_consistency_proof_o(leaves, audit_tree(n->audit), old, n->cp_size, proof, MAX_PROOF, &plen) != 0)
             return;
     }
     ProtobufCBinaryData items[MAX_PROOF];
@@ -141,7 +141,7 @@ void witness_after_commit(node_t *n)
     }
     cp.size = nl;
     snprintf(cp.node_id, sizeof cp.node_id, "%s", n->cfg.id);
-    if (merkle_root(leaves, nl, cp.root) != 0)
+    if (merkle_root_o(leaves, audit_tree(n->audit), nl, cp.root) != 0)
         return;
     char *note = checkpoint_sign(&cp, n->keys);
     if (!note)

@@ -118,10 +118,33 @@ uint64_t merkle_builder_size(const merkle_builder_t *b)
     return b->size;
 }
 
-/* out = MTH(leaves[lo..hi)), lo <= hi. */
-static void subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t lo, uint64_t hi,
-                         uint8_t out[static MERKLE_HASH_BYTES])
+/* out = MTH(leaves[lo..hi)), lo <= hi. Without an oracle: one left-to-right pass. With
+ * one: the right spine of the range is walked (at most 64 levels) and each perfect
+ * left part is asked of the oracle first. */
+static void subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t lo,
+                         uint64_t hi, uint8_t out[static MERKLE_HASH_BYTES])
 {
+    if (o && o->perfect) {
+        uint8_t parts[MERKLE_MAX_DEPTH + 1][MERKLE_HASH_BYTES];
+        unsigned np = 0;
+        /* MTH(D[lo:hi)) = node(MTH(perfect left part of size k), MTH(rest)): collect the
+         * perfect parts left to right, then fold them right to left. */
+        while (hi - lo > 0) {
+            uint64_t size = hi - lo, k = is_power_of_two(size) ? size : split_point(size);
+            if (!o->perfect(o->ctx, lo, k, parts[np]))
+                subtree_root(leaves, NULL, lo, lo + k, parts[np]);
+            np++;
+            lo += k;
+        }
+        if (np == 0) {
+            merkle_empty_root(out);
+            return;
+        }
+        memcpy(out, parts[np - 1], MERKLE_HASH_BYTES);
+        for (unsigned i = np - 1; i-- > 0;)
+            merkle_node_hash(parts[i], out, out);
+        return;
+    }
     merkle_builder_t b;
 
     merkle_builder_init(&b);
@@ -133,16 +156,22 @@ static void subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t lo
     merkle_builder_root(&b, out);
 }
 
-int merkle_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t n, uint8_t out[static MERKLE_HASH_BYTES])
+int merkle_root_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t n,
+                  uint8_t out[static MERKLE_HASH_BYTES])
 {
     int rc = -1;
 
     if (!leaves && n > 0)
         goto out;
-    subtree_root(leaves, 0, n, out);
+    subtree_root(leaves, o, 0, n, out);
     rc = 0;
 out:
     return rc;
+}
+
+int merkle_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t n, uint8_t out[static MERKLE_HASH_BYTES])
+{
+    return merkle_root_o(leaves, NULL, n, out);
 }
 
 /* Writes the nodes collected top-down in tmp[0..count) to proof bottom-up. */
@@ -164,6 +193,12 @@ out:
 int merkle_inclusion_proof(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t n, uint64_t index,
                            uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap, size_t *plen)
 {
+    return merkle_inclusion_proof_o(leaves, NULL, n, index, proof, cap, plen);
+}
+
+int merkle_inclusion_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t n,
+                             uint64_t index, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap, size_t *plen)
+{
     int rc = -1;
     uint8_t tmp[MERKLE_MAX_INCLUSION][MERKLE_HASH_BYTES];
     size_t count = 0;
@@ -180,10 +215,10 @@ int merkle_inclusion_proof(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t 
     while (hi - lo > 1) {
         uint64_t k = split_point(hi - lo);
         if (index < lo + k) {
-            subtree_root(leaves, lo + k, hi, tmp[count]);
+            subtree_root(leaves, o, lo + k, hi, tmp[count]);
             hi = lo + k;
         } else {
-            subtree_root(leaves, lo, lo + k, tmp[count]);
+            subtree_root(leaves, o, lo, lo + k, tmp[count]);
             lo += k;
         }
         count++;
@@ -195,6 +230,13 @@ out:
 
 int merkle_consistency_proof(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_t old_size, uint64_t new_size,
                              uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap, size_t *plen)
+{
+    return merkle_consistency_proof_o(leaves, NULL, old_size, new_size, proof, cap, plen);
+}
+
+int merkle_consistency_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o,
+                               uint64_t old_size, uint64_t new_size, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                               size_t *plen)
 {
     int rc = -1;
     uint8_t tmp[MERKLE_MAX_INCLUSION + 1][MERKLE_HASH_BYTES];
@@ -218,10 +260,10 @@ int merkle_consistency_proof(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_
     while (m != hi - lo) {
         uint64_t k = split_point(hi - lo);
         if (m <= k) {
-            subtree_root(leaves, lo + k, hi, tmp[count]);
+            subtree_root(leaves, o, lo + k, hi, tmp[count]);
             hi = lo + k;
         } else {
-            subtree_root(leaves, lo, lo + k, tmp[count]);
+            subtree_root(leaves, o, lo, lo + k, tmp[count]);
             m -= k;
             lo += k;
             b = false;
@@ -229,7 +271,7 @@ int merkle_consistency_proof(const uint8_t (*leaves)[MERKLE_HASH_BYTES], uint64_
         count++;
     }
     if (!b) {
-        subtree_root(leaves, lo, hi, tmp[count]);
+        subtree_root(leaves, o, lo, hi, tmp[count]);
         count++;
     }
     rc = emit_reversed(tmp, count, proof, cap, plen);

@@ -4,6 +4,7 @@
 #ifndef LIAISON_MERKLE_H
 #define LIAISON_MERKLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,30 @@ void merkle_builder_root(const merkle_builder_t *b, uint8_t out[static MERKLE_HA
 
 /* The number of leaves added so far. */
 uint64_t merkle_builder_size(const merkle_builder_t *b);
+
+/*
+ * An optional source of precomputed subtree hashes, so that the owner of a long, growing
+ * log pays O(log n) per root or proof instead of rehashing every leaf. perfect() is asked
+ * for MTH(D[lo:lo+size)) of perfect, aligned subtrees (size a power of two, lo a multiple
+ * of size); it returns true and fills out if it knows it, false to let the tree functions
+ * hash the leaves. Every *_o function below takes one (or NULL) and returns exactly what
+ * its plain counterpart does.
+ */
+typedef struct merkle_oracle {
+    bool (*perfect)(void *ctx, uint64_t lo, uint64_t size, uint8_t out[static MERKLE_HASH_BYTES]);
+    void *ctx;
+} merkle_oracle_t;
+
+__attribute__((warn_unused_result))
+int merkle_root_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t n,
+                  uint8_t out[static MERKLE_HASH_BYTES]);
+__attribute__((warn_unused_result))
+int merkle_inclusion_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t n,
+                             uint64_t index, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap, size_t *plen);
+__attribute__((warn_unused_result))
+int merkle_consistency_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o,
+                               uint64_t old_size, uint64_t new_size, uint8_t (*proof)[MERKLE_HASH_BYTES], size_t cap,
+                               size_t *plen);
 
 /* out = MTH(leaves[0..n)). leaves may be NULL when n is 0. Returns 0, or -1 (out untouched)
  * if leaves is NULL with n > 0. */

@@ -174,6 +174,15 @@ class Cli(NodeTest):
                                timeout=300)
         self.assertEqual(flood.returncode, 0, flood.stderr)
         self.assertEqual(flood.stdout.strip(), "3000")
+        # Thousands of audit entries: checkpoints signed from the cached subtree hashes
+        # must match an independent recomputation, and the peer's consistency checks.
+        wait_for(lambda: b.query("SELECT count(*) FROM messages")[0][0] == 3201, 120, "all messages at b")
+        wait_for(lambda: (b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'") or [[0]])[0][0] > 3000, 60,
+                 "b to witness a's log past 3000 entries")
+        for n in (a, b):
+            r = n.cli("audit", "verify", check=False)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(b.audit("witness-alarm"), [])
         bad = subprocess.run([CLIENT_SMOKE, a.home, "bad"], capture_output=True, text=True, timeout=30)
         lines = bad.stdout.splitlines()
         self.assertTrue(lines[0].startswith("unknown-peer 2 "), lines)

@@ -484,6 +484,51 @@ static void test_huge_sizes(void **state)
     }
 }
 
+/* An oracle that knows the perfect aligned subtrees of at least 4 leaves (and counts
+ * its uses): every *_o function must give exactly what its plain counterpart gives. */
+static unsigned oracle_hits;
+static bool test_oracle(void *ctx, uint64_t lo, uint64_t size, uint8_t out[static H])
+{
+    (void)ctx;
+    if (size < 4 || (size & (size - 1)) != 0 || lo % size != 0)
+        return false;
+    naive_mth((const uint8_t(*)[H])leaves + lo, size, out);
+    oracle_hits++;
+    return true;
+}
+
+static void test_oracle_same_results(void **state)
+{
+    (void)state;
+    merkle_oracle_t o = {.perfect = test_oracle, .ctx = NULL};
+    for (uint64_t n = 0; n <= 70; n++) {
+        uint8_t r1[H], r2[H];
+        assert_int_equal(merkle_root_o((const uint8_t(*)[H])leaves, &o, n, r1), 0);
+        assert_int_equal(merkle_root((const uint8_t(*)[H])leaves, n, r2), 0);
+        assert_memory_equal(r1, r2, H);
+        for (uint64_t i = 0; i < n; i++) {
+            uint8_t p1[MERKLE_MAX_INCLUSION][H], p2[MERKLE_MAX_INCLUSION][H];
+            size_t l1 = 0, l2 = 0;
+            assert_int_equal(merkle_inclusion_proof_o((const uint8_t(*)[H])leaves, &o, n, i, p1, MERKLE_MAX_INCLUSION,
+                                                      &l1), 0);
+            assert_int_equal(merkle_inclusion_proof((const uint8_t(*)[H])leaves, n, i, p2, MERKLE_MAX_INCLUSION, &l2), 0);
+            assert_int_equal(l1, l2);
+            assert_memory_equal(p1, p2, l1 * H);
+        }
+        for (uint64_t m = 0; m <= n; m++) {
+            uint8_t p1[MERKLE_MAX_CONSISTENCY][H], p2[MERKLE_MAX_CONSISTENCY][H];
+            size_t l1 = 0, l2 = 0;
+            assert_int_equal(merkle_consistency_proof_o((const uint8_t(*)[H])leaves, &o, m, n, p1,
+                                                        MERKLE_MAX_CONSISTENCY, &l1), 0);
+            assert_int_equal(merkle_consistency_proof((const uint8_t(*)[H])leaves, m, n, p2, MERKLE_MAX_CONSISTENCY,
+                                                      &l2), 0);
+            assert_int_equal(l1, l2);
+            assert_memory_equal(p1, p2, l1 * H);
+        }
+    }
+    assert_true(oracle_hits > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -493,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_inclusion_all),
         cmocka_unit_test(test_consistency_all),
         cmocka_unit_test(test_huge_sizes),
+        cmocka_unit_test(test_oracle_same_results),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
