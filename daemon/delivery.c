@@ -183,6 +183,10 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     }
     payload_info_t info;
     if (payload_validate(ct, pt, pt_len, &info, err, sizeof err) != 0) {
+        /* Name the field, never its value: the reason is audited and sent back. */
+        char *colon = strchr(err, ':');
+        if (colon)
+            snprintf(colon, sizeof err - (size_t)(colon - err), ": invalid");
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct, err);
         goto out;
     }

@@ -3,6 +3,7 @@
 temporary home and port, driven through the real `liaison` CLI. State is checked
 through the CLI and by reading each node's SQLite file read-only."""
 import json
+import re
 import os
 import shutil
 import signal
@@ -82,9 +83,13 @@ class Node:
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([LIAISOND, "--home", self.home], stdout=self.logf, stderr=self.logf)
+        # LIAISON_DAEMON_WRAPPER runs each daemon under a tool, e.g. "valgrind --leak-check=full"
+        # (docs/RELIABILITY.md); its report lands in the node's log and is checked at teardown.
+        wrapper = os.environ.get("LIAISON_DAEMON_WRAPPER", "").split()
+        self.proc = subprocess.Popen(wrapper + [LIAISOND, "--home", self.home], stdout=self.logf, stderr=self.logf)
         if wait:
-            wait_for(lambda: self._up(), 20, "liaisond %s to start" % self.id)
+            wait_for(lambda: self._up(), 60 if os.environ.get("LIAISON_DAEMON_WRAPPER") else 20,
+                     "liaisond %s to start" % self.id)
         return self
 
     def _up(self):
@@ -203,6 +208,10 @@ class NodeTest(unittest.TestCase):
                     text = f.read()
                 if "Sanitizer" in text or "runtime error:" in text:
                     self.fail("liaisond %s reported a sanitizer error:\n%s" % (n.id, text[-4000:]))
+                errors = re.findall(r"ERROR SUMMARY: ([0-9,]+) errors", text)
+                lost = re.findall(r"(?:definitely|indirectly) lost: ([0-9,]+) bytes", text)
+                if any(e != "0" for e in errors) or any(x != "0" for x in lost):
+                    self.fail("liaisond %s: valgrind found errors or leaks:\n%s" % (n.id, text[-4000:]))
         if os.environ.get("LIAISON_KEEP"):
             print("kept", self.base)
         else:
