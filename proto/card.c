@@ -171,7 +171,7 @@ int card_decode(const char *text, card_t *out, char *err, size_t errlen)
     int rc = -1;
     char compact[CARD_TEXT_MAX + 1];
     size_t n = 0;
-    uint8_t *bytes = NULL, *msg = NULL;
+    uint8_t *bytes = NULL, *msg = NULL, *again = NULL;
     size_t bytes_len = 0, msg_len = 0;
     Liaison__Wire__Card *card = NULL;
     Liaison__Wire__CardBody *cb = NULL;
@@ -212,6 +212,18 @@ int card_decode(const char *text, card_t *out, char *err, size_t errlen)
     }
     if (card->base.n_unknown_fields != 0 || liaison__wire__card__get_packed_size(card) != bytes_len) {
         snprintf(err, errlen, "card: unexpected extra data in the card");
+        goto out;
+    }
+    /* Canonical form (PROTOCOL.md): the same size is not enough, the fields could be in
+     * another order; the card must be byte for byte what an encoder writes. */
+    again = malloc(bytes_len);
+    if (!again) {
+        snprintf(err, errlen, "card: out of memory");
+        goto out;
+    }
+    liaison__wire__card__pack(card, again);
+    if (memcmp(again, bytes, bytes_len) != 0) {
+        snprintf(err, errlen, "card: card is not in canonical form (fields out of order)");
         goto out;
     }
     if (card->signature.len != crypto_sign_BYTES) {
@@ -268,6 +280,7 @@ out:
         liaison__wire__card__free_unpacked(card, NULL);
     free(bytes);
     free(msg);
+    free(again);
     return rc;
 }
 

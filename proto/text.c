@@ -200,8 +200,13 @@ int text_b64_decode(const char *s, size_t max, uint8_t **out, size_t *out_len)
         goto out;
     n = strlen(s);
     for (size_t i = 0; i < n; i++) {
-        if (!is_ascii_space(s[i]))
-            digits++;
+        if (is_ascii_space(s[i]))
+            continue;
+        /* libsodium (1.0.18) decodes every byte >= 0x80 as the digit 63 ('_'), so one card
+         * would have many spellings: allow only the base64url alphabet. */
+        if (!is_lower_alnum(s[i]) && !(s[i] >= 'A' && s[i] <= 'Z') && s[i] != '-' && s[i] != '_')
+            goto out;
+        digits++;
     }
     /* Unpadded base64 carries 6 bits per digit; this bounds the decoded size exactly. */
     size_t cap = digits / 4u * 3u + (digits % 4u) * 3u / 4u;
@@ -281,7 +286,7 @@ static int parse_ms_number(const char *s, uint64_t *ms)
 int text_parse_time(const char *s, uint64_t *ms)
 {
     int rc = -1;
-    int year, mon, day, hour = 0, min = 0, sec = 0;
+    int year, mon, day, hour = 0, min = 0, sec = 0, frac = 0;
     const char *p = s;
     struct tm tm;
     time_t t;
@@ -304,6 +309,9 @@ int text_parse_time(const char *s, uint64_t *ms)
             goto out;
         if (*p == ':' && (take_char(&p, ':') || take_digits(&p, 2, &sec)))
             goto out;
+        /* Milliseconds, as liaison prints them in JSON (".123"). */
+        if (*p == '.' && (take_char(&p, '.') || take_digits(&p, 3, &frac)))
+            goto out;
         if (take_char(&p, 'Z') || *p)
             goto out;
     }
@@ -322,7 +330,7 @@ int text_parse_time(const char *s, uint64_t *ms)
     /* timegm normalizes 2023-02-30 to March 2; refuse dates that do not exist. */
     if (tm.tm_mday != day || tm.tm_mon != mon - 1 || tm.tm_year != year - 1900)
         goto out;
-    *ms = (uint64_t)t * 1000u;
+    *ms = (uint64_t)t * 1000u + (uint64_t)frac;
     rc = 0;
 out:
     return rc;

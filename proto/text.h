@@ -48,7 +48,7 @@ int text_b64_decode(const char *s, size_t max, uint8_t **out, size_t *out_len);
 /* Formats ms-since-epoch as UTC "YYYY-MM-DDTHH:MM:SSZ" (buf >= 21 bytes). */
 void text_time_utc(uint64_t ms, char *buf, size_t len);
 
-/* Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS]Z" or a number of ms into ms since epoch (UTC).
+/* Parses "YYYY-MM-DD", "YYYY-MM-DDTHH:MM[:SS[.mmm]]Z" or a number of ms into ms since epoch (UTC).
  * Returns 0 or -1. */
 __attribute__((warn_unused_result))
 int text_parse_time(const char *s, uint64_t *ms);
