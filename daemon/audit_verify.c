@@ -236,8 +236,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     uint64_t anchored = ncps ? cps[ncps - 1].size : 0;
     if (have_extra && extra.size > anchored && extra.size <= r->entries)
         anchored = extra.size;
-    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoints checked\n", r->entries,
-        r->ok ? "intact" : "BROKEN", r->checkpoints);
+    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries,
+        r->ok ? "intact" : "BROKEN", r->checkpoints, r->checkpoints == 1 ? "" : "s");
     if (r->entries > anchored)
         say(r, "note: %" PRIu64 " entries after the last checkpoint (%" PRIu64
                ") are not yet anchored by a signature; removing them would not be visible in this file alone "
