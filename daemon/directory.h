@@ -25,6 +25,7 @@ typedef struct peer {
     uint32_t refusals;         /* consecutive refused handshakes, for the reopen backoff */
     uint64_t witness_held;     /* size of our checkpoint the peer said it holds (witness.c) */
     uint64_t witness_sent;     /* size of the checkpoint last sent to it */
+    uint64_t witness_from;     /* old_size (proof start) of the checkpoint last sent to it */
 } peer_t;
 
 typedef struct directory {

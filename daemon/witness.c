@@ -109,8 +109,10 @@ static void offer(node_t *n, peer_t *p)
     f.witness = &wr;
     size_t len;
     uint8_t *buf = pack_frame(&f, &len);
-    if (buf && transport_send(n, p, buf, len) == 0)
+    if (buf && transport_send(n, p, buf, len) == 0) {
         p->witness_sent = n->cp_size;
+        p->witness_from = old;
+    }
     free(buf);
 }
 
@@ -324,10 +326,12 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
         p->witness_held = wr->held_size;
         return;
     }
-    uint64_t prev = p->witness_held;
     p->witness_held = wr->held_size;
-    if (!wr->accepted && wr->held_size != prev) {
-        /* The peer told us what it holds: send the proof from there. */
+    if (!wr->accepted && wr->held_size != p->witness_from) {
+        /* Our proof started from a size the peer does not hold (it answered an offer
+         * sent before its previous reply arrived, or it lost state): it told us what it
+         * holds, so send the proof from there. A refusal of a proof that did start
+         * from its size is final (the peer raised an alarm); no ping-pong. */
         p->witness_sent = 0;
         offer(n, p);
     }

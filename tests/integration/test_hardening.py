@@ -90,7 +90,7 @@ def audit_since(node, seq):
                       " WHERE seq > ? ORDER BY seq", (seq,))
 
 
-def control_raw(node, data, name="req", frames=1, timeout_ms=4000, run_as=None):
+def control_raw(node, data, name="req", frames=1, timeout_ms=4000, run_as=None, rawpeer=None):
     """Sends bytes as one ZeroMQ frame (or `frames` copies as one multi-frame message)
     to the node's control socket; returns rawpeer's answer line."""
     path = os.path.join(node.home, "req-%s-%d.bin" % (name, time.monotonic_ns()))
@@ -98,7 +98,7 @@ def control_raw(node, data, name="req", frames=1, timeout_ms=4000, run_as=None):
         f.write(data)
     os.chmod(path, 0o644)
     sock = os.path.join(node.home, "run", "control.sock")
-    cmd = [harness.RAWPEER, "--timeout-ms", str(timeout_ms), "control", "ipc://" + sock, path, str(frames)]
+    cmd = [rawpeer or harness.RAWPEER, "--timeout-ms", str(timeout_ms), "control", "ipc://" + sock, path, str(frames)]
     kw = {}
     if run_as:
         kw = dict(user=run_as[0], group=run_as[1], extra_groups=run_as[2])
@@ -519,6 +519,18 @@ class ControlSocketAccess(NodeTest):
         pw = pwd.getpwnam(self.user)
         self.uid, self.gid = pw.pw_uid, pw.pw_gid
         self.extra_gid = grp.getgrnam(self.group).gr_gid
+        # The build tree may sit in a directory other users cannot enter (a mktemp -d clone):
+        # run the outsider's programs from a world-readable copy, with the client library.
+        self.bin = tempfile.mkdtemp(prefix="liaison-bin-")
+        self.addCleanup(shutil.rmtree, self.bin, True)
+        os.chmod(self.bin, 0o755)
+        libdir = os.path.dirname(harness.LIAISON)
+        for f in [harness.LIAISON, harness.RAWPEER] + [os.path.join(libdir, x) for x in os.listdir(libdir)
+                                                       if x.startswith("libliaison-client.so")]:
+            shutil.copy(f, self.bin)
+        self.liaison = os.path.join(self.bin, "liaison")
+        self.rawpeer = os.path.join(self.bin, "rawpeer")
+        self.env = dict(os.environ, LD_LIBRARY_PATH=self.bin)
 
     def test_user_outside_the_group(self):
         a = self.node("a")
@@ -538,12 +550,12 @@ class ControlSocketAccess(NodeTest):
         before = snapshot(b)
         seq = audit_max(b)
         # The CLI as an outsider: a clear refusal naming the fix, exit non-zero.
-        p = subprocess.run([harness.LIAISON, "--home", b.home, "status"], capture_output=True, text=True,
-                           timeout=30, user=self.uid, group=self.gid, extra_groups=[])
+        p = subprocess.run([self.liaison, "--home", b.home, "status"], capture_output=True, text=True,
+                           env=self.env, timeout=30, user=self.uid, group=self.gid, extra_groups=[])
         self.assertNotEqual(p.returncode, 0, p.stdout)
         self.assertIn("permission denied", p.stderr)
         # Raw bytes as an outsider never reach the daemon.
-        line = control_raw(b, request(field(10, 1)), timeout_ms=1500, run_as=(self.uid, self.gid, []))
+        line = control_raw(b, request(field(10, 1)), timeout_ms=1500, run_as=(self.uid, self.gid, []), rawpeer=self.rawpeer)
         self.assertEqual(line, "timeout")
         # The kernel refused the connection: the daemon never saw it, so there is nothing it
         # could audit; it stays up and serves its group.
@@ -555,12 +567,12 @@ class ControlSocketAccess(NodeTest):
         os.chown(os.path.dirname(sock), -1, self.extra_gid)
         os.chown(sock, -1, self.extra_gid)
         seq = audit_max(b)
-        line = control_raw(b, request(field(13, b"")), run_as=(self.uid, self.gid, [self.extra_gid]))
+        line = control_raw(b, request(field(13, b"")), run_as=(self.uid, self.gid, [self.extra_gid]), rawpeer=self.rawpeer)
         self.assertTrue(line.startswith("response 1 7 "), line)
         rows = audit_since(b, seq)
         self.assertEqual([(r[1], r[2], r[3]) for r in rows], [("user:" + self.user, "request-refused", "refused")])
-        p = subprocess.run([harness.LIAISON, "--home", b.home, "status"], capture_output=True, text=True,
-                           timeout=30, user=self.uid, group=self.gid, extra_groups=[self.extra_gid])
+        p = subprocess.run([self.liaison, "--home", b.home, "status"], capture_output=True, text=True,
+                           env=self.env, timeout=30, user=self.uid, group=self.gid, extra_groups=[self.extra_gid])
         self.assertEqual(p.returncode, 0, p.stderr)
 
 

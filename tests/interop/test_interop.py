@@ -1,0 +1,223 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A peer written from docs/PROTOCOL.md in Python (pypeer.py) against real liaisond daemons:
+cards both ways, envelopes both ways with verified receipts, clinical payloads, an
+acknowledgement closing the loop, retransmission, refusals, and witnessed checkpoints."""
+import os
+import sys
+import atexit
+import base64
+import shutil
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+from harness import NodeTest, free_port, link, wait_for  # noqa: E402
+
+import pypeer  # noqa: E402
+
+GEN = tempfile.mkdtemp(prefix="liaison-interop-pb-")
+atexit.register(shutil.rmtree, GEN, True)
+WIRE, PAYLOAD = pypeer.load_protos(GEN)
+
+
+class Interop(NodeTest):
+    def setUp(self):
+        super().setUp()
+        self.peers = []
+
+    def tearDown(self):
+        for p in self.peers:
+            p.close()
+        super().tearDown()
+
+    def pypeer(self, ident="py.peer", role="pharmacist"):
+        p = pypeer.PyPeer(WIRE, PAYLOAD, ident, "Py Peer", role, "tcp://127.0.0.1:%d" % free_port())
+        self.peers.append(p)
+        return p
+
+    def meet(self, node, peer, serve=False):
+        """The daemon adds the Python peer's card and the peer adds the daemon's."""
+        node.cli("peer", "add", "-", input=peer.card_text)
+        peer.add_peer(node.cli("card").stdout)
+        if serve:
+            peer.serve()
+
+    def test_cards_and_fingerprints_agree(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        card = py.add_peer(b.cli("card").stdout)
+        self.assertEqual((card.id, card.role, card.endpoint), ("dr.okafor", "psychiatrist", b.endpoint))
+        # Both sides compute the same fingerprint of each key.
+        self.assertEqual(b.cli("fingerprint").stdout.strip().split("\n")[-1].strip()[-47:],
+                         pypeer.fingerprint(card.sign_pk))
+        b.cli("peer", "add", "-", input=py.card_text)
+        self.assertIn(pypeer.fingerprint(py.sign_pk), b.cli("fingerprint", "py.peer").stdout)
+        listed = b.json("peer", "list")
+        self.assertIn("py.peer", str(listed))
+        # A card whose signature is broken by one bit is refused by liaisond.
+        raw = pypeer.b64url_decode(py.card_text[len(pypeer.CARD_PREFIX):])
+        bad = bytearray(raw)
+        bad[-1] ^= 1
+        text = pypeer.CARD_PREFIX + base64.urlsafe_b64encode(bytes(bad)).rstrip(b"=").decode()
+        other = self.node("dr.lee", "pcp")
+        p = other.cli("peer", "add", "-", input=text, check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("signature does not verify", p.stderr)
+        self.assertEqual(other.json("peer", "list")["peers"], [])
+
+    def test_python_sends_daemon_reads(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        ct, payload = py.text("Refill of sertraline 100 mg picked up today.", subject="pharmacy")
+        mid, env = py.seal(["dr.okafor"], ct, payload)
+        answer = py.deliver("dr.okafor", env)
+        self.assertEqual(answer[0], "receipt", answer)
+        rb = py.check_receipt("dr.okafor", env, answer[1])
+        self.assertEqual(rb.message_id, mid)
+        shown = b.cli("show", mid.hex()).stdout
+        self.assertIn("Refill of sertraline 100 mg picked up today.", shown)
+        self.assertIn("py.peer", shown)
+        self.assertEqual(len(b.audit("message-received")), 1)
+        # The envelope is stored exactly as received (section 6 step 10).
+        stored = b.query("SELECT envelope FROM messages WHERE id = ?", (mid,))
+        self.assertEqual(stored[0][0], env)
+        # A retransmission of the same bytes gets the very same receipt and stores nothing.
+        again = py.deliver("dr.okafor", env)
+        self.assertEqual(again, answer)
+        self.assertEqual(len(b.audit("message-received")), 1)
+        self.assertEqual(len(b.audit("message-duplicate")), 1)
+
+    def test_python_progress_note_in_patient_timeline(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer("ms.reyes", "therapist")
+        self.meet(b, py)
+        note = PAYLOAD.ProgressNote(patient=PAYLOAD.PatientRef(id="MRN-4471", label="J.D."),
+                                    session_date="2026-11-20", modality=PAYLOAD.MODALITY_CBT,
+                                    narrative="Sleeping better; practising behavioural activation.",
+                                    phq9=PAYLOAD.Score(value=11), gad7=PAYLOAD.Score(value=8))
+        mid, env = py.seal(["dr.okafor"], 2, note.SerializeToString())
+        answer = py.deliver("dr.okafor", env)
+        self.assertEqual(answer[0], "receipt", answer)
+        timeline = b.cli("patient", "MRN-4471").stdout
+        self.assertIn("PHQ-9", timeline)
+        self.assertIn("11", timeline)
+        self.assertIn(mid.hex(), timeline)
+
+    def test_daemon_sends_python_reads_and_acknowledges(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer("ms.reyes", "therapist")
+        self.meet(b, py, serve=True)
+        out = b.cli("med-change", "--to", "ms.reyes", "--patient", "MRN-4471", "--drug", "sertraline",
+                    "--action", "increase", "--from", "50 mg", "--dose", "100 mg",
+                    "--reason", "partial response at 6 weeks", "--monitor", "activation, GI upset")
+        mid = out.stdout.strip().split()[-1]
+        self.assertEqual(len(mid), 32, out.stdout)
+        self.wait_delivered(b, mid, "ms.reyes")
+        wait_for(lambda: py.received, 10, "the Python peer to hold the message")
+        got = py.received[0]
+        self.assertEqual(got.header.message_id.hex(), mid)
+        self.assertEqual(got.header.sender, "dr.okafor")
+        self.assertEqual(list(got.header.recipients), ["dr.okafor", "ms.reyes"])
+        self.assertEqual(got.header.content_type, 3)
+        self.assertEqual(got.payload.medication, "sertraline")
+        self.assertEqual((got.payload.previous_dose, got.payload.new_dose), ("50 mg", "100 mg"))
+        self.assertFalse(got.payload.ack_optional)
+        self.assertEqual(got.payload.patient.id, "MRN-4471")
+        # The receipt the Python peer issued is the one the daemon verified and stored.
+        stored = b.query("SELECT receipt FROM deliveries WHERE message_id = ? AND recipient = 'ms.reyes'",
+                         (bytes.fromhex(mid),))
+        self.assertEqual(stored[0][0], got.receipt)
+        self.assertEqual(len(b.audit("message-delivered")), 1)
+        # The Python peer acknowledges; the daemon shows the loop closed.
+        ack = PAYLOAD.Acknowledgement(acknowledged_id=bytes.fromhex(mid), comment="Will watch for activation.")
+        aid, env = py.seal(["dr.okafor"], 4, ack.SerializeToString(), thread_id=bytes.fromhex(mid))
+        answer = py.deliver("dr.okafor", env)
+        self.assertEqual(answer[0], "receipt", answer)
+        shown = b.cli("show", mid).stdout
+        self.assertIn("acknowledged by ms.reyes", shown)
+
+    def test_message_to_daemon_and_python_peer(self):
+        a = self.node("dr.alvarez", "therapist")
+        b = self.node("dr.okafor", "psychiatrist")
+        link(a, b)
+        py = self.pypeer("rx.kim", "pharmacist")
+        self.meet(a, py, serve=True)
+        mid = a.send("dr.okafor,rx.kim", "Case review Thursday 14:00.")
+        self.wait_delivered(a, mid, "dr.okafor")
+        self.wait_delivered(a, mid, "rx.kim")
+        wait_for(lambda: py.received, 10, "the Python peer to hold the message")
+        self.assertEqual(py.received[0].payload.text, "Case review Thursday 14:00.")
+        self.assertIn("Case review Thursday 14:00.", b.cli("show", mid).stdout)
+
+    def test_daemon_refuses_what_the_spec_refuses(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        ct, payload = py.text("hello")
+        # Signature over other bytes.
+        mid, env = py.seal(["dr.okafor"], ct, payload)
+        e = WIRE.Envelope()
+        e.ParseFromString(env)
+        e.signature = bytes(64)
+        self.assertEqual(py.deliver("dr.okafor", e.SerializeToString())[:2], ("reject", WIRE.REJECT_SIGNATURE))
+        # Not addressed to the daemon.
+        mid, env = py.seal([], ct, payload)
+        self.assertEqual(py.deliver("dr.okafor", env)[:2], ("reject", WIRE.REJECT_NOT_RECIPIENT))
+        # Too far in the future.
+        mid, env = py.seal(["dr.okafor"], ct, payload, created_ms=pypeer.now_ms() + 3600_000)
+        self.assertEqual(py.deliver("dr.okafor", env)[:2], ("reject", WIRE.REJECT_CLOCK))
+        # Unknown content type.
+        mid, env = py.seal(["dr.okafor"], 99, payload)
+        self.assertEqual(py.deliver("dr.okafor", env)[:2], ("reject", WIRE.REJECT_CONTENT))
+        # Same id, other bytes.
+        mid, env = py.seal(["dr.okafor"], ct, payload)
+        self.assertEqual(py.deliver("dr.okafor", env)[0], "receipt")
+        _, env2 = py.seal(["dr.okafor"], ct, py.text("other")[1], message_id=mid)
+        self.assertEqual(py.deliver("dr.okafor", env2)[:2], ("reject", WIRE.REJECT_CONFLICT))
+        self.assertEqual(len(b.audit("message-rejected")), 5)
+
+    def test_python_peer_refuses_daemon_not_in_its_directory(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        b.cli("peer", "add", "-", input=py.card_text)  # the daemon knows the peer, not the other way round
+        py.serve()
+        mid = b.send("py.peer", "hello?")
+        time.sleep(3)
+        self.assertEqual(b.delivery_state(mid, "py.peer"), "queued")
+        self.assertEqual(py.received, [])
+        # Once the Python peer adds the card, the queued message goes through.
+        py.add_peer(b.cli("card").stdout)
+        self.wait_delivered(b, mid, "py.peer", timeout=90)
+        self.assertEqual(py.received[0].payload.text, "hello?")
+
+    def test_python_witnesses_daemon_checkpoints(self):
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("audit", "checkpoint_entries", "4")
+        b.start()
+        py = self.pypeer()
+        self.meet(b, py, serve=True)
+
+        def latest():
+            return b.query("SELECT max(tree_size) FROM checkpoints")[0][0] or 0
+
+        def witnessed_latest():
+            return latest() > 0 and py.witnessed.get("dr.okafor", (0,))[0] == latest()
+
+        for rnd in range(3):
+            for i in range(6):
+                b.send("py.peer", "round %d message %d" % (rnd, i))
+            wait_for(lambda: len(py.received) == 6 * (rnd + 1), 30, "the messages at the Python peer")
+            wait_for(witnessed_latest, 30, "the Python peer to witness the daemon's latest checkpoint"
+                     " (daemon at %s)" % (lambda: latest()))
+
+        accepted = [size for (_, size, ok, _) in py.witness_log if ok]
+        self.assertGreater(len(set(accepted)), 1, py.witness_log)  # it grew through consistency proofs
+        self.assertEqual([w for w in py.witness_log if not w[2] and w[3] != "proof from wrong size"], [])
+        self.assertEqual(b.json("status")["alarms"], [])
+        self.assertEqual(b.audit("rollback-detected"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
