@@ -26,6 +26,9 @@
 #include "transport.h"
 #include "witness.h"
 
+/* Longest time the delivery pump's bookkeeping waits for the next batch's commit. */
+#define BOOKKEEPING_COMMIT_MS 20u
+
 typedef struct daemon_state {
     node_t node;
     const char *home;
@@ -75,13 +78,19 @@ static void before_sleep(loop_t *l, void *ctx)
         n->pump_needed = false;
         if (delivery_pump(n) != 0)
             log_warn("delivery: %s", store_error(n->store));
-        node_commit(n);
         d->next_due_ms = store_delivery_next_due(n->store);
     }
+    /* The pump's bookkeeping (attempt counts, next retry times, "sent") is left in the
+     * open transaction and committed with the next batch instead of costing an fsync of
+     * its own: losing it in a crash only means an earlier retry, which the recipient
+     * answers with its original receipt. The wake-up below bounds how long it waits. */
+    uint64_t wake = d->next_due_ms == UINT64_MAX ? UINT64_MAX : (d->next_due_ms > now ? d->next_due_ms - now : 0);
     if (n->pump_needed)
-        loop_wake_at(l, 0);
-    else if (d->next_due_ms != UINT64_MAX)
-        loop_wake_at(l, loop_mono_ms() + (d->next_due_ms > now ? d->next_due_ms - now : 0));
+        wake = 0;
+    else if (store_in_txn(n->store) && wake > BOOKKEEPING_COMMIT_MS)
+        wake = BOOKKEEPING_COMMIT_MS;
+    if (wake != UINT64_MAX)
+        loop_wake_at(l, loop_mono_ms() + wake);
 }
 
 static void audit_daemon(node_t *n, const char *action, const char *details)

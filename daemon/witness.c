@@ -126,6 +126,10 @@ void witness_after_commit(node_t *n)
 {
     if (store_in_txn(n->store))
         return;
+    /* An offer that could not go out (inside a transaction, or the send failed) is
+     * retried here, once per loop iteration, until it has been sent. */
+    for (size_t i = 0; i < n->dir.n; i++)
+        offer(n, n->dir.peers[i]);
     uint64_t now = liaison_now_ms();
     int64_t size = audit_size(n->audit);
     if (size <= 0 || (uint64_t)size <= n->cp_size)
