@@ -315,21 +315,22 @@ static uint64_t backoff_ms(const node_t *n, uint32_t attempts)
     return d < n->cfg.retry_max_ms ? d : n->cfg.retry_max_ms;
 }
 
-static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
+/* The checks after the signature (section 7.1) and the bookkeeping; r is NULL with
+ * problem set when the receipt did not verify. */
+static void receipt_checked(node_t *n, peer_t *p, const receipt_t *r, const char *problem, const uint8_t *bytes,
+                            size_t len)
 {
-    receipt_t r;
-    char err[160], hex[TEXT_MSGID_HEX], actor[LIAISON_MAX_ID + 8];
+    char hex[TEXT_MSGID_HEX], actor[LIAISON_MAX_ID + 8];
     snprintf(actor, sizeof actor, "peer:%s", p->card.id);
-    const char *problem = NULL;
     store_msg_t m;
-    if (receipt_verify(bytes, len, p->card.sign_pk, &r, err, sizeof err) != 0)
-        problem = err;
-    else if (strcmp(r.recipient, p->card.id) != 0 || strcmp(r.sender, n->cfg.id) != 0)
-        problem = "receipt names another sender or recipient";
-    else if (store_msg_get(n->store, r.message_id, &m, NULL, NULL, NULL, NULL) != 0 || !m.outgoing)
-        problem = "receipt for a message we did not send";
-    else if (sodium_memcmp(m.envelope_hash, r.envelope_hash, LIAISON_HASH_BYTES) != 0)
-        problem = "receipt for different envelope bytes";
+    if (!problem) {
+        if (strcmp(r->recipient, p->card.id) != 0 || strcmp(r->sender, n->cfg.id) != 0)
+            problem = "receipt names another sender or recipient";
+        else if (store_msg_get(n->store, r->message_id, &m, NULL, NULL, NULL, NULL) != 0 || !m.outgoing)
+            problem = "receipt for a message we did not send";
+        else if (sodium_memcmp(m.envelope_hash, r->envelope_hash, LIAISON_HASH_BYTES) != 0)
+            problem = "receipt for different envelope bytes";
+    }
     if (problem) {
         log_warn("ignored a receipt from %s: %s", p->card.id, problem);
         if (store_op_begin(n->store) == 0) {
@@ -341,17 +342,41 @@ static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
     }
     if (store_op_begin(n->store) != 0)
         return;
-    int rc = store_delivery_done(n->store, r.message_id, p->card.id, bytes, len, liaison_now_ms());
+    int rc = store_delivery_done(n->store, r->message_id, p->card.id, bytes, len, liaison_now_ms());
     bool ok = rc >= 0;
     if (rc == 0) {
         audit_entry_t a = {.actor = actor, .action = "message-delivered", .outcome = "ok",
-                           .message_id = r.message_id, .peer = p->card.id, .content_type = m.content_type,
+                           .message_id = r->message_id, .peer = p->card.id, .content_type = m.content_type,
                            .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
         ok = node_audit(n, &a) == 0;
-        text_msgid_to_hex(r.message_id, hex);
+        text_msgid_to_hex(r->message_id, hex);
         log_debug("delivered %s to %s", hex, p->card.id);
     }
     store_op_end(n->store, ok);
+}
+
+/* A receipt arrived on p's dealer: its signature is checked by the verifier thread
+ * when there is one (delivery_receipt_verified continues), else here. */
+static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
+{
+    if (verifier_submit(n->verifier, p->card.id, p->card.sign_pk, bytes, len) == 0)
+        return;
+    receipt_t r;
+    char err[160];
+    bool ok = receipt_verify(bytes, len, p->card.sign_pk, &r, err, sizeof err) == 0;
+    receipt_checked(n, p, ok ? &r : NULL, ok ? NULL : err, bytes, len);
+}
+
+void delivery_receipt_verified(void *ctx, const verify_job_t *j)
+{
+    node_t *n = ctx;
+    peer_t *p = directory_find(&n->dir, j->peer);
+    /* A peer removed, or whose keys were replaced, while its receipt was being checked:
+     * drop it. Nothing is lost: the message stays "sent" and its retry brings the
+     * receipt again, to be checked against the keys of the day. */
+    if (!p || sodium_memcmp(p->card.sign_pk, j->sign_pk, LIAISON_KEY_BYTES) != 0)
+        return;
+    receipt_checked(n, p, j->ok ? &j->r : NULL, j->ok ? NULL : j->err, j->bytes, j->len);
 }
 
 static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "node.h"
+#include "verifier.h"
 
 /* Handles one frame that arrived on the ROUTER from transport peer `from` (already
  * ZAP-authenticated; NULL if its key is no longer in the directory). */
@@ -18,6 +19,9 @@ void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_
 
 /* Handles one frame that arrived on our dealer to peer p (a receipt or a reject). */
 void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes);
+
+/* The verifier thread's verdict on a receipt (verifier_done_fn; ctx is the node). */
+void delivery_receipt_verified(void *ctx, const verify_job_t *j);
 
 /* Transmits every delivery that is due. Returns 0 or -1. */
 int delivery_pump(node_t *n);

@@ -2,6 +2,7 @@
 /* liaisond: start-up, signals, the before-sleep batch cycle, and orderly shutdown. */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
+#include <sqlite3.h>
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
@@ -24,16 +26,21 @@
 #include "patient.h"
 #include "text.h"
 #include "transport.h"
+#include "verifier.h"
 #include "witness.h"
 
 /* Longest time the delivery pump's bookkeeping waits for the next batch's commit. */
 #define BOOKKEEPING_COMMIT_MS 20u
+/* Seconds without a commit after which the database cache is released. */
+#define IDLE_RELEASE_S 30u
 
 typedef struct daemon_state {
     node_t node;
     const char *home;
     char last_status[160];     /* last STATUS= sent to systemd */
     uint64_t ticks;
+    uint64_t idle_batches;     /* n->batches when the loop last looked (on_tick) */
+    uint32_t idle_ticks;       /* seconds without a commit; caches released at IDLE_RELEASE_S */
     int sigfd;
     int lockfd;
     uint64_t next_due_ms;      /* wall-clock time of the earliest pending delivery */
@@ -129,6 +136,16 @@ static void on_tick(loop_t *l, void *ctx)
     transport_tick(n);
     if (++d->ticks % 5 == 0)
         clinical_tick(n);
+    /* Under load SQLite's page cache grows to its limit (store.c); once the node has
+     * been quiet for a while, hand that memory back to the system. */
+    if (n->batches != d->idle_batches) {
+        d->idle_batches = n->batches;
+        d->idle_ticks = 0;
+    } else if (++d->idle_ticks == IDLE_RELEASE_S) {
+        int rc = sqlite3_db_release_memory(store_db(n->store));
+        malloc_trim(0);
+        log_debug("idle for %u s: database cache released (%s)", IDLE_RELEASE_S, sqlite3_errstr(rc));
+    }
     size_t up = 0;
     for (size_t i = 0; i < n->dir.n; i++)
         up += n->dir.peers[i]->connected;
@@ -330,6 +347,9 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     }
     loop_set_before_sleep(n->loop, before_sleep, d);
+    /* Started once the signals are blocked, so that its thread inherits the mask. */
+    if (verifier_start(&n->verifier, n->zctx, n->loop, delivery_receipt_verified, n, err, errlen) != 0)
+        return -1;
     uint64_t wd_usec = 0;
     if (loop_add_timer(n->loop, 1000, on_tick, d) != 0 ||
         (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000 &&
@@ -350,6 +370,7 @@ static void stop(daemon_state_t *d)
     node_t *n = &d->node;
     if (n->store && n->audit)
         audit_daemon(n, "daemon-stopped", NULL);
+    verifier_stop(&n->verifier);
     control_stop(n);
     transport_stop(n);
     if (n->zctx)

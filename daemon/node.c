@@ -107,10 +107,23 @@ int node_audit(node_t *n, const audit_entry_t *e)
 
 void node_local_actor(uid_t uid, char *buf, size_t len)
 {
+    /* The user database is read at most once a second per uid seen last (a pipelined
+     * client sends thousands of requests a second; each lookup opens /etc/passwd). */
+    static uid_t cached_uid;
+    static char cached[LIAISON_MAX_ID + 80];
+    static uint64_t cached_at_ms;
+    uint64_t now = liaison_now_ms();
+    if (cached[0] && cached_uid == uid && now - cached_at_ms < 1000) {
+        snprintf(buf, len, "%s", cached);
+        return;
+    }
     struct passwd pw, *res = NULL;
     char tmp[1024];
     if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
-        snprintf(buf, len, "user:%s", res->pw_name);
+        snprintf(cached, sizeof cached, "user:%s", res->pw_name);
     else
-        snprintf(buf, len, "uid:%u", (unsigned)uid);
+        snprintf(cached, sizeof cached, "uid:%u", (unsigned)uid);
+    cached_uid = uid;
+    cached_at_ms = now;
+    snprintf(buf, len, "%s", cached);
 }

@@ -53,6 +53,7 @@ typedef struct node {
     void *zap;                  /* ZAP handler (REP, inproc://zeromq.zap.01) */
     void *control;              /* control ROUTER on the IPC socket (clinicians) */
     void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
+    struct verifier *verifier;  /* receipt signatures off the loop (verifier.h); may be NULL */
 
     deferred_t *deferred;
     size_t n_deferred, cap_deferred;
