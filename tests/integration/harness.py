@@ -60,7 +60,8 @@ class Node:
     def write_config(self, section, key, value):
         """Adds or replaces `key = value` in [section] of liaison.conf."""
         path = os.path.join(self.home, "liaison.conf")
-        lines = open(path).read().splitlines()
+        with open(path) as f:
+            lines = f.read().splitlines()
         out, cur, done = [], None, False
         for ln in lines:
             s = ln.strip()
@@ -78,7 +79,8 @@ class Node:
             if cur != section:
                 out.append("[%s]" % section)
             out.append("%s = %s" % (key, value))
-        open(path, "w").write("\n".join(out) + "\n")
+        with open(path, "w") as f:
+            f.write("\n".join(out) + "\n")
 
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
