@@ -13,7 +13,7 @@
 #include "merkle.h"
 #include "transport.h"
 
-#define MAX_PROOF 128
+#define MAX_PROOF MERKLE_MAX_CONSISTENCY
 
 static const char witness_schema[] =
     /* Our own signed checkpoints ("log checkpoints", unrelated to SQLite's WAL checkpoints). */
@@ -271,14 +271,9 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
     } else if (wr->old_size != held) {
         reply(n, rid, rid_len, held, false, "send a proof from the size I hold");
     } else {
-        uint8_t proof[MAX_PROOF][LIAISON_HASH_BYTES];
-        size_t plen = wr->n_proof <= MAX_PROOF ? wr->n_proof : 0;
-        bool shape = wr->n_proof <= MAX_PROOF;
-        for (size_t i = 0; shape && i < plen; i++) {
-            shape = wr->proof[i].len == LIAISON_HASH_BYTES;
-            if (shape)
-                memcpy(proof[i], wr->proof[i].data, LIAISON_HASH_BYTES);
-        }
+        uint8_t proof[MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES];
+        size_t plen = 0;
+        bool shape = checkpoint_proof_from_wire(wr, proof, &plen) == 0;
         if (held == 0 || (shape && merkle_verify_consistency(held, cp.size, held_root, cp.root, proof, plen) == 0)) {
             accept = true;
         } else {

@@ -21,7 +21,6 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_PROOF MERKLE_MAX_CONSISTENCY
 
 static keys_t *alice, *bob;
 static uint8_t pair_bob_alice[LIAISON_KEY_BYTES]; /* bob's side of the alice-bob wrap key */
@@ -137,15 +136,9 @@ static void receive_witness(const Liaison__Wire__WitnessRequest *wr)
     if (verified)
         FUZZ_CHECK(memcmp(&cp.root, &parsed.root, sizeof cp.root) == 0 && cp.size == parsed.size);
     /* The proof checks run on every parsed note, signed or not, to reach the Merkle code. */
-    uint8_t proof[MAX_PROOF][LIAISON_HASH_BYTES];
-    size_t plen = wr->n_proof <= MAX_PROOF ? wr->n_proof : 0;
-    bool shape = wr->n_proof <= MAX_PROOF;
-    for (size_t i = 0; shape && i < plen; i++) {
-        shape = wr->proof[i].len == LIAISON_HASH_BYTES;
-        if (shape)
-            memcpy(proof[i], wr->proof[i].data, LIAISON_HASH_BYTES);
-    }
-    if (!shape)
+    uint8_t proof[MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES];
+    size_t plen = 0;
+    if (checkpoint_proof_from_wire(wr, proof, &plen) != 0)
         return;
     uint8_t empty[MERKLE_HASH_BYTES], old_root[MERKLE_HASH_BYTES];
     merkle_empty_root(empty);

@@ -282,3 +282,18 @@ int checkpoint_verify(const char *text, size_t len, const uint8_t sign_pk[static
 out:
     return rc;
 }
+
+int checkpoint_proof_from_wire(const Liaison__Wire__WitnessRequest *wr,
+                               uint8_t out[static MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES], size_t *len)
+{
+    *len = 0;
+    if (wr->n_proof > MERKLE_MAX_CONSISTENCY)
+        return -1;
+    for (size_t i = 0; i < wr->n_proof; i++) {
+        if (wr->proof[i].len != MERKLE_HASH_BYTES)
+            return -1;
+        memcpy(out[i], wr->proof[i].data, MERKLE_HASH_BYTES);
+    }
+    *len = wr->n_proof;
+    return 0;
+}

@@ -10,6 +10,7 @@
 #include "constants.h"
 #include "keys.h"
 #include "merkle.h"
+#include "wire.pb-c.h"
 
 /*
  * The note, byte for byte (docs/PROTOCOL.md describes the same):
@@ -75,5 +76,12 @@ int checkpoint_parse(const char *text, size_t len, checkpoint_t *out, char *err,
 __attribute__((warn_unused_result))
 int checkpoint_verify(const char *text, size_t len, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                       checkpoint_t *out, char *err, size_t errlen);
+
+/* Copies the consistency proof carried by a WitnessRequest (PROTOCOL.md 11.3) into out,
+ * which holds MERKLE_MAX_CONSISTENCY hashes. Returns 0 with *len set, or -1 if the proof
+ * has more hashes than that or one that is not exactly 32 bytes. */
+__attribute__((warn_unused_result))
+int checkpoint_proof_from_wire(const Liaison__Wire__WitnessRequest *wr,
+                               uint8_t out[static MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES], size_t *len);
 
 #endif

@@ -415,6 +415,40 @@ static void test_sign_refuses(void **state)
     assert_null(checkpoint_sign(&c, &wrong));
 }
 
+/* checkpoint_proof_from_wire: copies a well-formed proof, refuses too many hashes or one
+ * of the wrong length. */
+static void test_proof_from_wire(void **state)
+{
+    (void)state;
+    uint8_t hashes[MERKLE_MAX_CONSISTENCY + 1][MERKLE_HASH_BYTES];
+    ProtobufCBinaryData items[MERKLE_MAX_CONSISTENCY + 1];
+    for (size_t i = 0; i <= MERKLE_MAX_CONSISTENCY; i++) {
+        randombytes_buf(hashes[i], sizeof hashes[i]);
+        items[i] = (ProtobufCBinaryData){MERKLE_HASH_BYTES, hashes[i]};
+    }
+    Liaison__Wire__WitnessRequest wr = LIAISON__WIRE__WITNESS_REQUEST__INIT;
+    uint8_t out[MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES];
+    size_t len = 99;
+    assert_int_equal(checkpoint_proof_from_wire(&wr, out, &len), 0);
+    assert_int_equal(len, 0);
+    wr.proof = items;
+    wr.n_proof = 3;
+    assert_int_equal(checkpoint_proof_from_wire(&wr, out, &len), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(out[2], hashes[2], MERKLE_HASH_BYTES);
+    wr.n_proof = MERKLE_MAX_CONSISTENCY;
+    assert_int_equal(checkpoint_proof_from_wire(&wr, out, &len), 0);
+    assert_int_equal(len, MERKLE_MAX_CONSISTENCY);
+    wr.n_proof = MERKLE_MAX_CONSISTENCY + 1;
+    assert_int_equal(checkpoint_proof_from_wire(&wr, out, &len), -1);
+    assert_int_equal(len, 0);
+    wr.n_proof = 3;
+    items[1].len = MERKLE_HASH_BYTES - 1;
+    assert_int_equal(checkpoint_proof_from_wire(&wr, out, &len), -1);
+    items[1].len = MERKLE_HASH_BYTES + 1;
+    assert_int_equal(checkpoint_proof_from_wire(&wr, out, &len), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -425,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_other_keys),
         cmocka_unit_test(test_strict_parse),
         cmocka_unit_test(test_sign_refuses),
+        cmocka_unit_test(test_proof_from_wire),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
