@@ -151,6 +151,9 @@ void liaison_client_close(liaison_client_t *c)
     free(c);
 }
 
+/* How long a collect waits between checks that the daemon is still there. */
+#define PROBE_EVERY_MS 500
+
 /* ---- framing ---- */
 
 static liaison_rc submit_pb(liaison_client_t *c, Liaison__Control__Request *rq, uint64_t *token)
@@ -204,9 +207,11 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
     }
     int waited = 0;
     for (;;) {
-        /* Wait in slices; between them, make sure the daemon is still there, so that a
-         * daemon that stops mid-request is reported at once rather than at the timeout. */
-        int slice = c->timeout_ms - waited < 500 ? c->timeout_ms - waited : 500;
+        /* Wait in slices; after each full one, make sure the daemon is still there, so
+         * that a daemon that stops mid-request is reported at once rather than at the
+         * timeout. A short wait (a pipelined caller polling for answers) does not probe:
+         * each probe is a connection the daemon has to accept. */
+        int slice = c->timeout_ms - waited < PROBE_EVERY_MS ? c->timeout_ms - waited : PROBE_EVERY_MS;
         zmq_pollitem_t pi = {.socket = c->sock, .events = ZMQ_POLLIN};
         int rc = zmq_poll(&pi, 1, slice);
         if (rc < 0 && zmq_errno() == EINTR)
@@ -214,7 +219,7 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
         if (rc == 0) {
             waited += slice;
             char why[300];
-            if (probe(c->path, why, sizeof why) != 0) {
+            if (slice == PROBE_EVERY_MS && probe(c->path, why, sizeof why) != 0) {
                 set_error(c, "liaisond stopped before answering (%s); whether the last request took effect is shown"
                              " by liaison outbox once it is back",
                           why);

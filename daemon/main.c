@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
+#include "backfill.h"
 #include "clinical.h"
 #include "control.h"
 #include "delivery.h"
@@ -31,6 +32,10 @@
 
 /* Longest time the delivery pump's bookkeeping waits for the next batch's commit. */
 #define BOOKKEEPING_COMMIT_MS 20u
+/* WAL size (pages) at which the backfill thread copies it into the database file
+ * (SQLite's own default), and at which the loop does it itself (backfill.h). */
+#define BACKFILL_FRAMES 1000
+#define BACKFILL_HARD_FRAMES 20000
 /* Seconds without a commit after which the database cache is released. */
 #define IDLE_RELEASE_S 30u
 
@@ -40,10 +45,14 @@ typedef struct daemon_state {
     char last_status[160];     /* last STATUS= sent to systemd */
     uint64_t ticks;
     uint64_t idle_batches;     /* n->batches when the loop last looked (on_tick) */
+    uint64_t backfill_failed;  /* failed backfills already reported */
     uint32_t idle_ticks;       /* seconds without a commit; caches released at IDLE_RELEASE_S */
     int sigfd;
     int lockfd;
     uint64_t next_due_ms;      /* wall-clock time of the earliest pending delivery */
+    bool lazy_open;            /* the open transaction holds only the pump's bookkeeping */
+    int64_t lazy_changes;      /* sqlite3_total_changes64 when the pump left it */
+    uint64_t lazy_until_ms;    /* monotonic time by which it is committed anyway */
     int exit_code;
 } daemon_state_t;
 
@@ -74,12 +83,24 @@ static int load_peer(void *ctx, const char *id, const char *card_text, uint64_t 
     return 0;
 }
 
+/* True while the open transaction holds nothing but the delivery pump's bookkeeping
+ * and no answer waits for its commit: then it may wait for the next batch. */
+static bool only_bookkeeping(const daemon_state_t *d, uint64_t mono)
+{
+    const node_t *n = &d->node;
+    return d->lazy_open && store_in_txn(n->store) && n->n_deferred == 0 && mono < d->lazy_until_ms &&
+           sqlite3_total_changes64(store_db(n->store)) == d->lazy_changes;
+}
+
 static void before_sleep(loop_t *l, void *ctx)
 {
     daemon_state_t *d = ctx;
     node_t *n = &d->node;
-    node_commit(n);
-    witness_after_commit(n);
+    if (!only_bookkeeping(d, loop_mono_ms())) {
+        node_commit(n);
+        d->lazy_open = false;
+        witness_after_commit(n);
+    }
     uint64_t now = liaison_now_ms();
     if (n->pump_needed || now >= d->next_due_ms) {
         n->pump_needed = false;
@@ -90,14 +111,29 @@ static void before_sleep(loop_t *l, void *ctx)
     /* The pump's bookkeeping (attempt counts, next retry times, "sent") is left in the
      * open transaction and committed with the next batch instead of costing an fsync of
      * its own: losing it in a crash only means an earlier retry, which the recipient
-     * answers with its original receipt. The wake-up below bounds how long it waits. */
+     * answers with its original receipt. Loop iterations that bring nothing else to
+     * commit (ZeroMQ's wake-ups after a send, a verifier hand-off still in progress)
+     * leave it open; the wake-up below bounds how long it waits. */
+    uint64_t mono = loop_mono_ms();
+    if (store_in_txn(n->store)) {
+        if (!d->lazy_open) {
+            d->lazy_open = true;
+            d->lazy_until_ms = mono + BOOKKEEPING_COMMIT_MS;
+        }
+        d->lazy_changes = sqlite3_total_changes64(store_db(n->store));
+    } else {
+        d->lazy_open = false;
+    }
     uint64_t wake = d->next_due_ms == UINT64_MAX ? UINT64_MAX : (d->next_due_ms > now ? d->next_due_ms - now : 0);
     if (n->pump_needed)
         wake = 0;
-    else if (store_in_txn(n->store) && wake > BOOKKEEPING_COMMIT_MS)
-        wake = BOOKKEEPING_COMMIT_MS;
+    else if (d->lazy_open) {
+        uint64_t left = d->lazy_until_ms > mono ? d->lazy_until_ms - mono : 0;
+        if (left < wake)
+            wake = left;
+    }
     if (wake != UINT64_MAX)
-        loop_wake_at(l, loop_mono_ms() + wake);
+        loop_wake_at(l, mono + wake);
 }
 
 static void audit_daemon(node_t *n, const char *action, const char *details)
@@ -145,6 +181,13 @@ static void on_tick(loop_t *l, void *ctx)
         int rc = sqlite3_db_release_memory(store_db(n->store));
         malloc_trim(0);
         log_debug("idle for %u s: database cache released (%s)", IDLE_RELEASE_S, sqlite3_errstr(rc));
+    }
+    backfill_stats_t bs;
+    backfill_stats(n->backfill, &bs);
+    if (bs.failed != d->backfill_failed) {
+        log_warn("database: copying the WAL into the database file failed %" PRIu64 " time(s): %s",
+                 bs.failed - d->backfill_failed, sqlite3_errstr(bs.last_rc));
+        d->backfill_failed = bs.failed;
     }
     size_t up = 0;
     for (size_t i = 0; i < n->dir.n; i++)
@@ -297,6 +340,9 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
         return -1;
+    if (backfill_start(&n->backfill, store_db(n->store), n->paths.db_file, BACKFILL_FRAMES, BACKFILL_HARD_FRAMES, err,
+                       errlen) != 0)
+        return -1;
     card_t *c = &n->card;
     memset(c, 0, sizeof *c);
     snprintf(c->id, sizeof c->id, "%s", n->cfg.id);
@@ -379,6 +425,7 @@ static void stop(daemon_state_t *d)
     witness_close(n);
     free(n->deferred);
     audit_close(&n->audit);
+    backfill_stop(&n->backfill);
     store_close(&n->store);
     keys_destroy(&n->keys);
     sodium_free(n->self_pair_key);

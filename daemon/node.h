@@ -54,6 +54,7 @@ typedef struct node {
     void *control;              /* control ROUTER on the IPC socket (clinicians) */
     void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
     struct verifier *verifier;  /* receipt signatures off the loop (verifier.h); may be NULL */
+    struct backfill *backfill;  /* copies the WAL into the database file (backfill.h) */
 
     deferred_t *deferred;
     size_t n_deferred, cap_deferred;
