@@ -92,7 +92,7 @@ enum stmt_id {
     ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SAVEPOINT, ST_RELEASE, ST_ROLLBACK_TO,
     ST_META_GET, ST_META_SET,
     ST_PEER_PUT, ST_PEER_DEL, ST_PEER_EACH, ST_PEER_HIST,
-    ST_MSG_INSERT, ST_MSG_GET, ST_MSG_READ,
+    ST_MSG_INSERT, ST_MSG_GET, ST_MSG_META, ST_MSG_READ,
     ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
     ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER,
     ST_COUNT
@@ -117,6 +117,10 @@ static const char *stmt_sql[ST_COUNT] = {
                       " ON CONFLICT(id) DO NOTHING",
     [ST_MSG_GET] = "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
                    " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id, envelope, receipt FROM messages WHERE id = ?1",
+    /* ST_MSG_GET without the envelope and receipt: reading a 4 KB envelope means its
+     * overflow pages and a copy, for callers that only want the metadata. */
+    [ST_MSG_META] = "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
+                    " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages WHERE id = ?1",
     [ST_MSG_READ] = "UPDATE messages SET read_ms = ?2 WHERE id = ?1 AND outgoing = 0 AND read_ms IS NULL",
     [ST_DLV_ADD] = "INSERT INTO deliveries(message_id, recipient, state, attempts, next_attempt_ms)"
                    " VALUES(?1, ?2, 0, 0, ?3)",
@@ -463,7 +467,7 @@ static int copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *len)
 int store_msg_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_msg_t *m, uint8_t **env,
                   size_t *env_len, uint8_t **receipt, size_t *receipt_len)
 {
-    sqlite3_stmt *st = stmt(s, ST_MSG_GET);
+    sqlite3_stmt *st = stmt(s, env || receipt ? ST_MSG_GET : ST_MSG_META);
     sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     int rc = sqlite3_step(st), out = -1;
     if (env)

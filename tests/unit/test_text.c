@@ -104,6 +104,40 @@ static void test_endpoint(void **state)
     assert_false(text_valid_endpoint(long_ep));         /* 257 */
 }
 
+/* The eight-bytes-at-a-time path for printable ASCII must decide exactly as the byte
+ * by byte one: one odd byte (or a two-byte character) at every position and alignment
+ * of strings up to 40 bytes, in both modes. */
+static void test_utf8_every_position(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *bytes;
+        bool single, multi;
+    } odd[] = {
+        {"\x01", false, false}, {"\x1f", false, false}, {"\t", false, true},  {"\n", false, true},
+        {"\r", false, false},   {"\x7f", false, false}, {"\x80", false, false}, {"\xff", false, false},
+        {"\xc3\xa9", true, true}, {"\xc2\x85", false, false}, /* U+0085 is a C1 control */
+        {" ", true, true},       {"~", true, true},       {"\xe6\x97", false, false},
+    };
+    char buf[64];
+    for (size_t k = 0; k < sizeof odd / sizeof odd[0]; k++) {
+        size_t olen = strlen(odd[k].bytes);
+        for (size_t len = olen; len <= 40; len++) {
+            for (size_t at = 0; at + olen <= len; at++) {
+                for (size_t off = 0; off < 8; off++) {
+                    char *s = buf + off; /* every alignment */
+                    memset(s, 'a' + (int)(len % 26), len);
+                    memcpy(s + at, odd[k].bytes, olen);
+                    s[len] = '\0';
+                    if (text_valid_utf8(s, 128, false) != odd[k].single ||
+                        text_valid_utf8(s, 128, true) != odd[k].multi)
+                        fail_msg("odd byte %zu at %zu of %zu (alignment %zu) misjudged", k, at, len, off);
+                }
+            }
+        }
+    }
+}
+
 static void test_utf8(void **state)
 {
     (void)state;
@@ -317,7 +351,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msgid_hex),     cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_roles),         cmocka_unit_test(test_endpoint),
-        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_b64_vectors),
+        cmocka_unit_test(test_utf8),          cmocka_unit_test(test_utf8_every_position),          cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
     };
