@@ -168,7 +168,12 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
         snprintf(err, errlen, "seal: out of memory");
         goto out;
     }
-    randombytes_buf(mid, sizeof mid);
+    /* Creation time first (48 bits, big-endian), then 80 random bits: unique all the
+     * same, and every index keyed by message id grows at its end instead of splitting
+     * pages at random places (PROTOCOL.md section 5; receivers treat it as opaque). */
+    for (size_t i = 0; i < 6; i++)
+        mid[i] = (uint8_t)(in->created_ms >> (8 * (5 - i)));
+    randombytes_buf(mid + 6, sizeof mid - 6);
     crypto_aead_xchacha20poly1305_ietf_keygen(ck);
 
     for (size_t i = 0; i < n; i++) {

@@ -102,6 +102,18 @@ static void test_roundtrip(void **state)
     assert_int_equal(envelope_recipient_index(e, "dave"), -1);
     assert_int_equal(e->hdr->content_type, 1);
     assert_int_equal(e->hdr->created_ms, 1709210096000ull);
+    /* The id leads with the creation time, u48be(created_ms) (PROTOCOL.md section 5),
+     * and is unique: a second seal in the same millisecond gets another id. */
+    static const uint8_t time48[6] = {0x01, 0x8d, 0xf4, 0xdc, 0x51, 0x80}; /* 1709210096000 */
+    assert_memory_equal(msgid, time48, sizeof time48);
+    uint8_t same_ms_id[16];
+    size_t same_ms_len = 0;
+    uint8_t *same_ms = seal_ids(ALICE, "alice", ids, 3, msg, sizeof msg, thread, same_ms_id, &same_ms_len, err,
+                                sizeof err);
+    assert_non_null(same_ms);
+    assert_memory_equal(same_ms_id, time48, sizeof time48);
+    assert_memory_not_equal(same_ms_id + 6, msgid + 6, 10);
+    free(same_ms);
     assert_int_equal(e->hdr->thread_id.len, 16);
     assert_memory_equal(e->hdr->thread_id.data, thread, 16);
     assert_int_equal(envelope_verify(e, K[ALICE]->sign_pk), 0);
