@@ -45,6 +45,8 @@ typedef struct proc_stat {
 int proc_read(pid_t pid, proc_stat_t *out);
 /* Busy CPU time of the whole machine (all CPUs, /proc/stat), ns. */
 uint64_t system_busy_ns(void);
+/* CPU time the hypervisor gave to others while this machine wanted it (steal), ns. */
+uint64_t system_steal_ns(void);
 
 /* ---- nodes.c: real liaisond processes ---- */
 typedef struct bnode {
@@ -121,6 +123,7 @@ typedef struct load_result {
     double observer_cpu_ms;  /* CPU of the thread polling the sender's database, whole run */
     uint64_t polls;
     double other_cores;      /* CPU used meanwhile by processes other than the two daemons and the bench */
+    double steal_cores;      /* CPU the hypervisor took away meanwhile (steal time) */
 } load_result_t;
 
 typedef struct load_opts {

@@ -253,7 +253,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     uint64_t t0 = now_ns() + 2000000u;
     uint64_t w0 = t0 + (uint64_t)(o->warmup * 1e9), w1 = w0 + (uint64_t)(o->seconds * 1e9);
     proc_stat_t ps0 = {0}, ps1 = {0}, pr0 = {0}, pr1 = {0};
-    uint64_t bc0 = 0, bc1 = 0, sys0 = 0, sys1 = 0;
+    uint64_t bc0 = 0, bc1 = 0, sys0 = 0, sys1 = 0, st0 = 0, st1 = 0;
     bool in_window = false, window_done = false;
     double max_slip = 0;
     sleep_until_ns(t0);
@@ -269,6 +269,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 proc_read(recipient->pid, &pr0);
                 bc0 = cpu_self_ns();
                 sys0 = system_busy_ns();
+                st0 = system_steal_ns();
             }
             if (in_window && !window_done && now >= w1) {
                 window_done = true;
@@ -276,6 +277,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 proc_read(recipient->pid, &pr1);
                 bc1 = cpu_self_ns();
                 sys1 = system_busy_ns();
+                st1 = system_steal_ns();
             }
             if (atomic_load(&r->observer_failed)) {
                 rc = -1;
@@ -328,12 +330,14 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 proc_read(recipient->pid, &pr0);
                 bc0 = cpu_self_ns();
                 sys0 = system_busy_ns();
+                st0 = system_steal_ns();
             }
             if (now >= end) {
                 proc_read(sender->pid, &ps1);
                 proc_read(recipient->pid, &pr1);
                 bc1 = cpu_self_ns();
                 sys1 = system_busy_ns();
+                st1 = system_steal_ns();
                 window_done = true;
                 break;
             }
@@ -430,6 +434,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
         double ours = (double)(ps1.cpu_ns - ps0.cpu_ns) + (double)(pr1.cpu_ns - pr0.cpu_ns) + (double)(bc1 - bc0);
         double other = (double)(sys1 - sys0) - ours;
         res->other_cores = other > 0 ? other / (o->seconds * 1e9) : 0;
+        res->steal_cores = st1 > st0 ? (double)(st1 - st0) / (o->seconds * 1e9) : 0;
     }
     for (size_t c = 0; c < MAX_CHUNKS; c++)
         free(r->chunk[c]);
@@ -463,6 +468,7 @@ json_t *load_json(const load_result_t *r)
     json_object_set_new(o, "db_polls", json_integer((json_int_t)r->polls));
     json_object_set_new(o, "observer_cpu_ms_total", num(r->observer_cpu_ms));
     json_object_set_new(o, "other_processes_cpu_cores", json_real(round(r->other_cores * 100.0) / 100.0));
+    json_object_set_new(o, "hypervisor_steal_cpu_cores", json_real(round(r->steal_cores * 100.0) / 100.0));
     if (r->offered_s > 0)
         json_object_set_new(o, "max_schedule_slip_us", num(r->max_slip_us));
     return o;

@@ -302,9 +302,9 @@ static void print_table(FILE *f, const opts_t *o, const baseline_t *bl, const pa
     }
     if (!o->no_load) {
         fprintf(f, "\nliaison end to end: two liaisond on loopback (latency: send -> receipt stored at the sender, ms)\n");
-        fprintf(f, "%8s %-11s %9s %7s %7s %7s %7s | %7s %7s | %7s %7s | %8s %8s | %9s %5s\n", "size", "load",
+        fprintf(f, "%8s %-11s %9s %7s %7s %7s %7s | %7s %7s | %7s %7s | %8s %8s | %9s %5s %5s\n", "size", "load",
                 "dlv msg/s", "p50", "p90", "p99", "max", "cpu-a", "cpu-b", "rss-a", "rss-b", "db-a B", "db-b B", "ratio",
-                "other");
+                "other", "steal");
         for (int i = 0; i < n; i++) {
             const pair_result_t *p = &pr[i];
             for (int k = 0; k <= o->n_rates; k++) {
@@ -324,16 +324,17 @@ static void print_table(FILE *f, const opts_t *o, const baseline_t *bl, const pa
                 char ratio[24] = "";
                 if (k == o->n_rates && !o->no_baseline && bl[i].bound_msgs_s > 0)
                     snprintf(ratio, sizeof ratio, "%.2f/%.2f", r->delivered_s / bl[i].bound_msgs_s, cpu_ratio(&bl[i], r));
-                fprintf(f, "%8zu %-11s %9.0f %7.2f %7.2f %7.2f %7.1f | %7.1f %7.1f | %7.1f %7.1f | %8.0f %8.0f | %9s %5.2f%s\n",
+                fprintf(f, "%8zu %-11s %9.0f %7.2f %7.2f %7.2f %7.1f | %7.1f %7.1f | %7.1f %7.1f | %8.0f %8.0f | %9s %5.2f %5.2f%s\n",
                         p->size, load, r->delivered_s, r->latency.p50_us / 1000, r->latency.p90_us / 1000,
                         r->latency.p99_us / 1000, r->latency.max_us / 1000, r->sender_cpu_us, r->recipient_cpu_us,
                         p->a_hwm_mb, p->b_hwm_mb, p->a_db_per_msg, p->b_db_per_msg, ratio, r->other_cores,
-                        ok ? "" : "  (errors)");
+                        r->steal_cores, ok ? "" : "  (errors)");
             }
         }
         fprintf(f, "(cpu: us of CPU per delivered message in each daemon; rss: peak RSS MB; db: bytes per message;\n"
                    " ratio: delivered msg/s at saturation / bound, then bound's us per message / liaison's, slower side;\n"
-                   " other: CPU cores used meanwhile by other processes)\n");
+                   " other: CPU cores used meanwhile by other processes; steal: cores the hypervisor took away\n"
+                   " meanwhile; a figure taken with other or steal above 0.1 is not clean)\n");
     }
     if (idle && idle->done)
         fprintf(f, "\nIdle, connected pair over %.0f s: RSS %.1f / %.1f MB, wake-ups %.1f / %.1f per s, CPU %.2f / %.2f ms/s\n",

@@ -254,19 +254,34 @@ int proc_read(pid_t pid, proc_stat_t *out)
     return 0;
 }
 
-uint64_t system_busy_ns(void)
+/* The machine's CPU time counters of /proc/stat's "cpu" line, in ns: user nice system
+ * idle iowait irq softirq steal. Returns 0, or -1 if unreadable. */
+static int cpu_times_ns(uint64_t v[8])
 {
     char *s = read_text_file("/proc/stat", 4096);
     if (!s)
-        return 0;
-    unsigned long long v[10] = {0};
-    int n = sscanf(s, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-                   &v[7]);
+        return -1;
+    unsigned long long t[8] = {0};
+    int n = sscanf(s, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &t[0], &t[1], &t[2], &t[3], &t[4], &t[5], &t[6],
+                   &t[7]);
     free(s);
     if (n < 8)
-        return 0;
-    /* user nice system idle iowait irq softirq steal: busy = all but idle and iowait */
-    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6];
+        return -1;
     long hz = sysconf(_SC_CLK_TCK);
-    return busy * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
+    for (int i = 0; i < 8; i++)
+        v[i] = t[i] * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
+    return 0;
+}
+
+uint64_t system_busy_ns(void)
+{
+    uint64_t v[8];
+    /* busy = all but idle, iowait and steal */
+    return cpu_times_ns(v) == 0 ? v[0] + v[1] + v[2] + v[5] + v[6] : 0;
+}
+
+uint64_t system_steal_ns(void)
+{
+    uint64_t v[8];
+    return cpu_times_ns(v) == 0 ? v[7] : 0;
 }

@@ -17,32 +17,53 @@ struct backfill {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool wanted, stop;
+    int copied_in_wal;      /* frames of the current WAL already backfilled (under mu) */
+    int last_frames;        /* the WAL's size at the previous commit (writer's thread) */
     backfill_stats_t stats; /* under mu */
 };
+
+/* Once the WAL has reached `frames`, the writer copies the last few frames itself
+ * (at most this many, or a quarter of `frames`): SQLite starts the WAL over from its
+ * beginning only when a write transaction begins with every frame backfilled, which a
+ * thread racing the writer rarely achieves on its own. */
+#define FINISH_FRAMES 64
+
+static void backfill_inline(backfill_t *b, sqlite3 *db, const char *name)
+{
+    int in_wal = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &in_wal, &copied);
+    pthread_mutex_lock(&b->mu);
+    b->stats.inline_runs++;
+    if (rc == SQLITE_OK)
+        b->copied_in_wal = copied;
+    else if (rc != SQLITE_BUSY) {
+        b->stats.failed++;
+        b->stats.last_rc = rc;
+    }
+    pthread_mutex_unlock(&b->mu);
+}
 
 /* Runs on the writer's thread after every commit, with the WAL's size in frames. */
 static int on_wal(void *ctx, sqlite3 *db, const char *name, int frames)
 {
     backfill_t *b = ctx;
-    if (frames >= b->hard_frames) {
-        int rc = sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        pthread_mutex_lock(&b->mu);
-        b->stats.inline_runs++;
-        if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-            b->stats.failed++;
-            b->stats.last_rc = rc;
-        }
-        pthread_mutex_unlock(&b->mu);
-        return SQLITE_OK;
+    pthread_mutex_lock(&b->mu);
+    if (frames < b->last_frames)
+        b->copied_in_wal = 0; /* the WAL started over */
+    b->last_frames = frames;
+    int pending = frames > b->copied_in_wal ? frames - b->copied_in_wal : 0;
+    int finish = b->frames / 4 < FINISH_FRAMES ? b->frames / 4 : FINISH_FRAMES;
+    bool big = frames >= b->frames;
+    bool inline_now = frames >= b->hard_frames || (big && pending > 0 && pending <= finish);
+    /* Woken by frames not yet backfilled, not by the WAL's size alone: a WAL already
+     * backfilled but not yet started over must not keep the thread busy. */
+    if (!inline_now && (pending >= b->frames || (big && pending > finish)) && !b->wanted) {
+        b->wanted = true;
+        pthread_cond_signal(&b->cv);
     }
-    if (frames >= b->frames) {
-        pthread_mutex_lock(&b->mu);
-        if (!b->wanted) {
-            b->wanted = true;
-            pthread_cond_signal(&b->cv);
-        }
-        pthread_mutex_unlock(&b->mu);
-    }
+    pthread_mutex_unlock(&b->mu);
+    if (inline_now)
+        backfill_inline(b, db, name);
     return SQLITE_OK;
 }
 
@@ -56,14 +77,18 @@ static void *run(void *arg)
         if (b->stop)
             break;
         b->wanted = false;
+        int before = b->copied_in_wal;
         pthread_mutex_unlock(&b->mu);
         int in_wal = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(b->db, "main", SQLITE_CHECKPOINT_PASSIVE, &in_wal, &copied);
         pthread_mutex_lock(&b->mu);
         b->stats.runs++;
-        if (rc == SQLITE_OK && copied > 0)
-            b->stats.frames += (uint64_t)copied;
-        else if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        if (rc == SQLITE_OK) {
+            /* copied counts every backfilled frame of this WAL, earlier runs' included. */
+            if (copied > before)
+                b->stats.frames += (uint64_t)(copied - before);
+            b->copied_in_wal = copied;
+        } else if (rc != SQLITE_BUSY) {
             b->stats.failed++;
             b->stats.last_rc = rc;
         }

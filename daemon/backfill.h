@@ -7,10 +7,14 @@
  * fsyncs and a few hundred page writes on the loop thread, the largest latency spikes
  * of a loaded daemon. Instead, a thread with its own connection to the same file does
  * it (PASSIVE: it never blocks the writer, the writer never waits for it); the loop's
- * connection only wakes it from its WAL hook. Should the WAL still reach hard_frames
- * (the thread cannot keep up, or keeps failing), the commit that sees it backfills
- * inline, as SQLite would have, so the WAL stays bounded. Durability is SQLite's own:
- * the backfilling connection also runs with synchronous=FULL. */
+ * connection only wakes it from its WAL hook. SQLite starts the WAL over from its
+ * beginning only when a write transaction begins with every frame backfilled, which a
+ * thread racing the writer rarely sees, so once the thread has done the bulk the
+ * writer copies the last few frames itself (at most 64: a fraction of a millisecond).
+ * Should the WAL still reach hard_frames (the thread cannot keep up, or keeps failing,
+ * or readers pin old frames), the commit that sees it backfills inline, as SQLite would
+ * have, so the WAL stays bounded. Durability is SQLite's own: the backfilling
+ * connection also runs with synchronous=FULL. */
 #ifndef LIAISON_BACKFILL_H
 #define LIAISON_BACKFILL_H
 

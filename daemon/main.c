@@ -425,6 +425,13 @@ static void stop(daemon_state_t *d)
     witness_close(n);
     free(n->deferred);
     audit_close(&n->audit);
+    if (n->backfill) {
+        backfill_stats_t bs;
+        backfill_stats(n->backfill, &bs);
+        log_info("database: the WAL was copied into the database file %" PRIu64 " times on the backfill thread (%" PRIu64
+                 " pages) and %" PRIu64 " times by commits",
+                 bs.runs, bs.frames, bs.inline_runs);
+    }
     backfill_stop(&n->backfill);
     store_close(&n->store);
     keys_destroy(&n->keys);
