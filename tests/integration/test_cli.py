@@ -5,7 +5,9 @@ libliaison-client using pipelined sends."""
 import json
 import os
 import stat
+import signal
 import subprocess
+import time
 
 from harness import BUILD, LIAISON, NodeTest, link, wait_for
 
@@ -42,6 +44,23 @@ class Cli(NodeTest):
         r = a.cli("send", "--to", "b", "-", input="x", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
+
+    def test_daemon_dying_mid_request_is_reported(self):
+        # The client waits in 500 ms slices and checks between them that the daemon is
+        # still there: a daemon that dies before answering is reported then, not after
+        # the 30 s timeout.
+        a = self.node("a")
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            p = subprocess.Popen([LIAISON, "--home", a.home, "status"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)
+        finally:
+            a.kill()
+        out, err = p.communicate(timeout=10)
+        self.assertEqual(p.returncode, 2, err)
+        self.assertIn("stopped before answering", err)
+        self.assertIn("liaison outbox", err)
 
     def test_init_validates_and_never_overwrites(self):
         base = self.base
