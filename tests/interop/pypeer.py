@@ -283,8 +283,8 @@ class PyPeer:
         body_nonce = os.urandom(24)
         body = body_nonce + sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
             payload_bytes, header, body_nonce, content_key)
-        signed = D("liaison-v1/envelope") + H64(struct.pack(">I", len(header)) + header
-                                                + struct.pack(">I", len(body)) + body)
+        signed = (D("liaison-v1/envelope") + struct.pack(">I", len(header)) + header
+                  + struct.pack(">I", len(body)) + body)
         sig = self.signer.sign(signed).signature
         env = self.wire.Envelope(header=header, body=body, signature=sig).SerializeToString()
         return mid, env
@@ -430,8 +430,8 @@ class PyPeer:
             return self._reject(router, routing_id, mid, W.REJECT_VERSION, "version")
         if h.sender != peer_id:
             return self._reject(router, routing_id, mid, W.REJECT_SENDER, "sender is not the transport peer")
-        signed = D("liaison-v1/envelope") + H64(struct.pack(">I", len(env.header)) + env.header
-                                                + struct.pack(">I", len(env.body)) + env.body)
+        signed = (D("liaison-v1/envelope") + struct.pack(">I", len(env.header)) + env.header
+                  + struct.pack(">I", len(env.body)) + env.body)
         try:
             nacl.signing.VerifyKey(self.peers[peer_id].sign_pk).verify(signed, env.signature)
         except Exception:

@@ -135,25 +135,24 @@ static void envelope_frame(zmq_msg_t *m, const uint8_t *env, size_t len)
     liaison__wire__frame__pack(&f, zmq_msg_data(m));
 }
 
-/* Ed25519 over "liaison-v1/envelope" 0x00 || H64(u32be(len h) || h || u32be(len b) || b)
- * (PROTOCOL.md section 5), so a test can make any header/body pair carry a valid
- * signature of this node. */
+/* Ed25519 over "liaison-v1/envelope" 0x00 || u32be(len h) || h || u32be(len b) || b
+ * (PROTOCOL.md "Envelope signature"), so a test can make any header/body pair carry
+ * a valid signature of this node. */
 static void sign_envelope(const keys_t *k, Liaison__Wire__Envelope *e, uint8_t sig[64])
 {
-    uint8_t m[sizeof LIAISON_DOMAIN_ENVELOPE + 64], len4[4];
-    crypto_generichash_state st;
-    memcpy(m, LIAISON_DOMAIN_ENVELOPE, sizeof LIAISON_DOMAIN_ENVELOPE);
-    crypto_generichash_init(&st, NULL, 0, 64);
+    size_t n = sizeof LIAISON_DOMAIN_ENVELOPE + 8u + e->header.len + e->body.len;
+    uint8_t *m = malloc(n), *q = m;
+    memcpy(q, LIAISON_DOMAIN_ENVELOPE, sizeof LIAISON_DOMAIN_ENVELOPE);
+    q += sizeof LIAISON_DOMAIN_ENVELOPE;
     uint32_t l = (uint32_t)e->header.len;
-    len4[0] = (uint8_t)(l >> 24), len4[1] = (uint8_t)(l >> 16), len4[2] = (uint8_t)(l >> 8), len4[3] = (uint8_t)l;
-    crypto_generichash_update(&st, len4, 4);
-    crypto_generichash_update(&st, e->header.data, e->header.len);
+    *q++ = (uint8_t)(l >> 24); *q++ = (uint8_t)(l >> 16); *q++ = (uint8_t)(l >> 8); *q++ = (uint8_t)l;
+    memcpy(q, e->header.data, e->header.len);
+    q += e->header.len;
     l = (uint32_t)e->body.len;
-    len4[0] = (uint8_t)(l >> 24), len4[1] = (uint8_t)(l >> 16), len4[2] = (uint8_t)(l >> 8), len4[3] = (uint8_t)l;
-    crypto_generichash_update(&st, len4, 4);
-    crypto_generichash_update(&st, e->body.data, e->body.len);
-    crypto_generichash_final(&st, m + sizeof LIAISON_DOMAIN_ENVELOPE, 64);
-    crypto_sign_detached(sig, NULL, m, sizeof m, k->sign_sk);
+    *q++ = (uint8_t)(l >> 24); *q++ = (uint8_t)(l >> 16); *q++ = (uint8_t)(l >> 8); *q++ = (uint8_t)l;
+    memcpy(q, e->body.data, e->body.len);
+    crypto_sign_detached(sig, NULL, m, n, k->sign_sk);
+    free(m);
 }
 
 /* Rewrites the header of a sealed envelope (version, extra recipients) and, when
