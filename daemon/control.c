@@ -871,7 +871,7 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
             ok = false;
     }
     /* The directory changes only once the change is durable. */
-    if (!ok || !node_commit_durable(n)) {
+    if (!ok || !node_commit(n)) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot save the peer: %s", store_error(n->store));
         return;
     }
@@ -911,7 +911,7 @@ static void op_peer_remove(call_t *c, const Liaison__Control__PeerRemoveRequest 
         if (store_op_end(n->store, ok) != 0)
             ok = false;
     }
-    if (!ok || !node_commit_durable(n)) {
+    if (!ok || !node_commit(n)) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot remove the peer: %s", store_error(n->store));
         return;
     }

@@ -468,8 +468,7 @@ static int pump_one(void *ctx, const store_delivery_t *d)
     f.kind_case = LIAISON__WIRE__FRAME__KIND_ENVELOPE;
     f.envelope = (ProtobufCBinaryData){env_len, env};
     frame = frame_pack(&f, &frame_len);
-    /* Held until the message's commit is durable (node.h); frame is node's now. */
-    int rc = frame ? node_send_peer(n, p, frame, frame_len) : -1;
+    int rc = frame ? transport_send(n, p, frame, frame_len) : -1;
     if (rc == 0)
         store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_SENT,
                                  pc->now + backoff_ms(n, d->attempts), NULL);
@@ -477,6 +476,7 @@ static int pump_one(void *ctx, const store_delivery_t *d)
         store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
                                  pc->now + n->cfg.retry_min_ms, rc > 0 ? "peer queue full" : "transport error");
     free(env);
+    free(frame);
     return 0;
 }
 

@@ -25,7 +25,6 @@
 #include "log.h"
 #include "node.h"
 #include "patient.h"
-#include "syncer.h"
 #include "text.h"
 #include "transport.h"
 #include "verifier.h"
@@ -89,48 +88,14 @@ static int load_peer(void *ctx, const char *id, const char *card_text, uint64_t 
 static bool only_bookkeeping(const daemon_state_t *d, uint64_t mono)
 {
     const node_t *n = &d->node;
-    return d->lazy_open && store_in_txn(n->store) && !node_awaits_commit(n) && mono < d->lazy_until_ms &&
+    return d->lazy_open && store_in_txn(n->store) && n->n_deferred == 0 && mono < d->lazy_until_ms &&
            sqlite3_total_changes64(store_db(n->store)) == d->lazy_changes;
-}
-
-/* A failed fdatasync: what was committed since the last good one may or may not be on
- * disk, and nothing that depends on it has left the process; stop before anything does
- * (systemd restarts the daemon, SQLite's recovery decides what survived, and peers and
- * clients retry what was not confirmed). */
-static void sync_failed(daemon_state_t *d)
-{
-    node_t *n = &d->node;
-    log_err("database: cannot make commits durable (fdatasync of %s-wal: %s); stopping without confirming "
-            "them (check the disk, then restart liaisond)",
-            n->paths.db_file, strerror(n->sync_error));
-    d->exit_code = 1;
-    loop_stop(n->loop);
-}
-
-static void on_synced(loop_t *l, void *sock, int fd, void *ctx)
-{
-    (void)l;
-    (void)sock;
-    (void)fd;
-    daemon_state_t *d = ctx;
-    node_t *n = &d->node;
-    uint64_t durable = 0;
-    int e = syncer_poll(n->syncer, &durable);
-    if (e) {
-        n->sync_error = e;
-        return; /* before_sleep stops the loop */
-    }
-    node_durable(n, durable);
 }
 
 static void before_sleep(loop_t *l, void *ctx)
 {
     daemon_state_t *d = ctx;
     node_t *n = &d->node;
-    if (n->sync_error) {
-        sync_failed(d);
-        return;
-    }
     if (!only_bookkeeping(d, loop_mono_ms())) {
         node_commit(n);
         d->lazy_open = false;
@@ -169,7 +134,6 @@ static void before_sleep(loop_t *l, void *ctx)
     }
     if (wake != UINT64_MAX)
         loop_wake_at(l, mono + wake);
-    node_request_durable(n);
 }
 
 static void audit_daemon(node_t *n, const char *action, const char *details)
@@ -373,7 +337,7 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     }
     if ((d->lockfd = open_lock(&n->paths, err, errlen)) < 0)
         return -1;
-    if (!(n->store = store_open(n->paths.db_file, STORE_SYNC_BY_CALLER, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
+    if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
         return -1;
     if (backfill_start(&n->backfill, store_db(n->store), n->paths.db_file, BACKFILL_FRAMES, BACKFILL_HARD_FRAMES, err,
@@ -429,17 +393,9 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     }
     loop_set_before_sleep(n->loop, before_sleep, d);
-    /* Started once the signals are blocked, so that their threads inherit the mask. */
+    /* Started once the signals are blocked, so that its thread inherits the mask. */
     if (verifier_start(&n->verifier, n->zctx, n->loop, delivery_receipt_verified, n, err, errlen) != 0)
         return -1;
-    char wal[CONFIG_PATH_MAX + 8];
-    snprintf(wal, sizeof wal, "%s-wal", n->paths.db_file);
-    if (syncer_start(&n->syncer, wal, err, errlen) != 0 ||
-        loop_add(n->loop, NULL, syncer_fd(n->syncer), on_synced, d) != 0) {
-        if (!err[0])
-            snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     uint64_t wd_usec = 0;
     if (loop_add_timer(n->loop, 1000, on_tick, d) != 0 ||
         (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000 &&
@@ -452,29 +408,14 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     char details[128];
     snprintf(details, sizeof details, "version %s, %zu peers", LIAISON_VERSION, n->dir.n);
     audit_daemon(n, "daemon-started", details);
-    if (!node_commit_durable(n)) {
-        snprintf(err, errlen, "cannot make the database durable (fdatasync of %s: %s)", wal, strerror(n->sync_error));
-        return -1;
-    }
     return 0;
 }
 
 static void stop(daemon_state_t *d)
 {
     node_t *n = &d->node;
-    /* After a failed fdatasync nothing more is written or confirmed. */
-    if (n->store && n->audit && n->syncer && !n->sync_error) {
+    if (n->store && n->audit)
         audit_daemon(n, "daemon-stopped", NULL);
-        if (!node_commit_durable(n))
-            log_err("database: the last commits may not be durable (fdatasync: %s)", strerror(n->sync_error));
-    }
-    if (n->syncer) {
-        syncer_stats_t ss;
-        syncer_stats(n->syncer, &ss);
-        log_info("database: %" PRIu64 " commits made durable by %" PRIu64 " fdatasync calls", store_commits(n->store),
-                 ss.syncs);
-    }
-    syncer_stop(&n->syncer);
     verifier_stop(&n->verifier);
     control_stop(n);
     transport_stop(n);
@@ -482,7 +423,7 @@ static void stop(daemon_state_t *d)
         zmq_ctx_term(n->zctx);
     directory_clear(&n->dir);
     witness_close(n);
-    node_drop_held(n);
+    free(n->deferred);
     audit_close(&n->audit);
     if (n->backfill) {
         backfill_stats_t bs;
@@ -556,5 +497,5 @@ int main(int argc, char **argv)
         log_err("event loop failed: %s", zmq_strerror(errno));
     stop(&d);
     log_info("stopped");
-    return rc == 0 && d.exit_code == 0 ? 0 : 1;
+    return rc == 0 ? 0 : 1;
 }

@@ -12,38 +12,14 @@
 #include "log.h"
 #include "transport.h"
 
-#include "syncer.h"
-
 static void deferred_send(node_t *n, deferred_t *d)
 {
-    if (d->sock) {
-        transport_router_send(d->sock, d->rid, d->rid_len, d->data, d->len);
-    } else {
-        /* Looked up again: the peer may have been removed or replaced meanwhile. */
-        peer_t *p = directory_find(&n->dir, d->peer);
-        if (p && p->connected)
-            transport_send(n, p, d->data, d->len);
-    }
+    (void)n;
+    transport_router_send(d->sock, d->rid, d->rid_len, d->data, d->len);
     if (d->control)
         sodium_memzero(d->data, d->len); /* may hold decrypted content */
     free(d->data);
     d->data = NULL;
-}
-
-static int hold(node_t *n, const deferred_t *d)
-{
-    if (n->n_deferred == n->cap_deferred) {
-        size_t cap = n->cap_deferred ? n->cap_deferred * 2 : 64;
-        deferred_t *nd = realloc(n->deferred, cap * sizeof *nd);
-        if (!nd)
-            return -1;
-        n->deferred = nd;
-        n->cap_deferred = cap;
-    }
-    n->deferred[n->n_deferred++] = *d;
-    if (d->seq > n->held_max)
-        n->held_max = d->seq;
-    return 0;
 }
 
 int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
@@ -56,37 +32,22 @@ int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_
     }
     memcpy(d.rid, rid, rid_len);
     d.rid_len = rid_len;
-    d.seq = store_commits(n->store) + (store_in_txn(n->store) ? 1u : 0u);
-    if (d.seq <= n->durable && n->n_deferred == 0) {
+    if (!store_in_txn(n->store)) {
         deferred_send(n, &d);
         return 0;
     }
-    if (hold(n, &d) != 0) {
-        free(data);
-        return -1;
+    if (n->n_deferred == n->cap_deferred) {
+        size_t cap = n->cap_deferred ? n->cap_deferred * 2 : 64;
+        deferred_t *nd = realloc(n->deferred, cap * sizeof *nd);
+        if (!nd) {
+            free(data);
+            return -1;
+        }
+        n->deferred = nd;
+        n->cap_deferred = cap;
     }
+    n->deferred[n->n_deferred++] = d;
     return 0;
-}
-
-int node_send_peer(node_t *n, peer_t *p, uint8_t *frame, size_t len)
-{
-    deferred_t d = {.data = frame, .len = len, .seq = store_commits(n->store)};
-    if (d.seq <= n->durable && n->n_deferred == 0) {
-        int rc = transport_send(n, p, frame, len);
-        free(frame);
-        return rc;
-    }
-    snprintf(d.peer, sizeof d.peer, "%s", p->card.id);
-    if (hold(n, &d) != 0) {
-        free(frame);
-        return -1;
-    }
-    return 0;
-}
-
-bool node_awaits_commit(const node_t *n)
-{
-    return n->n_deferred > 0 && n->held_max > store_commits(n->store);
 }
 
 /* Replaces a control answer with an error: its change was not committed. */
@@ -106,43 +67,9 @@ static void fail_control(deferred_t *d)
         liaison__control__response__pack(&r, buf);
 }
 
-/* Sends, in order, every held frame whose commit is durable. */
-static void release(node_t *n)
-{
-    size_t out = 0;
-    uint64_t max = 0;
-    for (size_t i = 0; i < n->n_deferred; i++) {
-        deferred_t *d = &n->deferred[i];
-        if (d->seq <= n->durable) {
-            deferred_send(n, d);
-            continue;
-        }
-        if (d->seq > max)
-            max = d->seq;
-        n->deferred[out++] = *d;
-    }
-    n->n_deferred = out;
-    n->held_max = max;
-}
-
-void node_request_durable(node_t *n)
-{
-    uint64_t c = store_commits(n->store);
-    if (c > n->durable && n->syncer)
-        syncer_request(n->syncer, c);
-}
-
-void node_durable(node_t *n, uint64_t seq)
-{
-    if (seq > n->durable)
-        n->durable = seq;
-    release(n);
-}
-
 bool node_commit(node_t *n)
 {
     bool ok = true;
-    uint64_t before = store_commits(n->store); /* the failed batch's frames wait for more */
     if (store_in_txn(n->store)) {
         n->batches++;
         if (store_commit(n->store) != 0) {
@@ -152,55 +79,21 @@ bool node_commit(node_t *n)
             store_rollback(n->store);
         }
     }
-    if (!ok) {
-        /* The batch's own frames wait for a commit that did not happen: control
-         * answers become errors (sent once what was committed before is durable),
-         * receipts and rejects are dropped (the peer retries). */
-        size_t out = 0;
-        for (size_t i = 0; i < n->n_deferred; i++) {
-            deferred_t *d = &n->deferred[i];
-            if (d->seq > before) {
-                if (!d->control) {
-                    free(d->data);
-                    continue;
-                }
-                fail_control(d);
-                if (!d->data)
-                    continue;
-                d->seq = before;
-            }
-            n->deferred[out++] = *d;
-        }
-        n->n_deferred = out;
-    }
-    node_request_durable(n);
-    release(n);
-    return ok;
-}
-
-bool node_commit_durable(node_t *n)
-{
-    bool ok = node_commit(n);
-    if (n->syncer && !n->sync_error) {
-        uint64_t c = store_commits(n->store);
-        int e = syncer_wait(n->syncer, c);
-        if (e)
-            n->sync_error = e;
-        else
-            node_durable(n, c);
-    }
-    return ok && !n->sync_error;
-}
-
-void node_drop_held(node_t *n)
-{
     for (size_t i = 0; i < n->n_deferred; i++) {
-        sodium_memzero(n->deferred[i].data, n->deferred[i].len);
-        free(n->deferred[i].data);
+        deferred_t *d = &n->deferred[i];
+        if (!ok) {
+            if (!d->control) {
+                free(d->data); /* receipts and rejects: the peer retries */
+                continue;
+            }
+            fail_control(d);
+            if (!d->data)
+                continue;
+        }
+        deferred_send(n, d);
     }
-    free(n->deferred);
-    n->deferred = NULL;
-    n->n_deferred = n->cap_deferred = 0;
+    n->n_deferred = 0;
+    return ok;
 }
 
 int node_audit(node_t *n, const audit_entry_t *e)

@@ -144,7 +144,6 @@ struct store {
     sqlite3_stmt *st[ST_COUNT];
     bool in_txn;
     bool readonly;
-    uint64_t commits;
     char err[512];
 };
 
@@ -157,14 +156,6 @@ static int fail(store_t *s, const char *what)
 const char *store_error(const store_t *s) { return s->err; }
 sqlite3 *store_db(store_t *s) { return s->db; }
 bool store_in_txn(const store_t *s) { return s->in_txn; }
-uint64_t store_commits(const store_t *s) { return s->commits; }
-
-/* Counts every commit of the connection, autocommit statements included. */
-static int on_commit(void *ctx)
-{
-    ((store_t *)ctx)->commits++;
-    return 0;
-}
 
 /* Returns the statement, reset and with bindings cleared. */
 static sqlite3_stmt *stmt(store_t *s, enum stmt_id id)
@@ -225,14 +216,11 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
     sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
     if (!s->readonly) {
-        sqlite3_commit_hook(s->db, on_commit, s);
         /* cache_size: 16 MiB at most, so that a batch of a few hundred envelopes is still
          * in the cache when the delivery pump reads it back (2 MiB, the default, made the
          * sender read 18 pages per 4 KB message from the file, 3 with this); main.c
          * releases it after 30 s without traffic. */
-        if (exec_sql(s, (flags & STORE_SYNC_BY_CALLER) ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                                                       : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;") != 0 ||
-            exec_sql(s, "PRAGMA foreign_keys=ON;"
+        if (exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
                         " PRAGMA recursive_triggers=ON; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;"
                         " PRAGMA cache_size=-16384;") != 0 ||
             exec_sql(s, "BEGIN IMMEDIATE") != 0) {

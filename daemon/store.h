@@ -14,13 +14,10 @@
 
 typedef struct store store_t;
 
-/* STORE_SYNC_BY_CALLER: commits use synchronous=NORMAL (in the WAL, not yet on disk)
- * and the caller makes them durable before anything depending on them leaves the
- * process (the daemon, with daemon/syncer.h); otherwise synchronous=FULL. */
-enum { STORE_READONLY = 1, STORE_CREATE = 2, STORE_SYNC_BY_CALLER = 4 };
+enum { STORE_READONLY = 1, STORE_CREATE = 2 };
 
 /* Opens (STORE_CREATE: creates, refusing an existing file) the database at path,
- * applies pragmas (WAL, synchronous, foreign keys, busy timeout, defensive)
+ * applies pragmas (WAL, synchronous=FULL, foreign keys, busy timeout, defensive)
  * and checks/creates the schema. Returns NULL with err set on failure. */
 store_t *store_open(const char *path, int flags, char *err, size_t errlen);
 
@@ -37,10 +34,6 @@ int store_begin(store_t *s);
 int store_commit(store_t *s);
 void store_rollback(store_t *s);
 bool store_in_txn(const store_t *s);
-/* Number of transactions committed on this connection since store_open (explicit or
- * autocommit; one that fails after SQLite's commit hook ran is counted too): the
- * sequence number of the latest commit, for the daemon's durability bookkeeping. */
-uint64_t store_commits(const store_t *s);
 
 /* Last error text of this store (static buffer inside s). */
 const char *store_error(const store_t *s);

@@ -83,9 +83,7 @@ static uint8_t *pack_frame(const Liaison__Wire__Frame *f, size_t *len)
 /* Sends our latest checkpoint to p with a proof from the size p is believed to hold. */
 static void offer(node_t *n, peer_t *p)
 {
-    /* Not before it is durable: a witness must never hold a checkpoint that a crash
-     * of ours could take back (that would look like a rewritten log). */
-    if (!n->cp_note || !p->connected || p->witness_sent == n->cp_size || n->cp_seq > n->durable)
+    if (!n->cp_note || !p->connected || p->witness_sent == n->cp_size)
         return;
     const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
     uint64_t nl = 0;
@@ -154,8 +152,8 @@ void witness_after_commit(node_t *n)
     char *note = checkpoint_sign(&cp, n->keys);
     if (!note)
         return;
-    /* Stored and durable before anyone sees it: an honest crash must never look like
-     * a rollback. */
+    /* Stored and committed before anyone sees it: an honest crash must never look
+     * like a rollback. */
     sqlite3 *db = store_db(n->store);
     sqlite3_stmt *st = NULL;
     bool ok = store_begin(n->store) == 0 &&
@@ -179,8 +177,6 @@ void witness_after_commit(node_t *n)
     n->cp_note = note;
     n->cp_size = cp.size;
     n->cp_time_ms = now;
-    n->cp_seq = store_commits(n->store);
-    node_request_durable(n);
     log_debug("checkpoint at %" PRIu64 " entries", cp.size);
     for (size_t i = 0; i < n->dir.n; i++)
         offer(n, n->dir.peers[i]);
