@@ -20,6 +20,7 @@ struct verifier {
     loop_t *loop;
     verifier_done_fn done;
     void *ctx;
+    size_t pending;             /* jobs handed over and not yet answered (loop thread) */
 };
 
 static int send_ptr(void *sock, const void *p, int flags)
@@ -68,6 +69,7 @@ static void on_answers(loop_t *l, void *sock, int fd, void *ctx)
         void *p = NULL;
         if (recv_ptr(sock, &p, ZMQ_DONTWAIT) != 1 || !p)
             return;
+        v->pending--;
         v->done(v->ctx, p);
         free(p);
     }
@@ -144,8 +146,11 @@ int verifier_submit(verifier_t *v, const char *peer, const uint8_t sign_pk[stati
         free(j);
         return -1;
     }
+    v->pending++;
     return 0;
 }
+
+size_t verifier_pending(const verifier_t *v) { return v ? v->pending : 0; }
 
 void verifier_stop(verifier_t **vp)
 {

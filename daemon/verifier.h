@@ -41,6 +41,9 @@ int verifier_start(verifier_t **out, void *zctx, loop_t *l, verifier_done_fn don
 int verifier_submit(verifier_t *v, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                     const uint8_t *bytes, size_t len);
 
+/* Jobs handed over and not yet answered (0 for NULL). Loop thread only. */
+size_t verifier_pending(const verifier_t *v);
+
 /* Stops the worker; jobs not yet answered are dropped (their senders' retries bring
  * the same receipts again). NULL-safe; sets *v to NULL. */
 void verifier_stop(verifier_t **v);

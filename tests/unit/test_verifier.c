@@ -18,6 +18,8 @@ typedef struct seen {
     int n, good, bad;
     int order_ok;
     char last_err[160];
+    verifier_t *v;
+    int pending_ok;   /* verifier_pending counted down one job per verdict */
 } seen_t;
 
 static void on_done(void *ctx, const verify_job_t *j)
@@ -35,6 +37,8 @@ static void on_done(void *ctx, const verify_job_t *j)
             s->order_ok = 0;
         snprintf(s->last_err, sizeof s->last_err, "%s", j->err);
     }
+    if (s->v && verifier_pending(s->v) != (size_t)(JOBS - s->n - 1))
+        s->pending_ok = 0;
     if (++s->n == JOBS)
         loop_stop(s->loop);
 }
@@ -85,14 +89,19 @@ static void test_verdicts_come_back_on_the_loop(void **state)
     loop_t *l = loop_new();
     assert_non_null(zctx);
     assert_non_null(l);
-    seen_t s = {.loop = l, .order_ok = 1};
+    seen_t s = {.loop = l, .order_ok = 1, .pending_ok = 1};
     verifier_t *v = NULL;
     char err[200];
     assert_int_equal(verifier_start(&v, zctx, l, on_done, &s, err, sizeof err), 0);
+    s.v = v;
+    assert_int_equal(verifier_pending(v), 0);
     submit_all(v, bob, mallory);
+    assert_int_equal(verifier_pending(v), JOBS);
     assert_int_equal(loop_add_timer(l, 20000, on_timeout, NULL), 0);
     assert_int_equal(loop_run(l), 0);
     assert_int_equal(s.n, JOBS);
+    assert_true(s.pending_ok);
+    assert_int_equal(verifier_pending(v), 0);
     assert_int_equal(s.good, JOBS / 2);
     assert_int_equal(s.bad, JOBS / 2);
     assert_true(s.order_ok);
@@ -141,6 +150,8 @@ static void test_refuses_an_overlong_peer_id(void **state)
     assert_int_equal(verifier_start(&v, zctx, l, on_done, &s, err, sizeof err), 0);
     assert_int_equal(verifier_submit(v, id, pk, bytes, sizeof bytes), -1);
     assert_int_equal(verifier_submit(NULL, "bob", pk, bytes, sizeof bytes), -1);
+    assert_int_equal(verifier_pending(v), 0); /* refused jobs are not counted */
+    assert_int_equal(verifier_pending(NULL), 0);
     verifier_stop(&v);
     loop_destroy(&l);
     assert_int_equal(zmq_ctx_term(zctx), 0);
