@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "text.h"
 #include "wire.pb-c.h"
@@ -183,6 +185,12 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
             was_told = strcmp(id, sender) == 0;
         if (!was_told || strcmp(m.sender, sender) == 0) {
             snprintf(err, errlen, "'%s' acknowledges message %s, which was not sent to them", sender, hex);
+            return -1;
+        }
+        /* Ids are chosen by senders: an acknowledgement counts only for the very
+         * envelope it names, never for another message that took the same id. */
+        if (sodium_memcmp(m.envelope_hash, info->ref_hash, LIAISON_HASH_BYTES) != 0) {
+            snprintf(err, errlen, "'%s' acknowledges a different message under id %s", sender, hex);
             return -1;
         }
         return 0;

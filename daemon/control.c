@@ -370,12 +370,16 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a message id is 32 hex characters");
         return;
     }
-    store_msg_t m;
+    /* The acknowledgement names the envelope this node holds under that id, so that
+     * nobody counts it for a different message that reused the id (PROTOCOL.md 8.4).
+     * An unknown id is refused by clinical_recipients, with its own message. */
+    store_msg_t m = {0};
     const uint8_t *thread = NULL;
     if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread)
         thread = m.thread_id;
     Liaison__Payload__Acknowledgement ack = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
     ack.acknowledged_id = a->message_id;
+    ack.acknowledged_hash = (ProtobufCBinaryData){LIAISON_HASH_BYTES, m.envelope_hash};
     ack.comment = a->comment ? a->comment : "";
     size_t len = liaison__payload__acknowledgement__get_packed_size(&ack);
     uint8_t *buf = malloc(len ? len : 1);

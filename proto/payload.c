@@ -297,9 +297,12 @@ static bool v_ack(check_t *c, const Liaison__Payload__Acknowledgement *m, payloa
 {
     if (m->acknowledged_id.len != LIAISON_MSGID_BYTES)
         return fail(c, "acknowledged id: must be %u bytes", LIAISON_MSGID_BYTES);
+    if (m->acknowledged_hash.len != LIAISON_HASH_BYTES)
+        return fail(c, "acknowledged hash: must be %u bytes", LIAISON_HASH_BYTES);
     if (!check_text(c, "comment", m->comment, PAYLOAD_MAX_COMMENT, false, true))
         return false;
     memcpy(info->ref_id, m->acknowledged_id.data, LIAISON_MSGID_BYTES);
+    memcpy(info->ref_hash, m->acknowledged_hash.data, LIAISON_HASH_BYTES);
     info->has_ref = true;
     return true;
 }

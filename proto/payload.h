@@ -35,6 +35,7 @@ typedef struct payload_info {
     bool urgent;
     uint8_t ref_id[LIAISON_MSGID_BYTES];/* acknowledgement: acknowledged message; case review: review id */
     bool has_ref;
+    uint8_t ref_hash[LIAISON_HASH_BYTES]; /* acknowledgement: envelope hash of the acknowledged message */
     payload_review_action_t review_action;               /* case reviews */
     char participants[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1]; /* open: the invited participants */
     size_t n_participants;

@@ -50,6 +50,11 @@ def H32(data):
     return hashlib.blake2b(data, digest_size=32).digest()
 
 
+def envelope_hash(envelope):
+    """PROTOCOL.md section 5: what receipts and acknowledgements name."""
+    return H32(D("liaison-v1/envelope-hash") + envelope)
+
+
 def H64(data):
     return hashlib.blake2b(data, digest_size=64).digest()
 
@@ -342,7 +347,7 @@ class PyPeer:
         h = self.wire.Header()
         h.ParseFromString(env.header)
         if (b.version != 1 or b.recipient != peer_id or b.sender != self.id or b.message_id != h.message_id
-                or b.envelope_hash != H32(D("liaison-v1/envelope-hash") + envelope)):
+                or b.envelope_hash != envelope_hash(envelope)):
             raise ProtocolError("receipt does not match the envelope")
         return b
 
@@ -459,7 +464,7 @@ class PyPeer:
                4: self.pl.Acknowledgement, 5: self.pl.CaseReview}[h.content_type]
         payload = cls()
         payload.ParseFromString(body)
-        rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=H32(D("liaison-v1/envelope-hash") + envelope),
+        rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=envelope_hash(envelope),
                            recipient=self.id, sender=h.sender, stored_ms=now_ms()).SerializeToString()
         receipt = W.Receipt(body=rb, signature=self.signer.sign(D("liaison-v1/receipt") + rb).signature)
         receipt = receipt.SerializeToString()

@@ -131,12 +131,42 @@ class Interop(NodeTest):
         self.assertEqual(stored[0][0], got.receipt)
         self.assertEqual(len(b.audit("message-delivered")), 1)
         # The Python peer acknowledges; the daemon shows the loop closed.
-        ack = PAYLOAD.Acknowledgement(acknowledged_id=bytes.fromhex(mid), comment="Will watch for activation.")
+        ack = PAYLOAD.Acknowledgement(acknowledged_id=bytes.fromhex(mid), comment="Will watch for activation.",
+                                     acknowledged_hash=pypeer.envelope_hash(got.envelope))
         aid, env = py.seal(["dr.okafor"], 4, ack.SerializeToString(), thread_id=bytes.fromhex(mid))
         answer = py.deliver("dr.okafor", env)
         self.assertEqual(answer[0], "receipt", answer)
         shown = b.cli("show", mid).stdout
         self.assertIn("acknowledged by ms.reyes", shown)
+
+    def test_acknowledgement_of_a_message_that_reused_an_id_does_not_count(self):
+        """A co-recipient who learns a message id first can send another node its own
+        message under that id; that node then refuses the genuine message (its sender
+        sees the conflict), and an acknowledgement of the impostor names a different
+        envelope, so the genuine message's sender does not count it (PROTOCOL.md 8.4)."""
+        a = self.node("dr.alvarez", "psychiatrist")
+        c = self.node("rx.chen", "pharmacist")
+        py = self.pypeer("mal.lory", "therapist")
+        a.add_peer(c)
+        self.meet(a, py, serve=True)
+        c.cli("peer", "add", "-", input=py.card_text)
+        py.add_peer(c.cli("card").stdout)
+        mid = a.cli("med-change", "--to", "mal.lory,rx.chen", "--patient", "P-1", "--drug", "lithium",
+                    "--action", "increase", "--from", "300 mg", "--dose", "600 mg", "--reason", "mania",
+                    "--urgent").stdout.split()[-1]
+        wait_for(lambda: py.received, 20, "the Python peer to receive the medication change")
+        x = py.received[0].header.message_id
+        self.assertEqual(x.hex(), mid)
+        ct, pl = py.text("an unrelated note")
+        _, fake = py.seal(["rx.chen", "dr.alvarez"], ct, pl, message_id=x)
+        self.assertEqual(py.deliver("rx.chen", fake)[0], "receipt")
+        c.add_peer(a)
+        wait_for(lambda: a.delivery_state(mid, "rx.chen") == "rejected", 60, "the genuine message to be refused")
+        c.cli("ack", mid, "--comment", "ok")
+        wait_for(lambda: [r for r in a.audit("message-rejected") if r[5] == "rx.chen"], 30,
+                 "dr.alvarez to refuse rx.chen's acknowledgement")
+        self.assertEqual(a.query("SELECT by FROM acks WHERE message_id = ?", (x,)), [])
+        self.assertNotIn("acknowledged by rx.chen", a.cli("show", mid).stdout)
 
     def test_message_to_daemon_and_python_peer(self):
         a = self.node("dr.alvarez", "therapist")

@@ -335,14 +335,24 @@ static void test_ack(void **state)
     (void)state;
     Liaison__Payload__Acknowledgement a = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
     payload_info_t info;
+    uint8_t hash[32];
+    for (size_t i = 0; i < sizeof hash; i++)
+        hash[i] = (uint8_t)(0xa0 + i);
     a.acknowledged_id = (ProtobufCBinaryData){16, rid};
+    a.acknowledged_hash = (ProtobufCBinaryData){32, hash};
     a.comment = "Seen.";
     accepted(CT_ACK, &a.base, &info);
     assert_true(info.has_ref);
     assert_memory_equal(info.ref_id, rid, 16);
+    assert_memory_equal(info.ref_hash, hash, 32);
     a.acknowledged_id.len = 15;
     refused(CT_ACK, &a.base, "acknowledged id");
     a.acknowledged_id.len = 16;
+    a.acknowledged_hash.len = 0;
+    refused(CT_ACK, &a.base, "acknowledged hash");
+    a.acknowledged_hash.len = 31;
+    refused(CT_ACK, &a.base, "acknowledged hash");
+    a.acknowledged_hash.len = 32;
     static char big[PAYLOAD_MAX_COMMENT + 2];
     memset(big, 'c', PAYLOAD_MAX_COMMENT + 1);
     a.comment = big;
