@@ -21,9 +21,9 @@ static int parse_rid(const char *s, uint8_t rid[LIAISON_MSGID_BYTES])
 }
 
 /* The review's first message on this node (its opening, or the addition of this
- * node) carries the patient every later message must name. */
-static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], char *id, size_t idlen, char *label,
-                          size_t labellen)
+ * node), with its payload; *r is the caller's to free. */
+static int first_review_message(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Liaison__Control__Response **r,
+                                const Liaison__Control__MessageSummary **m)
 {
     Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
     lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
@@ -34,16 +34,25 @@ static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], ch
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = &lr;
+    int rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, r);
+    if (rc)
+        return rc;
+    *m = (*r)->list && (*r)->list->n_messages ? (*r)->list->messages[0] : NULL;
+    return 0;
+}
+
+/* That first message carries the patient every later message must name. */
+static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], char *id, size_t idlen, char *label,
+                          size_t labellen)
+{
     Liaison__Control__Response *r;
-    int rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, &r);
+    const Liaison__Control__MessageSummary *m;
+    int rc = first_review_message(cli, rid, &r, &m);
     if (rc)
         return rc;
     rc = EXIT_REFUSED;
-    if (r->list && r->list->n_messages) {
-        const Liaison__Control__MessageSummary *m = r->list->messages[0];
-        if (render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) == 0)
-            rc = 0;
-    }
+    if (m && render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) == 0)
+        rc = 0;
     liaison__control__response__free_unpacked(r, NULL);
     if (rc) {
         char hex[TEXT_MSGID_HEX];
@@ -160,6 +169,28 @@ static int review_reply(cli_t *cli, int argc, char **argv)
     return rc;
 }
 
+/* The review's opener and question as this node holds them: from the opening, or
+ * from the add that brought this node in. The strings point into *r and *first,
+ * which the caller frees. */
+static int review_origin(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Liaison__Control__Response **r,
+                         Liaison__Payload__CaseReview **first, const char **opener, const char **question)
+{
+    const Liaison__Control__MessageSummary *m;
+    int rc = first_review_message(cli, rid, r, &m);
+    if (rc)
+        return rc;
+    *first = m ? liaison__payload__case_review__unpack(NULL, m->payload.len, m->payload.data) : NULL;
+    *opener = *question = "";
+    if (*first && (*first)->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN) {
+        *opener = m->sender;
+        *question = (*first)->open->question;
+    } else if (*first && (*first)->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD) {
+        *opener = (*first)->add->opened_by;
+        *question = (*first)->add->question;
+    }
+    return 0;
+}
+
 static int review_add(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{0}};
@@ -177,14 +208,25 @@ static int review_add(cli_t *cli, int argc, char **argv)
     Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
     if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label)))
         return rc;
+    /* The new participant learns who opened the review and what it asks. */
+    Liaison__Control__Response *r;
+    Liaison__Payload__CaseReview *first;
+    const char *opener, *question;
+    if ((rc = review_origin(cli, rid, &r, &first, &opener, &question)))
+        return rc;
     Liaison__Payload__ReviewAdd ad = LIAISON__PAYLOAD__REVIEW_ADD__INIT;
     ad.participant = (char *)pos[1];
+    ad.opened_by = (char *)opener;
+    ad.question = (char *)question;
     Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
     cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
     cr.patient = &pr;
     cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD;
     cr.add = &ad;
-    return send_review(cli, &cr, "", false);
+    rc = send_review(cli, &cr, "", false);
+    liaison__payload__case_review__free_unpacked(first, NULL);
+    liaison__control__response__free_unpacked(r, NULL);
+    return rc;
 }
 
 /* "OWNER: TEXT by DATE" (the " by DATE" part is optional). */

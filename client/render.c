@@ -228,6 +228,8 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
         } else if (m->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD) {
             json_object_set_new(j, "kind", json_string("add"));
             json_object_set_new(j, "participant", json_string(m->add->participant));
+            json_object_set_new(j, "opened_by", jstr(m->add->opened_by));
+            json_object_set_new(j, "question", jstr(m->add->question));
         } else if (m->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE) {
             json_t *acts = json_array();
             for (size_t i = 0; i < m->close->n_actions; i++)
@@ -355,6 +357,8 @@ static void review_text(const Liaison__Payload__CaseReview *m, const char *in)
         break;
     case LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD:
         field(in, "Added:", m->add->participant);
+        field(in, "Opened by:", m->add->opened_by);
+        field(in, "Question:", m->add->question);
         break;
     case LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE:
         field(in, "DECISION:", m->close->decision);

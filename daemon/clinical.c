@@ -130,12 +130,39 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
     return 0;
 }
 
-int clinical_recipients(node_t *n, uint32_t ct, const payload_info_t *info, char *const *to, size_t n_to,
-                        char out[][LIAISON_MAX_ID + 1], size_t *n_out, bool *refused, char *err, size_t errlen)
+/* A case review's thread carries only that review's messages: anything else would
+ * slip past its participant and closing rules. */
+static int thread_check(node_t *n, uint32_t ct, const uint8_t *thread_id, char *err, size_t errlen)
+{
+    if (!thread_id || ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+        return 0;
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(thread_id, hex);
+    store_review_t r;
+    int rc = store_review_get(n->store, thread_id, &r);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot read review %s", hex);
+        return -1;
+    }
+    if (rc == 0) {
+        snprintf(err, errlen, "thread %s is a case review; only review messages go there (liaison review reply %s)",
+                 hex, hex);
+        return -1;
+    }
+    return 0;
+}
+
+int clinical_recipients(node_t *n, uint32_t ct, const payload_info_t *info, const uint8_t *thread_id,
+                        char *const *to, size_t n_to, char out[][LIAISON_MAX_ID + 1], size_t *n_out, bool *refused,
+                        char *err, size_t errlen)
 {
     *n_out = 0;
     *refused = false;
     int rc;
+    if (thread_check(n, ct, thread_id, err, errlen) != 0) {
+        *refused = true;
+        return -1;
+    }
     if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
         rc = ack_recipients(n, info, out, n_out, refused, err, errlen);
     } else if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW) {
@@ -168,9 +195,12 @@ int clinical_recipients(node_t *n, uint32_t ct, const payload_info_t *info, char
 }
 
 int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const payload_info_t *info,
-                           char *const *recipients, size_t n_recipients, char *err, size_t errlen)
+                           const uint8_t *thread_id, char *const *recipients, size_t n_recipients, char *err,
+                           size_t errlen)
 {
     char hex[TEXT_MSGID_HEX];
+    if (thread_check(n, ct, thread_id, err, errlen) != 0)
+        return -1;
     if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
         text_msgid_to_hex(info->ref_id, hex);
         store_msg_t m;
@@ -245,8 +275,9 @@ int clinical_record(node_t *n, const char *sender, const uint8_t msgid[static LI
     case PAYLOAD_REVIEW_OPEN:
     case PAYLOAD_REVIEW_ADD:
         /* Creates the review if this node did not know it (opened here, or we are the
-         * one being added); everyone in the header's recipient list takes part. */
-        if (store_review_open(s, rid, sender, patient_tag, created_ms) < 0)
+         * one being added, and then the add names the opener); everyone in the header's
+         * recipient list takes part. */
+        if (store_review_open(s, rid, info->opener[0] ? info->opener : sender, patient_tag, created_ms) < 0)
             return -1;
         for (size_t i = 0; i < n_recipients; i++)
             if (store_review_add(s, rid, recipients[i], created_ms) < 0)

@@ -15,16 +15,20 @@
 /* The recipients (other than this node) of a message this node is about to send.
  * Plain messages go to `to` (each must be in the directory); acknowledgements to the
  * acknowledged message's sender and other recipients; review messages to the review's
- * participants. Writes up to LIAISON_MAX_RECIPIENTS ids into out. Returns 0, or -1
+ * participants; only review messages may name a case review as their thread
+ * (thread_id, NULL for none). Writes up to LIAISON_MAX_RECIPIENTS ids into out. Returns 0, or -1
  * with err naming the problem and *refused telling policy (true) from bad input. */
-int clinical_recipients(node_t *n, uint32_t content_type, const payload_info_t *info, char *const *to, size_t n_to,
-                        char out[][LIAISON_MAX_ID + 1], size_t *n_out, bool *refused, char *err, size_t errlen);
+int clinical_recipients(node_t *n, uint32_t content_type, const payload_info_t *info, const uint8_t *thread_id,
+                        char *const *to, size_t n_to, char out[][LIAISON_MAX_ID + 1], size_t *n_out, bool *refused,
+                        char *err, size_t errlen);
 
 /* Checks an inbound message from `sender` against the care-team rules (an
  * acknowledgement must be about a message the sender received; review messages only
- * from participants of an open review). Returns 0, or -1 with err set. */
+ * from participants of an open review, and a review's thread only review messages).
+ * Returns 0, or -1 with err set. */
 int clinical_inbound_check(node_t *n, const char *sender, uint32_t content_type, const payload_info_t *info,
-                           char *const *recipients, size_t n_recipients, char *err, size_t errlen);
+                           const uint8_t *thread_id, char *const *recipients, size_t n_recipients, char *err,
+                           size_t errlen);
 
 /* Records the effects of a stored message (inside the caller's operation): the
  * acknowledgement, the review's state. Returns 0 or -1. */

@@ -267,7 +267,8 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
     char ids[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
     size_t nids = 0;
     bool refused = false;
-    if (clinical_recipients(n, ct, &info, to, n_to, ids, &nids, &refused, err, sizeof err) != 0) {
+    if (clinical_recipients(n, ct, &info, ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW ? NULL : thread_id, to,
+                            n_to, ids, &nids, &refused, err, sizeof err) != 0) {
         answer_error(c, refused ? LIAISON__CONTROL__CODE__REFUSED : LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
         return;
     }
@@ -375,8 +376,9 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
      * An unknown id is refused by clinical_recipients, with its own message. */
     store_msg_t m = {0};
     const uint8_t *thread = NULL;
-    if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread)
-        thread = m.thread_id;
+    if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread &&
+        m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+        thread = m.thread_id; /* a review's thread carries only review messages */
     Liaison__Payload__Acknowledgement ack = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
     ack.acknowledged_id = a->message_id;
     ack.acknowledged_hash = (ProtobufCBinaryData){LIAISON_HASH_BYTES, m.envelope_hash};

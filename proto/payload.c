@@ -335,9 +335,12 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
         info->review_action = PAYLOAD_REVIEW_REPLY;
         return check_text(c, "reply", m->reply->text, PAYLOAD_MAX_TEXT, true, true);
     case LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD:
-        if (!check_node_id(c, "participant", m->add->participant))
+        if (!check_node_id(c, "participant", m->add->participant) ||
+            (m->add->opened_by[0] && !check_node_id(c, "opened by", m->add->opened_by)) ||
+            !check_text(c, "question", m->add->question, PAYLOAD_MAX_FIELD, false, true))
             return false;
         snprintf(info->added, sizeof info->added, "%s", m->add->participant);
+        snprintf(info->opener, sizeof info->opener, "%s", m->add->opened_by);
         info->review_action = PAYLOAD_REVIEW_ADD;
         return true;
     case LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE: {

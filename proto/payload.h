@@ -40,6 +40,7 @@ typedef struct payload_info {
     char participants[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1]; /* open: the invited participants */
     size_t n_participants;
     char added[LIAISON_MAX_ID + 1];                      /* add: the new participant */
+    char opener[LIAISON_MAX_ID + 1];                     /* add: the review's opener, empty if not said */
 } payload_info_t;
 
 /* True if the daemon knows this content type. */

@@ -129,6 +129,15 @@ class Clinical(NodeTest):
         p.cli("review", "add", rid, "dr.park")
         wait_for(lambda: pcp.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20,
                  "review at the pcp")
+        # The added participant learns who opened the review and what it asks.
+        self.assertEqual(pcp.json("review", "list")["reviews"][0]["opened_by"], "dr.okafor")
+        shown = pcp.cli("review", "show", rid).stdout
+        self.assertIn("Opened by dr.okafor", shown)
+        self.assertIn("Nausea on 100 mg: switch or split dose?", shown)
+        # Only review messages go into a review's thread.
+        r = t.cli("send", "--to", "dr.okafor", "--thread", rid, "-", input="off the record", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("is a case review", r.stderr)
         p.cli("review", "close", rid, "--decision", "Continue 100 mg with food; reassess in 2 weeks.",
               "--action", "dr.alvarez: screen GI symptoms by 2026-12-07")
         for n in (t, rx, pcp):

@@ -168,6 +168,18 @@ class Interop(NodeTest):
         self.assertEqual(a.query("SELECT by FROM acks WHERE message_id = ?", (x,)), [])
         self.assertNotIn("acknowledged by rx.chen", a.cli("show", mid).stdout)
 
+    def test_daemon_refuses_other_messages_in_a_review_thread(self):
+        a = self.node("dr.alvarez", "therapist")
+        py = self.pypeer("rx.kim", "pharmacist")
+        self.meet(a, py, serve=True)
+        rid = a.cli("review", "open", "--with", "rx.kim", "--patient", "P-7", "--question", "Q?").stdout.strip()
+        wait_for(lambda: py.received, 20, "the Python peer to receive the review")
+        ct, pl = py.text("a note slipped into the review")
+        _, env = py.seal(["dr.alvarez"], ct, pl, thread_id=bytes.fromhex(rid))
+        answer = py.deliver("dr.alvarez", env)
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("is a case review", answer[2])
+
     def test_message_to_daemon_and_python_peer(self):
         a = self.node("dr.alvarez", "therapist")
         b = self.node("dr.okafor", "psychiatrist")
