@@ -322,9 +322,13 @@ static int flag_one(void *ctx, const uint8_t *msg, const char *recipient, bool u
 {
     overdue_ctx_t *oc = ctx;
     node_t *n = oc->n;
+    (void)created_ms;
+    /* The deadline that passed, in the unit it was most likely set in. */
+    uint32_t s = urgent ? n->cfg.ack_urgent_s : n->cfg.ack_routine_s;
     char details[128];
-    snprintf(details, sizeof details, "%s medication change not acknowledged within %" PRIu64 " min",
-             urgent ? "urgent" : "routine", (oc->now - created_ms) / 60000u);
+    snprintf(details, sizeof details, "%s medication change not acknowledged within %" PRIu32 " %s",
+             urgent ? "urgent" : "routine", s % 3600u == 0 ? s / 3600u : s % 60u == 0 ? s / 60u : s,
+             s % 3600u == 0 ? "h" : s % 60u == 0 ? "min" : "s");
     if (store_op_begin(n->store) != 0)
         return -1;
     audit_entry_t a = {.actor = "daemon", .action = "ack-overdue", .outcome = "ok", .message_id = msg,

@@ -101,6 +101,7 @@ class Clinical(NodeTest):
         wait_for(lambda: p.audit("ack-overdue"), 30, "the overdue flag")
         time.sleep(7)  # more scans happen: still flagged once
         self.assertEqual(len(p.audit("ack-overdue")), 1)
+        self.assertEqual(p.audit("ack-overdue")[0][6], "urgent medication change not acknowledged within 1 s")
         wait_for(lambda: os.path.exists(hook_out), 10, "the hook to run")
         self.assertEqual(open(hook_out).read().split(), ["ack-overdue", "dr.alvarez", "urgent"])
         self.assertIn(mid, p.cli("status").stdout + p.cli("inbox").stdout)
