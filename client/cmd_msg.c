@@ -528,6 +528,7 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
     lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
     lr.patient = (char *)pos[0];
     lr.with_payloads = true;
+    lr.keep_unread = true; /* a timeline shows each message's gist, not the message */
     lr.limit = 10000;
     if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;

@@ -30,6 +30,7 @@ static int first_review_message(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTE
     lr.thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)rid};
     lr.content_type = 5;
     lr.with_payloads = true;
+    lr.keep_unread = true; /* a lookup of the patient and question, not a reading */
     lr.limit = 1;
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;

@@ -538,13 +538,13 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
 typedef struct list_ctx {
     call_t *c;
     node_t *n;
-    bool with_payloads;
+    bool with_payloads, keep_unread;
     summary_buf_t **bufs;
     size_t count, cap;
 } list_ctx_t;
 
 static int open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len);
-static bool record_read(call_t *c, const store_msg_t *m);
+static bool record_read(call_t *c, const store_msg_t *m, bool mark);
 
 static int list_one(void *ctx, const store_msg_t *m)
 {
@@ -564,7 +564,7 @@ static int list_one(void *ctx, const store_msg_t *m)
     lc->bufs[lc->count++] = b;
     if (lc->with_payloads) {
         store_msg_t full;
-        if (open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len) == 0 && record_read(lc->c, &full)) {
+        if (open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len) == 0 && record_read(lc->c, &full, !lc->keep_unread)) {
             b->sum.payload = (ProtobufCBinaryData){b->payload_len, b->payload};
         } else if (b->payload) {
             sodium_memzero(b->payload, b->payload_len);
@@ -595,7 +595,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a thread id is 32 hex characters");
         return;
     }
-    list_ctx_t lc = {.c = c, .n = n, .with_payloads = lr->with_payloads};
+    list_ctx_t lc = {.c = c, .n = n, .with_payloads = lr->with_payloads, .keep_unread = lr->keep_unread};
     int rc = store_msg_each(n->store, &q, list_one, &lc);
     if (rc != 0) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
@@ -686,17 +686,19 @@ out:
     return rc;
 }
 
-/* Marks an incoming message read and audits the read. The content is released only
- * if the read could be recorded. */
-static bool record_read(call_t *c, const store_msg_t *m)
+/* Audits the read of a message and, if mark, marks an incoming one read. The content
+ * is released only if the read could be recorded. */
+static bool record_read(call_t *c, const store_msg_t *m, bool mark)
 {
     node_t *n = c->n;
     if (store_op_begin(n->store) != 0)
         return false;
     audit_entry_t a = {.actor = c->actor, .action = "message-read", .outcome = "ok", .message_id = m->id,
                        .peer = m->outgoing ? NULL : m->sender, .content_type = m->content_type,
-                       .patient_tag = m->has_patient_tag ? m->patient_tag : NULL};
-    bool ok = (m->outgoing || store_msg_mark_read(n->store, m->id, liaison_now_ms()) >= 0) && node_audit(n, &a) == 0;
+                       .patient_tag = m->has_patient_tag ? m->patient_tag : NULL,
+                       .details = mark ? NULL : "listed; left unread"};
+    bool ok = (m->outgoing || !mark || store_msg_mark_read(n->store, m->id, liaison_now_ms()) >= 0) &&
+              node_audit(n, &a) == 0;
     return store_op_end(n->store, ok) == 0 && ok;
 }
 
@@ -725,7 +727,7 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
                      "message %s cannot be opened with the keys this node has for its sender", hex);
         goto out;
     }
-    if (!record_read(c, &m)) {
+    if (!record_read(c, &m, true)) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot record the read in the audit log; not shown");
         goto out;
     }

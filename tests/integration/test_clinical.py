@@ -176,6 +176,14 @@ class Clinical(NodeTest):
         text = p.cli("patient", "P-1042").stdout
         self.assertIn("18", text)
         self.assertIn("12", text)
+        # The timeline is an audited access, but the notes stay unread until shown.
+        unread = ids(p.json("inbox", "--unread"))
+        self.assertIn(first, unread)
+        self.assertIn(second, unread)
+        left = [r for r in p.audit("message-read") if r[4].lower() == first]
+        self.assertTrue(left and all(r[6] == "listed; left unread" for r in left), left)
+        p.cli("show", first)
+        self.assertNotIn(first, ids(p.json("inbox", "--unread")))
 
 
 if __name__ == "__main__":
