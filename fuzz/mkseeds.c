@@ -179,8 +179,10 @@ static pb_t payload_med(int sw)
 static pb_t payload_ack(void)
 {
     pb_t b = {0};
+    static const uint8_t ref_hash[32] = {0x5e, 0xed, 0x0a, 0xc4};
     pb_bytes(&b, 1, ref_id, sizeof ref_id);
     pb_str(&b, 2, "Noted, will watch for activation.");
+    pb_bytes(&b, 3, ref_hash, sizeof ref_hash);
     return b;
 }
 
@@ -196,7 +198,11 @@ static pb_t payload_review(int kind)
         pb_str(&k, 2, "carol");
         break;
     case 4: pb_str(&k, 1, "I agree; consider augmentation."); break;
-    case 5: pb_str(&k, 1, "carol"); break;
+    case 5:
+        pb_str(&k, 1, "carol");
+        pb_str(&k, 2, "alice");
+        pb_str(&k, 3, "Should we step up care? PHQ-9 unchanged for 8 weeks.");
+        break;
     default:
         pb_str(&k, 1, "Augment with CBT-I; review in 4 weeks.");
         pb_str(&a, 1, "bob");

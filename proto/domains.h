@@ -24,6 +24,11 @@
 /* XChaCha20-Poly1305 associated data prefix of a per-recipient content-key wrap. */
 #define LIAISON_DOMAIN_KEY_WRAP "liaison-v1/key-wrap"
 
+/* BLAKE2b-256 of an envelope's content key, carried in its signed header, so that
+ * every recipient opens the same body (XChaCha20-Poly1305 alone does not commit to
+ * its key). */
+#define LIAISON_DOMAIN_KEY_COMMITMENT "liaison-v1/key-commitment"
+
 /* Ed25519 signature of an envelope's header and body. */
 #define LIAISON_DOMAIN_ENVELOPE "liaison-v1/envelope"
 

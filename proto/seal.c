@@ -130,6 +130,19 @@ out:
     return rc;
 }
 
+/* What the header commits to: the content key, so that no sender can wrap different
+ * keys that open one body to different plaintexts for different recipients. */
+static void key_commitment(const uint8_t ck[static AEAD_KEY], uint8_t out[static LIAISON_HASH_BYTES])
+{
+    crypto_generichash_state st;
+    if (crypto_generichash_init(&st, NULL, 0, LIAISON_HASH_BYTES) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)LIAISON_DOMAIN_KEY_COMMITMENT,
+                                  sizeof LIAISON_DOMAIN_KEY_COMMITMENT) != 0 ||
+        crypto_generichash_update(&st, ck, AEAD_KEY) != 0 || crypto_generichash_final(&st, out, LIAISON_HASH_BYTES) != 0)
+        sodium_memzero(out, LIAISON_HASH_BYTES);
+    sodium_memzero(&st, sizeof st);
+}
+
 int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[static LIAISON_MSGID_BYTES],
                   uint8_t **out, size_t *out_len, char *err, size_t errlen)
 {
@@ -140,7 +153,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     uint8_t sig[crypto_sign_BYTES];
     /* The content key lives on the stack for microseconds and is wiped on every path
      * (sodium_malloc per message cost more than the rest of the symmetric work). */
-    uint8_t ck_buf[AEAD_KEY];
+    uint8_t ck_buf[AEAD_KEY], commitment[LIAISON_HASH_BYTES];
     uint8_t *ck = NULL, *wrapped = NULL, *hdr_bytes = NULL, *body = NULL, *msg = NULL, *env_bytes = NULL;
     size_t hdr_len = 0, body_len = 0, msg_len = 0, env_len = 0;
     Liaison__Wire__WrappedKey *wks = NULL;
@@ -175,6 +188,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
         mid[i] = (uint8_t)(in->created_ms >> (8 * (5 - i)));
     randombytes_buf(mid + 6, sizeof mid - 6);
     crypto_aead_xchacha20poly1305_ietf_keygen(ck);
+    key_commitment(ck, commitment);
 
     for (size_t i = 0; i < n; i++) {
         uint8_t *nonce = wrapped + i * (AEAD_NONCE + WRAPPED_BYTES);
@@ -208,6 +222,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
         hdr.thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)in->thread_id};
     hdr.n_keys = n;
     hdr.keys = wkp;
+    hdr.key_commitment = (ProtobufCBinaryData){sizeof commitment, commitment};
     hdr_len = liaison__wire__header__get_packed_size(&hdr);
     if (hdr_len > LIAISON_MAX_HEADER) {
         snprintf(err, errlen, "seal: header would be %zu bytes, limit is %u (too many or too long recipient ids)",
@@ -370,6 +385,11 @@ static int check_header(const Liaison__Wire__Header *h, size_t hdr_len, char *er
                  LIAISON_MSGID_BYTES);
         goto out;
     }
+    if (h->key_commitment.len != LIAISON_HASH_BYTES) {
+        snprintf(err, errlen, "envelope: key commitment is %zu bytes, expected %u", h->key_commitment.len,
+                 LIAISON_HASH_BYTES);
+        goto out;
+    }
     rc = 0;
 out:
     return rc;
@@ -483,7 +503,7 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
 {
     int rc = -1;
     uint8_t ad[WRAP_AD_MAX];
-    uint8_t ck_buf[AEAD_KEY];
+    uint8_t ck_buf[AEAD_KEY], commitment[LIAISON_HASH_BYTES];
     uint8_t *ck = NULL, *plain = NULL;
     size_t plain_cap = 0;
     unsigned long long ck_len = 0, plain_len = 0;
@@ -502,7 +522,8 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
     wk = e->hdr->keys[idx];
     /* envelope_parse guaranteed these; re-check so a hand-built envelope_t cannot overflow. */
     if (wk->ciphertext.len != WRAPPED_BYTES || wk->nonce.len != AEAD_NONCE || env->body.len < AEAD_NONCE + AEAD_TAG ||
-        e->hdr->message_id.len != LIAISON_MSGID_BYTES || !text_valid_id(e->hdr->sender))
+        e->hdr->message_id.len != LIAISON_MSGID_BYTES || e->hdr->key_commitment.len != LIAISON_HASH_BYTES ||
+        !text_valid_id(e->hdr->sender))
         goto out;
     ck = ck_buf;
     if (!ck)
@@ -511,6 +532,10 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(ck, &ck_len, NULL, wk->ciphertext.data, wk->ciphertext.len, ad,
                                                    ad_len, wk->nonce.data, pair_key) != 0 ||
         ck_len != AEAD_KEY)
+        goto out;
+    /* The key this recipient was given must be the one the sender signed for all. */
+    key_commitment(ck, commitment);
+    if (sodium_memcmp(commitment, e->hdr->key_commitment.data, LIAISON_HASH_BYTES) != 0)
         goto out;
     plain_cap = env->body.len - AEAD_NONCE - AEAD_TAG;
     plain = malloc(plain_cap ? plain_cap : 1);
@@ -527,6 +552,7 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
     rc = 0;
 out:
     sodium_memzero(ck_buf, sizeof ck_buf);
+    sodium_memzero(commitment, sizeof commitment);
     sodium_memzero(ad, sizeof ad);
     if (plain) {
         sodium_memzero(plain, plain_cap);

@@ -13,6 +13,7 @@ python3-zmq, python3-protobuf and protobuf-compiler.
 """
 import base64
 import hashlib
+import hmac
 import importlib
 import os
 import struct
@@ -53,6 +54,11 @@ def H32(data):
 def envelope_hash(envelope):
     """PROTOCOL.md section 5: what receipts and acknowledgements name."""
     return H32(D("liaison-v1/envelope-hash") + envelope)
+
+
+def key_commitment(content_key):
+    """PROTOCOL.md section 5: the signed header commits to the content key."""
+    return H32(D("liaison-v1/key-commitment") + content_key)
 
 
 def H64(data):
@@ -277,7 +283,8 @@ class PyPeer:
         content_key = os.urandom(32)
         h = self.wire.Header(version=1, message_id=mid, sender=self.id, recipients=recips,
                              created_ms=created_ms if created_ms is not None else now_ms(),
-                             content_type=content_type, thread_id=thread_id)
+                             content_type=content_type, thread_id=thread_id,
+                             key_commitment=key_commitment(content_key))
         for r in recips:
             ad = (D("liaison-v1/key-wrap") + mid + bytes([len(self.id)]) + self.id.encode()
                   + bytes([len(r)]) + r.encode())
@@ -429,7 +436,8 @@ class PyPeer:
         mid = h.message_id
         recips = list(h.recipients)
         if (len(mid) != 16 or len(env.signature) != 64 or h.sender not in recips
-                or len(set(recips)) != len(recips) or [k.recipient for k in h.keys] != recips):
+                or len(set(recips)) != len(recips) or [k.recipient for k in h.keys] != recips
+                or len(h.key_commitment) != 32):
             return self._reject(router, routing_id, mid, W.REJECT_MALFORMED, "structure")
         if h.version != 1:
             return self._reject(router, routing_id, mid, W.REJECT_VERSION, "version")
@@ -456,6 +464,8 @@ class PyPeer:
         try:
             content_key = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(k.ciphertext, ad, k.nonce,
                                                                              self._pair(h.sender))
+            if not hmac.compare_digest(key_commitment(content_key), h.key_commitment):
+                raise ProtocolError("the content key does not match the header's commitment")
             body = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(env.body[24:], env.header, env.body[:24],
                                                                       content_key)
         except Exception:

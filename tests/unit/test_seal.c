@@ -434,6 +434,8 @@ typedef struct hspec {
     size_t sig_len;
     size_t header_pad;        /* unknown field of this many bytes appended to the header */
     bool header_nul_in_sender;/* sender "alicex" with the x replaced by 0x00 after packing */
+    size_t commit_len;        /* bytes of the key commitment sent */
+    bool commit_other_key;    /* the header commits to a key other than the one wrapped */
 } hspec_t;
 
 static const char hb_payload[] = "hand-built";
@@ -454,6 +456,7 @@ static hspec_t good_hspec(void)
     s.ct_len = 48;
     s.content_type = 1;
     s.sig_len = 64;
+    s.commit_len = 32;
     return s;
 }
 
@@ -489,13 +492,20 @@ static uint8_t *test_signed_message(const uint8_t *h, size_t hl, const uint8_t *
 
 static uint8_t *build_envelope(const hspec_t *s, size_t *out_len)
 {
-    uint8_t mid[16], ck[32], thread[LIAISON_MAX_HEADER + 64];
+    uint8_t mid[16], ck[32], ck2[32], commit[32], thread[LIAISON_MAX_HEADER + 64];
     uint8_t nonces[40][24], cts[40][64];
     Liaison__Wire__WrappedKey wk[40], *wkp[40];
     char *rc[40];
     randombytes_buf(mid, sizeof mid);
     randombytes_buf(ck, sizeof ck);
+    randombytes_buf(ck2, sizeof ck2);
     randombytes_buf(thread, sizeof thread);
+    {   /* BLAKE2b-256("liaison-v1/key-commitment" 0x00 || ck) */
+        uint8_t in[26 + 32];
+        memcpy(in, "liaison-v1/key-commitment", 26);
+        memcpy(in + 26, s->commit_other_key ? ck2 : ck, 32);
+        assert_int_equal(crypto_generichash(commit, 32, in, sizeof in, NULL, 0), 0);
+    }
     int signer = node_index(s->sender);
     if (signer < 0)
         signer = ALICE;
@@ -536,6 +546,7 @@ static uint8_t *build_envelope(const hspec_t *s, size_t *out_len)
     h.thread_id = (ProtobufCBinaryData){s->thread_len, thread};
     h.n_keys = s->n_keys;
     h.keys = wkp;
+    h.key_commitment = (ProtobufCBinaryData){s->commit_len, commit};
     size_t hl = liaison__wire__header__get_packed_size(&h);
     uint8_t *hb = malloc(hl + s->header_pad + 8);
     liaison__wire__header__pack(&h, hb);
@@ -576,6 +587,7 @@ static uint8_t *build_envelope(const hspec_t *s, size_t *out_len)
     uint8_t *out = malloc(*out_len + 16);
     liaison__wire__envelope__pack(&env, out);
     sodium_memzero(ck, sizeof ck);
+    sodium_memzero(ck2, sizeof ck2);
     free(m);
     free(body);
     free(hb);
@@ -612,6 +624,24 @@ static void test_hand_built_accepted(void **state)
         assert_int_equal(pt_len, sizeof hb_payload);
         assert_memory_equal(pt, hb_payload, sizeof hb_payload);
         free(pt);
+    }
+    free(bytes);
+}
+
+static void test_key_commitment_checked(void **state)
+{
+    (void)state;
+    /* The body decrypts with the key every recipient unwraps, but the signed header
+     * commits to another one: nobody may open it (one body, one plaintext for all). */
+    hspec_t s = good_hspec();
+    s.commit_other_key = true;
+    size_t len = 0;
+    uint8_t *bytes = build_envelope(&s, &len);
+    for (int who = ALICE; who <= CAROL; who++) {
+        uint8_t *pt = (uint8_t *)1;
+        size_t pt_len = 0;
+        assert_int_equal(receive(bytes, len, ALICE, who, &pt, &pt_len), -1);
+        assert_null(pt);
     }
     free(bytes);
 }
@@ -709,6 +739,12 @@ static void test_parse_rules(void **state)
     n++;
     c[n] = (pcase_t){good_hspec(), MALFORMED, "thread id is 8 bytes"};
     c[n].s.thread_len = 8;
+    n++;
+    c[n] = (pcase_t){good_hspec(), MALFORMED, "key commitment is 0 bytes, expected 32"};
+    c[n].s.commit_len = 0;
+    n++;
+    c[n] = (pcase_t){good_hspec(), MALFORMED, "key commitment is 31 bytes, expected 32"};
+    c[n].s.commit_len = 31;
     n++;
     c[n] = (pcase_t){good_hspec(), MALFORMED, "sender is not a valid node id"};
     c[n].s.sender = "Alice";
@@ -890,6 +926,7 @@ int main(void)
         cmocka_unit_test(test_wrong_recipient_and_keys),
         cmocka_unit_test(test_seal_input_limits),
         cmocka_unit_test(test_hand_built_accepted),
+        cmocka_unit_test(test_key_commitment_checked),
         cmocka_unit_test(test_library_envelope_independently_opened),
         cmocka_unit_test(test_parse_rules),
         cmocka_unit_test(test_parse_outer),
