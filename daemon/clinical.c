@@ -258,6 +258,13 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
         snprintf(err, errlen, "review %s is closed", hex);
         return -1;
     }
+    /* Every participant must stay reachable by one message (and listed by this node). */
+    if (info->review_action == PAYLOAD_REVIEW_ADD && !store_review_has(&r, info->added) &&
+        r.n_participants >= LIAISON_MAX_RECIPIENTS) {
+        snprintf(err, errlen, "review %s already has %u participants, the most one message can reach", hex,
+                 LIAISON_MAX_RECIPIENTS);
+        return -1;
+    }
     return 0;
 }
 

@@ -180,6 +180,26 @@ class Interop(NodeTest):
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
         self.assertIn("is a case review", answer[2])
 
+    def test_daemon_refuses_to_grow_a_review_past_one_message(self):
+        a = self.node("dr.alvarez", "therapist")
+        py = self.pypeer("rx.kim", "pharmacist")
+        self.meet(a, py, serve=True)
+        rid = os.urandom(16)
+        others = ["dr.alvarez"] + ["dr.f%02d" % i for i in range(30)]
+        for ident in others[1:] + ["dr.extra"]:  # nodes the daemon does not know: their wraps are never opened
+            py.pair_keys[ident] = os.urandom(32)
+        pr = PAYLOAD.PatientRef(id="P-9")
+
+        def review(recipients, **kind):
+            msg = PAYLOAD.CaseReview(review_id=rid, patient=pr, **kind)
+            return py.deliver("dr.alvarez", py.seal(recipients, 5, msg.SerializeToString(), thread_id=rid)[1])
+
+        opened = review(["rx.kim"] + others, open=PAYLOAD.ReviewOpen(question="Q?", participants=others))
+        self.assertEqual(opened[0], "receipt", opened)
+        answer = review(["rx.kim", "dr.alvarez", "dr.extra"], add=PAYLOAD.ReviewAdd(participant="dr.extra"))
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("already has 32 participants", answer[2])
+
     def test_message_to_daemon_and_python_peer(self):
         a = self.node("dr.alvarez", "therapist")
         b = self.node("dr.okafor", "psychiatrist")
