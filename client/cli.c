@@ -211,6 +211,29 @@ void cli_chomp(char *s)
         s[--n] = 0;
 }
 
+char *cli_read_text(const char *path, size_t max)
+{
+    /* CRLF takes two bytes where the text will take one: read up to twice the limit,
+     * then check the limit on the converted text. */
+    char *t = cli_read_file(path, max > SIZE_MAX / 2 ? max : 2 * max);
+    if (!t)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; t[i]; i++) {
+        if (t[i] == '\r' && t[i + 1] == '\n')
+            continue;
+        t[o++] = t[i];
+    }
+    t[o] = 0;
+    cli_chomp(t);
+    if (strlen(t) > max) {
+        cli_fail(EXIT_USAGE, "%s is over %zu bytes", strcmp(path, "-") == 0 ? "standard input" : path, max);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
 void cli_time(uint64_t ms, char *buf, size_t len)
 {
     if (!ms) {

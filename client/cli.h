@@ -70,6 +70,11 @@ char *cli_read_file(const char *path, size_t max);
 /* Strips one trailing newline (text read from a file or a pipe). */
 void cli_chomp(char *s);
 
+/* Message text from a file ("-" = stdin), as cli_read_file, with Windows line ends
+ * (CRLF) turned into LF and one trailing newline stripped. A CR not followed by LF is
+ * kept (and refused by the payload rules). Returns NULL after printing why. */
+char *cli_read_text(const char *path, size_t max);
+
 /* Local-time display of ms since the epoch: "2026-11-23 14:05". */
 void cli_time(uint64_t ms, char *buf, size_t len);
 

@@ -47,10 +47,7 @@ static char *read_body(cli_t *cli, cli_opt_t *o, const char **pos, size_t npos, 
         cli_fail(EXIT_USAGE, "%s: the %s is required: --file F, or - to read standard input", cli->cmd, what);
         return NULL;
     }
-    char *t = cli_read_file(src, PAYLOAD_MAX_TEXT);
-    if (t)
-        cli_chomp(t);
-    return t;
+    return cli_read_text(src, PAYLOAD_MAX_TEXT);
 }
 
 int cmd_send(cli_t *cli, int argc, char **argv)

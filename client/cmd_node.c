@@ -130,16 +130,19 @@ int cmd_init(cli_t *cli, int argc, char **argv)
         return cli_fail(EXIT_USAGE, "--role: '%.32s' is not a role (one of: %s)", role, text_roles());
     if (!text_valid_utf8(org, LIAISON_MAX_NAME, false))
         return cli_fail(EXIT_USAGE, "--org: must be a single line of at most %u bytes", LIAISON_MAX_NAME);
-    if (!text_valid_endpoint(listen))
-        return cli_fail(EXIT_USAGE, "--listen: '%.64s' is not an endpoint (tcp://HOST:PORT)", listen);
+    const char *why = text_endpoint_problem(listen, true);
+    if (why)
+        return cli_fail(EXIT_USAGE, "--listen '%.256s': %s (the address to bind, e.g. tcp://0.0.0.0:7701 or"
+                                    " tcp://192.0.2.10:7701; peers dial --advertise tcp://HOST:PORT)", listen, why);
     if (!adv) {
-        if (strstr(listen, "://0.0.0.0") || strstr(listen, "://*"))
+        if (strstr(listen, "://0.0.0.0:") || strstr(listen, "://*:") || strstr(listen, "://[::]:"))
             return cli_fail(EXIT_USAGE, "--listen %s binds every interface: give the address peers should dial with"
                                         " --advertise tcp://HOST:PORT", listen);
         adv = listen;
     }
-    if (!text_valid_endpoint(adv))
-        return cli_fail(EXIT_USAGE, "--advertise: '%.64s' is not an endpoint (tcp://HOST:PORT)", adv);
+    if ((why = text_endpoint_problem(adv, false)))
+        return cli_fail(EXIT_USAGE, "--advertise '%.256s': %s (the address peers dial, e.g."
+                                    " tcp://okafor.clinic.example:7701)", adv, why);
 
     char err[600];
     paths_t p;

@@ -150,10 +150,9 @@ static int review_reply(cli_t *cli, int argc, char **argv)
     Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
     if ((rc = parse_rid(pos[0], rid)))
         return rc;
-    char *text = cli_read_file(src, PAYLOAD_MAX_TEXT);
+    char *text = cli_read_text(src, PAYLOAD_MAX_TEXT);
     if (!text)
         return EXIT_USAGE;
-    cli_chomp(text);
     if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label))) {
         free(text);
         return rc;
@@ -230,6 +229,24 @@ static int review_add(cli_t *cli, int argc, char **argv)
     return rc;
 }
 
+static int reviews(cli_t *cli, bool open_only, const uint8_t *rid, Liaison__Control__Response **r);
+
+/* True if s is meant as a date: digits and at least one of - / . and nothing else
+ * ("2026-02-30", "12/07/2026"); "by Friday" or "by 5pm" are part of the text. */
+static bool looks_like_date(const char *s)
+{
+    bool digit = false, sep = false;
+    for (; *s; s++) {
+        if (*s >= '0' && *s <= '9')
+            digit = true;
+        else if (*s == '-' || *s == '/' || *s == '.')
+            sep = true;
+        else
+            return false;
+    }
+    return digit && sep;
+}
+
 /* "OWNER: TEXT by DATE" (the " by DATE" part is optional). */
 static int parse_action(const char *s, Liaison__Payload__ActionItem *a, char *buf, size_t buflen)
 {
@@ -250,8 +267,43 @@ static int parse_action(const char *s, Liaison__Payload__ActionItem *a, char *bu
     if (by && payload_valid_date(by + 4)) {
         *by = 0;
         a->due_date = by + 4;
+    } else if (by && looks_like_date(by + 4)) {
+        return cli_fail(EXIT_USAGE, "--action: the due date '%.40s' is not a date (YYYY-MM-DD, e.g. \"%s: ... by"
+                                    " 2026-12-07\"); nothing was sent", by + 4, buf);
     }
     return 0;
+}
+
+/* Every action's owner must take part in the review (this node does: only participants
+ * may close it), so that nobody is handed a task in a review they cannot see. */
+static int check_owners(cli_t *cli, const char *rid_text, const uint8_t rid[LIAISON_MSGID_BYTES],
+                        const Liaison__Payload__ActionItem *items, int n)
+{
+    Liaison__Control__Response *r;
+    int rc = reviews(cli, false, rid, &r);
+    if (rc)
+        return rc;
+    if (r->reviews->n_reviews != 1) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "no review %s on this node (see: liaison review list)", rid_text);
+    }
+    const Liaison__Control__ReviewInfo *v = r->reviews->reviews[0];
+    for (int i = 0; i < n && rc == 0; i++) {
+        bool found = strcmp(items[i].owner, v->opened_by) == 0;
+        for (size_t j = 0; j < v->n_participants && !found; j++)
+            found = strcmp(items[i].owner, v->participants[j]) == 0;
+        if (found)
+            continue;
+        char who[LIAISON_MAX_RECIPIENTS * (LIAISON_MAX_ID + 2)] = "";
+        size_t off = 0;
+        for (size_t j = 0; j < v->n_participants && off < sizeof who; j++)
+            off += (size_t)snprintf(who + off, sizeof who - off, "%s%s", j ? ", " : "", v->participants[j]);
+        rc = cli_fail(EXIT_USAGE, "--action: the owner '%.64s' does not take part in review %s (participants: %s);"
+                                  " add them first with: liaison review add %s %.64s; nothing was sent",
+                      items[i].owner, rid_text, who, rid_text, items[i].owner);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return rc;
 }
 
 static int review_close(cli_t *cli, int argc, char **argv)
@@ -277,7 +329,8 @@ static int review_close(cli_t *cli, int argc, char **argv)
     uint8_t rid[LIAISON_MSGID_BYTES];
     char pid[80], label[160];
     Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
-    if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label)))
+    if ((rc = with_existing(cli, pos[0], rid, &pr, pid, label)) ||
+        (rc = check_owners(cli, pos[0], rid, items, ac->count)))
         return rc;
     Liaison__Payload__ReviewClose cl = LIAISON__PAYLOAD__REVIEW_CLOSE__INIT;
     cl.decision = (char *)cli_opt(o, "decision")->value;

@@ -16,7 +16,8 @@ typedef struct command {
 static const command_t commands[] = {
     {"init", cmd_init,
      "init --id ID --name NAME --role ROLE [--org ORG] --listen ENDPOINT [--advertise ENDPOINT]\n"
-     "        create this node: keys, configuration, empty database"},
+     "        create this node: keys, configuration, empty database (--listen tcp://IP|[IPv6]|*:PORT\n"
+     "        to bind, --advertise tcp://HOST:PORT for peers to dial)"},
     {"card", cmd_card, "card                      print this node's signed contact card (one line)"},
     {"fingerprint", cmd_fingerprint, "fingerprint [ID]          fingerprint of this node's (or a peer's) identity key"},
     {"status", cmd_status, "status                    the daemon, its peers, queue, overdue acknowledgements, alarms"},
@@ -38,12 +39,15 @@ static const command_t commands[] = {
     {"med-change", cmd_med_change,
      "med-change --to ID[,ID...] --patient P [--label L] --drug NAME --action ACTION [--from DOSE] [--dose DOSE]\n"
      "        [--from-frequency F] [--frequency F] [--from-drug NAME] --reason TEXT [--monitor TEXT]\n"
-     "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change"},
+     "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change\n"
+     "        (start: --dose, no --from; stop, hold: --from, no --dose; increase, decrease: both;\n"
+     "        switch: both and --from-drug)"},
     {"patient", cmd_patient, "patient P                 timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
     {"review", cmd_review,
      "review open --with ID[,ID...] --patient P [--label L] --question TEXT\n"
      "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"
      "        review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by DATE\"]...\n"
+     "        (OWNER a participant of the review, DATE YYYY-MM-DD)\n"
      "        review show REVIEW_ID | review list [--open]"},
     {"audit", cmd_audit,
      "audit log [--since T] [--until T] [--peer ID] [--patient P] [--action A] [--limit N]\n"

@@ -106,8 +106,11 @@ static const key_def_t keys[] = {
     S("node", "name", name, valid_nonempty_line, "a non-empty single line of at most 128 bytes"),
     S("node", "role", role, text_valid_role, "therapist, psychiatrist, pcp, pharmacist, nurse, case-manager or auditor"),
     S("node", "org", org, valid_line, "a single line of at most 128 bytes"),
-    S("node", "listen", listen, text_valid_endpoint, "a ZeroMQ endpoint such as tcp://0.0.0.0:7701"),
-    S("node", "advertise", advertise, valid_endpoint_or_empty, "a ZeroMQ endpoint such as tcp://host.example:7701"),
+    S("node", "listen", listen, text_valid_bind_endpoint,
+      "tcp://ADDRESS:PORT to bind, ADDRESS an IPv4 address, [IPv6 address] or *, PORT 1-65535, such as"
+      " tcp://0.0.0.0:7701"),
+    S("node", "advertise", advertise, valid_endpoint_or_empty,
+      "tcp://HOST:PORT peers can dial, PORT 1-65535, such as tcp://host.example:7701"),
     N("delivery", "retry_min_ms", retry_min_ms, 10, 3600000),
     N("delivery", "retry_max_ms", retry_max_ms, 100, 86400000),
     N("delivery", "clock_window_s", clock_window_s, 1, 7 * 86400),

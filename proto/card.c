@@ -62,9 +62,9 @@ static int card_check_fields(const char *id, const char *name, const char *role,
         snprintf(err, errlen, "card: org must be at most %u bytes of single-line UTF-8 text", LIAISON_MAX_NAME);
         goto out;
     }
-    if (!text_valid_endpoint(endpoint)) {
-        snprintf(err, errlen, "card: endpoint is not a tcp:// or ipc:// address of at most %u printable bytes",
-                 LIAISON_MAX_ENDPOINT);
+    const char *why = text_endpoint_problem(endpoint, false);
+    if (why) {
+        snprintf(err, errlen, "card: the endpoint is not tcp://HOST:PORT (or ipc://PATH): %s", why);
         goto out;
     }
     rc = 0;

@@ -166,21 +166,38 @@ __attribute__((format(printf, 2, 3))) static bool fail(check_t *c, const char *f
     return false;
 }
 
+/* Writes s into buf as a quoted value for an error message: at most 64 bytes, then
+ * "..." if there was more; bytes that are not printable ASCII are shown as '?'. */
+static const char *quoted(const char *s, char buf[static 72])
+{
+    size_t i = 0, o = 0;
+    buf[o++] = '\'';
+    for (; s[i] && i < 64; i++)
+        buf[o++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    buf[o++] = '\'';
+    if (s[i])
+        buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o] = '\0';
+    return buf;
+}
+
 static bool check_text(check_t *c, const char *field, const char *s, size_t max, bool required, bool multiline)
 {
+    char why[96];
     if (required && !s[0])
         return fail(c, "%s: required", field);
-    if (!text_valid_utf8(s, max, multiline))
-        return fail(c, "%s: must be %s UTF-8 text of at most %zu bytes", field, multiline ? "" : "single-line", max);
+    if (!text_check_utf8(s, max, multiline, why, sizeof why))
+        return fail(c, "%s: %s", field, why);
     return true;
 }
 
 static bool check_date(check_t *c, const char *field, const char *s, bool required)
 {
+    char q[72];
     if (!s[0])
         return required ? fail(c, "%s: required (YYYY-MM-DD)", field) : true;
     if (!payload_valid_date(s))
-        return fail(c, "%s: '%.16s' is not a date (YYYY-MM-DD)", field, s);
+        return fail(c, "%s: %s is not a date (YYYY-MM-DD)", field, quoted(s, q));
     return true;
 }
 
@@ -214,11 +231,27 @@ static bool check_score(check_t *c, const char *field, const Liaison__Payload__S
 
 static bool check_node_id(check_t *c, const char *field, const char *id)
 {
+    char q[72];
     if (!id[0])
         return fail(c, "%s: required (a node id)", field);
     if (!text_valid_id(id))
-        return fail(c, "%s: '%.64s' is not a valid node id", field, id);
+        return fail(c, "%s: %s is not a valid node id", field, quoted(id, q));
     return true;
+}
+
+/* A score name as compared for uniqueness: ASCII letters lower-cased, ASCII spaces and
+ * punctuation dropped, other bytes kept ("PHQ-9", "phq 9" and "Phq_9" are all "phq9"). */
+static void score_key(const char *name, char out[static 65])
+{
+    size_t o = 0;
+    for (size_t i = 0; name[i] && o < 64; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch >= 'A' && ch <= 'Z')
+            out[o++] = (char)(ch - 'A' + 'a');
+        else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch >= 0x80)
+            out[o++] = (char)ch;
+    }
+    out[o] = '\0';
 }
 
 /* ---- one function per type ---- */
@@ -238,14 +271,30 @@ static bool v_note(check_t *c, const Liaison__Payload__ProgressNote *m, payload_
         return false;
     if (m->n_other_scores > PAYLOAD_MAX_SCORES)
         return fail(c, "other scores: %zu, at most %u", m->n_other_scores, PAYLOAD_MAX_SCORES);
+    char keys[PAYLOAD_MAX_SCORES][65];
     for (size_t i = 0; i < m->n_other_scores; i++) {
+        /* The field is named by position: a score's name is free text (it could name a
+         * person) and the part before the ':' is audited and sent to the peer. */
         const Liaison__Payload__NamedScore *s = m->other_scores[i];
-        if (!check_text(c, "score name", s->name, 64, true, false))
+        char field[32];
+        snprintf(field, sizeof field, "score %zu name", i + 1);
+        if (!check_text(c, field, s->name, 64, true, false))
             return false;
+        score_key(s->name, keys[i]);
+        if (strcmp(keys[i], "phq9") == 0 || strcmp(keys[i], "gad7") == 0) {
+            bool phq = keys[i][0] == 'p';
+            return fail(c, "score %zu: '%s' is the %s, which has its own field checked against 0-%u (--%s)", i + 1,
+                        s->name, phq ? "PHQ-9" : "GAD-7", phq ? 27u : 21u, phq ? "phq9" : "gad7");
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(keys[i], keys[j]) == 0)
+                return fail(c, "score %zu: '%s' is the same name as score %zu (names must differ, ignoring case,"
+                               " spaces and punctuation)", i + 1, s->name, j + 1);
         if (s->max > 1000 || s->min > s->max)
-            return fail(c, "score %s: range %u-%u is not valid (0 <= min <= max <= 1000)", s->name, s->min, s->max);
+            return fail(c, "score %zu: '%s' range %u-%u is not valid (0 <= min <= max <= 1000)", i + 1, s->name,
+                        s->min, s->max);
         if (s->value < s->min || s->value > s->max)
-            return fail(c, "score %s: %u is out of range (%u-%u)", s->name, s->value, s->min, s->max);
+            return fail(c, "score %zu: '%s' %u is out of range (%u-%u)", i + 1, s->name, s->value, s->min, s->max);
     }
     if (m->risk) {
         if (m->risk->level == LIAISON__PAYLOAD__RISK_LEVEL__RISK_UNSPECIFIED)
@@ -275,19 +324,41 @@ static bool v_med(check_t *c, const Liaison__Payload__MedicationChange *m, paylo
         !check_text(c, "monitor", m->monitor, PAYLOAD_MAX_FIELD, false, true) ||
         !check_enum(c, "urgency", "urgency", (int)m->urgency, false))
         return false;
+    /* What each action says, so that no order contradicts itself: a start has no
+     * previous dose, a stop or hold no new one, only a switch names another drug. */
     int a = (int)m->action;
-    bool needs_new = a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START ||
-                     a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE ||
-                     a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE ||
-                     a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH;
-    bool needs_prev = a != LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START;
+    bool start = a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START;
+    bool sw = a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH;
+    bool up_down = a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE ||
+                   a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE;
+    bool has_new = start || up_down || sw;  /* stop and hold leave no dose to give */
     const char *an = payload_enum_name("action", a);
-    if (needs_new && !m->new_dose[0])
+    if (has_new && !m->new_dose[0])
         return fail(c, "new dose: required to %s a medication (--dose)", an);
-    if (needs_prev && !m->previous_dose[0])
+    if (!has_new && m->new_dose[0])
+        return fail(c, "new dose: not allowed to %s a medication, which leaves no new dose (drop --dose)", an);
+    if (!has_new && m->new_frequency[0])
+        return fail(c, "new frequency: not allowed to %s a medication, which leaves no new dose (drop --frequency)",
+                    an);
+    if (!start && !m->previous_dose[0])
         return fail(c, "previous dose: required to %s a medication (--from)", an);
-    if (a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH && !m->previous_medication[0])
+    if (start && m->previous_dose[0])
+        return fail(c, "previous dose: not allowed to start a medication, which has none (drop --from; for a"
+                       " medication already taken use increase, decrease or switch)");
+    if (start && m->previous_frequency[0])
+        return fail(c, "previous frequency: not allowed to start a medication, which has none (drop"
+                       " --from-frequency)");
+    if (sw && !m->previous_medication[0])
         return fail(c, "previous medication: required for a switch (--from-drug)");
+    if (!sw && m->previous_medication[0])
+        return fail(c, "previous medication: only a switch names a previous medication (drop --from-drug, or use"
+                       " --action switch)");
+    if (sw && strcasecmp(m->previous_medication, m->medication) == 0)
+        return fail(c, "previous medication: a switch goes to another medication, not the same one (--from-drug,"
+                       " --drug)");
+    if (up_down && strcasecmp(m->previous_dose, m->new_dose) == 0 &&
+        strcasecmp(m->previous_frequency, m->new_frequency) == 0)
+        return fail(c, "new dose: the same as the previous dose and frequency, so nothing to %s (--dose, --from, --frequency)", an);
     info->ack_required = !m->ack_optional;
     info->urgent = m->urgency == LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT;
     return true;

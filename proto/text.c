@@ -2,6 +2,10 @@
 /* Owns the text forms of liaison values and the syntax rules for ids, roles, endpoints and user text. */
 #include "text.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,25 +99,141 @@ const char *text_roles(void)
     return ROLES_JOINED;
 }
 
-bool text_valid_endpoint(const char *s)
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* True if h (hlen bytes) is a dotted-quad IPv4 address: four decimal parts 0..255,
+ * no leading zeros (inet_pton would read "010" as 10; ZeroMQ might not). */
+static bool ipv4_literal(const char *h, size_t hlen)
+{
+    char buf[16];
+    struct in_addr a;
+    if (hlen == 0 || hlen >= sizeof buf)
+        return false;
+    memcpy(buf, h, hlen);
+    buf[hlen] = '\0';
+    for (size_t i = 0; i < hlen; i++)
+        if (is_digit(buf[i]) && buf[i] == '0' && (i == 0 || buf[i - 1] == '.') && is_digit(buf[i + 1]))
+            return false;
+    return inet_pton(AF_INET, buf, &a) == 1;
+}
+
+/* True if h (hlen bytes, without the brackets) is an IPv6 address. */
+static bool ipv6_literal(const char *h, size_t hlen)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a;
+    if (hlen == 0 || hlen >= sizeof buf)
+        return false;
+    memcpy(buf, h, hlen);
+    buf[hlen] = '\0';
+    return inet_pton(AF_INET6, buf, &a) == 1;
+}
+
+/* True if h (hlen bytes) is a DNS host name: dot-separated labels of 1..63 letters,
+ * digits and '-', not starting or ending with '-', at most 253 bytes, an optional
+ * final dot. A name of digits and dots only must be an IPv4 address instead. */
+static bool dns_name(const char *h, size_t hlen)
+{
+    if (hlen && h[hlen - 1] == '.')
+        hlen--;
+    if (hlen == 0 || hlen > 253)
+        return false;
+    size_t label = 0;
+    bool only_digits = true;
+    for (size_t i = 0; i <= hlen; i++) {
+        char c = i < hlen ? h[i] : '.';
+        if (c == '.') {
+            if (label == 0 || label > 63 || h[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        if (!alpha && !is_digit(c) && c != '-')
+            return false;
+        if (c == '-' && label == 0)
+            return false;
+        only_digits = only_digits && is_digit(c);
+        label++;
+    }
+    return !only_digits;
+}
+
+const char *text_endpoint_problem(const char *s, bool bind)
 {
     static const char tcp[] = "tcp://";
     static const char ipc[] = "ipc://";
     const size_t plen = sizeof tcp - 1;
 
-    if (!s)
-        return false;
+    if (!s || !s[0])
+        return "it is empty";
     size_t n = strnlen(s, LIAISON_MAX_ENDPOINT + 1);
-    if (n > LIAISON_MAX_ENDPOINT || n <= plen)
-        return false;
-    if (strncmp(s, tcp, plen) != 0 && strncmp(s, ipc, plen) != 0)
-        return false;
+    if (n > LIAISON_MAX_ENDPOINT)
+        return "it is longer than 256 bytes";
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c >= 0x7f)   /* printable ASCII, no space */
-            return false;
+        if (c <= 0x20 || c >= 0x7f)
+            return "it contains a space or a character that is not printable ASCII";
     }
-    return true;
+    if (strncmp(s, ipc, plen) == 0)
+        return n > plen ? NULL : "ipc:// needs a socket path (ipc:///PATH)";
+    if (strncmp(s, tcp, plen) != 0)
+        return "it must have the form tcp://HOST:PORT";
+    const char *host = s + plen, *end = s + n, *colon;
+    size_t hlen;
+    bool v6 = host[0] == '[';
+    if (v6) {
+        const char *close = memchr(host, ']', (size_t)(end - host));
+        if (!close)
+            return "an IPv6 address needs its closing ']' (tcp://[ADDRESS]:PORT)";
+        colon = close + 1;
+        if (colon == end || *colon != ':')
+            return "the port is missing (tcp://HOST:PORT)";
+        host++;
+        hlen = (size_t)(close - host);
+    } else {
+        colon = memchr(host, ':', (size_t)(end - host));
+        if (!colon)
+            return "the port is missing (tcp://HOST:PORT)";
+        hlen = (size_t)(colon - host);
+        if (memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+            return "an IPv6 address must be in brackets (tcp://[ADDRESS]:PORT)";
+    }
+    if (hlen == 0 && !v6)
+        return "the host is missing (tcp://HOST:PORT)";
+    const char *port = colon + 1;
+    size_t portlen = (size_t)(end - port);
+    unsigned long pv = 0;
+    bool port_ok = portlen >= 1 && portlen <= 5 && port[0] != '0';
+    for (size_t i = 0; port_ok && i < portlen; i++) {
+        port_ok = is_digit(port[i]);
+        pv = pv * 10u + (unsigned long)(port[i] - '0');
+    }
+    if (!port_ok || pv < 1 || pv > 65535)
+        return "the port must be a number from 1 to 65535";
+    if (v6)
+        return ipv6_literal(host, hlen) ? NULL : "the part in brackets is not an IPv6 address";
+    if (hlen == 1 && host[0] == '*')
+        return bind ? NULL : "'*' is not an address peers can dial: give a host name or an IP address";
+    if (ipv4_literal(host, hlen))
+        return NULL;
+    if (bind)
+        return "a listen address must be an IPv4 address, an IPv6 address in brackets or * (every interface), not"
+               " a host name";
+    return dns_name(host, hlen) ? NULL : "the host is not a host name or an IP address";
+}
+
+bool text_valid_endpoint(const char *s)
+{
+    return text_endpoint_problem(s, false) == NULL;
+}
+
+bool text_valid_bind_endpoint(const char *s)
+{
+    return text_endpoint_problem(s, true) == NULL;
 }
 
 /* Decodes one UTF-8 sequence at s (n bytes available). Returns its length and the
@@ -149,14 +269,10 @@ static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-bool text_valid_utf8(const char *s, size_t max, bool multiline)
+/* Scans n bytes of text and returns the offset of the first byte that is not allowed
+ * (n if none); *bad is its code point, or UINT32_MAX if the UTF-8 is malformed there. */
+static size_t utf8_scan(const unsigned char *p, size_t n, bool multiline, uint32_t *bad)
 {
-    if (!s)
-        return false;
-    size_t n = strnlen(s, max + 1);
-    if (n > max)
-        return false;
-    const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
         /* Printable ASCII, the bulk of clinical text, eight bytes at a time: no byte
@@ -175,14 +291,60 @@ bool text_valid_utf8(const char *s, size_t max, bool multiline)
         }
         uint32_t cp = 0;
         size_t step = utf8_next(p + i, n - i, &cp);
-        if (step == 0)
-            return false;
+        if (step == 0) {
+            *bad = UINT32_MAX;
+            return i;
+        }
         bool control = cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f);
-        if (control && !(multiline && (cp == '\t' || cp == '\n')))
-            return false;
+        if (control && !(multiline && (cp == '\t' || cp == '\n'))) {
+            *bad = cp;
+            return i;
+        }
         i += step;
     }
-    return true;
+    return n;
+}
+
+bool text_valid_utf8(const char *s, size_t max, bool multiline)
+{
+    if (!s)
+        return false;
+    size_t n = strnlen(s, max + 1);
+    uint32_t bad;
+    return n <= max && utf8_scan((const unsigned char *)s, n, multiline, &bad) == n;
+}
+
+bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_t whylen)
+{
+    if (!s) {
+        snprintf(why, whylen, "is missing");
+        return false;
+    }
+    size_t n = strnlen(s, max + 1);
+    if (n > max) {
+        snprintf(why, whylen, "is longer than %zu bytes", max);
+        return false;
+    }
+    const unsigned char *p = (const unsigned char *)s;
+    uint32_t bad = 0;
+    size_t at = utf8_scan(p, n, multiline, &bad);
+    if (at == n)
+        return true;
+    size_t line = 1;
+    for (size_t i = 0; i < at; i++)
+        line += p[i] == '\n';
+    char where[32] = "";
+    if (multiline)
+        snprintf(where, sizeof where, " at line %zu", line);
+    if (bad == UINT32_MAX)
+        snprintf(why, whylen, "is not valid UTF-8 (byte 0x%02x%s)", p[at], where);
+    else if (!multiline && (bad == '\n' || bad == '\t'))
+        snprintf(why, whylen, "must be a single line without tabs (it contains %s)", bad == '\n' ? "a line break" : "a tab");
+    else if (bad == '\r')
+        snprintf(why, whylen, "contains a carriage return (0x0d)%s: use LF line ends, not CR or CRLF", where);
+    else
+        snprintf(why, whylen, "contains a control character (0x%02" PRIx32 ")%s", bad, where);
+    return false;
 }
 
 char *text_b64_encode(const uint8_t *bin, size_t len)

@@ -28,13 +28,28 @@ bool text_valid_role(const char *s);
 /* The list of roles joined by ", ", for error messages. */
 const char *text_roles(void);
 
-/* True if s is a ZeroMQ tcp:// or ipc:// endpoint of sane length. */
+/* Endpoints are "tcp://HOST:PORT" (PORT 1..65535 in decimal) or "ipc://PATH", at most
+ * 256 printable ASCII bytes. A bind (listen) address's HOST is an IPv4 address, an IPv6
+ * address in brackets or '*'; an address to dial (advertise, card endpoint) may also be
+ * a DNS host name, but not '*'. text_endpoint_problem returns NULL if s is valid, else a
+ * static phrase saying what is wrong, for "'ENDPOINT': PHRASE" messages. */
+const char *text_endpoint_problem(const char *s, bool bind);
+
+/* True if s is a valid endpoint to dial (text_endpoint_problem(s, false) is NULL). */
 bool text_valid_endpoint(const char *s);
+
+/* True if s is a valid endpoint to bind (text_endpoint_problem(s, true) is NULL). */
+bool text_valid_bind_endpoint(const char *s);
 
 /* True if s is valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF)
  * of at most max bytes with no control characters (C0, DEL, C1). When multiline, tab and
  * newline are allowed; a single line allows neither (nor \r in either case). */
 bool text_valid_utf8(const char *s, size_t max, bool multiline);
+
+/* As text_valid_utf8; when s is not valid, also writes into why a phrase saying what is
+ * wrong and where (e.g. "contains a control character (0x1b) at line 3", "is not valid
+ * UTF-8 (byte 0xff at line 2)", "is longer than 200 bytes"), never quoting the text. */
+bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_t whylen);
 
 /* base64url without padding. Returns a malloc'd NUL-terminated string, or NULL. */
 char *text_b64_encode(const uint8_t *bin, size_t len);

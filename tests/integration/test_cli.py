@@ -94,6 +94,63 @@ class Cli(NodeTest):
         r = subprocess.run([LIAISON, "card"], capture_output=True, text=True, env=env)
         self.assertEqual(r.stdout, card)
 
+    def test_init_endpoints_need_host_and_port(self):
+        home = os.path.join(self.base, "n")
+        base = ["--home", home, "init", "--id", "x", "--role", "nurse"]
+        bad = [
+            (["--listen", "tcp://127.0.0.1:99999"], "port must be a number from 1 to 65535"),
+            (["--listen", "tcp://127.0.0.1:0"], "port must be a number from 1 to 65535"),
+            (["--listen", "tcp://127.0.0.1:79o1"], "port must be a number from 1 to 65535"),
+            (["--listen", "tcp://127.0.0.1"], "port is missing"),
+            (["--listen", "tcp://localhost:7912"], "not a host name"),
+            (["--listen", "tcp://127.0.0.1:7912", "--advertise", "tcp://clinic.example"], "port is missing"),
+            (["--listen", "tcp://127.0.0.1:7912", "--advertise", "tcp://*:7912"], "'*' is not an address"),
+        ]
+        for args, why in bad:
+            r = run(*base, *args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn(why, r.stderr, args)
+            self.assertIn("'tcp://", r.stderr, args)     # names the endpoint
+            self.assertIn("e.g. tcp://", r.stderr, args) # and shows the fix
+            self.assertFalse(os.path.exists(os.path.join(home, "liaison.conf")))
+        ok = run(*base, "--listen", "tcp://127.0.0.1:7912", "--advertise", "tcp://nurse.clinic.example:7912")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        # The daemon holds its configuration file to the same rule.
+        conf = os.path.join(home, "liaison.conf")
+        with open(conf) as f:
+            text = f.read()
+        with open(conf, "w") as f:
+            f.write(text.replace("tcp://127.0.0.1:7912", "tcp://127.0.0.1:99999"))
+        r = subprocess.run([os.path.join(BUILD, "daemon", "liaisond"), "--home", home, "--check-config"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("listen", r.stderr)
+        self.assertIn("1-65535", r.stderr)
+
+    def test_windows_line_ends_and_text_errors(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        crlf = os.path.join(self.base, "crlf.txt")
+        with open(crlf, "wb") as f:
+            f.write(b"Seen.\r\nBetter.\r\n")
+        mid = a.cli("send", "--to", "b", crlf).stdout.strip()
+        self.wait_delivered(a, mid, "b")
+        self.assertEqual(b.json("show", mid)["payload"]["text"], "Seen.\nBetter.")
+        mid = a.cli("send", "--to", "b", "-", input="one\r\ntwo\r\n").stdout.strip()
+        self.wait_delivered(a, mid, "b")
+        self.assertEqual(b.json("show", mid)["payload"]["text"], "one\ntwo")
+        # Other refusals say what is wrong and where, without quoting the text.
+        r = a.cli("send", "--to", "b", "-", input="Seen.\nBetter.\nsecret \x1b[31m", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("text: contains a control character (0x1b) at line 3", r.stderr)
+        self.assertNotIn("secret", r.stderr)
+        self.assertNotIn("  ", r.stderr)
+        r = a.cli("send", "--to", "b", "-", input="lone\rcarriage return", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("carriage return", r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 2)
+
     def test_card_and_fingerprint(self):
         a = self.node("a")
         b = self.node("b")
@@ -128,6 +185,21 @@ class Cli(NodeTest):
              "new dose"),
             (["med-change", "--to", "b", "--patient", "P1", "--drug", "x", "--action", "boost", "--dose", "1",
               "--reason", "r"], 1, "--action"),
+            # Orders that contradict their action name the option to drop.
+            (["med-change", "--to", "b", "--patient", "P1", "--drug", "sertraline", "--action", "stop", "--from",
+              "50mg", "--dose", "100mg", "--reason", "r"], 1, "--dose"),
+            (["med-change", "--to", "b", "--patient", "P1", "--drug", "sertraline", "--action", "start", "--from",
+              "50mg", "--dose", "25mg", "--reason", "r"], 1, "--from"),
+            (["med-change", "--to", "b", "--patient", "P1", "--drug", "sertraline", "--action", "increase", "--from",
+              "50mg", "--dose", "100mg", "--from-drug", "fluox", "--reason", "r"], 1, "--from-drug"),
+            # Custom scores cannot stand in for the PHQ-9 or GAD-7, nor repeat a name.
+            (["note", "--to", "b", "--patient", "P1", "--score", "PHQ9=30/0-40", "-"], 1, "--phq9"),
+            (["note", "--to", "b", "--patient", "P1", "--score", "gad-7=25/0-30", "-"], 1, "--gad7"),
+            (["note", "--to", "b", "--patient", "P1", "--score", "PCL-5=41/0-80", "--score", "pcl5=40/0-80", "-"], 1,
+             "score 2: 'pcl5' is the same name as score 1"),
+            # Wrong input is quoted whole.
+            (["note", "--to", "b", "--patient", "P1", "--session-date", "2026-11-16T10:00Z", "-"], 1,
+             "'2026-11-16T10:00Z' is not a date"),
             (["peer", "add", "/nonexistent"], 1, "cannot read"),
             (["peer", "frob"], 1, "subcommand"),
             (["review", "reply", "00" * 16, "-"], 3, "no review"),

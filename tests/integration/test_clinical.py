@@ -8,6 +8,15 @@ import time
 import unittest
 
 from harness import NodeTest, link, wait_for
+from test_hardening import control_raw, field, send_request
+
+SECRET = "Jane Roe P-1042 disclosed abuse"
+
+
+def note_payload(score_name, value=30, lo=0, hi=27):
+    """A progress note (proto/payload.proto) with one custom score."""
+    score = field(1, score_name) + field(2, value) + (field(3, lo) if lo else b"") + field(4, hi)
+    return field(1, field(1, "P-1042")) + field(2, "2026-11-16") + field(4, "Session went well.") + field(7, score)
 
 
 def note(node, to, patient, text="Session went well.", *extra):
@@ -152,6 +161,58 @@ class Clinical(NodeTest):
         # Writing after the close is refused.
         r = t.cli("review", "reply", rid, "-", input="late", check=False)
         self.assertEqual(r.returncode, 3)
+
+    def assert_secret_kept(self, *nodes):
+        for n in nodes:
+            for row in n.audit():
+                self.assertNotIn("Jane", repr(row))
+            with open(n.log, errors="replace") as f:
+                self.assertNotIn("Jane", f.read())
+
+    def test_score_name_stays_out_of_audit_and_logs(self):
+        t, p, _ = self.team()
+        # The CLI tells its user which score, by position and name, and sends nothing.
+        r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--score", SECRET + "=30/0-27", "-",
+                  input="x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("score 1: '%s' 30 is out of range (0-27)" % SECRET, r.stderr)
+        # A client that skips the CLI's checks: the daemon refuses, audits the field only.
+        line = control_raw(t, send_request(to=("dr.okafor",), ct=2, payload=note_payload(SECRET)))
+        self.assertTrue(line.startswith("response 1 "), line)
+        self.assertEqual([row[6] for row in t.audit("request-refused")], ["send: score 1"])
+        # A peer that skips them: the receiver rejects with the field only, to the peer too.
+        path = os.path.join(self.base, "note.bin")
+        with open(path, "wb") as f:
+            f.write(note_payload(SECRET, value=3, lo=5, hi=4))
+        lines, _ = t.rawpeer(p, "--content-type", "2", "--payload-file", path, "envelope")
+        self.assertEqual(lines[0].split(" ", 3)[0::3], ["reject", "score 1: invalid"])
+        self.assertEqual([row[6] for row in p.audit("message-rejected")][-1:], ["content: score 1: invalid"])
+        self.assertEqual(p.query("SELECT count(*) FROM messages")[0][0], 0)
+        self.assert_secret_kept(t, p)
+
+    def test_review_action_items_checked(self):
+        t, p, rx = self.team()
+        rid = p.cli("review", "open", "--with", "dr.alvarez", "--patient", "P-1042",
+                    "--question", "Nausea: switch or split?").stdout.strip()
+        wait_for(lambda: t.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20, "review at t")
+        bad = [
+            ("dr.alvarez: screen GI by 2026-02-30", "the due date '2026-02-30' is not a date"),
+            ("dr.alvarez: screen GI by 12/07/2026", "the due date '12/07/2026' is not a date"),
+            ("nobody: screen GI by 2026-12-07", "the owner 'nobody' does not take part in review"),
+            ("rx.chen: counsel on timing", "liaison review add %s rx.chen" % rid),
+        ]
+        for action, why in bad:
+            r = p.cli("review", "close", rid, "--decision", "Continue", "--action", action, check=False)
+            self.assertEqual(r.returncode, 1, action)
+            self.assertIn(why, r.stderr, action)
+        self.assertEqual(p.query("SELECT closed_ms FROM reviews WHERE hex(review_id) = upper(?)", (rid,))[0][0], None)
+        # Owners may be this node or any participant; "by" followed by words stays text.
+        p.cli("review", "close", rid, "--decision", "Continue", "--action", "dr.alvarez: screen GI by 2026-12-07",
+              "--action", "dr.okafor: call the pharmacy by Friday")
+        closed = p.json("review", "show", rid)
+        items = closed["messages"][-1]["payload"]["actions"]
+        self.assertEqual([(i["owner"], i["text"], i["due"]) for i in items],
+                         [("dr.alvarez", "screen GI", "2026-12-07"), ("dr.okafor", "call the pharmacy by Friday", None)])
 
     def test_tampered_payload_fails_at_the_receiver(self):
         t, p, _ = self.team()

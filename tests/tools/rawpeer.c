@@ -67,7 +67,7 @@ static void usage(void)
             "envelope options: --to A,B  --sender ID  --created-offset-ms N  --content-type N\n"
             "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N\n"
             "  --thread HEX  --header-version N  --pad-recipients N  --resign\n"
-            "  --truncate-envelope N  --truncate-frame N\n"
+            "  --truncate-envelope N  --truncate-frame N  --payload-file FILE (raw payload bytes)\n"
             "control mode (no --home/--target needed): control ENDPOINT FILE [NFRAMES]\n"
             "  sends FILE as one ZeroMQ frame (or NFRAMES copies as one multi-frame message)\n"
             "  to ENDPOINT (e.g. ipc:///H/run/control.sock) and prints\n"
@@ -261,11 +261,11 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, 'O'}, {"thread", required_argument, NULL, 'h'},
         {"header-version", required_argument, NULL, 'V'}, {"pad-recipients", required_argument, NULL, 'P'},
         {"resign", no_argument, NULL, 'R'},        {"truncate-envelope", required_argument, NULL, 'E'},
-        {"truncate-frame", required_argument, NULL, 'F'},
+        {"truncate-frame", required_argument, NULL, 'F'}, {"payload-file", required_argument, NULL, 'p'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *target = NULL, *to = NULL, *sender = NULL, *text = "hello from rawpeer";
-    const char *tamper = NULL, *save = NULL, *thread = NULL;
+    const char *tamper = NULL, *save = NULL, *thread = NULL, *payload_file = NULL;
     const char *cards[MAX_CARDS];
     int ncards = 0, repeat = 1, timeout_ms = 5000;
     long long offset = 0;
@@ -294,6 +294,7 @@ int main(int argc, char **argv)
         case 'R': resign = true; break;
         case 'E': trunc_env = strtol(optarg, NULL, 10); break;
         case 'F': trunc_frame = strtol(optarg, NULL, 10); break;
+        case 'p': payload_file = optarg; break;
         default: usage();
         }
     }
@@ -367,9 +368,15 @@ int main(int argc, char **argv)
         Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
         tm.subject = "rawpeer";
         tm.text = (char *)text;
-        size_t plen = liaison__payload__text_message__get_packed_size(&tm);
-        uint8_t *payload = malloc(plen + 1);
-        liaison__payload__text_message__pack(&tm, payload);
+        size_t plen;
+        uint8_t *payload;
+        if (payload_file) {
+            payload = (uint8_t *)read_file(payload_file, &plen);
+        } else {
+            plen = liaison__payload__text_message__get_packed_size(&tm);
+            payload = malloc(plen + 1);
+            liaison__payload__text_message__pack(&tm, payload);
+        }
         uint8_t tid[LIAISON_MSGID_BYTES];
         if (thread && text_msgid_from_hex(thread, tid) != 0)
             die("bad thread id %s", thread);

@@ -61,9 +61,11 @@ static void note_init(note_fx_t *f)
     liaison__payload__score__init(&f->phq9);
     liaison__payload__score__init(&f->gad7);
     liaison__payload__risk_assessment__init(&f->risk);
+    static const char *names[17] = {"PCL-5", "AUDIT", "DAST-10", "YMBSS", "HAM-D", "HAM-A", "BDI-II", "BAI", "MDQ",
+                                    "ISI", "EPDS", "CSSRS", "PSS", "WHO-5", "K10", "SPIN", "OCI-R"};
     for (int i = 0; i < 17; i++) {
         liaison__payload__named_score__init(&f->named[i]);
-        f->named[i].name = "PCL-5";
+        f->named[i].name = (char *)names[i];
         f->named[i].value = 41;
         f->named[i].max = 80;
         f->named_p[i] = &f->named[i];
@@ -243,7 +245,7 @@ static void test_note_refusals(void **state)
     refused(CT_NOTE, &f.n.base, "PCL-5");
     f.named[0].max = 80;
     f.named[0].name = "";
-    refused(CT_NOTE, &f.n.base, "score name");
+    refused(CT_NOTE, &f.n.base, "score 1 name");
     f.named[0].name = "PCL-5";
     f.n.n_other_scores = 17;
     refused(CT_NOTE, &f.n.base, "other scores");
@@ -326,6 +328,180 @@ static void test_med(void **state)
     f.m.new_dose = "100 mg";
     f.m.patient = NULL;
     refused(CT_MED, &f.m.base, "patient");
+}
+
+/* Asserts a refusal whose field (the text before the first ':', which is audited and
+ * sent to the peer) is exactly `field`, and whose whole message contains `detail`. */
+static void refused_as(uint32_t ct, const ProtobufCMessage *m, const char *field, const char *detail)
+{
+    char err[300];
+    payload_info_t info;
+    assert_int_equal(check(ct, m, &info, err, sizeof err), -1);
+    const char *colon = strchr(err, ':');
+    if (!colon || (size_t)(colon - err) != strlen(field) || strncmp(err, field, strlen(field)) != 0)
+        fail_msg("error '%s' does not start with the field '%s:'", err, field);
+    if (detail && !strstr(colon, detail))
+        fail_msg("error '%s' does not say '%s'", err, detail);
+}
+
+/* A score's name is free text that may name a person: no error puts it (or any other
+ * value) before the ':'. */
+static void test_note_errors_keep_text_after_colon(void **state)
+{
+    (void)state;
+    static const char secret[] = "Jane Roe P-1042 disclosed abuse";
+    note_fx_t f;
+    note_init(&f);
+    f.n.other_scores = f.named_p;
+    f.n.n_other_scores = 3;
+    f.named[2].name = (char *)secret;
+    f.named[2].value = 30;
+    f.named[2].max = 27;
+    refused_as(CT_NOTE, &f.n.base, "score 3", secret);       /* the local user still sees which */
+    f.named[2].value = 3;
+    f.named[2].min = 30;
+    refused_as(CT_NOTE, &f.n.base, "score 3", "range 30-27 is not valid");
+    f.named[2].min = 0;
+    f.named[2].name = "Jane Roe\x1b[2J";
+    refused_as(CT_NOTE, &f.n.base, "score 3 name", "control character (0x1b)");
+    f.named[2].name = "Jane: Roe";
+    f.named[2].value = 99;
+    refused_as(CT_NOTE, &f.n.base, "score 3", "Jane: Roe");
+    f.named[2].value = 3;
+    f.named[2].name = (char *)secret;
+    payload_info_t info;
+    accepted(CT_NOTE, &f.n.base, &info);
+    f.n.session_date = "Jane Roe";
+    refused_as(CT_NOTE, &f.n.base, "session date", "'Jane Roe'");
+    f.n.session_date = "2026-11-16";
+    f.n.next_session_date = "Jane: Roe";
+    refused_as(CT_NOTE, &f.n.base, "next session date", NULL);
+}
+
+/* The PHQ-9 and GAD-7 have their own checked fields: a custom score may not stand in for
+ * them under any spelling, and custom names are unique. */
+static void test_note_score_names(void **state)
+{
+    (void)state;
+    note_fx_t f;
+    note_init(&f);
+    payload_info_t info;
+    f.n.other_scores = f.named_p;
+    f.n.n_other_scores = 2;
+    static const char *phq[] = {"PHQ9", "phq-9", "Phq 9", "P.H.Q._9", "phq9"};
+    for (size_t i = 0; i < sizeof phq / sizeof phq[0]; i++) {
+        f.named[1].name = (char *)phq[i];
+        f.named[1].value = 30;
+        f.named[1].max = 40;
+        refused_as(CT_NOTE, &f.n.base, "score 2", "--phq9");
+    }
+    f.named[1].name = "GAD_7";
+    refused_as(CT_NOTE, &f.n.base, "score 2", "--gad7");
+    f.named[1].name = "PHQ-15";
+    accepted(CT_NOTE, &f.n.base, &info);
+    f.named[1].name = "pcl-5";          /* score 1 is PCL-5 */
+    refused_as(CT_NOTE, &f.n.base, "score 2", "score 1");
+    f.named[1].name = "PCL 5";
+    refused_as(CT_NOTE, &f.n.base, "score 2", "score 1");
+    f.named[1].name = "PCL-5 (self)";
+    accepted(CT_NOTE, &f.n.base, &info);
+}
+
+/* Wrong input is quoted back whole (up to a sensible bound), not cut at 16 bytes. */
+static void test_quoting(void **state)
+{
+    (void)state;
+    note_fx_t f;
+    note_init(&f);
+    f.n.session_date = "2026-11-16T10:00Z";
+    refused_as(CT_NOTE, &f.n.base, "session date", "'2026-11-16T10:00Z' is not a date");
+    char long_date[200];
+    memset(long_date, '9', sizeof long_date - 1);
+    long_date[sizeof long_date - 1] = 0;
+    f.n.session_date = long_date;
+    char err[300];
+    assert_int_equal(check(CT_NOTE, &f.n.base, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "99999'... is not a date"));
+    assert_true(strlen(err) < 150);
+}
+
+/* The reason a text is refused is the actual problem, without quoting the text. */
+static void test_text_reasons(void **state)
+{
+    (void)state;
+    Liaison__Payload__TextMessage t = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    t.text = "Seen.\r\nBetter.";
+    refused_as(CT_TEXT, &t.base, "text", "carriage return (0x0d) at line 1");
+    t.text = "one\ntwo\nthree \x1b[31m";
+    refused_as(CT_TEXT, &t.base, "text", "contains a control character (0x1b) at line 3");
+    t.text = "one\n\xff";
+    refused_as(CT_TEXT, &t.base, "text", "is not valid UTF-8");
+    static char big[PAYLOAD_MAX_TEXT + 2];
+    memset(big, 'x', PAYLOAD_MAX_TEXT + 1);
+    t.text = big;
+    refused_as(CT_TEXT, &t.base, "text", "is longer than 65536 bytes");
+    t.text = "ok";
+    t.subject = "two\nlines";
+    refused_as(CT_TEXT, &t.base, "subject", "single line");
+    char err[300];
+    t.subject = "";
+    t.text = "Seen.\r\nBetter.";
+    assert_int_equal(check(CT_TEXT, &t.base, NULL, err, sizeof err), -1);
+    assert_null(strstr(err, "  "));
+    assert_null(strstr(err, "Seen"));
+}
+
+/* No medication change contradicts itself. */
+static void test_med_coherent(void **state)
+{
+    (void)state;
+    med_fx_t f;
+    payload_info_t info;
+
+    med_init(&f);   /* increase 50 mg -> 100 mg */
+    f.m.previous_medication = "fluoxetine";
+    refused_as(CT_MED, &f.m.base, "previous medication", "--from-drug");
+    f.m.previous_medication = "";
+    f.m.new_dose = "50 MG daily";
+    refused_as(CT_MED, &f.m.base, "new dose", "nothing to increase");
+    f.m.new_frequency = "twice daily";   /* same dose, more often: an increase */
+    accepted(CT_MED, &f.m.base, &info);
+
+    med_init(&f);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_STOP;
+    refused_as(CT_MED, &f.m.base, "new dose", "--dose");
+    f.m.new_dose = "";
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.new_frequency = "daily";
+    refused_as(CT_MED, &f.m.base, "new frequency", "--frequency");
+    f.m.new_frequency = "";
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_HOLD;
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.new_dose = "100 mg";
+    refused_as(CT_MED, &f.m.base, "new dose", "--dose");
+    f.m.new_dose = "";
+    f.m.previous_medication = "fluoxetine";
+    refused_as(CT_MED, &f.m.base, "previous medication", "--from-drug");
+
+    med_init(&f);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_START;
+    refused_as(CT_MED, &f.m.base, "previous dose", "--from");
+    f.m.previous_dose = "";
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.previous_frequency = "daily";
+    refused_as(CT_MED, &f.m.base, "previous frequency", "--from-frequency");
+    f.m.previous_frequency = "";
+    f.m.previous_medication = "fluoxetine";
+    refused_as(CT_MED, &f.m.base, "previous medication", "--from-drug");
+
+    med_init(&f);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_SWITCH;
+    f.m.previous_medication = "Sertraline";
+    refused_as(CT_MED, &f.m.base, "previous medication", "another medication");
+    f.m.previous_medication = "fluoxetine";
+    accepted(CT_MED, &f.m.base, &info);
+    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE;
+    refused_as(CT_MED, &f.m.base, "previous medication", "--from-drug");
 }
 
 /* ---- acknowledgements ---- */
@@ -492,6 +668,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text),        cmocka_unit_test(test_note_valid), cmocka_unit_test(test_note_refusals),
         cmocka_unit_test(test_med),         cmocka_unit_test(test_ack),        cmocka_unit_test(test_review),
+        cmocka_unit_test(test_note_errors_keep_text_after_colon), cmocka_unit_test(test_note_score_names),
+        cmocka_unit_test(test_quoting),     cmocka_unit_test(test_text_reasons), cmocka_unit_test(test_med_coherent),
         cmocka_unit_test(test_garbage_and_types), cmocka_unit_test(test_enum_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

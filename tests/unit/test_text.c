@@ -95,13 +95,73 @@ static void test_endpoint(void **state)
     assert_false(text_valid_endpoint(""));
     assert_false(text_valid_endpoint(NULL));
 
+    /* 256 bytes: tcp:// + a 245-byte host name of 63-byte labels + :7701 */
+    memset(long_ep, 'h', sizeof long_ep);
     memcpy(long_ep, "tcp://", 6);
-    memset(long_ep + 6, 'h', LIAISON_MAX_ENDPOINT - 6);
-    long_ep[LIAISON_MAX_ENDPOINT] = '\0';
+    long_ep[6 + 63] = long_ep[6 + 127] = long_ep[6 + 191] = '.';
+    memcpy(long_ep + LIAISON_MAX_ENDPOINT - 5, ":7701", 6);
     assert_true(text_valid_endpoint(long_ep));          /* exactly 256 */
-    long_ep[LIAISON_MAX_ENDPOINT] = 'h';
-    long_ep[LIAISON_MAX_ENDPOINT + 1] = '\0';
+    memcpy(long_ep + LIAISON_MAX_ENDPOINT - 5, "h:7701", 7);
     assert_false(text_valid_endpoint(long_ep));         /* 257 */
+}
+
+/* tcp://HOST:PORT with a real port; a bind address is an IP address or '*'. */
+static void test_endpoint_host_port(void **state)
+{
+    (void)state;
+    static const char *both[] = {"tcp://127.0.0.1:7912", "tcp://0.0.0.0:1", "tcp://[::1]:65535", "tcp://[::]:7701",
+                                 "tcp://[fe80::1]:7701", "ipc:///run/liaison/peer.sock"};
+    for (size_t i = 0; i < sizeof both / sizeof both[0]; i++) {
+        assert_true(text_valid_endpoint(both[i]));
+        assert_true(text_valid_bind_endpoint(both[i]));
+    }
+    static const char *dial_only[] = {"tcp://localhost:7912", "tcp://okafor.clinic.example:7701",
+                                      "tcp://okafor.clinic.example.:7701", "tcp://a-b.c9:7"};
+    for (size_t i = 0; i < sizeof dial_only / sizeof dial_only[0]; i++) {
+        assert_true(text_valid_endpoint(dial_only[i]));
+        assert_false(text_valid_bind_endpoint(dial_only[i]));
+        assert_non_null(strstr(text_endpoint_problem(dial_only[i], true), "not a host name"));
+    }
+    assert_true(text_valid_bind_endpoint("tcp://*:7701"));
+    assert_false(text_valid_endpoint("tcp://*:7701"));
+    static const struct {
+        const char *ep, *why;
+    } bad[] = {
+        {"tcp://127.0.0.1:99999", "port"}, {"tcp://127.0.0.1:65536", "port"}, {"tcp://127.0.0.1:0", "port"},
+        {"tcp://127.0.0.1:07912", "port"}, {"tcp://127.0.0.1:79x2", "port"}, {"tcp://127.0.0.1:", "port"},
+        {"tcp://127.0.0.1:+79", "port"},   {"tcp://127.0.0.1", "port is missing"}, {"tcp://localhost", "port is missing"},
+        {"tcp://:7701", "host is missing"}, {"tcp://::1:7701", "brackets"}, {"tcp://[::1]", "port is missing"},
+        {"tcp://[::1:7701", "']'"},        {"tcp://[nothost]:7701", "IPv6"}, {"tcp://[]:7701", "IPv6"},
+        {"tcp://127.0.0.256:7701", "host"}, {"tcp://1.2.3:7701", "host"}, {"tcp://-bad.example:7701", "host"},
+        {"tcp://bad-.example:7701", "host"}, {"tcp://a..b:7701", "host"}, {"tcp://a_b:7701", "host"},
+        {"tcp://010.0.0.1:7701", "host"},   {"udp://h:1", "tcp://HOST:PORT"}, {"ipc://", "path"}, {"", "empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *dial = text_endpoint_problem(bad[i].ep, false), *bind = text_endpoint_problem(bad[i].ep, true);
+        if (!dial || !bind || !strstr(dial, bad[i].why))
+            fail_msg("'%s': %s / %s, expected '%s'", bad[i].ep, dial ? dial : "accepted", bind ? bind : "accepted",
+                     bad[i].why);
+    }
+}
+
+/* text_check_utf8 decides as text_valid_utf8 and names the problem and its line. */
+static void test_utf8_reasons(void **state)
+{
+    (void)state;
+    char why[96];
+    assert_true(text_check_utf8("one\ntwo", 100, true, why, sizeof why));
+    assert_false(text_check_utf8("one\r\ntwo", 100, true, why, sizeof why));
+    assert_string_equal(why, "contains a carriage return (0x0d) at line 1: use LF line ends, not CR or CRLF");
+    assert_false(text_check_utf8("a\nb\nc\x1b[0m", 100, true, why, sizeof why));
+    assert_string_equal(why, "contains a control character (0x1b) at line 3");
+    assert_false(text_check_utf8("a\n\xc3\x28", 100, true, why, sizeof why));
+    assert_string_equal(why, "is not valid UTF-8 (byte 0xc3 at line 2)");
+    assert_false(text_check_utf8("abc", 2, true, why, sizeof why));
+    assert_string_equal(why, "is longer than 2 bytes");
+    assert_false(text_check_utf8("a\tb", 100, false, why, sizeof why));
+    assert_string_equal(why, "must be a single line without tabs (it contains a tab)");
+    assert_false(text_check_utf8("a\xc2\x85", 100, false, why, sizeof why));
+    assert_string_equal(why, "contains a control character (0x85)");
 }
 
 /* The eight-bytes-at-a-time path for printable ASCII must decide exactly as the byte
@@ -129,8 +189,11 @@ static void test_utf8_every_position(void **state)
                     memset(s, 'a' + (int)(len % 26), len);
                     memcpy(s + at, odd[k].bytes, olen);
                     s[len] = '\0';
+                    char why[96];
                     if (text_valid_utf8(s, 128, false) != odd[k].single ||
-                        text_valid_utf8(s, 128, true) != odd[k].multi)
+                        text_valid_utf8(s, 128, true) != odd[k].multi ||
+                        text_check_utf8(s, 128, false, why, sizeof why) != odd[k].single ||
+                        text_check_utf8(s, 128, true, why, sizeof why) != odd[k].multi)
                         fail_msg("odd byte %zu at %zu of %zu (alignment %zu) misjudged", k, at, len, off);
                 }
             }
@@ -351,6 +414,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msgid_hex),     cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_roles),         cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_endpoint_host_port), cmocka_unit_test(test_utf8_reasons),
         cmocka_unit_test(test_utf8),          cmocka_unit_test(test_utf8_every_position),          cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
