@@ -70,6 +70,21 @@ static int ack_recipients(node_t *n, const payload_info_t *info, char out[][LIAI
     return 0;
 }
 
+/* A closing's action items are owned by participants of the review. */
+static int check_owners(const store_review_t *r, const payload_info_t *info, const char *hex, char *err,
+                        size_t errlen)
+{
+    if (info->review_action != PAYLOAD_REVIEW_CLOSE)
+        return 0;
+    for (size_t i = 0; i < info->n_participants; i++)
+        if (!store_review_has(r, info->participants[i])) {
+            snprintf(err, errlen, "action owner '%s' does not take part in review %s (add them first: liaison review "
+                                  "add %s %s)", info->participants[i], hex, hex, info->participants[i]);
+            return -1;
+        }
+    return 0;
+}
+
 static int review_recipients(node_t *n, const payload_info_t *info, char out[][LIAISON_MAX_ID + 1], size_t *n_out,
                              bool *refused, char *err, size_t errlen)
 {
@@ -111,6 +126,8 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
         snprintf(err, errlen, "review %s is closed", hex);
         return -1;
     }
+    if (check_owners(&r, info, hex, err, errlen) != 0)
+        return -1;
     for (size_t i = 0; i < r.n_participants; i++)
         add_recipient(n, out, n_out, r.participants[i]);
     if (info->review_action == PAYLOAD_REVIEW_ADD) {
@@ -258,6 +275,8 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
         snprintf(err, errlen, "review %s is closed", hex);
         return -1;
     }
+    if (check_owners(&r, info, hex, err, errlen) != 0)
+        return -1;
     /* Every participant must stay reachable by one message (and listed by this node). */
     if (info->review_action == PAYLOAD_REVIEW_ADD && !store_review_has(&r, info->added) &&
         r.n_participants >= LIAISON_MAX_RECIPIENTS) {

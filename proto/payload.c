@@ -427,6 +427,10 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
                 !check_date(c, "action due date", a->due_date, false))
                 return false;
         }
+        _Static_assert(PAYLOAD_MAX_ACTIONS <= LIAISON_MAX_RECIPIENTS, "every action owner needs a slot");
+        for (size_t i = 0; i < cl->n_actions; i++)
+            snprintf(info->participants[i], sizeof info->participants[i], "%s", cl->actions[i]->owner);
+        info->n_participants = cl->n_actions;
         info->review_action = PAYLOAD_REVIEW_CLOSE;
         return true;
     }

@@ -37,7 +37,8 @@ typedef struct payload_info {
     bool has_ref;
     uint8_t ref_hash[LIAISON_HASH_BYTES]; /* acknowledgement: envelope hash of the acknowledged message */
     payload_review_action_t review_action;               /* case reviews */
-    char participants[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1]; /* open: the invited participants */
+    char participants[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1]; /* open: the invited participants;
+                                                                  * close: the action items' owners */
     size_t n_participants;
     char added[LIAISON_MAX_ID + 1];                      /* add: the new participant */
     char opener[LIAISON_MAX_ID + 1];                     /* add: the review's opener, empty if not said */

@@ -180,7 +180,7 @@ class Interop(NodeTest):
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
         self.assertIn("is a case review", answer[2])
 
-    def test_daemon_refuses_to_grow_a_review_past_one_message(self):
+    def test_daemon_keeps_reviews_within_their_participants(self):
         a = self.node("dr.alvarez", "therapist")
         py = self.pypeer("rx.kim", "pharmacist")
         self.meet(a, py, serve=True)
@@ -199,6 +199,14 @@ class Interop(NodeTest):
         answer = review(["rx.kim", "dr.alvarez", "dr.extra"], add=PAYLOAD.ReviewAdd(participant="dr.extra"))
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
         self.assertIn("already has 32 participants", answer[2])
+        # Nor may a closing give an action item to someone outside the review.
+        item = PAYLOAD.ActionItem(owner="dr.extra", text="call the patient")
+        answer = review(["rx.kim", "dr.alvarez"], close=PAYLOAD.ReviewClose(decision="done", actions=[item]))
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("action owner 'dr.extra' does not take part", answer[2])
+        item.owner = "dr.f07"
+        answer = review(["rx.kim", "dr.alvarez"], close=PAYLOAD.ReviewClose(decision="done", actions=[item]))
+        self.assertEqual(answer[0], "receipt", answer)
 
     def test_message_to_daemon_and_python_peer(self):
         a = self.node("dr.alvarez", "therapist")
