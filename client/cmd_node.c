@@ -179,7 +179,7 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     char *card = NULL;
     uint8_t pkey[LIAISON_KEY_BYTES];
     rc = 0;
-    if (keys_save(k, p.key_dir, err, sizeof err) != 0 || patient_key_load(p.key_dir, pkey, err, sizeof err) != 0 ||
+    if (keys_save(k, p.key_dir, err, sizeof err) != 0 || patient_key_create(p.key_dir, pkey, err, sizeof err) != 0 ||
         config_write_new(p.config_file, &c, err, sizeof err) != 0 || create_db(&p, k, id, err, sizeof err) != 0 ||
         !(card = card_encode(&cd, k, err, sizeof err)) || write_card(p.card_file, card, err, sizeof err) != 0) {
         undo_init(&p);

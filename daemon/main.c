@@ -319,6 +319,34 @@ static int open_lock(const paths_t *p, char *err, size_t errlen)
     return fd;
 }
 
+/* patient.key does not exist. A new key is made only for a node whose database holds
+ * no patient tag at all (create); otherwise the old tags would silently stop matching,
+ * and the node would say it never disclosed anything about those patients. */
+static int patient_key_missing(node_t *n, store_t *s, bool create, char *err, size_t errlen)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", n->paths.key_dir, PATIENT_KEY_FILE);
+    int tagged = store_has_patient_tags(s);
+    if (tagged < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", n->paths.db_file, store_error(s));
+        return -1;
+    }
+    if (tagged) {
+        snprintf(err, errlen,
+                 "%s is missing, but %s already holds messages or audit entries tagged with it: without that key"
+                 " they can no longer be found by patient. Restore %s from a backup of this node (mode 0600,"
+                 " owned by the daemon's user); liaisond will not make a new one",
+                 path, n->paths.db_file, path);
+        return -1;
+    }
+    if (!create)
+        return 0;
+    if (patient_key_create(n->paths.key_dir, n->patient_key, err, errlen) != 0)
+        return -1;
+    log_warn("%s did not exist; created a new one (the database holds no patient tags yet)", path);
+    return 0;
+}
+
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
@@ -327,10 +355,19 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     log_init(log_level_parse(n->cfg.log_level));
     if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))
         return -1;
-    if (check_only)
-        return 0;
-    if (patient_key_load(n->paths.key_dir, n->patient_key, err, errlen) != 0)
+    int pk = patient_key_load(n->paths.key_dir, n->patient_key, err, errlen);
+    if (pk < 0)
         return -1;
+    if (check_only) {
+        if (pk == PATIENT_KEY_MISSING) {
+            store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
+            int rc = s ? patient_key_missing(n, s, false, err, errlen) : -1;
+            store_close(&s);
+            if (rc != 0)
+                return -1;
+        }
+        return 0;
+    }
     if (mkdir(n->paths.runtime_dir, 0750) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));
         return -1;
@@ -339,6 +376,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
+        return -1;
+    if (pk == PATIENT_KEY_MISSING && patient_key_missing(n, n->store, true, err, errlen) != 0)
         return -1;
     if (backfill_start(&n->backfill, store_db(n->store), n->paths.db_file, BACKFILL_FRAMES, BACKFILL_HARD_FRAMES, err,
                        errlen) != 0)

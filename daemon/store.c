@@ -922,3 +922,19 @@ int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx)
     free(ids);
     return out;
 }
+
+int store_has_patient_tags(store_t *s)
+{
+    sqlite3_stmt *st = prep(s, "SELECT EXISTS(SELECT 1 FROM messages WHERE patient_tag IS NOT NULL)"
+                               " OR EXISTS(SELECT 1 FROM reviews WHERE patient_tag IS NOT NULL)"
+                               " OR EXISTS(SELECT 1 FROM audit WHERE length(patient_tag) > 0)");
+    if (!st)
+        return -1;
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        rc = sqlite3_column_int(st, 0) != 0;
+    else
+        fail(s, "look for patient tags");
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -159,6 +159,10 @@ int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 /* Number of deliveries without a receipt (queued or sent), for one recipient or all (NULL). */
 int64_t store_queue_depth(store_t *s, const char *recipient);
 
+/* Whether any message, review or audit entry carries a patient tag, i.e. whether
+ * the node's patient key has been used. 1 yes, 0 no, -1 error. */
+int store_has_patient_tags(store_t *s);
+
 
 
 /* ---- acknowledgements ---- */
