@@ -158,6 +158,27 @@ class Cli(NodeTest):
         self.assertTrue(rows[0][1].startswith(("user:", "uid:")))
         self.assertIn("send: peer 'nobody' is not in the directory", rows[0][6])
 
+    def test_second_ack_refused_before_anything_is_sent(self):
+        t = self.node("dr.alvarez")
+        p = self.node("dr.okafor", "psychiatrist")
+        link(t, p)
+        mid = p.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                    "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"
+                    ).stdout.strip()
+        self.wait_delivered(p, mid, "dr.alvarez")
+        t.cli("ack", mid, "--comment", "x")
+        acks = "SELECT count(*) FROM messages WHERE content_type = 4"
+        self.assertEqual(t.query(acks)[0][0], 1)
+        before = len(t.audit())
+        r = t.cli("ack", mid, "--comment", "x", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("already acknowledged at", r.stderr)
+        self.assertIn(mid, r.stderr)
+        self.assertEqual(t.query(acks)[0][0], 1)
+        rows = t.audit()[before:]
+        self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
+        self.assertIn("ack: message %s was already acknowledged" % mid, rows[0][6])
+
     def test_json_everywhere(self):
         a = self.node("a")
         b = self.node("b")
