@@ -105,8 +105,9 @@ typedef struct store_query {
                                * some recipient has not acknowledged */
     const char *self_id;
 } store_query_t;
-/* Calls cb for each matching message, newest first (oldest first when
- * thread_id or patient_tag is set). Non-zero from cb stops and is returned. */
+/* Calls cb for each matching message, newest first; with thread_id set, oldest first
+ * (a thread reads as a conversation). With a limit, the newest `limit` matching
+ * messages in either order. Non-zero from cb stops and is returned. */
 typedef int (*store_msg_cb)(void *ctx, const store_msg_t *m);
 int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx);
 

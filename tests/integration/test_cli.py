@@ -179,6 +179,29 @@ class Cli(NodeTest):
         self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
         self.assertIn("ack: message %s was already acknowledged" % mid, rows[0][6])
 
+    def test_limit_keeps_the_newest_in_every_listing(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        sent = []
+        for i in range(4):
+            p = a.cli("note", "--to", "b", "--patient", "P-77", "-", input="note %d" % i)
+            sent.append(p.stdout.strip())
+        for mid in sent:
+            self.wait_delivered(a, mid, "b")
+        newest_first = list(reversed(sent))
+
+        def ids(*args):
+            return [m["id"] for m in b.json("inbox", *args)["messages"]]
+        self.assertEqual(ids("--limit", "2"), newest_first[:2])
+        self.assertEqual(ids("--patient", "P-77", "--limit", "2"), newest_first[:2])
+        self.assertEqual(ids("--patient", "P-77"), newest_first)
+        self.assertEqual(ids("--type", "note", "--limit", "3"), newest_first[:3])
+        # The text listing is in the same order.
+        out = b.cli("inbox", "--patient", "P-77", "--limit", "2").stdout
+        self.assertLess(out.index(sent[3]), out.index(sent[2]))
+        self.assertNotIn(sent[0], out)
+
     def test_json_everywhere(self):
         a = self.node("a")
         b = self.node("b")
