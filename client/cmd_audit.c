@@ -71,8 +71,8 @@ static int audit_log(cli_t *cli, int argc, char **argv)
     q.patient = (char *)(cli_opt(o, "patient")->value ? cli_opt(o, "patient")->value : "");
     q.action = (char *)(cli_opt(o, "action")->value ? cli_opt(o, "action")->value : "");
     uint64_t lim = 0;
-    if (cli_opt(o, "limit")->value && cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0)
-        return cli_fail(EXIT_USAGE, "--limit: a number");
+    if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0 || lim == 0))
+        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %" PRIu32, UINT32_MAX);
     q.limit = (uint32_t)lim;
     Liaison__Control__Response *r;
     if ((rc = audit_query(cli, &q, &r)))

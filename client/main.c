@@ -2,6 +2,7 @@
 /* liaison: the command line of a care-team node. Owns the command table, global
  * options and help; each command family lives in its own cmd_*.c file. */
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ static const command_t commands[] = {
     {"send", cmd_send, "send --to ID[,ID...] [--subject S] [--thread ID] FILE|-   send a free-text message"},
     {"inbox", cmd_inbox,
      "inbox [--patient P] [--type T] [--unread] [--needs-ack] [--since DATE] [--limit N]\n"
-     "        messages received (overdue acknowledgements first)"},
+     "        messages received, newest first (overdue acknowledgements above them)"},
     {"outbox", cmd_outbox, "outbox [--since DATE] [--limit N]   messages sent, with delivery and acknowledgement state"},
     {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)"},
     {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first"},
@@ -78,10 +79,11 @@ int main(int argc, char **argv)
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             cli.json = true;
-        } else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
-            cli.home = argv[++i];
-        } else if (strncmp(argv[i], "--home=", 7) == 0) {
-            cli.home = argv[i] + 7;
+        } else if (strcmp(argv[i], "--home") == 0 || strncmp(argv[i], "--home=", 7) == 0) {
+            const char *dir = argv[i][6] == '=' ? argv[i] + 7 : i + 1 < argc ? argv[++i] : "";
+            if (!dir[0])
+                return cli_fail(EXIT_USAGE, "--home needs a directory: liaison --home DIR COMMAND ...");
+            cli.home = dir;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             return usage(stdout, NULL);
         } else if (strcmp(argv[i], "--version") == 0) {
@@ -94,8 +96,17 @@ int main(int argc, char **argv)
     if (i == argc)
         return usage(stderr, NULL);
     const char *name = argv[i];
-    if (strcmp(name, "help") == 0)
-        return usage(stdout, i + 1 < argc ? argv[i + 1] : NULL);
+    if (strcmp(name, "help") == 0) {
+        const char *only = i + 1 < argc ? argv[i + 1] : NULL;
+        bool known = !only;
+        for (size_t k = 0; k < N_COMMANDS && !known; k++)
+            known = strcmp(only, commands[k].name) == 0;
+        if (!known) {
+            cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", only);
+            return usage(stderr, NULL);
+        }
+        return usage(stdout, only);
+    }
     for (size_t k = 0; k < N_COMMANDS; k++) {
         if (strcmp(name, commands[k].name) != 0)
             continue;

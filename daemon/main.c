@@ -488,7 +488,7 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"home", required_argument, NULL, 'h'},   {"check-config", no_argument, NULL, 'c'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, '?'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'H'},
         {"foreground", no_argument, NULL, 'f'},   {NULL, 0, NULL, 0},
     };
     const char *home = NULL;
@@ -503,9 +503,8 @@ int main(int argc, char **argv)
         case 'c': check = true; break;
         case 'f': break;
         case 'V': printf("liaisond %s\n", LIAISON_VERSION); return 0;
-        default:
-            usage(o == '?' && optopt == 0 ? stdout : stderr);
-            return o == '?' && optopt == 0 ? 0 : 1;
+        case 'H': usage(stdout); return 0;
+        default: usage(stderr); return 1; /* getopt_long named the bad option */
         }
     }
     if (optind != argc) {

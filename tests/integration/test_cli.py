@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from harness import BUILD, LIAISON, NodeTest, link, wait_for
+from harness import BUILD, LIAISON, LIAISOND, NodeTest, link, wait_for
 
 CLIENT_SMOKE = os.path.join(BUILD, "tests", "tools", "client_smoke")
 
@@ -31,6 +31,33 @@ class Cli(NodeTest):
         r = run("frobnicate")
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown command", r.stderr)
+
+    def test_bad_usage_exits_1_and_names_the_problem(self):
+        d = subprocess.run([LIAISOND, "--bogus"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(d.returncode, 1, d.stdout + d.stderr)
+        self.assertIn("--bogus", d.stderr)
+        self.assertIn("usage: liaisond", d.stderr)
+        self.assertEqual(d.stdout, "")
+        d = subprocess.run([LIAISOND, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(d.returncode, 0)
+        self.assertIn("usage: liaisond", d.stdout)
+        r = run("help", "bogus")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown command 'bogus'", r.stderr)
+        r = run("help", "inbox")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("inbox", r.stdout)
+        for args in (["--home"], ["--home=", "status"]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("--home needs a directory", r.stderr)
+            self.assertNotIn("unknown command", r.stderr)
+        a = self.node("a")
+        for cmd in (["inbox"], ["outbox"], ["audit", "log"]):
+            r = a.cli(*cmd, "--limit", "0", check=False)
+            self.assertEqual(r.returncode, 1, cmd)
+            self.assertIn("--limit: a number from 1 to", r.stderr)
+        self.assertEqual(a.cli("inbox", "--limit", "1").returncode, 0)
 
     def test_daemon_not_running_exit_2(self):
         a = self.node("a", start=False)
