@@ -162,10 +162,14 @@ static int audit_verify(cli_t *cli, int argc, char **argv)
         free(note);
         return cli_fail(EXIT_REFUSED, "out of memory");
     }
-    if (audit_verify_file(db, &vo, rep) != 0)
-        rc = cli_fail(EXIT_USAGE, "%s", rep->text);
-    else
+    if (audit_verify_file(db, &vo, rep) != 0) {
+        size_t len = strlen(rep->text);
+        while (len && rep->text[len - 1] == '\n')
+            rep->text[--len] = 0;
+        rc = cli_fail(EXIT_USAGE, "%s", rep->text); /* unreadable input, not a failed verification */
+    } else {
         rc = report(cli, rep->ok, rep->text, rep->entries, rep->checkpoints);
+    }
     free(rep);
     free(note);
     return rc;

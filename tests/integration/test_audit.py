@@ -145,6 +145,46 @@ class Tamper(NodeTest):
         self.assertCaught(r, "checkpoint")
         self.assertNotIn("does not match its hash", r.stdout + r.stderr)
 
+    def witnessed_file(self):
+        note, size = self.b.query("SELECT note, tree_size FROM witnessed WHERE peer = 'a'")[0]
+        path = os.path.join(self.base, "witnessed.txt")
+        open(path, "w").write(note)
+        return path, size
+
+    def test_failures_are_named(self):
+        # The wrong card: the chain is intact, the signatures do not verify with it.
+        r = self.a.cli("audit", "verify", "--db", self.copy, "--card", self.b.card_file, check=False)
+        self.assertCaught(r, "hash chain intact", "does not verify with this card")
+        self.assertNotIn("BROKEN", r.stdout + r.stderr)
+        # A copy behind the checkpoint a peer witnessed (a rollback looks just like this).
+        path, size = self.witnessed_file()
+        keep = size - 2
+        self.attack("DELETE FROM audit WHERE seq > %d" % keep, "DELETE FROM checkpoints WHERE tree_size > %d" % keep)
+        r = self.verify("--checkpoint", path)
+        self.assertCaught(r, "hash chain intact", "behind the witnessed checkpoint", "rolled back")
+        self.assertNotIn("BROKEN", r.stdout + r.stderr)
+
+    def test_chain_broken_names_the_entry(self):
+        self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")
+        self.assertCaught(self.verify(), "hash chain BROKEN at entry 3", "broken at entry 3")
+
+    def test_unreadable_input_exits_1(self):
+        bad = os.path.join(self.base, "bad.txt")
+        open(bad, "w").write("not a checkpoint\n")
+        r = self.verify("--checkpoint", bad)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("checkpoint file is malformed", r.stderr)
+        self.assertNotIn("BROKEN", r.stdout + r.stderr)
+        r = self.a.cli("audit", "verify", "--db", bad, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("%s is not a liaison database" % bad, r.stderr)
+        self.assertNotIn("identity key", r.stderr)
+        empty = os.path.join(self.base, "empty.db")
+        sqlite3.connect(empty).execute("CREATE TABLE t(x)").connection.close()
+        r = self.a.cli("audit", "verify", "--db", empty, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("not a liaison database", r.stderr)
+
     def test_python_chain_matches(self):
         # The independent encoder above agrees with the daemon on every stored hash.
         prev = bytes(32)
