@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "audit_verify.h"
 #include "card.h"
 #include "checkpoint.h"
@@ -70,6 +71,13 @@ static int audit_log(cli_t *cli, int argc, char **argv)
     q.peer = (char *)(cli_opt(o, "peer")->value ? cli_opt(o, "peer")->value : "");
     q.patient = (char *)(cli_opt(o, "patient")->value ? cli_opt(o, "patient")->value : "");
     q.action = (char *)(cli_opt(o, "action")->value ? cli_opt(o, "action")->value : "");
+    if (q.patient[0] && !payload_valid_patient_id(q.patient))
+        return cli_fail(EXIT_USAGE, "--patient: '%.64s' is not a patient id (1-64 of A-Z a-z 0-9 . _ : -)", q.patient);
+    if (q.action[0] && !audit_action_known(q.action)) {
+        char list[600];
+        audit_actions_list(list, sizeof list);
+        return cli_fail(EXIT_USAGE, "--action: '%.40s' is not an audit action (one of: %s)", q.action, list);
+    }
     uint64_t lim = 0;
     if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0 || lim == 0))
         return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %" PRIu32, UINT32_MAX);

@@ -10,6 +10,7 @@
 #include "audit_verify.h"
 #include "merkle.h"
 #include "patient.h"
+#include "payload.h"
 #include "text.h"
 
 #define MAX_PROOF 128
@@ -84,6 +85,17 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
 {
     uint8_t tag[LIAISON_HASH_BYTES];
     bool by_patient = q->patient && q->patient[0];
+    if (by_patient && !payload_valid_patient_id(q->patient)) {
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "patient: not a patient id (1-64 of A-Z a-z 0-9 . _ : -)");
+        return;
+    }
+    if (q->action && q->action[0] && !audit_action_known(q->action)) {
+        char list[600], msg[700];
+        audit_actions_list(list, sizeof list);
+        snprintf(msg, sizeof msg, "action: not an audit action (one of: %s)", list);
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, msg);
+        return;
+    }
     if (by_patient)
         patient_tag(n->patient_key, q->patient, tag);
     char what[200];

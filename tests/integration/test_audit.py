@@ -4,6 +4,7 @@ attacker would (dropping the triggers first), checkpoints, witnessing, auditor t
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -261,6 +262,28 @@ class AuditorTools(NodeTest):
         self.assertIn("message-delivered", actions)
         self.assertNotIn("hello", json.dumps(log))
         self.assertEqual(len(self.a.audit("audit-query")), before + 1)
+
+    def test_log_filters_are_validated(self):
+        for bad in ("bogus", "checkpoint"):
+            r = self.a.cli("audit", "log", "--action", bad, check=False)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("'%s' is not an audit action" % bad, r.stderr)
+            self.assertIn("message-queued", r.stderr)
+        r = self.a.cli("audit", "log", "--patient", "bad id", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is not a patient id", r.stderr)
+        rows = json.loads(self.a.cli("audit", "log", "--action", "message-queued", "--json").stdout)["entries"]
+        self.assertTrue(rows)
+        self.assertEqual({e["action"] for e in rows}, {"message-queued"})
+        # The list in the error is the one PROTOCOL.md documents, and every action written is in it.
+        r = self.a.cli("audit", "log", "--action", "bogus", check=False)
+        listed = set(r.stderr.split("one of: ")[1].rstrip(")\n").split(", "))
+        proto = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "PROTOCOL.md")).read()
+        para = proto[proto.index("\nActions: "):]
+        para = para[:para.index("\n\n")]
+        self.assertEqual(listed, set(re.findall(r"`([a-z]+(?:-[a-z]+)+)`", para)))
+        written = {row[0] for row in self.a.query("SELECT DISTINCT action FROM audit")}
+        self.assertLessEqual(written, listed)
 
     def test_verify_through_the_audit_socket(self):
         r = self.a.cli("audit", "verify", check=False)
