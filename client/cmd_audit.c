@@ -2,6 +2,7 @@
 /* Owns the auditor's commands: log, verify, prove, verify-proof, disclosures and
  * export (JSON lines or FHIR R4 AuditEvent). Every query goes through the audit
  * socket, which never returns clinical content and audits each query. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -541,8 +542,13 @@ static int audit_export(cli_t *cli, int argc, char **argv)
         return rc;
     FILE *out = outp ? fopen(outp, "wx") : stdout;
     if (!out) {
+        int e = errno;
         liaison__control__response__free_unpacked(r, NULL);
-        return cli_fail(EXIT_USAGE, "cannot create %s (it must not exist yet)", outp);
+        if (e == EEXIST)
+            return cli_fail(EXIT_USAGE, "%s already exists (export never overwrites a file: choose a new name)", outp);
+        if (e == ENOENT)
+            return cli_fail(EXIT_USAGE, "cannot create %s: its directory does not exist", outp);
+        return cli_fail(EXIT_USAGE, "cannot create %s: %s", outp, strerror(e));
     }
     const Liaison__Control__AuditEntries *a = r->audit_entries;
     size_t count = a->n_entries;

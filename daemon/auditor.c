@@ -185,12 +185,23 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
     char what[64];
     snprintf(what, sizeof what, "prove seq=%" PRIu64, q->seq);
     audit_query(n, actor, what, NULL, NULL);
-    if (!n->cp_note || q->seq == 0 || q->seq > n->cp_size) {
-        snprintf(s->error, sizeof s->error,
-                 n->cp_note ? "entry %" PRIu64 " is not covered by the latest checkpoint (%" PRIu64
-                              " entries); try again after the next checkpoint"
-                            : "no checkpoint has been signed yet (%" PRIu64 "/%" PRIu64 ")",
-                 q->seq, n->cp_size);
+    int64_t size = audit_size(n->audit);
+    if (size >= 0 && (q->seq == 0 || q->seq > (uint64_t)size)) {
+        snprintf(s->error, sizeof s->error, "no audit entry %" PRIu64 " (the log has %" PRId64 " entries)", q->seq,
+                 size);
+        resp->code = LIAISON__CONTROL__CODE__NOT_FOUND;
+        resp->error = s->error;
+        return;
+    }
+    if (!n->cp_note || q->seq > n->cp_size) {
+        if (n->cp_note)
+            snprintf(s->error, sizeof s->error,
+                     "entry %" PRIu64 " is not yet covered by the latest checkpoint (%" PRIu64
+                     " entries); try again after the next checkpoint",
+                     q->seq, n->cp_size);
+        else
+            snprintf(s->error, sizeof s->error,
+                     "no checkpoint has been signed yet; entry %" PRIu64 " can be proved after the first one", q->seq);
         resp->code = LIAISON__CONTROL__CODE__NOT_FOUND;
         resp->error = s->error;
         return;

@@ -285,6 +285,24 @@ class AuditorTools(NodeTest):
         written = {row[0] for row in self.a.query("SELECT DISTINCT action FROM audit")}
         self.assertLessEqual(written, listed)
 
+    def test_errors_name_the_real_problem(self):
+        size = self.a.query("SELECT max(seq) FROM audit")[0][0]
+        r = self.a.cli("audit", "prove", "999999", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("no audit entry 999999 (the log has ", r.stderr)
+        self.assertNotIn("try again", r.stderr)
+        self.assertGreaterEqual(int(r.stderr.split("the log has ")[1].split()[0]), size)
+        missing = os.path.join(self.base, "no-such-dir", "x.json")
+        r = self.a.cli("audit", "export", "--output", missing, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("its directory does not exist", r.stderr)
+        self.assertNotIn("must not exist", r.stderr)
+        exists = os.path.join(self.base, "exists.json")
+        open(exists, "w").close()
+        r = self.a.cli("audit", "export", "--output", exists, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("already exists", r.stderr)
+
     def test_verify_through_the_audit_socket(self):
         r = self.a.cli("audit", "verify", check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

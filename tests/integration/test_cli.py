@@ -72,6 +72,14 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
 
+    def test_no_node_at_home_is_named(self):
+        where = os.path.join(self.base, "no", "node")
+        r = run("--home", where, "status")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("no liaison node at %s" % where, r.stderr)
+        self.assertIn("liaison --home %s init" % where, r.stderr)
+        self.assertNotIn("not running", r.stderr)
+
     def test_daemon_dying_mid_request_is_reported(self):
         # The client waits in 500 ms slices and checks between them that the daemon is
         # still there: a daemon that dies before answering is reported then, not after
