@@ -35,23 +35,26 @@ static const command_t commands[] = {
     {"note", cmd_note,
      "note --to ID[,ID...] --patient P [--label L] [--session-date D] [--modality M] [--phq9 N] [--gad7 N]\n"
      "        [--score NAME=N/MIN-MAX]... [--risk LEVEL [--risk-note TEXT]] [--adherence TEXT]\n"
-     "        [--side-effects TEXT] [--goals TEXT] [--next-session D] (--file F | -)   send a progress note"},
+     "        [--side-effects TEXT] [--goals TEXT] [--next-session D] (--file F | -)   send a progress note\n"
+     "        (--label L, e.g. initials, is sent encrypted with the patient id and shown to every recipient)"},
     {"med-change", cmd_med_change,
      "med-change --to ID[,ID...] --patient P [--label L] --drug NAME --action ACTION [--from DOSE] [--dose DOSE]\n"
      "        [--from-frequency F] [--frequency F] [--from-drug NAME] --reason TEXT [--monitor TEXT]\n"
-     "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change"},
+     "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change\n"
+     "        (--label L is sent encrypted with the patient id and shown to every recipient)"},
     {"patient", cmd_patient, "patient P                 timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
     {"review", cmd_review,
      "review open --with ID[,ID...] --patient P [--label L] --question TEXT\n"
      "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"
      "        review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by DATE\"]...\n"
-     "        review show REVIEW_ID | review list [--open]"},
+     "        review show REVIEW_ID | review list [--open]\n"
+     "        (--label L is sent encrypted with the patient id and shown to every participant)"},
     {"audit", cmd_audit,
      "audit log [--since T] [--until T] [--peer ID] [--patient P] [--action A] [--limit N]\n"
      "        audit verify [--db FILE [--card FILE]] [--checkpoint FILE]\n"
      "        audit prove SEQ | audit verify-proof FILE [--card FILE]\n"
      "        audit disclosures --patient P [--since T] [--until T]\n"
-     "        audit export --format jsonl|fhir [--since T] [--until T] [--output FILE]"},
+     "        audit export [--format jsonl|fhir] [--since T] [--until T] [--output FILE]   (default: jsonl)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

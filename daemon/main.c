@@ -319,6 +319,57 @@ static int open_lock(const paths_t *p, char *err, size_t errlen)
     return fd;
 }
 
+/* The node's id is fixed when it is created: its card (signed, given to every peer)
+ * and its database carry it. A liaison.conf naming another id would make the daemon
+ * speak as a node its peers do not know, so start-up and --check-config refuse it.
+ * s may be NULL (--check-config: the card file only). */
+static int check_identity(node_t *n, store_t *s, char *err, size_t errlen)
+{
+    char text[LIAISON_MAX_CARD_TEXT + 2];
+    size_t len = 0;
+    FILE *f = fopen(n->paths.card_file, "rb");
+    if (f) {
+        len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[len] = 0;
+        card_t c;
+        char cerr[256];
+        if (len > LIAISON_MAX_CARD_TEXT || card_decode(text, &c, cerr, sizeof cerr) != 0) {
+            snprintf(err, errlen, "%s is not a valid card (restore it from a backup of this node)",
+                     n->paths.card_file);
+            return -1;
+        }
+        if (sodium_memcmp(c.sign_pk, n->keys->sign_pk, LIAISON_KEY_BYTES) != 0) {
+            snprintf(err, errlen, "%s belongs to another node's keys than those in %s (restore the matching files)",
+                     n->paths.card_file, n->paths.key_dir);
+            return -1;
+        }
+        if (strcmp(c.id, n->cfg.id) != 0) {
+            snprintf(err, errlen,
+                     "%s: [node] id is '%s' but this node is '%s' (its card %s and its keys say so); a node's id"
+                     " cannot change: set id = %s",
+                     n->paths.config_file, n->cfg.id, c.id, n->paths.card_file, c.id);
+            return -1;
+        }
+    }
+    if (s) {
+        char id[LIAISON_MAX_ID + 1];
+        size_t idlen = 0;
+        int rc = store_meta_get(s, "node_id", (uint8_t *)id, sizeof id - 1, &idlen);
+        if (rc == 0) {
+            id[idlen] = 0;
+            if (strcmp(id, n->cfg.id) != 0) {
+                snprintf(err, errlen,
+                         "%s: [node] id is '%s' but the database %s belongs to node '%s'; a node's id cannot"
+                         " change: set id = %s",
+                         n->paths.config_file, n->cfg.id, n->paths.db_file, id, id);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 /* patient.key does not exist. A new key is made only for a node whose database holds
  * no patient tag at all (create); otherwise the old tags would silently stop matching,
  * and the node would say it never disclosed anything about those patients. */
@@ -358,6 +409,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     int pk = patient_key_load(n->paths.key_dir, n->patient_key, err, errlen);
     if (pk < 0)
         return -1;
+    if (check_identity(n, NULL, err, errlen) != 0)
+        return -1;
     if (check_only) {
         if (pk == PATIENT_KEY_MISSING) {
             store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
@@ -377,7 +430,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
         return -1;
-    if (pk == PATIENT_KEY_MISSING && patient_key_missing(n, n->store, true, err, errlen) != 0)
+    if (check_identity(n, n->store, err, errlen) != 0 ||
+        (pk == PATIENT_KEY_MISSING && patient_key_missing(n, n->store, true, err, errlen) != 0))
         return -1;
     if (backfill_start(&n->backfill, store_db(n->store), n->paths.db_file, BACKFILL_FRAMES, BACKFILL_HARD_FRAMES, err,
                        errlen) != 0)

@@ -237,6 +237,23 @@ class Cli(NodeTest):
         self.assertLess(out.index(sent[3]), out.index(sent[2]))
         self.assertNotIn(sent[0], out)
 
+    def test_documented_outputs(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        out = a.cli("peer", "list").stdout
+        self.assertIn(b.endpoint, out)
+        fp = [p["fingerprint"] for p in a.json("peer", "list")["peers"] if p["id"] == "b"][0]
+        self.assertGreater(len(fp), 20)
+        self.assertIn(fp, out)
+        # audit export without --format: JSON lines, as the usage now says.
+        lines = a.cli("audit", "export").stdout.strip().splitlines()
+        self.assertTrue(lines)
+        for ln in lines:
+            json.loads(ln)
+        self.assertIn("[--format jsonl|fhir]", run("help", "audit").stdout)
+        self.assertIn("default: jsonl", run("help", "audit").stdout)
+
     def test_json_everywhere(self):
         a = self.node("a")
         b = self.node("b")

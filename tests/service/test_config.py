@@ -140,6 +140,23 @@ class ConfigTest(ServiceTest):
         a.start()
         self.assertIn("dr.pkeypeer", a.cli("audit", "disclosures", "--patient", "P-4242").stdout)
 
+    def test_config_id_must_be_the_nodes(self):
+        n = self.node("dr.ident", start=False)
+        n.set_config("node", "id", "dr.other")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("'dr.other'", p.stderr)
+        self.assertIn("set id = dr.ident", p.stderr)
+        err = self.start_fails(n)
+        self.assertIn("set id = dr.ident", err)
+        # Without the card file the database still knows the node's id.
+        os.unlink(n.card_file)
+        err = self.start_fails(n)
+        self.assertIn("belongs to node 'dr.ident'", err)
+        n.set_config("node", "id", "dr.ident")
+        n.start()
+        self.assertEqual(n.cli("status").returncode, 0)
+
     def test_patient_key_checked_by_check_config(self):
         n = self.node("dr.pkeymode", start=False)
         key = os.path.join(n.home, "patient.key")
