@@ -589,6 +589,53 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* ---- checkpoint ---- */
+
+static int audit_checkpoint(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "peer", .has_arg = true}, {.name = "output", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *peer = cli_opt(o, "peer")->value, *outp = cli_opt(o, "output")->value;
+    if (peer && !text_valid_id(peer))
+        return cli_fail(EXIT_USAGE, "--peer: '%.64s' is not a node id", peer);
+    Liaison__Control__AuditCheckpointRequest cr = LIAISON__CONTROL__AUDIT_CHECKPOINT_REQUEST__INIT;
+    cr.peer = (char *)(peer ? peer : "");
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT;
+    rq.audit_checkpoint = &cr;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_CHECKPOINT, &r)))
+        return rc;
+    const Liaison__Control__AuditCheckpoint *cp = r->audit_checkpoint;
+    if (outp) {
+        FILE *f = fopen(outp, "wx");
+        if (!f) {
+            int e = errno;
+            liaison__control__response__free_unpacked(r, NULL);
+            return cli_fail(EXIT_USAGE, "cannot create %s: %s", outp,
+                            e == EEXIST ? "it already exists (choose a new name)" : strerror(e));
+        }
+        bool ok = fputs(cp->note, f) >= 0;
+        if (fclose(f) != 0 || !ok) {
+            liaison__control__response__free_unpacked(r, NULL);
+            return cli_fail(EXIT_REFUSED, "cannot write %s", outp);
+        }
+    }
+    if (cli->json)
+        cli_json_out(json_pack("{s:s, s:I, s:o, s:s}", "origin", cp->origin, "size", (json_int_t)cp->size, "time",
+                               cli_json_time(cp->time_ms), "note", cp->note));
+    else if (outp)
+        printf("Wrote the checkpoint of %s at %" PRIu64 " entries to %s\n", cp->origin, cp->size, outp);
+    else
+        fputs(cp->note, stdout);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
 int cmd_audit(cli_t *cli, int argc, char **argv)
 {
     static const struct {
@@ -599,9 +646,11 @@ int cmd_audit(cli_t *cli, int argc, char **argv)
                 {"prove", "audit prove", audit_prove},
                 {"verify-proof", "audit verify-proof", audit_verify_proof},
                 {"disclosures", "audit disclosures", audit_disclosures},
-                {"export", "audit export", audit_export}};
+                {"export", "audit export", audit_export},
+                {"checkpoint", "audit checkpoint", audit_checkpoint}};
     if (argc < 1)
-        return cli_fail(EXIT_USAGE, "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export");
+        return cli_fail(EXIT_USAGE,
+                        "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export, checkpoint");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[0], subs[i].name) == 0) {
             cli->cmd = subs[i].full;

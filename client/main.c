@@ -54,7 +54,9 @@ static const command_t commands[] = {
      "        audit verify [--db FILE [--card FILE]] [--checkpoint FILE]\n"
      "        audit prove SEQ | audit verify-proof FILE [--card FILE]\n"
      "        audit disclosures --patient P [--since T] [--until T]\n"
-     "        audit export [--format jsonl|fhir] [--since T] [--until T] [--output FILE]   (default: jsonl)"},
+     "        audit export [--format jsonl|fhir] [--since T] [--until T] [--output FILE]   (default: jsonl)\n"
+     "        audit checkpoint [--peer ID] [--output FILE]   this node's latest signed checkpoint, or the\n"
+     "        latest one of peer ID's log this node witnessed (for: audit verify --checkpoint FILE)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1037,6 +1037,7 @@ static const char *op_name(Liaison__Control__Request__OpCase op)
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: return "audit-log";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: return "audit-prove";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: return "audit-verify";
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT: return "audit-checkpoint";
     default: return "unknown";
     }
 }
@@ -1058,6 +1059,7 @@ static void dispatch(call_t *c, const request_t *rq)
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY:
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT:
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
                      "audit operations are offered on the audit socket only (%s, group liaison-audit)",
                      c->n->paths.audit_sock);

@@ -303,6 +303,31 @@ class AuditorTools(NodeTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("already exists", r.stderr)
 
+    def test_checkpoint_export_feeds_offline_verify(self):
+        own = self.a.cli("audit", "checkpoint").stdout
+        self.assertTrue(own.startswith("liaison.audit/a\n"), own)
+        self.assertIn(own, [r[0] for r in self.a.query("SELECT note FROM checkpoints")])
+        wait_for(lambda: self.b.query("SELECT 1 FROM witnessed WHERE peer = 'a'"), 20, "b to witness a")
+        path = os.path.join(self.base, "witnessed.txt")
+        r = self.b.cli("audit", "checkpoint", "--peer", "a", "--output", path)
+        self.assertIn(path, r.stdout)
+        with open(path) as f:
+            self.assertEqual(f.read(), self.b.query("SELECT note FROM witnessed WHERE peer = 'a'")[0][0])
+        info = self.b.json("audit", "checkpoint", "--peer", "a")
+        self.assertEqual(info["origin"], "a")
+        self.assertGreater(info["size"], 0)
+        self.a.stop()
+        copy = os.path.join(self.base, "copy.db")
+        shutil.copy(self.a.db_path, copy)
+        ok = self.b.cli("audit", "verify", "--db", copy, "--card", self.a.card_file, "--checkpoint", path, check=False)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        r = self.b.cli("audit", "checkpoint", "--peer", "nobody", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("holds no checkpoint of 'nobody'", r.stderr)
+        r = self.b.cli("audit", "checkpoint", "--peer", "a", "--output", path, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("already exists", r.stderr)
+
     def test_verify_through_the_audit_socket(self):
         r = self.a.cli("audit", "verify", check=False)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
