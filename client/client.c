@@ -137,6 +137,16 @@ liaison_client_t *liaison_client_open(const char *home, liaison_socket which, ch
     paths_t p;
     if (paths_resolve(&p, home, err, errlen) != 0)
         return NULL;
+    /* No socket and no configuration: there is no node here at all, which "liaisond is
+     * not running" would hide. */
+    const char *sock = which == LIAISON_SOCKET_AUDIT ? p.audit_sock : p.control_sock;
+    struct stat st;
+    if (stat(sock, &st) != 0 && errno == ENOENT && stat(p.config_file, &st) != 0 && errno == ENOENT) {
+        const char *where = p.home[0] ? p.home : p.config_dir;
+        snprintf(err, errlen, "no liaison node at %s (create one with: liaison %s%s%sinit --id ID --name NAME --role ROLE"
+                 " --listen ENDPOINT)", where, p.home[0] ? "--home " : "", p.home[0] ? p.home : "", p.home[0] ? " " : "");
+        return NULL;
+    }
     return liaison_client_open_path(which == LIAISON_SOCKET_AUDIT ? p.audit_sock : p.control_sock, err, errlen);
 }
 

@@ -2,11 +2,13 @@
 /* Owns the auditor's commands: log, verify, prove, verify-proof, disclosures and
  * export (JSON lines or FHIR R4 AuditEvent). Every query goes through the audit
  * socket, which never returns clinical content and audits each query. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "audit_verify.h"
 #include "card.h"
 #include "checkpoint.h"
@@ -70,9 +72,16 @@ static int audit_log(cli_t *cli, int argc, char **argv)
     q.peer = (char *)(cli_opt(o, "peer")->value ? cli_opt(o, "peer")->value : "");
     q.patient = (char *)(cli_opt(o, "patient")->value ? cli_opt(o, "patient")->value : "");
     q.action = (char *)(cli_opt(o, "action")->value ? cli_opt(o, "action")->value : "");
+    if (q.patient[0] && !payload_valid_patient_id(q.patient))
+        return cli_fail(EXIT_USAGE, "--patient: '%.64s' is not a patient id (1-64 of A-Z a-z 0-9 . _ : -)", q.patient);
+    if (q.action[0] && !audit_action_known(q.action)) {
+        char list[600];
+        audit_actions_list(list, sizeof list);
+        return cli_fail(EXIT_USAGE, "--action: '%.40s' is not an audit action (one of: %s)", q.action, list);
+    }
     uint64_t lim = 0;
-    if (cli_opt(o, "limit")->value && cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0)
-        return cli_fail(EXIT_USAGE, "--limit: a number");
+    if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0 || lim == 0))
+        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %" PRIu32, UINT32_MAX);
     q.limit = (uint32_t)lim;
     Liaison__Control__Response *r;
     if ((rc = audit_query(cli, &q, &r)))
@@ -162,10 +171,14 @@ static int audit_verify(cli_t *cli, int argc, char **argv)
         free(note);
         return cli_fail(EXIT_REFUSED, "out of memory");
     }
-    if (audit_verify_file(db, &vo, rep) != 0)
-        rc = cli_fail(EXIT_USAGE, "%s", rep->text);
-    else
+    if (audit_verify_file(db, &vo, rep) != 0) {
+        size_t len = strlen(rep->text);
+        while (len && rep->text[len - 1] == '\n')
+            rep->text[--len] = 0;
+        rc = cli_fail(EXIT_USAGE, "%s", rep->text); /* unreadable input, not a failed verification */
+    } else {
         rc = report(cli, rep->ok, rep->text, rep->entries, rep->checkpoints);
+    }
     free(rep);
     free(note);
     return rc;
@@ -529,8 +542,13 @@ static int audit_export(cli_t *cli, int argc, char **argv)
         return rc;
     FILE *out = outp ? fopen(outp, "wx") : stdout;
     if (!out) {
+        int e = errno;
         liaison__control__response__free_unpacked(r, NULL);
-        return cli_fail(EXIT_USAGE, "cannot create %s (it must not exist yet)", outp);
+        if (e == EEXIST)
+            return cli_fail(EXIT_USAGE, "%s already exists (export never overwrites a file: choose a new name)", outp);
+        if (e == ENOENT)
+            return cli_fail(EXIT_USAGE, "cannot create %s: its directory does not exist", outp);
+        return cli_fail(EXIT_USAGE, "cannot create %s: %s", outp, strerror(e));
     }
     const Liaison__Control__AuditEntries *a = r->audit_entries;
     size_t count = a->n_entries;
@@ -571,6 +589,53 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* ---- checkpoint ---- */
+
+static int audit_checkpoint(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "peer", .has_arg = true}, {.name = "output", .has_arg = true}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
+    if (rc)
+        return rc;
+    const char *peer = cli_opt(o, "peer")->value, *outp = cli_opt(o, "output")->value;
+    if (peer && !text_valid_id(peer))
+        return cli_fail(EXIT_USAGE, "--peer: '%.64s' is not a node id", peer);
+    Liaison__Control__AuditCheckpointRequest cr = LIAISON__CONTROL__AUDIT_CHECKPOINT_REQUEST__INIT;
+    cr.peer = (char *)(peer ? peer : "");
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT;
+    rq.audit_checkpoint = &cr;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_CHECKPOINT, &r)))
+        return rc;
+    const Liaison__Control__AuditCheckpoint *cp = r->audit_checkpoint;
+    if (outp) {
+        FILE *f = fopen(outp, "wx");
+        if (!f) {
+            int e = errno;
+            liaison__control__response__free_unpacked(r, NULL);
+            return cli_fail(EXIT_USAGE, "cannot create %s: %s", outp,
+                            e == EEXIST ? "it already exists (choose a new name)" : strerror(e));
+        }
+        bool ok = fputs(cp->note, f) >= 0;
+        if (fclose(f) != 0 || !ok) {
+            liaison__control__response__free_unpacked(r, NULL);
+            return cli_fail(EXIT_REFUSED, "cannot write %s", outp);
+        }
+    }
+    if (cli->json)
+        cli_json_out(json_pack("{s:s, s:I, s:o, s:s}", "origin", cp->origin, "size", (json_int_t)cp->size, "time",
+                               cli_json_time(cp->time_ms), "note", cp->note));
+    else if (outp)
+        printf("Wrote the checkpoint of %s at %" PRIu64 " entries to %s\n", cp->origin, cp->size, outp);
+    else
+        fputs(cp->note, stdout);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
 int cmd_audit(cli_t *cli, int argc, char **argv)
 {
     static const struct {
@@ -581,9 +646,11 @@ int cmd_audit(cli_t *cli, int argc, char **argv)
                 {"prove", "audit prove", audit_prove},
                 {"verify-proof", "audit verify-proof", audit_verify_proof},
                 {"disclosures", "audit disclosures", audit_disclosures},
-                {"export", "audit export", audit_export}};
+                {"export", "audit export", audit_export},
+                {"checkpoint", "audit checkpoint", audit_checkpoint}};
     if (argc < 1)
-        return cli_fail(EXIT_USAGE, "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export");
+        return cli_fail(EXIT_USAGE,
+                        "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export, checkpoint");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[0], subs[i].name) == 0) {
             cli->cmd = subs[i].full;

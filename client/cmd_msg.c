@@ -324,7 +324,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;
     uint64_t lim = 0;
-    if (cli_opt(o, "limit")->value && cli_parse_uint(cli_opt(o, "limit")->value, 100000, &lim) != 0)
+    if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, 100000, &lim) != 0 || lim == 0))
         return cli_fail(EXIT_USAGE, "--limit: a number from 1 to 100000");
     lr.limit = (uint32_t)lim;
     Liaison__Control__Response *r = NULL, *st = NULL;

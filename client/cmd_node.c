@@ -182,7 +182,7 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     char *card = NULL;
     uint8_t pkey[LIAISON_KEY_BYTES];
     rc = 0;
-    if (keys_save(k, p.key_dir, err, sizeof err) != 0 || patient_key_load(p.key_dir, pkey, err, sizeof err) != 0 ||
+    if (keys_save(k, p.key_dir, err, sizeof err) != 0 || patient_key_create(p.key_dir, pkey, err, sizeof err) != 0 ||
         config_write_new(p.config_file, &c, err, sizeof err) != 0 || create_db(&p, k, id, err, sizeof err) != 0 ||
         !(card = card_encode(&cd, k, err, sizeof err)) || write_card(p.card_file, card, err, sizeof err) != 0) {
         undo_init(&p);
@@ -289,7 +289,8 @@ static json_t *peer_json(const Liaison__Control__PeerInfo *p)
                      p->transport_error[0] ? p->transport_error : NULL, "added", cli_json_time(p->added_ms));
 }
 
-static void print_peers(Liaison__Control__PeerInfo **peers, size_t n)
+/* The peer table; with detail (peer list), each peer's endpoint and fingerprint too. */
+static void print_peers(Liaison__Control__PeerInfo **peers, size_t n, bool detail)
 {
     if (n == 0) {
         printf("No peers yet: add a colleague's card with: liaison peer add CARD_FILE\n");
@@ -300,6 +301,8 @@ static void print_peers(Liaison__Control__PeerInfo **peers, size_t n)
         const Liaison__Control__PeerInfo *p = peers[i];
         printf("%-24s %-14s %-10s %6u  %s%s%s\n", p->id, p->role, p->connected ? "connected" : "down", p->queued,
                p->name, p->org[0] ? ", " : "", p->org);
+        if (detail)
+            printf("    endpoint %s\n    fingerprint %s\n", p->endpoint, p->fingerprint);
         if (p->transport_error[0])
             printf("    ! %s\n", p->transport_error);
     }
@@ -353,7 +356,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
                 render_summary_line(s->overdue[i]);
         }
         printf("\n");
-        print_peers(s->peers, s->n_peers);
+        print_peers(s->peers, s->n_peers, false);
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;
@@ -422,7 +425,7 @@ static int peer_list(cli_t *cli, int argc, char **argv)
             json_array_append_new(a, peer_json(r->peers->peers[i]));
         cli_json_out(json_pack("{s:o}", "peers", a));
     } else {
-        print_peers(n ? r->peers->peers : NULL, n);
+        print_peers(n ? r->peers->peers : NULL, n, true);
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;

@@ -2,6 +2,7 @@
 /* liaison: the command line of a care-team node. Owns the command table, global
  * options and help; each command family lives in its own cmd_*.c file. */
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -27,7 +28,7 @@ static const command_t commands[] = {
     {"send", cmd_send, "send --to ID[,ID...] [--subject S] [--thread ID] FILE|-   send a free-text message"},
     {"inbox", cmd_inbox,
      "inbox [--patient P] [--type T] [--unread] [--needs-ack] [--since DATE] [--limit N]\n"
-     "        messages received (overdue acknowledgements first)"},
+     "        messages received, newest first (overdue acknowledgements above them)"},
     {"outbox", cmd_outbox, "outbox [--since DATE] [--limit N]   messages sent, with delivery and acknowledgement state"},
     {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)"},
     {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first"},
@@ -35,26 +36,30 @@ static const command_t commands[] = {
     {"note", cmd_note,
      "note --to ID[,ID...] --patient P [--label L] [--session-date D] [--modality M] [--phq9 N] [--gad7 N]\n"
      "        [--score NAME=N/MIN-MAX]... [--risk LEVEL [--risk-note TEXT]] [--adherence TEXT]\n"
-     "        [--side-effects TEXT] [--goals TEXT] [--next-session D] (--file F | -)   send a progress note"},
+     "        [--side-effects TEXT] [--goals TEXT] [--next-session D] (--file F | -)   send a progress note\n"
+     "        (--label L, e.g. initials, is sent encrypted with the patient id and shown to every recipient)"},
     {"med-change", cmd_med_change,
      "med-change --to ID[,ID...] --patient P [--label L] --drug NAME --action ACTION [--from DOSE] [--dose DOSE]\n"
      "        [--from-frequency F] [--frequency F] [--from-drug NAME] --reason TEXT [--monitor TEXT]\n"
      "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change\n"
      "        (start: --dose, no --from; stop, hold: --from, no --dose; increase, decrease: both;\n"
-     "        switch: both and --from-drug)"},
+     "        switch: both and --from-drug; --label L is sent encrypted and shown to every recipient)"},
     {"patient", cmd_patient, "patient P                 timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
     {"review", cmd_review,
      "review open --with ID[,ID...] --patient P [--label L] --question TEXT\n"
      "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"
      "        review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by DATE\"]...\n"
      "        (OWNER a participant of the review, DATE YYYY-MM-DD)\n"
-     "        review show REVIEW_ID | review list [--open]"},
+     "        review show REVIEW_ID | review list [--open]\n"
+     "        (--label L is sent encrypted with the patient id and shown to every participant)"},
     {"audit", cmd_audit,
      "audit log [--since T] [--until T] [--peer ID] [--patient P] [--action A] [--limit N]\n"
      "        audit verify [--db FILE [--card FILE]] [--checkpoint FILE]\n"
      "        audit prove SEQ | audit verify-proof FILE [--card FILE]\n"
      "        audit disclosures --patient P [--since T] [--until T]\n"
-     "        audit export --format jsonl|fhir [--since T] [--until T] [--output FILE]"},
+     "        audit export [--format jsonl|fhir] [--since T] [--until T] [--output FILE]   (default: jsonl)\n"
+     "        audit checkpoint [--peer ID] [--output FILE]   this node's latest signed checkpoint, or the\n"
+     "        latest one of peer ID's log this node witnessed (for: audit verify --checkpoint FILE)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -82,10 +87,11 @@ int main(int argc, char **argv)
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             cli.json = true;
-        } else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc) {
-            cli.home = argv[++i];
-        } else if (strncmp(argv[i], "--home=", 7) == 0) {
-            cli.home = argv[i] + 7;
+        } else if (strcmp(argv[i], "--home") == 0 || strncmp(argv[i], "--home=", 7) == 0) {
+            const char *dir = argv[i][6] == '=' ? argv[i] + 7 : i + 1 < argc ? argv[++i] : "";
+            if (!dir[0])
+                return cli_fail(EXIT_USAGE, "--home needs a directory: liaison --home DIR COMMAND ...");
+            cli.home = dir;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             return usage(stdout, NULL);
         } else if (strcmp(argv[i], "--version") == 0) {
@@ -98,8 +104,17 @@ int main(int argc, char **argv)
     if (i == argc)
         return usage(stderr, NULL);
     const char *name = argv[i];
-    if (strcmp(name, "help") == 0)
-        return usage(stdout, i + 1 < argc ? argv[i + 1] : NULL);
+    if (strcmp(name, "help") == 0) {
+        const char *only = i + 1 < argc ? argv[i + 1] : NULL;
+        bool known = !only;
+        for (size_t k = 0; k < N_COMMANDS && !known; k++)
+            known = strcmp(only, commands[k].name) == 0;
+        if (!known) {
+            cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", only);
+            return usage(stderr, NULL);
+        }
+        return usage(stdout, only);
+    }
     for (size_t k = 0; k < N_COMMANDS; k++) {
         if (strcmp(name, commands[k].name) != 0)
             continue;

@@ -75,6 +75,35 @@ static bool tree_perfect(void *ctx, uint64_t lo, uint64_t size, uint8_t out[stat
     return true;
 }
 
+const char *const audit_actions[] = {
+    "node-created",     "daemon-started",    "daemon-stopped",   "peer-added",        "peer-updated",
+    "peer-replaced",    "peer-removed",      "message-queued",   "message-delivered", "delivery-rejected",
+    "message-received", "message-duplicate", "message-rejected", "receipt-rejected",  "message-read",
+    "transport-refused", "request-refused",  "ack-overdue",      "audit-query",       "witness-alarm",
+    "rollback-detected", NULL,
+};
+
+bool audit_action_known(const char *action)
+{
+    for (size_t i = 0; action && audit_actions[i]; i++)
+        if (strcmp(action, audit_actions[i]) == 0)
+            return true;
+    return false;
+}
+
+void audit_actions_list(char *buf, size_t len)
+{
+    size_t off = 0;
+    if (len)
+        buf[0] = 0;
+    for (size_t i = 0; audit_actions[i] && off < len; i++) {
+        int w = snprintf(buf + off, len - off, "%s%s", i ? ", " : "", audit_actions[i]);
+        if (w < 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
 audit_t *audit_open(store_t *s, char *err, size_t errlen)
 {
     audit_t *a = calloc(1, sizeof *a);

@@ -4,6 +4,7 @@
 #ifndef LIAISON_AUDIT_H
 #define LIAISON_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,16 @@ typedef struct audit_entry {
 } audit_entry_t;
 
 typedef struct audit audit_t;
+
+/* Every action this node writes to the audit log (PROTOCOL.md section 11 lists the
+ * same), NULL-terminated. Queries by action are checked against it. */
+extern const char *const audit_actions[];
+
+/* Whether action is one of audit_actions. */
+bool audit_action_known(const char *action);
+
+/* Writes "a, b, c" (every action) into buf, truncated to len. */
+void audit_actions_list(char *buf, size_t len);
 
 /* Prepares the audit statements on s (the table is created by store_open) and
  * loads the chain head. Returns NULL with err set. */

@@ -30,12 +30,16 @@ static void say(audit_report_t *r, const char *fmt, ...)
     va_end(ap);
 }
 
-static void bad(audit_report_t *r, uint64_t seq, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void bad(audit_report_t *r, uint64_t seq, const char *fmt, ...)
+static void bad(audit_report_t *r, audit_failure_t kind, uint64_t seq, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void bad(audit_report_t *r, audit_failure_t kind, uint64_t seq, const char *fmt, ...)
 {
+    if (kind == AUDIT_FAIL_CHAIN)
+        r->chain_ok = false;
     if (!r->ok)
         return; /* the first problem is the one reported */
     r->ok = false;
+    r->failure = kind;
     r->first_bad_seq = seq;
     char line[512];
     va_list ap;
@@ -81,16 +85,17 @@ static void check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uin
     checkpoint_t cp;
     char err[256];
     if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
-        bad(r, size, "%s checkpoint at %" PRIu64 " entries: %s (forged, or signed with another key)", whose, size,
-            err);
+        bad(r, AUDIT_FAIL_SIGNATURE, size, "%s checkpoint at %" PRIu64 " entries: %s (forged, or signed with another key)",
+            whose, size, err);
         return;
     }
     if (cp.size != size) {
-        bad(r, size, "%s checkpoint stored for %" PRIu64 " entries says %" PRIu64, whose, size, cp.size);
+        bad(r, AUDIT_FAIL_ROOT, size, "%s checkpoint stored for %" PRIu64 " entries says %" PRIu64, whose, size,
+            cp.size);
         return;
     }
     if (sodium_memcmp(cp.root, root, LIAISON_HASH_BYTES) != 0)
-        bad(r, size, "entries 1..%" PRIu64 " do not match the %s checkpoint signed at that size (entries were "
+        bad(r, AUDIT_FAIL_ROOT, size, "entries 1..%" PRIu64 " do not match the %s checkpoint signed at that size (entries were "
                      "changed, removed, reordered or the log rewritten after it was signed)",
             size, whose);
 }
@@ -99,6 +104,7 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
 {
     memset(r, 0, sizeof *r);
     r->ok = true;
+    r->chain_ok = true;
     uint8_t pk[LIAISON_KEY_BYTES];
     cp_row_t *cps = NULL;
     size_t ncps = 0, next_cp = 0;
@@ -107,6 +113,27 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     checkpoint_t extra = {0};
     bool have_extra = false;
 
+    /* A file that is not a liaison database is unreadable input, not a failed check. */
+    sqlite3_stmt *tables = NULL;
+    int ntables = -1;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('meta', 'audit')",
+                           -1, &tables, NULL) == SQLITE_OK &&
+        sqlite3_step(tables) == SQLITE_ROW)
+        ntables = sqlite3_column_int(tables, 0);
+    sqlite3_finalize(tables);
+    if (ntables != 2) {
+        say(r, "not a liaison database (%s)\n", ntables < 0 ? sqlite3_errmsg(db) : "it has no audit log");
+        return -1;
+    }
+    if (opts && opts->extra_checkpoint) {
+        char err[256];
+        if (checkpoint_parse(opts->extra_checkpoint, strlen(opts->extra_checkpoint), &extra, err, sizeof err) != 0) {
+            say(r, "the checkpoint file is malformed: %s (expected a signed checkpoint note as printed by: liaison "
+                   "audit checkpoint)\n",
+                err);
+            return -1;
+        }
+    }
     if (opts && opts->sign_pk) {
         memcpy(pk, opts->sign_pk, sizeof pk);
     } else {
@@ -131,7 +158,7 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     if (opts && opts->extra_checkpoint) {
         char err[256];
         if (checkpoint_verify(opts->extra_checkpoint, strlen(opts->extra_checkpoint), pk, &extra, err, sizeof err) != 0) {
-            bad(r, 0, "the checkpoint given with --checkpoint does not verify: %s", err);
+            bad(r, AUDIT_FAIL_SIGNATURE, 0, "the checkpoint given with --checkpoint does not verify: %s", err);
         } else {
             have_extra = true;
         }
@@ -153,10 +180,10 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
         if (seq != expect) {
             if (seq > expect)
-                bad(r, expect, "entry %" PRIu64 " is missing (the next entry is %" PRIu64 "): entries were deleted",
+                bad(r, AUDIT_FAIL_CHAIN, expect, "entry %" PRIu64 " is missing (the next entry is %" PRIu64 "): entries were deleted",
                     expect, seq);
             else
-                bad(r, seq, "entry %" PRIu64 " appears twice or out of order", seq);
+                bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 " appears twice or out of order", seq);
             expect = seq;
         }
         memset(&rec, 0, sizeof rec);
@@ -173,7 +200,7 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         rec.patient_tag_len = (size_t)sqlite3_column_bytes(st, 8);
         rec.details = (const char *)sqlite3_column_text(st, 9);
         if (!rec.actor || !rec.action || !rec.outcome || !rec.peer || !rec.details) {
-            bad(r, seq, "entry %" PRIu64 ": a field is NULL", seq);
+            bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 ": a field is NULL", seq);
             rec.actor = rec.actor ? rec.actor : "";
             rec.action = rec.action ? rec.action : "";
             rec.outcome = rec.outcome ? rec.outcome : "";
@@ -191,11 +218,11 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         }
         if (sqlite3_column_bytes(st, 10) != LIAISON_HASH_BYTES ||
             sodium_memcmp(stored_prev, prev, LIAISON_HASH_BYTES) != 0)
-            bad(r, seq, "entry %" PRIu64 " does not follow entry %" PRIu64
+            bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 " does not follow entry %" PRIu64
                         " (an entry before it was removed, inserted or reordered)", seq, seq - 1);
         else if (sqlite3_column_bytes(st, 11) != LIAISON_HASH_BYTES ||
                  sodium_memcmp(stored_hash, hash, LIAISON_HASH_BYTES) != 0)
-            bad(r, seq, "entry %" PRIu64 " (%s, %s) does not match its hash: it was changed after it was written",
+            bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 " (%s, %s) does not match its hash: it was changed after it was written",
                 seq, rec.action, rec.actor);
         /* Continue the chain from the recomputed hash: one bad entry is reported once. */
         memcpy(prev, hash, sizeof prev);
@@ -224,20 +251,48 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     }
     for (; next_cp < ncps; next_cp++)
         if (cps[next_cp].size > r->entries)
-            bad(r, r->entries + 1,
+            bad(r, AUDIT_FAIL_TRUNCATED, r->entries + 1,
                 "a checkpoint was signed at %" PRIu64 " entries but the log has only %" PRIu64
                 ": entries %" PRIu64 "..%" PRIu64 " were removed (log truncated)",
                 cps[next_cp].size, r->entries, r->entries + 1, cps[next_cp].size);
     if (have_extra && extra.size > r->entries)
-        bad(r, r->entries + 1,
+        bad(r, AUDIT_FAIL_BEHIND, r->entries + 1,
             "the given checkpoint covers %" PRIu64 " entries but the log has only %" PRIu64
             ": the log was truncated or this is an older copy (rolled back)",
             extra.size, r->entries);
     uint64_t anchored = ncps ? cps[ncps - 1].size : 0;
     if (have_extra && extra.size > anchored && extra.size <= r->entries)
         anchored = extra.size;
-    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries,
-        r->ok ? "intact" : "BROKEN", r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    char chain[64] = "intact";
+    if (!r->chain_ok)
+        snprintf(chain, sizeof chain, "BROKEN at entry %" PRIu64, r->first_bad_seq);
+    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries, chain,
+        r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    const char *key = opts && opts->sign_pk ? "this card" : "the key recorded in the database";
+    switch (r->failure) {
+    case AUDIT_FAIL_NONE: break;
+    case AUDIT_FAIL_CHAIN:
+        say(r, "verification FAILED: the hash chain is broken at entry %" PRIu64 "\n", r->first_bad_seq);
+        break;
+    case AUDIT_FAIL_SIGNATURE:
+        say(r, "verification FAILED: the signature of a checkpoint does not verify with %s (the wrong card, or a "
+               "forged checkpoint)\n",
+            key);
+        break;
+    case AUDIT_FAIL_ROOT:
+        say(r, "verification FAILED: the log does not match the checkpoint signed at %" PRIu64
+               " entries (it was rewritten after it was signed)\n",
+            r->first_bad_seq);
+        break;
+    case AUDIT_FAIL_TRUNCATED:
+        say(r, "verification FAILED: the log is shorter than its own signed checkpoints (truncated)\n");
+        break;
+    case AUDIT_FAIL_BEHIND:
+        say(r, "verification FAILED: the database is behind the witnessed checkpoint (%" PRIu64 " entries, the "
+               "database has %" PRIu64 "): rolled back, or an older copy?\n",
+            extra.size, r->entries);
+        break;
+    }
     if (r->entries > anchored)
         say(r, "note: %" PRIu64 " entries after the last checkpoint (%" PRIu64
                ") are not yet anchored by a signature; removing them would not be visible in this file alone "
@@ -266,5 +321,10 @@ int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_r
     sqlite3_busy_timeout(db, 5000);
     int rc = audit_verify_db(db, opts, r);
     sqlite3_close(db);
+    if (rc != 0 && strncmp(r->text, "not a liaison database", 22) == 0) {
+        char why[sizeof r->text];
+        snprintf(why, sizeof why, "%s", r->text);
+        snprintf(r->text, sizeof r->text, "%s is %s", path, why);
+    }
     return rc;
 }

@@ -19,16 +19,29 @@ typedef struct audit_verify_opts {
     const char *extra_checkpoint;  /* a checkpoint note of this node held elsewhere, or NULL */
 } audit_verify_opts_t;
 
+/* What failed first (the report's summary names it). */
+typedef enum audit_failure {
+    AUDIT_FAIL_NONE = 0,
+    AUDIT_FAIL_CHAIN,      /* an entry changed, removed, inserted or reordered: the hash chain is broken */
+    AUDIT_FAIL_SIGNATURE,  /* a checkpoint's signature does not verify with the key used */
+    AUDIT_FAIL_ROOT,       /* the entries do not match a validly signed checkpoint (log rewritten) */
+    AUDIT_FAIL_TRUNCATED,  /* the log is shorter than its own signed checkpoints */
+    AUDIT_FAIL_BEHIND,     /* the log is behind the checkpoint given (rolled back, or an older copy) */
+} audit_failure_t;
+
 typedef struct audit_report {
     bool ok;
+    bool chain_ok;                 /* the hash chain itself is intact */
+    audit_failure_t failure;       /* the first failure, AUDIT_FAIL_NONE if ok */
     uint64_t entries;
     uint64_t checkpoints;
     uint64_t first_bad_seq;        /* 0 if none */
     char text[4096];               /* what was checked and, on failure, what is wrong */
 } audit_report_t;
 
-/* Verifies the audit log in db. Returns 0 if the check ran (see report->ok), -1 if it
- * could not run (report->text says why). */
+/* Verifies the audit log in db. Returns 0 if the check ran (see report->ok: false
+ * only for a verification failure), -1 if it could not run: not a liaison database,
+ * a malformed extra checkpoint, a read error (report->text says why). */
 int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *report);
 
 /* Opens path read-only and verifies it. */

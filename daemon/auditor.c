@@ -10,6 +10,7 @@
 #include "audit_verify.h"
 #include "merkle.h"
 #include "patient.h"
+#include "payload.h"
 #include "text.h"
 
 #define MAX_PROOF 128
@@ -27,6 +28,7 @@ struct auditor_scratch {
     uint8_t hashes[MAX_PROOF][LIAISON_HASH_BYTES];
     uint8_t pk[LIAISON_KEY_BYTES];
     Liaison__Control__AuditVerifyResult verify;
+    Liaison__Control__AuditCheckpoint checkpoint;
     audit_report_t report;
     char error[512];
 };
@@ -84,6 +86,17 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
 {
     uint8_t tag[LIAISON_HASH_BYTES];
     bool by_patient = q->patient && q->patient[0];
+    if (by_patient && !payload_valid_patient_id(q->patient)) {
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "patient: not a patient id (1-64 of A-Z a-z 0-9 . _ : -)");
+        return;
+    }
+    if (q->action && q->action[0] && !audit_action_known(q->action)) {
+        char list[600], msg[700];
+        audit_actions_list(list, sizeof list);
+        snprintf(msg, sizeof msg, "action: not an audit action (one of: %s)", list);
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, msg);
+        return;
+    }
     if (by_patient)
         patient_tag(n->patient_key, q->patient, tag);
     char what[200];
@@ -173,12 +186,23 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
     char what[64];
     snprintf(what, sizeof what, "prove seq=%" PRIu64, q->seq);
     audit_query(n, actor, what, NULL, NULL);
-    if (!n->cp_note || q->seq == 0 || q->seq > n->cp_size) {
-        snprintf(s->error, sizeof s->error,
-                 n->cp_note ? "entry %" PRIu64 " is not covered by the latest checkpoint (%" PRIu64
-                              " entries); try again after the next checkpoint"
-                            : "no checkpoint has been signed yet (%" PRIu64 "/%" PRIu64 ")",
-                 q->seq, n->cp_size);
+    int64_t size = audit_size(n->audit);
+    if (size >= 0 && (q->seq == 0 || q->seq > (uint64_t)size)) {
+        snprintf(s->error, sizeof s->error, "no audit entry %" PRIu64 " (the log has %" PRId64 " entries)", q->seq,
+                 size);
+        resp->code = LIAISON__CONTROL__CODE__NOT_FOUND;
+        resp->error = s->error;
+        return;
+    }
+    if (!n->cp_note || q->seq > n->cp_size) {
+        if (n->cp_note)
+            snprintf(s->error, sizeof s->error,
+                     "entry %" PRIu64 " is not yet covered by the latest checkpoint (%" PRIu64
+                     " entries); try again after the next checkpoint",
+                     q->seq, n->cp_size);
+        else
+            snprintf(s->error, sizeof s->error,
+                     "no checkpoint has been signed yet; entry %" PRIu64 " can be proved after the first one", q->seq);
         resp->code = LIAISON__CONTROL__CODE__NOT_FOUND;
         resp->error = s->error;
         return;
@@ -243,6 +267,60 @@ static void op_verify(node_t *n, const char *actor, Liaison__Control__Response *
     resp->audit_verify = &s->verify;
 }
 
+/* This node's latest signed checkpoint, or the latest one of a peer's log that this
+ * node holds as its witness: the file an offline `audit verify --checkpoint` reads. */
+static void op_checkpoint(node_t *n, const char *actor, const Liaison__Control__AuditCheckpointRequest *q,
+                          Liaison__Control__Response *resp, auditor_scratch_t *s)
+{
+    const char *peer = q && q->peer && q->peer[0] ? q->peer : NULL;
+    if (peer && !text_valid_id(peer)) {
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "peer: not a node id");
+        return;
+    }
+    audit_query(n, actor, peer ? "checkpoint witnessed" : "checkpoint", NULL, peer);
+    liaison__control__audit_checkpoint__init(&s->checkpoint);
+    if (!peer) {
+        if (!n->cp_note) {
+            fail(resp, s, LIAISON__CONTROL__CODE__NOT_FOUND,
+                 "no checkpoint has been signed yet (one is signed every [audit] checkpoint_entries entries or"
+                 " checkpoint_seconds seconds)");
+            return;
+        }
+        s->checkpoint.note = keep(s, n->cp_note);
+        s->checkpoint.origin = keep(s, n->cfg.id);
+        s->checkpoint.size = n->cp_size;
+        s->checkpoint.time_ms = n->cp_time_ms;
+    } else {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(store_db(n->store), "SELECT note, tree_size, time_ms FROM witnessed WHERE peer = ?1",
+                               -1, &st, NULL) != SQLITE_OK) {
+            fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the witnessed checkpoints");
+            return;
+        }
+        sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            s->checkpoint.note = keep(s, (const char *)sqlite3_column_text(st, 0));
+            s->checkpoint.size = (uint64_t)sqlite3_column_int64(st, 1);
+            s->checkpoint.time_ms = (uint64_t)sqlite3_column_int64(st, 2);
+            s->checkpoint.origin = keep(s, peer);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_ROW) {
+            snprintf(s->error, sizeof s->error,
+                     rc == SQLITE_DONE ? "this node holds no checkpoint of '%.64s' (it witnesses only the peers in"
+                                         " its directory, once they have sent one)"
+                                       : "cannot read the checkpoint of '%.64s'",
+                     peer);
+            resp->code = rc == SQLITE_DONE ? LIAISON__CONTROL__CODE__NOT_FOUND : LIAISON__CONTROL__CODE__INTERNAL;
+            resp->error = s->error;
+            return;
+        }
+    }
+    resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_CHECKPOINT;
+    resp->audit_checkpoint = &s->checkpoint;
+}
+
 void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Request *rq,
                     Liaison__Control__Response *resp, auditor_scratch_t **scratch)
 {
@@ -257,9 +335,10 @@ void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Reques
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: op_log(n, actor, rq->audit_log, resp, s); break;
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: op_prove(n, actor, rq->audit_prove, resp, s); break;
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: op_verify(n, actor, resp, s); break;
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT: op_checkpoint(n, actor, rq->audit_checkpoint, resp, s); break;
     default:
         fail(resp, s, LIAISON__CONTROL__CODE__REFUSED,
-             "the audit socket offers only audit operations (audit log, prove, verify)");
+             "the audit socket offers only audit operations (audit log, prove, verify, checkpoint)");
         break;
     }
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <sodium.h>
 #include <zmq.h>
@@ -365,6 +366,24 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
                  s->to, s->n_to);
 }
 
+/* Finds this node's own acknowledgement of a message (store_ack_each callback). */
+typedef struct own_ack {
+    const char *self;
+    uint64_t at_ms;
+    bool found;
+} own_ack_t;
+
+static int find_own_ack(void *ctx, const char *by, const uint8_t *ack_id, uint64_t at_ms)
+{
+    (void)ack_id;
+    own_ack_t *o = ctx;
+    if (strcmp(by, o->self) != 0)
+        return 0;
+    o->found = true;
+    o->at_ms = at_ms;
+    return 1;
+}
+
 static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
 {
     if (a->message_id.len != LIAISON_MSGID_BYTES) {
@@ -379,6 +398,25 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
     if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread &&
         m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
         thread = m.thread_id; /* a review's thread carries only review messages */
+    /* One acknowledgement per message: a second one would be sent, signed and counted
+     * by nobody. */
+    own_ack_t own = {.self = c->n->cfg.id};
+    if (store_ack_each(c->n->store, a->message_id.data, find_own_ack, &own) < 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read acknowledgements: %s",
+                     store_error(c->n->store));
+        return;
+    }
+    if (own.found) {
+        char hex[TEXT_MSGID_HEX], when[32];
+        text_msgid_to_hex(a->message_id.data, hex);
+        time_t t = (time_t)(own.at_ms / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "message %s was already acknowledged at %s (nothing was sent)",
+                     hex, when);
+        return;
+    }
     Liaison__Payload__Acknowledgement ack = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
     ack.acknowledged_id = a->message_id;
     ack.acknowledged_hash = (ProtobufCBinaryData){LIAISON_HASH_BYTES, m.envelope_hash};
@@ -1007,6 +1045,7 @@ static const char *op_name(Liaison__Control__Request__OpCase op)
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: return "audit-log";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: return "audit-prove";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: return "audit-verify";
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT: return "audit-checkpoint";
     default: return "unknown";
     }
 }
@@ -1028,6 +1067,7 @@ static void dispatch(call_t *c, const request_t *rq)
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY:
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT:
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
                      "audit operations are offered on the audit socket only (%s, group liaison-audit)",
                      c->n->paths.audit_sock);

@@ -319,6 +319,85 @@ static int open_lock(const paths_t *p, char *err, size_t errlen)
     return fd;
 }
 
+/* The node's id is fixed when it is created: its card (signed, given to every peer)
+ * and its database carry it. A liaison.conf naming another id would make the daemon
+ * speak as a node its peers do not know, so start-up and --check-config refuse it.
+ * s may be NULL (--check-config: the card file only). */
+static int check_identity(node_t *n, store_t *s, char *err, size_t errlen)
+{
+    char text[LIAISON_MAX_CARD_TEXT + 2];
+    size_t len = 0;
+    FILE *f = fopen(n->paths.card_file, "rb");
+    if (f) {
+        len = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[len] = 0;
+        card_t c;
+        char cerr[256];
+        if (len > LIAISON_MAX_CARD_TEXT || card_decode(text, &c, cerr, sizeof cerr) != 0) {
+            snprintf(err, errlen, "%s is not a valid card (restore it from a backup of this node)",
+                     n->paths.card_file);
+            return -1;
+        }
+        if (sodium_memcmp(c.sign_pk, n->keys->sign_pk, LIAISON_KEY_BYTES) != 0) {
+            snprintf(err, errlen, "%s belongs to another node's keys than those in %s (restore the matching files)",
+                     n->paths.card_file, n->paths.key_dir);
+            return -1;
+        }
+        if (strcmp(c.id, n->cfg.id) != 0) {
+            snprintf(err, errlen,
+                     "%s: [node] id is '%s' but this node is '%s' (its card %s and its keys say so); a node's id"
+                     " cannot change: set id = %s",
+                     n->paths.config_file, n->cfg.id, c.id, n->paths.card_file, c.id);
+            return -1;
+        }
+    }
+    if (s) {
+        char id[LIAISON_MAX_ID + 1];
+        size_t idlen = 0;
+        int rc = store_meta_get(s, "node_id", (uint8_t *)id, sizeof id - 1, &idlen);
+        if (rc == 0) {
+            id[idlen] = 0;
+            if (strcmp(id, n->cfg.id) != 0) {
+                snprintf(err, errlen,
+                         "%s: [node] id is '%s' but the database %s belongs to node '%s'; a node's id cannot"
+                         " change: set id = %s",
+                         n->paths.config_file, n->cfg.id, n->paths.db_file, id, id);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* patient.key does not exist. A new key is made only for a node whose database holds
+ * no patient tag at all (create); otherwise the old tags would silently stop matching,
+ * and the node would say it never disclosed anything about those patients. */
+static int patient_key_missing(node_t *n, store_t *s, bool create, char *err, size_t errlen)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/%s", n->paths.key_dir, PATIENT_KEY_FILE);
+    int tagged = store_has_patient_tags(s);
+    if (tagged < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", n->paths.db_file, store_error(s));
+        return -1;
+    }
+    if (tagged) {
+        snprintf(err, errlen,
+                 "%s is missing, but %s already holds messages or audit entries tagged with it: without that key"
+                 " they can no longer be found by patient. Restore %s from a backup of this node (mode 0600,"
+                 " owned by the daemon's user); liaisond will not make a new one",
+                 path, n->paths.db_file, path);
+        return -1;
+    }
+    if (!create)
+        return 0;
+    if (patient_key_create(n->paths.key_dir, n->patient_key, err, errlen) != 0)
+        return -1;
+    log_warn("%s did not exist; created a new one (the database holds no patient tags yet)", path);
+    return 0;
+}
+
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
@@ -327,10 +406,21 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     log_init(log_level_parse(n->cfg.log_level));
     if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))
         return -1;
-    if (check_only)
-        return 0;
-    if (patient_key_load(n->paths.key_dir, n->patient_key, err, errlen) != 0)
+    int pk = patient_key_load(n->paths.key_dir, n->patient_key, err, errlen);
+    if (pk < 0)
         return -1;
+    if (check_identity(n, NULL, err, errlen) != 0)
+        return -1;
+    if (check_only) {
+        if (pk == PATIENT_KEY_MISSING) {
+            store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
+            int rc = s ? patient_key_missing(n, s, false, err, errlen) : -1;
+            store_close(&s);
+            if (rc != 0)
+                return -1;
+        }
+        return 0;
+    }
     if (mkdir(n->paths.runtime_dir, 0750) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));
         return -1;
@@ -339,6 +429,9 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
+        return -1;
+    if (check_identity(n, n->store, err, errlen) != 0 ||
+        (pk == PATIENT_KEY_MISSING && patient_key_missing(n, n->store, true, err, errlen) != 0))
         return -1;
     if (backfill_start(&n->backfill, store_db(n->store), n->paths.db_file, BACKFILL_FRAMES, BACKFILL_HARD_FRAMES, err,
                        errlen) != 0)
@@ -449,7 +542,7 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"home", required_argument, NULL, 'h'},   {"check-config", no_argument, NULL, 'c'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, '?'},
+        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'H'},
         {"foreground", no_argument, NULL, 'f'},   {NULL, 0, NULL, 0},
     };
     const char *home = NULL;
@@ -464,9 +557,8 @@ int main(int argc, char **argv)
         case 'c': check = true; break;
         case 'f': break;
         case 'V': printf("liaisond %s\n", LIAISON_VERSION); return 0;
-        default:
-            usage(o == '?' && optopt == 0 ? stdout : stderr);
-            return o == '?' && optopt == 0 ? 0 : 1;
+        case 'H': usage(stdout); return 0;
+        default: usage(stderr); return 1; /* getopt_long named the bad option */
         }
     }
     if (optind != argc) {

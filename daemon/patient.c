@@ -25,6 +25,31 @@ void patient_tag(const uint8_t key[static LIAISON_KEY_BYTES], const char *patien
     sodium_memzero(&st, sizeof st);
 }
 
+int patient_key_create(const char *dir, uint8_t key[static LIAISON_KEY_BYTES], char *err, size_t errlen)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, PATIENT_KEY_FILE);
+    int rc = -1;
+    randombytes_buf(key, LIAISON_KEY_BYTES);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (write(fd, key, LIAISON_KEY_BYTES) != (ssize_t)LIAISON_KEY_BYTES || fsync(fd) != 0) {
+        snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+        unlink(path);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0)
+        sodium_memzero(key, LIAISON_KEY_BYTES);
+    return rc;
+}
+
 int patient_key_load(const char *dir, uint8_t key[static LIAISON_KEY_BYTES], char *err, size_t errlen)
 {
     char path[600];
@@ -32,15 +57,8 @@ int patient_key_load(const char *dir, uint8_t key[static LIAISON_KEY_BYTES], cha
     int rc = -1;
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
-        randombytes_buf(key, LIAISON_KEY_BYTES);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || write(fd, key, LIAISON_KEY_BYTES) != (ssize_t)LIAISON_KEY_BYTES || fsync(fd) != 0) {
-            snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                unlink(path);
-            goto out;
-        }
-        rc = 0;
+        snprintf(err, errlen, "%s does not exist", path);
+        rc = PATIENT_KEY_MISSING;
         goto out;
     }
     struct stat sb;
@@ -49,7 +67,7 @@ int patient_key_load(const char *dir, uint8_t key[static LIAISON_KEY_BYTES], cha
         goto out;
     }
     if (!S_ISREG(sb.st_mode) || sb.st_size != LIAISON_KEY_BYTES) {
-        snprintf(err, errlen, "%s is not a 32-byte key file", path);
+        snprintf(err, errlen, "%s is not a 32-byte key file (restore it from a backup of this node)", path);
         goto out;
     }
     if (sb.st_mode & 077) {

@@ -15,8 +15,17 @@
 void patient_tag(const uint8_t key[static LIAISON_KEY_BYTES], const char *patient_id,
                  uint8_t out[static LIAISON_HASH_BYTES]);
 
-/* Loads dir/patient.key (32 bytes, mode 0600), creating it with a random key if
- * it does not exist. Returns 0, or -1 with err set. */
+/* Returned by patient_key_load when the key file does not exist. */
+#define PATIENT_KEY_MISSING 1
+
+/* Creates dir/patient.key (O_EXCL, mode 0600) holding a new random key, copied to
+ * key. Only for a new node: tags made with another key do not match the stored ones.
+ * Returns 0, or -1 with err set (nothing is left behind). */
+int patient_key_create(const char *dir, uint8_t key[static LIAISON_KEY_BYTES], char *err, size_t errlen);
+
+/* Loads dir/patient.key (a regular 32-byte file, not readable by group or others).
+ * Never creates it: returns 0, PATIENT_KEY_MISSING if the file does not exist, or
+ * -1 if it is unusable; err is set unless 0 is returned, and key is wiped. */
 int patient_key_load(const char *dir, uint8_t key[static LIAISON_KEY_BYTES], char *err, size_t errlen);
 
 #endif

@@ -511,12 +511,14 @@ int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx)
 {
     /* Built per call (listing is not a hot path); only fixed SQL text and bound values. */
-    char sql[1536];
-    bool asc = q->thread_id || q->patient_tag;
+    char sql[1792];
+    /* The limit always keeps the newest messages; a thread is then read oldest first. */
+    bool asc = q->thread_id != NULL;
     snprintf(sql, sizeof sql,
-             "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
+             "SELECT * FROM (SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
              " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages m"
-             " WHERE created_ms >= ?1%s%s%s%s%s%s ORDER BY created_ms %s, id LIMIT ?6",
+             " WHERE created_ms >= ?1%s%s%s%s%s%s ORDER BY created_ms DESC, id DESC LIMIT ?6)"
+             " ORDER BY created_ms %s, id %s",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
              q->thread_id ? " AND thread_id = ?2" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
@@ -526,7 +528,7 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
                             " deliveries d WHERE d.message_id = m.id AND NOT EXISTS (SELECT 1 FROM acks a WHERE"
                             " a.message_id = m.id AND a.by = d.recipient))))"
                           : "",
-             asc ? "ASC" : "DESC");
+             asc ? "ASC" : "DESC", asc ? "ASC" : "DESC");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fail(s, "list messages");
@@ -921,4 +923,20 @@ int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx)
     }
     free(ids);
     return out;
+}
+
+int store_has_patient_tags(store_t *s)
+{
+    sqlite3_stmt *st = prep(s, "SELECT EXISTS(SELECT 1 FROM messages WHERE patient_tag IS NOT NULL)"
+                               " OR EXISTS(SELECT 1 FROM reviews WHERE patient_tag IS NOT NULL)"
+                               " OR EXISTS(SELECT 1 FROM audit WHERE length(patient_tag) > 0)");
+    if (!st)
+        return -1;
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        rc = sqlite3_column_int(st, 0) != 0;
+    else
+        fail(s, "look for patient tags");
+    sqlite3_finalize(st);
+    return rc;
 }

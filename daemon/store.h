@@ -105,8 +105,9 @@ typedef struct store_query {
                                * some recipient has not acknowledged */
     const char *self_id;
 } store_query_t;
-/* Calls cb for each matching message, newest first (oldest first when
- * thread_id or patient_tag is set). Non-zero from cb stops and is returned. */
+/* Calls cb for each matching message, newest first; with thread_id set, oldest first
+ * (a thread reads as a conversation). With a limit, the newest `limit` matching
+ * messages in either order. Non-zero from cb stops and is returned. */
 typedef int (*store_msg_cb)(void *ctx, const store_msg_t *m);
 int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx);
 
@@ -158,6 +159,10 @@ int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 
 /* Number of deliveries without a receipt (queued or sent), for one recipient or all (NULL). */
 int64_t store_queue_depth(store_t *s, const char *recipient);
+
+/* Whether any message, review or audit entry carries a patient tag, i.e. whether
+ * the node's patient key has been used. 1 yes, 0 no, -1 error. */
+int store_has_patient_tags(store_t *s);
 
 
 

@@ -4,6 +4,7 @@ attacker would (dropping the triggers first), checkpoints, witnessing, auditor t
 import hashlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import struct
@@ -145,6 +146,46 @@ class Tamper(NodeTest):
         self.assertCaught(r, "checkpoint")
         self.assertNotIn("does not match its hash", r.stdout + r.stderr)
 
+    def witnessed_file(self):
+        note, size = self.b.query("SELECT note, tree_size FROM witnessed WHERE peer = 'a'")[0]
+        path = os.path.join(self.base, "witnessed.txt")
+        open(path, "w").write(note)
+        return path, size
+
+    def test_failures_are_named(self):
+        # The wrong card: the chain is intact, the signatures do not verify with it.
+        r = self.a.cli("audit", "verify", "--db", self.copy, "--card", self.b.card_file, check=False)
+        self.assertCaught(r, "hash chain intact", "does not verify with this card")
+        self.assertNotIn("BROKEN", r.stdout + r.stderr)
+        # A copy behind the checkpoint a peer witnessed (a rollback looks just like this).
+        path, size = self.witnessed_file()
+        keep = size - 2
+        self.attack("DELETE FROM audit WHERE seq > %d" % keep, "DELETE FROM checkpoints WHERE tree_size > %d" % keep)
+        r = self.verify("--checkpoint", path)
+        self.assertCaught(r, "hash chain intact", "behind the witnessed checkpoint", "rolled back")
+        self.assertNotIn("BROKEN", r.stdout + r.stderr)
+
+    def test_chain_broken_names_the_entry(self):
+        self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")
+        self.assertCaught(self.verify(), "hash chain BROKEN at entry 3", "broken at entry 3")
+
+    def test_unreadable_input_exits_1(self):
+        bad = os.path.join(self.base, "bad.txt")
+        open(bad, "w").write("not a checkpoint\n")
+        r = self.verify("--checkpoint", bad)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("checkpoint file is malformed", r.stderr)
+        self.assertNotIn("BROKEN", r.stdout + r.stderr)
+        r = self.a.cli("audit", "verify", "--db", bad, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("%s is not a liaison database" % bad, r.stderr)
+        self.assertNotIn("identity key", r.stderr)
+        empty = os.path.join(self.base, "empty.db")
+        sqlite3.connect(empty).execute("CREATE TABLE t(x)").connection.close()
+        r = self.a.cli("audit", "verify", "--db", empty, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("not a liaison database", r.stderr)
+
     def test_python_chain_matches(self):
         # The independent encoder above agrees with the daemon on every stored hash.
         prev = bytes(32)
@@ -221,6 +262,71 @@ class AuditorTools(NodeTest):
         self.assertIn("message-delivered", actions)
         self.assertNotIn("hello", json.dumps(log))
         self.assertEqual(len(self.a.audit("audit-query")), before + 1)
+
+    def test_log_filters_are_validated(self):
+        for bad in ("bogus", "checkpoint"):
+            r = self.a.cli("audit", "log", "--action", bad, check=False)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("'%s' is not an audit action" % bad, r.stderr)
+            self.assertIn("message-queued", r.stderr)
+        r = self.a.cli("audit", "log", "--patient", "bad id", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("is not a patient id", r.stderr)
+        rows = json.loads(self.a.cli("audit", "log", "--action", "message-queued", "--json").stdout)["entries"]
+        self.assertTrue(rows)
+        self.assertEqual({e["action"] for e in rows}, {"message-queued"})
+        # The list in the error is the one PROTOCOL.md documents, and every action written is in it.
+        r = self.a.cli("audit", "log", "--action", "bogus", check=False)
+        listed = set(r.stderr.split("one of: ")[1].rstrip(")\n").split(", "))
+        proto = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "PROTOCOL.md")).read()
+        para = proto[proto.index("\nActions: "):]
+        para = para[:para.index("\n\n")]
+        self.assertEqual(listed, set(re.findall(r"`([a-z]+(?:-[a-z]+)+)`", para)))
+        written = {row[0] for row in self.a.query("SELECT DISTINCT action FROM audit")}
+        self.assertLessEqual(written, listed)
+
+    def test_errors_name_the_real_problem(self):
+        size = self.a.query("SELECT max(seq) FROM audit")[0][0]
+        r = self.a.cli("audit", "prove", "999999", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("no audit entry 999999 (the log has ", r.stderr)
+        self.assertNotIn("try again", r.stderr)
+        self.assertGreaterEqual(int(r.stderr.split("the log has ")[1].split()[0]), size)
+        missing = os.path.join(self.base, "no-such-dir", "x.json")
+        r = self.a.cli("audit", "export", "--output", missing, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("its directory does not exist", r.stderr)
+        self.assertNotIn("must not exist", r.stderr)
+        exists = os.path.join(self.base, "exists.json")
+        open(exists, "w").close()
+        r = self.a.cli("audit", "export", "--output", exists, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("already exists", r.stderr)
+
+    def test_checkpoint_export_feeds_offline_verify(self):
+        own = self.a.cli("audit", "checkpoint").stdout
+        self.assertTrue(own.startswith("liaison.audit/a\n"), own)
+        self.assertIn(own, [r[0] for r in self.a.query("SELECT note FROM checkpoints")])
+        wait_for(lambda: self.b.query("SELECT 1 FROM witnessed WHERE peer = 'a'"), 20, "b to witness a")
+        path = os.path.join(self.base, "witnessed.txt")
+        r = self.b.cli("audit", "checkpoint", "--peer", "a", "--output", path)
+        self.assertIn(path, r.stdout)
+        with open(path) as f:
+            self.assertEqual(f.read(), self.b.query("SELECT note FROM witnessed WHERE peer = 'a'")[0][0])
+        info = self.b.json("audit", "checkpoint", "--peer", "a")
+        self.assertEqual(info["origin"], "a")
+        self.assertGreater(info["size"], 0)
+        self.a.stop()
+        copy = os.path.join(self.base, "copy.db")
+        shutil.copy(self.a.db_path, copy)
+        ok = self.b.cli("audit", "verify", "--db", copy, "--card", self.a.card_file, "--checkpoint", path, check=False)
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        r = self.b.cli("audit", "checkpoint", "--peer", "nobody", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("holds no checkpoint of 'nobody'", r.stderr)
+        r = self.b.cli("audit", "checkpoint", "--peer", "a", "--output", path, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("already exists", r.stderr)
 
     def test_verify_through_the_audit_socket(self):
         r = self.a.cli("audit", "verify", check=False)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from harness import BUILD, LIAISON, NodeTest, link, wait_for
+from harness import BUILD, LIAISON, LIAISOND, NodeTest, link, wait_for
 
 CLIENT_SMOKE = os.path.join(BUILD, "tests", "tools", "client_smoke")
 
@@ -32,6 +32,33 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown command", r.stderr)
 
+    def test_bad_usage_exits_1_and_names_the_problem(self):
+        d = subprocess.run([LIAISOND, "--bogus"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(d.returncode, 1, d.stdout + d.stderr)
+        self.assertIn("--bogus", d.stderr)
+        self.assertIn("usage: liaisond", d.stderr)
+        self.assertEqual(d.stdout, "")
+        d = subprocess.run([LIAISOND, "--help"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(d.returncode, 0)
+        self.assertIn("usage: liaisond", d.stdout)
+        r = run("help", "bogus")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("unknown command 'bogus'", r.stderr)
+        r = run("help", "inbox")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("inbox", r.stdout)
+        for args in (["--home"], ["--home=", "status"]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("--home needs a directory", r.stderr)
+            self.assertNotIn("unknown command", r.stderr)
+        a = self.node("a")
+        for cmd in (["inbox"], ["outbox"], ["audit", "log"]):
+            r = a.cli(*cmd, "--limit", "0", check=False)
+            self.assertEqual(r.returncode, 1, cmd)
+            self.assertIn("--limit: a number from 1 to", r.stderr)
+        self.assertEqual(a.cli("inbox", "--limit", "1").returncode, 0)
+
     def test_daemon_not_running_exit_2(self):
         a = self.node("a", start=False)
         r = a.cli("status", check=False)
@@ -44,6 +71,14 @@ class Cli(NodeTest):
         r = a.cli("send", "--to", "b", "-", input="x", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
+
+    def test_no_node_at_home_is_named(self):
+        where = os.path.join(self.base, "no", "node")
+        r = run("--home", where, "status")
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("no liaison node at %s" % where, r.stderr)
+        self.assertIn("liaison --home %s init" % where, r.stderr)
+        self.assertNotIn("not running", r.stderr)
 
     def test_daemon_dying_mid_request_is_reported(self):
         # The client waits in 500 ms slices and checks between them that the daemon is
@@ -229,6 +264,67 @@ class Cli(NodeTest):
         self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
         self.assertTrue(rows[0][1].startswith(("user:", "uid:")))
         self.assertIn("send: peer 'nobody' is not in the directory", rows[0][6])
+
+    def test_second_ack_refused_before_anything_is_sent(self):
+        t = self.node("dr.alvarez")
+        p = self.node("dr.okafor", "psychiatrist")
+        link(t, p)
+        mid = p.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                    "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"
+                    ).stdout.strip()
+        self.wait_delivered(p, mid, "dr.alvarez")
+        t.cli("ack", mid, "--comment", "x")
+        acks = "SELECT count(*) FROM messages WHERE content_type = 4"
+        self.assertEqual(t.query(acks)[0][0], 1)
+        before = len(t.audit())
+        r = t.cli("ack", mid, "--comment", "x", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("already acknowledged at", r.stderr)
+        self.assertIn(mid, r.stderr)
+        self.assertEqual(t.query(acks)[0][0], 1)
+        rows = t.audit()[before:]
+        self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
+        self.assertIn("ack: message %s was already acknowledged" % mid, rows[0][6])
+
+    def test_limit_keeps_the_newest_in_every_listing(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        sent = []
+        for i in range(4):
+            p = a.cli("note", "--to", "b", "--patient", "P-77", "-", input="note %d" % i)
+            sent.append(p.stdout.strip())
+        for mid in sent:
+            self.wait_delivered(a, mid, "b")
+        newest_first = list(reversed(sent))
+
+        def ids(*args):
+            return [m["id"] for m in b.json("inbox", *args)["messages"]]
+        self.assertEqual(ids("--limit", "2"), newest_first[:2])
+        self.assertEqual(ids("--patient", "P-77", "--limit", "2"), newest_first[:2])
+        self.assertEqual(ids("--patient", "P-77"), newest_first)
+        self.assertEqual(ids("--type", "note", "--limit", "3"), newest_first[:3])
+        # The text listing is in the same order.
+        out = b.cli("inbox", "--patient", "P-77", "--limit", "2").stdout
+        self.assertLess(out.index(sent[3]), out.index(sent[2]))
+        self.assertNotIn(sent[0], out)
+
+    def test_documented_outputs(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        out = a.cli("peer", "list").stdout
+        self.assertIn(b.endpoint, out)
+        fp = [p["fingerprint"] for p in a.json("peer", "list")["peers"] if p["id"] == "b"][0]
+        self.assertGreater(len(fp), 20)
+        self.assertIn(fp, out)
+        # audit export without --format: JSON lines, as the usage now says.
+        lines = a.cli("audit", "export").stdout.strip().splitlines()
+        self.assertTrue(lines)
+        for ln in lines:
+            json.loads(ln)
+        self.assertIn("[--format jsonl|fhir]", run("help", "audit").stdout)
+        self.assertIn("default: jsonl", run("help", "audit").stdout)
 
     def test_json_everywhere(self):
         a = self.node("a")

@@ -113,6 +113,76 @@ class ConfigTest(ServiceTest):
         self.assertEqual(n.cli("status").returncode, 0)
         self.assertEqual(n.stop(), 0)
 
+    def test_missing_patient_key_is_never_replaced_once_used(self):
+        a = self.node("dr.pkey")
+        b = self.node("dr.pkeypeer", start=False)
+        a.add_peer(b)
+        a.cli("note", "--to", b.id, "--patient", "P-4242", "-", input="Seen today.")
+        self.assertIn("dr.pkeypeer", a.cli("audit", "disclosures", "--patient", "P-4242").stdout)
+        self.assertEqual(a.stop(), 0)
+        key = os.path.join(a.home, "patient.key")
+        with open(key, "rb") as f:
+            saved = f.read()
+        os.unlink(key)
+        p = self.check(a)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn(key, p.stderr)
+        self.assertIn("backup", p.stderr)
+        err = self.start_fails(a)
+        self.assertIn(key, err)
+        self.assertIn("backup", err)
+        self.assertFalse(os.path.exists(key), "a new patient.key was made")
+        # Restored from the backup, the node finds the patient's disclosures again.
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, saved)
+        os.close(fd)
+        self.assertEqual(self.check(a).returncode, 0)
+        a.start()
+        self.assertIn("dr.pkeypeer", a.cli("audit", "disclosures", "--patient", "P-4242").stdout)
+
+    def test_config_id_must_be_the_nodes(self):
+        n = self.node("dr.ident", start=False)
+        n.set_config("node", "id", "dr.other")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("'dr.other'", p.stderr)
+        self.assertIn("set id = dr.ident", p.stderr)
+        err = self.start_fails(n)
+        self.assertIn("set id = dr.ident", err)
+        # Without the card file the database still knows the node's id.
+        os.unlink(n.card_file)
+        err = self.start_fails(n)
+        self.assertIn("belongs to node 'dr.ident'", err)
+        n.set_config("node", "id", "dr.ident")
+        n.start()
+        self.assertEqual(n.cli("status").returncode, 0)
+
+    def test_patient_key_checked_by_check_config(self):
+        n = self.node("dr.pkeymode", start=False)
+        key = os.path.join(n.home, "patient.key")
+        os.chmod(key, 0o640)
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("chmod 600 " + key, p.stderr)
+        os.chmod(key, 0o600)
+        with open(key, "ab") as f:
+            f.write(b"x")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(key, p.stderr)
+        self.assertIn("32-byte", p.stderr)
+
+    def test_patient_key_made_for_a_node_without_patient_data(self):
+        n = self.node("dr.pkeynew", start=False)
+        key = os.path.join(n.home, "patient.key")
+        os.unlink(key)
+        self.assertEqual(self.check(n).returncode, 0)
+        self.assertFalse(os.path.exists(key), "--check-config created a file")
+        n.start()
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        self.assertEqual(os.path.getsize(key), 32)
+        self.assertIn(key, n.log_text())
+
 
 if __name__ == "__main__":
     unittest.main()
