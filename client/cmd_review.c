@@ -32,6 +32,7 @@ static int first_review_message(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTE
     lr.with_payloads = true;
     lr.keep_unread = true; /* a lookup of the patient and question, not a reading */
     lr.limit = 1;
+    lr.oldest = true;
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = &lr;

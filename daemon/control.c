@@ -621,7 +621,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
                                                                                           : 1,
                        .since_ms = lr->since_ms, .limit = lr->limit ? lr->limit : LIST_DEFAULT_LIMIT,
                        .unread_only = lr->unread_only, .content_type = lr->content_type,
-                       .needs_ack = lr->needs_ack, .self_id = n->cfg.id};
+                       .needs_ack = lr->needs_ack, .self_id = n->cfg.id, .oldest = lr->oldest};
     uint8_t tag[LIAISON_HASH_BYTES];
     if (lr->patient && lr->patient[0]) {
         patient_tag(n->patient_key, lr->patient, tag);

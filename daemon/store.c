@@ -517,7 +517,7 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
     snprintf(sql, sizeof sql,
              "SELECT * FROM (SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
              " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages m"
-             " WHERE created_ms >= ?1%s%s%s%s%s%s ORDER BY created_ms DESC, id DESC LIMIT ?6)"
+             " WHERE created_ms >= ?1%s%s%s%s%s%s ORDER BY created_ms %s, id %s LIMIT ?6)"
              " ORDER BY created_ms %s, id %s",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
@@ -528,7 +528,7 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
                             " deliveries d WHERE d.message_id = m.id AND NOT EXISTS (SELECT 1 FROM acks a WHERE"
                             " a.message_id = m.id AND a.by = d.recipient))))"
                           : "",
-             asc ? "ASC" : "DESC", asc ? "ASC" : "DESC");
+             q->oldest ? "ASC" : "DESC", q->oldest ? "ASC" : "DESC", asc ? "ASC" : "DESC", asc ? "ASC" : "DESC");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return fail(s, "list messages");

@@ -104,10 +104,11 @@ typedef struct store_query {
                                * incoming ones self_id has not acknowledged, outgoing ones
                                * some recipient has not acknowledged */
     const char *self_id;
+    bool oldest;              /* with a limit: keep the oldest matching messages instead */
 } store_query_t;
 /* Calls cb for each matching message, newest first; with thread_id set, oldest first
  * (a thread reads as a conversation). With a limit, the newest `limit` matching
- * messages in either order. Non-zero from cb stops and is returned. */
+ * messages (the oldest if q->oldest) in either order. Non-zero from cb stops and is returned. */
 typedef int (*store_msg_cb)(void *ctx, const store_msg_t *m);
 int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx);
 
