@@ -86,11 +86,15 @@ static int write_card(const char *path, const char *text, char *err, size_t errl
     return ok ? 0 : -1;
 }
 
+static const char *const key_files[] = {KEYS_IDENTITY_FILE, KEYS_ENCRYPTION_FILE, KEYS_TRANSPORT_FILE,
+                                        PATIENT_KEY_FILE};
+
+/* Removes what a failed init wrote; init refuses to start where any of it existed. */
 static void undo_init(const paths_t *p)
 {
-    const char *files[] = {KEYS_IDENTITY_FILE, KEYS_ENCRYPTION_FILE, KEYS_TRANSPORT_FILE, PATIENT_KEY_FILE};
+    const char *const *files = key_files;
     char path[CONFIG_PATH_MAX + 32];
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    for (size_t i = 0; i < sizeof key_files / sizeof key_files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", p->key_dir, files[i]);
         unlink(path);
     }
@@ -152,6 +156,16 @@ int cmd_init(cli_t *cli, int argc, char **argv)
         return cli_fail(EXIT_REFUSED, "a node is already set up here (%s exists); use another --home", p.config_file);
     if (access(p.db_file, F_OK) == 0)
         return cli_fail(EXIT_REFUSED, "%s already exists; refusing to overwrite a node's database", p.db_file);
+    for (size_t i = 0; i < sizeof key_files / sizeof key_files[0]; i++) {
+        char key[CONFIG_PATH_MAX + 32];
+        snprintf(key, sizeof key, "%s/%s", p.key_dir, key_files[i]);
+        if (access(key, F_OK) == 0)
+            return cli_fail(EXIT_REFUSED, "%s already exists; refusing to overwrite a node's keys (move it away, or "
+                                          "use another --home)", key);
+    }
+    if (access(p.card_file, F_OK) == 0)
+        return cli_fail(EXIT_REFUSED, "%s already exists; refusing to overwrite a node's card (move it away, or use "
+                                      "another --home)", p.card_file);
     const char *dirs[] = {p.config_dir, p.key_dir, p.state_dir};
     for (size_t i = 0; i < 3; i++)
         if (mkdirs(dirs[i], 0750) != 0)

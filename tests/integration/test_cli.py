@@ -124,6 +124,15 @@ class Cli(NodeTest):
         self.assertEqual(again.returncode, 3)
         self.assertIn("already", again.stderr)
         self.assertEqual(open(os.path.join(home, "card.txt")).read(), card)
+        # Keys left behind without their configuration are never overwritten, nor removed.
+        os.unlink(os.path.join(home, "liaison.conf"))
+        os.unlink(os.path.join(home, "liaison.db"))
+        patient_key = open(os.path.join(home, "patient.key"), "rb").read()
+        r = run("--home", home, "init", "--id", "x", "--role", "nurse", "--listen", "tcp://127.0.0.1:1")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("refusing to overwrite a node's keys", r.stderr)
+        self.assertEqual(open(os.path.join(home, "patient.key"), "rb").read(), patient_key)
+        self.assertEqual(open(os.path.join(home, "card.txt")).read(), card)
         # LIAISON_HOME works like --home.
         env = dict(os.environ, LIAISON_HOME=home)
         r = subprocess.run([LIAISON, "card"], capture_output=True, text=True, env=env)
