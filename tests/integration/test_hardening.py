@@ -498,6 +498,41 @@ class ControlBadInput(Hardened):
         self.assertEqual(len(rows), 1, rows)
 
 
+class UnusableCards(NodeTest):
+    """A validly signed card whose X25519 encryption key is a low-order point (no usable
+    pair key) is refused before anything is stored or audited as accepted, and with
+    --replace the working card stays active."""
+
+    def low_order_card(self, node):
+        lines, _ = node.rawpeer(node, "card-loworder")
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0]
+
+    def test_low_order_card_is_refused_before_it_is_stored(self):
+        a = self.node("a")
+        b = self.node("b")
+        c = self.node("c")
+        link(a, b)
+        bad = self.low_order_card(b)
+        for node, args in ((a, ("--replace",)), (c, ())):
+            with self.subTest(node=node.id, args=args):
+                before = snapshot(node)
+                seq = audit_max(node)
+                p = node.cli("peer", "add", *args, "-", input=bad, check=False)
+                self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+                self.assertIn("unusable encryption key", p.stderr)
+                self.assertEqual(snapshot(node), before, "a refused card changed stored rows")
+                rows = audit_since(node, seq)
+                self.assertEqual([(r[2], r[3], r[5]) for r in rows], [("peer-added", "refused", "b")], rows)
+        # a still talks to b with the card it had: both ways.
+        self.assertIn("b", a.cli("peer", "list").stdout)
+        self.assertNotIn("b", [ln.split()[0] for ln in c.cli("peer", "list").stdout.splitlines() if ln.split()])
+        m1 = a.send("b", "still using the working card")
+        m2 = b.send("a", "and back")
+        self.wait_delivered(a, m1, "b")
+        self.wait_delivered(b, m2, "a")
+
+
 class ControlSocketAccess(NodeTest):
     """The control socket is mode 0660 in a 0750 runtime directory, group 'liaison' when
     that group exists (daemon/control.c bind_ipc), otherwise the daemon's own group."""

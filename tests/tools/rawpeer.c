@@ -68,6 +68,8 @@ static void usage(void)
             "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N\n"
             "  --thread HEX  --header-version N  --pad-recipients N  --resign\n"
             "  --truncate-envelope N  --truncate-frame N\n"
+            "card-loworder: prints the card of --home (--target must be that card) re-signed with an\n"
+            "  all-zero (low-order) encryption key, and exits\n"
             "control mode (no --home/--target needed): control ENDPOINT FILE [NFRAMES]\n"
             "  sends FILE as one ZeroMQ frame (or NFRAMES copies as one multi-frame message)\n"
             "  to ENDPOINT (e.g. ipc:///H/run/control.sock) and prints\n"
@@ -322,6 +324,21 @@ int main(int argc, char **argv)
     load_card(target, &tc);
     for (int i = 0; i < ncards; i++)
         load_card(cards[i], &extra[i]);
+
+    if (strcmp(mode, "card-loworder") == 0) {
+        /* A validly signed card whose X25519 key is the all-zero point: every pair key
+         * derived from it is the all-zero shared secret. */
+        keys_t fake = *k;
+        memset(fake.enc_pk, 0, sizeof fake.enc_pk);
+        memset(tc.enc_pk, 0, sizeof tc.enc_pk);
+        char *line = card_encode(&tc, &fake, err, sizeof err);
+        if (!line)
+            die("%s", err);
+        printf("%s\n", line);
+        free(line);
+        keys_destroy(&k);
+        return 0;
+    }
 
     void *ctx = zmq_ctx_new();
     void *d = zmq_socket(ctx, ZMQ_DEALER);
