@@ -266,20 +266,9 @@ out:
     envelope_destroy(&e);
 }
 
-void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_t *rid, size_t rid_len,
-                      const uint8_t *frame, size_t len, int nframes)
+void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len,
+                      int nframes)
 {
-    if (!from) {
-        /* Authenticated at connect time, but removed from the directory since. */
-        char details[128];
-        snprintf(details, sizeof details, "traffic from '%.64s', who is no longer in the directory", user_id);
-        if (store_op_begin(n->store) == 0) {
-            audit_entry_t e = {.actor = "daemon", .action = "transport-refused", .outcome = "refused",
-                               .peer = user_id, .details = details};
-            store_op_end(n->store, node_audit(n, &e) == 0);
-        }
-        return;
-    }
     char err[96];
     if (nframes != 1) {
         snprintf(err, sizeof err, "expected one frame per message, got %d", nframes);

@@ -498,6 +498,89 @@ class ControlBadInput(Hardened):
         self.assertEqual(len(rows), 1, rows)
 
 
+class StaleConnections(NodeTest):
+    """A connection authenticated before its peer was removed, or before the peer's card
+    was replaced by one with another transport key, stays open (ZeroMQ keeps it), but its
+    frames are dropped and not answered, and audited as `transport-refused` at most once
+    a minute per key (PROTOCOL.md sections 6 and 11): a removed peer cannot flood the
+    audit log, and an old (perhaps stolen) key is never taken for the new card."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.node("a", start=False)  # rawpeer speaks with a's keys; no daemon of a's interferes
+        self.b = self.node("b")
+        self.b.add_peer(self.a)
+        cmd = [harness.RAWPEER, "--home", self.a.home, "--target", self.b.card_file, "--timeout-ms", "20000",
+               "--hold", "envelope"]
+        self.held = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.addCleanup(self.close_held)
+        first = self.held.stdout.readline().strip()
+        self.assertTrue(first.startswith("receipt "), first)
+
+    def close_held(self):
+        if self.held.poll() is None:
+            self.held.stdin.close()
+            try:
+                self.held.wait(30)
+            except subprocess.TimeoutExpired:
+                self.held.kill()
+                self.held.wait()
+        self.held.stdout.close()
+        self.held.stderr.close()
+
+    def command(self, line):
+        self.held.stdin.write(line + "\n")
+        self.held.stdin.flush()
+        answer = self.held.stdout.readline().strip()
+        if not answer:
+            self.fail("rawpeer ended: %s" % self.held.stderr.read())
+        return answer
+
+    def dropped_while_stale(self, make_stale, make_current, frames):
+        """Sends `frames` frames on the held connection while a's key is not current, then
+        makes it current again and sends one more: its answer (the original receipt of the
+        replayed envelope) comes after everything sent before it on that connection was
+        handled. Returns the audit rows written meanwhile."""
+        b = self.b
+        seq = audit_max(b)
+        make_stale()
+        start = time.monotonic()
+        self.assertEqual(self.command("blast %d" % frames), "sent %d" % frames)
+        wait_for(lambda: audit_since(b, seq) and [r for r in audit_since(b, seq) if r[2] == "transport-refused"],
+                 20, "the dropped frames to be audited")
+        make_current()
+        # Nothing was answered on the stale connection: the next answer is this exchange's.
+        answer = self.command("exchange")
+        elapsed = time.monotonic() - start
+        self.assertTrue(answer.startswith("receipt "), "a frame of the stale key was answered: %r" % answer)
+        rows = audit_since(b, seq)
+        refused = [r for r in rows if r[2] == "transport-refused"]
+        # At most one row per key per minute, however many frames (the bound allows for a
+        # machine slow enough to take more than a minute over this).
+        self.assertGreaterEqual(len(refused), 1)
+        self.assertLessEqual(len(refused), 1 + int(elapsed // 60), "%d rows for one key: %r" % (len(refused), refused[:3]))
+        for r in refused:
+            self.assertEqual((r[1], r[3]), ("daemon", "refused"), r)
+            self.assertIn("is not in the directory", r[6])
+        self.assertEqual([r for r in rows if r[2] in ("message-rejected", "message-received")], [], rows)
+        self.assertEqual([r[2] for r in rows if r[2] == "message-duplicate"], ["message-duplicate"])
+        self.assertIsNone(b.proc.poll())
+        return rows
+
+    def test_removed_peer_connection_is_dropped(self):
+        b = self.b
+        self.dropped_while_stale(lambda: b.cli("peer", "remove", "a"), lambda: b.add_peer(self.a), frames=100)
+
+    def test_replaced_key_connection_is_dropped(self):
+        b = self.b
+        other = tempfile.mkdtemp(prefix="liaison-it-", dir=self.base)
+        a2 = harness.Node(other, "a").init()  # the same id with new keys (not started)
+        rows = self.dropped_while_stale(lambda: b.add_peer(a2, replace=True),
+                                        lambda: b.add_peer(self.a, replace=True), frames=20)
+        self.assertEqual([r[2] for r in rows if r[2] == "peer-replaced"], ["peer-replaced"] * 2)
+
+
 class UnusableCards(NodeTest):
     """A validly signed card whose X25519 encryption key is a low-order point (no usable
     pair key) is refused before anything is stored or audited as accepted, and with

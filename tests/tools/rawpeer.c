@@ -74,7 +74,10 @@ static void usage(void)
             "  sends FILE as one ZeroMQ frame (or NFRAMES copies as one multi-frame message)\n"
             "  to ENDPOINT (e.g. ipc:///H/run/control.sock) and prints\n"
             "  'response CODE REQUEST_ID ERROR' or 'garbage' or 'timeout'\n"
-            "other: --timeout-ms N (default 5000)\n");
+            "other: --timeout-ms N (default 5000)\n"
+            "  --hold: after the exchanges, keep the connection and read commands from stdin:\n"
+            "  'blast N' sends N more copies without waiting for answers (prints 'sent N'),\n"
+            "  'exchange' sends one more copy and prints the answer; EOF ends\n");
     exit(1);
 }
 
@@ -263,7 +266,7 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, 'O'}, {"thread", required_argument, NULL, 'h'},
         {"header-version", required_argument, NULL, 'V'}, {"pad-recipients", required_argument, NULL, 'P'},
         {"resign", no_argument, NULL, 'R'},        {"truncate-envelope", required_argument, NULL, 'E'},
-        {"truncate-frame", required_argument, NULL, 'F'},
+        {"truncate-frame", required_argument, NULL, 'F'}, {"hold", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *target = NULL, *to = NULL, *sender = NULL, *text = "hello from rawpeer";
@@ -272,7 +275,7 @@ int main(int argc, char **argv)
     int ncards = 0, repeat = 1, timeout_ms = 5000;
     long long offset = 0;
     uint32_t ctype = LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT;
-    bool swap = false, resign = false;
+    bool swap = false, resign = false, hold = false;
     long hversion = -1, pad = 0, trunc_env = -1, trunc_frame = -1;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -296,6 +299,7 @@ int main(int argc, char **argv)
         case 'R': resign = true; break;
         case 'E': trunc_env = strtol(optarg, NULL, 10); break;
         case 'F': trunc_frame = strtol(optarg, NULL, 10); break;
+        case 'L': hold = true; break;
         default: usage();
         }
     }
@@ -493,6 +497,33 @@ int main(int argc, char **argv)
             zmq_msg_copy(&copy[i], &frames[i]);
         }
         exchange(d, copy, nframes, timeout_ms);
+    }
+    /* --hold: the same connection stays open while the test changes the target's
+     * directory, so the daemon's handling of an already-authenticated connection shows. */
+    char cmd[64];
+    while (hold && fgets(cmd, sizeof cmd, stdin)) {
+        long count = strncmp(cmd, "blast ", 6) == 0 ? strtol(cmd + 6, NULL, 10) : 1;
+        bool wait = strncmp(cmd, "exchange", 8) == 0;
+        if (!wait && strncmp(cmd, "blast ", 6) != 0)
+            die("unknown --hold command %s", cmd);
+        for (long r = 0; r < count; r++) {
+            zmq_msg_t copy[16];
+            for (int i = 0; i < nframes; i++) {
+                zmq_msg_init(&copy[i]);
+                zmq_msg_copy(&copy[i], &frames[i]);
+            }
+            if (wait) {
+                exchange(d, copy, nframes, timeout_ms);
+                continue;
+            }
+            for (int i = 0; i < nframes; i++)
+                if (zmq_msg_send(&copy[i], d, i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+                    die("send failed: %s", zmq_strerror(errno));
+        }
+        if (!wait) {
+            printf("sent %ld\n", count);
+            fflush(stdout);
+        }
     }
     for (int i = 0; i < nframes; i++)
         zmq_msg_close(&frames[i]);
