@@ -21,6 +21,7 @@
 #include "wire.pb-c.h"
 
 #define PUMP_BATCH 1000u
+#define REJECT_REASON_KEPT 200u /* bytes of a peer's Reject.reason we keep */
 
 static bool code_is_permanent(int code) { return code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER; }
 
@@ -373,13 +374,17 @@ void delivery_receipt_verified(void *ctx, const verify_job_t *j)
 
 static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
 {
+    /* The reason is the peer's text: made printable and bounded here, once, before it
+     * reaches the log, the delivery's detail (shown by liaison outbox/show) or the audit. */
+    char said[REJECT_REASON_KEPT + 1];
+    text_printable(said, sizeof said, rj->reason);
     if (rj->message_id.len != LIAISON_MSGID_BYTES) {
-        log_warn("peer %s refused a frame: %s: %.200s", p->card.id, code_name(rj->code), rj->reason);
+        log_warn("peer %s refused a frame: %s: %s", p->card.id, code_name(rj->code), said);
         return;
     }
     const uint8_t *id = rj->message_id.data;
     char reason[300], actor[LIAISON_MAX_ID + 8];
-    snprintf(reason, sizeof reason, "%s: %.200s", code_name(rj->code), rj->reason ? rj->reason : "");
+    snprintf(reason, sizeof reason, "%s: %s", code_name(rj->code), said);
     snprintf(actor, sizeof actor, "peer:%s", p->card.id);
     if (store_op_begin(n->store) != 0)
         return;

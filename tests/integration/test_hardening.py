@@ -16,6 +16,7 @@ import os
 import pwd
 import random
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -579,6 +580,65 @@ class StaleConnections(NodeTest):
         rows = self.dropped_while_stale(lambda: b.add_peer(a2, replace=True),
                                         lambda: b.add_peer(self.a, replace=True), frames=20)
         self.assertEqual([r[2] for r in rows if r[2] == "peer-replaced"], ["peer-replaced"] * 2)
+
+
+class HostileRejectReason(NodeTest):
+    """A peer's Reject.reason is its own text: a newline in it must not forge a log line,
+    escape sequences must not reach a terminal through `liaison outbox`/`show`, and its
+    length is bounded, in the log, the delivery's detail and the audit alike."""
+
+    FORGED = "2026-11-23T00:00:00.000Z liaisond info: forged"
+    REASON = ("refused\n" + FORGED + "\r\x1b[2J\x1b]0;owned\x07\x7f\u00e9" + "A" * 1000)
+
+    def test_reject_reason_is_made_printable_and_bounded(self):
+        a = self.node("a")
+        x = self.node("x", start=False)  # rawpeer answers as x
+        a.add_peer(x)
+        cmd = [harness.RAWPEER, "--home", x.home, "--target", a.card_file, "--timeout-ms", "30000",
+               "serve-reject", "6", self.REASON.encode().hex()]
+        server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            self.assertEqual(server.stdout.readline().strip(), "listening")
+            mid = a.send("x", "hello")
+            self.assertEqual(server.stdout.readline().strip(), "rejected " + mid)
+            # The server keeps its connection until stdin closes, so the Reject is not lost.
+            wait_for(lambda: a.delivery_state(mid, "x") == "rejected", 20, "the rejection to be recorded")
+        finally:
+            server.communicate(timeout=30)
+        detail = a.query("SELECT detail FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
+        audited = [r[6] for r in a.audit("delivery-rejected")]
+        self.assertEqual(len(audited), 1, audited)
+        for where, text in (("delivery detail", detail), ("audit details", audited[0])):
+            with self.subTest(where=where):
+                self.assertTrue(text.startswith("content: refused?" + self.FORGED + "?"), text[:120])
+                self.assertTrue(all(0x20 <= ord(ch) < 0x7f for ch in text), repr(text[:120]))
+                self.assertLessEqual(len(text), len("content: ") + 200)
+        with open(a.log, errors="replace") as f:
+            log = f.read()
+        self.assertNotIn("\n" + self.FORGED, log)
+        self.assertNotIn("\x1b", log)
+        self.assertIn("refused?" + self.FORGED, log)
+        for args in (("outbox",), ("show", mid)):
+            with self.subTest(command=args[0]):
+                out = a.cli(*args).stdout
+                self.assertNotIn("\x1b", out)
+                self.assertNotIn("\x07", out)
+                self.assertNotIn("\n" + self.FORGED, out)
+        # A detail stored raw (by a daemon from before this check) is still shown printable.
+        a.stop()
+        con = sqlite3.connect(a.db_path)
+        with con:
+            con.execute("UPDATE deliveries SET detail = ? WHERE hex(message_id) = upper(?)",
+                        ("content: " + self.REASON[:200], mid))
+        con.close()
+        a.start()
+        for args in (("outbox",), ("show", mid)):
+            with self.subTest(command=args[0], stored="raw"):
+                out = a.cli(*args).stdout
+                self.assertIn("refused?" + self.FORGED, out)
+                self.assertNotIn("\x1b", out)
+                self.assertNotIn("\n" + self.FORGED, out)
 
 
 class UnusableCards(NodeTest):
