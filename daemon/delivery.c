@@ -351,6 +351,13 @@ static void receipt_checked(node_t *n, peer_t *p, const receipt_t *r, const char
  * saves the two thread hand-offs on a lone message's path. */
 static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
 {
+    if (len < 1 || len > LIAISON_MAX_RECEIPT) {
+        /* Refused before it is copied or queued anywhere. */
+        char problem[96];
+        snprintf(problem, sizeof problem, "receipt of %zu bytes, must be 1 to %u", len, LIAISON_MAX_RECEIPT);
+        receipt_checked(n, p, NULL, problem, bytes, len);
+        return;
+    }
     if (verifier_pending(n->verifier) > 0 &&
         verifier_submit(n->verifier, p->card.id, p->card.sign_pk, bytes, len) == 0)
         return;
