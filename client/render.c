@@ -110,8 +110,13 @@ void render_deliveries(const Liaison__Control__MessageSummary *m, const char *in
             cli_time(d->delivered_ms, t, sizeof t);
             printf(" %s", t);
         }
-        if (d->detail[0] && strcmp(d->state, "delivered") != 0)
-            printf(" (%s)", d->detail);
+        if (d->detail[0] && strcmp(d->state, "delivered") != 0) {
+            /* The detail may quote a peer (its Reject reason): never let it reach the
+             * terminal raw, whichever daemon stored it. */
+            char shown[320];
+            text_printable(shown, sizeof shown, d->detail);
+            printf(" (%s)", shown);
+        }
         printf("\n");
     }
     for (size_t i = 0; i < m->n_acks; i++) {

@@ -889,6 +889,13 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "that is this node's own card ('%s')", card.id);
         return;
     }
+    /* Everything directory_add would refuse is refused here, before anything is stored,
+     * audited as accepted or retired: a card that cannot be used never replaces one that can. */
+    if (directory_check_card(n->keys, &card, err, sizeof err) != 0) {
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "unusable encryption key (low-order point)");
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "%s", err);
+        return;
+    }
     peer_t *old = directory_find(&n->dir, card.id);
     bool same = old && card_same_keys(&old->card, &card);
     if (old && !same && !pr->replace) {

@@ -21,6 +21,7 @@
 #include "wire.pb-c.h"
 
 #define PUMP_BATCH 1000u
+#define REJECT_REASON_KEPT 200u /* bytes of a peer's Reject.reason we keep */
 
 static bool code_is_permanent(int code) { return code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER; }
 
@@ -268,20 +269,9 @@ out:
     envelope_destroy(&e);
 }
 
-void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_t *rid, size_t rid_len,
-                      const uint8_t *frame, size_t len, int nframes)
+void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len,
+                      int nframes)
 {
-    if (!from) {
-        /* Authenticated at connect time, but removed from the directory since. */
-        char details[128];
-        snprintf(details, sizeof details, "traffic from '%.64s', who is no longer in the directory", user_id);
-        if (store_op_begin(n->store) == 0) {
-            audit_entry_t e = {.actor = "daemon", .action = "transport-refused", .outcome = "refused",
-                               .peer = user_id, .details = details};
-            store_op_end(n->store, node_audit(n, &e) == 0);
-        }
-        return;
-    }
     char err[96];
     if (nframes != 1) {
         snprintf(err, sizeof err, "expected one frame per message, got %d", nframes);
@@ -363,6 +353,13 @@ static void receipt_checked(node_t *n, peer_t *p, const receipt_t *r, const char
  * saves the two thread hand-offs on a lone message's path. */
 static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
 {
+    if (len < 1 || len > LIAISON_MAX_RECEIPT) {
+        /* Refused before it is copied or queued anywhere. */
+        char problem[96];
+        snprintf(problem, sizeof problem, "receipt of %zu bytes, must be 1 to %u", len, LIAISON_MAX_RECEIPT);
+        receipt_checked(n, p, NULL, problem, bytes, len);
+        return;
+    }
     if (verifier_pending(n->verifier) > 0 &&
         verifier_submit(n->verifier, p->card.id, p->card.sign_pk, bytes, len) == 0)
         return;
@@ -386,13 +383,17 @@ void delivery_receipt_verified(void *ctx, const verify_job_t *j)
 
 static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
 {
+    /* The reason is the peer's text: made printable and bounded here, once, before it
+     * reaches the log, the delivery's detail (shown by liaison outbox/show) or the audit. */
+    char said[REJECT_REASON_KEPT + 1];
+    text_printable(said, sizeof said, rj->reason);
     if (rj->message_id.len != LIAISON_MSGID_BYTES) {
-        log_warn("peer %s refused a frame: %s: %.200s", p->card.id, code_name(rj->code), rj->reason);
+        log_warn("peer %s refused a frame: %s: %s", p->card.id, code_name(rj->code), said);
         return;
     }
     const uint8_t *id = rj->message_id.data;
     char reason[300], actor[LIAISON_MAX_ID + 8];
-    snprintf(reason, sizeof reason, "%s: %.200s", code_name(rj->code), rj->reason ? rj->reason : "");
+    snprintf(reason, sizeof reason, "%s: %s", code_name(rj->code), said);
     snprintf(actor, sizeof actor, "peer:%s", p->card.id);
     if (store_op_begin(n->store) != 0)
         return;

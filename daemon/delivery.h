@@ -12,10 +12,11 @@
 #include "node.h"
 #include "verifier.h"
 
-/* Handles one frame that arrived on the ROUTER from transport peer `from` (already
- * ZAP-authenticated; NULL if its key is no longer in the directory). */
-void delivery_inbound(node_t *n, peer_t *from, const char *user_id, const uint8_t *rid, size_t rid_len,
-                      const uint8_t *frame, size_t len, int nframes);
+/* Handles one frame that arrived on the ROUTER from transport peer `from`: the
+ * directory peer whose current transport key the connection authenticated with
+ * (never NULL; transport.c drops the frames of keys no longer in the directory). */
+void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len,
+                      int nframes);
 
 /* Handles one frame that arrived on our dealer to peer p (a receipt or a reject). */
 void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes);

@@ -27,6 +27,21 @@ void directory_clear(directory_t *d)
     memset(d, 0, sizeof *d);
 }
 
+int directory_check_card(const keys_t *me, const card_t *c, char *err, size_t errlen)
+{
+    uint8_t pair[LIAISON_KEY_BYTES];
+    int rc = keys_pair_key(me, c->enc_pk, pair);
+    sodium_memzero(pair, sizeof pair);
+    if (rc != 0) {
+        snprintf(err, errlen,
+                 "peer '%s' has an unusable encryption key (a low-order X25519 point): this card cannot be used "
+                 "(ask them for a fresh card)",
+                 c->id);
+        return -1;
+    }
+    return 0;
+}
+
 peer_t *directory_add(directory_t *d, const keys_t *me, const card_t *c, const char *card_text, uint64_t added_ms,
                       char *err, size_t errlen)
 {
@@ -36,7 +51,7 @@ peer_t *directory_add(directory_t *d, const keys_t *me, const card_t *c, const c
         goto bad;
     }
     if (keys_pair_key(me, c->enc_pk, p->pair_key) != 0) {
-        snprintf(err, errlen, "peer '%s' has an unusable encryption key (low-order point)", c->id);
+        snprintf(err, errlen, "peer '%s' has an unusable encryption key (a low-order X25519 point)", c->id);
         goto bad;
     }
     p->card = *c;

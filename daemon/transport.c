@@ -18,6 +18,7 @@
 #define INBOUND_BATCH 512       /* frames handled per wake-up before committing */
 #define PEER_HWM 10000
 #define REFUSED_AUDIT_MS 60000  /* one audit row per refused key per minute */
+#define USER_ID_LEN (2 * LIAISON_KEY_BYTES + 1) /* ZAP User-Id: the client's CURVE key in hex */
 
 static int set_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, sizeof v); }
 
@@ -97,7 +98,9 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
                 zmq_msg_close(&m);
         }
         const char *status = "400", *text = "unknown key";
-        const char *user = "";
+        /* User-Id is the client's key, not its node id: on_router checks every frame
+         * against the directory of the moment (PROTOCOL.md section 4). */
+        char user[USER_ID_LEN] = "";
         char addr[128] = "";
         if (nparts >= 7 && zmq_msg_size(&part[5]) == 5 && memcmp(zmq_msg_data(&part[5]), "CURVE", 5) == 0 &&
             zmq_msg_size(&part[6]) == 32) {
@@ -108,7 +111,7 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
             if (p) {
                 status = "200";
                 text = "OK";
-                user = p->card.id;
+                sodium_bin2hex(user, sizeof user, key, LIAISON_KEY_BYTES);
             } else {
                 audit_refused(n, key, addr);
             }
@@ -131,6 +134,31 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
 }
 
 /* ---- inbound (ROUTER) ---- */
+
+/* The directory peer whose transport key is, right now, the key this connection
+ * authenticated with (the ZAP User-Id of msg), or NULL. A connection outlives the
+ * removal or replacement of its peer: its frames are dropped here, and audited as a
+ * refused key at most once a minute (PROTOCOL.md sections 6 and 11). */
+static peer_t *current_peer(node_t *n, zmq_msg_t *msg)
+{
+    const char *user = zmq_msg_gets(msg, "User-Id");
+    uint8_t key[LIAISON_KEY_BYTES];
+    size_t klen = 0;
+    if (!user || strlen(user) != USER_ID_LEN - 1 ||
+        sodium_hex2bin(key, sizeof key, user, USER_ID_LEN - 1, NULL, &klen, NULL) != 0 || klen != sizeof key) {
+        /* Only our own ZAP handler sets User-Id: this cannot come from a peer. */
+        log_err("a frame on the peer socket carries no transport key; dropped");
+        return NULL;
+    }
+    peer_t *p = directory_find_transport(&n->dir, key);
+    if (!p) {
+        const char *addr = zmq_msg_gets(msg, "Peer-Address");
+        char shown[128];
+        snprintf(shown, sizeof shown, "%.100s", addr ? addr : "?");
+        audit_refused(n, key, shown);
+    }
+    return p;
+}
 
 static void on_router(loop_t *l, void *sock, int fd, void *ctx)
 {
@@ -159,10 +187,10 @@ static void on_router(loop_t *l, void *sock, int fd, void *ctx)
             if (nframes > 1)
                 zmq_msg_close(&extra);
         }
-        const char *user = nframes ? zmq_msg_gets(&body, "User-Id") : NULL;
-        peer_t *from = user ? directory_find(&n->dir, user) : NULL;
-        delivery_inbound(n, from, user ? user : "", zmq_msg_data(&rid), zmq_msg_size(&rid),
-                         nframes ? zmq_msg_data(&body) : NULL, nframes ? zmq_msg_size(&body) : 0, nframes);
+        peer_t *from = nframes ? current_peer(n, &body) : NULL;
+        if (from)
+            delivery_inbound(n, from, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&body),
+                             zmq_msg_size(&body), nframes);
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }

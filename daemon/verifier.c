@@ -132,7 +132,7 @@ bad:
 int verifier_submit(verifier_t *v, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                     const uint8_t *bytes, size_t len)
 {
-    if (!v || strlen(peer) > LIAISON_MAX_ID)
+    if (!v || strlen(peer) > LIAISON_MAX_ID || len < 1 || len > LIAISON_MAX_RECEIPT)
         return -1;
     verify_job_t *j = malloc(sizeof *j + len);
     if (!j)

@@ -36,8 +36,9 @@ typedef void (*verifier_done_fn)(void *ctx, const verify_job_t *job);
 int verifier_start(verifier_t **out, void *zctx, loop_t *l, verifier_done_fn done, void *ctx, char *err,
                    size_t errlen);
 
-/* Hands a receipt to the worker. Returns 0, or -1 if it could not be queued (the
- * caller then verifies it itself). */
+/* Hands a copy of a receipt to the worker. Returns 0, or -1 if it could not be queued
+ * (the caller then verifies it itself); a receipt outside 1..LIAISON_MAX_RECEIPT bytes
+ * is never copied or queued (-1). */
 int verifier_submit(verifier_t *v, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                     const uint8_t *bytes, size_t len);
 

@@ -286,21 +286,25 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
         }
     }
     if (accept) {
-        bool ok = store_op_begin(n->store) == 0 &&
-                  sqlite3_prepare_v2(db, "INSERT INTO witnessed(peer, tree_size, root, note, time_ms)"
-                                         " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(peer) DO UPDATE SET"
-                                         " tree_size = excluded.tree_size, root = excluded.root,"
-                                         " note = excluded.note, time_ms = excluded.time_ms",
-                                     -1, &st, NULL) == SQLITE_OK;
+        bool ok = store_op_begin(n->store) == 0;
         if (ok) {
-            sqlite3_bind_text(st, 1, from->card.id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 2, (sqlite3_int64)cp.size);
-            sqlite3_bind_blob(st, 3, cp.root, LIAISON_HASH_BYTES, SQLITE_STATIC);
-            sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 5, (sqlite3_int64)liaison_now_ms());
-            ok = sqlite3_step(st) == SQLITE_DONE;
+            /* Once the savepoint is open, every path below ends it (a failed prepare too). */
+            ok = sqlite3_prepare_v2(db, "INSERT INTO witnessed(peer, tree_size, root, note, time_ms)"
+                                        " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(peer) DO UPDATE SET"
+                                        " tree_size = excluded.tree_size, root = excluded.root,"
+                                        " note = excluded.note, time_ms = excluded.time_ms",
+                                    -1, &st, NULL) == SQLITE_OK;
+            if (ok) {
+                sqlite3_bind_text(st, 1, from->card.id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, (sqlite3_int64)cp.size);
+                sqlite3_bind_blob(st, 3, cp.root, LIAISON_HASH_BYTES, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 5, (sqlite3_int64)liaison_now_ms());
+                ok = sqlite3_step(st) == SQLITE_DONE;
+            }
             sqlite3_finalize(st);
-            store_op_end(n->store, ok);
+            if (store_op_end(n->store, ok) != 0)
+                ok = false;
         }
         reply(n, rid, rid_len, ok ? cp.size : held, ok, ok ? NULL : "cannot store");
     }

@@ -26,16 +26,6 @@ static uint8_t *card_signed_message(const uint8_t *body, size_t body_len, size_t
     return m;
 }
 
-/* Copies at most dstlen-1 bytes of untrusted s for an error message, with anything but
- * printable ASCII replaced by '?', so a hostile card cannot put escapes into a terminal or log. */
-static void printable(char *dst, size_t dstlen, const char *s)
-{
-    size_t i = 0;
-    for (; s && s[i] && i + 1 < dstlen; i++)
-        dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-    dst[i] = '\0';
-}
-
 /* Checks the user-visible fields of c; shared by encode (our own card) and decode. */
 static int card_check_fields(const char *id, const char *name, const char *role, const char *org,
                              const char *endpoint, char *err, size_t errlen)
@@ -44,7 +34,7 @@ static int card_check_fields(const char *id, const char *name, const char *role,
     char shown[LIAISON_MAX_ID + 1];
 
     if (!text_valid_id(id)) {
-        printable(shown, sizeof shown, id);
+        text_printable(shown, sizeof shown, id);
         snprintf(err, errlen, "card: id '%s' is not a valid node id (1-%u of a-z 0-9 . _ -, starting with a letter or digit)",
                  shown, LIAISON_MAX_ID);
         goto out;
@@ -54,7 +44,7 @@ static int card_check_fields(const char *id, const char *name, const char *role,
         goto out;
     }
     if (!text_valid_role(role)) {
-        printable(shown, 33, role);
+        text_printable(shown, 33, role);
         snprintf(err, errlen, "card: role '%s' is not one of %s", shown, text_roles());
         goto out;
     }

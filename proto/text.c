@@ -347,6 +347,14 @@ bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_
     return false;
 }
 
+void text_printable(char *dst, size_t dstlen, const char *s)
+{
+    size_t i = 0;
+    for (; s && s[i] && i + 1 < dstlen; i++)
+        dst[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    dst[i] = '\0';
+}
+
 char *text_b64_encode(const uint8_t *bin, size_t len)
 {
     const int variant = sodium_base64_VARIANT_URLSAFE_NO_PADDING;

@@ -51,6 +51,12 @@ bool text_valid_utf8(const char *s, size_t max, bool multiline);
  * UTF-8 (byte 0xff at line 2)", "is longer than 200 bytes"), never quoting the text. */
 bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_t whylen);
 
+/* Copies at most dstlen-1 bytes of untrusted s (NULL is taken as "") into dst, always
+ * NUL-terminated, with every byte that is not printable ASCII (control characters, DEL,
+ * any byte >= 0x80) replaced by '?', so that text from a peer or a card cannot forge log
+ * lines or put escape sequences into a terminal. dstlen must be at least 1. */
+void text_printable(char *dst, size_t dstlen, const char *s);
+
 /* base64url without padding. Returns a malloc'd NUL-terminated string, or NULL. */
 char *text_b64_encode(const uint8_t *bin, size_t len);
 

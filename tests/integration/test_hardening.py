@@ -16,6 +16,7 @@ import os
 import pwd
 import random
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -496,6 +497,183 @@ class ControlBadInput(Hardened):
                         "(daemon/control.c bind_ipc) drops the connection, so the size check in serve() "
                         "never runs" % line)
         self.assertEqual(len(rows), 1, rows)
+
+
+class StaleConnections(NodeTest):
+    """A connection authenticated before its peer was removed, or before the peer's card
+    was replaced by one with another transport key, stays open (ZeroMQ keeps it), but its
+    frames are dropped and not answered, and audited as `transport-refused` at most once
+    a minute per key (PROTOCOL.md sections 6 and 11): a removed peer cannot flood the
+    audit log, and an old (perhaps stolen) key is never taken for the new card."""
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.node("a", start=False)  # rawpeer speaks with a's keys; no daemon of a's interferes
+        self.b = self.node("b")
+        self.b.add_peer(self.a)
+        cmd = [harness.RAWPEER, "--home", self.a.home, "--target", self.b.card_file, "--timeout-ms", "20000",
+               "--hold", "envelope"]
+        self.held = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.addCleanup(self.close_held)
+        first = self.held.stdout.readline().strip()
+        self.assertTrue(first.startswith("receipt "), first)
+
+    def close_held(self):
+        if self.held.poll() is None:
+            self.held.stdin.close()
+            try:
+                self.held.wait(30)
+            except subprocess.TimeoutExpired:
+                self.held.kill()
+                self.held.wait()
+        self.held.stdout.close()
+        self.held.stderr.close()
+
+    def command(self, line):
+        self.held.stdin.write(line + "\n")
+        self.held.stdin.flush()
+        answer = self.held.stdout.readline().strip()
+        if not answer:
+            self.fail("rawpeer ended: %s" % self.held.stderr.read())
+        return answer
+
+    def dropped_while_stale(self, make_stale, make_current, frames):
+        """Sends `frames` frames on the held connection while a's key is not current, then
+        makes it current again and sends one more: its answer (the original receipt of the
+        replayed envelope) comes after everything sent before it on that connection was
+        handled. Returns the audit rows written meanwhile."""
+        b = self.b
+        seq = audit_max(b)
+        make_stale()
+        start = time.monotonic()
+        self.assertEqual(self.command("blast %d" % frames), "sent %d" % frames)
+        wait_for(lambda: audit_since(b, seq) and [r for r in audit_since(b, seq) if r[2] == "transport-refused"],
+                 20, "the dropped frames to be audited")
+        make_current()
+        # Nothing was answered on the stale connection: the next answer is this exchange's.
+        answer = self.command("exchange")
+        elapsed = time.monotonic() - start
+        self.assertTrue(answer.startswith("receipt "), "a frame of the stale key was answered: %r" % answer)
+        rows = audit_since(b, seq)
+        refused = [r for r in rows if r[2] == "transport-refused"]
+        # At most one row per key per minute, however many frames (the bound allows for a
+        # machine slow enough to take more than a minute over this).
+        self.assertGreaterEqual(len(refused), 1)
+        self.assertLessEqual(len(refused), 1 + int(elapsed // 60), "%d rows for one key: %r" % (len(refused), refused[:3]))
+        for r in refused:
+            self.assertEqual((r[1], r[3]), ("daemon", "refused"), r)
+            self.assertIn("is not in the directory", r[6])
+        self.assertEqual([r for r in rows if r[2] in ("message-rejected", "message-received")], [], rows)
+        self.assertEqual([r[2] for r in rows if r[2] == "message-duplicate"], ["message-duplicate"])
+        self.assertIsNone(b.proc.poll())
+        return rows
+
+    def test_removed_peer_connection_is_dropped(self):
+        b = self.b
+        self.dropped_while_stale(lambda: b.cli("peer", "remove", "a"), lambda: b.add_peer(self.a), frames=100)
+
+    def test_replaced_key_connection_is_dropped(self):
+        b = self.b
+        other = tempfile.mkdtemp(prefix="liaison-it-", dir=self.base)
+        a2 = harness.Node(other, "a").init()  # the same id with new keys (not started)
+        rows = self.dropped_while_stale(lambda: b.add_peer(a2, replace=True),
+                                        lambda: b.add_peer(self.a, replace=True), frames=20)
+        self.assertEqual([r[2] for r in rows if r[2] == "peer-replaced"], ["peer-replaced"] * 2)
+
+
+class HostileRejectReason(NodeTest):
+    """A peer's Reject.reason is its own text: a newline in it must not forge a log line,
+    escape sequences must not reach a terminal through `liaison outbox`/`show`, and its
+    length is bounded, in the log, the delivery's detail and the audit alike."""
+
+    FORGED = "2026-11-23T00:00:00.000Z liaisond info: forged"
+    REASON = ("refused\n" + FORGED + "\r\x1b[2J\x1b]0;owned\x07\x7f\u00e9" + "A" * 1000)
+
+    def test_reject_reason_is_made_printable_and_bounded(self):
+        a = self.node("a")
+        x = self.node("x", start=False)  # rawpeer answers as x
+        a.add_peer(x)
+        cmd = [harness.RAWPEER, "--home", x.home, "--target", a.card_file, "--timeout-ms", "30000",
+               "serve-reject", "6", self.REASON.encode().hex()]
+        server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            self.assertEqual(server.stdout.readline().strip(), "listening")
+            mid = a.send("x", "hello")
+            self.assertEqual(server.stdout.readline().strip(), "rejected " + mid)
+            # The server keeps its connection until stdin closes, so the Reject is not lost.
+            wait_for(lambda: a.delivery_state(mid, "x") == "rejected", 20, "the rejection to be recorded")
+        finally:
+            server.communicate(timeout=30)
+        detail = a.query("SELECT detail FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
+        audited = [r[6] for r in a.audit("delivery-rejected")]
+        self.assertEqual(len(audited), 1, audited)
+        for where, text in (("delivery detail", detail), ("audit details", audited[0])):
+            with self.subTest(where=where):
+                self.assertTrue(text.startswith("content: refused?" + self.FORGED + "?"), text[:120])
+                self.assertTrue(all(0x20 <= ord(ch) < 0x7f for ch in text), repr(text[:120]))
+                self.assertLessEqual(len(text), len("content: ") + 200)
+        with open(a.log, errors="replace") as f:
+            log = f.read()
+        self.assertNotIn("\n" + self.FORGED, log)
+        self.assertNotIn("\x1b", log)
+        self.assertIn("refused?" + self.FORGED, log)
+        for args in (("outbox",), ("show", mid)):
+            with self.subTest(command=args[0]):
+                out = a.cli(*args).stdout
+                self.assertNotIn("\x1b", out)
+                self.assertNotIn("\x07", out)
+                self.assertNotIn("\n" + self.FORGED, out)
+        # A detail stored raw (by a daemon from before this check) is still shown printable.
+        a.stop()
+        con = sqlite3.connect(a.db_path)
+        with con:
+            con.execute("UPDATE deliveries SET detail = ? WHERE hex(message_id) = upper(?)",
+                        ("content: " + self.REASON[:200], mid))
+        con.close()
+        a.start()
+        for args in (("outbox",), ("show", mid)):
+            with self.subTest(command=args[0], stored="raw"):
+                out = a.cli(*args).stdout
+                self.assertIn("refused?" + self.FORGED, out)
+                self.assertNotIn("\x1b", out)
+                self.assertNotIn("\n" + self.FORGED, out)
+
+
+class UnusableCards(NodeTest):
+    """A validly signed card whose X25519 encryption key is a low-order point (no usable
+    pair key) is refused before anything is stored or audited as accepted, and with
+    --replace the working card stays active."""
+
+    def low_order_card(self, node):
+        lines, _ = node.rawpeer(node, "card-loworder")
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0]
+
+    def test_low_order_card_is_refused_before_it_is_stored(self):
+        a = self.node("a")
+        b = self.node("b")
+        c = self.node("c")
+        link(a, b)
+        bad = self.low_order_card(b)
+        for node, args in ((a, ("--replace",)), (c, ())):
+            with self.subTest(node=node.id, args=args):
+                before = snapshot(node)
+                seq = audit_max(node)
+                p = node.cli("peer", "add", *args, "-", input=bad, check=False)
+                self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+                self.assertIn("unusable encryption key", p.stderr)
+                self.assertEqual(snapshot(node), before, "a refused card changed stored rows")
+                rows = audit_since(node, seq)
+                self.assertEqual([(r[2], r[3], r[5]) for r in rows], [("peer-added", "refused", "b")], rows)
+        # a still talks to b with the card it had: both ways.
+        self.assertIn("b", a.cli("peer", "list").stdout)
+        self.assertNotIn("b", [ln.split()[0] for ln in c.cli("peer", "list").stdout.splitlines() if ln.split()])
+        m1 = a.send("b", "still using the working card")
+        m2 = b.send("a", "and back")
+        self.wait_delivered(a, m1, "b")
+        self.wait_delivered(b, m2, "a")
 
 
 class ControlSocketAccess(NodeTest):

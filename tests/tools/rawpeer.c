@@ -68,11 +68,18 @@ static void usage(void)
             "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N\n"
             "  --thread HEX  --header-version N  --pad-recipients N  --resign\n"
             "  --truncate-envelope N  --truncate-frame N  --payload-file FILE (raw payload bytes)\n"
+            "serve-reject CODE REASON_HEX: listens as --home, answers --repeat N envelopes\n"
+            "  with Reject{their id, CODE, the bytes of REASON_HEX}, then waits for EOF on stdin\n"
+            "card-loworder: prints the card of --home (--target must be that card) re-signed with an\n"
+            "  all-zero (low-order) encryption key, and exits\n"
             "control mode (no --home/--target needed): control ENDPOINT FILE [NFRAMES]\n"
             "  sends FILE as one ZeroMQ frame (or NFRAMES copies as one multi-frame message)\n"
             "  to ENDPOINT (e.g. ipc:///H/run/control.sock) and prints\n"
             "  'response CODE REQUEST_ID ERROR' or 'garbage' or 'timeout'\n"
-            "other: --timeout-ms N (default 5000)\n");
+            "other: --timeout-ms N (default 5000)\n"
+            "  --hold: after the exchanges, keep the connection and read commands from stdin:\n"
+            "  'blast N' sends N more copies without waiting for answers (prints 'sent N'),\n"
+            "  'exchange' sends one more copy and prints the answer; EOF ends\n");
     exit(1);
 }
 
@@ -249,6 +256,80 @@ static int control_mode(const char *endpoint, const char *file, int nframes, int
     return 0;
 }
 
+/* serve-reject mode: listens as the node of --home (CURVE server with its transport key;
+ * no ZAP handler, so any client is admitted) and answers each of the first `count`
+ * envelopes it receives with a Reject{message id, code, reason}. Prints
+ * 'rejected MSGID' for each, or 'timeout' when nothing arrives for timeout_ms. */
+static int serve_reject(const config_t *cfg, const keys_t *k, int code, const char *reason, int count,
+                        int timeout_ms)
+{
+    void *ctx = zmq_ctx_new();
+    void *r = zmq_socket(ctx, ZMQ_ROUTER);
+    int zero = 0, one = 1;
+    zmq_setsockopt(r, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(r, ZMQ_CURVE_SERVER, &one, sizeof one);
+    zmq_setsockopt(r, ZMQ_CURVE_SECRETKEY, k->transport_sk, 32);
+    if (zmq_bind(r, cfg->listen) != 0)
+        die("bind: %s", zmq_strerror(errno));
+    printf("listening\n");
+    fflush(stdout);
+    for (int served = 0; served < count;) {
+        zmq_pollitem_t it = {.socket = r, .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, timeout_ms) <= 0) {
+            printf("timeout\n");
+            break;
+        }
+        zmq_msg_t rid, body;
+        zmq_msg_init(&rid);
+        zmq_msg_init(&body);
+        zmq_msg_recv(&rid, r, 0);
+        if (zmq_msg_more(&rid))
+            zmq_msg_recv(&body, r, 0);
+        Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
+        Liaison__Wire__Envelope *e = NULL;
+        Liaison__Wire__Header *h = NULL;
+        if (f && f->kind_case == LIAISON__WIRE__FRAME__KIND_ENVELOPE &&
+            (e = liaison__wire__envelope__unpack(NULL, f->envelope.len, f->envelope.data)) &&
+            (h = liaison__wire__header__unpack(NULL, e->header.len, e->header.data)) &&
+            h->message_id.len == LIAISON_MSGID_BYTES) {
+            Liaison__Wire__Reject rj = LIAISON__WIRE__REJECT__INIT;
+            rj.code = (Liaison__Wire__RejectCode)code;
+            rj.reason = (char *)reason;
+            rj.message_id = h->message_id;
+            Liaison__Wire__Frame out;
+            liaison__wire__frame__init(&out);
+            out.kind_case = LIAISON__WIRE__FRAME__KIND_REJECT;
+            out.reject = &rj;
+            zmq_msg_t m;
+            size_t n = liaison__wire__frame__get_packed_size(&out);
+            zmq_msg_init_size(&m, n);
+            liaison__wire__frame__pack(&out, zmq_msg_data(&m));
+            zmq_msg_send(&rid, r, ZMQ_SNDMORE);
+            zmq_msg_send(&m, r, 0);
+            char hex[TEXT_MSGID_HEX];
+            text_msgid_to_hex(h->message_id.data, hex);
+            printf("rejected %s\n", hex);
+            fflush(stdout);
+            served++;
+        }
+        if (h)
+            liaison__wire__header__free_unpacked(h, NULL);
+        if (e)
+            liaison__wire__envelope__free_unpacked(e, NULL);
+        if (f)
+            liaison__wire__frame__free_unpacked(f, NULL);
+        zmq_msg_close(&rid);
+        zmq_msg_close(&body);
+    }
+    /* Keeps the connection until stdin ends: the test closes it once the daemon has
+     * recorded what it was told (closing earlier could lose the last Reject). */
+    while (getchar() != EOF)
+        ;
+    zmq_close(r);
+    zmq_ctx_term(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -262,6 +343,7 @@ int main(int argc, char **argv)
         {"header-version", required_argument, NULL, 'V'}, {"pad-recipients", required_argument, NULL, 'P'},
         {"resign", no_argument, NULL, 'R'},        {"truncate-envelope", required_argument, NULL, 'E'},
         {"truncate-frame", required_argument, NULL, 'F'}, {"payload-file", required_argument, NULL, 'p'},
+        {"hold", no_argument, NULL, 'L'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *target = NULL, *to = NULL, *sender = NULL, *text = "hello from rawpeer";
@@ -270,7 +352,7 @@ int main(int argc, char **argv)
     int ncards = 0, repeat = 1, timeout_ms = 5000;
     long long offset = 0;
     uint32_t ctype = LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT;
-    bool swap = false, resign = false;
+    bool swap = false, resign = false, hold = false;
     long hversion = -1, pad = 0, trunc_env = -1, trunc_frame = -1;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -295,6 +377,7 @@ int main(int argc, char **argv)
         case 'E': trunc_env = strtol(optarg, NULL, 10); break;
         case 'F': trunc_frame = strtol(optarg, NULL, 10); break;
         case 'p': payload_file = optarg; break;
+        case 'L': hold = true; break;
         default: usage();
         }
     }
@@ -323,6 +406,31 @@ int main(int argc, char **argv)
     load_card(target, &tc);
     for (int i = 0; i < ncards; i++)
         load_card(cards[i], &extra[i]);
+
+    if (strcmp(mode, "serve-reject") == 0 && optind + 2 < argc) {
+        size_t n = strlen(argv[optind + 2]) / 2, bl;
+        char *reason = calloc(1, n + 1);
+        if (sodium_hex2bin((uint8_t *)reason, n, argv[optind + 2], strlen(argv[optind + 2]), NULL, &bl, NULL) != 0)
+            die("bad hex %s", argv[optind + 2]);
+        int rc = serve_reject(&cfg, k, atoi(argv[optind + 1]), reason, repeat, timeout_ms);
+        free(reason);
+        keys_destroy(&k);
+        return rc;
+    }
+    if (strcmp(mode, "card-loworder") == 0) {
+        /* A validly signed card whose X25519 key is the all-zero point: every pair key
+         * derived from it is the all-zero shared secret. */
+        keys_t fake = *k;
+        memset(fake.enc_pk, 0, sizeof fake.enc_pk);
+        memset(tc.enc_pk, 0, sizeof tc.enc_pk);
+        char *line = card_encode(&tc, &fake, err, sizeof err);
+        if (!line)
+            die("%s", err);
+        printf("%s\n", line);
+        free(line);
+        keys_destroy(&k);
+        return 0;
+    }
 
     void *ctx = zmq_ctx_new();
     void *d = zmq_socket(ctx, ZMQ_DEALER);
@@ -483,6 +591,33 @@ int main(int argc, char **argv)
             zmq_msg_copy(&copy[i], &frames[i]);
         }
         exchange(d, copy, nframes, timeout_ms);
+    }
+    /* --hold: the same connection stays open while the test changes the target's
+     * directory, so the daemon's handling of an already-authenticated connection shows. */
+    char cmd[64];
+    while (hold && fgets(cmd, sizeof cmd, stdin)) {
+        long count = strncmp(cmd, "blast ", 6) == 0 ? strtol(cmd + 6, NULL, 10) : 1;
+        bool wait = strncmp(cmd, "exchange", 8) == 0;
+        if (!wait && strncmp(cmd, "blast ", 6) != 0)
+            die("unknown --hold command %s", cmd);
+        for (long r = 0; r < count; r++) {
+            zmq_msg_t copy[16];
+            for (int i = 0; i < nframes; i++) {
+                zmq_msg_init(&copy[i]);
+                zmq_msg_copy(&copy[i], &frames[i]);
+            }
+            if (wait) {
+                exchange(d, copy, nframes, timeout_ms);
+                continue;
+            }
+            for (int i = 0; i < nframes; i++)
+                if (zmq_msg_send(&copy[i], d, i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+                    die("send failed: %s", zmq_strerror(errno));
+        }
+        if (!wait) {
+            printf("sent %ld\n", count);
+            fflush(stdout);
+        }
     }
     for (int i = 0; i < nframes; i++)
         zmq_msg_close(&frames[i]);

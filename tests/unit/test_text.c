@@ -407,6 +407,24 @@ static void test_time_parse(void **state)
     assert_int_equal(ms, 1709210096000ull);
 }
 
+static void test_printable(void **state)
+{
+    (void)state;
+    char out[16];
+    text_printable(out, sizeof out, "plain text");
+    assert_string_equal(out, "plain text");
+    /* A newline that would start a forged log line, an ANSI escape, DEL, C1 and UTF-8 bytes. */
+    text_printable(out, sizeof out, "a\nb\r\x1b[31m\x7f\xc2\x9b\xc3\xa9");
+    assert_string_equal(out, "a?b??[31m?????");
+    /* Bounded: at most sizeof out - 1 bytes, always terminated. */
+    text_printable(out, sizeof out, "0123456789abcdefghij");
+    assert_string_equal(out, "0123456789abcde");
+    text_printable(out, 1, "x");
+    assert_string_equal(out, "");
+    text_printable(out, sizeof out, NULL);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -418,6 +436,7 @@ int main(void)
         cmocka_unit_test(test_utf8),          cmocka_unit_test(test_utf8_every_position),          cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_printable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

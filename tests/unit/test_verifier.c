@@ -157,6 +157,31 @@ static void test_refuses_an_overlong_peer_id(void **state)
     assert_int_equal(zmq_ctx_term(zctx), 0);
 }
 
+static void test_refuses_a_receipt_over_the_limit(void **state)
+{
+    (void)state;
+    void *zctx = zmq_ctx_new();
+    loop_t *l = loop_new();
+    seen_t s = {.loop = l};
+    verifier_t *v = NULL;
+    char err[200];
+    uint8_t pk[LIAISON_KEY_BYTES] = {0};
+    uint8_t *big = calloc(1, LIAISON_MAX_RECEIPT + 1);
+    assert_non_null(big);
+    assert_int_equal(verifier_start(&v, zctx, l, on_done, &s, err, sizeof err), 0);
+    /* Neither copied nor queued: the caller refuses it itself. */
+    assert_int_equal(verifier_submit(v, "bob", pk, big, LIAISON_MAX_RECEIPT + 1), -1);
+    assert_int_equal(verifier_submit(v, "bob", pk, big, 0), -1);
+    assert_int_equal(verifier_pending(v), 0);
+    /* The limit itself is still handed over (and its verdict comes back on stop). */
+    assert_int_equal(verifier_submit(v, "bob", pk, big, LIAISON_MAX_RECEIPT), 0);
+    assert_int_equal(verifier_pending(v), 1);
+    verifier_stop(&v);
+    free(big);
+    loop_destroy(&l);
+    assert_int_equal(zmq_ctx_term(zctx), 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -165,6 +190,7 @@ int main(void)
         cmocka_unit_test(test_verdicts_come_back_on_the_loop),
         cmocka_unit_test(test_stop_with_jobs_in_flight),
         cmocka_unit_test(test_refuses_an_overlong_peer_id),
+        cmocka_unit_test(test_refuses_a_receipt_over_the_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
