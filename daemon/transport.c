@@ -36,6 +36,7 @@ static int set_common(void *s, const config_t *c)
     rc |= set_int(s, ZMQ_HEARTBEAT_TIMEOUT, (int)c->heartbeat_ms * 3);
     rc |= set_int(s, ZMQ_HEARTBEAT_TTL, (int)c->heartbeat_ms * 3);
     rc |= set_int(s, ZMQ_LINGER, 0);
+    rc |= set_int(s, ZMQ_IPV6, 1); /* IPv6 endpoints as well as IPv4 ones (PROTOCOL.md 3) */
     return rc ? -1 : 0;
 }
 

@@ -1,10 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """Core delivery across real daemons (issue 2)."""
 import os
+import socket
 import time
 import unittest
 
-from harness import NodeTest, link, wait_for
+from harness import Node, NodeTest, link, wait_for
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 class CoreDelivery(NodeTest):
@@ -29,6 +39,21 @@ class CoreDelivery(NodeTest):
         self.assertEqual(len(a.audit("message-queued")), 1)
         self.assertEqual(len(a.audit("message-delivered")), 1)
         self.assertEqual(len(b.audit("message-received")), 1)
+
+    @unittest.skipUnless(ipv6_loopback(), "this machine has no IPv6 loopback")
+    def test_ipv6_endpoints(self):
+        nodes = []
+        for ident in ("dr.alvarez", "dr.okafor"):
+            n = Node(self.base, ident)
+            n.endpoint = "tcp://[::1]:%d" % n.port
+            self.nodes.append(n.init())
+            n.start()
+            nodes.append(n)
+        a, b = nodes
+        link(a, b)
+        mid = a.send("dr.okafor", "over IPv6")
+        self.wait_delivered(a, mid, "dr.okafor")
+        self.assertIn("over IPv6", b.cli("show", mid).stdout)
 
     def test_bodies_encrypted_at_rest(self):
         a = self.node("a")
