@@ -187,9 +187,21 @@ out:
     return rc;
 }
 
-/* Reads exactly LIAISON_KEY_BYTES from the regular, private file dir/name into secret. */
-static int read_secret(const char *dir, const char *name, uint8_t secret[static LIAISON_KEY_BYTES],
-                       char *err, size_t errlen)
+int keys_write_secret(const char *dir, const char *name, const uint8_t secret[static LIAISON_KEY_BYTES], char *err,
+                      size_t errlen)
+{
+    char path[PATH_MAX];
+    if (key_path(dir, name, path, sizeof path, err, errlen) != 0 || write_secret(path, secret, err, errlen) != 0)
+        return -1;
+    if (sync_dir(dir, err, errlen) != 0) {
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+int keys_read_secret(const char *dir, const char *name, uint8_t secret[static LIAISON_KEY_BYTES], char *err,
+                     size_t errlen)
 {
     int rc = -1;
     int fd = -1;
@@ -201,6 +213,8 @@ static int read_secret(const char *dir, const char *name, uint8_t secret[static 
         goto out;
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
+        if (errno == ENOENT)
+            rc = KEYS_SECRET_MISSING;
         if (errno == ELOOP)
             snprintf(err, errlen, "keys: %s is a symbolic link; key files must be regular files", path);
         else
@@ -258,9 +272,9 @@ keys_t *keys_load(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "keys: no key directory given");
         goto out;
     }
-    if (read_secret(dir, KEYS_IDENTITY_FILE, seed, err, errlen) != 0 ||
-        read_secret(dir, KEYS_ENCRYPTION_FILE, k->enc_sk, err, errlen) != 0 ||
-        read_secret(dir, KEYS_TRANSPORT_FILE, k->transport_sk, err, errlen) != 0)
+    if (keys_read_secret(dir, KEYS_IDENTITY_FILE, seed, err, errlen) != 0 ||
+        keys_read_secret(dir, KEYS_ENCRYPTION_FILE, k->enc_sk, err, errlen) != 0 ||
+        keys_read_secret(dir, KEYS_TRANSPORT_FILE, k->transport_sk, err, errlen) != 0)
         goto out;
     if (crypto_sign_seed_keypair(k->sign_pk, k->sign_sk, seed) != 0 ||
         crypto_scalarmult_base(k->enc_pk, k->enc_sk) != 0 ||

@@ -38,6 +38,19 @@ int keys_save(const keys_t *k, const char *dir, char *err, size_t errlen);
  * Returns NULL with a message in err on failure. */
 keys_t *keys_load(const char *dir, char *err, size_t errlen);
 
+/* One secret of LIAISON_KEY_BYTES in its own file dir/name (the key files above, and
+ * others such as the daemon's patient key). keys_write_secret creates the file with
+ * mode 0600, never over an existing one, and makes it durable (file and directory
+ * fsynced); keys_read_secret reads it back only from a regular, private file of exactly
+ * that size. Both return 0, or -1 with err naming the file and the fix;
+ * keys_read_secret returns KEYS_SECRET_MISSING (with err set) if the file does not
+ * exist. */
+#define KEYS_SECRET_MISSING 1
+int keys_write_secret(const char *dir, const char *name, const uint8_t secret[static LIAISON_KEY_BYTES], char *err,
+                      size_t errlen);
+int keys_read_secret(const char *dir, const char *name, uint8_t secret[static LIAISON_KEY_BYTES], char *err,
+                     size_t errlen);
+
 /* Wipes and frees; sets *k to NULL. NULL-safe. */
 void keys_destroy(keys_t **k);
 

@@ -170,7 +170,7 @@ class ConfigTest(ServiceTest):
         p = self.check(n)
         self.assertEqual(p.returncode, 1, p.stdout)
         self.assertIn(key, p.stderr)
-        self.assertIn("32-byte", p.stderr)
+        self.assertIn("expected 32", p.stderr)
 
     def test_patient_key_made_for_a_node_without_patient_data(self):
         n = self.node("dr.pkeynew", start=False)
