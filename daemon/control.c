@@ -700,7 +700,7 @@ static int open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **p
     if (rc != 0)
         return rc;
     rc = -1;
-    if (envelope_parse(env, env_len, &oc.e, &code, err, sizeof err) != 0)
+    if (envelope_parse_stored(env, env_len, &oc.e, &code, err, sizeof err) != 0)
         goto out;
     if (m->outgoing) {
         if (envelope_open(oc.e, n->cfg.id, n->self_pair_key, &oc.pt, &oc.pt_len) != 0)

@@ -321,7 +321,7 @@ out:
 }
 
 /* Checks the unpacked header's fields (version already checked). */
-static int check_header(const Liaison__Wire__Header *h, size_t hdr_len, char *err, size_t errlen)
+static int check_header(const Liaison__Wire__Header *h, size_t hdr_len, bool stored, char *err, size_t errlen)
 {
     int rc = -1;
     bool sender_listed = false;
@@ -385,7 +385,7 @@ static int check_header(const Liaison__Wire__Header *h, size_t hdr_len, char *er
                  LIAISON_MSGID_BYTES);
         goto out;
     }
-    if (h->key_commitment.len != LIAISON_HASH_BYTES) {
+    if (h->key_commitment.len != LIAISON_HASH_BYTES && !(stored && h->key_commitment.len == 0)) {
         snprintf(err, errlen, "envelope: key commitment is %zu bytes, expected %u", h->key_commitment.len,
                  LIAISON_HASH_BYTES);
         goto out;
@@ -395,7 +395,7 @@ out:
     return rc;
 }
 
-int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen)
+static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out, int *code, char *err, size_t errlen)
 {
     int rc = -1;
     int why = LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED;
@@ -451,8 +451,9 @@ int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code
                  LIAISON_PROTOCOL_VERSION);
         goto out;
     }
-    if (check_header(e->hdr, env->header.len, err, errlen) != 0)
+    if (check_header(e->hdr, env->header.len, stored, err, errlen) != 0)
         goto out;
+    e->uncommitted = e->hdr->key_commitment.len == 0;
     *out = e;
     e = NULL;
     why = LIAISON__WIRE__REJECT_CODE__REJECT_UNSPECIFIED;
@@ -462,6 +463,16 @@ out:
         *code = why;
     envelope_destroy(&e);
     return rc;
+}
+
+int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen)
+{
+    return parse(bytes, len, false, out, code, err, errlen);
+}
+
+int envelope_parse_stored(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen)
+{
+    return parse(bytes, len, true, out, code, err, errlen);
 }
 
 int envelope_verify(const envelope_t *e, const uint8_t sign_pk[static LIAISON_KEY_BYTES])
@@ -522,8 +533,8 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
     wk = e->hdr->keys[idx];
     /* envelope_parse guaranteed these; re-check so a hand-built envelope_t cannot overflow. */
     if (wk->ciphertext.len != WRAPPED_BYTES || wk->nonce.len != AEAD_NONCE || env->body.len < AEAD_NONCE + AEAD_TAG ||
-        e->hdr->message_id.len != LIAISON_MSGID_BYTES || e->hdr->key_commitment.len != LIAISON_HASH_BYTES ||
-        !text_valid_id(e->hdr->sender))
+        e->hdr->message_id.len != LIAISON_MSGID_BYTES ||
+        e->hdr->key_commitment.len != (e->uncommitted ? 0u : LIAISON_HASH_BYTES) || !text_valid_id(e->hdr->sender))
         goto out;
     ck = ck_buf;
     if (!ck)
@@ -535,7 +546,7 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
         goto out;
     /* The key this recipient was given must be the one the sender signed for all. */
     key_commitment(ck, commitment);
-    if (sodium_memcmp(commitment, e->hdr->key_commitment.data, LIAISON_HASH_BYTES) != 0)
+    if (!e->uncommitted && sodium_memcmp(commitment, e->hdr->key_commitment.data, LIAISON_HASH_BYTES) != 0)
         goto out;
     plain_cap = env->body.len - AEAD_NONCE - AEAD_TAG;
     plain = malloc(plain_cap ? plain_cap : 1);

@@ -5,6 +5,7 @@
 #ifndef LIAISON_SEAL_H
 #define LIAISON_SEAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
 typedef struct envelope {
     Liaison__Wire__Envelope *env;
     Liaison__Wire__Header *hdr;
+    bool uncommitted;   /* envelope_parse_stored: a header from before key commitments */
 } envelope_t;
 
 /* Parses serialized Envelope bytes and its Header and checks every structural
@@ -56,6 +58,13 @@ typedef struct envelope {
  * *code (MALFORMED or VERSION) and a reason in err. */
 __attribute__((warn_unused_result))
 int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen);
+
+/* As envelope_parse, for an envelope this node already holds in its own database: a
+ * header without key_commitment is accepted (envelopes stored before commitments were
+ * part of the protocol), and envelope_open then opens it without that check. Never for
+ * bytes from the wire. */
+__attribute__((warn_unused_result))
+int envelope_parse_stored(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen);
 
 /* Verifies the Ed25519 signature over the bytes as carried, with the sender's
  * identity key. Returns 0 if valid, -1 otherwise. */
