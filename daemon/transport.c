@@ -36,8 +36,17 @@ static int set_common(void *s, const config_t *c)
     rc |= set_int(s, ZMQ_HEARTBEAT_TIMEOUT, (int)c->heartbeat_ms * 3);
     rc |= set_int(s, ZMQ_HEARTBEAT_TTL, (int)c->heartbeat_ms * 3);
     rc |= set_int(s, ZMQ_LINGER, 0);
-    rc |= set_int(s, ZMQ_IPV6, 1); /* IPv6 endpoints as well as IPv4 ones (PROTOCOL.md 3) */
     return rc ? -1 : 0;
+}
+
+/* ZMQ_IPV6 only where the endpoint asks for it: an IPv6 literal, or '*' to bind (both
+ * families). A host name stays IPv4: with ZMQ_IPV6 libzmq would dial only the first
+ * address a name resolves to, often ::1 for localhost, and miss an IPv4 listener. */
+static int set_ipv6(void *s, const char *endpoint, bool bind)
+{
+    const char *host = strncmp(endpoint, "tcp://", 6) == 0 ? endpoint + 6 : "";
+    bool v6 = host[0] == '[' || (bind && host[0] == '*' && host[1] == ':');
+    return v6 ? set_int(s, ZMQ_IPV6, 1) : 0;
 }
 
 /* ---- ZAP (RFC 27) ---- */
@@ -330,7 +339,8 @@ int transport_peer_open(node_t *n, peer_t *p, char *err, size_t errlen)
     char mon_ep[128];
     static unsigned mon_seq;
     snprintf(mon_ep, sizeof mon_ep, "inproc://monitor-%u", ++mon_seq);
-    if (!d || set_common(d, &n->cfg) != 0 || set_int(d, ZMQ_IMMEDIATE, 1) != 0 ||
+    if (!d || set_common(d, &n->cfg) != 0 || set_ipv6(d, p->card.endpoint, false) != 0 ||
+        set_int(d, ZMQ_IMMEDIATE, 1) != 0 ||
         set_int(d, ZMQ_RECONNECT_IVL, 200) != 0 || set_int(d, ZMQ_RECONNECT_IVL_MAX, 5000) != 0 ||
         zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, p->card.transport_pk, 32) != 0 ||
         zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, n->keys->transport_pk, 32) != 0 ||
@@ -421,7 +431,8 @@ int transport_start(node_t *n, char *err, size_t errlen)
         return -1;
     }
     n->router = zmq_socket(n->zctx, ZMQ_ROUTER);
-    if (!n->router || set_common(n->router, &n->cfg) != 0 || set_int(n->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
+    if (!n->router || set_common(n->router, &n->cfg) != 0 || set_ipv6(n->router, n->cfg.listen, true) != 0 ||
+        set_int(n->router, ZMQ_ROUTER_MANDATORY, 1) != 0 ||
         set_int(n->router, ZMQ_CURVE_SERVER, 1) != 0 ||
         zmq_setsockopt(n->router, ZMQ_CURVE_SECRETKEY, n->keys->transport_sk, 32) != 0 ||
         zmq_setsockopt(n->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0) {

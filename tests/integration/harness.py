@@ -45,6 +45,7 @@ class Node:
         self.port = free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
         self.proc = None
+        self.prefix = []  # a command the daemon is started through (e.g. unshare), before LIAISOND
         self.log = os.path.join(base, ident + ".log")
         self.db_path = os.path.join(self.home, "liaison.db")
         self.card_file = os.path.join(self.home, "card.txt")
@@ -88,7 +89,8 @@ class Node:
         # LIAISON_DAEMON_WRAPPER runs each daemon under a tool, e.g. "valgrind --leak-check=full"
         # (docs/RELIABILITY.md); its report lands in the node's log and is checked at teardown.
         wrapper = os.environ.get("LIAISON_DAEMON_WRAPPER", "").split()
-        self.proc = subprocess.Popen(wrapper + [LIAISOND, "--home", self.home], stdout=self.logf, stderr=self.logf)
+        self.proc = subprocess.Popen(wrapper + self.prefix + [LIAISOND, "--home", self.home], stdout=self.logf,
+                                     stderr=self.logf)
         if wait:
             wait_for(lambda: self._up(), 60 if os.environ.get("LIAISON_DAEMON_WRAPPER") else 20,
                      "liaisond %s to start" % self.id)

@@ -2,10 +2,19 @@
 """Core delivery across real daemons (issue 2)."""
 import os
 import socket
+import subprocess
 import time
 import unittest
 
 from harness import Node, NodeTest, link, wait_for
+
+
+def private_hosts_file():
+    """True if a process can be given its own /etc/hosts (a mount namespace, as root)."""
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+    except OSError:
+        return False
 
 
 def ipv6_loopback():
@@ -54,6 +63,22 @@ class CoreDelivery(NodeTest):
         mid = a.send("dr.okafor", "over IPv6")
         self.wait_delivered(a, mid, "dr.okafor")
         self.assertIn("over IPv6", b.cli("show", mid).stdout)
+
+    @unittest.skipUnless(private_hosts_file(), "cannot give a daemon its own /etc/hosts here")
+    def test_host_name_resolving_to_ipv6_first_reaches_an_ipv4_listener(self):
+        # localhost resolves to ::1 first for the sender; the recipient listens on 127.0.0.1.
+        hosts = os.path.join(self.base, "hosts")
+        with open(hosts, "w") as f:
+            f.write("::1 localhost\n127.0.0.1 localhost\n")
+        a = Node(self.base, "dr.alvarez")
+        a.prefix = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts]
+        b = Node(self.base, "dr.okafor")
+        self.nodes += [a.init(), b.init(advertise="tcp://localhost:%d" % b.port)]
+        a.start()
+        b.start()
+        link(a, b)
+        mid = a.send("dr.okafor", "by name")
+        self.wait_delivered(a, mid, "dr.okafor")
 
     def test_bodies_encrypted_at_rest(self):
         a = self.node("a")
