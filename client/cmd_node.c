@@ -139,7 +139,7 @@ int cmd_init(cli_t *cli, int argc, char **argv)
         return cli_fail(EXIT_USAGE, "--listen '%.256s': %s (the address to bind, e.g. tcp://0.0.0.0:7701 or"
                                     " tcp://192.0.2.10:7701; peers dial --advertise tcp://HOST:PORT)", listen, why);
     if (!adv) {
-        if (strstr(listen, "://0.0.0.0:") || strstr(listen, "://*:") || strstr(listen, "://[::]:"))
+        if (text_endpoint_wildcard(listen))
             return cli_fail(EXIT_USAGE, "--listen %s binds every interface: give the address peers should dial with"
                                         " --advertise tcp://HOST:PORT", listen);
         adv = listen;

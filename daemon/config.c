@@ -191,8 +191,14 @@ int config_load(const char *path, config_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "%s: [delivery] retry_min_ms is larger than retry_max_ms", path);
         return -1;
     }
-    if (!c->advertise[0])
+    if (!c->advertise[0]) {
+        if (text_endpoint_wildcard(c->listen)) {
+            snprintf(err, errlen, "%s: [node] listen = %s binds every interface: set [node] advertise ="
+                                  " tcp://HOST:PORT, the address peers dial", path, c->listen);
+            return -1;
+        }
         memcpy(c->advertise, c->listen, sizeof c->advertise);
+    }
     return 0;
 }
 

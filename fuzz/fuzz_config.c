@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(c.name[0] && text_valid_utf8(c.name, LIAISON_MAX_NAME, false));
     FUZZ_CHECK(text_valid_role(c.role));
     FUZZ_CHECK(text_valid_utf8(c.org, LIAISON_MAX_NAME, false));
-    FUZZ_CHECK(text_valid_endpoint(c.listen));
+    FUZZ_CHECK(text_valid_bind_endpoint(c.listen));
     FUZZ_CHECK(text_valid_endpoint(c.advertise));
     FUZZ_CHECK(c.retry_min_ms >= 10 && c.retry_min_ms <= c.retry_max_ms);
     FUZZ_CHECK(c.max_recipients >= 1 && c.max_recipients <= LIAISON_MAX_RECIPIENTS);

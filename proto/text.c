@@ -236,6 +236,15 @@ bool text_valid_bind_endpoint(const char *s)
     return text_endpoint_problem(s, true) == NULL;
 }
 
+bool text_endpoint_wildcard(const char *s)
+{
+    static const char *const any[] = {"tcp://*:", "tcp://0.0.0.0:", "tcp://[::]:"};
+    for (size_t i = 0; s && i < sizeof any / sizeof any[0]; i++)
+        if (strncmp(s, any[i], strlen(any[i])) == 0)
+            return true;
+    return false;
+}
+
 /* Decodes one UTF-8 sequence at s (n bytes available). Returns its length and the
  * code point in *cp, or 0 if it is malformed, overlong, a surrogate or > U+10FFFF. */
 static size_t utf8_next(const unsigned char *s, size_t n, uint32_t *cp)

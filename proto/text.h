@@ -41,6 +41,10 @@ bool text_valid_endpoint(const char *s);
 /* True if s is a valid endpoint to bind (text_endpoint_problem(s, true) is NULL). */
 bool text_valid_bind_endpoint(const char *s);
 
+/* True if s binds every interface (a tcp endpoint whose host is '*', 0.0.0.0 or [::]):
+ * not an address peers can be told to dial. */
+bool text_endpoint_wildcard(const char *s);
+
 /* True if s is valid UTF-8 (no overlong forms, surrogates or code points above U+10FFFF)
  * of at most max bytes with no control characters (C0, DEL, C1). When multiline, tab and
  * newline are allowed; a single line allows neither (nor \r in either case). */

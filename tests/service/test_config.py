@@ -62,6 +62,17 @@ class ConfigTest(ServiceTest):
         self.assertIn(where, err)
         self.assertIn("retry_max_ms", err)
 
+    def test_wildcard_listen_needs_advertise(self):
+        n = self.node("dr.wild", start=False)
+        n.set_config("node", "listen", "tcp://*:7790")
+        n.set_config("node", "advertise", "")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("binds every interface: set [node] advertise", p.stderr)
+        self.assertIn("[node] advertise", self.start_fails(n))
+        n.set_config("node", "advertise", "tcp://clinic.example:7790")
+        self.assertEqual(self.check(n).returncode, 0)
+
     def test_unknown_key_names_file_line_and_key(self):
         n = self.node("dr.unknown", start=False)
         line = self.append(n, "\n[log]\nverbosity = 3\n")
