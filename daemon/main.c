@@ -322,7 +322,7 @@ static int open_lock(const paths_t *p, char *err, size_t errlen)
 /* The node's id is fixed when it is created: its card (signed, given to every peer)
  * and its database carry it. A liaison.conf naming another id would make the daemon
  * speak as a node its peers do not know, so start-up and --check-config refuse it.
- * s may be NULL (--check-config: the card file only). */
+ * s may be NULL (the card file only). */
 static int check_identity(node_t *n, store_t *s, char *err, size_t errlen)
 {
     char text[LIAISON_MAX_CARD_TEXT + 2];
@@ -412,14 +412,17 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     if (check_identity(n, NULL, err, errlen) != 0)
         return -1;
     if (check_only) {
-        if (pk == PATIENT_KEY_MISSING) {
-            store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
-            int rc = s ? patient_key_missing(n, s, false, err, errlen) : -1;
-            store_close(&s);
-            if (rc != 0)
-                return -1;
-        }
-        return 0;
+        /* What start-up checks against the database, read-only (and nothing if there is
+         * none yet: start-up creates it). */
+        if (access(n->paths.db_file, F_OK) != 0)
+            return 0;
+        store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
+        int rc = s && check_identity(n, s, err, errlen) == 0 &&
+                         (pk != PATIENT_KEY_MISSING || patient_key_missing(n, s, false, err, errlen) == 0)
+                     ? 0
+                     : -1;
+        store_close(&s);
+        return rc;
     }
     if (mkdir(n->paths.runtime_dir, 0750) != 0 && errno != EEXIST) {
         snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));

@@ -162,6 +162,9 @@ class ConfigTest(ServiceTest):
         self.assertIn("set id = dr.ident", err)
         # Without the card file the database still knows the node's id.
         os.unlink(n.card_file)
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("belongs to node 'dr.ident'", p.stderr)
         err = self.start_fails(n)
         self.assertIn("belongs to node 'dr.ident'", err)
         n.set_config("node", "id", "dr.ident")
