@@ -34,8 +34,10 @@ static void bad(audit_report_t *r, audit_failure_t kind, uint64_t seq, const cha
     __attribute__((format(printf, 4, 5)));
 static void bad(audit_report_t *r, audit_failure_t kind, uint64_t seq, const char *fmt, ...)
 {
-    if (kind == AUDIT_FAIL_CHAIN)
+    if (kind == AUDIT_FAIL_CHAIN && r->chain_ok) {
         r->chain_ok = false;
+        r->chain_bad_seq = seq;
+    }
     if (!r->ok)
         return; /* the first problem is the one reported */
     r->ok = false;
@@ -265,7 +267,7 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         anchored = extra.size;
     char chain[64] = "intact";
     if (!r->chain_ok)
-        snprintf(chain, sizeof chain, "BROKEN at entry %" PRIu64, r->first_bad_seq);
+        snprintf(chain, sizeof chain, "BROKEN at entry %" PRIu64, r->chain_bad_seq);
     say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries, chain,
         r->checkpoints, r->checkpoints == 1 ? "" : "s");
     const char *key = opts && opts->sign_pk ? "this card" : "the key recorded in the database";

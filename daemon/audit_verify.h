@@ -35,7 +35,8 @@ typedef struct audit_report {
     audit_failure_t failure;       /* the first failure, AUDIT_FAIL_NONE if ok */
     uint64_t entries;
     uint64_t checkpoints;
-    uint64_t first_bad_seq;        /* 0 if none */
+    uint64_t first_bad_seq;        /* where the first failure is, 0 if none */
+    uint64_t chain_bad_seq;        /* where the hash chain first breaks, 0 if it does not */
     char text[4096];               /* what was checked and, on failure, what is wrong */
 } audit_report_t;
 

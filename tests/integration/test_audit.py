@@ -168,6 +168,9 @@ class Tamper(NodeTest):
     def test_chain_broken_names_the_entry(self):
         self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")
         self.assertCaught(self.verify(), "hash chain BROKEN at entry 3", "broken at entry 3")
+        # Another failure found first (the wrong card) does not move where the chain breaks.
+        r = self.a.cli("audit", "verify", "--db", self.copy, "--card", self.b.card_file, check=False)
+        self.assertCaught(r, "hash chain BROKEN at entry 3")
 
     def test_unreadable_input_exits_1(self):
         bad = os.path.join(self.base, "bad.txt")
