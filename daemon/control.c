@@ -889,6 +889,14 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "that is this node's own card ('%s')", card.id);
         return;
     }
+    const char *why = text_endpoint_problem(card.endpoint, false);
+    if (why) {
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "endpoint not dialable");
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "the card of '%s' gives the endpoint '%s': %s (ask them for a new card)", card.id, card.endpoint,
+                     why);
+        return;
+    }
     /* Everything directory_add would refuse is refused here, before anything is stored,
      * audited as accepted or retired: a card that cannot be used never replaces one that can. */
     if (directory_check_card(n->keys, &card, err, sizeof err) != 0) {

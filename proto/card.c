@@ -26,9 +26,10 @@ static uint8_t *card_signed_message(const uint8_t *body, size_t body_len, size_t
     return m;
 }
 
-/* Checks the user-visible fields of c; shared by encode (our own card) and decode. */
+/* Checks the user-visible fields of c; shared by encode (our own card, strict) and
+ * decode (lenient about the endpoint, see below). */
 static int card_check_fields(const char *id, const char *name, const char *role, const char *org,
-                             const char *endpoint, char *err, size_t errlen)
+                             const char *endpoint, bool strict, char *err, size_t errlen)
 {
     int rc = -1;
     char shown[LIAISON_MAX_ID + 1];
@@ -52,7 +53,11 @@ static int card_check_fields(const char *id, const char *name, const char *role,
         snprintf(err, errlen, "card: org must be at most %u bytes of single-line UTF-8 text", LIAISON_MAX_NAME);
         goto out;
     }
-    const char *why = text_endpoint_problem(endpoint, false);
+    /* Decoding is lenient, so that a card stored before the strict rule stays readable;
+     * a card being made, or added by `peer add`, is held to text_endpoint_problem. */
+    const char *why = strict ? text_endpoint_problem(endpoint, false)
+                      : text_plausible_endpoint(endpoint) ? NULL
+                                                          : "it must have the form tcp://HOST:PORT";
     if (why) {
         snprintf(err, errlen, "card: the endpoint is not tcp://HOST:PORT (or ipc://PATH): %s", why);
         goto out;
@@ -76,7 +81,7 @@ char *card_encode(const card_t *c, const keys_t *k, char *err, size_t errlen)
         snprintf(err, errlen, "card: nothing to encode");
         goto out;
     }
-    if (card_check_fields(c->id, c->name, c->role, c->org, c->endpoint, err, errlen) != 0)
+    if (card_check_fields(c->id, c->name, c->role, c->org, c->endpoint, true, err, errlen) != 0)
         goto out;
     if (sodium_memcmp(c->sign_pk, k->sign_pk, LIAISON_KEY_BYTES) != 0 ||
         sodium_memcmp(c->enc_pk, k->enc_pk, LIAISON_KEY_BYTES) != 0 ||
@@ -236,7 +241,7 @@ int card_decode(const char *text, card_t *out, char *err, size_t errlen)
         snprintf(err, errlen, "card: card body is not in canonical form");
         goto out;
     }
-    if (card_check_fields(cb->id, cb->name, cb->role, cb->org, cb->endpoint, err, errlen) != 0)
+    if (card_check_fields(cb->id, cb->name, cb->role, cb->org, cb->endpoint, false, err, errlen) != 0)
         goto out;
     if (check_key(&cb->sign_pk, "sign_pk", err, errlen) != 0 ||
         check_key(&cb->enc_pk, "enc_pk", err, errlen) != 0 ||

@@ -151,7 +151,9 @@ static bool dns_name(const char *h, size_t hlen)
             label = 0;
             continue;
         }
-        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+        /* '_' is not in RFC 1123 host names, but resolvers accept it and internal
+         * names (container services, Windows hosts) use it. */
+        bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
         if (!alpha && !is_digit(c) && c != '-')
             return false;
         if (c == '-' && label == 0)
@@ -234,6 +236,19 @@ bool text_valid_endpoint(const char *s)
 bool text_valid_bind_endpoint(const char *s)
 {
     return text_endpoint_problem(s, true) == NULL;
+}
+
+bool text_plausible_endpoint(const char *s)
+{
+    if (!s)
+        return false;
+    size_t n = strnlen(s, LIAISON_MAX_ENDPOINT + 1);
+    if (n > LIAISON_MAX_ENDPOINT || n <= 6 || (strncmp(s, "tcp://", 6) != 0 && strncmp(s, "ipc://", 6) != 0))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
 }
 
 bool text_endpoint_wildcard(const char *s)

@@ -41,6 +41,11 @@ bool text_valid_endpoint(const char *s);
 /* True if s is a valid endpoint to bind (text_endpoint_problem(s, true) is NULL). */
 bool text_valid_bind_endpoint(const char *s);
 
+/* The rule a card's endpoint is decoded with: printable ASCII, at most 256 bytes,
+ * tcp:// or ipc:// and something after it. Cards a node stored before the rule above
+ * existed stay usable; a card being added is held to text_endpoint_problem(s, false). */
+bool text_plausible_endpoint(const char *s);
+
 /* True if s binds every interface (a tcp endpoint whose host is '*', 0.0.0.0 or [::]):
  * not an address peers can be told to dial. */
 bool text_endpoint_wildcard(const char *s);

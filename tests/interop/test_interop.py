@@ -7,6 +7,7 @@ import sys
 import atexit
 import base64
 import shutil
+import sqlite3
 import tempfile
 import time
 import unittest
@@ -207,6 +208,22 @@ class Interop(NodeTest):
         item.owner = "dr.f07"
         answer = review(["rx.kim", "dr.alvarez"], close=PAYLOAD.ReviewClose(decision="done", actions=[item]))
         self.assertEqual(answer[0], "receipt", answer)
+
+    def test_card_endpoints_strict_when_added_lenient_when_stored(self):
+        a = self.node("dr.alvarez", "therapist")
+        old = pypeer.PyPeer(WIRE, PAYLOAD, "rx.old", "Old Card", "pharmacist", "tcp://127.0.0.1:0%d" % free_port())
+        self.peers.append(old)
+        r = a.cli("peer", "add", "-", input=old.card_text, check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("the port must be a number from 1 to 65535 (ask them for a new card)", r.stderr)
+        # A card stored by an earlier version, before the rule, is still loaded and listed.
+        a.stop()
+        con = sqlite3.connect(a.db_path)
+        con.execute("INSERT INTO peers(id, card, added_ms) VALUES ('rx.old', ?, 1)", (old.card_text,))
+        con.commit()
+        con.close()
+        a.start()
+        self.assertIn("rx.old", a.cli("peer", "list").stdout)
 
     def test_message_to_daemon_and_python_peer(self):
         a = self.node("dr.alvarez", "therapist")

@@ -115,7 +115,7 @@ static void test_endpoint_host_port(void **state)
         assert_true(text_valid_endpoint(both[i]));
         assert_true(text_valid_bind_endpoint(both[i]));
     }
-    static const char *dial_only[] = {"tcp://localhost:7912", "tcp://okafor.clinic.example:7701",
+    static const char *dial_only[] = {"tcp://localhost:7912", "tcp://okafor.clinic.example:7701", "tcp://clinic_b.internal:7982",
                                       "tcp://okafor.clinic.example.:7701", "tcp://a-b.c9:7"};
     for (size_t i = 0; i < sizeof dial_only / sizeof dial_only[0]; i++) {
         assert_true(text_valid_endpoint(dial_only[i]));
@@ -133,7 +133,7 @@ static void test_endpoint_host_port(void **state)
         {"tcp://:7701", "host is missing"}, {"tcp://::1:7701", "brackets"}, {"tcp://[::1]", "port is missing"},
         {"tcp://[::1:7701", "']'"},        {"tcp://[nothost]:7701", "IPv6"}, {"tcp://[]:7701", "IPv6"},
         {"tcp://127.0.0.256:7701", "host"}, {"tcp://1.2.3:7701", "host"}, {"tcp://-bad.example:7701", "host"},
-        {"tcp://bad-.example:7701", "host"}, {"tcp://a..b:7701", "host"}, {"tcp://a_b:7701", "host"},
+        {"tcp://bad-.example:7701", "host"}, {"tcp://a..b:7701", "host"}, {"tcp://a/b:7701", "host"},
         {"tcp://010.0.0.1:7701", "host"},   {"udp://h:1", "tcp://HOST:PORT"}, {"ipc://", "path"}, {"", "empty"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -142,6 +142,21 @@ static void test_endpoint_host_port(void **state)
             fail_msg("'%s': %s / %s, expected '%s'", bad[i].ep, dial ? dial : "accepted", bind ? bind : "accepted",
                      bad[i].why);
     }
+}
+
+/* Cards are decoded with the lenient rule (what cards were made with before the strict
+ * one), new cards are made and added under the strict one. */
+static void test_plausible_endpoint(void **state)
+{
+    (void)state;
+    static const char *ok[] = {"tcp://127.0.0.1:7701", "tcp://old-host:07701", "tcp://x", "ipc:///run/l.sock"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        assert_true(text_plausible_endpoint(ok[i]));
+    assert_false(text_valid_endpoint("tcp://old-host:07701"));
+    static const char *bad[] = {"", "tcp://", "http://x:1", "tcp://a b:1", "tcp://\x1b[31m:1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(text_plausible_endpoint(bad[i]));
+    assert_false(text_plausible_endpoint(NULL));
 }
 
 /* text_check_utf8 decides as text_valid_utf8 and names the problem and its line. */
@@ -432,7 +447,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_msgid_hex),     cmocka_unit_test(test_valid_id),
         cmocka_unit_test(test_roles),         cmocka_unit_test(test_endpoint),
-        cmocka_unit_test(test_endpoint_host_port), cmocka_unit_test(test_utf8_reasons),
+        cmocka_unit_test(test_endpoint_host_port), cmocka_unit_test(test_plausible_endpoint),
+        cmocka_unit_test(test_utf8_reasons),
         cmocka_unit_test(test_utf8),          cmocka_unit_test(test_utf8_every_position),          cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
