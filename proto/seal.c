@@ -154,6 +154,11 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     /* The content key lives on the stack for microseconds and is wiped on every path
      * (sodium_malloc per message cost more than the rest of the symmetric work). */
     uint8_t ck_buf[AEAD_KEY], commitment[LIAISON_HASH_BYTES];
+    /* Every random byte a message needs, drawn at once (one getrandom call instead of
+     * one per field): the message id's 80 random bits, the content key, the body's
+     * nonce and one wrap nonce per recipient. Wiped with the content key. */
+    enum { RND_MID = LIAISON_MSGID_BYTES - 6, RND_FIXED = RND_MID + AEAD_KEY + AEAD_NONCE };
+    uint8_t rnd[RND_FIXED + LIAISON_MAX_RECIPIENTS * AEAD_NONCE];
     uint8_t *ck = NULL, *wrapped = NULL, *hdr_bytes = NULL, *body = NULL, *msg = NULL, *env_bytes = NULL;
     size_t hdr_len = 0, body_len = 0, msg_len = 0, env_len = 0;
     Liaison__Wire__WrappedKey *wks = NULL;
@@ -184,10 +189,11 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     /* Creation time first (48 bits, big-endian), then 80 random bits: unique all the
      * same, and every index keyed by message id grows at its end instead of splitting
      * pages at random places (PROTOCOL.md section 5; receivers treat it as opaque). */
+    randombytes_buf(rnd, RND_FIXED + n * AEAD_NONCE);
     for (size_t i = 0; i < 6; i++)
         mid[i] = (uint8_t)(in->created_ms >> (8 * (5 - i)));
-    randombytes_buf(mid + 6, sizeof mid - 6);
-    crypto_aead_xchacha20poly1305_ietf_keygen(ck);
+    memcpy(mid + 6, rnd, RND_MID);
+    memcpy(ck, rnd + RND_MID, AEAD_KEY);
     key_commitment(ck, commitment);
 
     for (size_t i = 0; i < n; i++) {
@@ -196,7 +202,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
         unsigned long long ct_len = 0;
         size_t ad_len = wrap_ad(ad, mid, in->sender, in->recipients[i].id);
 
-        randombytes_buf(nonce, AEAD_NONCE);
+        memcpy(nonce, rnd + RND_FIXED + i * AEAD_NONCE, AEAD_NONCE);
         if (crypto_aead_xchacha20poly1305_ietf_encrypt(ct, &ct_len, ck, AEAD_KEY, ad, ad_len, NULL, nonce,
                                                        in->recipients[i].pair_key) != 0 ||
             ct_len != WRAPPED_BYTES) {
@@ -239,7 +245,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     liaison__wire__header__pack(&hdr, hdr_bytes);
 
     /* The body's AD is the header exactly as it will travel: binds recipients, wraps and ids. */
-    randombytes_buf(body, AEAD_NONCE);
+    memcpy(body, rnd + RND_MID + AEAD_KEY, AEAD_NONCE);
     unsigned long long body_ct_len = 0;
     if (crypto_aead_xchacha20poly1305_ietf_encrypt(body + AEAD_NONCE, &body_ct_len,
                                                    in->payload_len ? in->payload : empty, in->payload_len,
@@ -274,6 +280,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     rc = 0;
 out:
     sodium_memzero(ck_buf, sizeof ck_buf);
+    sodium_memzero(rnd, sizeof rnd);
     sodium_memzero(ad, sizeof ad);
     free(wrapped);
     free(wks);

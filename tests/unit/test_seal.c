@@ -728,6 +728,62 @@ static void test_library_envelope_independently_opened(void **state)
     free(bytes);
 }
 
+/* Every random field of an envelope (the id's 80 random bits, each wrap nonce, the body
+ * nonce, and through them the content key) is fresh: no two of 32 nonces in one envelope,
+ * nor any nonce or id across two envelopes sealed in the same millisecond, are equal. */
+static void test_random_fields_fresh(void **state)
+{
+    (void)state;
+    const char *ids[32];
+    char names[32][8];
+    for (int i = 0; i < 32; i++) {
+        snprintf(names[i], sizeof names[i], "n%02d", i);
+        ids[i] = i == 0 ? "alice" : names[i];
+    }
+    uint8_t nonces[2 * 33][24], mid[2][16], wrapped[2][48];
+    size_t k = 0;
+    for (int e = 0; e < 2; e++) {
+        size_t len = 0;
+        char err[256];
+        uint8_t *bytes = seal_ids(ALICE, "alice", ids, 32, "x", 1, NULL, mid[e], &len, err, sizeof err);
+        assert_non_null(bytes);
+        Liaison__Wire__Envelope *env = liaison__wire__envelope__unpack(NULL, len, bytes);
+        assert_non_null(env);
+        Liaison__Wire__Header *h = liaison__wire__header__unpack(NULL, env->header.len, env->header.data);
+        assert_non_null(h);
+        assert_int_equal(h->n_keys, 32);
+        for (size_t i = 0; i < h->n_keys; i++) {
+            assert_int_equal(h->keys[i]->nonce.len, 24);
+            memcpy(nonces[k++], h->keys[i]->nonce.data, 24);
+        }
+        assert_true(env->body.len >= 24);
+        memcpy(nonces[k++], env->body.data, 24);
+        assert_int_equal(h->keys[0]->ciphertext.len, 48);
+        memcpy(wrapped[e], h->keys[0]->ciphertext.data, 48);
+        /* Same sender, same creation time: only the random part can differ. */
+        assert_memory_equal(mid[e], mid[0], 6);
+        liaison__wire__header__free_unpacked(h, NULL);
+        liaison__wire__envelope__free_unpacked(env, NULL);
+        free(bytes);
+    }
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = i + 1; j < k; j++)
+            assert_memory_not_equal(nonces[i], nonces[j], 24);
+    assert_memory_not_equal(mid[0] + 6, mid[1] + 6, 10);
+    /* The key the two wraps for alice carry (her own copy) differs, nonce aside. */
+    uint8_t pk[32], ck[2][32];
+    unsigned long long n = 0;
+    pair(ALICE, ALICE, pk);
+    uint8_t ad[256];
+    for (int e = 0; e < 2; e++) {
+        size_t adl = test_wrap_ad(ad, mid[e], "alice", "alice");
+        assert_int_equal(crypto_aead_xchacha20poly1305_ietf_decrypt(ck[e], &n, NULL, wrapped[e], 48, ad, adl,
+                                                                    nonces[e * 33], pk), 0);
+        assert_int_equal(n, 32);
+    }
+    assert_memory_not_equal(ck[0], ck[1], 32);
+}
+
 static void test_parse_rules(void **state)
 {
     (void)state;
@@ -970,6 +1026,7 @@ int main(void)
         cmocka_unit_test(test_key_commitment_checked),
         cmocka_unit_test(test_stored_envelope_without_commitment),
         cmocka_unit_test(test_library_envelope_independently_opened),
+        cmocka_unit_test(test_random_fields_fresh),
         cmocka_unit_test(test_parse_rules),
         cmocka_unit_test(test_parse_outer),
         cmocka_unit_test(test_envelope_hash),
