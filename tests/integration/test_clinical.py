@@ -162,6 +162,41 @@ class Clinical(NodeTest):
         r = t.cli("review", "reply", rid, "-", input="late", check=False)
         self.assertEqual(r.returncode, 3)
 
+    def test_review_added_by_an_added_participant(self):
+        """A participant who was added (not the opener) adds another: the newcomer still
+        learns the original opener and question, carried on from the first ReviewAdd."""
+        t, p, rx = self.team()
+        pcp = self.node("dr.park", "pcp")
+        nurse = self.node("rn.diaz", "nurse")
+        for n in (t, p, rx):
+            link(n, pcp)
+            link(n, nurse)
+        link(pcp, nurse)
+        rid = p.cli("review", "open", "--with", "dr.alvarez", "--patient", "P-1042",
+                    "--question", "Nausea on 100 mg: switch or split dose?").stdout.strip()
+        wait_for(lambda: t.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20, "review at t")
+        t.cli("review", "add", rid, "dr.park")
+        wait_for(lambda: pcp.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20,
+                 "review at the pcp")
+        # The pcp's first message of the review is the ReviewAdd, not the opening.
+        first = pcp.json("review", "show", rid)["messages"][0]
+        self.assertEqual((first["from"], first["payload"]["kind"]), ("dr.alvarez", "add"))
+        pcp.cli("review", "add", rid, "rn.diaz")
+        wait_for(lambda: nurse.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20,
+                 "review at the nurse")
+        listed = nurse.json("review", "list")["reviews"]
+        self.assertEqual([(r["opened_by"]) for r in listed], ["dr.okafor"])
+        shown = nurse.cli("review", "show", rid).stdout
+        self.assertIn("Opened by dr.okafor", shown)
+        self.assertIn("Nausea on 100 mg: switch or split dose?", shown)
+        # Everyone who took part before now counts the nurse among the participants.
+        for n in (p, t, pcp):
+            wait_for(lambda n=n: n.query("SELECT 1 FROM review_participants rp JOIN reviews r USING (review_id) "
+                                         "WHERE hex(r.review_id) = upper(?) AND rp.participant = 'rn.diaz'", (rid,)),
+                     20, "the nurse among the participants at " + n.id)
+        # And the nurse can write in it.
+        nurse.cli("review", "reply", rid, "-", input="I can check on her on Tuesday.")
+
     def assert_secret_kept(self, *nodes):
         for n in nodes:
             for row in n.audit():
