@@ -6,20 +6,38 @@ import os
 import sys
 import atexit
 import base64
+import json
+import struct
+import subprocess
 import shutil
 import sqlite3
 import tempfile
 import time
 import unittest
 
+import zmq
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import NodeTest, free_port, link, wait_for  # noqa: E402
+from harness import LIAISON, NodeTest, free_port, link, wait_for  # noqa: E402
 
 import pypeer  # noqa: E402
 
 GEN = tempfile.mkdtemp(prefix="liaison-interop-pb-")
 atexit.register(shutil.rmtree, GEN, True)
 WIRE, PAYLOAD = pypeer.load_protos(GEN)
+subprocess.run(["protoc", "-I", os.path.join(pypeer.ROOT, "proto"), "--python_out", GEN, "control.proto"], check=True)
+import control_pb2 as CONTROL  # noqa: E402
+
+
+def audit_entry_hash(prev, seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,
+                     details):
+    """PROTOCOL.md 11: entry_hash = H32(D("liaison-v1/audit-chain") || prev_hash || E)."""
+    def lp(x):
+        return struct.pack(">I", len(x)) + x
+    e = (struct.pack(">QQ", seq, time_ms) + lp(actor.encode()) + lp(action.encode()) + lp(outcome.encode())
+         + lp(message_id) + lp(peer.encode()) + struct.pack(">I", content_type) + lp(patient_tag)
+         + lp(details.encode()))
+    return pypeer.H32(pypeer.D("liaison-v1/audit-chain") + prev + e)
 
 
 class Interop(NodeTest):
@@ -264,6 +282,61 @@ class Interop(NodeTest):
         _, env2 = py.seal(["dr.okafor"], ct, py.text("other")[1], message_id=mid)
         self.assertEqual(py.deliver("dr.okafor", env2)[:2], ("reject", WIRE.REJECT_CONFLICT))
         self.assertEqual(len(b.audit("message-rejected")), 5)
+
+    def test_auditor_recomputes_every_entry_from_the_log_and_the_export(self):
+        """An auditor with stock protobuf (strict proto3: a string field must be UTF-8) reads
+        the log over the audit socket, and the JSON lines export, and recomputes every entry
+        hash from either (PROTOCOL.md 11, 11.6): including an entry of a content type the node
+        does not know, and entries of local requests that quoted bytes which are not UTF-8."""
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        mid, env = py.seal(["dr.okafor"], 99, py.text("hello")[1])
+        self.assertEqual(py.deliver("dr.okafor", env)[:2], ("reject", WIRE.REJECT_CONTENT))
+        ctx = zmq.Context.instance()
+        control = ctx.socket(zmq.DEALER)
+        control.setsockopt(zmq.LINGER, 0)
+        control.connect("ipc://" + os.path.join(b.home, "run", "control.sock"))
+        # Request{request_id 1, peer_remove {id "b\xffb"}}: Python cannot even build it.
+        control.send(b"\x08\x01\x7a\x05\x0a\x03b\xffb")
+        self.assertTrue(control.poll(10000))
+        answer = CONTROL.Response.FromString(control.recv())
+        self.assertEqual(answer.code, CONTROL.NOT_FOUND)
+        self.assertIn("peer 'b?b' is not in the directory", answer.error)
+        control.close()
+        # The CLI passes an id that is not UTF-8 on to the daemon, which refuses it.
+        r = subprocess.run([os.fsencode(LIAISON), b"--home", os.fsencode(b.home), b"fingerprint", b"caf\xc3"],
+                           capture_output=True)
+        self.assertNotEqual(r.returncode, 0)
+
+        audit = ctx.socket(zmq.DEALER)
+        audit.setsockopt(zmq.LINGER, 0)
+        audit.connect("ipc://" + os.path.join(b.home, "run", "audit.sock"))
+        audit.send(CONTROL.Request(request_id=2, audit_log=CONTROL.AuditQuery()).SerializeToString())
+        self.assertTrue(audit.poll(10000))
+        entries = CONTROL.Response.FromString(audit.recv()).audit_entries.entries
+        audit.close()
+        prev = bytes(32)
+        for e in entries:
+            h = audit_entry_hash(prev, e.seq, e.time_ms, e.actor, e.action, e.outcome, e.message_id, e.peer,
+                                 e.content_type, e.patient_tag, e.details)
+            self.assertEqual(h, e.entry_hash, "entry %d" % e.seq)
+            prev = h
+        self.assertIn(99, [e.content_type for e in entries])
+        self.assertTrue([e for e in entries if "peer 'b?b'" in e.details], [e.details for e in entries])
+
+        rows = [json.loads(x) for x in b.cli("audit", "export").stdout.splitlines()]
+        self.assertEqual([r["seq"] for r in rows], list(range(1, len(rows) + 1)))
+        self.assertGreater(len(rows), len(entries))
+        prev = bytes(32)
+        for r in rows:
+            h = audit_entry_hash(prev, r["seq"], r["time_ms"], r["actor"], r["action"], r["outcome"],
+                                 bytes.fromhex(r["message_id"] or ""), r["peer"] or "", r["content_type_number"],
+                                 bytes.fromhex(r["patient_tag"] or ""), r["details"] or "")
+            self.assertEqual(h.hex(), r["entry_hash"], r)
+            prev = h
+        unknown = [r for r in rows if r["content_type_number"] == 99]
+        self.assertEqual([r["content_type"] for r in unknown], ["unknown"])
 
     def test_python_peer_refuses_daemon_not_in_its_directory(self):
         b = self.node("dr.okafor", "psychiatrist")
