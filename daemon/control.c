@@ -902,8 +902,9 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     }
     /* Everything directory_add would refuse is refused here, before anything is stored,
      * audited as accepted or retired: a card that cannot be used never replaces one that can. */
-    if (directory_check_card(n->keys, &card, err, sizeof err) != 0) {
-        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "unusable encryption key (low-order point)");
+    const char *unusable = NULL;
+    if (directory_check_card(n->keys, &card, &unusable, err, sizeof err) != 0) {
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, unusable);
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "%s", err);
         return;
     }

@@ -338,6 +338,28 @@ class Interop(NodeTest):
         unknown = [r for r in rows if r["content_type_number"] == 99]
         self.assertEqual([r["content_type"] for r in unknown], ["unknown"])
 
+    def test_card_with_an_unusable_transport_key_is_refused(self):
+        """A validly signed card whose transport key is a low-order point (no CurveZMQ
+        handshake with it can complete) is refused at peer add and audited, like one whose
+        encryption key is (PROTOCOL.md 3); it used to be stored as a peer never reachable."""
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        for low in (bytes(32), b"\x01" + bytes(31)):
+            body = WIRE.CardBody(version=1, id="py.peer", name="Py Peer", role="pharmacist", endpoint=py.endpoint,
+                                 sign_pk=py.sign_pk, enc_pk=py.enc_pk, transport_pk=low,
+                                 created_ms=pypeer.now_ms()).SerializeToString()
+            sig = py.signer.sign(pypeer.D("liaison-v1/card") + body).signature
+            text = pypeer.CARD_PREFIX + base64.urlsafe_b64encode(
+                WIRE.Card(body=body, signature=sig).SerializeToString()).rstrip(b"=").decode()
+            p = b.cli("peer", "add", "-", input=text, check=False)
+            self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+            self.assertIn("unusable transport key", p.stderr)
+        self.assertEqual(b.json("peer", "list")["peers"], [])
+        self.assertEqual([(r[3], r[5], r[6]) for r in b.audit("peer-added")],
+                         [("refused", "py.peer", "unusable transport key (low-order point)")] * 2)
+        b.cli("peer", "add", "-", input=py.card_text)
+        self.assertEqual([p["id"] for p in b.json("peer", "list")["peers"]], ["py.peer"])
+
     def test_python_peer_refuses_daemon_not_in_its_directory(self):
         b = self.node("dr.okafor", "psychiatrist")
         py = self.pypeer()
