@@ -227,6 +227,36 @@ class Interop(NodeTest):
         answer = review(["rx.kim", "dr.alvarez"], close=PAYLOAD.ReviewClose(decision="done", actions=[item]))
         self.assertEqual(answer[0], "receipt", answer)
 
+    def test_review_open_names_the_same_nodes_as_its_header(self):
+        """The participants of a review are the open's header recipients (PROTOCOL.md 8.5);
+        the ReviewOpen.participants every node shows must name the same nodes, or the
+        open is refused (REJECT_POLICY): one node cannot be shown as invited while it
+        never receives the review."""
+        a = self.node("dr.alvarez", "therapist")
+        py = self.pypeer("rx.kim", "pharmacist")
+        self.meet(a, py, serve=True)
+        py.pair_keys["dr.lee"] = os.urandom(32)  # a node the daemon does not know
+        pr = PAYLOAD.PatientRef(id="P-9")
+
+        def open_review(recipients, participants):
+            rid = os.urandom(16)
+            msg = PAYLOAD.CaseReview(review_id=rid, patient=pr,
+                                     open=PAYLOAD.ReviewOpen(question="Q?", participants=participants))
+            return rid, py.deliver("dr.alvarez", py.seal(recipients, 5, msg.SerializeToString(), thread_id=rid)[1])
+
+        rid, answer = open_review(["dr.alvarez"], ["dr.alvarez", "dr.lee"])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("participant 'dr.lee' is not a recipient of the open", answer[2])
+        rid, answer = open_review(["dr.alvarez", "dr.lee"], ["dr.alvarez"])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("recipient 'dr.lee' is not among the open's participants", answer[2])
+        self.assertEqual(a.json("review", "list")["reviews"], [])
+        # The opener may list itself, and a name twice, as liaisond's own sending allows.
+        rid, answer = open_review(["dr.alvarez", "dr.lee"], ["rx.kim", "dr.lee", "dr.alvarez", "dr.lee"])
+        self.assertEqual(answer[0], "receipt", answer)
+        self.assertEqual(sorted(a.json("review", "list")["reviews"][0]["participants"]),
+                         ["dr.alvarez", "dr.lee", "rx.kim"])
+
     def test_card_endpoints_strict_when_added_lenient_when_stored(self):
         a = self.node("dr.alvarez", "therapist")
         old = pypeer.PyPeer(WIRE, PAYLOAD, "rx.old", "Old Card", "pharmacist", "tcp://127.0.0.1:0%d" % free_port())
