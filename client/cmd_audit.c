@@ -37,15 +37,39 @@ static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
     return 0;
 }
 
+/* One audit entry as JSON (PROTOCOL.md 11.6). It carries every stored value of the entry's
+ * canonical encoding E, so that anyone can recompute entry_hash from the export alone:
+ * time_ms next to the readable time, and the content type's number next to its name (the
+ * name of a type this version does not know is "unknown", which loses the number). */
+static json_t *json_text(const char *s)
+{
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    /* Not valid UTF-8: only a log written before the daemon cleaned its entries. JSON
+     * cannot carry the bytes, so the entry is kept with '?' for them (its entry_hash then
+     * cannot be recomputed from the export, which audit verify --db still does). */
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (!c)
+        return NULL;
+    (void)text_clean_line(c, n, s);
+    j = json_string(c);
+    free(c);
+    return j;
+}
+
 static json_t *entry_json(const Liaison__Control__AuditEntry *e)
 {
-    return json_pack("{s:I, s:o, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o}", "seq", (json_int_t)e->seq, "time",
-                     cli_json_time(e->time_ms), "actor", e->actor, "action", e->action, "outcome", e->outcome,
-                     "message_id", cli_json_hex(e->message_id.data, e->message_id.len), "peer",
-                     e->peer[0] ? json_string(e->peer) : json_null(), "content_type",
-                     e->content_type ? json_string(payload_type_name(e->content_type)) : json_null(), "patient_tag",
+    return json_pack("{s:I, s:o, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:o}", "seq", (json_int_t)e->seq,
+                     "time", cli_json_time(e->time_ms), "time_ms", (json_int_t)e->time_ms, "actor", json_text(e->actor),
+                     "action", json_text(e->action), "outcome", json_text(e->outcome), "message_id",
+                     cli_json_hex(e->message_id.data, e->message_id.len), "peer",
+                     e->peer[0] ? json_text(e->peer) : json_null(), "content_type",
+                     e->content_type ? json_string(payload_type_name(e->content_type)) : json_null(),
+                     "content_type_number", (json_int_t)e->content_type, "patient_tag",
                      cli_json_hex(e->patient_tag.data, e->patient_tag.len), "details",
-                     e->details[0] ? json_string(e->details) : json_null(), "entry_hash",
+                     e->details[0] ? json_text(e->details) : json_null(), "entry_hash",
                      cli_json_hex(e->entry_hash.data, e->entry_hash.len));
 }
 
@@ -552,6 +576,7 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     }
     const Liaison__Control__AuditEntries *a = r->audit_entries;
     size_t count = a->n_entries;
+    bool bad = false;
     if (fhir) {
         json_t *entries = json_array();
         for (size_t i = 0; i < a->n_entries; i++) {
@@ -570,13 +595,17 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     } else {
         for (size_t i = 0; i < a->n_entries; i++) {
             json_t *j = entry_json(a->entries[i]);
+            if (!j) {
+                bad = true; /* out of memory: never a silently missing line */
+                break;
+            }
             json_object_set_new(j, "node", json_string(a->node_id));
             json_dumpf(j, out, JSON_COMPACT);
             fputc('\n', out);
             json_decref(j);
         }
     }
-    bool bad = ferror(out);
+    bad = ferror(out) || bad;
     if (outp)
         bad = fclose(out) != 0 || bad;
     else

@@ -9,6 +9,7 @@
 
 #include "audit_codec.h"
 #include "merkle.h"
+#include "text.h"
 
 struct audit {
     store_t *store;
@@ -161,7 +162,7 @@ int64_t audit_size(audit_t *a)
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-int64_t audit_append(audit_t *a, const audit_entry_t *e)
+static int64_t append_clean(audit_t *a, const audit_entry_t *e)
 {
     sqlite3 *db = store_db(a->store);
     int64_t seq = 1;
@@ -217,6 +218,43 @@ int64_t audit_append(audit_t *a, const audit_entry_t *e)
         (void)db;
         return -1;
     }
+    return seq;
+}
+
+/* A copy of s that is single-line UTF-8 (text_clean_line), or NULL (s itself is clean or
+ * NULL, or out of memory: *oom is set). */
+static char *cleaned(const char *s, bool *oom)
+{
+    if (!s || text_valid_utf8(s, SIZE_MAX, false))
+        return NULL;
+    size_t n = strlen(s) + 1; /* cleaning never lengthens: one '?' per bad byte or character */
+    char *c = malloc(n);
+    if (!c)
+        *oom = true;
+    else
+        (void)text_clean_line(c, n, s);
+    return c;
+}
+
+/* The stored strings travel in protobuf `string` fields (AuditEntry) and into JSON
+ * exports, which need valid UTF-8: an entry's actor, peer and details are made single-line
+ * UTF-8 before they are hashed and stored (PROTOCOL.md 11). They come from the daemon's
+ * own text, which may quote a value from a local request or a peer. */
+int64_t audit_append(audit_t *a, const audit_entry_t *e)
+{
+    bool oom = false;
+    char *actor = cleaned(e->actor, &oom), *peer = cleaned(e->peer, &oom), *details = cleaned(e->details, &oom);
+    int64_t seq = -1;
+    if (!oom) {
+        audit_entry_t c = *e;
+        c.actor = actor ? actor : e->actor;
+        c.peer = peer ? peer : e->peer;
+        c.details = details ? details : e->details;
+        seq = append_clean(a, &c);
+    }
+    free(actor);
+    free(peer);
+    free(details);
     return seq;
 }
 

@@ -43,8 +43,10 @@ audit_t *audit_open(store_t *s, char *err, size_t errlen);
 void audit_close(audit_t **a);
 
 /* Appends one entry inside the current transaction (starts none itself: callers
- * wrap it with the operation it records). Time is taken now. Returns the new
- * sequence number (>= 1), or -1 with store_error() set. */
+ * wrap it with the operation it records). Time is taken now. actor, peer and details
+ * are stored as single-line UTF-8 (text_clean_line), whatever the caller passes.
+ * Returns the new sequence number (>= 1), or -1 with store_error() set (or out of
+ * memory, which leaves store_error() as it was). */
 int64_t audit_append(audit_t *a, const audit_entry_t *e);
 
 /* Number of entries. */

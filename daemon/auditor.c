@@ -50,6 +50,19 @@ static char *keep(auditor_scratch_t *s, const char *text)
     return c;
 }
 
+/* keep() for an audit entry's stored text, which goes out in a protobuf string field: an
+ * entry written before audit_append cleaned its strings may hold bytes that are not UTF-8,
+ * which proto3 decoders other than protobuf-c refuse (and with them the whole answer), so
+ * those bytes are sent as '?' (that entry's hash then cannot be recomputed from the
+ * answer; audit verify --db checks the stored bytes). */
+static char *keep_text(auditor_scratch_t *s, const char *text)
+{
+    char *c = keep(s, text);
+    if (*c && !text_valid_utf8(c, SIZE_MAX, true))
+        (void)text_clean_line(c, strlen(c) + 1, c);
+    return c;
+}
+
 void auditor_free(auditor_scratch_t *s)
 {
     if (!s)
@@ -66,7 +79,7 @@ void auditor_free(auditor_scratch_t *s)
 
 static void fail(Liaison__Control__Response *resp, auditor_scratch_t *s, Liaison__Control__Code code, const char *msg)
 {
-    snprintf(s->error, sizeof s->error, "%s", msg);
+    (void)text_clean_line(s->error, sizeof s->error, msg); /* a protobuf string: valid UTF-8 */
     resp->code = code;
     resp->error = s->error;
 }
@@ -147,20 +160,20 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
         uint8_t *blob = s->blobs + i * 80;
         e->seq = (uint64_t)sqlite3_column_int64(st, 0);
         e->time_ms = (uint64_t)sqlite3_column_int64(st, 1);
-        e->actor = keep(s, (const char *)sqlite3_column_text(st, 2));
-        e->action = keep(s, (const char *)sqlite3_column_text(st, 3));
-        e->outcome = keep(s, (const char *)sqlite3_column_text(st, 4));
+        e->actor = keep_text(s, (const char *)sqlite3_column_text(st, 2));
+        e->action = keep_text(s, (const char *)sqlite3_column_text(st, 3));
+        e->outcome = keep_text(s, (const char *)sqlite3_column_text(st, 4));
         if (sqlite3_column_bytes(st, 5) == LIAISON_MSGID_BYTES) {
             memcpy(blob, sqlite3_column_blob(st, 5), 16);
             e->message_id = (ProtobufCBinaryData){16, blob};
         }
-        e->peer = keep(s, (const char *)sqlite3_column_text(st, 6));
+        e->peer = keep_text(s, (const char *)sqlite3_column_text(st, 6));
         e->content_type = (uint32_t)sqlite3_column_int64(st, 7);
         if (sqlite3_column_bytes(st, 8) == LIAISON_HASH_BYTES) {
             memcpy(blob + 16, sqlite3_column_blob(st, 8), 32);
             e->patient_tag = (ProtobufCBinaryData){32, blob + 16};
         }
-        e->details = keep(s, (const char *)sqlite3_column_text(st, 9));
+        e->details = keep_text(s, (const char *)sqlite3_column_text(st, 9));
         if (sqlite3_column_bytes(st, 10) == LIAISON_HASH_BYTES) {
             memcpy(blob + 48, sqlite3_column_blob(st, 10), 32);
             e->entry_hash = (ProtobufCBinaryData){32, blob + 48};

@@ -258,6 +258,20 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
         }
         if (!in_list(recipients, n_recipients, sender))
             return snprintf(err, errlen, "the opener is not a participant"), -1;
+        /* The header's recipients are who takes part; the open's participants list says
+         * who was invited, and every node shows it: the two must name the same nodes
+         * (the opener may be listed or not, as liaisond's own sending allows). */
+        for (size_t i = 0; i < info->n_participants; i++)
+            if (!in_list(recipients, n_recipients, info->participants[i]))
+                return snprintf(err, errlen, "participant '%s' is not a recipient of the open", info->participants[i]),
+                       -1;
+        for (size_t i = 0; i < n_recipients; i++) {
+            bool listed = strcmp(recipients[i], sender) == 0;
+            for (size_t j = 0; j < info->n_participants && !listed; j++)
+                listed = strcmp(recipients[i], info->participants[j]) == 0;
+            if (!listed)
+                return snprintf(err, errlen, "recipient '%s' is not among the open's participants", recipients[i]), -1;
+        }
         return 0;
     }
     if (rc > 0) {

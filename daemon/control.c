@@ -66,11 +66,14 @@ static bool audit_local(call_t *c, const char *action, const char *outcome, cons
  * recorded its own. For payload errors only the field is kept (never a value). */
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
 {
-    char msg[512];
+    char raw[512], msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
+    /* Response.error is a protobuf string: valid UTF-8 even when the message quotes a
+     * value of the request (an id) or was cut in the middle of a character. */
+    (void)text_clean_line(msg, sizeof msg, raw);
     if (!c->audited) {
         char details[256];
         const char *colon = strchr(msg, ':');
@@ -899,8 +902,9 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     }
     /* Everything directory_add would refuse is refused here, before anything is stored,
      * audited as accepted or retired: a card that cannot be used never replaces one that can. */
-    if (directory_check_card(n->keys, &card, err, sizeof err) != 0) {
-        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "unusable encryption key (low-order point)");
+    const char *unusable = NULL;
+    if (directory_check_card(n->keys, &card, &unusable, err, sizeof err) != 0) {
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, unusable);
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "%s", err);
         return;
     }

@@ -27,15 +27,30 @@ void directory_clear(directory_t *d)
     memset(d, 0, sizeof *d);
 }
 
-int directory_check_card(const keys_t *me, const card_t *c, char *err, size_t errlen)
+int directory_check_card(const keys_t *me, const card_t *c, const char **what, char *err, size_t errlen)
 {
     uint8_t pair[LIAISON_KEY_BYTES];
     int rc = keys_pair_key(me, c->enc_pk, pair);
     sodium_memzero(pair, sizeof pair);
     if (rc != 0) {
+        *what = "unusable encryption key (low-order point)";
         snprintf(err, errlen,
                  "peer '%s' has an unusable encryption key (a low-order X25519 point): this card cannot be used "
                  "(ask them for a fresh card)",
+                 c->id);
+        return -1;
+    }
+    /* CurveZMQ boxes to and from the transport key: with a low-order point every shared
+     * secret is zero, libsodium refuses it and no handshake with that peer ever completes.
+     * Say so now rather than leave a peer that is "unreachable" forever. */
+    uint8_t q[crypto_scalarmult_BYTES];
+    rc = crypto_scalarmult(q, me->transport_sk, c->transport_pk);
+    sodium_memzero(q, sizeof q);
+    if (rc != 0) {
+        *what = "unusable transport key (low-order point)";
+        snprintf(err, errlen,
+                 "peer '%s' has an unusable transport key (a low-order Curve25519 point): no connection with it "
+                 "could ever be made (ask them for a fresh card)",
                  c->id);
         return -1;
     }

@@ -37,11 +37,13 @@ void directory_init(directory_t *d);
 /* Frees every peer (wiping pair keys). Transport sockets must be closed first. */
 void directory_clear(directory_t *d);
 
-/* Checks, without changing anything, what directory_add would refuse in a verified
- * card: an encryption key with no usable pair key (a low-order point). Call it before
- * storing or auditing a card as accepted. Returns 0, or -1 with err set. */
+/* Checks, without changing anything, what a new card must not have: an encryption key
+ * with no usable pair key, or a transport key no CurveZMQ handshake can use (either a
+ * low-order point; directory_add refuses the first). Call it before storing or auditing
+ * a card as accepted. Returns 0, or -1 with err set and *what a short reason for the
+ * audit log (static). */
 __attribute__((warn_unused_result))
-int directory_check_card(const keys_t *me, const card_t *c, char *err, size_t errlen);
+int directory_check_card(const keys_t *me, const card_t *c, const char **what, char *err, size_t errlen);
 
 /* Adds a peer built from a verified card; computes and caches the pair key.
  * Returns the new peer, or NULL with err set (low-order key, out of memory). */

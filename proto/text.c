@@ -371,6 +371,31 @@ bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_
     return false;
 }
 
+bool text_clean_line(char *dst, size_t dstlen, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p), i = 0, o = 0;
+    bool same = true;
+    while (i < n) {
+        uint32_t cp = 0;
+        size_t step = utf8_next(p + i, n - i, &cp);
+        bool control = step && (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f));
+        size_t out = step && !control ? step : 1;
+        if (o + out + 1 > dstlen) {
+            same = false;
+            break;
+        }
+        if (step && !control)
+            memmove(dst + o, p + i, step); /* dst may be s: o <= i always */
+        else
+            dst[o] = '?', same = false;
+        o += out;
+        i += step ? step : 1;
+    }
+    dst[o] = '\0';
+    return same;
+}
+
 void text_printable(char *dst, size_t dstlen, const char *s)
 {
     size_t i = 0;

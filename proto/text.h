@@ -66,6 +66,16 @@ bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_
  * lines or put escape sequences into a terminal. dstlen must be at least 1. */
 void text_printable(char *dst, size_t dstlen, const char *s);
 
+/* Copies untrusted s (NULL is taken as "") into dst as single-line UTF-8 of at most
+ * dstlen-1 bytes, always NUL-terminated: every byte that does not start a valid UTF-8
+ * character, and every control character (C0 including tab and newline, DEL, C1), becomes
+ * '?', and the copy is cut only between characters. Unlike text_printable it keeps
+ * non-ASCII text. Returns true if dst equals s (nothing replaced or cut). Used where a
+ * string leaves the node in a protobuf `string` field (audit entries, control errors),
+ * which proto3 decoders other than protobuf-c refuse unless it is valid UTF-8. dst may be
+ * s itself (cleaning in place); dstlen must be at least 1. */
+bool text_clean_line(char *dst, size_t dstlen, const char *s);
+
 /* base64url without padding. Returns a malloc'd NUL-terminated string, or NULL. */
 char *text_b64_encode(const uint8_t *bin, size_t len);
 

@@ -210,6 +210,36 @@ class Tamper(NodeTest):
         con.close()
 
 
+def normal_sql(text):
+    """Statements of an SQL text without comments and with white space normalized."""
+    text = re.sub(r"--[^\n]*", "", text)
+    out = []
+    for stmt in re.split(r";\s*(?=CREATE|$)", text):
+        stmt = re.sub(r"\s+", " ", stmt).strip()
+        stmt = re.sub(r"\( ", "(", re.sub(r" \)", ")", stmt))
+        if stmt:
+            out.append(stmt.rstrip(";"))
+    return sorted(out)
+
+
+class Schema(NodeTest):
+    def test_database_schema_is_the_documented_one(self):
+        """PROTOCOL.md 10 gives the schema exactly as sqlite_master holds it."""
+        a = self.node("a", start=False)
+        a.write_config("audit", "checkpoint_entries", "1")
+        a.start()
+        wait_for(lambda: a.query("SELECT count(*) FROM checkpoints")[0][0] > 0, 20, "a checkpoint")
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", "PROTOCOL.md"), encoding="utf-8") as f:
+            doc = f.read()
+        section = doc[doc.index("## 10. Node database"):doc.index("## 11. Audit log")]
+        documented = section[section.index("```sql\n") + 7:section.index("```", section.index("```sql\n") + 7)]
+        real = [r[0] for r in a.query("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")]
+        self.assertEqual(normal_sql(documented), normal_sql(";\n".join(real)))
+        meta = dict(a.query("SELECT key, value FROM meta"))
+        self.assertEqual(sorted(meta), ["node_id", "schema_version", "sign_pk"])
+        self.assertEqual((meta["schema_version"], meta["node_id"], len(meta["sign_pk"])), (b"1", b"a", 32))
+
+
 class Witnessing(NodeTest):
     def test_rollback_caught_by_peer(self):
         a = self.node("a", start=False)

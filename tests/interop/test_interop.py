@@ -6,20 +6,38 @@ import os
 import sys
 import atexit
 import base64
+import json
+import struct
+import subprocess
 import shutil
 import sqlite3
 import tempfile
 import time
 import unittest
 
+import zmq
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import NodeTest, free_port, link, wait_for  # noqa: E402
+from harness import LIAISON, NodeTest, free_port, link, wait_for  # noqa: E402
 
 import pypeer  # noqa: E402
 
 GEN = tempfile.mkdtemp(prefix="liaison-interop-pb-")
 atexit.register(shutil.rmtree, GEN, True)
 WIRE, PAYLOAD = pypeer.load_protos(GEN)
+subprocess.run(["protoc", "-I", os.path.join(pypeer.ROOT, "proto"), "--python_out", GEN, "control.proto"], check=True)
+import control_pb2 as CONTROL  # noqa: E402
+
+
+def audit_entry_hash(prev, seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,
+                     details):
+    """PROTOCOL.md 11: entry_hash = H32(D("liaison-v1/audit-chain") || prev_hash || E)."""
+    def lp(x):
+        return struct.pack(">I", len(x)) + x
+    e = (struct.pack(">QQ", seq, time_ms) + lp(actor.encode()) + lp(action.encode()) + lp(outcome.encode())
+         + lp(message_id) + lp(peer.encode()) + struct.pack(">I", content_type) + lp(patient_tag)
+         + lp(details.encode()))
+    return pypeer.H32(pypeer.D("liaison-v1/audit-chain") + prev + e)
 
 
 class Interop(NodeTest):
@@ -209,6 +227,36 @@ class Interop(NodeTest):
         answer = review(["rx.kim", "dr.alvarez"], close=PAYLOAD.ReviewClose(decision="done", actions=[item]))
         self.assertEqual(answer[0], "receipt", answer)
 
+    def test_review_open_names_the_same_nodes_as_its_header(self):
+        """The participants of a review are the open's header recipients (PROTOCOL.md 8.5);
+        the ReviewOpen.participants every node shows must name the same nodes, or the
+        open is refused (REJECT_POLICY): one node cannot be shown as invited while it
+        never receives the review."""
+        a = self.node("dr.alvarez", "therapist")
+        py = self.pypeer("rx.kim", "pharmacist")
+        self.meet(a, py, serve=True)
+        py.pair_keys["dr.lee"] = os.urandom(32)  # a node the daemon does not know
+        pr = PAYLOAD.PatientRef(id="P-9")
+
+        def open_review(recipients, participants):
+            rid = os.urandom(16)
+            msg = PAYLOAD.CaseReview(review_id=rid, patient=pr,
+                                     open=PAYLOAD.ReviewOpen(question="Q?", participants=participants))
+            return rid, py.deliver("dr.alvarez", py.seal(recipients, 5, msg.SerializeToString(), thread_id=rid)[1])
+
+        rid, answer = open_review(["dr.alvarez"], ["dr.alvarez", "dr.lee"])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("participant 'dr.lee' is not a recipient of the open", answer[2])
+        rid, answer = open_review(["dr.alvarez", "dr.lee"], ["dr.alvarez"])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("recipient 'dr.lee' is not among the open's participants", answer[2])
+        self.assertEqual(a.json("review", "list")["reviews"], [])
+        # The opener may list itself, and a name twice, as liaisond's own sending allows.
+        rid, answer = open_review(["dr.alvarez", "dr.lee"], ["rx.kim", "dr.lee", "dr.alvarez", "dr.lee"])
+        self.assertEqual(answer[0], "receipt", answer)
+        self.assertEqual(sorted(a.json("review", "list")["reviews"][0]["participants"]),
+                         ["dr.alvarez", "dr.lee", "rx.kim"])
+
     def test_card_endpoints_strict_when_added_lenient_when_stored(self):
         a = self.node("dr.alvarez", "therapist")
         old = pypeer.PyPeer(WIRE, PAYLOAD, "rx.old", "Old Card", "pharmacist", "tcp://127.0.0.1:0%d" % free_port())
@@ -264,6 +312,83 @@ class Interop(NodeTest):
         _, env2 = py.seal(["dr.okafor"], ct, py.text("other")[1], message_id=mid)
         self.assertEqual(py.deliver("dr.okafor", env2)[:2], ("reject", WIRE.REJECT_CONFLICT))
         self.assertEqual(len(b.audit("message-rejected")), 5)
+
+    def test_auditor_recomputes_every_entry_from_the_log_and_the_export(self):
+        """An auditor with stock protobuf (strict proto3: a string field must be UTF-8) reads
+        the log over the audit socket, and the JSON lines export, and recomputes every entry
+        hash from either (PROTOCOL.md 11, 11.6): including an entry of a content type the node
+        does not know, and entries of local requests that quoted bytes which are not UTF-8."""
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        mid, env = py.seal(["dr.okafor"], 99, py.text("hello")[1])
+        self.assertEqual(py.deliver("dr.okafor", env)[:2], ("reject", WIRE.REJECT_CONTENT))
+        ctx = zmq.Context.instance()
+        control = ctx.socket(zmq.DEALER)
+        control.setsockopt(zmq.LINGER, 0)
+        control.connect("ipc://" + os.path.join(b.home, "run", "control.sock"))
+        # Request{request_id 1, peer_remove {id "b\xffb"}}: Python cannot even build it.
+        control.send(b"\x08\x01\x7a\x05\x0a\x03b\xffb")
+        self.assertTrue(control.poll(10000))
+        answer = CONTROL.Response.FromString(control.recv())
+        self.assertEqual(answer.code, CONTROL.NOT_FOUND)
+        self.assertIn("peer 'b?b' is not in the directory", answer.error)
+        control.close()
+        # The CLI passes an id that is not UTF-8 on to the daemon, which refuses it.
+        r = subprocess.run([os.fsencode(LIAISON), b"--home", os.fsencode(b.home), b"fingerprint", b"caf\xc3"],
+                           capture_output=True)
+        self.assertNotEqual(r.returncode, 0)
+
+        audit = ctx.socket(zmq.DEALER)
+        audit.setsockopt(zmq.LINGER, 0)
+        audit.connect("ipc://" + os.path.join(b.home, "run", "audit.sock"))
+        audit.send(CONTROL.Request(request_id=2, audit_log=CONTROL.AuditQuery()).SerializeToString())
+        self.assertTrue(audit.poll(10000))
+        entries = CONTROL.Response.FromString(audit.recv()).audit_entries.entries
+        audit.close()
+        prev = bytes(32)
+        for e in entries:
+            h = audit_entry_hash(prev, e.seq, e.time_ms, e.actor, e.action, e.outcome, e.message_id, e.peer,
+                                 e.content_type, e.patient_tag, e.details)
+            self.assertEqual(h, e.entry_hash, "entry %d" % e.seq)
+            prev = h
+        self.assertIn(99, [e.content_type for e in entries])
+        self.assertTrue([e for e in entries if "peer 'b?b'" in e.details], [e.details for e in entries])
+
+        rows = [json.loads(x) for x in b.cli("audit", "export").stdout.splitlines()]
+        self.assertEqual([r["seq"] for r in rows], list(range(1, len(rows) + 1)))
+        self.assertGreater(len(rows), len(entries))
+        prev = bytes(32)
+        for r in rows:
+            h = audit_entry_hash(prev, r["seq"], r["time_ms"], r["actor"], r["action"], r["outcome"],
+                                 bytes.fromhex(r["message_id"] or ""), r["peer"] or "", r["content_type_number"],
+                                 bytes.fromhex(r["patient_tag"] or ""), r["details"] or "")
+            self.assertEqual(h.hex(), r["entry_hash"], r)
+            prev = h
+        unknown = [r for r in rows if r["content_type_number"] == 99]
+        self.assertEqual([r["content_type"] for r in unknown], ["unknown"])
+
+    def test_card_with_an_unusable_transport_key_is_refused(self):
+        """A validly signed card whose transport key is a low-order point (no CurveZMQ
+        handshake with it can complete) is refused at peer add and audited, like one whose
+        encryption key is (PROTOCOL.md 3); it used to be stored as a peer never reachable."""
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        for low in (bytes(32), b"\x01" + bytes(31)):
+            body = WIRE.CardBody(version=1, id="py.peer", name="Py Peer", role="pharmacist", endpoint=py.endpoint,
+                                 sign_pk=py.sign_pk, enc_pk=py.enc_pk, transport_pk=low,
+                                 created_ms=pypeer.now_ms()).SerializeToString()
+            sig = py.signer.sign(pypeer.D("liaison-v1/card") + body).signature
+            text = pypeer.CARD_PREFIX + base64.urlsafe_b64encode(
+                WIRE.Card(body=body, signature=sig).SerializeToString()).rstrip(b"=").decode()
+            p = b.cli("peer", "add", "-", input=text, check=False)
+            self.assertEqual(p.returncode, 3, p.stdout + p.stderr)
+            self.assertIn("unusable transport key", p.stderr)
+        self.assertEqual(b.json("peer", "list")["peers"], [])
+        self.assertEqual([(r[3], r[5], r[6]) for r in b.audit("peer-added")],
+                         [("refused", "py.peer", "unusable transport key (low-order point)")] * 2)
+        b.cli("peer", "add", "-", input=py.card_text)
+        self.assertEqual([p["id"] for p in b.json("peer", "list")["peers"]], ["py.peer"])
 
     def test_python_peer_refuses_daemon_not_in_its_directory(self):
         b = self.node("dr.okafor", "psychiatrist")

@@ -440,6 +440,36 @@ static void test_printable(void **state)
     assert_string_equal(out, "");
 }
 
+/* Strings that leave the node in protobuf string fields (audit entries, errors) are
+ * made valid single-line UTF-8, keeping every valid character and cutting only between
+ * characters. */
+static void test_clean_line(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_true(text_clean_line(out, sizeof out, "caf\xc3\xa9 ok"));
+    assert_string_equal(out, "caf\xc3\xa9 ok");
+    /* A lone 0xff, a cut two-byte sequence, an overlong '/', a surrogate, a newline, a
+     * tab, DEL and a C1 control each become one '?'. */
+    assert_false(text_clean_line(out, sizeof out, "b\xff" "b\xc3"));
+    assert_string_equal(out, "b?b?");
+    assert_false(text_clean_line(out, sizeof out, "\xc0\xaf\xed\xa0\x80\n\t\x7f\xc2\x9b"));
+    assert_string_equal(out, "?????????");
+    assert_true(text_valid_utf8(out, 100, false));
+    /* Bounded, and never cut inside a character: 14 bytes then a 2-byte character that
+     * does not fit in the 15 left. */
+    assert_false(text_clean_line(out, sizeof out, "abcdefghijklmn\xc3\xa9"));
+    assert_string_equal(out, "abcdefghijklmn");
+    /* In place. */
+    char in[] = "x\xfe\xc3\xa9\x01" "y";
+    assert_false(text_clean_line(in, sizeof in, in));
+    assert_string_equal(in, "x?\xc3\xa9?" "y");
+    assert_true(text_clean_line(out, 1, "x") == false);
+    assert_string_equal(out, "");
+    assert_true(text_clean_line(out, sizeof out, NULL));
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -452,7 +482,7 @@ int main(void)
         cmocka_unit_test(test_utf8),          cmocka_unit_test(test_utf8_every_position),          cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_printable),
+        cmocka_unit_test(test_printable), cmocka_unit_test(test_clean_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
