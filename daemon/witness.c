@@ -182,9 +182,11 @@ void witness_after_commit(node_t *n)
         offer(n, n->dir.peers[i]);
 }
 
-static void raise_alarm(node_t *n, peer_t *p, const char *what, const char *held, const char *fresh)
+/* Records an alarm: a row in witness_alarms (shown by `liaison status`, keeping both
+ * signed notes) and an audit entry. `own` is true when the alarm is about this node's
+ * own log (rollback-detected), false when about the peer's (witness-alarm). */
+static void record_alarm(node_t *n, peer_t *p, bool own, const char *what, const char *held, const char *fresh)
 {
-    log_err("ALARM: audit log of %s: %s", p->card.id, what);
     sqlite3 *db = store_db(n->store);
     sqlite3_stmt *st = NULL;
     if (store_op_begin(n->store) != 0)
@@ -202,16 +204,27 @@ static void raise_alarm(node_t *n, peer_t *p, const char *what, const char *held
     sqlite3_finalize(st);
     char actor[LIAISON_MAX_ID + 8];
     snprintf(actor, sizeof actor, "peer:%s", p->card.id);
-    audit_entry_t a = {.actor = actor, .action = "witness-alarm", .outcome = "failed", .peer = p->card.id,
-                       .details = what};
+    audit_entry_t a = {.actor = own ? "daemon" : actor, .action = own ? "rollback-detected" : "witness-alarm",
+                       .outcome = "failed", .peer = p->card.id, .details = what};
     ok = ok && node_audit(n, &a) == 0;
     store_op_end(n->store, ok);
 }
 
-static void reply(node_t *n, const uint8_t *rid, size_t rid_len, uint64_t held, bool accepted, const char *reason)
+static void raise_alarm(node_t *n, peer_t *p, const char *what, const char *held, const char *fresh)
+{
+    log_err("ALARM: audit log of %s: %s", p->card.id, what);
+    record_alarm(n, p, false, what, held, fresh);
+}
+
+/* Answers a witness request. held_note is the signed note of the checkpoint held (NULL
+ * when nothing is held): it proves the claim to the sender, who raises rollback-detected
+ * only on a note it signed itself. */
+static void reply(node_t *n, const uint8_t *rid, size_t rid_len, uint64_t held, const char *held_note, bool accepted,
+                  const char *reason)
 {
     Liaison__Wire__WitnessReply wr = LIAISON__WIRE__WITNESS_REPLY__INIT;
     wr.held_size = held;
+    wr.held_checkpoint = (char *)(held > 0 && held_note ? held_note : "");
     wr.accepted = accepted;
     wr.reason = (char *)(reason ? reason : "");
     Liaison__Wire__Frame f;
@@ -233,7 +246,7 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
     if (checkpoint_verify(text, strlen(text), from->card.sign_pk, &cp, err, sizeof err) != 0 ||
         strcmp(cp.node_id, from->card.id) != 0) {
         log_warn("peer %s sent a checkpoint that does not verify: %s", from->card.id, err);
-        reply(n, rid, rid_len, 0, false, "checkpoint does not verify");
+        reply(n, rid, rid_len, 0, NULL, false, "checkpoint does not verify");
         return;
     }
     /* What we hold of this peer. */
@@ -259,17 +272,17 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
         snprintf(what, sizeof what, "log shrank from %" PRIu64 " to %" PRIu64 " entries (rolled back or truncated)",
                  held, cp.size);
         raise_alarm(n, from, what, held_note, text);
-        reply(n, rid, rid_len, held, false, what);
+        reply(n, rid, rid_len, held, held_note, false, what);
     } else if (cp.size == held) {
         if (sodium_memcmp(cp.root, held_root, LIAISON_HASH_BYTES) != 0) {
             snprintf(what, sizeof what, "two different logs of %" PRIu64 " entries (forked or rewritten)", held);
             raise_alarm(n, from, what, held_note, text);
-            reply(n, rid, rid_len, held, false, what);
+            reply(n, rid, rid_len, held, held_note, false, what);
         } else {
-            reply(n, rid, rid_len, held, true, NULL);
+            reply(n, rid, rid_len, held, held_note, true, NULL);
         }
     } else if (wr->old_size != held) {
-        reply(n, rid, rid_len, held, false, "send a proof from the size I hold");
+        reply(n, rid, rid_len, held, held_note, false, "send a proof from the size I hold");
     } else {
         uint8_t proof[MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES];
         size_t plen = 0;
@@ -282,7 +295,7 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
                      " (forked or rewritten)",
                      cp.size, held);
             raise_alarm(n, from, what, held_note, text);
-            reply(n, rid, rid_len, held, false, what);
+            reply(n, rid, rid_len, held, held_note, false, what);
         }
     }
     if (accept) {
@@ -306,7 +319,7 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
             if (store_op_end(n->store, ok) != 0)
                 ok = false;
         }
-        reply(n, rid, rid_len, ok ? cp.size : held, ok, ok ? NULL : "cannot store");
+        reply(n, rid, rid_len, ok ? cp.size : held, ok ? text : held_note, ok, ok ? NULL : "cannot store");
     }
     free(held_note);
 }
@@ -315,16 +328,26 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
 {
     if (wr->held_size > n->cp_size) {
         /* A peer holds a larger checkpoint of ours than we have: our database was
-         * rolled back. Say so loudly; the peers' alarms are the record. */
-        char what[200];
-        snprintf(what, sizeof what, "peer %s holds our signed checkpoint at %" PRIu64
-                 " entries, but our log has only %" PRIu64 ": this database was rolled back",
-                 p->card.id, wr->held_size, n->cp_size);
-        log_err("ALARM: %s", what);
-        if (store_op_begin(n->store) == 0) {
-            audit_entry_t a = {.actor = "daemon", .action = "rollback-detected", .outcome = "failed",
-                               .peer = p->card.id, .details = what};
-            store_op_end(n->store, node_audit(n, &a) == 0);
+         * rolled back, if the peer shows it, i.e. a note this node signed at that size.
+         * A bare claim proves nothing and is ignored, so that no peer can make this node
+         * accuse itself. Raised once per claim and connection. */
+        const char *note = wr->held_checkpoint ? wr->held_checkpoint : "";
+        checkpoint_t cp;
+        char err[256];
+        if (checkpoint_verify(note, strlen(note), n->keys->sign_pk, &cp, err, sizeof err) != 0 ||
+            strcmp(cp.node_id, n->cfg.id) != 0 || cp.size != wr->held_size) {
+            log_warn("peer %s says it holds our checkpoint at %" PRIu64 " entries (our log has %" PRIu64
+                     ") but does not show a note this node signed; ignored",
+                     p->card.id, wr->held_size, n->cp_size);
+            return;
+        }
+        if (p->witness_held != wr->held_size) {
+            char what[300];
+            snprintf(what, sizeof what, "peer %s holds our signed checkpoint at %" PRIu64
+                     " entries, but our log has only %" PRIu64 ": this database was rolled back",
+                     p->card.id, wr->held_size, n->cp_size);
+            log_err("ALARM: %s", what);
+            record_alarm(n, p, true, what, note, n->cp_note);
         }
         p->witness_held = wr->held_size;
         return;

@@ -272,6 +272,11 @@ class Witnessing(NodeTest):
         self.assertEqual(alarm[5], "a")
         self.assertIn("shrank", alarm[6])
         self.assertIn("shrank", b.cli("status").stdout)
+        # b shows a the note a signed at the larger size: a knows it was rolled back, and says so.
+        wait_for(lambda: a.audit("rollback-detected"), 30, "a to detect its own rollback")
+        self.assertIn("this database was rolled back", a.audit("rollback-detected")[0][6])
+        self.assertIn("this database was rolled back", a.cli("status").stdout)
+        self.assertTrue(a.query("SELECT held_note FROM witness_alarms")[0][0].startswith("liaison.audit/a\n"))
 
 
 class AuditorTools(NodeTest):

@@ -255,6 +255,7 @@ class PyPeer:
         self.receipts = {}       # message id -> receipt bytes issued (for retransmissions)
         self.rejects = []        # (code, reason) this peer answered
         self.witnessed = {}      # node id -> (size, root, note)
+        self.witness_overclaim = 0  # a lying witness: adds this to every held_size it reports
         self.witness_log = []    # (node id, size, accepted, reason)
         self.ctx = zmq.Context()
         self.dealers = {}
@@ -502,7 +503,8 @@ class PyPeer:
         elif size == held[0]:
             ok, reason = (root == held[1]), ("" if root == held[1] else "forked or rewritten")
         elif req.old_size != held[0]:
-            reply = W.WitnessReply(held_size=held[0], accepted=False, reason="send a proof from my size")
+            reply = W.WitnessReply(held_size=held[0], accepted=False, reason="send a proof from my size",
+                                   held_checkpoint=held[2])
             self.witness_log.append((peer_id, size, False, "proof from wrong size"))
             return self._answer(router, routing_id, W.Frame(witness_reply=reply))
         elif not verify_consistency(held[0], size, held[1], root, list(req.proof)):
@@ -510,9 +512,12 @@ class PyPeer:
         if ok:
             self.witnessed[peer_id] = (size, root, req.checkpoint)
         self.witness_log.append((peer_id, size, ok, reason))
-        held_size = self.witnessed[peer_id][0] if peer_id in self.witnessed else 0
+        held_size, held_note = self.witnessed[peer_id][0::2] if peer_id in self.witnessed else (0, "")
+        if self.witness_overclaim:  # a bare claim: a larger size, no note to show for it
+            held_size, held_note = held_size + self.witness_overclaim, ""
         self._answer(router, routing_id, W.Frame(witness_reply=W.WitnessReply(held_size=held_size, accepted=ok,
-                                                                               reason=reason)))
+                                                                               reason=reason,
+                                                                               held_checkpoint=held_note)))
 
     def close(self):
         self._stop.set()

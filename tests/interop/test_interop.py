@@ -430,5 +430,23 @@ class Interop(NodeTest):
         self.assertEqual(b.audit("rollback-detected"), [])
 
 
+    def test_witness_claim_without_a_signed_note_is_no_rollback(self):
+        """A witness that says it holds a larger checkpoint of ours than our log, without
+        showing a note this node signed at that size, makes no rollback alarm (11.3)."""
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("audit", "checkpoint_entries", "4")
+        b.start()
+        py = self.pypeer()
+        py.witness_overclaim = 1000
+        self.meet(b, py, serve=True)
+        for i in range(6):
+            b.send("py.peer", "message %d" % i)
+        wait_for(lambda: len(py.received) == 6, 30, "the messages at the Python peer")
+        wait_for(lambda: py.witness_log, 30, "a witness request at the Python peer")
+        wait_for(lambda: "does not show a note this node signed" in open(b.log).read(), 30,
+                 "the daemon to ignore the claim")
+        self.assertEqual(b.audit("rollback-detected"), [])
+        self.assertEqual(b.json("status")["alarms"], [])
+
 if __name__ == "__main__":
     unittest.main()
