@@ -50,13 +50,16 @@ int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_
     return 0;
 }
 
-/* Replaces a control answer with an error: its change was not committed. */
-static void fail_control(deferred_t *d)
+/* Replaces a control answer with an error: its change was not committed (why: the
+ * store's error, which names no clinical content). */
+static void fail_control(deferred_t *d, const char *why)
 {
+    char msg[700];
+    snprintf(msg, sizeof msg, "the daemon could not save the change, nothing was done: %s", why);
     Liaison__Control__Response r = LIAISON__CONTROL__RESPONSE__INIT;
     r.request_id = d->request_id;
     r.code = LIAISON__CONTROL__CODE__INTERNAL;
-    r.error = "the daemon could not save the change (database error; see the daemon log), nothing was done";
+    r.error = msg;
     size_t len = liaison__control__response__get_packed_size(&r);
     uint8_t *buf = malloc(len ? len : 1);
     sodium_memzero(d->data, d->len);
@@ -86,7 +89,7 @@ bool node_commit(node_t *n)
                 free(d->data); /* receipts and rejects: the peer retries */
                 continue;
             }
-            fail_control(d);
+            fail_control(d, store_error(n->store));
             if (!d->data)
                 continue;
         }

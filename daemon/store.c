@@ -285,6 +285,18 @@ int store_commit(store_t *s)
 {
     if (!s->in_txn)
         return 0;
+    /* A database file unlinked or replaced under the running daemon still takes writes
+     * (into the open, orphaned file) that vanish when it stops: refuse to commit, so that
+     * nothing is reported saved that is not in the file at the database's path. */
+    int moved = 0;
+    if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved) {
+        snprintf(s->err, sizeof s->err,
+                 "the database file %s was deleted, moved or replaced while liaisond was running (stop liaisond, put"
+                 " the node's database back at that path or restore it from a backup, then start liaisond again)",
+                 sqlite3_db_filename(s->db, "main"));
+        store_rollback(s);
+        return -1;
+    }
     if (exec_done(s, stmt(s, ST_COMMIT), "commit") != 0) {
         store_rollback(s);
         return -1;

@@ -29,6 +29,8 @@ sqlite3 *store_db(store_t *s);
 
 /* Explicit transactions; the daemon groups many operations in one (group commit).
  * store_begin is a no-op returning 0 when a transaction is already open.
+ * store_commit rolls back instead, and fails, if the database file was deleted or
+ * replaced since it was opened; a failed commit leaves no transaction open.
  * Return 0, or -1 with store_error() set. */
 int store_begin(store_t *s);
 int store_commit(store_t *s);

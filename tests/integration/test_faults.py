@@ -294,6 +294,48 @@ class UnreachablePeer(FaultTest):
         self.assert_exactly_once(a, b, mids)
 
 
+class DatabaseMoved(FaultTest):
+    def test_database_file_moved_while_running(self):
+        """A database file deleted, moved or replaced under a running daemon: the daemon
+        would write on into the orphaned file and lose it all when it stops. Nothing is
+        reported saved (sender) or receipted (receiver) until the file is back."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        first = a.send("b", "before")
+        self.wait_delivered(a, first, "b")
+        # The sender's database moves away: the send is refused, with the reason.
+        os.rename(a.db_path, a.db_path + ".moved")
+        r = a.cli("send", "--to", "b", "-", input="while moved", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("nothing was done", r.stderr)
+        self.assertIn("liaison.db was deleted, moved or replaced while liaisond was running", r.stderr)
+        with open(a.log) as f:
+            self.assertIn("was deleted, moved or replaced", f.read())
+        self.assertIsNone(a.proc.poll())
+        os.rename(a.db_path + ".moved", a.db_path)
+        second = a.send("b", "after it is back")
+        self.wait_delivered(a, second, "b")
+        # The receiver's: no receipt (so the sender keeps the message), delivered once back.
+        os.rename(b.db_path, b.db_path + ".moved")
+        third = a.send("b", "while the receiver's database is away")
+        time.sleep(2.0)
+        self.assertIn(a.delivery_state(third, "b"), ("queued", "sent"))
+        self.assertGreaterEqual(a.query("SELECT attempts FROM deliveries WHERE hex(message_id) = upper(?)",
+                                        (third,))[0][0], 2, "the sender did not retry")
+        os.rename(b.db_path + ".moved", b.db_path)
+        self.wait_delivered(a, third, "b")
+        self.assert_exactly_once(a, b, [first, second, third])
+        self.audit_verify(a)
+        self.audit_verify(b)
+        # Deleted outright: refused the same way.
+        os.unlink(a.db_path)
+        r = a.cli("send", "--to", "b", "-", input="after the delete", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("was deleted, moved or replaced", r.stderr)
+
+
 class ClockSkew(FaultTest):
     def test_within_and_beyond_the_window(self):
         a = self.node("a")
