@@ -135,6 +135,138 @@ class CrashConsistency(FaultTest):
         self.assertGreaterEqual(len(b.audit("daemon-started")), rounds + 1)
 
 
+class Pipelined:
+    """libliaison-client's pipelined sends (liaison_submit / liaison_collect), through ctypes:
+    many requests in flight, each answer meaning "committed"."""
+
+    def __init__(self, home, timeout_ms=3000):
+        import ctypes
+        self.ct = ctypes
+        lib = ctypes.CDLL(os.path.join(harness.BUILD, "client", "libliaison-client.so"))
+        lib.liaison_client_open.restype = ctypes.c_void_p
+        lib.liaison_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        lib.liaison_client_close.argtypes = [ctypes.c_void_p]
+        lib.liaison_client_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.liaison_submit_text.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                            ctypes.POINTER(ctypes.c_uint64)]
+        lib.liaison_collect.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_char_p]
+        lib.liaison_pending.argtypes = [ctypes.c_void_p]
+        lib.liaison_pending.restype = ctypes.c_size_t
+        lib.liaison_client_error.argtypes = [ctypes.c_void_p]
+        lib.liaison_client_error.restype = ctypes.c_char_p
+        self.lib, self.home, self.timeout_ms = lib, home, timeout_ms
+
+    def burst(self, to, n, window, acked, failures):
+        """Submits n texts to `to`, at most `window` in flight; appends every confirmed id
+        to acked and every other answer's code to failures. Stops at the first lost connection."""
+        ct, lib = self.ct, self.lib
+        err = ct.create_string_buffer(512)
+        c = lib.liaison_client_open(self.home.encode(), 0, err, len(err))
+        if not c:
+            failures.append("open")
+            return
+        lib.liaison_client_set_timeout(c, self.timeout_ms)
+        sent = 0
+        try:
+            while sent < n or lib.liaison_pending(c) > 0:
+                while sent < n and lib.liaison_pending(c) < window:
+                    tok = ct.c_uint64()
+                    if lib.liaison_submit_text(c, to.encode(), b"", b"burst %d" % sent, ct.byref(tok)) != 0:
+                        failures.append("submit")
+                        return
+                    sent += 1
+                tok, mid = ct.c_uint64(), ct.create_string_buffer(33)
+                rc = lib.liaison_collect(c, ct.byref(tok), mid)
+                if rc == 0:
+                    acked.append(mid.value.decode())
+                else:
+                    failures.append(rc)
+                    if rc in (5, 6, 7):  # unreachable, timeout, protocol: the daemon went away
+                        return
+        finally:
+            lib.liaison_client_close(c)
+
+
+class CrashDuringBurst(FaultTest):
+    def restart_if_aborted(self, node):
+        """liaisond stopped by libzmq 4.3.4's `!_io_error` assertion (zeromq/libzmq#4364,
+        a peer vanishing while its connection's input is stalled under load) is started
+        again, as systemd's Restart=on-failure does; any other death fails the test."""
+        if node.proc.poll() is None:
+            return 0
+        with open(node.log, errors="replace") as f:
+            text = f.read()
+        self.assertIn("Assertion failed: !_io_error", text, "liaisond %s died:\n%s" % (node.id, text[-3000:]))
+        node.logf.close()
+        node.start()
+        return 1
+
+    def test_sigkill_at_many_moments_of_a_pipelined_burst(self):
+        rounds = int(os.environ.get("LIAISON_CRASH_ROUNDS", "8"))
+        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
+        rng = random.Random(seed)
+        note = " (LIAISON_CRASH_SEED=%d LIAISON_CRASH_ROUNDS=%d)" % (seed, rounds)
+        a = self.node("a", start=False)
+        b = self.node("b", start=False)
+        for n in (a, b):
+            for k, v in FAST_RETRY + (("checkpoint_entries", "64"),):
+                n.write_config("audit" if k.startswith("checkpoint") else "delivery", k, v)
+            n.start()
+        link(a, b)
+        client = Pipelined(a.home)
+        acked, failures, upstream, stop = [], [], 0, threading.Event()
+
+        def sender():
+            # Bursts of 1,000 back to back, 256 in flight: the receiver falls behind, so
+            # each kill leaves frames (envelopes, checkpoints) queued on dead connections.
+            while not stop.is_set():
+                before = len(failures)
+                client.burst("b", 1000, 256, acked, failures)
+                if len(failures) > before:
+                    time.sleep(0.05)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        try:
+            for victim in (b, a):
+                for _ in range(rounds):
+                    time.sleep(rng.uniform(0.05, 0.8))
+                    upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
+                    victim.kill()
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    victim.start()
+        finally:
+            stop.set()
+            t.join(30)
+        self.assertFalse(t.is_alive(), "a pipelined burst hung" + note)
+        self.assertGreater(len(acked), 300, "too few messages were sent" + note)
+        # Only "daemon gone" (or not yet back): nothing refused, nothing failed inside the daemon.
+        self.assertEqual([f for f in failures if f not in (5, 6, "open")], [], note)
+
+        def drained():
+            nonlocal upstream
+            upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
+            return a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0
+
+        wait_for(drained, 90, "a's queue to drain" + note)
+        self.assert_exactly_once(a, b, acked)
+        self.assertEqual(a.query("SELECT count(*) FROM deliveries WHERE state = 3")[0][0], 0, note)
+        # Kills under load leave old checkpoints queued on dead connections; none of
+        # them may read as a rolled-back log.
+        for n in (a, b):
+            self.assertEqual(n.audit("witness-alarm"), [], n.id + note)
+            self.assertEqual(n.audit("rollback-detected"), [], n.id + note)
+        self.assertGreater(b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0], 64)
+        self.audit_verify(a)
+        self.audit_verify(b)
+        a.stop()
+        b.stop()
+        for node in (a, b):
+            self.assertEqual(integrity(node), [("ok",)], node.id + note)
+        if upstream:
+            print("\n%d restart(s) after libzmq's !_io_error assertion%s" % (upstream, note))
+
+
 class DiskFull(FaultTest):
     def setUp(self):
         super().setUp()
