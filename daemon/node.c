@@ -25,7 +25,8 @@ static void deferred_send(node_t *n, deferred_t *d)
 int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
                uint64_t request_id)
 {
-    deferred_t d = {.sock = sock, .data = data, .len = len, .control = control, .request_id = request_id};
+    deferred_t d = {.sock = sock, .data = data, .len = len, .control = control, .request_id = request_id,
+                    .txn = store_txn_id(n->store)};
     if (rid_len > sizeof d.rid) {
         free(data);
         return -1;
@@ -72,8 +73,9 @@ static void fail_control(deferred_t *d, const char *why)
 
 bool node_commit(node_t *n)
 {
-    bool ok = true;
-    if (store_in_txn(n->store)) {
+    bool ok = true, open = store_in_txn(n->store);
+    uint64_t txn = store_txn_id(n->store);
+    if (open) {
         n->batches++;
         if (store_commit(n->store) != 0) {
             ok = false;
@@ -82,14 +84,26 @@ bool node_commit(node_t *n)
             store_rollback(n->store);
         }
     }
+    bool lost_logged = false;
     for (size_t i = 0; i < n->n_deferred; i++) {
         deferred_t *d = &n->deferred[i];
-        if (!ok) {
+        /* Deferred answers exist only while a transaction is open (node_defer); one
+         * whose transaction is not the one just committed was rolled back with it. */
+        bool committed = ok && open && d->txn == txn;
+        if (!committed) {
+            const char *why = store_error(n->store);
+            if (ok) {
+                why = "an earlier step of the same batch failed and its transaction was rolled back (see the"
+                      " daemon log)";
+                if (!lost_logged)
+                    log_err("a transaction was rolled back after an error: its answers are withdrawn");
+                lost_logged = true;
+            }
             if (!d->control) {
                 free(d->data); /* receipts and rejects: the peer retries */
                 continue;
             }
-            fail_control(d, store_error(n->store));
+            fail_control(d, why);
             if (!d->data)
                 continue;
         }

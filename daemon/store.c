@@ -143,6 +143,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     bool in_txn;
+    uint64_t txn_id;    /* number of the current (or last) transaction store_begin opened */
     bool readonly;
     char err[512];
 };
@@ -271,13 +272,22 @@ void store_close(store_t **sp)
     *sp = NULL;
 }
 
+/* After SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM SQLite may roll back the whole
+ * transaction on its own: the connection is then back in autocommit mode. */
+static bool txn_vanished(const store_t *s) { return s->in_txn && sqlite3_get_autocommit(s->db); }
+
+uint64_t store_txn_id(const store_t *s) { return s->txn_id; }
+
 int store_begin(store_t *s)
 {
+    if (txn_vanished(s))
+        s->in_txn = false; /* a new transaction (a new id) begins below */
     if (s->in_txn)
         return 0;
     if (exec_done(s, stmt(s, ST_BEGIN), "begin transaction") != 0)
         return -1;
     s->in_txn = true;
+    s->txn_id++;
     return 0;
 }
 
@@ -285,6 +295,11 @@ int store_commit(store_t *s)
 {
     if (!s->in_txn)
         return 0;
+    if (txn_vanished(s)) {
+        snprintf(s->err, sizeof s->err, "the transaction was rolled back after an error (%s)", sqlite3_errmsg(s->db));
+        s->in_txn = false;
+        return -1;
+    }
     /* A database file unlinked or replaced under the running daemon still takes writes
      * (into the open, orphaned file) that vanish when it stops: refuse to commit, so that
      * nothing is reported saved that is not in the file at the database's path. */

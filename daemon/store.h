@@ -37,6 +37,11 @@ int store_commit(store_t *s);
 void store_rollback(store_t *s);
 bool store_in_txn(const store_t *s);
 
+/* Number of the transaction store_begin opened last (it changes with every new one,
+ * including one opened after SQLite rolled back the previous on its own). What was
+ * done under a number that is not the one store_commit commits was rolled back. */
+uint64_t store_txn_id(const store_t *s);
+
 /* Last error text of this store (static buffer inside s). */
 const char *store_error(const store_t *s);
 
