@@ -401,7 +401,16 @@ static int patient_key_missing(node_t *n, store_t *s, bool create, char *err, si
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
-    if (paths_resolve(&n->paths, home, err, errlen) != 0 || config_load(n->paths.config_file, &n->cfg, err, errlen) != 0)
+    if (paths_resolve(&n->paths, home, err, errlen) != 0)
+        return -1;
+    if (access(n->paths.init_marker, F_OK) == 0) {
+        snprintf(err, errlen,
+                 "liaison init did not finish here (%s exists): nothing was ever started with this node; run the"
+                 " same liaison init again, it starts over",
+                 n->paths.init_marker);
+        return -1;
+    }
+    if (config_load(n->paths.config_file, &n->cfg, err, errlen) != 0)
         return -1;
     log_init(log_level_parse(n->cfg.log_level));
     if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))

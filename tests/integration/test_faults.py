@@ -468,6 +468,59 @@ class DatabaseMoved(FaultTest):
         self.assertIn("was deleted, moved or replaced", r.stderr)
 
 
+class InterruptedInit(FaultTest):
+    def test_init_killed_at_random_moments(self):
+        """`liaison init` killed at any moment: the half-made node cannot be started
+        (it would run without its card, or without its first audit entry), and running
+        the same init again finishes the node."""
+        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
+        rng = random.Random(seed)
+        note = " (LIAISON_CRASH_SEED=%d)" % seed
+        port = harness.free_port()
+        outcomes = {}
+        for i in range(30):
+            home = os.path.join(self.base, "n%d" % i)
+            args = [harness.LIAISON, "--home", home, "init", "--id", "n%d" % i, "--role", "therapist",
+                    "--listen", "tcp://127.0.0.1:%d" % port]
+            p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.0, 0.012))
+            p.kill()
+            p.wait()
+            left = sorted(os.listdir(home)) if os.path.isdir(home) else []
+            check = [harness.LIAISOND, "--home", home, "--check-config"]
+            if p.returncode == 0:
+                outcomes["finished"] = outcomes.get("finished", 0) + 1
+            else:
+                outcomes[" ".join(left) or "nothing"] = outcomes.get(" ".join(left) or "nothing", 0) + 1
+                c = subprocess.run(check, capture_output=True, text=True, timeout=30)
+                self.assertEqual(c.returncode, 1, "a half-made node passes --check-config: %s%s" % (left, note))
+                if "init-incomplete" in left:
+                    self.assertIn("liaison init did not finish", c.stderr)
+                    self.assertIn("run the same liaison init again", c.stderr)
+                r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, "init again after %s: %s%s" % (left, r.stderr, note))
+            c = subprocess.run(check, capture_output=True, text=True, timeout=30)
+            self.assertEqual(c.returncode, 0, c.stderr + note)
+            self.assertTrue(os.path.exists(os.path.join(home, "card.txt")), note)
+            self.assertFalse(os.path.exists(os.path.join(home, "init-incomplete")), note)
+            con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "liaison.db"), uri=True)
+            try:
+                self.assertEqual(con.execute("SELECT action FROM audit").fetchall(), [("node-created",)], note)
+            finally:
+                con.close()
+        # The kills landed at different moments (seen: before anything, after the keys,
+        # with the database half made, finished).
+        self.assertGreaterEqual(len(outcomes), 3, "%s%s" % (outcomes, note))
+        # One of them runs and verifies.
+        n = harness.Node(self.base, "n0")
+        n.home = os.path.join(self.base, "n0")
+        n.db_path = os.path.join(n.home, "liaison.db")
+        n.port = port
+        self.nodes.append(n)
+        n.start()
+        self.audit_verify(n)
+
+
 class ClockSkew(FaultTest):
     def test_within_and_beyond_the_window(self):
         a = self.node("a")
