@@ -870,6 +870,20 @@ static void op_reviews(call_t *c, const Liaison__Control__ReviewListRequest *rq)
 
 /* ---- directory ---- */
 
+/* Audits one queued message made undeliverable by a peer's new keys. */
+typedef struct rekey_ctx {
+    call_t *c;
+    const char *peer, *reason;
+} rekey_ctx_t;
+
+static int rekey_one(void *ctx, const uint8_t *msgid, uint32_t content_type)
+{
+    rekey_ctx_t *rk = ctx;
+    audit_entry_t a = {.actor = rk->c->actor, .action = "delivery-rejected", .outcome = "refused", .message_id = msgid,
+                       .peer = rk->peer, .content_type = content_type, .details = rk->reason};
+    return node_audit(rk->c->n, &a) == 0 ? 0 : -1;
+}
+
 static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
 {
     node_t *n = c->n;
@@ -924,10 +938,23 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     keys_fingerprint(card.sign_pk, fp);
     char details[200];
     snprintf(details, sizeof details, "role=%s fingerprint=%s", card.role, fp);
+    /* What is still queued for them was sealed to their old encryption key, which their
+     * new keys cannot open: say so now, instead of sending it for a refusal that names
+     * no cause ("cannot decrypt"). */
+    bool rekeyed = old && sodium_memcmp(old->card.enc_pk, card.enc_pk, LIAISON_KEY_BYTES) != 0;
+    char reason[200];
+    snprintf(reason, sizeof reason,
+             "sealed to %s's previous keys, which were replaced (peer add --replace): they cannot open it; send it"
+             " again",
+             card.id);
+    rekey_ctx_t rk = {.c = c, .peer = card.id, .reason = reason};
+    int64_t withdrawn = 0;
     bool ok = store_op_begin(n->store) == 0;
     if (ok) {
         audit_entry_t a = {.actor = c->actor, .action = action, .outcome = "ok", .peer = card.id, .details = details};
         ok = store_peer_put(n->store, card.id, pr->card, liaison_now_ms()) == 0 && node_audit(n, &a) == 0;
+        if (ok && rekeyed)
+            ok = (withdrawn = store_delivery_reject_pending(n->store, card.id, reason, rekey_one, &rk)) >= 0;
         if (store_op_end(n->store, ok) != 0)
             ok = false;
     }
@@ -947,6 +974,9 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
         return;
     }
     log_info("%s %s (%s)", action, card.id, card.role);
+    if (withdrawn > 0)
+        log_warn("%" PRId64 " message(s) queued for %s were sealed to its replaced keys: marked undeliverable",
+                 withdrawn, card.id);
     Liaison__Control__PeerInfo pi;
     fill_peer(n, p, &pi, fp);
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;

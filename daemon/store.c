@@ -692,6 +692,55 @@ int store_delivery_wake(store_t *s, const char *recipient, uint64_t now_ms)
     return exec_done(s, st, "reschedule deliveries");
 }
 
+int64_t store_delivery_reject_pending(store_t *s, const char *recipient, const char *reason,
+                                      int (*cb)(void *ctx, const uint8_t *msgid, uint32_t content_type), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT d.message_id, m.content_type FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                           " WHERE d.recipient = ?1 AND d.state < 2 ORDER BY d.message_id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "list pending deliveries");
+    sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
+    uint8_t (*ids)[LIAISON_MSGID_BYTES] = NULL;
+    uint32_t *types = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    int64_t out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            void *pi = realloc(ids, cap * sizeof *ids), *pt = pi ? realloc(types, cap * sizeof *types) : NULL;
+            if (pi)
+                ids = pi;
+            if (pt)
+                types = pt;
+            if (!pi || !pt) {
+                snprintf(s->err, sizeof s->err, "out of memory");
+                out = -1;
+                break;
+            }
+        }
+        memcpy(ids[n], sqlite3_column_blob(st, 0), LIAISON_MSGID_BYTES);
+        types[n++] = (uint32_t)sqlite3_column_int64(st, 1);
+    }
+    if (out == 0 && rc != SQLITE_DONE)
+        out = fail(s, "list pending deliveries");
+    sqlite3_finalize(st);
+    for (size_t i = 0; out >= 0 && i < n; i++) {
+        int r = store_delivery_rejected(s, ids[i], recipient, reason);
+        if (r < 0 || (r == 0 && cb && cb(ctx, ids[i], types[i]) != 0))
+            out = -1;
+        else if (r == 0)
+            out++;
+    }
+    free(ids);
+    free(types);
+    return out;
+}
+
 int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_delivery_cb cb, void *ctx)
 {
     sqlite3_stmt *st = stmt(s, ST_DLV_EACH);

@@ -37,6 +37,13 @@ int store_commit(store_t *s);
 void store_rollback(store_t *s);
 bool store_in_txn(const store_t *s);
 
+/* Marks every undelivered delivery to recipient as rejected with reason and calls cb
+ * with each message id and its content type (for the caller's audit entry), inside the
+ * caller's transaction. Returns the number marked, or -1 (store_error() set, or cb's
+ * non-zero return). */
+int64_t store_delivery_reject_pending(store_t *s, const char *recipient, const char *reason,
+                                      int (*cb)(void *ctx, const uint8_t *msgid, uint32_t content_type), void *ctx);
+
 /* Number of the transaction store_begin opened last (it changes with every new one,
  * including one opened after SQLite rolled back the previous on its own). What was
  * done under a number that is not the one store_commit commits was rolled back. */

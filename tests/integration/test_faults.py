@@ -468,6 +468,48 @@ class DatabaseMoved(FaultTest):
         self.assertIn("was deleted, moved or replaced", r.stderr)
 
 
+class RekeyedPeer(FaultTest):
+    def test_peer_rekeyed_while_messages_are_queued(self):
+        """b is set up again with new keys (same id and address) while a holds messages
+        for it: once a takes the new card, those messages, sealed to b's old key, are
+        reported undeliverable with the cause, not sent for a refusal naming none."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        first = a.send("b", "before")
+        self.wait_delivered(a, first, "b")
+        b.stop()
+        queued = [a.send("b", "queued %d" % i) for i in range(3)]
+        # b's machine is reinstalled: a new node with the same id and endpoint.
+        old_home = b.home + ".old"
+        os.rename(b.home, old_home)
+        b2 = harness.Node(self.base, "b")
+        b2.port, b2.endpoint = b.port, b.endpoint
+        b2.log = os.path.join(self.base, "b2.log")
+        b2.init()
+        self.nodes.append(b2)
+        b2.start()
+        b2.add_peer(a)
+        a.add_peer(b2, replace=True)
+        for mid in queued:
+            self.assertEqual(a.delivery_state(mid, "b"), "rejected", mid)
+            detail = a.query("SELECT detail FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
+            self.assertIn("sealed to b's previous keys", detail)
+            self.assertIn("send it again", detail)
+        rows = a.audit("delivery-rejected")
+        self.assertEqual(sorted(r[4].lower() for r in rows), sorted(queued))
+        self.assertIn("sealed to b's previous keys", a.cli("outbox").stdout)
+        # New messages go to the new b; nothing of the old ones reaches it.
+        after = a.send("b", "after the new card")
+        self.wait_delivered(a, after, "b")
+        time.sleep(1.0)
+        self.assertEqual(b2.audit("message-rejected"), [])
+        self.assertEqual(b2.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
+        self.assertEqual(a.delivery_state(first, "b"), "delivered")
+        self.audit_verify(a)
+        self.audit_verify(b2)
+
+
 class InterruptedInit(FaultTest):
     def test_init_killed_at_random_moments(self):
         """`liaison init` killed at any moment: the half-made node cannot be started
