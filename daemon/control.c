@@ -1265,6 +1265,37 @@ int control_start(node_t *n, char *err, size_t errlen)
     return 0;
 }
 
+/* Replaces *sock, bound at path, by a new socket bound there. */
+static void rebind(node_t *n, void **sock, const char *path, const char *group, loop_io_fn fn)
+{
+    char err[CONFIG_PATH_MAX + 128];
+    node_commit(n); /* deferred answers name the old socket: send them first */
+    if (*sock) {
+        loop_remove(n->loop, *sock, 0);
+        zmq_close(*sock);
+    }
+    *sock = bind_ipc(n, path, group, err, sizeof err);
+    if (!*sock || loop_add(n->loop, *sock, 0, fn, n) != 0) {
+        log_err("the socket %s was deleted and cannot be made again: %s (retried every second)", path,
+                *sock ? "out of memory" : err);
+        if (*sock) {
+            zmq_close(*sock);
+            *sock = NULL;
+        }
+        return;
+    }
+    log_warn("the socket %s was deleted while liaisond was running: made it again", path);
+}
+
+void control_tick(node_t *n)
+{
+    struct stat st;
+    if (!n->control || (lstat(n->paths.control_sock, &st) != 0 && errno == ENOENT))
+        rebind(n, &n->control, n->paths.control_sock, "liaison", on_control);
+    if (!n->auditor || (lstat(n->paths.audit_sock, &st) != 0 && errno == ENOENT))
+        rebind(n, &n->auditor, n->paths.audit_sock, "liaison-audit", on_audit);
+}
+
 void control_stop(node_t *n)
 {
     if (n->control) {

@@ -170,6 +170,7 @@ static void on_tick(loop_t *l, void *ctx)
     daemon_state_t *d = ctx;
     node_t *n = &d->node;
     transport_tick(n);
+    control_tick(n);
     if (++d->ticks % 5 == 0)
         clinical_tick(n);
     /* Under load SQLite's page cache grows to its limit (store.c); once the node has

@@ -468,6 +468,27 @@ class DatabaseMoved(FaultTest):
         self.assertIn("was deleted, moved or replaced", r.stderr)
 
 
+class SocketDeleted(FaultTest):
+    def test_control_sockets_deleted_while_running(self):
+        """A cleanup script deletes run/*.sock under a running daemon: the CLI would say
+        'liaisond is not running' while a second liaisond refuses to start. The daemon
+        makes them again within a second or two."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        for name in ("control.sock", "audit.sock"):
+            os.unlink(os.path.join(a.home, "run", name))
+        wait_for(lambda: a.cli("status", check=False).returncode == 0, 5, "the control socket to come back")
+        mid = a.send("b", "after the sockets were deleted")
+        self.wait_delivered(a, mid, "b")
+        self.audit_verify(a)  # the auditor socket
+        st = os.stat(os.path.join(a.home, "run", "control.sock"))
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        with open(a.log) as f:
+            self.assertEqual(f.read().count("was deleted while liaisond was running: made it again"), 2)
+        self.assertEqual(len(a.audit("daemon-started")), 1)
+
+
 class RekeyedPeer(FaultTest):
     def test_peer_rekeyed_while_messages_are_queued(self):
         """b is set up again with new keys (same id and address) while a holds messages
