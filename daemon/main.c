@@ -108,6 +108,12 @@ static void before_sleep(loop_t *l, void *ctx)
             log_warn("delivery: %s", store_error(n->store));
         d->next_due_ms = store_delivery_next_due(n->store);
     }
+    /* A retry time further ahead than any schedule sets was set before the wall clock
+     * jumped back: it is due soon (the pump takes it and reschedules it), not when the
+     * clock catches up. Soon, not now: should the pump fail to reschedule it, this must
+     * not turn into a busy loop. */
+    if (d->next_due_ms != UINT64_MAX && d->next_due_ms > now + delivery_horizon_ms(n))
+        d->next_due_ms = now + n->cfg.retry_min_ms;
     /* The pump's bookkeeping (attempt counts, next retry times, "sent") is left in the
      * open transaction and committed with the next batch instead of costing an fsync of
      * its own: losing it in a crash only means an earlier retry, which the recipient

@@ -125,7 +125,8 @@ static const char *stmt_sql[ST_COUNT] = {
     [ST_DLV_ADD] = "INSERT INTO deliveries(message_id, recipient, state, attempts, next_attempt_ms)"
                    " VALUES(?1, ?2, 0, 0, ?3)",
     [ST_DLV_DUE] = "SELECT message_id, recipient, state, attempts, next_attempt_ms FROM deliveries"
-                   " WHERE state < 2 AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
+                   " WHERE state < 2 AND (next_attempt_ms <= ?1 OR next_attempt_ms > ?3)"
+                   " ORDER BY next_attempt_ms LIMIT ?2",
     [ST_DLV_NEXT] = "SELECT min(next_attempt_ms) FROM deliveries WHERE state < 2",
     [ST_DLV_ATTEMPT] = "UPDATE deliveries SET state = ?3, attempts = attempts + 1, next_attempt_ms = ?4, detail = ?5"
                        " WHERE message_id = ?1 AND recipient = ?2 AND state < 2",
@@ -628,11 +629,13 @@ static int each_delivery(store_t *s, sqlite3_stmt *st, bool full, store_delivery
     return out;
 }
 
-int store_delivery_due(store_t *s, uint64_t now_ms, uint32_t limit, store_delivery_cb cb, void *ctx)
+int store_delivery_due(store_t *s, uint64_t now_ms, uint64_t beyond_ms, uint32_t limit, store_delivery_cb cb,
+                       void *ctx)
 {
     sqlite3_stmt *st = stmt(s, ST_DLV_DUE);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
     sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    sqlite3_bind_int64(st, 3, beyond_ms > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)beyond_ms);
     return each_delivery(s, st, false, cb, ctx, "list due deliveries");
 }
 

@@ -144,10 +144,11 @@ typedef struct store_delivery {
 int store_delivery_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, uint64_t now_ms);
 
 /* Calls cb for up to `limit` deliveries in state queued/sent with next_attempt_ms <=
- * now_ms (oldest due first), skipping recipients for which skip(ctx, id) is true
- * (may be NULL). */
+ * now_ms (oldest due first), or > beyond_ms: a retry time no schedule sets, left by a
+ * wall clock that has since jumped back. */
 typedef int (*store_delivery_cb)(void *ctx, const store_delivery_t *d);
-int store_delivery_due(store_t *s, uint64_t now_ms, uint32_t limit, store_delivery_cb cb, void *ctx);
+int store_delivery_due(store_t *s, uint64_t now_ms, uint64_t beyond_ms, uint32_t limit, store_delivery_cb cb,
+                       void *ctx);
 
 /* Earliest next_attempt_ms among queued/sent deliveries, or UINT64_MAX if none. */
 uint64_t store_delivery_next_due(store_t *s);

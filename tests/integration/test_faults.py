@@ -24,6 +24,7 @@ import harness
 from harness import NodeTest, link, wait_for
 
 FAST_RETRY = (("retry_min_ms", "100"), ("retry_max_ms", "1000"))
+CLOCKSHIFT = os.path.join(harness.BUILD, "tests", "tools", "libclockshift.so")
 
 
 def integrity(node):
@@ -295,18 +296,18 @@ class DiskFull(FaultTest):
         st = os.statvfs(self.mnt)
         self.assertEqual(st.f_bavail, 0, "the filesystem is not full")
 
-    def test_receiver_disk_full(self):
-        a = self.fast_node("a")
-        b = harness.Node(self.mnt, "b")
-        b.log = os.path.join(self.base, "b.log")  # the log stays writable
-        b.init()
-        self.nodes.append(b)
-        b.start()
-        link(a, b)
-        first = a.send("b", "before the disk fills")
-        self.wait_delivered(a, first, "b")
+    def small_disk_node(self, ident):
+        n = harness.Node(self.mnt, ident)
+        n.log = os.path.join(self.base, ident + ".log")  # the log stays writable
+        n.init()
+        self.nodes.append(n)
+        n.start()
+        return n
+
+    def fill_after_checkpoint(self, b):
+        """An empty WAL, then no free block: the next commit on b must grow a file."""
         time.sleep(0.5)
-        # An empty WAL, then no free block: the next commit on b must grow a file.
+
         def truncated():
             con = sqlite3.connect(b.db_path, timeout=10)
             try:
@@ -317,6 +318,14 @@ class DiskFull(FaultTest):
 
         wait_for(truncated, 20, "an empty WAL on b")
         self.fill()
+
+    def test_receiver_disk_full(self):
+        a = self.fast_node("a")
+        b = self.small_disk_node("b")
+        link(a, b)
+        first = a.send("b", "before the disk fills")
+        self.wait_delivered(a, first, "b")
+        self.fill_after_checkpoint(b)
         before = b.query("SELECT * FROM messages ORDER BY id")
         mids = [a.send("b", "while the disk is full %d " % i + "x" * 20000) for i in range(3)]
         time.sleep(4.0)
@@ -338,6 +347,48 @@ class DiskFull(FaultTest):
         self.audit_verify(b)
         self.audit_verify(a)
         self.assertEqual(integrity(b), [("ok",)])
+
+
+    def test_sender_clock_jumps_back(self):
+        """The sender's wall clock jumps back an hour while a message waits for its next
+        retry (the receiver's disk is full): the retry must not wait for the clock to
+        catch up (tests/tools/clockshift moves only a's clock)."""
+        offset = os.path.join(self.base, "clock-offset")
+        with open(offset, "w") as f:
+            f.write("0")
+        a = self.node("a", start=False)
+        for k, v in FAST_RETRY:
+            a.write_config("delivery", k, v)
+        a.prefix = ["env", "LD_PRELOAD=" + CLOCKSHIFT, "LIAISON_CLOCK_OFFSET_FILE=" + offset,
+                    "ASAN_OPTIONS=%s:verify_asan_link_order=0" % os.environ.get("ASAN_OPTIONS", "")]
+        a.start()
+        b = self.small_disk_node("b")
+        link(a, b)
+        first = a.send("b", "before the disk fills")
+        self.wait_delivered(a, first, "b")
+        self.fill_after_checkpoint(b)
+        mid = a.send("b", "while the disk is full")
+        attempts = lambda: a.query("SELECT attempts FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
+        wait_for(lambda: attempts() >= 3, 20, "a to retry")
+        with open(offset, "w") as f:
+            f.write("-3600000")
+        time.sleep(0.5)
+        os.unlink(self.filler)
+        self.wait_delivered(a, mid, "b", timeout=15)
+        # Later traffic on the slow clock: delivered, and checkpoints keep their pace
+        # (one right after the jump, none per commit).
+        cps = a.query("SELECT count(*) FROM checkpoints")[0][0]
+        for i in range(8):
+            self.wait_delivered(a, a.send("b", "after the jump %d" % i), "b")
+        self.assertLessEqual(a.query("SELECT count(*) FROM checkpoints")[0][0] - cps, 2,
+                             "a checkpoint per commit after the clock went back")
+        # The jump really happened: a's latest audit entries are an hour behind b's.
+        a_t = a.query("SELECT max(time_ms) FROM audit WHERE seq > (SELECT max(seq) - 3 FROM audit)")[0][0]
+        b_t = b.query("SELECT max(time_ms) FROM audit")[0][0]
+        self.assertGreater(b_t - a_t, 3_000_000)
+        self.assert_exactly_once(a, b)
+        self.audit_verify(a)
+        self.audit_verify(b)
 
 
 class LockedDatabase(FaultTest):
