@@ -543,6 +543,34 @@ class SocketDeleted(FaultTest):
         self.assertEqual(len(a.audit("daemon-started")), 1)
 
 
+class StalledDaemon(FaultTest):
+    def test_send_timing_out_says_it_may_still_go_out(self):
+        """liaisond busy past the CLI's timeout (here: waiting on a database lock another
+        process holds): the send is queued on its socket and carried out once the daemon
+        gets to it, so the clinician must be told to check before sending again (else
+        the care team gets it twice)."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        locker = subprocess.Popen([sys.executable, "-c", LockedDatabase.LOCKER, a.db_path, "4"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(locker.wait, 30)
+        self.addCleanup(locker.stdout.close)
+        self.assertEqual(locker.stdout.readline().strip(), "locked")
+        env = dict(os.environ, LIAISON_TIMEOUT_MS="1500")
+        r = subprocess.run([harness.LIAISON, "--home", a.home, "send", "--to", "b", "-"], input="while locked",
+                           capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("did not answer within 1500 ms", r.stderr)
+        self.assertIn("may still be carried out: check with liaison outbox before sending it again", r.stderr)
+        # And it was: the daemon took the request once the lock was gone.
+        wait_for(lambda: a.query("SELECT count(*) FROM deliveries WHERE state = 2")[0][0] == 1, 20,
+                 "the timed-out send to be delivered")
+        self.assertEqual(b.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
+        self.assertIn("delivered", a.cli("outbox").stdout)
+
+
 class RekeyedPeer(FaultTest):
     def test_peer_rekeyed_while_messages_are_queued(self):
         """b is set up again with new keys (same id and address) while a holds messages
