@@ -73,9 +73,9 @@ static void fail_control(deferred_t *d, const char *why)
 
 bool node_commit(node_t *n)
 {
-    bool ok = true, open = store_in_txn(n->store);
+    bool ok = true, had_txn = store_in_txn(n->store);
     uint64_t txn = store_txn_id(n->store);
-    if (open) {
+    if (had_txn) {
         n->batches++;
         if (store_commit(n->store) != 0) {
             ok = false;
@@ -89,7 +89,7 @@ bool node_commit(node_t *n)
         deferred_t *d = &n->deferred[i];
         /* Deferred answers exist only while a transaction is open (node_defer); one
          * whose transaction is not the one just committed was rolled back with it. */
-        bool committed = ok && open && d->txn == txn;
+        bool committed = ok && had_txn && d->txn == txn;
         if (!committed) {
             const char *why = store_error(n->store);
             if (ok) {
