@@ -239,7 +239,11 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
                 continue;
         }
         if (rc <= 0) {
-            set_error(c, "liaisond at %s did not answer within %d ms (is it overloaded? see: journalctl -u liaisond)",
+            /* The request is queued at the daemon and may still be carried out: a send
+             * repeated now could reach the care team twice. */
+            set_error(c,
+                      "liaisond at %s did not answer within %d ms (is it overloaded? see: journalctl -u liaisond);"
+                      " the request may still be carried out: check with liaison outbox before sending it again",
                       c->path, c->timeout_ms);
             return LIAISON_TIMEOUT;
         }

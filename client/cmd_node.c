@@ -89,7 +89,9 @@ static int write_card(const char *path, const char *text, char *err, size_t errl
 static const char *const key_files[] = {KEYS_IDENTITY_FILE, KEYS_ENCRYPTION_FILE, KEYS_TRANSPORT_FILE,
                                         PATIENT_KEY_FILE};
 
-/* Removes what a failed init wrote; init refuses to start where any of it existed. */
+/* Removes what a failed or interrupted init wrote; init refuses to start where any of
+ * it existed, unless the marker of an unfinished init is there (then the files are that
+ * init's, and no daemon ever ran on them: liaisond refuses to start while it exists). */
 static void undo_init(const paths_t *p)
 {
     const char *const *files = key_files;
@@ -105,6 +107,33 @@ static void undo_init(const paths_t *p)
     unlink(path);
     snprintf(path, sizeof path, "%s-shm", p->db_file);
     unlink(path);
+    snprintf(path, sizeof path, "%s-journal", p->db_file);
+    unlink(path);
+}
+
+/* Makes the removal (or creation) of a file in dir durable. */
+static int sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Creates the marker of an init in progress, durably, before any other file. */
+static int mark_init(const paths_t *p, char *err, size_t errlen)
+{
+    int fd = open(p->init_marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        ok = close(fd) == 0 && ok;
+    if (!ok || sync_dir(p->config_dir) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", p->init_marker, strerror(errno));
+        return -1;
+    }
+    return 0;
 }
 
 int cmd_init(cli_t *cli, int argc, char **argv)
@@ -152,6 +181,13 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     paths_t p;
     if (paths_resolve(&p, cli->home, err, sizeof err) != 0)
         return cli_fail(EXIT_USAGE, "%s", err);
+    /* An init killed halfway (a crash, a power cut) left its marker: what it wrote was
+     * never used, so this one starts over. */
+    bool resume = access(p.init_marker, F_OK) == 0;
+    if (resume) {
+        undo_init(&p);
+        fprintf(stderr, "liaison: an earlier liaison init here did not finish; starting over\n");
+    }
     if (access(p.config_file, F_OK) == 0)
         return cli_fail(EXIT_REFUSED, "a node is already set up here (%s exists); use another --home", p.config_file);
     if (access(p.db_file, F_OK) == 0)
@@ -170,6 +206,8 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     for (size_t i = 0; i < 3; i++)
         if (mkdirs(dirs[i], 0750) != 0)
             return cli_fail(EXIT_REFUSED, "cannot create %s: %s", dirs[i], strerror(errno));
+    if (mark_init(&p, err, sizeof err) != 0)
+        return cli_fail(EXIT_REFUSED, "%s", err);
 
     config_t c;
     config_defaults(&c);
@@ -196,11 +234,20 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     char *card = NULL;
     uint8_t pkey[LIAISON_KEY_BYTES];
     rc = 0;
+    err[0] = 0;
     if (keys_save(k, p.key_dir, err, sizeof err) != 0 || patient_key_create(p.key_dir, pkey, err, sizeof err) != 0 ||
         config_write_new(p.config_file, &c, err, sizeof err) != 0 || create_db(&p, k, id, err, sizeof err) != 0 ||
-        !(card = card_encode(&cd, k, err, sizeof err)) || write_card(p.card_file, card, err, sizeof err) != 0) {
+        !(card = card_encode(&cd, k, err, sizeof err)) || write_card(p.card_file, card, err, sizeof err) != 0 ||
+        sync_dir(p.config_dir) != 0 || sync_dir(p.key_dir) != 0 || sync_dir(p.state_dir) != 0) {
+        if (!err[0])
+            snprintf(err, sizeof err, "cannot sync the node's directories: %s", strerror(errno));
         undo_init(&p);
+        unlink(p.init_marker);
         rc = cli_fail(EXIT_REFUSED, "init failed, nothing was created: %s", err);
+    } else if (unlink(p.init_marker) != 0 || sync_dir(p.config_dir) != 0) {
+        /* Everything is written; only the marker stays. liaisond refuses to start and
+         * names it; the next init starts over. */
+        rc = cli_fail(EXIT_REFUSED, "cannot remove %s: %s (run liaison init again)", p.init_marker, strerror(errno));
     }
     sodium_memzero(pkey, sizeof pkey);
     char fp[KEYS_FINGERPRINT_LEN];

@@ -48,6 +48,7 @@ int paths_resolve(paths_t *p, const char *home, char *err, size_t errlen)
     rc |= join(p->db_file, p->state_dir, "liaison.db", err, errlen);
     rc |= join(p->control_sock, p->runtime_dir, "control.sock", err, errlen);
     rc |= join(p->audit_sock, p->runtime_dir, "audit.sock", err, errlen);
+    rc |= join(p->init_marker, p->config_dir, "init-incomplete", err, errlen);
     /* sockaddr_un.sun_path is 108 bytes */
     if (rc == 0 && strlen(p->control_sock) >= 100) {
         snprintf(err, errlen, "socket path %s is too long for a Unix socket (use a shorter --home)", p->control_sock);

@@ -25,6 +25,7 @@ typedef struct paths {
     char card_file[CONFIG_PATH_MAX];    /* config_dir/card.txt (public) */
     char control_sock[CONFIG_PATH_MAX]; /* runtime_dir/control.sock */
     char audit_sock[CONFIG_PATH_MAX];   /* runtime_dir/audit.sock */
+    char init_marker[CONFIG_PATH_MAX];  /* config_dir/init-incomplete: liaison init has not finished */
 } paths_t;
 
 /* Resolves the layout: home if non-NULL and non-empty, else $LIAISON_HOME, else the

@@ -873,6 +873,20 @@ static void op_reviews(call_t *c, const Liaison__Control__ReviewListRequest *rq)
 
 /* ---- directory ---- */
 
+/* Audits one queued message made undeliverable by a peer's new keys. */
+typedef struct rekey_ctx {
+    call_t *c;
+    const char *peer, *reason;
+} rekey_ctx_t;
+
+static int rekey_one(void *ctx, const uint8_t *msgid, uint32_t content_type)
+{
+    rekey_ctx_t *rk = ctx;
+    audit_entry_t a = {.actor = rk->c->actor, .action = "delivery-rejected", .outcome = "refused", .message_id = msgid,
+                       .peer = rk->peer, .content_type = content_type, .details = rk->reason};
+    return node_audit(rk->c->n, &a) == 0 ? 0 : -1;
+}
+
 static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
 {
     node_t *n = c->n;
@@ -928,10 +942,23 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     keys_fingerprint(card.sign_pk, fp);
     char details[200];
     snprintf(details, sizeof details, "role=%s fingerprint=%s", card.role, fp);
+    /* What is still queued for them was sealed to their old encryption key, which their
+     * new keys cannot open: say so now, instead of sending it for a refusal that names
+     * no cause ("cannot decrypt"). */
+    bool rekeyed = old && sodium_memcmp(old->card.enc_pk, card.enc_pk, LIAISON_KEY_BYTES) != 0;
+    char reason[200];
+    snprintf(reason, sizeof reason,
+             "sealed to %s's previous keys, which were replaced (peer add --replace): they cannot open it; send it"
+             " again",
+             card.id);
+    rekey_ctx_t rk = {.c = c, .peer = card.id, .reason = reason};
+    int64_t withdrawn = 0;
     bool ok = store_op_begin(n->store) == 0;
     if (ok) {
         audit_entry_t a = {.actor = c->actor, .action = action, .outcome = "ok", .peer = card.id, .details = details};
         ok = store_peer_put(n->store, card.id, pr->card, liaison_now_ms()) == 0 && node_audit(n, &a) == 0;
+        if (ok && rekeyed)
+            ok = (withdrawn = store_delivery_reject_pending(n->store, card.id, reason, rekey_one, &rk)) >= 0;
         if (store_op_end(n->store, ok) != 0)
             ok = false;
     }
@@ -951,6 +978,9 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
         return;
     }
     log_info("%s %s (%s)", action, card.id, card.role);
+    if (withdrawn > 0)
+        log_warn("%" PRId64 " message(s) queued for %s were sealed to its replaced keys: marked undeliverable",
+                 withdrawn, card.id);
     Liaison__Control__PeerInfo pi;
     fill_peer(n, p, &pi, fp);
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
@@ -1237,6 +1267,37 @@ int control_start(node_t *n, char *err, size_t errlen)
         return -1;
     }
     return 0;
+}
+
+/* Replaces *sock, bound at path, by a new socket bound there. */
+static void rebind(node_t *n, void **sock, const char *path, const char *group, loop_io_fn fn)
+{
+    char err[CONFIG_PATH_MAX + 128];
+    node_commit(n); /* deferred answers name the old socket: send them first */
+    if (*sock) {
+        loop_remove(n->loop, *sock, 0);
+        zmq_close(*sock);
+    }
+    *sock = bind_ipc(n, path, group, err, sizeof err);
+    if (!*sock || loop_add(n->loop, *sock, 0, fn, n) != 0) {
+        log_err("the socket %s was deleted and cannot be made again: %s (retried every second)", path,
+                *sock ? "out of memory" : err);
+        if (*sock) {
+            zmq_close(*sock);
+            *sock = NULL;
+        }
+        return;
+    }
+    log_warn("the socket %s was deleted while liaisond was running: made it again", path);
+}
+
+void control_tick(node_t *n)
+{
+    struct stat st;
+    if (!n->control || (lstat(n->paths.control_sock, &st) != 0 && errno == ENOENT))
+        rebind(n, &n->control, n->paths.control_sock, "liaison", on_control);
+    if (!n->auditor || (lstat(n->paths.audit_sock, &st) != 0 && errno == ENOENT))
+        rebind(n, &n->auditor, n->paths.audit_sock, "liaison-audit", on_audit);
 }
 
 void control_stop(node_t *n)

@@ -12,4 +12,11 @@
 int control_start(node_t *n, char *err, size_t errlen);
 void control_stop(node_t *n);
 
+/* Once a second: a socket file deleted under the running daemon (a cleanup script, a
+ * mistaken rm) leaves it unreachable to new clients, which would be told that liaisond
+ * is not running while a second one refuses to start. Binds a new socket at the path
+ * of any that is gone (after committing the batch, whose answers go out on the old
+ * one), and logs it. */
+void control_tick(node_t *n);
+
 #endif

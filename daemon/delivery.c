@@ -299,6 +299,13 @@ void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_le
     liaison__wire__frame__free_unpacked(f, NULL);
 }
 
+uint64_t delivery_horizon_ms(const node_t *n)
+{
+    /* The furthest any schedule below sets a retry: the backoff cap, or a TRY_LATER. */
+    uint64_t later = (uint64_t)n->cfg.retry_min_ms * 5u, cap = n->cfg.retry_max_ms;
+    return (later > cap ? later : cap) + 1000u;
+}
+
 static uint64_t backoff_ms(const node_t *n, uint32_t attempts)
 {
     uint64_t d = n->cfg.retry_min_ms;
@@ -491,7 +498,7 @@ int delivery_pump(node_t *n)
     pump_ctx_t pc = {.n = n, .now = liaison_now_ms()};
     if (store_op_begin(n->store) != 0)
         return -1;
-    int rc = store_delivery_due(n->store, pc.now, PUMP_BATCH, pump_one, &pc);
+    int rc = store_delivery_due(n->store, pc.now, pc.now + delivery_horizon_ms(n), PUMP_BATCH, pump_one, &pc);
     store_op_end(n->store, rc == 0 && !pc.failed);
     if (pc.seen == PUMP_BATCH)
         n->pump_needed = true;

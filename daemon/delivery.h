@@ -30,4 +30,9 @@ int delivery_pump(node_t *n);
 /* Called when the transport to p comes up: makes its deliveries due now. */
 void delivery_peer_up(node_t *n, peer_t *p);
 
+/* How far ahead of now a retry can be scheduled (ms). A retry time further ahead was
+ * set before the wall clock jumped back: it is treated as due (a jump back by an hour
+ * must not hold a message for an hour). */
+uint64_t delivery_horizon_ms(const node_t *n);
+
 #endif

@@ -108,6 +108,12 @@ static void before_sleep(loop_t *l, void *ctx)
             log_warn("delivery: %s", store_error(n->store));
         d->next_due_ms = store_delivery_next_due(n->store);
     }
+    /* A retry time further ahead than any schedule sets was set before the wall clock
+     * jumped back: it is due soon (the pump takes it and reschedules it), not when the
+     * clock catches up. Soon, not now: should the pump fail to reschedule it, this must
+     * not turn into a busy loop. */
+    if (d->next_due_ms != UINT64_MAX && d->next_due_ms > now + delivery_horizon_ms(n))
+        d->next_due_ms = now + n->cfg.retry_min_ms;
     /* The pump's bookkeeping (attempt counts, next retry times, "sent") is left in the
      * open transaction and committed with the next batch instead of costing an fsync of
      * its own: losing it in a crash only means an earlier retry, which the recipient
@@ -170,6 +176,7 @@ static void on_tick(loop_t *l, void *ctx)
     daemon_state_t *d = ctx;
     node_t *n = &d->node;
     transport_tick(n);
+    control_tick(n);
     if (++d->ticks % 5 == 0)
         clinical_tick(n);
     /* Under load SQLite's page cache grows to its limit (store.c); once the node has
@@ -401,7 +408,16 @@ static int patient_key_missing(node_t *n, store_t *s, bool create, char *err, si
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
-    if (paths_resolve(&n->paths, home, err, errlen) != 0 || config_load(n->paths.config_file, &n->cfg, err, errlen) != 0)
+    if (paths_resolve(&n->paths, home, err, errlen) != 0)
+        return -1;
+    if (access(n->paths.init_marker, F_OK) == 0) {
+        snprintf(err, errlen,
+                 "liaison init did not finish here (%s exists): nothing was ever started with this node; run the"
+                 " same liaison init again, it starts over",
+                 n->paths.init_marker);
+        return -1;
+    }
+    if (config_load(n->paths.config_file, &n->cfg, err, errlen) != 0)
         return -1;
     log_init(log_level_parse(n->cfg.log_level));
     if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))

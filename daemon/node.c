@@ -25,7 +25,8 @@ static void deferred_send(node_t *n, deferred_t *d)
 int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
                uint64_t request_id)
 {
-    deferred_t d = {.sock = sock, .data = data, .len = len, .control = control, .request_id = request_id};
+    deferred_t d = {.sock = sock, .data = data, .len = len, .control = control, .request_id = request_id,
+                    .txn = store_txn_id(n->store)};
     if (rid_len > sizeof d.rid) {
         free(data);
         return -1;
@@ -50,13 +51,16 @@ int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_
     return 0;
 }
 
-/* Replaces a control answer with an error: its change was not committed. */
-static void fail_control(deferred_t *d)
+/* Replaces a control answer with an error: its change was not committed (why: the
+ * store's error, which names no clinical content). */
+static void fail_control(deferred_t *d, const char *why)
 {
+    char msg[700];
+    snprintf(msg, sizeof msg, "the daemon could not save the change, nothing was done: %s", why);
     Liaison__Control__Response r = LIAISON__CONTROL__RESPONSE__INIT;
     r.request_id = d->request_id;
     r.code = LIAISON__CONTROL__CODE__INTERNAL;
-    r.error = "the daemon could not save the change (database error; see the daemon log), nothing was done";
+    r.error = msg;
     size_t len = liaison__control__response__get_packed_size(&r);
     uint8_t *buf = malloc(len ? len : 1);
     sodium_memzero(d->data, d->len);
@@ -69,8 +73,9 @@ static void fail_control(deferred_t *d)
 
 bool node_commit(node_t *n)
 {
-    bool ok = true;
-    if (store_in_txn(n->store)) {
+    bool ok = true, had_txn = store_in_txn(n->store);
+    uint64_t txn = store_txn_id(n->store);
+    if (had_txn) {
         n->batches++;
         if (store_commit(n->store) != 0) {
             ok = false;
@@ -79,14 +84,26 @@ bool node_commit(node_t *n)
             store_rollback(n->store);
         }
     }
+    bool lost_logged = false;
     for (size_t i = 0; i < n->n_deferred; i++) {
         deferred_t *d = &n->deferred[i];
-        if (!ok) {
+        /* Deferred answers exist only while a transaction is open (node_defer); one
+         * whose transaction is not the one just committed was rolled back with it. */
+        bool committed = ok && had_txn && d->txn == txn;
+        if (!committed) {
+            const char *why = store_error(n->store);
+            if (ok) {
+                why = "an earlier step of the same batch failed and its transaction was rolled back (see the"
+                      " daemon log)";
+                if (!lost_logged)
+                    log_err("a transaction was rolled back after an error: its answers are withdrawn");
+                lost_logged = true;
+            }
             if (!d->control) {
                 free(d->data); /* receipts and rejects: the peer retries */
                 continue;
             }
-            fail_control(d);
+            fail_control(d, why);
             if (!d->data)
                 continue;
         }

@@ -28,6 +28,7 @@ typedef struct deferred {
     size_t len;
     bool control;               /* a control Response: replaced by an error if the batch fails */
     uint64_t request_id;
+    uint64_t txn;               /* store_txn_id of the transaction that holds its change */
 } deferred_t;
 
 typedef struct refused_key {
@@ -73,8 +74,10 @@ typedef struct node {
 int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
                uint64_t request_id);
 
-/* Commits the batch and sends the deferred answers; if the commit fails, rolls back,
- * answers control requests with an error and drops receipts (peers retry).
+/* Commits the batch and sends the deferred answers. An answer whose transaction did
+ * not commit (the commit failed, or the transaction was rolled back earlier in the
+ * batch, e.g. by SQLite after a disk error, and a new one begun) is never sent as is:
+ * control requests get an error, receipts and rejects are dropped (peers retry).
  * Returns true if the batch (possibly empty) committed. */
 bool node_commit(node_t *n);
 

@@ -125,7 +125,8 @@ static const char *stmt_sql[ST_COUNT] = {
     [ST_DLV_ADD] = "INSERT INTO deliveries(message_id, recipient, state, attempts, next_attempt_ms)"
                    " VALUES(?1, ?2, 0, 0, ?3)",
     [ST_DLV_DUE] = "SELECT message_id, recipient, state, attempts, next_attempt_ms FROM deliveries"
-                   " WHERE state < 2 AND next_attempt_ms <= ?1 ORDER BY next_attempt_ms LIMIT ?2",
+                   " WHERE state < 2 AND (next_attempt_ms <= ?1 OR next_attempt_ms > ?3)"
+                   " ORDER BY next_attempt_ms LIMIT ?2",
     [ST_DLV_NEXT] = "SELECT min(next_attempt_ms) FROM deliveries WHERE state < 2",
     [ST_DLV_ATTEMPT] = "UPDATE deliveries SET state = ?3, attempts = attempts + 1, next_attempt_ms = ?4, detail = ?5"
                        " WHERE message_id = ?1 AND recipient = ?2 AND state < 2",
@@ -143,6 +144,7 @@ struct store {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     bool in_txn;
+    uint64_t txn_id;    /* number of the current (or last) transaction store_begin opened */
     bool readonly;
     char err[512];
 };
@@ -271,13 +273,22 @@ void store_close(store_t **sp)
     *sp = NULL;
 }
 
+/* After SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM SQLite may roll back the whole
+ * transaction on its own: the connection is then back in autocommit mode. */
+static bool txn_vanished(const store_t *s) { return s->in_txn && sqlite3_get_autocommit(s->db); }
+
+uint64_t store_txn_id(const store_t *s) { return s->txn_id; }
+
 int store_begin(store_t *s)
 {
+    if (txn_vanished(s))
+        s->in_txn = false; /* a new transaction (a new id) begins below */
     if (s->in_txn)
         return 0;
     if (exec_done(s, stmt(s, ST_BEGIN), "begin transaction") != 0)
         return -1;
     s->in_txn = true;
+    s->txn_id++;
     return 0;
 }
 
@@ -285,6 +296,23 @@ int store_commit(store_t *s)
 {
     if (!s->in_txn)
         return 0;
+    if (txn_vanished(s)) {
+        snprintf(s->err, sizeof s->err, "the transaction was rolled back after an error (%s)", sqlite3_errmsg(s->db));
+        s->in_txn = false;
+        return -1;
+    }
+    /* A database file unlinked or replaced under the running daemon still takes writes
+     * (into the open, orphaned file) that vanish when it stops: refuse to commit, so that
+     * nothing is reported saved that is not in the file at the database's path. */
+    int moved = 0;
+    if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_HAS_MOVED, &moved) == SQLITE_OK && moved) {
+        snprintf(s->err, sizeof s->err,
+                 "the database file %s was deleted, moved or replaced while liaisond was running (stop liaisond, put"
+                 " the node's database back at that path or restore it from a backup, then start liaisond again)",
+                 sqlite3_db_filename(s->db, "main"));
+        store_rollback(s);
+        return -1;
+    }
     if (exec_done(s, stmt(s, ST_COMMIT), "commit") != 0) {
         store_rollback(s);
         return -1;
@@ -601,11 +629,13 @@ static int each_delivery(store_t *s, sqlite3_stmt *st, bool full, store_delivery
     return out;
 }
 
-int store_delivery_due(store_t *s, uint64_t now_ms, uint32_t limit, store_delivery_cb cb, void *ctx)
+int store_delivery_due(store_t *s, uint64_t now_ms, uint64_t beyond_ms, uint32_t limit, store_delivery_cb cb,
+                       void *ctx)
 {
     sqlite3_stmt *st = stmt(s, ST_DLV_DUE);
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
     sqlite3_bind_int64(st, 2, limit ? (sqlite3_int64)limit : -1);
+    sqlite3_bind_int64(st, 3, beyond_ms > (uint64_t)INT64_MAX ? INT64_MAX : (sqlite3_int64)beyond_ms);
     return each_delivery(s, st, false, cb, ctx, "list due deliveries");
 }
 
@@ -663,6 +693,55 @@ int store_delivery_wake(store_t *s, const char *recipient, uint64_t now_ms)
     sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, (sqlite3_int64)now_ms);
     return exec_done(s, st, "reschedule deliveries");
+}
+
+int64_t store_delivery_reject_pending(store_t *s, const char *recipient, const char *reason,
+                                      int (*cb)(void *ctx, const uint8_t *msgid, uint32_t content_type), void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT d.message_id, m.content_type FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                           " WHERE d.recipient = ?1 AND d.state < 2 ORDER BY d.message_id",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "list pending deliveries");
+    sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
+    uint8_t (*ids)[LIAISON_MSGID_BYTES] = NULL;
+    uint32_t *types = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    int64_t out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            void *pi = realloc(ids, cap * sizeof *ids), *pt = pi ? realloc(types, cap * sizeof *types) : NULL;
+            if (pi)
+                ids = pi;
+            if (pt)
+                types = pt;
+            if (!pi || !pt) {
+                snprintf(s->err, sizeof s->err, "out of memory");
+                out = -1;
+                break;
+            }
+        }
+        memcpy(ids[n], sqlite3_column_blob(st, 0), LIAISON_MSGID_BYTES);
+        types[n++] = (uint32_t)sqlite3_column_int64(st, 1);
+    }
+    if (out == 0 && rc != SQLITE_DONE)
+        out = fail(s, "list pending deliveries");
+    sqlite3_finalize(st);
+    for (size_t i = 0; out >= 0 && i < n; i++) {
+        int r = store_delivery_rejected(s, ids[i], recipient, reason);
+        if (r < 0 || (r == 0 && cb && cb(ctx, ids[i], types[i]) != 0))
+            out = -1;
+        else if (r == 0)
+            out++;
+    }
+    free(ids);
+    free(types);
+    return out;
 }
 
 int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_delivery_cb cb, void *ctx)

@@ -29,11 +29,25 @@ sqlite3 *store_db(store_t *s);
 
 /* Explicit transactions; the daemon groups many operations in one (group commit).
  * store_begin is a no-op returning 0 when a transaction is already open.
+ * store_commit rolls back instead, and fails, if the database file was deleted or
+ * replaced since it was opened; a failed commit leaves no transaction open.
  * Return 0, or -1 with store_error() set. */
 int store_begin(store_t *s);
 int store_commit(store_t *s);
 void store_rollback(store_t *s);
 bool store_in_txn(const store_t *s);
+
+/* Marks every undelivered delivery to recipient as rejected with reason and calls cb
+ * with each message id and its content type (for the caller's audit entry), inside the
+ * caller's transaction. Returns the number marked, or -1 (store_error() set, or cb's
+ * non-zero return). */
+int64_t store_delivery_reject_pending(store_t *s, const char *recipient, const char *reason,
+                                      int (*cb)(void *ctx, const uint8_t *msgid, uint32_t content_type), void *ctx);
+
+/* Number of the transaction store_begin opened last (it changes with every new one,
+ * including one opened after SQLite rolled back the previous on its own). What was
+ * done under a number that is not the one store_commit commits was rolled back. */
+uint64_t store_txn_id(const store_t *s);
 
 /* Last error text of this store (static buffer inside s). */
 const char *store_error(const store_t *s);
@@ -130,10 +144,11 @@ typedef struct store_delivery {
 int store_delivery_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, uint64_t now_ms);
 
 /* Calls cb for up to `limit` deliveries in state queued/sent with next_attempt_ms <=
- * now_ms (oldest due first), skipping recipients for which skip(ctx, id) is true
- * (may be NULL). */
+ * now_ms (oldest due first), or > beyond_ms: a retry time no schedule sets, left by a
+ * wall clock that has since jumped back. */
 typedef int (*store_delivery_cb)(void *ctx, const store_delivery_t *d);
-int store_delivery_due(store_t *s, uint64_t now_ms, uint32_t limit, store_delivery_cb cb, void *ctx);
+int store_delivery_due(store_t *s, uint64_t now_ms, uint64_t beyond_ms, uint32_t limit, store_delivery_cb cb,
+                       void *ctx);
 
 /* Earliest next_attempt_ms among queued/sent deliveries, or UINT64_MAX if none. */
 uint64_t store_delivery_next_due(store_t *s);

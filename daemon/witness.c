@@ -267,8 +267,22 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
     }
     sqlite3_finalize(st);
 
+    /* The signing time of the note we hold: a smaller checkpoint signed *before* it is
+     * an old one arriving late (frames of an earlier connection, still queued when the
+     * peer restarted), not a claim that the log shrank. Only a note signed after the one
+     * held and covering less is evidence of a rollback. */
+    checkpoint_t held_cp = {0};
+    bool stale = false;
+    if (cp.size < held && held_note) {
+        if (checkpoint_parse(held_note, strlen(held_note), &held_cp, err, sizeof err) == 0)
+            stale = cp.time_ms < held_cp.time_ms;
+    }
     bool accept = false;
-    if (cp.size < held) {
+    if (stale) {
+        log_info("peer %s: ignored its checkpoint at %" PRIu64 " entries, older than the one held (%" PRIu64 ")",
+                 from->card.id, cp.size, held);
+        reply(n, rid, rid_len, held, held_note, false, "older than the checkpoint held");
+    } else if (cp.size < held) {
         snprintf(what, sizeof what, "log shrank from %" PRIu64 " to %" PRIu64 " entries (rolled back or truncated)",
                  held, cp.size);
         raise_alarm(n, from, what, held_note, text);

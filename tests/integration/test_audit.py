@@ -16,6 +16,17 @@ from harness import NodeTest, link, wait_for
 CHAIN_DOMAIN = b"liaison-v1/audit-chain\x00"
 
 
+def varint(n):
+    out = b""
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out += bytes([byte | 0x80])
+        else:
+            return out + bytes([byte])
+
+
 def lp(b):
     return struct.pack(">I", len(b)) + b
 
@@ -267,6 +278,13 @@ class Witnessing(NodeTest):
                 os.remove(a.db_path + suffix)
         shutil.copy(old, a.db_path)
         a.start()
+        # a offers its newest stored checkpoint, which b already holds a newer one of:
+        # b answers with the size it holds, and a finds out that it was rolled back.
+        wait_for(lambda: a.audit("rollback-detected"), 30, "a to notice its rollback")
+        # Once a signs a new checkpoint (smaller than, or not an extension of, what b
+        # holds), b has the proof and raises the alarm.
+        for i in range(4):
+            a.send("b", "after the restore %d" % i)
         wait_for(lambda: b.audit("witness-alarm"), 30, "b to raise the alarm")
         alarm = b.audit("witness-alarm")[0]
         self.assertEqual(alarm[5], "a")
@@ -277,6 +295,41 @@ class Witnessing(NodeTest):
         self.assertIn("this database was rolled back", a.audit("rollback-detected")[0][6])
         self.assertIn("this database was rolled back", a.cli("status").stdout)
         self.assertTrue(a.query("SELECT held_note FROM witness_alarms")[0][0].startswith("liaison.audit/a\n"))
+
+    def test_late_old_checkpoint_is_not_an_alarm(self):
+        """A checkpoint of a's arriving after a newer one (queued on an earlier connection
+        when a restarted, as a SIGKILL under load leaves them) is not a rollback."""
+        a = self.node("a", start=False)
+        b = self.node("b")
+        a.write_config("audit", "checkpoint_entries", "4")
+        a.start()
+        link(a, b)
+        for i in range(3):
+            a.send("b", "first %d" % i)
+        wait_for(lambda: b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'"), 20, "b to witness a")
+        old_size, old_note = a.query("SELECT tree_size, note FROM checkpoints ORDER BY tree_size LIMIT 1")[0]
+        for i in range(6):
+            mid = a.send("b", "later %d" % i)
+        self.wait_delivered(a, mid, "b")
+        held = lambda: b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0]
+        wait_for(lambda: held() > old_size, 20, "b to witness a's newer checkpoint")
+        size = held()
+        # Frame{witness = WitnessRequest{checkpoint = the old note, old_size = 0}}, signed by a.
+        note = old_note.encode()
+        req = b"\x0a" + varint(len(note)) + note
+        frame = b"\x22" + varint(len(req)) + req
+        lines, _ = a.rawpeer(b, "raw-hex", frame.hex())
+        self.assertEqual(lines[0], "witness-reply %d 0 older than the checkpoint held" % size, lines)
+        self.assertEqual(b.audit("witness-alarm"), [])
+        self.assertEqual(b.query("SELECT count(*) FROM witness_alarms")[0][0], 0)
+        self.assertEqual(held(), size)
+        self.assertNotIn("ALARM", b.cli("status").stdout)
+        # A new checkpoint still goes through.
+        for i in range(6):
+            mid = a.send("b", "after %d" % i)
+        self.wait_delivered(a, mid, "b")
+        wait_for(lambda: held() > size, 20, "b to witness a's next checkpoint")
+        self.assertEqual(b.audit("witness-alarm"), [])
 
 
 class AuditorTools(NodeTest):

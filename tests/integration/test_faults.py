@@ -24,6 +24,7 @@ import harness
 from harness import NodeTest, link, wait_for
 
 FAST_RETRY = (("retry_min_ms", "100"), ("retry_max_ms", "1000"))
+CLOCKSHIFT = os.path.join(harness.BUILD, "tests", "tools", "libclockshift.so")
 
 
 def integrity(node):
@@ -135,6 +136,141 @@ class CrashConsistency(FaultTest):
         self.assertGreaterEqual(len(b.audit("daemon-started")), rounds + 1)
 
 
+class Pipelined:
+    """libliaison-client's pipelined sends (liaison_submit / liaison_collect), through ctypes:
+    many requests in flight, each answer meaning "committed"."""
+
+    def __init__(self, home, timeout_ms=3000):
+        import ctypes
+        self.ct = ctypes
+        lib = ctypes.CDLL(os.path.join(harness.BUILD, "client", "libliaison-client.so"))
+        lib.liaison_client_open.restype = ctypes.c_void_p
+        lib.liaison_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+        lib.liaison_client_close.argtypes = [ctypes.c_void_p]
+        lib.liaison_client_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        lib.liaison_submit_text.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                            ctypes.POINTER(ctypes.c_uint64)]
+        lib.liaison_collect.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_char_p]
+        lib.liaison_pending.argtypes = [ctypes.c_void_p]
+        lib.liaison_pending.restype = ctypes.c_size_t
+        lib.liaison_client_error.argtypes = [ctypes.c_void_p]
+        lib.liaison_client_error.restype = ctypes.c_char_p
+        self.lib, self.home, self.timeout_ms = lib, home, timeout_ms
+
+    def burst(self, to, n, window, acked, failures):
+        """Submits n texts to `to`, at most `window` in flight; appends every confirmed id
+        to acked and every other answer's code to failures. Stops at the first lost connection."""
+        ct, lib = self.ct, self.lib
+        err = ct.create_string_buffer(512)
+        c = lib.liaison_client_open(self.home.encode(), 0, err, len(err))
+        if not c:
+            failures.append("open")
+            return
+        lib.liaison_client_set_timeout(c, self.timeout_ms)
+        sent = 0
+        try:
+            while sent < n or lib.liaison_pending(c) > 0:
+                while sent < n and lib.liaison_pending(c) < window:
+                    tok = ct.c_uint64()
+                    if lib.liaison_submit_text(c, to.encode(), b"", b"burst %d" % sent, ct.byref(tok)) != 0:
+                        failures.append("submit")
+                        return
+                    sent += 1
+                tok, mid = ct.c_uint64(), ct.create_string_buffer(33)
+                rc = lib.liaison_collect(c, ct.byref(tok), mid)
+                if rc == 0:
+                    acked.append(mid.value.decode())
+                else:
+                    failures.append(rc)
+                    if rc in (5, 6, 7):  # unreachable, timeout, protocol: the daemon went away
+                        return
+        finally:
+            lib.liaison_client_close(c)
+
+
+class CrashDuringBurst(FaultTest):
+    def restart_if_aborted(self, node):
+        """liaisond stopped by libzmq 4.3.4's `!_io_error` assertion (zeromq/libzmq#4364,
+        a peer vanishing while its connection's input is stalled under load) is started
+        again, as systemd's Restart=on-failure does; any other death fails the test."""
+        if node.proc.poll() is None:
+            return 0
+        with open(node.log, errors="replace") as f:
+            text = f.read()
+        seen = self.__dict__.setdefault("aborts", {})
+        count = text.count("Assertion failed: !_io_error")
+        self.assertGreater(count, seen.get(node.id, 0), "liaisond %s died:\n%s" % (node.id, text[-3000:]))
+        seen[node.id] = count
+        node.logf.close()
+        node.start()
+        return 1
+
+    def test_sigkill_at_many_moments_of_a_pipelined_burst(self):
+        rounds = int(os.environ.get("LIAISON_CRASH_ROUNDS", "8"))
+        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
+        rng = random.Random(seed)
+        note = " (LIAISON_CRASH_SEED=%d LIAISON_CRASH_ROUNDS=%d)" % (seed, rounds)
+        a = self.node("a", start=False)
+        b = self.node("b", start=False)
+        for n in (a, b):
+            for k, v in FAST_RETRY + (("checkpoint_entries", "64"),):
+                n.write_config("audit" if k.startswith("checkpoint") else "delivery", k, v)
+            n.start()
+        link(a, b)
+        client = Pipelined(a.home)
+        acked, failures, upstream, stop = [], [], 0, threading.Event()
+
+        def sender():
+            # Bursts of 1,000 back to back, 256 in flight: the receiver falls behind, so
+            # each kill leaves frames (envelopes, checkpoints) queued on dead connections.
+            while not stop.is_set():
+                before = len(failures)
+                client.burst("b", 1000, 256, acked, failures)
+                if len(failures) > before:
+                    time.sleep(0.05)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        try:
+            for victim in (b, a):
+                for _ in range(rounds):
+                    time.sleep(rng.uniform(0.05, 0.8))
+                    upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
+                    victim.kill()
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    victim.start()
+        finally:
+            stop.set()
+            t.join(30)
+        self.assertFalse(t.is_alive(), "a pipelined burst hung" + note)
+        self.assertGreater(len(acked), 300, "too few messages were sent" + note)
+        # Only "daemon gone" (or not yet back): nothing refused, nothing failed inside the daemon.
+        self.assertEqual([f for f in failures if f not in (5, 6, "open")], [], note)
+
+        def drained():
+            nonlocal upstream
+            upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
+            return a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0
+
+        wait_for(drained, 90, "a's queue to drain" + note)
+        self.assert_exactly_once(a, b, acked)
+        self.assertEqual(a.query("SELECT count(*) FROM deliveries WHERE state = 3")[0][0], 0, note)
+        # Kills under load leave old checkpoints queued on dead connections; none of
+        # them may read as a rolled-back log.
+        for n in (a, b):
+            self.assertEqual(n.audit("witness-alarm"), [], n.id + note)
+            self.assertEqual(n.audit("rollback-detected"), [], n.id + note)
+        self.assertGreater(b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0], 64)
+        self.audit_verify(a)
+        self.audit_verify(b)
+        a.stop()
+        b.stop()
+        for node in (a, b):
+            self.assertEqual(integrity(node), [("ok",)], node.id + note)
+        if upstream:
+            print("\n%d restart(s) after libzmq's !_io_error assertion%s" % (upstream, note))
+
+
 class DiskFull(FaultTest):
     def setUp(self):
         super().setUp()
@@ -163,18 +299,18 @@ class DiskFull(FaultTest):
         st = os.statvfs(self.mnt)
         self.assertEqual(st.f_bavail, 0, "the filesystem is not full")
 
-    def test_receiver_disk_full(self):
-        a = self.fast_node("a")
-        b = harness.Node(self.mnt, "b")
-        b.log = os.path.join(self.base, "b.log")  # the log stays writable
-        b.init()
-        self.nodes.append(b)
-        b.start()
-        link(a, b)
-        first = a.send("b", "before the disk fills")
-        self.wait_delivered(a, first, "b")
+    def small_disk_node(self, ident):
+        n = harness.Node(self.mnt, ident)
+        n.log = os.path.join(self.base, ident + ".log")  # the log stays writable
+        n.init()
+        self.nodes.append(n)
+        n.start()
+        return n
+
+    def fill_after_checkpoint(self, b):
+        """An empty WAL, then no free block: the next commit on b must grow a file."""
         time.sleep(0.5)
-        # An empty WAL, then no free block: the next commit on b must grow a file.
+
         def truncated():
             con = sqlite3.connect(b.db_path, timeout=10)
             try:
@@ -185,6 +321,14 @@ class DiskFull(FaultTest):
 
         wait_for(truncated, 20, "an empty WAL on b")
         self.fill()
+
+    def test_receiver_disk_full(self):
+        a = self.fast_node("a")
+        b = self.small_disk_node("b")
+        link(a, b)
+        first = a.send("b", "before the disk fills")
+        self.wait_delivered(a, first, "b")
+        self.fill_after_checkpoint(b)
         before = b.query("SELECT * FROM messages ORDER BY id")
         mids = [a.send("b", "while the disk is full %d " % i + "x" * 20000) for i in range(3)]
         time.sleep(4.0)
@@ -206,6 +350,48 @@ class DiskFull(FaultTest):
         self.audit_verify(b)
         self.audit_verify(a)
         self.assertEqual(integrity(b), [("ok",)])
+
+
+    def test_sender_clock_jumps_back(self):
+        """The sender's wall clock jumps back an hour while a message waits for its next
+        retry (the receiver's disk is full): the retry must not wait for the clock to
+        catch up (tests/tools/clockshift moves only a's clock)."""
+        offset = os.path.join(self.base, "clock-offset")
+        with open(offset, "w") as f:
+            f.write("0")
+        a = self.node("a", start=False)
+        for k, v in FAST_RETRY:
+            a.write_config("delivery", k, v)
+        a.prefix = ["env", "LD_PRELOAD=" + CLOCKSHIFT, "LIAISON_CLOCK_OFFSET_FILE=" + offset,
+                    "ASAN_OPTIONS=%s:verify_asan_link_order=0" % os.environ.get("ASAN_OPTIONS", "")]
+        a.start()
+        b = self.small_disk_node("b")
+        link(a, b)
+        first = a.send("b", "before the disk fills")
+        self.wait_delivered(a, first, "b")
+        self.fill_after_checkpoint(b)
+        mid = a.send("b", "while the disk is full")
+        attempts = lambda: a.query("SELECT attempts FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
+        wait_for(lambda: attempts() >= 3, 20, "a to retry")
+        with open(offset, "w") as f:
+            f.write("-3600000")
+        time.sleep(0.5)
+        os.unlink(self.filler)
+        self.wait_delivered(a, mid, "b", timeout=15)
+        # Later traffic on the slow clock: delivered, and checkpoints keep their pace
+        # (one right after the jump, none per commit).
+        cps = a.query("SELECT count(*) FROM checkpoints")[0][0]
+        for i in range(8):
+            self.wait_delivered(a, a.send("b", "after the jump %d" % i), "b")
+        self.assertLessEqual(a.query("SELECT count(*) FROM checkpoints")[0][0] - cps, 2,
+                             "a checkpoint per commit after the clock went back")
+        # The jump really happened: a's latest audit entries are an hour behind b's.
+        a_t = a.query("SELECT max(time_ms) FROM audit WHERE seq > (SELECT max(seq) - 3 FROM audit)")[0][0]
+        b_t = b.query("SELECT max(time_ms) FROM audit")[0][0]
+        self.assertGreater(b_t - a_t, 3_000_000)
+        self.assert_exactly_once(a, b)
+        self.audit_verify(a)
+        self.audit_verify(b)
 
 
 class LockedDatabase(FaultTest):
@@ -292,6 +478,192 @@ class UnreachablePeer(FaultTest):
             self.wait_delivered(a, mid, "b", timeout=30)
         self.assertLess(time.monotonic() - t1, cap_ms / 1000 + 8)
         self.assert_exactly_once(a, b, mids)
+
+
+class DatabaseMoved(FaultTest):
+    def test_database_file_moved_while_running(self):
+        """A database file deleted, moved or replaced under a running daemon: the daemon
+        would write on into the orphaned file and lose it all when it stops. Nothing is
+        reported saved (sender) or receipted (receiver) until the file is back."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        first = a.send("b", "before")
+        self.wait_delivered(a, first, "b")
+        # The sender's database moves away: the send is refused, with the reason.
+        os.rename(a.db_path, a.db_path + ".moved")
+        r = a.cli("send", "--to", "b", "-", input="while moved", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("nothing was done", r.stderr)
+        self.assertIn("liaison.db was deleted, moved or replaced while liaisond was running", r.stderr)
+        with open(a.log) as f:
+            self.assertIn("was deleted, moved or replaced", f.read())
+        self.assertIsNone(a.proc.poll())
+        os.rename(a.db_path + ".moved", a.db_path)
+        second = a.send("b", "after it is back")
+        self.wait_delivered(a, second, "b")
+        # The receiver's: no receipt (so the sender keeps the message), delivered once back.
+        os.rename(b.db_path, b.db_path + ".moved")
+        third = a.send("b", "while the receiver's database is away")
+        time.sleep(2.0)
+        self.assertIn(a.delivery_state(third, "b"), ("queued", "sent"))
+        self.assertGreaterEqual(a.query("SELECT attempts FROM deliveries WHERE hex(message_id) = upper(?)",
+                                        (third,))[0][0], 2, "the sender did not retry")
+        os.rename(b.db_path + ".moved", b.db_path)
+        self.wait_delivered(a, third, "b")
+        self.assert_exactly_once(a, b, [first, second, third])
+        self.audit_verify(a)
+        self.audit_verify(b)
+        # Deleted outright: refused the same way.
+        os.unlink(a.db_path)
+        r = a.cli("send", "--to", "b", "-", input="after the delete", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("was deleted, moved or replaced", r.stderr)
+
+
+class SocketDeleted(FaultTest):
+    def test_control_sockets_deleted_while_running(self):
+        """A cleanup script deletes run/*.sock under a running daemon: the CLI would say
+        'liaisond is not running' while a second liaisond refuses to start. The daemon
+        makes them again within a second or two."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        for name in ("control.sock", "audit.sock"):
+            os.unlink(os.path.join(a.home, "run", name))
+        wait_for(lambda: a.cli("status", check=False).returncode == 0, 5, "the control socket to come back")
+        mid = a.send("b", "after the sockets were deleted")
+        self.wait_delivered(a, mid, "b")
+        self.audit_verify(a)  # the auditor socket
+        st = os.stat(os.path.join(a.home, "run", "control.sock"))
+        self.assertEqual(st.st_mode & 0o777, 0o660)
+        with open(a.log) as f:
+            self.assertEqual(f.read().count("was deleted while liaisond was running: made it again"), 2)
+        self.assertEqual(len(a.audit("daemon-started")), 1)
+
+
+class StalledDaemon(FaultTest):
+    def test_send_timing_out_says_it_may_still_go_out(self):
+        """liaisond busy past the CLI's timeout (here: waiting on a database lock another
+        process holds): the send is queued on its socket and carried out once the daemon
+        gets to it, so the clinician must be told to check before sending again (else
+        the care team gets it twice)."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        locker = subprocess.Popen([sys.executable, "-c", LockedDatabase.LOCKER, a.db_path, "4"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.addCleanup(locker.wait, 30)
+        self.addCleanup(locker.stdout.close)
+        self.assertEqual(locker.stdout.readline().strip(), "locked")
+        env = dict(os.environ, LIAISON_TIMEOUT_MS="1500")
+        r = subprocess.run([harness.LIAISON, "--home", a.home, "send", "--to", "b", "-"], input="while locked",
+                           capture_output=True, text=True, timeout=30, env=env)
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("did not answer within 1500 ms", r.stderr)
+        self.assertIn("may still be carried out: check with liaison outbox before sending it again", r.stderr)
+        # And it was: the daemon took the request once the lock was gone.
+        wait_for(lambda: a.query("SELECT count(*) FROM deliveries WHERE state = 2")[0][0] == 1, 20,
+                 "the timed-out send to be delivered")
+        self.assertEqual(b.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
+        self.assertIn("delivered", a.cli("outbox").stdout)
+
+
+class RekeyedPeer(FaultTest):
+    def test_peer_rekeyed_while_messages_are_queued(self):
+        """b is set up again with new keys (same id and address) while a holds messages
+        for it: once a takes the new card, those messages, sealed to b's old key, are
+        reported undeliverable with the cause, not sent for a refusal naming none."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        first = a.send("b", "before")
+        self.wait_delivered(a, first, "b")
+        b.stop()
+        queued = [a.send("b", "queued %d" % i) for i in range(3)]
+        # b's machine is reinstalled: a new node with the same id and endpoint.
+        old_home = b.home + ".old"
+        os.rename(b.home, old_home)
+        b2 = harness.Node(self.base, "b")
+        b2.port, b2.endpoint = b.port, b.endpoint
+        b2.log = os.path.join(self.base, "b2.log")
+        b2.init()
+        self.nodes.append(b2)
+        b2.start()
+        b2.add_peer(a)
+        a.add_peer(b2, replace=True)
+        for mid in queued:
+            self.assertEqual(a.delivery_state(mid, "b"), "rejected", mid)
+            detail = a.query("SELECT detail FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
+            self.assertIn("sealed to b's previous keys", detail)
+            self.assertIn("send it again", detail)
+        rows = a.audit("delivery-rejected")
+        self.assertEqual(sorted(r[4].lower() for r in rows), sorted(queued))
+        self.assertIn("sealed to b's previous keys", a.cli("outbox").stdout)
+        # New messages go to the new b; nothing of the old ones reaches it.
+        after = a.send("b", "after the new card")
+        self.wait_delivered(a, after, "b")
+        time.sleep(1.0)
+        self.assertEqual(b2.audit("message-rejected"), [])
+        self.assertEqual(b2.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
+        self.assertEqual(a.delivery_state(first, "b"), "delivered")
+        self.audit_verify(a)
+        self.audit_verify(b2)
+
+
+class InterruptedInit(FaultTest):
+    def test_init_killed_at_random_moments(self):
+        """`liaison init` killed at any moment: the half-made node cannot be started
+        (it would run without its card, or without its first audit entry), and running
+        the same init again finishes the node."""
+        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
+        rng = random.Random(seed)
+        note = " (LIAISON_CRASH_SEED=%d)" % seed
+        port = harness.free_port()
+        outcomes = {}
+        for i in range(30):
+            home = os.path.join(self.base, "n%d" % i)
+            args = [harness.LIAISON, "--home", home, "init", "--id", "n%d" % i, "--role", "therapist",
+                    "--listen", "tcp://127.0.0.1:%d" % port]
+            p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.0, 0.012))
+            p.kill()
+            p.wait()
+            left = sorted(os.listdir(home)) if os.path.isdir(home) else []
+            check = [harness.LIAISOND, "--home", home, "--check-config"]
+            if p.returncode == 0:
+                outcomes["finished"] = outcomes.get("finished", 0) + 1
+            else:
+                outcomes[" ".join(left) or "nothing"] = outcomes.get(" ".join(left) or "nothing", 0) + 1
+                c = subprocess.run(check, capture_output=True, text=True, timeout=30)
+                self.assertEqual(c.returncode, 1, "a half-made node passes --check-config: %s%s" % (left, note))
+                if "init-incomplete" in left:
+                    self.assertIn("liaison init did not finish", c.stderr)
+                    self.assertIn("run the same liaison init again", c.stderr)
+                r = subprocess.run(args, capture_output=True, text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, "init again after %s: %s%s" % (left, r.stderr, note))
+            c = subprocess.run(check, capture_output=True, text=True, timeout=30)
+            self.assertEqual(c.returncode, 0, c.stderr + note)
+            self.assertTrue(os.path.exists(os.path.join(home, "card.txt")), note)
+            self.assertFalse(os.path.exists(os.path.join(home, "init-incomplete")), note)
+            con = sqlite3.connect("file:%s?mode=ro" % os.path.join(home, "liaison.db"), uri=True)
+            try:
+                self.assertEqual(con.execute("SELECT action FROM audit").fetchall(), [("node-created",)], note)
+            finally:
+                con.close()
+        # The kills landed at different moments (seen: before anything, after the keys,
+        # with the database half made, finished).
+        self.assertGreaterEqual(len(outcomes), 3, "%s%s" % (outcomes, note))
+        # One of them runs and verifies.
+        n = harness.Node(self.base, "n0")
+        n.home = os.path.join(self.base, "n0")
+        n.db_path = os.path.join(n.home, "liaison.db")
+        n.port = port
+        self.nodes.append(n)
+        n.start()
+        self.audit_verify(n)
 
 
 class ClockSkew(FaultTest):

@@ -114,6 +114,9 @@ static int exchange(void *d, zmq_msg_t *frames, int nframes, int timeout_ms)
         if (f->reject->message_id.len == LIAISON_MSGID_BYTES)
             text_msgid_to_hex(f->reject->message_id.data, hex);
         printf("reject %d %s %s\n", f->reject->code, hex, f->reject->reason);
+    } else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_WITNESS_REPLY && f->witness_reply) {
+        printf("witness-reply %" PRIu64 " %d %s\n", f->witness_reply->held_size, (int)f->witness_reply->accepted,
+               f->witness_reply->reason ? f->witness_reply->reason : "");
     } else {
         printf("other\n");
     }
