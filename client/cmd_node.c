@@ -246,8 +246,11 @@ int cmd_card(cli_t *cli, int argc, char **argv)
     if (f) {
         fclose(f);
         text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
-    } else {
+    } else if (errno == ENOENT || errno == ENOTDIR) {
         return cli_fail(EXIT_REFUSED, "no card at %s (create the node first with: liaison init)", p.card_file);
+    } else {
+        /* Not "no card": telling someone without access to create the node is wrong. */
+        return cli_fail(EXIT_REFUSED, "cannot read %s: %s", p.card_file, strerror(errno));
     }
     if (!text)
         return EXIT_REFUSED;

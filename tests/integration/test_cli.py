@@ -64,13 +64,31 @@ class Cli(NodeTest):
         r = a.cli("status", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
-        self.assertIn("liaisond", r.stderr)
+        # The fix names this node's directory, not a placeholder or the system service.
+        self.assertIn("start it with: liaisond --home %s)" % a.home, r.stderr)
+        r = a.cli("audit", "log", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("start it with: liaisond --home %s)" % a.home, r.stderr)
         # A stale socket left by a killed daemon is recognised as such.
         a.start()
         a.kill()
         r = a.cli("send", "--to", "b", "-", input="x", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
+        self.assertIn("start it with: liaisond --home %s)" % a.home, r.stderr)
+        self.assertNotIn("systemctl", r.stderr)
+
+    def test_card_without_access_is_not_a_missing_node(self):
+        # Someone who may not read the node's directory is told so, not to create a node.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the client as another user")
+        a = self.node("a", start=False)
+        os.chmod(a.home, 0o700)
+        r = subprocess.run([LIAISON, "--home", a.home, "card"], capture_output=True, text=True, timeout=30,
+                           preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("cannot read %s: Permission denied" % a.card_file, r.stderr)
+        self.assertNotIn("liaison init", r.stderr)
 
     def test_no_node_at_home_is_named(self):
         where = os.path.join(self.base, "no", "node")
