@@ -122,7 +122,10 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     const char *org = cli_opt(o, "org")->value ? cli_opt(o, "org")->value : "";
     const char *listen = cli_opt(o, "listen")->value, *adv = cli_opt(o, "advertise")->value;
     if (!id || !role || !listen)
-        return cli_fail(EXIT_USAGE, "init needs --id ID --role ROLE --listen ENDPOINT (e.g. --listen tcp://0.0.0.0:7400)");
+        return cli_fail(EXIT_USAGE,
+                        "init needs%s%s%s (e.g. liaison init --id dr.okafor --name \"Dr. Chidi Okafor\" --role"
+                        " psychiatrist --listen tcp://192.0.2.10:7400)",
+                        id ? "" : " --id ID", role ? "" : " --role ROLE", listen ? "" : " --listen ENDPOINT");
     if (!text_valid_id(id))
         return cli_fail(EXIT_USAGE, "--id: '%.64s' is not a valid node id (1-64 of a-z 0-9 . _ -, starting with a"
                                     " letter or digit, e.g. dr.okafor)", id);

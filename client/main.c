@@ -16,7 +16,7 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"init", cmd_init,
-     "init --id ID --name NAME --role ROLE [--org ORG] --listen ENDPOINT [--advertise ENDPOINT]\n"
+     "init --id ID [--name NAME] --role ROLE [--org ORG] --listen ENDPOINT [--advertise ENDPOINT]\n"
      "        create this node: keys, configuration, empty database (--listen tcp://IP|[IPv6]|*:PORT\n"
      "        to bind, --advertise tcp://HOST:PORT for peers to dial)"},
     {"card", cmd_card, "card                      print this node's signed contact card (one line)"},

@@ -4,6 +4,7 @@ messages that name the fix, --help and --json everywhere, and an embedder of
 libliaison-client using pipelined sends."""
 import json
 import os
+import shlex
 import stat
 import signal
 import subprocess
@@ -155,6 +156,18 @@ class Cli(NodeTest):
         env = dict(os.environ, LIAISON_HOME=home)
         r = subprocess.run([LIAISON, "card"], capture_output=True, text=True, env=env)
         self.assertEqual(r.stdout, card)
+
+    def test_init_missing_options_are_named_and_the_example_works(self):
+        home = os.path.join(self.base, "m")
+        r = run("--home", home, "init", "--id", "x")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("init needs --role ROLE --listen ENDPOINT (", r.stderr)
+        # The example in the message is a command that works as written (it used to suggest
+        # tcp://0.0.0.0:7400, which init itself refuses without --advertise).
+        example = r.stderr.split("e.g. liaison ", 1)[1].rsplit(")", 1)[0]
+        ok = run("--home", home, *shlex.split(example))
+        self.assertEqual(ok.returncode, 0, example + ": " + ok.stderr)
+        self.assertIn("Dr. Chidi Okafor", open(os.path.join(home, "liaison.conf")).read())
 
     def test_init_endpoints_need_host_and_port(self):
         home = os.path.join(self.base, "n")
