@@ -453,6 +453,7 @@ struct summary_buf {
     uint8_t ref[LIAISON_MSGID_BYTES];
     uint8_t *payload;           /* malloc'd decrypted payload, wiped by summary_free */
     size_t payload_len;
+    node_t *n;                  /* while deliveries are added: whose directory to consult */
 };
 
 static summary_buf_t *summary_new(void) { return calloc(1, sizeof(summary_buf_t)); }
@@ -517,7 +518,12 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
     Liaison__Control__DeliveryState *s = &b->ds[i];
     liaison__control__delivery_state__init(s);
     snprintf(b->ds_text[i], sizeof b->ds_text[i], "%s", d->recipient);
-    snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
+    if ((d->state == DELIVERY_QUEUED || d->state == DELIVERY_SENT) && b->n && !directory_find(&b->n->dir, d->recipient))
+        /* Nothing is sent to a removed peer; its last transport error ("retrying") is stale. */
+        snprintf(b->ds_detail[i], sizeof b->ds_detail[i],
+                 "%s is no longer in the directory: held, and sent if their card is added again", d->recipient);
+    else
+        snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
     s->recipient = b->ds_text[i];
     s->state = (char *)store_delivery_state_name(d->state);
     s->delivered_ms = d->delivered_ms;
@@ -562,8 +568,11 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
         memcpy(b->ref, m->ref_id, sizeof b->ref);
         s->ref_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->ref};
     }
-    if (m->outgoing)
+    if (m->outgoing) {
+        b->n = n;
         store_delivery_each(n->store, m->id, add_delivery, b);
+        b->n = NULL;
+    }
     if (m->ack_required) {
         store_ack_each(n->store, m->id, add_ack, b);
         if (m->outgoing) {
