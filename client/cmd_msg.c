@@ -499,6 +499,8 @@ static void gist(const Liaison__Control__MessageSummary *m)
             printf(" (urgent)");
         for (size_t i = 0; i < m->n_acks; i++)
             printf("; acknowledged by %s", m->acks[i]->by);
+        if (m->awaiting_ack)
+            printf("; needs your acknowledgement");
         break;
     case 5:
         printf("review %s", json_string_value(json_object_get(p, "kind")));

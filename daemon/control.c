@@ -575,6 +575,13 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
     }
     if (m->ack_required) {
         store_ack_each(n->store, m->id, add_ack, b);
+        if (!m->outgoing) {
+            /* Other recipients' acknowledgements reach us too: only our own closes ours. */
+            s->awaiting_ack = true;
+            for (size_t i = 0; i < s->n_acks; i++)
+                if (strcmp(b->ack_by[i], n->cfg.id) == 0)
+                    s->awaiting_ack = false;
+        }
         if (m->outgoing) {
             overdue_find_t of = {b, m->id};
             store_overdue_scan(n->store, 0, 0, 0, true, add_overdue, &of);

@@ -85,6 +85,22 @@ class Clinical(NodeTest):
                  "the acknowledgement at the pharmacist")
         self.assertNotIn(mid, ids(t.json("inbox", "--needs-ack")))
         self.assertIn("acknowledged by dr.alvarez", p.cli("outbox").stdout)
+        # The therapist's acknowledgement does not close the pharmacist's: rx.chen's inbox
+        # still marks the change [needs ack] (it used to drop the tag once anyone had acked),
+        # and show ends with the command to run.
+        self.assertIn(mid, ids(rx.json("inbox", "--needs-ack")))
+        line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
+        self.assertIn("[needs ack]", line)
+        self.assertTrue(rx.cli("show", mid).stdout.rstrip().endswith("Acknowledge it with: liaison ack %s" % mid))
+        self.assertIn("needs your acknowledgement", rx.cli("patient", "P-1042").stdout)
+        self.assertTrue(rx.json("show", mid)["awaiting_my_ack"])
+        line = [l for l in t.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
+        self.assertNotIn("[needs ack]", line)
+        self.assertFalse(t.json("show", mid)["awaiting_my_ack"])
+        self.assertNotIn("liaison ack", t.cli("show", mid).stdout)
+        rx.cli("ack", mid)
+        line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
+        self.assertNotIn("[needs ack]", line)
 
     def test_ack_of_unknown_or_own_message_refused(self):
         t, p, _ = self.team()
