@@ -352,6 +352,18 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
     answer(c, &r);
 }
 
+/* "The thread of message ID": a message already in a thread stands for that thread, so
+ * replying to a reply (or listing from it) stays in the conversation. Returns id itself
+ * for a thread's first message, a review id, or an id this node does not hold. */
+static const uint8_t *thread_of(node_t *n, const uint8_t *id, uint8_t out[static LIAISON_MSGID_BYTES])
+{
+    store_msg_t m = {0};
+    if (store_msg_get(n->store, id, &m, NULL, NULL, NULL, NULL) != 0 || !m.has_thread)
+        return id;
+    memcpy(out, m.thread_id, LIAISON_MSGID_BYTES);
+    return out;
+}
+
 static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
 {
     if (s->thread_id.len != 0 && s->thread_id.len != LIAISON_MSGID_BYTES) {
@@ -362,8 +374,9 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "acknowledgements are sent with: liaison ack MSG_ID");
         return;
     }
-    send_payload(c, s->content_type, s->payload.data, s->payload.len, s->thread_id.len ? s->thread_id.data : NULL,
-                 s->to, s->n_to);
+    uint8_t thread[LIAISON_MSGID_BYTES];
+    send_payload(c, s->content_type, s->payload.data, s->payload.len,
+                 s->thread_id.len ? thread_of(c->n, s->thread_id.data, thread) : NULL, s->to, s->n_to);
 }
 
 /* Finds this node's own acknowledgement of a message (store_ack_each callback). */
@@ -643,8 +656,9 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
         patient_tag(n->patient_key, lr->patient, tag);
         q.patient_tag = tag;
     }
+    uint8_t thread[LIAISON_MSGID_BYTES];
     if (lr->thread_id.len == LIAISON_MSGID_BYTES)
-        q.thread_id = lr->thread_id.data;
+        q.thread_id = thread_of(n, lr->thread_id.data, thread);
     else if (lr->thread_id.len) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a thread id is 32 hex characters");
         return;

@@ -521,7 +521,7 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
              " ORDER BY created_ms %s, id %s",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
-             q->thread_id ? " AND thread_id = ?2" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
+             q->thread_id ? " AND (thread_id = ?2 OR id = ?2)" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
              q->content_type ? " AND content_type = ?4" : "",
              q->needs_ack ? " AND ack_required = 1 AND ((outgoing = 0 AND NOT EXISTS (SELECT 1 FROM acks a"
                             " WHERE a.message_id = m.id AND a.by = ?7)) OR (outgoing = 1 AND EXISTS (SELECT 1 FROM"

@@ -295,6 +295,26 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a valid card", r.stderr)
 
+    def test_thread_holds_its_first_message_and_replies_to_replies(self):
+        # "liaison thread ID" with the id of the message that started a thread shows that
+        # message too, and "--thread ID" of a reply stays in the same conversation.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        first = a.send("b", "original question")
+        self.wait_delivered(a, first, "b")
+        reply = b.cli("send", "--to", "a", "--thread", first, "-", input="the reply").stdout.strip()
+        self.wait_delivered(b, reply, "a")
+        again = a.cli("send", "--to", "b", "--thread", reply, "-", input="reply to the reply").stdout.strip()
+        self.wait_delivered(a, again, "b")
+        for node in (a, b):
+            for tid in (first, reply, again):
+                msgs = node.json("thread", tid)["messages"]
+                self.assertEqual([m["id"] for m in msgs], [first, reply, again], (node.id, tid))
+        self.assertEqual(a.json("show", again)["thread"], first)
+        out = b.cli("thread", first).stdout
+        self.assertLess(out.index("original question"), out.index("the reply"))
+
     def test_refused_request_audited_once(self):
         a = self.node("a")
         before = len(a.audit())
