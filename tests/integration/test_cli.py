@@ -4,6 +4,7 @@ messages that name the fix, --help and --json everywhere, and an embedder of
 libliaison-client using pipelined sends."""
 import json
 import os
+import pty
 import shlex
 import stat
 import signal
@@ -225,6 +226,55 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("carriage return", r.stderr)
         self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 2)
+
+    def test_text_inputs_name_the_limit_and_the_reason(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        # The limit named is the one that applies, however far over it the text is (a
+        # large file used to be told "over 131072 bytes" while the limit is 65536).
+        for size in (70000, 2000000):
+            path = os.path.join(self.base, "big%d.txt" % size)
+            open(path, "w").write("x" * size)
+            r = a.cli("send", "--to", "b", path, check=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("%s is over the limit of 65536 bytes" % path, r.stderr)
+        # A directory is named as such (fopen accepts it; the read fails with EISDIR).
+        for cmd in (["send", "--to", "b", self.base], ["peer", "add", self.base]):
+            r = a.cli(*cmd, check=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("cannot read %s: Is a directory" % self.base, r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+
+    def test_text_from_a_terminal_says_how_to_end_it(self):
+        # "-" at a terminal used to wait in silence, which looks like a hang.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([LIAISON, "--home", a.home, "send", "--to", "b", "-"], stdin=slave,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        try:
+            time.sleep(0.3)
+            os.write(master, b"typed at the terminal\n")
+            time.sleep(0.2)
+            os.write(master, b"\x04")  # one Ctrl-D ends it (stdio used to wait for a second one)
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            self.fail("one Ctrl-D did not end the text")
+        finally:
+            os.close(master)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("press Ctrl-D on a new line", err)
+        mid = out.strip()
+        self.wait_delivered(a, mid, "b")
+        self.assertEqual(b.json("show", mid)["payload"]["text"], "typed at the terminal")
+        # From a pipe, nothing is said.
+        r = a.cli("send", "--to", "b", "-", input="piped")
+        self.assertEqual(r.stderr, "")
 
     def test_card_and_fingerprint(self):
         a = self.node("a")
