@@ -41,7 +41,8 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
             if (*n_pos == max_pos)
-                return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help)", cli->cmd, a);
+                return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help %s)", cli->cmd, a,
+                                cli->cmd);
             pos[(*n_pos)++] = a;
             continue;
         }
@@ -64,7 +65,8 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
             if (strlen(p->name) == nlen && strncmp(p->name, name, nlen) == 0)
                 o = p;
         if (!o && !is_home)
-            return cli_fail(EXIT_USAGE, "%s: unknown option --%.*s (see: liaison help)", cli->cmd, (int)nlen, name);
+            return cli_fail(EXIT_USAGE, "%s: unknown option --%.*s (see: liaison help %s)", cli->cmd, (int)nlen, name,
+                            cli->cmd);
         const char *val = NULL;
         if (is_home || o->has_arg) {
             if (eq)

@@ -330,6 +330,9 @@ class Cli(NodeTest):
             (["review", "reply", "00" * 16, "-"], 3, "no review"),
             (["audit", "prove", "zero"], 1, "SEQ"),
             (["status", "--bogus"], 1, "unknown option"),
+            # The help to read is the command's own.
+            (["review", "open", "--wiht", "b"], 1, "review open: unknown option --wiht (see: liaison help review open)"),
+            (["send", "--to", "b", "a", "b"], 1, "send: unexpected argument 'b' (see: liaison help send)"),
         ]
         for args, code, word in cases:
             r = a.cli(*args, input="text", check=False)
