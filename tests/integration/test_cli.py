@@ -55,6 +55,14 @@ class Cli(NodeTest):
             self.assertIn("--home needs a directory", r.stderr)
             self.assertNotIn("unknown command", r.stderr)
         a = self.node("a")
+        # Two different homes are two nodes: refused, wherever the second one is given.
+        other = os.path.join(self.base, "other")
+        for args in (["--home", a.home, "--home", other, "status"], ["--home", a.home, "status", "--home", other]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("--home given twice ('%s' and '%s')" % (a.home, other), r.stderr)
+            self.assertEqual(r.stdout, "")
+        self.assertEqual(run("--home", a.home, "status", "--home", a.home).returncode, 0)
         for cmd in (["inbox"], ["outbox"], ["audit", "log"]):
             r = a.cli(*cmd, "--limit", "0", check=False)
             self.assertEqual(r.returncode, 1, cmd)
