@@ -254,8 +254,12 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
                 continue;
         }
         if (rc <= 0) {
-            set_error(c, "liaisond at %s did not answer within %d ms (is it overloaded? see: journalctl -u liaisond)",
-                      c->path, c->timeout_ms);
+            /* Said as the stopped case is: a send may have been stored, and sending it
+             * again would give the team the same order twice. */
+            set_error(c,
+                      "liaisond at %s did not answer within %d s (stuck or overloaded: see its log, e.g. journalctl"
+                      " -u liaisond); whether the last request took effect is shown by liaison outbox once it answers",
+                      c->path, (c->timeout_ms + 999) / 1000);
             return LIAISON_TIMEOUT;
         }
         zmq_msg_t m;

@@ -108,6 +108,20 @@ class Cli(NodeTest):
         self.assertIn("liaison --home %s init" % where, r.stderr)
         self.assertNotIn("not running", r.stderr)
 
+    def test_daemon_not_answering_says_to_check_before_resending(self):
+        # A stopped (not dead) daemon is waited for 30 s; the message then says how to find
+        # out whether a send took effect, so that a medication change is not sent twice.
+        a = self.node("a")
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = subprocess.run([LIAISON, "--home", a.home, "send", "--to", "b", "-"], input="x", capture_output=True,
+                               text=True, timeout=60)
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("did not answer within 30 s", r.stderr)
+        self.assertIn("liaison outbox", r.stderr)
+
     def test_daemon_dying_mid_request_is_reported(self):
         # The client waits in 500 ms slices and checks between them that the daemon is
         # still there: a daemon that dies before answering is reported then, not after
