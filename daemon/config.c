@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -200,6 +201,25 @@ int config_load(const char *path, config_t *c, char *err, size_t errlen)
         memcpy(c->advertise, c->listen, sizeof c->advertise);
     }
     return 0;
+}
+
+int config_check_hook(const char *path, const config_t *c, char *err, size_t errlen)
+{
+    struct stat st;
+    const char *why = NULL;
+    if (!c->ack_hook[0])
+        return 0;
+    if (stat(c->ack_hook, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (access(c->ack_hook, X_OK) != 0)
+        why = errno == EACCES ? "not executable (chmod +x it)" : strerror(errno);
+    if (!why)
+        return 0;
+    snprintf(err, errlen, "%s: [ack] hook: %s: %s (overdue acknowledgements would page nobody)", path, c->ack_hook,
+             why);
+    return -1;
 }
 
 int config_write_new(const char *path, const config_t *c, char *err, size_t errlen)
