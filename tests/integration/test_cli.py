@@ -347,6 +347,9 @@ class Cli(NodeTest):
             # Wrong input is quoted whole.
             (["note", "--to", "b", "--patient", "P1", "--session-date", "2026-11-16T10:00Z", "-"], 1,
              "'2026-11-16T10:00Z' is not a date"),
+            # A session that has not taken place yet is a typo (it would end the score trend).
+            (["note", "--to", "b", "--patient", "P1", "--session-date", "2999-01-01", "--phq9", "3", "-"], 1,
+             "--session-date: 2999-01-01 is after today"),
             (["peer", "add", "/nonexistent"], 1, "cannot read"),
             (["peer", "frob"], 1, "subcommand"),
             (["review", "reply", "00" * 16, "-"], 3, "no review"),
