@@ -20,7 +20,7 @@ def note_payload(score_name, value=30, lo=0, hi=27):
 
 
 def note(node, to, patient, text="Session went well.", *extra):
-    p = node.cli("note", "--to", to, "--patient", patient, "--session-date", "2026-11-16", *extra, "-", input=text)
+    p = node.cli("note", "--to", to, "--patient", patient, "--session-date", "2024-11-16", *extra, "-", input=text)
     mid = p.stdout.strip()
     assert len(mid) == 32, p.stdout
     return mid
