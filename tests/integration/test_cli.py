@@ -446,6 +446,17 @@ class Cli(NodeTest):
         out = b.cli("inbox", "--patient", "P-77", "--limit", "2").stdout
         self.assertLess(out.index(sent[3]), out.index(sent[2]))
         self.assertNotIn(sent[0], out)
+        # The audit log too keeps the newest entries (it kept the node's first ones), shown
+        # oldest first.
+        full = [e["seq"] for e in b.json("audit", "log")["entries"]]
+        self.assertGreater(len(full), 6)
+        last = [e["seq"] for e in b.json("audit", "log", "--limit", "3")["entries"]]
+        self.assertEqual(len(last), 3)
+        self.assertEqual(last, list(range(last[0], last[0] + 3)))
+        self.assertGreaterEqual(last[-1], full[-1])
+        out = b.cli("audit", "log", "--limit", "2").stdout.splitlines()
+        self.assertEqual(len(out), 3)
+        self.assertNotEqual(out[1].split()[0], "1")
 
     def test_documented_outputs(self):
         a = self.node("a")
