@@ -308,6 +308,23 @@ class AuditorTools(NodeTest):
         written = {row[0] for row in self.a.query("SELECT DISTINCT action FROM audit")}
         self.assertLessEqual(written, listed)
 
+    def test_until_a_date_includes_that_day(self):
+        # "--since D --until D" is day D (UTC): it used to end at 00:00 of D and find nothing.
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        queued = json.loads(self.a.cli("audit", "log", "--action", "message-queued", "--json").stdout)["entries"]
+        self.assertTrue(queued)
+        for cmd in (["audit", "log", "--action", "message-queued"], ["audit", "export"]):
+            out = self.a.cli(*cmd, "--since", today, "--until", today, "--json" if cmd[1] == "log" else "--format",
+                             *([] if cmd[1] == "log" else ["jsonl"])).stdout
+            if cmd[1] == "log":
+                got = json.loads(out)["entries"]
+                self.assertEqual([e["seq"] for e in got], [e["seq"] for e in queued])
+            else:
+                self.assertGreater(len(out.splitlines()), len(queued))
+        r = self.a.cli("audit", "log", "--since", "2026-11-24", "--until", "2026-11-23", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("--since 2026-11-24 is after --until 2026-11-23", r.stderr)
+
     def test_errors_name_the_real_problem(self):
         size = self.a.query("SELECT max(seq) FROM audit")[0][0]
         r = self.a.cli("audit", "prove", "999999", check=False)
