@@ -413,12 +413,20 @@ static int peer_add(cli_t *cli, int argc, char **argv)
     if (rc)
         return rc;
     if (r->peer) {
-        if (cli->json)
-            cli_json_out(peer_json(r->peer));
-        else
-            printf("%s peer %s (%s, %s)\nFingerprint: %s\nCompare it with them by phone: liaison fingerprint %s\n",
-                   pa.replace ? "Replaced" : "Added", r->peer->id, r->peer->name, r->peer->role, r->peer->fingerprint,
-                   r->peer->id);
+        /* Say what the daemon did, not what was asked: --replace of a new peer adds it, and
+         * a card with the same keys (a new endpoint, say) updates the one held. */
+        const char *ch = r->peer->change;
+        bool upd = strcmp(ch, "updated") == 0, rep = strcmp(ch, "replaced") == 0;
+        if (cli->json) {
+            json_t *j = peer_json(r->peer);
+            if (j)
+                json_object_set_new(j, "change", json_string(ch[0] ? ch : "added"));
+            cli_json_out(j);
+        } else {
+            printf("%s peer %s (%s, %s)%s\nFingerprint: %s\nCompare it with them by phone: liaison fingerprint %s\n",
+                   upd ? "Updated" : rep ? "Replaced" : "Added", r->peer->id, r->peer->name, r->peer->role,
+                   upd ? ": same keys, card refreshed" : rep ? ": NEW KEYS" : "", r->peer->fingerprint, r->peer->id);
+        }
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;

@@ -979,6 +979,7 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     log_info("%s %s (%s)", action, card.id, card.role);
     Liaison__Control__PeerInfo pi;
     fill_peer(n, p, &pi, fp);
+    pi.change = old ? (same ? "updated" : "replaced") : "added";
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_PEER;
     r.peer = &pi;

@@ -7,6 +7,7 @@ import os
 import pty
 import shlex
 import stat
+import shutil
 import signal
 import subprocess
 import time
@@ -297,6 +298,23 @@ class Cli(NodeTest):
         # From a pipe, nothing is said.
         r = a.cli("send", "--to", "b", "-", input="piped")
         self.assertEqual(r.stderr, "")
+
+    def test_peer_add_says_what_it_did(self):
+        # The first line says what happened to the directory, not which option was given:
+        # --replace of a new peer adds it; the same keys again update the card held.
+        a = self.node("a")
+        b = self.node("b")
+        self.assertTrue(a.cli("peer", "add", b.card_file, "--replace").stdout.startswith("Added peer b "))
+        out = a.cli("peer", "add", b.card_file).stdout
+        self.assertTrue(out.startswith("Updated peer b (b, therapist): same keys, card refreshed\n"), out)
+        self.assertEqual(a.json("peer", "add", b.card_file)["change"], "updated")
+        # New keys under the same id (b made a new node) need --replace and say so loudly.
+        b.stop()
+        shutil.rmtree(b.home)
+        b.init()
+        out = a.cli("peer", "add", b.card_file, "--replace").stdout
+        self.assertTrue(out.startswith("Replaced peer b (b, therapist): NEW KEYS\n"), out)
+        self.assertEqual(a.audit("peer-replaced")[0][5], "b")
 
     def test_card_and_fingerprint(self):
         a = self.node("a")
