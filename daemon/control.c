@@ -364,6 +364,13 @@ static const uint8_t *thread_of(node_t *n, const uint8_t *id, uint8_t out[static
     return out;
 }
 
+static int count_one(void *ctx, const store_msg_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+    return 0;
+}
+
 static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
 {
     if (s->thread_id.len != 0 && s->thread_id.len != LIAISON_MSGID_BYTES) {
@@ -373,6 +380,27 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
     if (s->content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "acknowledgements are sent with: liaison ack MSG_ID");
         return;
+    }
+    if (s->thread_id.len && s->content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW) {
+        /* A thread id this node has never seen is a typo: the message would start a
+         * thread of its own and lose the conversation it answers. (A review message
+         * travels in its review's thread whatever is given.) */
+        int held = 0;
+        store_query_t q = {.thread_id = s->thread_id.data, .limit = 1};
+        if (store_msg_each(c->n->store, &q, count_one, &held) != 0) {
+            answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot look up the thread: %s",
+                         store_error(c->n->store));
+            return;
+        }
+        if (!held) {
+            char hex[TEXT_MSGID_HEX];
+            text_msgid_to_hex(s->thread_id.data, hex);
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND,
+                         "no message or thread %s on this node: --thread takes the id of a message you hold (see:"
+                         " liaison inbox, liaison outbox); nothing was sent",
+                         hex);
+            return;
+        }
     }
     uint8_t thread[LIAISON_MSGID_BYTES];
     send_payload(c, s->content_type, s->payload.data, s->payload.len,

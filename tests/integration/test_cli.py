@@ -410,6 +410,12 @@ class Cli(NodeTest):
         self.assertEqual(a.json("show", again)["thread"], first)
         out = b.cli("thread", first).stdout
         self.assertLess(out.index("original question"), out.index("the reply"))
+        # A thread id this node has never seen (a typo) is refused; nothing is stored.
+        before = a.query("SELECT count(*) FROM messages")[0][0]
+        r = a.cli("send", "--to", "b", "--thread", "0f" * 16, "-", input="lost reply", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("no message or thread %s on this node" % ("0f" * 16), r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], before)
 
     def test_refused_request_audited_once(self):
         a = self.node("a")
