@@ -577,6 +577,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "liaisond: unexpected argument '%.64s' (the node directory goes after --home)\n",
+                argv[optind]);
         usage(stderr);
         return 1;
     }
