@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* liaison: the command line of a care-team node. Owns the command table, global
  * options and help; each command family lives in its own cmd_*.c file. */
+#include <errno.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -127,6 +128,11 @@ int main(int argc, char **argv)
                 return usage(stdout, name);
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
         cli_close(&cli);
+        /* Output that did not reach its file (a full disk: "liaison card > alvarez.card")
+         * is a failure, not a success with an empty or cut file. */
+        if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
+            rc = cli_fail(EXIT_REFUSED, "cannot write standard output: %s (the output is incomplete)",
+                          strerror(errno));
         return rc;
     }
     cli_fail(EXIT_USAGE, "unknown command '%.40s'", name);

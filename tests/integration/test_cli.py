@@ -319,6 +319,18 @@ class Cli(NodeTest):
         self.assertTrue(out.startswith("Replaced peer b (b, therapist): NEW KEYS\n"), out)
         self.assertEqual(a.audit("peer-replaced")[0][5], "b")
 
+    def test_output_that_cannot_be_written_is_a_failure(self):
+        # "liaison card > alvarez.card" on a full disk used to exit 0 with an empty file.
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        a = self.node("a")
+        for cmd in (["card"], ["status"], ["audit", "log"], ["inbox", "--json"]):
+            with open("/dev/full", "w") as full:
+                r = subprocess.run([LIAISON, "--home", a.home] + cmd, stdout=full, stderr=subprocess.PIPE, text=True,
+                                   timeout=30)
+            self.assertEqual(r.returncode, 3, (cmd, r.stderr))
+            self.assertIn("cannot write standard output: No space left on device", r.stderr)
+
     def test_card_and_fingerprint(self):
         a = self.node("a")
         b = self.node("b")
