@@ -224,7 +224,11 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
                         " PRAGMA recursive_triggers=ON; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;"
                         " PRAGMA cache_size=-16384;") != 0 ||
             exec_sql(s, "BEGIN IMMEDIATE") != 0) {
-            snprintf(err, errlen, "cannot set up database %s: %s", path, s->err);
+            int code = sqlite3_errcode(s->db) & 0xff;
+            snprintf(err, errlen, "cannot set up database %s: %s%s", path, s->err,
+                     code == SQLITE_NOTADB || code == SQLITE_CORRUPT
+                         ? " (the file is damaged or not liaison's: restore liaison.db from a backup of this node)"
+                         : "");
             goto bad;
         }
         if (exec_sql(s, schema_sql) != 0) {

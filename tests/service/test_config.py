@@ -84,6 +84,14 @@ class ConfigTest(ServiceTest):
         n.set_config("ack", "hook", self.page_script(n))
         self.assertEqual(self.check(n).returncode, 0)
 
+    def test_damaged_database_says_to_restore_it(self):
+        n = self.node("dr.damaged", start=False)
+        with open(n.db_path, "wb") as f:
+            f.write(b"not a database at all" * 100)
+        err = self.start_fails(n)
+        self.assertIn("cannot set up database %s: file is not a database" % n.db_path, err)
+        self.assertIn("restore liaison.db from a backup of this node", err)
+
     def test_bad_value_names_file_line_and_key(self):
         n = self.node("dr.badval", start=False)
         line = self.append(n, "\n[delivery]\nretry_max_ms = soon\n")
