@@ -283,6 +283,29 @@ int cmd_fingerprint(cli_t *cli, int argc, char **argv)
     int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
     if (rc)
         return rc;
+    /* This node's own fingerprint is in its card, which is public and beside the
+     * configuration: read on the phone while the daemon is down, too (as liaison card). */
+    paths_t p;
+    char err[600];
+    FILE *f = npos == 0 && paths_resolve(&p, cli->home, err, sizeof err) == 0 ? fopen(p.card_file, "r") : NULL;
+    if (f) {
+        fclose(f);
+        char *text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
+        card_t cd;
+        if (text) {
+            cli_chomp(text);
+            int bad = card_decode(text, &cd, err, sizeof err);
+            free(text);
+            if (bad == 0) {
+                char fp[KEYS_FINGERPRINT_LEN];
+                keys_fingerprint(cd.sign_pk, fp);
+                if (cli->json)
+                    return cli_json_out(json_pack("{s:s, s:s}", "id", cd.id, "fingerprint", fp));
+                printf("%s\n", fp);
+                return 0;
+            }
+        }
+    }
     Liaison__Control__FingerprintRequest fr = LIAISON__CONTROL__FINGERPRINT_REQUEST__INIT;
     fr.id = (char *)(npos ? pos[0] : "");
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;

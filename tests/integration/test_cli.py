@@ -344,6 +344,13 @@ class Cli(NodeTest):
         self.assertEqual(b.json("fingerprint", "a")["fingerprint"], fp)
         r = b.cli("fingerprint", "nobody", check=False)
         self.assertEqual(r.returncode, 3)
+        # This node's own fingerprint, like its card, needs no daemon (read out on the
+        # phone while it is stopped); a peer's still comes from the daemon's directory.
+        a.stop()
+        self.assertEqual(a.cli("fingerprint").stdout.strip(), fp)
+        self.assertEqual(a.json("fingerprint"), {"id": "a", "fingerprint": fp})
+        r = a.cli("fingerprint", "b", check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
 
     def test_bad_inputs_name_the_problem(self):
         a = self.node("a")
