@@ -78,6 +78,7 @@ typedef struct parse_ctx {
     const char *path;
     char err[256];
     bool failed;
+    bool seen[32]; /* per entry of keys[]: a key given twice is an error */
 } parse_ctx_t;
 
 enum kind { K_STR, K_U32 };
@@ -154,6 +155,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
             uint32_t v32 = (uint32_t)v;
             memcpy(field, &v32, sizeof v32);
         }
+        /* The last of two values would win silently, and an edit of the first would do
+         * nothing: say so instead. */
+        if (ctx->seen[i]) {
+            snprintf(ctx->err, sizeof ctx->err, "[%s] %s is given twice: keep one of the two lines", section, name);
+            goto bad;
+        }
+        ctx->seen[i] = true;
         return 1;
     }
     snprintf(ctx->err, sizeof ctx->err, "unknown key '%s' in section [%s]", name, section);
@@ -161,6 +169,8 @@ bad:
     ctx->failed = true;
     return 0;
 }
+
+_Static_assert(sizeof keys / sizeof keys[0] <= 32, "parse_ctx_t.seen must cover every key");
 
 int config_load(const char *path, config_t *c, char *err, size_t errlen)
 {

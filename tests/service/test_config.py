@@ -84,6 +84,17 @@ class ConfigTest(ServiceTest):
         n.set_config("ack", "hook", self.page_script(n))
         self.assertEqual(self.check(n).returncode, 0)
 
+    def test_key_given_twice_is_an_error(self):
+        # The second value used to win silently, so editing the first did nothing.
+        n = self.node("dr.twice", start=False)
+        line = self.append(n, "\n[ack]\nurgent_deadline_s = 600\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("%s:%d: [ack] urgent_deadline_s is given twice: keep one of the two lines"
+                      % (n.config_file, line), p.stderr)
+        err = self.start_fails(n)
+        self.assertIn("urgent_deadline_s is given twice", err)
+
     def test_damaged_database_says_to_restore_it(self):
         n = self.node("dr.damaged", start=False)
         with open(n.db_path, "wb") as f:
