@@ -81,7 +81,8 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         if (is_home) {
             /* Two different homes are two different nodes: never pick one silently. */
             if (cli->home && strcmp(cli->home, val) != 0)
-                return cli_fail(EXIT_USAGE, "--home given twice ('%.200s' and '%.200s'): give the node's directory once",
+                return cli_fail(EXIT_USAGE,
+                                "--home given twice ('%.200s' and '%.200s'): give the node's directory once",
                                 cli->home, val);
             cli->home = val;
             continue;

@@ -93,7 +93,8 @@ int main(int argc, char **argv)
             if (!dir[0])
                 return cli_fail(EXIT_USAGE, "--home needs a directory: liaison --home DIR COMMAND ...");
             if (cli.home && strcmp(cli.home, dir) != 0)
-                return cli_fail(EXIT_USAGE, "--home given twice ('%.200s' and '%.200s'): give the node's directory once",
+                return cli_fail(EXIT_USAGE,
+                                "--home given twice ('%.200s' and '%.200s'): give the node's directory once",
                                 cli.home, dir);
             cli.home = dir;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
