@@ -64,6 +64,50 @@ static const command_t commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
+/* Edit distance of a and b (short strings; anything over 2 counts as 3). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40 || (la > lb ? la - lb : lb - la) > 2)
+        return 3;
+    size_t row[41];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Says a command is unknown, with the nearest one when a typo explains it. */
+static void unknown_command(const char *name)
+{
+    const char *near = NULL;
+    size_t best = 3;
+    for (size_t k = 0; k < N_COMMANDS; k++) {
+        size_t d = distance(name, commands[k].name);
+        if (d < best) {
+            best = d;
+            near = commands[k].name;
+        }
+    }
+    if (near)
+        cli_fail(EXIT_USAGE, "unknown command '%.40s' (did you mean '%s'? see: liaison help)", name, near);
+    else
+        cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", name);
+}
+
 static int usage(FILE *out, const char *only)
 {
     fprintf(out, "usage: liaison [--home DIR] [--json] COMMAND ...\n\n");
@@ -115,7 +159,7 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < N_COMMANDS && !known; k++)
             known = strcmp(only, commands[k].name) == 0;
         if (!known) {
-            cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", only);
+            unknown_command(only);
             return usage(stderr, NULL);
         }
         return usage(stdout, only);
@@ -136,6 +180,6 @@ int main(int argc, char **argv)
                           strerror(errno));
         return rc;
     }
-    cli_fail(EXIT_USAGE, "unknown command '%.40s'", name);
+    unknown_command(name);
     return usage(stderr, NULL);
 }

@@ -34,6 +34,13 @@ class Cli(NodeTest):
         r = run("frobnicate")
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown command", r.stderr)
+        self.assertNotIn("did you mean", r.stderr)
+        # A typo is answered with the command meant.
+        for typo, meant in (("sned", "send"), ("medchange", "med-change"), ("reveiw", "review")):
+            r = run(typo)
+            self.assertEqual(r.returncode, 1)
+            self.assertTrue(r.stderr.startswith("liaison: unknown command '%s' (did you mean '%s'?" % (typo, meant)),
+                            r.stderr)
 
     def test_bad_usage_exits_1_and_names_the_problem(self):
         d = subprocess.run([LIAISOND, "--bogus"], capture_output=True, text=True, timeout=30)
