@@ -384,8 +384,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         cli_time(s->started_ms, t, sizeof t);
         printf("%s (%s, %s) liaisond %s, up since %s, listening on %s\n", s->id, s->name, s->role, s->version, t,
                s->listen);
-        printf("Queue: %u deliveries waiting for a receipt. Audit log: %" PRIu64 " entries.\n", s->queue_depth,
-               s->audit_size);
+        printf("Queue: %u deliver%s waiting for a receipt. Audit log: %" PRIu64 " entr%s.\n", s->queue_depth,
+               s->queue_depth == 1 ? "y" : "ies", s->audit_size, s->audit_size == 1 ? "y" : "ies");
         if (s->n_alarms) {
             printf("\nALARMS: a peer's audit log was rewritten or rolled back:\n");
             for (size_t i = 0; i < s->n_alarms; i++) {

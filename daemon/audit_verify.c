@@ -271,8 +271,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     char chain[64] = "intact";
     if (!r->chain_ok)
         snprintf(chain, sizeof chain, "BROKEN at entry %" PRIu64, r->chain_bad_seq);
-    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries, chain,
-        r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    say(r, "%" PRIu64 " entr%s, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries,
+        r->entries == 1 ? "y" : "ies", chain, r->checkpoints, r->checkpoints == 1 ? "" : "s");
     const char *key = opts && opts->sign_pk ? "this card" : "the key recorded in the database";
     switch (r->failure) {
     case AUDIT_FAIL_NONE: break;
@@ -299,10 +299,11 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         break;
     }
     if (r->entries > anchored)
-        say(r, "note: %" PRIu64 " entries after the last checkpoint (%" PRIu64
-               ") are not yet anchored by a signature; removing them would not be visible in this file alone "
+        say(r, "note: %" PRIu64 " entr%s after the last checkpoint (%" PRIu64
+               ") %s not yet anchored by a signature; removing %s would not be visible in this file alone "
                "(a peer's witnessed checkpoint, given with --checkpoint, can exclude it)\n",
-            r->entries - anchored, anchored);
+            r->entries - anchored, r->entries - anchored == 1 ? "y" : "ies", anchored,
+            r->entries - anchored == 1 ? "is" : "are", r->entries - anchored == 1 ? "it" : "them");
     rc = 0;
 out:
     sqlite3_finalize(st);

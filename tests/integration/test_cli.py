@@ -527,6 +527,14 @@ class Cli(NodeTest):
             json.loads(ln)
         self.assertIn("[--format jsonl|fhir]", run("help", "audit").stdout)
         self.assertIn("default: jsonl", run("help", "audit").stdout)
+        # Counts read as English: one delivery, one entry.
+        b.stop()
+        a.send("b", "while b is down")
+        self.assertIn("Queue: 1 delivery waiting for a receipt.", a.cli("status").stdout)
+        fresh = self.node("c", start=False)
+        out = fresh.cli("audit", "verify", "--db", fresh.db_path).stdout
+        self.assertIn("1 entry, hash chain intact; 0 signed checkpoints checked", out)
+        self.assertIn("note: 1 entry after the last checkpoint (0) is not yet anchored", out)
 
     def test_json_everywhere(self):
         a = self.node("a")
