@@ -169,7 +169,7 @@ int main(int argc, char **argv)
             continue;
         cli.cmd = name;
         for (int j = i + 1; j < argc; j++)
-            if (strcmp(argv[j], "--help") == 0)
+            if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
                 return usage(stdout, name);
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
         cli_close(&cli);

@@ -28,9 +28,10 @@ class Cli(NodeTest):
     def test_help_everywhere(self):
         self.assertEqual(run("--help").returncode, 0)
         for c in COMMANDS:
-            r = run(c, "--help")
-            self.assertEqual(r.returncode, 0, c)
-            self.assertIn(c, r.stdout)
+            for h in ("--help", "-h"):  # -h works after a command as it does before one
+                r = run(c, h)
+                self.assertEqual(r.returncode, 0, (c, h, r.stderr))
+                self.assertIn(c, r.stdout)
         r = run("frobnicate")
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown command", r.stderr)
