@@ -177,6 +177,8 @@ class Clinical(NodeTest):
         # Writing after the close is refused.
         r = t.cli("review", "reply", rid, "-", input="late", check=False)
         self.assertEqual(r.returncode, 3)
+        self.assertIn("review %s is closed and takes no more messages" % rid, r.stderr)
+        self.assertIn("liaison review open", r.stderr)
 
     def assert_secret_kept(self, *nodes):
         for n in nodes:
