@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "payload.h"
 #include "text.h"
@@ -40,7 +41,8 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
             if (*n_pos == max_pos)
-                return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help)", cli->cmd, a);
+                return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help %s)", cli->cmd, a,
+                                cli->cmd);
             pos[(*n_pos)++] = a;
             continue;
         }
@@ -63,7 +65,8 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
             if (strlen(p->name) == nlen && strncmp(p->name, name, nlen) == 0)
                 o = p;
         if (!o && !is_home)
-            return cli_fail(EXIT_USAGE, "%s: unknown option --%.*s (see: liaison help)", cli->cmd, (int)nlen, name);
+            return cli_fail(EXIT_USAGE, "%s: unknown option --%.*s (see: liaison help %s)", cli->cmd, (int)nlen, name,
+                            cli->cmd);
         const char *val = NULL;
         if (is_home || o->has_arg) {
             if (eq)
@@ -76,6 +79,11 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
             return cli_fail(EXIT_USAGE, "%s: --%s takes no value", cli->cmd, o->name);
         }
         if (is_home) {
+            /* Two different homes are two different nodes: never pick one silently. */
+            if (cli->home && strcmp(cli->home, val) != 0)
+                return cli_fail(EXIT_USAGE,
+                                "--home given twice ('%.200s' and '%.200s'): give the node's directory once",
+                                cli->home, val);
             cli->home = val;
             continue;
         }
@@ -152,7 +160,9 @@ void cli_close(cli_t *cli)
     cli->control = cli->audit = NULL;
 }
 
-char *cli_read_file(const char *path, size_t max)
+/* cli_read_file, naming `limit` as the limit when the input is over max bytes (a text
+ * is read with room for its CRLFs, but its limit is what the user must meet). */
+static char *read_file(const char *path, size_t max, size_t limit)
 {
     bool in = strcmp(path, "-") == 0;
     FILE *f = in ? stdin : fopen(path, "rb");
@@ -160,6 +170,10 @@ char *cli_read_file(const char *path, size_t max)
         cli_fail(EXIT_USAGE, "cannot read %s: %s", path, strerror(errno));
         return NULL;
     }
+    /* At a terminal, silence would look like a hang: say what is expected. */
+    if (in && isatty(STDIN_FILENO))
+        fprintf(stderr, "liaison: reading from the terminal: type or paste, then press Ctrl-D on a new line"
+                        " (Ctrl-C cancels; nothing is sent)\n");
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     while (buf) {
@@ -176,11 +190,14 @@ char *cli_read_file(const char *path, size_t max)
             buf = nb;
             cap *= 2;
         }
-        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        size_t want = cap - 1 - n, got = fread(buf + n, 1, want, f);
         n += got;
-        if (got == 0)
+        /* A short read is end of input or an error: stop there. Reading on would wait for
+         * a second Ctrl-D at a terminal, which looks like a hang. */
+        if (got < want)
             break;
     }
+    int read_errno = errno;
     bool err = ferror(f);
     if (!in)
         fclose(f);
@@ -188,8 +205,14 @@ char *cli_read_file(const char *path, size_t max)
         cli_fail(EXIT_USAGE, "out of memory reading %s", in ? "standard input" : path);
         return NULL;
     }
-    if (err || n > max) {
-        cli_fail(EXIT_USAGE, err ? "cannot read %s" : "%s is over %zu bytes", in ? "standard input" : path, max);
+    if (err) {
+        /* e.g. a directory, which fopen accepts and fread refuses with EISDIR */
+        cli_fail(EXIT_USAGE, "cannot read %s: %s", in ? "standard input" : path, strerror(read_errno));
+        free(buf);
+        return NULL;
+    }
+    if (n > max) {
+        cli_fail(EXIT_USAGE, "%s is over the limit of %zu bytes", in ? "standard input" : path, limit);
         free(buf);
         return NULL;
     }
@@ -200,6 +223,11 @@ char *cli_read_file(const char *path, size_t max)
         return NULL;
     }
     return buf;
+}
+
+char *cli_read_file(const char *path, size_t max)
+{
+    return read_file(path, max, max);
 }
 
 void cli_chomp(char *s)
@@ -215,7 +243,7 @@ char *cli_read_text(const char *path, size_t max)
 {
     /* CRLF takes two bytes where the text will take one: read up to twice the limit,
      * then check the limit on the converted text. */
-    char *t = cli_read_file(path, max > SIZE_MAX / 2 ? max : 2 * max);
+    char *t = read_file(path, max > SIZE_MAX / 2 ? max : 2 * max, max);
     if (!t)
         return NULL;
     size_t o = 0;
@@ -227,7 +255,8 @@ char *cli_read_text(const char *path, size_t max)
     t[o] = 0;
     cli_chomp(t);
     if (strlen(t) > max) {
-        cli_fail(EXIT_USAGE, "%s is over %zu bytes", strcmp(path, "-") == 0 ? "standard input" : path, max);
+        cli_fail(EXIT_USAGE, "%s is over the limit of %zu bytes", strcmp(path, "-") == 0 ? "standard input" : path,
+                 max);
         free(t);
         return NULL;
     }

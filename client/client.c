@@ -54,17 +54,33 @@ size_t liaison_pending(const liaison_client_t *c)
     return c->pending;
 }
 
+/* The command that starts the daemon owning socket path: the service for the system
+ * layout, "liaisond --home HOME" for a node directory (its sockets are HOME/run/...). */
+static void start_hint(const char *path, char *out, size_t outlen)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dir = slash ? (size_t)(slash - path) : 0;
+    if (strncmp(path, "/run/liaison/", 13) == 0 && !strchr(path + 13, '/'))
+        snprintf(out, outlen, "systemctl start liaisond");
+    else if (dir > 4 && strncmp(path + dir - 4, "/run", 4) == 0)
+        snprintf(out, outlen, "liaisond --home %.*s", (int)(dir - 4), path);
+    else
+        snprintf(out, outlen, "systemctl start liaisond, or: liaisond --home DIR");
+}
+
 /* Before handing the path to ZeroMQ (which would retry silently forever), find out
  * whether a daemon listens there and whether we may talk to it. */
 static int probe(const char *path, char *err, size_t errlen)
 {
     struct stat st;
+    char hint[CONFIG_PATH_MAX + 64];
+    start_hint(path, hint, sizeof hint);
     if (stat(path, &st) != 0) {
-        snprintf(err, errlen,
-                 errno == EACCES ? "permission denied on %s (ask an administrator to add you to the group that owns it)"
-                                 : "liaisond is not running: no socket at %s (start it with: systemctl start liaisond,"
-                                   " or: liaisond --home DIR)",
-                 path);
+        if (errno == EACCES)
+            snprintf(err, errlen, "permission denied on %s (ask an administrator to add you to the group that owns it)",
+                     path);
+        else
+            snprintf(err, errlen, "liaisond is not running: no socket at %s (start it with: %s)", path, hint);
         return -1;
     }
     if (!S_ISSOCK(st.st_mode)) {
@@ -93,8 +109,7 @@ static int probe(const char *path, char *err, size_t errlen)
                  " group 'liaison-audit': ask an administrator to add you)",
                  path);
     else if (e == ECONNREFUSED)
-        snprintf(err, errlen, "liaisond is not running (stale socket %s; start it with: systemctl start liaisond)",
-                 path);
+        snprintf(err, errlen, "liaisond is not running (stale socket %s; start it with: %s)", path, hint);
     else
         snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(e));
     return -1;
@@ -241,10 +256,12 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
         if (rc <= 0) {
             /* The request is queued at the daemon and may still be carried out: a send
              * repeated now could reach the care team twice. */
+            bool whole = c->timeout_ms % 1000 == 0;
             set_error(c,
-                      "liaisond at %s did not answer within %d ms (is it overloaded? see: journalctl -u liaisond);"
-                      " the request may still be carried out: check with liaison outbox before sending it again",
-                      c->path, c->timeout_ms);
+                      "liaisond at %s did not answer within %d %s (stuck or overloaded: see its log, e.g. journalctl"
+                      " -u liaisond); the request may still be carried out: check with liaison outbox before"
+                      " sending it again",
+                      c->path, whole ? c->timeout_ms / 1000 : c->timeout_ms, whole ? "s" : "ms");
             return LIAISON_TIMEOUT;
         }
         zmq_msg_t m;

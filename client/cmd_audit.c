@@ -34,6 +34,12 @@ static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
         return rc;
     if (u && (rc = cli_parse_when("until", u, &q->until_ms)))
         return rc;
+    /* "--until 2026-11-30" includes the 30th: a date alone ends at the last millisecond of
+     * that day (UTC), or an accounting "from the 1st to the 30th" would miss a day. */
+    if (u && strlen(u) == 10 && u[4] == '-')
+        q->until_ms += 86400000u - 1u;
+    if (s && u && q->since_ms > q->until_ms)
+        return cli_fail(EXIT_USAGE, "--since %s is after --until %s: nothing could match", s, u);
     return 0;
 }
 

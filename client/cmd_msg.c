@@ -153,6 +153,14 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     pr.label = (char *)optval(o, "label");
     n.patient = &pr;
     n.session_date = (char *)(cli_opt(o, "session-date")->value ? cli_opt(o, "session-date")->value : today);
+    /* A note reports a session that took place: a date after today is a typo (2062 for
+     * 2026) that would sit at the end of the patient's score trend. Dates compare as
+     * text; one that is not YYYY-MM-DD is refused by the payload check below. */
+    if (strlen(n.session_date) == 10 && n.session_date[4] == '-' && strcmp(n.session_date, today) > 0)
+        return cli_fail(EXIT_USAGE,
+                        "--session-date: %s is after today (%s): a note reports a session that took place (the next"
+                        " one goes in --next-session); nothing was sent",
+                        n.session_date, today);
     if (cli_opt(o, "phq9")->value) {
         if ((rc = parse_score("phq9", cli_opt(o, "phq9")->value, 27, &phq9)))
             return rc;
@@ -499,6 +507,8 @@ static void gist(const Liaison__Control__MessageSummary *m)
             printf(" (urgent)");
         for (size_t i = 0; i < m->n_acks; i++)
             printf("; acknowledged by %s", m->acks[i]->by);
+        if (m->awaiting_ack)
+            printf("; needs your acknowledgement");
         break;
     case 5:
         printf("review %s", json_string_value(json_object_get(p, "kind")));

@@ -151,7 +151,10 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     const char *org = cli_opt(o, "org")->value ? cli_opt(o, "org")->value : "";
     const char *listen = cli_opt(o, "listen")->value, *adv = cli_opt(o, "advertise")->value;
     if (!id || !role || !listen)
-        return cli_fail(EXIT_USAGE, "init needs --id ID --role ROLE --listen ENDPOINT (e.g. --listen tcp://0.0.0.0:7400)");
+        return cli_fail(EXIT_USAGE,
+                        "init needs%s%s%s (e.g. liaison init --id dr.okafor --name \"Dr. Chidi Okafor\" --role"
+                        " psychiatrist --listen tcp://192.0.2.10:7400)",
+                        id ? "" : " --id ID", role ? "" : " --role ROLE", listen ? "" : " --listen ENDPOINT");
     if (!text_valid_id(id))
         return cli_fail(EXIT_USAGE, "--id: '%.64s' is not a valid node id (1-64 of a-z 0-9 . _ -, starting with a"
                                     " letter or digit, e.g. dr.okafor)", id);
@@ -293,8 +296,11 @@ int cmd_card(cli_t *cli, int argc, char **argv)
     if (f) {
         fclose(f);
         text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
-    } else {
+    } else if (errno == ENOENT || errno == ENOTDIR) {
         return cli_fail(EXIT_REFUSED, "no card at %s (create the node first with: liaison init)", p.card_file);
+    } else {
+        /* Not "no card": telling someone without access to create the node is wrong. */
+        return cli_fail(EXIT_REFUSED, "cannot read %s: %s", p.card_file, strerror(errno));
     }
     if (!text)
         return EXIT_REFUSED;
@@ -324,6 +330,29 @@ int cmd_fingerprint(cli_t *cli, int argc, char **argv)
     int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
     if (rc)
         return rc;
+    /* This node's own fingerprint is in its card, which is public and beside the
+     * configuration: read on the phone while the daemon is down, too (as liaison card). */
+    paths_t p;
+    char err[600];
+    FILE *f = npos == 0 && paths_resolve(&p, cli->home, err, sizeof err) == 0 ? fopen(p.card_file, "r") : NULL;
+    if (f) {
+        fclose(f);
+        char *text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
+        card_t cd;
+        if (text) {
+            cli_chomp(text);
+            int bad = card_decode(text, &cd, err, sizeof err);
+            free(text);
+            if (bad == 0) {
+                char fp[KEYS_FINGERPRINT_LEN];
+                keys_fingerprint(cd.sign_pk, fp);
+                if (cli->json)
+                    return cli_json_out(json_pack("{s:s, s:s}", "id", cd.id, "fingerprint", fp));
+                printf("%s\n", fp);
+                return 0;
+            }
+        }
+    }
     Liaison__Control__FingerprintRequest fr = LIAISON__CONTROL__FINGERPRINT_REQUEST__INIT;
     fr.id = (char *)(npos ? pos[0] : "");
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
@@ -402,8 +431,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         cli_time(s->started_ms, t, sizeof t);
         printf("%s (%s, %s) liaisond %s, up since %s, listening on %s\n", s->id, s->name, s->role, s->version, t,
                s->listen);
-        printf("Queue: %u deliveries waiting for a receipt. Audit log: %" PRIu64 " entries.\n", s->queue_depth,
-               s->audit_size);
+        printf("Queue: %u deliver%s waiting for a receipt. Audit log: %" PRIu64 " entr%s.\n", s->queue_depth,
+               s->queue_depth == 1 ? "y" : "ies", s->audit_size, s->audit_size == 1 ? "y" : "ies");
         if (s->n_alarms) {
             printf("\nALARMS: a peer's audit log was rewritten or rolled back:\n");
             for (size_t i = 0; i < s->n_alarms; i++) {
@@ -454,12 +483,20 @@ static int peer_add(cli_t *cli, int argc, char **argv)
     if (rc)
         return rc;
     if (r->peer) {
-        if (cli->json)
-            cli_json_out(peer_json(r->peer));
-        else
-            printf("%s peer %s (%s, %s)\nFingerprint: %s\nCompare it with them by phone: liaison fingerprint %s\n",
-                   pa.replace ? "Replaced" : "Added", r->peer->id, r->peer->name, r->peer->role, r->peer->fingerprint,
-                   r->peer->id);
+        /* Say what the daemon did, not what was asked: --replace of a new peer adds it, and
+         * a card with the same keys (a new endpoint, say) updates the one held. */
+        const char *ch = r->peer->change;
+        bool upd = strcmp(ch, "updated") == 0, rep = strcmp(ch, "replaced") == 0;
+        if (cli->json) {
+            json_t *j = peer_json(r->peer);
+            if (j)
+                json_object_set_new(j, "change", json_string(ch[0] ? ch : "added"));
+            cli_json_out(j);
+        } else {
+            printf("%s peer %s (%s, %s)%s\nFingerprint: %s\nCompare it with them by phone: liaison fingerprint %s\n",
+                   upd ? "Updated" : rep ? "Replaced" : "Added", r->peer->id, r->peer->name, r->peer->role,
+                   upd ? ": same keys, card refreshed" : rep ? ": NEW KEYS" : "", r->peer->fingerprint, r->peer->id);
+        }
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;

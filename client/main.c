@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* liaison: the command line of a care-team node. Owns the command table, global
  * options and help; each command family lives in its own cmd_*.c file. */
+#include <errno.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@ typedef struct command {
 
 static const command_t commands[] = {
     {"init", cmd_init,
-     "init --id ID --name NAME --role ROLE [--org ORG] --listen ENDPOINT [--advertise ENDPOINT]\n"
+     "init --id ID [--name NAME] --role ROLE [--org ORG] --listen ENDPOINT [--advertise ENDPOINT]\n"
      "        create this node: keys, configuration, empty database (--listen tcp://IP|[IPv6]|*:PORT\n"
      "        to bind, --advertise tcp://HOST:PORT for peers to dial)"},
     {"card", cmd_card, "card                      print this node's signed contact card (one line)"},
@@ -63,6 +64,50 @@ static const command_t commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
+/* Edit distance of a and b (short strings; anything over 2 counts as 3). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40 || (la > lb ? la - lb : lb - la) > 2)
+        return 3;
+    size_t row[41];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Says a command is unknown, with the nearest one when a typo explains it. */
+static void unknown_command(const char *name)
+{
+    const char *near = NULL;
+    size_t best = 3;
+    for (size_t k = 0; k < N_COMMANDS; k++) {
+        size_t d = distance(name, commands[k].name);
+        if (d < best) {
+            best = d;
+            near = commands[k].name;
+        }
+    }
+    if (near)
+        cli_fail(EXIT_USAGE, "unknown command '%.40s' (did you mean '%s'? see: liaison help)", name, near);
+    else
+        cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", name);
+}
+
 static int usage(FILE *out, const char *only)
 {
     fprintf(out, "usage: liaison [--home DIR] [--json] COMMAND ...\n\n");
@@ -91,6 +136,10 @@ int main(int argc, char **argv)
             const char *dir = argv[i][6] == '=' ? argv[i] + 7 : i + 1 < argc ? argv[++i] : "";
             if (!dir[0])
                 return cli_fail(EXIT_USAGE, "--home needs a directory: liaison --home DIR COMMAND ...");
+            if (cli.home && strcmp(cli.home, dir) != 0)
+                return cli_fail(EXIT_USAGE,
+                                "--home given twice ('%.200s' and '%.200s'): give the node's directory once",
+                                cli.home, dir);
             cli.home = dir;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             return usage(stdout, NULL);
@@ -110,7 +159,7 @@ int main(int argc, char **argv)
         for (size_t k = 0; k < N_COMMANDS && !known; k++)
             known = strcmp(only, commands[k].name) == 0;
         if (!known) {
-            cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", only);
+            unknown_command(only);
             return usage(stderr, NULL);
         }
         return usage(stdout, only);
@@ -120,12 +169,17 @@ int main(int argc, char **argv)
             continue;
         cli.cmd = name;
         for (int j = i + 1; j < argc; j++)
-            if (strcmp(argv[j], "--help") == 0)
+            if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
                 return usage(stdout, name);
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
         cli_close(&cli);
+        /* Output that did not reach its file (a full disk: "liaison card > alvarez.card")
+         * is a failure, not a success with an empty or cut file. */
+        if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
+            rc = cli_fail(EXIT_REFUSED, "cannot write standard output: %s (the output is incomplete)",
+                          strerror(errno));
         return rc;
     }
-    cli_fail(EXIT_USAGE, "unknown command '%.40s'", name);
+    unknown_command(name);
     return usage(stderr, NULL);
 }

@@ -46,6 +46,8 @@ json_t *render_summary_json(const Liaison__Control__MessageSummary *m)
     if (m->content_type == 3) {
         json_object_set_new(j, "ack_required", json_boolean(m->ack_required));
         json_object_set_new(j, "urgent", json_boolean(m->urgent));
+        if (strcmp(m->direction, "in") == 0)
+            json_object_set_new(j, "awaiting_my_ack", json_boolean(m->awaiting_ack));
     }
     json_object_set_new(j, "acks", acks);
     json_object_set_new(j, "overdue", overdue);
@@ -89,7 +91,7 @@ void render_summary_line(const Liaison__Control__MessageSummary *m)
         printf(" [unread]");
     if (m->urgent)
         printf(" [URGENT]");
-    if (m->ack_required && in && m->n_acks == 0)
+    if (in && m->awaiting_ack)
         printf(" [needs ack]");
     if (m->n_overdue) {
         printf(" [OVERDUE:");
@@ -334,7 +336,7 @@ static void med_text(const Liaison__Payload__MedicationChange *m, const char *in
     field(in, "Urgency:", payload_enum_name("urgency", (int)m->urgency));
     field(in, "Reason:", m->reason);
     field(in, "Watch for:", m->monitor);
-    field(in, "Acknowledge:", m->ack_optional ? "not required" : "required (liaison ack ID)");
+    field(in, "Acknowledge:", m->ack_optional ? "not required" : "required");
 }
 
 static void review_text(const Liaison__Payload__CaseReview *m, const char *in)
@@ -462,6 +464,11 @@ void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_
     }
     printf("\n");
     render_payload_text(m->content_type, payload, len, "");
+    /* The command to run, with this message's id, for a recipient still owing the ack. */
+    if (strcmp(m->direction, "in") == 0 && m->awaiting_ack && m->message_id.len == LIAISON_MSGID_BYTES) {
+        text_msgid_to_hex(m->message_id.data, id);
+        printf("\nAcknowledge it with: liaison ack %s\n", id);
+    }
 }
 
 json_t *render_message_json(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len)

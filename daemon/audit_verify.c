@@ -2,12 +2,15 @@
 /* Owns the offline audit-log verifier. */
 #include "audit_verify.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
+#include <sys/stat.h>
 
 #include "audit_codec.h"
 #include "checkpoint.h"
@@ -268,8 +271,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     char chain[64] = "intact";
     if (!r->chain_ok)
         snprintf(chain, sizeof chain, "BROKEN at entry %" PRIu64, r->chain_bad_seq);
-    say(r, "%" PRIu64 " entries, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries, chain,
-        r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    say(r, "%" PRIu64 " entr%s, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries,
+        r->entries == 1 ? "y" : "ies", chain, r->checkpoints, r->checkpoints == 1 ? "" : "s");
     const char *key = opts && opts->sign_pk ? "this card" : "the key recorded in the database";
     switch (r->failure) {
     case AUDIT_FAIL_NONE: break;
@@ -296,10 +299,11 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         break;
     }
     if (r->entries > anchored)
-        say(r, "note: %" PRIu64 " entries after the last checkpoint (%" PRIu64
-               ") are not yet anchored by a signature; removing them would not be visible in this file alone "
+        say(r, "note: %" PRIu64 " entr%s after the last checkpoint (%" PRIu64
+               ") %s not yet anchored by a signature; removing %s would not be visible in this file alone "
                "(a peer's witnessed checkpoint, given with --checkpoint, can exclude it)\n",
-            r->entries - anchored, anchored);
+            r->entries - anchored, r->entries - anchored == 1 ? "y" : "ies", anchored,
+            r->entries - anchored == 1 ? "is" : "are", r->entries - anchored == 1 ? "it" : "them");
     rc = 0;
 out:
     sqlite3_finalize(st);
@@ -309,14 +313,57 @@ out:
     return rc;
 }
 
+/* Writes path into out as the body of an SQLite file: URI. Every byte outside the
+ * unreserved set and '/' is percent-encoded, so that a '?', '#' or '%' in a file name
+ * stays part of the name instead of starting the query or fragment (copy#2.db must
+ * not open "copy"). Returns -1 if out is too small. */
+static int uri_path(const char *path, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                     *p == '/' || *p == '-' || *p == '_' || *p == '.' || *p == '~';
+        if (o + (plain ? 1 : 3) >= outlen)
+            return -1;
+        if (plain) {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = 0;
+    return 0;
+}
+
 int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_report_t *r)
 {
     sqlite3 *db = NULL;
-    char uri[1100];
-    snprintf(uri, sizeof uri, "file:%s?mode=ro", path);
+    char uri[3 * 1024 + 32];
+    struct stat st;
+    memset(r, 0, sizeof *r);
+    /* Say what is wrong with the path in the words of the file system, not SQLite's
+     * ("unable to open database file", "disk I/O error" for a directory). */
+    if (stat(path, &st) != 0) {
+        snprintf(r->text, sizeof r->text, "cannot read %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(r->text, sizeof r->text, "%s is not a database file (it is %s)\n", path,
+                 S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
+        return -1;
+    }
+    memcpy(uri, "file:", 5);
+    if (uri_path(path, uri + 5, sizeof uri - 5 - sizeof "?mode=ro") != 0) {
+        snprintf(r->text, sizeof r->text, "the path %.64s... is too long\n", path);
+        return -1;
+    }
+    strcat(uri, "?mode=ro");
     if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
-        memset(r, 0, sizeof *r);
-        snprintf(r->text, sizeof r->text, "cannot open %s: %s\n", path, db ? sqlite3_errmsg(db) : "out of memory");
+        snprintf(r->text, sizeof r->text, "cannot open %s as a database: %s\n", path,
+                 db ? sqlite3_errmsg(db) : "out of memory");
         sqlite3_close(db);
         return -1;
     }

@@ -118,10 +118,13 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
              q->action ? q->action : "", by_patient ? " patient=(tag)" : "", "");
     audit_query(n, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
 
-    char sql[700];
+    char sql[800];
+    /* A limit keeps the newest matching entries (as inbox and outbox do: an auditor asking
+     * for 50 wants the latest 50, not the node's first day), shown oldest first. */
     snprintf(sql, sizeof sql,
-             "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag, details,"
-             " entry_hash FROM audit WHERE time_ms >= ?1 AND time_ms <= ?2%s%s%s%s ORDER BY seq LIMIT ?6",
+             "SELECT * FROM (SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+             " details, entry_hash FROM audit WHERE time_ms >= ?1 AND time_ms <= ?2%s%s%s%s ORDER BY seq DESC"
+             " LIMIT ?6) ORDER BY seq",
              q->peer && q->peer[0] ? " AND peer = ?3" : "", by_patient ? " AND patient_tag = ?4" : "",
              q->action && q->action[0] ? " AND action = ?5" : "",
              q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "");

@@ -123,7 +123,10 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
         return -1;
     }
     if (r.closed_ms) {
-        snprintf(err, errlen, "review %s is closed", hex);
+        snprintf(err, errlen,
+                 "review %s is closed and takes no more messages (see its decision with: liaison review show %s;"
+                 " to go on, open a new one with: liaison review open)",
+                 hex, hex);
         return -1;
     }
     if (check_owners(&r, info, hex, err, errlen) != 0)

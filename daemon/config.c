@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ini.h>
@@ -78,6 +79,7 @@ typedef struct parse_ctx {
     const char *path;
     char err[256];
     bool failed;
+    bool seen[32]; /* per entry of keys[]: a key given twice is an error */
 } parse_ctx_t;
 
 enum kind { K_STR, K_U32 };
@@ -154,6 +156,13 @@ static int on_key(void *user, const char *section, const char *name, const char 
             uint32_t v32 = (uint32_t)v;
             memcpy(field, &v32, sizeof v32);
         }
+        /* The last of two values would win silently, and an edit of the first would do
+         * nothing: say so instead. */
+        if (ctx->seen[i]) {
+            snprintf(ctx->err, sizeof ctx->err, "[%s] %s is given twice: keep one of the two lines", section, name);
+            goto bad;
+        }
+        ctx->seen[i] = true;
         return 1;
     }
     snprintf(ctx->err, sizeof ctx->err, "unknown key '%s' in section [%s]", name, section);
@@ -161,6 +170,8 @@ bad:
     ctx->failed = true;
     return 0;
 }
+
+_Static_assert(sizeof keys / sizeof keys[0] <= 32, "parse_ctx_t.seen must cover every key");
 
 int config_load(const char *path, config_t *c, char *err, size_t errlen)
 {
@@ -201,6 +212,25 @@ int config_load(const char *path, config_t *c, char *err, size_t errlen)
         memcpy(c->advertise, c->listen, sizeof c->advertise);
     }
     return 0;
+}
+
+int config_check_hook(const char *path, const config_t *c, char *err, size_t errlen)
+{
+    struct stat st;
+    const char *why = NULL;
+    if (!c->ack_hook[0])
+        return 0;
+    if (stat(c->ack_hook, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (access(c->ack_hook, X_OK) != 0)
+        why = errno == EACCES ? "not executable (chmod +x it)" : strerror(errno);
+    if (!why)
+        return 0;
+    snprintf(err, errlen, "%s: [ack] hook: %s: %s (overdue acknowledgements would page nobody)", path, c->ack_hook,
+             why);
+    return -1;
 }
 
 int config_write_new(const char *path, const config_t *c, char *err, size_t errlen)

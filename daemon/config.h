@@ -65,6 +65,11 @@ void config_defaults(config_t *c);
  * values are errors naming file, line and key. Returns 0, or -1 with err set. */
 int config_load(const char *path, config_t *c, char *err, size_t errlen);
 
+/* Checks that c's [ack] hook, if set, is a regular file this process may execute (the
+ * syntax is config_load's). Returns 0, or -1 with err naming the file, the key and why:
+ * an overdue acknowledgement would then page nobody. */
+int config_check_hook(const char *path, const config_t *c, char *err, size_t errlen);
+
 /* Writes a new liaison.conf with c's values, mode 0644, O_EXCL (never overwrites).
  * Returns 0, or -1 with err set. */
 int config_write_new(const char *path, const config_t *c, char *err, size_t errlen);

@@ -355,6 +355,25 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
     answer(c, &r);
 }
 
+/* "The thread of message ID": a message already in a thread stands for that thread, so
+ * replying to a reply (or listing from it) stays in the conversation. Returns id itself
+ * for a thread's first message, a review id, or an id this node does not hold. */
+static const uint8_t *thread_of(node_t *n, const uint8_t *id, uint8_t out[static LIAISON_MSGID_BYTES])
+{
+    store_msg_t m = {0};
+    if (store_msg_get(n->store, id, &m, NULL, NULL, NULL, NULL) != 0 || !m.has_thread)
+        return id;
+    memcpy(out, m.thread_id, LIAISON_MSGID_BYTES);
+    return out;
+}
+
+static int count_one(void *ctx, const store_msg_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+    return 0;
+}
+
 static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
 {
     if (s->thread_id.len != 0 && s->thread_id.len != LIAISON_MSGID_BYTES) {
@@ -365,8 +384,30 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "acknowledgements are sent with: liaison ack MSG_ID");
         return;
     }
-    send_payload(c, s->content_type, s->payload.data, s->payload.len, s->thread_id.len ? s->thread_id.data : NULL,
-                 s->to, s->n_to);
+    if (s->thread_id.len && s->content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW) {
+        /* A thread id this node has never seen is a typo: the message would start a
+         * thread of its own and lose the conversation it answers. (A review message
+         * travels in its review's thread whatever is given.) */
+        int held = 0;
+        store_query_t q = {.thread_id = s->thread_id.data, .limit = 1};
+        if (store_msg_each(c->n->store, &q, count_one, &held) != 0) {
+            answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot look up the thread: %s",
+                         store_error(c->n->store));
+            return;
+        }
+        if (!held) {
+            char hex[TEXT_MSGID_HEX];
+            text_msgid_to_hex(s->thread_id.data, hex);
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND,
+                         "no message or thread %s on this node: --thread takes the id of a message you hold (see:"
+                         " liaison inbox, liaison outbox); nothing was sent",
+                         hex);
+            return;
+        }
+    }
+    uint8_t thread[LIAISON_MSGID_BYTES];
+    send_payload(c, s->content_type, s->payload.data, s->payload.len,
+                 s->thread_id.len ? thread_of(c->n, s->thread_id.data, thread) : NULL, s->to, s->n_to);
 }
 
 /* Finds this node's own acknowledgement of a message (store_ack_each callback). */
@@ -456,6 +497,7 @@ struct summary_buf {
     uint8_t ref[LIAISON_MSGID_BYTES];
     uint8_t *payload;           /* malloc'd decrypted payload, wiped by summary_free */
     size_t payload_len;
+    node_t *n;                  /* while deliveries are added: whose directory to consult */
 };
 
 static summary_buf_t *summary_new(void) { return calloc(1, sizeof(summary_buf_t)); }
@@ -520,7 +562,12 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
     Liaison__Control__DeliveryState *s = &b->ds[i];
     liaison__control__delivery_state__init(s);
     snprintf(b->ds_text[i], sizeof b->ds_text[i], "%s", d->recipient);
-    snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
+    if ((d->state == DELIVERY_QUEUED || d->state == DELIVERY_SENT) && b->n && !directory_find(&b->n->dir, d->recipient))
+        /* Nothing is sent to a removed peer; its last transport error ("retrying") is stale. */
+        snprintf(b->ds_detail[i], sizeof b->ds_detail[i],
+                 "%s is no longer in the directory: held, and sent if their card is added again", d->recipient);
+    else
+        snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
     s->recipient = b->ds_text[i];
     s->state = (char *)store_delivery_state_name(d->state);
     s->delivered_ms = d->delivered_ms;
@@ -565,10 +612,20 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
         memcpy(b->ref, m->ref_id, sizeof b->ref);
         s->ref_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->ref};
     }
-    if (m->outgoing)
+    if (m->outgoing) {
+        b->n = n;
         store_delivery_each(n->store, m->id, add_delivery, b);
+        b->n = NULL;
+    }
     if (m->ack_required) {
         store_ack_each(n->store, m->id, add_ack, b);
+        if (!m->outgoing) {
+            /* Other recipients' acknowledgements reach us too: only our own closes ours. */
+            s->awaiting_ack = true;
+            for (size_t i = 0; i < s->n_acks; i++)
+                if (strcmp(b->ack_by[i], n->cfg.id) == 0)
+                    s->awaiting_ack = false;
+        }
         if (m->outgoing) {
             overdue_find_t of = {b, m->id};
             store_overdue_scan(n->store, 0, 0, 0, true, add_overdue, &of);
@@ -630,8 +687,9 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
         patient_tag(n->patient_key, lr->patient, tag);
         q.patient_tag = tag;
     }
+    uint8_t thread[LIAISON_MSGID_BYTES];
     if (lr->thread_id.len == LIAISON_MSGID_BYTES)
-        q.thread_id = lr->thread_id.data;
+        q.thread_id = thread_of(n, lr->thread_id.data, thread);
     else if (lr->thread_id.len) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a thread id is 32 hex characters");
         return;
@@ -983,6 +1041,7 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
                  withdrawn, card.id);
     Liaison__Control__PeerInfo pi;
     fill_peer(n, p, &pi, fp);
+    pi.change = old ? (same ? "updated" : "replaced") : "added";
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_PEER;
     r.peer = &pi;

@@ -283,6 +283,8 @@ static void reload(daemon_state_t *d)
         c.heartbeat_ms = n->cfg.heartbeat_ms;
         n->cfg = c;
         log_init(log_level_parse(n->cfg.log_level));
+        if (config_check_hook(n->paths.config_file, &n->cfg, err, sizeof err) != 0)
+            log_warn("reload: %s", err);
     }
     reload_ctx_t rc = {.n = n};
     if (store_peer_each(n->store, reload_peer, &rc) != 0) {
@@ -427,6 +429,16 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     if (check_identity(n, NULL, err, errlen) != 0)
         return -1;
+    /* A hook that cannot run is found now, not when an acknowledgement is overdue: the
+     * configuration check fails; the daemon still starts (it must deliver) and says so. */
+    char hook_err[CONFIG_PATH_MAX * 2 + 128];
+    if (config_check_hook(n->paths.config_file, &n->cfg, hook_err, sizeof hook_err) != 0) {
+        if (check_only) {
+            snprintf(err, errlen, "%s", hook_err);
+            return -1;
+        }
+        log_warn("%s", hook_err);
+    }
     if (check_only) {
         /* What start-up checks against the database, read-only (and nothing if there is
          * none yet: start-up creates it). */
@@ -581,6 +593,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc) {
+        fprintf(stderr, "liaisond: unexpected argument '%.64s' (the node directory goes after --home)\n",
+                argv[optind]);
         usage(stderr);
         return 1;
     }

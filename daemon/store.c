@@ -226,7 +226,11 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
                         " PRAGMA recursive_triggers=ON; PRAGMA secure_delete=ON; PRAGMA temp_store=MEMORY;"
                         " PRAGMA cache_size=-16384;") != 0 ||
             exec_sql(s, "BEGIN IMMEDIATE") != 0) {
-            snprintf(err, errlen, "cannot set up database %s: %s", path, s->err);
+            int code = sqlite3_errcode(s->db) & 0xff;
+            snprintf(err, errlen, "cannot set up database %s: %s%s", path, s->err,
+                     code == SQLITE_NOTADB || code == SQLITE_CORRUPT
+                         ? " (the file is damaged or not liaison's: restore liaison.db from a backup of this node)"
+                         : "");
             goto bad;
         }
         if (exec_sql(s, schema_sql) != 0) {
@@ -549,7 +553,7 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
              " ORDER BY created_ms %s, id %s",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
-             q->thread_id ? " AND thread_id = ?2" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
+             q->thread_id ? " AND (thread_id = ?2 OR id = ?2)" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
              q->content_type ? " AND content_type = ?4" : "",
              q->needs_ack ? " AND ack_required = 1 AND ((outgoing = 0 AND NOT EXISTS (SELECT 1 FROM acks a"
                             " WHERE a.message_id = m.id AND a.by = ?7)) OR (outgoing = 1 AND EXISTS (SELECT 1 FROM"

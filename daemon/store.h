@@ -111,7 +111,8 @@ typedef struct store_query {
     uint64_t since_ms;        /* created_ms >= since_ms */
     uint32_t limit;           /* 0 = no limit */
     bool unread_only;
-    const uint8_t *thread_id; /* NULL or 16 bytes: only this thread */
+    const uint8_t *thread_id; /* NULL or 16 bytes: only this thread (its messages and the
+                               * message whose id it is, the one that started it) */
     const uint8_t *patient_tag; /* NULL or 32 bytes: only this patient */
     uint32_t content_type;    /* 0 = any */
     bool needs_ack;           /* only medication changes still waiting for an acknowledgement:

@@ -181,11 +181,27 @@ static const char *quoted(const char *s, char buf[static 72])
     return buf;
 }
 
+/* True if s has nothing but white space (space, tab, newline, CR, U+00A0): such a
+ * value says nothing, so a required field must have more ("--drug ' '" is no drug). */
+static bool blank(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            continue;
+        if (p[0] == 0xC2 && p[1] == 0xA0) {
+            p++;
+            continue;
+        }
+        return false;
+    }
+    return true;
+}
+
 static bool check_text(check_t *c, const char *field, const char *s, size_t max, bool required, bool multiline)
 {
     char why[96];
-    if (required && !s[0])
-        return fail(c, "%s: required", field);
+    if (required && blank(s))
+        return fail(c, "%s: required%s", field, s[0] ? " (it is only white space)" : "");
     if (!text_check_utf8(s, max, multiline, why, sizeof why))
         return fail(c, "%s: %s", field, why);
     return true;
@@ -333,14 +349,14 @@ static bool v_med(check_t *c, const Liaison__Payload__MedicationChange *m, paylo
                    a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE;
     bool has_new = start || up_down || sw;  /* stop and hold leave no dose to give */
     const char *an = payload_enum_name("action", a);
-    if (has_new && !m->new_dose[0])
+    if (has_new && blank(m->new_dose))
         return fail(c, "new dose: required to %s a medication (--dose)", an);
     if (!has_new && m->new_dose[0])
         return fail(c, "new dose: not allowed to %s a medication, which leaves no new dose (drop --dose)", an);
     if (!has_new && m->new_frequency[0])
         return fail(c, "new frequency: not allowed to %s a medication, which leaves no new dose (drop --frequency)",
                     an);
-    if (!start && !m->previous_dose[0])
+    if (!start && blank(m->previous_dose))
         return fail(c, "previous dose: required to %s a medication (--from)", an);
     if (start && m->previous_dose[0])
         return fail(c, "previous dose: not allowed to start a medication, which has none (drop --from; for a"
@@ -348,7 +364,7 @@ static bool v_med(check_t *c, const Liaison__Payload__MedicationChange *m, paylo
     if (start && m->previous_frequency[0])
         return fail(c, "previous frequency: not allowed to start a medication, which has none (drop"
                        " --from-frequency)");
-    if (sw && !m->previous_medication[0])
+    if (sw && blank(m->previous_medication))
         return fail(c, "previous medication: required for a switch (--from-drug)");
     if (!sw && m->previous_medication[0])
         return fail(c, "previous medication: only a switch names a previous medication (drop --from-drug, or use"

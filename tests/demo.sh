@@ -50,14 +50,17 @@ say "Dr. Okafor reads his fingerprint aloud: $(L dr.okafor fingerprint)"
 say "Dr. Alvarez sees for dr.okafor:        $(L dr.alvarez fingerprint dr.okafor)"
 sleep 1
 
+# Session dates are real days: a note may not report a session after today.
+LAST_WEEK=$(date -d "7 days ago" +%F)
+TODAY=$(date +%F)
 step "Monday: the therapist reports progress after the weekly session"
 NOTE=$(printf 'Engaged well in CBT; behavioural activation going better. Sleep improved to ~6.5 h.\nReports mild nausea since the sertraline increase.' |
     L dr.alvarez note --to dr.okafor --patient P-1042 --phq9 14 --gad7 11 --risk low \
-      --modality cbt --session-date 2026-11-16 -)
+      --modality cbt --session-date "$LAST_WEEK" -)
 say "progress note $NOTE sent to dr.okafor"
 NOTE2=$(printf 'Mood brighter, PHQ-9 down. Nausea settling.' |
     L dr.alvarez note --to dr.okafor --patient P-1042 --phq9 9 --gad7 8 --risk none \
-      --modality cbt --session-date 2026-11-23 -)
+      --modality cbt --session-date "$TODAY" -)
 say "progress note $NOTE2 sent to dr.okafor"
 sleep 1
 run L dr.okafor inbox --patient P-1042

@@ -200,6 +200,26 @@ class Tamper(NodeTest):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("not a liaison database", r.stderr)
 
+    def test_db_path_is_a_file_name_not_a_uri(self):
+        # '#', '?' and '%' are ordinary characters of a file name: "copy#2.db" is verified,
+        # not a file named "copy" next to it (that used to verify the wrong file and pass).
+        tampered = os.path.join(self.base, "evidence#2?.db")
+        shutil.copy(self.copy, os.path.join(self.base, "evidence"))  # an intact decoy
+        self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")
+        shutil.copy(self.copy, tampered)
+        r = self.a.cli("audit", "verify", "--db", tampered, "--card", self.a.card_file, check=False)
+        self.assertCaught(r, "entry 3")
+        # A missing file or a directory is named in the file system's words, not SQLite's.
+        missing = os.path.join(self.base, "nope.db")
+        r = self.a.cli("audit", "verify", "--db", missing, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("cannot read %s: No such file or directory" % missing, r.stderr)
+        self.assertFalse(os.path.exists(missing))
+        r = self.a.cli("audit", "verify", "--db", self.base, check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("%s is not a database file (it is a directory)" % self.base, r.stderr)
+        self.assertNotIn("I/O error", r.stderr)
+
     def test_python_chain_matches(self):
         # The independent encoder above agrees with the daemon on every stored hash.
         prev = bytes(32)
@@ -375,6 +395,23 @@ class AuditorTools(NodeTest):
         self.assertEqual(listed, set(re.findall(r"`([a-z]+(?:-[a-z]+)+)`", para)))
         written = {row[0] for row in self.a.query("SELECT DISTINCT action FROM audit")}
         self.assertLessEqual(written, listed)
+
+    def test_until_a_date_includes_that_day(self):
+        # "--since D --until D" is day D (UTC): it used to end at 00:00 of D and find nothing.
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        queued = json.loads(self.a.cli("audit", "log", "--action", "message-queued", "--json").stdout)["entries"]
+        self.assertTrue(queued)
+        for cmd in (["audit", "log", "--action", "message-queued"], ["audit", "export"]):
+            out = self.a.cli(*cmd, "--since", today, "--until", today, "--json" if cmd[1] == "log" else "--format",
+                             *([] if cmd[1] == "log" else ["jsonl"])).stdout
+            if cmd[1] == "log":
+                got = json.loads(out)["entries"]
+                self.assertEqual([e["seq"] for e in got], [e["seq"] for e in queued])
+            else:
+                self.assertGreater(len(out.splitlines()), len(queued))
+        r = self.a.cli("audit", "log", "--since", "2026-11-24", "--until", "2026-11-23", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("--since 2026-11-24 is after --until 2026-11-23", r.stderr)
 
     def test_errors_name_the_real_problem(self):
         size = self.a.query("SELECT max(seq) FROM audit")[0][0]

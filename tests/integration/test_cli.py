@@ -4,7 +4,10 @@ messages that name the fix, --help and --json everywhere, and an embedder of
 libliaison-client using pipelined sends."""
 import json
 import os
+import pty
+import shlex
 import stat
+import shutil
 import signal
 import subprocess
 import time
@@ -25,12 +28,20 @@ class Cli(NodeTest):
     def test_help_everywhere(self):
         self.assertEqual(run("--help").returncode, 0)
         for c in COMMANDS:
-            r = run(c, "--help")
-            self.assertEqual(r.returncode, 0, c)
-            self.assertIn(c, r.stdout)
+            for h in ("--help", "-h"):  # -h works after a command as it does before one
+                r = run(c, h)
+                self.assertEqual(r.returncode, 0, (c, h, r.stderr))
+                self.assertIn(c, r.stdout)
         r = run("frobnicate")
         self.assertEqual(r.returncode, 1)
         self.assertIn("unknown command", r.stderr)
+        self.assertNotIn("did you mean", r.stderr)
+        # A typo is answered with the command meant.
+        for typo, meant in (("sned", "send"), ("medchange", "med-change"), ("reveiw", "review")):
+            r = run(typo)
+            self.assertEqual(r.returncode, 1)
+            self.assertTrue(r.stderr.startswith("liaison: unknown command '%s' (did you mean '%s'?" % (typo, meant)),
+                            r.stderr)
 
     def test_bad_usage_exits_1_and_names_the_problem(self):
         d = subprocess.run([LIAISOND, "--bogus"], capture_output=True, text=True, timeout=30)
@@ -38,6 +49,9 @@ class Cli(NodeTest):
         self.assertIn("--bogus", d.stderr)
         self.assertIn("usage: liaisond", d.stderr)
         self.assertEqual(d.stdout, "")
+        d = subprocess.run([LIAISOND, "/etc/liaison"], capture_output=True, text=True, timeout=30)
+        self.assertEqual(d.returncode, 1, d.stdout + d.stderr)
+        self.assertIn("unexpected argument '/etc/liaison' (the node directory goes after --home)", d.stderr)
         d = subprocess.run([LIAISOND, "--help"], capture_output=True, text=True, timeout=30)
         self.assertEqual(d.returncode, 0)
         self.assertIn("usage: liaisond", d.stdout)
@@ -53,6 +67,14 @@ class Cli(NodeTest):
             self.assertIn("--home needs a directory", r.stderr)
             self.assertNotIn("unknown command", r.stderr)
         a = self.node("a")
+        # Two different homes are two nodes: refused, wherever the second one is given.
+        other = os.path.join(self.base, "other")
+        for args in (["--home", a.home, "--home", other, "status"], ["--home", a.home, "status", "--home", other]):
+            r = run(*args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("--home given twice ('%s' and '%s')" % (a.home, other), r.stderr)
+            self.assertEqual(r.stdout, "")
+        self.assertEqual(run("--home", a.home, "status", "--home", a.home).returncode, 0)
         for cmd in (["inbox"], ["outbox"], ["audit", "log"]):
             r = a.cli(*cmd, "--limit", "0", check=False)
             self.assertEqual(r.returncode, 1, cmd)
@@ -64,13 +86,31 @@ class Cli(NodeTest):
         r = a.cli("status", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
-        self.assertIn("liaisond", r.stderr)
+        # The fix names this node's directory, not a placeholder or the system service.
+        self.assertIn("start it with: liaisond --home %s)" % a.home, r.stderr)
+        r = a.cli("audit", "log", check=False)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("start it with: liaisond --home %s)" % a.home, r.stderr)
         # A stale socket left by a killed daemon is recognised as such.
         a.start()
         a.kill()
         r = a.cli("send", "--to", "b", "-", input="x", check=False)
         self.assertEqual(r.returncode, 2)
         self.assertIn("not running", r.stderr)
+        self.assertIn("start it with: liaisond --home %s)" % a.home, r.stderr)
+        self.assertNotIn("systemctl", r.stderr)
+
+    def test_card_without_access_is_not_a_missing_node(self):
+        # Someone who may not read the node's directory is told so, not to create a node.
+        if os.geteuid() != 0:
+            self.skipTest("needs root to run the client as another user")
+        a = self.node("a", start=False)
+        os.chmod(a.home, 0o700)
+        r = subprocess.run([LIAISON, "--home", a.home, "card"], capture_output=True, text=True, timeout=30,
+                           preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("cannot read %s: Permission denied" % a.card_file, r.stderr)
+        self.assertNotIn("liaison init", r.stderr)
 
     def test_no_node_at_home_is_named(self):
         where = os.path.join(self.base, "no", "node")
@@ -79,6 +119,20 @@ class Cli(NodeTest):
         self.assertIn("no liaison node at %s" % where, r.stderr)
         self.assertIn("liaison --home %s init" % where, r.stderr)
         self.assertNotIn("not running", r.stderr)
+
+    def test_daemon_not_answering_says_to_check_before_resending(self):
+        # A stopped (not dead) daemon is waited for 30 s; the message then says how to find
+        # out whether a send took effect, so that a medication change is not sent twice.
+        a = self.node("a")
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = subprocess.run([LIAISON, "--home", a.home, "send", "--to", "b", "-"], input="x", capture_output=True,
+                               text=True, timeout=60)
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("did not answer within 30 s", r.stderr)
+        self.assertIn("liaison outbox", r.stderr)
 
     def test_daemon_dying_mid_request_is_reported(self):
         # The client waits in 500 ms slices and checks between them that the daemon is
@@ -138,6 +192,18 @@ class Cli(NodeTest):
         r = subprocess.run([LIAISON, "card"], capture_output=True, text=True, env=env)
         self.assertEqual(r.stdout, card)
 
+    def test_init_missing_options_are_named_and_the_example_works(self):
+        home = os.path.join(self.base, "m")
+        r = run("--home", home, "init", "--id", "x")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("init needs --role ROLE --listen ENDPOINT (", r.stderr)
+        # The example in the message is a command that works as written (it used to suggest
+        # tcp://0.0.0.0:7400, which init itself refuses without --advertise).
+        example = r.stderr.split("e.g. liaison ", 1)[1].rsplit(")", 1)[0]
+        ok = run("--home", home, *shlex.split(example))
+        self.assertEqual(ok.returncode, 0, example + ": " + ok.stderr)
+        self.assertIn("Dr. Chidi Okafor", open(os.path.join(home, "liaison.conf")).read())
+
     def test_init_endpoints_need_host_and_port(self):
         home = os.path.join(self.base, "n")
         base = ["--home", home, "init", "--id", "x", "--role", "nurse"]
@@ -195,6 +261,84 @@ class Cli(NodeTest):
         self.assertIn("carriage return", r.stderr)
         self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 2)
 
+    def test_text_inputs_name_the_limit_and_the_reason(self):
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        # The limit named is the one that applies, however far over it the text is (a
+        # large file used to be told "over 131072 bytes" while the limit is 65536).
+        for size in (70000, 2000000):
+            path = os.path.join(self.base, "big%d.txt" % size)
+            open(path, "w").write("x" * size)
+            r = a.cli("send", "--to", "b", path, check=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("%s is over the limit of 65536 bytes" % path, r.stderr)
+        # A directory is named as such (fopen accepts it; the read fails with EISDIR).
+        for cmd in (["send", "--to", "b", self.base], ["peer", "add", self.base]):
+            r = a.cli(*cmd, check=False)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn("cannot read %s: Is a directory" % self.base, r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+
+    def test_text_from_a_terminal_says_how_to_end_it(self):
+        # "-" at a terminal used to wait in silence, which looks like a hang.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        master, slave = pty.openpty()
+        p = subprocess.Popen([LIAISON, "--home", a.home, "send", "--to", "b", "-"], stdin=slave,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        os.close(slave)
+        try:
+            time.sleep(0.3)
+            os.write(master, b"typed at the terminal\n")
+            time.sleep(0.2)
+            os.write(master, b"\x04")  # one Ctrl-D ends it (stdio used to wait for a second one)
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            self.fail("one Ctrl-D did not end the text")
+        finally:
+            os.close(master)
+        self.assertEqual(p.returncode, 0, err)
+        self.assertIn("press Ctrl-D on a new line", err)
+        mid = out.strip()
+        self.wait_delivered(a, mid, "b")
+        self.assertEqual(b.json("show", mid)["payload"]["text"], "typed at the terminal")
+        # From a pipe, nothing is said.
+        r = a.cli("send", "--to", "b", "-", input="piped")
+        self.assertEqual(r.stderr, "")
+
+    def test_peer_add_says_what_it_did(self):
+        # The first line says what happened to the directory, not which option was given:
+        # --replace of a new peer adds it; the same keys again update the card held.
+        a = self.node("a")
+        b = self.node("b")
+        self.assertTrue(a.cli("peer", "add", b.card_file, "--replace").stdout.startswith("Added peer b "))
+        out = a.cli("peer", "add", b.card_file).stdout
+        self.assertTrue(out.startswith("Updated peer b (b, therapist): same keys, card refreshed\n"), out)
+        self.assertEqual(a.json("peer", "add", b.card_file)["change"], "updated")
+        # New keys under the same id (b made a new node) need --replace and say so loudly.
+        b.stop()
+        shutil.rmtree(b.home)
+        b.init()
+        out = a.cli("peer", "add", b.card_file, "--replace").stdout
+        self.assertTrue(out.startswith("Replaced peer b (b, therapist): NEW KEYS\n"), out)
+        self.assertEqual(a.audit("peer-replaced")[0][5], "b")
+
+    def test_output_that_cannot_be_written_is_a_failure(self):
+        # "liaison card > alvarez.card" on a full disk used to exit 0 with an empty file.
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        a = self.node("a")
+        for cmd in (["card"], ["status"], ["audit", "log"], ["inbox", "--json"]):
+            with open("/dev/full", "w") as full:
+                r = subprocess.run([LIAISON, "--home", a.home] + cmd, stdout=full, stderr=subprocess.PIPE, text=True,
+                                   timeout=30)
+            self.assertEqual(r.returncode, 3, (cmd, r.stderr))
+            self.assertIn("cannot write standard output: No space left on device", r.stderr)
+
     def test_card_and_fingerprint(self):
         a = self.node("a")
         b = self.node("b")
@@ -208,6 +352,13 @@ class Cli(NodeTest):
         self.assertEqual(b.json("fingerprint", "a")["fingerprint"], fp)
         r = b.cli("fingerprint", "nobody", check=False)
         self.assertEqual(r.returncode, 3)
+        # This node's own fingerprint, like its card, needs no daemon (read out on the
+        # phone while it is stopped); a peer's still comes from the daemon's directory.
+        a.stop()
+        self.assertEqual(a.cli("fingerprint").stdout.strip(), fp)
+        self.assertEqual(a.json("fingerprint"), {"id": "a", "fingerprint": fp})
+        r = a.cli("fingerprint", "b", check=False)
+        self.assertEqual(r.returncode, 2, r.stderr)
 
     def test_bad_inputs_name_the_problem(self):
         a = self.node("a")
@@ -244,11 +395,17 @@ class Cli(NodeTest):
             # Wrong input is quoted whole.
             (["note", "--to", "b", "--patient", "P1", "--session-date", "2026-11-16T10:00Z", "-"], 1,
              "'2026-11-16T10:00Z' is not a date"),
+            # A session that has not taken place yet is a typo (it would end the score trend).
+            (["note", "--to", "b", "--patient", "P1", "--session-date", "2999-01-01", "--phq9", "3", "-"], 1,
+             "--session-date: 2999-01-01 is after today"),
             (["peer", "add", "/nonexistent"], 1, "cannot read"),
             (["peer", "frob"], 1, "subcommand"),
             (["review", "reply", "00" * 16, "-"], 3, "no review"),
             (["audit", "prove", "zero"], 1, "SEQ"),
             (["status", "--bogus"], 1, "unknown option"),
+            # The help to read is the command's own.
+            (["review", "open", "--wiht", "b"], 1, "review open: unknown option --wiht (see: liaison help review open)"),
+            (["send", "--to", "b", "a", "b"], 1, "send: unexpected argument 'b' (see: liaison help send)"),
         ]
         for args, code, word in cases:
             r = a.cli(*args, input="text", check=False)
@@ -263,6 +420,32 @@ class Cli(NodeTest):
         r = a.cli("peer", "add", bad, check=False)
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a valid card", r.stderr)
+
+    def test_thread_holds_its_first_message_and_replies_to_replies(self):
+        # "liaison thread ID" with the id of the message that started a thread shows that
+        # message too, and "--thread ID" of a reply stays in the same conversation.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        first = a.send("b", "original question")
+        self.wait_delivered(a, first, "b")
+        reply = b.cli("send", "--to", "a", "--thread", first, "-", input="the reply").stdout.strip()
+        self.wait_delivered(b, reply, "a")
+        again = a.cli("send", "--to", "b", "--thread", reply, "-", input="reply to the reply").stdout.strip()
+        self.wait_delivered(a, again, "b")
+        for node in (a, b):
+            for tid in (first, reply, again):
+                msgs = node.json("thread", tid)["messages"]
+                self.assertEqual([m["id"] for m in msgs], [first, reply, again], (node.id, tid))
+        self.assertEqual(a.json("show", again)["thread"], first)
+        out = b.cli("thread", first).stdout
+        self.assertLess(out.index("original question"), out.index("the reply"))
+        # A thread id this node has never seen (a typo) is refused; nothing is stored.
+        before = a.query("SELECT count(*) FROM messages")[0][0]
+        r = a.cli("send", "--to", "b", "--thread", "0f" * 16, "-", input="lost reply", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("no message or thread %s on this node" % ("0f" * 16), r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], before)
 
     def test_refused_request_audited_once(self):
         a = self.node("a")
@@ -317,6 +500,17 @@ class Cli(NodeTest):
         out = b.cli("inbox", "--patient", "P-77", "--limit", "2").stdout
         self.assertLess(out.index(sent[3]), out.index(sent[2]))
         self.assertNotIn(sent[0], out)
+        # The audit log too keeps the newest entries (it kept the node's first ones), shown
+        # oldest first.
+        full = [e["seq"] for e in b.json("audit", "log")["entries"]]
+        self.assertGreater(len(full), 6)
+        last = [e["seq"] for e in b.json("audit", "log", "--limit", "3")["entries"]]
+        self.assertEqual(len(last), 3)
+        self.assertEqual(last, list(range(last[0], last[0] + 3)))
+        self.assertGreaterEqual(last[-1], full[-1])
+        out = b.cli("audit", "log", "--limit", "2").stdout.splitlines()
+        self.assertEqual(len(out), 3)
+        self.assertNotEqual(out[1].split()[0], "1")
 
     def test_documented_outputs(self):
         a = self.node("a")
@@ -334,6 +528,14 @@ class Cli(NodeTest):
             json.loads(ln)
         self.assertIn("[--format jsonl|fhir]", run("help", "audit").stdout)
         self.assertIn("default: jsonl", run("help", "audit").stdout)
+        # Counts read as English: one delivery, one entry.
+        b.stop()
+        a.send("b", "while b is down")
+        self.assertIn("Queue: 1 delivery waiting for a receipt.", a.cli("status").stdout)
+        fresh = self.node("c", start=False)
+        out = fresh.cli("audit", "verify", "--db", fresh.db_path).stdout
+        self.assertIn("1 entry, hash chain intact; 0 signed checkpoints checked", out)
+        self.assertIn("note: 1 entry after the last checkpoint (0) is not yet anchored", out)
 
     def test_json_everywhere(self):
         a = self.node("a")

@@ -20,7 +20,7 @@ def note_payload(score_name, value=30, lo=0, hi=27):
 
 
 def note(node, to, patient, text="Session went well.", *extra):
-    p = node.cli("note", "--to", to, "--patient", patient, "--session-date", "2026-11-16", *extra, "-", input=text)
+    p = node.cli("note", "--to", to, "--patient", patient, "--session-date", "2024-11-16", *extra, "-", input=text)
     mid = p.stdout.strip()
     assert len(mid) == 32, p.stdout
     return mid
@@ -85,6 +85,22 @@ class Clinical(NodeTest):
                  "the acknowledgement at the pharmacist")
         self.assertNotIn(mid, ids(t.json("inbox", "--needs-ack")))
         self.assertIn("acknowledged by dr.alvarez", p.cli("outbox").stdout)
+        # The therapist's acknowledgement does not close the pharmacist's: rx.chen's inbox
+        # still marks the change [needs ack] (it used to drop the tag once anyone had acked),
+        # and show ends with the command to run.
+        self.assertIn(mid, ids(rx.json("inbox", "--needs-ack")))
+        line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
+        self.assertIn("[needs ack]", line)
+        self.assertTrue(rx.cli("show", mid).stdout.rstrip().endswith("Acknowledge it with: liaison ack %s" % mid))
+        self.assertIn("needs your acknowledgement", rx.cli("patient", "P-1042").stdout)
+        self.assertTrue(rx.json("show", mid)["awaiting_my_ack"])
+        line = [l for l in t.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
+        self.assertNotIn("[needs ack]", line)
+        self.assertFalse(t.json("show", mid)["awaiting_my_ack"])
+        self.assertNotIn("liaison ack", t.cli("show", mid).stdout)
+        rx.cli("ack", mid)
+        line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
+        self.assertNotIn("[needs ack]", line)
 
     def test_ack_of_unknown_or_own_message_refused(self):
         t, p, _ = self.team()
@@ -161,6 +177,8 @@ class Clinical(NodeTest):
         # Writing after the close is refused.
         r = t.cli("review", "reply", rid, "-", input="late", check=False)
         self.assertEqual(r.returncode, 3)
+        self.assertIn("review %s is closed and takes no more messages" % rid, r.stderr)
+        self.assertIn("liaison review open", r.stderr)
 
     def test_review_added_by_an_added_participant(self):
         """A participant who was added (not the opener) adds another: the newcomer still

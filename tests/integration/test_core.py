@@ -187,6 +187,26 @@ class CoreDelivery(NodeTest):
         self.assertEqual(r.returncode, 3)
         self.assertIn("not in the directory", r.stderr)
 
+    def test_queued_for_a_removed_peer_is_shown_held(self):
+        # A message queued for a peer that is then removed is not retried: the outbox
+        # says it is held (not the stale "retrying"), and it goes out if the card comes back.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        self.wait_delivered(a, a.send("b", "first"), "b")
+        b.stop()
+        mid = a.send("b", "queued while b is down")
+        wait_for(lambda: "retrying" in a.cli("outbox").stdout, 20, "a transport error")
+        a.cli("peer", "remove", "b")
+        dl = a.json("outbox")["messages"][0]["deliveries"][0]
+        self.assertEqual(dl["state"], "queued")
+        self.assertEqual(dl["detail"], "b is no longer in the directory: held, and sent if their card is added again")
+        self.assertNotIn("retrying", a.cli("outbox").stdout)
+        b.start()
+        a.add_peer(b)
+        self.wait_delivered(a, mid, "b")
+        self.assertTrue(b.has_message(mid))
+
     def test_replay_answered_with_original_receipt(self):
         a = self.node("a")
         b = self.node("b")

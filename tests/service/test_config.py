@@ -36,19 +36,72 @@ class ConfigTest(ServiceTest):
         # --check-config does not start anything or touch the database.
         self.assertFalse(os.path.exists(os.path.join(n.home, "run", "control.sock")))
 
+    def page_script(self, n, mode=0o700):
+        path = os.path.join(n.home, "page-on-call")
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\nexit 0\n")
+        os.chmod(path, mode)
+        return path
+
     def test_every_documented_key_is_accepted(self):
         n = self.node("dr.keys", start=False)
+        hook = self.page_script(n)
         for sec, key, val in [("delivery", "retry_min_ms", "500"), ("delivery", "retry_max_ms", "30000"),
                               ("delivery", "clock_window_s", "300"), ("delivery", "max_age_s", "86400"),
                               ("delivery", "max_recipients", "8"), ("delivery", "heartbeat_ms", "2000"),
                               ("ack", "routine_deadline_s", "3600"), ("ack", "urgent_deadline_s", "600"),
-                              ("ack", "hook", "/usr/local/bin/page-on-call"),
+                              ("ack", "hook", hook),
                               ("audit", "checkpoint_entries", "100"), ("audit", "checkpoint_seconds", "60"),
                               ("log", "level", "debug"), ("node", "org", "Eastside Counseling"),
                               ("node", "advertise", "tcp://clinic.example:7701")]:
             n.set_config(sec, key, val)
         p = self.check(n)
         self.assertEqual(p.returncode, 0, p.stderr)
+
+    def test_hook_that_cannot_run_is_found_before_it_is_needed(self):
+        # A pager that is missing or not executable fails the check (it used to pass, and
+        # the first overdue acknowledgement then paged nobody); the daemon still starts,
+        # since it must deliver, and says why in its log, as it does on reload.
+        n = self.node("dr.hook", start=False)
+        missing = os.path.join(n.home, "no-such-pager")
+        for hook, why in ((missing, "No such file or directory"),
+                          (self.page_script(n, 0o600), "not executable (chmod +x it)"),
+                          (n.home, "not a regular file")):
+            n.set_config("ack", "hook", hook)
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, hook)
+            self.assertIn("%s: [ack] hook: %s: %s (overdue acknowledgements would page nobody)"
+                          % (n.config_file, hook, why), p.stderr)
+        n.set_config("ack", "hook", missing)
+        n.start()
+        self.assertEqual(n.cli("status").returncode, 0)
+        self.assertIn("[ack] hook: %s: No such file or directory" % missing, n.log_text())
+        n.set_config("ack", "hook", n.home)
+        n.signal(signal.SIGHUP)
+        wait_for(lambda: "reload: %s: [ack] hook: %s: not a regular file" % (n.config_file, n.home) in n.log_text(),
+                 10, "the reload warning")
+        self.assertEqual(n.stop(), 0)
+        n.set_config("ack", "hook", self.page_script(n))
+        self.assertEqual(self.check(n).returncode, 0)
+
+    def test_key_given_twice_is_an_error(self):
+        # The second value used to win silently, so editing the first did nothing.
+        n = self.node("dr.twice", start=False)
+        line = self.append(n, "\n[ack]\nurgent_deadline_s = 600\n")
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("%s:%d: [ack] urgent_deadline_s is given twice: keep one of the two lines"
+                      % (n.config_file, line), p.stderr)
+        err = self.start_fails(n)
+        self.assertIn("urgent_deadline_s is given twice", err)
+
+    def test_damaged_database_says_to_restore_it(self):
+        n = self.node("dr.damaged", start=False)
+        with open(n.db_path, "wb") as f:
+            f.write(b"not a database at all" * 100)
+        err = self.start_fails(n)
+        self.assertIn("cannot set up database %s: file is not a database" % n.db_path, err)
+        self.assertIn("restore liaison.db from a backup of this node", err)
 
     def test_bad_value_names_file_line_and_key(self):
         n = self.node("dr.badval", start=False)

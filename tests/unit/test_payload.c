@@ -273,6 +273,50 @@ static void test_note_refusals(void **state)
 
 /* ---- medication changes ---- */
 
+/* A required field of nothing but white space is absent: no order without a drug. */
+static void test_blank_required_fields(void **state)
+{
+    (void)state;
+    static const char *blanks[] = {" ", "  \t ", "\n", "\xc2\xa0", " \xc2\xa0 "};
+    payload_info_t info;
+    for (size_t i = 0; i < sizeof blanks / sizeof blanks[0]; i++) {
+        const char *b = blanks[i];
+        bool single = !strchr(b, '\n') && !strchr(b, '\t'); /* a single-line field takes neither */
+        med_fx_t f;
+        if (single) {
+            med_init(&f);
+            f.m.medication = (char *)b;
+            refused(CT_MED, &f.m.base, "medication: required (it is only white space)");
+            med_init(&f);
+            f.m.new_dose = (char *)b;
+            refused(CT_MED, &f.m.base, "new dose: required");
+            med_init(&f);
+            f.m.previous_dose = (char *)b;
+            refused(CT_MED, &f.m.base, "previous dose: required");
+        }
+        med_init(&f);
+        f.m.reason = (char *)b;
+        refused(CT_MED, &f.m.base, "reason: required");
+        note_fx_t n;
+        note_init(&n);
+        n.n.narrative = (char *)b;
+        refused(CT_NOTE, &n.n.base, "narrative: required");
+        Liaison__Payload__TextMessage t = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+        t.text = (char *)b;
+        refused(CT_TEXT, &t.base, "text: required (it is only white space)");
+        t.text = "x";
+        if (single) {
+            t.subject = (char *)b; /* optional: white space is allowed, if pointless */
+            accepted(CT_TEXT, &t.base, &info);
+        }
+    }
+    /* Text with white space around it is fine. */
+    med_fx_t f;
+    med_init(&f);
+    f.m.medication = " sertraline ";
+    accepted(CT_MED, &f.m.base, &info);
+}
+
 static void test_med(void **state)
 {
     (void)state;
@@ -667,6 +711,7 @@ int main(void)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text),        cmocka_unit_test(test_note_valid), cmocka_unit_test(test_note_refusals),
+        cmocka_unit_test(test_blank_required_fields),
         cmocka_unit_test(test_med),         cmocka_unit_test(test_ack),        cmocka_unit_test(test_review),
         cmocka_unit_test(test_note_errors_keep_text_after_colon), cmocka_unit_test(test_note_score_names),
         cmocka_unit_test(test_quoting),     cmocka_unit_test(test_text_reasons), cmocka_unit_test(test_med_coherent),
