@@ -382,6 +382,21 @@ out:
     return rc;
 }
 
+/* The figures derived from the measured ones. */
+static void derive(baseline_t *b)
+{
+    b->sender_us = b->send_crypto_us + b->zmq_cpu_us / 2 + b->sql_row_us;
+    b->recipient_us = b->recv_crypto_us + b->zmq_cpu_us / 2 + b->sql_row_us;
+    double worst = b->sender_us > b->recipient_us ? b->sender_us : b->recipient_us;
+    b->bound_msgs_s = worst > 0 ? 1e6 / worst : 0;
+    /* The critical path of one message: the sender's commit of the send, seal, the
+     * envelope over CURVE and the receipt back, the recipient's open, commit and
+     * receipt signature, the sender's receipt verification and commit. */
+    b->sql_commit_ms = b->sql_commit_s > 0 ? 1000.0 / b->sql_commit_s : 0;
+    b->latency_floor_ms = 3 * b->sql_commit_ms +
+                          (b->seal_us + b->open_us + b->rcpt_make_us + b->rcpt_verify_us + b->zmq_rtt_us) / 1000.0;
+}
+
 int baseline_run(size_t size, const char *tmp_dir, double seconds, baseline_t *b)
 {
     memset(b, 0, sizeof *b);
@@ -397,17 +412,31 @@ int baseline_run(size_t size, const char *tmp_dir, double seconds, baseline_t *b
     }
     if (sqlite_bench(tmp_dir, env_len, rcpt_len, seconds * 0.3, b) != 0)
         return -1;
-    b->sender_us = b->send_crypto_us + b->zmq_cpu_us / 2 + b->sql_row_us;
-    b->recipient_us = b->recv_crypto_us + b->zmq_cpu_us / 2 + b->sql_row_us;
-    double worst = b->sender_us > b->recipient_us ? b->sender_us : b->recipient_us;
-    b->bound_msgs_s = worst > 0 ? 1e6 / worst : 0;
-    /* The critical path of one message: the sender's commit of the send, seal, the
-     * envelope over CURVE and the receipt back, the recipient's open, commit and
-     * receipt signature, the sender's receipt verification and commit. */
-    b->sql_commit_ms = b->sql_commit_s > 0 ? 1000.0 / b->sql_commit_s : 0;
-    b->latency_floor_ms = 3 * b->sql_commit_ms +
-                          (b->seal_us + b->open_us + b->rcpt_make_us + b->rcpt_verify_us + b->zmq_rtt_us) / 1000.0;
+    derive(b);
     return 0;
+}
+
+void baseline_merge(const baseline_t *a, const baseline_t *b, baseline_t *out)
+{
+    baseline_t m = *a;
+#define MEAN(f) m.f = (a->f + b->f) / 2
+    MEAN(seal_us);
+    MEAN(rcpt_verify_us);
+    MEAN(open_us);
+    MEAN(rcpt_make_us);
+    MEAN(send_crypto_us);
+    MEAN(recv_crypto_us);
+    MEAN(zmq_msgs_s);
+    MEAN(zmq_cpu_us);
+    MEAN(zmq_rtt_us);
+    MEAN(sql_commit_s);
+    MEAN(sql_row_us);
+    MEAN(sql_rows_s);
+#undef MEAN
+    derive(&m);
+    m.bound_before = a->bound_msgs_s;
+    m.bound_after = b->bound_msgs_s;
+    *out = m;
 }
 
 static json_t *num(double x) { return json_real(round(x * 100.0) / 100.0); }
@@ -435,6 +464,10 @@ json_t *baseline_json(const baseline_t *b)
     json_object_set_new(o, "sender_us_per_msg", num(b->sender_us));
     json_object_set_new(o, "recipient_us_per_msg", num(b->recipient_us));
     json_object_set_new(o, "bound_msgs_per_s", num(b->bound_msgs_s));
+    if (b->bound_before > 0 && b->bound_after > 0) {
+        json_object_set_new(o, "bound_before_load_msgs_per_s", num(b->bound_before));
+        json_object_set_new(o, "bound_after_load_msgs_per_s", num(b->bound_after));
+    }
     json_object_set_new(o, "latency_floor_ms", num(b->latency_floor_ms));
     return o;
 }

@@ -101,9 +101,15 @@ typedef struct baseline {
     double sender_us, recipient_us; /* per-message cost of each daemon, one core each */
     double bound_msgs_s;            /* 1e6 / max(sender_us, recipient_us) */
     double latency_floor_ms;        /* 3 durable commits + crypto + one CURVE round trip */
+    /* bracketing: the bounds measured just before and just after the two-daemon runs of
+     * this size (0 when only one measurement was taken) */
+    double bound_before, bound_after;
 } baseline_t;
 
 int baseline_run(size_t size, const char *tmp_dir, double seconds, baseline_t *b);
+/* out = the mean of the measurements in a (taken before the load runs) and b (after),
+ * with the derived figures recomputed from the means. */
+void baseline_merge(const baseline_t *a, const baseline_t *b, baseline_t *out);
 json_t *baseline_json(const baseline_t *b);
 
 /* ---- load.c: two daemons, pipelined sends, receipts observed in the sender's database ---- */
