@@ -422,10 +422,11 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         for (size_t i = 0; i < s->n_alarms; i++)
             json_array_append_new(alarms, json_pack("{s:s, s:o, s:s}", "peer", s->alarms[i]->peer, "at",
                                                     cli_json_time(s->alarms[i]->at_ms), "what", s->alarms[i]->what));
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:o, s:o, s:o}", "id", s->id, "name", s->name,
-                               "role", s->role, "listen", s->listen, "version", s->version, "started",
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:i, s:o, s:o, s:o}", "id", s->id, "name",
+                               s->name, "role", s->role, "listen", s->listen, "version", s->version, "started",
                                cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth, "audit_entries",
-                               (json_int_t)s->audit_size, "peers", peers, "overdue", overdue, "alarms", alarms));
+                               (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack, "peers",
+                               peers, "overdue", overdue, "alarms", alarms));
     } else {
         char t[32];
         cli_time(s->started_ms, t, sizeof t);
@@ -434,12 +435,15 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         printf("Queue: %u deliver%s waiting for a receipt. Audit log: %" PRIu64 " entr%s.\n", s->queue_depth,
                s->queue_depth == 1 ? "y" : "ies", s->audit_size, s->audit_size == 1 ? "y" : "ies");
         if (s->n_alarms) {
-            printf("\nALARMS: a peer's audit log was rewritten or rolled back:\n");
+            printf("\nALARMS: an audit log was rewritten or rolled back:\n");
             for (size_t i = 0; i < s->n_alarms; i++) {
                 cli_time(s->alarms[i]->at_ms, t, sizeof t);
                 printf("  %s  %s: %s\n", t, s->alarms[i]->peer, s->alarms[i]->what);
             }
         }
+        if (s->awaiting_my_ack)
+            printf("\nTo acknowledge: %u medication change%s (list: liaison inbox --needs-ack; then: liaison ack ID)\n",
+                   s->awaiting_my_ack, s->awaiting_my_ack == 1 ? "" : "s");
         if (s->n_overdue) {
             printf("\nOVERDUE acknowledgements of your medication changes:\n");
             for (size_t i = 0; i < s->n_overdue; i++)

@@ -221,6 +221,8 @@ static void op_status(call_t *c)
     st.peers = ps.ptrs;
     st.version = LIAISON_VERSION;
     st.audit_size = (uint64_t)(audit_size(n->audit) > 0 ? audit_size(n->audit) : 0);
+    int64_t owed = store_awaiting_ack(n->store, n->cfg.id);
+    st.awaiting_my_ack = owed > 0 ? (uint32_t)owed : 0;
     /* Our medication changes whose acknowledgement is overdue, most urgent first. */
     overdue_set_t os = {.n = 0};
     summary_buf_t *bufs[64];

@@ -39,6 +39,9 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);"
     "CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id) WHERE thread_id IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS messages_patient ON messages(patient_tag) WHERE patient_tag IS NOT NULL;"
+    /* Received messages that ask for this node's acknowledgement (liaison status counts
+     * those not yet acknowledged without reading the envelopes). */
+    "CREATE INDEX IF NOT EXISTS messages_ack_in ON messages(id) WHERE outgoing = 0 AND ack_required = 1;"
     "CREATE TABLE IF NOT EXISTS deliveries("
     "  message_id BLOB NOT NULL REFERENCES messages(id),"
     "  recipient TEXT NOT NULL,"
@@ -94,7 +97,7 @@ enum stmt_id {
     ST_PEER_PUT, ST_PEER_DEL, ST_PEER_EACH, ST_PEER_HIST,
     ST_MSG_INSERT, ST_MSG_GET, ST_MSG_META, ST_MSG_READ,
     ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
-    ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER,
+    ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER, ST_AWAITING_ACK,
     ST_COUNT
 };
 
@@ -137,6 +140,9 @@ static const char *stmt_sql[ST_COUNT] = {
     [ST_DLV_EACH] = "SELECT message_id, recipient, state, attempts, next_attempt_ms, coalesce(delivered_ms, 0),"
                     " coalesce(detail, '') FROM deliveries WHERE message_id = ?1 ORDER BY recipient",
     [ST_DEPTH_ALL] = "SELECT count(*) FROM deliveries WHERE state < 2",
+    [ST_AWAITING_ACK] = "SELECT count(*) FROM messages m INDEXED BY messages_ack_in WHERE m.outgoing = 0"
+                        " AND m.ack_required = 1 AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id"
+                        " AND a.by = ?1)",
     [ST_DEPTH_PEER] = "SELECT count(*) FROM deliveries WHERE state < 2 AND recipient = ?1",
 };
 
@@ -765,6 +771,19 @@ int64_t store_queue_depth(store_t *s, const char *recipient)
         out = sqlite3_column_int64(st, 0);
     else
         fail(s, "count queue");
+    sqlite3_reset(st);
+    return out;
+}
+
+int64_t store_awaiting_ack(store_t *s, const char *me)
+{
+    sqlite3_stmt *st = stmt(s, ST_AWAITING_ACK);
+    sqlite3_bind_text(st, 1, me, -1, SQLITE_STATIC);
+    int64_t out = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out = sqlite3_column_int64(st, 0);
+    else
+        fail(s, "count acknowledgements owed");
     sqlite3_reset(st);
     return out;
 }

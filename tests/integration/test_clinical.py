@@ -77,6 +77,10 @@ class Clinical(NodeTest):
         self.wait_delivered(p, mid, "dr.alvarez")
         self.wait_delivered(p, mid, "rx.chen")
         self.assertIn(mid, ids(t.json("inbox", "--needs-ack")))
+        # liaison status says what this node owes, so a change is not missed outside the inbox.
+        self.assertEqual(t.json("status")["awaiting_my_ack"], 1)
+        self.assertIn("To acknowledge: 1 medication change (list: liaison inbox --needs-ack", t.cli("status").stdout)
+        self.assertEqual(p.json("status")["awaiting_my_ack"], 0)
         t.cli("ack", mid, "--comment", "Seen; will watch for activation.")
         wait_for(lambda: p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,)), 20,
                  "the acknowledgement at the psychiatrist")
@@ -84,6 +88,9 @@ class Clinical(NodeTest):
         wait_for(lambda: rx.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,)), 20,
                  "the acknowledgement at the pharmacist")
         self.assertNotIn(mid, ids(t.json("inbox", "--needs-ack")))
+        self.assertEqual(t.json("status")["awaiting_my_ack"], 0)
+        self.assertNotIn("To acknowledge", t.cli("status").stdout)
+        self.assertEqual(rx.json("status")["awaiting_my_ack"], 1)
         self.assertIn("acknowledged by dr.alvarez", p.cli("outbox").stdout)
         # The therapist's acknowledgement does not close the pharmacist's: rx.chen's inbox
         # still marks the change [needs ack] (it used to drop the tag once anyone had acked),
@@ -101,6 +108,7 @@ class Clinical(NodeTest):
         rx.cli("ack", mid)
         line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
         self.assertNotIn("[needs ack]", line)
+        self.assertEqual(rx.json("status")["awaiting_my_ack"], 0)
 
     def test_ack_of_unknown_or_own_message_refused(self):
         t, p, _ = self.team()
