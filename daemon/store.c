@@ -761,31 +761,31 @@ int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
     return each_delivery(s, st, true, cb, ctx, "list deliveries");
 }
 
+/* Runs a bound count(*) statement: its result, or -1 with the store's error set. */
+static int64_t count_of(store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int64_t out = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        out = sqlite3_column_int64(st, 0);
+    else
+        fail(s, what);
+    sqlite3_reset(st);
+    return out;
+}
+
 int64_t store_queue_depth(store_t *s, const char *recipient)
 {
     sqlite3_stmt *st = stmt(s, recipient ? ST_DEPTH_PEER : ST_DEPTH_ALL);
     if (recipient)
         sqlite3_bind_text(st, 1, recipient, -1, SQLITE_STATIC);
-    int64_t out = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        out = sqlite3_column_int64(st, 0);
-    else
-        fail(s, "count queue");
-    sqlite3_reset(st);
-    return out;
+    return count_of(s, st, "count queue");
 }
 
 int64_t store_awaiting_ack(store_t *s, const char *me)
 {
     sqlite3_stmt *st = stmt(s, ST_AWAITING_ACK);
     sqlite3_bind_text(st, 1, me, -1, SQLITE_STATIC);
-    int64_t out = -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        out = sqlite3_column_int64(st, 0);
-    else
-        fail(s, "count acknowledgements owed");
-    sqlite3_reset(st);
-    return out;
+    return count_of(s, st, "count acknowledgements owed");
 }
 
 int store_op_begin(store_t *s)
