@@ -10,6 +10,7 @@ import stat
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from harness import BUILD, LIAISON, LIAISOND, NodeTest, link, wait_for
@@ -106,7 +107,15 @@ class Cli(NodeTest):
             self.skipTest("needs root to run the client as another user")
         a = self.node("a", start=False)
         os.chmod(a.home, 0o700)
-        r = subprocess.run([LIAISON, "--home", a.home, "card"], capture_output=True, text=True, timeout=30,
+        # The other user runs a copy of the client from a directory anyone may enter (the
+        # build tree may sit in a private one, as in a fresh clone under mktemp -d).
+        bindir = tempfile.mkdtemp(prefix="liaison-bin-")
+        self.addCleanup(shutil.rmtree, bindir, True)
+        os.chmod(bindir, 0o755)
+        client = os.path.join(bindir, "liaison")
+        shutil.copy(LIAISON, client)
+        os.chmod(client, 0o755)
+        r = subprocess.run([client, "--home", a.home, "card"], capture_output=True, text=True, timeout=30,
                            preexec_fn=lambda: (os.setgroups([]), os.setgid(65534), os.setuid(65534)))
         self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
         self.assertIn("cannot read %s: Permission denied" % a.card_file, r.stderr)
