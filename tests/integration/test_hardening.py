@@ -764,3 +764,42 @@ def _group_exists(name):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReviewIdTakesOverThread(NodeTest):
+    """A peer told of a conversation must not turn it into a case review: an open (or an
+    add naming the recipient) whose review id is already the id or thread of a message
+    the recipient holds is refused (REJECT_POLICY), so ordinary replies in that thread
+    keep arriving (PROTOCOL.md 8.5)."""
+
+    def review_payload(self, review_id, action):
+        patient = field(2, field(1, "P-1042"))
+        if action == "open":
+            kind = field(3, field(1, "Hijack?") + field(2, "b"))
+        else:
+            kind = field(5, field(1, "b") + field(2, "c") + field(3, "Hijack?"))
+        return field(1, review_id) + patient + kind
+
+    def test_review_id_of_a_held_thread_is_refused(self):
+        a = self.node("a")  # the hostile peer: rawpeer speaks with a's keys
+        b = self.node("b")
+        c = self.node("c")
+        link(a, b, c)
+        # c starts a conversation with a and b: its id is the thread a now knows.
+        thread = c.send("a,b", "first message of a conversation")
+        self.wait_delivered(c, thread, "b")
+        self.wait_delivered(c, thread, "a")
+        for action in ("open", "add"):
+            with self.subTest(action=action):
+                path = os.path.join(self.base, "review-%s.bin" % action)
+                with open(path, "wb") as f:
+                    f.write(self.review_payload(bytes.fromhex(thread), action))
+                lines, _ = a.rawpeer(b, "--timeout-ms", "8000", "envelope", "--content-type", "5", "--thread",
+                                     thread, "--payload-file", path, "--to", "b")
+                self.assertEqual(len(lines), 1, lines)
+                self.assertTrue(lines[0].startswith("reject 10 "), lines[0])
+                self.assertIn("already the id of a message or thread", lines[0])
+                self.assertEqual(b.query("SELECT count(*) FROM reviews"), [(0,)])
+        # The conversation goes on: c's reply in the thread reaches b.
+        reply = c.send("b", "a reply in the same conversation", extra=("--thread", thread))
+        self.wait_delivered(c, reply, "b")
