@@ -803,3 +803,81 @@ class ReviewIdTakesOverThread(NodeTest):
         # The conversation goes on: c's reply in the thread reaches b.
         reply = c.send("b", "a reply in the same conversation", extra=("--thread", thread))
         self.wait_delivered(c, reply, "b")
+
+
+def pb_fields(data):
+    """(field number, value) of a protobuf message's varint and length-delimited fields."""
+    i, out = 0, []
+    while i < len(data):
+        key, i = _varint_at(data, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            val, i = _varint_at(data, i)
+        elif wt == 2:
+            n, i = _varint_at(data, i)
+            val, i = data[i:i + n], i + n
+        else:
+            raise ValueError("wire type %d" % wt)
+        out.append((num, val))
+    return out
+
+
+def _varint_at(data, i):
+    shift = val = 0
+    while True:
+        b = data[i]
+        i += 1
+        val |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return val, i
+
+
+def card_transport_pk(node):
+    """The transport key (CardBody field 9) of a node's card (PROTOCOL.md 3)."""
+    import base64
+    with open(node.card_file) as f:
+        text = "".join(f.read().split())[len("liaison-card-v1:"):]
+    card = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    body = dict(pb_fields(card))[1]
+    return dict(pb_fields(body))[9]
+
+
+class RefusedKeyFlood(NodeTest):
+    """Before authentication (section 4): handshakes with ever new transport keys, which
+    cost nothing to make, must not write an audit row and a log line each. At most 10
+    refused keys a minute are recorded one by one; the next row says how many were not."""
+
+    KEYS = 40
+
+    def test_many_fresh_keys_are_audited_a_bounded_number_of_times(self):
+        import zmq
+        import zmq.utils.z85 as z85
+        b = self.node("b")
+        server = z85.encode(card_transport_pk(b))
+        seq = audit_max(b)
+        ctx = zmq.Context()
+        socks = []
+        try:
+            for _ in range(self.KEYS):
+                pub, sec = zmq.curve_keypair()
+                s = ctx.socket(zmq.DEALER)
+                s.setsockopt(zmq.LINGER, 0)
+                s.curve_serverkey, s.curve_publickey, s.curve_secretkey = server, pub, sec
+                s.connect(b.endpoint)
+                socks.append(s)
+            # Every key is refused at least once (the daemon is single-threaded: once it
+            # answers status after the handshakes, it has seen them).
+            time.sleep(3)
+            self.assertEqual(b.cli("status", check=False).returncode, 0)
+        finally:
+            for s in socks:
+                s.close(0)
+            ctx.term()
+        rows = [r for r in audit_since(b, seq) if r[2] == "transport-refused"]
+        self.assertGreaterEqual(len(rows), 1)
+        self.assertLessEqual(len(rows), 10, "one audit row per fresh key: %d rows" % len(rows))
+        with open(b.log, errors="replace") as f:
+            logged = f.read().count("refused connection:")
+        self.assertLessEqual(logged, 10, "one log line per fresh key")
+        self.assertIsNone(b.proc.poll(), "liaisond b exited")
