@@ -17,6 +17,7 @@ import pwd
 import random
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import threading
@@ -881,3 +882,58 @@ class RefusedKeyFlood(NodeTest):
             logged = f.read().count("refused connection:")
         self.assertLessEqual(logged, 10, "one log line per fresh key")
         self.assertIsNone(b.proc.poll(), "liaisond b exited")
+
+
+class PrivateFiles(NodeTest):
+    """Another local user must not read the database (who wrote to whom, when, about
+    which patient tag, and the audit log), nor slip files into a node's directories:
+    liaison init refuses a directory others can change or that belongs to someone else,
+    the database and its -wal and -shm files are 0600 whatever the umask, and liaisond
+    refuses to start in such a directory."""
+
+    def init(self, home):
+        old = os.umask(0o022)
+        try:
+            return subprocess.run([harness.LIAISON, "--home", home, "init", "--id", "x", "--role", "nurse",
+                                   "--listen", "tcp://127.0.0.1:%d" % harness.free_port()],
+                                  capture_output=True, text=True, timeout=30)
+        finally:
+            os.umask(old)
+
+    def test_init_refuses_a_directory_others_can_change(self):
+        home = os.path.join(self.base, "shared")
+        os.mkdir(home)
+        os.chmod(home, 0o777)
+        r = self.init(home)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("can be changed by other users", r.stderr)
+        self.assertIn("chmod go-w", r.stderr)
+        self.assertEqual(sorted(os.listdir(home)), [])
+
+    def test_database_files_are_private_and_daemon_checks_its_directories(self):
+        old = os.umask(0o022)
+        try:
+            a = self.node("a")
+            b = self.node("b")
+        finally:
+            os.umask(old)
+        link(a, b)
+        mid = a.send("b", "a note for b")
+        self.wait_delivered(a, mid, "b")
+        for node in (a, b):
+            for suffix in ("", "-wal", "-shm"):
+                path = node.db_path + suffix
+                if os.path.exists(path):
+                    with self.subTest(node=node.id, file=os.path.basename(path)):
+                        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        # A database left readable by an earlier init is made private at start-up.
+        a.stop()
+        os.chmod(a.db_path, 0o644)
+        a.start()
+        self.assertEqual(stat.S_IMODE(os.stat(a.db_path).st_mode), 0o600)
+        # A runtime directory others can change: liaisond does not start.
+        b.stop()
+        os.chmod(os.path.join(b.home, "run"), 0o777)
+        p = subprocess.run([harness.LIAISOND, "--home", b.home], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("can be changed by other users", p.stderr)
