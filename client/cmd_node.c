@@ -209,6 +209,11 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     for (size_t i = 0; i < 3; i++)
         if (mkdirs(dirs[i], 0750) != 0)
             return cli_fail(EXIT_REFUSED, "cannot create %s: %s", dirs[i], strerror(errno));
+    /* A directory that existed already (a --home made by someone else, or in /tmp) must
+     * be this user's alone before keys and the database go there. */
+    for (size_t i = 0; i < 3; i++)
+        if (paths_check_dir(dirs[i], err, sizeof err) != 0)
+            return cli_fail(EXIT_REFUSED, "%s; nothing was created", err);
     if (mark_init(&p, err, sizeof err) != 0)
         return cli_fail(EXIT_REFUSED, "%s", err);
 

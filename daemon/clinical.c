@@ -85,6 +85,26 @@ static int check_owners(const store_review_t *r, const payload_info_t *info, con
     return 0;
 }
 
+static int count_held(void *ctx, const store_msg_t *m)
+{
+    (void)m;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+/* A review id that is already the id or the thread of a message this node holds would
+ * turn that conversation into the review's thread, where thread_check then refuses
+ * every ordinary reply: a peer that learnt the id could silence a thread it was told
+ * of. Returns 1 in use, 0 free, -1 on a database error. */
+static int thread_in_use(node_t *n, const uint8_t id[static LIAISON_MSGID_BYTES])
+{
+    int held = 0;
+    store_query_t q = {.thread_id = id, .limit = 1};
+    if (store_msg_each(n->store, &q, count_held, &held) != 0)
+        return -1;
+    return held ? 1 : 0;
+}
+
 static int review_recipients(node_t *n, const payload_info_t *info, char out[][LIAISON_MAX_ID + 1], size_t *n_out,
                              bool *refused, char *err, size_t errlen)
 {
@@ -100,6 +120,10 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
     if (info->review_action == PAYLOAD_REVIEW_OPEN) {
         if (rc == 0) {
             snprintf(err, errlen, "review %s already exists", hex);
+            return -1;
+        }
+        if (thread_in_use(n, info->ref_id) != 0) {
+            snprintf(err, errlen, "review id %s is already the id of a message or thread on this node", hex);
             return -1;
         }
         for (size_t i = 0; i < info->n_participants; i++)
@@ -259,6 +283,10 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
             snprintf(err, errlen, "review %s already exists", hex);
             return -1;
         }
+        if (thread_in_use(n, info->ref_id) != 0) {
+            snprintf(err, errlen, "review id %s is already the id of a message or thread here", hex);
+            return -1;
+        }
         if (!in_list(recipients, n_recipients, sender))
             return snprintf(err, errlen, "the opener is not a participant"), -1;
         /* The header's recipients are who takes part; the open's participants list says
@@ -279,8 +307,13 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
     }
     if (rc > 0) {
         /* A participant added to a review learns of it from the add itself. */
-        if (info->review_action == PAYLOAD_REVIEW_ADD && strcmp(info->added, n->cfg.id) == 0)
+        if (info->review_action == PAYLOAD_REVIEW_ADD && strcmp(info->added, n->cfg.id) == 0) {
+            if (thread_in_use(n, info->ref_id) != 0) {
+                snprintf(err, errlen, "review id %s is already the id of a message or thread here", hex);
+                return -1;
+            }
             return 0;
+        }
         snprintf(err, errlen, "review %s is not known here", hex);
         return -1;
     }

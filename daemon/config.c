@@ -58,6 +58,30 @@ int paths_resolve(paths_t *p, const char *home, char *err, size_t errlen)
     return rc ? -1 : 0;
 }
 
+int paths_check_dir(const char *dir, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        snprintf(err, errlen, "cannot use %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a directory", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0) {
+        snprintf(err, errlen, "%s belongs to another user (uid %u): whoever owns it can replace this node's files;"
+                 " use a directory of your own", dir, (unsigned)st.st_uid);
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen, "%s can be changed by other users (mode %04o): they could replace this node's files;"
+                 " run: chmod go-w %s (or use another directory)", dir, (unsigned)(st.st_mode & 07777), dir);
+        return -1;
+    }
+    return 0;
+}
+
 void config_defaults(config_t *c)
 {
     memset(c, 0, sizeof *c);

@@ -32,6 +32,13 @@ typedef struct paths {
  * systemd layout. Returns 0, or -1 with err set (path too long). */
 int paths_resolve(paths_t *p, const char *home, char *err, size_t errlen);
 
+/* Checks that dir (symbolic links followed) is a directory that only its owner can
+ * change, and that the owner is this process's user or root: anyone else who could
+ * add, rename or replace files there could swap the node's keys, configuration or
+ * sockets, or read what is created there before its mode is set. Returns 0, or -1 with
+ * err set (naming dir and the fix). */
+int paths_check_dir(const char *dir, char *err, size_t errlen);
+
 typedef struct config {
     /* [node] */
     char id[LIAISON_MAX_ID + 1];

@@ -407,6 +407,29 @@ static int patient_key_missing(node_t *n, store_t *s, bool create, char *err, si
     return 0;
 }
 
+/* A database made by an earlier liaison init took the umask's mode (often 0644): take
+ * away what group and others could read (SQLite gives -wal and -shm the same mode). */
+static void private_db_files(const paths_t *p)
+{
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    char path[CONFIG_PATH_MAX + 8];
+    struct stat st;
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", p->db_file, suffix[i]);
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+            if (fchmod(fd, st.st_mode & 0700) == 0)
+                log_warn("%s was readable by group or others (mode %04o): made it 0%o", path,
+                         (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
+            else
+                log_warn("%s is readable by group or others and cannot be changed: %s", path, strerror(errno));
+        }
+        close(fd);
+    }
+}
+
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
@@ -456,8 +479,13 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));
         return -1;
     }
+    const char *dirs[] = {n->paths.config_dir, n->paths.key_dir, n->paths.state_dir, n->paths.runtime_dir};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (paths_check_dir(dirs[i], err, errlen) != 0)
+            return -1;
     if ((d->lockfd = open_lock(&n->paths, err, errlen)) < 0)
         return -1;
+    private_db_files(&n->paths);
     if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
         return -1;

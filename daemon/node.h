@@ -65,6 +65,9 @@ typedef struct node {
     uint64_t cp_size, cp_time_ms;
 
     refused_key_t refused[32];  /* throttles audit rows for a key retrying its handshake */
+    uint64_t refused_window_ms; /* ...and for all refused keys together (transport.c) */
+    uint32_t refused_in_window;
+    uint64_t refused_unrecorded;
     uint64_t started_ms;
     uint64_t batches, commits_failed;
 } node_t;

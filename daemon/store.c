@@ -2,11 +2,14 @@
 /* Owns the node database: schema, pragmas, transactions, peers, messages, deliveries. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION 1
 
@@ -211,6 +214,18 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     if (!(flags & STORE_CREATE) && stat(path, &sb) != 0) {
         snprintf(err, errlen, "no database at %s (create the node with: liaison init)", path);
         goto bad;
+    }
+    if (flags & STORE_CREATE) {
+        /* Mode 0600 whatever the umask: SQLite gives its -wal and -shm files the mode of
+         * the database, which holds who wrote to whom, when, about which patient tag. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || fchmod(fd, 0600) != 0) {
+            snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            goto bad;
+        }
+        close(fd);
     }
     int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
     oflags |= s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;

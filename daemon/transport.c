@@ -18,6 +18,7 @@
 #define INBOUND_BATCH 512       /* frames handled per wake-up before committing */
 #define PEER_HWM 10000
 #define REFUSED_AUDIT_MS 60000  /* one audit row per refused key per minute */
+#define REFUSED_AUDIT_MAX 10    /* and at most this many a minute for all keys together */
 #define USER_ID_LEN (2 * LIAISON_KEY_BYTES + 1) /* ZAP User-Id: the client's CURVE key in hex */
 
 static int set_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, sizeof v); }
@@ -65,7 +66,10 @@ static void key_fp(const uint8_t key[32], char out[17])
     sodium_bin2hex(out, 17, key, 8);
 }
 
-/* Audits a refused transport key at most once a minute per key. */
+/* Audits a refused transport key at most once a minute per key, and at most
+ * REFUSED_AUDIT_MAX keys a minute in all: keys cost nothing to make, and anyone who can
+ * reach the port could otherwise write audit rows and log lines without end. What is
+ * left out is counted, and the next row audited says how many. */
 static void audit_refused(node_t *n, const uint8_t key[32], const char *address)
 {
     uint64_t now = liaison_now_ms();
@@ -81,11 +85,24 @@ static void audit_refused(node_t *n, const uint8_t key[32], const char *address)
     }
     if (memcmp(slot->key, key, 32) == 0 && now - slot->last_ms < REFUSED_AUDIT_MS)
         return;
+    if (now - n->refused_window_ms >= REFUSED_AUDIT_MS || now < n->refused_window_ms) {
+        n->refused_window_ms = now;
+        n->refused_in_window = 0;
+    }
+    if (n->refused_in_window >= REFUSED_AUDIT_MAX) {
+        n->refused_unrecorded++;
+        return;
+    }
+    n->refused_in_window++;
     memcpy(slot->key, key, 32);
     slot->last_ms = now;
-    char fp[17], details[200];
+    char fp[17], details[300], more[96] = "";
     key_fp(key, fp);
-    snprintf(details, sizeof details, "transport key %s... from %s is not in the directory", fp, address);
+    if (n->refused_unrecorded)
+        snprintf(more, sizeof more, " (and %" PRIu64 " refused handshakes before it not recorded one by one)",
+                 n->refused_unrecorded);
+    n->refused_unrecorded = 0;
+    snprintf(details, sizeof details, "transport key %s... from %s is not in the directory%s", fp, address, more);
     log_warn("refused connection: %s", details);
     if (store_op_begin(n->store) == 0) {
         audit_entry_t e = {.actor = "daemon", .action = "transport-refused", .outcome = "refused", .details = details};

@@ -17,6 +17,7 @@ import pwd
 import random
 import shutil
 import sqlite3
+import stat
 import subprocess
 import tempfile
 import threading
@@ -764,3 +765,97 @@ def _group_exists(name):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReviewIdTakesOverThread(NodeTest):
+    """A peer told of a conversation must not turn it into a case review: an open (or an
+    add naming the recipient) whose review id is already the id or thread of a message
+    the recipient holds is refused (REJECT_POLICY), so ordinary replies in that thread
+    keep arriving (PROTOCOL.md 8.5)."""
+
+    def review_payload(self, review_id, action):
+        patient = field(2, field(1, "P-1042"))
+        if action == "open":
+            kind = field(3, field(1, "Hijack?") + field(2, "b"))
+        else:
+            kind = field(5, field(1, "b") + field(2, "c") + field(3, "Hijack?"))
+        return field(1, review_id) + patient + kind
+
+    def test_review_id_of_a_held_thread_is_refused(self):
+        a = self.node("a")  # the hostile peer: rawpeer speaks with a's keys
+        b = self.node("b")
+        c = self.node("c")
+        link(a, b, c)
+        # c starts a conversation with a and b: its id is the thread a now knows.
+        thread = c.send("a,b", "first message of a conversation")
+        self.wait_delivered(c, thread, "b")
+        self.wait_delivered(c, thread, "a")
+        for action in ("open", "add"):
+            with self.subTest(action=action):
+                path = os.path.join(self.base, "review-%s.bin" % action)
+                with open(path, "wb") as f:
+                    f.write(self.review_payload(bytes.fromhex(thread), action))
+                lines, _ = a.rawpeer(b, "--timeout-ms", "8000", "envelope", "--content-type", "5", "--thread",
+                                     thread, "--payload-file", path, "--to", "b")
+                self.assertEqual(len(lines), 1, lines)
+                self.assertTrue(lines[0].startswith("reject 10 "), lines[0])
+                self.assertIn("already the id of a message or thread", lines[0])
+                self.assertEqual(b.query("SELECT count(*) FROM reviews"), [(0,)])
+        # The conversation goes on: c's reply in the thread reaches b.
+        reply = c.send("b", "a reply in the same conversation", extra=("--thread", thread))
+        self.wait_delivered(c, reply, "b")
+
+
+class PrivateFiles(NodeTest):
+    """Another local user must not read the database (who wrote to whom, when, about
+    which patient tag, and the audit log), nor slip files into a node's directories:
+    liaison init refuses a directory others can change or that belongs to someone else,
+    the database and its -wal and -shm files are 0600 whatever the umask, and liaisond
+    refuses to start in such a directory."""
+
+    def init(self, home):
+        old = os.umask(0o022)
+        try:
+            return subprocess.run([harness.LIAISON, "--home", home, "init", "--id", "x", "--role", "nurse",
+                                   "--listen", "tcp://127.0.0.1:%d" % harness.free_port()],
+                                  capture_output=True, text=True, timeout=30)
+        finally:
+            os.umask(old)
+
+    def test_init_refuses_a_directory_others_can_change(self):
+        home = os.path.join(self.base, "shared")
+        os.mkdir(home)
+        os.chmod(home, 0o777)
+        r = self.init(home)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("can be changed by other users", r.stderr)
+        self.assertIn("chmod go-w", r.stderr)
+        self.assertEqual(sorted(os.listdir(home)), [])
+
+    def test_database_files_are_private_and_daemon_checks_its_directories(self):
+        old = os.umask(0o022)
+        try:
+            a = self.node("a")
+            b = self.node("b")
+        finally:
+            os.umask(old)
+        link(a, b)
+        mid = a.send("b", "a note for b")
+        self.wait_delivered(a, mid, "b")
+        for node in (a, b):
+            for suffix in ("", "-wal", "-shm"):
+                path = node.db_path + suffix
+                if os.path.exists(path):
+                    with self.subTest(node=node.id, file=os.path.basename(path)):
+                        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        # A database left readable by an earlier init is made private at start-up.
+        a.stop()
+        os.chmod(a.db_path, 0o644)
+        a.start()
+        self.assertEqual(stat.S_IMODE(os.stat(a.db_path).st_mode), 0o600)
+        # A runtime directory others can change: liaisond does not start.
+        b.stop()
+        os.chmod(os.path.join(b.home, "run"), 0o777)
+        p = subprocess.run([harness.LIAISOND, "--home", b.home], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("can be changed by other users", p.stderr)

@@ -448,5 +448,44 @@ class Interop(NodeTest):
         self.assertEqual(b.audit("rollback-detected"), [])
         self.assertEqual(b.json("status")["alarms"], [])
 
+class RefusedKeyFlood(NodeTest):
+    """A network attacker not in the directory (section 4): handshakes with ever new
+    transport keys, which cost nothing to make, must not write an audit row and a log
+    line each before authentication. At most 10 refused keys a minute are recorded one
+    by one (section 11); the next row recorded says how many were not."""
+
+    KEYS = 40
+
+    def test_many_fresh_keys_are_audited_a_bounded_number_of_times(self):
+        b = self.node("b")
+        with open(b.card_file) as f:
+            server = pypeer.z85.encode(pypeer.Card(WIRE, f.read()).transport_pk)
+        seq = b.query("SELECT coalesce(max(seq), 0) FROM audit")[0][0]
+        ctx = zmq.Context()
+        socks = []
+        try:
+            for _ in range(self.KEYS):
+                pub, sec = zmq.curve_keypair()
+                s = ctx.socket(zmq.DEALER)
+                s.setsockopt(zmq.LINGER, 0)
+                s.curve_serverkey, s.curve_publickey, s.curve_secretkey = server, pub, sec
+                s.connect(b.endpoint)
+                socks.append(s)
+            # libzmq retries a refused handshake: every key is refused at least once.
+            time.sleep(3)
+            self.assertEqual(b.cli("status", check=False).returncode, 0)
+        finally:
+            for s in socks:
+                s.close(0)
+            ctx.term()
+        rows = [r for r in b.audit("transport-refused") if r[0] > seq]
+        self.assertGreaterEqual(len(rows), 1)
+        self.assertLessEqual(len(rows), 10, "one audit row per fresh key: %d rows" % len(rows))
+        with open(b.log, errors="replace") as f:
+            logged = f.read().count("refused connection:")
+        self.assertLessEqual(logged, 10, "one log line per fresh key")
+        self.assertIsNone(b.proc.poll(), "liaisond b exited")
+
+
 if __name__ == "__main__":
     unittest.main()
