@@ -576,8 +576,12 @@ static void stop(daemon_state_t *d)
     node_t *n = &d->node;
     /* Only a daemon that started says it stopped: a start refused half-way (a log that
      * fails verification, above all) appends nothing. */
-    if (n->store && n->audit && n->started_ms)
+    if (n->store && n->audit && n->started_ms) {
         audit_daemon(n, "daemon-stopped", NULL);
+        if (witness_final_checkpoint(n) != 0)
+            log_warn("checkpoint: the last entries of this run are not signed (a checkpoint at the next start will"
+                     " cover them)");
+    }
     verifier_stop(&n->verifier);
     control_stop(n);
     transport_stop(n);

@@ -257,6 +257,35 @@ def normal_sql(text):
     return sorted(out)
 
 
+class StopCheckpoint(TamperBase):
+    """An orderly stop signs a checkpoint of the whole log: a node at rest has no
+    unanchored tail, so removing its last entries shows in the file alone."""
+
+    def test_stopped_node_has_no_unanchored_tail(self):
+        self.assertEqual(self.cp, self.size)
+        self.assertEqual(self.q("SELECT action FROM audit WHERE seq = ?", (self.size,))[0][0], "daemon-stopped")
+        r = self.verify()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("not yet anchored", r.stdout + r.stderr)
+
+    def test_last_entries_removed_while_stopped(self):
+        self.attack("DELETE FROM audit WHERE seq > %d" % (self.size - 2))
+        self.assertCaught(self.verify(), "truncated", "entries %d..%d were removed" % (self.size - 1, self.size))
+
+    def test_restart_extends_the_final_checkpoint(self):
+        # The next run's checkpoints extend the one signed at the stop: the peer accepts
+        # them without an alarm.
+        self.a.start()
+        self.b.start()
+        for i in range(4):
+            mid = self.a.send("b", "after the restart %d" % i)
+        self.wait_delivered(self.a, mid, "b")
+        wait_for(lambda: self.b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0] > self.size, 20,
+                 "b to witness a checkpoint of the new run")
+        self.assertEqual(self.b.audit("witness-alarm"), [])
+        self.assertEqual(self.a.audit("rollback-detected"), [])
+
+
 class StartupCheck(TamperBase):
     """liaisond verifies its own log before it appends to it: a log changed while the
     daemon was stopped must not be extended, nor signed over by a new checkpoint."""
