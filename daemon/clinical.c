@@ -428,3 +428,16 @@ void clinical_tick(node_t *n)
     store_overdue_scan(n->store, oc.now, (uint64_t)n->cfg.ack_routine_s * 1000u, (uint64_t)n->cfg.ack_urgent_s * 1000u,
                        false, flag_one, &oc);
 }
+
+bool clinical_ack_audit(node_t *n, const uint8_t ref_id[static LIAISON_MSGID_BYTES],
+                        uint8_t tag[static LIAISON_HASH_BYTES], char *details, size_t len)
+{
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(ref_id, hex);
+    snprintf(details, len, "acknowledges %s", hex);
+    store_msg_t m;
+    if (store_msg_get(n->store, ref_id, &m, NULL, NULL, NULL, NULL) != 0 || !m.has_patient_tag)
+        return false;
+    memcpy(tag, m.patient_tag, LIAISON_HASH_BYTES);
+    return true;
+}

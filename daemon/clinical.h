@@ -40,4 +40,13 @@ int clinical_record(node_t *n, const char *sender, const uint8_t msgid[static LI
  * finished hook processes. Called periodically. */
 void clinical_tick(node_t *n);
 
+/* What the audit entries of an acknowledgement say besides its own id: details
+ * "acknowledges ID" (the acknowledged message, always written to details), and the
+ * patient tag of the acknowledged message as this node holds it, so that the
+ * acknowledgement (and its comment) is found by patient and counted among the
+ * patient's disclosures. Returns true with tag filled if that message is held and
+ * tagged, false otherwise. */
+bool clinical_ack_audit(node_t *n, const uint8_t ref_id[static LIAISON_MSGID_BYTES],
+                        uint8_t tag[static LIAISON_HASH_BYTES], char *details, size_t len);
+
 #endif

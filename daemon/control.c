@@ -333,10 +333,15 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
                              now) == 0;
         for (size_t i = 1; ok && i < nr; i++)
             ok = store_delivery_add(n->store, msgid, rc[i].id, now) == 0;
+        uint8_t ack_tag[LIAISON_HASH_BYTES];
+        char ack_details[64] = "";
+        bool ack_tagged = ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK &&
+                          clinical_ack_audit(n, info.ref_id, ack_tag, ack_details, sizeof ack_details);
         for (size_t i = 1; ok && i < nr; i++) {
             audit_entry_t a = {.actor = c->actor, .action = "message-queued", .outcome = "ok", .message_id = msgid,
                                .peer = rc[i].id, .content_type = ct,
-                               .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
+                               .patient_tag = m.has_patient_tag ? m.patient_tag : ack_tagged ? ack_tag : NULL,
+                               .details = ack_details[0] ? ack_details : NULL};
             ok = node_audit(n, &a) == 0;
         }
         if (store_op_end(n->store, ok) != 0)

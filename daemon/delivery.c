@@ -239,9 +239,14 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     if (ok) {
         char actor[LIAISON_MAX_ID + 8];
         snprintf(actor, sizeof actor, "peer:%s", peer);
+        uint8_t ack_tag[LIAISON_HASH_BYTES];
+        char ack_details[64] = "";
+        bool ack_tagged = ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK &&
+                          clinical_ack_audit(n, info.ref_id, ack_tag, ack_details, sizeof ack_details);
         audit_entry_t a = {.actor = actor, .action = "message-received", .outcome = "ok", .message_id = msgid,
                            .peer = peer, .content_type = ct,
-                           .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
+                           .patient_tag = m.has_patient_tag ? m.patient_tag : ack_tagged ? ack_tag : NULL,
+                           .details = ack_details[0] ? ack_details : NULL};
         ok = store_msg_insert(n->store, &m, bytes, len, receipt, receipt_len) == 0 &&
              clinical_record(n, h->sender, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, h->recipients,
                              h->n_recipients, h->created_ms) == 0 &&
@@ -344,9 +349,14 @@ static void receipt_checked(node_t *n, peer_t *p, const receipt_t *r, const char
     int rc = store_delivery_done(n->store, r->message_id, p->card.id, bytes, len, liaison_now_ms());
     bool ok = rc >= 0;
     if (rc == 0) {
+        uint8_t ack_tag[LIAISON_HASH_BYTES];
+        char ack_details[64] = "";
+        bool ack_tagged = m.has_ref && m.content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK &&
+                          clinical_ack_audit(n, m.ref_id, ack_tag, ack_details, sizeof ack_details);
         audit_entry_t a = {.actor = actor, .action = "message-delivered", .outcome = "ok",
                            .message_id = r->message_id, .peer = p->card.id, .content_type = m.content_type,
-                           .patient_tag = m.has_patient_tag ? m.patient_tag : NULL};
+                           .patient_tag = m.has_patient_tag ? m.patient_tag : ack_tagged ? ack_tag : NULL,
+                           .details = ack_details[0] ? ack_details : NULL};
         ok = node_audit(n, &a) == 0;
         text_msgid_to_hex(r->message_id, hex);
         log_debug("delivered %s to %s", hex, p->card.id);

@@ -18,6 +18,7 @@
 #include <systemd/sd-daemon.h>
 #include <zmq.h>
 
+#include "audit_verify.h"
 #include "backfill.h"
 #include "clinical.h"
 #include "control.h"
@@ -430,6 +431,39 @@ static void private_db_files(const paths_t *p)
     }
 }
 
+/* Verifies this node's own audit log (hash chain, Merkle roots, the signatures of its
+ * checkpoints) before anything is appended to it. A log that fails was changed outside
+ * liaisond: appending to it, and above all signing a new checkpoint over it, would
+ * anchor the change under this node's signature, so the daemon does not start. */
+static int check_audit_log(node_t *n, store_t *s, char *err, size_t errlen)
+{
+    audit_verify_opts_t o = {.sign_pk = n->keys->sign_pk};
+    audit_report_t *r = malloc(sizeof *r);
+    int rc = -1;
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (audit_verify_db(store_db(s), &o, r) != 0) {
+        snprintf(err, errlen, "cannot verify the audit log in %s: %.*s", n->paths.db_file,
+                 (int)strcspn(r->text, "\n"), r->text);
+    } else if (!r->ok) {
+        /* The report's first FAIL line names the entry or checkpoint. */
+        const char *what = strstr(r->text, "FAIL: ");
+        what = what ? what + 6 : r->text;
+        snprintf(err, errlen,
+                 "the audit log in %s fails verification: %.*s. It was changed outside liaisond; liaisond will"
+                 " not append to it or sign a checkpoint over it. Keep a copy of the file as evidence and tell"
+                 " the care team's auditor (the full report: liaison audit verify --db COPY --card %s), then"
+                 " restore this node's newest backup that verifies",
+                 n->paths.db_file, (int)strcspn(what, "\n"), what, n->paths.card_file);
+    } else {
+        rc = 0;
+    }
+    free(r);
+    return rc;
+}
+
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
@@ -469,7 +503,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
             return 0;
         store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
         int rc = s && check_identity(n, s, err, errlen) == 0 &&
-                         (pk != PATIENT_KEY_MISSING || patient_key_missing(n, s, false, err, errlen) == 0)
+                         (pk != PATIENT_KEY_MISSING || patient_key_missing(n, s, false, err, errlen) == 0) &&
+                         check_audit_log(n, s, err, errlen) == 0
                      ? 0
                      : -1;
         store_close(&s);
@@ -490,7 +525,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         witness_open(n, err, errlen) != 0)
         return -1;
     if (check_identity(n, n->store, err, errlen) != 0 ||
-        (pk == PATIENT_KEY_MISSING && patient_key_missing(n, n->store, true, err, errlen) != 0))
+        (pk == PATIENT_KEY_MISSING && patient_key_missing(n, n->store, true, err, errlen) != 0) ||
+        check_audit_log(n, n->store, err, errlen) != 0)
         return -1;
     if (backfill_start(&n->backfill, store_db(n->store), n->paths.db_file, BACKFILL_FRAMES, BACKFILL_HARD_FRAMES, err,
                        errlen) != 0)
@@ -566,8 +602,14 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
 static void stop(daemon_state_t *d)
 {
     node_t *n = &d->node;
-    if (n->store && n->audit)
+    /* Only a daemon that started says it stopped: a start refused half-way (a log that
+     * fails verification, above all) appends nothing. */
+    if (n->store && n->audit && n->started_ms) {
         audit_daemon(n, "daemon-stopped", NULL);
+        if (witness_final_checkpoint(n) != 0)
+            log_warn("checkpoint: the last entries of this run are not signed (a checkpoint at the next start will"
+                     " cover them)");
+    }
     verifier_stop(&n->verifier);
     control_stop(n);
     transport_stop(n);
@@ -630,7 +672,7 @@ int main(int argc, char **argv)
     if (sodium_init() < 0)
         fatalx("libsodium could not be initialized");
     daemon_state_t d = {.sigfd = -1, .lockfd = -1};
-    char err[512] = "";
+    char err[1024] = "";
     if (start(&d, home, check, err, sizeof err) != 0) {
         log_err("%s", err);
         stop(&d);

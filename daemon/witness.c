@@ -116,6 +116,8 @@ static void offer(node_t *n, peer_t *p)
     free(buf);
 }
 
+static int sign_checkpoint(node_t *n, uint64_t now);
+
 void witness_peer_up(node_t *n, peer_t *p)
 {
     p->witness_sent = 0;
@@ -136,22 +138,42 @@ void witness_after_commit(node_t *n)
         return;
     bool due = (uint64_t)size - n->cp_size >= n->cfg.checkpoint_entries ||
                now - n->cp_time_ms >= (uint64_t)n->cfg.checkpoint_seconds * 1000u;
-    if (!due)
+    if (!due || sign_checkpoint(n, now) != 0)
         return;
+    for (size_t i = 0; i < n->dir.n; i++)
+        offer(n, n->dir.peers[i]);
+}
+
+int witness_final_checkpoint(node_t *n)
+{
+    if (store_in_txn(n->store))
+        return -1;
+    int64_t size = audit_size(n->audit);
+    if (size < 0)
+        return -1;
+    if ((uint64_t)size <= n->cp_size)
+        return 0;
+    return sign_checkpoint(n, liaison_now_ms());
+}
+
+/* Signs a checkpoint of the whole committed log at time now and commits it. 0 or -1
+ * (logged). */
+static int sign_checkpoint(node_t *n, uint64_t now)
+{
     const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
     uint64_t nl = 0;
     checkpoint_t cp = {.time_ms = now};
     if (audit_leaves(n->audit, &leaves, &nl) != 0 || nl == 0) {
         log_warn("checkpoint: cannot read the audit log");
-        return;
+        return -1;
     }
     cp.size = nl;
     snprintf(cp.node_id, sizeof cp.node_id, "%s", n->cfg.id);
     if (merkle_root_o(leaves, audit_tree(n->audit), nl, cp.root) != 0)
-        return;
+        return -1;
     char *note = checkpoint_sign(&cp, n->keys);
     if (!note)
-        return;
+        return -1;
     /* Stored and committed before anyone sees it: an honest crash must never look
      * like a rollback. */
     sqlite3 *db = store_db(n->store);
@@ -171,15 +193,14 @@ void witness_after_commit(node_t *n)
         store_rollback(n->store);
         log_warn("checkpoint: cannot store: %s", sqlite3_errmsg(db));
         free(note);
-        return;
+        return -1;
     }
     free(n->cp_note);
     n->cp_note = note;
     n->cp_size = cp.size;
     n->cp_time_ms = now;
     log_debug("checkpoint at %" PRIu64 " entries", cp.size);
-    for (size_t i = 0; i < n->dir.n; i++)
-        offer(n, n->dir.peers[i]);
+    return 0;
 }
 
 /* Records an alarm: a row in witness_alarms (shown by `liaison status`, keeping both

@@ -19,6 +19,12 @@ void witness_close(node_t *n);
  * stores it (committed before it is sent), and offers it to connected peers. */
 void witness_after_commit(node_t *n);
 
+/* At an orderly stop, after the last entry (daemon-stopped) is committed: signs a
+ * checkpoint of the whole log if entries are not yet covered by one, so that a node
+ * at rest has no unanchored tail (peers receive it when they next connect). Sends
+ * nothing. 0, or -1 (inside a transaction, or the log cannot be read or signed). */
+int witness_final_checkpoint(node_t *n);
+
 /* A peer's connection came up: offer it our latest checkpoint. */
 void witness_peer_up(node_t *n, peer_t *p);
 

@@ -8,9 +8,11 @@ import re
 import shutil
 import sqlite3
 import struct
+import subprocess
 import time
 import unittest
 
+import harness
 from harness import NodeTest, link, wait_for
 
 CHAIN_DOMAIN = b"liaison-v1/audit-chain\x00"
@@ -38,7 +40,7 @@ def encode(row):
             + lp(mid) + lp(peer.encode()) + struct.pack(">I", ct) + lp(tag) + lp(details.encode()))
 
 
-class Tamper(NodeTest):
+class TamperBase(NodeTest):
     """One node with some history and a signed checkpoint; each test attacks a copy."""
 
     def setUp(self):
@@ -91,6 +93,8 @@ class Tamper(NodeTest):
         for w in words:
             self.assertIn(w, out)
 
+
+class Tamper(TamperBase):
     def test_untouched_copy_verifies(self):
         r = self.verify()
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -251,6 +255,95 @@ def normal_sql(text):
         if stmt:
             out.append(stmt.rstrip(";"))
     return sorted(out)
+
+
+class StopCheckpoint(TamperBase):
+    """An orderly stop signs a checkpoint of the whole log: a node at rest has no
+    unanchored tail, so removing its last entries shows in the file alone."""
+
+    def test_stopped_node_has_no_unanchored_tail(self):
+        self.assertEqual(self.cp, self.size)
+        self.assertEqual(self.q("SELECT action FROM audit WHERE seq = ?", (self.size,))[0][0], "daemon-stopped")
+        r = self.verify()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotIn("not yet anchored", r.stdout + r.stderr)
+
+    def test_last_entries_removed_while_stopped(self):
+        self.attack("DELETE FROM audit WHERE seq > %d" % (self.size - 2))
+        self.assertCaught(self.verify(), "truncated", "entries %d..%d were removed" % (self.size - 1, self.size))
+
+    def test_restart_extends_the_final_checkpoint(self):
+        # The next run's checkpoints extend the one signed at the stop: the peer accepts
+        # them without an alarm.
+        self.a.start()
+        self.b.start()
+        for i in range(4):
+            mid = self.a.send("b", "after the restart %d" % i)
+        self.wait_delivered(self.a, mid, "b")
+        wait_for(lambda: self.b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0] > self.size, 20,
+                 "b to witness a checkpoint of the new run")
+        self.assertEqual(self.b.audit("witness-alarm"), [])
+        self.assertEqual(self.a.audit("rollback-detected"), [])
+
+
+class StartupCheck(TamperBase):
+    """liaisond verifies its own log before it appends to it: a log changed while the
+    daemon was stopped must not be extended, nor signed over by a new checkpoint."""
+
+    def start_on_copy(self):
+        a = self.a
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(a.db_path + suffix):
+                os.remove(a.db_path + suffix)
+        shutil.copy(self.copy, a.db_path)
+        with open(a.log, "w"):
+            pass
+        a.start(wait=False)
+        rc = a.proc.wait(20)
+        a.logf.close()
+        return rc, open(a.log).read()
+
+    def test_restart_of_an_untouched_log(self):
+        self.a.start()
+        self.a.stop()
+        self.a.start()
+        self.assertNotIn("ALARM", self.a.cli("status").stdout)
+
+    def test_edited_entry_refused_at_start(self):
+        self.attack("UPDATE audit SET details = 'nothing to see' WHERE seq = 3")
+        cps = self.q("SELECT count(*) FROM checkpoints")[0][0]
+        rc, log = self.start_on_copy()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn("fails verification: entry 3", log)
+        self.assertIn("changed after it was written", log)
+        self.assertIn("Keep a copy of the file as evidence", log)
+        # Nothing was appended or signed over the changed log.
+        self.assertEqual(self.a.query("SELECT max(seq) FROM audit")[0][0], self.size)
+        self.assertEqual(self.a.query("SELECT count(*) FROM checkpoints")[0][0], cps)
+        # --check-config says the same before a start is tried.
+        p = subprocess.run([harness.LIAISOND, "--home", self.a.home, "--check-config"], capture_output=True, text=True)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("fails verification: entry 3", p.stderr)
+
+    def test_unanchored_tail_rewritten_refused_at_start(self):
+        # Entries after the last checkpoint, changed without fixing their hashes: the
+        # next checkpoint would otherwise sign the change.
+        self.attack("UPDATE audit SET actor = 'user:nobody' WHERE seq = %d" % self.size)
+        rc, log = self.start_on_copy()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn("fails verification: entry %d" % self.size, log)
+
+    def test_deleted_entry_refused_at_start(self):
+        self.attack("DELETE FROM audit WHERE seq = 4")
+        rc, log = self.start_on_copy()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn("entry 4 is missing", log)
+
+    def test_forged_checkpoint_refused_at_start(self):
+        self.attack("UPDATE checkpoints SET note = replace(note, 'time 1', 'time 2') WHERE tree_size = %d" % self.cp)
+        rc, log = self.start_on_copy()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn("checkpoint at %d entries" % self.cp, log)
 
 
 class Schema(NodeTest):

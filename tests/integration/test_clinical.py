@@ -310,3 +310,39 @@ class Clinical(NodeTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AckAudit(NodeTest):
+    """An acknowledgement is about the patient of the message it acknowledges: its audit
+    entries carry that patient's tag and name the acknowledged message, on every node,
+    so an auditor can tell from the audit tools alone whether, by whom and when a
+    medication change was acknowledged, and the comment counts as a disclosure."""
+
+    def test_ack_is_audited_with_patient_and_acknowledged_message(self):
+        psy = self.node("psy", role="psychiatrist")
+        ther = self.node("ther", role="therapist")
+        rx = self.node("rx", role="pharmacist")
+        link(psy, ther, rx)
+        mid = med_change(psy, "ther,rx", "P-1042")
+        wait_for(lambda: ther.has_message(mid) and rx.has_message(mid), 20, "the medication change")
+        ther.cli("ack", mid, "--comment", "Seen; will watch for activation.")
+        wait_for(lambda: psy.audit("message-received")
+                 and any(r[6] == "acknowledges " + mid for r in psy.audit("message-received")), 20,
+                 "the acknowledgement at the psychiatrist")
+        # At the author: the log by patient shows who acknowledged which change, and when.
+        log = json.loads(psy.cli("audit", "log", "--patient", "P-1042", "--action", "message-received",
+                                 "--json").stdout)["entries"]
+        acks = [e for e in log if e["content_type"] == "acknowledgement"]
+        self.assertEqual([(e["actor"], e["details"]) for e in acks], [("peer:ther", "acknowledges " + mid)])
+        # At the acknowledging node: the acknowledgement went to the author and to the
+        # other recipient, and is in the patient's accounting of disclosures.
+        wait_for(lambda: len(ther.audit("message-delivered")) >= 2, 20, "the acknowledgement's deliveries")
+        out = json.loads(ther.cli("audit", "disclosures", "--patient", "P-1042", "--json").stdout)
+        rows = [(d["recipient"], d["kind"], d["status"]) for d in out["disclosures"]]
+        self.assertIn(("psy", "acknowledgement", "disclosed"), rows)
+        self.assertIn(("rx", "acknowledgement", "disclosed"), rows)
+        queued = ther.audit("message-queued")
+        self.assertTrue(queued and all(r[6] == "acknowledges " + mid for r in queued), queued)
+        # At the other recipient, too.
+        wait_for(lambda: any(r[6] == "acknowledges " + mid for r in rx.audit("message-received")), 20,
+                 "the acknowledgement at the pharmacist")

@@ -116,9 +116,11 @@ class Export(NodeTest):
         self.assertEqual([d["recipient"] for d in disc["disclosures"]], ["dr.alvarez"])
         self.assertEqual(disc["disclosures"][0]["kind"], "medication-change")
         self.assertEqual(disc["disclosures"][0]["status"], "disclosed")
-        # The therapist's node accounts for the note it disclosed.
+        # The therapist's node accounts for the note it disclosed, and for its
+        # acknowledgement of the medication change (about the same patient).
         mine = self.t.json("audit", "disclosures", "--patient", "P-7731")
-        self.assertEqual([(d["recipient"], d["kind"]) for d in mine["disclosures"]], [("dr.okafor", "progress-note")])
+        self.assertEqual([(d["recipient"], d["kind"]) for d in mine["disclosures"]],
+                         [("dr.okafor", "progress-note"), ("dr.okafor", "acknowledgement")])
 
     def test_jsonl_since_output_and_errors(self):
         lines = self.p.cli("audit", "export", "--format", "jsonl").stdout.splitlines()
