@@ -249,6 +249,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
             check_cp(r, pk, opts->extra_checkpoint, seq, root, "given");
         }
         expect = seq + 1;
+        if (opts && opts->progress && seq % AUDIT_VERIFY_PROGRESS == 0)
+            opts->progress(opts->progress_ctx, seq);
     }
     if (step != SQLITE_DONE) {
         say(r, "cannot read the audit log: %s\n", sqlite3_errmsg(db));
