@@ -17,17 +17,25 @@ struct audit {
     sqlite3_stmt *insert;
     sqlite3_stmt *count;
     sqlite3_stmt *since;
-    uint8_t (*leaves)[LIAISON_HASH_BYTES];
-    uint64_t n_leaves, cap_leaves;
+    sqlite3_stmt *range;
+    uint64_t n_leaves; /* committed entries the tree covers (brought up to date by audit_sync) */
     /* Hashes of every complete, aligned perfect subtree of 2^(TREE_MIN_LEVEL + i) leaves,
      * kept as leaves arrive, so roots and proofs over the whole log cost O(log n)
      * (a checkpoint of a million-entry log would otherwise rehash a million leaves). */
     uint8_t (*level[64])[LIAISON_HASH_BYTES];
     uint64_t n_level[64], cap_level[64];
+    /* Leaf hashes are not all kept (32 bytes an entry would grow without end): only those
+     * of the last, incomplete block, and one older block read back from the table when a
+     * proof reaches into it (an auditor's inclusion proof, a consistency proof from a
+     * peer's older checkpoint). */
+    uint8_t tail[256][LIAISON_HASH_BYTES];
+    uint8_t old[256][LIAISON_HASH_BYTES];
+    uint64_t old_block; /* the block old holds, UINT64_MAX for none */
     merkle_oracle_t oracle;
 };
 
-#define TREE_MIN_LEVEL 8u /* 256 leaves */
+#define TREE_MIN_LEVEL 8u /* 256 leaves: one block */
+#define BLOCK (1u << TREE_MIN_LEVEL)
 
 static int level_push(audit_t *a, unsigned i, const uint8_t h[static LIAISON_HASH_BYTES])
 {
@@ -46,12 +54,10 @@ static int level_push(audit_t *a, unsigned i, const uint8_t h[static LIAISON_HAS
 /* After leaf n_leaves was appended: record the subtrees it completes. */
 static int tree_grow(audit_t *a)
 {
-    uint64_t block = 1u << TREE_MIN_LEVEL;
-    if (a->n_leaves % block != 0)
+    if (a->n_leaves % BLOCK != 0)
         return 0;
     uint8_t h[LIAISON_HASH_BYTES];
-    if (merkle_root((const uint8_t(*)[LIAISON_HASH_BYTES])a->leaves + (a->n_leaves - block), block, h) != 0 ||
-        level_push(a, 0, h) != 0)
+    if (merkle_root((const uint8_t(*)[LIAISON_HASH_BYTES])a->tail, BLOCK, h) != 0 || level_push(a, 0, h) != 0)
         return -1;
     for (unsigned i = 0; i + 1 < 64 && a->n_level[i] % 2 == 0; i++) {
         merkle_node_hash(a->level[i][a->n_level[i] - 2], a->level[i][a->n_level[i] - 1], h);
@@ -61,11 +67,60 @@ static int tree_grow(audit_t *a)
     return 0;
 }
 
+/* The leaf hash of the entry in the current row of st (columns as audit_record_from_row),
+ * which must be entry seq. Returns 0 or -1. */
+static int row_leaf(sqlite3_stmt *st, uint64_t seq, uint8_t out[static LIAISON_HASH_BYTES])
+{
+    audit_record_t r;
+    uint8_t *e = NULL;
+    size_t elen = 0;
+    if (audit_record_from_row(st, 0, &r) != 0 || r.seq != seq || audit_encode(&r, &e, &elen) != 0)
+        return -1;
+    merkle_leaf_hash(e, elen, out);
+    free(e);
+    return 0;
+}
+
+/* Reads the leaves of complete block b (entries b*BLOCK+1 .. (b+1)*BLOCK) into a->old. */
+static int load_block(audit_t *a, uint64_t b)
+{
+    if (a->old_block == b)
+        return 0;
+    a->old_block = UINT64_MAX;
+    sqlite3_stmt *st = a->range;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)(b * BLOCK));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)((b + 1) * BLOCK));
+    uint64_t got = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (got == BLOCK || row_leaf(st, b * BLOCK + got + 1, a->old[got]) != 0)
+            break;
+        got++;
+    }
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE || got != BLOCK)
+        return -1;
+    a->old_block = b;
+    return 0;
+}
+
+/* The oracle over the whole log: subtrees of a block or more from the level hashes,
+ * smaller ones (down to single leaves) from the block's leaves. */
 static bool tree_perfect(void *ctx, uint64_t lo, uint64_t size, uint8_t out[static LIAISON_HASH_BYTES])
 {
-    const audit_t *a = ctx;
-    if (size < (1u << TREE_MIN_LEVEL) || (size & (size - 1)) != 0 || lo % size != 0)
+    audit_t *a = ctx;
+    if (size == 0 || (size & (size - 1)) != 0 || lo % size != 0 || lo + size > a->n_leaves)
         return false;
+    if (size < BLOCK) {
+        uint64_t b = lo / BLOCK;
+        const uint8_t(*leaves)[LIAISON_HASH_BYTES] = (const uint8_t(*)[LIAISON_HASH_BYTES])a->tail;
+        if (b < a->n_leaves / BLOCK) {
+            if (load_block(a, b) != 0)
+                return false;
+            leaves = (const uint8_t(*)[LIAISON_HASH_BYTES])a->old;
+        }
+        return merkle_root(leaves + lo % BLOCK, size, out) == 0;
+    }
     unsigned i = 0;
     while ((1ull << (TREE_MIN_LEVEL + i)) < size)
         i++;
@@ -113,6 +168,7 @@ audit_t *audit_open(store_t *s, char *err, size_t errlen)
         return NULL;
     }
     a->store = s;
+    a->old_block = UINT64_MAX;
     a->oracle = (merkle_oracle_t){.perfect = tree_perfect, .ctx = a};
     sqlite3 *db = store_db(s);
     if (sqlite3_prepare_v3(db, "SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1", -1,
@@ -127,7 +183,11 @@ audit_t *audit_open(store_t *s, char *err, size_t errlen)
         sqlite3_prepare_v3(db,
                            "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
                            " details FROM audit WHERE seq > ?1 ORDER BY seq",
-                           -1, SQLITE_PREPARE_PERSISTENT, &a->since, NULL) != SQLITE_OK) {
+                           -1, SQLITE_PREPARE_PERSISTENT, &a->since, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(db,
+                           "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                           " details FROM audit WHERE seq > ?1 AND seq <= ?2 ORDER BY seq",
+                           -1, SQLITE_PREPARE_PERSISTENT, &a->range, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "audit log: %s", sqlite3_errmsg(db));
         audit_close(&a);
         return NULL;
@@ -144,7 +204,7 @@ void audit_close(audit_t **ap)
     sqlite3_finalize(a->insert);
     sqlite3_finalize(a->count);
     sqlite3_finalize(a->since);
-    free(a->leaves);
+    sqlite3_finalize(a->range);
     for (unsigned i = 0; i < 64; i++)
         free(a->level[i]);
     free(a);
@@ -278,32 +338,17 @@ int audit_record_from_row(sqlite3_stmt *st, int col, audit_record_t *r)
     return 0;
 }
 
-int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint64_t *n)
+int audit_sync(audit_t *a, uint64_t *n)
 {
     sqlite3_stmt *st = a->since;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)a->n_leaves);
     int rc, out = 0;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        audit_record_t r;
-        uint8_t *e = NULL;
-        size_t elen = 0;
-        if (audit_record_from_row(st, 0, &r) != 0 || r.seq != a->n_leaves + 1 || audit_encode(&r, &e, &elen) != 0) {
+        if (row_leaf(st, a->n_leaves + 1, a->tail[a->n_leaves % BLOCK]) != 0) {
             out = -1;
             break;
         }
-        if (a->n_leaves == a->cap_leaves) {
-            uint64_t cap = a->cap_leaves ? a->cap_leaves * 2 : 1024;
-            void *p = realloc(a->leaves, cap * sizeof *a->leaves);
-            if (!p) {
-                free(e);
-                out = -1;
-                break;
-            }
-            a->leaves = p;
-            a->cap_leaves = cap;
-        }
-        merkle_leaf_hash(e, elen, a->leaves[a->n_leaves++]);
-        free(e);
+        a->n_leaves++;
         if (tree_grow(a) != 0) {
             out = -1;
             break;
@@ -312,7 +357,6 @@ int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint6
     if (out == 0 && rc != SQLITE_DONE)
         out = -1;
     sqlite3_reset(st);
-    *leaves = (const uint8_t(*)[LIAISON_HASH_BYTES])a->leaves;
     *n = a->n_leaves;
     return out;
 }

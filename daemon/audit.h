@@ -52,14 +52,15 @@ int64_t audit_append(audit_t *a, const audit_entry_t *e);
 /* Number of entries. */
 int64_t audit_size(audit_t *a);
 
-/* The Merkle leaf hashes (SHA-256(0x00 || E)) of every committed entry, in order,
- * brought up to date from the database. Call only when no transaction is open (so
- * that only committed entries are included). The array belongs to a and stays valid
- * until the next call. Returns 0 or -1. */
-int audit_leaves(audit_t *a, const uint8_t (**leaves)[LIAISON_HASH_BYTES], uint64_t *n);
+/* Brings the Merkle tree over the log up to date with every committed entry and sets n
+ * to their number. Call only when no transaction is open (so that only committed
+ * entries are included). Returns 0 or -1. */
+int audit_sync(audit_t *a, uint64_t *n);
 
-/* The precomputed subtree hashes over the leaves audit_leaves has read: pass it to the
- * merkle_*_o functions with those leaves. Valid while a is open. */
+/* The tree over the entries audit_sync has read, as an oracle that knows every perfect
+ * subtree, single leaves included: pass it with NULL leaves to the merkle_*_o functions
+ * (sizes up to the n audit_sync gave). Leaves older than the last incomplete block of
+ * 256 are read back from the table when asked for. Valid while a is open. */
 const merkle_oracle_t *audit_tree(const audit_t *a);
 
 /* Fills r from the columns seq, time_ms, actor, action, outcome, message_id, peer,

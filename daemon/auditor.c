@@ -223,12 +223,11 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
         resp->error = s->error;
         return;
     }
-    const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
     uint64_t nl = 0;
     size_t plen = 0;
     node_commit(n); /* leaves are read from committed entries only */
-    if (audit_leaves(n->audit, &leaves, &nl) != 0 || nl < n->cp_size ||
-        merkle_inclusion_proof_o(leaves, audit_tree(n->audit), n->cp_size, q->seq - 1, s->hashes, MAX_PROOF, &plen) != 0) {
+    if (audit_sync(n->audit, &nl) != 0 || nl < n->cp_size ||
+        merkle_inclusion_proof_o(NULL, audit_tree(n->audit), n->cp_size, q->seq - 1, s->hashes, MAX_PROOF, &plen) != 0) {
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot build the proof");
         return;
     }

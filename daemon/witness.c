@@ -85,14 +85,13 @@ static void offer(node_t *n, peer_t *p)
 {
     if (!n->cp_note || !p->connected || p->witness_sent == n->cp_size)
         return;
-    const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
     uint64_t nl = 0;
     uint8_t proof[MAX_PROOF][LIAISON_HASH_BYTES];
     size_t plen = 0;
     uint64_t old = p->witness_held <= n->cp_size ? p->witness_held : 0;
     if (old > 0 && old < n->cp_size) {
-        if (store_in_txn(n->store) || audit_leaves(n->audit, &leaves, &nl) != 0 || nl < n->cp_size ||
-            merkle_consistency_proof_o(leaves, audit_tree(n->audit), old, n->cp_size, proof, MAX_PROOF, &plen) != 0)
+        if (store_in_txn(n->store) || audit_sync(n->audit, &nl) != 0 || nl < n->cp_size ||
+            merkle_consistency_proof_o(NULL, audit_tree(n->audit), old, n->cp_size, proof, MAX_PROOF, &plen) != 0)
             return;
     }
     ProtobufCBinaryData items[MAX_PROOF];
@@ -160,16 +159,15 @@ int witness_final_checkpoint(node_t *n)
  * (logged). */
 static int sign_checkpoint(node_t *n, uint64_t now)
 {
-    const uint8_t(*leaves)[LIAISON_HASH_BYTES] = NULL;
     uint64_t nl = 0;
     checkpoint_t cp = {.time_ms = now};
-    if (audit_leaves(n->audit, &leaves, &nl) != 0 || nl == 0) {
+    if (audit_sync(n->audit, &nl) != 0 || nl == 0) {
         log_warn("checkpoint: cannot read the audit log");
         return -1;
     }
     cp.size = nl;
     snprintf(cp.node_id, sizeof cp.node_id, "%s", n->cfg.id);
-    if (merkle_root_o(leaves, audit_tree(n->audit), nl, cp.root) != 0)
+    if (merkle_root_o(NULL, audit_tree(n->audit), nl, cp.root) != 0)
         return -1;
     char *note = checkpoint_sign(&cp, n->keys);
     if (!note)

@@ -120,9 +120,10 @@ uint64_t merkle_builder_size(const merkle_builder_t *b)
 
 /* out = MTH(leaves[lo..hi)), lo <= hi. Without an oracle: one left-to-right pass. With
  * one: the right spine of the range is walked (at most 64 levels) and each perfect
- * left part is asked of the oracle first. */
-static void subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t lo,
-                         uint64_t hi, uint8_t out[static MERKLE_HASH_BYTES])
+ * left part is asked of the oracle first; a part it does not know is hashed from the
+ * leaves. Returns 0, or -1 if such a part is needed and leaves is NULL. */
+static int subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t lo,
+                        uint64_t hi, uint8_t out[static MERKLE_HASH_BYTES])
 {
     if (o && o->perfect) {
         uint8_t parts[MERKLE_MAX_DEPTH + 1][MERKLE_HASH_BYTES];
@@ -131,20 +132,22 @@ static void subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkl
          * perfect parts left to right, then fold them right to left. */
         while (hi - lo > 0) {
             uint64_t size = hi - lo, k = is_power_of_two(size) ? size : split_point(size);
-            if (!o->perfect(o->ctx, lo, k, parts[np]))
-                subtree_root(leaves, NULL, lo, lo + k, parts[np]);
+            if (!o->perfect(o->ctx, lo, k, parts[np]) && subtree_root(leaves, NULL, lo, lo + k, parts[np]) != 0)
+                return -1;
             np++;
             lo += k;
         }
         if (np == 0) {
             merkle_empty_root(out);
-            return;
+            return 0;
         }
         memcpy(out, parts[np - 1], MERKLE_HASH_BYTES);
         for (unsigned i = np - 1; i-- > 0;)
             merkle_node_hash(parts[i], out, out);
-        return;
+        return 0;
     }
+    if (!leaves && hi > lo)
+        return -1;
     merkle_builder_t b;
 
     merkle_builder_init(&b);
@@ -154,6 +157,7 @@ static void subtree_root(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkl
             break;
     }
     merkle_builder_root(&b, out);
+    return 0;
 }
 
 int merkle_root_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracle_t *o, uint64_t n,
@@ -161,10 +165,9 @@ int merkle_root_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const merkle_oracl
 {
     int rc = -1;
 
-    if (!leaves && n > 0)
+    if (!leaves && !o && n > 0)
         goto out;
-    subtree_root(leaves, o, 0, n, out);
-    rc = 0;
+    rc = subtree_root(leaves, o, 0, n, out);
 out:
     return rc;
 }
@@ -207,7 +210,7 @@ int merkle_inclusion_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const m
     if (!plen)
         goto out;
     *plen = 0;
-    if (!leaves || (!proof && cap > 0) || index >= n)
+    if ((!leaves && !o) || (!proof && cap > 0) || index >= n)
         goto out;
     /* PATH(m, D[n]) = PATH(m, D[0:k]) : MTH(D[k:n]) for m < k,
      *               = PATH(m - k, D[k:n]) : MTH(D[0:k]) otherwise.
@@ -215,10 +218,12 @@ int merkle_inclusion_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const m
     while (hi - lo > 1) {
         uint64_t k = split_point(hi - lo);
         if (index < lo + k) {
-            subtree_root(leaves, o, lo + k, hi, tmp[count]);
+            if (subtree_root(leaves, o, lo + k, hi, tmp[count]) != 0)
+                goto out;
             hi = lo + k;
         } else {
-            subtree_root(leaves, o, lo, lo + k, tmp[count]);
+            if (subtree_root(leaves, o, lo, lo + k, tmp[count]) != 0)
+                goto out;
             lo += k;
         }
         count++;
@@ -247,7 +252,7 @@ int merkle_consistency_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const
     if (!plen)
         goto out;
     *plen = 0;
-    if ((!proof && cap > 0) || old_size > new_size || (!leaves && new_size > 0))
+    if ((!proof && cap > 0) || old_size > new_size || (!leaves && !o && new_size > 0))
         goto out;
     if (old_size == 0 || old_size == new_size) {
         rc = 0;
@@ -260,10 +265,12 @@ int merkle_consistency_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const
     while (m != hi - lo) {
         uint64_t k = split_point(hi - lo);
         if (m <= k) {
-            subtree_root(leaves, o, lo + k, hi, tmp[count]);
+            if (subtree_root(leaves, o, lo + k, hi, tmp[count]) != 0)
+                goto out;
             hi = lo + k;
         } else {
-            subtree_root(leaves, o, lo, lo + k, tmp[count]);
+            if (subtree_root(leaves, o, lo, lo + k, tmp[count]) != 0)
+                goto out;
             m -= k;
             lo += k;
             b = false;
@@ -271,7 +278,8 @@ int merkle_consistency_proof_o(const uint8_t (*leaves)[MERKLE_HASH_BYTES], const
         count++;
     }
     if (!b) {
-        subtree_root(leaves, o, lo, hi, tmp[count]);
+        if (subtree_root(leaves, o, lo, hi, tmp[count]) != 0)
+            goto out;
         count++;
     }
     rc = emit_reversed(tmp, count, proof, cap, plen);

@@ -80,7 +80,9 @@ uint64_t merkle_builder_size(const merkle_builder_t *b);
  * for MTH(D[lo:lo+size)) of perfect, aligned subtrees (size a power of two, lo a multiple
  * of size); it returns true and fills out if it knows it, false to let the tree functions
  * hash the leaves. Every *_o function below takes one (or NULL) and returns exactly what
- * its plain counterpart does.
+ * its plain counterpart does. With an oracle, leaves may be NULL: the functions then ask
+ * it for every subtree they need, down to single leaves (size 1), and fail (-1) if it
+ * does not know one; an oracle can so serve a log whose leaves are not all in memory.
  */
 typedef struct merkle_oracle {
     bool (*perfect)(void *ctx, uint64_t lo, uint64_t size, uint8_t out[static MERKLE_HASH_BYTES]);

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Unit tests of the audit log on a real SQLite file written by daemon/audit.c: its
+ * Merkle tree, which keeps only some leaf hashes in memory and reads older ones back
+ * (roots and proofs checked against the plain tree functions over every leaf), and the
+ * offline verifier (daemon/audit_verify.c): its progress reports on a long log (what
+ * liaisond uses to keep systemd's start-up timeout from running out), a changed entry. */
+#include "unit.h"
+
+#include "audit.h"
+#include "audit_verify.h"
+#include "store.h"
+
+#define ENTRIES (2 * AUDIT_VERIFY_PROGRESS + 5)
+
+typedef struct fixture {
+    char dir[64];
+    char path[96];
+    store_t *s;
+    uint64_t calls[8];
+    size_t ncalls;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/liaison-auditv-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/node.db", f->dir);
+    char err[256];
+    f->s = store_open(f->path, STORE_CREATE, err, sizeof err);
+    assert_non_null(f->s);
+    audit_t *a = audit_open(f->s, err, sizeof err);
+    assert_non_null(a);
+    assert_int_equal(store_begin(f->s), 0);
+    for (int i = 0; i < ENTRIES; i++) {
+        audit_entry_t e = {.actor = "daemon", .action = "daemon-started", .outcome = "ok", .details = "test"};
+        assert_int_equal(audit_append(a, &e), i + 1);
+    }
+    assert_int_equal(store_commit(f->s), 0);
+    audit_close(&a);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    store_close(&f->s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Every leaf hash, computed here from the table as PROTOCOL.md defines it. */
+static uint8_t (*all_leaves(fixture_t *f))[LIAISON_HASH_BYTES]
+{
+    uint8_t(*leaves)[LIAISON_HASH_BYTES] = calloc(ENTRIES, sizeof *leaves);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_db(f->s),
+                                        "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type,"
+                                        " patient_tag, details FROM audit ORDER BY seq",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    for (size_t i = 0; i < ENTRIES; i++) {
+        audit_record_t r;
+        uint8_t *e = NULL;
+        size_t elen = 0;
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        assert_int_equal(audit_record_from_row(st, 0, &r), 0);
+        assert_int_equal(audit_encode(&r, &e, &elen), 0);
+        merkle_leaf_hash(e, elen, leaves[i]);
+        free(e);
+    }
+    sqlite3_finalize(st);
+    return leaves;
+}
+
+static void test_tree_matches_the_plain_functions(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    audit_t *a = audit_open(f->s, err, sizeof err);
+    assert_non_null(a);
+    uint64_t n = 0;
+    assert_int_equal(audit_sync(a, &n), 0);
+    assert_int_equal(n, ENTRIES);
+    const merkle_oracle_t *o = audit_tree(a);
+    uint8_t(*leaves)[LIAISON_HASH_BYTES] = all_leaves(f);
+    const uint8_t(*cl)[LIAISON_HASH_BYTES] = (const uint8_t(*)[LIAISON_HASH_BYTES])leaves;
+    uint8_t want[LIAISON_HASH_BYTES], got[LIAISON_HASH_BYTES];
+    const uint64_t sizes[] = {1, 2, 255, 256, 257, 70000, 131072, ENTRIES - 1, ENTRIES};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        assert_int_equal(merkle_root(cl, sizes[i], want), 0);
+        assert_int_equal(merkle_root_o(NULL, o, sizes[i], got), 0);
+        assert_memory_equal(got, want, sizeof want);
+    }
+    uint8_t pw[64][LIAISON_HASH_BYTES], pg[64][LIAISON_HASH_BYTES];
+    size_t lw = 0, lg = 0;
+    /* Inclusion proofs reach into blocks the tree has to read back, in any order. */
+    const uint64_t idx[] = {0, 255, 256, 70000, 3, 131071, ENTRIES - 1, 69999};
+    for (size_t i = 0; i < sizeof idx / sizeof idx[0]; i++) {
+        assert_int_equal(merkle_inclusion_proof(cl, ENTRIES, idx[i], pw, 64, &lw), 0);
+        assert_int_equal(merkle_inclusion_proof_o(NULL, o, ENTRIES, idx[i], pg, 64, &lg), 0);
+        assert_int_equal(lg, lw);
+        assert_memory_equal(pg, pw, lw * sizeof pw[0]);
+    }
+    const uint64_t cons[][2] = {{1, ENTRIES}, {255, ENTRIES}, {256, ENTRIES}, {70000, ENTRIES},
+                                {131072, ENTRIES}, {70000, 131072}, {ENTRIES - 1, ENTRIES}, {3, 700}};
+    for (size_t i = 0; i < sizeof cons / sizeof cons[0]; i++) {
+        assert_int_equal(merkle_consistency_proof(cl, cons[i][0], cons[i][1], pw, 64, &lw), 0);
+        assert_int_equal(merkle_consistency_proof_o(NULL, o, cons[i][0], cons[i][1], pg, 64, &lg), 0);
+        assert_int_equal(lg, lw);
+        assert_memory_equal(pg, pw, lw * sizeof pw[0]);
+    }
+    /* Beyond what audit_sync read, the tree knows nothing and says so. */
+    assert_int_not_equal(merkle_root_o(NULL, o, ENTRIES + 1, got), 0);
+    free(leaves);
+    audit_close(&a);
+}
+
+static void record(void *ctx, uint64_t entries)
+{
+    fixture_t *f = ctx;
+    assert_true(f->ncalls < sizeof f->calls / sizeof f->calls[0]);
+    f->calls[f->ncalls++] = entries;
+}
+
+static void test_progress_every_block_of_entries(void **state)
+{
+    fixture_t *f = *state;
+    audit_report_t *r = malloc(sizeof *r);
+    uint8_t pk[LIAISON_KEY_BYTES] = {1}; /* no checkpoints here: the key is not used */
+    audit_verify_opts_t o = {.sign_pk = pk, .progress = record, .progress_ctx = f};
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_true(r->ok);
+    assert_int_equal(r->entries, ENTRIES);
+    assert_int_equal(f->ncalls, 2);
+    assert_int_equal(f->calls[0], AUDIT_VERIFY_PROGRESS);
+    assert_int_equal(f->calls[1], 2 * AUDIT_VERIFY_PROGRESS);
+    free(r);
+}
+
+static void test_changed_entry_is_named(void **state)
+{
+    fixture_t *f = *state;
+    /* As an insider with the file would: the append-only trigger first. */
+    assert_int_equal(sqlite3_exec(store_db(f->s),
+                                  "DROP TRIGGER audit_no_update; UPDATE audit SET details = 'edited' WHERE seq = 70000",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    uint8_t pk[LIAISON_KEY_BYTES] = {1};
+    audit_verify_opts_t o = {.sign_pk = pk};
+    audit_report_t *r = malloc(sizeof *r);
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_false(r->ok);
+    assert_int_equal(r->failure, AUDIT_FAIL_CHAIN);
+    assert_int_equal(r->first_bad_seq, 70000);
+    assert_non_null(strstr(r->text, "entry 70000"));
+    free(r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tree_matches_the_plain_functions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_progress_every_block_of_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_changed_entry_is_named, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
