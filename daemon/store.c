@@ -2,11 +2,14 @@
 /* Owns the node database: schema, pragmas, transactions, peers, messages, deliveries. */
 #include "store.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION 1
 
@@ -265,11 +268,19 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     }
     s->readonly = flags & STORE_READONLY;
     struct stat sb;
-    if ((flags & STORE_CREATE) && stat(path, &sb) == 0) {
-        snprintf(err, errlen, "database %s already exists", path);
-        goto bad;
-    }
-    if (!(flags & STORE_CREATE) && stat(path, &sb) != 0) {
+    if (flags & STORE_CREATE) {
+        /* Created here, empty and 0600 whatever the umask: SQLite gives its -wal and -shm
+         * files the database's mode, and a copy (cp, tar) keeps it. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                snprintf(err, errlen, "database %s already exists", path);
+            else
+                snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+            goto bad;
+        }
+        close(fd);
+    } else if (stat(path, &sb) != 0) {
         snprintf(err, errlen, "no database at %s (create the node with: liaison init)", path);
         goto bad;
     }
