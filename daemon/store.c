@@ -198,6 +198,67 @@ static int exec_sql(store_t *s, const char *sql)
     return 0;
 }
 
+/* Refuses a database whose schema version this build does not know: one written by a
+ * newer release (whose tables this one could misread or damage), or a damaged value. A
+ * database without the meta table or without a version (not created yet) passes.
+ * Returns 0, or -1 with err set. */
+static int check_schema_version(store_t *s, const char *path, char *err, size_t errlen)
+{
+    int rc = -1, step;
+    sqlite3_stmt *st = NULL;
+    char v[16] = "", *end = NULL;
+    long version = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", -1, &st,
+                           NULL) != SQLITE_OK)
+        goto sqlerr;
+    step = sqlite3_step(st);
+    if (step == SQLITE_DONE) {
+        rc = 0;
+        goto out;
+    }
+    if (step != SQLITE_ROW)
+        goto sqlerr;
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL) != SQLITE_OK)
+        goto sqlerr;
+    step = sqlite3_step(st);
+    if (step == SQLITE_DONE) {
+        rc = 0;
+        goto out;
+    }
+    if (step != SQLITE_ROW)
+        goto sqlerr;
+    int n = sqlite3_column_bytes(st, 0);
+    const void *b = sqlite3_column_blob(st, 0);
+    if (b && n > 0 && (size_t)n < sizeof v)
+        memcpy(v, b, (size_t)n);
+    if (v[0] >= '1' && v[0] <= '9')
+        version = strtol(v, &end, 10);
+    if (version < 1 || !end || *end != '\0') {
+        snprintf(err, errlen,
+                 "database %s has no valid schema version (the file is damaged or not liaison's: restore liaison.db"
+                 " from a backup of this node)",
+                 path);
+        goto out;
+    }
+    if (version > SCHEMA_VERSION) {
+        snprintf(err, errlen,
+                 "database %s has schema version %ld, newer than this liaisond reads (%d): a newer release of liaison"
+                 " has used it. Install that release again (going back to an older release is not supported);"
+                 " the database was not changed",
+                 path, version, SCHEMA_VERSION);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+sqlerr:
+    snprintf(err, errlen, "cannot read the schema version of %s: %s", path, sqlite3_errmsg(s->db));
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
 store_t *store_open(const char *path, int flags, char *err, size_t errlen)
 {
     store_t *s = calloc(1, sizeof *s);
@@ -207,11 +268,19 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     }
     s->readonly = flags & STORE_READONLY;
     struct stat sb;
-    if ((flags & STORE_CREATE) && stat(path, &sb) == 0) {
-        snprintf(err, errlen, "database %s already exists", path);
-        goto bad;
-    }
-    if (!(flags & STORE_CREATE) && stat(path, &sb) != 0) {
+    if (flags & STORE_CREATE) {
+        /* Created here, empty and 0600 whatever the umask: SQLite gives its -wal and -shm
+         * files the database's mode, and a copy (cp, tar) keeps it. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                snprintf(err, errlen, "database %s already exists", path);
+            else
+                snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
+            goto bad;
+        }
+        close(fd);
+    } else if (stat(path, &sb) != 0) {
         snprintf(err, errlen, "no database at %s (create the node with: liaison init)", path);
         goto bad;
     }
@@ -254,6 +323,10 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
                          : "");
             goto bad;
         }
+        if (check_schema_version(s, path, err, errlen) != 0) {
+            exec_sql(s, "ROLLBACK");
+            goto bad;
+        }
         if (exec_sql(s, schema_sql) != 0) {
             snprintf(err, errlen, "cannot create schema in %s: %s", path, s->err);
             exec_sql(s, "ROLLBACK");
@@ -273,6 +346,8 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
             goto bad;
         }
     }
+    if (s->readonly && check_schema_version(s, path, err, errlen) != 0)
+        goto bad;
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
             snprintf(err, errlen, "database %s: %s (is it a liaison database?)", path, sqlite3_errmsg(s->db));

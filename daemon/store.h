@@ -18,7 +18,9 @@ enum { STORE_READONLY = 1, STORE_CREATE = 2 };
 
 /* Opens (STORE_CREATE: creates, refusing an existing file) the database at path,
  * applies pragmas (WAL, synchronous=FULL, foreign keys, busy timeout, defensive)
- * and checks/creates the schema. Returns NULL with err set on failure. */
+ * and checks/creates the schema. A database of a newer schema version than this
+ * build's (written by a newer release) is refused unchanged. Returns NULL with err set
+ * on failure. */
 store_t *store_open(const char *path, int flags, char *err, size_t errlen);
 
 /* Finalizes every statement and closes. NULL-safe; sets *s to NULL. */

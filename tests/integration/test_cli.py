@@ -175,9 +175,13 @@ class Cli(NodeTest):
             self.assertEqual(r.returncode, 1, args)
             self.assertIn(word, r.stderr)
             self.assertFalse(os.path.exists(os.path.join(home, "liaison.conf")))
-        ok = run("--home", home, "init", "--id", "x", "--role", "nurse", "--listen", "tcp://127.0.0.1:1")
+        old_umask = os.umask(0o022)  # an administrator's usual umask: the files are private anyway
+        try:
+            ok = run("--home", home, "init", "--id", "x", "--role", "nurse", "--listen", "tcp://127.0.0.1:1")
+        finally:
+            os.umask(old_umask)
         self.assertEqual(ok.returncode, 0, ok.stderr)
-        for f in ("identity.key", "encryption.key", "transport.key", "patient.key"):
+        for f in ("identity.key", "encryption.key", "transport.key", "patient.key", "liaison.db"):
             mode = stat.S_IMODE(os.stat(os.path.join(home, f)).st_mode)
             self.assertEqual(mode, 0o600, f)
         card = open(os.path.join(home, "card.txt")).read()

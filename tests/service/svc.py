@@ -143,12 +143,13 @@ class Node:
         with open(self.config_file, "w") as f:
             f.write("\n".join(out) + "\n")
 
-    def start(self, env=None, wait=True, watchdog_pid=False):
+    def start(self, env=None, wait=True, watchdog_pid=False, wrap=()):
         """Starts liaisond --home. With watchdog_pid, WATCHDOG_PID is set to the daemon's
-        own pid, as systemd does (a shell exports $$ and then execs the daemon)."""
+        own pid, as systemd does (a shell exports $$ and then execs the daemon). wrap is
+        a command that execs the daemon after its own arguments (sandbox.py)."""
         assert self.proc is None or self.proc.poll() is not None
         self.logf = open(self.log, "ab")
-        cmd = [LIAISOND, "--home", self.home]
+        cmd = list(wrap) + [LIAISOND, "--home", self.home]
         if watchdog_pid:
             cmd = ["/bin/sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', "sh"] + cmd
         self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, env=env or clean_env())

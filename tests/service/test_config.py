@@ -3,6 +3,7 @@
 `liaisond --check-config` and when the daemon starts; a good file passes."""
 import os
 import signal
+import sqlite3
 import subprocess
 import unittest
 
@@ -102,6 +103,39 @@ class ConfigTest(ServiceTest):
         err = self.start_fails(n)
         self.assertIn("cannot set up database %s: file is not a database" % n.db_path, err)
         self.assertIn("restore liaison.db from a backup of this node", err)
+
+    def test_database_of_a_newer_release_is_refused_unchanged(self):
+        # A node downgraded after a newer release has used its database: the old binary
+        # must not open (and write into) tables it does not know.
+        n = self.node("dr.newer", start=False)
+        db = sqlite3.connect(n.db_path)
+        db.execute("UPDATE meta SET value = CAST('2' AS BLOB) WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+        with open(n.db_path, "rb") as f:
+            before = f.read()
+        want = "database %s has schema version 2, newer than this liaisond reads (1)" % n.db_path
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn(want, p.stderr)
+        self.assertIn("Install that release again", p.stderr)
+        err = self.start_fails(n)
+        self.assertIn(want, err)
+        with open(n.db_path, "rb") as f:
+            self.assertEqual(f.read(), before, "the refused database was written to")
+        # A version that is not a number is a damaged database.
+        db = sqlite3.connect(n.db_path)
+        db.execute("UPDATE meta SET value = CAST('one' AS BLOB) WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+        self.assertIn("has no valid schema version", self.start_fails(n))
+        # This release's own version opens.
+        db = sqlite3.connect(n.db_path)
+        db.execute("UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version'")
+        db.commit()
+        db.close()
+        p = self.check(n)
+        self.assertEqual(p.returncode, 0, p.stderr)
 
     def test_bad_value_names_file_line_and_key(self):
         n = self.node("dr.badval", start=False)

@@ -101,6 +101,8 @@ class DebTest(unittest.TestCase):
         depends = self.field("Depends")
         for lib in ("libzmq5", "libsodium23", "libsqlite3-0", "libprotobuf-c1", "libinih1", "libsystemd0"):
             self.assertIn(lib, depends)
+        # STRICT tables and sqlite3_total_changes64 need SQLite 3.37 (CMakeLists.txt).
+        self.assertIn("libsqlite3-0 (>= 3.37)", depends)
         info = subprocess.run([DPKG_DEB, "-I", self.deb], capture_output=True, text=True, check=True).stdout
         self.assertIn("postinst", info)
         self.assertIn("postrm", info)
