@@ -270,7 +270,8 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     struct stat sb;
     if (flags & STORE_CREATE) {
         /* Created here, empty and 0600 whatever the umask: SQLite gives its -wal and -shm
-         * files the database's mode, and a copy (cp, tar) keeps it. */
+         * files the database's mode, and a copy (cp, tar) keeps it. The file holds who
+         * wrote to whom, when, about which patient tag. */
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0) {
             if (errno == EEXIST)
@@ -283,18 +284,6 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
     } else if (stat(path, &sb) != 0) {
         snprintf(err, errlen, "no database at %s (create the node with: liaison init)", path);
         goto bad;
-    }
-    if (flags & STORE_CREATE) {
-        /* Mode 0600 whatever the umask: SQLite gives its -wal and -shm files the mode of
-         * the database, which holds who wrote to whom, when, about which patient tag. */
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || fchmod(fd, 0600) != 0) {
-            snprintf(err, errlen, "cannot create database %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            goto bad;
-        }
-        close(fd);
     }
     int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
     oflags |= s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
