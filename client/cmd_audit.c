@@ -91,7 +91,7 @@ static int audit_log(cli_t *cli, int argc, char **argv)
     cli_opt_t o[] = {{.name = "since", .has_arg = true}, {.name = "until", .has_arg = true},
                      {.name = "peer", .has_arg = true},  {.name = "patient", .has_arg = true},
                      {.name = "action", .has_arg = true}, {.name = "limit", .has_arg = true},
-                     {0}};
+                     {.name = "message", .has_arg = true}, {0}};
     const char *pos[1];
     size_t npos;
     int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
@@ -110,6 +110,13 @@ static int audit_log(cli_t *cli, int argc, char **argv)
         audit_actions_list(list, sizeof list);
         return cli_fail(EXIT_USAGE, "--action: '%.40s' is not an audit action (one of: %s)", q.action, list);
     }
+    const char *msg = cli_opt(o, "message")->value;
+    uint8_t msgid[LIAISON_MSGID_BYTES];
+    if (msg && text_msgid_from_hex(msg, msgid) != 0)
+        return cli_fail(EXIT_USAGE, "--message: '%.40s' is not a message id (32 hex digits, as inbox and outbox show)",
+                        msg);
+    if (msg)
+        q.message_id = (ProtobufCBinaryData){sizeof msgid, msgid};
     uint64_t lim = 0;
     if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0 || lim == 0))
         return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %" PRIu32, UINT32_MAX);
