@@ -13,6 +13,7 @@
 #include "card.h"
 #include "checkpoint.h"
 #include "cli.h"
+#include "fhir.h"
 #include "merkle.h"
 #include "payload.h"
 #include "text.h"
@@ -90,7 +91,7 @@ static int audit_log(cli_t *cli, int argc, char **argv)
     cli_opt_t o[] = {{.name = "since", .has_arg = true}, {.name = "until", .has_arg = true},
                      {.name = "peer", .has_arg = true},  {.name = "patient", .has_arg = true},
                      {.name = "action", .has_arg = true}, {.name = "limit", .has_arg = true},
-                     {0}};
+                     {.name = "message", .has_arg = true}, {0}};
     const char *pos[1];
     size_t npos;
     int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
@@ -109,6 +110,13 @@ static int audit_log(cli_t *cli, int argc, char **argv)
         audit_actions_list(list, sizeof list);
         return cli_fail(EXIT_USAGE, "--action: '%.40s' is not an audit action (one of: %s)", q.action, list);
     }
+    const char *msg = cli_opt(o, "message")->value;
+    uint8_t msgid[LIAISON_MSGID_BYTES];
+    if (msg && text_msgid_from_hex(msg, msgid) != 0)
+        return cli_fail(EXIT_USAGE, "--message: '%.40s' is not a message id (32 hex digits, as inbox and outbox show)",
+                        msg);
+    if (msg)
+        q.message_id = (ProtobufCBinaryData){sizeof msgid, msgid};
     uint64_t lim = 0;
     if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0 || lim == 0))
         return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %" PRIu32, UINT32_MAX);
@@ -434,122 +442,6 @@ static int audit_disclosures(cli_t *cli, int argc, char **argv)
 
 /* ---- export ---- */
 
-/* FHIR R4 AuditEvent coding of our actions, after the IHE Basic Audit Log Patterns and
- * the DICOM audit event ids where they apply (docs/PROTOCOL.md lists the table). */
-typedef struct fhir_map {
-    const char *action;
-    const char *type_code, *type_display; /* DICOM DCM */
-    const char *verb;                     /* C R U D E */
-    bool disclosure;
-} fhir_map_t;
-
-static const fhir_map_t fhir_maps[] = {
-    {"message-queued", "110106", "Export", "C", true},
-    {"message-delivered", "110106", "Export", "E", true},
-    {"delivery-rejected", "110106", "Export", "E", true},
-    {"message-received", "110107", "Import", "C", false},
-    {"message-duplicate", "110107", "Import", "E", false},
-    {"message-rejected", "110107", "Import", "E", false},
-    {"message-read", "110110", "Patient Record", "R", false},
-    {"audit-query", "110101", "Audit Log Used", "R", false},
-    {"peer-added", "110136", "Security Roles Changed", "C", false},
-    {"peer-replaced", "110136", "Security Roles Changed", "U", false},
-    {"peer-removed", "110136", "Security Roles Changed", "D", false},
-    {"transport-refused", "110113", "Security Alert", "E", false},
-    {"witness-alarm", "110113", "Security Alert", "E", false},
-};
-
-static const fhir_map_t *fhir_map(const char *action)
-{
-    for (size_t i = 0; i < sizeof fhir_maps / sizeof fhir_maps[0]; i++)
-        if (strcmp(fhir_maps[i].action, action) == 0)
-            return &fhir_maps[i];
-    static const fhir_map_t app = {NULL, "110100", "Application Activity", "E", false};
-    return &app;
-}
-
-static json_t *coding(const char *system, const char *code, const char *display)
-{
-    return json_pack("{s:s, s:s, s:s}", "system", system, "code", code, "display", display);
-}
-
-static json_t *ident(const char *system, const char *value)
-{
-    return json_pack("{s:{s:s, s:s}}", "identifier", "system", system, "value", value);
-}
-
-static json_t *fhir_event(const Liaison__Control__AuditEntries *a, const Liaison__Control__AuditEntry *e)
-{
-    const fhir_map_t *m = fhir_map(e->action);
-    char id[48], when[40];
-    snprintf(id, sizeof id, "audit-%" PRIu64, e->seq);
-    cli_time_iso(e->time_ms, when, sizeof when);
-    const char *outcome = strcmp(e->outcome, "ok") == 0 ? "0" : strcmp(e->outcome, "refused") == 0 ? "4" : "8";
-    bool local = strncmp(e->actor, "user:", 5) == 0 || strncmp(e->actor, "uid:", 4) == 0;
-    bool from_peer = strncmp(e->actor, "peer:", 5) == 0;
-    json_t *agents = json_array();
-    json_array_append_new(
-        agents, json_pack("{s:{s:[o]}, s:o, s:b}", "type", "coding",
-                          coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", from_peer ? "AUT" : "IRCP",
-                                 from_peer ? "author (originator)" : "information recipient"),
-                          "who",
-                          ident(local ? "urn:liaison:local-user" : from_peer ? "urn:liaison:node" : "urn:liaison:service",
-                                from_peer ? e->actor + 5 : e->actor),
-                          "requestor", 1));
-    if (e->peer[0] && !(from_peer && strcmp(e->actor + 5, e->peer) == 0))
-        json_array_append_new(
-            agents, json_pack("{s:{s:[o]}, s:o, s:b}", "type", "coding",
-                              coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                     m->disclosure ? "IRCP" : "AUT",
-                                     m->disclosure ? "information recipient" : "author (originator)"),
-                              "who", ident("urn:liaison:node", e->peer), "requestor", 0));
-    /* The first agent of an outgoing message is the local user who sent it. */
-    if (m->disclosure && local)
-        json_object_set_new(json_array_get(agents, 0), "type",
-                            json_pack("{s:[o]}", "coding",
-                                      coding("http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "AUT",
-                                             "author (originator)")));
-    json_t *entities = json_array();
-    if (e->message_id.len) {
-        json_t *hex = cli_json_hex(e->message_id.data, e->message_id.len);
-        json_t *ent = json_pack("{s:o, s:o, s:o}", "what", ident("urn:liaison:message", json_string_value(hex)), "type",
-                                coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object"),
-                                "role", coding("http://terminology.hl7.org/CodeSystem/object-role", "4", "Domain Resource"));
-        json_decref(hex);
-        if (e->content_type)
-            json_object_set_new(ent, "detail",
-                                json_pack("[{s:s, s:s}]", "type", "content-type", "valueString",
-                                          payload_type_name(e->content_type)));
-        json_array_append_new(entities, ent);
-    }
-    if (e->patient_tag.len) {
-        json_t *hex = cli_json_hex(e->patient_tag.data, e->patient_tag.len);
-        json_array_append_new(entities,
-                              json_pack("{s:o, s:o, s:o}", "what",
-                                        ident("urn:liaison:patient-tag", json_string_value(hex)), "type",
-                                        coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person"),
-                                        "role", coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")));
-        json_decref(hex);
-    }
-    json_t *ev = json_pack(
-        "{s:s, s:s, s:o, s:[o], s:s, s:s, s:s, s:o, s:{s:o, s:[o]}}", "resourceType", "AuditEvent", "id", id, "type",
-        coding("http://dicom.nema.org/resources/ontology/DCM", m->type_code, m->type_display), "subtype",
-        coding("urn:liaison:audit-action", e->action, e->action), "action", m->verb, "recorded", when, "outcome",
-        outcome, "agent", agents, "source", "observer", ident("urn:liaison:node", a->node_id), "type",
-        coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server"));
-    if (e->details[0])
-        json_object_set_new(ev, "outcomeDesc", json_string(e->details));
-    if (m->disclosure)
-        json_object_set_new(ev, "purposeOfEvent",
-                            json_pack("[{s:[o]}]", "coding",
-                                      coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", "TREAT", "treatment")));
-    if (json_array_size(entities))
-        json_object_set_new(ev, "entity", entities);
-    else
-        json_decref(entities);
-    return ev;
-}
-
 static int audit_export(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "format", .has_arg = true}, {.name = "since", .has_arg = true},
@@ -588,15 +480,24 @@ static int audit_export(cli_t *cli, int argc, char **argv)
         for (size_t i = 0; i < a->n_entries; i++) {
             char url[160];
             snprintf(url, sizeof url, "urn:liaison:audit:%s:%" PRIu64, a->node_id, a->entries[i]->seq);
-            json_array_append_new(entries, json_pack("{s:s, s:o}", "fullUrl", url, "resource",
-                                                     fhir_event(a, a->entries[i])));
+            json_t *ev = fhir_audit_event(a, a->entries[i]);
+            if (!ev || json_array_append_new(entries, json_pack("{s:s, s:o}", "fullUrl", url, "resource", ev)) != 0) {
+                bad = true; /* out of memory: never a silently missing event */
+                break;
+            }
         }
         char now[40];
         cli_time_iso(liaison_now_ms(), now, sizeof now);
-        json_t *b = json_pack("{s:s, s:s, s:s, s:o}", "resourceType", "Bundle", "type", "collection", "timestamp", now,
-                              "entry", entries);
-        json_dumpf(b, out, JSON_INDENT(2));
-        fputc('\n', out);
+        json_t *b = NULL;
+        if (bad)
+            json_decref(entries);
+        else /* "o" takes the reference to entries, also when it fails */
+            b = json_pack("{s:s, s:s, s:s, s:o}", "resourceType", "Bundle", "type", "collection", "timestamp", now,
+                          "entry", entries);
+        if (b && json_dumpf(b, out, JSON_INDENT(2)) == 0)
+            fputc('\n', out);
+        else
+            bad = true;
         json_decref(b);
     } else {
         for (size_t i = 0; i < a->n_entries; i++) {

@@ -54,7 +54,8 @@ static const command_t commands[] = {
      "        review show REVIEW_ID | review list [--open]\n"
      "        (--label L is sent encrypted with the patient id and shown to every participant)"},
     {"audit", cmd_audit,
-     "audit log [--since T] [--until T] [--peer ID] [--patient P] [--action A] [--limit N]\n"
+     "audit log [--since T] [--until T] [--peer ID] [--patient P] [--action A] [--message MSG_ID]\n"
+     "            [--limit N]\n"
      "        audit verify [--db FILE [--card FILE]] [--checkpoint FILE]\n"
      "        audit prove SEQ | audit verify-proof FILE [--card FILE]\n"
      "        audit disclosures --patient P [--since T] [--until T]\n"

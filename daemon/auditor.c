@@ -110,12 +110,19 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
         fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, msg);
         return;
     }
+    bool by_message = q->message_id.len != 0;
+    if (by_message && q->message_id.len != LIAISON_MSGID_BYTES) {
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "message_id: not a message id (16 bytes)");
+        return;
+    }
     if (by_patient)
         patient_tag(n->patient_key, q->patient, tag);
-    char what[200];
-    snprintf(what, sizeof what, "%s since=%" PRIu64 " until=%" PRIu64 "%s%s%s%s",
+    char what[200], msg_hex[TEXT_MSGID_HEX] = "";
+    if (by_message)
+        text_msgid_to_hex(q->message_id.data, msg_hex);
+    snprintf(what, sizeof what, "%s since=%" PRIu64 " until=%" PRIu64 "%s%s%s%s%s",
              q->disclosures ? "disclosures" : "log", q->since_ms, q->until_ms, q->action && q->action[0] ? " action=" : "",
-             q->action ? q->action : "", by_patient ? " patient=(tag)" : "", "");
+             q->action ? q->action : "", by_patient ? " patient=(tag)" : "", by_message ? " message=" : "", msg_hex);
     audit_query(n, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
 
     char sql[800];
@@ -123,11 +130,12 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
      * for 50 wants the latest 50, not the node's first day), shown oldest first. */
     snprintf(sql, sizeof sql,
              "SELECT * FROM (SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
-             " details, entry_hash FROM audit WHERE time_ms >= ?1 AND time_ms <= ?2%s%s%s%s ORDER BY seq DESC"
+             " details, entry_hash FROM audit WHERE time_ms >= ?1 AND time_ms <= ?2%s%s%s%s%s ORDER BY seq DESC"
              " LIMIT ?6) ORDER BY seq",
              q->peer && q->peer[0] ? " AND peer = ?3" : "", by_patient ? " AND patient_tag = ?4" : "",
              q->action && q->action[0] ? " AND action = ?5" : "",
-             q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "");
+             q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "",
+             by_message ? " AND message_id = ?7" : "");
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(store_db(n->store), sql, -1, &st, NULL) != SQLITE_OK) {
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
@@ -142,6 +150,8 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     if (q->action && q->action[0])
         sqlite3_bind_text(st, 5, q->action, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+    if (by_message)
+        sqlite3_bind_blob(st, 7, q->message_id.data, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     /* Two passes: count, then fill arrays that no longer move. */
     size_t cnt = 0;
     int rc;

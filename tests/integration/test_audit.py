@@ -489,6 +489,29 @@ class AuditorTools(NodeTest):
         written = {row[0] for row in self.a.query("SELECT DISTINCT action FROM audit")}
         self.assertLessEqual(written, listed)
 
+    def test_log_by_message(self):
+        # Who read message M and when: --message instead of --json and filtering by hand.
+        other = self.a.send("b", "second")
+        self.b.cli("show", self.mid)
+        self.b.cli("show", other)
+        self.b.cli("show", self.mid)
+        rows = self.b.json("audit", "log", "--message", self.mid, "--action", "message-read")["entries"]
+        self.assertEqual(len(rows), 2)
+        self.assertTrue(all(r["message_id"] == self.mid and r["actor"].startswith(("user:", "uid:")) for r in rows))
+        every = self.b.json("audit", "log", "--message", self.mid.upper())["entries"]
+        self.assertEqual({r["message_id"] for r in every}, {self.mid})
+        self.assertEqual([r["action"] for r in every], ["message-received", "message-read", "message-read"])
+        table = self.b.cli("audit", "log", "--message", self.mid).stdout
+        self.assertEqual(table.count("message-read"), 2)
+        # The sender's side: queued and delivered, and the query itself is audited with the id.
+        sent = self.a.json("audit", "log", "--message", self.mid)["entries"]
+        self.assertEqual([r["action"] for r in sent], ["message-queued", "message-delivered"])
+        self.assertIn("message=" + self.mid, self.a.audit("audit-query")[-1][6])
+        for bad in ("xyz", self.mid[:-1], self.mid + "0", "g" * 32):
+            r = self.a.cli("audit", "log", "--message", bad, check=False)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("is not a message id", r.stderr)
+
     def test_until_a_date_includes_that_day(self):
         # "--since D --until D" is day D (UTC): it used to end at 00:00 of D and find nothing.
         today = time.strftime("%Y-%m-%d", time.gmtime())
