@@ -345,6 +345,14 @@ class Interop(NodeTest):
         audit.send(CONTROL.Request(request_id=2, audit_log=CONTROL.AuditQuery()).SerializeToString())
         self.assertTrue(audit.poll(10000))
         entries = CONTROL.Response.FromString(audit.recv()).audit_entries.entries
+        # A message id that is not 16 bytes is refused by the daemon itself (the CLI
+        # refuses it before asking).
+        audit.send(CONTROL.Request(request_id=3, audit_log=CONTROL.AuditQuery(message_id=b"\x01" * 5))
+                   .SerializeToString())
+        self.assertTrue(audit.poll(10000))
+        answer = CONTROL.Response.FromString(audit.recv())
+        self.assertEqual(answer.code, CONTROL.BAD_REQUEST)
+        self.assertIn("not a message id", answer.error)
         audit.close()
         prev = bytes(32)
         for e in entries:
