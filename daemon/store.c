@@ -202,27 +202,25 @@ static int exec_sql(store_t *s, const char *sql)
  * newer release (whose tables this one could misread or damage), or a damaged value. A
  * database without the meta table or without a version (not created yet) passes.
  * Returns 0, or -1 with err set. */
+/* Prepares sql into *st and steps it once: SQLITE_ROW, SQLITE_DONE or an error code. */
+static int first_row(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+    return rc == SQLITE_OK ? sqlite3_step(*st) : rc;
+}
+
 static int check_schema_version(store_t *s, const char *path, char *err, size_t errlen)
 {
-    int rc = -1, step;
+    int rc = -1;
     sqlite3_stmt *st = NULL;
     char v[16] = "", *end = NULL;
     long version = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", -1, &st,
-                           NULL) != SQLITE_OK)
-        goto sqlerr;
-    step = sqlite3_step(st);
-    if (step == SQLITE_DONE) {
-        rc = 0;
-        goto out;
+    int step = first_row(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", &st);
+    if (step == SQLITE_ROW) {
+        sqlite3_finalize(st);
+        st = NULL;
+        step = first_row(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", &st);
     }
-    if (step != SQLITE_ROW)
-        goto sqlerr;
-    sqlite3_finalize(st);
-    st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", -1, &st, NULL) != SQLITE_OK)
-        goto sqlerr;
-    step = sqlite3_step(st);
     if (step == SQLITE_DONE) {
         rc = 0;
         goto out;
