@@ -198,10 +198,6 @@ static int exec_sql(store_t *s, const char *sql)
     return 0;
 }
 
-/* Refuses a database whose schema version this build does not know: one written by a
- * newer release (whose tables this one could misread or damage), or a damaged value. A
- * database without the meta table or without a version (not created yet) passes.
- * Returns 0, or -1 with err set. */
 /* Prepares sql into *st and steps it once: SQLITE_ROW, SQLITE_DONE or an error code. */
 static int first_row(sqlite3 *db, const char *sql, sqlite3_stmt **st)
 {
@@ -209,6 +205,10 @@ static int first_row(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return rc == SQLITE_OK ? sqlite3_step(*st) : rc;
 }
 
+/* Refuses a database whose schema version this build does not know: one written by a
+ * newer release (whose tables this one could misread or damage), or a damaged value. A
+ * database without the meta table or without a version (not created yet) passes.
+ * Returns 0, or -1 with err set. */
 static int check_schema_version(store_t *s, const char *path, char *err, size_t errlen)
 {
     int rc = -1;
