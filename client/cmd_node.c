@@ -445,6 +445,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
                 cli_time(s->alarms[i]->at_ms, t, sizeof t);
                 printf("  %s  %s: %s\n", t, s->alarms[i]->peer, s->alarms[i]->what);
             }
+            printf("Tell the care team's auditor: both signed checkpoints are kept in this node's database as\n"
+                   "evidence (see liaison(1), ALARMS). Do not remove the peer or its messages meanwhile.\n");
         }
         if (s->awaiting_my_ack)
             printf("\nTo acknowledge: %u medication change%s (list: liaison inbox --needs-ack; then: liaison ack ID)\n",

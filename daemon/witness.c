@@ -229,8 +229,33 @@ static void record_alarm(node_t *n, peer_t *p, bool own, const char *what, const
     store_op_end(n->store, ok);
 }
 
+/* Whether an alarm about peer p against the checkpoint held_note is already recorded. */
+static bool alarm_recorded(node_t *n, peer_t *p, const char *held_note)
+{
+    sqlite3_stmt *st = NULL;
+    bool found = false;
+    if (held_note && sqlite3_prepare_v2(store_db(n->store),
+                                        "SELECT 1 FROM witness_alarms WHERE peer = ?1 AND held_note = ?2 LIMIT 1", -1,
+                                        &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, p->card.id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, held_note, -1, SQLITE_STATIC);
+        found = sqlite3_step(st) == SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* An alarm about a peer's log is recorded once per checkpoint held: every later
+ * checkpoint of a log that no longer extends it proves nothing new (the first pair of
+ * signed notes is the evidence), and would otherwise add an audit entry and a line in
+ * liaison status at every checkpoint the peer signs until its log is repaired. */
 static void raise_alarm(node_t *n, peer_t *p, const char *what, const char *held, const char *fresh)
 {
+    if (alarm_recorded(n, p, held)) {
+        log_warn("audit log of %s still does not extend the checkpoint held (%s); the alarm is already recorded",
+                 p->card.id, what);
+        return;
+    }
     log_err("ALARM: audit log of %s: %s", p->card.id, what);
     record_alarm(n, p, false, what, held, fresh);
 }

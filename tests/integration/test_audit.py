@@ -408,6 +408,14 @@ class Witnessing(NodeTest):
         self.assertIn("this database was rolled back", a.audit("rollback-detected")[0][6])
         self.assertIn("this database was rolled back", a.cli("status").stdout)
         self.assertTrue(a.query("SELECT held_note FROM witness_alarms")[0][0].startswith("liaison.audit/a\n"))
+        # a's later checkpoints still do not extend what b holds: refused and logged, but
+        # the alarm stays one entry (it used to be one more at every checkpoint a signed).
+        for i in range(8):
+            a.send("b", "later still %d" % i)
+        wait_for(lambda: "the alarm is already recorded" in open(b.log).read(), 30,
+                 "b to refuse a's next checkpoint")
+        self.assertEqual(len(b.audit("witness-alarm")), 1)
+        self.assertEqual(b.query("SELECT count(*) FROM witness_alarms")[0][0], 1)
 
     def test_late_old_checkpoint_is_not_an_alarm(self):
         """A checkpoint of a's arriving after a newer one (queued on an earlier connection
