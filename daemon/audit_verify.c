@@ -15,6 +15,7 @@
 #include "audit_codec.h"
 #include "checkpoint.h"
 #include "merkle.h"
+#include "store.h"
 
 typedef struct cp_row {
     uint64_t size;
@@ -128,6 +129,11 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     sqlite3_finalize(tables);
     if (ntables != 2) {
         say(r, "not a liaison database (%s)\n", ntables < 0 ? sqlite3_errmsg(db) : "it has no audit log");
+        return -1;
+    }
+    char serr[512];
+    if (store_schema_check(db, sqlite3_db_filename(db, "main"), serr, sizeof serr) != 0) {
+        say(r, "%s\n", serr);
         return -1;
     }
     if (opts && opts->extra_checkpoint) {

@@ -205,21 +205,17 @@ static int first_row(sqlite3 *db, const char *sql, sqlite3_stmt **st)
     return rc == SQLITE_OK ? sqlite3_step(*st) : rc;
 }
 
-/* Refuses a database whose schema version this build does not know: one written by a
- * newer release (whose tables this one could misread or damage), or a damaged value. A
- * database without the meta table or without a version (not created yet) passes.
- * Returns 0, or -1 with err set. */
-static int check_schema_version(store_t *s, const char *path, char *err, size_t errlen)
+int store_schema_check(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     int rc = -1;
     sqlite3_stmt *st = NULL;
     char v[16] = "", *end = NULL;
     long version = 0;
-    int step = first_row(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", &st);
+    int step = first_row(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", &st);
     if (step == SQLITE_ROW) {
         sqlite3_finalize(st);
         st = NULL;
-        step = first_row(s->db, "SELECT value FROM meta WHERE key = 'schema_version'", &st);
+        step = first_row(db, "SELECT value FROM meta WHERE key = 'schema_version'", &st);
     }
     if (step == SQLITE_DONE) {
         rc = 0;
@@ -242,7 +238,7 @@ static int check_schema_version(store_t *s, const char *path, char *err, size_t 
     }
     if (version > SCHEMA_VERSION) {
         snprintf(err, errlen,
-                 "database %s has schema version %ld, newer than this liaisond reads (%d): a newer release of liaison"
+                 "database %s has schema version %ld, newer than this release of liaison reads (%d): a newer release"
                  " has used it. Install that release again (going back to an older release is not supported);"
                  " the database was not changed",
                  path, version, SCHEMA_VERSION);
@@ -251,7 +247,7 @@ static int check_schema_version(store_t *s, const char *path, char *err, size_t 
     rc = 0;
     goto out;
 sqlerr:
-    snprintf(err, errlen, "cannot read the schema version of %s: %s", path, sqlite3_errmsg(s->db));
+    snprintf(err, errlen, "cannot read the schema version of %s: %s", path, sqlite3_errmsg(db));
 out:
     sqlite3_finalize(st);
     return rc;
@@ -310,7 +306,7 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
                          : "");
             goto bad;
         }
-        if (check_schema_version(s, path, err, errlen) != 0) {
+        if (store_schema_check(s->db, path, err, errlen) != 0) {
             exec_sql(s, "ROLLBACK");
             goto bad;
         }
@@ -333,7 +329,7 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
             goto bad;
         }
     }
-    if (s->readonly && check_schema_version(s, path, err, errlen) != 0)
+    if (s->readonly && store_schema_check(s->db, path, err, errlen) != 0)
         goto bad;
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {

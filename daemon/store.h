@@ -23,6 +23,12 @@ enum { STORE_READONLY = 1, STORE_CREATE = 2 };
  * on failure. */
 store_t *store_open(const char *path, int flags, char *err, size_t errlen);
 
+/* Refuses a database whose schema version this build does not know: one written by a
+ * newer release (whose tables this one could misread or damage), or a damaged value. A
+ * database without the meta table or without a version (not created yet) passes.
+ * path names the file in err. Returns 0, or -1 with err set. */
+int store_schema_check(sqlite3 *db, const char *path, char *err, size_t errlen);
+
 /* Finalizes every statement and closes. NULL-safe; sets *s to NULL. */
 void store_close(store_t **s);
 

@@ -114,7 +114,7 @@ class ConfigTest(ServiceTest):
         db.close()
         with open(n.db_path, "rb") as f:
             before = f.read()
-        want = "database %s has schema version 2, newer than this liaisond reads (1)" % n.db_path
+        want = "database %s has schema version 2, newer than this release of liaison reads (1)" % n.db_path
         p = self.check(n)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn(want, p.stderr)

@@ -161,12 +161,27 @@ static void test_changed_entry_is_named(void **state)
     free(r);
 }
 
+static void test_newer_schema_is_not_verified(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(sqlite3_exec(store_db(f->s), "UPDATE meta SET value = CAST('2' AS BLOB) WHERE key = 'schema_version'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    uint8_t pk[LIAISON_KEY_BYTES] = {1};
+    audit_verify_opts_t o = {.sign_pk = pk};
+    audit_report_t *r = malloc(sizeof *r);
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), -1);
+    assert_non_null(strstr(r->text, "schema version 2"));
+    free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_tree_matches_the_plain_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_every_block_of_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_entry_is_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_is_not_verified, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
