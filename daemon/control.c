@@ -3,6 +3,7 @@
 #include "control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -1315,10 +1316,13 @@ static void *bind_ipc(node_t *n, const char *path, const char *group, char *err,
             zmq_close(s);
         return NULL;
     }
-    chmod(path, 0660);
+    /* Neither call follows a symbolic link put in the socket's place (the runtime
+     * directory is checked to be this user's alone, paths_check_dir, but never follow). */
+    if (fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) != 0)
+        log_warn("cannot set the mode of %s: %s", path, strerror(errno));
     struct group gr, *res = NULL;
     char buf[1024];
-    if (group && getgrnam_r(group, &gr, buf, sizeof buf, &res) == 0 && res && chown(path, (uid_t)-1, gr.gr_gid) != 0)
+    if (group && getgrnam_r(group, &gr, buf, sizeof buf, &res) == 0 && res && lchown(path, (uid_t)-1, gr.gr_gid) != 0)
         log_warn("cannot give %s to group %s: %s", path, group, strerror(errno));
     return s;
 }
