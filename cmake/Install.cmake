@@ -40,6 +40,7 @@ install(FILES systemd/liaison.tmpfiles DESTINATION lib/tmpfiles.d RENAME liaison
 
 # ---- man pages --------------------------------------------------------------------
 install(FILES docs/man/liaison.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES docs/man/liaison_client.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 install(FILES docs/man/liaison.conf.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 install(FILES docs/man/liaisond.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 
