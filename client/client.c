@@ -70,63 +70,89 @@ static void start_hint(const char *path, char *out, size_t outlen)
 
 /* Before handing the path to ZeroMQ (which would retry silently forever), find out
  * whether a daemon listens there and whether we may talk to it. */
-static int probe(const char *path, char *err, size_t errlen)
+static liaison_rc probe(const char *path, char *err, size_t errlen)
 {
     struct stat st;
     char hint[CONFIG_PATH_MAX + 64];
     start_hint(path, hint, sizeof hint);
     if (stat(path, &st) != 0) {
-        if (errno == EACCES)
+        if (errno == EACCES) {
             snprintf(err, errlen, "permission denied on %s (ask an administrator to add you to the group that owns it)",
                      path);
-        else
-            snprintf(err, errlen, "liaisond is not running: no socket at %s (start it with: %s)", path, hint);
-        return -1;
+            return LIAISON_PERMISSION;
+        }
+        snprintf(err, errlen, "liaisond is not running: no socket at %s (start it with: %s)", path, hint);
+        return LIAISON_UNREACHABLE;
     }
     if (!S_ISSOCK(st.st_mode)) {
         snprintf(err, errlen, "%s is not a socket", path);
-        return -1;
+        return LIAISON_BAD_REQUEST;
     }
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sa.sun_path) {
         snprintf(err, errlen, "socket path %s is too long", path);
-        return -1;
+        return LIAISON_BAD_REQUEST;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
-        return -1;
+        return LIAISON_INTERNAL;
     }
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     int e = errno;
     close(fd);
     if (rc == 0)
-        return 0;
-    if (e == EACCES || e == EPERM)
+        return LIAISON_OK;
+    if (e == EACCES || e == EPERM) {
         snprintf(err, errlen,
                  "permission denied on %s (the control socket is for group 'liaison', the audit socket for"
                  " group 'liaison-audit': ask an administrator to add you)",
                  path);
-    else if (e == ECONNREFUSED)
+        return LIAISON_PERMISSION;
+    }
+    if (e == ECONNREFUSED)
         snprintf(err, errlen, "liaisond is not running (stale socket %s; start it with: %s)", path, hint);
     else
         snprintf(err, errlen, "cannot connect to %s: %s", path, strerror(e));
-    return -1;
+    return LIAISON_UNREACHABLE;
 }
 
-liaison_client_t *liaison_client_open_path(const char *path, char *err, size_t errlen)
+const char *liaison_rc_string(liaison_rc rc)
 {
-    if (strlen(path) >= CONFIG_PATH_MAX) {
-        snprintf(err, errlen, "socket path is too long");
-        return NULL;
+    switch (rc) {
+    case LIAISON_OK: return "LIAISON_OK";
+    case LIAISON_BAD_REQUEST: return "LIAISON_BAD_REQUEST";
+    case LIAISON_REFUSED: return "LIAISON_REFUSED";
+    case LIAISON_NOT_FOUND: return "LIAISON_NOT_FOUND";
+    case LIAISON_INTERNAL: return "LIAISON_INTERNAL";
+    case LIAISON_UNREACHABLE: return "LIAISON_UNREACHABLE";
+    case LIAISON_TIMEOUT: return "LIAISON_TIMEOUT";
+    case LIAISON_PROTOCOL: return "LIAISON_PROTOCOL";
+    case LIAISON_PERMISSION: return "LIAISON_PERMISSION";
     }
-    if (probe(path, err, errlen) != 0)
-        return NULL;
+    return "LIAISON_UNKNOWN";
+}
+
+liaison_rc liaison_client_connect_path(const char *path, liaison_client_t **out, char *err, size_t errlen)
+{
+    char scratch[1];
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    *out = NULL;
+    if (!path || strlen(path) >= CONFIG_PATH_MAX) {
+        snprintf(err, errlen, "socket path is missing or too long");
+        return LIAISON_BAD_REQUEST;
+    }
+    liaison_rc rc = probe(path, err, errlen);
+    if (rc != LIAISON_OK)
+        return rc;
     liaison_client_t *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, errlen, "out of memory");
-        return NULL;
+        return LIAISON_INTERNAL;
     }
     snprintf(c->path, sizeof c->path, "%s", path);
     c->timeout_ms = 30000;
@@ -142,16 +168,28 @@ liaison_client_t *liaison_client_open_path(const char *path, char *err, size_t e
         zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof zero) != 0 || zmq_connect(c->sock, ep) != 0) {
         snprintf(err, errlen, "cannot connect to %s: %s", path, zmq_strerror(zmq_errno()));
         liaison_client_close(c);
-        return NULL;
+        return LIAISON_INTERNAL;
     }
-    return c;
+    *out = c;
+    return LIAISON_OK;
 }
 
-liaison_client_t *liaison_client_open(const char *home, liaison_socket which, char *err, size_t errlen)
+liaison_rc liaison_client_connect(const char *home, liaison_socket which, liaison_client_t **out, char *err,
+                                  size_t errlen)
 {
+    char scratch[1];
+    if (!err || errlen == 0) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    *out = NULL;
+    if (which != LIAISON_SOCKET_CONTROL && which != LIAISON_SOCKET_AUDIT) {
+        snprintf(err, errlen, "socket %d is neither LIAISON_SOCKET_CONTROL nor LIAISON_SOCKET_AUDIT", (int)which);
+        return LIAISON_BAD_REQUEST;
+    }
     paths_t p;
     if (paths_resolve(&p, home, err, errlen) != 0)
-        return NULL;
+        return LIAISON_BAD_REQUEST;
     /* No socket and no configuration: there is no node here at all, which "liaisond is
      * not running" would hide. */
     const char *sock = which == LIAISON_SOCKET_AUDIT ? p.audit_sock : p.control_sock;
@@ -160,9 +198,23 @@ liaison_client_t *liaison_client_open(const char *home, liaison_socket which, ch
         const char *where = p.home[0] ? p.home : p.config_dir;
         snprintf(err, errlen, "no liaison node at %s (create one with: liaison %s%s%sinit --id ID --name NAME --role ROLE"
                  " --listen ENDPOINT)", where, p.home[0] ? "--home " : "", p.home[0] ? p.home : "", p.home[0] ? " " : "");
-        return NULL;
+        return LIAISON_NOT_FOUND;
     }
-    return liaison_client_open_path(which == LIAISON_SOCKET_AUDIT ? p.audit_sock : p.control_sock, err, errlen);
+    return liaison_client_connect_path(sock, out, err, errlen);
+}
+
+liaison_client_t *liaison_client_open_path(const char *path, char *err, size_t errlen)
+{
+    liaison_client_t *c;
+    liaison_client_connect_path(path, &c, err, errlen);
+    return c;
+}
+
+liaison_client_t *liaison_client_open(const char *home, liaison_socket which, char *err, size_t errlen)
+{
+    liaison_client_t *c;
+    liaison_client_connect(home, which, &c, err, errlen);
+    return c;
 }
 
 void liaison_client_close(liaison_client_t *c)
@@ -244,7 +296,7 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
         if (rc == 0) {
             waited += slice;
             char why[300];
-            if (slice == PROBE_EVERY_MS && probe(c->path, why, sizeof why) != 0) {
+            if (slice == PROBE_EVERY_MS && probe(c->path, why, sizeof why) != LIAISON_OK) {
                 set_error(c, "liaisond stopped before answering (%s); whether the last request took effect is shown"
                              " by liaison outbox once it is back",
                           why);
@@ -296,17 +348,33 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
     }
 }
 
+/* A synchronous call abandons whatever was submitted and not collected, before it
+ * starts and again when it returns without its answer (timeout, daemon gone): that
+ * answer, if it ever comes, belongs to no token a pipelining caller holds. */
+static void abandon_pending(liaison_client_t *c)
+{
+    c->live_from = c->next_id;
+    c->pending = 0;
+}
+
+/* Waits for the answer to the one request a synchronous call has just submitted. */
+static liaison_rc collect_sync(liaison_client_t *c, Liaison__Control__Response **resp)
+{
+    uint64_t id;
+    liaison_rc rc = collect_pb(c, resp, &id);
+    if (!*resp)
+        abandon_pending(c);
+    return rc;
+}
+
 liaison_rc liaison_call_pb(liaison_client_t *c, Liaison__Control__Request *rq, Liaison__Control__Response **resp)
 {
     *resp = NULL;
-    /* A synchronous call abandons whatever was submitted and not collected. */
-    c->live_from = c->next_id;
-    c->pending = 0;
+    abandon_pending(c);
     liaison_rc rc = submit_pb(c, rq, NULL);
     if (rc != LIAISON_OK)
         return rc;
-    uint64_t id;
-    rc = collect_pb(c, resp, &id);
+    rc = collect_sync(c, resp);
     if (*resp && rc == LIAISON_PROTOCOL) {
         liaison__control__response__free_unpacked(*resp, NULL);
         *resp = NULL;
@@ -409,14 +477,12 @@ static liaison_rc take_id(liaison_client_t *c, liaison_rc rc, Liaison__Control__
 liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
                         const uint8_t *thread_id, char id_hex[LIAISON_ID_HEX])
 {
-    c->live_from = c->next_id;
-    c->pending = 0;
+    abandon_pending(c);
     liaison_rc rc = submit_send(c, to, ct, payload, len, thread_id, NULL);
     if (rc != LIAISON_OK)
         return rc;
     Liaison__Control__Response *r = NULL;
-    uint64_t id;
-    rc = collect_pb(c, &r, &id);
+    rc = collect_sync(c, &r);
     return take_id(c, rc, r, id_hex);
 }
 

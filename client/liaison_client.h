@@ -3,18 +3,45 @@
  * libliaison-client: the C API of a local liaisond, for the liaison CLI, an EHR, or
  * a script. It speaks the control protocol (docs/PROTOCOL.md, "Local control API")
  * over the daemon's IPC socket; access is granted by the socket's group (liaison for
- * the control socket, liaison-audit for the audit socket). Plain C, no dependency
- * leaks into this header.
+ * the control socket, liaison-audit for the audit socket). Plain C (C99 and later, and
+ * C++ through extern "C"); no dependency leaks into this header. Manual: liaison_client(3).
  *
- *   liaison_client_t *c = liaison_client_open(NULL, LIAISON_SOCKET_CONTROL, err, sizeof err);
+ *   cc ehr.c $(pkg-config --cflags --libs liaison-client)
+ *
+ *   char err[512];
+ *   liaison_client_t *c;
+ *   if (liaison_client_connect(NULL, LIAISON_SOCKET_CONTROL, &c, err, sizeof err) != LIAISON_OK)
+ *       return fprintf(stderr, "%s\n", err), 1;
  *   char id[LIAISON_ID_HEX];
- *   if (liaison_send_text(c, "dr.okafor", "weekly update", "PHQ-9 down to 11.", id) != LIAISON_OK)
- *       fprintf(stderr, "%s\n", liaison_client_error(c));
+ *   liaison_rc rc = liaison_send_text(c, "dr.okafor", "weekly update", "PHQ-9 down to 11.", id);
+ *   if (rc != LIAISON_OK)
+ *       fprintf(stderr, "%s: %s\n", liaison_rc_string(rc), liaison_client_error(c));
  *   liaison_client_close(c);
  *
- * Every call returns one of the liaison_rc values; on failure liaison_client_error()
- * says what went wrong and how to fix it. A client handle is not thread-safe; use
- * one per thread.
+ * Conventions, for every function below unless its comment says otherwise:
+ *
+ * Errors. Every call returns a liaison_rc. The code is the stable, documented part:
+ *   branch on it. The text of liaison_client_error() (or of the err buffer of the
+ *   connect and open functions) is for people: it names the problem and the fix, in
+ *   English, and may change between versions. Nothing is printed to stdout or stderr,
+ *   and errno is not part of the API.
+ * Arguments. Pointers are non-NULL unless a comment says NULL is allowed; a NULL
+ *   client handle is undefined behaviour (except in liaison_client_close and
+ *   liaison_client_error). Strings are NUL-terminated UTF-8 and only read during the
+ *   call: the library keeps no pointer to them.
+ * Ownership. The library allocates nothing the caller must free, except the handle
+ *   (liaison_client_close) and the answer of liaison_call (free()).
+ * Blocking. A call sends its request and waits for the daemon's answer, up to the
+ *   timeout of the handle (liaison_client_set_timeout, default 30 s). Signals do not
+ *   interrupt the wait. Nothing is retried: a request the daemon answered with an
+ *   error had no effect; after LIAISON_TIMEOUT, or LIAISON_UNREACHABLE from a call
+ *   on an open handle, the request may still have been, or still be, carried out:
+ *   look (liaison outbox, or a ListRequest) before sending it again, or the care
+ *   team may get it twice.
+ * Threads. A handle has no lock: use it from one thread at a time (it may move
+ *   between threads). Handles are independent of each other (each has its own
+ *   ZeroMQ context), so one handle per thread needs no coordination. A child of
+ *   fork() must not use its parent's handles.
  */
 #ifndef LIAISON_CLIENT_H
 #define LIAISON_CLIENT_H
@@ -32,18 +59,38 @@ extern "C" {
 #define LIAISON_API
 #endif
 
-#define LIAISON_ID_HEX 33 /* 32 hex characters of a message id + NUL */
+#define LIAISON_ID_HEX 33 /* 32 lower-case hex characters of a message id + NUL */
 
 typedef enum liaison_rc {
     LIAISON_OK = 0,
-    LIAISON_BAD_REQUEST = 1,  /* the request was malformed or invalid (fix the input) */
-    LIAISON_REFUSED = 2,      /* valid, but refused by policy or state */
-    LIAISON_NOT_FOUND = 3,    /* no such message, peer or review */
-    LIAISON_INTERNAL = 4,     /* the daemon failed */
-    LIAISON_UNREACHABLE = 5,  /* no daemon answers on the socket */
-    LIAISON_TIMEOUT = 6,      /* no answer within the timeout */
-    LIAISON_PROTOCOL = 7,     /* the answer could not be understood */
+    LIAISON_BAD_REQUEST = 1,  /* the request was malformed or invalid (fix the input); nothing was done */
+    LIAISON_REFUSED = 2,      /* valid, but refused by policy or state; nothing was done. Sending to a
+                               * recipient not in the directory ("peer unknown") is REFUSED */
+    LIAISON_NOT_FOUND = 3,    /* no such message, peer, review or node; nothing was done */
+    LIAISON_INTERNAL = 4,     /* the daemon failed, or the library ran out of memory */
+    LIAISON_UNREACHABLE = 5,  /* no daemon listens on the socket ("daemon not running"); from a call
+                               * on an open handle: it stopped, and the request may have taken effect */
+    LIAISON_TIMEOUT = 6,      /* no answer within the timeout: the request may still be carried out */
+    LIAISON_PROTOCOL = 7,     /* the answer could not be understood (client and daemon versions differ?) */
+    LIAISON_PERMISSION = 8,   /* this user may not use the socket (not in its group); only from
+                               * liaison_client_connect and liaison_client_connect_path */
 } liaison_rc;
+
+/* The name of a code, e.g. "LIAISON_TIMEOUT", for logs: a static string, stable across
+ * versions ("LIAISON_UNKNOWN" for a value not listed above). */
+LIAISON_API const char *liaison_rc_string(liaison_rc rc);
+
+/* liaison.wire.ContentType (wire.proto): the content_type of liaison_send and
+ * liaison_submit, and the payload.proto message its payload is a serialization of.
+ * The .proto files are installed; `pkg-config --variable=protodir liaison-client`
+ * says where. The numbers never change. */
+typedef enum liaison_content_type {
+    LIAISON_CONTENT_TEXT = 1,              /* liaison.payload.TextMessage (or liaison_send_text) */
+    LIAISON_CONTENT_PROGRESS_NOTE = 2,     /* liaison.payload.ProgressNote */
+    LIAISON_CONTENT_MEDICATION_CHANGE = 3, /* liaison.payload.MedicationChange */
+    LIAISON_CONTENT_ACK = 4,               /* not sent with liaison_send: use liaison_ack */
+    LIAISON_CONTENT_CASE_REVIEW = 5,       /* liaison.payload.CaseReview */
+} liaison_content_type;
 
 typedef enum liaison_socket {
     LIAISON_SOCKET_CONTROL = 0, /* clinicians: messages, peers, status */
@@ -53,47 +100,96 @@ typedef enum liaison_socket {
 typedef struct liaison_client liaison_client_t;
 
 /* Connects to the daemon of the node whose home is `home` (NULL: $LIAISON_HOME, else
- * the systemd layout, /run/liaison). Returns NULL with a message in err when no daemon
- * listens there or the socket may not be used. */
+ * the systemd layout, /run/liaison) and stores a new handle in *out, to be freed with
+ * liaison_client_close. It checks that a daemon accepts connections on the socket but
+ * sends nothing, so it returns at once. On failure *out is NULL, and err (if not NULL,
+ * errlen > 0; 256 bytes is enough, a longer message is cut) holds a NUL-terminated
+ * message. Returns:
+ *   LIAISON_OK          connected
+ *   LIAISON_UNREACHABLE the daemon is not running (no socket, or a stale one)
+ *   LIAISON_PERMISSION  the socket may not be used by this user (not in its group)
+ *   LIAISON_NOT_FOUND   there is no node at all at home (no socket, no configuration)
+ *   LIAISON_BAD_REQUEST which is not a liaison_socket, or the path is not a socket or
+ *                       is too long
+ *   LIAISON_INTERNAL    out of memory, or ZeroMQ failed
+ *  */
+LIAISON_API liaison_rc liaison_client_connect(const char *home, liaison_socket which, liaison_client_t **out,
+                                              char *err, size_t errlen);
+
+/* Same, with the socket path given directly (NOT_FOUND is not returned).  */
+LIAISON_API liaison_rc liaison_client_connect_path(const char *socket_path, liaison_client_t **out, char *err,
+                                                   size_t errlen);
+
+/* liaison_client_connect, returning the handle, or NULL on any failure (the code is
+ * lost: prefer liaison_client_connect). err as there. */
 LIAISON_API liaison_client_t *liaison_client_open(const char *home, liaison_socket which, char *err, size_t errlen);
 
-/* Same, with the socket path given directly. */
+/* liaison_client_connect_path, returning the handle or NULL. */
 LIAISON_API liaison_client_t *liaison_client_open_path(const char *socket_path, char *err, size_t errlen);
 
-/* Closes the connection and frees the handle. NULL-safe. */
+/* Closes the connection and frees the handle; c is invalid afterwards. Does not block:
+ * requests submitted and not collected may or may not reach the daemon (collect
+ * every answer you rely on), and their answers are dropped. NULL is a no-op. */
 LIAISON_API void liaison_client_close(liaison_client_t *c);
 
-/* How long a call waits for its answer (default 30000 ms). */
+/* How long each later call on c waits for its answer (and for room to send), in
+ * milliseconds. timeout_ms <= 0 restores the default, 30000; there is no infinite
+ * wait. While waiting, the library checks every 500 ms that the daemon is still
+ * there, so a daemon that stops is reported (LIAISON_UNREACHABLE) before the timeout. */
 LIAISON_API void liaison_client_set_timeout(liaison_client_t *c, int timeout_ms);
 
-/* The message of the last failed call on c. */
+/* The message of the last failed call on c: a NUL-terminated string owned by c, valid
+ * until the next call on c or liaison_client_close. A successful call does not clear
+ * it: read it only after a code other than LIAISON_OK. For NULL, a static string. */
 LIAISON_API const char *liaison_client_error(const liaison_client_t *c);
 
-/* Raw call: req is a serialized liaison.control.Request (its request_id is set by the
- * library); on LIAISON_OK *resp is a malloc'd serialized liaison.control.Response of
- * *resp_len bytes, to be freed with free(). Any other code: *resp is NULL. */
+/* Raw call, for every operation of control.proto: req is a serialized
+ * liaison.control.Request of req_len bytes (its request_id is set by the library). On
+ * LIAISON_OK *resp is a malloc'd serialized liaison.control.Response of *resp_len
+ * bytes, to be freed with free(). Any other code: *resp is NULL and *resp_len 0, and
+ * the daemon's error is in liaison_client_error (LIAISON_BAD_REQUEST also when req
+ * does not decode). How to list the inbox, read a message or follow deliveries and
+ * acknowledgements (ListRequest, ShowRequest): docs/PROTOCOL.md and liaison_client(3).
+ * Abandons pending answers, as a synchronous call does (see liaison_submit). */
 LIAISON_API liaison_rc liaison_call(liaison_client_t *c, const void *req, size_t req_len, void **resp, size_t *resp_len);
 
-/* Sends a free-text message to the comma-separated node ids in `to`. On LIAISON_OK the
- * message is stored and queued (durably) and its id is in id_hex. */
+/* Sends a free-text message (subject and text: NULL is ""). On LIAISON_OK the message
+ * is stored and queued durably, the daemon delivers it (retrying across outages and
+ * restarts), and its id is in id_hex (NULL: not wanted). LIAISON_OK is not delivery:
+ * follow the message's delivery state with a ListRequest (liaison_call).
+ * `to`: recipient node ids separated by commas or spaces. Returns, besides the
+ * transport codes (UNREACHABLE, TIMEOUT, PROTOCOL, INTERNAL):
+ *   LIAISON_BAD_REQUEST no recipient, an invalid id, too many, or an invalid payload
+ *   LIAISON_REFUSED     a recipient is not in the directory (peer unknown: add its card)
+ *   LIAISON_NOT_FOUND   (liaison_send) thread_id names no message held here */
 LIAISON_API liaison_rc liaison_send_text(liaison_client_t *c, const char *to, const char *subject, const char *text,
                              char id_hex[LIAISON_ID_HEX]);
 
-/* Sends any payload: content_type as in liaison.wire.ContentType, payload a serialized
- * message of liaison.payload of that type, thread_id 16 bytes or NULL. */
+/* Sends any payload, as liaison_send_text: content_type a liaison_content_type,
+ * payload (len bytes) a serialized payload.proto message of that type, thread_id the
+ * 16 raw bytes of a message id whose thread this message continues, or NULL. */
 LIAISON_API liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t content_type, const void *payload, size_t len,
                         const uint8_t *thread_id, char id_hex[LIAISON_ID_HEX]);
 
-/* Acknowledges a received message (e.g. a medication change), with an optional comment. */
+/* Acknowledges a received message (e.g. a medication change) given by its 32-hex id,
+ * with an optional comment (NULL: none). On LIAISON_OK the acknowledgement is queued
+ * to the message's sender and other recipients and its own id is in ack_id_hex (NULL:
+ * not wanted). LIAISON_BAD_REQUEST: msg_id_hex is not a message id; LIAISON_REFUSED:
+ * no such message here, or one this node sent, or already acknowledged. */
 LIAISON_API liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, const char *comment, char ack_id_hex[LIAISON_ID_HEX]);
 
-/* Pipelining: submit many sends without waiting, then collect their answers in order.
+/* Pipelining: submit many sends without waiting, then collect their answers.
  * liaison_submit returns LIAISON_OK once the request is handed to the socket and gives
- * its token; liaison_collect waits for the next answer (timeout as set) and reports the
- * token it belongs to, its result code and the message id. Answers may arrive in any
- * order: match them by token. Each answer means the message is committed (stored and
- * queued durably). A synchronous call (liaison_send, liaison_ack, ...) abandons the
- * answers of requests still pending. */
+ * its token (NULL: not wanted); it checks only the recipient list (BAD_REQUEST), not
+ * the payload. liaison_collect waits for the next answer (timeout as set) and reports
+ * the token it belongs to (NULL: not wanted), its result code (as liaison_send's) and
+ * the message id (NULL: not wanted). Answers may arrive in any order: match them by
+ * token. Each LIAISON_OK answer means the message is committed (stored and queued
+ * durably). liaison_collect with nothing pending returns LIAISON_BAD_REQUEST at once;
+ * after LIAISON_TIMEOUT or LIAISON_UNREACHABLE the uncollected requests may still be
+ * carried out. A synchronous call (liaison_send, liaison_ack, liaison_call, ...)
+ * abandons the answers of requests still pending (the requests are still carried
+ * out) and resets liaison_pending to 0. */
 LIAISON_API liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t content_type, const void *payload, size_t len,
                           uint64_t *token);
 LIAISON_API liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX]);

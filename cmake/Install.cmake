@@ -40,8 +40,16 @@ install(FILES systemd/liaison.tmpfiles DESTINATION lib/tmpfiles.d RENAME liaison
 
 # ---- man pages --------------------------------------------------------------------
 install(FILES docs/man/liaison.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES docs/man/liaison_client.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 install(FILES docs/man/liaison.conf.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 install(FILES docs/man/liaisond.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
+
+# ---- the protocol schemas of libliaison-client ---------------------------------------
+# liaison_send() and liaison_call() take serialized liaison.payload and liaison.control
+# messages: an embedder generates its own code from these (protoc-c, or any protobuf
+# implementation). `pkg-config --variable=protodir liaison-client` names the directory.
+install(FILES proto/wire.proto proto/payload.proto proto/control.proto
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/liaison/proto)
 
 # ---- pkg-config file of libliaison-client -------------------------------------------
 # Written at install time so that its prefix is the one installed to (cpack uses /usr).
@@ -50,6 +58,7 @@ if(TARGET liaison-client)
     set(prefix \"\${CMAKE_INSTALL_PREFIX}\")
     set(LIAISON_PC_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")
     set(LIAISON_PC_INCLUDEDIR \"${CMAKE_INSTALL_INCLUDEDIR}\")
+    set(LIAISON_PC_DATADIR \"${CMAKE_INSTALL_DATADIR}\")
     set(PROJECT_VERSION \"${PROJECT_VERSION}\")
     configure_file(\"${CMAKE_CURRENT_SOURCE_DIR}/packaging/liaison-client.pc.in\"
                    \"${CMAKE_CURRENT_BINARY_DIR}/install/liaison-client.pc\" @ONLY)

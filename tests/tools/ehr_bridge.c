@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* An EHR bridge written against the *installed* libliaison-client as a stranger would
+ * write it: the installed header, the shared library and code generated with protoc-c
+ * from the installed .proto files (pkg-config --variable=protodir liaison-client).
+ * Built and driven by tests/integration/test_embed.py; not built by CMake.
+ *
+ *   ehr_bridge SENDER_HOME RECIPIENT_HOME RECIPIENT_ID SCRATCH_DIR SENDER_PID
+ *
+ * Sends a progress note and a medication change from the sender to the recipient,
+ * waits for their delivery, lists the recipient's inbox, reads the note there and
+ * acknowledges the change, waits at the sender for the acknowledgement; then walks
+ * the error paths and prints each code (SENDER_PID is stopped for a moment to make a
+ * call time out). */
+#define _POSIX_C_SOURCE 200809L
+#include <liaison_client.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.pb-c.h"
+#include "payload.pb-c.h"
+
+static void hex(const ProtobufCBinaryData *b, char out[LIAISON_ID_HEX])
+{
+    out[0] = 0;
+    for (size_t i = 0; i < b->len && i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", b->data[i]);
+}
+
+/* One round-trip with liaison_call; returns the unpacked response or NULL. */
+static Liaison__Control__Response *call(liaison_client_t *c, Liaison__Control__Request *rq, liaison_rc *rcp)
+{
+    size_t n = liaison__control__request__get_packed_size(rq);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (!buf)
+        return NULL;
+    liaison__control__request__pack(rq, buf);
+    void *resp = NULL;
+    size_t resp_len = 0;
+    liaison_rc rc = liaison_call(c, buf, n, &resp, &resp_len);
+    free(buf);
+    *rcp = rc;
+    if (rc != LIAISON_OK) {
+        fprintf(stderr, "call: %s: %s\n", liaison_rc_string(rc), liaison_client_error(c));
+        return NULL;
+    }
+    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, resp_len, resp);
+    free(resp);
+    return r;
+}
+
+static Liaison__Control__Response *list(liaison_client_t *c, Liaison__Control__ListRequest__Box box, bool needs_ack)
+{
+    Liaison__Control__ListRequest l = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    l.box = box;
+    l.needs_ack = needs_ack;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
+    rq.list = &l;
+    liaison_rc rc;
+    return call(c, &rq, &rc);
+}
+
+static const Liaison__Control__MessageSummary *find(const Liaison__Control__Response *r, const char *id)
+{
+    if (!r || r->result_case != LIAISON__CONTROL__RESPONSE__RESULT_LIST)
+        return NULL;
+    for (size_t i = 0; i < r->list->n_messages; i++) {
+        char h[LIAISON_ID_HEX];
+        hex(&r->list->messages[i]->message_id, h);
+        if (strcmp(h, id) == 0)
+            return r->list->messages[i];
+    }
+    return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int send_note(liaison_client_t *c, const char *to, char id[LIAISON_ID_HEX])
+{
+    Liaison__Payload__PatientRef p = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    p.id = "P-1042";
+    Liaison__Payload__Score phq9 = LIAISON__PAYLOAD__SCORE__INIT;
+    phq9.value = 11;
+    Liaison__Payload__ProgressNote note = LIAISON__PAYLOAD__PROGRESS_NOTE__INIT;
+    note.patient = &p;
+    note.session_date = "2026-11-16";
+    note.modality = LIAISON__PAYLOAD__MODALITY__MODALITY_CBT;
+    note.narrative = "Engaged in CBT; sleep improved.";
+    note.phq9 = &phq9;
+    size_t n = liaison__payload__progress_note__get_packed_size(&note);
+    uint8_t *buf = malloc(n);
+    if (!buf)
+        return 1;
+    liaison__payload__progress_note__pack(&note, buf);
+    liaison_rc rc = liaison_send(c, to, LIAISON_CONTENT_PROGRESS_NOTE, buf, n, NULL, id);
+    free(buf);
+    if (rc != LIAISON_OK) {
+        fprintf(stderr, "send note: %s: %s\n", liaison_rc_string(rc), liaison_client_error(c));
+        return 1;
+    }
+    return 0;
+}
+
+static int send_med(liaison_client_t *c, const char *to, char id[LIAISON_ID_HEX])
+{
+    Liaison__Payload__PatientRef p = LIAISON__PAYLOAD__PATIENT_REF__INIT;
+    p.id = "P-1042";
+    Liaison__Payload__MedicationChange m = LIAISON__PAYLOAD__MEDICATION_CHANGE__INIT;
+    m.patient = &p;
+    m.medication = "sertraline";
+    m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE;
+    m.previous_dose = "50 mg daily";
+    m.new_dose = "100 mg daily";
+    m.effective_date = "2026-11-17";
+    m.reason = "partial response";
+    m.monitor = "activation";
+    size_t n = liaison__payload__medication_change__get_packed_size(&m);
+    uint8_t *buf = malloc(n);
+    if (!buf)
+        return 1;
+    liaison__payload__medication_change__pack(&m, buf);
+    liaison_rc rc = liaison_send(c, to, LIAISON_CONTENT_MEDICATION_CHANGE, buf, n, NULL, id);
+    free(buf);
+    if (rc != LIAISON_OK) {
+        fprintf(stderr, "send med: %s: %s\n", liaison_rc_string(rc), liaison_client_error(c));
+        return 1;
+    }
+    return 0;
+}
+
+static void report(const char *what, liaison_rc rc, const char *msg)
+{
+    printf("%s %s: %s\n", what, liaison_rc_string(rc), msg);
+}
+
+static int error_paths(const char *home, const char *peer, const char *scratch, pid_t daemon)
+{
+    char err[512], path[512];
+    liaison_client_t *c;
+    snprintf(path, sizeof path, "%s/nonode", scratch);
+    liaison_rc rc = liaison_client_connect(path, LIAISON_SOCKET_CONTROL, &c, err, sizeof err);
+    report("connect-no-node", rc, c ? "handle!" : err);
+    rc = liaison_client_connect_path(scratch, &c, err, sizeof err);
+    report("connect-not-a-socket", rc, c ? "handle!" : err);
+    /* A socket file nobody listens on: what a crashed daemon leaves behind. */
+    snprintf(path, sizeof path, "%s/stale.sock", scratch);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path)
+        return 1;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        return 1;
+    close(fd);
+    rc = liaison_client_connect_path(path, &c, NULL, 0);
+    report("connect-stale", rc, c ? "handle!" : "");
+    c = liaison_client_open_path(path, err, sizeof err);
+    report("open-stale", c ? LIAISON_OK : LIAISON_UNREACHABLE, err);
+
+    rc = liaison_client_connect(home, LIAISON_SOCKET_CONTROL, &c, err, sizeof err);
+    if (rc != LIAISON_OK)
+        return 1;
+    char id[LIAISON_ID_HEX];
+    rc = liaison_send_text(c, "nobody.here", "s", "t", id);
+    report("unknown-peer", rc, liaison_client_error(c));
+    rc = liaison_send_text(c, "bad/id", "s", "t", id);
+    report("bad-recipient", rc, liaison_client_error(c));
+    rc = liaison_ack(c, "00112233445566778899aabbccddeeff", "x", id);
+    report("ack-unknown", rc, liaison_client_error(c));
+    rc = liaison_ack(c, "not-an-id", NULL, NULL);
+    report("ack-bad-id", rc, liaison_client_error(c));
+    rc = liaison_send(c, peer, LIAISON_CONTENT_PROGRESS_NOTE, "garbage", 7, NULL, id);
+    report("bad-payload", rc, liaison_client_error(c));
+    void *resp;
+    size_t rl;
+    rc = liaison_call(c, "\xff\xff\xff", 3, &resp, &rl);
+    report("bad-raw", rc, liaison_client_error(c));
+    rc = liaison_collect(c, NULL, NULL);
+    report("collect-none", rc, liaison_client_error(c));
+    /* A daemon that does not answer in time: the request may still be carried out. */
+    liaison_client_set_timeout(c, 1000);
+    kill(daemon, SIGSTOP);
+    rc = liaison_send_text(c, peer, "late", "sent while the daemon was stopped", id);
+    kill(daemon, SIGCONT);
+    report("timeout", rc, liaison_client_error(c));
+    liaison_client_set_timeout(c, 0);
+    uint64_t token;
+    for (int i = 0; i < 5; i++)
+        if (liaison_submit_text(c, peer, "", "left pending at close", &token) != LIAISON_OK)
+            return 1;
+    printf("pending %zu\n", liaison_pending(c));
+    printf("rc-names %s %s\n", liaison_rc_string(LIAISON_PERMISSION), liaison_rc_string((liaison_rc)99));
+    liaison_client_close(c);
+    liaison_client_close(NULL);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: ehr_bridge SENDER_HOME RECIPIENT_HOME RECIPIENT_ID SCRATCH_DIR SENDER_PID\n");
+        return 2;
+    }
+    char err[512];
+    liaison_client_t *a, *b;
+    liaison_rc orc = liaison_client_connect(argv[1], LIAISON_SOCKET_CONTROL, &a, err, sizeof err);
+    if (orc != LIAISON_OK) {
+        fprintf(stderr, "connect %s: %s: %s\n", argv[1], liaison_rc_string(orc), err);
+        return 3;
+    }
+    orc = liaison_client_connect(argv[2], LIAISON_SOCKET_CONTROL, &b, err, sizeof err);
+    if (orc != LIAISON_OK) {
+        fprintf(stderr, "connect %s: %s: %s\n", argv[2], liaison_rc_string(orc), err);
+        liaison_client_close(a);
+        return 3;
+    }
+    liaison_client_set_timeout(a, 5000);
+    int status = 1;
+    char note_id[LIAISON_ID_HEX], med_id[LIAISON_ID_HEX], ack_id[LIAISON_ID_HEX];
+    if (send_note(a, argv[3], note_id) || send_med(a, argv[3], med_id))
+        goto out;
+    printf("note %s\nmed %s\n", note_id, med_id);
+
+    /* wait for delivery of both */
+    for (int i = 0;; i++) {
+        Liaison__Control__Response *r = list(a, LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX, false);
+        const Liaison__Control__MessageSummary *n = find(r, note_id), *m = find(r, med_id);
+        bool done = n && m && n->n_deliveries == 1 && m->n_deliveries == 1 &&
+                    strcmp(n->deliveries[0]->state, "delivered") == 0 &&
+                    strcmp(m->deliveries[0]->state, "delivered") == 0;
+        liaison__control__response__free_unpacked(r, NULL);
+        if (done)
+            break;
+        if (i == 100) {
+            fprintf(stderr, "not delivered\n");
+            goto out;
+        }
+        sleep_ms(100);
+    }
+    printf("delivered\n");
+
+    /* recipient: inbox, read the note, ack the medication change */
+    Liaison__Control__Response *r = list(b, LIAISON__CONTROL__LIST_REQUEST__BOX__INBOX, false);
+    if (!r)
+        goto out;
+    for (size_t i = 0; i < r->list->n_messages; i++) {
+        char h[LIAISON_ID_HEX];
+        hex(&r->list->messages[i]->message_id, h);
+        printf("inbox %s from %s type %u awaiting_ack %d\n", h, r->list->messages[i]->sender,
+               r->list->messages[i]->content_type, r->list->messages[i]->awaiting_ack);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+
+    Liaison__Control__ShowRequest s = LIAISON__CONTROL__SHOW_REQUEST__INIT;
+    uint8_t raw[16];
+    for (int i = 0; i < 16; i++)
+        sscanf(note_id + 2 * i, "%2hhx", &raw[i]);
+    s.message_id = (ProtobufCBinaryData){16, raw};
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
+    rq.show = &s;
+    liaison_rc rc;
+    r = call(b, &rq, &rc);
+    if (!r)
+        goto out;
+    Liaison__Payload__ProgressNote *pn =
+        liaison__payload__progress_note__unpack(NULL, r->show->payload.len, r->show->payload.data);
+    if (pn) {
+        printf("read note: patient %s narrative '%s'\n", pn->patient->id, pn->narrative);
+        liaison__payload__progress_note__free_unpacked(pn, NULL);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+
+    rc = liaison_ack(b, med_id, "Seen; will screen for activation.", ack_id);
+    if (rc != LIAISON_OK) {
+        fprintf(stderr, "ack: %s: %s\n", liaison_rc_string(rc), liaison_client_error(b));
+        goto out;
+    }
+    printf("ack %s\n", ack_id);
+
+    for (int i = 0;; i++) {
+        r = list(a, LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX, false);
+        const Liaison__Control__MessageSummary *m = find(r, med_id);
+        bool done = m && m->n_acks == 1;
+        if (done)
+            printf("acknowledged by %s\n", m->acks[0]->by);
+        liaison__control__response__free_unpacked(r, NULL);
+        if (done)
+            break;
+        if (i == 100) {
+            fprintf(stderr, "not acknowledged\n");
+            goto out;
+        }
+        sleep_ms(100);
+    }
+    status = error_paths(argv[1], argv[3], argv[4], (pid_t)atol(argv[5]));
+out:
+    liaison_client_close(a);
+    liaison_client_close(b);
+    return status;
+}
