@@ -446,8 +446,8 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
      * An unknown id is refused by clinical_recipients, with its own message. */
     store_msg_t m = {0};
     const uint8_t *thread = NULL;
-    if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread &&
-        m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+    bool held = store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0;
+    if (held && m.has_thread && m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
         thread = m.thread_id; /* a review's thread carries only review messages */
     /* One acknowledgement per message: a second one would be sent, signed and counted
      * by nobody. */
@@ -466,6 +466,18 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "message %s was already acknowledged at %s (nothing was sent)",
                      hex, when);
+        return;
+    }
+    /* The author counts an acknowledgement as "seen": one sent from the inbox list, for a
+     * message nobody here has opened, would close the loop on a change nobody read. A
+     * timeline (listed, left unread) shows only its gist. */
+    if (held && !m.outgoing && m.read_ms == 0 && m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        char hex[TEXT_MSGID_HEX];
+        text_msgid_to_hex(a->message_id.data, hex);
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "message %s has not been read on this node: read it first with liaison show %s, then"
+                     " acknowledge it (nothing was sent)",
+                     hex, hex);
         return;
     }
     Liaison__Payload__Acknowledgement ack = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;

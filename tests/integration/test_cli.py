@@ -478,6 +478,7 @@ class Cli(NodeTest):
                     "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"
                     ).stdout.strip()
         self.wait_delivered(p, mid, "dr.alvarez")
+        t.cli("show", mid)
         t.cli("ack", mid, "--comment", "x")
         acks = "SELECT count(*) FROM messages WHERE content_type = 4"
         self.assertEqual(t.query(acks)[0][0], 1)
