@@ -272,7 +272,9 @@ void cli_time(uint64_t ms, char *buf, size_t len)
     time_t t = (time_t)(ms / 1000u);
     struct tm tm;
     localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+    /* The zone goes with the time: the care team spans zones, and the audit commands,
+     * errors and JSON print UTC, so a bare 13:50 could be either. */
+    strftime(buf, len, "%Y-%m-%d %H:%M %Z", &tm);
 }
 
 void cli_time_iso(uint64_t ms, char *buf, size_t len)

@@ -2,6 +2,7 @@
 """The command line and the client library as users meet them: exit codes, error
 messages that name the fix, --help and --json everywhere, and an embedder of
 libliaison-client using pipelined sends."""
+import calendar
 import json
 import os
 import pty
@@ -469,6 +470,37 @@ class Cli(NodeTest):
         self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
         self.assertTrue(rows[0][1].startswith(("user:", "uid:")))
         self.assertIn("send: peer 'nobody' is not in the directory", rows[0][6])
+
+    def test_displayed_times_name_their_zone(self):
+        # inbox, outbox, show and status print local time; errors, audit and JSON print
+        # UTC. Without the zone, a pharmacist in another zone (or anyone comparing with an
+        # error message) could not tell 13:50 from 18:50.
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", "psychiatrist")
+        link(a, b)
+        mid = a.send("dr.okafor", "zone check")
+        self.wait_delivered(a, mid, "dr.okafor")
+        created = b.json("inbox")["messages"][0]["created"]
+        ts = calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S"))
+        old = os.environ.get("TZ")
+        try:
+            for tz in ("America/New_York", "Asia/Kolkata", "UTC"):
+                os.environ["TZ"] = tz
+                time.tzset()
+                want = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(ts))
+                self.assertNotEqual(want.split()[-1], "")
+                line = [ln for ln in b.cli("inbox").stdout.splitlines() if ln.startswith(mid)][0]
+                self.assertIn("  %s  " % want, line)
+                self.assertIn("Sent           %s\n" % want, b.cli("show", mid).stdout)
+                line = [ln for ln in a.cli("outbox").stdout.splitlines() if ln.startswith(mid)][0]
+                self.assertIn("  %s  to dr.okafor" % want, line)
+                self.assertRegex(b.cli("status").stdout, r"up since \S+ \S+ %s," % time.strftime("%Z"))
+        finally:
+            if old is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
 
     def test_second_ack_refused_before_anything_is_sent(self):
         t = self.node("dr.alvarez")
