@@ -512,6 +512,7 @@ struct summary_buf {
     Liaison__Control__AckInfo *aptr[LIAISON_MAX_RECIPIENTS];
     char ack_by[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
     uint8_t ack_id[LIAISON_MAX_RECIPIENTS][LIAISON_MSGID_BYTES];
+    char *ack_comment[LIAISON_MAX_RECIPIENTS];  /* malloc'd, wiped by summary_free */
     char *optr[LIAISON_MAX_RECIPIENTS];
     uint8_t ref[LIAISON_MSGID_BYTES];
     uint8_t *payload;           /* malloc'd decrypted payload, wiped by summary_free */
@@ -529,6 +530,11 @@ static void summary_free(summary_buf_t *b)
         sodium_memzero(b->payload, b->payload_len);
         free(b->payload);
     }
+    for (size_t i = 0; i < LIAISON_MAX_RECIPIENTS; i++)
+        if (b->ack_comment[i]) {
+            sodium_memzero(b->ack_comment[i], strlen(b->ack_comment[i]));
+            free(b->ack_comment[i]);
+        }
     free(b);
 }
 
@@ -820,6 +826,36 @@ static bool record_read(call_t *c, const store_msg_t *m, bool mark)
     return store_op_end(n->store, ok) == 0 && ok;
 }
 
+/* Puts the comment of acknowledgement i of a shown message into its AckInfo: "seen, but
+ * she is already on 150 mg" is the answer to the change, and shown only as a message of
+ * its own it was easily missed behind "acknowledged by". The comment is released only
+ * if its read could be audited (and the acknowledgement is then marked read). */
+static void add_ack_comment(call_t *c, summary_buf_t *b, size_t i)
+{
+    Liaison__Control__AckInfo *a = &b->acks[i];
+    if (a->ack_message_id.len != LIAISON_MSGID_BYTES)
+        return;
+    store_msg_t am;
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    if (open_stored(c->n, a->ack_message_id.data, &am, &pt, &pt_len) != 0)
+        return;
+    Liaison__Payload__Acknowledgement *ack =
+        am.content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK
+            ? liaison__payload__acknowledgement__unpack(NULL, pt_len, pt)
+            : NULL;
+    if (ack && ack->comment && ack->comment[0] && record_read(c, &am, true) &&
+        (b->ack_comment[i] = strdup(ack->comment)) != NULL)
+        a->comment = b->ack_comment[i];
+    if (ack) {
+        if (ack->comment)
+            sodium_memzero(ack->comment, strlen(ack->comment));
+        liaison__payload__acknowledgement__free_unpacked(ack, NULL);
+    }
+    sodium_memzero(pt, pt_len);
+    free(pt);
+}
+
 static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
 {
     node_t *n = c->n;
@@ -855,6 +891,8 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
         goto out;
     }
     fill_summary(n, &m, b);
+    for (size_t i = 0; i < b->sum.n_acks; i++)
+        add_ack_comment(c, b, i);
     Liaison__Control__ShowResult res = LIAISON__CONTROL__SHOW_RESULT__INIT;
     res.summary = &b->sum;
     res.payload = (ProtobufCBinaryData){pt_len, pt};

@@ -143,6 +143,39 @@ class Clinical(NodeTest):
         wait_for(lambda: p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,)), 20,
                  "the acknowledgement at the psychiatrist")
 
+    def test_ack_comment_shown_with_the_change(self):
+        # A comment is often the point of an acknowledgement ("already on 150 mg"): show of
+        # the change printed only "acknowledged by rx.chen at ...", the comment sat in a
+        # separate inbox line that just said "acknowledgement".
+        t, p, rx = self.team()
+        mid = med_change(p, "dr.alvarez,rx.chen", "P-1042")
+        self.wait_delivered(p, mid, "dr.alvarez")
+        self.wait_delivered(p, mid, "rx.chen")
+        rx.cli("show", mid)
+        comment = "Seen. But she is already on 150 mg per our fill history.\nPlease confirm."
+        ack = rx.cli("ack", mid, "--comment", comment).stdout.strip()
+        t.cli("show", mid)
+        t.cli("ack", mid)  # no comment
+        wait_for(lambda: len(p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,))) == 2, 20,
+                 "both acknowledgements at the psychiatrist")
+        before = len(p.audit("message-read"))
+        out = p.cli("show", mid).stdout
+        self.assertIn("acknowledged by rx.chen at ", out)
+        self.assertIn("    comment: Seen. But she is already on 150 mg per our fill history.\n"
+                      + " " * 15 + "Please confirm.\n", out)
+        self.assertEqual(out.count("comment:"), 1)
+        # The comment shown is a read of the acknowledgement: audited, and no longer unread.
+        reads = p.audit("message-read")[before:]
+        self.assertEqual(sorted(r[4].lower() for r in reads), sorted([mid, ack]))
+        self.assertNotIn(ack, ids(p.json("inbox", "--unread")))
+        acks = {a["by"]: a for a in p.json("show", mid)["acks"]}
+        self.assertEqual(acks["rx.chen"]["comment"], comment)
+        self.assertNotIn("comment", acks["dr.alvarez"])
+        # The other recipient sees it too.
+        wait_for(lambda: len(t.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,))) == 2, 20,
+                 "rx.chen's acknowledgement at the therapist")
+        self.assertIn("comment: Seen. But she is already on 150 mg", t.cli("show", mid).stdout)
+
     def test_overdue_flag_raised_once_and_cleared(self):
         t = self.node("dr.alvarez", "therapist")
         p = self.node("dr.okafor", "psychiatrist", start=False)
