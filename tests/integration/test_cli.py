@@ -502,6 +502,30 @@ class Cli(NodeTest):
                 os.environ["TZ"] = old
             time.tzset()
 
+    def test_send_to_an_unreachable_peer_says_it_is_queued(self):
+        # The id printed for a message that waits in the queue looked like any other: an
+        # urgent change to a pharmacist whose node is down could wait unnoticed.
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("rx.chen", "pharmacist")
+        c = self.node("dr.alvarez")
+        link(a, b, c)
+        wait_for(lambda: all(p["connected"] for p in a.json("peer", "list")["peers"]), 20, "both peers connected")
+        b.stop()
+        wait_for(lambda: not [p for p in a.json("peer", "list")["peers"] if p["id"] == "rx.chen"][0]["connected"],
+                 30, "rx.chen to be seen down")
+        r = a.cli("med-change", "--to", "rx.chen, dr.alvarez", "--patient", "P-1042", "--drug", "lithium", "--action",
+                  "stop", "--from", "300 mg bid", "--reason", "level 1.4", "--urgent")
+        mid = r.stdout.strip()
+        self.assertEqual(len(mid), 32)
+        self.assertIn("liaison: rx.chen is not connected now", r.stderr)
+        self.assertIn("queued for rx.chen and goes out when rx.chen can be reached (see: liaison outbox)", r.stderr)
+        self.assertNotIn("dr.alvarez", r.stderr)
+        self.assertEqual(a.delivery_state(mid, "rx.chen"), "queued")
+        # A peer that is connected: nothing is said.
+        self.assertEqual(a.cli("send", "--to", "dr.alvarez", "-", input="x").stderr, "")
+        b.start()
+        self.wait_delivered(a, mid, "rx.chen", timeout=90)
+
     def test_second_ack_refused_before_anything_is_sent(self):
         t = self.node("dr.alvarez")
         p = self.node("dr.okafor", "psychiatrist")
