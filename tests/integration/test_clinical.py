@@ -67,6 +67,12 @@ class Clinical(NodeTest):
         self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 0)
         r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--gad7", "22", "-", input="x", check=False)
         self.assertEqual(r.returncode, 1)
+        # A month typed as 13 is not a date, not a date "after today".
+        r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--session-date", "2026-13-01", "-", input="x",
+                  check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("'2026-13-01' is not a date", r.stderr)
+        self.assertNotIn("after today", r.stderr)
         r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--risk", "extreme", "-", input="x", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 0)
