@@ -272,7 +272,9 @@ void cli_time(uint64_t ms, char *buf, size_t len)
     time_t t = (time_t)(ms / 1000u);
     struct tm tm;
     localtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%d %H:%M", &tm);
+    /* The zone goes with the time: the care team spans zones, and the audit commands,
+     * errors and JSON print UTC, so a bare 13:50 could be either. */
+    strftime(buf, len, "%Y-%m-%d %H:%M %Z", &tm);
 }
 
 void cli_time_iso(uint64_t ms, char *buf, size_t len)
@@ -357,6 +359,56 @@ json_t *cli_json_hex(const uint8_t *data, size_t len)
     return j;
 }
 
+/* Whether the comma-separated list names id (spaces around a name ignored, as the
+ * daemon does). */
+static bool names(const char *list, const char *id)
+{
+    size_t n = strlen(id);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *end = e;
+        while (end > p && end[-1] == ' ')
+            end--;
+        if ((size_t)(end - p) == n && strncmp(p, id, n) == 0)
+            return true;
+        p = e;
+    }
+    return false;
+}
+
+/* The id printed for a message to a peer this node cannot reach now looks like any
+ * other, and an urgent change would wait unseen: says on stderr, per such recipient,
+ * that it is queued. Says nothing if the status cannot be had (the send succeeded). */
+static void say_queued(liaison_client_t *c, const char *to)
+{
+    if (!to || !to[0])
+        return;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_STATUS;
+    rq.status = true;
+    Liaison__Control__Response *r = NULL;
+    if (liaison_call_pb(c, &rq, &r) == LIAISON_OK && r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_STATUS) {
+        for (size_t i = 0; i < r->status->n_peers; i++) {
+            const Liaison__Control__PeerInfo *p = r->status->peers[i];
+            if (p->connected || !names(to, p->id))
+                continue;
+            char why[320] = "";
+            if (p->transport_error[0])
+                text_printable(why, sizeof why, p->transport_error);
+            fprintf(stderr,
+                    "liaison: %s is not connected now%s%s%s: the message is stored and queued for %s and goes out"
+                    " when %s can be reached (see: liaison outbox)\n",
+                    p->id, why[0] ? " (" : "", why, why[0] ? ")" : "", p->id, p->id);
+        }
+    }
+    if (r)
+        liaison__control__response__free_unpacked(r, NULL);
+}
+
 int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread,
              char id[LIAISON_ID_HEX])
 {
@@ -380,5 +432,6 @@ int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *ms
     free(buf);
     if (rc != LIAISON_OK)
         return cli_fail(cli_exit_code(rc), "%s", liaison_client_error(c));
+    say_queued(c, to);
     return 0;
 }

@@ -75,7 +75,8 @@ void cli_chomp(char *s);
  * kept (and refused by the payload rules). Returns NULL after printing why. */
 char *cli_read_text(const char *path, size_t max);
 
-/* Local-time display of ms since the epoch: "2026-11-23 14:05". */
+/* Local-time display of ms since the epoch, with the zone: "2026-11-23 14:05 EST" (the
+ * zone's abbreviation from TZ; "-" for 0). */
 void cli_time(uint64_t ms, char *buf, size_t len);
 
 /* RFC 3339 UTC with milliseconds: "2026-11-23T14:05:09.123Z", for JSON. */

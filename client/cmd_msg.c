@@ -155,8 +155,9 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     n.session_date = (char *)(cli_opt(o, "session-date")->value ? cli_opt(o, "session-date")->value : today);
     /* A note reports a session that took place: a date after today is a typo (2062 for
      * 2026) that would sit at the end of the patient's score trend. Dates compare as
-     * text; one that is not YYYY-MM-DD is refused by the payload check below. */
-    if (strlen(n.session_date) == 10 && n.session_date[4] == '-' && strcmp(n.session_date, today) > 0)
+     * text; one that is not a real YYYY-MM-DD date (2026-13-01) is refused as such by
+     * the payload check below, not as "after today". */
+    if (payload_valid_date(n.session_date) && strcmp(n.session_date, today) > 0)
         return cli_fail(EXIT_USAGE,
                         "--session-date: %s is after today (%s): a note reports a session that took place (the next"
                         " one goes in --next-session); nothing was sent",

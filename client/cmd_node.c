@@ -449,7 +449,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
                    "evidence (see liaison(1), ALARMS). Do not remove the peer or its messages meanwhile.\n");
         }
         if (s->awaiting_my_ack)
-            printf("\nTo acknowledge: %u medication change%s (list: liaison inbox --needs-ack; then: liaison ack ID)\n",
+            printf("\nTo acknowledge: %u medication change%s (list: liaison inbox --needs-ack; read: liaison show"
+                   " ID; then: liaison ack ID)\n",
                    s->awaiting_my_ack, s->awaiting_my_ack == 1 ? "" : "s");
         if (s->n_overdue) {
             printf("\nOVERDUE acknowledgements of your medication changes:\n");

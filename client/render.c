@@ -24,11 +24,14 @@ json_t *render_summary_json(const Liaison__Control__MessageSummary *m)
     json_t *to = json_array(), *acks = json_array(), *overdue = json_array(), *dl = json_array();
     for (size_t i = 0; i < m->n_recipients; i++)
         json_array_append_new(to, json_string(m->recipients[i]));
-    for (size_t i = 0; i < m->n_acks; i++)
-        json_array_append_new(acks, json_pack("{s:s, s:o, s:o}", "by", m->acks[i]->by, "at",
-                                              cli_json_time(m->acks[i]->at_ms), "ack_id",
-                                              cli_json_hex(m->acks[i]->ack_message_id.data,
-                                                           m->acks[i]->ack_message_id.len)));
+    for (size_t i = 0; i < m->n_acks; i++) {
+        json_t *a = json_pack("{s:s, s:o, s:o}", "by", m->acks[i]->by, "at", cli_json_time(m->acks[i]->at_ms),
+                              "ack_id", cli_json_hex(m->acks[i]->ack_message_id.data, m->acks[i]->ack_message_id.len));
+        /* Only show fills it: absent elsewhere, rather than a null that reads "no comment". */
+        if (m->acks[i]->comment[0])
+            json_object_set_new(a, "comment", json_string(m->acks[i]->comment));
+        json_array_append_new(acks, a);
+    }
     for (size_t i = 0; i < m->n_overdue; i++)
         json_array_append_new(overdue, json_string(m->overdue[i]));
     for (size_t i = 0; i < m->n_deliveries; i++) {
@@ -102,6 +105,20 @@ void render_summary_line(const Liaison__Control__MessageSummary *m)
     printf("\n");
 }
 
+/* An acknowledgement's comment (show only), under its "acknowledged by" line. */
+static void ack_comment(const Liaison__Control__AckInfo *a, const char *indent)
+{
+    if (!a->comment || !a->comment[0])
+        return;
+    printf("%s    comment: ", indent);
+    for (const char *p = a->comment; *p; p++) {
+        putchar(*p);
+        if (*p == '\n' && p[1])
+            printf("%s             ", indent);
+    }
+    printf("\n");
+}
+
 void render_deliveries(const Liaison__Control__MessageSummary *m, const char *indent)
 {
     char t[32];
@@ -124,6 +141,7 @@ void render_deliveries(const Liaison__Control__MessageSummary *m, const char *in
     for (size_t i = 0; i < m->n_acks; i++) {
         cli_time(m->acks[i]->at_ms, t, sizeof t);
         printf("%sacknowledged by %s at %s\n", indent, m->acks[i]->by, t);
+        ack_comment(m->acks[i], indent);
     }
     if (m->ack_required) {
         for (size_t i = 0; i < m->n_recipients; i++) {
@@ -460,6 +478,7 @@ void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_
         for (size_t i = 0; i < m->n_acks; i++) {
             cli_time(m->acks[i]->at_ms, t2, sizeof t2);
             printf("Acknowledged   by %s at %s\n", m->acks[i]->by, t2);
+            ack_comment(m->acks[i], "  ");
         }
     }
     printf("\n");

@@ -447,8 +447,8 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
      * An unknown id is refused by clinical_recipients, with its own message. */
     store_msg_t m = {0};
     const uint8_t *thread = NULL;
-    if (store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0 && m.has_thread &&
-        m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
+    bool held = store_msg_get(c->n->store, a->message_id.data, &m, NULL, NULL, NULL, NULL) == 0;
+    if (held && m.has_thread && m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
         thread = m.thread_id; /* a review's thread carries only review messages */
     /* One acknowledgement per message: a second one would be sent, signed and counted
      * by nobody. */
@@ -467,6 +467,18 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "message %s was already acknowledged at %s (nothing was sent)",
                      hex, when);
+        return;
+    }
+    /* The author counts an acknowledgement as "seen": one sent from the inbox list, for a
+     * message nobody here has opened, would close the loop on a change nobody read. A
+     * timeline (listed, left unread) shows only its gist. */
+    if (held && !m.outgoing && m.read_ms == 0 && m.content_type != LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
+        char hex[TEXT_MSGID_HEX];
+        text_msgid_to_hex(a->message_id.data, hex);
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "message %s has not been read on this node: read it first with liaison show %s, then"
+                     " acknowledge it (nothing was sent)",
+                     hex, hex);
         return;
     }
     Liaison__Payload__Acknowledgement ack = LIAISON__PAYLOAD__ACKNOWLEDGEMENT__INIT;
@@ -501,6 +513,7 @@ struct summary_buf {
     Liaison__Control__AckInfo *aptr[LIAISON_MAX_RECIPIENTS];
     char ack_by[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
     uint8_t ack_id[LIAISON_MAX_RECIPIENTS][LIAISON_MSGID_BYTES];
+    char *ack_comment[LIAISON_MAX_RECIPIENTS];  /* malloc'd, wiped by summary_free */
     char *optr[LIAISON_MAX_RECIPIENTS];
     uint8_t ref[LIAISON_MSGID_BYTES];
     uint8_t *payload;           /* malloc'd decrypted payload, wiped by summary_free */
@@ -518,6 +531,11 @@ static void summary_free(summary_buf_t *b)
         sodium_memzero(b->payload, b->payload_len);
         free(b->payload);
     }
+    for (size_t i = 0; i < LIAISON_MAX_RECIPIENTS; i++)
+        if (b->ack_comment[i]) {
+            sodium_memzero(b->ack_comment[i], strlen(b->ack_comment[i]));
+            free(b->ack_comment[i]);
+        }
     free(b);
 }
 
@@ -809,6 +827,36 @@ static bool record_read(call_t *c, const store_msg_t *m, bool mark)
     return store_op_end(n->store, ok) == 0 && ok;
 }
 
+/* Puts the comment of acknowledgement i of a shown message into its AckInfo: "seen, but
+ * she is already on 150 mg" is the answer to the change, and shown only as a message of
+ * its own it was easily missed behind "acknowledged by". The comment is released only
+ * if its read could be audited (and the acknowledgement is then marked read). */
+static void add_ack_comment(call_t *c, summary_buf_t *b, size_t i)
+{
+    Liaison__Control__AckInfo *a = &b->acks[i];
+    if (a->ack_message_id.len != LIAISON_MSGID_BYTES)
+        return;
+    store_msg_t am;
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    if (open_stored(c->n, a->ack_message_id.data, &am, &pt, &pt_len) != 0)
+        return;
+    Liaison__Payload__Acknowledgement *ack =
+        am.content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK
+            ? liaison__payload__acknowledgement__unpack(NULL, pt_len, pt)
+            : NULL;
+    if (ack && ack->comment && ack->comment[0] && record_read(c, &am, true) &&
+        (b->ack_comment[i] = strdup(ack->comment)) != NULL)
+        a->comment = b->ack_comment[i];
+    if (ack) {
+        if (ack->comment)
+            sodium_memzero(ack->comment, strlen(ack->comment));
+        liaison__payload__acknowledgement__free_unpacked(ack, NULL);
+    }
+    sodium_memzero(pt, pt_len);
+    free(pt);
+}
+
 static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
 {
     node_t *n = c->n;
@@ -844,6 +892,8 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
         goto out;
     }
     fill_summary(n, &m, b);
+    for (size_t i = 0; i < b->sum.n_acks; i++)
+        add_ack_comment(c, b, i);
     Liaison__Control__ShowResult res = LIAISON__CONTROL__SHOW_RESULT__INIT;
     res.summary = &b->sum;
     res.payload = (ProtobufCBinaryData){pt_len, pt};

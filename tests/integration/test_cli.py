@@ -2,6 +2,7 @@
 """The command line and the client library as users meet them: exit codes, error
 messages that name the fix, --help and --json everywhere, and an embedder of
 libliaison-client using pipelined sends."""
+import calendar
 import json
 import os
 import pty
@@ -470,6 +471,61 @@ class Cli(NodeTest):
         self.assertTrue(rows[0][1].startswith(("user:", "uid:")))
         self.assertIn("send: peer 'nobody' is not in the directory", rows[0][6])
 
+    def test_displayed_times_name_their_zone(self):
+        # inbox, outbox, show and status print local time; errors, audit and JSON print
+        # UTC. Without the zone, a pharmacist in another zone (or anyone comparing with an
+        # error message) could not tell 13:50 from 18:50.
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", "psychiatrist")
+        link(a, b)
+        mid = a.send("dr.okafor", "zone check")
+        self.wait_delivered(a, mid, "dr.okafor")
+        created = b.json("inbox")["messages"][0]["created"]
+        ts = calendar.timegm(time.strptime(created[:19], "%Y-%m-%dT%H:%M:%S"))
+        old = os.environ.get("TZ")
+        try:
+            for tz in ("America/New_York", "Asia/Kolkata", "UTC"):
+                os.environ["TZ"] = tz
+                time.tzset()
+                want = time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(ts))
+                self.assertNotEqual(want.split()[-1], "")
+                line = [ln for ln in b.cli("inbox").stdout.splitlines() if ln.startswith(mid)][0]
+                self.assertIn("  %s  " % want, line)
+                self.assertIn("Sent           %s\n" % want, b.cli("show", mid).stdout)
+                line = [ln for ln in a.cli("outbox").stdout.splitlines() if ln.startswith(mid)][0]
+                self.assertIn("  %s  to dr.okafor" % want, line)
+                self.assertRegex(b.cli("status").stdout, r"up since \S+ \S+ %s," % time.strftime("%Z"))
+        finally:
+            if old is None:
+                del os.environ["TZ"]
+            else:
+                os.environ["TZ"] = old
+            time.tzset()
+
+    def test_send_to_an_unreachable_peer_says_it_is_queued(self):
+        # The id printed for a message that waits in the queue looked like any other: an
+        # urgent change to a pharmacist whose node is down could wait unnoticed.
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("rx.chen", "pharmacist")
+        c = self.node("dr.alvarez")
+        link(a, b, c)
+        wait_for(lambda: all(p["connected"] for p in a.json("peer", "list")["peers"]), 20, "both peers connected")
+        b.stop()
+        wait_for(lambda: not [p for p in a.json("peer", "list")["peers"] if p["id"] == "rx.chen"][0]["connected"],
+                 30, "rx.chen to be seen down")
+        r = a.cli("med-change", "--to", "rx.chen, dr.alvarez", "--patient", "P-1042", "--drug", "lithium", "--action",
+                  "stop", "--from", "300 mg bid", "--reason", "level 1.4", "--urgent")
+        mid = r.stdout.strip()
+        self.assertEqual(len(mid), 32)
+        self.assertIn("liaison: rx.chen is not connected now", r.stderr)
+        self.assertIn("queued for rx.chen and goes out when rx.chen can be reached (see: liaison outbox)", r.stderr)
+        self.assertNotIn("dr.alvarez", r.stderr)
+        self.assertEqual(a.delivery_state(mid, "rx.chen"), "queued")
+        # A peer that is connected: nothing is said.
+        self.assertEqual(a.cli("send", "--to", "dr.alvarez", "-", input="x").stderr, "")
+        b.start()
+        self.wait_delivered(a, mid, "rx.chen", timeout=90)
+
     def test_second_ack_refused_before_anything_is_sent(self):
         t = self.node("dr.alvarez")
         p = self.node("dr.okafor", "psychiatrist")
@@ -478,6 +534,7 @@ class Cli(NodeTest):
                     "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"
                     ).stdout.strip()
         self.wait_delivered(p, mid, "dr.alvarez")
+        t.cli("show", mid)
         t.cli("ack", mid, "--comment", "x")
         acks = "SELECT count(*) FROM messages WHERE content_type = 4"
         self.assertEqual(t.query(acks)[0][0], 1)

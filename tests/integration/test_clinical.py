@@ -67,6 +67,12 @@ class Clinical(NodeTest):
         self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 0)
         r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--gad7", "22", "-", input="x", check=False)
         self.assertEqual(r.returncode, 1)
+        # A month typed as 13 is not a date, not a date "after today".
+        r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--session-date", "2026-13-01", "-", input="x",
+                  check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("'2026-13-01' is not a date", r.stderr)
+        self.assertNotIn("after today", r.stderr)
         r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--risk", "extreme", "-", input="x", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 0)
@@ -81,6 +87,7 @@ class Clinical(NodeTest):
         self.assertEqual(t.json("status")["awaiting_my_ack"], 1)
         self.assertIn("To acknowledge: 1 medication change (list: liaison inbox --needs-ack", t.cli("status").stdout)
         self.assertEqual(p.json("status")["awaiting_my_ack"], 0)
+        t.cli("show", mid)
         t.cli("ack", mid, "--comment", "Seen; will watch for activation.")
         wait_for(lambda: p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,)), 20,
                  "the acknowledgement at the psychiatrist")
@@ -119,6 +126,62 @@ class Clinical(NodeTest):
         self.assertEqual(r.returncode, 3)
         self.assertEqual(p.query("SELECT count(*) FROM messages WHERE content_type = 4")[0][0], 0)
 
+    def test_ack_of_an_unread_message_refused(self):
+        # "acknowledged by rx.chen" tells the psychiatrist the change was seen: an ack sent
+        # straight from `inbox --needs-ack`, the change never opened, closed the loop anyway.
+        t, p, _ = self.team()
+        mid = med_change(p, "dr.alvarez", "P-1042", "--urgent")
+        self.wait_delivered(p, mid, "dr.alvarez")
+        before = len(t.audit())
+        r = t.cli("ack", mid, "--comment", "ok", check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("has not been read on this node: read it first with liaison show %s" % mid, r.stderr)
+        self.assertIn("nothing was sent", r.stderr)
+        self.assertEqual(t.query("SELECT count(*) FROM messages WHERE content_type = 4")[0][0], 0)
+        rows = t.audit()[before:]
+        self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
+        # The timeline shows the gist and leaves the change unread: still not enough.
+        t.cli("patient", "P-1042")
+        self.assertEqual(t.cli("ack", mid, check=False).returncode, 3)
+        self.assertIn(mid, ids(t.json("inbox", "--needs-ack")))
+        t.cli("show", mid)
+        t.cli("ack", mid, "--comment", "Seen.")
+        wait_for(lambda: p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,)), 20,
+                 "the acknowledgement at the psychiatrist")
+
+    def test_ack_comment_shown_with_the_change(self):
+        # A comment is often the point of an acknowledgement ("already on 150 mg"): show of
+        # the change printed only "acknowledged by rx.chen at ...", the comment sat in a
+        # separate inbox line that just said "acknowledgement".
+        t, p, rx = self.team()
+        mid = med_change(p, "dr.alvarez,rx.chen", "P-1042")
+        self.wait_delivered(p, mid, "dr.alvarez")
+        self.wait_delivered(p, mid, "rx.chen")
+        rx.cli("show", mid)
+        comment = "Seen. But she is already on 150 mg per our fill history.\nPlease confirm."
+        ack = rx.cli("ack", mid, "--comment", comment).stdout.strip()
+        t.cli("show", mid)
+        t.cli("ack", mid)  # no comment
+        wait_for(lambda: len(p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,))) == 2, 20,
+                 "both acknowledgements at the psychiatrist")
+        before = len(p.audit("message-read"))
+        out = p.cli("show", mid).stdout
+        self.assertIn("acknowledged by rx.chen at ", out)
+        self.assertIn("    comment: Seen. But she is already on 150 mg per our fill history.\n"
+                      + " " * 15 + "Please confirm.\n", out)
+        self.assertEqual(out.count("comment:"), 1)
+        # The comment shown is a read of the acknowledgement: audited, and no longer unread.
+        reads = p.audit("message-read")[before:]
+        self.assertEqual(sorted(r[4].lower() for r in reads), sorted([mid, ack]))
+        self.assertNotIn(ack, ids(p.json("inbox", "--unread")))
+        acks = {a["by"]: a for a in p.json("show", mid)["acks"]}
+        self.assertEqual(acks["rx.chen"]["comment"], comment)
+        self.assertNotIn("comment", acks["dr.alvarez"])
+        # The other recipient sees it too.
+        wait_for(lambda: len(t.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,))) == 2, 20,
+                 "rx.chen's acknowledgement at the therapist")
+        self.assertIn("comment: Seen. But she is already on 150 mg", t.cli("show", mid).stdout)
+
     def test_overdue_flag_raised_once_and_cleared(self):
         t = self.node("dr.alvarez", "therapist")
         p = self.node("dr.okafor", "psychiatrist", start=False)
@@ -139,6 +202,7 @@ class Clinical(NodeTest):
         self.assertEqual(open(hook_out).read().split(), ["ack-overdue", "dr.alvarez", "urgent"])
         self.assertIn(mid, p.cli("status").stdout + p.cli("inbox").stdout)
         self.assertIn(mid, json.dumps(p.json("status")))
+        t.cli("show", mid)
         t.cli("ack", mid)
         wait_for(lambda: mid not in json.dumps(p.json("status")), 20, "the flag to clear")
         self.assertEqual(len(p.audit("ack-overdue")), 1)
@@ -325,6 +389,7 @@ class AckAudit(NodeTest):
         link(psy, ther, rx)
         mid = med_change(psy, "ther,rx", "P-1042")
         wait_for(lambda: ther.has_message(mid) and rx.has_message(mid), 20, "the medication change")
+        ther.cli("show", mid)
         ther.cli("ack", mid, "--comment", "Seen; will watch for activation.")
         wait_for(lambda: psy.audit("message-received")
                  and any(r[6] == "acknowledges " + mid for r in psy.audit("message-received")), 20,

@@ -105,6 +105,7 @@ class Export(NodeTest):
                               "--action", "start", "--dose", "25 mg daily", "--reason", self.secret).stdout.strip()
         self.wait_delivered(self.p, self.med, "dr.alvarez")
         self.wait_delivered(self.t, self.note, "dr.okafor")
+        self.t.cli("show", self.med)
         self.t.cli("ack", self.med)
         self.p.cli("show", self.note)
         bogus = os.path.join(self.base, "bogus.card")

@@ -181,6 +181,7 @@ class Interop(NodeTest):
         self.assertEqual(py.deliver("rx.chen", fake)[0], "receipt")
         c.add_peer(a)
         wait_for(lambda: a.delivery_state(mid, "rx.chen") == "rejected", 60, "the genuine message to be refused")
+        c.cli("show", mid)
         c.cli("ack", mid, "--comment", "ok")
         wait_for(lambda: [r for r in a.audit("message-rejected") if r[5] == "rx.chen"], 30,
                  "dr.alvarez to refuse rx.chen's acknowledgement")
