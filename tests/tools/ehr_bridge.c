@@ -56,6 +56,20 @@ static Liaison__Control__Response *call(liaison_client_t *c, Liaison__Control__R
     return r;
 }
 
+/* Shows (reads) the message with hex id on this node; returns the response or NULL. */
+static Liaison__Control__Response *show(liaison_client_t *c, const char *id, liaison_rc *rc)
+{
+    Liaison__Control__ShowRequest s = LIAISON__CONTROL__SHOW_REQUEST__INIT;
+    uint8_t raw[16];
+    for (int i = 0; i < 16; i++)
+        sscanf(id + 2 * i, "%2hhx", &raw[i]);
+    s.message_id = (ProtobufCBinaryData){16, raw};
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
+    rq.show = &s;
+    return call(c, &rq, rc);
+}
+
 static Liaison__Control__Response *list(liaison_client_t *c, Liaison__Control__ListRequest__Box box, bool needs_ack)
 {
     Liaison__Control__ListRequest l = LIAISON__CONTROL__LIST_REQUEST__INIT;
@@ -263,16 +277,8 @@ int main(int argc, char **argv)
     }
     liaison__control__response__free_unpacked(r, NULL);
 
-    Liaison__Control__ShowRequest s = LIAISON__CONTROL__SHOW_REQUEST__INIT;
-    uint8_t raw[16];
-    for (int i = 0; i < 16; i++)
-        sscanf(note_id + 2 * i, "%2hhx", &raw[i]);
-    s.message_id = (ProtobufCBinaryData){16, raw};
-    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
-    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
-    rq.show = &s;
     liaison_rc rc;
-    r = call(b, &rq, &rc);
+    r = show(b, note_id, &rc);
     if (!r)
         goto out;
     Liaison__Payload__ProgressNote *pn =
@@ -283,6 +289,12 @@ int main(int argc, char **argv)
     }
     liaison__control__response__free_unpacked(r, NULL);
 
+    /* A medication change is acknowledged only once it has been read on this node. */
+    r = show(b, med_id, &rc);
+    if (!r)
+        goto out;
+    printf("read medication change\n");
+    liaison__control__response__free_unpacked(r, NULL);
     rc = liaison_ack(b, med_id, "Seen; will screen for activation.", ack_id);
     if (rc != LIAISON_OK) {
         fprintf(stderr, "ack: %s: %s\n", liaison_rc_string(rc), liaison_client_error(b));
