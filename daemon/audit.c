@@ -25,9 +25,9 @@ struct audit {
     uint8_t (*level[64])[LIAISON_HASH_BYTES];
     uint64_t n_level[64], cap_level[64];
     /* Leaf hashes are not all kept (32 bytes an entry would grow without end): only those
-     * of the last, incomplete block, and one older block read back from the table when a
-     * proof reaches into it (an auditor's inclusion proof, a consistency proof from a
-     * peer's older checkpoint). */
+     * of the last, incomplete block, and one complete block: the last one completed, or an
+     * older one read back from the table when a proof reaches into it (an auditor's
+     * inclusion proof, a consistency proof from a peer's older checkpoint). */
     uint8_t tail[256][LIAISON_HASH_BYTES];
     uint8_t old[256][LIAISON_HASH_BYTES];
     uint64_t old_block; /* the block old holds, UINT64_MAX for none */
@@ -59,6 +59,10 @@ static int tree_grow(audit_t *a)
     uint8_t h[LIAISON_HASH_BYTES];
     if (merkle_root((const uint8_t(*)[LIAISON_HASH_BYTES])a->tail, BLOCK, h) != 0 || level_push(a, 0, h) != 0)
         return -1;
+    /* The block just completed is the one the next consistency proof (from the checkpoint
+     * a peer last held, a block or less ago) reaches into: keep it rather than read it back. */
+    memcpy(a->old, a->tail, sizeof a->old);
+    a->old_block = a->n_leaves / BLOCK - 1;
     for (unsigned i = 0; i + 1 < 64 && a->n_level[i] % 2 == 0; i++) {
         merkle_node_hash(a->level[i][a->n_level[i] - 2], a->level[i][a->n_level[i] - 1], h);
         if (level_push(a, i + 1, h) != 0)
