@@ -16,6 +16,7 @@
 #include "fhir.h"
 #include "merkle.h"
 #include "payload.h"
+#include "term.h"
 #include "text.h"
 
 static int audit_query(cli_t *cli, Liaison__Control__AuditQuery *q, Liaison__Control__Response **r)
@@ -462,7 +463,8 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     Liaison__Control__Response *r;
     if ((rc = audit_query(cli, &q, &r)))
         return rc;
-    FILE *out = outp ? fopen(outp, "wx") : stdout;
+    /* The export is data: its text goes out exactly as logged, not as shown to people. */
+    FILE *out = outp ? fopen(outp, "wx") : term_raw_stdout();
     if (!out) {
         int e = errno;
         liaison__control__response__free_unpacked(r, NULL);
@@ -516,7 +518,7 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     if (outp)
         bad = fclose(out) != 0 || bad;
     else
-        fflush(stdout);
+        bad = fflush(out) != 0 || bad;
     liaison__control__response__free_unpacked(r, NULL);
     if (bad)
         return cli_fail(EXIT_REFUSED, "cannot write %s", outp ? outp : "standard output");

@@ -351,7 +351,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
         cli_json_out(j);
     } else {
         if (st && st->status->n_overdue) {
-            printf("OVERDUE acknowledgements of your medication changes:\n");
+            printf("OVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the patient):\n");
             for (size_t i = 0; i < st->status->n_overdue; i++)
                 render_summary_line(st->status->overdue[i]);
             printf("\n");

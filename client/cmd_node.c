@@ -453,7 +453,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
                    " ID; then: liaison ack ID)\n",
                    s->awaiting_my_ack, s->awaiting_my_ack == 1 ? "" : "s");
         if (s->n_overdue) {
-            printf("\nOVERDUE acknowledgements of your medication changes:\n");
+            printf("\nOVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the patient):\n");
             for (size_t i = 0; i < s->n_overdue; i++)
                 render_summary_line(s->overdue[i]);
         }

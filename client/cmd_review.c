@@ -367,14 +367,37 @@ static json_t *review_json(const Liaison__Control__ReviewInfo *v)
                      v->closed, "closed_at", cli_json_time(v->closed_ms), "messages", (json_int_t)v->messages);
 }
 
-static void review_line(const Liaison__Control__ReviewInfo *v)
+/* The patient of a listed review, from its first message on this node, decrypted and
+ * audited as a read ("listed; left unread") but left unread. Returns 0, or the exit code
+ * after printing why (the daemon unreachable); a review whose first message cannot be
+ * opened leaves id and label empty. */
+static int listed_patient(cli_t *cli, const Liaison__Control__ReviewInfo *v, char *id, size_t idlen, char *label,
+                          size_t labellen)
 {
-    char id[TEXT_MSGID_HEX] = "?", t[32];
+    id[0] = label[0] = '\0';
+    if (v->review_id.len != LIAISON_MSGID_BYTES)
+        return 0;
+    Liaison__Control__Response *r;
+    const Liaison__Control__MessageSummary *m;
+    int rc = first_review_message(cli, v->review_id.data, &r, &m);
+    if (rc)
+        return rc;
+    if (!m || render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) != 0)
+        id[0] = label[0] = '\0';
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
+static void review_line(const Liaison__Control__ReviewInfo *v, const char *pid, const char *label)
+{
+    char id[TEXT_MSGID_HEX] = "?", t[32], patient[240];
     if (v->review_id.len == LIAISON_MSGID_BYTES)
         text_msgid_to_hex(v->review_id.data, id);
     cli_time(v->opened_ms, t, sizeof t);
-    printf("%s  %s  %-7s opened by %-16s %3u msgs  with", id, t, v->closed ? "closed" : "open", v->opened_by,
-           v->messages);
+    snprintf(patient, sizeof patient, "%s%s%s%s", pid[0] ? pid : "?", label[0] ? " (" : "", label,
+             label[0] ? ")" : "");
+    printf("%s  %s  %-7s patient %-14s opened by %-16s %3u msgs  with", id, t, v->closed ? "closed" : "open",
+           patient, v->opened_by, v->messages);
     for (size_t i = 0; i < v->n_participants; i++)
         printf(" %s", v->participants[i]);
     printf("\n");
@@ -392,20 +415,30 @@ static int review_list(cli_t *cli, int argc, char **argv)
     if ((rc = reviews(cli, cli_opt(o, "open")->count > 0, NULL, &r)))
         return rc;
     const Liaison__Control__ReviewList *l = r->reviews;
-    if (cli->json) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < l->n_reviews; i++)
-            json_array_append_new(a, review_json(l->reviews[i]));
-        cli_json_out(json_pack("{s:o}", "reviews", a));
-    } else if (l->n_reviews == 0) {
+    json_t *a = cli->json ? json_array() : NULL;
+    if (!cli->json && l->n_reviews == 0)
         printf("No %sreviews. Open one with: liaison review open --with ID --patient P --question TEXT\n",
                cli_opt(o, "open")->count ? "open " : "");
-    } else {
-        for (size_t i = 0; i < l->n_reviews; i++)
-            review_line(l->reviews[i]);
+    for (size_t i = 0; i < l->n_reviews && rc == 0; i++) {
+        char pid[80], label[160];
+        if ((rc = listed_patient(cli, l->reviews[i], pid, sizeof pid, label, sizeof label)))
+            break;
+        if (!cli->json) {
+            review_line(l->reviews[i], pid, label);
+            continue;
+        }
+        json_t *j = review_json(l->reviews[i]);
+        json_object_set_new(j, "patient", pid[0] ? json_pack("{s:s, s:o}", "id", pid, "label",
+                                                             label[0] ? json_string(label) : json_null())
+                                                 : json_null());
+        json_array_append_new(a, j);
     }
+    if (a && rc == 0)
+        cli_json_out(json_pack("{s:o}", "reviews", a));
+    else
+        json_decref(a);
     liaison__control__response__free_unpacked(r, NULL);
-    return 0;
+    return rc;
 }
 
 static int review_show(cli_t *cli, int argc, char **argv)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "term.h"
 
 typedef struct command {
     const char *name;
@@ -128,6 +129,10 @@ int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
         return cli_fail(EXIT_REFUSED, "libsodium could not be initialised");
+    /* Before anything is printed: text from other nodes must never reach the terminal
+     * with bidirectional or terminal controls in effect. */
+    if (term_guard() != 0)
+        return cli_fail(EXIT_REFUSED, "cannot set up standard output: %s", strerror(errno));
     cli_t cli = {0};
     int i = 1;
     for (; i < argc; i++) {

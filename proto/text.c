@@ -329,6 +329,55 @@ static size_t utf8_scan(const unsigned char *p, size_t n, bool multiline, uint32
     return n;
 }
 
+bool text_shown_by_name(uint32_t cp)
+{
+    bool control = (cp < 0x20 && cp != '\t' && cp != '\n') || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f);
+    bool bidi = cp == 0x061c || cp == 0x200e || cp == 0x200f || (cp >= 0x202a && cp <= 0x202e) ||
+                (cp >= 0x2066 && cp <= 0x2069);
+    return control || bidi;
+}
+
+/* Length of the UTF-8 sequence that lead byte c starts, 0 if c cannot start one. */
+static size_t utf8_lead_len(unsigned char c)
+{
+    return c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+}
+
+size_t text_visible(const char *s, size_t n, bool final, text_put_fn put, void *ctx)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0; /* p[run..i) is text to pass on as it is */
+    while (i < n) {
+        size_t want = utf8_lead_len(p[i]);
+        if (!final && want > n - i) {
+            /* A sequence cut by the end of this piece: keep it for the next one if what
+             * is here could still become a character. */
+            bool prefix = true;
+            for (size_t k = i + 1; k < n; k++)
+                prefix = prefix && (p[k] & 0xc0) == 0x80;
+            if (prefix)
+                break;
+        }
+        uint32_t cp = 0;
+        size_t step = utf8_next(p + i, n - i, &cp);
+        if (step && !text_shown_by_name(cp)) {
+            i += step;
+            continue;
+        }
+        char name[16];
+        int len = step ? snprintf(name, sizeof name, "<U+%04" PRIX32 ">", cp)
+                       : snprintf(name, sizeof name, "<0x%02X>", (unsigned)p[i]);
+        if (i > run)
+            put(ctx, s + run, i - run);
+        put(ctx, name, (size_t)len);
+        i += step ? step : 1;
+        run = i;
+    }
+    if (i > run)
+        put(ctx, s + run, i - run);
+    return i;
+}
+
 bool text_valid_utf8(const char *s, size_t max, bool multiline)
 {
     if (!s)

@@ -60,6 +60,24 @@ bool text_valid_utf8(const char *s, size_t max, bool multiline);
  * UTF-8 (byte 0xff at line 2)", "is longer than 200 bytes"), never quoting the text. */
 bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_t whylen);
 
+/* True for the code points that text_visible shows by name, never as themselves: the
+ * invisible bidirectional controls (U+061C, U+200E, U+200F, U+202A..U+202E,
+ * U+2066..U+2069), with which a sender could make a terminal show a dose or an id
+ * reordered ("Trojan Source"), and the control characters other than tab and newline
+ * (C0, DEL, C1), which the text rules refuse on the wire but a display must not trust. */
+bool text_shown_by_name(uint32_t cp);
+
+typedef void (*text_put_fn)(void *ctx, const char *p, size_t len);
+
+/* Passes n bytes of s to put as they are to be shown to a person: every character for
+ * which text_shown_by_name is true becomes its name ("<U+202E>", "<U+001B>"), every byte
+ * that does not start a valid UTF-8 character becomes "<0xFF>", the rest is passed on
+ * unchanged (in as few calls as it can). When final is false, a UTF-8 sequence cut by
+ * the end of s (at most 3 bytes) is not passed on: the return value, the number of bytes
+ * consumed, is then less than n, and the caller gives those bytes again with what
+ * follows. With final true it returns n. */
+size_t text_visible(const char *s, size_t n, bool final, text_put_fn put, void *ctx);
+
 /* Copies at most dstlen-1 bytes of untrusted s (NULL is taken as "") into dst, always
  * NUL-terminated, with every byte that is not printable ASCII (control characters, DEL,
  * any byte >= 0x80) replaced by '?', so that text from a peer or a card cannot forge log

@@ -624,6 +624,69 @@ class Cli(NodeTest):
         out = a.json("outbox")["messages"][0]
         self.assertEqual(out["deliveries"][0]["state"], "delivered")
 
+    def test_bidi_controls_are_shown_by_name(self):
+        """A sender's invisible bidirectional controls (Trojan Source) would make a terminal
+        show a dose or an id reordered: every human-readable output names them, --json
+        and the audit export keep the exact text."""
+        rlo, pdf, lri, pdi = "\u202e", "\u202c", "\u2066", "\u2069"
+        a = self.node("a", "psychiatrist")
+        b = self.node("b", "pharmacist")
+        link(a, b)
+        dose = "1" + rlo + "05" + pdf + " mg"
+        text = "Give " + lri + "10 mg" + pdi + " daily\u200f\u061c"
+        mid = a.send("b", text, subject="dose " + rlo + "x")
+        change = a.cli("med-change", "--to", "b", "--patient", "P-1", "--label", "J" + rlo + "R", "--drug",
+                       "lithium", "--action", "increase", "--from", "300 mg", "--dose", dose, "--reason",
+                       "level " + rlo + "low").stdout.strip()
+        rid = a.cli("review", "open", "--with", "b", "--patient", "P-1", "--question",
+                    "Raise to " + dose + "?").stdout.strip()
+        self.wait_delivered(a, change, "b")
+        wait_for(lambda: b.has_message(mid) and b.query("SELECT 1 FROM reviews"), 20, "the messages at b")
+        outs = {
+            "show": b.cli("show", mid).stdout,
+            "show change": b.cli("show", change).stdout,
+            "thread": b.cli("thread", mid).stdout,
+            "patient": b.cli("patient", "P-1").stdout,
+            "review show": b.cli("review", "show", rid).stdout,
+            "outbox": a.cli("outbox").stdout,
+        }
+        for name, out in outs.items():
+            with self.subTest(output=name):
+                for ch in (rlo, pdf, lri, pdi, "\u200f", "\u061c"):
+                    self.assertNotIn(ch, out)
+        self.assertIn("Give <U+2066>10 mg<U+2069> daily<U+200F><U+061C>", outs["show"])
+        self.assertIn("dose <U+202E>x", outs["show"])
+        self.assertIn("To:            1<U+202E>05<U+202C> mg", outs["show change"])
+        self.assertIn("J<U+202E>R", outs["show change"])
+        self.assertIn("J<U+202E>R", outs["patient"])
+        self.assertIn("Raise to 1<U+202E>05<U+202C> mg?", outs["review show"])
+        # An error message quoting the user's own text names them too.
+        r = a.cli("note", "--to", "b", "--patient", "P-1", "--score", "PCL" + rlo + "=90/0-80", "-", input="x",
+                  check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("PCL<U+202E>", r.stderr)
+        self.assertNotIn(rlo, r.stderr)
+        # --json keeps the exact text (JSON-escaped).
+        self.assertEqual(b.json("show", mid)["payload"]["text"], text)
+        self.assertEqual(b.json("show", change)["payload"]["new_dose"], dose)
+        self.assertIn("\\u202E", b.cli("show", change, "--json").stdout)
+
+    def test_controls_from_a_peer_never_reach_the_terminal(self):
+        """Escape sequences and other controls in a peer's text are refused by the receiving
+        daemon (PROTOCOL.md section 8), so no output can show them."""
+        a = self.node("a")
+        x = self.node("x")
+        link(a, x)
+        path = os.path.join(self.base, "esc.bin")
+        for text in ("clear \x1b[2J\x1b]0;owned\x07", "csi \u009b31m"):
+            with open(path, "wb") as f:
+                enc = text.encode()
+                f.write(b"\x12" + bytes([len(enc)]) + enc)  # TextMessage.text (field 2)
+            lines, _ = x.rawpeer(a, "--content-type", "1", "--payload-file", path, "envelope")
+            self.assertEqual(lines[0].split(" ", 3)[0::3], ["reject", "text: invalid"], lines)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        self.assertEqual(a.json("inbox")["messages"], [])
+
     def test_client_library_pipelined(self):
         a = self.node("a")
         b = self.node("b")

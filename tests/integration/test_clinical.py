@@ -201,6 +201,16 @@ class Clinical(NodeTest):
         wait_for(lambda: os.path.exists(hook_out), 10, "the hook to run")
         self.assertEqual(open(hook_out).read().split(), ["ack-overdue", "dr.alvarez", "urgent"])
         self.assertIn(mid, p.cli("status").stdout + p.cli("inbox").stdout)
+        # The overdue line identifies the change without decrypting it (no audited read at
+        # every status), and says how to see its patient.
+        for cmd in ("status", "inbox"):
+            out = p.cli(cmd).stdout
+            self.assertIn("OVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the"
+                          " patient):", out)
+            line = [ln for ln in out.splitlines() if ln.startswith(mid)][0]
+            for part in ("to dr.alvarez", "medication-change", "[URGENT]", "[OVERDUE: dr.alvarez]"):
+                self.assertIn(part, line)
+        self.assertEqual(p.audit("message-read"), [])
         self.assertIn(mid, json.dumps(p.json("status")))
         t.cli("show", mid)
         t.cli("ack", mid)
@@ -251,6 +261,29 @@ class Clinical(NodeTest):
         self.assertEqual(r.returncode, 3)
         self.assertIn("review %s is closed and takes no more messages" % rid, r.stderr)
         self.assertIn("liaison review open", r.stderr)
+
+    def test_review_list_names_the_patient(self):
+        """Which patient a review is about, without opening it: each review listed costs one
+        audited read of its first message ("listed; left unread"), which stays unread."""
+        t, p, rx = self.team()
+        r1 = p.cli("review", "open", "--with", "dr.alvarez", "--patient", "P-1042", "--label", "J.R.",
+                   "--question", "Switch?").stdout.strip()
+        r2 = p.cli("review", "open", "--with", "dr.alvarez,rx.chen", "--patient", "P-2000", "--question",
+                   "Taper?").stdout.strip()
+        wait_for(lambda: len(t.query("SELECT 1 FROM reviews")) == 2, 20, "both reviews at the therapist")
+        before = len(t.audit("message-read"))
+        lines = t.cli("review", "list").stdout.splitlines()
+        self.assertEqual(len(lines), 2, lines)
+        line = {ln.split()[0]: ln for ln in lines}
+        self.assertIn("patient P-1042 (J.R.)", line[r1])
+        self.assertIn("patient P-2000", line[r2])
+        listed = {e["id"]: e["patient"] for e in t.json("review", "list")["reviews"]}
+        self.assertEqual(listed[r1], {"id": "P-1042", "label": "J.R."})
+        self.assertEqual(listed[r2], {"id": "P-2000", "label": None})
+        reads = t.audit("message-read")[before:]
+        self.assertEqual(len(reads), 4, reads)  # two listings of two reviews
+        self.assertTrue(all(r[6] == "listed; left unread" for r in reads), reads)
+        self.assertEqual(len(t.json("inbox", "--unread")["messages"]), 2)
 
     def test_review_added_by_an_added_participant(self):
         """A participant who was added (not the opener) adds another: the newcomer still

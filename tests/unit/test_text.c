@@ -470,6 +470,66 @@ static void test_clean_line(void **state)
     assert_string_equal(out, "");
 }
 
+/* text_visible's output gathered into one string. */
+typedef struct {
+    char buf[256];
+    size_t n, calls;
+} shown_t;
+
+static void gather(void *ctx, const char *p, size_t len)
+{
+    shown_t *sh = ctx;
+    assert_true(sh->n + len < sizeof sh->buf);
+    memcpy(sh->buf + sh->n, p, len);
+    sh->n += len;
+    sh->buf[sh->n] = '\0';
+    sh->calls++;
+}
+
+static const char *visible(shown_t *sh, const char *s)
+{
+    memset(sh, 0, sizeof *sh);
+    assert_int_equal(text_visible(s, strlen(s), true, gather, sh), strlen(s));
+    return sh->buf;
+}
+
+/* Bidirectional controls and control characters reach a person by name; everything else,
+ * tab, newline and other non-ASCII text included, as it is. */
+static void test_visible(void **state)
+{
+    (void)state;
+    shown_t sh;
+    assert_string_equal(visible(&sh, "sertraline 50 mg\n\tdaily, caf\xc3\xa9"), "sertraline 50 mg\n\tdaily, caf\xc3\xa9");
+    assert_int_equal(sh.calls, 1);
+    /* RLO ... PDF around a dose (U+202E, U+202C), LRI/PDI (U+2066, U+2069), LRM, RLM, ALM. */
+    assert_string_equal(visible(&sh, "dose \xe2\x80\xae" "05\xe2\x80\xac mg"), "dose <U+202E>05<U+202C> mg");
+    assert_string_equal(visible(&sh, "\xe2\x81\xa6x\xe2\x81\xa9\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c"),
+                        "<U+2066>x<U+2069><U+200E><U+200F><U+061C>");
+    assert_string_equal(visible(&sh, "\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xad\xe2\x81\xa7\xe2\x81\xa8"),
+                        "<U+202A><U+202B><U+202D><U+2067><U+2068>");
+    /* Neighbours that are not controls stay: U+2029 is shown, U+202F (narrow no-break space) too. */
+    assert_string_equal(visible(&sh, "\xe2\x80\xa9\xe2\x80\xaf"), "\xe2\x80\xa9\xe2\x80\xaf");
+    /* ESC, CR, DEL, C1 CSI; a lone 0xff, an overlong '/' and a cut sequence at the end. */
+    assert_string_equal(visible(&sh, "\x1b[2J\r\x7f\xc2\x9b"), "<U+001B>[2J<U+000D><U+007F><U+009B>");
+    assert_string_equal(visible(&sh, "a\xff\xc0\xaf" "b\xe2\x80"), "a<0xFF><0xC0><0xAF>b<0xE2><0x80>");
+    assert_true(text_shown_by_name(0x202e) && text_shown_by_name(0x1b) && text_shown_by_name(0x85));
+    assert_false(text_shown_by_name('\n') || text_shown_by_name('\t') || text_shown_by_name(0xe9) ||
+                 text_shown_by_name(0x200d));
+    /* A stream in pieces: a sequence cut by the end of a piece is left for the next. */
+    const char *rlo = "x\xe2\x80\xae";
+    memset(&sh, 0, sizeof sh);
+    assert_int_equal(text_visible(rlo, 2, false, gather, &sh), 1);
+    assert_int_equal(text_visible(rlo, 3, false, gather, &sh), 1);
+    assert_string_equal(sh.buf, "xx");
+    memset(&sh, 0, sizeof sh);
+    assert_int_equal(text_visible(rlo + 1, 3, false, gather, &sh), 3);
+    assert_string_equal(sh.buf, "<U+202E>");
+    /* Not a prefix of any character: shown at once, not held. */
+    memset(&sh, 0, sizeof sh);
+    assert_int_equal(text_visible("\xe2" "a", 2, false, gather, &sh), 2);
+    assert_string_equal(sh.buf, "<0xE2>a");
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -482,7 +542,7 @@ int main(void)
         cmocka_unit_test(test_utf8),          cmocka_unit_test(test_utf8_every_position),          cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
-        cmocka_unit_test(test_printable), cmocka_unit_test(test_clean_line),
+        cmocka_unit_test(test_printable), cmocka_unit_test(test_clean_line), cmocka_unit_test(test_visible),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
