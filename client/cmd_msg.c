@@ -271,8 +271,12 @@ int cmd_ack(cli_t *cli, int argc, char **argv)
     liaison_client_t *c = cli_control(cli, &code);
     if (!c)
         return code;
-    char id[LIAISON_ID_HEX];
+    char id[LIAISON_ID_HEX], check[64];
+    cli_catch_interrupt();
     liaison_rc lrc = liaison_ack(c, pos[0], comment, id);
+    snprintf(check, sizeof check, "liaison show %.32s", pos[0]);
+    if (lrc == LIAISON_INTERRUPTED)
+        return cli_fail_interrupted("the acknowledgement", check);
     if (lrc != LIAISON_OK)
         return cli_fail(cli_exit_code(lrc), "%s", liaison_client_error(c));
     if (cli->json)

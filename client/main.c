@@ -2,6 +2,7 @@
 /* liaison: the command line of a care-team node. Owns the command table, global
  * options and help; each command family lives in its own cmd_*.c file. */
 #include <errno.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -179,6 +180,14 @@ int main(int argc, char **argv)
         if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
             rc = cli_fail(EXIT_REFUSED, "cannot write standard output: %s (the output is incomplete)",
                           strerror(errno));
+        /* Ctrl-C during a request was caught to say what may have happened (or, if the
+         * answer came first, what did). End as Ctrl-C ends a process, so that a shell
+         * loop or script running liaison stops there too (the shell shows status 130). */
+        if (cli_interrupted()) {
+            signal(SIGINT, SIG_DFL);
+            raise(SIGINT);
+            rc = EXIT_INTERRUPTED;
+        }
         return rc;
     }
     unknown_command(name);

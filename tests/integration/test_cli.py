@@ -161,6 +161,69 @@ class Cli(NodeTest):
         self.assertIn("stopped before answering", err)
         self.assertIn("liaison outbox", err)
 
+    def test_ctrl_c_while_waiting_says_the_request_may_have_gone(self):
+        # Ctrl-C while the CLI waits for the daemon's answer used to end it in silence,
+        # although the message may already be stored and queued: it now says so, names
+        # how to check, and still ends as Ctrl-C does (shell status 130).
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("dr.alvarez")
+        link(a, b)
+        mid = a.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                    "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"
+                    ).stdout.strip()
+        self.wait_delivered(a, mid, "dr.alvarez")
+        b.cli("show", mid)
+
+        def interrupted(node, args, stdin=None):
+            node.proc.send_signal(signal.SIGSTOP)
+            try:
+                p = subprocess.Popen([LIAISON, "--home", node.home] + args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                p.stdin.write(stdin or "")
+                p.stdin.close()
+                p.stdin = None  # communicate() would flush it
+
+                def catches_sigint():
+                    # SigCgt: the handler is installed once the request is about to go out.
+                    with open("/proc/%d/status" % p.pid) as f:
+                        cgt = [ln for ln in f if ln.startswith("SigCgt:")][0].split()[1]
+                    return int(cgt, 16) & (1 << (signal.SIGINT - 1))
+                wait_for(catches_sigint, 10, "liaison to send its request")
+                time.sleep(0.2)
+                p.send_signal(signal.SIGINT)
+                out, err = p.communicate(timeout=10)
+            finally:
+                node.proc.send_signal(signal.SIGCONT)
+            self.assertEqual(p.returncode, -signal.SIGINT, err)
+            self.assertEqual(out, "")
+            return err
+
+        err = interrupted(a, ["send", "--to", "dr.alvarez", "-"], stdin="about tomorrow")
+        self.assertEqual(err, "liaison: interrupted: the message may already be stored and sent; check with:"
+                              " liaison outbox\n")
+        err = interrupted(a, ["note", "--to", "dr.alvarez", "--patient", "P-1042", "-"], stdin="session")
+        self.assertIn("interrupted: the progress note may already be stored and sent; check with: liaison outbox",
+                      err)
+        err = interrupted(b, ["ack", mid, "--comment", "seen"])
+        self.assertEqual(err, "liaison: interrupted: the acknowledgement may already be stored and sent; check"
+                              " with: liaison show %s\n" % mid)
+        # (Whether it was stored depends on how far the request got: here, with the daemon
+        # stopped before the connection was made, it never left the client.)
+        self.assertEqual(b.cli("ack", mid).returncode, 0)
+        # Read-only commands are unchanged: Ctrl-C ends them at once, as it does while the
+        # text is typed (nothing is sent then).
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            p = subprocess.Popen([LIAISON, "--home", a.home, "status"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10)
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(p.returncode, -signal.SIGINT)
+        self.assertEqual(err, "")
+
     def test_init_validates_and_never_overwrites(self):
         base = self.base
         home = os.path.join(base, "n")
