@@ -611,6 +611,30 @@ class Cli(NodeTest):
         self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
         self.assertIn("ack: message %s was already acknowledged" % mid, rows[0][6])
 
+    def test_inbox_names_the_message_an_acknowledgement_acknowledges(self):
+        # "ack" alone in the inbox did not say which medication change was seen.
+        t = self.node("dr.alvarez")
+        p = self.node("dr.okafor", "psychiatrist")
+        link(t, p)
+        mids = []
+        for drug in ("sertraline", "lithium"):
+            mid = p.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", drug, "--action", "start",
+                        "--dose", "50 mg daily", "--reason", "r").stdout.strip()
+            self.wait_delivered(p, mid, "dr.alvarez")
+            mids.append(mid)
+        t.cli("show", mids[1])
+        ack = t.cli("ack", mids[1]).stdout.strip()
+        self.wait_delivered(t, ack, "dr.okafor")
+        line = [ln for ln in p.cli("inbox").stdout.splitlines() if ln.startswith(ack)][0]
+        self.assertIn(" acknowledges %s" % mids[1], line)
+        self.assertNotIn(mids[0], line)
+        j = [m for m in p.json("inbox")["messages"] if m["id"] == ack][0]
+        self.assertEqual(j["acknowledges"], mids[1])
+        # The sender's outbox says it too; other messages' lines do not.
+        out = t.cli("outbox").stdout
+        self.assertIn("acknowledges %s" % mids[1], [ln for ln in out.splitlines() if ln.startswith(ack)][0])
+        self.assertEqual(p.cli("inbox").stdout.count("acknowledges"), 1)
+
     def test_limit_keeps_the_newest_in_every_listing(self):
         a = self.node("a")
         b = self.node("b")
