@@ -200,6 +200,15 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     n.side_effects = (char *)optval(o, "side-effects");
     n.goals = (char *)optval(o, "goals");
     n.next_session_date = (char *)optval(o, "next-session");
+    /* The next session comes after this one: an earlier date is a typo (the month or
+     * the year) that the team would plan around. Invalid dates are left to the payload
+     * check, which names them as such. */
+    if (payload_valid_date(n.session_date) && payload_valid_date(n.next_session_date) &&
+        strcmp(n.next_session_date, n.session_date) < 0)
+        return cli_fail(EXIT_USAGE,
+                        "--next-session: %s is before the session it follows (%s%s); nothing was sent",
+                        n.next_session_date, cli_opt(o, "session-date")->value ? "--session-date " : "today, ",
+                        n.session_date);
     char *text = read_body(cli, o, pos, npos, "narrative");
     if (!text)
         return EXIT_USAGE;

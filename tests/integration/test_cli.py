@@ -498,6 +498,30 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a valid card", r.stderr)
 
+    def test_next_session_before_the_session_is_refused(self):
+        # --next-session was not compared with the session: 2025-11-23 for 2026-11-23
+        # went out, and the team would plan around a date already past.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        note = ["note", "--to", "b", "--patient", "P1", "--session-date", "2026-01-15"]
+        r = a.cli(*note, "--next-session", "2025-01-22", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stderr, "liaison: --next-session: 2025-01-22 is before the session it follows"
+                                   " (--session-date 2026-01-15); nothing was sent\n")
+        # Without --session-date the session is today's.
+        r = a.cli("note", "--to", "b", "--patient", "P1", "--next-session", "2000-01-01", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"2000-01-01 is before the session it follows \(today, \d{4}-\d\d-\d\d\)")
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        # The same day or later is a next session; a date that is no date is named as such.
+        for day in ("2026-01-15", "2026-01-22"):
+            a.cli(*note, "--next-session", day, "-", input="x")
+        r = a.cli(*note, "--next-session", "2026-01-32", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("next session date", r.stderr)
+        self.assertNotIn("before the session", r.stderr)
+
     def test_thread_holds_its_first_message_and_replies_to_replies(self):
         # "liaison thread ID" with the id of the message that started a thread shows that
         # message too, and "--thread ID" of a reply stays in the same conversation.
