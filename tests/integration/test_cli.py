@@ -522,6 +522,33 @@ class Cli(NodeTest):
         self.assertIn("next session date", r.stderr)
         self.assertNotIn("before the session", r.stderr)
 
+    def test_recipient_typo_suggests_the_peer_meant(self):
+        # "dr.okafr" was refused without a word about dr.okafor.
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", "psychiatrist")
+        c = self.node("rx.chen", "pharmacist")
+        link(a, b, c)
+        for typo, meant in (("dr.okafr", "dr.okafor"), ("dr.okafro", "dr.okafor"), ("rx.chne", "rx.chen")):
+            r = a.cli("send", "--to", "rx.chen," + typo, "-", input="x", check=False)
+            self.assertEqual(r.returncode, 3, r.stderr)  # refused, as before
+            self.assertEqual(r.stderr, "liaison: peer '%s' is not in the directory (did you mean %s? if not, add"
+                                       " their card with: liaison peer add CARD)\n" % (typo, meant))
+        r = a.cli("review", "open", "--with", "dr.okafr", "--patient", "P1", "--question", "q", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("(did you mean dr.okafor?", r.stderr)
+        # The library's code is unchanged (REFUSED), and so is the message of an id near no peer.
+        r = a.cli("send", "--to", "nobody.here", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(r.stderr, "liaison: peer 'nobody.here' is not in the directory (add their card with:"
+                                   " liaison peer add CARD)\n")
+        # Two peers near the typo: no guess between them.
+        d = self.node("dr.okafer")
+        link(a, d)
+        r = a.cli("send", "--to", "dr.okafr", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertNotIn("did you mean", r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+
     def test_thread_holds_its_first_message_and_replies_to_replies(self):
         # "liaison thread ID" with the id of the message that started a thread shows that
         # message too, and "--thread ID" of a reply stays in the same conversation.
