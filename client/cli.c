@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,8 +105,41 @@ int cli_exit_code(liaison_rc rc)
     case LIAISON_BAD_REQUEST: return EXIT_USAGE;
     case LIAISON_UNREACHABLE:
     case LIAISON_TIMEOUT: return EXIT_UNREACHABLE;
+    case LIAISON_INTERRUPTED: return EXIT_INTERRUPTED;
     default: return EXIT_REFUSED;
     }
+}
+
+/* Set by the SIGINT handler, read by the client library's wait (liaison_client_set_interrupt). */
+static volatile sig_atomic_t interrupt_flag;
+
+static void on_interrupt(int sig)
+{
+    (void)sig;
+    interrupt_flag = 1; /* nothing else: only async-signal-safe work belongs in a handler */
+}
+
+void cli_catch_interrupt(void)
+{
+    struct sigaction old, sa = {.sa_handler = on_interrupt};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGINT, NULL, &old) != 0 || old.sa_handler == SIG_IGN)
+        return;
+    sigaction(SIGINT, &sa, NULL);
+}
+
+bool cli_interrupted(void)
+{
+    return interrupt_flag != 0;
+}
+
+int cli_fail_interrupted(const char *what, const char *check)
+{
+    /* The terminal echoed ^C where the cursor was: start on a line of our own. */
+    fflush(stdout);
+    if (isatty(STDERR_FILENO))
+        fputc('\n', stderr);
+    return cli_fail(EXIT_INTERRUPTED, "interrupted: %s may already be stored and sent; check with: %s", what, check);
 }
 
 static liaison_client_t *open_socket(cli_t *cli, bool audit, int *code)
@@ -117,6 +151,8 @@ static liaison_client_t *open_socket(cli_t *cli, bool audit, int *code)
     *slot = liaison_client_open(cli->home, audit ? LIAISON_SOCKET_AUDIT : LIAISON_SOCKET_CONTROL, err, sizeof err);
     if (!*slot)
         *code = cli_fail(EXIT_UNREACHABLE, "%s", err);
+    else
+        liaison_client_set_interrupt(*slot, &interrupt_flag); /* raised only after cli_catch_interrupt */
     const char *t = getenv("LIAISON_TIMEOUT_MS");
     uint64_t ms;
     if (*slot && t && cli_parse_uint(t, 3600000, &ms) == 0)
@@ -428,8 +464,15 @@ int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *ms
         free(buf);
         return code;
     }
+    cli_catch_interrupt();
     liaison_rc rc = liaison_send(c, to, ct, buf, len, thread, id);
     free(buf);
+    if (rc == LIAISON_INTERRUPTED)
+        return cli_fail_interrupted(ct == 2   ? "the progress note"
+                                    : ct == 3 ? "the medication change"
+                                    : ct == 5 ? "the review message"
+                                              : "the message",
+                                    "liaison outbox");
     if (rc != LIAISON_OK)
         return cli_fail(cli_exit_code(rc), "%s", liaison_client_error(c));
     say_queued(c, to);

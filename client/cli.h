@@ -19,6 +19,7 @@ enum {
     EXIT_UNREACHABLE = 2, /* the daemon could not be reached */
     EXIT_REFUSED = 3,     /* refused or not found by the daemon */
     EXIT_AUDIT = 4,       /* audit verification failed */
+    EXIT_INTERRUPTED = 130, /* Ctrl-C while waiting for the daemon: main re-raises SIGINT (cli_interrupted) */
 };
 
 typedef struct cli {
@@ -52,6 +53,21 @@ __attribute__((format(printf, 2, 3))) int cli_fail(int code, const char *fmt, ..
 
 /* Exit code for a client result. */
 int cli_exit_code(liaison_rc rc);
+
+/* From here on, Ctrl-C (SIGINT) no longer ends the process at once: it sets a flag that
+ * cuts the wait for the daemon's answer short (LIAISON_INTERRUPTED), so that the command
+ * can say what may have happened (cli_fail_interrupted). Call it once the request is
+ * about to go out: before, while the text is typed, Ctrl-C ends the process and nothing
+ * is sent. Does nothing if SIGINT is ignored (a background job). */
+void cli_catch_interrupt(void);
+
+/* Whether Ctrl-C was pressed since cli_catch_interrupt. */
+bool cli_interrupted(void);
+
+/* Says on stderr, on a line of its own, that the request was interrupted and that
+ * `what` ("the message") may already be stored and sent, and how to check (`check`, a
+ * command); returns EXIT_INTERRUPTED. */
+int cli_fail_interrupted(const char *what, const char *check);
 
 /* Sends rq to the control (audit = false) or audit socket and checks that the answer
  * carries the result `want` (or nothing in particular: RESULT__NOT_SET). Returns 0 with

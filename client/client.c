@@ -28,6 +28,7 @@ struct liaison_client {
     uint64_t next_id;
     uint64_t live_from;       /* answers to requests below this id were abandoned */
     size_t pending;
+    const volatile sig_atomic_t *interrupt; /* the caller's flag (liaison_client_set_interrupt), or NULL */
     char error[512];
 };
 
@@ -47,6 +48,16 @@ const char *liaison_client_error(const liaison_client_t *c)
 void liaison_client_set_timeout(liaison_client_t *c, int timeout_ms)
 {
     c->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+}
+
+void liaison_client_set_interrupt(liaison_client_t *c, const volatile sig_atomic_t *flag)
+{
+    c->interrupt = flag;
+}
+
+static bool interrupted(const liaison_client_t *c)
+{
+    return c->interrupt && *c->interrupt;
 }
 
 size_t liaison_pending(const liaison_client_t *c)
@@ -130,6 +141,7 @@ const char *liaison_rc_string(liaison_rc rc)
     case LIAISON_TIMEOUT: return "LIAISON_TIMEOUT";
     case LIAISON_PROTOCOL: return "LIAISON_PROTOCOL";
     case LIAISON_PERMISSION: return "LIAISON_PERMISSION";
+    case LIAISON_INTERRUPTED: return "LIAISON_INTERRUPTED";
     }
     return "LIAISON_UNKNOWN";
 }
@@ -249,10 +261,21 @@ static liaison_rc submit_pb(liaison_client_t *c, Liaison__Control__Request *rq, 
     liaison__control__request__pack(rq, zmq_msg_data(&m));
     if (n == 0)
         zmq_msg_init_size(&m, 0);
-    if (zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms) != 0 ||
-        zmq_msg_send(&m, c->sock, 0) < 0) {
+    int sent = zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &c->timeout_ms, sizeof c->timeout_ms);
+    if (sent == 0) {
+        /* A signal does not cut the wait for room to send short, unless the caller's
+         * flag says so (liaison_client_set_interrupt). */
+        while ((sent = zmq_msg_send(&m, c->sock, 0)) < 0 && zmq_errno() == EINTR && !interrupted(c))
+            ;
+    }
+    if (sent < 0) {
+        int e = zmq_errno();
         zmq_msg_close(&m);
-        set_error(c, "cannot send to liaisond at %s: %s", c->path, zmq_strerror(zmq_errno()));
+        if (e == EINTR) {
+            set_error(c, "interrupted before the request was sent to liaisond");
+            return LIAISON_INTERRUPTED;
+        }
+        set_error(c, "cannot send to liaisond at %s: %s", c->path, zmq_strerror(e));
         return LIAISON_UNREACHABLE;
     }
     c->pending++;
@@ -289,10 +312,19 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
          * timeout. A short wait (a pipelined caller polling for answers) does not probe:
          * each probe is a connection the daemon has to accept. */
         int slice = c->timeout_ms - waited < PROBE_EVERY_MS ? c->timeout_ms - waited : PROBE_EVERY_MS;
+        /* Once the caller's flag is up, only take an answer that is already here. */
+        bool stop = interrupted(c);
+        if (stop)
+            slice = 0;
         zmq_pollitem_t pi = {.socket = c->sock, .events = ZMQ_POLLIN};
         int rc = zmq_poll(&pi, 1, slice);
         if (rc < 0 && zmq_errno() == EINTR)
-            continue;
+            continue; /* the flag, if the signal set it, is seen at the top */
+        if (rc == 0 && stop) {
+            set_error(c, "interrupted while waiting for liaisond's answer: the request may already have been, or"
+                         " still be, carried out: check (e.g. with liaison outbox) before sending it again");
+            return LIAISON_INTERRUPTED;
+        }
         if (rc == 0) {
             waited += slice;
             char why[300];

@@ -200,6 +200,15 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     n.side_effects = (char *)optval(o, "side-effects");
     n.goals = (char *)optval(o, "goals");
     n.next_session_date = (char *)optval(o, "next-session");
+    /* The next session comes after this one: an earlier date is a typo (the month or
+     * the year) that the team would plan around. Invalid dates are left to the payload
+     * check, which names them as such. */
+    if (payload_valid_date(n.session_date) && payload_valid_date(n.next_session_date) &&
+        strcmp(n.next_session_date, n.session_date) < 0)
+        return cli_fail(EXIT_USAGE,
+                        "--next-session: %s is before the session it follows (%s%s); nothing was sent",
+                        n.next_session_date, cli_opt(o, "session-date")->value ? "--session-date " : "today, ",
+                        n.session_date);
     char *text = read_body(cli, o, pos, npos, "narrative");
     if (!text)
         return EXIT_USAGE;
@@ -271,8 +280,12 @@ int cmd_ack(cli_t *cli, int argc, char **argv)
     liaison_client_t *c = cli_control(cli, &code);
     if (!c)
         return code;
-    char id[LIAISON_ID_HEX];
+    char id[LIAISON_ID_HEX], check[64];
+    cli_catch_interrupt();
     liaison_rc lrc = liaison_ack(c, pos[0], comment, id);
+    snprintf(check, sizeof check, "liaison show %.32s", pos[0]);
+    if (lrc == LIAISON_INTERRUPTED)
+        return cli_fail_interrupted("the acknowledgement", check);
     if (lrc != LIAISON_OK)
         return cli_fail(cli_exit_code(lrc), "%s", liaison_client_error(c));
     if (cli->json)

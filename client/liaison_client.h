@@ -33,7 +33,8 @@
  *   (liaison_client_close) and the answer of liaison_call (free()).
  * Blocking. A call sends its request and waits for the daemon's answer, up to the
  *   timeout of the handle (liaison_client_set_timeout, default 30 s). Signals do not
- *   interrupt the wait. Nothing is retried: a request the daemon answered with an
+ *   interrupt the wait, unless the caller asks for it (liaison_client_set_interrupt).
+ *   Nothing is retried: a request the daemon answered with an
  *   error had no effect; after LIAISON_TIMEOUT, or LIAISON_UNREACHABLE from a call
  *   on an open handle, the request may still have been, or still be, carried out:
  *   look (liaison outbox, or a ListRequest) before sending it again, or the care
@@ -46,6 +47,7 @@
 #ifndef LIAISON_CLIENT_H
 #define LIAISON_CLIENT_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,6 +76,8 @@ typedef enum liaison_rc {
     LIAISON_PROTOCOL = 7,     /* the answer could not be understood (client and daemon versions differ?) */
     LIAISON_PERMISSION = 8,   /* this user may not use the socket (not in its group); only from
                                * liaison_client_connect and liaison_client_connect_path */
+    LIAISON_INTERRUPTED = 9,  /* the wait was cut short by the caller's flag (only after
+                               * liaison_client_set_interrupt): the request may still be carried out */
 } liaison_rc;
 
 /* The name of a code, e.g. "LIAISON_TIMEOUT", for logs: a static string, stable across
@@ -137,6 +141,22 @@ LIAISON_API void liaison_client_close(liaison_client_t *c);
  * wait. While waiting, the library checks every 500 ms that the daemon is still
  * there, so a daemon that stops is reported (LIAISON_UNREACHABLE) before the timeout. */
 LIAISON_API void liaison_client_set_timeout(liaison_client_t *c, int timeout_ms);
+
+/* Lets the caller cut short the waits of later calls on c, typically from a SIGINT
+ * handler that only sets *flag (a sig_atomic_t, as C allows a handler to write). While
+ * *flag is non-zero, a call that is waiting for its answer (or for room to send) stops
+ * waiting within at most 500 ms, at once when the signal interrupts the wait (install
+ * the handler without SA_RESTART or with it: either works), and returns
+ * LIAISON_INTERRUPTED, unless the answer had already arrived, which is then returned
+ * as usual. Like LIAISON_TIMEOUT, LIAISON_INTERRUPTED leaves the outcome open: the
+ * request may already have been, or still be, carried out (look before sending it
+ * again). A call started while *flag is non-zero sends its request and returns without
+ * waiting. The library only reads *flag, never clears it: reset it to 0 before the next
+ * call you want to wait. A synchronous call abandons its answer; after
+ * liaison_collect the requests stay pending and can be collected once *flag is 0.
+ * flag NULL (the default) restores the documented behaviour: signals do not interrupt
+ * the wait. The flag must outlive c, or be unset first. */
+LIAISON_API void liaison_client_set_interrupt(liaison_client_t *c, const volatile sig_atomic_t *flag);
 
 /* The message of the last failed call on c: a NUL-terminated string owned by c, valid
  * until the next call on c or liaison_client_close. A successful call does not clear

@@ -2,6 +2,7 @@
 /* liaison: the command line of a care-team node. Owns the command table, global
  * options and help; each command family lives in its own cmd_*.c file. */
 #include <errno.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "cli.h"
 #include "term.h"
+#include "text.h"
 
 typedef struct command {
     const char *name;
@@ -66,39 +68,13 @@ static const command_t commands[] = {
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
-/* Edit distance of a and b (short strings; anything over 2 counts as 3). */
-static size_t distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40 || (la > lb ? la - lb : lb - la) > 2)
-        return 3;
-    size_t row[41];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* Says a command is unknown, with the nearest one when a typo explains it. */
 static void unknown_command(const char *name)
 {
     const char *near = NULL;
     size_t best = 3;
     for (size_t k = 0; k < N_COMMANDS; k++) {
-        size_t d = distance(name, commands[k].name);
+        size_t d = text_edit_distance(name, commands[k].name, 2);
         if (d < best) {
             best = d;
             near = commands[k].name;
@@ -184,6 +160,14 @@ int main(int argc, char **argv)
         if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
             rc = cli_fail(EXIT_REFUSED, "cannot write standard output: %s (the output is incomplete)",
                           strerror(errno));
+        /* Ctrl-C during a request was caught to say what may have happened (or, if the
+         * answer came first, what did). End as Ctrl-C ends a process, so that a shell
+         * loop or script running liaison stops there too (the shell shows status 130). */
+        if (cli_interrupted()) {
+            signal(SIGINT, SIG_DFL);
+            raise(SIGINT);
+            rc = EXIT_INTERRUPTED;
+        }
         return rc;
     }
     unknown_command(name);

@@ -90,6 +90,13 @@ void render_summary_line(const Liaison__Control__MessageSummary *m)
         }
     }
     printf("%s  %s  %-28s %-17s", id, t, party, payload_type_name(m->content_type));
+    /* An acknowledgement means nothing without the message it closes: name it in full,
+     * as show and thread take it. */
+    if (m->ref_id.len == LIAISON_MSGID_BYTES) {
+        char ref[TEXT_MSGID_HEX];
+        text_msgid_to_hex(m->ref_id.data, ref);
+        printf(" acknowledges %s", ref);
+    }
     if (in && !m->read_ms)
         printf(" [unread]");
     if (m->urgent)

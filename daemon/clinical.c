@@ -230,8 +230,15 @@ int clinical_recipients(node_t *n, uint32_t ct, const payload_info_t *info, cons
     for (size_t i = 0; rc == 0 && i < *n_out; i++) {
         if (!directory_find(&n->dir, out[i])) {
             *refused = true;
-            snprintf(err, errlen, "peer '%s' is not in the directory (add their card with: liaison peer add CARD)",
-                     out[i]);
+            const peer_t *near = directory_nearest(&n->dir, out[i]);
+            if (near)
+                snprintf(err, errlen,
+                         "peer '%s' is not in the directory (did you mean %s? if not, add their card with: liaison"
+                         " peer add CARD)",
+                         out[i], near->card.id);
+            else
+                snprintf(err, errlen,
+                         "peer '%s' is not in the directory (add their card with: liaison peer add CARD)", out[i]);
             rc = -1;
         }
     }

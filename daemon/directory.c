@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "text.h"
+
 void directory_init(directory_t *d) { memset(d, 0, sizeof *d); }
 
 static void peer_free(peer_t *p)
@@ -105,6 +107,21 @@ peer_t *directory_find(const directory_t *d, const char *id)
         if (strcmp(d->peers[i]->card.id, id) == 0)
             return d->peers[i];
     return NULL;
+}
+
+const peer_t *directory_nearest(const directory_t *d, const char *id)
+{
+    const peer_t *found = NULL;
+    size_t len = strlen(id);
+    for (size_t i = 0; i < d->n; i++) {
+        size_t dist = text_edit_distance(id, d->peers[i]->card.id, 2);
+        if (dist == 0 || dist > 2 || 2 * dist >= len)
+            continue;
+        if (found)
+            return NULL;
+        found = d->peers[i];
+    }
+    return found;
 }
 
 peer_t *directory_find_transport(const directory_t *d, const uint8_t key[static LIAISON_KEY_BYTES])

@@ -53,6 +53,11 @@ peer_t *directory_add(directory_t *d, const keys_t *me, const card_t *c, const c
 void directory_remove(directory_t *d, peer_t *p);
 
 peer_t *directory_find(const directory_t *d, const char *id);
+/* The one peer whose id is within 2 edits (text_edit_distance) of id, an id that is not
+ * in the directory, and fewer than half of id's length (no "b" for "c"): the peer a
+ * typo most likely meant. NULL if none is that close, or if two or more are (a
+ * suggestion must not pick between them). */
+const peer_t *directory_nearest(const directory_t *d, const char *id);
 /* Finds the peer whose transport key equals key (constant-time compare per entry). */
 peer_t *directory_find_transport(const directory_t *d, const uint8_t key[static LIAISON_KEY_BYTES]);
 

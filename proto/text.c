@@ -617,3 +617,33 @@ int text_parse_time(const char *s, uint64_t *ms)
 out:
     return rc;
 }
+
+size_t text_edit_distance(const char *a, const char *b, size_t limit)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > TEXT_EDIT_MAX || lb > TEXT_EDIT_MAX || (la > lb ? la - lb : lb - la) > limit)
+        return limit + 1;
+    /* Three rows of the distance matrix: i-2 (for swaps), i-1 and i. */
+    size_t rows[3][TEXT_EDIT_MAX + 1];
+    size_t *two = rows[0], *one = rows[1], *cur = rows[2];
+    for (size_t j = 0; j <= lb; j++)
+        one[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = one[j - 1] + (a[i - 1] != b[j - 1]);
+            if (one[j] + 1 < best)
+                best = one[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && two[j - 2] + 1 < best)
+                best = two[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = two;
+        two = one;
+        one = cur;
+        cur = t;
+    }
+    return one[lb] > limit ? limit + 1 : one[lb];
+}

@@ -94,6 +94,14 @@ void text_printable(char *dst, size_t dstlen, const char *s);
  * s itself (cleaning in place); dstlen must be at least 1. */
 bool text_clean_line(char *dst, size_t dstlen, const char *s);
 
+/* The optimal-string-alignment (restricted Damerau-Levenshtein) distance of a and b:
+ * insertions, deletions, substitutions and swaps of two adjacent characters each count
+ * 1, so "dr.okafr" is 1 from "dr.okafor" and "dr.okafro" is 1 from it too. Anything
+ * over limit is returned as limit + 1, as is any string over TEXT_EDIT_MAX bytes (typo
+ * suggestions compare short names: node ids, command names). Bytes, not characters. */
+#define TEXT_EDIT_MAX 64
+size_t text_edit_distance(const char *a, const char *b, size_t limit);
+
 /* base64url without padding. Returns a malloc'd NUL-terminated string, or NULL. */
 char *text_b64_encode(const uint8_t *bin, size_t len);
 

@@ -161,6 +161,69 @@ class Cli(NodeTest):
         self.assertIn("stopped before answering", err)
         self.assertIn("liaison outbox", err)
 
+    def test_ctrl_c_while_waiting_says_the_request_may_have_gone(self):
+        # Ctrl-C while the CLI waits for the daemon's answer used to end it in silence,
+        # although the message may already be stored and queued: it now says so, names
+        # how to check, and still ends as Ctrl-C does (shell status 130).
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("dr.alvarez")
+        link(a, b)
+        mid = a.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                    "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"
+                    ).stdout.strip()
+        self.wait_delivered(a, mid, "dr.alvarez")
+        b.cli("show", mid)
+
+        def interrupted(node, args, stdin=None):
+            node.proc.send_signal(signal.SIGSTOP)
+            try:
+                p = subprocess.Popen([LIAISON, "--home", node.home] + args, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                p.stdin.write(stdin or "")
+                p.stdin.close()
+                p.stdin = None  # communicate() would flush it
+
+                def catches_sigint():
+                    # SigCgt: the handler is installed once the request is about to go out.
+                    with open("/proc/%d/status" % p.pid) as f:
+                        cgt = [ln for ln in f if ln.startswith("SigCgt:")][0].split()[1]
+                    return int(cgt, 16) & (1 << (signal.SIGINT - 1))
+                wait_for(catches_sigint, 10, "liaison to send its request")
+                time.sleep(0.2)
+                p.send_signal(signal.SIGINT)
+                out, err = p.communicate(timeout=10)
+            finally:
+                node.proc.send_signal(signal.SIGCONT)
+            self.assertEqual(p.returncode, -signal.SIGINT, err)
+            self.assertEqual(out, "")
+            return err
+
+        err = interrupted(a, ["send", "--to", "dr.alvarez", "-"], stdin="about tomorrow")
+        self.assertEqual(err, "liaison: interrupted: the message may already be stored and sent; check with:"
+                              " liaison outbox\n")
+        err = interrupted(a, ["note", "--to", "dr.alvarez", "--patient", "P-1042", "-"], stdin="session")
+        self.assertIn("interrupted: the progress note may already be stored and sent; check with: liaison outbox",
+                      err)
+        err = interrupted(b, ["ack", mid, "--comment", "seen"])
+        self.assertEqual(err, "liaison: interrupted: the acknowledgement may already be stored and sent; check"
+                              " with: liaison show %s\n" % mid)
+        # (Whether it was stored depends on how far the request got: here, with the daemon
+        # stopped before the connection was made, it never left the client.)
+        self.assertEqual(b.cli("ack", mid).returncode, 0)
+        # Read-only commands are unchanged: Ctrl-C ends them at once, as it does while the
+        # text is typed (nothing is sent then).
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            p = subprocess.Popen([LIAISON, "--home", a.home, "status"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            out, err = p.communicate(timeout=10)
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(p.returncode, -signal.SIGINT)
+        self.assertEqual(err, "")
+
     def test_init_validates_and_never_overwrites(self):
         base = self.base
         home = os.path.join(base, "n")
@@ -435,6 +498,57 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a valid card", r.stderr)
 
+    def test_next_session_before_the_session_is_refused(self):
+        # --next-session was not compared with the session: 2025-11-23 for 2026-11-23
+        # went out, and the team would plan around a date already past.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        note = ["note", "--to", "b", "--patient", "P1", "--session-date", "2026-01-15"]
+        r = a.cli(*note, "--next-session", "2025-01-22", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stderr, "liaison: --next-session: 2025-01-22 is before the session it follows"
+                                   " (--session-date 2026-01-15); nothing was sent\n")
+        # Without --session-date the session is today's.
+        r = a.cli("note", "--to", "b", "--patient", "P1", "--next-session", "2000-01-01", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"2000-01-01 is before the session it follows \(today, \d{4}-\d\d-\d\d\)")
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        # The same day or later is a next session; a date that is no date is named as such.
+        for day in ("2026-01-15", "2026-01-22"):
+            a.cli(*note, "--next-session", day, "-", input="x")
+        r = a.cli(*note, "--next-session", "2026-01-32", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("next session date", r.stderr)
+        self.assertNotIn("before the session", r.stderr)
+
+    def test_recipient_typo_suggests_the_peer_meant(self):
+        # "dr.okafr" was refused without a word about dr.okafor.
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", "psychiatrist")
+        c = self.node("rx.chen", "pharmacist")
+        link(a, b, c)
+        for typo, meant in (("dr.okafr", "dr.okafor"), ("dr.okafro", "dr.okafor"), ("rx.chne", "rx.chen")):
+            r = a.cli("send", "--to", "rx.chen," + typo, "-", input="x", check=False)
+            self.assertEqual(r.returncode, 3, r.stderr)  # refused, as before
+            self.assertEqual(r.stderr, "liaison: peer '%s' is not in the directory (did you mean %s? if not, add"
+                                       " their card with: liaison peer add CARD)\n" % (typo, meant))
+        r = a.cli("review", "open", "--with", "dr.okafr", "--patient", "P1", "--question", "q", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("(did you mean dr.okafor?", r.stderr)
+        # The library's code is unchanged (REFUSED), and so is the message of an id near no peer.
+        r = a.cli("send", "--to", "nobody.here", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertEqual(r.stderr, "liaison: peer 'nobody.here' is not in the directory (add their card with:"
+                                   " liaison peer add CARD)\n")
+        # Two peers near the typo: no guess between them.
+        d = self.node("dr.okafer")
+        link(a, d)
+        r = a.cli("send", "--to", "dr.okafr", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertNotIn("did you mean", r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+
     def test_thread_holds_its_first_message_and_replies_to_replies(self):
         # "liaison thread ID" with the id of the message that started a thread shows that
         # message too, and "--thread ID" of a reply stays in the same conversation.
@@ -547,6 +661,30 @@ class Cli(NodeTest):
         rows = t.audit()[before:]
         self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
         self.assertIn("ack: message %s was already acknowledged" % mid, rows[0][6])
+
+    def test_inbox_names_the_message_an_acknowledgement_acknowledges(self):
+        # "ack" alone in the inbox did not say which medication change was seen.
+        t = self.node("dr.alvarez")
+        p = self.node("dr.okafor", "psychiatrist")
+        link(t, p)
+        mids = []
+        for drug in ("sertraline", "lithium"):
+            mid = p.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", drug, "--action", "start",
+                        "--dose", "50 mg daily", "--reason", "r").stdout.strip()
+            self.wait_delivered(p, mid, "dr.alvarez")
+            mids.append(mid)
+        t.cli("show", mids[1])
+        ack = t.cli("ack", mids[1]).stdout.strip()
+        self.wait_delivered(t, ack, "dr.okafor")
+        line = [ln for ln in p.cli("inbox").stdout.splitlines() if ln.startswith(ack)][0]
+        self.assertIn(" acknowledges %s" % mids[1], line)
+        self.assertNotIn(mids[0], line)
+        j = [m for m in p.json("inbox")["messages"] if m["id"] == ack][0]
+        self.assertEqual(j["acknowledges"], mids[1])
+        # The sender's outbox says it too; other messages' lines do not.
+        out = t.cli("outbox").stdout
+        self.assertIn("acknowledges %s" % mids[1], [ln for ln in out.splitlines() if ln.startswith(ack)][0])
+        self.assertEqual(p.cli("inbox").stdout.count("acknowledges"), 1)
 
     def test_limit_keeps_the_newest_in_every_listing(self):
         a = self.node("a")

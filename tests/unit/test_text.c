@@ -530,6 +530,34 @@ static void test_visible(void **state)
     assert_string_equal(sh.buf, "<0xE2>a");
 }
 
+static void test_edit_distance(void **state)
+{
+    (void)state;
+    assert_int_equal(text_edit_distance("dr.okafor", "dr.okafor", 2), 0);
+    assert_int_equal(text_edit_distance("dr.okafr", "dr.okafor", 2), 1);   /* a letter left out */
+    assert_int_equal(text_edit_distance("dr.okafro", "dr.okafor", 2), 1);  /* two swapped: one edit */
+    assert_int_equal(text_edit_distance("dr.okafir", "dr.okafor", 2), 1);  /* one changed */
+    assert_int_equal(text_edit_distance("dr.okafoor", "dr.okafor", 2), 1); /* one added */
+    assert_int_equal(text_edit_distance("dr.oakfr", "dr.okafor", 2), 2);
+    assert_int_equal(text_edit_distance("sned", "send", 2), 1);
+    assert_int_equal(text_edit_distance("medchange", "med-change", 2), 1);
+    assert_int_equal(text_edit_distance("", "ab", 2), 2);
+    assert_int_equal(text_edit_distance("ab", "", 2), 2);
+    /* Over the limit: limit + 1, however far. */
+    assert_int_equal(text_edit_distance("rx.chen", "dr.okafor", 2), 3);
+    assert_int_equal(text_edit_distance("abc", "xyz", 1), 2);
+    assert_int_equal(text_edit_distance("a", "abcd", 2), 3);
+    /* Restricted Damerau: a swapped pair is not edited again ("ca" -> "abc" is 3, not 2). */
+    assert_int_equal(text_edit_distance("ca", "abc", 5), 3);
+    /* Longer than TEXT_EDIT_MAX: not compared. */
+    char long1[TEXT_EDIT_MAX + 2];
+    memset(long1, 'a', sizeof long1 - 1);
+    long1[sizeof long1 - 1] = 0;
+    assert_int_equal(text_edit_distance(long1, long1, 2), 3);
+    long1[TEXT_EDIT_MAX] = 0;
+    assert_int_equal(text_edit_distance(long1, long1, 2), 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -543,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_printable), cmocka_unit_test(test_clean_line), cmocka_unit_test(test_visible),
+        cmocka_unit_test(test_edit_distance),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
