@@ -12,7 +12,7 @@ import sys
 import tempfile
 import unittest
 
-from svc import HERE, LIAISOND, SOURCE, UNIT, ServiceTest, wait_for
+from svc import HERE, LIAISOND, SANITIZED, SOURCE, UNIT, ServiceTest, clean_env, wait_for
 
 ANALYZE = shutil.which("systemd-analyze")
 SYSUSERS = os.path.join(SOURCE, "systemd", "liaison.sysusers")
@@ -151,8 +151,12 @@ class SandboxTest(ServiceTest):
         wrap = [sys.executable, os.path.join(HERE, "sandbox.py"), UNIT]
         a = self.node("dr.sa", start=False)
         b = self.node("dr.sb", start=False)
+        # Under ./run asan, LeakSanitizer's exit check needs ptrace, which the unit's filter
+        # takes away (as it would under systemd): the leak check runs in every other test.
+        opts = ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0") if o)
+        env = clean_env(ASAN_OPTIONS=opts) if SANITIZED else None
         for n in (a, b):
-            n.start(wrap=wrap)
+            n.start(wrap=wrap, env=env)
         a.add_peer(b)
         b.add_peer(a)
         mid = a.send(b.id, "under the filter")
