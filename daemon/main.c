@@ -575,13 +575,14 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         snprintf(err, errlen, "cannot load the peer directory: %s", store_error(n->store));
         return -1;
     }
-    if (!(n->loop = loop_new()) || !(n->zctx = zmq_ctx_new())) {
+    if (!(n->loop = loop_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    zmq_ctx_set(n->zctx, ZMQ_BLOCKY, 0);
-    if (transport_start(n, err, errlen) != 0 || control_start(n, err, errlen) != 0)
-        return -1;
+    /* Blocked before the first socket starts libzmq's threads, which inherit the mask:
+     * a signal sent to the process goes to a thread that does not block it, and a
+     * libzmq thread blocks signals itself only once it first runs (on a loaded machine,
+     * after READY=1, so a reload's SIGHUP took its default action and ended the daemon). */
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
@@ -594,6 +595,13 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         snprintf(err, errlen, "cannot watch signals: %s", strerror(errno));
         return -1;
     }
+    if (!(n->zctx = zmq_ctx_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    zmq_ctx_set(n->zctx, ZMQ_BLOCKY, 0);
+    if (transport_start(n, err, errlen) != 0 || control_start(n, err, errlen) != 0)
+        return -1;
     loop_set_before_sleep(n->loop, before_sleep, d);
     /* Started once the signals are blocked, so that its thread inherits the mask. */
     if (verifier_start(&n->verifier, n->zctx, n->loop, delivery_receipt_verified, n, err, errlen) != 0)

@@ -92,7 +92,10 @@ class NotifyTest(ServiceTest):
         self.start(n, WATCHDOG_USEC="2000000")
         first = self.notify.wait("READY=1", timeout=20)
         n.signal(signal.SIGHUP)
-        self.notify.wait("READY=1", timeout=10, after=first + 1e-6)
+        try:
+            self.notify.wait("READY=1", timeout=10, after=first + 1e-6)
+        except AssertionError as e:
+            raise AssertionError("%s\nliaisond exit status %r, its log:\n%s" % (e, n.proc.poll(), n.log_text()))
         self.assertEqual(n.cli("status").returncode, 0)
         self.assertEqual(n.stop(), 0)
 
