@@ -325,6 +325,118 @@ static bool v_note(check_t *c, const Liaison__Payload__ProgressNote *m, payload_
            check_date(c, "next session date", m->next_session_date, false);
 }
 
+/* A dose that starts with a plain amount and a unit ("20 mg", "37.5mg daily",
+ * " 0.25 MG at night "): the amount's digits without leading zeros (int_*) and its
+ * fraction without trailing zeros (frac_*), the unit's letters, and what follows
+ * (rest, trimmed). Anything else ("1-2 tablets", "titrate to 40 mg", "1,000 mg") is not
+ * compared (docs/PROTOCOL.md 8.3). */
+typedef struct dose {
+    const char *int_s, *frac_s, *unit, *rest;
+    size_t int_n, frac_n, unit_n;
+} dose_t;
+
+static bool ascii_space(char ch) { return ch == ' ' || ch == '\t'; }
+static bool ascii_digit(char ch) { return ch >= '0' && ch <= '9'; }
+static bool ascii_alpha(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'); }
+
+static bool dose_parse(const char *s, dose_t *d)
+{
+    while (ascii_space(*s))
+        s++;
+    const char *p = s;
+    while (ascii_digit(*p))
+        p++;
+    if (p == s)
+        return false;
+    while (*s == '0' && s + 1 < p)
+        s++;
+    d->int_s = s;
+    d->int_n = (size_t)(p - s);
+    d->frac_s = p;
+    d->frac_n = 0;
+    if (*p == '.') {
+        const char *f = ++p;
+        while (ascii_digit(*p))
+            p++;
+        if (p == f)
+            return false;
+        d->frac_s = f;
+        d->frac_n = (size_t)(p - f);
+        while (d->frac_n && f[d->frac_n - 1] == '0')
+            d->frac_n--;
+    }
+    while (ascii_space(*p))
+        p++;
+    d->unit = p;
+    while (ascii_alpha(*p))
+        p++;
+    d->unit_n = (size_t)(p - d->unit);
+    if (d->unit_n == 0 || (*p && !ascii_space(*p)))
+        return false; /* "20 mg/day", "2x": not a plain amount and unit */
+    d->rest = p;
+    return true;
+}
+
+/* The rest of two doses is the same: equal ignoring ASCII case, with runs of spaces and
+ * tabs counted as one and none at either end. */
+static bool dose_same_rest(const char *a, const char *b)
+{
+    for (;;) {
+        while (ascii_space(*a) && (a[1] == '\0' || ascii_space(a[1])))
+            a++;
+        while (ascii_space(*b) && (b[1] == '\0' || ascii_space(b[1])))
+            b++;
+        if (*a == '\0' || *b == '\0')
+            return *a == *b;
+        if (ascii_space(*a) && ascii_space(*b)) {
+            a++, b++;
+            continue;
+        }
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + 32) : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + 32) : *b;
+        if (x != y)
+            return false;
+        a++, b++;
+    }
+}
+
+/* -1, 0, 1 as amount a is below, equal to or above amount b. */
+static int dose_cmp(const dose_t *a, const dose_t *b)
+{
+    if (a->int_n != b->int_n)
+        return a->int_n < b->int_n ? -1 : 1;
+    int r = memcmp(a->int_s, b->int_s, a->int_n);
+    if (r)
+        return r < 0 ? -1 : 1;
+    size_t n = a->frac_n < b->frac_n ? a->frac_n : b->frac_n;
+    if ((r = memcmp(a->frac_s, b->frac_s, n)) != 0)
+        return r < 0 ? -1 : 1;
+    return a->frac_n == b->frac_n ? 0 : a->frac_n < b->frac_n ? -1 : 1;
+}
+
+/* An increase must raise the dose and a decrease lower it, where the two can be
+ * compared: amounts in the same unit followed by the same words ("50 mg daily" to
+ * "100 mg daily"), at the same frequency. "20 mg daily" to "10 mg twice daily" may
+ * raise the day's total and is not judged here; neither is "500 mg" to "1 g". */
+static bool check_direction(check_t *c, const Liaison__Payload__MedicationChange *m, bool increase)
+{
+    dose_t from, to;
+    if (strcasecmp(m->previous_frequency, m->new_frequency) != 0 || !dose_parse(m->previous_dose, &from) ||
+        !dose_parse(m->new_dose, &to) || from.unit_n != to.unit_n || strncasecmp(from.unit, to.unit, to.unit_n) != 0 ||
+        !dose_same_rest(from.rest, to.rest))
+        return true;
+    int r = dose_cmp(&to, &from);
+    if (increase && r <= 0)
+        return fail(c, "new dose: %s the previous dose, so this is no increase (use --action decrease, or check --dose"
+                       " and --from)",
+                    r < 0 ? "lower than" : "the same amount as");
+    if (!increase && r >= 0)
+        return fail(c, "new dose: %s the previous dose, so this is no decrease (use --action increase, or check --dose"
+                       " and --from)",
+                    r > 0 ? "higher than" : "the same amount as");
+    return true;
+}
+
 static bool v_med(check_t *c, const Liaison__Payload__MedicationChange *m, payload_info_t *info)
 {
     if (!check_patient(c, m->patient, info) ||
@@ -375,6 +487,8 @@ static bool v_med(check_t *c, const Liaison__Payload__MedicationChange *m, paylo
     if (up_down && strcasecmp(m->previous_dose, m->new_dose) == 0 &&
         strcasecmp(m->previous_frequency, m->new_frequency) == 0)
         return fail(c, "new dose: the same as the previous dose and frequency, so nothing to %s (--dose, --from, --frequency)", an);
+    if (up_down && !check_direction(c, m, a == LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE))
+        return false;
     info->ack_required = !m->ack_optional;
     info->urgent = m->urgency == LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT;
     return true;

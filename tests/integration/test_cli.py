@@ -464,6 +464,9 @@ class Cli(NodeTest):
               "50mg", "--dose", "25mg", "--reason", "r"], 1, "--from"),
             (["med-change", "--to", "b", "--patient", "P1", "--drug", "sertraline", "--action", "increase", "--from",
               "50mg", "--dose", "100mg", "--from-drug", "fluox", "--reason", "r"], 1, "--from-drug"),
+            # An increase that lowers the dose is refused with the action that fits.
+            (["med-change", "--to", "b", "--patient", "P1", "--drug", "sertraline", "--action", "increase", "--from",
+              "100 mg daily", "--dose", "50 mg daily", "--reason", "r"], 1, "use --action decrease"),
             # Custom scores cannot stand in for the PHQ-9 or GAD-7, nor repeat a name.
             (["note", "--to", "b", "--patient", "P1", "--score", "PHQ9=30/0-40", "-"], 1, "--phq9"),
             (["note", "--to", "b", "--patient", "P1", "--score", "gad-7=25/0-30", "-"], 1, "--gad7"),
