@@ -110,6 +110,16 @@ static void audit_refused(node_t *n, const uint8_t key[32], const char *address)
     }
 }
 
+/* A new connection to p in place of the refused one (its back-off count stays). */
+static void reopen(node_t *n, peer_t *p)
+{
+    char err[256];
+    p->reopen_ms = 0;
+    transport_peer_close(n, p);
+    if (transport_peer_open(n, p, err, sizeof err) != 0)
+        log_warn("peer %s: %s", p->card.id, err);
+}
+
 static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
 {
     (void)l;
@@ -134,6 +144,7 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
                 zmq_msg_close(&m);
         }
         const char *status = "400", *text = "unknown key";
+        peer_t *retry = NULL;
         /* User-Id is the client's key, not its node id: on_router checks every frame
          * against the directory of the moment (PROTOCOL.md section 4). */
         char user[USER_ID_LEN] = "";
@@ -148,6 +159,11 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
                 status = "200";
                 text = "OK";
                 sodium_bin2hex(user, sizeof user, key, LIAISON_KEY_BYTES);
+                /* A peer that dials us holds our card, so it has most likely just
+                 * added it: our own connection, refused before, is tried again now
+                 * rather than after the rest of its back-off. */
+                if (p->reopen_ms && !p->connected)
+                    retry = p;
             } else {
                 audit_refused(n, key, addr);
             }
@@ -166,6 +182,11 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
         zmq_send(sock, "", 0, 0);
         for (int i = 0; i < nparts; i++)
             zmq_msg_close(&part[i]);
+        if (retry) {
+            log_info("peer %s connected to us, so it has our card now: our connection to it, refused before, is"
+                     " tried again now", retry->card.id);
+            reopen(n, retry);
+        }
     }
 }
 
@@ -273,7 +294,8 @@ static void on_dealer(loop_t *l, void *sock, int fd, void *ctx)
 }
 
 /* libzmq does not reliably retry a handshake the server refused (libzmq #3519), so
- * the dealer of a refusing peer is closed and reopened, with backoff, by transport_tick. */
+ * the dealer of a refusing peer is closed and reopened, with backoff, by transport_tick,
+ * or at once when that peer dials us (on_zap). */
 static void schedule_reopen(peer_t *p)
 {
     if (p->reopen_ms)
@@ -292,12 +314,13 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
     for (size_t i = 0; i < n->dir.n; i++)
         if (n->dir.peers[i]->monitor == sock)
             p = n->dir.peers[i];
+    bool refused = false;
     for (;;) {
         zmq_msg_t ev, ep;
         zmq_msg_init(&ev);
         if (zmq_msg_recv(&ev, sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
-            return;
+            break;
         }
         zmq_msg_init(&ep);
         if (zmq_msg_more(&ev))
@@ -337,6 +360,7 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
                      "%s refused our key: ask them to add our card (liaison card) with: liaison peer add",
                      p->card.id);
             schedule_reopen(p);
+            refused = true;
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
@@ -346,6 +370,7 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
                      "at %s (ask for a fresh card)",
                      p->card.id, p->card.endpoint);
             schedule_reopen(p);
+            refused = true;
             break;
         case ZMQ_EVENT_CONNECT_RETRIED:
             if (!p->transport_error[0])
@@ -356,6 +381,10 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
             break;
         }
     }
+    /* A refused connection is closed, not left to libzmq's own reconnection: it is
+     * opened again on the back-off above, or at once when the peer dials us (on_zap). */
+    if (refused && !p->connected)
+        transport_peer_close(n, p);
 }
 
 int transport_peer_open(node_t *n, peer_t *p, char *err, size_t errlen)
@@ -414,15 +443,10 @@ void transport_peer_close(node_t *n, peer_t *p)
 void transport_tick(node_t *n)
 {
     uint64_t now = loop_mono_ms();
-    char err[256];
     for (size_t i = 0; i < n->dir.n; i++) {
         peer_t *p = n->dir.peers[i];
-        if (!p->reopen_ms || now < p->reopen_ms || p->connected)
-            continue;
-        p->reopen_ms = 0;
-        transport_peer_close(n, p);
-        if (transport_peer_open(n, p, err, sizeof err) != 0)
-            log_warn("peer %s: %s", p->card.id, err);
+        if (p->reopen_ms && now >= p->reopen_ms && !p->connected)
+            reopen(n, p);
     }
 }
 

@@ -141,6 +141,23 @@ class CoreDelivery(NodeTest):
         status = stranger.cli("status").stdout
         self.assertIn("refused our key", status)
 
+    def test_card_added_late_connects_at_once(self):
+        # a adds b's card first, and b refuses a's key until b adds a's card too; a backs
+        # off its refused connection (1, 2, 4 ... 32 s between attempts). Once b has a's
+        # card, b dials a, and a tries its own connection again at once instead of after
+        # the rest of its back-off: it says so in its log.
+        a = self.node("a")
+        b = self.node("b")
+        a.add_peer(b)
+        wait_for(lambda: "refused our key" in a.cli("status").stdout, 20, "a to see its key refused")
+        time.sleep(3)  # refused at about 0, 1 and 3 s: a's own next attempt is 4 s away
+        b.add_peer(a)
+        wait_for(lambda: a.json("peer", "list")["peers"][0]["connected"], 20, "a connected to b")
+        with open(a.log) as f:
+            self.assertIn("peer b connected to us, so it has our card now", f.read())
+        mid = a.send("b", "now we are both in")
+        self.wait_delivered(a, mid, "b")
+
     def test_envelope_for_someone_else_is_refused(self):
         a = self.node("a")
         b = self.node("b")
