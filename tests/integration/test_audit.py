@@ -122,12 +122,18 @@ class Tamper(TamperBase):
 
     def test_truncated_with_checkpoints_caught_by_peer_checkpoint(self):
         # The attacker removes the tail and every checkpoint covering it: the file alone
-        # cannot tell, but the checkpoint the peer witnessed can.
-        keep = self.cp - 2
+        # cannot tell, but the checkpoint the peer witnessed can. (The tail cut is below
+        # what b witnessed: a's last checkpoint, signed as it stopped, may not have
+        # reached b before b stopped too.)
+        witnessed, note = self.b.query("SELECT tree_size, note FROM witnessed WHERE peer = 'a'")[0]
+        self.assertGreaterEqual(witnessed, 5)
+        signed = {r[0] for r in self.q("SELECT tree_size FROM checkpoints")}
+        keep = witnessed - 1
+        while keep in signed:  # leave entries after the last checkpoint kept
+            keep -= 1
         self.attack("DELETE FROM audit WHERE seq > %d" % keep, "DELETE FROM checkpoints WHERE tree_size > %d" % keep)
         alone = self.verify()
         self.assertIn("not yet anchored", alone.stdout + alone.stderr)
-        note = self.b.query("SELECT note FROM witnessed WHERE peer = 'a'")[0][0]
         path = os.path.join(self.base, "peer-checkpoint.txt")
         open(path, "w").write(note)
         self.assertCaught(self.verify("--checkpoint", path), "truncated")

@@ -635,13 +635,21 @@ class InterruptedInit(FaultTest):
         rng = random.Random(seed)
         note = " (LIAISON_CRASH_SEED=%d)" % seed
         port = harness.free_port()
+        # The kills are spread over the time a whole init takes here, measured first:
+        # under ASan or on a loaded machine it is many times what it is otherwise.
+        t0 = time.monotonic()
+        subprocess.run([harness.LIAISON, "--home", os.path.join(self.base, "timing"), "init", "--id", "timing",
+                        "--role", "therapist", "--listen", "tcp://127.0.0.1:%d" % port],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        whole = time.monotonic() - t0
+        note += " (a whole init took %.3f s)" % whole
         outcomes = {}
         for i in range(30):
             home = os.path.join(self.base, "n%d" % i)
             args = [harness.LIAISON, "--home", home, "init", "--id", "n%d" % i, "--role", "therapist",
                     "--listen", "tcp://127.0.0.1:%d" % port]
             p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(0.0, 0.012))
+            time.sleep(rng.uniform(0.0, whole * 1.1))
             p.kill()
             p.wait()
             left = sorted(os.listdir(home)) if os.path.isdir(home) else []
