@@ -652,7 +652,10 @@ class Cli(NodeTest):
                     ).stdout.strip()
         self.wait_delivered(p, mid, "dr.alvarez")
         t.cli("show", mid)
-        t.cli("ack", mid, "--comment", "x")
+        ack = t.cli("ack", mid, "--comment", "x").stdout.strip()
+        # Its receipt is audited as it arrives: wait for it, so that only the second
+        # attempt's entries come after `before`.
+        self.wait_delivered(t, ack, "dr.okafor")
         acks = "SELECT count(*) FROM messages WHERE content_type = 4"
         self.assertEqual(t.query(acks)[0][0], 1)
         before = len(t.audit())
