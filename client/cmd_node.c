@@ -427,11 +427,12 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         for (size_t i = 0; i < s->n_alarms; i++)
             json_array_append_new(alarms, json_pack("{s:s, s:o, s:s}", "peer", s->alarms[i]->peer, "at",
                                                     cli_json_time(s->alarms[i]->at_ms), "what", s->alarms[i]->what));
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:i, s:o, s:o, s:o}", "id", s->id, "name",
-                               s->name, "role", s->role, "listen", s->listen, "version", s->version, "started",
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:i, s:i, s:o, s:o, s:o}", "id", s->id,
+                               "name", s->name, "role", s->role, "listen", s->listen, "version", s->version, "started",
                                cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth, "audit_entries",
-                               (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack, "peers",
-                               peers, "overdue", overdue, "alarms", alarms));
+                               (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack,
+                               "awaiting_their_ack", (json_int_t)s->awaiting_their_ack, "peers", peers, "overdue",
+                               overdue, "alarms", alarms));
     } else {
         char t[32];
         cli_time(s->started_ms, t, sizeof t);
@@ -452,6 +453,10 @@ int cmd_status(cli_t *cli, int argc, char **argv)
             printf("\nTo acknowledge: %u medication change%s (list: liaison inbox --needs-ack; read: liaison show"
                    " ID; then: liaison ack ID)\n",
                    s->awaiting_my_ack, s->awaiting_my_ack == 1 ? "" : "s");
+        if (s->awaiting_their_ack)
+            printf("\nAwaiting acknowledgement, not yet overdue: %u medication change%s you sent (who has and has"
+                   " not acknowledged: liaison outbox)\n",
+                   s->awaiting_their_ack, s->awaiting_their_ack == 1 ? "" : "s");
         if (s->n_overdue) {
             printf("\nOVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the patient):\n");
             for (size_t i = 0; i < s->n_overdue; i++)

@@ -224,6 +224,8 @@ static void op_status(call_t *c)
     st.audit_size = (uint64_t)(audit_size(n->audit) > 0 ? audit_size(n->audit) : 0);
     int64_t owed = store_awaiting_ack(n->store, n->cfg.id);
     st.awaiting_my_ack = owed > 0 ? (uint32_t)owed : 0;
+    int64_t awaited = store_awaiting_their_ack(n->store);
+    st.awaiting_their_ack = awaited > 0 ? (uint32_t)awaited : 0;
     /* Our medication changes whose acknowledgement is overdue, most urgent first. */
     overdue_set_t os = {.n = 0};
     summary_buf_t *bufs[64];

@@ -104,7 +104,7 @@ enum stmt_id {
     ST_PEER_PUT, ST_PEER_DEL, ST_PEER_EACH, ST_PEER_HIST,
     ST_MSG_INSERT, ST_MSG_GET, ST_MSG_META, ST_MSG_READ,
     ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
-    ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER, ST_AWAITING_ACK,
+    ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER, ST_AWAITING_ACK, ST_AWAITING_THEIR_ACK,
     ST_COUNT
 };
 
@@ -151,6 +151,14 @@ static const char *stmt_sql[ST_COUNT] = {
                         " AND m.ack_required = 1 AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id"
                         " AND a.by = ?1)",
     [ST_DEPTH_PEER] = "SELECT count(*) FROM deliveries WHERE state < 2 AND recipient = ?1",
+    /* Our medication changes some recipient has not acknowledged yet, leaving out the
+     * recipients that rejected them and those already flagged overdue (listed apart). */
+    [ST_AWAITING_THEIR_ACK] = "SELECT count(DISTINCT m.id) FROM messages m INDEXED BY messages_ack_out"
+                              " JOIN deliveries d ON d.message_id = m.id WHERE m.outgoing = 1 AND m.ack_required = 1"
+                              " AND d.state <> 3"
+                              " AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id AND a.by = d.recipient)"
+                              " AND NOT EXISTS (SELECT 1 FROM ack_overdue o WHERE o.message_id = m.id"
+                              " AND o.recipient = d.recipient)",
 };
 
 struct store {
@@ -863,6 +871,11 @@ int64_t store_awaiting_ack(store_t *s, const char *me)
     sqlite3_stmt *st = stmt(s, ST_AWAITING_ACK);
     sqlite3_bind_text(st, 1, me, -1, SQLITE_STATIC);
     return count_of(s, st, "count acknowledgements owed");
+}
+
+int64_t store_awaiting_their_ack(store_t *s)
+{
+    return count_of(s, stmt(s, ST_AWAITING_THEIR_ACK), "count acknowledgements awaited");
 }
 
 int store_op_begin(store_t *s)

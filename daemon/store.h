@@ -186,6 +186,9 @@ int store_delivery_each(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 int64_t store_queue_depth(store_t *s, const char *recipient);
 /* Received medication changes that `me` (this node) has not acknowledged yet; -1 on error. */
 int64_t store_awaiting_ack(store_t *s, const char *me);
+/* Our medication changes still waiting for some recipient's acknowledgement that is
+ * not yet overdue; -1 on error. */
+int64_t store_awaiting_their_ack(store_t *s);
 
 /* Whether any message, review or audit entry carries a patient tag, i.e. whether
  * the node's patient key has been used. 1 yes, 0 no, -1 error. */

@@ -87,6 +87,10 @@ class Clinical(NodeTest):
         self.assertEqual(t.json("status")["awaiting_my_ack"], 1)
         self.assertIn("To acknowledge: 1 medication change (list: liaison inbox --needs-ack", t.cli("status").stdout)
         self.assertEqual(p.json("status")["awaiting_my_ack"], 0)
+        # ...and what the others owe the sender, until each has acknowledged.
+        self.assertEqual(p.json("status")["awaiting_their_ack"], 1)
+        self.assertIn("Awaiting acknowledgement, not yet overdue: 1 medication change you sent", p.cli("status").stdout)
+        self.assertEqual(t.json("status")["awaiting_their_ack"], 0)
         t.cli("show", mid)
         t.cli("ack", mid, "--comment", "Seen; will watch for activation.")
         wait_for(lambda: p.query("SELECT by FROM acks WHERE hex(message_id) = upper(?)", (mid,)), 20,
@@ -99,6 +103,7 @@ class Clinical(NodeTest):
         self.assertNotIn("To acknowledge", t.cli("status").stdout)
         self.assertEqual(rx.json("status")["awaiting_my_ack"], 1)
         self.assertIn("acknowledged by dr.alvarez", p.cli("outbox").stdout)
+        self.assertEqual(p.json("status")["awaiting_their_ack"], 1)  # rx.chen has not yet
         # The therapist's acknowledgement does not close the pharmacist's: rx.chen's inbox
         # still marks the change [needs ack] (it used to drop the tag once anyone had acked),
         # and show ends with the command to run.
@@ -116,6 +121,11 @@ class Clinical(NodeTest):
         line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
         self.assertNotIn("[needs ack]", line)
         self.assertEqual(rx.json("status")["awaiting_my_ack"], 0)
+        # Both have acknowledged: nothing waits at the sender any more.
+        wait_for(lambda: p.query("SELECT count(*) FROM acks WHERE hex(message_id) = upper(?)", (mid,))[0][0] == 2, 20,
+                 "both acknowledgements at the psychiatrist")
+        self.assertEqual(p.json("status")["awaiting_their_ack"], 0)
+        self.assertNotIn("Awaiting acknowledgement", p.cli("status").stdout)
 
     def test_ack_of_unknown_or_own_message_refused(self):
         t, p, _ = self.team()
@@ -212,6 +222,8 @@ class Clinical(NodeTest):
                 self.assertIn(part, line)
         self.assertEqual(p.audit("message-read"), [])
         self.assertIn(mid, json.dumps(p.json("status")))
+        # Listed as overdue, so no longer counted as merely awaited.
+        self.assertEqual(p.json("status")["awaiting_their_ack"], 0)
         t.cli("show", mid)
         t.cli("ack", mid)
         wait_for(lambda: mid not in json.dumps(p.json("status")), 20, "the flag to clear")
