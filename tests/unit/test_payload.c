@@ -511,53 +511,50 @@ static void test_med_coherent(void **state)
     f.m.new_frequency = "twice daily";   /* same dose, more often: an increase */
     accepted(CT_MED, &f.m.base, &info);
 
-    /* An increase raises the dose and a decrease lowers it, where the amounts compare. */
-    med_init(&f);   /* increase 50 mg daily -> 100 mg daily */
-    f.m.new_dose = "25 mg daily";
-    refused_as(CT_MED, &f.m.base, "new dose", "lower than the previous dose, so this is no increase");
-    f.m.new_dose = "  050.0 MG   Daily ";   /* the same amount, written differently */
-    refused_as(CT_MED, &f.m.base, "new dose", "the same amount as the previous dose");
-    f.m.new_dose = "50.5 mg daily";
-    accepted(CT_MED, &f.m.base, &info);
-    f.m.new_dose = "100mg daily";
-    accepted(CT_MED, &f.m.base, &info);
-    f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE;
-    refused_as(CT_MED, &f.m.base, "new dose", "higher than the previous dose, so this is no decrease");
-    f.m.new_dose = "49.99 mg daily";
-    accepted(CT_MED, &f.m.base, &info);
-    f.m.new_dose = "50.0 mg daily";
-    refused_as(CT_MED, &f.m.base, "new dose", "the same amount as the previous dose");
-    f.m.previous_dose = "0.5 mg";
-    f.m.new_dose = "0.25 mg";
-    accepted(CT_MED, &f.m.base, &info);
-    f.m.new_dose = "0.75 mg";
-    refused_as(CT_MED, &f.m.base, "new dose", "no decrease");
-    f.m.previous_dose = "9 mg";
-    f.m.new_dose = "10 mg";   /* more digits, more dose: not compared as text */
-    refused_as(CT_MED, &f.m.base, "new dose", "no decrease");
-    /* Not comparable, so not judged: other units, other words, other frequencies,
-     * amounts that are not plain. */
-    char *other[][2] = {
-        {"500 mg", "1 g"},           {"50 mg daily", "100 mg twice daily"}, {"20 mg/day", "40 mg/day"},
-        {"1-2 tablets", "3 tablets"}, {"1,000 mg", "2,000 mg"},             {"titrate to 40 mg", "60 mg"},
-        {".5 mg", "1 mg"},           {"1 tablet of 50 mg", "1 tablet of 100 mg"},
+    /* An increase raises the dose and a decrease lowers it, where the amounts compare:
+     * an amount and the same unit followed by the same words, at the same frequency.
+     * Doses that do not compare are not judged (NULL: accepted either way). */
+    static const struct {
+        const char *from, *to, *from_freq, *to_freq, *as_increase, *as_decrease;
+    } dir[] = {
+        {"50 mg daily", "25 mg daily", "", "", "lower than the previous dose, so this is no increase", NULL},
+        {"50 mg daily", "  050.0 MG   Daily ", "", "", "the same amount as the previous dose",
+         "the same amount as the previous dose"},
+        {"50 mg daily", "50.5 mg daily", "", "", NULL, "higher than the previous dose, so this is no decrease"},
+        {"50 mg daily", "100mg daily", "", "", NULL, "no decrease"},
+        {"50 mg daily", "49.99 mg daily", "", "", "no increase", NULL},
+        {"0.5 mg", "0.25 mg", "", "", "no increase", NULL},
+        {"0.5 mg", "0.75 mg", "", "", NULL, "no decrease"},
+        {"9 mg", "10 mg", "", "", NULL, "no decrease"}, /* more digits, more dose: not compared as text */
+        {"50 mg", "100 mg", "daily", "DAILY", NULL, "no decrease"},        /* the same frequency */
+        {"2x 10 mg", "3x 10 mg", "", "", NULL, "no decrease"},             /* amount 2, unit "x" */
+        /* Not comparable: other units, other words, other frequencies, not plain amounts. */
+        {"500 mg", "1 g", "", "", NULL, NULL},
+        {"50 mg daily", "100 mg twice daily", "", "", NULL, NULL},
+        {"50 mg", "100 mg", "daily", "every other day", NULL, NULL},
+        {"20 mg/day", "40 mg/day", "", "", NULL, NULL},
+        {"1-2 tablets", "3 tablets", "", "", NULL, NULL},
+        {"1,000 mg", "2,000 mg", "", "", NULL, NULL},
+        {"titrate to 40 mg", "60 mg", "", "", NULL, NULL},
+        {".5 mg", "1 mg", "", "", NULL, NULL},
+        {"1 tablet of 50 mg", "1 tablet of 100 mg", "", "", NULL, NULL},
     };
-    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
-        f.m.previous_dose = other[i][0];
-        f.m.new_dose = other[i][1];   /* an "increase" under decrease: not judged */
-        accepted(CT_MED, &f.m.base, &info);
+    for (size_t i = 0; i < sizeof dir / sizeof dir[0]; i++) {
+        for (int up = 0; up < 2; up++) {
+            med_init(&f);
+            f.m.action = up ? LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_INCREASE
+                            : LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_DECREASE;
+            f.m.previous_dose = (char *)dir[i].from;
+            f.m.new_dose = (char *)dir[i].to;
+            f.m.previous_frequency = (char *)dir[i].from_freq;
+            f.m.new_frequency = (char *)dir[i].to_freq;
+            const char *refusal = up ? dir[i].as_increase : dir[i].as_decrease;
+            if (refusal)
+                refused_as(CT_MED, &f.m.base, "new dose", refusal);
+            else
+                accepted(CT_MED, &f.m.base, &info);
+        }
     }
-    f.m.previous_dose = "50 mg";
-    f.m.new_dose = "100 mg";
-    f.m.previous_frequency = "daily";
-    f.m.new_frequency = "every other day";
-    accepted(CT_MED, &f.m.base, &info);
-    f.m.new_frequency = "DAILY";   /* same frequency: judged */
-    refused_as(CT_MED, &f.m.base, "new dose", "no decrease");
-    f.m.previous_frequency = f.m.new_frequency = "";
-    f.m.previous_dose = "2x 10 mg";   /* amount 2, unit "x", the same words after */
-    f.m.new_dose = "3x 10 mg";
-    refused_as(CT_MED, &f.m.base, "new dose", "no decrease");
 
     med_init(&f);
     f.m.action = LIAISON__PAYLOAD__MEDICATION_ACTION__ACTION_STOP;
