@@ -22,21 +22,30 @@ static int parse_rid(const char *s, uint8_t rid[LIAISON_MSGID_BYTES])
 
 /* The review's first message on this node (its opening, or the addition of this
  * node), with its payload; *r is the caller's to free. */
-static int first_review_message(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Liaison__Control__Response **r,
-                                const Liaison__Control__MessageSummary **m)
+/* The review's messages with their payloads, oldest first (limit 0: all), left unread:
+ * a lookup (of the patient and question, or of the replies an add forwards) is not a
+ * reading, though the daemon audits each payload it returns. */
+static int review_messages(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], uint32_t limit,
+                           Liaison__Control__Response **r)
 {
     Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
     lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
     lr.thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)rid};
     lr.content_type = 5;
     lr.with_payloads = true;
-    lr.keep_unread = true; /* a lookup of the patient and question, not a reading */
-    lr.limit = 1;
+    lr.keep_unread = true;
+    lr.limit = limit;
     lr.oldest = true;
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = &lr;
-    int rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, r);
+    return cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, r);
+}
+
+static int first_review_message(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Liaison__Control__Response **r,
+                                const Liaison__Control__MessageSummary **m)
+{
+    int rc = review_messages(cli, rid, 1, r);
     if (rc)
         return rc;
     *m = (*r)->list && (*r)->list->n_messages ? (*r)->list->messages[0] : NULL;
@@ -192,6 +201,57 @@ static int review_origin(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Lia
     return 0;
 }
 
+/* The replies a review add forwards: pointers into the unpacked payloads it keeps. */
+typedef struct earlier {
+    Liaison__Payload__EarlierReply items[PAYLOAD_MAX_EARLIER];
+    Liaison__Payload__EarlierReply *ptrs[PAYLOAD_MAX_EARLIER];
+    Liaison__Payload__CaseReview *unpacked[PAYLOAD_MAX_EARLIER];
+    size_t n;
+    uint32_t left_out;
+} earlier_t;
+
+static void earlier_free(earlier_t *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        liaison__payload__case_review__free_unpacked(e->unpacked[i], NULL);
+    e->n = 0;
+}
+
+/* From the newest reply back, as many as fit (PAYLOAD_MAX_EARLIER, and
+ * PAYLOAD_MAX_EARLIER_TEXT bytes of text), then put back in order, oldest first. */
+static int collect_earlier(const Liaison__Control__Response *all, earlier_t *e)
+{
+    size_t n = all->list ? all->list->n_messages : 0, text = 0;
+    bool full = false;
+    for (size_t i = n; i-- > 0;) {
+        const Liaison__Control__MessageSummary *m = all->list->messages[i];
+        Liaison__Payload__CaseReview *cr =
+            liaison__payload__case_review__unpack(NULL, m->payload.len, m->payload.data);
+        if (!cr || cr->kind_case != LIAISON__PAYLOAD__CASE_REVIEW__KIND_REPLY) {
+            liaison__payload__case_review__free_unpacked(cr, NULL);
+            continue;
+        }
+        size_t len = strlen(cr->reply->text);
+        if (full || e->n == PAYLOAD_MAX_EARLIER || text + len > PAYLOAD_MAX_EARLIER_TEXT) {
+            full = true; /* older ones would leave a gap: the forwarded replies are the newest run */
+            e->left_out++;
+            liaison__payload__case_review__free_unpacked(cr, NULL);
+            continue;
+        }
+        text += len;
+        Liaison__Payload__EarlierReply *it = &e->items[e->n];
+        liaison__payload__earlier_reply__init(it);
+        it->author = m->sender;
+        it->sent_ms = m->created_ms;
+        it->text = cr->reply->text;
+        e->unpacked[e->n] = cr;
+        e->n++;
+    }
+    for (size_t i = 0; i < e->n; i++)
+        e->ptrs[i] = &e->items[e->n - 1 - i];
+    return 0;
+}
+
 static int review_add(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{0}};
@@ -219,12 +279,24 @@ static int review_add(cli_t *cli, int argc, char **argv)
     ad.participant = (char *)pos[1];
     ad.opened_by = (char *)opener;
     ad.question = (char *)question;
-    Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
-    cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
-    cr.patient = &pr;
-    cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD;
-    cr.add = &ad;
-    rc = send_review(cli, &cr, "", false);
+    /* ...and what was said before it came in: the replies this node holds, newest kept
+     * when they do not all fit. */
+    earlier_t ea = {0};
+    Liaison__Control__Response *all = NULL;
+    if (!(rc = review_messages(cli, rid, 0, &all)) && !(rc = collect_earlier(all, &ea))) {
+        ad.n_earlier = ea.n;
+        ad.earlier = ea.ptrs;
+        ad.earlier_left_out = ea.left_out;
+        Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
+        cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
+        cr.patient = &pr;
+        cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD;
+        cr.add = &ad;
+        rc = send_review(cli, &cr, "", false);
+    }
+    earlier_free(&ea);
+    if (all)
+        liaison__control__response__free_unpacked(all, NULL);
     liaison__payload__case_review__free_unpacked(first, NULL);
     liaison__control__response__free_unpacked(r, NULL);
     return rc;

@@ -2,6 +2,7 @@
 /* Owns how messages and payloads are shown: text for people, JSON for scripts. */
 #include "render.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 #include "cli.h"
@@ -262,6 +263,13 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
             json_object_set_new(j, "participant", json_string(m->add->participant));
             json_object_set_new(j, "opened_by", jstr(m->add->opened_by));
             json_object_set_new(j, "question", jstr(m->add->question));
+            json_t *earlier = json_array();
+            for (size_t i = 0; i < m->add->n_earlier; i++)
+                json_array_append_new(earlier, json_pack("{s:s, s:o, s:s}", "author", m->add->earlier[i]->author,
+                                                         "sent", cli_json_time(m->add->earlier[i]->sent_ms), "text",
+                                                         m->add->earlier[i]->text));
+            json_object_set_new(j, "earlier", earlier);
+            json_object_set_new(j, "earlier_left_out", json_integer(m->add->earlier_left_out));
         } else if (m->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE) {
             json_t *acts = json_array();
             for (size_t i = 0; i < m->close->n_actions; i++)
@@ -391,6 +399,25 @@ static void review_text(const Liaison__Payload__CaseReview *m, const char *in)
         field(in, "Added:", m->add->participant);
         field(in, "Opened by:", m->add->opened_by);
         field(in, "Question:", m->add->question);
+        if (m->add->n_earlier || m->add->earlier_left_out) {
+            char line[160];
+            snprintf(line, sizeof line, "%zu repl%s from before the add, as the adding node holds %s",
+                     m->add->n_earlier, m->add->n_earlier == 1 ? "y" : "ies", m->add->n_earlier == 1 ? "it" : "them");
+            field(in, "Earlier:", line);
+            if (m->add->earlier_left_out) {
+                snprintf(line, sizeof line, "(%" PRIu32 " older repl%s not forwarded: too long for one message)",
+                         m->add->earlier_left_out, m->add->earlier_left_out == 1 ? "y" : "ies");
+                field(in, "", line);
+            }
+            for (size_t i = 0; i < m->add->n_earlier; i++) {
+                const Liaison__Payload__EarlierReply *e = m->add->earlier[i];
+                char t[32];
+                cli_time(e->sent_ms, t, sizeof t);
+                snprintf(line, sizeof line, "%s  %s:", t, e->author);
+                field(in, "", line);
+                field(in, "", e->text);
+            }
+        }
         break;
     case LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE:
         field(in, "DECISION:", m->close->decision);

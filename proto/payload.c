@@ -540,6 +540,20 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
             (m->add->opened_by[0] && !check_node_id(c, "opened by", m->add->opened_by)) ||
             !check_text(c, "question", m->add->question, PAYLOAD_MAX_FIELD, false, true))
             return false;
+        if (m->add->n_earlier > PAYLOAD_MAX_EARLIER)
+            return fail(c, "earlier replies: at most %u", PAYLOAD_MAX_EARLIER);
+        size_t total = 0;
+        for (size_t i = 0; i < m->add->n_earlier; i++) {
+            const Liaison__Payload__EarlierReply *e = m->add->earlier[i];
+            if (!check_node_id(c, "earlier reply author", e->author) ||
+                !check_text(c, "earlier reply", e->text, PAYLOAD_MAX_TEXT, true, true))
+                return false;
+            if (e->sent_ms == 0 || (i > 0 && e->sent_ms < m->add->earlier[i - 1]->sent_ms))
+                return fail(c, "earlier reply time: required, oldest first");
+            total += strlen(e->text);
+        }
+        if (total > PAYLOAD_MAX_EARLIER_TEXT)
+            return fail(c, "earlier replies: %u bytes of text at most in all", PAYLOAD_MAX_EARLIER_TEXT);
         snprintf(info->added, sizeof info->added, "%s", m->add->participant);
         snprintf(info->opener, sizeof info->opener, "%s", m->add->opened_by);
         info->review_action = PAYLOAD_REVIEW_ADD;

@@ -19,6 +19,8 @@
 #define PAYLOAD_MAX_PATIENT_ID 64u
 #define PAYLOAD_MAX_SCORES 16u
 #define PAYLOAD_MAX_ACTIONS 32u
+#define PAYLOAD_MAX_EARLIER 64u            /* replies forwarded by a review add */
+#define PAYLOAD_MAX_EARLIER_TEXT (256u * 1024u)
 
 /* What the daemon needs to know about a valid payload without keeping its content. */
 typedef enum payload_review_action {

@@ -245,7 +245,10 @@ class Clinical(NodeTest):
         # A non-participant cannot write in the review.
         r = outsider.cli("review", "reply", rid, "-", input="let me in", check=False)
         self.assertEqual(r.returncode, 3)
-        # Add the PCP: from then on they see the review.
+        # Add the PCP: from then on they see the review, and the replies before they came in
+        # as the adding node holds them.
+        wait_for(lambda: p.query("SELECT count(*) FROM messages WHERE hex(thread_id) = upper(?)", (rid,))[0][0] == 2,
+                 20, "rx.chen's reply at the psychiatrist")
         p.cli("review", "add", rid, "dr.park")
         wait_for(lambda: pcp.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20,
                  "review at the pcp")
@@ -254,6 +257,13 @@ class Clinical(NodeTest):
         shown = pcp.cli("review", "show", rid).stdout
         self.assertIn("Opened by dr.okafor", shown)
         self.assertIn("Nausea on 100 mg: switch or split dose?", shown)
+        self.assertIn("1 reply from before the add, as the adding node holds it", shown)
+        self.assertIn("rx.chen:", shown.split("Earlier:")[1])
+        self.assertIn("Suggest taking it with food first.", shown)
+        add = [m["payload"] for m in pcp.json("review", "show", rid)["messages"] if m["payload"]["kind"] == "add"][0]
+        self.assertEqual([(e["author"], e["text"]) for e in add["earlier"]],
+                         [("rx.chen", "Suggest taking it with food first.")])
+        self.assertEqual(add["earlier_left_out"], 0)
         # Only review messages go into a review's thread.
         r = t.cli("send", "--to", "dr.okafor", "--thread", rid, "-", input="off the record", check=False)
         self.assertEqual(r.returncode, 3, r.stderr)

@@ -673,6 +673,43 @@ static void test_review(void **state)
     accepted(CT_REVIEW, &f.r.base, &info);
     assert_int_equal(info.review_action, PAYLOAD_REVIEW_ADD);
     assert_string_equal(info.added, "dr.park");
+    /* The replies an add forwards: node-id authors, times oldest first, bounded. */
+    static char big[PAYLOAD_MAX_TEXT + 1];
+    memset(big, 'x', PAYLOAD_MAX_TEXT);
+    Liaison__Payload__EarlierReply er[PAYLOAD_MAX_EARLIER + 1], *erp[PAYLOAD_MAX_EARLIER + 1];
+    for (size_t i = 0; i < PAYLOAD_MAX_EARLIER + 1; i++) {
+        liaison__payload__earlier_reply__init(&er[i]);
+        er[i].author = "rx.chen";
+        er[i].sent_ms = 1000 + i;
+        er[i].text = "with food";
+        erp[i] = &er[i];
+    }
+    f.add.earlier = erp;
+    f.add.n_earlier = 2;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    f.add.n_earlier = PAYLOAD_MAX_EARLIER;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    f.add.n_earlier = PAYLOAD_MAX_EARLIER + 1;
+    refused_as(CT_REVIEW, &f.r.base, "earlier replies", "at most 64");
+    f.add.n_earlier = 2;
+    er[1].sent_ms = 999;
+    refused_as(CT_REVIEW, &f.r.base, "earlier reply time", "oldest first");
+    er[1].sent_ms = 0;
+    refused(CT_REVIEW, &f.r.base, "earlier reply time");
+    er[1].sent_ms = 1001;
+    er[1].author = "Rx Chen";
+    refused(CT_REVIEW, &f.r.base, "earlier reply author");
+    er[1].author = "rx.chen";
+    er[1].text = "";
+    refused(CT_REVIEW, &f.r.base, "earlier reply");
+    for (size_t i = 0; i < 5; i++)
+        er[i].text = big;   /* 64 KiB each: four fit in 256 KiB, five do not */
+    f.add.n_earlier = 4;
+    accepted(CT_REVIEW, &f.r.base, &info);
+    f.add.n_earlier = 5;
+    refused_as(CT_REVIEW, &f.r.base, "earlier replies", "bytes of text at most in all");
+    f.add.n_earlier = 0;
+    f.add.earlier = NULL;
     f.add.participant = "";
     refused(CT_REVIEW, &f.r.base, "participant");
 
