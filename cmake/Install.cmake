@@ -92,7 +92,7 @@ string(CONCAT CPACK_DEBIAN_PACKAGE_DESCRIPTION
     "and the libliaison-client C library.")
 # The runtime libraries of liaisond, liaison and libliaison-client (Debian 12 names).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libc6 (>= 2.34), libzmq5 (>= 4.3.2), libsodium23 (>= 1.0.18), libsqlite3-0 (>= 3.37), libprotobuf-c1 (>= 1.3), libinih1, libsystemd0, libjansson4")
+    "libc6 (>= 2.34), libzmq5 (>= 4.3.2), libsodium23 (>= 1.0.18), libsqlite3-0 (>= 3.37), libprotobuf-c1 (>= 1.3), libinih1, libjansson4")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "systemd")
 # postinst creates the users and groups (systemd-sysusers) and the directories
 # (systemd-tmpfiles) but enables and starts nothing; prerm stops a running daemon

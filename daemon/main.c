@@ -15,7 +15,6 @@
 #include <unistd.h>
 #include <sodium.h>
 #include <sqlite3.h>
-#include <systemd/sd-daemon.h>
 #include <zmq.h>
 
 #include "audit_verify.h"
@@ -25,6 +24,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "node.h"
+#include "notify.h"
 #include "patient.h"
 #include "text.h"
 #include "transport.h"
@@ -68,6 +68,33 @@ static void usage(FILE *f)
                "                   /var/lib/liaison and /run/liaison)\n"
                "  --check-config   validate liaison.conf and the key files, then exit\n"
                "  --version        print the version\n");
+}
+
+/* Tells systemd (or any manager speaking its notification protocol) a state change.
+ * A failure is logged once, and again only after a success: the watchdog's keep-alives
+ * must not flood the log while the manager's socket is gone. */
+static void tell_manager(const char *state)
+{
+    static bool failing;
+    if (notify_send(state) >= 0) {
+        failing = false;
+        return;
+    }
+    if (!failing)
+        log_warn("could not notify the service manager at NOTIFY_SOCKET=%s: %s", getenv("NOTIFY_SOCKET"),
+                 strerror(errno));
+    failing = true;
+}
+
+/* True when the service manager expects WATCHDOG=1 keep-alives, with their interval. */
+static bool watchdog_interval(uint64_t *usec)
+{
+    int rc = notify_watchdog(usec);
+    if (rc < 0)
+        log_warn("WATCHDOG_USEC=%s, WATCHDOG_PID=%s: not a number of microseconds and a process id; no"
+                 " watchdog keep-alives are sent",
+                 getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID") ? getenv("WATCHDOG_PID") : "(unset)");
+    return rc > 0;
 }
 
 static int load_peer(void *ctx, const char *id, const char *card_text, uint64_t added_ms)
@@ -162,7 +189,7 @@ static void on_signal(loop_t *l, void *sock, int fd, void *ctx)
     while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
             log_info("stopping (signal %u)", si.ssi_signo);
-            sd_notify(0, "STOPPING=1");
+            tell_manager("STOPPING=1");
             loop_stop(l);
         } else if (si.ssi_signo == SIGHUP) {
             reload(d);
@@ -205,7 +232,7 @@ static void on_tick(loop_t *l, void *ctx)
     snprintf(status, sizeof status, "STATUS=%zu of %zu peers connected, %" PRId64 " queued", up, n->dir.n,
              q < 0 ? 0 : q);
     if (strcmp(status, d->last_status) != 0) {
-        sd_notify(0, status);
+        tell_manager(status);
         memcpy(d->last_status, status, sizeof status);
     }
 }
@@ -214,7 +241,7 @@ static void on_watchdog(loop_t *l, void *ctx)
 {
     (void)l;
     (void)ctx;
-    sd_notify(0, "WATCHDOG=1");
+    tell_manager("WATCHDOG=1");
 }
 
 /* Collects the stored directory to compare it with the running one. */
@@ -309,7 +336,7 @@ static void reload(daemon_state_t *d)
     free(rc.ids);
     n->pump_needed = true;
     log_info("reloaded: %zu peers", n->dir.n);
-    sd_notify(0, "READY=1");
+    tell_manager("READY=1");
 }
 
 static int open_lock(const paths_t *p, char *err, size_t errlen)
@@ -443,7 +470,7 @@ static void verify_progress(void *ctx, uint64_t entries)
     char msg[128];
     snprintf(msg, sizeof msg, "EXTEND_TIMEOUT_USEC=30000000\nSTATUS=Verifying the audit log: %" PRIu64 " entries so far",
              entries);
-    sd_notify(0, msg);
+    tell_manager(msg);
 }
 
 static int check_audit_log(node_t *n, store_t *s, char *err, size_t errlen)
@@ -608,7 +635,7 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     uint64_t wd_usec = 0;
     if (loop_add_timer(n->loop, 1000, on_tick, d) != 0 ||
-        (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000 &&
+        (watchdog_interval(&wd_usec) && wd_usec >= 2000 &&
          loop_add_timer(n->loop, (uint32_t)(wd_usec / 2000u), on_watchdog, d) != 0)) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -708,7 +735,7 @@ int main(int argc, char **argv)
     }
     log_info("node %s (%s) listening on %s, %zu peers", d.node.cfg.id, d.node.cfg.role, d.node.cfg.listen,
              d.node.dir.n);
-    sd_notify(0, "READY=1");
+    tell_manager("READY=1");
     int rc = loop_run(d.node.loop);
     if (rc != 0)
         log_err("event loop failed: %s", zmq_strerror(errno));

@@ -99,13 +99,24 @@ class DebTest(unittest.TestCase):
     def test_control(self):
         self.assertEqual(self.field("Package"), "liaison")
         depends = self.field("Depends")
-        for lib in ("libzmq5", "libsodium23", "libsqlite3-0", "libprotobuf-c1", "libinih1", "libsystemd0"):
+        for lib in ("libzmq5", "libsodium23", "libsqlite3-0", "libprotobuf-c1", "libinih1"):
             self.assertIn(lib, depends)
+        # liaisond speaks systemd's notification protocol itself (daemon/notify.h).
+        self.assertNotIn("libsystemd", depends)
         # STRICT tables and sqlite3_total_changes64 need SQLite 3.37 (CMakeLists.txt).
         self.assertIn("libsqlite3-0 (>= 3.37)", depends)
         info = subprocess.run([DPKG_DEB, "-I", self.deb], capture_output=True, text=True, check=True).stdout
         self.assertIn("postinst", info)
         self.assertIn("postrm", info)
+
+    def test_daemon_links_no_libsystemd(self):
+        # The notification protocol is spoken by daemon/notify.c: libsystemd, and the
+        # liblzma, libzstd, liblz4 and libgcrypt it pulls in, stay out of the daemon.
+        out = subprocess.run(["readelf", "-d", os.path.join(self.root, "usr/sbin/liaisond")],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
+        self.assertIn("libzmq.so.5", needed)  # the list was read
+        self.assertEqual([n for n in needed if "systemd" in n], [])
 
     def control_script(self, name):
         d = os.path.join(self.tmp, "control")
