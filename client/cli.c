@@ -446,7 +446,7 @@ static void say_queued(liaison_client_t *c, const char *to)
 }
 
 int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread,
-             char id[LIAISON_ID_HEX])
+             unsigned flags, char id[LIAISON_ID_HEX])
 {
     size_t len = protobuf_c_message_get_packed_size(msg);
     uint8_t *buf = malloc(len ? len : 1);
@@ -465,7 +465,7 @@ int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *ms
         return code;
     }
     cli_catch_interrupt();
-    liaison_rc rc = liaison_send(c, to, ct, buf, len, thread, id);
+    liaison_rc rc = liaison_send_flags(c, to, ct, buf, len, thread, flags, id);
     free(buf);
     if (rc == LIAISON_INTERRUPTED)
         return cli_fail_interrupted(ct == 2   ? "the progress note"

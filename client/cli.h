@@ -116,10 +116,10 @@ int cli_json_out(json_t *j);
 json_t *cli_json_hex(const uint8_t *data, size_t len);
 
 /* Validates a payload where it is entered (the daemon checks it again), then sends it
- * through the control socket; id gets the new message's id. Returns 0 or the exit code
- * after printing why. */
+ * through the control socket (flags: liaison_send_flags); id gets the new message's id.
+ * Returns 0 or the exit code after printing why. */
 int cli_send(cli_t *cli, const char *to, uint32_t content_type, const ProtobufCMessage *msg, const uint8_t *thread,
-             char id[LIAISON_ID_HEX]);
+             unsigned flags, char id[LIAISON_ID_HEX]);
 
 /* Closes the connections. */
 void cli_close(cli_t *cli);

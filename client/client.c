@@ -465,7 +465,7 @@ static int split_to(liaison_client_t *c, char *list, char **ids, size_t *n)
 }
 
 static liaison_rc submit_send(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
-                              const uint8_t *thread_id, uint64_t *token)
+                              const uint8_t *thread_id, unsigned flags, uint64_t *token)
 {
     char list[MAX_TO * (LIAISON_MAX_ID + 2)];
     if (!to || strlen(to) >= sizeof list) {
@@ -484,6 +484,7 @@ static liaison_rc submit_send(liaison_client_t *c, const char *to, uint32_t ct, 
     s.payload = (ProtobufCBinaryData){len, (uint8_t *)payload};
     if (thread_id)
         s.thread_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)thread_id};
+    s.distinct_patient = (flags & LIAISON_SEND_DISTINCT_PATIENT) != 0;
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_SEND;
     rq.send = &s;
@@ -509,8 +510,18 @@ static liaison_rc take_id(liaison_client_t *c, liaison_rc rc, Liaison__Control__
 liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
                         const uint8_t *thread_id, char id_hex[LIAISON_ID_HEX])
 {
+    return liaison_send_flags(c, to, ct, payload, len, thread_id, 0, id_hex);
+}
+
+liaison_rc liaison_send_flags(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
+                              const uint8_t *thread_id, unsigned flags, char id_hex[LIAISON_ID_HEX])
+{
+    if (flags & ~LIAISON_SEND_DISTINCT_PATIENT) {
+        set_error(c, "unknown send flags 0x%x", flags & ~LIAISON_SEND_DISTINCT_PATIENT);
+        return LIAISON_BAD_REQUEST;
+    }
     abandon_pending(c);
-    liaison_rc rc = submit_send(c, to, ct, payload, len, thread_id, NULL);
+    liaison_rc rc = submit_send(c, to, ct, payload, len, thread_id, flags, NULL);
     if (rc != LIAISON_OK)
         return rc;
     Liaison__Control__Response *r = NULL;
@@ -552,7 +563,7 @@ liaison_rc liaison_submit_text(liaison_client_t *c, const char *to, const char *
     uint8_t *buf = pack_text(c, subject, text, &n);
     if (!buf)
         return LIAISON_INTERNAL;
-    liaison_rc rc = submit_send(c, to, 1, buf, n, NULL, token);
+    liaison_rc rc = submit_send(c, to, 1, buf, n, NULL, 0, token);
     free(buf);
     return rc;
 }
@@ -580,7 +591,7 @@ liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, const char *
 liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t ct, const void *payload, size_t len,
                           uint64_t *token)
 {
-    return submit_send(c, to, ct, payload, len, NULL, token);
+    return submit_send(c, to, ct, payload, len, NULL, 0, token);
 }
 
 liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX])

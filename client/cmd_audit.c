@@ -16,6 +16,7 @@
 #include "fhir.h"
 #include "merkle.h"
 #include "payload.h"
+#include "render.h"
 #include "term.h"
 #include "text.h"
 
@@ -130,7 +131,10 @@ static int audit_log(cli_t *cli, int argc, char **argv)
         json_t *arr = json_array();
         for (size_t i = 0; i < a->n_entries; i++)
             json_array_append_new(arr, entry_json(a->entries[i]));
-        cli_json_out(json_pack("{s:o, s:o}", "node", node_json(a), "entries", arr));
+        json_t *j = json_pack("{s:o, s:o}", "node", node_json(a), "entries", arr);
+        if (q.patient[0])
+            json_object_set_new(j, "patient_case_variants", json_integer(a->patient_case_variants));
+        cli_json_out(j);
     } else {
         printf("%6s  %-19s  %-20s %-22s %-8s %-16s %s\n", "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "OUTCOME", "PEER",
                "DETAILS");
@@ -142,6 +146,8 @@ static int audit_log(cli_t *cli, int argc, char **argv)
                    e->outcome, e->peer[0] ? e->peer : "-", e->content_type ? payload_type_name(e->content_type) : "",
                    e->content_type && e->details[0] ? " " : "", e->details);
         }
+        if (q.patient[0])
+            render_case_variants(a->patient_case_variants, q.patient, "audit entries");
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;
@@ -419,7 +425,8 @@ static int audit_disclosures(cli_t *cli, int argc, char **argv)
                                               "audit_seq", (json_int_t)e->seq));
     }
     if (cli->json) {
-        cli_json_out(json_pack("{s:s, s:o, s:o}", "patient", patient, "node", node_json(a), "disclosures", rows));
+        cli_json_out(json_pack("{s:s, s:o, s:o, s:I}", "patient", patient, "node", node_json(a), "disclosures", rows,
+                               "patient_case_variants", (json_int_t)a->patient_case_variants));
     } else {
         printf("Accounting of disclosures for patient %s by %s (%s, %s)\n", patient, a->node_id, a->node_name,
                a->node_role);
@@ -436,6 +443,7 @@ static int audit_disclosures(cli_t *cli, int argc, char **argv)
                    json_string_value(json_object_get(row, "purpose")), json_string_value(json_object_get(row, "status")));
         }
         json_decref(rows);
+        render_case_variants(a->patient_case_variants, patient, "disclosure records");
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;

@@ -13,10 +13,11 @@
 #include "text.h"
 
 /* Sends and prints the new message's id. */
-static int send_payload(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread)
+static int send_payload(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread,
+                        unsigned flags)
 {
     char id[LIAISON_ID_HEX];
-    int rc = cli_send(cli, to, ct, msg, thread, id);
+    int rc = cli_send(cli, to, ct, msg, thread, flags, id);
     if (rc)
         return rc;
     if (cli->json)
@@ -69,7 +70,7 @@ int cmd_send(cli_t *cli, int argc, char **argv)
     Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
     tm.subject = (char *)(cli_opt(o, "subject")->value ? cli_opt(o, "subject")->value : "");
     tm.text = text;
-    rc = send_payload(cli, cli_opt(o, "to")->value, 1, &tm.base, th ? thread : NULL);
+    rc = send_payload(cli, cli_opt(o, "to")->value, 1, &tm.base, th ? thread : NULL, 0);
     free(text);
     return rc;
 }
@@ -125,6 +126,13 @@ static const char *optval(cli_opt_t *o, const char *name)
     return v ? v : "";
 }
 
+/* --distinct-patient: the id differs only in letter case from one on the node and is
+ * another patient (liaison_send_flags). */
+static unsigned distinct_flag(cli_opt_t *o)
+{
+    return cli_opt(o, "distinct-patient")->count ? LIAISON_SEND_DISTINCT_PATIENT : 0;
+}
+
 int cmd_note(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "to", .has_arg = true},           {.name = "patient", .has_arg = true},
@@ -134,7 +142,8 @@ int cmd_note(cli_t *cli, int argc, char **argv)
                      {.name = "risk", .has_arg = true},         {.name = "risk-note", .has_arg = true},
                      {.name = "adherence", .has_arg = true},    {.name = "side-effects", .has_arg = true},
                      {.name = "goals", .has_arg = true},        {.name = "next-session", .has_arg = true},
-                     {.name = "file", .has_arg = true},         {0}};
+                     {.name = "file", .has_arg = true},         {.name = "distinct-patient"},
+                     {0}};
     const char *pos[1];
     size_t npos;
     int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
@@ -213,7 +222,7 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     if (!text)
         return EXIT_USAGE;
     n.narrative = text;
-    rc = send_payload(cli, cli_opt(o, "to")->value, 2, &n.base, NULL);
+    rc = send_payload(cli, cli_opt(o, "to")->value, 2, &n.base, NULL, distinct_flag(o));
     free(text);
     return rc;
 }
@@ -227,7 +236,8 @@ int cmd_med_change(cli_t *cli, int argc, char **argv)
                      {.name = "frequency", .has_arg = true}, {.name = "from-drug", .has_arg = true},
                      {.name = "reason", .has_arg = true},   {.name = "monitor", .has_arg = true},
                      {.name = "urgent"},                    {.name = "effective", .has_arg = true},
-                     {.name = "no-ack"},                    {0}};
+                     {.name = "no-ack"},                    {.name = "distinct-patient"},
+                     {0}};
     const char *pos[1];
     size_t npos;
     int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
@@ -260,7 +270,7 @@ int cmd_med_change(cli_t *cli, int argc, char **argv)
     m.urgency = cli_opt(o, "urgent")->count ? LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT
                                             : LIAISON__PAYLOAD__URGENCY__URGENCY_ROUTINE;
     m.ack_optional = cli_opt(o, "no-ack")->count > 0;
-    return send_payload(cli, cli_opt(o, "to")->value, 3, &m.base, NULL);
+    return send_payload(cli, cli_opt(o, "to")->value, 3, &m.base, NULL, distinct_flag(o));
 }
 
 int cmd_ack(cli_t *cli, int argc, char **argv)
@@ -359,6 +369,8 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     const Liaison__Control__ListResult *l = r->list;
     if (cli->json) {
         json_t *j = json_pack("{s:o}", "messages", summaries_json(l->messages, l->n_messages, false));
+        if (lr.patient[0])
+            json_object_set_new(j, "patient_case_variants", json_integer(l->patient_case_variants));
         if (st)
             json_object_set_new(j, "overdue", summaries_json(st->status->overdue, st->status->n_overdue, false));
         cli_json_out(j);
@@ -379,6 +391,8 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
             if (out)
                 render_deliveries(l->messages[i], "    ");
         }
+        if (lr.patient[0])
+            render_case_variants(l->patient_case_variants, lr.patient, "messages");
     }
     if (st)
         liaison__control__response__free_unpacked(st, NULL);
@@ -587,8 +601,9 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
                                                     "phq9", phq[i] >= 0 ? json_integer(phq[i]) : json_null(), "gad7",
                                                     gad[i] >= 0 ? json_integer(gad[i]) : json_null()));
         }
-        cli_json_out(json_pack("{s:s, s:s?, s:o, s:o}", "patient", pos[0], "label", label[0] ? label : NULL,
-                               "messages", summaries_json(l->messages, n, true), "scores", scores));
+        cli_json_out(json_pack("{s:s, s:s?, s:o, s:o, s:I}", "patient", pos[0], "label", label[0] ? label : NULL,
+                               "messages", summaries_json(l->messages, n, true), "scores", scores,
+                               "patient_case_variants", (json_int_t)l->patient_case_variants));
     } else {
         printf("Patient %s%s%s%s: %zu message%s on this node\n\n", pos[0], label[0] ? " (" : "", label,
                label[0] ? ")" : "", n, n == 1 ? "" : "s");
@@ -605,6 +620,7 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
         const char(*cd)[11] = (const char(*)[11])dates;
         chart("PHQ-9", 27, cd, phq, n);
         chart("GAD-7", 21, cd, gad, n);
+        render_case_variants(l->patient_case_variants, pos[0], "messages");
     }
     free(dates);
     free(phq);

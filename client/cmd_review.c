@@ -74,10 +74,11 @@ static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], ch
 }
 
 /* Sends one review message; the daemon addresses it to the review's participants. */
-static int send_review(cli_t *cli, Liaison__Payload__CaseReview *cr, const char *to, bool print_review)
+static int send_review(cli_t *cli, Liaison__Payload__CaseReview *cr, const char *to, bool print_review,
+                       unsigned flags)
 {
     char id[LIAISON_ID_HEX], rid[TEXT_MSGID_HEX];
-    int rc = cli_send(cli, to, 5, &cr->base, NULL, id);
+    int rc = cli_send(cli, to, 5, &cr->base, NULL, flags, id);
     if (rc)
         return rc;
     text_msgid_to_hex(cr->review_id.data, rid);
@@ -104,6 +105,7 @@ static int review_open(cli_t *cli, int argc, char **argv)
                      {.name = "patient", .has_arg = true},
                      {.name = "label", .has_arg = true},
                      {.name = "question", .has_arg = true},
+                     {.name = "distinct-patient"},
                      {0}};
     const char *pos[1];
     size_t npos;
@@ -139,7 +141,8 @@ static int review_open(cli_t *cli, int argc, char **argv)
     cr.patient = &pr;
     cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN;
     cr.open = &op;
-    return send_review(cli, &cr, with, true);
+    return send_review(cli, &cr, with, true,
+                       cli_opt(o, "distinct-patient")->count ? LIAISON_SEND_DISTINCT_PATIENT : 0);
 }
 
 static int review_reply(cli_t *cli, int argc, char **argv)
@@ -174,7 +177,7 @@ static int review_reply(cli_t *cli, int argc, char **argv)
     cr.patient = &pr;
     cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_REPLY;
     cr.reply = &rp;
-    rc = send_review(cli, &cr, "", false);
+    rc = send_review(cli, &cr, "", false, 0);
     free(text);
     return rc;
 }
@@ -292,7 +295,7 @@ static int review_add(cli_t *cli, int argc, char **argv)
         cr.patient = &pr;
         cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD;
         cr.add = &ad;
-        rc = send_review(cli, &cr, "", false);
+        rc = send_review(cli, &cr, "", false, 0);
     }
     earlier_free(&ea);
     if (all)
@@ -414,7 +417,7 @@ static int review_close(cli_t *cli, int argc, char **argv)
     cr.patient = &pr;
     cr.kind_case = LIAISON__PAYLOAD__CASE_REVIEW__KIND_CLOSE;
     cr.close = &cl;
-    return send_review(cli, &cr, "", false);
+    return send_review(cli, &cr, "", false, 0);
 }
 
 static int reviews(cli_t *cli, bool open_only, const uint8_t *rid, Liaison__Control__Response **r)

@@ -187,9 +187,20 @@ LIAISON_API liaison_rc liaison_send_text(liaison_client_t *c, const char *to, co
 
 /* Sends any payload, as liaison_send_text: content_type a liaison_content_type,
  * payload (len bytes) a serialized payload.proto message of that type, thread_id the
- * 16 raw bytes of a message id whose thread this message continues, or NULL. */
+ * 16 raw bytes of a message id whose thread this message continues, or NULL.
+ * LIAISON_REFUSED also when the payload's patient id is new to the node and differs
+ * only in letter case from one it holds (ids are case-sensitive: it would start a
+ * second record of what is most likely the same patient); see liaison_send_flags. */
 LIAISON_API liaison_rc liaison_send(liaison_client_t *c, const char *to, uint32_t content_type, const void *payload, size_t len,
                         const uint8_t *thread_id, char id_hex[LIAISON_ID_HEX]);
+
+/* liaison_send with flags (0, or LIAISON_SEND_* or'ed; others: LIAISON_BAD_REQUEST). */
+#define LIAISON_SEND_DISTINCT_PATIENT 1u /* the patient id that differs only in letter case
+                                            from one on the node is another patient: send,
+                                            and do not ask again for this id */
+LIAISON_API liaison_rc liaison_send_flags(liaison_client_t *c, const char *to, uint32_t content_type,
+                                          const void *payload, size_t len, const uint8_t *thread_id, unsigned flags,
+                                          char id_hex[LIAISON_ID_HEX]);
 
 /* Acknowledges a received message (e.g. a medication change) given by its 32-hex id,
  * with an optional comment (NULL: none). On LIAISON_OK the acknowledgement is queued

@@ -576,3 +576,13 @@ int render_patient(uint32_t ct, const uint8_t *data, size_t len, char *id, size_
         protobuf_c_message_free_unpacked(msg, NULL);
     return rc;
 }
+
+void render_case_variants(uint32_t n, const char *patient, const char *what)
+{
+    if (n == 0)
+        return;
+    printf("\nNote: %" PRIu32 " %s on this node %s about a patient id that differs from '%s' only in letter case.\n"
+           "Patient ids are case-sensitive, so %s not shown here: ask with the id spelled as it was sent.\n"
+           "If it is the same patient, spell the id one way from now on.\n",
+           n, what, n == 1 ? "is" : "are", patient, n == 1 ? "it is" : "they are");
+}

@@ -39,4 +39,9 @@ int render_note_scores(uint32_t content_type, const uint8_t *data, size_t len, i
 int render_patient(uint32_t content_type, const uint8_t *data, size_t len, char *id, size_t idlen, char *label,
                    size_t labellen);
 
+/* After a listing by patient: how many `what` (e.g. "messages", "audit entries") are
+ * about an id that differs from `patient` only in letter case, and so were not listed
+ * (ids are case-sensitive). Prints nothing when n is 0. */
+void render_case_variants(uint32_t n, const char *patient, const char *what);
+
 #endif

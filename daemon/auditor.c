@@ -94,6 +94,25 @@ static void audit_query(node_t *n, const char *actor, const char *what, const ui
     store_op_end(n->store, node_audit(n, &e) == 0);
 }
 
+/* Binds what the filters of op_log use; a parameter a statement lacks is skipped. */
+static void bind_query(sqlite3_stmt *st, const Liaison__Control__AuditQuery *q, const uint8_t *tag,
+                       const uint8_t *fold)
+{
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)q->since_ms);
+    sqlite3_bind_int64(st, 2, q->until_ms ? (sqlite3_int64)q->until_ms : INT64_MAX);
+    if (q->peer && q->peer[0])
+        sqlite3_bind_text(st, 3, q->peer, -1, SQLITE_STATIC);
+    if (tag)
+        sqlite3_bind_blob(st, 4, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    if (q->action && q->action[0])
+        sqlite3_bind_text(st, 5, q->action, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
+    if (q->message_id.len == LIAISON_MSGID_BYTES)
+        sqlite3_bind_blob(st, 7, q->message_id.data, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    if (fold)
+        sqlite3_bind_blob(st, 8, fold, LIAISON_HASH_BYTES, SQLITE_STATIC);
+}
+
 static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQuery *q,
                    Liaison__Control__Response *resp, auditor_scratch_t *s)
 {
@@ -125,33 +144,48 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
              q->action ? q->action : "", by_patient ? " patient=(tag)" : "", by_message ? " message=" : "", msg_hex);
     audit_query(n, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
 
-    char sql[800];
+    /* The filters, shared by the query and by the count of entries about an id that
+     * differs only in letter case. */
+    char rest[200], where[600], sql[800];
+    const char *peer_cond = q->peer && q->peer[0] ? " AND peer = ?3" : "";
+    snprintf(rest, sizeof rest, "%s%s%s", q->action && q->action[0] ? " AND action = ?5" : "",
+             q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "",
+             by_message ? " AND message_id = ?7" : "");
+    snprintf(where, sizeof where, "time_ms >= ?1 AND time_ms <= ?2%s%s%s", peer_cond,
+             by_patient ? " AND patient_tag = ?4" : "", rest);
     /* A limit keeps the newest matching entries (as inbox and outbox do: an auditor asking
      * for 50 wants the latest 50, not the node's first day), shown oldest first. */
     snprintf(sql, sizeof sql,
              "SELECT * FROM (SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
-             " details, entry_hash FROM audit WHERE time_ms >= ?1 AND time_ms <= ?2%s%s%s%s%s ORDER BY seq DESC"
-             " LIMIT ?6) ORDER BY seq",
-             q->peer && q->peer[0] ? " AND peer = ?3" : "", by_patient ? " AND patient_tag = ?4" : "",
-             q->action && q->action[0] ? " AND action = ?5" : "",
-             q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "",
-             by_message ? " AND message_id = ?7" : "");
+             " details, entry_hash FROM audit WHERE %s ORDER BY seq DESC LIMIT ?6) ORDER BY seq",
+             where);
+    uint8_t fold[LIAISON_HASH_BYTES];
+    int64_t variants = 0;
+    if (by_patient) {
+        patient_fold_tag(n->patient_key, q->patient, fold);
+        snprintf(where, sizeof where, "time_ms >= ?1 AND time_ms <= ?2%s%s%s", peer_cond,
+                 " AND patient_tag IN (" STORE_PATIENT_VARIANT_TAGS("?4", "?8") ")", rest);
+        char count_sql[900];
+        snprintf(count_sql, sizeof count_sql, "SELECT count(*) FROM audit WHERE %s", where);
+        sqlite3_stmt *cs = NULL;
+        if (sqlite3_prepare_v2(store_db(n->store), count_sql, -1, &cs, NULL) != SQLITE_OK) {
+            fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
+            return;
+        }
+        bind_query(cs, q, tag, fold);
+        variants = sqlite3_step(cs) == SQLITE_ROW ? sqlite3_column_int64(cs, 0) : -1;
+        sqlite3_finalize(cs);
+        if (variants < 0) {
+            fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
+            return;
+        }
+    }
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(store_db(n->store), sql, -1, &st, NULL) != SQLITE_OK) {
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
         return;
     }
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)q->since_ms);
-    sqlite3_bind_int64(st, 2, q->until_ms ? (sqlite3_int64)q->until_ms : INT64_MAX);
-    if (q->peer && q->peer[0])
-        sqlite3_bind_text(st, 3, q->peer, -1, SQLITE_STATIC);
-    if (by_patient)
-        sqlite3_bind_blob(st, 4, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
-    if (q->action && q->action[0])
-        sqlite3_bind_text(st, 5, q->action, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
-    if (by_message)
-        sqlite3_bind_blob(st, 7, q->message_id.data, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    bind_query(st, q, by_patient ? tag : NULL, NULL);
     /* Two passes: count, then fill arrays that no longer move. */
     size_t cnt = 0;
     int rc;
@@ -202,6 +236,7 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     s->entries.node_name = n->cfg.name;
     s->entries.node_role = n->cfg.role;
     s->entries.node_org = n->cfg.org;
+    s->entries.patient_case_variants = (uint32_t)(variants > UINT32_MAX ? UINT32_MAX : variants);
     resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES;
     resp->audit_entries = &s->entries;
 }

@@ -259,8 +259,36 @@ static void op_status(call_t *c)
 }
 
 /* Seals, stores and queues one message; answers with its id once committed. */
+/* Refuses (and audits, by tag) a message that would bring in a patient id this node has
+ * not seen and that differs only in letter case from one it holds: ids are compared
+ * exactly, so it would open a second record of what is most likely the same patient,
+ * at every recipient. True if refused. */
+static bool refuse_case_variant(call_t *c, uint32_t ct, const char *patient, const uint8_t tag[LIAISON_HASH_BYTES],
+                                const uint8_t fold[LIAISON_HASH_BYTES])
+{
+    store_t *st = c->n->store;
+    int known = store_patient_known(st, tag);
+    int64_t others = known == 0 ? store_patient_variants(st, tag, fold) : 0;
+    if (known < 0 || others < 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot look up the patient id: %s (nothing was sent)",
+                     store_error(st));
+        return true;
+    }
+    if (others == 0)
+        return false;
+    audit_local(c, "request-refused", "refused", NULL, NULL, ct, tag,
+                "send: the patient id differs only in letter case from one on this node");
+    answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                 "patient id '%s' differs only in letter case from a patient id on this node (%" PRId64
+                 " message(s)); ids are case-sensitive, so this would start a second record of what may be the same"
+                 " patient: use the id exactly as spelled before, or, if this is another patient, send again with"
+                 " --distinct-patient; nothing was sent",
+                 patient, others);
+    return true;
+}
+
 static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t len, const uint8_t *thread_id,
-                         char *const *to, size_t n_to)
+                         char *const *to, size_t n_to, bool distinct_patient)
 {
     node_t *n = c->n;
     char err[256];
@@ -285,6 +313,13 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%zu recipients, the limit is %" PRIu32, nids + 1,
                      n->cfg.max_recipients);
         return;
+    }
+    uint8_t ptag[LIAISON_HASH_BYTES], fold[LIAISON_HASH_BYTES];
+    if (info.patient[0]) {
+        patient_tag(n->patient_key, info.patient, ptag);
+        patient_fold_tag(n->patient_key, info.patient, fold);
+        if (!distinct_patient && refuse_case_variant(c, ct, info.patient, ptag, fold))
+            return;
     }
     /* Review messages travel in their review's thread. */
     if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
@@ -326,12 +361,13 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
     }
     if (info.patient[0]) {
         m.has_patient_tag = true;
-        patient_tag(n->patient_key, info.patient, m.patient_tag);
+        memcpy(m.patient_tag, ptag, sizeof ptag);
     }
     envelope_hash(env, env_len, m.envelope_hash);
     bool ok = store_op_begin(n->store) == 0;
     if (ok) {
         ok = store_msg_insert(n->store, &m, env, env_len, NULL, 0) == 0 &&
+             (!m.has_patient_tag || store_patient_seen(n->store, m.patient_tag, fold, distinct_patient) == 0) &&
              clinical_record(n, n->cfg.id, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, names, nr,
                              now) == 0;
         for (size_t i = 1; ok && i < nr; i++)
@@ -417,7 +453,8 @@ static void op_send(call_t *c, const Liaison__Control__SendRequest *s)
     }
     uint8_t thread[LIAISON_MSGID_BYTES];
     send_payload(c, s->content_type, s->payload.data, s->payload.len,
-                 s->thread_id.len ? thread_of(c->n, s->thread_id.data, thread) : NULL, s->to, s->n_to);
+                 s->thread_id.len ? thread_of(c->n, s->thread_id.data, thread) : NULL, s->to, s->n_to,
+                 s->distinct_patient);
 }
 
 /* Finds this node's own acknowledgement of a message (store_ack_each callback). */
@@ -494,7 +531,7 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
         return;
     }
     liaison__payload__acknowledgement__pack(&ack, buf);
-    send_payload(c, LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK, buf, len, thread, NULL, 0);
+    send_payload(c, LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK, buf, len, thread, NULL, 0, false);
     free(buf);
 }
 
@@ -710,10 +747,16 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
                        .since_ms = lr->since_ms, .limit = lr->limit ? lr->limit : LIST_DEFAULT_LIMIT,
                        .unread_only = lr->unread_only, .content_type = lr->content_type,
                        .needs_ack = lr->needs_ack, .self_id = n->cfg.id, .oldest = lr->oldest};
-    uint8_t tag[LIAISON_HASH_BYTES];
+    uint8_t tag[LIAISON_HASH_BYTES], fold[LIAISON_HASH_BYTES];
+    int64_t variants = 0;
     if (lr->patient && lr->patient[0]) {
         patient_tag(n->patient_key, lr->patient, tag);
+        patient_fold_tag(n->patient_key, lr->patient, fold);
         q.patient_tag = tag;
+        if ((variants = store_patient_variants(n->store, tag, fold)) < 0) {
+            answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
+            return;
+        }
     }
     uint8_t thread[LIAISON_MSGID_BYTES];
     if (lr->thread_id.len == LIAISON_MSGID_BYTES)
@@ -736,6 +779,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
             Liaison__Control__ListResult res = LIAISON__CONTROL__LIST_RESULT__INIT;
             res.messages = ptrs;
             res.n_messages = lc.count;
+            res.patient_case_variants = (uint32_t)(variants > UINT32_MAX ? UINT32_MAX : variants);
             response_t r = LIAISON__CONTROL__RESPONSE__INIT;
             r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_LIST;
             r.list = &res;

@@ -215,9 +215,11 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         memcpy(m.thread_id, h->thread_id.data, LIAISON_MSGID_BYTES);
     }
     m.stored_ms = now;
+    uint8_t fold[LIAISON_HASH_BYTES];
     if (info.patient[0]) {
         m.has_patient_tag = true;
         patient_tag(n->patient_key, info.patient, m.patient_tag);
+        patient_fold_tag(n->patient_key, info.patient, fold);
     }
     memcpy(m.envelope_hash, hash, LIAISON_HASH_BYTES);
     m.ack_required = info.ack_required;
@@ -248,6 +250,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                            .patient_tag = m.has_patient_tag ? m.patient_tag : ack_tagged ? ack_tag : NULL,
                            .details = ack_details[0] ? ack_details : NULL};
         ok = store_msg_insert(n->store, &m, bytes, len, receipt, receipt_len) == 0 &&
+             (!m.has_patient_tag || store_patient_seen(n->store, m.patient_tag, fold, false) == 0) &&
              clinical_record(n, h->sender, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, h->recipients,
                              h->n_recipients, h->created_ms) == 0 &&
              node_audit(n, &a) == 0;

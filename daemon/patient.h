@@ -15,6 +15,13 @@
 void patient_tag(const uint8_t key[static LIAISON_KEY_BYTES], const char *patient_id,
                  uint8_t out[static LIAISON_HASH_BYTES]);
 
+/* fold = BLAKE2b-256(key = patient key, "liaison-v1/patient-fold" 0x00 || the id with
+ * A-Z lowered to a-z): equal for ids that differ only in letter case, so that such an
+ * id, which is another patient to the tags above, can be pointed out (store.h,
+ * patient_folds). */
+void patient_fold_tag(const uint8_t key[static LIAISON_KEY_BYTES], const char *patient_id,
+                      uint8_t out[static LIAISON_HASH_BYTES]);
+
 /* Returned by patient_key_load when the key file does not exist. */
 #define PATIENT_KEY_MISSING 1
 

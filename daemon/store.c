@@ -49,6 +49,14 @@ static const char schema_sql[] =
      * these alone, not every delivery ever made (docs/PERFORMANCE.md, finding 21). */
     "CREATE INDEX IF NOT EXISTS messages_ack_out ON messages(created_ms, urgent, id)"
     "  WHERE outgoing = 1 AND ack_required = 1;"
+    /* One row per patient tag this node has seen, with the tag of its case-folded id:
+     * ids that differ only in letter case are different patients to the tags, and
+     * are pointed out (store.h). distinct_ok: the sender confirmed it is another patient. */
+    "CREATE TABLE IF NOT EXISTS patient_folds("
+    "  tag BLOB PRIMARY KEY CHECK(length(tag) = 32),"
+    "  fold BLOB NOT NULL CHECK(length(fold) = 32),"
+    "  distinct_ok INTEGER NOT NULL DEFAULT 0 CHECK(distinct_ok IN (0, 1))) STRICT, WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS patient_folds_fold ON patient_folds(fold);"
     "CREATE TABLE IF NOT EXISTS deliveries("
     "  message_id BLOB NOT NULL REFERENCES messages(id),"
     "  recipient TEXT NOT NULL,"
@@ -105,6 +113,7 @@ enum stmt_id {
     ST_MSG_INSERT, ST_MSG_GET, ST_MSG_META, ST_MSG_READ,
     ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
     ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER, ST_AWAITING_ACK, ST_AWAITING_THEIR_ACK,
+    ST_PATIENT_SEEN, ST_PATIENT_KNOWN, ST_PATIENT_VARIANTS,
     ST_COUNT
 };
 
@@ -159,6 +168,12 @@ static const char *stmt_sql[ST_COUNT] = {
                               " AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id AND a.by = d.recipient)"
                               " AND NOT EXISTS (SELECT 1 FROM ack_overdue o WHERE o.message_id = m.id"
                               " AND o.recipient = d.recipient)",
+    [ST_PATIENT_SEEN] = "INSERT INTO patient_folds(tag, fold, distinct_ok) VALUES(?1, ?2, ?3)"
+                        " ON CONFLICT(tag) DO UPDATE SET distinct_ok = max(distinct_ok, excluded.distinct_ok)"
+                        " WHERE excluded.distinct_ok > distinct_ok",
+    [ST_PATIENT_KNOWN] = "SELECT count(*) FROM patient_folds WHERE tag = ?1",
+    [ST_PATIENT_VARIANTS] = "SELECT count(*) FROM messages WHERE patient_tag IN ("
+                            STORE_PATIENT_VARIANT_TAGS("?1", "?2") ")",
 };
 
 struct store {
@@ -876,6 +891,33 @@ int64_t store_awaiting_ack(store_t *s, const char *me)
 int64_t store_awaiting_their_ack(store_t *s)
 {
     return count_of(s, stmt(s, ST_AWAITING_THEIR_ACK), "count acknowledgements awaited");
+}
+
+int store_patient_seen(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES],
+                       const uint8_t fold[static LIAISON_HASH_BYTES], bool distinct_ok)
+{
+    sqlite3_stmt *st = stmt(s, ST_PATIENT_SEEN);
+    sqlite3_bind_blob(st, 1, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, fold, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, distinct_ok ? 1 : 0);
+    return exec_done(s, st, "record a patient tag");
+}
+
+int store_patient_known(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES])
+{
+    sqlite3_stmt *st = stmt(s, ST_PATIENT_KNOWN);
+    sqlite3_bind_blob(st, 1, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    int64_t n = count_of(s, st, "look up a patient tag");
+    return n < 0 ? -1 : n > 0;
+}
+
+int64_t store_patient_variants(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES],
+                               const uint8_t fold[static LIAISON_HASH_BYTES])
+{
+    sqlite3_stmt *st = stmt(s, ST_PATIENT_VARIANTS);
+    sqlite3_bind_blob(st, 1, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, fold, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    return count_of(s, st, "look for patient ids that differ only in case");
 }
 
 int store_op_begin(store_t *s)

@@ -190,6 +190,24 @@ int64_t store_awaiting_ack(store_t *s, const char *me);
  * not yet overdue; -1 on error. */
 int64_t store_awaiting_their_ack(store_t *s);
 
+/* Patient ids that differ only in letter case (patient.h): they are different
+ * patients to the tags, and usually the same patient typed two ways. Every tag stored
+ * with a message is recorded with its fold tag; distinct_ok marks the sender's word
+ * that the id is another patient (it is never unset). 0 or -1. */
+int store_patient_seen(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES],
+                       const uint8_t fold[static LIAISON_HASH_BYTES], bool distinct_ok);
+/* Whether a message about this patient tag is on the node (since patient_folds
+ * exists): 1 yes, 0 no, -1 error. */
+int store_patient_known(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES]);
+/* The SQL of the other tags of the same fold, neither confirmed as another patient;
+ * TAG and FOLD are the SQL parameters ("?1") that hold the tag and its fold tag. */
+#define STORE_PATIENT_VARIANT_TAGS(TAG, FOLD)                                                                  \
+    "SELECT tag FROM patient_folds WHERE fold = " FOLD " AND tag <> " TAG " AND distinct_ok = 0"               \
+    " AND NOT EXISTS (SELECT 1 FROM patient_folds WHERE tag = " TAG " AND distinct_ok = 1)"
+/* Messages on this node about such another spelling of the patient; -1 on error. */
+int64_t store_patient_variants(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES],
+                               const uint8_t fold[static LIAISON_HASH_BYTES]);
+
 /* Whether any message, review or audit entry carries a patient tag, i.e. whether
  * the node's patient key has been used. 1 yes, 0 no, -1 error. */
 int store_has_patient_tags(store_t *s);

@@ -426,6 +426,56 @@ class Clinical(NodeTest):
         p.cli("show", first)
         self.assertNotIn(first, ids(p.json("inbox", "--unread")))
 
+    def test_patient_ids_differing_only_in_case(self):
+        t, p, _ = self.team()
+        first = note(t, "dr.okafor", "P-1042", "week 1", "--phq9", "18")
+        # A new spelling of a known id is refused at the sender: it would open a second
+        # record at every recipient. Nothing is sent; the refusal is audited by tag only.
+        for cmd in (["note", "--to", "dr.okafor", "--patient", "p-1042", "--session-date", "2024-11-16", "-"],
+                    ["med-change", "--to", "dr.okafor", "--patient", "p-1042", "--drug", "sertraline", "--action",
+                     "stop", "--from", "50 mg", "--reason", "nausea"],
+                    ["review", "open", "--with", "dr.okafor", "--patient", "p-1042", "--question", "Plan?"]):
+            r = t.cli(*cmd, input="week 2", check=False)
+            self.assertEqual(r.returncode, 3, r.stderr)
+            self.assertIn("patient id 'p-1042' differs only in letter case from a patient id on this node"
+                          " (1 message(s))", r.stderr)
+            self.assertIn("--distinct-patient; nothing was sent", r.stderr)
+        self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 1)
+        refused = t.query("SELECT details, length(patient_tag) FROM audit WHERE action = 'request-refused'")
+        self.assertEqual(refused, [("send: the patient id differs only in letter case from one on this node", 32)] * 3)
+        for n in (t, p):
+            self.assertNotIn("p-1042", repr(n.audit()))
+            with open(n.log, errors="replace") as f:
+                self.assertNotIn("p-1042", f.read())
+        # The sender's word that it is another patient sends it, and is remembered.
+        second = note(t, "dr.okafor", "p-1042", "another patient", "--distinct-patient")
+        third = note(t, "dr.okafor", "p-1042", "again")
+        fourth = note(t, "dr.okafor", "P-1042", "week 2", "--phq9", "12")
+        self.wait_delivered(t, fourth, "dr.okafor")
+        self.wait_delivered(t, third, "dr.okafor")
+        timeline = t.json("patient", "P-1042")
+        self.assertEqual((ids(timeline), timeline["patient_case_variants"]), ([first, fourth], 0))
+        # The recipient was told nothing of that: it points the other spelling out, in the
+        # timeline, the inbox and the audit log, without listing it.
+        timeline = p.json("patient", "P-1042")
+        self.assertEqual((ids(timeline), timeline["patient_case_variants"]), ([first, fourth], 2))
+        self.assertIn("Note: 2 messages on this node are about a patient id that differs from 'P-1042' only in"
+                      " letter case.", p.cli("patient", "P-1042").stdout)
+        inbox = p.json("inbox", "--patient", "p-1042")
+        self.assertEqual((sorted(ids(inbox)), inbox["patient_case_variants"]), (sorted([second, third]), 2))
+        self.assertNotIn("patient_case_variants", p.json("inbox"))  # only when asked by patient
+        received = p.json("audit", "log", "--patient", "P-1042", "--action", "message-received")
+        self.assertEqual((len(received["entries"]), received["patient_case_variants"]), (2, 2))
+        # The recipient holds p-1042 now, so it may write about it; its accounting of
+        # disclosures for P-1042 points at the records under the other spelling.
+        change = med_change(p, "dr.alvarez", "p-1042")
+        self.wait_delivered(p, change, "dr.alvarez")
+        disclosed = p.json("audit", "disclosures", "--patient", "P-1042")
+        self.assertEqual((disclosed["disclosures"], disclosed["patient_case_variants"]), ([], 2))
+        self.assertIn("Note: 2 disclosure records on this node are about a patient id that differs from 'P-1042'",
+                      p.cli("audit", "disclosures", "--patient", "P-1042").stdout)
+        self.assertEqual(p.json("audit", "disclosures", "--patient", "p-1042")["patient_case_variants"], 0)
+
 
 if __name__ == "__main__":
     unittest.main()
