@@ -131,8 +131,11 @@ class Installed(NodeTest):
             "unknown-peer": "LIAISON_REFUSED", "bad-recipient": "LIAISON_BAD_REQUEST",
             "ack-unknown": "LIAISON_REFUSED", "ack-bad-id": "LIAISON_BAD_REQUEST",
             "bad-payload": "LIAISON_BAD_REQUEST", "bad-raw": "LIAISON_BAD_REQUEST",
+            "case-variant": "LIAISON_REFUSED", "bad-flags": "LIAISON_BAD_REQUEST", "distinct-patient": "LIAISON_OK",
             "collect-none": "LIAISON_BAD_REQUEST", "timeout": "LIAISON_TIMEOUT"}, out)
         self.assertRegex(out, r"timeout LIAISON_TIMEOUT: .*may still be carried out")
+        self.assertIn("case-variant LIAISON_REFUSED: patient id 'p-1042' differs only in letter case", out)
+        self.assertIn("bad-flags LIAISON_BAD_REQUEST: unknown send flags 0x80\n", out)
         # The timed-out synchronous send is abandoned: only the 5 submitted after it are pending.
         self.assertIn("pending 5\n", out)
         self.assertIn("rc-names LIAISON_PERMISSION LIAISON_UNKNOWN\n", out)

@@ -101,10 +101,12 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static int send_note(liaison_client_t *c, const char *to, char id[LIAISON_ID_HEX])
+/* Sends a progress note about `patient` with liaison_send_flags. */
+static liaison_rc note_for(liaison_client_t *c, const char *to, const char *patient, unsigned flags,
+                           char id[LIAISON_ID_HEX])
 {
     Liaison__Payload__PatientRef p = LIAISON__PAYLOAD__PATIENT_REF__INIT;
-    p.id = "P-1042";
+    p.id = (char *)patient;
     Liaison__Payload__Score phq9 = LIAISON__PAYLOAD__SCORE__INIT;
     phq9.value = 11;
     Liaison__Payload__ProgressNote note = LIAISON__PAYLOAD__PROGRESS_NOTE__INIT;
@@ -116,10 +118,17 @@ static int send_note(liaison_client_t *c, const char *to, char id[LIAISON_ID_HEX
     size_t n = liaison__payload__progress_note__get_packed_size(&note);
     uint8_t *buf = malloc(n);
     if (!buf)
-        return 1;
+        return LIAISON_INTERNAL;
     liaison__payload__progress_note__pack(&note, buf);
-    liaison_rc rc = liaison_send(c, to, LIAISON_CONTENT_PROGRESS_NOTE, buf, n, NULL, id);
+    liaison_rc rc = flags ? liaison_send_flags(c, to, LIAISON_CONTENT_PROGRESS_NOTE, buf, n, NULL, flags, id)
+                          : liaison_send(c, to, LIAISON_CONTENT_PROGRESS_NOTE, buf, n, NULL, id);
     free(buf);
+    return rc;
+}
+
+static int send_note(liaison_client_t *c, const char *to, char id[LIAISON_ID_HEX])
+{
+    liaison_rc rc = note_for(c, to, "P-1042", 0, id);
     if (rc != LIAISON_OK) {
         fprintf(stderr, "send note: %s: %s\n", liaison_rc_string(rc), liaison_client_error(c));
         return 1;
@@ -197,6 +206,13 @@ static int error_paths(const char *home, const char *peer, const char *scratch, 
     report("ack-bad-id", rc, liaison_client_error(c));
     rc = liaison_send(c, peer, LIAISON_CONTENT_PROGRESS_NOTE, "garbage", 7, NULL, id);
     report("bad-payload", rc, liaison_client_error(c));
+    /* P-1042 is on the node: p-1042 is refused until the caller says it is another patient. */
+    rc = note_for(c, peer, "p-1042", 0, id);
+    report("case-variant", rc, liaison_client_error(c));
+    rc = note_for(c, peer, "p-1042", 0x80, id);
+    report("bad-flags", rc, liaison_client_error(c));
+    rc = note_for(c, peer, "p-1042", LIAISON_SEND_DISTINCT_PATIENT, id);
+    report("distinct-patient", rc, rc == LIAISON_OK ? id : liaison_client_error(c));
     void *resp;
     size_t rl;
     rc = liaison_call(c, "\xff\xff\xff", 3, &resp, &rl);
