@@ -19,6 +19,7 @@
 #include "auditor.h"
 #include "clinical.h"
 #include "control.pb-c.h"
+#include "delivery.h"
 #include "payload.pb-c.h"
 #include "log.h"
 #include "patient.h"
@@ -365,13 +366,21 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
     }
     envelope_hash(env, env_len, m.envelope_hash);
     bool ok = store_op_begin(n->store) == 0;
+    size_t held = n->n_outgoing;
+    bool direct[LIAISON_MAX_RECIPIENTS] = {false};
+    bool queued = false;
     if (ok) {
+        /* Recipients connected now get the envelope from memory once this commits. */
+        uint64_t retry_at = delivery_first_retry_ms(n, now);
+        delivery_direct(n, msgid, env, env_len, (const char *const *)names + 1, nr - 1, retry_at, direct);
         ok = store_msg_insert(n->store, &m, env, env_len, NULL, 0) == 0 &&
              (!m.has_patient_tag || store_patient_seen(n->store, m.patient_tag, fold, distinct_patient) == 0) &&
              clinical_record(n, n->cfg.id, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, names, nr,
                              now) == 0;
-        for (size_t i = 1; ok && i < nr; i++)
-            ok = store_delivery_add(n->store, msgid, rc[i].id, now) == 0;
+        for (size_t i = 1; ok && i < nr; i++) {
+            queued |= !direct[i - 1];
+            ok = store_delivery_add_as(n->store, msgid, rc[i].id, direct[i - 1], direct[i - 1] ? retry_at : now) == 0;
+        }
         uint8_t ack_tag[LIAISON_HASH_BYTES];
         char ack_details[64] = "";
         bool ack_tagged = ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK &&
@@ -388,11 +397,13 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
     }
     free(env);
     if (!ok) {
+        delivery_direct_cancel(n, held);
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot store the message: %s (nothing was sent)",
                      store_error(n->store));
         return;
     }
-    n->pump_needed = true;
+    if (queued)
+        n->pump_needed = true;
     Liaison__Control__SendResult sr = LIAISON__CONTROL__SEND_RESULT__INIT;
     sr.message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, msgid};
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;

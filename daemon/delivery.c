@@ -458,6 +458,113 @@ void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int 
     liaison__wire__frame__free_unpacked(f, NULL);
 }
 
+/* An envelope's frame, shared by the transmissions of one message. */
+typedef struct shared_frame {
+    size_t refs;
+    size_t len;
+    uint8_t data[];
+} shared_frame_t;
+
+/* A first transmission waiting for its transaction's commit (delivery_direct). */
+struct outgoing {
+    uint64_t txn;
+    uint64_t retry_at_ms;
+    uint8_t id[LIAISON_MSGID_BYTES];
+    char peer[LIAISON_MAX_ID + 1];
+    shared_frame_t *frame;
+};
+
+static void frame_release(shared_frame_t *f)
+{
+    if (f && --f->refs == 0)
+        free(f);
+}
+
+uint64_t delivery_first_retry_ms(const node_t *n, uint64_t now_ms) { return now_ms + backoff_ms(n, 0); }
+
+void delivery_direct(node_t *n, const uint8_t id[static LIAISON_MSGID_BYTES], const uint8_t *env, size_t env_len,
+                     const char *const *peers, size_t n_peers, uint64_t retry_at_ms, bool *direct)
+{
+    size_t want = 0;
+    for (size_t i = 0; i < n_peers; i++) {
+        peer_t *p = directory_find(&n->dir, peers[i]);
+        direct[i] = p && p->connected && p->dealer;
+        want += direct[i];
+    }
+    if (!want)
+        return;
+    if (n->n_outgoing + want > n->cap_outgoing) {
+        size_t cap = n->cap_outgoing ? n->cap_outgoing : 64;
+        while (cap < n->n_outgoing + want)
+            cap *= 2;
+        struct outgoing *o = realloc(n->outgoing, cap * sizeof *o);
+        if (!o)
+            goto none;
+        n->outgoing = o;
+        n->cap_outgoing = cap;
+    }
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_ENVELOPE;
+    f.envelope = (ProtobufCBinaryData){env_len, (uint8_t *)env};
+    size_t len = liaison__wire__frame__get_packed_size(&f);
+    shared_frame_t *sf = malloc(sizeof *sf + len);
+    if (!sf)
+        goto none;
+    sf->refs = want;
+    sf->len = liaison__wire__frame__pack(&f, sf->data);
+    uint64_t txn = store_txn_id(n->store);
+    for (size_t i = 0; i < n_peers; i++) {
+        if (!direct[i])
+            continue;
+        struct outgoing *o = &n->outgoing[n->n_outgoing++];
+        o->txn = txn;
+        o->retry_at_ms = retry_at_ms;
+        memcpy(o->id, id, LIAISON_MSGID_BYTES);
+        snprintf(o->peer, sizeof o->peer, "%s", peers[i]);
+        o->frame = sf;
+    }
+    return;
+none:
+    for (size_t i = 0; i < n_peers; i++)
+        direct[i] = false;
+}
+
+void delivery_direct_cancel(node_t *n, size_t mark)
+{
+    while (n->n_outgoing > mark)
+        frame_release(n->outgoing[--n->n_outgoing].frame);
+}
+
+void delivery_after_commit(node_t *n, bool committed, uint64_t txn)
+{
+    uint64_t now = liaison_now_ms();
+    for (size_t i = 0; i < n->n_outgoing; i++) {
+        struct outgoing *o = &n->outgoing[i];
+        if (committed && o->txn == txn) {
+            peer_t *p = directory_find(&n->dir, o->peer);
+            int rc = p && p->connected ? transport_send(n, p, o->frame->data, o->frame->len) : 1;
+            if (rc == 0) {
+                if (o->retry_at_ms < n->due_hint_ms)
+                    n->due_hint_ms = o->retry_at_ms;
+            } else {
+                /* Stored as sent, not taken (queue full, or the peer went away or was
+                 * removed in the same batch): due now, for the pump to handle. */
+                const char *why = !p              ? "peer is not in the directory"
+                                  : !p->connected ? "waiting for a connection"
+                                  : rc > 0        ? "peer queue full"
+                                                  : "transport error";
+                if (store_op_begin(n->store) == 0)
+                    store_op_end(n->store,
+                                 store_delivery_attempted(n->store, o->id, o->peer, DELIVERY_QUEUED, now, why) == 0);
+                n->pump_needed = true;
+            }
+        }
+        frame_release(o->frame);
+    }
+    n->n_outgoing = 0;
+}
+
 typedef struct pump_ctx {
     node_t *n;
     uint64_t now;

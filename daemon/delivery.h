@@ -6,6 +6,7 @@
 #ifndef LIAISON_DELIVERY_H
 #define LIAISON_DELIVERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,6 +24,25 @@ void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int 
 
 /* The verifier thread's verdict on a receipt (verifier_done_fn; ctx is the node). */
 void delivery_receipt_verified(void *ctx, const verify_job_t *j);
+
+/* A new message's first transmission, from memory, once its transaction commits, to
+ * the recipients connected when it is stored: their deliveries are stored as sent
+ * (attempts 1, retried at `retry_at_ms`), and node_commit hands the envelope to the
+ * transport (delivery_after_commit), instead of the pump reading it back from the
+ * database and recording the attempt. The others are stored queued, for the pump.
+ * Call inside the operation that stores the message, before its deliveries:
+ * sets direct[i] for each of peers[0..n) it holds the envelope for (none if out of
+ * memory). delivery_direct_cancel(n, mark) drops what was held since n_outgoing was
+ * `mark`, when that operation fails. */
+void delivery_direct(node_t *n, const uint8_t id[static LIAISON_MSGID_BYTES], const uint8_t *env, size_t env_len,
+                     const char *const *peers, size_t n_peers, uint64_t retry_at_ms, bool *direct);
+void delivery_direct_cancel(node_t *n, size_t mark);
+/* The retry time of a first attempt made at now_ms. */
+uint64_t delivery_first_retry_ms(const node_t *n, uint64_t now_ms);
+/* node_commit's follow-up: sends what the committed transaction `txn` holds (committed
+ * false: drops everything). A transmission the transport does not take is left to the
+ * pump, due at once. */
+void delivery_after_commit(node_t *n, bool committed, uint64_t txn);
 
 /* Transmits every delivery that is due. Returns 0 or -1. */
 int delivery_pump(node_t *n);

@@ -129,6 +129,10 @@ static void before_sleep(loop_t *l, void *ctx)
         d->lazy_open = false;
         witness_after_commit(n);
     }
+    /* Retries of the messages node_commit sent from memory (delivery.h). */
+    if (n->due_hint_ms < d->next_due_ms)
+        d->next_due_ms = n->due_hint_ms;
+    n->due_hint_ms = UINT64_MAX;
     uint64_t now = liaison_now_ms();
     if (n->pump_needed || now >= d->next_due_ms) {
         n->pump_needed = false;
@@ -642,6 +646,7 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     }
     n->started_ms = liaison_now_ms();
     d->next_due_ms = 0;
+    n->due_hint_ms = UINT64_MAX;
     char details[128];
     snprintf(details, sizeof details, "version %s, %zu peers", LIAISON_VERSION, n->dir.n);
     audit_daemon(n, "daemon-started", details);
@@ -667,6 +672,8 @@ static void stop(daemon_state_t *d)
     directory_clear(&n->dir);
     witness_close(n);
     free(n->deferred);
+    delivery_direct_cancel(n, 0);
+    free(n->outgoing);
     audit_close(&n->audit);
     if (n->backfill) {
         backfill_stats_t bs;

@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "control.pb-c.h"
+#include "delivery.h"
 #include "log.h"
 #include "transport.h"
 
@@ -110,6 +111,7 @@ bool node_commit(node_t *n)
         deferred_send(n, d);
     }
     n->n_deferred = 0;
+    delivery_after_commit(n, ok && had_txn, txn);
     return ok;
 }
 

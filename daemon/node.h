@@ -60,6 +60,9 @@ typedef struct node {
     deferred_t *deferred;
     size_t n_deferred, cap_deferred;
     bool pump_needed;           /* deliveries may be due: run the pump after commit */
+    struct outgoing *outgoing;  /* first transmissions held until their batch commits (delivery.h) */
+    size_t n_outgoing, cap_outgoing;
+    uint64_t due_hint_ms;       /* earliest retry they scheduled (UINT64_MAX: none); main.c takes it */
 
     char *cp_note;              /* our latest signed checkpoint (witness.c) */
     uint64_t cp_size, cp_time_ms;

@@ -142,7 +142,7 @@ static const char *stmt_sql[ST_COUNT] = {
                     " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages WHERE id = ?1",
     [ST_MSG_READ] = "UPDATE messages SET read_ms = ?2 WHERE id = ?1 AND outgoing = 0 AND read_ms IS NULL",
     [ST_DLV_ADD] = "INSERT INTO deliveries(message_id, recipient, state, attempts, next_attempt_ms)"
-                   " VALUES(?1, ?2, 0, 0, ?3)",
+                   " VALUES(?1, ?2, ?4, ?4, ?3)",
     [ST_DLV_DUE] = "SELECT message_id, recipient, state, attempts, next_attempt_ms FROM deliveries"
                    " WHERE state < 2 AND (next_attempt_ms <= ?1 OR next_attempt_ms > ?3)"
                    " ORDER BY next_attempt_ms LIMIT ?2",
@@ -701,10 +701,17 @@ const char *store_delivery_state_name(delivery_state_t st)
 
 int store_delivery_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, uint64_t now_ms)
 {
+    return store_delivery_add_as(s, id, recipient, false, now_ms);
+}
+
+int store_delivery_add_as(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, bool sent,
+                          uint64_t next_attempt_ms)
+{
     sqlite3_stmt *st = stmt(s, ST_DLV_ADD);
     sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, recipient, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)next_attempt_ms);
+    sqlite3_bind_int(st, 4, sent ? 1 : 0); /* state sent (1) after one attempt, or queued (0) after none */
     return exec_done(s, st, "queue delivery");
 }
 

@@ -151,6 +151,11 @@ typedef struct store_delivery {
 
 /* Adds a queued delivery due at now_ms. Returns 0 or -1. */
 int store_delivery_add(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, uint64_t now_ms);
+/* Adds a delivery that is queued (due at next_attempt_ms) or, with `sent`, in state sent
+ * after its first attempt (attempts 1, retried at next_attempt_ms): for a message
+ * handed to the transport as soon as its transaction commits (delivery.h). 0 or -1. */
+int store_delivery_add_as(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const char *recipient, bool sent,
+                          uint64_t next_attempt_ms);
 
 /* Calls cb for up to `limit` deliveries in state queued/sent with next_attempt_ms <=
  * now_ms (oldest due first), or > beyond_ms: a retry time no schedule sets, left by a

@@ -12,6 +12,7 @@ Database checks open the files read-only; the only writes from the test are the 
 injections themselves (a TRUNCATE checkpoint before filling a disk, and a second
 connection holding a write lock)."""
 import os
+import queue
 import random
 import sqlite3
 import subprocess
@@ -406,6 +407,40 @@ class DiskFull(FaultTest):
         self.audit_verify(a)
         self.audit_verify(b)
 
+
+class SilentPeer(FaultTest):
+    def test_unanswered_first_transmission_is_retried(self):
+        """A new message goes to a connected peer from memory as soon as it is committed,
+        its delivery stored as sent with its retry time; when no receipt comes back, that
+        retry sends it again although nothing else happens on the node."""
+        a = self.fast_node("a")
+        x = self.node("x", start=False)  # rawpeer listens as x and never answers
+        a.add_peer(x)
+        cmd = [harness.RAWPEER, "--home", x.home, "--target", a.card_file, "--timeout-ms", "30000",
+               "serve-silent", "3"]
+        server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            self.assertEqual(server.stdout.readline().strip(), "listening")
+            wait_for(lambda: [p for p in a.json("status")["peers"] if p["id"] == "x" and p["connected"]], 20,
+                     "a to connect to x")
+            lines = queue.Queue()
+            threading.Thread(target=lambda: [lines.put(ln.strip()) for ln in server.stdout], daemon=True).start()
+            mid = a.send("x", "hello")
+            got = []
+            try:
+                while len(got) < 3:  # the retries come 0.1, then 0.2 s after: 10 s is ample
+                    got.append(lines.get(timeout=10))
+            except queue.Empty:
+                pass
+        finally:
+            server.communicate(timeout=30)
+        self.assertEqual(got, ["received " + mid] * 3)
+        # The attempts are bookkeeping, committed with the next batch or within a second.
+        row = lambda: a.query("SELECT state, attempts FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0]
+        wait_for(lambda: row()[1] >= 3, 10, "the third attempt to be recorded")
+        self.assertEqual(row()[0], 1)  # sent, never delivered
+        self.assertEqual(len(a.audit("message-queued")), 1)
 
 class LockedDatabase(FaultTest):
     LOCKER = ("import sqlite3, sys, time\n"

@@ -70,6 +70,8 @@ static void usage(void)
             "  --truncate-envelope N  --truncate-frame N  --payload-file FILE (raw payload bytes)\n"
             "serve-reject CODE REASON_HEX: listens as --home, answers --repeat N envelopes\n"
             "  with Reject{their id, CODE, the bytes of REASON_HEX}, then waits for EOF on stdin\n"
+            "serve-silent N: listens as --home, prints 'received ID' for N envelopes and answers\n"
+            "  none of them, then waits for EOF on stdin\n"
             "card-loworder: prints the card of --home (--target must be that card) re-signed with an\n"
             "  all-zero (low-order) encryption key, and exits\n"
             "control mode (no --home/--target needed): control ENDPOINT FILE [NFRAMES]\n"
@@ -262,7 +264,8 @@ static int control_mode(const char *endpoint, const char *file, int nframes, int
 /* serve-reject mode: listens as the node of --home (CURVE server with its transport key;
  * no ZAP handler, so any client is admitted) and answers each of the first `count`
  * envelopes it receives with a Reject{message id, code, reason}. Prints
- * 'rejected MSGID' for each, or 'timeout' when nothing arrives for timeout_ms. */
+ * 'rejected MSGID' for each, or 'timeout' when nothing arrives for timeout_ms.
+ * serve-silent mode (reason NULL): answers nothing and prints 'received MSGID'. */
 static int serve_reject(const config_t *cfg, const keys_t *k, int code, const char *reason, int count,
                         int timeout_ms)
 {
@@ -294,7 +297,13 @@ static int serve_reject(const config_t *cfg, const keys_t *k, int code, const ch
         if (f && f->kind_case == LIAISON__WIRE__FRAME__KIND_ENVELOPE &&
             (e = liaison__wire__envelope__unpack(NULL, f->envelope.len, f->envelope.data)) &&
             (h = liaison__wire__header__unpack(NULL, e->header.len, e->header.data)) &&
-            h->message_id.len == LIAISON_MSGID_BYTES) {
+            h->message_id.len == LIAISON_MSGID_BYTES && !reason) {
+            char hex[TEXT_MSGID_HEX];
+            text_msgid_to_hex(h->message_id.data, hex);
+            printf("received %s\n", hex);
+            fflush(stdout);
+            served++;
+        } else if (h && h->message_id.len == LIAISON_MSGID_BYTES) {
             Liaison__Wire__Reject rj = LIAISON__WIRE__REJECT__INIT;
             rj.code = (Liaison__Wire__RejectCode)code;
             rj.reason = (char *)reason;
@@ -417,6 +426,11 @@ int main(int argc, char **argv)
             die("bad hex %s", argv[optind + 2]);
         int rc = serve_reject(&cfg, k, atoi(argv[optind + 1]), reason, repeat, timeout_ms);
         free(reason);
+        keys_destroy(&k);
+        return rc;
+    }
+    if (strcmp(mode, "serve-silent") == 0 && optind + 1 < argc) {
+        int rc = serve_reject(&cfg, k, 0, NULL, atoi(argv[optind + 1]), timeout_ms);
         keys_destroy(&k);
         return rc;
     }
