@@ -28,7 +28,7 @@ static int audit_query(cli_t *cli, Liaison__Control__AuditQuery *q, Liaison__Con
     return cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES, r);
 }
 
-/* --since/--until/--patient shared by log, disclosures and export. */
+/* --since and --until, shared by log, disclosures and export. */
 static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
 {
     int rc;

@@ -259,7 +259,6 @@ static void op_status(call_t *c)
     free_peers(&ps);
 }
 
-/* Seals, stores and queues one message; answers with its id once committed. */
 /* Refuses (and audits, by tag) a message that would bring in a patient id this node has
  * not seen and that differs only in letter case from one it holds: ids are compared
  * exactly, so it would open a second record of what is most likely the same patient,
@@ -288,6 +287,7 @@ static bool refuse_case_variant(call_t *c, uint32_t ct, const char *patient, con
     return true;
 }
 
+/* Seals, stores and queues one message; answers with its id once committed. */
 static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t len, const uint8_t *thread_id,
                          char *const *to, size_t n_to, bool distinct_patient)
 {
@@ -315,7 +315,7 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
                      n->cfg.max_recipients);
         return;
     }
-    uint8_t ptag[LIAISON_HASH_BYTES], fold[LIAISON_HASH_BYTES];
+    uint8_t ptag[LIAISON_HASH_BYTES] = {0}, fold[LIAISON_HASH_BYTES] = {0};
     if (info.patient[0]) {
         patient_tag(n->patient_key, info.patient, ptag);
         patient_fold_tag(n->patient_key, info.patient, fold);

@@ -215,7 +215,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         memcpy(m.thread_id, h->thread_id.data, LIAISON_MSGID_BYTES);
     }
     m.stored_ms = now;
-    uint8_t fold[LIAISON_HASH_BYTES];
+    uint8_t fold[LIAISON_HASH_BYTES] = {0};
     if (info.patient[0]) {
         m.has_patient_tag = true;
         patient_tag(n->patient_key, info.patient, m.patient_tag);

@@ -62,6 +62,11 @@ NOTE2=$(printf 'Mood brighter, PHQ-9 down. Nausea settling.' |
     L dr.alvarez note --to dr.okafor --patient P-1042 --phq9 9 --gad7 8 --risk none \
       --modality cbt --session-date "$TODAY" -)
 say "progress note $NOTE2 sent to dr.okafor"
+say "A typo in the letter case would split the patient's record; liaison refuses it:"
+if printf 'x' | L dr.alvarez note --to dr.okafor --patient p-1042 --session-date "$TODAY" - 2>"$DEMO/typo.err"; then
+    echo "the new spelling p-1042 was not refused"; exit 1
+fi
+say "  $(cat "$DEMO/typo.err")"
 sleep 1
 run L dr.okafor inbox --patient P-1042
 run L dr.okafor show "$NOTE2"
