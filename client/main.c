@@ -41,16 +41,17 @@ static const command_t commands[] = {
      "note --to ID[,ID...] --patient P [--label L] [--session-date D] [--modality M] [--phq9 N] [--gad7 N]\n"
      "        [--score NAME=N/MIN-MAX]... [--risk LEVEL [--risk-note TEXT]] [--adherence TEXT]\n"
      "        [--side-effects TEXT] [--goals TEXT] [--next-session D] (--file F | -)   send a progress note\n"
-     "        (--label L, e.g. initials, is sent encrypted with the patient id and shown to every recipient)"},
+     "        (--label L, e.g. initials, is sent encrypted with the patient id and shown to every recipient;\n"
+     "        --distinct-patient: the id differs only in letter case from one on this node and is another patient)"},
     {"med-change", cmd_med_change,
      "med-change --to ID[,ID...] --patient P [--label L] --drug NAME --action ACTION [--from DOSE] [--dose DOSE]\n"
      "        [--from-frequency F] [--frequency F] [--from-drug NAME] --reason TEXT [--monitor TEXT]\n"
-     "        [--urgent] [--effective DATE] [--no-ack]   flag a medication change\n"
+     "        [--urgent] [--effective DATE] [--no-ack] [--distinct-patient]   flag a medication change\n"
      "        (start: --dose, no --from; stop, hold: --from, no --dose; increase, decrease: both;\n"
      "        switch: both and --from-drug; --label L is sent encrypted and shown to every recipient)"},
     {"patient", cmd_patient, "patient P                 timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
     {"review", cmd_review,
-     "review open --with ID[,ID...] --patient P [--label L] --question TEXT\n"
+     "review open --with ID[,ID...] --patient P [--label L] --question TEXT [--distinct-patient]\n"
      "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"
      "        review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by DATE\"]...\n"
      "        (OWNER a participant of the review, DATE YYYY-MM-DD)\n"
