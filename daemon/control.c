@@ -16,6 +16,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "arena.h"
 #include "auditor.h"
 #include "clinical.h"
 #include "control.pb-c.h"
@@ -29,6 +30,7 @@
 #include "transport.h"
 #include "witness.h"
 
+#define REQUEST_ARENA_BYTES 16384u /* a send request with a 4 KB payload unpacks within it */
 #define CONTROL_BATCH 256
 #define LIST_DEFAULT_LIMIT 100u
 
@@ -1364,12 +1366,18 @@ static void serve(node_t *n, void *sock, bool audit)
         }
         request_t *rq = NULL;
         c.op = "malformed";
+        /* Unpacked into an arena on the stack (a request with a 4 KB payload fits), wiped
+         * after the request: it holds the payload in the clear. */
+        _Alignas(16) uint8_t abuf[REQUEST_ARENA_BYTES];
+        pb_arena_t arena;
+        pb_arena_init(&arena, abuf, sizeof abuf);
         if (nframes != 1) {
             answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "expected one frame per request, got %d", nframes);
         } else if (zmq_msg_size(&body) > LIAISON_MAX_CONTROL) {
             answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "request of %zu bytes is over the limit of %u",
                          zmq_msg_size(&body), LIAISON_MAX_CONTROL);
-        } else if (!(rq = liaison__control__request__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body)))) {
+        } else if (!(rq = liaison__control__request__unpack(&arena.alloc, zmq_msg_size(&body),
+                                                            zmq_msg_data(&body)))) {
             answer_error(&c, LIAISON__CONTROL__CODE__BAD_REQUEST, "malformed request (not a liaison control message)");
         } else {
             c.request_id = rq->request_id;
@@ -1378,8 +1386,9 @@ static void serve(node_t *n, void *sock, bool audit)
                 dispatch_audit(&c, rq);
             else
                 dispatch(&c, rq);
-            liaison__control__request__free_unpacked(rq, NULL);
+            liaison__control__request__free_unpacked(rq, &arena.alloc);
         }
+        pb_arena_release(&arena);
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }

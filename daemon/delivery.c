@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "arena.h"
 #include "clinical.h"
 #include "log.h"
 #include "patient.h"
@@ -21,6 +22,7 @@
 #include "wire.pb-c.h"
 
 #define PUMP_BATCH 1000u
+#define FRAME_ARENA_BYTES 8192u /* a peer frame with a 4 KB message unpacks within it */
 #define REJECT_REASON_KEPT 200u /* bytes of a peer's Reject.reason we keep */
 
 static bool code_is_permanent(int code) { return code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER; }
@@ -291,8 +293,14 @@ void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_le
         reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0, err);
         return;
     }
-    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, len, frame);
+    /* Unpacked into an arena on the stack (a 4 KB message fits; a larger one spills to
+     * malloc), not piece by piece on the heap. */
+    _Alignas(16) uint8_t buf[FRAME_ARENA_BYTES];
+    pb_arena_t arena;
+    pb_arena_init(&arena, buf, sizeof buf);
+    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(&arena.alloc, len, frame);
     if (!f) {
+        pb_arena_release(&arena);
         reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0,
                "not a liaison frame");
         return;
@@ -304,7 +312,8 @@ void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_le
     else
         reject(n, from->card.id, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED, 0,
                "only envelopes and checkpoints are accepted on the peer socket");
-    liaison__wire__frame__free_unpacked(f, NULL);
+    liaison__wire__frame__free_unpacked(f, &arena.alloc);
+    pb_arena_release(&arena);
 }
 
 uint64_t delivery_horizon_ms(const node_t *n)
@@ -442,8 +451,12 @@ void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int 
         log_warn("peer %s sent a %d-frame message; ignored", p->card.id, nframes);
         return;
     }
-    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(NULL, len, frame);
+    _Alignas(16) uint8_t buf[FRAME_ARENA_BYTES];
+    pb_arena_t arena;
+    pb_arena_init(&arena, buf, sizeof buf);
+    Liaison__Wire__Frame *f = liaison__wire__frame__unpack(&arena.alloc, len, frame);
     if (!f) {
+        pb_arena_release(&arena);
         log_warn("peer %s sent an unreadable frame; ignored", p->card.id);
         return;
     }
@@ -455,7 +468,8 @@ void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int 
         witness_on_reply(n, p, f->witness_reply);
     else
         log_warn("peer %s sent an unexpected frame kind; ignored", p->card.id);
-    liaison__wire__frame__free_unpacked(f, NULL);
+    liaison__wire__frame__free_unpacked(f, &arena.alloc);
+    pb_arena_release(&arena);
 }
 
 /* An envelope's frame, shared by the transmissions of one message. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "arena.h"
 #include "domains.h"
 #include "text.h"
 #include "wire.pb-c.h"
@@ -73,13 +74,13 @@ out:
 
 /* Unpacks and checks bytes; on success *outer and *inner are the unpacked Receipt and
  * ReceiptBody (caller frees both) and *r is filled. */
-static int receipt_unpack(const uint8_t *bytes, size_t len, Liaison__Wire__Receipt **outer,
+static int receipt_unpack(ProtobufCAllocator *al, const uint8_t *bytes, size_t len, Liaison__Wire__Receipt **outer,
                           Liaison__Wire__ReceiptBody **inner, receipt_t *r, char *err, size_t errlen)
 {
     int rc = -1;
     Liaison__Wire__Receipt *rc_msg = NULL;
     Liaison__Wire__ReceiptBody *rb = NULL;
-    uint8_t *again = NULL;
+    uint8_t again[LIAISON_MAX_RECEIPT];
 
     *outer = NULL;
     *inner = NULL;
@@ -87,14 +88,13 @@ static int receipt_unpack(const uint8_t *bytes, size_t len, Liaison__Wire__Recei
         snprintf(err, errlen, "receipt: %zu bytes, must be 1 to %u", bytes ? len : 0, LIAISON_MAX_RECEIPT);
         goto out;
     }
-    rc_msg = liaison__wire__receipt__unpack(NULL, len, bytes);
+    rc_msg = liaison__wire__receipt__unpack(al, len, bytes);
     if (!rc_msg) {
         snprintf(err, errlen, "receipt: cannot be decoded");
         goto out;
     }
     /* One byte form per receipt, as for envelopes: receipts are stored and compared as bytes. */
-    if (rc_msg->base.n_unknown_fields != 0 || liaison__wire__receipt__get_packed_size(rc_msg) != len ||
-        !(again = malloc(len))) {
+    if (rc_msg->base.n_unknown_fields != 0 || liaison__wire__receipt__get_packed_size(rc_msg) != len) {
         snprintf(err, errlen, "receipt: not in canonical form");
         goto out;
     }
@@ -107,7 +107,7 @@ static int receipt_unpack(const uint8_t *bytes, size_t len, Liaison__Wire__Recei
         snprintf(err, errlen, "receipt: signature is %zu bytes, expected %u", rc_msg->signature.len, crypto_sign_BYTES);
         goto out;
     }
-    rb = liaison__wire__receipt_body__unpack(NULL, rc_msg->body.len, rc_msg->body.data);
+    rb = liaison__wire__receipt_body__unpack(al, rc_msg->body.len, rc_msg->body.data);
     if (!rb) {
         snprintf(err, errlen, "receipt: body cannot be decoded");
         goto out;
@@ -150,13 +150,15 @@ static int receipt_unpack(const uint8_t *bytes, size_t len, Liaison__Wire__Recei
     rb = NULL;
     rc = 0;
 out:
-    free(again);
     if (rb)
-        liaison__wire__receipt_body__free_unpacked(rb, NULL);
+        liaison__wire__receipt_body__free_unpacked(rb, al);
     if (rc_msg)
-        liaison__wire__receipt__free_unpacked(rc_msg, NULL);
+        liaison__wire__receipt__free_unpacked(rc_msg, al);
     return rc;
 }
+
+/* Room to unpack any receipt (at most LIAISON_MAX_RECEIPT bytes) without malloc. */
+#define RECEIPT_ARENA_BYTES (4u * LIAISON_MAX_RECEIPT)
 
 int receipt_parse(const uint8_t *bytes, size_t len, receipt_t *out, char *err, size_t errlen)
 {
@@ -164,20 +166,24 @@ int receipt_parse(const uint8_t *bytes, size_t len, receipt_t *out, char *err, s
     Liaison__Wire__Receipt *outer = NULL;
     Liaison__Wire__ReceiptBody *inner = NULL;
     receipt_t r;
+    _Alignas(16) uint8_t buf[RECEIPT_ARENA_BYTES];
+    pb_arena_t arena;
+    pb_arena_init(&arena, buf, sizeof buf);
 
     if (!out) {
         snprintf(err, errlen, "receipt: no output");
         goto out;
     }
-    if (receipt_unpack(bytes, len, &outer, &inner, &r, err, errlen) != 0)
+    if (receipt_unpack(&arena.alloc, bytes, len, &outer, &inner, &r, err, errlen) != 0)
         goto out;
     *out = r;
     rc = 0;
 out:
     if (inner)
-        liaison__wire__receipt_body__free_unpacked(inner, NULL);
+        liaison__wire__receipt_body__free_unpacked(inner, &arena.alloc);
     if (outer)
-        liaison__wire__receipt__free_unpacked(outer, NULL);
+        liaison__wire__receipt__free_unpacked(outer, &arena.alloc);
+    pb_arena_release(&arena);
     return rc;
 }
 
@@ -187,33 +193,33 @@ int receipt_verify(const uint8_t *bytes, size_t len, const uint8_t sign_pk[stati
     int rc = -1;
     Liaison__Wire__Receipt *outer = NULL;
     Liaison__Wire__ReceiptBody *inner = NULL;
-    uint8_t *msg = NULL;
-    size_t msg_len = 0;
     receipt_t r;
+    _Alignas(16) uint8_t buf[RECEIPT_ARENA_BYTES];
+    uint8_t msg[sizeof LIAISON_DOMAIN_RECEIPT + LIAISON_MAX_RECEIPT];
+    pb_arena_t arena;
+    pb_arena_init(&arena, buf, sizeof buf);
 
     if (!out) {
         snprintf(err, errlen, "receipt: no output");
         goto out;
     }
-    if (receipt_unpack(bytes, len, &outer, &inner, &r, err, errlen) != 0)
+    if (receipt_unpack(&arena.alloc, bytes, len, &outer, &inner, &r, err, errlen) != 0)
         goto out;
-    /* Over the body bytes as carried; never re-serialized. */
-    msg = receipt_signed_message(outer->body.data, outer->body.len, &msg_len);
-    if (!msg) {
-        snprintf(err, errlen, "receipt: out of memory");
-        goto out;
-    }
-    if (crypto_sign_verify_detached(outer->signature.data, msg, msg_len, sign_pk) != 0) {
+    /* Over the body bytes as carried (shorter than the receipt); never re-serialized. */
+    memcpy(msg, LIAISON_DOMAIN_RECEIPT, sizeof LIAISON_DOMAIN_RECEIPT);
+    memcpy(msg + sizeof LIAISON_DOMAIN_RECEIPT, outer->body.data, outer->body.len);
+    if (crypto_sign_verify_detached(outer->signature.data, msg, sizeof LIAISON_DOMAIN_RECEIPT + outer->body.len,
+                                    sign_pk) != 0) {
         snprintf(err, errlen, "receipt: signature does not verify with %s's identity key", r.recipient);
         goto out;
     }
     *out = r;
     rc = 0;
 out:
-    free(msg);
     if (inner)
-        liaison__wire__receipt_body__free_unpacked(inner, NULL);
+        liaison__wire__receipt_body__free_unpacked(inner, &arena.alloc);
     if (outer)
-        liaison__wire__receipt__free_unpacked(outer, NULL);
+        liaison__wire__receipt__free_unpacked(outer, &arena.alloc);
+    pb_arena_release(&arena);
     return rc;
 }

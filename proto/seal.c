@@ -299,9 +299,10 @@ void envelope_destroy(envelope_t **pe)
         return;
     envelope_t *e = *pe;
     if (e->hdr)
-        liaison__wire__header__free_unpacked(e->hdr, NULL);
+        liaison__wire__header__free_unpacked(e->hdr, &e->arena.alloc);
     if (e->env)
-        liaison__wire__envelope__free_unpacked(e->env, NULL);
+        liaison__wire__envelope__free_unpacked(e->env, &e->arena.alloc);
+    pb_arena_release(&e->arena);
     free(e);
     *pe = NULL;
 }
@@ -419,12 +420,16 @@ static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out
         snprintf(err, errlen, "envelope: %zu bytes, must be 1 to %u", bytes ? len : 0, LIAISON_MAX_ENVELOPE);
         goto out;
     }
-    e = calloc(1, sizeof *e);
+    e = malloc(sizeof *e); /* not zeroed: the arena's buffer is written before it is read */
     if (!e) {
         snprintf(err, errlen, "envelope: out of memory");
         goto out;
     }
-    e->env = liaison__wire__envelope__unpack(NULL, len, bytes);
+    e->env = NULL;
+    e->hdr = NULL;
+    e->uncommitted = false;
+    pb_arena_init(&e->arena, e->arena_buf, sizeof e->arena_buf);
+    e->env = liaison__wire__envelope__unpack(&e->arena.alloc, len, bytes);
     if (!e->env) {
         snprintf(err, errlen, "envelope: cannot be decoded");
         goto out;
@@ -447,7 +452,7 @@ static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out
         snprintf(err, errlen, "envelope: signature is %zu bytes, expected %u", env->signature.len, crypto_sign_BYTES);
         goto out;
     }
-    e->hdr = liaison__wire__header__unpack(NULL, env->header.len, env->header.data);
+    e->hdr = liaison__wire__header__unpack(&e->arena.alloc, env->header.len, env->header.data);
     if (!e->hdr) {
         snprintf(err, errlen, "envelope: header cannot be decoded");
         goto out;

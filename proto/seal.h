@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "keys.h"
 #include "constants.h"
 #include "wire.pb-c.h"
@@ -39,12 +40,18 @@ __attribute__((warn_unused_result))
 int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[static LIAISON_MSGID_BYTES],
                   uint8_t **out, size_t *out_len, char *err, size_t errlen);
 
+/* Bytes of an envelope_t's own arena: a 4 KB message with a few recipients unpacks
+ * into it whole; a larger one spills over to malloc (arena.h). */
+#define ENVELOPE_ARENA_BYTES 16384u
+
 /* A parsed (structurally valid, not yet authenticated) envelope. The pointers
- * point into the unpacked protobuf, which the struct owns. */
+ * point into the unpacked protobuf, which the struct owns (in its arena). */
 typedef struct envelope {
     Liaison__Wire__Envelope *env;
     Liaison__Wire__Header *hdr;
     bool uncommitted;   /* envelope_parse_stored: a header from before key commitments */
+    pb_arena_t arena;
+    _Alignas(16) uint8_t arena_buf[ENVELOPE_ARENA_BYTES];
 } envelope_t;
 
 /* Parses serialized Envelope bytes and its Header and checks every structural
