@@ -14,6 +14,7 @@ connection holding a write lock)."""
 import os
 import queue
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -168,9 +169,10 @@ class Pipelined:
         lib.liaison_client_error.restype = ctypes.c_char_p
         self.lib, self.home, self.timeout_ms = lib, home, timeout_ms
 
-    def burst(self, to, n, window, acked, failures):
-        """Submits n texts to `to`, at most `window` in flight; appends every confirmed id
-        to acked and every other answer's code to failures. Stops at the first lost connection."""
+    def burst(self, to, n, window, acked, failures, pad=0):
+        """Submits n texts to `to` (each padded with `pad` bytes), at most `window` in
+        flight; appends every confirmed id to acked and every other answer's code to
+        failures. Stops at the first lost connection."""
         ct, lib = self.ct, self.lib
         err = ct.create_string_buffer(512)
         c = lib.liaison_client_open(self.home.encode(), 0, err, len(err))
@@ -183,7 +185,8 @@ class Pipelined:
             while sent < n or lib.liaison_pending(c) > 0:
                 while sent < n and lib.liaison_pending(c) < window:
                     tok = ct.c_uint64()
-                    if lib.liaison_submit_text(c, to.encode(), b"", b"burst %d" % sent, ct.byref(tok)) != 0:
+                    if lib.liaison_submit_text(c, to.encode(), b"", b"burst %d " % sent + b"x" * pad,
+                                               ct.byref(tok)) != 0:
                         failures.append("submit")
                         return
                     sent += 1
@@ -617,6 +620,36 @@ class StalledDaemon(FaultTest):
                  "the timed-out send to be delivered")
         self.assertEqual(b.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
         self.assertIn("delivered", a.cli("outbox").stdout)
+
+
+class FullPeerQueue(FaultTest):
+    def test_first_transmissions_the_transport_refuses_are_queued(self):
+        """A new message goes to a connected peer from memory once it is committed; when
+        ZeroMQ's queue to that peer is full (the peer is stopped and its connection
+        stays up), the delivery becomes queued ("peer queue full") and the pump sends it
+        once there is room: all are delivered, each exactly once."""
+        if not Pipelined.loadable():
+            self.skipTest("drives libliaison-client through ctypes, which a sanitizer build cannot be loaded by;"
+                          " the ordinary build runs it")
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        full = lambda: a.query("SELECT count(*) FROM deliveries WHERE state = 0 AND detail = 'peer queue full'")[0][0]
+        wait_for(lambda: [p for p in a.json("status")["peers"] if p["id"] == "b" and p["connected"]], 20,
+                 "a to connect to b")
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            acked, failures = [], []
+            # 10,000 frames fill the socket's queue (PEER_HWM); the kernel's socket
+            # buffers hold a few thousand 4 KB frames more.
+            Pipelined(a.home, timeout_ms=60000).burst("b", 16000, 512, acked, failures, pad=4000)
+            self.assertEqual(failures, [])
+            wait_for(lambda: full() > 0, 30, "a delivery queued because the peer's queue is full")
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0, 180,
+                 "every message to be delivered")
+        self.assert_exactly_once(a, b, acked)
 
 
 class RekeyedPeer(FaultTest):
