@@ -19,6 +19,7 @@ enum {
     EXIT_UNREACHABLE = 2, /* the daemon could not be reached */
     EXIT_REFUSED = 3,     /* refused or not found by the daemon */
     EXIT_AUDIT = 4,       /* audit verification failed */
+    EXIT_PENDING = 5,     /* wait: the time ran out before the message settled */
     EXIT_INTERRUPTED = 130, /* Ctrl-C while waiting for the daemon: main re-raises SIGINT (cli_interrupted) */
 };
 
@@ -136,6 +137,7 @@ int cmd_outbox(cli_t *cli, int argc, char **argv);
 int cmd_show(cli_t *cli, int argc, char **argv);
 int cmd_thread(cli_t *cli, int argc, char **argv);
 int cmd_ack(cli_t *cli, int argc, char **argv);
+int cmd_wait(cli_t *cli, int argc, char **argv);
 int cmd_note(cli_t *cli, int argc, char **argv);
 int cmd_med_change(cli_t *cli, int argc, char **argv);
 int cmd_patient(cli_t *cli, int argc, char **argv);

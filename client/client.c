@@ -605,3 +605,147 @@ liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIA
         return rc;
     return take_id(c, rc, r, id_hex);
 }
+
+/* ---- waiting for a sent message to settle ---- */
+
+#define WAIT_GRACE_MS 10000 /* the daemon answers when the wait ends: room for a busy one */
+
+static liaison_rc wait_check(liaison_client_t *c, int timeout_ms, unsigned flags)
+{
+    if (timeout_ms < 0 || timeout_ms > LIAISON_WAIT_MAX_MS) {
+        set_error(c, "a wait lasts 0 to %d ms (24 hours), not %d ms", LIAISON_WAIT_MAX_MS, timeout_ms);
+        return LIAISON_BAD_REQUEST;
+    }
+    if (flags & ~LIAISON_WAIT_ACKS) {
+        set_error(c, "unknown wait flags %#x", flags & ~LIAISON_WAIT_ACKS);
+        return LIAISON_BAD_REQUEST;
+    }
+    return LIAISON_OK;
+}
+
+static liaison_rc wait_id(liaison_client_t *c, const char *id_hex, uint8_t id[LIAISON_MSGID_BYTES])
+{
+    if (!id_hex || text_msgid_from_hex(id_hex, id) != 0) {
+        set_error(c, "'%.40s' is not a message id (32 hex characters; see: liaison outbox)", id_hex ? id_hex : "");
+        return LIAISON_BAD_REQUEST;
+    }
+    return LIAISON_OK;
+}
+
+static liaison_rc submit_wait_pb(liaison_client_t *c, const uint8_t *id, int timeout_ms, unsigned flags,
+                                 uint64_t *token)
+{
+    liaison_rc rc = wait_check(c, timeout_ms, flags);
+    if (rc != LIAISON_OK)
+        return rc;
+    Liaison__Control__WaitRequest w = LIAISON__CONTROL__WAIT_REQUEST__INIT;
+    w.message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)id};
+    w.timeout_ms = (uint32_t)timeout_ms;
+    w.acks = (flags & LIAISON_WAIT_ACKS) != 0;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_WAIT;
+    rq.wait = &w;
+    return submit_pb(c, &rq, token);
+}
+
+liaison_rc liaison_wait_pb(liaison_client_t *c, const uint8_t *id, int timeout_ms, unsigned flags,
+                           Liaison__Control__Response **resp)
+{
+    *resp = NULL;
+    abandon_pending(c);
+    liaison_rc rc = submit_wait_pb(c, id, timeout_ms, flags, NULL);
+    if (rc != LIAISON_OK)
+        return rc;
+    /* The answer may come only when the wait ends. */
+    int saved = c->timeout_ms;
+    if (c->timeout_ms < timeout_ms + WAIT_GRACE_MS)
+        c->timeout_ms = timeout_ms + WAIT_GRACE_MS;
+    rc = collect_sync(c, resp);
+    c->timeout_ms = saved;
+    if (*resp && rc == LIAISON_OK && (*resp)->result_case != LIAISON__CONTROL__RESPONSE__RESULT_WAIT) {
+        set_error(c, "liaisond answered a wait with something else (client and daemon versions differ?)");
+        rc = LIAISON_PROTOCOL;
+    }
+    if (*resp && rc == LIAISON_PROTOCOL) {
+        liaison__control__response__free_unpacked(*resp, NULL);
+        *resp = NULL;
+    }
+    return rc;
+}
+
+/* What a wait's answer says, counted for liaison_progress_t. */
+static void progress_of(const Liaison__Control__WaitResult *w, liaison_progress_t *p)
+{
+    memset(p, 0, sizeof *p);
+    if (!w || !w->summary)
+        return;
+    const Liaison__Control__MessageSummary *s = w->summary;
+    p->recipients = (unsigned)s->n_deliveries;
+    for (size_t i = 0; i < s->n_deliveries; i++) {
+        const Liaison__Control__DeliveryState *d = s->deliveries[i];
+        if (d->state && strcmp(d->state, "delivered") == 0)
+            p->delivered++;
+        else if (d->state && strcmp(d->state, "rejected") == 0)
+            p->rejected++;
+        for (size_t k = 0; k < s->n_acks; k++)
+            if (d->recipient && s->acks[k]->by && strcmp(s->acks[k]->by, d->recipient) == 0) {
+                p->acknowledged++;
+                break;
+            }
+    }
+    p->settled = w->settled ? 1 : 0;
+}
+
+liaison_rc liaison_wait(liaison_client_t *c, const char *id_hex, int timeout_ms, unsigned flags,
+                        liaison_progress_t *progress)
+{
+    if (progress)
+        memset(progress, 0, sizeof *progress);
+    uint8_t id[LIAISON_MSGID_BYTES];
+    liaison_rc rc = wait_id(c, id_hex, id);
+    if (rc != LIAISON_OK)
+        return rc;
+    Liaison__Control__Response *r = NULL;
+    rc = liaison_wait_pb(c, id, timeout_ms, flags, &r);
+    if (r && rc == LIAISON_OK && progress)
+        progress_of(r->wait, progress);
+    if (r)
+        liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+liaison_rc liaison_submit_wait(liaison_client_t *c, const char *id_hex, int timeout_ms, unsigned flags,
+                               uint64_t *token)
+{
+    uint8_t id[LIAISON_MSGID_BYTES];
+    liaison_rc rc = wait_id(c, id_hex, id);
+    return rc != LIAISON_OK ? rc : submit_wait_pb(c, id, timeout_ms, flags, token);
+}
+
+liaison_rc liaison_collect_wait(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX],
+                                liaison_progress_t *progress)
+{
+    if (progress)
+        memset(progress, 0, sizeof *progress);
+    Liaison__Control__Response *r = NULL;
+    uint64_t id = 0;
+    liaison_rc rc = collect_pb(c, &r, &id);
+    if (token)
+        *token = id;
+    if (!r)
+        return rc;
+    if (r->result_case != LIAISON__CONTROL__RESPONSE__RESULT_WAIT)
+        return take_id(c, rc, r, id_hex); /* a send's answer; frees r */
+    const Liaison__Control__MessageSummary *s = r->wait ? r->wait->summary : NULL;
+    if (rc == LIAISON_OK && (!s || s->message_id.len != LIAISON_MSGID_BYTES)) {
+        set_error(c, "liaisond answered a wait without the message (client and daemon versions differ?)");
+        rc = LIAISON_PROTOCOL;
+    } else if (rc == LIAISON_OK) {
+        if (id_hex)
+            text_msgid_to_hex(s->message_id.data, id_hex);
+        if (progress)
+            progress_of(r->wait, progress);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}

@@ -451,6 +451,108 @@ int cmd_show(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* A --timeout value: whole seconds, or a number with s, m or h; at most 24 h. */
+static int parse_duration(const char *opt, const char *s, int *ms)
+{
+    size_t n = strlen(s);
+    uint64_t unit = 1000, v;
+    char digits[16];
+    if (n > 0 && (s[n - 1] == 's' || s[n - 1] == 'm' || s[n - 1] == 'h')) {
+        unit = s[n - 1] == 'h' ? 3600000u : s[n - 1] == 'm' ? 60000u : 1000u;
+        n--;
+    }
+    if (n == 0 || n >= sizeof digits)
+        goto bad;
+    memcpy(digits, s, n);
+    digits[n] = 0;
+    if (cli_parse_uint(digits, 86400, &v) != 0 || v * unit > (uint64_t)LIAISON_WAIT_MAX_MS)
+        goto bad;
+    *ms = (int)(v * unit);
+    return 0;
+bad:
+    return cli_fail(EXIT_USAGE, "--%s: '%.40s' is not a duration of at most 24 hours (seconds, or e.g. 90s, 15m, 2h)",
+                    opt, s);
+}
+
+int cmd_wait(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{.name = "timeout", .has_arg = true}, {.name = "ack"}, {0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    uint8_t id[LIAISON_MSGID_BYTES];
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "wait needs the id of a message you sent: liaison wait MSG_ID (see: liaison outbox)");
+    if (text_msgid_from_hex(pos[0], id) != 0)
+        return cli_fail(EXIT_USAGE, "'%.40s' is not a message id (32 hex characters; see: liaison outbox)", pos[0]);
+    int timeout_ms = 60000;
+    if (cli_opt(o, "timeout")->value && (rc = parse_duration("timeout", cli_opt(o, "timeout")->value, &timeout_ms)))
+        return rc;
+    bool acks = cli_opt(o, "ack")->count > 0;
+    int code = 0;
+    liaison_client_t *c = cli_control(cli, &code);
+    if (!c)
+        return code;
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(id, hex);
+    cli_catch_interrupt();
+    Liaison__Control__Response *r = NULL;
+    liaison_rc lrc = liaison_wait_pb(c, id, timeout_ms, acks ? LIAISON_WAIT_ACKS : 0, &r);
+    if (lrc == LIAISON_INTERRUPTED)
+        return cli_fail(EXIT_INTERRUPTED, "stopped waiting; message %s is delivered all the same (see: liaison show %s)",
+                        hex, hex);
+    if (lrc != LIAISON_OK) {
+        if (r)
+            liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(cli_exit_code(lrc), "%s", liaison_client_error(c));
+    }
+    const Liaison__Control__WaitResult *w = r->wait;
+    if (!w->summary) {
+        liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED, "the daemon answered without the message");
+    }
+    const Liaison__Control__MessageSummary *m = w->summary;
+    unsigned n = (unsigned)m->n_deliveries, delivered = 0, rejected = 0, acked = 0;
+    for (size_t i = 0; i < m->n_deliveries; i++) {
+        delivered += strcmp(m->deliveries[i]->state, "delivered") == 0;
+        rejected += strcmp(m->deliveries[i]->state, "rejected") == 0;
+        for (size_t k = 0; k < m->n_acks; k++)
+            if (strcmp(m->acks[k]->by, m->deliveries[i]->recipient) == 0) {
+                acked++;
+                break;
+            }
+    }
+    int exit_code = !w->settled ? EXIT_PENDING : rejected ? EXIT_REFUSED : 0;
+    if (cli->json) {
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:I, s:o}", "id", hex, "settled", w->settled, "recipients",
+                              (json_int_t)n, "delivered", (json_int_t)delivered, "rejected", (json_int_t)rejected,
+                              "acknowledged", (json_int_t)acked, "message", render_summary_json(m));
+        cli_json_out(j);
+    } else {
+        if (!w->settled)
+            printf("Not settled yet: delivered to %u of %u recipient%s", delivered, n, n == 1 ? "" : "s");
+        else if (!rejected)
+            printf("Delivered to %s%u recipient%s", n == 1 ? "its " : "all ", n, n == 1 ? "" : "s");
+        else
+            printf("Settled: delivered to %u of %u recipient%s, rejected by %u (it will not reach %s)", delivered, n,
+                   n == 1 ? "" : "s", rejected, rejected == 1 ? "them" : "those");
+        if (acks)
+            printf(", acknowledged by %u", acked);
+        printf(".\n");
+        render_deliveries(m, "  ");
+    }
+    liaison__control__response__free_unpacked(r, NULL);
+    if (exit_code == EXIT_PENDING) {
+        char t[32];
+        snprintf(t, sizeof t, timeout_ms % 1000 ? "%d ms" : "%d s", timeout_ms % 1000 ? timeout_ms : timeout_ms / 1000);
+        cli_fail(EXIT_PENDING, "message %s has not settled within %s; its delivery goes on (wait longer with --timeout,"
+                               " or see: liaison show %s)", hex, t, hex);
+    }
+    return exit_code;
+}
+
 int cmd_thread(cli_t *cli, int argc, char **argv)
 {
     uint8_t id[LIAISON_MSGID_BYTES];

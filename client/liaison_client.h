@@ -232,6 +232,52 @@ LIAISON_API liaison_rc liaison_submit_text(liaison_client_t *c, const char *to, 
 /* Number of submitted requests not yet collected. */
 LIAISON_API size_t liaison_pending(const liaison_client_t *c);
 
+/* Waiting for a sent message to settle.
+ *
+ * Where a message this node sent stands, as liaison_wait reports it. */
+typedef struct liaison_progress {
+    unsigned recipients;   /* recipients of the message */
+    unsigned delivered;    /* whose receipt this node holds: the message is stored on their node */
+    unsigned rejected;     /* that refused it for good, or whose new keys cannot open it (liaison show
+                            * MSG_ID says why); it will not reach them */
+    unsigned acknowledged; /* that acknowledged it (a medication change asking for acknowledgement) */
+    int settled;           /* 1: nothing more to wait for: every recipient has it or rejected it, and
+                            * with LIAISON_WAIT_ACKS every one that has it acknowledged it; 0: the wait
+                            * ran out first */
+} liaison_progress_t;
+
+#define LIAISON_WAIT_ACKS 1u          /* also wait for the recipients' acknowledgements */
+#define LIAISON_WAIT_MAX_MS 86400000  /* the longest wait: 24 hours */
+
+/* Waits until message id_hex, which this node sent, settles, or timeout_ms (0 to
+ * LIAISON_WAIT_MAX_MS; 0: the state now) runs out, and fills *progress (NULL: not
+ * wanted). The daemon answers as soon as the receipt (or the rejection, or the
+ * acknowledgement) that settles it is committed, so a script need not poll. This call
+ * waits up to timeout_ms plus 10 s, whatever the handle's timeout. LIAISON_OK does not
+ * mean delivered: check progress->settled, and delivered against recipients. Waiting
+ * has no effect on the message and is not audited (it reads no content). Returns,
+ * besides the transport codes:
+ *   LIAISON_BAD_REQUEST id_hex is not a message id, timeout_ms out of range, or unknown flags
+ *   LIAISON_NOT_FOUND   no such message on this node
+ *   LIAISON_REFUSED     the message was received, not sent, by this node; or
+ *                       LIAISON_WAIT_ACKS for a message that asks for no acknowledgement;
+ *                       or too many waits in progress on the node (16,384)
+ * A daemon that stops while a call waits makes it return LIAISON_UNREACHABLE; the
+ * message's delivery goes on when it starts again: wait again then. */
+LIAISON_API liaison_rc liaison_wait(liaison_client_t *c, const char *id_hex, int timeout_ms, unsigned flags,
+                                    liaison_progress_t *progress);
+
+/* Pipelined waits, as liaison_submit: liaison_submit_wait checks its arguments as
+ * liaison_wait does and hands the request over; liaison_collect_wait takes the next
+ * answer of any request submitted on c (a wait or a send), with its token: for a wait
+ * it fills *progress (NULL: not wanted) and id_hex with the waited message's id; for a
+ * send, id_hex is the new message's id and *progress is all zero. The handle's
+ * timeout applies (liaison_client_set_timeout): set it above the waits' own. */
+LIAISON_API liaison_rc liaison_submit_wait(liaison_client_t *c, const char *id_hex, int timeout_ms, unsigned flags,
+                                           uint64_t *token);
+LIAISON_API liaison_rc liaison_collect_wait(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX],
+                                            liaison_progress_t *progress);
+
 #ifdef __cplusplus
 }
 #endif

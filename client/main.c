@@ -37,6 +37,10 @@ static const command_t commands[] = {
     {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)"},
     {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first"},
     {"ack", cmd_ack, "ack MSG_ID [--comment TEXT]   acknowledge a message (closes the loop)"},
+    {"wait", cmd_wait,
+     "wait MSG_ID [--timeout DURATION] [--ack]   wait until a message you sent is delivered to every\n"
+     "        recipient (or rejected), with --ack also acknowledged (DURATION: seconds, or e.g. 90s, 15m, 2h;\n"
+     "        default 60s, at most 24h); exit 0 all delivered, 3 some rejected, 5 not settled in time"},
     {"note", cmd_note,
      "note --to ID[,ID...] --patient P [--label L] [--session-date D] [--modality M] [--phq9 N] [--gad7 N]\n"
      "        [--score NAME=N/MIN-MAX]... [--risk LEVEL [--risk-note TEXT]] [--adherence TEXT]\n"

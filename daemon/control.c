@@ -28,6 +28,7 @@
 #include "seal.h"
 #include "text.h"
 #include "transport.h"
+#include "waits.h"
 #include "witness.h"
 
 #define REQUEST_ARENA_BYTES 16384u /* a send request with a 4 KB payload unpacks within it */
@@ -968,6 +969,130 @@ out:
     }
 }
 
+/* ---- waiting for a sent message to settle ---- */
+
+#define WAIT_MAX_MS 86400000u /* 24 h */
+
+/* Whether a sent message's summary says it settled: every delivery final (delivered
+ * or rejected) and, with acks, every recipient it reached has acknowledged it. */
+static bool summary_settled(const summary_buf_t *b, bool acks)
+{
+    const Liaison__Control__MessageSummary *s = &b->sum;
+    for (size_t i = 0; i < s->n_deliveries; i++) {
+        const char *st = s->deliveries[i]->state;
+        bool delivered = strcmp(st, "delivered") == 0;
+        if (!delivered && strcmp(st, "rejected") != 0)
+            return false;
+        bool acked = !acks || !delivered;
+        for (size_t k = 0; k < s->n_acks && !acked; k++)
+            acked = strcmp(s->acks[k]->by, s->deliveries[i]->recipient) == 0;
+        if (!acked)
+            return false;
+    }
+    return true;
+}
+
+/* Answers wait w with its message's state now, unless only_settled and it has not
+ * settled. Returns true if it answered. */
+static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
+{
+    /* Not a refusal of the request if it fails here: logged, not audited. */
+    call_t c = {.n = n, .sock = w->sock, .rid = w->rid, .rid_len = w->rid_len, .request_id = w->request_id,
+                .op = "wait", .audited = true};
+    store_msg_t m;
+    if (store_msg_get(n->store, w->msgid, &m, NULL, NULL, NULL, NULL) != 0) {
+        log_err("wait: cannot read a message: %s", store_error(n->store));
+        answer_error(&c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the message: %s", store_error(n->store));
+        return true;
+    }
+    summary_buf_t *b = summary_new();
+    if (!b) {
+        answer_error(&c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        return true;
+    }
+    fill_summary(n, &m, b);
+    bool settled = summary_settled(b, w->acks);
+    if (settled || !only_settled) {
+        Liaison__Control__WaitResult res = LIAISON__CONTROL__WAIT_RESULT__INIT;
+        res.summary = &b->sum;
+        res.settled = settled;
+        response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+        r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_WAIT;
+        r.wait = &res;
+        answer(&c, &r);
+    }
+    summary_free(b);
+    return settled || !only_settled;
+}
+
+static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
+{
+    node_t *n = c->n;
+    if (wr->message_id.len != LIAISON_MSGID_BYTES) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a message id is 32 hex characters");
+        return;
+    }
+    if (wr->timeout_ms > WAIT_MAX_MS) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST,
+                     "a wait lasts at most 24 hours (%u ms asked): wait again when it ends", wr->timeout_ms);
+        return;
+    }
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(wr->message_id.data, hex);
+    store_msg_t m;
+    int rc = store_msg_get(n->store, wr->message_id.data, &m, NULL, NULL, NULL, NULL);
+    if (rc > 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison outbox)", hex);
+        return;
+    }
+    if (rc < 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read message %s: %s", hex, store_error(n->store));
+        return;
+    }
+    if (!m.outgoing) {
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "message %s came to this node from %s: wait follows the messages this node sent (see: liaison"
+                     " outbox)",
+                     hex, m.sender);
+        return;
+    }
+    if (wr->acks && !m.ack_required) {
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "message %s does not ask for acknowledgement: wait for its delivery only (without --ack)", hex);
+        return;
+    }
+    wait_t w = {.sock = c->sock, .rid_len = c->rid_len, .request_id = c->request_id, .acks = wr->acks,
+                .deadline_ms = loop_mono_ms() + wr->timeout_ms};
+    if (c->rid_len > sizeof w.rid) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "routing id of %zu bytes: at most %zu", c->rid_len,
+                     sizeof w.rid);
+        return;
+    }
+    memcpy(w.rid, c->rid, c->rid_len);
+    memcpy(w.msgid, wr->message_id.data, LIAISON_MSGID_BYTES);
+    if (answer_wait(n, &w, wr->timeout_ms > 0))
+        return;
+    if (waits_add(n->waits, &w) != 0)
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "too many waits in progress on this node (at most %u): try again later, or follow the message"
+                     " with liaison show %s",
+                     WAITS_MAX, hex);
+}
+
+static bool wait_settled(void *ctx, const wait_t *w) { return answer_wait(ctx, w, true); }
+
+static bool wait_expired(void *ctx, const wait_t *w) { return answer_wait(ctx, w, false); }
+
+void control_waits_after_commit(node_t *n, bool committed)
+{
+    waits_after_commit(n->waits, committed, wait_settled, n);
+}
+
+void control_waits_expire(node_t *n, uint64_t now_mono_ms)
+{
+    waits_expire(n->waits, now_mono_ms, wait_expired, n);
+}
+
 /* ---- case reviews ---- */
 
 typedef struct review_set {
@@ -1057,6 +1182,7 @@ typedef struct rekey_ctx {
 static int rekey_one(void *ctx, const uint8_t *msgid, uint32_t content_type)
 {
     rekey_ctx_t *rk = ctx;
+    waits_touch(rk->c->n->waits, msgid);
     audit_entry_t a = {.actor = rk->c->actor, .action = "delivery-rejected", .outcome = "refused", .message_id = msgid,
                        .peer = rk->peer, .content_type = content_type, .details = rk->reason};
     return node_audit(rk->c->n, &a) == 0 ? 0 : -1;
@@ -1267,6 +1393,7 @@ static const char *op_name(Liaison__Control__Request__OpCase op)
     case LIAISON__CONTROL__REQUEST__OP_FINGERPRINT: return "fingerprint";
     case LIAISON__CONTROL__REQUEST__OP_ACK: return "ack";
     case LIAISON__CONTROL__REQUEST__OP_REVIEWS: return "reviews";
+    case LIAISON__CONTROL__REQUEST__OP_WAIT: return "wait";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: return "audit-log";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: return "audit-prove";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: return "audit-verify";
@@ -1289,6 +1416,7 @@ static void dispatch(call_t *c, const request_t *rq)
     case LIAISON__CONTROL__REQUEST__OP_FINGERPRINT: op_fingerprint(c, rq->fingerprint); break;
     case LIAISON__CONTROL__REQUEST__OP_ACK: op_ack(c, rq->ack); break;
     case LIAISON__CONTROL__REQUEST__OP_REVIEWS: op_reviews(c, rq->reviews); break;
+    case LIAISON__CONTROL__REQUEST__OP_WAIT: op_wait(c, rq->wait); break;
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY:
@@ -1445,6 +1573,10 @@ static void *bind_ipc(node_t *n, const char *path, const char *group, char *err,
 
 int control_start(node_t *n, char *err, size_t errlen)
 {
+    if (!n->waits && !(n->waits = waits_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     if (!(n->control = bind_ipc(n, n->paths.control_sock, "liaison", err, errlen)) ||
         !(n->auditor = bind_ipc(n, n->paths.audit_sock, "liaison-audit", err, errlen)))
         return -1;
@@ -1460,6 +1592,8 @@ static void rebind(node_t *n, void **sock, const char *path, const char *group, 
 {
     char err[CONFIG_PATH_MAX + 128];
     node_commit(n); /* deferred answers name the old socket: send them first */
+    /* Waits on the old socket can no longer be answered: their clients see it gone. */
+    waits_drop_socket(n->waits, *sock, NULL, NULL);
     if (*sock) {
         loop_remove(n->loop, *sock, 0);
         zmq_close(*sock);
@@ -1488,6 +1622,10 @@ void control_tick(node_t *n)
 
 void control_stop(node_t *n)
 {
+    /* Waits end with the sockets (linger 0: nothing more goes out); their clients see
+     * the daemon gone, and the message's delivery goes on when it starts again. */
+    waits_free(n->waits);
+    n->waits = NULL;
     if (n->control) {
         loop_remove(n->loop, n->control, 0);
         zmq_close(n->control);

@@ -4,7 +4,9 @@
 #ifndef LIAISON_CONTROL_H
 #define LIAISON_CONTROL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "node.h"
 
@@ -18,5 +20,11 @@ void control_stop(node_t *n);
  * of any that is gone (after committing the batch, whose answers go out on the old
  * one), and logs it. */
 void control_tick(node_t *n);
+
+/* Waits (WaitRequest, waits.h): after each batch, answers those whose message settled
+ * in it, if it committed (node_commit calls it); on its deadline, answers a wait with
+ * the state of the day (main.c calls it before each sleep, with loop_mono_ms()). */
+void control_waits_after_commit(node_t *n, bool committed);
+void control_waits_expire(node_t *n, uint64_t now_mono_ms);
 
 #endif

@@ -18,6 +18,7 @@
 #include "seal.h"
 #include "text.h"
 #include "transport.h"
+#include "waits.h"
 #include "witness.h"
 #include "wire.pb-c.h"
 
@@ -265,6 +266,8 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                "the recipient cannot store messages right now");
         goto out;
     }
+    if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK)
+        waits_touch(n->waits, info.ref_id); /* a wait for acknowledgements may end */
     char hex[TEXT_MSGID_HEX];
     text_msgid_to_hex(msgid, hex);
     log_debug("received %s from %s", hex, peer);
@@ -370,6 +373,7 @@ static void receipt_checked(node_t *n, peer_t *p, const receipt_t *r, const char
                            .patient_tag = m.has_patient_tag ? m.patient_tag : ack_tagged ? ack_tag : NULL,
                            .details = ack_details[0] ? ack_details : NULL};
         ok = node_audit(n, &a) == 0;
+        waits_touch(n->waits, r->message_id);
         text_msgid_to_hex(r->message_id, hex);
         log_debug("delivered %s to %s", hex, p->card.id);
     }
@@ -439,6 +443,7 @@ static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
             audit_entry_t a = {.actor = actor, .action = "delivery-rejected", .outcome = "refused",
                                .message_id = id, .peer = p->card.id, .content_type = ct, .details = reason};
             ok = node_audit(n, &a) == 0;
+            waits_touch(n->waits, id);
             log_warn("peer %s refused a message: %s", p->card.id, reason);
         }
     }

@@ -29,6 +29,7 @@
 #include "text.h"
 #include "transport.h"
 #include "verifier.h"
+#include "waits.h"
 #include "witness.h"
 
 /* Longest time the delivery pump's bookkeeping waits for the next batch's commit. */
@@ -124,6 +125,8 @@ static void before_sleep(loop_t *l, void *ctx)
 {
     daemon_state_t *d = ctx;
     node_t *n = &d->node;
+    /* Waits whose time ran out are answered with this batch. */
+    control_waits_expire(n, loop_mono_ms());
     if (!only_bookkeeping(d, loop_mono_ms())) {
         node_commit(n);
         d->lazy_open = false;
@@ -163,6 +166,9 @@ static void before_sleep(loop_t *l, void *ctx)
         d->lazy_open = false;
     }
     uint64_t wake = d->next_due_ms == UINT64_MAX ? UINT64_MAX : (d->next_due_ms > now ? d->next_due_ms - now : 0);
+    uint64_t wait_end = waits_next_deadline(n->waits);
+    if (wait_end != UINT64_MAX && (wait_end > mono ? wait_end - mono : 0) < wake)
+        wake = wait_end > mono ? wait_end - mono : 0;
     if (n->pump_needed)
         wake = 0;
     else if (d->lazy_open) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "control.h"
 #include "control.pb-c.h"
 #include "delivery.h"
 #include "log.h"
@@ -111,6 +112,7 @@ bool node_commit(node_t *n)
         deferred_send(n, d);
     }
     n->n_deferred = 0;
+    control_waits_after_commit(n, ok);
     delivery_after_commit(n, ok && had_txn, txn);
     return ok;
 }

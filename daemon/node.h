@@ -56,6 +56,7 @@ typedef struct node {
     void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
     struct verifier *verifier;  /* receipt signatures off the loop (verifier.h); may be NULL */
     struct backfill *backfill;  /* copies the WAL into the database file (backfill.h) */
+    struct waits *waits;        /* control requests waiting for a sent message to settle (waits.h) */
 
     deferred_t *deferred;
     size_t n_deferred, cap_deferred;

@@ -1,0 +1,214 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Waiting for a sent message to settle (WaitRequest; `liaison wait`, liaison_wait):
+real daemons, the CLI, and the client library through ctypes."""
+import ctypes
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import harness
+from harness import LIAISON, NodeTest, link, wait_for
+from test_clinical import med_change, note
+
+
+def start_wait(node, *args):
+    """`liaison wait ARGS` in the background."""
+    return subprocess.Popen([LIAISON, "--home", node.home, "wait"] + list(args), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+class Progress(ctypes.Structure):
+    _fields_ = [("recipients", ctypes.c_uint), ("delivered", ctypes.c_uint), ("rejected", ctypes.c_uint),
+                ("acknowledged", ctypes.c_uint), ("settled", ctypes.c_int)]
+
+
+def client_lib():
+    lib = ctypes.CDLL(os.path.join(harness.BUILD, "client", "libliaison-client.so"))
+    lib.liaison_client_open.restype = ctypes.c_void_p
+    lib.liaison_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t]
+    lib.liaison_client_close.argtypes = [ctypes.c_void_p]
+    lib.liaison_client_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.liaison_client_error.argtypes = [ctypes.c_void_p]
+    lib.liaison_client_error.restype = ctypes.c_char_p
+    lib.liaison_wait.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
+                                 ctypes.POINTER(Progress)]
+    lib.liaison_submit_wait.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint,
+                                        ctypes.POINTER(ctypes.c_uint64)]
+    lib.liaison_collect_wait.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint64), ctypes.c_char_p,
+                                         ctypes.POINTER(Progress)]
+    return lib
+
+
+class Wait(NodeTest):
+    def pair(self):
+        t = self.node("dr.alvarez", "therapist")
+        p = self.node("dr.okafor", "psychiatrist")
+        link(t, p)
+        return t, p
+
+    def test_returns_once_delivered(self):
+        t, p = self.pair()
+        mid = t.send("dr.okafor", "weekly update")
+        r = t.cli("wait", mid, "--timeout", "30")
+        entries = len(t.audit())
+        self.assertIn("Delivered to its 1 recipient.", r.stdout)
+        self.assertIn("dr.okafor", r.stdout)
+        # Answered only once the receipt was committed: it is in the database.
+        self.assertEqual(t.delivery_state(mid, "dr.okafor"), "delivered")
+        self.assertTrue(p.has_message(mid))
+        j = t.json("wait", mid)
+        self.assertEqual((j["id"], j["settled"], j["recipients"], j["delivered"], j["rejected"]),
+                         (mid, True, 1, 1, 0))
+        self.assertEqual(j["message"]["id"], mid)
+        # Waiting reads no content and changes nothing: it adds nothing to the audit log.
+        self.assertEqual(len(t.audit()), entries)
+
+    def test_blocks_until_the_recipient_is_back(self):
+        t, p = self.pair()
+        p.stop()
+        mid = t.send("dr.okafor", "while you were away")
+        w = start_wait(t, mid, "--timeout", "120")
+        try:
+            time.sleep(1.5)
+            self.assertIsNone(w.poll(), "wait returned before the message could be delivered")
+            p.start()
+            out, err = w.communicate(timeout=60)
+        finally:
+            if w.poll() is None:
+                w.kill()
+        self.assertEqual(w.returncode, 0, err)
+        self.assertIn("Delivered to its 1 recipient.", out)
+        self.assertEqual(t.delivery_state(mid, "dr.okafor"), "delivered")
+
+    def test_time_runs_out(self):
+        t, p = self.pair()
+        p.stop()
+        mid = t.send("dr.okafor", "nobody home")
+        r = t.cli("wait", mid, "--timeout", "1", check=False)
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertIn("Not settled yet: delivered to 0 of 1 recipient.", r.stdout)
+        self.assertIn("has not settled within 1 s", r.stderr)
+        self.assertIn("liaison show " + mid, r.stderr)
+        r = t.cli("wait", mid, "--timeout", "0", "--json", check=False)
+        self.assertEqual(r.returncode, 5)
+        j = json.loads(r.stdout)
+        self.assertEqual((j["settled"], j["delivered"]), (False, 0))
+        self.assertEqual(j["message"]["deliveries"][0]["state"], "queued")
+
+    def test_acknowledgement(self):
+        t, p = self.pair()
+        mid = med_change(t, "dr.okafor", "P-1042")
+        w = start_wait(t, mid, "--ack", "--timeout", "120")
+        try:
+            self.wait_delivered(t, mid, "dr.okafor")
+            time.sleep(1.0)
+            self.assertIsNone(w.poll(), "wait --ack returned before the acknowledgement")
+            p.cli("show", mid)
+            p.cli("ack", mid, "--comment", "will watch for activation")
+            out, err = w.communicate(timeout=60)
+        finally:
+            if w.poll() is None:
+                w.kill()
+        self.assertEqual(w.returncode, 0, err)
+        self.assertIn("Delivered to its 1 recipient, acknowledged by 1.", out)
+        self.assertIn("acknowledged by dr.okafor", out)
+        # A note asks for no acknowledgement.
+        nid = note(t, "dr.okafor", "P-1042")
+        r = t.cli("wait", nid, "--ack", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("does not ask for acknowledgement", r.stderr)
+
+    def test_rejected_when_the_recipient_keys_are_replaced(self):
+        t, p = self.pair()
+        p.stop()
+        mid = t.send("dr.okafor", "sealed to the old keys")
+        w = start_wait(t, mid, "--timeout", "120")
+        try:
+            other = harness.Node(os.path.join(self.base, "other"), "dr.okafor")
+            os.makedirs(os.path.join(self.base, "other"))
+            other.init()
+            t.cli("peer", "add", "--replace", other.card_file)
+            out, err = w.communicate(timeout=60)
+        finally:
+            if w.poll() is None:
+                w.kill()
+        self.assertEqual(w.returncode, 3, err)
+        self.assertIn("Settled: delivered to 0 of 1 recipient, rejected by 1", out)
+        self.assertIn("previous keys", out)
+
+    def test_bad_requests(self):
+        t, p = self.pair()
+        mid = t.send("dr.okafor", "hello")
+        cases = [
+            (("wait",), 1, "needs the id"),
+            (("wait", "xyz"), 1, "is not a message id"),
+            (("wait", mid, "--timeout", "25h"), 1, "at most 24 hours"),
+            (("wait", mid, "--timeout", "soon"), 1, "is not a duration"),
+            (("wait", "00" * 16), 3, "no message"),
+        ]
+        for args, code, text in cases:
+            r = t.cli(*args, check=False)
+            self.assertEqual(r.returncode, code, (args, r.stderr))
+            self.assertIn(text, r.stderr)
+        # The recipient did not send it.
+        self.wait_delivered(t, mid, "dr.okafor")
+        r = p.cli("wait", mid, check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("came to this node from dr.alvarez", r.stderr)
+
+    def test_daemon_stopping_ends_the_wait(self):
+        t, p = self.pair()
+        p.stop()
+        mid = t.send("dr.okafor", "pending")
+        w = start_wait(t, mid, "--timeout", "120")
+        try:
+            time.sleep(1.0)
+            t.stop()
+            out, err = w.communicate(timeout=30)
+        finally:
+            if w.poll() is None:
+                w.kill()
+        self.assertEqual(w.returncode, 2, err)
+        self.assertIn("liaisond stopped", err)
+
+    def test_library_pipelined(self):
+        t, p = self.pair()
+        p.stop()
+        mids = [t.send("dr.okafor", "batch %d" % i) for i in range(20)]
+        lib = client_lib()
+        err = ctypes.create_string_buffer(512)
+        c = lib.liaison_client_open(t.home.encode(), 0, err, len(err))
+        self.assertTrue(c, err.value)
+        try:
+            lib.liaison_client_set_timeout(c, 90000)
+            prog = Progress()
+            # Timeout 0: the state now, at once.
+            self.assertEqual(lib.liaison_wait(c, mids[0].encode(), 0, 0, ctypes.byref(prog)), 0)
+            self.assertEqual((prog.recipients, prog.delivered, prog.settled), (1, 0, 0))
+            self.assertEqual(lib.liaison_wait(c, b"nonsense", 0, 0, ctypes.byref(prog)), 1)  # BAD_REQUEST
+            self.assertEqual(lib.liaison_wait(c, mids[0].encode(), 0, 4, ctypes.byref(prog)), 1)  # unknown flag
+            tokens = {}
+            for m in mids:
+                tok = ctypes.c_uint64()
+                self.assertEqual(lib.liaison_submit_wait(c, m.encode(), 60000, 0, ctypes.byref(tok)), 0,
+                                 lib.liaison_client_error(c))
+                tokens[tok.value] = m
+            p.start()
+            seen = {}
+            for _ in mids:
+                tok, mid = ctypes.c_uint64(), ctypes.create_string_buffer(33)
+                rc = lib.liaison_collect_wait(c, ctypes.byref(tok), mid, ctypes.byref(prog))
+                self.assertEqual(rc, 0, lib.liaison_client_error(c))
+                self.assertEqual(tokens[tok.value], mid.value.decode())
+                seen[mid.value.decode()] = (prog.recipients, prog.delivered, prog.rejected, prog.settled)
+            self.assertEqual(seen, {m: (1, 1, 0, 1) for m in mids})
+            for m in mids:
+                self.assertEqual(t.delivery_state(m, "dr.okafor"), "delivered")
+        finally:
+            lib.liaison_client_close(c)
+
+
+if __name__ == "__main__":
+    unittest.main()
