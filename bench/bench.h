@@ -112,7 +112,7 @@ int baseline_run(size_t size, const char *tmp_dir, double seconds, baseline_t *b
 void baseline_merge(const baseline_t *a, const baseline_t *b, baseline_t *out);
 json_t *baseline_json(const baseline_t *b);
 
-/* ---- load.c: two daemons, pipelined sends, receipts observed in the sender's database ---- */
+/* ---- load.c: two daemons, pipelined sends, receipts seen through waits (or the sender's database) ---- */
 typedef struct load_result {
     const char *mode;        /* "fixed" or "saturation" */
     size_t size;
@@ -125,6 +125,8 @@ typedef struct load_result {
     pct_t commit_latency;    /* submit -> answer "stored" (the send call's own commit) */
     double sender_cpu_us, recipient_cpu_us, bench_cpu_us; /* CPU per delivered message */
     double max_slip_us;      /* fixed load: worst lateness of a submission against its schedule */
+    bool observe_db;         /* receipts seen by polling the sender's database, not by waits */
+    uint64_t waits;          /* waits submitted */
     double poll_us;          /* interval at which the sender's database is polled */
     double observer_cpu_ms;  /* CPU of the thread polling the sender's database, whole run */
     uint64_t polls;
@@ -140,6 +142,7 @@ typedef struct load_opts {
     unsigned window;         /* saturation window */
     const char *dump;        /* NULL, or a CSV file for every message's timings */
     double poll_us;          /* observer poll interval (0: 100 us at fixed load, 1 ms at saturation) */
+    bool observe_db;         /* poll the sender's database instead of waiting through the client library */
 } load_opts_t;
 
 int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_result_t *r);

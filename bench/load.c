@@ -2,15 +2,18 @@
 /* liaison-bench: load between two real daemons.
  *
  * The driver thread submits sends to the sender's daemon through libliaison-client,
- * pipelined (liaison_submit / liaison_collect), either on a schedule (fixed offered
- * load, open loop) or keeping a window of messages in flight (saturation, closed loop
- * on receipts). A message counts as delivered when its delivery row in the sender's
- * database has state 2, which the sender writes in the same transaction in which it
- * stores the recipient's verified receipt: the observer thread polls that database
- * through a read-only SQLite connection, one read transaction per poll, looking up
- * the oldest messages still in flight by primary key. The time of a delivery is the
- * time of the first poll that sees it (an upper bound: the receipt was committed
- * before that snapshot was taken). */
+ * pipelined (liaison_submit / liaison_collect_wait), either on a schedule (fixed
+ * offered load, open loop) or keeping a window of messages in flight (saturation,
+ * closed loop on receipts). A message counts as delivered when the sender holds the
+ * recipient's verified receipt, committed. By default an observer thread sees it in
+ * the sender's database, which adds no work to the daemons: it polls that database
+ * through a read-only SQLite connection, one read transaction per poll, looking up the
+ * oldest messages still in flight by primary key (their delivery row has state 2 once
+ * the receipt is committed); the time of a delivery is that of the first poll that
+ * sees it. With --observe wait the driver learns it as a client would: once a send is
+ * answered ("stored"), it submits a wait for that message on the same handle
+ * (liaison_submit_wait), which the sender's daemon answers after the commit that
+ * stores the receipt; the time is when that answer is collected. */
 #include "bench.h"
 
 #include <math.h>
@@ -28,13 +31,14 @@
 #define MAX_CHUNKS 512u
 #define LOOKAHEAD 8        /* undelivered messages the observer looks past per poll */
 #define MAX_PENDING 256    /* sends whose "stored" answer is not collected yet */
+#define WAIT_MS 60000      /* each wait's own timeout (answered earlier, on the receipt) */
 
 enum { ST_SUBMITTED = 0, ST_STORED, ST_DELIVERED, ST_FAILED };
 
 typedef struct rec {
     uint64_t submit_ns;     /* just before liaison_submit */
     uint64_t ack_ns;        /* liaison_collect returned its answer */
-    uint64_t dlv_ns;        /* first poll that saw the receipt */
+    uint64_t dlv_ns;        /* the wait answered (or the first poll that saw the receipt) */
     uint8_t id[16];
     _Atomic int st;
 } rec_t;
@@ -51,6 +55,13 @@ typedef struct run {
     _Atomic bool observer_failed;
     uint64_t observer_cpu_ns;      /* CPU time of the observer thread */
     uint64_t polls;
+    /* Which submission each token of the sender's handle answers: index << 1 | is_wait.
+     * Tokens count up by one per submission on a handle. */
+    uint64_t *tmap;
+    size_t tmap_n, tmap_cap;
+    uint64_t tfirst;
+    size_t sends_pending;          /* sends whose answer is not collected yet */
+    uint64_t waits;                /* waits submitted (more than one per message if one ran out) */
 } run_t;
 
 static rec_t *rec_at(run_t *r, size_t i) { return &r->chunk[i / CHUNK][i % CHUNK]; }
@@ -169,7 +180,41 @@ out:
 
 /* ---- driver ---- */
 
-static int submit_one(run_t *r, const uint8_t *payload, size_t plen, uint64_t token0, bool first, uint64_t *tok0_out)
+/* Records what token answers. Returns 0 or -1. */
+static int map_token(run_t *r, uint64_t token, size_t index, bool is_wait)
+{
+    if (r->tmap_n == 0)
+        r->tfirst = token;
+    if (token != r->tfirst + r->tmap_n) {
+        snprintf(r->err, sizeof r->err, "unexpected token %llu", (unsigned long long)token);
+        return -1;
+    }
+    if (r->tmap_n == r->tmap_cap) {
+        size_t cap = r->tmap_cap ? r->tmap_cap * 2 : 65536;
+        uint64_t *nm = realloc(r->tmap, cap * sizeof *nm);
+        if (!nm) {
+            snprintf(r->err, sizeof r->err, "out of memory");
+            return -1;
+        }
+        r->tmap = nm;
+        r->tmap_cap = cap;
+    }
+    r->tmap[r->tmap_n++] = (uint64_t)index << 1 | (is_wait ? 1u : 0u);
+    return 0;
+}
+
+static int submit_wait(run_t *r, size_t i, const char *hex)
+{
+    uint64_t token;
+    if (liaison_submit_wait(r->sender->cli, hex, WAIT_MS, 0, &token) != LIAISON_OK) {
+        snprintf(r->err, sizeof r->err, "wait: %s", liaison_client_error(r->sender->cli));
+        return -1;
+    }
+    r->waits++;
+    return map_token(r, token, i, true);
+}
+
+static int submit_one(run_t *r, const uint8_t *payload, size_t plen)
 {
     size_t i = atomic_load(&r->n_sub);
     if (i / CHUNK >= MAX_CHUNKS)
@@ -187,43 +232,66 @@ static int submit_one(run_t *r, const uint8_t *payload, size_t plen, uint64_t to
         snprintf(r->err, sizeof r->err, "submit: %s", liaison_client_error(r->sender->cli));
         return -1;
     }
-    if (first)
-        *tok0_out = token;
-    else if (token != token0 + i) {
-        snprintf(r->err, sizeof r->err, "unexpected token %llu for submission %zu", (unsigned long long)token, i);
+    if (map_token(r, token, i, false) != 0)
         return -1;
-    }
+    r->sends_pending++;
     atomic_store_explicit(&r->n_sub, i + 1, memory_order_release);
     return 0;
 }
 
-/* Collects one answer (waiting up to timeout_ms). Returns 1 collected, 0 timeout, -1 error. */
-static int collect_one(run_t *r, uint64_t token0, int timeout_ms, uint64_t *failed)
+static void finish(run_t *r, rec_t *x, uint64_t now, bool delivered)
+{
+    x->dlv_ns = now;
+    atomic_store(&x->st, delivered ? ST_DELIVERED : ST_FAILED);
+    atomic_fetch_add(&r->n_done, 1);
+}
+
+/* Collects one answer, of a send or of a wait (waiting up to timeout_ms). Returns 1
+ * collected, 0 timeout, -1 error. */
+static int collect_one(run_t *r, int timeout_ms, uint64_t *failed)
 {
     liaison_client_set_timeout(r->sender->cli, timeout_ms);
     uint64_t token;
     char hex[LIAISON_ID_HEX];
-    liaison_rc rc = liaison_collect(r->sender->cli, &token, hex);
+    liaison_progress_t pg;
+    liaison_rc rc = liaison_collect_wait(r->sender->cli, &token, hex, &pg);
     if (rc == LIAISON_TIMEOUT)
         return 0;
     uint64_t now = now_ns();
-    size_t i = (size_t)(token - token0);
-    if (token < token0 || i >= atomic_load(&r->n_sub)) {
+    if (token < r->tfirst || token - r->tfirst >= r->tmap_n) {
         snprintf(r->err, sizeof r->err, "collect: %s", liaison_client_error(r->sender->cli));
         return -1;
     }
+    uint64_t m = r->tmap[token - r->tfirst];
+    size_t i = (size_t)(m >> 1);
     rec_t *x = rec_at(r, i);
+    if (m & 1) { /* a wait */
+        if (rc != LIAISON_OK) {
+            if (*failed == 0)
+                note("a wait failed: %s", liaison_client_error(r->sender->cli));
+            (*failed)++;
+            finish(r, x, now, false);
+        } else if (pg.settled) {
+            finish(r, x, now, pg.delivered == pg.recipients);
+        } else if (submit_wait(r, i, hex) != 0) { /* its time ran out: wait again */
+            return -1;
+        }
+        return 1;
+    }
+    r->sends_pending--;
     x->ack_ns = now;
     if (rc != LIAISON_OK) {
         if (*failed == 0)
             note("a send failed: %s", liaison_client_error(r->sender->cli));
         (*failed)++;
-        atomic_store(&x->st, ST_FAILED);
-        atomic_fetch_add(&r->n_done, 1);
+        finish(r, x, now, false);
+        x->dlv_ns = 0;
         return 1;
     }
     unhex(hex, x->id);
     atomic_store(&x->st, ST_STORED);
+    if (!r->o->observe_db && submit_wait(r, i, hex) != 0)
+        return -1;
     return 1;
 }
 
@@ -247,13 +315,13 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     size_t plen;
     uint8_t *payload = make_payload(o->size, &plen);
     pthread_t th;
-    if (!payload || pthread_create(&th, NULL, observer, r) != 0) {
+    if (!payload || (o->observe_db && pthread_create(&th, NULL, observer, r) != 0)) {
         free(payload);
         free(r);
         return -1;
     }
     int rc = 0;
-    uint64_t token0 = 0, failed = 0;
+    uint64_t failed = 0;
     uint64_t t0 = now_ns() + 2000000u;
     uint64_t w0 = t0 + (uint64_t)(o->warmup * 1e9), w1 = w0 + (uint64_t)(o->seconds * 1e9);
     proc_stat_t ps0 = {0}, ps1 = {0}, pr0 = {0}, pr1 = {0};
@@ -290,8 +358,8 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
             uint64_t next = t0 + (uint64_t)((double)i * period);
             /* Never let answers pile up: the daemon drops answers a client does not read
              * (control socket high-water mark), so past MAX_PENDING collect before sending. */
-            if (liaison_pending(sender->cli) >= MAX_PENDING) {
-                if (collect_one(r, token0, 1000, &failed) < 0) {
+            if (r->sends_pending >= MAX_PENDING) {
+                if (collect_one(r, 1000, &failed) < 0) {
                     rc = -1;
                     break;
                 }
@@ -301,7 +369,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 double slip = (double)(now - next) / 1000.0;
                 if (slip > max_slip)
                     max_slip = slip;
-                if (submit_one(r, payload, plen, token0, i == 0, &token0) != 0) {
+                if (submit_one(r, payload, plen) != 0) {
                     rc = -1;
                     break;
                 }
@@ -315,7 +383,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
              * submission is at least half of one away (the slip is measured). */
             if (liaison_pending(sender->cli) > 0 && until >= now + 500000u) {
                 int ms = (int)((until - now + 500000u) / 1000000u);
-                int c = collect_one(r, token0, ms > 0 ? ms : 1, &failed);
+                int c = collect_one(r, ms > 0 ? ms : 1, &failed);
                 if (c < 0) {
                     rc = -1;
                     break;
@@ -350,15 +418,15 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 break;
             }
             size_t inflight = atomic_load(&r->n_sub) - atomic_load(&r->n_done);
-            if (inflight < o->window && liaison_pending(sender->cli) < MAX_PENDING) {
-                if (submit_one(r, payload, plen, token0, atomic_load(&r->n_sub) == 0, &token0) != 0) {
+            if (inflight < o->window && r->sends_pending < MAX_PENDING) {
+                if (submit_one(r, payload, plen) != 0) {
                     rc = -1;
                     break;
                 }
                 continue;
             }
             if (liaison_pending(sender->cli) > 0) {
-                if (collect_one(r, token0, liaison_pending(sender->cli) >= MAX_PENDING ? 1000 : 1, &failed) < 0) {
+                if (collect_one(r, r->sends_pending >= MAX_PENDING ? 1000 : 1, &failed) < 0) {
                     rc = -1;
                     break;
                 }
@@ -370,13 +438,14 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     /* Drain: every answer collected, every receipt seen (or 120 s). */
     uint64_t deadline = now_ns() + 120ull * 1000000000u;
     while (rc == 0 && liaison_pending(sender->cli) > 0 && now_ns() < deadline)
-        if (collect_one(r, token0, 1000, &failed) < 0)
+        if (collect_one(r, 1000, &failed) < 0)
             rc = -1;
     while (rc == 0 && atomic_load(&r->n_done) < atomic_load(&r->n_sub) && now_ns() < deadline &&
            !atomic_load(&r->observer_failed))
         sleep_ns(5000000u);
     atomic_store(&r->stop, true);
-    pthread_join(th, NULL);
+    if (o->observe_db)
+        pthread_join(th, NULL);
     if (r->err[0])
         note("%s", r->err);
     size_t n = atomic_load(&r->n_sub);
@@ -434,6 +503,8 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     res->max_slip_us = max_slip;
     res->observer_cpu_ms = (double)r->observer_cpu_ns / 1e6;
     res->polls = r->polls;
+    res->observe_db = o->observe_db;
+    res->waits = r->waits;
     if (window_done && sys1 > sys0) {
         double ours = (double)(ps1.cpu_ns - ps0.cpu_ns) + (double)(pr1.cpu_ns - pr0.cpu_ns) + (double)(bc1 - bc0);
         double other = (double)(sys1 - sys0) - ours;
@@ -442,6 +513,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     }
     for (size_t c = 0; c < MAX_CHUNKS; c++)
         free(r->chunk[c]);
+    free(r->tmap);
     free(r);
     free(payload);
     return rc;
@@ -468,9 +540,14 @@ json_t *load_json(const load_result_t *r)
     json_object_set_new(o, "sender_cpu_us_per_msg", num(r->sender_cpu_us));
     json_object_set_new(o, "recipient_cpu_us_per_msg", num(r->recipient_cpu_us));
     json_object_set_new(o, "bench_cpu_us_per_msg", num(r->bench_cpu_us));
-    json_object_set_new(o, "db_poll_interval_us", num(r->poll_us));
-    json_object_set_new(o, "db_polls", json_integer((json_int_t)r->polls));
-    json_object_set_new(o, "observer_cpu_ms_total", num(r->observer_cpu_ms));
+    json_object_set_new(o, "receipts_observed_by", json_string(r->observe_db ? "db-poll" : "wait"));
+    if (r->observe_db) {
+        json_object_set_new(o, "db_poll_interval_us", num(r->poll_us));
+        json_object_set_new(o, "db_polls", json_integer((json_int_t)r->polls));
+        json_object_set_new(o, "observer_cpu_ms_total", num(r->observer_cpu_ms));
+    } else {
+        json_object_set_new(o, "waits", json_integer((json_int_t)r->waits));
+    }
     json_object_set_new(o, "other_processes_cpu_cores", json_real(round(r->other_cores * 100.0) / 100.0));
     json_object_set_new(o, "hypervisor_steal_cpu_cores", json_real(round(r->steal_cores * 100.0) / 100.0));
     if (r->offered_s > 0)

@@ -27,6 +27,7 @@ typedef struct opts {
     size_t sizes[MAX_SIZES];
     int n_sizes;
     double seconds, warmup, baseline_s, idle_s, poll_us;
+    bool observe_db;
     double rates[MAX_RATES];
     int n_rates;
     unsigned window;
@@ -77,7 +78,10 @@ static void usage(FILE *f)
             "  --keep              keep the work directory\n"
             "  --out FILE          also write the JSON report to FILE\n"
             "  --json              JSON report on stdout (the table goes to stderr)\n"
-            "  --poll-us U         poll the sender's database every U us (default 100 at fixed\n"
+            "  --observe HOW       how a receipt is seen: db (default: poll the sender's\n"
+            "                      database, no work for the daemons) or wait (as a client: a\n"
+            "                      pipelined wait per message, answered once the receipt is committed)\n"
+            "  --poll-us U         with --observe db: poll every U us (default 100 at fixed\n"
             "                      load, 1000 at saturation)\n"
             "  --dump DIR          write every message's timings to DIR/SIZE-PHASE.csv\n");
 }
@@ -220,7 +224,8 @@ static int run_pair(const bench_env_t *env, const opts_t *o, size_t size, pair_r
     }
     a0 = db_bytes(&a);
     b0 = db_bytes(&b);
-    load_opts_t lo = {.size = size, .seconds = o->seconds, .warmup = o->warmup, .poll_us = o->poll_us};
+    load_opts_t lo = {.size = size, .seconds = o->seconds, .warmup = o->warmup, .poll_us = o->poll_us,
+                      .observe_db = o->observe_db};
     char dump[2][700];
     if (o->dump_dir) {
         mkdir_p(o->dump_dir);
@@ -393,7 +398,7 @@ static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, cons
 
 int main(int argc, char **argv)
 {
-    opts_t o = {.seconds = 8, .warmup = 2, .baseline_s = 3, .idle_s = 10, .window = 1024};
+    opts_t o = {.seconds = 8, .warmup = 2, .baseline_s = 3, .idle_s = 10, .window = 1024, .observe_db = true};
     parse_sizes("512,4096,65536", &o);
     parse_rates("100,1000", &o);
     bench_env_t env = {0};
@@ -407,7 +412,8 @@ int main(int argc, char **argv)
         {"conf", required_argument, NULL, 'C'},      {"bin", required_argument, NULL, 'b'},
         {"work", required_argument, NULL, 'd'},      {"keep", no_argument, NULL, 'k'},
         {"out", required_argument, NULL, 'o'},       {"json", no_argument, NULL, 'j'},
-        {"dump", required_argument, NULL, 'D'},      {"poll-us", required_argument, NULL, 'P'},      {"no-fixed", no_argument, NULL, 'F'},        {"no-saturation", no_argument, NULL, 'T'},
+        {"dump", required_argument, NULL, 'D'},      {"poll-us", required_argument, NULL, 'P'},
+        {"observe", required_argument, NULL, 'O'},      {"no-fixed", no_argument, NULL, 'F'},        {"no-saturation", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
     const char *work = NULL;
@@ -431,6 +437,13 @@ int main(int argc, char **argv)
         case 'F': o.no_fixed = true; break;
         case 'D': o.dump_dir = optarg; break;
         case 'P': o.poll_us = atof(optarg); break;
+        case 'O':
+            if (strcmp(optarg, "db") != 0 && strcmp(optarg, "wait") != 0) {
+                fprintf(stderr, "liaison-bench: --observe: 'wait' or 'db', not '%s'\n", optarg);
+                return 1;
+            }
+            o.observe_db = strcmp(optarg, "db") == 0;
+            break;
         case 'T': o.no_sat = true; break;
         case 'L': o.no_load = true; break;
         case 'm': o.mesh = atoi(optarg); break;

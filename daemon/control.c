@@ -1025,6 +1025,13 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
     return settled || !only_settled;
 }
 
+static int count_open(void *ctx, const store_delivery_t *d)
+{
+    if (d->state != DELIVERY_DELIVERED && d->state != DELIVERY_REJECTED)
+        (*(unsigned *)ctx)++;
+    return 0;
+}
+
 static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
 {
     node_t *n = c->n;
@@ -1070,7 +1077,12 @@ static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
     }
     memcpy(w.rid, c->rid, c->rid_len);
     memcpy(w.msgid, wr->message_id.data, LIAISON_MSGID_BYTES);
-    if (answer_wait(n, &w, wr->timeout_ms > 0))
+    /* A message still in flight (the usual case, for a client that waits on each send)
+     * is told apart by its deliveries alone, without building the answer. */
+    unsigned open = 0;
+    bool in_flight = wr->timeout_ms > 0 && !wr->acks &&
+                     store_delivery_each(n->store, w.msgid, count_open, &open) >= 0 && open > 0;
+    if (!in_flight && answer_wait(n, &w, wr->timeout_ms > 0))
         return;
     if (waits_add(n->waits, &w) != 0)
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED,

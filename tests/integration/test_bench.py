@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: Apache-2.0
+"""liaison-bench runs end to end in both of its ways of seeing receipts: every message
+sent is delivered and counted, nothing fails. (It measures nothing here: speed is for
+./run bench, never asserted in a test.)"""
+import json
+import os
+import subprocess
+import unittest
+
+import harness
+
+BENCH = os.path.join(harness.BUILD, "bench", "liaison-bench")
+
+
+class Bench(unittest.TestCase):
+    def run_bench(self, observe):
+        p = subprocess.run([BENCH, "--bin", harness.BUILD, "--sizes", "512", "--no-baseline", "--idle-seconds", "0",
+                            "--rate", "200", "--seconds", "1", "--warmup", "0.5", "--window", "64", "--observe",
+                            observe, "--json"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        return json.loads(p.stdout)["runs"][0]
+
+    def check(self, run, observe):
+        phases = run["fixed"] + [run["saturation"]]
+        for ph in phases:
+            self.assertGreater(ph["sent"], 0)
+            self.assertEqual((ph["delivered"], ph["failed"]), (ph["sent"], 0), ph)
+            self.assertEqual(ph["receipts_observed_by"], observe)
+            self.assertGreater(ph["latency_send_to_receipt"]["p50_us"], 0)
+        return phases
+
+    def test_receipts_seen_in_the_database(self):
+        for ph in self.check(self.run_bench("db"), "db-poll"):
+            self.assertGreater(ph["db_polls"], 0)
+
+    def test_receipts_seen_through_waits(self):
+        for ph in self.check(self.run_bench("wait"), "wait"):
+            # One wait per message at least (a wait that ran out is submitted again).
+            self.assertGreaterEqual(ph["waits"], ph["sent"])
+
+
+if __name__ == "__main__":
+    unittest.main()
