@@ -596,14 +596,7 @@ liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t ct, cons
 
 liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX])
 {
-    Liaison__Control__Response *r = NULL;
-    uint64_t id = 0;
-    liaison_rc rc = collect_pb(c, &r, &id);
-    if (token)
-        *token = id;
-    if (!r)
-        return rc;
-    return take_id(c, rc, r, id_hex);
+    return liaison_collect_wait(c, token, id_hex, NULL);
 }
 
 /* ---- waiting for a sent message to settle ---- */

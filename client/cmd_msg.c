@@ -545,6 +545,7 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
     }
     liaison__control__response__free_unpacked(r, NULL);
     if (exit_code == EXIT_PENDING) {
+        fflush(stdout); /* the state first, then why it is not final */
         char t[32];
         snprintf(t, sizeof t, timeout_ms % 1000 ? "%d ms" : "%d s", timeout_ms % 1000 ? timeout_ms : timeout_ms / 1000);
         cli_fail(EXIT_PENDING, "message %s has not settled within %s; its delivery goes on (wait longer with --timeout,"

@@ -220,7 +220,9 @@ LIAISON_API liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, 
  * after LIAISON_TIMEOUT or LIAISON_UNREACHABLE the uncollected requests may still be
  * carried out. A synchronous call (liaison_send, liaison_ack, liaison_call, ...)
  * abandons the answers of requests still pending (the requests are still carried
- * out) and resets liaison_pending to 0. */
+ * out) and resets liaison_pending to 0. liaison_collect also takes the answer of a
+ * pipelined wait (liaison_submit_wait), giving the waited message's id; use
+ * liaison_collect_wait to see how far it got. */
 LIAISON_API liaison_rc liaison_submit(liaison_client_t *c, const char *to, uint32_t content_type, const void *payload, size_t len,
                           uint64_t *token);
 LIAISON_API liaison_rc liaison_collect(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX]);

@@ -76,14 +76,16 @@ MED=$(L dr.okafor med-change --to dr.alvarez,rx.chen --patient P-1042 --drug ser
       --action increase --from "50 mg daily" --dose "100 mg daily" \
       --reason "partial response at 8 weeks, tolerating well" \
       --monitor "activation, GI side effects, suicidality in the first 2 weeks" --urgent)
-say "medication change $MED sent"
-sleep 1
+say "medication change $MED sent; the psychiatrist's script waits for both receipts:"
+run L dr.okafor wait "$MED" --timeout 30
 run L dr.alvarez inbox --needs-ack
 run L dr.alvarez show "$MED"
 
 step "The therapist acknowledges; the loop closes on the psychiatrist's side"
 run L dr.alvarez ack "$MED" --comment "Seen. Will screen for activation at Monday's session."
-sleep 1
+say "Waiting up to 2 s for every acknowledgement: the pharmacist's is still missing (exit 5)."
+rc=0; run L dr.okafor wait "$MED" --ack --timeout 2 || rc=$?
+[ "$rc" = 5 ] || { echo "expected wait --ack to run out (exit 5), got $rc"; exit 1; }
 run L dr.okafor outbox
 run L dr.okafor status
 
