@@ -1,16 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Runs a command under the system-call sandbox of liaisond.service, without systemd:
-the unit's SystemCallFilter= lines (read in order, with systemd's meaning: the first
-allow list starts from nothing, a ~ line takes its calls out again, a later allow line
-puts them back; groups expanded by `systemd-analyze syscall-filter`), denied calls failing
-with SystemCallErrorNumber=, RestrictAddressFamilies= for socket(2), and
-NoNewPrivileges=. Built with libseccomp, as systemd builds its own filter.
+"""Runs a command under the sandbox of liaisond.service, without systemd: the unit's
+SystemCallFilter= lines (read in order, with systemd's meaning: the first allow list
+starts from nothing, a ~ line takes its calls out again, a later allow line puts them
+back; groups expanded by `systemd-analyze syscall-filter`), denied calls failing with
+SystemCallErrorNumber=, RestrictAddressFamilies= for socket(2), NoNewPrivileges=, and
+ProtectSystem=strict: in a mount namespace of its own, every file system read-only but
+/dev, /proc and /sys (which other settings cover) and the paths given with --writable,
+which stand in for the unit's StateDirectory= and RuntimeDirectory=. Built with
+libseccomp, as systemd builds its own filter.
 
-    python3 sandbox.py UNIT COMMAND [ARG...]
+    python3 sandbox.py UNIT [--writable PATH]... COMMAND [ARG...]
 """
 import ctypes
 import errno
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -21,6 +25,11 @@ SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_CMP_EQ = 4
 SCMP_CMP_GT = 6
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+# statvfs flags a read-only remount keeps (the same bits as the MS_ flags): nosuid,
+# nodev, noexec, noatime, nodiratime, relatime.
+KEEP_FLAGS = 2 | 4 | 8 | 1024 | 2048 | 4096
 
 
 def unit_values(path, key):
@@ -69,8 +78,47 @@ class ArgCmp(ctypes.Structure):
                 ("datum_b", ctypes.c_uint64)]
 
 
+def mount_points():
+    """Mount points of this namespace, parents before children (/proc/self/mountinfo)."""
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for ln in f:
+            mp = ln.split()[4]
+            out.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), mp))
+    return out
+
+
+def under(path, top):
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def protect_system(libc, writable):
+    """ProtectSystem=strict, as systemd sets it up before it starts the service."""
+    def mount(src, target, flags):
+        if libc.mount(src, target.encode(), None, flags, None) != 0:
+            e = ctypes.get_errno()
+            raise SystemExit("sandbox.py: mount %s: %s" % (target, os.strerror(e)))
+    if libc.unshare(CLONE_NEWNS) != 0:
+        raise SystemExit("sandbox.py: unshare(CLONE_NEWNS): " + os.strerror(ctypes.get_errno()))
+    mount(None, "/", MS_REC | MS_PRIVATE)
+    for p in writable:  # their own mounts, which stay writable
+        mount(p.encode(), p, MS_BIND | MS_REC)
+    for mp in mount_points():
+        if any(under(mp, top) for top in ("/proc", "/sys", "/dev")) or any(under(mp, w) for w in writable):
+            continue
+        try:
+            keep = os.statvfs(mp).f_flag & KEEP_FLAGS
+        except OSError:
+            continue  # hidden under a later mount: not reachable anyway
+        mount(None, mp, MS_REMOUNT | MS_BIND | MS_RDONLY | keep)
+
+
 def main():
     unit, argv = sys.argv[1], sys.argv[2:]
+    writable = []
+    while len(argv) >= 2 and argv[0] == "--writable":
+        writable.append(os.path.realpath(argv[1]))
+        argv = argv[2:]
     calls = allowed_calls(unit)
     err = unit_values(unit, "SystemCallErrorNumber")
     errnum = getattr(errno, err[-1]) if err else errno.EPERM
@@ -84,6 +132,9 @@ def main():
     lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
     lib.seccomp_load.argtypes = [ctypes.c_void_p]
     libc = ctypes.CDLL(None, use_errno=True)
+    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
+    if "strict" in unit_values(unit, "ProtectSystem"):
+        protect_system(libc, writable)
     # NoNewPrivileges=yes in the unit; loading a filter without CAP_SYS_ADMIN needs it anyway.
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise SystemExit("sandbox.py: prctl(PR_SET_NO_NEW_PRIVS) failed")

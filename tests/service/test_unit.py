@@ -141,14 +141,29 @@ def _have_libseccomp():
         return False
 
 
+def _can_unshare_mounts():
+    """ProtectSystem= needs a mount namespace: root, and a kernel and container that allow it."""
+    try:
+        return subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
 @unittest.skipUnless(ANALYZE and _have_libseccomp(), "needs systemd-analyze and libseccomp")
+@unittest.skipUnless(_can_unshare_mounts(), "needs a mount namespace (root, unshare -m) for ProtectSystem=")
 class SandboxTest(ServiceTest):
-    """The daemon works under the unit's system-call filter and address families, applied
-    by sandbox.py as systemd would: two daemons start, exchange a message, reload and stop.
+    """The daemon works under the unit's sandbox, applied by sandbox.py as systemd would
+    (system-call filter, address families, ProtectSystem=strict with the node's home as
+    its only writable place): two daemons start, exchange a message, reload and stop.
     (systemd-analyze verify and security read the unit; they never run the daemon.)"""
 
-    def test_daemon_runs_under_the_units_system_call_filter(self):
-        wrap = [sys.executable, os.path.join(HERE, "sandbox.py"), UNIT]
+    def wrap(self, *writable):
+        w = [sys.executable, os.path.join(HERE, "sandbox.py"), UNIT]
+        for p in writable:
+            w += ["--writable", p]
+        return w
+
+    def test_daemon_runs_under_the_units_sandbox(self):
         a = self.node("dr.sa", start=False)
         b = self.node("dr.sb", start=False)
         # Under ./run asan, LeakSanitizer's exit check needs ptrace, which the unit's filter
@@ -156,7 +171,7 @@ class SandboxTest(ServiceTest):
         opts = ":".join(o for o in (os.environ.get("ASAN_OPTIONS", ""), "detect_leaks=0") if o)
         env = clean_env(ASAN_OPTIONS=opts) if SANITIZED else None
         for n in (a, b):
-            n.start(wrap=wrap, env=env)
+            n.start(wrap=self.wrap(n.home), env=env)
         a.add_peer(b)
         b.add_peer(a)
         mid = a.send(b.id, "under the filter")
@@ -170,8 +185,8 @@ class SandboxTest(ServiceTest):
             self.assertNotIn("Operation not permitted", n.log_text())
 
     def test_sandbox_denies_what_the_unit_leaves_out(self):
-        # The emulation is not vacuous: a call the unit takes out fails with EPERM.
-        wrap = [sys.executable, os.path.join(HERE, "sandbox.py"), UNIT]
+        # The emulation is not vacuous: a call the unit takes out fails with EPERM...
+        wrap = self.wrap()
         p = subprocess.run(wrap + [sys.executable, "-c", "import os; os.setpriority(os.PRIO_PROCESS, 0, 5)"],
                            capture_output=True, text=True, timeout=60)
         self.assertNotEqual(p.returncode, 0)
@@ -179,6 +194,21 @@ class SandboxTest(ServiceTest):
         p = subprocess.run(wrap + [sys.executable, "-c", "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)"],
                            capture_output=True, text=True, timeout=60)
         self.assertIn("Address family not supported", p.stderr)
+        # ...and outside the writable paths nothing can be written, though it can be read.
+        inside = tempfile.mkdtemp(prefix="lsvc-rw-")
+        outside = tempfile.mkdtemp(prefix="lsvc-ro-")
+        try:
+            script = ("import sys\n"
+                      "open(sys.argv[1] + '/ok', 'w').write('x')\n"
+                      "open(sys.argv[2] + '/no', 'w').write('x')\n")
+            p = subprocess.run(self.wrap(inside) + [sys.executable, "-c", script, inside, outside],
+                               capture_output=True, text=True, timeout=60)
+            self.assertIn("Read-only file system", p.stderr)
+            self.assertTrue(os.path.exists(os.path.join(inside, "ok")))
+            self.assertFalse(os.path.exists(os.path.join(outside, "no")))
+        finally:
+            shutil.rmtree(inside, ignore_errors=True)
+            shutil.rmtree(outside, ignore_errors=True)
 
 
 class UsersAndDirectoriesTest(unittest.TestCase):
