@@ -156,6 +156,10 @@ static void dispatch(const Liaison__Control__Request *rq)
         if (valid_msgid(&rq->ack->message_id))
             (void)text_valid_utf8(rq->ack->comment ? rq->ack->comment : "", 2048, true);
         break;
+    case LIAISON__CONTROL__REQUEST__OP_WAIT:
+        FUZZ_CHECK(rq->wait != NULL);
+        (void)(valid_msgid(&rq->wait->message_id) && rq->wait->timeout_ms <= 86400000u);
+        break;
     case LIAISON__CONTROL__REQUEST__OP_REVIEWS:
         FUZZ_CHECK(rq->reviews != NULL);
         (void)valid_msgid(&rq->reviews->review_id);

@@ -643,6 +643,15 @@ static void seeds_control(void)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY;
     rq.audit_verify = 1;
     write_request("audit-verify", &rq);
+
+    Liaison__Control__WaitRequest wr = LIAISON__CONTROL__WAIT_REQUEST__INIT;
+    wr.message_id = mid;
+    wr.timeout_ms = 60000;
+    wr.acks = 1;
+    rq.request_id = id++;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_WAIT;
+    rq.wait = &wr;
+    write_request("wait", &rq);
 }
 
 /* ---- configuration files ---- */

@@ -11,6 +11,7 @@ import unittest
 import harness
 from harness import LIAISON, NodeTest, link, wait_for
 from test_clinical import med_change, note
+from test_faults import Pipelined
 
 
 def start_wait(node, *args):
@@ -173,6 +174,7 @@ class Wait(NodeTest):
         self.assertEqual(w.returncode, 2, err)
         self.assertIn("liaisond stopped", err)
 
+    @unittest.skipUnless(Pipelined.loadable(), "an ASan-instrumented library cannot be loaded into Python")
     def test_library_pipelined(self):
         t, p = self.pair()
         p.stop()
