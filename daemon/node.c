@@ -86,6 +86,9 @@ bool node_commit(node_t *n)
             store_rollback(n->store);
         }
     }
+    /* First the envelopes to peers (their delivery is what everyone waits for: the
+     * client's answer says only "stored"), then the answers held for this commit. */
+    delivery_after_commit(n, ok && had_txn, txn);
     bool lost_logged = false;
     for (size_t i = 0; i < n->n_deferred; i++) {
         deferred_t *d = &n->deferred[i];
@@ -113,7 +116,6 @@ bool node_commit(node_t *n)
     }
     n->n_deferred = 0;
     control_waits_after_commit(n, ok);
-    delivery_after_commit(n, ok && had_txn, txn);
     return ok;
 }
 
