@@ -97,6 +97,8 @@ static const fhir_map_t fhir_maps[] = {
     {"audit-query", &ev_log_used, {NULL, NULL}, "R", FLOW_NONE, &ag_recipient, PEER_ENTITY, false, true},
     {"witness-alarm", &ev_security_alert, {NULL, NULL}, "E", FLOW_NONE, &ag_performer, PEER_AGENT, false, false},
     {"rollback-detected", &ev_security_alert, {NULL, NULL}, "E", FLOW_NONE, &ag_performer, PEER_AGENT, false, false},
+    {"patient-index-filled", &ev_patient_record, {&st_access, NULL}, "R", FLOW_NONE, &ag_performer, PEER_AGENT, false,
+     false},
 };
 
 static const fhir_map_t fhir_unmapped = {NULL, &ev_app, {NULL, NULL}, "E", FLOW_NONE, &ag_performer, PEER_AGENT,

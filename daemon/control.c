@@ -720,7 +720,6 @@ typedef struct list_ctx {
     size_t count, cap;
 } list_ctx_t;
 
-static int open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len);
 static bool record_read(call_t *c, const store_msg_t *m, bool mark);
 
 static int list_one(void *ctx, const store_msg_t *m)
@@ -741,7 +740,7 @@ static int list_one(void *ctx, const store_msg_t *m)
     lc->bufs[lc->count++] = b;
     if (lc->with_payloads) {
         store_msg_t full;
-        if (open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len) == 0 && record_read(lc->c, &full, !lc->keep_unread)) {
+        if (control_open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len) == 0 && record_read(lc->c, &full, !lc->keep_unread)) {
             b->sum.payload = (ProtobufCBinaryData){b->payload_len, b->payload};
         } else if (b->payload) {
             sodium_memzero(b->payload, b->payload_len);
@@ -835,7 +834,7 @@ static int try_card(void *ctx, const char *id, const char *card_text, uint64_t a
 /* Loads and decrypts a stored message. Returns 0 with a malloc'd plaintext (the
  * caller wipes and frees it), 1 if there is no such message, -1 if it cannot be read
  * or opened. */
-static int open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len)
+int control_open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len)
 {
     uint8_t *env = NULL;
     size_t env_len = 0;
@@ -899,7 +898,7 @@ static void add_ack_comment(call_t *c, summary_buf_t *b, size_t i)
     store_msg_t am;
     uint8_t *pt = NULL;
     size_t pt_len = 0;
-    if (open_stored(c->n, a->ack_message_id.data, &am, &pt, &pt_len) != 0)
+    if (control_open_stored(c->n, a->ack_message_id.data, &am, &pt, &pt_len) != 0)
         return;
     Liaison__Payload__Acknowledgement *ack =
         am.content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK
@@ -931,7 +930,7 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
     uint8_t *pt = NULL;
     size_t pt_len = 0;
     summary_buf_t *b = NULL;
-    int rc = open_stored(n, id, &m, &pt, &pt_len);
+    int rc = control_open_stored(n, id, &m, &pt, &pt_len);
     if (rc > 0) {
         answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
         goto out;

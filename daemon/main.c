@@ -26,6 +26,7 @@
 #include "node.h"
 #include "notify.h"
 #include "patient.h"
+#include "payload.h"
 #include "text.h"
 #include "transport.h"
 #include "verifier.h"
@@ -515,6 +516,113 @@ static int check_audit_log(node_t *n, store_t *s, char *err, size_t errlen)
     return rc;
 }
 
+/* Messages stored before the patient_folds table existed (PROTOCOL.md 10) carry
+ * patient tags without fold tags, so a new spelling of such a patient's id that differs
+ * only in letter case would not be caught. At start-up, before anything is served, the
+ * fold tag of each such patient tag is filled in from one of its messages that opens:
+ * one per patient, not per message, and nothing at all once done. The daemon reads
+ * those payloads for this alone; the audit log records how many, never which. */
+typedef struct unfolded {
+    uint8_t (*tag)[LIAISON_HASH_BYTES];
+    uint8_t (*id)[LIAISON_MSGID_BYTES];
+    size_t n, cap;
+} unfolded_t;
+
+static int collect_unfolded(void *ctx, const uint8_t *tag, const uint8_t *id)
+{
+    unfolded_t *u = ctx;
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? u->cap * 2 : 256;
+        void *t = realloc(u->tag, cap * sizeof *u->tag);
+        if (t)
+            u->tag = t;
+        void *i = realloc(u->id, cap * sizeof *u->id);
+        if (i)
+            u->id = i;
+        if (!t || !i)
+            return -1;
+        u->cap = cap;
+    }
+    memcpy(u->tag[u->n], tag, LIAISON_HASH_BYTES);
+    memcpy(u->id[u->n++], id, LIAISON_MSGID_BYTES);
+    return 0;
+}
+
+/* Whether message id yields the fold tag of `tag` (1, *fold set), opened but did not
+ * (0), or could not be opened (-1). */
+static int fold_of(node_t *n, const uint8_t *id, const uint8_t *tag, uint8_t fold[LIAISON_HASH_BYTES])
+{
+    store_msg_t m;
+    uint8_t *pt = NULL, check[LIAISON_HASH_BYTES];
+    size_t pt_len = 0;
+    char patient[PAYLOAD_MAX_PATIENT_ID + 1];
+    if (control_open_stored(n, id, &m, &pt, &pt_len) != 0)
+        return -1;
+    bool ok = payload_patient(m.content_type, pt, pt_len, patient) == 1;
+    sodium_memzero(pt, pt_len);
+    free(pt);
+    if (ok) {
+        patient_tag(n->patient_key, patient, check);
+        ok = sodium_memcmp(check, tag, LIAISON_HASH_BYTES) == 0;
+        if (ok)
+            patient_fold_tag(n->patient_key, patient, fold);
+    }
+    sodium_memzero(patient, sizeof patient);
+    return ok ? 1 : 0;
+}
+
+static int fill_patient_folds(node_t *n, char *err, size_t errlen)
+{
+    unfolded_t u = {0};
+    if (store_patient_unfolded(n->store, collect_unfolded, &u) != 0) {
+        snprintf(err, errlen, "cannot read the patient index of %s: %s", n->paths.db_file,
+                 u.n == u.cap ? "out of memory" : store_error(n->store));
+        free(u.tag);
+        free(u.id);
+        return -1;
+    }
+    if (u.n == 0)
+        return 0;
+    size_t patients = 0, filled = 0, opened = 0;
+    bool ok = store_op_begin(n->store) == 0;
+    for (size_t i = 0, j; ok && i < u.n; i = j) {
+        for (j = i + 1; j < u.n && memcmp(u.tag[j], u.tag[i], LIAISON_HASH_BYTES) == 0; j++)
+            ;
+        patients++;
+        uint8_t fold[LIAISON_HASH_BYTES];
+        for (size_t k = i; k < j; k++) {
+            int f = fold_of(n, u.id[k], u.tag[i], fold);
+            opened += f >= 0;
+            if (f == 1) {
+                ok = store_patient_seen(n->store, u.tag[i], fold, false) == 0;
+                filled++;
+                break;
+            }
+        }
+    }
+    char details[200];
+    snprintf(details, sizeof details,
+             "patient index: fold tags filled in for %zu of %zu patients with messages from before it (%zu"
+             " messages read)",
+             filled, patients, opened);
+    if (ok && opened) { /* the daemon read clinical content: accounted for, by count only */
+        audit_entry_t e = {.actor = "daemon", .action = "patient-index-filled", .outcome = "ok", .details = details};
+        ok = node_audit(n, &e) == 0;
+    }
+    free(u.tag);
+    free(u.id);
+    if (store_op_end(n->store, ok) != 0 || !ok || !node_commit(n)) {
+        snprintf(err, errlen, "cannot fill in the patient index of %s: %s", n->paths.db_file, store_error(n->store));
+        return -1;
+    }
+    log_info("%s", details);
+    if (filled < patients)
+        log_warn("patient index: %zu patients have no message this node can open (their senders' keys are gone): a"
+                 " new spelling of their ids that differs only in letter case is not caught",
+                 patients - filled);
+    return 0;
+}
+
 static int start(daemon_state_t *d, const char *home, bool check_only, char *err, size_t errlen)
 {
     node_t *n = &d->node;
@@ -612,6 +720,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         snprintf(err, errlen, "cannot load the peer directory: %s", store_error(n->store));
         return -1;
     }
+    if (fill_patient_folds(n, err, errlen) != 0)
+        return -1;
     if (!(n->loop = loop_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;

@@ -113,7 +113,7 @@ enum stmt_id {
     ST_MSG_INSERT, ST_MSG_GET, ST_MSG_META, ST_MSG_READ,
     ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
     ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER, ST_AWAITING_ACK, ST_AWAITING_THEIR_ACK,
-    ST_PATIENT_SEEN, ST_PATIENT_KNOWN, ST_PATIENT_VARIANTS,
+    ST_PATIENT_SEEN, ST_PATIENT_KNOWN, ST_PATIENT_VARIANTS, ST_PATIENT_UNFOLDED,
     ST_COUNT
 };
 
@@ -174,6 +174,8 @@ static const char *stmt_sql[ST_COUNT] = {
     [ST_PATIENT_KNOWN] = "SELECT count(*) FROM patient_folds WHERE tag = ?1",
     [ST_PATIENT_VARIANTS] = "SELECT count(*) FROM messages WHERE patient_tag IN ("
                             STORE_PATIENT_VARIANT_TAGS("?1", "?2") ")",
+    [ST_PATIENT_UNFOLDED] = "SELECT patient_tag, id FROM messages WHERE patient_tag IS NOT NULL"
+                            " AND patient_tag NOT IN (SELECT tag FROM patient_folds) ORDER BY patient_tag, stored_ms",
 };
 
 struct store {
@@ -916,6 +918,22 @@ int store_patient_known(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES]
     sqlite3_bind_blob(st, 1, tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
     int64_t n = count_of(s, st, "look up a patient tag");
     return n < 0 ? -1 : n > 0;
+}
+
+int store_patient_unfolded(store_t *s, store_unfolded_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = stmt(s, ST_PATIENT_UNFOLDED);
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_HASH_BYTES || sqlite3_column_bytes(st, 1) != LIAISON_MSGID_BYTES)
+            continue; /* the table's CHECKs rule this out */
+        if ((out = cb(ctx, sqlite3_column_blob(st, 0), sqlite3_column_blob(st, 1))) != 0)
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "list patient tags without a fold tag");
+    sqlite3_reset(st);
+    return out < 0 ? -1 : 0;
 }
 
 int64_t store_patient_variants(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES],

@@ -209,6 +209,11 @@ int store_patient_known(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES]
 #define STORE_PATIENT_VARIANT_TAGS(TAG, FOLD)                                                                  \
     "SELECT tag FROM patient_folds WHERE fold = " FOLD " AND tag <> " TAG " AND distinct_ok = 0"               \
     " AND NOT EXISTS (SELECT 1 FROM patient_folds WHERE tag = " TAG " AND distinct_ok = 1)"
+/* Each message whose patient tag has no patient_folds row (stored before that table
+ * existed), ordered by tag: cb(ctx, tag, message id) returns 0 to go on, non-zero to
+ * stop (-1: an error). Returns 0 or -1. */
+typedef int (*store_unfolded_cb)(void *ctx, const uint8_t *tag, const uint8_t *id);
+int store_patient_unfolded(store_t *s, store_unfolded_cb cb, void *ctx);
 /* Messages on this node about such another spelling of the patient; -1 on error. */
 int64_t store_patient_variants(store_t *s, const uint8_t tag[static LIAISON_HASH_BYTES],
                                const uint8_t fold[static LIAISON_HASH_BYTES]);

@@ -605,6 +605,38 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
 #define check_acknowledgement(c, m, i) v_ack(c, m, i)
 #define check_case_review(c, m, i) v_review(c, m, i)
 
+/* The patient of an unpacked payload of type `type`: its PatientRef `patient`. */
+#define PATIENT_OF(type, fn)                                                                             \
+    do {                                                                                                 \
+        Liaison__Payload__##type *m_ = liaison__payload__##fn##__unpack(&arena.alloc, len, data);        \
+        rc = m_ ? 0 : -1;                                                                                \
+        if (m_ && m_->patient && payload_valid_patient_id(m_->patient->id)) {                            \
+            snprintf(out, PAYLOAD_MAX_PATIENT_ID + 1, "%s", m_->patient->id);                            \
+            rc = 1;                                                                                      \
+        }                                                                                                \
+        if (m_)                                                                                          \
+            liaison__payload__##fn##__free_unpacked(m_, &arena.alloc);                                   \
+    } while (0)
+
+int payload_patient(uint32_t ct, const uint8_t *data, size_t len, char out[PAYLOAD_MAX_PATIENT_ID + 1])
+{
+    out[0] = 0;
+    if (len > LIAISON_MAX_PAYLOAD)
+        return -1;
+    int rc = 0;
+    _Alignas(16) uint8_t abuf[PAYLOAD_ARENA_BYTES];
+    pb_arena_t arena;
+    pb_arena_init(&arena, abuf, sizeof abuf);
+    switch (ct) {
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_PROGRESS_NOTE: PATIENT_OF(ProgressNote, progress_note); break;
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_MEDICATION_CHANGE: PATIENT_OF(MedicationChange, medication_change); break;
+    case LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW: PATIENT_OF(CaseReview, case_review); break;
+    default: break; /* no patient in the others */
+    }
+    pb_arena_release(&arena);
+    return rc;
+}
+
 int payload_validate(uint32_t ct, const uint8_t *data, size_t len, payload_info_t *info, char *err, size_t errlen)
 {
     payload_info_t scratch;

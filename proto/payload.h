@@ -61,6 +61,11 @@ __attribute__((warn_unused_result))
 int payload_validate(uint32_t content_type, const uint8_t *data, size_t len, payload_info_t *info, char *err,
                      size_t errlen);
 
+/* The patient id a stored payload names, decoded but not validated otherwise (the rules
+ * of the day may be stricter than those it was accepted under). Returns 1 with out set
+ * (a valid patient id), 0 the payload names none (or an invalid one), -1 undecodable. */
+int payload_patient(uint32_t content_type, const uint8_t *data, size_t len, char out[PAYLOAD_MAX_PATIENT_ID + 1]);
+
 /* True if s is a patient local id: 1..64 bytes of [A-Za-z0-9._:-]. */
 bool payload_valid_patient_id(const char *s);
 

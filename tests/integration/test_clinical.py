@@ -3,6 +3,7 @@
 with closed-loop acknowledgement, overdue flags, case reviews, the patient timeline."""
 import json
 import os
+import sqlite3
 import stat
 import time
 import unittest
@@ -475,6 +476,52 @@ class Clinical(NodeTest):
         self.assertIn("Note: 2 disclosure records on this node are about a patient id that differs from 'P-1042'",
                       p.cli("audit", "disclosures", "--patient", "P-1042").stdout)
         self.assertEqual(p.json("audit", "disclosures", "--patient", "p-1042")["patient_case_variants"], 0)
+
+    def test_patient_index_filled_in_for_messages_from_before_it(self):
+        t, p, _ = self.team()
+        first = note(t, "dr.okafor", "P-1042", "week 1")
+        review = p.cli("review", "open", "--with", "dr.alvarez", "--patient", "MRN-7", "--question", "Plan?").stdout
+        self.wait_delivered(t, first, "dr.okafor")
+        wait_for(lambda: t.query("SELECT count(*) FROM messages WHERE content_type = 5")[0][0] == 1, 20,
+                 "the review to arrive")
+        # A database from before patient_folds: the messages are there, their fold tags not.
+        for n in (t, p):
+            n.stop()
+            con = sqlite3.connect(n.db_path, isolation_level=None)
+            con.execute("DELETE FROM patient_folds")
+            con.close()
+            self.assertEqual(n.query("SELECT count(*) FROM patient_folds")[0][0], 0)
+            n.start()
+        # Filled in at start-up from the messages themselves, sent and received alike.
+        for n in (t, p):
+            self.assertEqual(n.query("SELECT count(*) FROM patient_folds")[0][0], 2)
+            filled = n.audit("patient-index-filled")
+            self.assertEqual(len(filled), 1)
+            self.assertIn("fold tags filled in for 2 of 2 patients", filled[0][6])
+            self.assertNotIn("1042", repr(n.audit()))
+            with open(n.log, errors="replace") as f:
+                log = f.read()
+            self.assertIn("patient index: fold tags filled in for 2 of 2 patients", log)
+            self.assertNotIn("P-1042", log)
+            self.assertNotIn("MRN-7", log)
+        # ...so a new spelling of an old patient's id is caught again.
+        r = t.cli("note", "--to", "dr.okafor", "--patient", "p-1042", "--session-date", "2024-11-16", "-",
+                  input="week 2", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("differs only in letter case", r.stderr)
+        r = t.cli("note", "--to", "dr.okafor", "--patient", "mrn-7", "--session-date", "2024-11-16", "-",
+                  input="x", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        fhir = json.loads(t.cli("audit", "export", "--format", "fhir").stdout)
+        filled = [e["resource"] for e in fhir["entry"]
+                  if any(c.get("code") == "patient-index-filled" for c in e["resource"].get("subtype", []))]
+        self.assertEqual(len(filled), 1)
+        self.assertEqual(filled[0]["type"]["code"], "110110")
+        # Once done, a restart reads nothing again.
+        t.stop()
+        t.start()
+        self.assertEqual(len(t.audit("patient-index-filled")), 1)
+        self.assertTrue(review)
 
 
 if __name__ == "__main__":

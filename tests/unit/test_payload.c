@@ -787,6 +787,52 @@ static void test_enum_names(void **state)
     assert_false(payload_valid_date("1900-02-29"));
 }
 
+/* payload_patient: the patient id of a stored payload, without the rules of the day. */
+static int patient_of(uint32_t ct, const ProtobufCMessage *m, char out[PAYLOAD_MAX_PATIENT_ID + 1])
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    assert_non_null(buf);
+    protobuf_c_message_pack(m, buf);
+    int rc = payload_patient(ct, buf, n, out);
+    free(buf);
+    return rc;
+}
+
+static void test_patient_of_stored_payloads(void **state)
+{
+    (void)state;
+    char id[PAYLOAD_MAX_PATIENT_ID + 1];
+    note_fx_t nf;
+    note_init(&nf);
+    assert_int_equal(patient_of(CT_NOTE, &nf.n.base, id), 1);
+    assert_string_equal(id, "P-1042");
+    med_fx_t mf;
+    med_init(&mf);
+    mf.p.id = "mrn:77";
+    mf.m.new_dose = "1 mg daily"; /* an "increase" to a lower dose: refused today, its patient still read */
+    char err[300];
+    assert_int_equal(check(CT_MED, &mf.m.base, NULL, err, sizeof err), -1);
+    assert_int_equal(patient_of(CT_MED, &mf.m.base, id), 1);
+    assert_string_equal(id, "mrn:77");
+    review_fx_t rf;
+    review_init(&rf);
+    assert_int_equal(patient_of(CT_REVIEW, &rf.r.base, id), 1);
+    assert_string_equal(id, "P-1042");
+    rf.p.id = "P/1"; /* not a patient id */
+    assert_int_equal(patient_of(CT_REVIEW, &rf.r.base, id), 0);
+    assert_string_equal(id, "");
+    rf.r.patient = NULL;
+    assert_int_equal(patient_of(CT_REVIEW, &rf.r.base, id), 0);
+    /* Types without a patient, and what does not decode. */
+    Liaison__Payload__TextMessage tm = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    tm.text = "hello";
+    assert_int_equal(patient_of(CT_TEXT, &tm.base, id), 0);
+    uint8_t junk[3] = {0xff, 0xff, 0xff};
+    assert_int_equal(payload_patient(CT_NOTE, junk, sizeof junk, id), -1);
+    assert_int_equal(payload_patient(CT_NOTE, junk, LIAISON_MAX_PAYLOAD + 1, id), -1);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -798,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_note_errors_keep_text_after_colon), cmocka_unit_test(test_note_score_names),
         cmocka_unit_test(test_quoting),     cmocka_unit_test(test_text_reasons), cmocka_unit_test(test_med_coherent),
         cmocka_unit_test(test_garbage_and_types), cmocka_unit_test(test_enum_names),
+        cmocka_unit_test(test_patient_of_stored_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
