@@ -5,12 +5,16 @@ sends messages between them at a steady rate for a given time, and samples each
 daemon's resident memory (VmRSS), open file descriptors (/proc/PID/fd) and queue
 depth (deliveries waiting for a receipt) every few seconds. Prints a table and a
 verdict: "flat" when nothing grows after the warm-up, "growing" otherwise (exit 1).
+The warm-up must outlast the filling of each daemon's SQLite page cache, which grows
+by design up to its 16 MiB cap (docs/PERFORMANCE.md, finding 9): about two minutes at
+the default 40 msg/s, about seven at 10 msg/s.
 
-    LIAISON_BUILD=build python3 tests/soak.py --seconds 120
-    python3 tests/soak.py --build build --nodes 3 --rate 20 --seconds 600 --interval 10
+    LIAISON_BUILD=build python3 tests/soak.py
+    python3 tests/soak.py --build build --nodes 4 --rate 40 --seconds 3600 --interval 30
 
 Each message goes to one or two other nodes (round robin); every tenth send is
-followed by a `liaison list` on its recipient, so reads are exercised too. At the end
+followed by a `liaison list` on its recipient, so reads are exercised too, and another
+tenth by a `liaison wait` on its sender. At the end
 the queues must drain, every message must be delivered exactly once and every audit
 log must verify."""
 import argparse
@@ -73,13 +77,13 @@ def verdict(series, warmup):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=120)
+    ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--nodes", type=int, default=3)
-    ap.add_argument("--rate", type=float, default=10.0, help="messages per second, all nodes together")
-    ap.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    ap.add_argument("--rate", type=float, default=40.0, help="messages per second, all nodes together")
+    ap.add_argument("--interval", type=float, default=20.0, help="seconds between samples")
     ap.add_argument("--warmup", type=float, default=None,
                     help="seconds ignored by the verdict (default: half the run, at least 30 s; SQLite's page"
-                         " cache fills to its 2 MB cap during the first minute at 10 msg/s)")
+                         " cache fills to its 16 MiB cap during the first two minutes at 40 msg/s)")
     ap.add_argument("--size", type=int, default=2000, help="bytes of text per message")
     ap.add_argument("--build", default=os.environ.get("LIAISON_BUILD", os.path.join(HERE, "..", "build")))
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -143,6 +147,10 @@ def main():
                     failures += 1
                 if i % 10 == 9:
                     to[0].cli("list", "--json", check=False)
+                if i % 10 == 4 and r.returncode == 0 and len(mid) == 32:
+                    # A wait on the sender, answered when the message settles (or after 5 s).
+                    if src.cli("wait", mid, "--timeout", "5", check=False).returncode not in (0, 5):
+                        failures += 1
                 i += 1
                 next_send += 1.0 / args.rate
             time.sleep(max(0.0, min(next_send, next_sample) - time.monotonic()))
