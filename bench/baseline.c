@@ -14,6 +14,8 @@
  *  - SQLite with the pragmas of daemon/store.c (WAL, synchronous=FULL, foreign_keys,
  *    secure_delete): durable single-row commits per second, and the CPU cost per
  *    message of storing the envelope and the receipt in group commits of 64 messages.
+ *  - receipts both alone (the latency floor: a lone message's) and in batches of 64
+ *    under one signature (the bound: under load, PROTOCOL.md 7.1).
  *
  * The bound for one daemon per core: each daemon spends its crypto, half of the
  * measured CURVE transport cost, and one message's storage per message; the slower
@@ -21,6 +23,10 @@
  * sequence (the sender stores the send, the recipient stores the envelope, the sender
  * stores the receipt), the four signature/AEAD steps and one CURVE round trip. */
 #include "bench.h"
+
+/* Messages per group commit in the SQLite figure, and receipts per batch signature in
+ * the libsodium one (a recipient signs the receipts of one commit together). */
+#define BASELINE_BATCH 64u
 
 #include <math.h>
 #include <pthread.h>
@@ -63,6 +69,9 @@ typedef struct crypto_ctx {
     uint8_t *rcpt;           /* one receipt, for the sender's side */
     size_t rcpt_len;
     receipt_t r;
+    receipt_t rs[BASELINE_BATCH];   /* a batch of receipts (PROTOCOL.md 7.1) ... */
+    uint8_t *batch[BASELINE_BATCH]; /* ... as the recipient signs them, for the sender's side */
+    size_t batch_len[BASELINE_BATCH];
 } crypto_ctx_t;
 
 static int op_seal(void *p)
@@ -122,6 +131,33 @@ static int op_rcpt_verify(void *p)
     return receipt_verify(c->rcpt, c->rcpt_len, c->b->sign_pk, &r, err, sizeof err);
 }
 
+/* One batch of BASELINE_BATCH receipts signed; the caller divides by the batch. */
+static int op_rcpt_make_batch(void *p)
+{
+    crypto_ctx_t *c = p;
+    uint8_t *outs[BASELINE_BATCH];
+    size_t lens[BASELINE_BATCH];
+    if (receipt_make_batch(c->b, c->rs, BASELINE_BATCH, outs, lens) != 0)
+        return -1;
+    for (size_t i = 0; i < BASELINE_BATCH; i++)
+        free(outs[i]);
+    return 0;
+}
+
+/* The receipts of one batch checked as delivery.c does (one signature verification,
+ * then the cache). */
+static int op_rcpt_verify_batch(void *p)
+{
+    crypto_ctx_t *c = p;
+    receipt_cache_t cache = {0};
+    receipt_t r;
+    char err[128];
+    for (size_t i = 0; i < BASELINE_BATCH; i++)
+        if (receipt_verify_cached(c->batch[i], c->batch_len[i], c->b->sign_pk, &cache, &r, err, sizeof err) != 0)
+            return -1;
+    return 0;
+}
+
 static int crypto_bench(size_t size, double seconds, baseline_t *b, size_t *env_len, size_t *rcpt_len)
 {
     crypto_ctx_t c = {0};
@@ -144,16 +180,26 @@ static int crypto_bench(size_t size, double seconds, baseline_t *b, size_t *env_
     snprintf(c.r.sender, sizeof c.r.sender, "node-a");
     if (receipt_make(c.b, &c.r, &c.rcpt, &c.rcpt_len) != 0)
         goto out;
-    double q = seconds / 4;
+    for (size_t i = 0; i < BASELINE_BATCH; i++) {
+        c.rs[i] = c.r;
+        c.rs[i].message_id[15] ^= (uint8_t)i;
+    }
+    if (receipt_make_batch(c.b, c.rs, BASELINE_BATCH, c.batch, c.batch_len) != 0)
+        goto out;
+    double q = seconds / 6;
     if ((b->seal_us = per_call_us(op_seal, &c, q)) < 0 || (b->open_us = per_call_us(op_open, &c, q)) < 0 ||
         (b->rcpt_make_us = per_call_us(op_rcpt_make, &c, q)) < 0 ||
-        (b->rcpt_verify_us = per_call_us(op_rcpt_verify, &c, q)) < 0)
+        (b->rcpt_verify_us = per_call_us(op_rcpt_verify, &c, q)) < 0 ||
+        (b->rcpt_make_batch_us = per_call_us(op_rcpt_make_batch, &c, q) / BASELINE_BATCH) < 0 ||
+        (b->rcpt_verify_batch_us = per_call_us(op_rcpt_verify_batch, &c, q) / BASELINE_BATCH) < 0)
         goto out;
-    b->send_crypto_us = b->seal_us + b->rcpt_verify_us;
-    b->recv_crypto_us = b->open_us + b->rcpt_make_us;
+    /* Under load a recipient signs the receipts of each commit together (delivery.c), as
+     * many as the SQLite figure below puts in a commit. */
+    b->send_crypto_us = b->seal_us + b->rcpt_verify_batch_us;
+    b->recv_crypto_us = b->open_us + b->rcpt_make_batch_us;
     /* On the wire each travels in a Frame (a few bytes of protobuf around it). */
     *env_len = c.env_len + 8;
-    *rcpt_len = c.rcpt_len + 8;
+    *rcpt_len = c.batch_len[0] + 8; /* under load receipts carry their batch proofs */
     rc = 0;
 out:
     keys_destroy(&c.a);
@@ -161,6 +207,8 @@ out:
     free(c.payload);
     free(c.env);
     free(c.rcpt);
+    for (size_t i = 0; i < BASELINE_BATCH; i++)
+        free(c.batch[i]);
     return rc;
 }
 
@@ -343,14 +391,14 @@ static int sqlite_bench(const char *dir, size_t env_len, size_t rcpt_len, double
         n++;
     }
     b->sql_commit_s = (double)n / ((double)(now_ns() - t0) / 1e9);
-    /* (b) group commit: 64 messages (envelope row + receipt row) per transaction */
+    /* (b) group commit: BASELINE_BATCH messages (envelope row + receipt row) per transaction */
     n = 0;
     t0 = now_ns();
     uint64_t c0 = cpu_thread_ns();
     end = t0 + (uint64_t)(seconds / 2 * 1e9);
     while (!bad && now_ns() < end) {
         bad |= STEP(begin);
-        for (int i = 0; i < 64 && !bad; i++) {
+        for (unsigned i = 0; i < BASELINE_BATCH && !bad; i++) {
             uint8_t id[16];
             randombytes_buf(id, sizeof id);
             sqlite3_bind_blob(ins_env, 1, id, 16, SQLITE_STATIC);
@@ -424,6 +472,8 @@ void baseline_merge(const baseline_t *a, const baseline_t *b, baseline_t *out)
     MEAN(rcpt_verify_us);
     MEAN(open_us);
     MEAN(rcpt_make_us);
+    MEAN(rcpt_verify_batch_us);
+    MEAN(rcpt_make_batch_us);
     MEAN(send_crypto_us);
     MEAN(recv_crypto_us);
     MEAN(zmq_msgs_s);
@@ -449,6 +499,9 @@ json_t *baseline_json(const baseline_t *b)
     json_object_set_new(c, "receipt_verify_us", num(b->rcpt_verify_us));
     json_object_set_new(c, "open_us", num(b->open_us));
     json_object_set_new(c, "receipt_make_us", num(b->rcpt_make_us));
+    json_object_set_new(c, "receipt_verify_batched_us", num(b->rcpt_verify_batch_us));
+    json_object_set_new(c, "receipt_make_batched_us", num(b->rcpt_make_batch_us));
+    json_object_set_new(c, "receipt_batch", json_integer(BASELINE_BATCH));
     json_object_set_new(c, "sender_us", num(b->send_crypto_us));
     json_object_set_new(c, "recipient_us", num(b->recv_crypto_us));
     json_object_set_new(o, "libsodium", c);

@@ -376,7 +376,7 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
         /* Recipients connected now get the envelope from memory once this commits. */
         uint64_t retry_at = delivery_first_retry_ms(n, now);
         delivery_direct(n, msgid, env, env_len, (const char *const *)names + 1, nr - 1, retry_at, direct);
-        ok = store_msg_insert(n->store, &m, env, env_len, NULL, 0) == 0 &&
+        ok = store_msg_insert(n->store, &m, env, env_len) == 0 &&
              (!m.has_patient_tag || store_patient_seen(n->store, m.patient_tag, fold, distinct_patient) == 0) &&
              clinical_record(n, n->cfg.id, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, names, nr,
                              now) == 0;

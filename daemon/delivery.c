@@ -96,6 +96,130 @@ static void send_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const ui
         node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
 }
 
+/* Holds the receipt for a message stored in the open batch (again: one held earlier in
+ * the batch, for a retransmission of the same envelope). Returns 0 or -1. */
+static int hold_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const receipt_t *r, bool again)
+{
+    if (rid_len > sizeof n->held[0].rid)
+        return -1;
+    if (n->n_held == n->cap_held) {
+        size_t cap = n->cap_held ? 2 * n->cap_held : 64;
+        held_receipt_t *h = realloc(n->held, cap * sizeof *h);
+        if (!h)
+            return -1;
+        n->held = h;
+        n->cap_held = cap;
+    }
+    held_receipt_t *h = &n->held[n->n_held++];
+    h->r = *r;
+    memcpy(h->rid, rid, rid_len);
+    h->rid_len = rid_len;
+    h->txn = store_txn_id(n->store);
+    h->again = again;
+    return 0;
+}
+
+/* Index of the receipt held in transaction txn for message id (not a copy), or -1. */
+static ptrdiff_t held_find(const node_t *n, const uint8_t *id, uint64_t txn)
+{
+    for (size_t i = 0; i < n->n_held; i++)
+        if (!n->held[i].again && n->held[i].txn == txn &&
+            memcmp(n->held[i].r.message_id, id, LIAISON_MSGID_BYTES) == 0)
+            return (ptrdiff_t)i;
+    return -1;
+}
+
+/* Signs the receipts held[idx[0..k)) as one batch, stores them, and queues them for
+ * the commit; bytes[idx[i]] keeps each receipt for retransmissions in the batch. */
+static int sign_batch(node_t *n, const size_t *idx, size_t k, uint8_t **bytes, size_t *lens)
+{
+    receipt_t *rs = malloc(k * sizeof *rs);
+    uint8_t **outs = calloc(k, sizeof *outs);
+    size_t *out_lens = calloc(k, sizeof *out_lens);
+    int rc = -1;
+    if (!rs || !outs || !out_lens)
+        goto out;
+    for (size_t i = 0; i < k; i++)
+        rs[i] = n->held[idx[i]].r;
+    if (receipt_make_batch(n->keys, rs, k, outs, out_lens) != 0) {
+        log_err("cannot sign a batch of %zu receipts", k);
+        goto out;
+    }
+    bool ok = store_op_begin(n->store) == 0;
+    for (size_t i = 0; ok && i < k; i++)
+        ok = store_receipt_issued(n->store, rs[i].message_id, outs[i], out_lens[i]) == 0;
+    if (store_op_end(n->store, ok) != 0 || !ok) {
+        log_err("cannot store %zu receipts: %s", k, store_error(n->store));
+        goto out;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const held_receipt_t *h = &n->held[idx[i]];
+        send_receipt(n, h->rid, h->rid_len, outs[i], out_lens[i]);
+        bytes[idx[i]] = outs[i];
+        lens[idx[i]] = out_lens[i];
+        outs[i] = NULL;
+    }
+    rc = 0;
+out:
+    if (outs)
+        for (size_t i = 0; i < k; i++)
+            free(outs[i]);
+    free(outs);
+    free(out_lens);
+    free(rs);
+    return rc;
+}
+
+int delivery_before_commit(node_t *n)
+{
+    size_t total = n->n_held;
+    if (total == 0)
+        return 0;
+    int rc = 0;
+    uint64_t txn = store_txn_id(n->store);
+    uint8_t **bytes = calloc(total, sizeof *bytes);
+    size_t *lens = calloc(total, sizeof *lens), *idx = calloc(total, sizeof *idx);
+    bool *done = calloc(total, sizeof *done);
+    if (!bytes || !lens || !idx || !done) {
+        rc = -1;
+        goto out;
+    }
+    /* One batch per sender (each sender learns only its own receipts' proofs), in the
+     * order the envelopes arrived, at most RECEIPT_BATCH_MAX to a signature. A receipt
+     * held by a transaction rolled back since is dropped: its message is not stored. */
+    for (size_t i = 0; rc == 0 && i < total; i++) {
+        if (done[i] || n->held[i].again || n->held[i].txn != txn)
+            continue;
+        size_t k = 0;
+        for (size_t j = i; j < total && k < RECEIPT_BATCH_MAX; j++) {
+            const held_receipt_t *h = &n->held[j];
+            if (!done[j] && !h->again && h->txn == txn && strcmp(h->r.sender, n->held[i].r.sender) == 0) {
+                done[j] = true;
+                idx[k++] = j;
+            }
+        }
+        rc = sign_batch(n, idx, k, bytes, lens);
+    }
+    for (size_t i = 0; rc == 0 && i < total; i++) {
+        const held_receipt_t *h = &n->held[i];
+        if (!h->again || h->txn != txn)
+            continue;
+        ptrdiff_t first = held_find(n, h->r.message_id, txn);
+        if (first >= 0 && bytes[first])
+            send_receipt(n, h->rid, h->rid_len, bytes[first], lens[first]);
+    }
+out:
+    if (bytes)
+        for (size_t i = 0; i < total; i++)
+            free(bytes[i]);
+    free(bytes);
+    free(lens);
+    free(idx);
+    free(done);
+    n->n_held = 0;
+    return rc;
+}
+
 static void join_recipients(const Liaison__Wire__Header *h, char *out, size_t cap)
 {
     size_t off = 0;
@@ -111,8 +235,8 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     char err[256];
     int code = 0;
     envelope_t *e = NULL;
-    uint8_t *pt = NULL, *stored_receipt = NULL, *receipt = NULL;
-    size_t pt_len = 0, stored_len = 0, receipt_len = 0;
+    uint8_t *pt = NULL, *stored_receipt = NULL;
+    size_t pt_len = 0, stored_len = 0;
 
     if (envelope_parse(bytes, len, &e, &code, err, sizeof err) != 0) {
         reject(n, peer, rid, rid_len, NULL, code, 0, err);
@@ -164,7 +288,10 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     }
     if (found == 0) {
         /* A replay or a retry after a lost receipt: answer with the original receipt, store nothing. */
-        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0 && stored_receipt) {
+        /* Stored in the open batch, its receipt not yet signed: the same receipt goes
+         * to this copy too once the batch is signed. */
+        ptrdiff_t held = stored_receipt ? -1 : held_find(n, msgid, store_txn_id(n->store));
+        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0 && (stored_receipt || held >= 0)) {
             char actor[LIAISON_MAX_ID + 8];
             snprintf(actor, sizeof actor, "peer:%s", peer);
             if (store_op_begin(n->store) == 0) {
@@ -173,7 +300,13 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                                    .details = "already stored; original receipt sent again"};
                 store_op_end(n->store, node_audit(n, &a) == 0);
             }
-            send_receipt(n, rid, rid_len, stored_receipt, stored_len);
+            if (stored_receipt)
+                send_receipt(n, rid, rid_len, stored_receipt, stored_len);
+            else {
+                receipt_t first = n->held[held].r; /* hold_receipt may move n->held */
+                if (hold_receipt(n, rid, rid_len, &first, true) != 0)
+                    log_warn("out of memory: a retransmission from %s goes unanswered (it is retried)", peer);
+            }
         } else {
             reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONFLICT, ct,
                    "message id already used by a different message");
@@ -236,10 +369,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     memcpy(r.envelope_hash, hash, LIAISON_HASH_BYTES);
     snprintf(r.recipient, sizeof r.recipient, "%s", n->cfg.id);
     snprintf(r.sender, sizeof r.sender, "%s", h->sender);
-    if (receipt_make(n->keys, &r, &receipt, &receipt_len) != 0) {
-        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "cannot sign a receipt");
-        goto out;
-    }
+    size_t held_mark = n->n_held;
     bool ok = store_op_begin(n->store) == 0;
     if (ok) {
         char actor[LIAISON_MAX_ID + 8];
@@ -252,7 +382,9 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                            .peer = peer, .content_type = ct,
                            .patient_tag = m.has_patient_tag ? m.patient_tag : ack_tagged ? ack_tag : NULL,
                            .details = ack_details[0] ? ack_details : NULL};
-        ok = store_msg_insert(n->store, &m, bytes, len, receipt, receipt_len) == 0 &&
+        /* The receipt is signed with the rest of its batch, just before the commit
+         * (delivery_before_commit), and sent after it. */
+        ok = store_msg_insert(n->store, &m, bytes, len) == 0 && hold_receipt(n, rid, rid_len, &r, false) == 0 &&
              (!m.has_patient_tag || store_patient_seen(n->store, m.patient_tag, fold, false) == 0) &&
              clinical_record(n, h->sender, msgid, ct, &info, m.has_patient_tag ? m.patient_tag : NULL, h->recipients,
                              h->n_recipients, h->created_ms) == 0 &&
@@ -261,6 +393,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
             ok = false;
     }
     if (!ok) {
+        n->n_held = held_mark; /* the operation was rolled back: no receipt for it */
         log_warn("cannot store a message from %s: %s", peer, store_error(n->store));
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct,
                "the recipient cannot store messages right now");
@@ -271,14 +404,12 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     char hex[TEXT_MSGID_HEX];
     text_msgid_to_hex(msgid, hex);
     log_debug("received %s from %s", hex, peer);
-    send_receipt(n, rid, rid_len, receipt, receipt_len);
 out:
     if (pt) {
         sodium_memzero(pt, pt_len);
         free(pt);
     }
     free(stored_receipt);
-    free(receipt);
     envelope_destroy(&e);
 }
 
@@ -398,7 +529,7 @@ static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
         return;
     receipt_t r;
     char err[160];
-    bool ok = receipt_verify(bytes, len, p->card.sign_pk, &r, err, sizeof err) == 0;
+    bool ok = receipt_verify_cached(bytes, len, p->card.sign_pk, &n->receipt_cache, &r, err, sizeof err) == 0;
     receipt_checked(n, p, ok ? &r : NULL, ok ? NULL : err, bytes, len);
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The message lifecycle between daemons: queueing a sealed envelope for its
  * recipients, transmitting due deliveries with capped exponential backoff,
- * accepting (or rejecting) inbound envelopes with signed receipts, and storing the
+ * accepting (or rejecting) inbound envelopes with receipts signed a batch at a time, and storing the
  * receipts and rejections that come back. */
 #ifndef LIAISON_DELIVERY_H
 #define LIAISON_DELIVERY_H
@@ -43,6 +43,13 @@ uint64_t delivery_first_retry_ms(const node_t *n, uint64_t now_ms);
  * false: drops everything). A transmission the transport does not take is left to the
  * pump, due at once. */
 void delivery_after_commit(node_t *n, bool committed, uint64_t txn);
+
+/* node_commit's step before the commit: signs the receipts held for the messages the
+ * batch stores, one signature per sender (PROTOCOL.md 7.1), stores them in the same
+ * transaction and queues them to be sent after the commit. Returns 0, or -1 if they
+ * could not be signed or stored: the batch must then be rolled back (a message is
+ * never committed without its receipt). */
+int delivery_before_commit(node_t *n);
 
 /* Transmits every delivery that is due. Returns 0 or -1. */
 int delivery_pump(node_t *n);

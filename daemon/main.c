@@ -790,6 +790,7 @@ static void stop(daemon_state_t *d)
     free(n->deferred);
     delivery_direct_cancel(n, 0);
     free(n->outgoing);
+    free(n->held);
     audit_close(&n->audit);
     if (n->backfill) {
         backfill_stats_t bs;

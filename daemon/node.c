@@ -79,13 +79,19 @@ bool node_commit(node_t *n)
     uint64_t txn = store_txn_id(n->store);
     if (had_txn) {
         n->batches++;
-        if (store_commit(n->store) != 0) {
+        if (delivery_before_commit(n) != 0) {
+            ok = false;
+            n->commits_failed++;
+            log_err("the batch's receipts could not be signed or stored: its transaction is rolled back");
+            store_rollback(n->store);
+        } else if (store_commit(n->store) != 0) {
             ok = false;
             n->commits_failed++;
             log_err("commit failed: %s", store_error(n->store));
             store_rollback(n->store);
         }
     }
+    n->n_held = 0; /* held by a transaction rolled back earlier: their messages are not stored */
     /* First the envelopes to peers (their delivery is what everyone waits for: the
      * client's answer says only "stored"), then the answers held for this commit. */
     delivery_after_commit(n, ok && had_txn, txn);

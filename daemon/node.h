@@ -17,6 +17,7 @@
 #include "directory.h"
 #include "keys.h"
 #include "loop.h"
+#include "receipt.h"
 #include "store.h"
 
 /* An answer held back until the batch commits. */
@@ -30,6 +31,16 @@ typedef struct deferred {
     uint64_t request_id;
     uint64_t txn;               /* store_txn_id of the transaction that holds its change */
 } deferred_t;
+
+/* A receipt for a message stored in the open batch, signed with the rest of its batch
+ * just before the commit (delivery_before_commit) and sent after it. */
+typedef struct held_receipt {
+    receipt_t r;
+    uint8_t rid[256];           /* routing id of the sender's connection */
+    size_t rid_len;
+    uint64_t txn;               /* store_txn_id of the transaction that stores the message */
+    bool again;                 /* a retransmission within the batch: the same receipt, sent again */
+} held_receipt_t;
 
 typedef struct refused_key {
     uint8_t key[LIAISON_KEY_BYTES];
@@ -61,6 +72,9 @@ typedef struct node {
     deferred_t *deferred;
     size_t n_deferred, cap_deferred;
     bool pump_needed;           /* deliveries may be due: run the pump after commit */
+    held_receipt_t *held;       /* receipts to sign when the batch commits (delivery.h) */
+    size_t n_held, cap_held;
+    receipt_cache_t receipt_cache; /* the loop's last verified batch signature (receipt.h) */
     struct outgoing *outgoing;  /* first transmissions held until their batch commits (delivery.h) */
     size_t n_outgoing, cap_outgoing;
     uint64_t due_hint_ms;       /* earliest retry they scheduled (UINT64_MAX: none); main.c takes it */

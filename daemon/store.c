@@ -11,7 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+/* 2: receipts_issued (receipts signed a batch at a time). A database of version 1 is
+ * upgraded when it is opened for writing: the table is created, nothing else changes.
+ * A release of version 1 must not open it afterwards (it would take a retransmission of
+ * a message received since for a conflict), which the version number stops. */
+#define SCHEMA_VERSION 2
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta("
@@ -68,6 +72,12 @@ static const char schema_sql[] =
     "  delivered_ms INTEGER,"
     "  PRIMARY KEY(message_id, recipient)) STRICT, WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries(next_attempt_ms) WHERE state < 2;"
+    /* The receipt this node issued for each message it received (PROTOCOL.md 7.1), kept
+     * to answer a retransmission with it. Receipts are signed when their batch commits,
+     * after the message row is written; rows of messages received before receipts were
+     * batched have it in messages.receipt instead. */
+    "CREATE TABLE IF NOT EXISTS receipts_issued("
+    "  message_id BLOB PRIMARY KEY REFERENCES messages(id), receipt BLOB NOT NULL) STRICT, WITHOUT ROWID;"
     /* Acknowledgements seen on this node (ours and others'), per acknowledged message. */
     "CREATE TABLE IF NOT EXISTS acks("
     "  message_id BLOB NOT NULL, by TEXT NOT NULL, ack_id BLOB NOT NULL, at_ms INTEGER NOT NULL,"
@@ -113,7 +123,7 @@ enum stmt_id {
     ST_MSG_INSERT, ST_MSG_GET, ST_MSG_META, ST_MSG_READ,
     ST_DLV_ADD, ST_DLV_DUE, ST_DLV_NEXT, ST_DLV_ATTEMPT, ST_DLV_DONE, ST_DLV_REJECT, ST_DLV_WAKE,
     ST_DLV_EACH, ST_DEPTH_ALL, ST_DEPTH_PEER, ST_AWAITING_ACK, ST_AWAITING_THEIR_ACK,
-    ST_PATIENT_SEEN, ST_PATIENT_KNOWN, ST_PATIENT_VARIANTS, ST_PATIENT_UNFOLDED,
+    ST_PATIENT_SEEN, ST_PATIENT_KNOWN, ST_PATIENT_VARIANTS, ST_PATIENT_UNFOLDED, ST_RCPT_ISSUED,
     ST_COUNT
 };
 
@@ -132,10 +142,12 @@ static const char *stmt_sql[ST_COUNT] = {
     [ST_PEER_HIST] = "SELECT id, card, added_ms FROM peers WHERE id = ?1 ORDER BY rowid DESC",
     [ST_MSG_INSERT] = "INSERT INTO messages(id, outgoing, sender, recipients, created_ms, content_type, thread_id,"
                       " envelope, envelope_hash, stored_ms, read_ms, patient_tag, receipt, ack_required, urgent, ref_id)"
-                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, ?12, ?13, ?14, ?15)"
+                      " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?11, NULL, ?13, ?14, ?15)"
                       " ON CONFLICT(id) DO NOTHING",
     [ST_MSG_GET] = "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
-                   " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id, envelope, receipt FROM messages WHERE id = ?1",
+                   " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id, envelope,"
+                   " coalesce(receipt, (SELECT r.receipt FROM receipts_issued r WHERE r.message_id = messages.id))"
+                   " FROM messages WHERE id = ?1",
     /* ST_MSG_GET without the envelope and receipt: reading a 4 KB envelope means its
      * overflow pages and a copy, for callers that only want the metadata. */
     [ST_MSG_META] = "SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
@@ -176,6 +188,7 @@ static const char *stmt_sql[ST_COUNT] = {
                             STORE_PATIENT_VARIANT_TAGS("?1", "?2") ")",
     [ST_PATIENT_UNFOLDED] = "SELECT patient_tag, id FROM messages WHERE patient_tag IS NOT NULL"
                             " AND patient_tag NOT IN (SELECT tag FROM patient_folds) ORDER BY patient_tag, stored_ms",
+    [ST_RCPT_ISSUED] = "INSERT INTO receipts_issued(message_id, receipt) VALUES(?1, ?2)",
 };
 
 struct store {
@@ -347,7 +360,11 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
         char v[32];
         snprintf(v, sizeof v, "%d", SCHEMA_VERSION);
         sqlite3_stmt *st = NULL;
-        int ok = sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO meta(key, value) VALUES('schema_version', ?1)", -1,
+        /* store_schema_check refused a newer version: this creates or upgrades. */
+        int ok = sqlite3_prepare_v2(s->db,
+                                    "INSERT INTO meta(key, value) VALUES('schema_version', ?1)"
+                                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                    -1,
                                     &st, NULL) == SQLITE_OK &&
                  sqlite3_bind_blob(st, 1, v, (int)strlen(v), SQLITE_TRANSIENT) == SQLITE_OK &&
                  sqlite3_step(st) == SQLITE_DONE;
@@ -358,8 +375,24 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
             goto bad;
         }
     }
-    if (s->readonly && store_schema_check(s->db, path, err, errlen) != 0)
-        goto bad;
+    if (s->readonly) {
+        if (store_schema_check(s->db, path, err, errlen) != 0)
+            goto bad;
+        /* A database of schema 1, read before the daemon has upgraded it: an empty
+         * stand-in for the table version 2 added (nothing was issued into it before),
+         * so that the statements below prepare. It lives in this connection's TEMP
+         * schema; the file is not written. */
+        sqlite3_stmt *t = NULL;
+        if (first_row(s->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'receipts_issued'", &t) ==
+                SQLITE_DONE &&
+            exec_sql(s, "CREATE TEMP TABLE receipts_issued(message_id BLOB PRIMARY KEY, receipt BLOB NOT NULL)"
+                        " WITHOUT ROWID") != 0) {
+            sqlite3_finalize(t);
+            snprintf(err, errlen, "database %s: %s", path, s->err);
+            goto bad;
+        }
+        sqlite3_finalize(t);
+    }
     for (int i = 0; i < ST_COUNT; i++) {
         if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK) {
             snprintf(err, errlen, "database %s: %s (is it a liaison database?)", path, sqlite3_errmsg(s->db));
@@ -525,8 +558,7 @@ int store_peer_history(store_t *s, const char *id, store_peer_cb cb, void *ctx)
     return each_peer(s, st, cb, ctx);
 }
 
-int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_t env_len, const uint8_t *receipt,
-                     size_t receipt_len)
+int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_t env_len)
 {
     sqlite3_stmt *st = stmt(s, ST_MSG_INSERT);
     sqlite3_bind_blob(st, 1, m->id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
@@ -542,8 +574,6 @@ int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_
     sqlite3_bind_int64(st, 10, (sqlite3_int64)m->stored_ms);
     if (m->has_patient_tag)
         sqlite3_bind_blob(st, 11, m->patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
-    if (receipt)
-        sqlite3_bind_blob(st, 12, receipt, (int)receipt_len, SQLITE_STATIC);
     sqlite3_bind_int(st, 13, m->ack_required ? 1 : 0);
     sqlite3_bind_int(st, 14, m->urgent ? 1 : 0);
     if (m->has_ref)
@@ -551,6 +581,15 @@ int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_
     if (exec_done(s, st, "store message") != 0)
         return -1;
     return sqlite3_changes(s->db) > 0 ? 0 : 1;
+}
+
+int store_receipt_issued(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const uint8_t *receipt,
+                         size_t receipt_len)
+{
+    sqlite3_stmt *st = stmt(s, ST_RCPT_ISSUED);
+    sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 2, receipt, (int)receipt_len, SQLITE_STATIC);
+    return exec_done(s, st, "store an issued receipt");
 }
 
 static void copy_text(char *dst, size_t cap, const unsigned char *src)

@@ -98,15 +98,20 @@ typedef struct store_msg {
     uint8_t ref_id[LIAISON_MSGID_BYTES]; /* acknowledgement: the acknowledged message */
 } store_msg_t;
 
-/* Inserts a message with its envelope bytes. For an incoming message, receipt is
- * our signed receipt (kept to answer replays); NULL for outgoing.
+/* Inserts a message with its envelope bytes (a received message's receipt is stored
+ * apart, by store_receipt_issued, when its batch is signed; the row's own receipt
+ * column holds only those issued before receipts were batched).
  * Returns 0, 1 if the id already exists (nothing written), -1 error. */
-int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_t env_len,
-                     const uint8_t *receipt, size_t receipt_len);
+int store_msg_insert(store_t *s, const store_msg_t *m, const uint8_t *env, size_t env_len);
+
+/* Stores the receipt this node issued for the received message id. Returns 0 or -1. */
+int store_receipt_issued(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], const uint8_t *receipt,
+                         size_t receipt_len);
 
 /* Looks up a message by id. Fills *m if non-NULL; if env != NULL returns a malloc'd
- * copy of the envelope; if receipt != NULL returns a malloc'd copy of the stored
- * receipt (NULL if none). Returns 0 found, 1 not found, -1 error. */
+ * copy of the envelope; if receipt != NULL returns a malloc'd copy of the receipt this
+ * node issued for it (NULL if none: an outgoing message, or one whose batch is not
+ * signed yet). Returns 0 found, 1 not found, -1 error. */
 int store_msg_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_msg_t *m,
                   uint8_t **env, size_t *env_len, uint8_t **receipt, size_t *receipt_len);
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Fuzzes receipt parsing and verification (delivery.c on_receipt), as "alice" reading a
- * receipt signed by "bob", and checks that receipts have one byte form: any receipt that
- * verifies is exactly what receipt_make produces for its fields (Ed25519 is deterministic). */
+ * receipt signed by "bob", alone or one of a batch, and checks that receipts alone have
+ * one byte form (any that verifies is exactly what receipt_make produces for its fields:
+ * Ed25519 is deterministic) and that the batch cache never changes a verdict. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "fuzz_common.h"
 #include "receipt.h"
 #include "text.h"
+#include "wire.pb-c.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -57,10 +59,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(out_len <= LIAISON_MAX_RECEIPT);
     FUZZ_CHECK(receipt_verify(out, out_len, bob->sign_pk, &again, err, sizeof err) == 0);
     FUZZ_CHECK(same_receipt(&parsed, &again));
+    /* The cache: empty, then holding what this input left in it, the same verdict. */
+    receipt_cache_t cache = {0};
+    FUZZ_CHECK((receipt_verify_cached(data, size, bob->sign_pk, &cache, &again, err, sizeof err) == 0) == (v == 0));
+    FUZZ_CHECK((receipt_verify_cached(data, size, bob->sign_pk, &cache, &again, err, sizeof err) == 0) == (v == 0));
     if (v == 0) {
         FUZZ_CHECK(same_receipt(&parsed, &verified));
-        /* One byte form per receipt. */
-        FUZZ_CHECK(out_len == size && memcmp(out, data, size) == 0);
+        Liaison__Wire__Receipt *rc = liaison__wire__receipt__unpack(NULL, size, data);
+        FUZZ_CHECK(rc != NULL);
+        /* One byte form per receipt alone; one of a batch has the batch's signature. */
+        if (rc->batch_size == 0)
+            FUZZ_CHECK(out_len == size && memcmp(out, data, size) == 0);
+        else
+            FUZZ_CHECK(rc->batch_size >= 2 && rc->batch_size <= RECEIPT_BATCH_MAX && rc->leaf_index < rc->batch_size);
+        liaison__wire__receipt__free_unpacked(rc, NULL);
     }
     free(out);
     return 0;

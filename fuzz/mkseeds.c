@@ -420,6 +420,23 @@ static void seeds_receipt(void)
         write_seed("fuzz_receipt", v[i].name, out, len);
         free(out);
     }
+    /* Receipts of a batch of five: the first leaf (longest proof) and the last. */
+    receipt_t batch[5];
+    for (size_t i = 0; i < 5; i++) {
+        batch[i] = (receipt_t){.stored_ms = 1709290001000ull + i};
+        memcpy(batch[i].message_id, ref_id, sizeof batch[i].message_id);
+        batch[i].message_id[15] ^= (uint8_t)i;
+        memcpy(batch[i].envelope_hash, first_hash, sizeof batch[i].envelope_hash);
+        snprintf(batch[i].recipient, sizeof batch[i].recipient, FUZZ_BOB);
+        snprintf(batch[i].sender, sizeof batch[i].sender, FUZZ_ALICE);
+    }
+    uint8_t *outs[5];
+    size_t lens[5];
+    FUZZ_CHECK(receipt_make_batch(bob, batch, 5, outs, lens) == 0);
+    write_seed("fuzz_receipt", "batch-first", outs[0], lens[0]);
+    write_seed("fuzz_receipt", "batch-last", outs[4], lens[4]);
+    for (size_t i = 0; i < 5; i++)
+        free(outs[i]);
 }
 
 /* ---- cards ---- */

@@ -38,6 +38,9 @@
 /* Ed25519 signature of a delivery receipt body. */
 #define LIAISON_DOMAIN_RECEIPT "liaison-v1/receipt"
 
+/* Ed25519 signature of the Merkle root of a batch of delivery receipt bodies. */
+#define LIAISON_DOMAIN_RECEIPT_BATCH "liaison-v1/receipt-batch"
+
 /* Audit log chain hash. proto/audit_codec.c currently keeps its own copy of this
  * string (AUDIT_CHAIN_DOMAIN); the two must stay equal. */
 #define LIAISON_DOMAIN_AUDIT_CHAIN "liaison-v1/audit-chain"

@@ -287,9 +287,9 @@ out:
     return rc;
 }
 
-int merkle_verify_inclusion(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64_t index, uint64_t size,
-                            const uint8_t (*proof)[MERKLE_HASH_BYTES], size_t plen,
-                            const uint8_t root[static MERKLE_HASH_BYTES])
+int merkle_inclusion_root(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64_t index, uint64_t size,
+                          const uint8_t (*proof)[MERKLE_HASH_BYTES], size_t plen,
+                          uint8_t out[static MERKLE_HASH_BYTES])
 {
     int rc = -1;
     uint8_t r[MERKLE_HASH_BYTES];
@@ -329,11 +329,55 @@ int merkle_verify_inclusion(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64
         sn >>= 1;
     }
     /* 5. */
-    if (sn != 0 || sodium_memcmp(r, root, MERKLE_HASH_BYTES) != 0)
+    if (sn != 0)
         goto out;
+    memcpy(out, r, MERKLE_HASH_BYTES);
     rc = 0;
 out:
     return rc;
+}
+
+int merkle_verify_inclusion(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64_t index, uint64_t size,
+                            const uint8_t (*proof)[MERKLE_HASH_BYTES], size_t plen,
+                            const uint8_t root[static MERKLE_HASH_BYTES])
+{
+    uint8_t r[MERKLE_HASH_BYTES];
+    if (merkle_inclusion_root(leaf, index, size, proof, plen, r) != 0)
+        return -1;
+    return sodium_memcmp(r, root, MERKLE_HASH_BYTES) == 0 ? 0 : -1;
+}
+
+void merkle_levels(const uint8_t (*leaves)[MERKLE_HASH_BYTES], size_t n, uint8_t (*levels)[MERKLE_HASH_BYTES])
+{
+    /* Level 0 is the leaves; each level above pairs neighbours left to right and carries
+     * an odd last node up unchanged, which is the tree MTH defines (the largest power of
+     * two on the left at every split). */
+    if (n == 0)
+        return;
+    memmove(levels, leaves, n * MERKLE_HASH_BYTES);
+    size_t base = 0;
+    for (size_t len = n; len > 1; len = (len + 1) / 2) {
+        size_t up = base + len;
+        for (size_t j = 0; j + 1 < len; j += 2)
+            merkle_node_hash(levels[base + j], levels[base + j + 1], levels[up + j / 2]);
+        if (len & 1u)
+            memcpy(levels[up + len / 2], levels[base + len - 1], MERKLE_HASH_BYTES);
+        base = up;
+    }
+}
+
+size_t merkle_levels_path(const uint8_t (*levels)[MERKLE_HASH_BYTES], size_t n, size_t index,
+                          const uint8_t *path[MERKLE_MAX_INCLUSION])
+{
+    size_t plen = 0, base = 0;
+    for (size_t len = n; len > 1; len = (len + 1) / 2) {
+        size_t sib = index ^ 1u;
+        if (sib < len)
+            path[plen++] = levels[base + sib];
+        index >>= 1;
+        base += len;
+    }
+    return plen;
 }
 
 int merkle_verify_consistency(uint64_t old_size, uint64_t new_size, const uint8_t old_root[static MERKLE_HASH_BYTES],

@@ -129,6 +129,34 @@ int merkle_verify_inclusion(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64
                             const uint8_t (*proof)[MERKLE_HASH_BYTES], size_t plen,
                             const uint8_t root[static MERKLE_HASH_BYTES]);
 
+/* The root that proof (PATH(index, D[size]), as merkle_verify_inclusion takes it) leads to
+ * from leaf. Returns 0 with the root in out, or -1 (out untouched) if index >= size, the
+ * proof's length is not the one PATH has for (index, size), or proof is NULL with plen > 0. */
+__attribute__((warn_unused_result))
+int merkle_inclusion_root(const uint8_t leaf[static MERKLE_HASH_BYTES], uint64_t index, uint64_t size,
+                          const uint8_t (*proof)[MERKLE_HASH_BYTES], size_t plen,
+                          uint8_t out[static MERKLE_HASH_BYTES]);
+
+/* Number of hashes merkle_levels writes for n leaves: at most 2n + log2(n). */
+static inline size_t merkle_levels_count(size_t n)
+{
+    size_t total = 0;
+    for (size_t len = n; len > 1; len = (len + 1) / 2)
+        total += len;
+    return total + (n > 0);
+}
+
+/* Every level of the tree over leaves[0..n) (n > 0) in one pass, O(n) hashing, for a
+ * caller that wants the root and every leaf's proof: level 0 (the leaves) first, the
+ * root last (levels[merkle_levels_count(n) - 1]). levels holds merkle_levels_count(n)
+ * hashes and may begin at leaves. */
+void merkle_levels(const uint8_t (*leaves)[MERKLE_HASH_BYTES], size_t n, uint8_t (*levels)[MERKLE_HASH_BYTES]);
+
+/* PATH(index, D[n]) read from merkle_levels' output: points path[0..return) at the
+ * hashes, leaf's sibling first, as merkle_inclusion_proof writes them. index < n. */
+size_t merkle_levels_path(const uint8_t (*levels)[MERKLE_HASH_BYTES], size_t n, size_t index,
+                          const uint8_t *path[MERKLE_MAX_INCLUSION]);
+
 /*
  * The consistency proof PROOF(old_size, D[new_size]) of RFC 9162 section 2.1.4.1 over
  * leaves[0..new_size), ordered as the RFC builds it (the input of merkle_verify_consistency).

@@ -367,7 +367,7 @@ class Schema(NodeTest):
         self.assertEqual(normal_sql(documented), normal_sql(";\n".join(real)))
         meta = dict(a.query("SELECT key, value FROM meta"))
         self.assertEqual(sorted(meta), ["node_id", "schema_version", "sign_pk"])
-        self.assertEqual((meta["schema_version"], meta["node_id"], len(meta["sign_pk"])), (b"1", b"a", 32))
+        self.assertEqual((meta["schema_version"], meta["node_id"], len(meta["sign_pk"])), (b"2", b"a", 32))
 
 
 class Witnessing(NodeTest):

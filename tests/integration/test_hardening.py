@@ -292,7 +292,8 @@ class PeerBadInput(Hardened):
         saved = os.path.join(self.base, "env.bin")
         first, _ = self.a.rawpeer(b, "--save", saved, "envelope")
         self.assertTrue(first[0].startswith("receipt "), first)
-        receipt = b.query("SELECT receipt FROM messages WHERE hex(id) = upper(?)", (first[0].split()[1],))[0][0]
+        receipt = b.query("SELECT receipt FROM receipts_issued WHERE hex(message_id) = upper(?)",
+                          (first[0].split()[1],))[0][0]
         before = snapshot(b)
         seq = audit_max(b)
         for _ in range(3):
@@ -301,7 +302,7 @@ class PeerBadInput(Hardened):
         rows = audit_since(b, seq)
         self.assertEqual([r[2] for r in rows], ["message-duplicate"] * 3)
         self.assertEqual(snapshot(b), before)
-        self.assertEqual(b.query("SELECT receipt FROM messages WHERE hex(id) = upper(?)",
+        self.assertEqual(b.query("SELECT receipt FROM receipts_issued WHERE hex(message_id) = upper(?)",
                                  (first[0].split()[1],))[0][0], receipt)
         self.assert_still_delivering(before)
 

@@ -114,6 +114,51 @@ def _node(left, right):
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def inclusion_root(leaf, index, size, proof):
+    """RFC 9162 section 2.1.3.2: the root a proof leads to from a leaf hash, or None when
+    the proof cannot be one for (index, size)."""
+    if index >= size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            if not fn & 1:
+                while fn != 0 and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def tree_levels(leaves):
+    """Every level of the RFC 9162 tree over leaves: neighbours paired left to right, an
+    odd last node carried up unchanged. Returns the list of levels, the root's last."""
+    levels = [list(leaves)]
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        up = [_node(cur[j], cur[j + 1]) for j in range(0, len(cur) - 1, 2)]
+        if len(cur) % 2:
+            up.append(cur[-1])
+        levels.append(up)
+    return levels
+
+
+def tree_path(levels, index):
+    """The inclusion proof of leaf index, its sibling first."""
+    path = []
+    for level in levels[:-1]:
+        if index ^ 1 < len(level):
+            path.append(level[index ^ 1])
+        index >>= 1
+    return path
+
+
 def verify_consistency(first, second, first_root, second_root, proof):
     """RFC 9162 section 2.1.4.2."""
     if first > second:
@@ -253,6 +298,9 @@ class PyPeer:
         self.pair_keys = {}      # id -> 32 bytes
         self.received = []       # Opened, in arrival order
         self.receipts = {}       # message id -> receipt bytes issued (for retransmissions)
+        self.batch_receipts = False  # sign the receipts of each burst of envelopes as one batch
+        self.held = []           # (routing id, message id, body, Opened) waiting for the burst's end
+        self.batched_receipts_seen = 0  # receipts of batches this peer checked (check_receipt)
         self.rejects = []        # (code, reason) this peer answered
         self.witnessed = {}      # node id -> (size, root, note)
         self.witness_overclaim = 0  # a lying witness: adds this to every held_size it reports
@@ -341,13 +389,48 @@ class PyPeer:
                 return ("reject", f.reject.code, f.reject.reason)
         raise ProtocolError("no answer from %s within %.0f s" % (peer_id, timeout))
 
+    def deliver_many(self, peer_id, envelopes, timeout=30.0):
+        """Sends every envelope at once, then collects one answer per envelope: a list of
+        receipt bytes or ("reject", code, reason), in arrival order."""
+        d = self._dealer(peer_id)
+        for env in envelopes:
+            d.send(self.wire.Frame(envelope=env).SerializeToString())
+        answers, deadline = [], time.time() + timeout
+        while len(answers) < len(envelopes) and time.time() < deadline:
+            if not d.poll(200):
+                continue
+            f = self.wire.Frame()
+            f.ParseFromString(d.recv())
+            kind = f.WhichOneof("kind")
+            if kind == "receipt":
+                answers.append(f.receipt)
+            elif kind == "reject":
+                answers.append(("reject", f.reject.code, f.reject.reason))
+        if len(answers) < len(envelopes):
+            raise ProtocolError("%d of %d answers from %s within %.0f s" % (len(answers), len(envelopes), peer_id,
+                                                                             timeout))
+        return answers
+
     def check_receipt(self, peer_id, envelope, receipt):
         """Section 7.1: what a sender checks before it counts a message as delivered."""
         c = self.peers[peer_id]
         r = canonical(self.wire.Receipt, receipt)
         if len(r.signature) != 64:
             raise ProtocolError("receipt signature length")
-        nacl.signing.VerifyKey(c.sign_pk).verify(D("liaison-v1/receipt") + r.body, r.signature)
+        if r.batch_size == 0:
+            if r.leaf_index or r.path:
+                raise ProtocolError("a receipt alone carries no proof")
+            nacl.signing.VerifyKey(c.sign_pk).verify(D("liaison-v1/receipt") + r.body, r.signature)
+        else:
+            if not 2 <= r.batch_size <= 1024 or any(len(p) != 32 for p in r.path):
+                raise ProtocolError("receipt batch size or proof")
+            root = inclusion_root(hashlib.sha256(b"\x00" + r.body).digest(), r.leaf_index, r.batch_size,
+                                  list(r.path))
+            if root is None:
+                raise ProtocolError("receipt proof does not fit its leaf")
+            nacl.signing.VerifyKey(c.sign_pk).verify(D("liaison-v1/receipt-batch") + struct.pack(">I", r.batch_size)
+                                                     + root, r.signature)
+            self.batched_receipts_seen += 1
         b = self.wire.ReceiptBody()
         b.ParseFromString(r.body)
         env = self.wire.Envelope()
@@ -383,8 +466,15 @@ class PyPeer:
             if zap in ready:
                 self._zap(zap)
             if router in ready:
-                parts = router.recv_multipart(copy=False)
-                self._on_router(router, parts)
+                # Everything waiting now is one burst: with batch_receipts, its receipts
+                # are signed together at its end (section 7.1), as liaisond does per commit.
+                while True:
+                    try:
+                        parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._on_router(router, parts)
+                self._sign_held(router)
         zap.close(0)
         router.close(0)
 
@@ -477,12 +567,41 @@ class PyPeer:
         payload.ParseFromString(body)
         rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=envelope_hash(envelope),
                            recipient=self.id, sender=h.sender, stored_ms=now_ms()).SerializeToString()
+        if self.batch_receipts:
+            if any(held[1] == mid for held in self.held):
+                return
+            self.held.append((routing_id, mid, rb, Opened(h, payload, envelope, None)))
+            return
         receipt = W.Receipt(body=rb, signature=self.signer.sign(D("liaison-v1/receipt") + rb).signature)
         receipt = receipt.SerializeToString()
         with self.lock:
             self.receipts[mid] = receipt
             self.received.append(Opened(h, payload, envelope, receipt))
         self._answer(router, routing_id, W.Frame(receipt=receipt))
+
+    def _sign_held(self, router):
+        """Section 7.1: one signature over the Merkle root of the held receipt bodies (all
+        from one sender in these tests; a receipt alone when only one is held)."""
+        held, self.held = self.held, []
+        if not held:
+            return
+        W = self.wire
+        if len(held) == 1:
+            rb = held[0][2]
+            receipts = [W.Receipt(body=rb, signature=self.signer.sign(D("liaison-v1/receipt") + rb).signature)]
+        else:
+            levels = tree_levels([hashlib.sha256(b"\x00" + x[2]).digest() for x in held])
+            sig = self.signer.sign(D("liaison-v1/receipt-batch") + struct.pack(">I", len(held))
+                                   + levels[-1][0]).signature
+            receipts = [W.Receipt(body=x[2], signature=sig, batch_size=len(held), leaf_index=i,
+                                  path=tree_path(levels, i)) for i, x in enumerate(held)]
+        for (routing_id, mid, _rb, opened), r in zip(held, receipts):
+            receipt = r.SerializeToString()
+            opened.receipt = receipt
+            with self.lock:
+                self.receipts[mid] = receipt
+                self.received.append(opened)
+            self._answer(router, routing_id, W.Frame(receipt=receipt))
 
     def _witness(self, router, routing_id, peer_id, req):
         """Section 11.3, as a witness that keeps the latest checkpoint of each peer in memory."""

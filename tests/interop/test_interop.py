@@ -108,6 +108,48 @@ class Interop(NodeTest):
         self.assertEqual(len(b.audit("message-received")), 1)
         self.assertEqual(len(b.audit("message-duplicate")), 1)
 
+    def test_batched_receipts_both_ways(self):
+        # Python to daemon: a burst of envelopes; the daemon signs the receipts each commit
+        # stores as one batch (section 7.1), and the peer checks every one of them itself.
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer("ms.reyes", "therapist")
+        self.meet(b, py)
+        sealed = [py.seal(["dr.okafor"], *py.text("note %d" % i)) for i in range(40)]
+        answers = py.deliver_many("dr.okafor", [env for _, env in sealed])
+        self.assertTrue(all(isinstance(a, bytes) for a in answers), answers)
+        by_id = {}
+        envs = {mid: env for mid, env in sealed}
+        for a in answers:
+            body = WIRE.ReceiptBody()
+            body.ParseFromString(WIRE.Receipt.FromString(a).body)
+            py.check_receipt("dr.okafor", envs[body.message_id], a)
+            by_id[body.message_id] = a
+        self.assertEqual(sorted(by_id), sorted(envs))
+        self.assertGreater(py.batched_receipts_seen, 0, "no receipt of the burst came in a batch")
+        stored = dict(b.query("SELECT message_id, receipt FROM receipts_issued"))
+        self.assertEqual({bytes(k): bytes(v) for k, v in stored.items()}, by_id)
+        # A retransmission of a batched message is answered with its receipt, proof included.
+        batched = [mid for mid, r in by_id.items() if WIRE.Receipt.FromString(r).batch_size >= 2]
+        self.assertEqual(py.deliver("dr.okafor", envs[batched[-1]]), ("receipt", by_id[batched[-1]]))
+
+        # Daemon to Python: twenty messages queued while the peer is away, sent together
+        # when it comes up; the peer answers them as one batch, which the daemon verifies.
+        c = self.node("dr.adams", "pcp")
+        px = self.pypeer("rx.lee", "pharmacist")
+        self.meet(c, px)
+        px.batch_receipts = True
+        mids = [c.cli("send", "--to", "rx.lee", "-", input="refill %d" % i).stdout.strip() for i in range(20)]
+        px.serve()
+        for mid in mids:
+            self.wait_delivered(c, mid, "rx.lee")
+        stored = {bytes(r[0]).hex(): bytes(r[1]) for r in c.query(
+            "SELECT message_id, receipt FROM deliveries WHERE recipient = 'rx.lee'")}
+        issued = {o.header.message_id.hex(): o.receipt for o in px.received}
+        self.assertEqual(stored, issued)
+        self.assertTrue(any(WIRE.Receipt.FromString(r).batch_size >= 2 for r in stored.values()),
+                        "the peer's burst was not answered as a batch")
+        self.assertEqual(len(c.audit("receipt-rejected")), 0)
+
     def test_python_progress_note_in_patient_timeline(self):
         b = self.node("dr.okafor", "psychiatrist")
         py = self.pypeer("ms.reyes", "therapist")

@@ -109,12 +109,12 @@ class ConfigTest(ServiceTest):
         # must not open (and write into) tables it does not know.
         n = self.node("dr.newer", start=False)
         db = sqlite3.connect(n.db_path)
-        db.execute("UPDATE meta SET value = CAST('2' AS BLOB) WHERE key = 'schema_version'")
+        db.execute("UPDATE meta SET value = CAST('3' AS BLOB) WHERE key = 'schema_version'")
         db.commit()
         db.close()
         with open(n.db_path, "rb") as f:
             before = f.read()
-        want = "database %s has schema version 2, newer than this release of liaison reads (1)" % n.db_path
+        want = "database %s has schema version 3, newer than this release of liaison reads (2)" % n.db_path
         p = self.check(n)
         self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
         self.assertIn(want, p.stderr)
@@ -129,13 +129,21 @@ class ConfigTest(ServiceTest):
         db.commit()
         db.close()
         self.assertIn("has no valid schema version", self.start_fails(n))
-        # This release's own version opens.
+        # The version before (1: no receipts_issued table) opens, and the daemon upgrades it.
         db = sqlite3.connect(n.db_path)
         db.execute("UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version'")
+        db.execute("DROP TABLE receipts_issued")
         db.commit()
         db.close()
         p = self.check(n)
         self.assertEqual(p.returncode, 0, p.stderr)
+        n.start()
+        n.stop()
+        db = sqlite3.connect(n.db_path)
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        table = db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'receipts_issued'").fetchone()[0]
+        db.close()
+        self.assertEqual((bytes(version), table), (b"2", 1))
 
     def test_bad_value_names_file_line_and_key(self):
         n = self.node("dr.badval", start=False)

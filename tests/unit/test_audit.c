@@ -164,14 +164,14 @@ static void test_changed_entry_is_named(void **state)
 static void test_newer_schema_is_not_verified(void **state)
 {
     fixture_t *f = *state;
-    assert_int_equal(sqlite3_exec(store_db(f->s), "UPDATE meta SET value = CAST('2' AS BLOB) WHERE key = 'schema_version'",
+    assert_int_equal(sqlite3_exec(store_db(f->s), "UPDATE meta SET value = CAST('3' AS BLOB) WHERE key = 'schema_version'",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     uint8_t pk[LIAISON_KEY_BYTES] = {1};
     audit_verify_opts_t o = {.sign_pk = pk};
     audit_report_t *r = malloc(sizeof *r);
     assert_int_equal(audit_verify_db(store_db(f->s), &o, r), -1);
-    assert_non_null(strstr(r->text, "schema version 2"));
+    assert_non_null(strstr(r->text, "schema version 3"));
     free(r);
 }
 

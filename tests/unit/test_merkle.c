@@ -529,6 +529,38 @@ static void test_oracle_same_results(void **state)
     assert_true(oracle_hits > 1000);
 }
 
+/* merkle_levels / merkle_levels_path (every proof of a batch in O(n)) against the
+ * reference functions, and merkle_inclusion_root against merkle_verify_inclusion. */
+static void test_levels(void **state)
+{
+    (void)state;
+    static uint8_t levels[4 * MAX_LEAVES + 4][H];
+    uint8_t proof[MERKLE_MAX_INCLUSION][H], root[H];
+    for (size_t n = 1; n <= MAX_LEAVES; n++) {
+        size_t count = merkle_levels_count(n);
+        assert_true(count <= 2 * n + 7);
+        merkle_levels(leaves, n, levels);
+        assert_memory_equal(levels[count - 1], roots[n], H);
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *path[MERKLE_MAX_INCLUSION];
+            size_t plen = 0, got = merkle_levels_path(levels, n, i, path);
+            assert_int_equal(merkle_inclusion_proof(leaves, n, i, proof, MERKLE_MAX_INCLUSION, &plen), 0);
+            assert_int_equal(got, plen);
+            for (size_t j = 0; j < plen; j++)
+                assert_memory_equal(path[j], proof[j], H);
+            assert_int_equal(merkle_inclusion_root(leaves[i], i, n, proof, plen, root), 0);
+            assert_memory_equal(root, roots[n], H);
+            if (plen > 0)
+                assert_int_equal(merkle_inclusion_root(leaves[i], i, n, proof, plen - 1, root), -1);
+            assert_int_equal(merkle_inclusion_root(leaves[i], n, n, proof, plen, root), -1);
+        }
+    }
+    /* In place: levels may begin at the leaves. */
+    memcpy(levels, leaves, 5 * H);
+    merkle_levels((const uint8_t(*)[H])levels, 5, levels);
+    assert_memory_equal(levels[merkle_levels_count(5) - 1], roots[5], H);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_consistency_all),
         cmocka_unit_test(test_huge_sizes),
         cmocka_unit_test(test_oracle_same_results),
+        cmocka_unit_test(test_levels),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -271,6 +271,54 @@ static void test_receipt(void **state)
     free(out);
 }
 
+static void test_receipt_batch(void **state)
+{
+    (void)state;
+    receipt_t rs[3];
+    memset(rs, 0, sizeof rs);
+    fixed("envelope.message_id", rs[0].message_id, sizeof rs[0].message_id);
+    fixed("envelope.hash", rs[0].envelope_hash, sizeof rs[0].envelope_hash);
+    for (int i = 0; i < 3; i++) {
+        rs[i].stored_ms = 1700000000000u + 1500u;
+        snprintf(rs[i].recipient, sizeof rs[i].recipient, "bob");
+        snprintf(rs[i].sender, sizeof rs[i].sender, "alice");
+        if (i > 0) {
+            memset(rs[i].message_id, 0xb0 + i, sizeof rs[i].message_id);
+            memset(rs[i].envelope_hash, 0xc0 + i, sizeof rs[i].envelope_hash);
+        }
+    }
+    uint8_t *outs[3];
+    size_t lens[3];
+    assert_int_equal(receipt_make_batch(bob, rs, 3, outs, lens), 0);
+    equal_bytes("receipt_batch.0", outs[0], lens[0]);
+    equal_bytes("receipt_batch.2", outs[2], lens[2]);
+    for (int i = 0; i < 3; i++) {
+        receipt_t back;
+        char err[200];
+        assert_int_equal(receipt_verify(outs[i], lens[i], bob->sign_pk, &back, err, sizeof err), 0);
+        assert_memory_equal(back.message_id, rs[i].message_id, sizeof back.message_id);
+        free(outs[i]);
+    }
+    /* The root, from the three bodies with merkle.c. */
+    uint8_t leaves[3][MERKLE_HASH_BYTES], root[MERKLE_HASH_BYTES];
+    for (int i = 0; i < 3; i++) {
+        Liaison__Wire__ReceiptBody rb = LIAISON__WIRE__RECEIPT_BODY__INIT;
+        uint8_t buf[256];
+        rb.version = 1;
+        rb.message_id = (ProtobufCBinaryData){sizeof rs[i].message_id, rs[i].message_id};
+        rb.envelope_hash = (ProtobufCBinaryData){sizeof rs[i].envelope_hash, rs[i].envelope_hash};
+        rb.recipient = rs[i].recipient;
+        rb.sender = rs[i].sender;
+        rb.stored_ms = rs[i].stored_ms;
+        size_t l = liaison__wire__receipt_body__pack(&rb, buf);
+        if (i == 0)
+            equal_bytes("receipt.body", buf, l);
+        merkle_leaf_hash(buf, l, leaves[i]);
+    }
+    assert_int_equal(merkle_root(leaves, 3, root), 0);
+    equal_bytes("receipt_batch.root", root, sizeof root);
+}
+
 static void test_audit_and_checkpoint(void **state)
 {
     (void)state;
@@ -317,7 +365,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_keys_and_fingerprint), cmocka_unit_test(test_pair_keys),
         cmocka_unit_test(test_card),                 cmocka_unit_test(test_envelope),
-        cmocka_unit_test(test_receipt),              cmocka_unit_test(test_audit_and_checkpoint),
+        cmocka_unit_test(test_receipt),              cmocka_unit_test(test_receipt_batch),
+        cmocka_unit_test(test_audit_and_checkpoint),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -135,6 +135,21 @@ def vectors():
     put("receipt.body", rb)
     put("receipt", W.Receipt(body=rb, signature=bob.sign(D("liaison-v1/receipt") + rb)).SerializeToString())
 
+    # Section 7.1: the envelope's receipt body and two more in one batch of three. The tree
+    # is node(node(leaf 0, leaf 1), leaf 2); a proof lists the leaf's sibling first.
+    bodies = [rb] + [W.ReceiptBody(version=1, message_id=bytes([m]) * 16, envelope_hash=bytes([h]) * 32,
+                                   recipient="bob", sender="alice", stored_ms=created + 1500).SerializeToString()
+                     for m, h in ((0xb1, 0xc1), (0xb2, 0xc2))]
+    leaf = [hashlib.sha256(b"\x00" + x).digest() for x in bodies]
+    n01 = hashlib.sha256(b"\x01" + leaf[0] + leaf[1]).digest()
+    broot = hashlib.sha256(b"\x01" + n01 + leaf[2]).digest()
+    bsig = bob.sign(D("liaison-v1/receipt-batch") + u32be(3) + broot)
+    put("receipt_batch.root", broot)
+    put("receipt_batch.0", W.Receipt(body=bodies[0], signature=bsig, batch_size=3, leaf_index=0,
+                                     path=[leaf[1], leaf[2]]).SerializeToString())
+    put("receipt_batch.2", W.Receipt(body=bodies[2], signature=bsig, batch_size=3, leaf_index=2,
+                                     path=[n01]).SerializeToString())
+
     tag = hashlib.blake2b(D("liaison-v1/patient") + b"P-1042", digest_size=32, key=bytes([0x77]) * 32).digest()
     e = (struct.pack(">QQ", 1, created) + lp(b"user:alice") + lp(b"message-queued") + lp(b"ok") + lp(mid)
          + lp(b"bob") + u32be(1) + lp(tag) + lp(b""))
