@@ -26,6 +26,33 @@ def ipv6_loopback():
         return False
 
 
+def receipt_batch_size(receipt):
+    """Field 3 (batch_size, a varint) of a serialized Receipt (PROTOCOL.md 7.1); 0 if absent."""
+    i = 0
+    while i < len(receipt):
+        key, i = read_varint(receipt, i)
+        if key & 7 == 0:
+            value, i = read_varint(receipt, i)
+            if key >> 3 == 3:
+                return value
+        elif key & 7 == 2:
+            n, i = read_varint(receipt, i)
+            i += n
+        else:
+            raise ValueError("unexpected wire type in a receipt")
+    return 0
+
+
+def read_varint(b, i):
+    value = shift = 0
+    while True:
+        value |= (b[i] & 0x7F) << shift
+        shift += 7
+        i += 1
+        if not b[i - 1] & 0x80:
+            return value, i
+
+
 class CoreDelivery(NodeTest):
     def test_send_and_read(self):
         a = self.node("dr.alvarez", "therapist")
@@ -111,6 +138,27 @@ class CoreDelivery(NodeTest):
         b.start()
         self.wait_delivered(a, mid, "b", timeout=30)
         self.assertTrue(b.has_message(mid))
+
+    def test_queued_messages_get_one_batch_of_receipts(self):
+        # Twenty messages queued while b is down go out together when it is back; b signs
+        # the receipts of each commit as one batch (PROTOCOL.md 7.1) and a checks them.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        b.stop()
+        mids = [a.send("b", "while you were away %d" % i) for i in range(20)]
+        b.start()
+        for mid in mids:
+            self.wait_delivered(a, mid, "b", timeout=30)
+        held = {bytes(r[0]).hex(): bytes(r[1]) for r in a.query(
+            "SELECT message_id, receipt FROM deliveries WHERE recipient = 'b'")}
+        issued = {bytes(r[0]).hex(): bytes(r[1]) for r in b.query("SELECT message_id, receipt FROM receipts_issued")}
+        self.assertEqual(held, issued)
+        self.assertEqual(sorted(held), sorted(mids))
+        sizes = [receipt_batch_size(r) for r in held.values()]
+        self.assertGreaterEqual(max(sizes), 2, "no receipt came in a batch: %s" % sizes)
+        self.assertEqual(len(a.audit("receipt-rejected")), 0)
+        self.assertEqual(len(a.audit("message-delivered")), 20)
 
     def test_recipient_killed_no_loss_no_duplicate(self):
         a = self.node("a")

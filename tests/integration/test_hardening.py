@@ -12,6 +12,7 @@ Every case checks the same four things:
      before and after).
 A daemon that gets one of these wrong must fail here, not be worked around."""
 import grp
+import hashlib
 import os
 import pwd
 import random
@@ -305,6 +306,23 @@ class PeerBadInput(Hardened):
         self.assertEqual(b.query("SELECT receipt FROM receipts_issued WHERE hex(message_id) = upper(?)",
                                  (first[0].split()[1],))[0][0], receipt)
         self.assert_still_delivering(before)
+
+    def test_copies_in_one_burst_get_one_receipt(self):
+        # The same envelope four times back to back: the daemon takes them in one batch,
+        # stores the message once and answers every copy with the same receipt (PROTOCOL.md
+        # 6 step 8: a copy of a message still in the uncommitted batch).
+        b = self.b
+        seq = audit_max(b)
+        lines, _ = self.a.rawpeer(b, "--repeat", "4", "--burst", "envelope")
+        self.assertEqual(len(lines), 4, lines)
+        self.assertTrue(lines[0].startswith("receipt "), lines)
+        self.assertEqual(set(lines), {lines[0]}, "the copies got different answers")
+        mid = lines[0].split()[1]
+        actions = sorted(r[2] for r in audit_since(b, seq))
+        self.assertEqual(actions, ["message-duplicate"] * 3 + ["message-received"])
+        stored = b.query("SELECT receipt FROM receipts_issued WHERE hex(message_id) = upper(?)", (mid,))
+        self.assertEqual(len(stored), 1)
+        self.assertEqual(hashlib.blake2b(stored[0][0], digest_size=16).hexdigest(), lines[0].split()[4])
 
     def test_created_far_in_future(self):
         self.refused("--created-offset-ms", str(86400 * 1000), "envelope", code=7, reason="in the future",

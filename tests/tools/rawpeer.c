@@ -65,7 +65,7 @@ static void usage(void)
             "usage: rawpeer --home H --target CARD [--card CARD]... [options] MODE\n"
             "modes: envelope | replay FILE | raw-hex HEX | random N | empty | frames N | oversize\n"
             "envelope options: --to A,B  --sender ID  --created-offset-ms N  --content-type N\n"
-            "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N\n"
+            "  --text T  --tamper header|body|sig  --swap-body  --save FILE  --repeat N  --burst (send all N, then read)\n"
             "  --thread HEX  --header-version N  --pad-recipients N  --resign\n"
             "  --truncate-envelope N  --truncate-frame N  --payload-file FILE (raw payload bytes)\n"
             "serve-reject CODE REASON_HEX: listens as --home, answers --repeat N envelopes\n"
@@ -86,11 +86,21 @@ static void usage(void)
 }
 
 /* Sends frames on a connected dealer and prints each answer. */
+/* Waits for one answer and prints it: "receipt ID RECIPIENT BATCH HASH" (BATCH the
+ * receipt's batch size, 0 alone; HASH a BLAKE2b-128 of its bytes, to compare answers),
+ * "reject CODE ID REASON", "witness-reply ...", "timeout", "garbage" or "other". */
+static int answer(void *d, int timeout_ms);
+
 static int exchange(void *d, zmq_msg_t *frames, int nframes, int timeout_ms)
 {
     for (int i = 0; i < nframes; i++)
         if (zmq_msg_send(&frames[i], d, i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
             die("send failed: %s", zmq_strerror(errno));
+    return answer(d, timeout_ms);
+}
+
+static int answer(void *d, int timeout_ms)
+{
     zmq_pollitem_t it = {.socket = d, .events = ZMQ_POLLIN};
     if (zmq_poll(&it, 1, timeout_ms) <= 0) {
         printf("timeout\n");
@@ -108,8 +118,15 @@ static int exchange(void *d, zmq_msg_t *frames, int nframes, int timeout_ms)
         if (receipt_parse(f->receipt.data, f->receipt.len, &r, err, sizeof err) != 0) {
             printf("bad-receipt %s\n", err);
         } else {
+            Liaison__Wire__Receipt *rc = liaison__wire__receipt__unpack(NULL, f->receipt.len, f->receipt.data);
+            uint8_t h[16];
+            char hh[33];
+            crypto_generichash(h, sizeof h, f->receipt.data, f->receipt.len, NULL, 0);
+            sodium_bin2hex(hh, sizeof hh, h, sizeof h);
             text_msgid_to_hex(r.message_id, hex);
-            printf("receipt %s %s\n", hex, r.recipient);
+            printf("receipt %s %s %u %s\n", hex, r.recipient, rc ? rc->batch_size : 0u, hh);
+            if (rc)
+                liaison__wire__receipt__free_unpacked(rc, NULL);
         }
     } else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_REJECT) {
         char hex[TEXT_MSGID_HEX] = "-";
@@ -355,7 +372,7 @@ int main(int argc, char **argv)
         {"header-version", required_argument, NULL, 'V'}, {"pad-recipients", required_argument, NULL, 'P'},
         {"resign", no_argument, NULL, 'R'},        {"truncate-envelope", required_argument, NULL, 'E'},
         {"truncate-frame", required_argument, NULL, 'F'}, {"payload-file", required_argument, NULL, 'p'},
-        {"hold", no_argument, NULL, 'L'},
+        {"hold", no_argument, NULL, 'L'},          {"burst", no_argument, NULL, 'B'},
         {NULL, 0, NULL, 0},
     };
     const char *home = NULL, *target = NULL, *to = NULL, *sender = NULL, *text = "hello from rawpeer";
@@ -364,7 +381,7 @@ int main(int argc, char **argv)
     int ncards = 0, repeat = 1, timeout_ms = 5000;
     long long offset = 0;
     uint32_t ctype = LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT;
-    bool swap = false, resign = false, hold = false;
+    bool swap = false, resign = false, hold = false, burst = false;
     long hversion = -1, pad = 0, trunc_env = -1, trunc_frame = -1;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -390,6 +407,7 @@ int main(int argc, char **argv)
         case 'F': trunc_frame = strtol(optarg, NULL, 10); break;
         case 'p': payload_file = optarg; break;
         case 'L': hold = true; break;
+        case 'B': burst = true; break;
         default: usage();
         }
     }
@@ -601,14 +619,24 @@ int main(int argc, char **argv)
             die("cannot write %s", save);
         fclose(f);
     }
+    /* --burst: all --repeat copies sent at once, then their answers read (a recipient
+     * takes them in one batch); otherwise one exchange after the other. */
     for (int r = 0; r < repeat; r++) {
         zmq_msg_t copy[16];
         for (int i = 0; i < nframes; i++) {
             zmq_msg_init(&copy[i]);
             zmq_msg_copy(&copy[i], &frames[i]);
         }
-        exchange(d, copy, nframes, timeout_ms);
+        if (!burst) {
+            exchange(d, copy, nframes, timeout_ms);
+            continue;
+        }
+        for (int i = 0; i < nframes; i++)
+            if (zmq_msg_send(&copy[i], d, i + 1 < nframes ? ZMQ_SNDMORE : 0) < 0)
+                die("send failed: %s", zmq_strerror(errno));
     }
+    for (int r = 0; burst && r < repeat; r++)
+        answer(d, timeout_ms);
     /* --hold: the same connection stays open while the test changes the target's
      * directory, so the daemon's handling of an already-authenticated connection shows. */
     char cmd[64];
