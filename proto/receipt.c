@@ -96,11 +96,11 @@ int receipt_make_batch(const keys_t *k, const receipt_t *rs, size_t n, uint8_t *
     size_t *body_lens = NULL;
     uint8_t (*levels)[MERKLE_HASH_BYTES] = NULL;
 
-    if (!outs || !out_lens)
+    if (!outs || !out_lens || n < 1 || n > RECEIPT_BATCH_MAX)
         return -1;
     for (size_t i = 0; i < n; i++)
         outs[i] = NULL;
-    if (!k || !k->sign_sk || !rs || n < 1 || n > RECEIPT_BATCH_MAX)
+    if (!k || !k->sign_sk || !rs)
         return -1;
     bodies = calloc(n, sizeof *bodies);
     body_lens = calloc(n, sizeof *body_lens);

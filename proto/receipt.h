@@ -33,7 +33,7 @@ int receipt_make(const keys_t *k, const receipt_t *r, uint8_t **out, size_t *out
  * receipt_make gives), 2 <= n <= RECEIPT_BATCH_MAX a batch (the bodies are the leaves of
  * a Merkle tree whose root is signed; each receipt carries its leaf's inclusion proof).
  * Returns 0 with a malloc'd serialized Receipt in outs[i], its length in out_lens[i],
- * for every i; or -1 with every outs[i] NULL. */
+ * for every i; or -1 with every outs[i] NULL (outs untouched if n is out of range). */
 __attribute__((warn_unused_result))
 int receipt_make_batch(const keys_t *k, const receipt_t *rs, size_t n, uint8_t **outs, size_t *out_lens);
 
