@@ -287,11 +287,12 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         goto out;
     }
     if (found == 0) {
-        /* A replay or a retry after a lost receipt: answer with the original receipt, store nothing. */
-        /* Stored in the open batch, its receipt not yet signed: the same receipt goes
-         * to this copy too once the batch is signed. */
+        /* A replay or a retry after a lost receipt: answer with the original receipt, store
+         * nothing. A copy of a message stored in the open batch, whose receipt is not
+         * signed yet, gets that receipt too once the batch is signed. */
         ptrdiff_t held = stored_receipt ? -1 : held_find(n, msgid, store_txn_id(n->store));
-        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0 && (stored_receipt || held >= 0)) {
+        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0 &&
+            (stored_receipt || held >= 0)) {
             char actor[LIAISON_MAX_ID + 8];
             snprintf(actor, sizeof actor, "peer:%s", peer);
             if (store_op_begin(n->store) == 0) {
