@@ -76,7 +76,7 @@ int node_stop(bnode_t *n);                      /* SIGTERM, wait; 0 if it exited
 void nodes_kill_all(void);                     /* atexit: every node this process started */
 int node_add_peer(bnode_t *n, const bnode_t *other);
 int node_connected_peers(bnode_t *n, int *connected, int *total);
-int free_tcp_port(void);
+int free_tcp_port(void);                       /* free on 127.0.0.1, below the ephemeral ports */
 
 /* ---- baseline.c: what the machine and the libraries allow ---- */
 typedef struct baseline {

@@ -20,10 +20,36 @@ LIAISOND = os.path.join(BUILD, "daemon", "liaisond")
 RAWPEER = os.path.join(BUILD, "tests", "tools", "rawpeer")
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+        return low if low > 4096 else 32768
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_next_port = [0]
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on at 127.0.0.1, below the kernel's ephemeral range: one the
+    kernel hands out (bind to port 0) can be taken by a daemon's outgoing connection
+    before the daemon that is to listen on it binds. Never the same one twice in a run."""
+    low = _ephemeral_low()
+    base, span = low // 2, low - low // 2
+    if not base <= _next_port[0] < low:
+        _next_port[0] = base + os.getpid() % span
+    for _ in range(span):
+        port = _next_port[0]
+        _next_port[0] = port + 1 if port + 1 < low else base
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below %d" % low)
 
 
 def wait_for(pred, timeout=20.0, what="condition"):

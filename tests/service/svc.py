@@ -8,11 +8,14 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from harness import free_port  # noqa: E402,F401  (below the ephemeral ports: see there)
 SOURCE = os.environ.get("LIAISON_SOURCE", os.path.normpath(os.path.join(HERE, "..", "..")))
 BUILD = os.environ.get("LIAISON_BUILD", os.path.join(SOURCE, "build"))
 LIAISON = os.path.join(BUILD, "client", "liaison")
@@ -32,10 +35,6 @@ def _cache_says(var, value):
 SANITIZED = _cache_says("LIAISON_SANITIZE", "ON")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(pred, timeout=20.0, what="condition"):

@@ -6,12 +6,11 @@ import glob
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import unittest
 
-from svc import BUILD, HERE, SANITIZED
+from svc import BUILD, HERE, SANITIZED, free_port
 
 CPACK = shutil.which("cpack")
 CMAKE = shutil.which("cmake")
@@ -159,9 +158,7 @@ class DebTest(unittest.TestCase):
         probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
         if probe.returncode != 0:
             self.skipTest("cannot create a mount namespace here: " + probe.stderr.decode(errors="replace"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         p = subprocess.run(["unshare", "-m", "--propagation", "private", os.path.join(HERE, "deb_sim.sh"),
                             self.root, ctl, scratch, str(port)], capture_output=True, text=True, timeout=300)
         out = p.stdout + p.stderr
