@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #include "control.pb-c.h"
 
@@ -65,9 +66,11 @@ int free_tcp_port(void)
 {
     /* Below the kernel's range of ephemeral ports: a port the kernel hands out (bind to
      * port 0) can be taken by any daemon's outgoing connection between this choice and
-     * the daemon's own bind, which failed one start in fifty of a 50-node mesh. Each
-     * call moves on from the last port returned, so a run never gets one twice. */
-    static int next;
+     * the daemon's own bind, which failed one start in fifty of a 50-node mesh. At
+     * random in the lower half, so that runs side by side do not walk into each other's
+     * ports, and never one this run has handed out already. */
+    static int given[4096];
+    static size_t n_given;
     int lo = 32768;
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
     if (f) {
@@ -76,14 +79,15 @@ int free_tcp_port(void)
             lo = a;
         fclose(f);
     }
-    int base = lo / 2, span = lo - base;
-    if (next < base || next >= lo)
-        next = base + (int)(getpid() % span);
-    for (int tries = 0; tries < span; tries++) {
-        int port = next;
-        next = next + 1 < lo ? next + 1 : base;
-        if (port_free(port))
+    for (int tries = 0; tries < 1000 && n_given < sizeof given / sizeof given[0]; tries++) {
+        int port = lo / 2 + (int)randombytes_uniform((uint32_t)(lo - lo / 2));
+        bool seen = false;
+        for (size_t i = 0; i < n_given && !seen; i++)
+            seen = given[i] == port;
+        if (!seen && port_free(port)) {
+            given[n_given++] = port;
             return port;
+        }
     }
     return -1;
 }

@@ -3,6 +3,7 @@
 temporary home and port, driven through the real `liaison` CLI. State is checked
 through the CLI and by reading each node's SQLite file read-only."""
 import json
+import random
 import re
 import os
 import shutil
@@ -29,26 +30,28 @@ def _ephemeral_low():
         return 32768
 
 
-_next_port = [0]
+_given_ports = set()
 
 
 def free_port():
-    """A port nothing listens on at 127.0.0.1, below the kernel's ephemeral range: one the
-    kernel hands out (bind to port 0) can be taken by a daemon's outgoing connection
-    before the daemon that is to listen on it binds. Never the same one twice in a run."""
+    """A port nothing listens on at 127.0.0.1, below the kernel's ephemeral range (one the
+    kernel hands out by bind to port 0 can be taken by a daemon's outgoing connection
+    before the daemon meant to listen on it binds), chosen at random so that test
+    processes running side by side do not walk into each other's ports (a stopped node
+    keeps its port for its restart), and never the same one twice in a process."""
     low = _ephemeral_low()
-    base, span = low // 2, low - low // 2
-    if not base <= _next_port[0] < low:
-        _next_port[0] = base + os.getpid() % span
-    for _ in range(span):
-        port = _next_port[0]
-        _next_port[0] = port + 1 if port + 1 < low else base
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(low // 2, low)
+        if port in _given_ports:
+            continue
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _given_ports.add(port)
+        return port
     raise RuntimeError("no free TCP port below %d" % low)
 
 
