@@ -494,6 +494,48 @@ class LockedDatabase(FaultTest):
         self.assertEqual(integrity(b), [("ok",)])
 
 
+class ReceiptsNotStored(FaultTest):
+    def test_batch_without_its_receipts_is_not_committed(self):
+        """The recipient stores its messages but cannot store their receipts (a trigger
+        refuses them, as a failing disk would): the whole batch is rolled back, nothing is
+        sent back, and once receipts can be stored again every message is delivered once
+        (PROTOCOL.md 6 step 10: a message is never committed without its receipt)."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        first = a.send("b", "before")
+        self.wait_delivered(a, first, "b")
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("CREATE TRIGGER refuse_receipts BEFORE INSERT ON receipts_issued"
+                    " BEGIN SELECT RAISE(ABORT, 'receipts refused by the test'); END")
+        con.commit()
+        con.close()
+        mids = [a.send("b", "while receipts cannot be stored %d" % i) for i in range(5)]
+        b.start()
+        def failed():
+            with open(b.log) as f:
+                return "could not be signed or stored" in f.read()
+        wait_for(failed, 20, "b to fail a batch's receipts")
+        time.sleep(1.5)  # a retries meanwhile (fast retries): every attempt fails the same way
+        for mid in mids:
+            self.assertIn(a.delivery_state(mid, "b"), ("queued", "sent"), mid)
+            self.assertFalse(b.has_message(mid), "a message was committed without its receipt")
+        self.assertEqual(b.query("SELECT count(*) FROM audit WHERE action = 'message-received'")[0][0], 1)
+        self.assertEqual(len(a.audit("receipt-rejected")), 0)
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("DROP TRIGGER refuse_receipts")
+        con.commit()
+        con.close()
+        b.start()
+        for mid in mids:
+            self.wait_delivered(a, mid, "b", timeout=30)
+        self.assert_exactly_once(a, b, [first] + mids)
+        self.audit_verify(a)
+        self.audit_verify(b)
+
+
 class UnreachablePeer(FaultTest):
     def test_backoff_capped_queue_kept(self):
         a = self.fast_node("a")
