@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <zmq.h>
 
 #include "config.h"
@@ -616,10 +617,11 @@ static liaison_rc wait_check(liaison_client_t *c, int timeout_ms, unsigned flags
     return LIAISON_OK;
 }
 
-static liaison_rc wait_id(liaison_client_t *c, const char *id_hex, uint8_t id[LIAISON_MSGID_BYTES])
+/* Parses a message id; box names where the user finds ids ("outbox" for a wait). */
+static liaison_rc msg_id(liaison_client_t *c, const char *id_hex, const char *box, uint8_t id[LIAISON_MSGID_BYTES])
 {
     if (!id_hex || text_msgid_from_hex(id_hex, id) != 0) {
-        set_error(c, "'%.40s' is not a message id (32 hex characters; see: liaison outbox)", id_hex ? id_hex : "");
+        set_error(c, "'%.40s' is not a message id (32 hex characters; see: liaison %s)", id_hex ? id_hex : "", box);
         return LIAISON_BAD_REQUEST;
     }
     return LIAISON_OK;
@@ -695,7 +697,7 @@ liaison_rc liaison_wait(liaison_client_t *c, const char *id_hex, int timeout_ms,
     if (progress)
         memset(progress, 0, sizeof *progress);
     uint8_t id[LIAISON_MSGID_BYTES];
-    liaison_rc rc = wait_id(c, id_hex, id);
+    liaison_rc rc = msg_id(c, id_hex, "outbox", id);
     if (rc != LIAISON_OK)
         return rc;
     Liaison__Control__Response *r = NULL;
@@ -711,7 +713,7 @@ liaison_rc liaison_submit_wait(liaison_client_t *c, const char *id_hex, int time
                                uint64_t *token)
 {
     uint8_t id[LIAISON_MSGID_BYTES];
-    liaison_rc rc = wait_id(c, id_hex, id);
+    liaison_rc rc = msg_id(c, id_hex, "outbox", id);
     return rc != LIAISON_OK ? rc : submit_wait_pb(c, id, timeout_ms, flags, token);
 }
 
@@ -740,5 +742,173 @@ liaison_rc liaison_collect_wait(liaison_client_t *c, uint64_t *token, char id_he
             progress_of(r->wait, progress);
     }
     liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}
+
+/* ---- reading messages ---- */
+
+#define INBOX_MAX 1000u
+#define INBOX_FLAGS (LIAISON_INBOX_UNREAD | LIAISON_INBOX_NEEDS_ACK | LIAISON_INBOX_READ | LIAISON_INBOX_OLDEST)
+
+static void id_or_empty(const ProtobufCBinaryData *b, char out[LIAISON_ID_HEX])
+{
+    out[0] = 0;
+    if (b->len == LIAISON_MSGID_BYTES)
+        text_msgid_to_hex(b->data, out);
+}
+
+/* Fills m from s (and the payload p, which may be empty). The strings and the payload
+ * share one block that starts at m->sender. Returns 0, or -1 out of memory. */
+static int message_of(const Liaison__Control__MessageSummary *s, const ProtobufCBinaryData *p, liaison_message_t *m)
+{
+    memset(m, 0, sizeof *m);
+    const char *sender = s->sender ? s->sender : "";
+    size_t ls = strlen(sender) + 1, lr = 1;
+    for (size_t i = 0; i < s->n_recipients; i++)
+        lr += strlen(s->recipients[i]) + 1;
+    char *block = malloc(ls + lr + p->len);
+    if (!block)
+        return -1;
+    memcpy(block, sender, ls);
+    char *r = block + ls;
+    r[0] = 0;
+    for (size_t i = 0, off = 0; i < s->n_recipients; i++)
+        off += (size_t)snprintf(r + off, lr - off, "%s%s", i ? "," : "", s->recipients[i]);
+    if (p->len) {
+        memcpy(r + lr, p->data, p->len);
+        m->payload = r + lr;
+        m->payload_len = p->len;
+    }
+    m->sender = block;
+    m->recipients = r;
+    id_or_empty(&s->message_id, m->id);
+    id_or_empty(&s->thread_id, m->thread_id);
+    id_or_empty(&s->ref_id, m->ref_id);
+    m->content_type = s->content_type;
+    m->created_ms = s->created_ms;
+    m->received_ms = s->received_ms;
+    m->read_ms = s->read_ms;
+    m->ack_required = s->ack_required;
+    m->awaiting_ack = s->awaiting_ack;
+    m->urgent = s->urgent;
+    return 0;
+}
+
+void liaison_messages_free(liaison_message_t *msgs, size_t n)
+{
+    if (!msgs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (msgs[i].payload)
+            sodium_memzero((void *)msgs[i].payload, msgs[i].payload_len);
+        free((void *)msgs[i].sender);
+    }
+    free(msgs);
+}
+
+/* The messages of a list or show answer (one summary and its payload for show). */
+static liaison_rc messages_of(liaison_client_t *c, Liaison__Control__MessageSummary *const *sums, size_t count,
+                              const ProtobufCBinaryData *show_payload, liaison_message_t **msgs, size_t *n)
+{
+    if (count == 0)
+        return LIAISON_OK;
+    liaison_message_t *out = calloc(count, sizeof *out);
+    if (!out) {
+        set_error(c, "out of memory");
+        return LIAISON_INTERNAL;
+    }
+    for (size_t i = 0; i < count; i++)
+        if (message_of(sums[i], show_payload ? show_payload : &sums[i]->payload, &out[i]) != 0) {
+            liaison_messages_free(out, i);
+            set_error(c, "out of memory");
+            return LIAISON_INTERNAL;
+        }
+    *msgs = out;
+    *n = count;
+    return LIAISON_OK;
+}
+
+liaison_rc liaison_inbox(liaison_client_t *c, unsigned flags, unsigned limit, liaison_message_t **msgs, size_t *n)
+{
+    size_t dummy;
+    if (msgs)
+        *msgs = NULL;
+    if (!n)
+        n = &dummy;
+    *n = 0;
+    if (!msgs) {
+        set_error(c, "no place for the messages (msgs is NULL)");
+        return LIAISON_BAD_REQUEST;
+    }
+    if (flags & ~INBOX_FLAGS) {
+        set_error(c, "unknown inbox flags %#x", flags & ~INBOX_FLAGS);
+        return LIAISON_BAD_REQUEST;
+    }
+    if (limit > INBOX_MAX) {
+        set_error(c, "at most %u messages at a time, not %u", INBOX_MAX, limit);
+        return LIAISON_BAD_REQUEST;
+    }
+    Liaison__Control__ListRequest l = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    l.box = LIAISON__CONTROL__LIST_REQUEST__BOX__INBOX;
+    l.limit = limit;
+    l.unread_only = (flags & LIAISON_INBOX_UNREAD) != 0;
+    l.needs_ack = (flags & LIAISON_INBOX_NEEDS_ACK) != 0;
+    l.with_payloads = (flags & LIAISON_INBOX_READ) != 0;
+    l.oldest = (flags & LIAISON_INBOX_OLDEST) != 0;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
+    rq.list = &l;
+    Liaison__Control__Response *r = NULL;
+    liaison_rc rc = liaison_call_pb(c, &rq, &r);
+    if (rc == LIAISON_OK && (!r || r->result_case != LIAISON__CONTROL__RESPONSE__RESULT_LIST || !r->list)) {
+        set_error(c, "liaisond answered a list with something else (client and daemon versions differ?)");
+        rc = LIAISON_PROTOCOL;
+    }
+    if (rc == LIAISON_OK)
+        rc = messages_of(c, r->list->messages, r->list->n_messages, NULL, msgs, n);
+    if (r) {
+        /* The clear text was in the answer too. */
+        if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_LIST && r->list)
+            for (size_t i = 0; i < r->list->n_messages; i++)
+                if (r->list->messages[i]->payload.data)
+                    sodium_memzero(r->list->messages[i]->payload.data, r->list->messages[i]->payload.len);
+        liaison__control__response__free_unpacked(r, NULL);
+    }
+    return rc;
+}
+
+liaison_rc liaison_read(liaison_client_t *c, const char *id_hex, liaison_message_t **msg)
+{
+    if (msg)
+        *msg = NULL;
+    if (!msg) {
+        set_error(c, "no place for the message (msg is NULL)");
+        return LIAISON_BAD_REQUEST;
+    }
+    uint8_t id[LIAISON_MSGID_BYTES];
+    liaison_rc rc = msg_id(c, id_hex, "inbox", id);
+    if (rc != LIAISON_OK)
+        return rc;
+    Liaison__Control__ShowRequest s = LIAISON__CONTROL__SHOW_REQUEST__INIT;
+    s.message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, id};
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
+    rq.show = &s;
+    Liaison__Control__Response *r = NULL;
+    rc = liaison_call_pb(c, &rq, &r);
+    if (rc == LIAISON_OK &&
+        (!r || r->result_case != LIAISON__CONTROL__RESPONSE__RESULT_SHOW || !r->show || !r->show->summary)) {
+        set_error(c, "liaisond answered a show with something else (client and daemon versions differ?)");
+        rc = LIAISON_PROTOCOL;
+    }
+    size_t one = 0;
+    if (rc == LIAISON_OK)
+        rc = messages_of(c, &r->show->summary, 1, &r->show->payload, msg, &one);
+    if (r) {
+        /* The clear text was in the answer too. */
+        if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_SHOW && r->show && r->show->payload.data)
+            sodium_memzero(r->show->payload.data, r->show->payload.len);
+        liaison__control__response__free_unpacked(r, NULL);
+    }
     return rc;
 }

@@ -280,6 +280,54 @@ LIAISON_API liaison_rc liaison_submit_wait(liaison_client_t *c, const char *id_h
 LIAISON_API liaison_rc liaison_collect_wait(liaison_client_t *c, uint64_t *token, char id_hex[LIAISON_ID_HEX],
                                             liaison_progress_t *progress);
 
+/* Reading messages: what liaison inbox and liaison show give, without control.proto.
+ *
+ * A message as liaison_inbox and liaison_read return it. The strings and the payload
+ * belong to the array; liaison_messages_free frees them (and wipes the payloads). */
+typedef struct liaison_message {
+    char id[LIAISON_ID_HEX];        /* the message id, 32 lower-case hex digits */
+    char thread_id[LIAISON_ID_HEX]; /* its thread (a medication change's acknowledgement, a
+                                     * case review), or "" */
+    char ref_id[LIAISON_ID_HEX];    /* an acknowledgement: the message it acknowledges; else "" */
+    const char *sender;             /* node id of its author */
+    const char *recipients;         /* node ids, comma-separated, in the sender's order */
+    uint32_t content_type;          /* LIAISON_CONTENT_*: the payload's message type */
+    uint64_t created_ms;            /* when the sender made it, by its clock (ms since the epoch) */
+    uint64_t received_ms;           /* when this node stored it */
+    uint64_t read_ms;               /* its first read on this node (a read by this very call
+                                     * included); 0: unread */
+    int ack_required;               /* a medication change that asks for acknowledgement */
+    int awaiting_ack;               /* ...which this node has not acknowledged yet (liaison_ack) */
+    int urgent;
+    const void *payload;            /* the decrypted payload, a serialized liaison.payload message of
+                                     * content_type (payload.proto); NULL when not asked for */
+    size_t payload_len;
+} liaison_message_t;
+
+#define LIAISON_INBOX_UNREAD 0x1u    /* only messages not yet read on this node */
+#define LIAISON_INBOX_NEEDS_ACK 0x2u /* only medication changes this node has yet to acknowledge */
+#define LIAISON_INBOX_READ 0x4u      /* with their payloads: each message returned is read, that
+                                      * is marked read and audited (message-read), as by liaison_read */
+#define LIAISON_INBOX_OLDEST 0x8u    /* with more matching than limit: the oldest, not the newest */
+
+/* The messages this node received, newest first: at most limit of them (0: 100, at most
+ * 1,000), filtered by flags (LIAISON_INBOX_*). On LIAISON_OK *msgs is an array of *n
+ * messages (NULL when none) to free with liaison_messages_free; on any other code
+ * *msgs is NULL and *n is 0. Without LIAISON_INBOX_READ nothing is read: no payloads,
+ * nothing audited. Returns, besides the transport codes, LIAISON_BAD_REQUEST for
+ * unknown flags or a limit over 1,000. */
+LIAISON_API liaison_rc liaison_inbox(liaison_client_t *c, unsigned flags, unsigned limit, liaison_message_t **msgs,
+                                     size_t *n);
+
+/* Reads message id_hex (received or sent by this node): *msg is one message, with its
+ * payload, to free with liaison_messages_free(*msg, 1). A received message is marked read
+ * on its first read; every read is audited (message-read). Returns, besides the
+ * transport codes, LIAISON_BAD_REQUEST (not a message id) or LIAISON_NOT_FOUND. */
+LIAISON_API liaison_rc liaison_read(liaison_client_t *c, const char *id_hex, liaison_message_t **msg);
+
+/* Frees what liaison_inbox or liaison_read returned, wiping the payloads. NULL-safe. */
+LIAISON_API void liaison_messages_free(liaison_message_t *msgs, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -120,9 +120,14 @@ class Installed(NodeTest):
         note = re.search(r"^note ([0-9a-f]{32})$", out, re.M).group(1)
         med = re.search(r"^med ([0-9a-f]{32})$", out, re.M).group(1)
         self.assertIn("delivered\n", out)
-        self.assertIn("inbox %s from a type 3 awaiting_ack 1\n" % med, out)
-        self.assertIn("inbox %s from a type 2 awaiting_ack 0\n" % note, out)
-        self.assertIn("read note: patient P-1042 narrative 'Engaged in CBT; sleep improved.'\n", out)
+        self.assertIn("inbox %s from a to a,b type 3 awaiting_ack 1 payload 0\n" % med, out)
+        self.assertIn("inbox %s from a to a,b type 2 awaiting_ack 0 payload 0\n" % note, out)
+        self.assertIn("read note: patient P-1042 narrative 'Engaged in CBT; sleep improved.' marked read 1\n", out)
+        self.assertIn("unread now 1: %s\n" % med, out)
+        self.assertRegex(out, r"read medication change \(\d+ bytes\)\n")
+        # Each read is audited on b: the note by liaison_read, the change by the inbox.
+        reads = b.query("SELECT hex(message_id) FROM audit WHERE action = 'message-read'")
+        self.assertEqual(sorted(r[0].lower() for r in reads), sorted([note, med]))
         self.assertIn("acknowledged by b\n", out)
         codes = dict(re.findall(r"^([a-z-]+) (LIAISON_[A-Z_]+):", out, re.M))
         self.assertEqual(codes, {
@@ -132,7 +137,9 @@ class Installed(NodeTest):
             "ack-unknown": "LIAISON_REFUSED", "ack-bad-id": "LIAISON_BAD_REQUEST",
             "bad-payload": "LIAISON_BAD_REQUEST", "bad-raw": "LIAISON_BAD_REQUEST",
             "case-variant": "LIAISON_REFUSED", "bad-flags": "LIAISON_BAD_REQUEST", "distinct-patient": "LIAISON_OK",
-            "collect-none": "LIAISON_BAD_REQUEST", "timeout": "LIAISON_TIMEOUT"}, out)
+            "collect-none": "LIAISON_BAD_REQUEST", "read-unknown": "LIAISON_NOT_FOUND",
+            "read-bad-id": "LIAISON_BAD_REQUEST", "inbox-bad-flags": "LIAISON_BAD_REQUEST",
+            "inbox-too-many": "LIAISON_BAD_REQUEST", "timeout": "LIAISON_TIMEOUT"}, out)
         self.assertRegex(out, r"timeout LIAISON_TIMEOUT: .*may still be carried out")
         self.assertIn("case-variant LIAISON_REFUSED: patient id 'p-1042' differs only in letter case", out)
         self.assertIn("bad-flags LIAISON_BAD_REQUEST: unknown send flags 0x80\n", out)

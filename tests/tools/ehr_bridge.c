@@ -8,7 +8,7 @@
  *
  * Sends a progress note and a medication change from the sender to the recipient,
  * waits for their delivery, lists the recipient's inbox, reads the note there and
- * acknowledges the change, waits at the sender for the acknowledgement; then walks
+ * acknowledges the change (liaison_inbox, liaison_read), waits at the sender for the acknowledgement; then walks
  * the error paths and prints each code (SENDER_PID is stopped for a moment to make a
  * call time out). */
 #define _POSIX_C_SOURCE 200809L
@@ -54,20 +54,6 @@ static Liaison__Control__Response *call(liaison_client_t *c, Liaison__Control__R
     Liaison__Control__Response *r = liaison__control__response__unpack(NULL, resp_len, resp);
     free(resp);
     return r;
-}
-
-/* Shows (reads) the message with hex id on this node; returns the response or NULL. */
-static Liaison__Control__Response *show(liaison_client_t *c, const char *id, liaison_rc *rc)
-{
-    Liaison__Control__ShowRequest s = LIAISON__CONTROL__SHOW_REQUEST__INIT;
-    uint8_t raw[16];
-    for (int i = 0; i < 16; i++)
-        sscanf(id + 2 * i, "%2hhx", &raw[i]);
-    s.message_id = (ProtobufCBinaryData){16, raw};
-    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
-    rq.op_case = LIAISON__CONTROL__REQUEST__OP_SHOW;
-    rq.show = &s;
-    return call(c, &rq, rc);
 }
 
 static Liaison__Control__Response *list(liaison_client_t *c, Liaison__Control__ListRequest__Box box, bool needs_ack)
@@ -219,6 +205,16 @@ static int error_paths(const char *home, const char *peer, const char *scratch, 
     report("bad-raw", rc, liaison_client_error(c));
     rc = liaison_collect(c, NULL, NULL);
     report("collect-none", rc, liaison_client_error(c));
+    liaison_message_t *m = NULL;
+    size_t nm = 0;
+    rc = liaison_read(c, "00112233445566778899aabbccddeeff", &m);
+    report("read-unknown", rc, liaison_client_error(c));
+    rc = liaison_read(c, "not-an-id", &m);
+    report("read-bad-id", rc, liaison_client_error(c));
+    rc = liaison_inbox(c, 0x40, 0, &m, &nm);
+    report("inbox-bad-flags", rc, liaison_client_error(c));
+    rc = liaison_inbox(c, 0, 1001, &m, &nm);
+    report("inbox-too-many", rc, m || nm ? "output set!" : liaison_client_error(c));
     /* A daemon that does not answer in time: the request may still be carried out. */
     liaison_client_set_timeout(c, 1000);
     kill(daemon, SIGSTOP);
@@ -281,36 +277,48 @@ int main(int argc, char **argv)
     }
     printf("delivered\n");
 
-    /* recipient: inbox, read the note, ack the medication change */
-    Liaison__Control__Response *r = list(b, LIAISON__CONTROL__LIST_REQUEST__BOX__INBOX, false);
-    if (!r)
+    /* recipient: inbox, read the note, ack the medication change (the typed calls:
+     * no control.proto needed for these) */
+    liaison_message_t *msgs = NULL, *one = NULL;
+    size_t n = 0;
+    liaison_rc rc = liaison_inbox(b, LIAISON_INBOX_UNREAD, 0, &msgs, &n);
+    if (rc != LIAISON_OK) {
+        fprintf(stderr, "inbox: %s: %s\n", liaison_rc_string(rc), liaison_client_error(b));
         goto out;
-    for (size_t i = 0; i < r->list->n_messages; i++) {
-        char h[LIAISON_ID_HEX];
-        hex(&r->list->messages[i]->message_id, h);
-        printf("inbox %s from %s type %u awaiting_ack %d\n", h, r->list->messages[i]->sender,
-               r->list->messages[i]->content_type, r->list->messages[i]->awaiting_ack);
     }
-    liaison__control__response__free_unpacked(r, NULL);
+    for (size_t i = 0; i < n; i++)
+        printf("inbox %s from %s to %s type %u awaiting_ack %d payload %zu\n", msgs[i].id, msgs[i].sender,
+               msgs[i].recipients, msgs[i].content_type, msgs[i].awaiting_ack, msgs[i].payload_len);
+    liaison_messages_free(msgs, n);
 
-    liaison_rc rc;
-    r = show(b, note_id, &rc);
-    if (!r)
+    rc = liaison_read(b, note_id, &one);
+    if (rc != LIAISON_OK) {
+        fprintf(stderr, "read: %s: %s\n", liaison_rc_string(rc), liaison_client_error(b));
         goto out;
-    Liaison__Payload__ProgressNote *pn =
-        liaison__payload__progress_note__unpack(NULL, r->show->payload.len, r->show->payload.data);
+    }
+    Liaison__Payload__ProgressNote *pn = liaison__payload__progress_note__unpack(NULL, one->payload_len, one->payload);
     if (pn) {
-        printf("read note: patient %s narrative '%s'\n", pn->patient->id, pn->narrative);
+        printf("read note: patient %s narrative '%s' marked read %d\n", pn->patient->id, pn->narrative,
+               one->read_ms != 0);
         liaison__payload__progress_note__free_unpacked(pn, NULL);
     }
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_messages_free(one, 1);
+    /* Read now: no longer in the unread inbox; the medication change still is. */
+    rc = liaison_inbox(b, LIAISON_INBOX_UNREAD, 0, &msgs, &n);
+    if (rc == LIAISON_OK)
+        printf("unread now %zu: %s\n", n, n ? msgs[0].id : "-");
+    liaison_messages_free(msgs, n);
 
-    /* A medication change is acknowledged only once it has been read on this node. */
-    r = show(b, med_id, &rc);
-    if (!r)
+    /* A medication change is acknowledged only once it has been read on this node:
+     * here through the inbox, which reads what it returns with LIAISON_INBOX_READ. */
+    rc = liaison_inbox(b, LIAISON_INBOX_NEEDS_ACK | LIAISON_INBOX_READ, 10, &msgs, &n);
+    if (rc != LIAISON_OK || n != 1 || strcmp(msgs[0].id, med_id) != 0 || !msgs[0].payload) {
+        fprintf(stderr, "needs-ack inbox: %s, %zu messages\n", liaison_rc_string(rc), n);
+        liaison_messages_free(msgs, n);
         goto out;
-    printf("read medication change\n");
-    liaison__control__response__free_unpacked(r, NULL);
+    }
+    printf("read medication change (%zu bytes)\n", msgs[0].payload_len);
+    liaison_messages_free(msgs, n);
     rc = liaison_ack(b, med_id, "Seen; will screen for activation.", ack_id);
     if (rc != LIAISON_OK) {
         fprintf(stderr, "ack: %s: %s\n", liaison_rc_string(rc), liaison_client_error(b));
@@ -319,7 +327,7 @@ int main(int argc, char **argv)
     printf("ack %s\n", ack_id);
 
     for (int i = 0;; i++) {
-        r = list(a, LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX, false);
+        Liaison__Control__Response *r = list(a, LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX, false);
         const Liaison__Control__MessageSummary *m = find(r, med_id);
         bool done = m && m->n_acks == 1;
         if (done)
