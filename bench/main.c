@@ -127,6 +127,35 @@ static int parse_rates(const char *s, opts_t *o)
     return o->n_rates ? 0 : -1;
 }
 
+/* The value of the first "KEY<tabs or spaces>: value" line of /proc/cpuinfo whose key is
+ * exactly KEY; 0 if found. */
+static int cpuinfo_field(const char *ci, const char *key, char *out, size_t cap)
+{
+    size_t kl = strlen(key);
+    for (const char *l = ci; *l; l += strcspn(l, "\n") + (l[strcspn(l, "\n")] ? 1 : 0)) {
+        if (strncmp(l, key, kl) != 0 || (l[kl] != '\t' && l[kl] != ' ' && l[kl] != ':'))
+            continue;
+        const char *c = l + kl + strspn(l + kl, " \t");
+        if (*c != ':')
+            continue;
+        c += 1 + strspn(c + 1, " ");
+        snprintf(out, cap, "%.*s", (int)strcspn(c, "\n"), c);
+        return 0;
+    }
+    return -1;
+}
+
+/* Sets KEY to the first line of the file PATH, when it can be read. */
+static void one_line_json(json_t *m, const char *key, const char *path)
+{
+    char *t = read_text_file(path, 256);
+    if (!t)
+        return;
+    t[strcspn(t, "\n")] = 0;
+    json_object_set_new(m, key, json_string(t));
+    free(t);
+}
+
 static json_t *machine_json(void)
 {
     json_t *m = json_object();
@@ -138,14 +167,25 @@ static json_t *machine_json(void)
     }
     char *ci = read_text_file("/proc/cpuinfo", 1 << 20);
     if (ci) {
-        char *p = strstr(ci, "model name");
-        if (p && (p = strchr(p, ':'))) {
-            p += 2;
-            p[strcspn(p, "\n")] = 0;
-            json_object_set_new(m, "cpu", json_string(p));
+        /* The name alone does not tell the hosts of one cloud apart ("AMD EPYC"). */
+        char fam[32] = "", mod[32] = "";
+        cpuinfo_field(ci, "cpu family", fam, sizeof fam);
+        cpuinfo_field(ci, "model", mod, sizeof mod);
+        if (fam[0] && mod[0]) {
+            char fm[80];
+            snprintf(fm, sizeof fm, "family %s model %s", fam, mod);
+            json_object_set_new(m, "cpu_family_model", json_string(fm));
         }
+        char name[256] = "";
+        if (cpuinfo_field(ci, "model name", name, sizeof name) == 0)
+            json_object_set_new(m, "cpu", json_string(name));
+        json_object_set_new(m, "hypervisor", json_boolean(strstr(ci, " hypervisor") != NULL));
         free(ci);
     }
+    /* How an idle vCPU waits: a guest that halts at once (no polling) pays a trip
+     * through the host on every wake-up, which shows in latency at light load. */
+    one_line_json(m, "cpuidle_driver", "/sys/devices/system/cpu/cpuidle/current_driver");
+    one_line_json(m, "guest_halt_poll_ns", "/sys/module/haltpoll/parameters/guest_halt_poll_ns");
     json_object_set_new(m, "cpus_online", json_integer(sysconf(_SC_NPROCESSORS_ONLN)));
     char *la = read_text_file("/proc/loadavg", 256);
     if (la) {
@@ -163,6 +203,22 @@ static json_t *machine_json(void)
     json_object_set_new(m, "libsodium", json_string(sodium_version_string()));
     json_object_set_new(m, "sqlite", json_string(sqlite3_libversion()));
     return m;
+}
+
+static const char *jstr(const json_t *m, const char *key)
+{
+    const char *v = json_string_value(json_object_get(m, key));
+    return v ? v : "?";
+}
+
+/* One line on where the figures come from: the same cloud's "AMD EPYC" can be several
+ * CPUs, and how a virtual CPU waits when idle shows in every latency at light load. */
+static void print_machine(FILE *f, const json_t *m)
+{
+    fprintf(f, "\nMachine: %s (%s), %lld CPUs%s, %s; cpuidle %s, guest halt-poll %s ns\n", jstr(m, "cpu"),
+            jstr(m, "cpu_family_model"), (long long)json_integer_value(json_object_get(m, "cpus_online")),
+            json_is_true(json_object_get(m, "hypervisor")) ? " (virtual)" : "", jstr(m, "kernel"),
+            jstr(m, "cpuidle_driver"), jstr(m, "guest_halt_poll_ns"));
 }
 
 static double db_bytes(const bnode_t *n)
@@ -611,6 +667,7 @@ int main(int argc, char **argv)
             json_object_set_new(ij, "threads", json_integer(idle.threads[0]));
             json_object_set_new(report, "idle", ij);
         }
+        print_machine(tf, json_object_get(report, "machine"));
         print_table(tf, &o, bl, pr, o.n_sizes, &idle);
         json_object_set_new(report, "targets", targets_json(tf, &o, bl, pr, o.n_sizes, &idle));
     }
