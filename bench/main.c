@@ -566,6 +566,7 @@ int main(int argc, char **argv)
         json_t *m = json_object();
         rc = mesh_run(&env, o.mesh, m) == 0 ? 0 : 1;
         json_object_set_new(report, "mesh", m);
+        print_machine(tf, json_object_get(report, "machine"));
         fprintf(tf, "\nMesh of %d daemons (all-to-all, %d connections):\n", o.mesh, o.mesh * (o.mesh - 1));
         const char *k;
         json_t *v;
