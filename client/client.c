@@ -357,6 +357,7 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
         }
         Liaison__Control__Response *r =
             liaison__control__response__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        sodium_memzero(zmq_msg_data(&m), zmq_msg_size(&m)); /* an answer may hold clear text */
         zmq_msg_close(&m);
         if (!r) {
             set_error(c, "liaisond sent an answer that cannot be decoded (client and daemon versions differ?)");
@@ -409,10 +410,36 @@ liaison_rc liaison_call_pb(liaison_client_t *c, Liaison__Control__Request *rq, L
         return rc;
     rc = collect_sync(c, resp);
     if (*resp && rc == LIAISON_PROTOCOL) {
-        liaison__control__response__free_unpacked(*resp, NULL);
+        liaison_response_free(*resp);
         *resp = NULL;
     }
     return rc;
+}
+
+static void wipe_summary(Liaison__Control__MessageSummary *s)
+{
+    if (!s)
+        return;
+    if (s->payload.data)
+        sodium_memzero(s->payload.data, s->payload.len);
+    for (size_t i = 0; i < s->n_acks; i++)
+        if (s->acks[i] && s->acks[i]->comment)
+            sodium_memzero(s->acks[i]->comment, strlen(s->acks[i]->comment));
+}
+
+void liaison_response_free(Liaison__Control__Response *r)
+{
+    if (!r)
+        return;
+    if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_LIST && r->list)
+        for (size_t i = 0; i < r->list->n_messages; i++)
+            wipe_summary(r->list->messages[i]);
+    if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_SHOW && r->show) {
+        wipe_summary(r->show->summary);
+        if (r->show->payload.data)
+            sodium_memzero(r->show->payload.data, r->show->payload.len);
+    }
+    liaison__control__response__free_unpacked(r, NULL);
 }
 
 liaison_rc liaison_call(liaison_client_t *c, const void *req, size_t req_len, void **resp, size_t *resp_len)
@@ -757,8 +784,45 @@ static void id_or_empty(const ProtobufCBinaryData *b, char out[LIAISON_ID_HEX])
         text_msgid_to_hex(b->data, out);
 }
 
+/* Fills m->acks from s: the array and its strings in one block. Returns 0, or -1 out
+ * of memory. */
+static int acks_of(const Liaison__Control__MessageSummary *s, liaison_message_t *m)
+{
+    if (s->n_acks == 0)
+        return 0;
+    size_t strings = 0;
+    for (size_t i = 0; i < s->n_acks; i++) {
+        const Liaison__Control__AckInfo *a = s->acks[i];
+        strings += strlen(a->by ? a->by : "") + 1 + (a->comment && a->comment[0] ? strlen(a->comment) + 1 : 0);
+    }
+    liaison_ack_info_t *acks = malloc(s->n_acks * sizeof *acks + strings);
+    if (!acks)
+        return -1;
+    char *str = (char *)(acks + s->n_acks);
+    for (size_t i = 0; i < s->n_acks; i++) {
+        const Liaison__Control__AckInfo *a = s->acks[i];
+        memset(&acks[i], 0, sizeof acks[i]);
+        id_or_empty(&a->ack_message_id, acks[i].ack_id);
+        acks[i].at_ms = a->at_ms;
+        size_t lb = strlen(a->by ? a->by : "") + 1;
+        memcpy(str, a->by ? a->by : "", lb);
+        acks[i].by = str;
+        str += lb;
+        if (a->comment && a->comment[0]) {
+            size_t lc = strlen(a->comment) + 1;
+            memcpy(str, a->comment, lc);
+            acks[i].comment = str;
+            str += lc;
+        }
+    }
+    m->acks = acks;
+    m->n_acks = s->n_acks;
+    return 0;
+}
+
 /* Fills m from s (and the payload p, which may be empty). The strings and the payload
- * share one block that starts at m->sender. Returns 0, or -1 out of memory. */
+ * share one block that starts at m->sender; the acknowledgements have their own.
+ * Returns 0, or -1 out of memory. */
 static int message_of(const Liaison__Control__MessageSummary *s, const ProtobufCBinaryData *p, liaison_message_t *m)
 {
     memset(m, 0, sizeof *m);
@@ -791,6 +855,14 @@ static int message_of(const Liaison__Control__MessageSummary *s, const ProtobufC
     m->ack_required = s->ack_required;
     m->awaiting_ack = s->awaiting_ack;
     m->urgent = s->urgent;
+    m->unopenable = s->unopenable;
+    if (acks_of(s, m) != 0) {
+        if (m->payload)
+            sodium_memzero((void *)m->payload, m->payload_len);
+        free(block);
+        memset(m, 0, sizeof *m);
+        return -1;
+    }
     return 0;
 }
 
@@ -801,6 +873,10 @@ void liaison_messages_free(liaison_message_t *msgs, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (msgs[i].payload)
             sodium_memzero((void *)msgs[i].payload, msgs[i].payload_len);
+        for (size_t k = 0; k < msgs[i].n_acks; k++)
+            if (msgs[i].acks[k].comment)
+                sodium_memzero((void *)msgs[i].acks[k].comment, strlen(msgs[i].acks[k].comment));
+        free((void *)msgs[i].acks);
         free((void *)msgs[i].sender);
     }
     free(msgs);
@@ -812,6 +888,11 @@ static liaison_rc messages_of(liaison_client_t *c, Liaison__Control__MessageSumm
 {
     if (count == 0)
         return LIAISON_OK;
+    for (size_t i = 0; i < count; i++)
+        if (!sums[i] || sums[i]->message_id.len != LIAISON_MSGID_BYTES) {
+            set_error(c, "liaisond sent a message without its id (client and daemon versions differ?)");
+            return LIAISON_PROTOCOL;
+        }
     liaison_message_t *out = calloc(count, sizeof *out);
     if (!out) {
         set_error(c, "out of memory");
@@ -830,14 +911,12 @@ static liaison_rc messages_of(liaison_client_t *c, Liaison__Control__MessageSumm
 
 liaison_rc liaison_inbox(liaison_client_t *c, unsigned flags, unsigned limit, liaison_message_t **msgs, size_t *n)
 {
-    size_t dummy;
     if (msgs)
         *msgs = NULL;
-    if (!n)
-        n = &dummy;
-    *n = 0;
-    if (!msgs) {
-        set_error(c, "no place for the messages (msgs is NULL)");
+    if (n)
+        *n = 0;
+    if (!msgs || !n) {
+        set_error(c, "no place for the messages (%s is NULL)", msgs ? "n" : "msgs");
         return LIAISON_BAD_REQUEST;
     }
     if (flags & ~INBOX_FLAGS) {
@@ -866,14 +945,7 @@ liaison_rc liaison_inbox(liaison_client_t *c, unsigned flags, unsigned limit, li
     }
     if (rc == LIAISON_OK)
         rc = messages_of(c, r->list->messages, r->list->n_messages, NULL, msgs, n);
-    if (r) {
-        /* The clear text was in the answer too. */
-        if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_LIST && r->list)
-            for (size_t i = 0; i < r->list->n_messages; i++)
-                if (r->list->messages[i]->payload.data)
-                    sodium_memzero(r->list->messages[i]->payload.data, r->list->messages[i]->payload.len);
-        liaison__control__response__free_unpacked(r, NULL);
-    }
+    liaison_response_free(r); /* the clear text was in the answer too */
     return rc;
 }
 
@@ -904,11 +976,6 @@ liaison_rc liaison_read(liaison_client_t *c, const char *id_hex, liaison_message
     size_t one = 0;
     if (rc == LIAISON_OK)
         rc = messages_of(c, &r->show->summary, 1, &r->show->payload, msg, &one);
-    if (r) {
-        /* The clear text was in the answer too. */
-        if (r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_SHOW && r->show && r->show->payload.data)
-            sodium_memzero(r->show->payload.data, r->show->payload.len);
-        liaison__control__response__free_unpacked(r, NULL);
-    }
+    liaison_response_free(r); /* the clear text was in the answer too */
     return rc;
 }

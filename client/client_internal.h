@@ -13,6 +13,10 @@
  * mirrors resp->code; liaison_client_error() has the daemon's message. */
 liaison_rc liaison_call_pb(liaison_client_t *c, Liaison__Control__Request *rq, Liaison__Control__Response **resp);
 
+/* Frees a response after wiping the clear text it may hold (payloads of a list or a
+ * show, acknowledgement comments). NULL-safe. */
+void liaison_response_free(Liaison__Control__Response *r);
+
 /* A wait (liaison_wait) whose whole answer the caller wants: on LIAISON_OK *resp holds
  * a Response with its WaitResult. id is 16 bytes; timeout and flags as liaison_wait. */
 liaison_rc liaison_wait_pb(liaison_client_t *c, const uint8_t *id, int timeout_ms, unsigned flags,

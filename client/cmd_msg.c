@@ -363,7 +363,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     if ((rc = list(cli, &lr, &r)) != 0)
         return rc;
     if (!out && (rc = overdue(cli, &st)) != 0) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return rc;
     }
     const Liaison__Control__ListResult *l = r->list;
@@ -395,8 +395,8 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
             render_case_variants(l->patient_case_variants, lr.patient, "messages");
     }
     if (st)
-        liaison__control__response__free_unpacked(st, NULL);
-    liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(st);
+    liaison_response_free(r);
     return 0;
 }
 
@@ -440,14 +440,14 @@ int cmd_show(cli_t *cli, int argc, char **argv)
     if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_SHOW, &r)) != 0)
         return rc;
     if (!r->show->summary) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "the daemon answered without the message");
     }
     if (cli->json)
         cli_json_out(render_message_json(r->show->summary, r->show->payload.data, r->show->payload.len));
     else
         render_message_text(r->show->summary, r->show->payload.data, r->show->payload.len);
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return 0;
 }
 
@@ -505,12 +505,12 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
                         hex, hex);
     if (lrc != LIAISON_OK) {
         if (r)
-            liaison__control__response__free_unpacked(r, NULL);
+            liaison_response_free(r);
         return cli_fail(cli_exit_code(lrc), "%s", liaison_client_error(c));
     }
     const Liaison__Control__WaitResult *w = r->wait;
     if (!w->summary) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "the daemon answered without the message");
     }
     const Liaison__Control__MessageSummary *m = w->summary;
@@ -543,7 +543,7 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
         printf(".\n");
         render_deliveries(m, "  ");
     }
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     if (exit_code == EXIT_PENDING) {
         fflush(stdout); /* the state first, then why it is not final */
         char t[32];
@@ -570,9 +570,10 @@ int cmd_thread(cli_t *cli, int argc, char **argv)
         return rc;
     const Liaison__Control__ListResult *l = r->list;
     if (cli->json) {
-        cli_json_out(json_pack("{s:o}", "messages", summaries_json(l->messages, l->n_messages, true)));
+        cli_json_out(json_pack("{s:o, s:b}", "messages", summaries_json(l->messages, l->n_messages, true),
+                               "truncated", l->truncated));
     } else if (l->n_messages == 0) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "no messages in thread %s on this node", argv[0]);
     } else {
         for (size_t i = 0; i < l->n_messages; i++) {
@@ -580,8 +581,10 @@ int cmd_thread(cli_t *cli, int argc, char **argv)
                 printf("\n----------------------------------------------------------------\n");
             render_message_text(l->messages[i], l->messages[i]->payload.data, l->messages[i]->payload.len);
         }
+        render_truncated(l->truncated, l->n_messages,
+                         "These are the oldest; read the later ones one by one (liaison inbox --since, then liaison show).");
     }
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return 0;
 }
 
@@ -616,6 +619,10 @@ static void chart(const char *title, int max, const char (*dates)[11], const int
 
 static void gist(const Liaison__Control__MessageSummary *m)
 {
+    if (m->unopenable) {
+        printf("(cannot be opened: the sender's card was removed or replaced)");
+        return;
+    }
     json_t *p = render_payload_json(m->content_type, m->payload.data, m->payload.len);
     switch (m->content_type) {
     case 2: {
@@ -681,7 +688,7 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
     int *phq = calloc(n + 1, sizeof *phq), *gad = calloc(n + 1, sizeof *gad);
     if (!dates || !phq || !gad) {
         free(dates), free(phq), free(gad);
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "out of memory");
     }
     char label[160] = "";
@@ -704,9 +711,10 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
                                                     "phq9", phq[i] >= 0 ? json_integer(phq[i]) : json_null(), "gad7",
                                                     gad[i] >= 0 ? json_integer(gad[i]) : json_null()));
         }
-        cli_json_out(json_pack("{s:s, s:s?, s:o, s:o, s:I}", "patient", pos[0], "label", label[0] ? label : NULL,
+        cli_json_out(json_pack("{s:s, s:s?, s:o, s:o, s:I, s:b}", "patient", pos[0], "label", label[0] ? label : NULL,
                                "messages", summaries_json(l->messages, n, true), "scores", scores,
-                               "patient_case_variants", (json_int_t)l->patient_case_variants));
+                               "patient_case_variants", (json_int_t)l->patient_case_variants, "truncated",
+                               l->truncated));
     } else {
         printf("Patient %s%s%s%s: %zu message%s on this node\n\n", pos[0], label[0] ? " (" : "", label,
                label[0] ? ")" : "", n, n == 1 ? "" : "s");
@@ -724,10 +732,13 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
         chart("PHQ-9", 27, cd, phq, n);
         chart("GAD-7", 21, cd, gad, n);
         render_case_variants(l->patient_case_variants, pos[0], "messages");
+        render_truncated(l->truncated, n,
+                         "These are the newest; the older ones are listed by liaison inbox --patient (and outbox), and read"
+                         " with liaison show.");
     }
     free(dates);
     free(phq);
     free(gad);
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return 0;
 }

@@ -64,7 +64,7 @@ static int review_patient(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], ch
     rc = EXIT_REFUSED;
     if (m && render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) == 0)
         rc = 0;
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     if (rc) {
         char hex[TEXT_MSGID_HEX];
         text_msgid_to_hex(rid, hex);
@@ -299,9 +299,9 @@ static int review_add(cli_t *cli, int argc, char **argv)
     }
     earlier_free(&ea);
     if (all)
-        liaison__control__response__free_unpacked(all, NULL);
+        liaison_response_free(all);
     liaison__payload__case_review__free_unpacked(first, NULL);
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return rc;
 }
 
@@ -360,7 +360,7 @@ static int check_owners(cli_t *cli, const char *rid_text, const uint8_t rid[LIAI
     if (rc)
         return rc;
     if (r->reviews->n_reviews != 1) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "no review %s on this node (see: liaison review list)", rid_text);
     }
     const Liaison__Control__ReviewInfo *v = r->reviews->reviews[0];
@@ -378,7 +378,7 @@ static int check_owners(cli_t *cli, const char *rid_text, const uint8_t rid[LIAI
                                   " add them first with: liaison review add %s %.64s; nothing was sent",
                       items[i].owner, rid_text, who, rid_text, items[i].owner);
     }
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return rc;
 }
 
@@ -459,7 +459,7 @@ static int listed_patient(cli_t *cli, const Liaison__Control__ReviewInfo *v, cha
         return rc;
     if (!m || render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) != 0)
         id[0] = label[0] = '\0';
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return 0;
 }
 
@@ -512,7 +512,7 @@ static int review_list(cli_t *cli, int argc, char **argv)
         cli_json_out(json_pack("{s:o}", "reviews", a));
     else
         json_decref(a);
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(r);
     return rc;
 }
 
@@ -531,7 +531,7 @@ static int review_show(cli_t *cli, int argc, char **argv)
     if ((rc = reviews(cli, false, rid, &r)))
         return rc;
     if (r->reviews->n_reviews != 1) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "no review %s on this node (see: liaison review list)", pos[0]);
     }
     const Liaison__Control__ReviewInfo *v = r->reviews->reviews[0];
@@ -544,7 +544,7 @@ static int review_show(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_LIST;
     rq.list = &lr;
     if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_LIST, &t))) {
-        liaison__control__response__free_unpacked(r, NULL);
+        liaison_response_free(r);
         return rc;
     }
     size_t n = t->list ? t->list->n_messages : 0;
@@ -555,6 +555,7 @@ static int review_show(cli_t *cli, int argc, char **argv)
             json_array_append_new(msgs, render_message_json(m, m->payload.data, m->payload.len));
         }
         json_object_set_new(j, "messages", msgs);
+        json_object_set_new(j, "truncated", json_boolean(t->list && t->list->truncated));
         cli_json_out(j);
     } else {
         char ts[32];
@@ -575,11 +576,16 @@ static int review_show(cli_t *cli, int argc, char **argv)
             const Liaison__Control__MessageSummary *m = t->list->messages[i];
             cli_time(m->created_ms, ts, sizeof ts);
             printf("\n%s  %s\n", ts, m->sender);
-            render_payload_text(m->content_type, m->payload.data, m->payload.len, "  ");
+            if (m->unopenable)
+                printf("  (cannot be opened: the sender's card was removed or replaced)\n");
+            else
+                render_payload_text(m->content_type, m->payload.data, m->payload.len, "  ");
         }
+        render_truncated(t->list && t->list->truncated, n,
+                         "These are the oldest; read the later ones one by one (liaison inbox --since, then liaison show).");
     }
-    liaison__control__response__free_unpacked(t, NULL);
-    liaison__control__response__free_unpacked(r, NULL);
+    liaison_response_free(t);
+    liaison_response_free(r);
     return 0;
 }
 

@@ -30,7 +30,8 @@
  *   liaison_client_error). Strings are NUL-terminated UTF-8 and only read during the
  *   call: the library keeps no pointer to them.
  * Ownership. The library allocates nothing the caller must free, except the handle
- *   (liaison_client_close) and the answer of liaison_call (free()).
+ *   (liaison_client_close), the answer of liaison_call (free()) and the messages of
+ *   liaison_inbox and liaison_read (liaison_messages_free).
  * Blocking. A call sends its request and waits for the daemon's answer, up to the
  *   timeout of the handle (liaison_client_set_timeout, default 30 s). Signals do not
  *   interrupt the wait, unless the caller asks for it (liaison_client_set_interrupt).
@@ -206,7 +207,8 @@ LIAISON_API liaison_rc liaison_send_flags(liaison_client_t *c, const char *to, u
  * with an optional comment (NULL: none). On LIAISON_OK the acknowledgement is queued
  * to the message's sender and other recipients and its own id is in ack_id_hex (NULL:
  * not wanted). LIAISON_BAD_REQUEST: msg_id_hex is not a message id; LIAISON_REFUSED:
- * no such message here, or one this node sent, or already acknowledged. */
+ * no such message here, or one this node sent, or already acknowledged, or not read on
+ * this node yet (liaison_read, or liaison_inbox with LIAISON_INBOX_READ, reads it). */
 LIAISON_API liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, const char *comment, char ack_id_hex[LIAISON_ID_HEX]);
 
 /* Pipelining: submit many sends without waiting, then collect their answers.
@@ -282,8 +284,18 @@ LIAISON_API liaison_rc liaison_collect_wait(liaison_client_t *c, uint64_t *token
 
 /* Reading messages: what liaison inbox and liaison show give, without control.proto.
  *
- * A message as liaison_inbox and liaison_read return it. The strings and the payload
- * belong to the array; liaison_messages_free frees them (and wipes the payloads). */
+ * An acknowledgement of a medication change, as this node has seen it. */
+typedef struct liaison_ack_info {
+    char ack_id[LIAISON_ID_HEX]; /* the acknowledgement message */
+    const char *by;              /* the node that acknowledged */
+    uint64_t at_ms;              /* when, by its clock (the acknowledgement's creation time) */
+    const char *comment;         /* its comment, from liaison_read only (each comment returned is a
+                                  * read of that acknowledgement, audited); else NULL */
+} liaison_ack_info_t;
+
+/* A message as liaison_inbox and liaison_read return it. The strings, the payload and
+ * the acknowledgements belong to the array; liaison_messages_free frees them (and wipes
+ * the payloads and the comments). */
 typedef struct liaison_message {
     char id[LIAISON_ID_HEX];        /* the message id, 32 lower-case hex digits */
     char thread_id[LIAISON_ID_HEX]; /* its thread (a medication change's acknowledgement, a
@@ -294,35 +306,56 @@ typedef struct liaison_message {
     uint32_t content_type;          /* LIAISON_CONTENT_*: the payload's message type */
     uint64_t created_ms;            /* when the sender made it, by its clock (ms since the epoch) */
     uint64_t received_ms;           /* when this node stored it */
-    uint64_t read_ms;               /* its first read on this node (a read by this very call
-                                     * included); 0: unread */
+    uint64_t read_ms;               /* a received message: its first read on this node (a read by
+                                     * this very call included); 0: unread. A sent message: 0
+                                     * (what the recipients did with it: liaison_wait) */
     int ack_required;               /* a medication change that asks for acknowledgement */
-    int awaiting_ack;               /* ...which this node has not acknowledged yet (liaison_ack) */
+    int awaiting_ack;               /* a received one which this node has not acknowledged yet
+                                     * (liaison_ack); 0 for a sent message */
     int urgent;
     const void *payload;            /* the decrypted payload, a serialized liaison.payload message of
-                                     * content_type (payload.proto); NULL when not asked for */
+                                     * content_type (payload.proto); NULL when not asked for, or
+                                     * when unopenable */
     size_t payload_len;
+    int unopenable;                 /* 1: asked for, but the message cannot be opened with the keys
+                                     * this node has for its sender (its cards were removed or
+                                     * replaced); the attempt is audited, and the message stays
+                                     * unread */
+    size_t n_acks;                  /* acknowledgements of this message seen on this node (a sent
+                                     * medication change: the recipients'; a received one: every
+                                     * recipient's, this node's own included) */
+    const liaison_ack_info_t *acks;
 } liaison_message_t;
 
 #define LIAISON_INBOX_UNREAD 0x1u    /* only messages not yet read on this node */
 #define LIAISON_INBOX_NEEDS_ACK 0x2u /* only medication changes this node has yet to acknowledge */
 #define LIAISON_INBOX_READ 0x4u      /* with their payloads: each message returned is read, that
                                       * is marked read and audited (message-read), as by liaison_read */
-#define LIAISON_INBOX_OLDEST 0x8u    /* with more matching than limit: the oldest, not the newest */
+#define LIAISON_INBOX_OLDEST 0x8u    /* with more matching than limit: take the oldest, not the
+                                      * newest (they are still returned newest first) */
 
-/* The messages this node received, newest first: at most limit of them (0: 100, at most
- * 1,000), filtered by flags (LIAISON_INBOX_*). On LIAISON_OK *msgs is an array of *n
- * messages (NULL when none) to free with liaison_messages_free; on any other code
- * *msgs is NULL and *n is 0. Without LIAISON_INBOX_READ nothing is read: no payloads,
- * nothing audited. Returns, besides the transport codes, LIAISON_BAD_REQUEST for
- * unknown flags or a limit over 1,000. */
+/* The messages this node received, newest first by their creation time (the sender's
+ * clock): at most limit of them (0: 100, at most 1,000), filtered by flags
+ * (LIAISON_INBOX_*). On LIAISON_OK *msgs is an array of *n messages (NULL when none) to
+ * free with liaison_messages_free; on any other code *msgs is NULL and *n is 0. Without
+ * LIAISON_INBOX_READ nothing is read: no payloads, nothing audited. With it, the
+ * answer stops once its payloads reach 16 MiB, so fewer than limit may come back while
+ * more match: with LIAISON_INBOX_UNREAD | LIAISON_INBOX_OLDEST, call again until *n is
+ * 0 to read them all in order. Returns, besides the transport codes,
+ * LIAISON_BAD_REQUEST for unknown flags, a limit over 1,000 or n NULL, and
+ * LIAISON_INTERNAL when a read cannot be recorded in the audit log (no content is then
+ * returned; the reads recorded before it stay recorded). */
 LIAISON_API liaison_rc liaison_inbox(liaison_client_t *c, unsigned flags, unsigned limit, liaison_message_t **msgs,
                                      size_t *n);
 
 /* Reads message id_hex (received or sent by this node): *msg is one message, with its
- * payload, to free with liaison_messages_free(*msg, 1). A received message is marked read
- * on its first read; every read is audited (message-read). Returns, besides the
- * transport codes, LIAISON_BAD_REQUEST (not a message id) or LIAISON_NOT_FOUND. */
+ * payload and its acknowledgements' comments, to free with liaison_messages_free(*msg, 1).
+ * A received message is marked read on its first read; every read is audited
+ * (message-read), each acknowledgement comment returned too. Returns, besides the
+ * transport codes, LIAISON_BAD_REQUEST (not a message id), LIAISON_NOT_FOUND,
+ * LIAISON_REFUSED (it cannot be opened with the keys this node has for its sender; the
+ * attempt is audited) or LIAISON_INTERNAL (the read cannot be recorded in the audit log,
+ * so nothing is shown). */
 LIAISON_API liaison_rc liaison_read(liaison_client_t *c, const char *id_hex, liaison_message_t **msg);
 
 /* Frees what liaison_inbox or liaison_read returned, wiping the payloads. NULL-safe. */

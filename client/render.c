@@ -61,6 +61,8 @@ json_t *render_summary_json(const Liaison__Control__MessageSummary *m)
         json_decref(dl);
     if (m->ref_id.len)
         json_object_set_new(j, "acknowledges", cli_json_hex(m->ref_id.data, m->ref_id.len));
+    if (m->unopenable)
+        json_object_set_new(j, "unopenable", json_true());
     return j;
 }
 
@@ -516,7 +518,11 @@ void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_
         }
     }
     printf("\n");
-    render_payload_text(m->content_type, payload, len, "");
+    if (m->unopenable)
+        printf("(This message cannot be opened with the keys this node has for %s: their card was removed or\n"
+               " replaced since. The attempt is in the audit log.)\n", m->sender);
+    else
+        render_payload_text(m->content_type, payload, len, "");
     /* The command to run, with this message's id, for a recipient still owing the ack. */
     if (strcmp(m->direction, "in") == 0 && m->awaiting_ack && m->message_id.len == LIAISON_MSGID_BYTES) {
         text_msgid_to_hex(m->message_id.data, id);
@@ -527,7 +533,7 @@ void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_
 json_t *render_message_json(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len)
 {
     json_t *j = render_summary_json(m);
-    json_object_set_new(j, "payload", render_payload_json(m->content_type, payload, len));
+    json_object_set_new(j, "payload", m->unopenable ? json_null() : render_payload_json(m->content_type, payload, len));
     return j;
 }
 
@@ -585,4 +591,13 @@ void render_case_variants(uint32_t n, const char *patient, const char *what)
            "Patient ids are case-sensitive, so %s not shown here: ask with the id spelled as it was sent.\n"
            "If it is the same patient, spell the id one way from now on.\n",
            n, what, n == 1 ? "is" : "are", patient, n == 1 ? "it is" : "they are");
+}
+
+void render_truncated(bool truncated, size_t shown, const char *hint)
+{
+    if (!truncated)
+        return;
+    printf("\nNote: more messages match than the %zu shown: their contents reached the 16 MiB one answer\n"
+           "carries. %s\n",
+           shown, hint);
 }

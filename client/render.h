@@ -44,4 +44,8 @@ int render_patient(uint32_t content_type, const uint8_t *data, size_t len, char 
  * (ids are case-sensitive). Prints nothing when n is 0. */
 void render_case_variants(uint32_t n, const char *patient, const char *what);
 
+/* The note under a listing the daemon cut at its 16 MiB of contents (ListResult.truncated):
+ * how many were shown, and hint, a sentence on how to see the rest. */
+void render_truncated(bool truncated, size_t shown, const char *hint);
+
 #endif

@@ -712,10 +712,18 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
     }
 }
 
+/* What one list answer may carry in decrypted payloads: past it, the listing stops and
+ * says so (ListResult.truncated), so that 1,000 messages of 512 KiB cannot make the
+ * daemon build, and the client receive, half a gigabyte at once. */
+#define LIST_PAYLOAD_CAP (16u * 1024u * 1024u)
+
 typedef struct list_ctx {
     call_t *c;
     node_t *n;
     bool with_payloads, keep_unread;
+    bool truncated;    /* stopped at LIST_PAYLOAD_CAP */
+    bool audit_failed; /* a read could not be recorded: the listing is refused */
+    size_t payload_bytes;
     summary_buf_t **bufs;
     size_t count, cap;
 } list_ctx_t;
@@ -725,6 +733,10 @@ static bool record_read(call_t *c, const store_msg_t *m, bool mark);
 static int list_one(void *ctx, const store_msg_t *m)
 {
     list_ctx_t *lc = ctx;
+    if (lc->with_payloads && lc->payload_bytes >= LIST_PAYLOAD_CAP) {
+        lc->truncated = true;
+        return 1;
+    }
     if (lc->count == lc->cap) {
         size_t cap = lc->cap ? lc->cap * 2 : 32;
         summary_buf_t **nb = realloc(lc->bufs, cap * sizeof *nb);
@@ -738,17 +750,34 @@ static int list_one(void *ctx, const store_msg_t *m)
         return -1;
     fill_summary(lc->n, m, b);
     lc->bufs[lc->count++] = b;
-    if (lc->with_payloads) {
-        store_msg_t full;
-        if (control_open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len) == 0 && record_read(lc->c, &full, !lc->keep_unread)) {
-            b->sum.payload = (ProtobufCBinaryData){b->payload_len, b->payload};
-        } else if (b->payload) {
-            sodium_memzero(b->payload, b->payload_len);
-            free(b->payload);
-            b->payload = NULL;
+    if (!lc->with_payloads)
+        return 0;
+    store_msg_t full;
+    int orc = control_open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len);
+    if (orc < 0) {
+        /* As liaison show: the attempt is audited, and the caller told, not left to
+         * guess from a missing payload. The message stays unread. */
+        audit_local(lc->c, "message-read", "failed", m->id, m->outgoing ? NULL : m->sender, m->content_type,
+                    m->has_patient_tag ? m->patient_tag : NULL, "cannot open: no matching key");
+        b->sum.unopenable = true;
+    } else if (orc == 0 && record_read(lc->c, &full, !lc->keep_unread)) {
+        b->sum.payload = (ProtobufCBinaryData){b->payload_len, b->payload};
+        lc->payload_bytes += b->payload_len;
+        if (!lc->keep_unread && !m->outgoing && !b->sum.read_ms) {
+            store_msg_t now; /* the read just recorded */
+            if (store_msg_get(lc->n->store, m->id, &now, NULL, NULL, NULL, NULL) == 0)
+                b->sum.read_ms = now.read_ms;
         }
+        return 0;
+    } else if (orc == 0) {
+        lc->audit_failed = true;
     }
-    return 0;
+    if (b->payload) {
+        sodium_memzero(b->payload, b->payload_len);
+        free(b->payload);
+        b->payload = NULL;
+    }
+    return lc->audit_failed ? -1 : 0;
 }
 
 static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
@@ -780,7 +809,10 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
     }
     list_ctx_t lc = {.c = c, .n = n, .with_payloads = lr->with_payloads, .keep_unread = lr->keep_unread};
     int rc = store_msg_each(n->store, &q, list_one, &lc);
-    if (rc != 0) {
+    if (lc.audit_failed) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL,
+                     "cannot record a read in the audit log, so no content is returned (see the daemon's log)");
+    } else if (rc < 0) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
     } else {
         Liaison__Control__MessageSummary **ptrs = calloc(lc.count + 1, sizeof *ptrs);
@@ -793,6 +825,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
             res.messages = ptrs;
             res.n_messages = lc.count;
             res.patient_case_variants = (uint32_t)(variants > UINT32_MAX ? UINT32_MAX : variants);
+            res.truncated = lc.truncated;
             response_t r = LIAISON__CONTROL__RESPONSE__INIT;
             r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_LIST;
             r.list = &res;

@@ -10,6 +10,7 @@ import shlex
 import stat
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -577,6 +578,69 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertIn("no message or thread %s on this node" % ("0f" * 16), r.stderr)
         self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], before)
+
+    def test_listing_with_contents_reads_and_names_what_cannot_be_opened(self):
+        # A listing with contents (liaison thread) is a read: the answer carries the read
+        # time it just recorded. A message no card of its sender opens (removed and
+        # replaced cards stay for this; here the cards were deleted from the database
+        # while the daemon was stopped) is named as such instead of shown empty, the
+        # attempt is audited as by show, and the message stays unread.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        first = a.send("b", "first words")
+        self.wait_delivered(a, first, "b")
+        msgs = b.json("thread", first)["messages"]
+        self.assertEqual([m["id"] for m in msgs], [first])
+        self.assertIsNotNone(msgs[0]["read"], msgs[0])
+        self.assertNotIn("unopenable", msgs[0])
+        self.assertEqual(b.json("inbox", "--unread")["messages"], [])
+        second = a.cli("send", "--to", "b", "--thread", first, "-", input="second words").stdout.strip()
+        self.wait_delivered(a, second, "b")
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("DELETE FROM peers WHERE id = 'a'")
+        con.commit()
+        con.close()
+        b.start()
+        before = len(b.audit("message-read"))
+        msgs = b.json("thread", first)["messages"]
+        self.assertEqual([m["id"] for m in msgs], [first, second])
+        for m in msgs:
+            self.assertIs(m["unopenable"], True, m)
+            self.assertIsNone(m["payload"], m)
+        self.assertIsNone(msgs[1]["read"])
+        failed = b.audit("message-read")[before:]
+        self.assertEqual(sorted((r[3], r[4].lower(), r[5], r[6]) for r in failed),
+                         sorted(("failed", mid, "a", "cannot open: no matching key") for mid in (first, second)))
+        self.assertEqual([m["id"] for m in b.json("inbox", "--unread")["messages"]], [second])
+        out = b.cli("thread", first).stdout
+        self.assertEqual(out.count("cannot be opened with the keys this node has for a"), 2, out)
+        self.assertNotIn("second words", out)
+
+    def test_listing_with_contents_stops_at_16_mib(self):
+        # 1,000 messages of 512 KiB listed with their contents would be half a gigabyte in
+        # one answer: the daemon stops once the contents reach 16 MiB and says so.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        text = "x" * 65000  # a TextMessage payload of 1 + 3 + 65,000 bytes
+        per = 65004
+        fit = -(-16 * 1024 * 1024 // per)  # messages until the contents reach 16 MiB: 259
+        first = a.send("b", text)
+        ids = [first]
+        for _ in range(fit):
+            ids.append(a.cli("send", "--to", "b", "--thread", first, "-", input=text).stdout.strip())
+        wait_for(lambda: a.query("SELECT count(*) FROM deliveries WHERE state = 2")[0][0] == len(ids), 120,
+                 "every message to be delivered")
+        j = b.json("thread", first)
+        self.assertIs(j["truncated"], True)
+        self.assertEqual([m["id"] for m in j["messages"]], ids[:fit])
+        out = b.cli("thread", first).stdout
+        self.assertIn("Note: more messages match than the %d shown" % fit, out)
+        # The message left out was not read, and a listing without contents is not cut.
+        self.assertEqual([m["id"] for m in b.json("inbox", "--unread")["messages"]], [ids[-1]])
+        self.assertEqual(len(b.json("inbox", "--limit", "1000")["messages"]), len(ids))
 
     def test_refused_request_audited_once(self):
         a = self.node("a")

@@ -124,11 +124,19 @@ class Installed(NodeTest):
         self.assertIn("inbox %s from a to a,b type 2 awaiting_ack 0 payload 0\n" % note, out)
         self.assertIn("read note: patient P-1042 narrative 'Engaged in CBT; sleep improved.' marked read 1\n", out)
         self.assertIn("unread now 1: %s\n" % med, out)
-        self.assertRegex(out, r"read medication change \(\d+ bytes\)\n")
+        self.assertRegex(out, r"read medication change \(\d+ bytes\), read_ms set 1\n")
+        self.assertIn("oldest %s\nnewest %s\n" % (note, med), out)
         # Each read is audited on b: the note by liaison_read, the change by the inbox.
         reads = b.query("SELECT hex(message_id) FROM audit WHERE action = 'message-read'")
         self.assertEqual(sorted(r[0].lower() for r in reads), sorted([note, med]))
         self.assertIn("acknowledged by b\n", out)
+        self.assertIn("sender read: read_ms 0 awaiting_ack 0 ack id ok by b comment 'Seen; will screen for"
+                      " activation.'\n", out)
+        self.assertIn("recipient lists: awaiting_ack 0 acks 1 by b comment none\n", out)
+        # On a, reading the change back read the acknowledgement's comment too: both audited.
+        ack = re.search(r"^ack ([0-9a-f]{32})$", out, re.M).group(1)
+        reads = a.query("SELECT hex(message_id) FROM audit WHERE action = 'message-read'")
+        self.assertEqual(sorted(r[0].lower() for r in reads), sorted([med, ack]))
         codes = dict(re.findall(r"^([a-z-]+) (LIAISON_[A-Z_]+):", out, re.M))
         self.assertEqual(codes, {
             "connect-no-node": "LIAISON_NOT_FOUND", "connect-not-a-socket": "LIAISON_BAD_REQUEST",
@@ -139,7 +147,8 @@ class Installed(NodeTest):
             "case-variant": "LIAISON_REFUSED", "bad-flags": "LIAISON_BAD_REQUEST", "distinct-patient": "LIAISON_OK",
             "collect-none": "LIAISON_BAD_REQUEST", "read-unknown": "LIAISON_NOT_FOUND",
             "read-bad-id": "LIAISON_BAD_REQUEST", "inbox-bad-flags": "LIAISON_BAD_REQUEST",
-            "inbox-too-many": "LIAISON_BAD_REQUEST", "timeout": "LIAISON_TIMEOUT"}, out)
+            "inbox-too-many": "LIAISON_BAD_REQUEST", "inbox-null-n": "LIAISON_BAD_REQUEST",
+            "timeout": "LIAISON_TIMEOUT"}, out)
         self.assertRegex(out, r"timeout LIAISON_TIMEOUT: .*may still be carried out")
         self.assertIn("case-variant LIAISON_REFUSED: patient id 'p-1042' differs only in letter case", out)
         self.assertIn("bad-flags LIAISON_BAD_REQUEST: unknown send flags 0x80\n", out)

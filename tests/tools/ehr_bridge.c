@@ -215,6 +215,8 @@ static int error_paths(const char *home, const char *peer, const char *scratch, 
     report("inbox-bad-flags", rc, liaison_client_error(c));
     rc = liaison_inbox(c, 0, 1001, &m, &nm);
     report("inbox-too-many", rc, m || nm ? "output set!" : liaison_client_error(c));
+    rc = liaison_inbox(c, 0, 0, &m, NULL);
+    report("inbox-null-n", rc, m ? "output set!" : liaison_client_error(c));
     /* A daemon that does not answer in time: the request may still be carried out. */
     liaison_client_set_timeout(c, 1000);
     kill(daemon, SIGSTOP);
@@ -290,6 +292,13 @@ int main(int argc, char **argv)
         printf("inbox %s from %s to %s type %u awaiting_ack %d payload %zu\n", msgs[i].id, msgs[i].sender,
                msgs[i].recipients, msgs[i].content_type, msgs[i].awaiting_ack, msgs[i].payload_len);
     liaison_messages_free(msgs, n);
+    /* With a limit, the oldest or the newest: the note was sent first. */
+    rc = liaison_inbox(b, LIAISON_INBOX_OLDEST, 1, &msgs, &n);
+    printf("oldest %s\n", rc == LIAISON_OK && n == 1 ? msgs[0].id : "?");
+    liaison_messages_free(msgs, n);
+    rc = liaison_inbox(b, 0, 1, &msgs, &n);
+    printf("newest %s\n", rc == LIAISON_OK && n == 1 ? msgs[0].id : "?");
+    liaison_messages_free(msgs, n);
 
     rc = liaison_read(b, note_id, &one);
     if (rc != LIAISON_OK) {
@@ -317,7 +326,7 @@ int main(int argc, char **argv)
         liaison_messages_free(msgs, n);
         goto out;
     }
-    printf("read medication change (%zu bytes)\n", msgs[0].payload_len);
+    printf("read medication change (%zu bytes), read_ms set %d\n", msgs[0].payload_len, msgs[0].read_ms != 0);
     liaison_messages_free(msgs, n);
     rc = liaison_ack(b, med_id, "Seen; will screen for activation.", ack_id);
     if (rc != LIAISON_OK) {
@@ -341,6 +350,26 @@ int main(int argc, char **argv)
         }
         sleep_ms(100);
     }
+    /* The sender reads its change back: no read time of its own, nothing it owes, and
+     * the acknowledgement with its comment (a read of the acknowledgement, audited). */
+    rc = liaison_read(a, med_id, &one);
+    if (rc != LIAISON_OK || one->n_acks != 1) {
+        fprintf(stderr, "sender read: %s: %s\n", liaison_rc_string(rc), liaison_client_error(a));
+        liaison_messages_free(one, one ? 1 : 0);
+        goto out;
+    }
+    printf("sender read: read_ms %llu awaiting_ack %d ack %s by %s comment '%s'\n", (unsigned long long)one->read_ms,
+           one->awaiting_ack, strcmp(one->acks[0].ack_id, ack_id) == 0 ? "id ok" : one->acks[0].ack_id,
+           one->acks[0].by, one->acks[0].comment ? one->acks[0].comment : "(none)");
+    liaison_messages_free(one, 1);
+    /* A listing carries who acknowledged, not the comment (that would be a read). */
+    rc = liaison_inbox(b, 0, 10, &msgs, &n);
+    for (size_t i = 0; rc == LIAISON_OK && i < n; i++)
+        if (strcmp(msgs[i].id, med_id) == 0)
+            printf("recipient lists: awaiting_ack %d acks %zu by %s comment %s\n", msgs[i].awaiting_ack,
+                   msgs[i].n_acks, msgs[i].n_acks ? msgs[i].acks[0].by : "-",
+                   msgs[i].n_acks && msgs[i].acks[0].comment ? "set" : "none");
+    liaison_messages_free(msgs, n);
     status = error_paths(argv[1], argv[3], argv[4], (pid_t)atol(argv[5]));
 out:
     liaison_client_close(a);
