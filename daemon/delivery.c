@@ -145,10 +145,10 @@ static int sign_batch(node_t *n, const size_t *idx, size_t k, uint8_t **bytes, s
         log_err("cannot sign a batch of %zu receipts", k);
         goto out;
     }
-    bool ok = store_op_begin(n->store) == 0;
+    bool began = store_op_begin(n->store) == 0, ok = began;
     for (size_t i = 0; ok && i < k; i++)
         ok = store_receipt_issued(n->store, rs[i].message_id, outs[i], out_lens[i]) == 0;
-    if (store_op_end(n->store, ok) != 0 || !ok) {
+    if (!began || store_op_end(n->store, ok) != 0 || !ok) {
         log_err("cannot store %zu receipts: %s", k, store_error(n->store));
         goto out;
     }
@@ -175,6 +175,12 @@ int delivery_before_commit(node_t *n)
     size_t total = n->n_held;
     if (total == 0)
         return 0;
+    /* A transaction SQLite rolled back on its own took its messages with it: nothing
+     * to sign, and no new transaction to open for receipts of messages not stored. */
+    if (!store_txn_alive(n->store)) {
+        log_err("the transaction was rolled back after an error: %zu receipts dropped", total);
+        return -1;
+    }
     int rc = 0;
     uint64_t txn = store_txn_id(n->store);
     uint8_t **bytes = calloc(total, sizeof *bytes);
@@ -291,21 +297,36 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
          * nothing. A copy of a message stored in the open batch, whose receipt is not
          * signed yet, gets that receipt too once the batch is signed. */
         ptrdiff_t held = stored_receipt ? -1 : held_find(n, msgid, store_txn_id(n->store));
-        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0 &&
-            (stored_receipt || held >= 0)) {
+        if (!m.outgoing && sodium_memcmp(m.envelope_hash, hash, LIAISON_HASH_BYTES) == 0) {
+            /* Stored, but with no receipt to be found (a database restored in part, or
+             * edited): the message is here, so a new receipt alone says what is true,
+             * where a CONFLICT would refuse the sender's own envelope for good. */
+            bool reissue = !stored_receipt && held < 0;
             char actor[LIAISON_MAX_ID + 8];
             snprintf(actor, sizeof actor, "peer:%s", peer);
             if (store_op_begin(n->store) == 0) {
                 audit_entry_t a = {.actor = actor, .action = "message-duplicate", .outcome = "ok",
                                    .message_id = msgid, .peer = peer, .content_type = ct,
-                                   .details = "already stored; original receipt sent again"};
+                                   .details = reissue ? "already stored, its receipt missing: receipt issued again"
+                                                      : "already stored; original receipt sent again"};
                 store_op_end(n->store, node_audit(n, &a) == 0);
             }
-            if (stored_receipt)
+            if (stored_receipt) {
                 send_receipt(n, rid, rid_len, stored_receipt, stored_len);
-            else {
+            } else if (!reissue) {
                 receipt_t first = n->held[held].r; /* hold_receipt may move n->held */
                 if (hold_receipt(n, rid, rid_len, &first, true) != 0)
+                    log_warn("out of memory: a retransmission from %s goes unanswered (it is retried)", peer);
+            } else {
+                receipt_t r = {.stored_ms = m.stored_ms};
+                memcpy(r.message_id, msgid, LIAISON_MSGID_BYTES);
+                memcpy(r.envelope_hash, hash, LIAISON_HASH_BYTES);
+                snprintf(r.recipient, sizeof r.recipient, "%s", n->cfg.id);
+                snprintf(r.sender, sizeof r.sender, "%s", m.sender);
+                log_warn("a message from %s is stored here without its receipt (database restored in part?):"
+                         " signing it again",
+                         peer);
+                if (hold_receipt(n, rid, rid_len, &r, false) != 0)
                     log_warn("out of memory: a retransmission from %s goes unanswered (it is retried)", peer);
             }
         } else {

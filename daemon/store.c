@@ -424,6 +424,8 @@ static bool txn_vanished(const store_t *s) { return s->in_txn && sqlite3_get_aut
 
 uint64_t store_txn_id(const store_t *s) { return s->txn_id; }
 
+bool store_txn_alive(const store_t *s) { return s->in_txn && !sqlite3_get_autocommit(s->db); }
+
 int store_begin(store_t *s)
 {
     if (txn_vanished(s))

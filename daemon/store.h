@@ -44,6 +44,9 @@ int store_begin(store_t *s);
 int store_commit(store_t *s);
 void store_rollback(store_t *s);
 bool store_in_txn(const store_t *s);
+/* Whether the open transaction is still there: SQLite may have rolled it back on its
+ * own after an I/O error (store_commit then fails). */
+bool store_txn_alive(const store_t *s);
 
 /* Marks every undelivered delivery to recipient as rejected with reason and calls cb
  * with each message id and its content type (for the caller's audit entry), inside the

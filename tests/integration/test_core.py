@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 """Core delivery across real daemons (issue 2)."""
+import hashlib
 import os
+import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -41,6 +44,48 @@ def receipt_batch_size(receipt):
         else:
             raise ValueError("unexpected wire type in a receipt")
     return 0
+
+
+def proto_fields(msg):
+    """The fields of a serialized protobuf message: {number: [values]} (bytes for wire type 2)."""
+    out, i = {}, 0
+    while i < len(msg):
+        key, i = read_varint(msg, i)
+        if key & 7 == 0:
+            value, i = read_varint(msg, i)
+        elif key & 7 == 2:
+            n, i = read_varint(msg, i)
+            value, i = msg[i:i + n], i + n
+        else:
+            raise ValueError("unexpected wire type")
+        out.setdefault(key >> 3, []).append(value)
+    return out
+
+
+def merkle_root(leaves):
+    """RFC 9162 MTH over the given leaf hashes (PROTOCOL.md section 11)."""
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + merkle_root(leaves[:k]) + merkle_root(leaves[k:])).digest()
+
+
+def inclusion_root(leaf, index, size, path):
+    """The root an RFC 9162 inclusion path leads to (section 2.1.3.2), or None."""
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = hashlib.sha256(b"\x01" + p + r).digest()
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = hashlib.sha256(b"\x01" + r + p).digest()
+        fn, sn = fn >> 1, sn >> 1
+    return r if sn == 0 else None
 
 
 def read_varint(b, i):
@@ -159,6 +204,120 @@ class CoreDelivery(NodeTest):
         self.assertGreaterEqual(max(sizes), 2, "no receipt came in a batch: %s" % sizes)
         self.assertEqual(len(a.audit("receipt-rejected")), 0)
         self.assertEqual(len(a.audit("message-delivered")), 20)
+
+    def test_batches_of_receipts_are_per_sender(self):
+        # Two senders' queues flushed into b at once: b signs one tree per sender per
+        # commit, never a tree that mixes senders (a receipt must not show one sender the
+        # hashes of another's receipts). Each group of receipts under one signature has
+        # exactly batch_size members, one per leaf, all to the same sender, and its
+        # leaves hash to one root.
+        a = self.node("a")
+        c = self.node("c")
+        b = self.node("b")
+        link(a, b, c)
+        wait_for(lambda: all(p["connected"] for p in b.json("status")["peers"]), 20, "b connected to a and c")
+        # b is frozen while both send, so that their envelopes wait together in b's
+        # sockets and reach its loop interleaved, in the same commits.
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            mids = {"a": [a.send("b", "from a %d" % i) for i in range(30)],
+                    "c": [c.send("b", "from c %d" % i) for i in range(30)]}
+            time.sleep(0.5)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        for sender, node in (("a", a), ("c", c)):
+            for mid in mids[sender]:
+                self.wait_delivered(node, mid, "b", timeout=30)
+        groups = {}
+        for mid, receipt in b.query("SELECT message_id, receipt FROM receipts_issued"):
+            f = proto_fields(bytes(receipt))
+            body = proto_fields(f[1][0])
+            groups.setdefault(f[2][0], []).append(
+                (f.get(3, [0])[0], f.get(4, [0])[0], body[5][0].decode(), f[1][0], bytes(mid).hex(), f.get(5, [])))
+        batched = [g for g in groups.values() if g[0][0] >= 2]
+        self.assertTrue(batched, "no receipt came in a batch")
+        for g in batched:
+            size = g[0][0]
+            self.assertEqual(len({r[2] for r in g}), 1, "a batch mixes senders: %s" % sorted({r[2] for r in g}))
+            self.assertEqual(sorted(r[1] for r in g), list(range(size)))
+            self.assertEqual({r[0] for r in g}, {size})
+            leaves = [hashlib.sha256(b"\x00" + r[3]).digest() for r in sorted(g, key=lambda r: r[1])]
+            root = merkle_root(leaves)
+            for r in g:
+                self.assertEqual(inclusion_root(leaves[r[1]], r[1], size, r[5]), root)
+            self.assertTrue(set(r[4] for r in g) <= set(mids[g[0][2]]))
+        for sender, node in (("a", a), ("c", c)):
+            self.assertEqual(len(node.audit("receipt-rejected")), 0)
+            self.assertEqual(len(node.audit("message-delivered")), 30)
+
+    def test_retransmission_after_upgrade_from_schema_1_gets_the_original_receipt(self):
+        # A message received under schema 1 keeps its receipt in messages.receipt (there
+        # was no receipts_issued table). After the upgrade, a retransmission of it must be
+        # answered with that receipt, not refused as a CONFLICT.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        mid = a.send("b", "received before the upgrade")
+        self.wait_delivered(a, mid, "b")
+        original = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("UPDATE messages SET receipt = (SELECT r.receipt FROM receipts_issued r"
+                    " WHERE r.message_id = messages.id)")
+        con.execute("DROP TABLE receipts_issued")
+        con.execute("UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version'")
+        con.commit()
+        con.close()
+        b.start()
+        self.assertEqual(b.query("SELECT count(*) FROM receipts_issued")[0][0], 0)
+        # a sends it again, as after a lost receipt.
+        a.stop()
+        con = sqlite3.connect(a.db_path)
+        con.execute("UPDATE deliveries SET state = 0, receipt = NULL, delivered_ms = NULL, next_attempt_ms = 0"
+                    " WHERE hex(message_id) = upper(?)", (mid,))
+        con.commit()
+        con.close()
+        a.start()
+        self.wait_delivered(a, mid, "b")
+        again = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
+        self.assertEqual(again, original)
+        self.assertEqual(len(a.audit("delivery-rejected")), 0)
+        self.assertEqual(b.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
+
+    def test_retransmission_of_a_message_stored_without_receipt_is_receipted_again(self):
+        # A database restored in part may hold a message but not its receipt: a
+        # retransmission then gets a receipt signed again from what is stored (for a
+        # receipt alone, byte for byte the first, Ed25519 being deterministic), not a
+        # CONFLICT that would refuse the sender's own envelope for good.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        mid = a.send("b", "its receipt will be lost")
+        self.wait_delivered(a, mid, "b")
+        original = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
+        self.assertEqual(receipt_batch_size(original), 0)
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("DELETE FROM receipts_issued")
+        con.execute("UPDATE messages SET receipt = NULL")
+        con.commit()
+        con.close()
+        b.start()
+        a.stop()
+        con = sqlite3.connect(a.db_path)
+        con.execute("UPDATE deliveries SET state = 0, receipt = NULL, delivered_ms = NULL, next_attempt_ms = 0"
+                    " WHERE hex(message_id) = upper(?)", (mid,))
+        con.commit()
+        con.close()
+        a.start()
+        self.wait_delivered(a, mid, "b")
+        again = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
+        self.assertEqual(again, original)
+        self.assertEqual(len(a.audit("delivery-rejected")), 0)
+        self.assertEqual([r[6] for r in b.audit("message-duplicate")],
+                         ["already stored, its receipt missing: receipt issued again"])
+        self.assertEqual(bytes(b.query("SELECT receipt FROM receipts_issued")[0][0]), original)
+        self.assertEqual(b.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
 
     def test_recipient_killed_no_loss_no_duplicate(self):
         a = self.node("a")

@@ -536,6 +536,56 @@ class ReceiptsNotStored(FaultTest):
         self.audit_verify(b)
 
 
+class OneMessageOfABatchNotStored(FaultTest):
+    def test_the_others_are_delivered_and_it_gets_no_receipt(self):
+        """One message of a burst fails to be stored after its receipt was set aside for the
+        batch (a trigger refuses the patient index that a progress note writes, as a failing
+        disk would): its operation is rolled back, its receipt is dropped from the batch and
+        it is answered TRY_LATER, while the messages around it in the same commit are
+        stored and receipted. Once the index can be written again it is delivered once."""
+        a = self.fast_node("a")
+        b = self.fast_node("b")
+        link(a, b)
+        first = a.send("b", "before")
+        self.wait_delivered(a, first, "b")
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("CREATE TRIGGER refuse_patients BEFORE INSERT ON patient_folds"
+                    " BEGIN SELECT RAISE(ABORT, 'patient index refused by the test'); END")
+        con.commit()
+        con.close()
+        b.start()
+        wait_for(lambda: all(p["connected"] for p in b.json("status")["peers"]), 20, "b connected to a")
+        # b is frozen while a sends, so that the four envelopes reach its loop together.
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            texts = [a.send("b", "around the note %d" % i) for i in range(2)]
+            note = a.cli("note", "--to", "b", "--patient", "P-77", "--phq9", "6", "-",
+                         input="Sleeping better.").stdout.strip()
+            texts.append(a.send("b", "after the note"))
+            time.sleep(0.5)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        for mid in texts:
+            self.wait_delivered(a, mid, "b", timeout=20)
+        time.sleep(1.0)  # a retries the note meanwhile (fast retries): it fails the same way
+        self.assertFalse(b.has_message(note))
+        self.assertIn(a.delivery_state(note, "b"), ("queued", "sent"))
+        issued = {bytes(r[0]).hex() for r in b.query("SELECT message_id FROM receipts_issued")}
+        self.assertNotIn(note, issued)
+        self.assertEqual(len(a.audit("receipt-rejected")), 0)
+        b.stop()
+        con = sqlite3.connect(b.db_path)
+        con.execute("DROP TRIGGER refuse_patients")
+        con.commit()
+        con.close()
+        b.start()
+        self.wait_delivered(a, note, "b", timeout=30)
+        self.assert_exactly_once(a, b, [first] + texts + [note])
+        self.audit_verify(a)
+        self.audit_verify(b)
+
+
 class UnreachablePeer(FaultTest):
     def test_backoff_capped_queue_kept(self):
         a = self.fast_node("a")

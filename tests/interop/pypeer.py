@@ -300,6 +300,7 @@ class PyPeer:
         self.receipts = {}       # message id -> receipt bytes issued (for retransmissions)
         self.batch_receipts = False  # sign the receipts of each burst of envelopes as one batch
         self.held = []           # (routing id, message id, body, Opened) waiting for the burst's end
+        self.held_copies = []    # (routing id, message id): copies of a held envelope in the same burst
         self.batched_receipts_seen = 0  # receipts of batches this peer checked (check_receipt)
         self.rejects = []        # (code, reason) this peer answered
         self.witnessed = {}      # node id -> (size, root, note)
@@ -568,7 +569,10 @@ class PyPeer:
         rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=envelope_hash(envelope),
                            recipient=self.id, sender=h.sender, stored_ms=now_ms()).SerializeToString()
         if self.batch_receipts:
+            # Section 6 step 8: a copy of an envelope already in this burst is stored once
+            # and answered with the same receipt as the first copy.
             if any(held[1] == mid for held in self.held):
+                self.held_copies.append((routing_id, mid))
                 return
             self.held.append((routing_id, mid, rb, Opened(h, payload, envelope, None)))
             return
@@ -580,28 +584,46 @@ class PyPeer:
         self._answer(router, routing_id, W.Frame(receipt=receipt))
 
     def _sign_held(self, router):
-        """Section 7.1: one signature over the Merkle root of the held receipt bodies (all
-        from one sender in these tests; a receipt alone when only one is held)."""
+        """Answers the burst's held envelopes with their receipts (sign_bodies), and the
+        copies held in the same burst with their envelope's receipt (section 6 step 8)."""
         held, self.held = self.held, []
-        if not held:
-            return
-        W = self.wire
-        if len(held) == 1:
-            rb = held[0][2]
-            receipts = [W.Receipt(body=rb, signature=self.signer.sign(D("liaison-v1/receipt") + rb).signature)]
-        else:
-            levels = tree_levels([hashlib.sha256(b"\x00" + x[2]).digest() for x in held])
-            sig = self.signer.sign(D("liaison-v1/receipt-batch") + struct.pack(">I", len(held))
-                                   + levels[-1][0]).signature
-            receipts = [W.Receipt(body=x[2], signature=sig, batch_size=len(held), leaf_index=i,
-                                  path=tree_path(levels, i)) for i, x in enumerate(held)]
-        for (routing_id, mid, _rb, opened), r in zip(held, receipts):
-            receipt = r.SerializeToString()
+        copies, self.held_copies = self.held_copies, []
+        for (routing_id, mid, _rb, opened), (_body, receipt) in zip(held, self.sign_bodies([x[2] for x in held])):
             opened.receipt = receipt
             with self.lock:
                 self.receipts[mid] = receipt
                 self.received.append(opened)
-            self._answer(router, routing_id, W.Frame(receipt=receipt))
+            self._answer(router, routing_id, self.wire.Frame(receipt=receipt))
+        for routing_id, mid in copies:
+            with self.lock:
+                receipt = self.receipts[mid]
+            self._answer(router, routing_id, self.wire.Frame(receipt=receipt))
+
+    def sign_bodies(self, bodies):
+        """Section 7.1: the serialized receipts of the given ReceiptBody bytes, in their
+        order: for each sender, in that order, one signature over the Merkle root of at
+        most 1,024 of its bodies, and a receipt alone for a single one."""
+        W = self.wire
+        by_sender = {}
+        for i, rb in enumerate(bodies):
+            by_sender.setdefault(W.ReceiptBody.FromString(rb).sender, []).append(i)
+        out = [None] * len(bodies)
+        for idx in by_sender.values():
+            for at in range(0, len(idx), 1024):
+                chunk = idx[at:at + 1024]
+                if len(chunk) == 1:
+                    rb = bodies[chunk[0]]
+                    r = W.Receipt(body=rb, signature=self.signer.sign(D("liaison-v1/receipt") + rb).signature)
+                    out[chunk[0]] = (rb, r.SerializeToString())
+                    continue
+                levels = tree_levels([hashlib.sha256(b"\x00" + bodies[i]).digest() for i in chunk])
+                sig = self.signer.sign(D("liaison-v1/receipt-batch") + struct.pack(">I", len(chunk))
+                                       + levels[-1][0]).signature
+                for leaf, i in enumerate(chunk):
+                    r = W.Receipt(body=bodies[i], signature=sig, batch_size=len(chunk), leaf_index=leaf,
+                                  path=tree_path(levels, leaf))
+                    out[i] = (bodies[i], r.SerializeToString())
+        return out
 
     def _witness(self, router, routing_id, peer_id, req):
         """Section 11.3, as a witness that keeps the latest checkpoint of each peer in memory."""

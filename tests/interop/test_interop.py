@@ -150,6 +150,34 @@ class Interop(NodeTest):
                         "the peer's burst was not answered as a batch")
         self.assertEqual(len(c.audit("receipt-rejected")), 0)
 
+        # The Python peer follows section 6 step 8 and 7.1 itself, checked by a second one:
+        # copies of an envelope in one burst are answered with the first copy's receipt,
+        # and one burst from two senders gives each sender its own tree.
+        py2 = self.pypeer("ms.diaz", "therapist")
+        py2.add_peer(px.card_text)
+        px.add_peer(py2.card_text)
+        sealed = [py2.seal(["rx.lee"], *py2.text("question %d" % i)) for i in range(6)]
+        envs = [env for _, env in sealed]
+        answers = py2.deliver_many("rx.lee", envs + [envs[1], envs[4]])
+        self.assertTrue(all(isinstance(a, bytes) for a in answers), answers)
+        for env, a in zip(envs, answers):
+            py2.check_receipt("rx.lee", env, a)
+        first = {WIRE.ReceiptBody.FromString(WIRE.Receipt.FromString(a).body).message_id: a for a in answers[:6]}
+        for a in answers[6:]:
+            mid = WIRE.ReceiptBody.FromString(WIRE.Receipt.FromString(a).body).message_id
+            self.assertEqual(a, first[mid])
+        # Interleaved senders, as one burst may hold them: one tree per sender.
+        bodies = [WIRE.ReceiptBody(version=1, message_id=os.urandom(16), envelope_hash=os.urandom(32),
+                                   recipient="rx.lee", sender=s, stored_ms=1).SerializeToString()
+                  for s in ("ms.diaz", "dr.adams", "ms.diaz", "dr.adams", "dr.adams")]
+        groups = {}
+        for body, receipt in px.sign_bodies(bodies):
+            r = WIRE.Receipt.FromString(receipt)
+            groups.setdefault(bytes(r.signature), []).append((WIRE.ReceiptBody.FromString(body).sender,
+                                                              r.batch_size, r.leaf_index))
+        self.assertEqual(sorted(groups.values()), [[("dr.adams", 3, 0), ("dr.adams", 3, 1), ("dr.adams", 3, 2)],
+                                                   [("ms.diaz", 2, 0), ("ms.diaz", 2, 1)]])
+
     def test_python_progress_note_in_patient_timeline(self):
         b = self.node("dr.okafor", "psychiatrist")
         py = self.pypeer("ms.reyes", "therapist")

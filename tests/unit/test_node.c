@@ -8,7 +8,13 @@
 
 #include <zmq.h>
 
+#include <sodium.h>
+
 #include "control.pb-c.h"
+#include "delivery.h"
+#include "keys.h"
+#include "receipt.h"
+#include "wire.pb-c.h"
 #include "node.h"
 #include "store.h"
 
@@ -149,11 +155,100 @@ static void test_answer_of_a_rolled_back_transaction_is_withdrawn(void **state)
     assert_true(stored(f, "later"));
 }
 
+/* Stores an incoming message from sender in the open transaction and holds its receipt,
+ * as delivery.c does for an envelope it accepts. */
+static void hold_one(fixture_t *f, const char *sender, uint64_t i)
+{
+    store_msg_t m = {0};
+    randombytes_buf(m.id, sizeof m.id);
+    randombytes_buf(m.envelope_hash, sizeof m.envelope_hash);
+    snprintf(m.sender, sizeof m.sender, "%s", sender);
+    snprintf(m.recipients, sizeof m.recipients, "%s,b", sender);
+    m.created_ms = m.stored_ms = 1700000000000u + i;
+    m.content_type = 1;
+    uint8_t env[32] = {0};
+    assert_int_equal(store_op_begin(f->n.store), 0);
+    assert_int_equal(store_msg_insert(f->n.store, &m, env, sizeof env), 0);
+    assert_int_equal(store_op_end(f->n.store, true), 0);
+    if (f->n.n_held == f->n.cap_held) {
+        f->n.cap_held = f->n.cap_held ? 2 * f->n.cap_held : 64;
+        f->n.held = realloc(f->n.held, f->n.cap_held * sizeof *f->n.held);
+        assert_non_null(f->n.held);
+    }
+    held_receipt_t *h = &f->n.held[f->n.n_held++];
+    memset(h, 0, sizeof *h);
+    memcpy(h->r.message_id, m.id, sizeof m.id);
+    memcpy(h->r.envelope_hash, m.envelope_hash, sizeof m.envelope_hash);
+    snprintf(h->r.recipient, sizeof h->r.recipient, "b");
+    snprintf(h->r.sender, sizeof h->r.sender, "%s", sender);
+    h->r.stored_ms = m.stored_ms;
+    memcpy(h->rid, f->rid, f->rid_len);
+    h->rid_len = f->rid_len;
+    h->txn = store_txn_id(f->n.store);
+}
+
+static void test_receipts_past_1024_from_one_sender_make_further_trees(void **state)
+{
+    /* PROTOCOL.md 7.1: at most 1,024 receipts to a tree; more from one sender in one
+     * commit make further trees, and a last one of a single message is a receipt alone.
+     * Senders are never mixed. Every receipt goes out after the commit and verifies. */
+    fixture_t *f = *state;
+    f->n.keys = keys_generate();
+    f->n.router = f->router;
+    snprintf(f->n.cfg.id, sizeof f->n.cfg.id, "b");
+    for (uint64_t i = 0; i < 1027; i++)
+        hold_one(f, i == 3 || i == 700 ? "c" : "a", i); /* 1,025 from a, 2 from c, interleaved */
+    assert_true(node_commit(&f->n));
+    size_t by_size[3] = {0}; /* batch sizes 0 (alone), 2, 1024 */
+    size_t from_c = 0;
+    uint8_t buf[4096];
+    int len;
+    while ((len = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT)) > 0) {
+        Liaison__Wire__Frame *fr = liaison__wire__frame__unpack(NULL, (size_t)len, buf);
+        assert_non_null(fr);
+        assert_int_equal(fr->kind_case, LIAISON__WIRE__FRAME__KIND_RECEIPT);
+        receipt_t v;
+        char err[256];
+        if (receipt_verify(fr->receipt.data, fr->receipt.len, f->n.keys->sign_pk, &v, err, sizeof err) != 0)
+            fail_msg("%s", err);
+        Liaison__Wire__Receipt *r = liaison__wire__receipt__unpack(NULL, fr->receipt.len, fr->receipt.data);
+        assert_non_null(r);
+        if (r->batch_size == 2) {
+            assert_string_equal(v.sender, "c");
+            by_size[1]++;
+            from_c++;
+        } else if (r->batch_size == RECEIPT_BATCH_MAX) {
+            assert_string_equal(v.sender, "a");
+            by_size[2]++;
+        } else {
+            assert_int_equal(r->batch_size, 0);
+            assert_string_equal(v.sender, "a");
+            by_size[0]++;
+        }
+        liaison__wire__receipt__free_unpacked(r, NULL);
+        liaison__wire__frame__free_unpacked(fr, NULL);
+    }
+    assert_int_equal(by_size[2], 1024); /* a: one tree of 1,024... */
+    assert_int_equal(by_size[0], 1);    /* ...and the 1,025th alone */
+    assert_int_equal(by_size[1], 2);    /* c: its own tree of 2 */
+    assert_int_equal(from_c, 2);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(store_db(f->n.store), "SELECT count(*) FROM receipts_issued", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1027);
+    sqlite3_finalize(st);
+    free(f->n.held);
+    f->n.held = NULL;
+    keys_destroy(&f->n.keys);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_commits_every_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_of_a_rolled_back_transaction_is_withdrawn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipts_past_1024_from_one_sender_make_further_trees, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -465,6 +465,67 @@ static void test_batch_cache(void **state)
     keys_destroy(&alice);
 }
 
+/* Leaf 2 of a tree of 4 relabelled as leaf 4 of a tree of 6: its path leads to the same
+ * root (RFC 9162 combines it the same way), but the signature covers size 4. */
+static void as_leaf_4_of_6(Liaison__Wire__Receipt *r)
+{
+    r->batch_size = 6;
+    r->leaf_index = 4;
+}
+
+static void later_time(Liaison__Wire__Receipt *r)
+{
+    Liaison__Wire__ReceiptBody *b = liaison__wire__receipt_body__unpack(NULL, r->body.len, r->body.data);
+    assert_non_null(b);
+    b->stored_ms++;
+    size_t n = liaison__wire__receipt_body__get_packed_size(b);
+    assert_true(n <= r->body.len); /* one more ms does not lengthen the varint here */
+    r->body.len = liaison__wire__receipt_body__pack(b, r->body.data);
+    liaison__wire__receipt_body__free_unpacked(b, NULL);
+}
+
+static void test_batch_cache_compares_everything(void **state)
+{
+    /* With the cache warm from the genuine batch, a receipt whose statement differs in
+     * the tree size alone, or in its body alone, is still refused: the cache matches
+     * the size, the root and the signature bytes, not the signature bytes only. */
+    (void)state;
+    keys_t *bob = keys_generate();
+    receipt_t rs[4], v;
+    uint8_t *outs[4];
+    size_t lens[4];
+    char err[256];
+    for (size_t i = 0; i < 4; i++)
+        rs[i] = sample();
+    assert_int_equal(receipt_make_batch(bob, rs, 4, outs, lens), 0);
+    void (*changes[])(Liaison__Wire__Receipt *) = {as_leaf_4_of_6, later_time};
+    for (size_t c = 0; c < sizeof changes / sizeof changes[0]; c++) {
+        receipt_cache_t cache = {0};
+        for (size_t i = 0; i < 4; i++)
+            assert_int_equal(receipt_verify_cached(outs[i], lens[i], bob->sign_pk, &cache, &v, err, sizeof err), 0);
+        size_t len;
+        uint8_t *m = edited(outs[2], lens[2], changes[c], &len);
+        if (c == 0) { /* the relabelled path does lead to the signed root */
+            Liaison__Wire__Receipt *rc = liaison__wire__receipt__unpack(NULL, len, m);
+            uint8_t leaf[MERKLE_HASH_BYTES], root[MERKLE_HASH_BYTES];
+            merkle_leaf_hash(rc->body.data, rc->body.len, leaf);
+            uint8_t path[8][MERKLE_HASH_BYTES];
+            for (size_t k = 0; k < rc->n_path; k++)
+                memcpy(path[k], rc->path[k].data, MERKLE_HASH_BYTES);
+            assert_int_equal(
+                merkle_inclusion_root(leaf, 4, 6, (const uint8_t(*)[MERKLE_HASH_BYTES])path, rc->n_path, root), 0);
+            assert_memory_equal(root, cache.root, MERKLE_HASH_BYTES);
+            liaison__wire__receipt__free_unpacked(rc, NULL);
+        }
+        if (receipt_verify_cached(m, len, bob->sign_pk, &cache, &v, err, sizeof err) != -1)
+            fail_msg("change %zu: accepted from a warm cache", c);
+        assert_int_equal(receipt_verify_cached(m, len, bob->sign_pk, NULL, &v, err, sizeof err), -1);
+        free(m);
+    }
+    for (size_t i = 0; i < 4; i++)
+        free(outs[i]);
+    keys_destroy(&bob);
+}
 
 int main(void)
 {
@@ -477,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_batch_roundtrip),
         cmocka_unit_test(test_batch_rules),
         cmocka_unit_test(test_batch_cache),
+        cmocka_unit_test(test_batch_cache_compares_everything),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
