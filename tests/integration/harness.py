@@ -144,6 +144,19 @@ class Node:
             return rc
         return None
 
+    def edit_stopped(self, *statements):
+        """Stops the daemon, runs SQL statements on its database (each a string or a
+        (sql, params) pair) as an operator or a failing disk might, and starts it again."""
+        self.stop()
+        con = sqlite3.connect(self.db_path)
+        try:
+            for st in statements:
+                con.execute(*(st if isinstance(st, tuple) else (st,)))
+            con.commit()
+        finally:
+            con.close()
+        self.start()
+
     def kill(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)

@@ -10,7 +10,6 @@ import shlex
 import stat
 import shutil
 import signal
-import sqlite3
 import subprocess
 import tempfile
 import time
@@ -597,12 +596,7 @@ class Cli(NodeTest):
         self.assertEqual(b.json("inbox", "--unread")["messages"], [])
         second = a.cli("send", "--to", "b", "--thread", first, "-", input="second words").stdout.strip()
         self.wait_delivered(a, second, "b")
-        b.stop()
-        con = sqlite3.connect(b.db_path)
-        con.execute("DELETE FROM peers WHERE id = 'a'")
-        con.commit()
-        con.close()
-        b.start()
+        b.edit_stopped("DELETE FROM peers WHERE id = 'a'")
         before = len(b.audit("message-read"))
         msgs = b.json("thread", first)["messages"]
         self.assertEqual([m["id"] for m in msgs], [first, second])

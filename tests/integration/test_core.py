@@ -4,7 +4,6 @@ import hashlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 import unittest
@@ -44,6 +43,11 @@ def receipt_batch_size(receipt):
         else:
             raise ValueError("unexpected wire type in a receipt")
     return 0
+
+
+def held_receipt(node, mid):
+    """The receipt node holds for its message mid."""
+    return bytes(node.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
 
 
 def proto_fields(msg):
@@ -250,6 +254,13 @@ class CoreDelivery(NodeTest):
             self.assertEqual(len(node.audit("receipt-rejected")), 0)
             self.assertEqual(len(node.audit("message-delivered")), 30)
 
+    def receipt_after_resending(self, a, mid):
+        """a sends mid to b again, as after a lost receipt; the receipt it then holds."""
+        a.edit_stopped(("UPDATE deliveries SET state = 0, receipt = NULL, delivered_ms = NULL, next_attempt_ms = 0"
+                        " WHERE hex(message_id) = upper(?)", (mid,)))
+        self.wait_delivered(a, mid, "b")
+        return held_receipt(a, mid)
+
     def test_retransmission_after_upgrade_from_schema_1_gets_the_original_receipt(self):
         # A message received under schema 1 keeps its receipt in messages.receipt (there
         # was no receipts_issued table). After the upgrade, a retransmission of it must be
@@ -259,28 +270,13 @@ class CoreDelivery(NodeTest):
         link(a, b)
         mid = a.send("b", "received before the upgrade")
         self.wait_delivered(a, mid, "b")
-        original = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
-        b.stop()
-        con = sqlite3.connect(b.db_path)
-        con.execute("UPDATE messages SET receipt = (SELECT r.receipt FROM receipts_issued r"
-                    " WHERE r.message_id = messages.id)")
-        con.execute("DROP TABLE receipts_issued")
-        con.execute("UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version'")
-        con.commit()
-        con.close()
-        b.start()
+        original = held_receipt(a, mid)
+        b.edit_stopped("UPDATE messages SET receipt = (SELECT r.receipt FROM receipts_issued r"
+                       " WHERE r.message_id = messages.id)",
+                       "DROP TABLE receipts_issued",
+                       "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version'")
         self.assertEqual(b.query("SELECT count(*) FROM receipts_issued")[0][0], 0)
-        # a sends it again, as after a lost receipt.
-        a.stop()
-        con = sqlite3.connect(a.db_path)
-        con.execute("UPDATE deliveries SET state = 0, receipt = NULL, delivered_ms = NULL, next_attempt_ms = 0"
-                    " WHERE hex(message_id) = upper(?)", (mid,))
-        con.commit()
-        con.close()
-        a.start()
-        self.wait_delivered(a, mid, "b")
-        again = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
-        self.assertEqual(again, original)
+        self.assertEqual(self.receipt_after_resending(a, mid), original)
         self.assertEqual(len(a.audit("delivery-rejected")), 0)
         self.assertEqual(b.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
 
@@ -294,25 +290,10 @@ class CoreDelivery(NodeTest):
         link(a, b)
         mid = a.send("b", "its receipt will be lost")
         self.wait_delivered(a, mid, "b")
-        original = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
+        original = held_receipt(a, mid)
         self.assertEqual(receipt_batch_size(original), 0)
-        b.stop()
-        con = sqlite3.connect(b.db_path)
-        con.execute("DELETE FROM receipts_issued")
-        con.execute("UPDATE messages SET receipt = NULL")
-        con.commit()
-        con.close()
-        b.start()
-        a.stop()
-        con = sqlite3.connect(a.db_path)
-        con.execute("UPDATE deliveries SET state = 0, receipt = NULL, delivered_ms = NULL, next_attempt_ms = 0"
-                    " WHERE hex(message_id) = upper(?)", (mid,))
-        con.commit()
-        con.close()
-        a.start()
-        self.wait_delivered(a, mid, "b")
-        again = bytes(a.query("SELECT receipt FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0])
-        self.assertEqual(again, original)
+        b.edit_stopped("DELETE FROM receipts_issued", "UPDATE messages SET receipt = NULL")
+        self.assertEqual(self.receipt_after_resending(a, mid), original)
         self.assertEqual(len(a.audit("delivery-rejected")), 0)
         self.assertEqual([r[6] for r in b.audit("message-duplicate")],
                          ["already stored, its receipt missing: receipt issued again"])

@@ -147,9 +147,10 @@ class Installed(NodeTest):
             "case-variant": "LIAISON_REFUSED", "bad-flags": "LIAISON_BAD_REQUEST", "distinct-patient": "LIAISON_OK",
             "collect-none": "LIAISON_BAD_REQUEST", "read-unknown": "LIAISON_NOT_FOUND",
             "read-bad-id": "LIAISON_BAD_REQUEST", "inbox-bad-flags": "LIAISON_BAD_REQUEST",
-            "inbox-too-many": "LIAISON_BAD_REQUEST", "inbox-null-n": "LIAISON_BAD_REQUEST",
+            "inbox-too-many": "LIAISON_BAD_REQUEST", "inbox-null-n": "LIAISON_BAD_REQUEST", "inbox-most": "LIAISON_OK",
             "timeout": "LIAISON_TIMEOUT"}, out)
         self.assertRegex(out, r"timeout LIAISON_TIMEOUT: .*may still be carried out")
+        self.assertNotIn("output set!", out)
         self.assertIn("case-variant LIAISON_REFUSED: patient id 'p-1042' differs only in letter case", out)
         self.assertIn("bad-flags LIAISON_BAD_REQUEST: unknown send flags 0x80\n", out)
         # The timed-out synchronous send is abandoned: only the 5 submitted after it are pending.

@@ -548,13 +548,8 @@ class OneMessageOfABatchNotStored(FaultTest):
         link(a, b)
         first = a.send("b", "before")
         self.wait_delivered(a, first, "b")
-        b.stop()
-        con = sqlite3.connect(b.db_path)
-        con.execute("CREATE TRIGGER refuse_patients BEFORE INSERT ON patient_folds"
-                    " BEGIN SELECT RAISE(ABORT, 'patient index refused by the test'); END")
-        con.commit()
-        con.close()
-        b.start()
+        b.edit_stopped("CREATE TRIGGER refuse_patients BEFORE INSERT ON patient_folds"
+                       " BEGIN SELECT RAISE(ABORT, 'patient index refused by the test'); END")
         wait_for(lambda: all(p["connected"] for p in b.json("status")["peers"]), 20, "b connected to a")
         # b is frozen while a sends, so that the four envelopes reach its loop together.
         b.proc.send_signal(signal.SIGSTOP)
@@ -574,12 +569,7 @@ class OneMessageOfABatchNotStored(FaultTest):
         issued = {bytes(r[0]).hex() for r in b.query("SELECT message_id FROM receipts_issued")}
         self.assertNotIn(note, issued)
         self.assertEqual(len(a.audit("receipt-rejected")), 0)
-        b.stop()
-        con = sqlite3.connect(b.db_path)
-        con.execute("DROP TRIGGER refuse_patients")
-        con.commit()
-        con.close()
-        b.start()
+        b.edit_stopped("DROP TRIGGER refuse_patients")
         self.wait_delivered(a, note, "b", timeout=30)
         self.assert_exactly_once(a, b, [first] + texts + [note])
         self.audit_verify(a)

@@ -211,8 +211,13 @@ static int error_paths(const char *home, const char *peer, const char *scratch, 
     report("read-unknown", rc, liaison_client_error(c));
     rc = liaison_read(c, "not-an-id", &m);
     report("read-bad-id", rc, liaison_client_error(c));
+    m = (liaison_message_t *)&nm; /* outputs are reset on every error */
+    nm = 7;
     rc = liaison_inbox(c, 0x40, 0, &m, &nm);
-    report("inbox-bad-flags", rc, liaison_client_error(c));
+    report("inbox-bad-flags", rc, m || nm ? "output set!" : liaison_client_error(c));
+    rc = liaison_inbox(c, 0, 1000, &m, &nm);
+    report("inbox-most", rc, rc == LIAISON_OK ? "accepted" : liaison_client_error(c));
+    liaison_messages_free(m, nm);
     rc = liaison_inbox(c, 0, 1001, &m, &nm);
     report("inbox-too-many", rc, m || nm ? "output set!" : liaison_client_error(c));
     rc = liaison_inbox(c, 0, 0, &m, NULL);
