@@ -340,8 +340,10 @@ typedef struct liaison_message {
  * free with liaison_messages_free; on any other code *msgs is NULL and *n is 0. Without
  * LIAISON_INBOX_READ nothing is read: no payloads, nothing audited. With it, the
  * answer stops once its payloads reach 16 MiB, so fewer than limit may come back while
- * more match: with LIAISON_INBOX_UNREAD | LIAISON_INBOX_OLDEST, call again until *n is
- * 0 to read them all in order. Returns, besides the transport codes,
+ * more match: with LIAISON_INBOX_UNREAD | LIAISON_INBOX_OLDEST, call again while a call
+ * returns some message with a payload, to read them all in order (messages that cannot
+ * be opened stay unread and come back every time: skip them by their unopenable flag).
+ * Returns, besides the transport codes,
  * LIAISON_BAD_REQUEST for unknown flags, a limit over 1,000 or n NULL, and
  * LIAISON_INTERNAL when a read cannot be recorded in the audit log (no content is then
  * returned; the reads recorded before it stay recorded). */
