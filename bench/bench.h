@@ -123,7 +123,11 @@ typedef struct load_result {
     double seconds;          /* measured interval */
     uint64_t sent, delivered, failed;
     double delivered_s;      /* receipts stored at the sender per second */
-    pct_t latency;           /* submit -> receipt visible in the sender's database */
+    pct_t latency;           /* send -> receipt visible in the sender's database; at fixed load
+                              * from the message's scheduled send time (so that a late
+                              * submission counts its lateness: no coordinated omission) */
+    pct_t latency_submitted; /* fixed load: the same from the actual submission */
+    pct_t slip;              /* fixed load: submission's lateness against its schedule */
     pct_t commit_latency;    /* submit -> answer "stored" (the send call's own commit) */
     double sender_cpu_us, recipient_cpu_us, bench_cpu_us; /* CPU per delivered message */
     double max_slip_us;      /* fixed load: worst lateness of a submission against its schedule */

@@ -36,6 +36,7 @@
 enum { ST_SUBMITTED = 0, ST_STORED, ST_DELIVERED, ST_FAILED };
 
 typedef struct rec {
+    uint64_t sched_ns;      /* when it was due: its slot at fixed load, else its submission */
     uint64_t submit_ns;     /* just before liaison_submit */
     uint64_t ack_ns;        /* liaison_collect returned its answer */
     uint64_t dlv_ns;        /* the wait answered (or the first poll that saw the receipt) */
@@ -214,7 +215,8 @@ static int submit_wait(run_t *r, size_t i, const char *hex)
     return map_token(r, token, i, true);
 }
 
-static int submit_one(run_t *r, const uint8_t *payload, size_t plen)
+/* Submits one message, due at sched (0: now). */
+static int submit_one(run_t *r, const uint8_t *payload, size_t plen, uint64_t sched)
 {
     size_t i = atomic_load(&r->n_sub);
     if (i / CHUNK >= MAX_CHUNKS)
@@ -226,6 +228,7 @@ static int submit_one(run_t *r, const uint8_t *payload, size_t plen)
      * socket (when the daemon does not keep up): generous, so backpressure shows as slip. */
     liaison_client_set_timeout(r->sender->cli, 60000);
     x->submit_ns = now_ns();
+    x->sched_ns = sched ? sched : x->submit_ns;
     uint64_t token;
     liaison_rc rc = liaison_submit(r->sender->cli, r->recipient->id, 1, payload, plen, &token);
     if (rc != LIAISON_OK) {
@@ -322,6 +325,9 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     }
     int rc = 0;
     uint64_t failed = 0;
+    /* The driver's sleeps too: with the default timer slack of 50 us every submission
+     * would be late by up to that much, and the lateness is counted in latency. */
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     uint64_t t0 = now_ns() + 2000000u;
     uint64_t w0 = t0 + (uint64_t)(o->warmup * 1e9), w1 = w0 + (uint64_t)(o->seconds * 1e9);
     proc_stat_t ps0 = {0}, ps1 = {0}, pr0 = {0}, pr1 = {0};
@@ -369,7 +375,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 double slip = (double)(now - next) / 1000.0;
                 if (slip > max_slip)
                     max_slip = slip;
-                if (submit_one(r, payload, plen) != 0) {
+                if (submit_one(r, payload, plen, next) != 0) {
                     rc = -1;
                     break;
                 }
@@ -379,8 +385,11 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
             if (i >= total && window_done)
                 break;
             uint64_t until = i < total ? next : w1;
-            /* liaison_collect waits in whole milliseconds: wait for an answer when the next
-             * submission is at least half of one away (the slip is measured). */
+            /* liaison_collect waits in whole milliseconds (and returns as soon as an
+             * answer comes, which is within a few hundred microseconds of its send): wait
+             * for one when the next submission is at least half of one away. The driver
+             * may then be late for it; that lateness is measured (slip) and counted in
+             * the latency, which runs from the scheduled time. */
             if (liaison_pending(sender->cli) > 0 && until >= now + 500000u) {
                 int ms = (int)((until - now + 500000u) / 1000000u);
                 int c = collect_one(r, ms > 0 ? ms : 1, &failed);
@@ -419,7 +428,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
             }
             size_t inflight = atomic_load(&r->n_sub) - atomic_load(&r->n_done);
             if (inflight < o->window && r->sends_pending < MAX_PENDING) {
-                if (submit_one(r, payload, plen) != 0) {
+                if (submit_one(r, payload, plen, 0) != 0) {
                     rc = -1;
                     break;
                 }
@@ -468,7 +477,8 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     }
     /* Figures over the measured window. */
     uint64_t *lat = malloc((n ? n : 1) * sizeof *lat), *clat = malloc((n ? n : 1) * sizeof *clat);
-    size_t nl = 0, nc = 0;
+    uint64_t *slat = malloc((n ? n : 1) * sizeof *slat), *slip = malloc((n ? n : 1) * sizeof *slip);
+    size_t nl = 0, nc = 0, ns = 0;
     uint64_t delivered_in = 0;
     for (size_t i = 0; i < n; i++) {
         rec_t *x = rec_at(r, i);
@@ -480,11 +490,14 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
             res->failed++;
         if (st == ST_DELIVERED && x->dlv_ns >= w0 && x->dlv_ns < w1)
             delivered_in++;
-        if (x->submit_ns >= w0 && x->submit_ns < w1 && lat && clat) {
-            if (st == ST_DELIVERED)
-                lat[nl++] = x->dlv_ns - x->submit_ns;
+        if (x->sched_ns >= w0 && x->sched_ns < w1 && lat && clat && slat && slip) {
+            if (st == ST_DELIVERED) {
+                slat[nl] = x->dlv_ns - x->submit_ns;
+                lat[nl++] = x->dlv_ns - x->sched_ns;
+            }
             if (x->ack_ns)
                 clat[nc++] = x->ack_ns - x->submit_ns;
+            slip[ns++] = x->submit_ns - x->sched_ns;
         }
     }
     res->seconds = o->seconds;
@@ -493,8 +506,14 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
         res->latency = percentiles(lat, nl);
     if (clat)
         res->commit_latency = percentiles(clat, nc);
+    if (o->rate > 0 && slat && slip) {
+        res->latency_submitted = percentiles(slat, nl);
+        res->slip = percentiles(slip, ns);
+    }
     free(lat);
     free(clat);
+    free(slat);
+    free(slip);
     if (window_done && delivered_in) {
         res->sender_cpu_us = (double)(ps1.cpu_ns - ps0.cpu_ns) / 1000.0 / (double)delivered_in;
         res->recipient_cpu_us = (double)(pr1.cpu_ns - pr0.cpu_ns) / 1000.0 / (double)delivered_in;
@@ -550,7 +569,13 @@ json_t *load_json(const load_result_t *r)
     }
     json_object_set_new(o, "other_processes_cpu_cores", json_real(round(r->other_cores * 100.0) / 100.0));
     json_object_set_new(o, "hypervisor_steal_cpu_cores", json_real(round(r->steal_cores * 100.0) / 100.0));
-    if (r->offered_s > 0)
+    if (r->offered_s > 0) {
+        json_object_set_new(o, "latency_counted_from", json_string("scheduled send time"));
+        json_object_set_new(o, "latency_from_actual_submission", pct_json(&r->latency_submitted));
+        json_object_set_new(o, "schedule_slip", pct_json(&r->slip));
         json_object_set_new(o, "max_schedule_slip_us", num(r->max_slip_us));
+    } else {
+        json_object_set_new(o, "latency_counted_from", json_string("submission"));
+    }
     return o;
 }

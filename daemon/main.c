@@ -225,6 +225,7 @@ static void on_tick(loop_t *l, void *ctx)
         d->idle_ticks = 0;
     } else if (++d->idle_ticks == IDLE_RELEASE_S) {
         int rc = sqlite3_db_release_memory(store_db(n->store));
+        node_release_idle(n);
         malloc_trim(0);
         log_debug("idle for %u s: database cache released (%s)", IDLE_RELEASE_S, sqlite3_errstr(rc));
     }

@@ -125,6 +125,27 @@ bool node_commit(node_t *n)
     return ok;
 }
 
+void node_release_idle(node_t *n)
+{
+    if (store_in_txn(n->store))
+        return;
+    if (n->n_deferred == 0) {
+        free(n->deferred);
+        n->deferred = NULL;
+        n->cap_deferred = 0;
+    }
+    if (n->n_held == 0) {
+        free(n->held);
+        n->held = NULL;
+        n->cap_held = 0;
+    }
+    if (n->n_outgoing == 0) {
+        free(n->outgoing);
+        n->outgoing = NULL;
+        n->cap_outgoing = 0;
+    }
+}
+
 int node_audit(node_t *n, const audit_entry_t *e)
 {
     if (audit_append(n->audit, e) < 0) {

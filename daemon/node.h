@@ -102,6 +102,12 @@ int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_
  * Returns true if the batch (possibly empty) committed. */
 bool node_commit(node_t *n);
 
+/* Frees the arrays a batch grows (answers held for the commit, receipts to sign, first
+ * transmissions), when no batch is open: a node that carried a burst of traffic keeps
+ * none of that memory once it is quiet (main.c calls it with the database's cache
+ * release). They grow again with the next batch. */
+void node_release_idle(node_t *n);
+
 /* Appends an audit entry inside the caller's operation. Returns 0 or -1. */
 int node_audit(node_t *n, const audit_entry_t *e);
 

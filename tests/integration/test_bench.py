@@ -13,12 +13,13 @@ BENCH = os.path.join(harness.BUILD, "bench", "liaison-bench")
 
 
 class Bench(unittest.TestCase):
-    def run_bench(self, observe):
-        p = subprocess.run([BENCH, "--bin", harness.BUILD, "--sizes", "512", "--no-baseline", "--idle-seconds", "0",
+    def run_bench(self, observe, idle=("--idle-seconds", "0")):
+        p = subprocess.run([BENCH, "--bin", harness.BUILD, "--sizes", "512", "--no-baseline", *idle,
                             "--rate", "200", "--seconds", "1", "--warmup", "0.5", "--window", "64", "--observe",
                             observe, "--json"], capture_output=True, text=True, timeout=300)
         self.assertEqual(p.returncode, 0, p.stderr[-3000:])
-        return json.loads(p.stdout)["runs"][0]
+        self.report = json.loads(p.stdout)
+        return self.report["runs"][0]
 
     def check(self, run, observe):
         phases = run["fixed"] + [run["saturation"]]
@@ -27,11 +28,23 @@ class Bench(unittest.TestCase):
             self.assertEqual((ph["delivered"], ph["failed"]), (ph["sent"], 0), ph)
             self.assertEqual(ph["receipts_observed_by"], observe)
             self.assertGreater(ph["latency_send_to_receipt"]["p50_us"], 0)
+        for ph in run["fixed"]:
+            # Open loop: latency runs from each message's scheduled time, never shorter
+            # than from its actual submission, and the lateness itself is reported.
+            self.assertEqual(ph["latency_counted_from"], "scheduled send time")
+            self.assertEqual(ph["schedule_slip"]["samples"], ph["latency_send_to_receipt"]["samples"])
+            for k in ("p50_us", "p99_us", "max_us"):
+                self.assertGreaterEqual(ph["latency_send_to_receipt"][k], ph["latency_from_actual_submission"][k])
+        self.assertEqual(run["saturation"]["latency_counted_from"], "submission")
         return phases
 
     def test_receipts_seen_in_the_database(self):
-        for ph in self.check(self.run_bench("db"), "db-poll"):
+        for ph in self.check(self.run_bench("db", ("--idle-seconds", "1", "--idle-after", "1")), "db-poll"):
             self.assertGreater(ph["db_polls"], 0)
+        # Idle is measured before any traffic and again after the load runs.
+        for key in ("idle", "idle_after_load"):
+            self.assertGreater(self.report[key]["sender_rss_mb"], 0, key)
+        self.assertEqual(self.report["idle_after_load"]["after_load_settle_s"], 1)
 
     def test_receipts_seen_through_waits(self):
         for ph in self.check(self.run_bench("wait"), "wait"):
