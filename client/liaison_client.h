@@ -265,7 +265,8 @@ typedef struct liaison_progress {
  *   LIAISON_NOT_FOUND   no such message on this node
  *   LIAISON_REFUSED     the message was received, not sent, by this node; or
  *                       LIAISON_WAIT_ACKS for a message that asks for no acknowledgement;
- *                       or too many waits in progress on the node (16,384)
+ *                       or too many waits in progress on the node (16,384, of which
+ *                       4,096 for one user)
  * A daemon that stops while a call waits makes it return LIAISON_UNREACHABLE; the
  * message's delivery goes on when it starts again: wait again then. */
 LIAISON_API liaison_rc liaison_wait(liaison_client_t *c, const char *id_hex, int timeout_ms, unsigned flags,

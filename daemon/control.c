@@ -158,7 +158,10 @@ static void free_peers(peer_set_t *s)
 }
 
 typedef struct summary_buf summary_buf_t;
-static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b);
+/* Fills b from m and what the store holds about it (deliveries, acknowledgements,
+ * overdue flags). Returns 0, or -1 if any of these could not be read: b is then
+ * incomplete and must not be reported as the message's state. */
+static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b);
 static void summary_free(summary_buf_t *b);
 static summary_buf_t *summary_new(void);
 
@@ -240,7 +243,8 @@ static void op_status(call_t *c)
         store_msg_t m;
         if (store_msg_get(n->store, os.ids[i], &m, NULL, NULL, NULL, NULL) != 0 || !(bufs[nb] = summary_new()))
             continue;
-        fill_summary(n, &m, bufs[nb]);
+        if (fill_summary(n, &m, bufs[nb]) != 0)
+            log_warn("status: cannot read the state of an overdue message: %s", store_error(n->store));
         sums[nb] = (Liaison__Control__MessageSummary *)bufs[nb];
         nb++;
     }
@@ -657,8 +661,9 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
     return 0;
 }
 
-static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
+static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
 {
+    int rc = 0;
     memset(b, 0, sizeof *b);
     Liaison__Control__MessageSummary *s = &b->sum;
     liaison__control__message_summary__init(s);
@@ -693,11 +698,13 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
     }
     if (m->outgoing) {
         b->n = n;
-        store_delivery_each(n->store, m->id, add_delivery, b);
+        if (store_delivery_each(n->store, m->id, add_delivery, b) < 0)
+            rc = -1;
         b->n = NULL;
     }
     if (m->ack_required) {
-        store_ack_each(n->store, m->id, add_ack, b);
+        if (store_ack_each(n->store, m->id, add_ack, b) < 0)
+            rc = -1;
         if (!m->outgoing) {
             /* Other recipients' acknowledgements reach us too: only our own closes ours. */
             s->awaiting_ack = true;
@@ -707,9 +714,11 @@ static void fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
         }
         if (m->outgoing) {
             overdue_find_t of = {b, m->id};
-            store_overdue_scan(n->store, 0, 0, 0, true, add_overdue, &of);
+            if (store_overdue_scan(n->store, 0, 0, 0, true, add_overdue, &of) < 0)
+                rc = -1;
         }
     }
+    return rc;
 }
 
 /* What one list answer may carry in decrypted payloads: past it, the listing stops and
@@ -748,8 +757,9 @@ static int list_one(void *ctx, const store_msg_t *m)
     summary_buf_t *b = summary_new();
     if (!b)
         return -1;
-    fill_summary(lc->n, m, b);
     lc->bufs[lc->count++] = b;
+    if (fill_summary(lc->n, m, b) != 0)
+        return -1;
     if (!lc->with_payloads)
         return 0;
     store_msg_t full;
@@ -983,7 +993,11 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
         goto out;
     }
-    fill_summary(n, &m, b);
+    if (fill_summary(n, &m, b) != 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the state of message %s: %s", hex,
+                     store_error(n->store));
+        goto out;
+    }
     for (size_t i = 0; i < b->sum.n_acks; i++)
         add_ack_comment(c, b, i);
     Liaison__Control__ShowResult res = LIAISON__CONTROL__SHOW_RESULT__INIT;
@@ -1042,7 +1056,14 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
         answer_error(&c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
         return true;
     }
-    fill_summary(n, &m, b);
+    if (fill_summary(n, &m, b) != 0) {
+        /* An incomplete state could read as settled (no deliveries): never answer it. */
+        log_err("wait: cannot read the state of a message: %s", store_error(n->store));
+        answer_error(&c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the state of the message: %s",
+                     store_error(n->store));
+        summary_free(b);
+        return true;
+    }
     bool settled = summary_settled(b, w->acks);
     if (settled || !only_settled) {
         Liaison__Control__WaitResult res = LIAISON__CONTROL__WAIT_RESULT__INIT;
@@ -1101,7 +1122,7 @@ static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
         return;
     }
     wait_t w = {.sock = c->sock, .rid_len = c->rid_len, .request_id = c->request_id, .acks = wr->acks,
-                .deadline_ms = loop_mono_ms() + wr->timeout_ms};
+                .uid = (uint32_t)c->uid, .deadline_ms = loop_mono_ms() + wr->timeout_ms};
     if (c->rid_len > sizeof w.rid) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "routing id of %zu bytes: at most %zu", c->rid_len,
                      sizeof w.rid);
@@ -1116,7 +1137,13 @@ static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
                      store_delivery_each(n->store, w.msgid, count_open, &open) >= 0 && open > 0;
     if (!in_flight && answer_wait(n, &w, wr->timeout_ms > 0))
         return;
-    if (waits_add(n->waits, &w) != 0)
+    int added = waits_add(n->waits, &w);
+    if (added == WAITS_USER_FULL)
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "you have %u waits in progress on this node, the most one user may: try again later, or follow"
+                     " the message with liaison show %s",
+                     WAITS_PER_UID_MAX, hex);
+    else if (added != 0)
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
                      "too many waits in progress on this node (at most %u): try again later, or follow the message"
                      " with liaison show %s",

@@ -36,8 +36,17 @@ size_t waits_count(const waits_t *w) { return w ? w->n : 0; }
 
 int waits_add(waits_t *w, const wait_t *x)
 {
-    if (w->n >= WAITS_MAX || x->rid_len > sizeof x->rid)
+    if (x->rid_len > sizeof x->rid)
         return -1;
+    if (w->n >= WAITS_MAX)
+        return WAITS_FULL;
+    if (w->n >= WAITS_PER_UID_MAX) { /* below that, nobody can hold that many: no count */
+        size_t mine = 0;
+        for (size_t i = 0; i < w->n; i++)
+            mine += w->v[i].uid == x->uid;
+        if (mine >= WAITS_PER_UID_MAX)
+            return WAITS_USER_FULL;
+    }
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 16;
         wait_t *nv = realloc(w->v, cap * sizeof *nv);

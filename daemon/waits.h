@@ -14,6 +14,9 @@
 #include "constants.h"
 
 #define WAITS_MAX 16384u         /* waits in progress at once, all clients together */
+#define WAITS_PER_UID_MAX 4096u  /* ...of which one local user may hold (so that one user's
+                                  * waits, left behind by a client gone, cannot refuse
+                                  * everybody else's) */
 #define WAITS_TOUCH_MAX 8192u    /* messages remembered per batch; beyond, every wait is looked at */
 
 typedef struct wait {
@@ -23,6 +26,7 @@ typedef struct wait {
     uint64_t request_id;
     uint8_t msgid[LIAISON_MSGID_BYTES];
     bool acks;                   /* also wait for acknowledgements */
+    uint32_t uid;                /* the local user who asked (peer credentials) */
     uint64_t deadline_ms;        /* monotonic (loop_mono_ms) */
 } wait_t;
 
@@ -33,8 +37,11 @@ void waits_free(waits_t *w); /* NULL-safe */
 
 size_t waits_count(const waits_t *w);
 
-/* Adds a copy of a wait. Returns 0, or -1: full (WAITS_MAX), a routing id over 256
- * bytes, or out of memory. */
+/* Adds a copy of a wait. Returns 0; WAITS_FULL (WAITS_MAX in progress) or
+ * WAITS_USER_FULL (WAITS_PER_UID_MAX of x->uid); or -1: a routing id over 256 bytes, or
+ * out of memory. */
+#define WAITS_FULL 1
+#define WAITS_USER_FULL 2
 int waits_add(waits_t *w, const wait_t *x);
 
 /* Notes that message id changed in the open batch (a receipt, a rejection, an

@@ -163,12 +163,23 @@ static void test_drop_socket_and_limits(void **state)
     wait_t long_rid = make(1, 1, &a);
     long_rid.rid_len = sizeof long_rid.rid + 1;
     assert_int_equal(waits_add(w, &long_rid), -1);
-    for (unsigned k = 0; k < WAITS_MAX; k++) {
+    /* One user may hold WAITS_PER_UID_MAX of them; others still get theirs... */
+    for (unsigned k = 0; k < WAITS_PER_UID_MAX; k++) {
         wait_t x = make(k, 1, &a);
+        x.uid = 1000;
         assert_int_equal(waits_add(w, &x), 0);
     }
     wait_t x = make(1, 1, &a);
-    assert_int_equal(waits_add(w, &x), -1); /* full */
+    x.uid = 1000;
+    assert_int_equal(waits_add(w, &x), WAITS_USER_FULL);
+    /* ...up to WAITS_MAX for the node, all users together. */
+    for (unsigned k = WAITS_PER_UID_MAX; k < WAITS_MAX; k++) {
+        wait_t y = make(k, 1, &a);
+        y.uid = 1001 + k % 5;
+        assert_int_equal(waits_add(w, &y), 0);
+    }
+    x.uid = 2000;
+    assert_int_equal(waits_add(w, &x), WAITS_FULL);
     assert_int_equal(waits_count(w), WAITS_MAX);
     waits_free(w);
     waits_free(NULL);
