@@ -3,11 +3,14 @@
  * and its counters. */
 #include "backfill.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 struct backfill {
     sqlite3 *writer;        /* the loop's connection (its WAL hook is ours) */
@@ -19,8 +22,32 @@ struct backfill {
     bool wanted, stop;
     int copied_in_wal;      /* frames of the current WAL already backfilled (under mu) */
     int last_frames;        /* the WAL's size at the previous commit (writer's thread) */
+    uint64_t generation;    /* WALs begun since the start (under mu): a backfill that
+                             * ran across a restart must not report the old WAL's count */
+    int wal_fd;             /* the WAL file, read for its salt (writer's thread; -1: not open) */
+    char wal_path[4200];
+    uint8_t salt[8];        /* salt-1 and salt-2 of the WAL header: new at every restart */
+    bool salt_known;
     backfill_stats_t stats; /* under mu */
 };
+
+/* Whether the WAL started over since the previous commit. SQLite writes a new salt into
+ * the WAL header (bytes 16 to 23) each time it starts the WAL from its beginning; the
+ * WAL's size alone misses a restart whose first transaction is at least as large as the
+ * WAL was. Writer's thread. */
+static bool wal_restarted(backfill_t *b, int frames)
+{
+    if (b->wal_fd < 0)
+        b->wal_fd = open(b->wal_path, O_RDONLY | O_CLOEXEC);
+    uint8_t salt[8];
+    if (b->wal_fd >= 0 && pread(b->wal_fd, salt, sizeof salt, 16) == (ssize_t)sizeof salt) {
+        bool changed = b->salt_known && memcmp(salt, b->salt, sizeof salt) != 0;
+        memcpy(b->salt, salt, sizeof salt);
+        b->salt_known = true;
+        return changed;
+    }
+    return frames < b->last_frames; /* the header cannot be read: the size, as a fallback */
+}
 
 /* Once the WAL has reached `frames`, the writer copies the last few frames itself
  * (at most this many, or a quarter of `frames`): SQLite starts the WAL over from its
@@ -35,7 +62,7 @@ static void backfill_inline(backfill_t *b, sqlite3 *db, const char *name)
     pthread_mutex_lock(&b->mu);
     b->stats.inline_runs++;
     if (rc == SQLITE_OK)
-        b->copied_in_wal = copied;
+        b->copied_in_wal = copied; /* the writer's own thread: no restart in between */
     else if (rc != SQLITE_BUSY) {
         b->stats.failed++;
         b->stats.last_rc = rc;
@@ -47,9 +74,12 @@ static void backfill_inline(backfill_t *b, sqlite3 *db, const char *name)
 static int on_wal(void *ctx, sqlite3 *db, const char *name, int frames)
 {
     backfill_t *b = ctx;
+    bool restarted = wal_restarted(b, frames);
     pthread_mutex_lock(&b->mu);
-    if (frames < b->last_frames)
-        b->copied_in_wal = 0; /* the WAL started over */
+    if (restarted) {
+        b->copied_in_wal = 0;
+        b->generation++;
+    }
     b->last_frames = frames;
     int pending = frames > b->copied_in_wal ? frames - b->copied_in_wal : 0;
     int finish = b->frames / 4 < FINISH_FRAMES ? b->frames / 4 : FINISH_FRAMES;
@@ -78,6 +108,7 @@ static void *run(void *arg)
             break;
         b->wanted = false;
         int before = b->copied_in_wal;
+        uint64_t generation = b->generation;
         pthread_mutex_unlock(&b->mu);
         int in_wal = 0, copied = 0;
         int rc = sqlite3_wal_checkpoint_v2(b->db, "main", SQLITE_CHECKPOINT_PASSIVE, &in_wal, &copied);
@@ -87,7 +118,9 @@ static void *run(void *arg)
             /* copied counts every backfilled frame of this WAL, earlier runs' included. */
             if (copied > before)
                 b->stats.frames += (uint64_t)(copied - before);
-            b->copied_in_wal = copied;
+            /* If the writer started a new WAL meanwhile, this count is the old one's. */
+            if (b->generation == generation)
+                b->copied_in_wal = copied;
         } else if (rc != SQLITE_BUSY) {
             b->stats.failed++;
             b->stats.last_rc = rc;
@@ -113,6 +146,12 @@ int backfill_start(backfill_t **out, sqlite3 *db, const char *path, int frames, 
     b->writer = db;
     b->frames = frames;
     b->hard_frames = hard_frames;
+    b->wal_fd = -1;
+    if ((size_t)snprintf(b->wal_path, sizeof b->wal_path, "%s-wal", path) >= sizeof b->wal_path) {
+        snprintf(err, errlen, "backfill: the path %.64s... is too long", path);
+        free(b);
+        return -1;
+    }
     if (sqlite3_open_v2(path, &b->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
         sqlite3_exec(b->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s for backfill: %s", path, b->db ? sqlite3_errmsg(b->db) : "out of memory");
@@ -162,6 +201,8 @@ void backfill_stop(backfill_t **bp)
     pthread_cond_signal(&b->cv);
     pthread_mutex_unlock(&b->mu);
     pthread_join(b->thread, NULL);
+    if (b->wal_fd >= 0)
+        close(b->wal_fd);
     sqlite3_close(b->db);
     pthread_cond_destroy(&b->cv);
     pthread_mutex_destroy(&b->mu);

@@ -11,9 +11,12 @@
  * beginning only when a write transaction begins with every frame backfilled, which a
  * thread racing the writer rarely sees, so once the thread has done the bulk the
  * writer copies the last few frames itself (at most 64: a fraction of a millisecond).
- * Should the WAL still reach hard_frames (the thread cannot keep up, or keeps failing,
- * or readers pin old frames), the commit that sees it backfills inline, as SQLite would
- * have, so the WAL stays bounded. Durability is SQLite's own: the backfilling
+ * Should the WAL still reach hard_frames (the thread cannot keep up, or keeps failing),
+ * the commit that sees it backfills inline, as SQLite would have. A reader that holds
+ * an old snapshot stops any backfill, inline or not, at its frames, so a long reader
+ * still makes the WAL grow until it ends. The WAL's restarts are seen by the new salt
+ * SQLite writes into its header, and a count of backfilled frames that a restart made
+ * stale is discarded. Durability is SQLite's own: the backfilling
  * connection also runs with synchronous=FULL. */
 #ifndef LIAISON_BACKFILL_H
 #define LIAISON_BACKFILL_H

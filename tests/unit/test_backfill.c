@@ -174,6 +174,44 @@ static void test_wal_starts_over_below_hard(void **state)
     backfill_stop(&b);
 }
 
+/* One transaction of n 4 KB rows. */
+static void write_txn(sqlite3 *db, int n)
+{
+    exec(db, "BEGIN");
+    write_rows(db, n);
+    exec(db, "COMMIT");
+}
+
+static void test_restart_by_a_large_transaction_is_seen(void **state)
+{
+    /* SQLite starts the WAL over when a write transaction begins with every frame
+     * backfilled. If that transaction is at least as large as the WAL was, the WAL's
+     * size does not shrink: the restart must still be seen (by the header's new salt),
+     * or the writer takes the new frames for backfilled ones but a few and copies them
+     * all inline, the latency spike the thread is there to avoid. */
+    fixture_t *f = *state;
+    backfill_t *b = NULL;
+    char err[128];
+    assert_int_equal(backfill_start(&b, f->db, f->path, 100, 1000000, err, sizeof err), 0);
+    backfill_stats_t s;
+    write_txn(f->db, 120); /* well over 100 frames: the thread is woken and copies them all */
+    wait_for_runs(b, 1, &s);
+    if (s.runs != 1)
+        fail_msg("runs %llu inline %llu failed %llu rc %d wal %lld", (unsigned long long)s.runs,
+                 (unsigned long long)s.inline_runs, (unsigned long long)s.failed, s.last_rc, (long long)wal_size(f));
+    off_t first = wal_size(f);
+    /* Begins with everything backfilled: a new WAL, a little larger than the old one
+     * (within the few frames the writer would copy itself if it took them for the
+     * old WAL's last ones). */
+    write_txn(f->db, 130);
+    assert_true(wal_size(f) >= first);
+    wait_for_runs(b, 2, &s);
+    assert_int_equal(s.runs, 2);        /* the thread copied the new WAL... */
+    assert_int_equal(s.inline_runs, 0); /* ...not the writer, inside its commit */
+    assert_int_equal(s.failed, 0);
+    backfill_stop(&b);
+}
+
 static void test_racing_writes_lose_nothing(void **state)
 {
     fixture_t *f = *state;
@@ -249,6 +287,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_thread_backfills, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hard_limit_bounds_the_wal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_starts_over_below_hard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_by_a_large_transaction_is_seen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_racing_writes_lose_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_restores_sqlite_backfill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
