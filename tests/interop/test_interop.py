@@ -249,8 +249,15 @@ class Interop(NodeTest):
         ct, pl = py.text("an unrelated note")
         _, fake = py.seal(["rx.chen", "dr.alvarez"], ct, pl, message_id=x)
         self.assertEqual(py.deliver("rx.chen", fake)[0], "receipt")
+        # A client waiting on the message is answered by the refusal itself (a permanent
+        # Reject settles the delivery): exit 3, some recipient rejected it.
+        waiter = subprocess.Popen([LIAISON, "--home", a.home, "wait", mid, "--timeout", "60s"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         c.add_peer(a)
         wait_for(lambda: a.delivery_state(mid, "rx.chen") == "rejected", 60, "the genuine message to be refused")
+        out, err = waiter.communicate(timeout=30)
+        self.assertEqual(waiter.returncode, 3, out + err)
+        self.assertRegex(out, r"rx\.chen +rejected")
         c.cli("show", mid)
         c.cli("ack", mid, "--comment", "ok")
         wait_for(lambda: [r for r in a.audit("message-rejected") if r[5] == "rx.chen"], 30,
