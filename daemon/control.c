@@ -1038,6 +1038,14 @@ static bool summary_settled(const summary_buf_t *b, bool acks)
     return true;
 }
 
+/* Counts the deliveries neither delivered nor rejected. */
+static int count_open(void *ctx, const store_delivery_t *d)
+{
+    if (d->state != DELIVERY_DELIVERED && d->state != DELIVERY_REJECTED)
+        (*(unsigned *)ctx)++;
+    return 0;
+}
+
 /* Answers wait w with its message's state now, unless only_settled and it has not
  * settled. Returns true if it answered. */
 static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
@@ -1045,6 +1053,13 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
     /* Not a refusal of the request if it fails here: logged, not audited. */
     call_t c = {.n = n, .sock = w->sock, .rid = w->rid, .rid_len = w->rid_len, .request_id = w->request_id,
                 .op = "wait", .audited = true};
+    if (only_settled && !w->acks) {
+        /* A delivery still open means not settled: no need to build the answer (after a
+         * batch that touched more messages than are remembered, every wait is looked at). */
+        unsigned open = 0;
+        if (store_delivery_each(n->store, w->msgid, count_open, &open) >= 0 && open > 0)
+            return false;
+    }
     store_msg_t m;
     if (store_msg_get(n->store, w->msgid, &m, NULL, NULL, NULL, NULL) != 0) {
         log_err("wait: cannot read a message: %s", store_error(n->store));
@@ -1078,12 +1093,6 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
     return settled || !only_settled;
 }
 
-static int count_open(void *ctx, const store_delivery_t *d)
-{
-    if (d->state != DELIVERY_DELIVERED && d->state != DELIVERY_REJECTED)
-        (*(unsigned *)ctx)++;
-    return 0;
-}
 
 static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
 {
