@@ -100,6 +100,8 @@ static int on_wal(void *ctx, sqlite3 *db, const char *name, int frames)
 static void *run(void *arg)
 {
     backfill_t *b = arg;
+    /* Named for top -H, ps -L and /proc/PID/task/TID/comm (at most 15 characters). */
+    pthread_setname_np(pthread_self(), "liaisond-bf");
     pthread_mutex_lock(&b->mu);
     for (;;) {
         while (!b->wanted && !b->stop)

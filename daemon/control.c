@@ -1061,7 +1061,16 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
             return false;
     }
     store_msg_t m;
-    if (store_msg_get(n->store, w->msgid, &m, NULL, NULL, NULL, NULL) != 0) {
+    int got = store_msg_get(n->store, w->msgid, &m, NULL, NULL, NULL, NULL);
+    if (got > 0) {
+        /* Only if the batch that stored it was rolled back after the wait began (its id
+         * is told to the client only once committed): what a new wait would be told. */
+        char hex[TEXT_MSGID_HEX];
+        text_msgid_to_hex(w->msgid, hex);
+        answer_error(&c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison outbox)", hex);
+        return true;
+    }
+    if (got != 0) {
         log_err("wait: cannot read a message: %s", store_error(n->store));
         answer_error(&c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the message: %s", store_error(n->store));
         return true;

@@ -62,6 +62,7 @@ static int recv_ptr(void *sock, void **p, int flags)
 static void *worker(void *arg)
 {
     verifier_t *v = arg;
+    pthread_setname_np(pthread_self(), "liaisond-verify"); /* top -H, ps -L (15 characters) */
     receipt_cache_t cache = {0}; /* this thread's own (receipt.h): the receipts of a batch arrive together */
     for (;;) {
         void *p = NULL;

@@ -98,6 +98,32 @@ class Wait(NodeTest):
         self.assertEqual((j["settled"], j["delivered"]), (False, 0))
         self.assertEqual(j["message"]["deliveries"][0]["state"], "queued")
 
+    def test_message_gone_beneath_the_wait(self):
+        """The message a wait follows disappears from the database before the wait ends
+        (removed behind the daemon's back here; inside the daemon only a batch rolled back
+        could do it): the wait is told NOT_FOUND, as a new wait would be, not an internal
+        error."""
+        t, p = self.pair()
+        p.stop()
+        mid = t.send("dr.okafor", "about to vanish")
+        w = start_wait(t, mid, "--timeout", "3")
+        try:
+            time.sleep(1.0)
+            import sqlite3
+            con = sqlite3.connect(t.db_path, timeout=10)
+            con.execute("DELETE FROM deliveries WHERE message_id = ?", (bytes.fromhex(mid),))
+            con.execute("DELETE FROM messages WHERE id = ?", (bytes.fromhex(mid),))
+            con.commit()
+            con.close()
+            out, err = w.communicate(timeout=30)
+        finally:
+            if w.poll() is None:
+                w.kill()
+        self.assertIn("no message %s on this node" % mid, err)
+        self.assertNotIn("internal", err.lower())
+        r = t.cli("wait", mid, "--timeout", "0", check=False)
+        self.assertEqual(w.returncode, r.returncode, r.stderr)
+
     def test_acknowledgement(self):
         t, p = self.pair()
         mid = med_change(t, "dr.okafor", "P-1042")
