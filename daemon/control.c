@@ -1063,8 +1063,8 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
     store_msg_t m;
     int got = store_msg_get(n->store, w->msgid, &m, NULL, NULL, NULL, NULL);
     if (got > 0) {
-        /* Only if the batch that stored it was rolled back after the wait began (its id
-         * is told to the client only once committed): what a new wait would be told. */
+        /* Removed beneath the daemon (liaisond deletes no message): what a new wait on
+         * it would be told. */
         char hex[TEXT_MSGID_HEX];
         text_msgid_to_hex(w->msgid, hex);
         answer_error(&c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison outbox)", hex);

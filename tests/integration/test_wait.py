@@ -100,9 +100,8 @@ class Wait(NodeTest):
 
     def test_message_gone_beneath_the_wait(self):
         """The message a wait follows disappears from the database before the wait ends
-        (removed behind the daemon's back here; inside the daemon only a batch rolled back
-        could do it): the wait is told NOT_FOUND, as a new wait would be, not an internal
-        error."""
+        (removed behind the daemon's back; liaisond itself deletes no message): the wait
+        is told NOT_FOUND, as a new wait would be, not an internal error."""
         t, p = self.pair()
         p.stop()
         mid = t.send("dr.okafor", "about to vanish")
