@@ -473,7 +473,7 @@ static void print_table(FILE *f, const opts_t *o, const baseline_t *bl, const pa
         }
         fprintf(f, "(latency at a fixed load runs from each message's scheduled send time, so a late submission\n"
                    " counts its lateness; the submissions' own lateness is in the JSON, schedule_slip;\n"
-                   " cpu: us of CPU per delivered message in each daemon; rss: peak RSS MB; db: bytes per message;\n"
+                   " cpu: us of CPU per delivered message in each daemon; rss: peak RSS MiB; db: bytes per message;\n"
                    " ratio: delivered msg/s at saturation / bound, then bound's us per message / liaison's, slower side;\n"
                    " other: CPU cores used meanwhile by other processes; steal: cores the hypervisor took away\n"
                    " meanwhile; a figure taken with other or steal above 0.1 is not clean)\n");
@@ -481,7 +481,7 @@ static void print_table(FILE *f, const opts_t *o, const baseline_t *bl, const pa
     const idle_sample_t *is[2] = {idle ? &idle->before : NULL, idle ? &idle->after : NULL};
     for (int i = 0; i < 2; i++)
         if (is[i] && is[i]->done)
-            fprintf(f, "%sIdle, connected pair over %.0f s, %s: RSS %.1f / %.1f MB, wake-ups %.1f / %.1f per s, CPU %.2f / %.2f ms/s\n",
+            fprintf(f, "%sIdle, connected pair over %.0f s, %s: RSS %.1f / %.1f MiB, wake-ups %.1f / %.1f per s, CPU %.2f / %.2f ms/s\n",
                     i ? "" : "\n", is[i]->seconds, i ? "after its load runs" : "before any traffic", is[i]->rss_mb[0],
                     is[i]->rss_mb[1], is[i]->wakeups_s[0], is[i]->wakeups_s[1], is[i]->cpu_ms_s[0], is[i]->cpu_ms_s[1]);
 }
@@ -538,7 +538,17 @@ static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, cons
                 rss = fmax(rss, fmax(x->rss_mb[0], x->rss_mb[1]));
                 w = fmax(w, fmax(x->wakeups_s[0], x->wakeups_s[1]));
             }
-        TARGET("idle daemon RSS < 10 MB", rss, rss < 10, "%8.1f");
+        /* /proc gives RSS in KiB, and memory is counted in binary units (MiB, as ps, top and
+         * free -m print it); the same figure in SI units is said too, since the issue writes
+         * "MB" and 10 MB of 10^6 bytes is only 9.54 MiB. */
+        TARGET("idle daemon RSS < 10 MB (read as MiB)", rss, rss < 10, "%8.1f");
+        double si = rss * 1048576.0 / 1e6;
+        fprintf(f, "  %-44s %8.1f  %s\n", "  the same in SI units (MB of 10^6 bytes)", si,
+                si < 10 ? "also under 10" : "not under 10 if MB means 10^6 bytes");
+        json_t *rt = json_array_get(t, json_array_size(t) - 1);
+        json_object_set_new(rt, "unit", json_string("MiB"));
+        json_object_set_new(rt, "value_si_mb", num(si));
+        json_object_set_new(rt, "met_si", json_boolean(si < 10));
         TARGET("idle daemon wake-ups < 5 per s", w, w < 5, "%8.1f");
     }
 #undef TARGET
@@ -655,6 +665,8 @@ int main(int argc, char **argv)
     char when[64];
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     json_object_set_new(report, "date", json_string(when));
+    /* Every *_mb figure of memory is in MiB (VmRSS and VmHWM are given in KiB). */
+    json_object_set_new(report, "memory_unit", json_string("MiB (2^20 bytes)"));
     FILE *tf = o.json_stdout ? stderr : stdout;
     int rc = 0;
 
@@ -663,7 +675,8 @@ int main(int argc, char **argv)
         rc = mesh_run(&env, o.mesh, m) == 0 ? 0 : 1;
         json_object_set_new(report, "mesh", m);
         print_machine(tf, json_object_get(report, "machine"));
-        fprintf(tf, "\nMesh of %d daemons (all-to-all, %d connections):\n", o.mesh, o.mesh * (o.mesh - 1));
+        fprintf(tf, "\nMesh of %d daemons (all-to-all, %d connections; memory in MiB):\n", o.mesh,
+                o.mesh * (o.mesh - 1));
         const char *k;
         json_t *v;
         json_object_foreach(m, k, v)
