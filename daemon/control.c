@@ -49,6 +49,7 @@ typedef struct call {
     char actor[64];
     const char *op;     /* operation name, for the audit row of a refusal */
     bool audited;       /* the operation already audited its outcome */
+    const wait_t *wait; /* answering this wait (waits.h) */
 } call_t;
 
 static void answer(call_t *c, response_t *r)
@@ -59,7 +60,10 @@ static void answer(call_t *c, response_t *r)
     if (!buf)
         return;
     liaison__control__response__pack(r, buf);
-    node_defer(c->n, c->sock, c->rid, c->rid_len, buf, len, true, c->request_id);
+    if (c->wait)
+        node_defer_wait(c->n, buf, len, c->wait);
+    else
+        node_defer(c->n, c->sock, c->rid, c->rid_len, buf, len, true, c->request_id);
 }
 
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
@@ -1052,7 +1056,7 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
 {
     /* Not a refusal of the request if it fails here: logged, not audited. */
     call_t c = {.n = n, .sock = w->sock, .rid = w->rid, .rid_len = w->rid_len, .request_id = w->request_id,
-                .op = "wait", .audited = true};
+                .op = "wait", .audited = true, .wait = w};
     if (only_settled && !w->acks) {
         /* A delivery still open means not settled: no need to build the answer (after a
          * batch that touched more messages than are remembered, every wait is looked at). */
@@ -1180,6 +1184,15 @@ void control_waits_after_commit(node_t *n, bool committed)
 void control_waits_expire(node_t *n, uint64_t now_mono_ms)
 {
     waits_expire(n->waits, now_mono_ms, wait_expired, n);
+}
+
+void control_wait_again(node_t *n, const wait_t *w)
+{
+    bool time_left = w->deadline_ms > loop_mono_ms();
+    if (answer_wait(n, w, time_left))
+        return;
+    if (waits_add(n->waits, w) != 0)
+        answer_wait(n, w, false); /* no room to keep it: the state now, not settled */
 }
 
 /* ---- case reviews ---- */

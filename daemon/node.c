@@ -13,6 +13,7 @@
 #include "delivery.h"
 #include "log.h"
 #include "transport.h"
+#include "waits.h"
 
 static void deferred_send(node_t *n, deferred_t *d)
 {
@@ -50,6 +51,28 @@ int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_
         n->cap_deferred = cap;
     }
     n->deferred[n->n_deferred++] = d;
+    return 0;
+}
+
+int node_defer_wait(node_t *n, uint8_t *data, size_t len, const wait_t *w)
+{
+    bool held = store_in_txn(n->store);
+    wait_t *copy = held ? malloc(sizeof *copy) : NULL;
+    if (held && !copy) {
+        free(data);
+        return -1;
+    }
+    size_t before = n->n_deferred;
+    if (node_defer(n, w->sock, w->rid, w->rid_len, data, len, true, w->request_id) != 0) {
+        free(copy);
+        return -1;
+    }
+    if (copy && n->n_deferred == before + 1) {
+        *copy = *w;
+        n->deferred[before].wait = copy;
+    } else {
+        free(copy);
+    }
     return 0;
 }
 
@@ -114,10 +137,20 @@ bool node_commit(node_t *n)
                 free(d->data); /* receipts and rejects: the peer retries */
                 continue;
             }
+            if (d->wait) {
+                free(d->data);
+                d->data = NULL;
+                control_wait_again(n, d->wait);
+                free(d->wait);
+                d->wait = NULL;
+                continue;
+            }
             fail_control(d, why);
             if (!d->data)
                 continue;
         }
+        free(d->wait);
+        d->wait = NULL;
         deferred_send(n, d);
     }
     n->n_deferred = 0;

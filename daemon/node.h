@@ -20,6 +20,8 @@
 #include "receipt.h"
 #include "store.h"
 
+struct wait;
+
 /* An answer held back until the batch commits. */
 typedef struct deferred {
     void *sock;                 /* ROUTER socket to answer on */
@@ -30,6 +32,8 @@ typedef struct deferred {
     bool control;               /* a control Response: replaced by an error if the batch fails */
     uint64_t request_id;
     uint64_t txn;               /* store_txn_id of the transaction that holds its change */
+    struct wait *wait;          /* a wait's answer (waits.h), own copy: asked again, not
+                                 * withdrawn, if the batch rolls back (control_wait_again) */
 } deferred_t;
 
 /* A receipt for a message stored in the open batch, signed with the rest of its batch
@@ -95,10 +99,16 @@ typedef struct node {
 int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len, bool control,
                uint64_t request_id);
 
+/* As node_defer, for the answer to wait w (control.c): if its batch rolls back, the
+ * answer, which may have read what the batch changed, is not replaced by an error but
+ * worked out again from the state after the rollback (control_wait_again). */
+int node_defer_wait(node_t *n, uint8_t *data, size_t len, const struct wait *w);
+
 /* Commits the batch and sends the deferred answers. An answer whose transaction did
  * not commit (the commit failed, or the transaction was rolled back earlier in the
  * batch, e.g. by SQLite after a disk error, and a new one begun) is never sent as is:
- * control requests get an error, receipts and rejects are dropped (peers retry).
+ * control requests get an error (a wait is looked at again), receipts and rejects are
+ * dropped (peers retry).
  * Returns true if the batch (possibly empty) committed. */
 bool node_commit(node_t *n);
 

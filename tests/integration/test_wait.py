@@ -4,6 +4,7 @@ real daemons, the CLI, and the client library through ctypes."""
 import ctypes
 import json
 import os
+import signal
 import subprocess
 import time
 import unittest
@@ -122,6 +123,66 @@ class Wait(NodeTest):
         self.assertNotIn("internal", err.lower())
         r = t.cli("wait", mid, "--timeout", "0", check=False)
         self.assertEqual(w.returncode, r.returncode, r.stderr)
+
+    def test_answer_in_a_batch_that_rolls_back_is_worked_out_again(self):
+        """A wait answered inside a batch whose commit then fails (a send in the same batch
+        makes it fail: a deferred foreign key that a trigger breaks, as a failing disk
+        would fail a commit) is not withdrawn with an internal error: its answer is worked
+        out again from the state after the rollback. The send is refused INTERNAL, and
+        nothing of it is stored."""
+        if not Pipelined.loadable():
+            self.skipTest("drives libliaison-client through ctypes, which a sanitizer build cannot be loaded by;"
+                          " the ordinary build runs it")
+        t, p = self.pair()
+        settled = t.send("dr.okafor", "settled before")
+        self.wait_delivered(t, settled, "dr.okafor")
+        p.stop()
+        open_ = t.send("dr.okafor", "queued, not settled")
+        t.edit_stopped("CREATE TABLE fail_commits (x BLOB REFERENCES messages(id) DEFERRABLE INITIALLY DEFERRED)",
+                       "CREATE TRIGGER fail_commits AFTER INSERT ON messages"
+                       " BEGIN INSERT INTO fail_commits VALUES (randomblob(16)); END")
+        before = t.query("SELECT count(*) FROM messages")[0][0]
+        lib = client_lib()
+        lib.liaison_submit_text.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                            ctypes.POINTER(ctypes.c_uint64)]
+        err = ctypes.create_string_buffer(512)
+        c = lib.liaison_client_open(t.home.encode(), 0, err, len(err))
+        self.assertTrue(c, err.value)
+        try:
+            lib.liaison_client_set_timeout(c, 20000)
+            prog = Progress()
+            self.assertEqual(lib.liaison_wait(c, settled.encode(), 0, 0, ctypes.byref(prog)), 0)  # connected
+            # Frozen while the requests arrive, so that the loop takes them in one batch: the
+            # send opens it, the waits are answered inside it.
+            t.proc.send_signal(signal.SIGSTOP)
+            try:
+                toks = {}
+                for what, call in (("send", lambda tok: lib.liaison_submit_text(c, b"dr.okafor", b"", b"doomed",
+                                                                                 tok)),
+                                   ("now", lambda tok: lib.liaison_submit_wait(c, settled.encode(), 0, 0, tok)),
+                                   ("later", lambda tok: lib.liaison_submit_wait(c, settled.encode(), 30000, 0, tok)),
+                                   ("open", lambda tok: lib.liaison_submit_wait(c, open_.encode(), 0, 0, tok))):
+                    tok = ctypes.c_uint64()
+                    self.assertEqual(call(ctypes.byref(tok)), 0, lib.liaison_client_error(c))
+                    toks[tok.value] = what
+                time.sleep(0.3)
+            finally:
+                t.proc.send_signal(signal.SIGCONT)
+            got = {}
+            for _ in toks:
+                tok, mid = ctypes.c_uint64(), ctypes.create_string_buffer(33)
+                rc = lib.liaison_collect_wait(c, ctypes.byref(tok), mid, ctypes.byref(prog))
+                got[toks[tok.value]] = (rc, mid.value.decode(), prog.recipients, prog.delivered, prog.settled,
+                                        lib.liaison_client_error(c).decode() if rc else "")
+        finally:
+            lib.liaison_client_close(c)
+        self.assertEqual(got["send"][0], 4, got)  # LIAISON_INTERNAL: the commit failed
+        self.assertEqual(got["now"][:5], (0, settled, 1, 1, 1), got)
+        self.assertEqual(got["later"][:5], (0, settled, 1, 1, 1), got)
+        self.assertEqual(got["open"][:5], (0, open_, 1, 0, 0), got)
+        with open(t.log) as f:
+            self.assertIn("commit failed", f.read())
+        self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], before)
 
     def test_acknowledgement(self):
         t, p = self.pair()
