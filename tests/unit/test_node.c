@@ -17,6 +17,7 @@
 #include "wire.pb-c.h"
 #include "node.h"
 #include "store.h"
+#include "waits.h"
 
 typedef struct fixture {
     char dir[64];
@@ -155,6 +156,45 @@ static void test_answer_of_a_rolled_back_transaction_is_withdrawn(void **state)
     assert_true(stored(f, "later"));
 }
 
+/* A wait's answer held by a transaction that rolls back is not withdrawn with an error
+ * but worked out again afterwards (control_wait_again): here about a message that does
+ * not exist, so the new answer is NOT_FOUND; the old one, never sent, said otherwise. */
+static void test_wait_answer_of_a_rolled_back_transaction_is_worked_out_again(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *db = store_db(f->n.store);
+    assert_true(operation(f, "small", 8, "answer small", 7));
+    wait_t w = {.sock = f->router, .rid_len = f->rid_len, .request_id = 11, .deadline_ms = 0};
+    memcpy(w.rid, f->rid, f->rid_len);
+    randombytes_buf(w.msgid, sizeof w.msgid);
+    char *held = strdup("held wait answer");
+    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), &w), 0);
+    assert_int_equal(f->n.n_deferred, 2);
+    assert_non_null(f->n.deferred[1].wait);
+    /* Then the transaction is lost, as SQLite loses it on a full disk. */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_false(operation(f, "big", 200000, "never sent", 8));
+    assert_true(sqlite3_get_autocommit(db));
+    node_commit(&f->n); /* the transaction it began with is gone: nothing of it commits */
+    expect_refusal(f, 7);
+    uint8_t buf[2048];
+    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
+    assert_true(n > 0);
+    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 11);
+    assert_int_equal(r->code, LIAISON__CONTROL__CODE__NOT_FOUND);
+    liaison__control__response__free_unpacked(r, NULL);
+    assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
+    assert_int_equal(f->n.n_deferred, 0);
+}
+
 /* Stores an incoming message from sender in the open transaction and holds its receipt,
  * as delivery.c does for an envelope it accepts. */
 static void hold_one(fixture_t *f, const char *sender, uint64_t i)
@@ -248,6 +288,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_commits_every_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answer_of_a_rolled_back_transaction_is_withdrawn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_answer_of_a_rolled_back_transaction_is_worked_out_again, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_receipts_past_1024_from_one_sender_make_further_trees, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
