@@ -40,6 +40,8 @@ def cpu_seconds(pid):
 
 
 class FaultTest(NodeTest):
+    upstream = 0  # daemons restarted after libzmq's assertion (restart_aborted)
+
     def fast_node(self, ident, **cfg):
         """A node whose retries are fast enough for a test (cap 1 s instead of 60 s)."""
         n = self.node(ident, start=False)
@@ -103,6 +105,62 @@ class FaultTest(NodeTest):
         node.start()
         return 1
 
+    def crash_run(self, default_rounds):
+        """Rounds, a seeded random generator and the note that replays a run of kills
+        (LIAISON_CRASH_ROUNDS, LIAISON_CRASH_SEED)."""
+        rounds = int(os.environ.get("LIAISON_CRASH_ROUNDS", str(default_rounds)))
+        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
+        self.upstream = 0
+        return rounds, random.Random(seed), " (LIAISON_CRASH_SEED=%d LIAISON_CRASH_ROUNDS=%d)" % (seed, rounds)
+
+    def restart_aborted(self, *nodes):
+        """restart_if_aborted for each node, counted in self.upstream."""
+        for n in nodes:
+            self.upstream += self.restart_if_aborted(n)
+
+    def pipelined_bursts(self, a, to, size, pad=0):
+        """Starts a thread that drives a through libliaison-client in bursts of `size`
+        sends (texts padded with `pad` bytes), 256 in flight, back to back, until the stop
+        event returned is set. Returns (acked, failures, stop, thread)."""
+        client = Pipelined(a.home)
+        acked, failures, stop = [], [], threading.Event()
+
+        def sender():
+            while not stop.is_set():
+                before = len(failures)
+                client.burst(to, size, 256, acked, failures, pad=pad)
+                if len(failures) > before:
+                    time.sleep(0.05)
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        return acked, failures, stop, t
+
+    def after_kills(self, a, b, acked, failures, t, note):
+        """Once the kills are over: the bursts did not hang, the only failed answers are
+        "daemon gone" (nothing refused, nothing failed inside a daemon), a's queue drains
+        and every message is delivered exactly once."""
+        self.assertFalse(t.is_alive(), "a pipelined burst hung" + note)
+        self.assertEqual([f for f in failures if f not in (5, 6, "open")], [], note)
+
+        def drained():
+            self.restart_aborted(a, b)
+            return a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0
+
+        wait_for(drained, 90, "a's queue to drain" + note)
+        self.assert_exactly_once(a, b, acked)
+
+    def verify_and_stop(self, a, b, note):
+        """Both audit logs verify, and both databases pass integrity_check once stopped."""
+        self.audit_verify(a)
+        self.audit_verify(b)
+        a.stop()
+        b.stop()
+        for node in (a, b):
+            self.assertEqual(integrity(node), [("ok",)], node.id + note)
+        if self.upstream:
+            print("\n%d restart(s) after libzmq's !_io_error assertion%s" % (self.upstream, note))
+
 
 class CrashConsistency(FaultTest):
     def test_sigkill_receiver_then_sender(self):
@@ -144,12 +202,7 @@ class CrashConsistency(FaultTest):
         self.assertGreaterEqual(n, len(acknowledged))
         rejected = a.query("SELECT count(*) FROM deliveries WHERE state = 3")[0][0]
         self.assertEqual(rejected, 0, "deliveries rejected" + note)
-        self.audit_verify(a)
-        self.audit_verify(b)
-        a.stop()
-        b.stop()
-        for node in (a, b):
-            self.assertEqual(integrity(node), [("ok",)], node.id + note)
+        self.verify_and_stop(a, b, note)
         # The kills really hit: both logs show several starts.
         self.assertGreaterEqual(len(a.audit("daemon-started")), rounds + 1)
         self.assertGreaterEqual(len(b.audit("daemon-started")), rounds + 1)
@@ -224,10 +277,7 @@ class CrashDuringBurst(FaultTest):
         if not Pipelined.loadable():
             self.skipTest("drives libliaison-client through ctypes, which a sanitizer build cannot be loaded by;"
                           " the ordinary build runs it")
-        rounds = int(os.environ.get("LIAISON_CRASH_ROUNDS", "8"))
-        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
-        rng = random.Random(seed)
-        note = " (LIAISON_CRASH_SEED=%d LIAISON_CRASH_ROUNDS=%d)" % (seed, rounds)
+        rounds, rng, note = self.crash_run(8)
         a = self.node("a", start=False)
         b = self.node("b", start=False)
         for n in (a, b):
@@ -235,43 +285,22 @@ class CrashDuringBurst(FaultTest):
                 n.write_config("audit" if k.startswith("checkpoint") else "delivery", k, v)
             n.start()
         link(a, b)
-        client = Pipelined(a.home)
-        acked, failures, upstream, stop = [], [], 0, threading.Event()
-
-        def sender():
-            # Bursts of 1,000 back to back, 256 in flight: the receiver falls behind, so
-            # each kill leaves frames (envelopes, checkpoints) queued on dead connections.
-            while not stop.is_set():
-                before = len(failures)
-                client.burst("b", 1000, 256, acked, failures)
-                if len(failures) > before:
-                    time.sleep(0.05)
-
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        # Bursts of 1,000 back to back, 256 in flight: the receiver falls behind, so each
+        # kill leaves frames (envelopes, checkpoints) queued on dead connections.
+        acked, failures, stop, t = self.pipelined_bursts(a, "b", 1000)
         try:
             for victim in (b, a):
                 for _ in range(rounds):
                     time.sleep(rng.uniform(0.05, 0.8))
-                    upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
+                    self.restart_aborted(a, b)
                     victim.kill()
                     time.sleep(rng.uniform(0.0, 0.3))
                     victim.start()
         finally:
             stop.set()
             t.join(30)
-        self.assertFalse(t.is_alive(), "a pipelined burst hung" + note)
         self.assertGreater(len(acked), 300, "too few messages were sent" + note)
-        # Only "daemon gone" (or not yet back): nothing refused, nothing failed inside the daemon.
-        self.assertEqual([f for f in failures if f not in (5, 6, "open")], [], note)
-
-        def drained():
-            nonlocal upstream
-            upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
-            return a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0
-
-        wait_for(drained, 90, "a's queue to drain" + note)
-        self.assert_exactly_once(a, b, acked)
+        self.after_kills(a, b, acked, failures, t, note)
         self.assertEqual(a.query("SELECT count(*) FROM deliveries WHERE state = 3")[0][0], 0, note)
         # Kills under load leave old checkpoints queued on dead connections; none of
         # them may read as a rolled-back log.
@@ -279,14 +308,7 @@ class CrashDuringBurst(FaultTest):
             self.assertEqual(n.audit("witness-alarm"), [], n.id + note)
             self.assertEqual(n.audit("rollback-detected"), [], n.id + note)
         self.assertGreater(b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0], 64)
-        self.audit_verify(a)
-        self.audit_verify(b)
-        a.stop()
-        b.stop()
-        for node in (a, b):
-            self.assertEqual(integrity(node), [("ok",)], node.id + note)
-        if upstream:
-            print("\n%d restart(s) after libzmq's !_io_error assertion%s" % (upstream, note))
+        self.verify_and_stop(a, b, note)
 
 
 def thread_named(pid, name):
@@ -321,30 +343,16 @@ class CrashDuringBackfill(FaultTest):
         if not Pipelined.loadable():
             self.skipTest("drives libliaison-client through ctypes, which a sanitizer build cannot be loaded by;"
                           " the ordinary build runs it")
-        rounds = int(os.environ.get("LIAISON_CRASH_ROUNDS", "4"))
-        seed = int(os.environ.get("LIAISON_CRASH_SEED", str(random.randrange(1 << 30))))
-        rng = random.Random(seed)
-        note = " (LIAISON_CRASH_SEED=%d LIAISON_CRASH_ROUNDS=%d)" % (seed, rounds)
+        rounds, rng, note = self.crash_run(4)
         a = self.fast_node("a")
         b = self.fast_node("b")
         link(a, b)
-        client = Pipelined(a.home)
-        acked, failures, upstream, stop = [], [], 0, threading.Event()
-
-        def sender():
-            while not stop.is_set():
-                before = len(failures)
-                client.burst("b", 500, 256, acked, failures, pad=4000)
-                if len(failures) > before:
-                    time.sleep(0.05)
-
-        t = threading.Thread(target=sender, daemon=True)
-        t.start()
+        acked, failures, stop, t = self.pipelined_bursts(a, "b", 500, pad=4000)
         caught = {a.id: 0, b.id: 0}
         try:
             for victim in (b, a):
                 for _ in range(rounds):
-                    upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
+                    self.restart_aborted(a, b)
                     pid = victim.proc.pid
                     wait_for(lambda: thread_named(pid, "liaisond-bf"), 10, "the backfill thread of " + victim.id)
                     tid = thread_named(pid, "liaisond-bf")
@@ -356,7 +364,7 @@ class CrashDuringBackfill(FaultTest):
                             break
                         time.sleep(0.0002)
                     else:
-                        upstream += self.restart_if_aborted(victim)
+                        self.restart_aborted(victim)
                         self.fail("the backfill thread of %s was not seen at work in 60 s%s" % (victim.id, note))
                     time.sleep(rng.uniform(0.0, 0.3))
                     victim.start()
@@ -365,25 +373,9 @@ class CrashDuringBackfill(FaultTest):
             stop.set()
             t.join(30)
         self.assertEqual(caught, {a.id: rounds, b.id: rounds}, note)
-        self.assertFalse(t.is_alive(), "a pipelined burst hung" + note)
-        self.assertEqual([f for f in failures if f not in (5, 6, "open")], [], note)
-
-        def drained():
-            nonlocal upstream
-            upstream += self.restart_if_aborted(a) + self.restart_if_aborted(b)
-            return a.query("SELECT count(*) FROM deliveries WHERE state < 2")[0][0] == 0
-
-        wait_for(drained, 90, "a's queue to drain" + note)
-        self.assert_exactly_once(a, b, acked)
         self.assertGreater(len(acked), 500, "too few messages were sent" + note)
-        self.audit_verify(a)
-        self.audit_verify(b)
-        a.stop()
-        b.stop()
-        for node in (a, b):
-            self.assertEqual(integrity(node), [("ok",)], node.id + note)
-        if upstream:
-            print("\n%d restart(s) after libzmq's !_io_error assertion%s" % (upstream, note))
+        self.after_kills(a, b, acked, failures, t, note)
+        self.verify_and_stop(a, b, note)
 
 
 class DiskFull(FaultTest):

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """Waiting for a sent message to settle (WaitRequest; `liaison wait`, liaison_wait):
 real daemons, the CLI, and the client library through ctypes."""
+import contextlib
 import ctypes
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -15,10 +17,17 @@ from test_clinical import med_change, note
 from test_faults import Pipelined
 
 
-def start_wait(node, *args):
-    """`liaison wait ARGS` in the background."""
-    return subprocess.Popen([LIAISON, "--home", node.home, "wait"] + list(args), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def waiting(node, *args):
+    """`liaison wait ARGS` in the background while the with block runs; killed at its end
+    if it has not finished."""
+    w = subprocess.Popen([LIAISON, "--home", node.home, "wait"] + list(args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        yield w
+    finally:
+        if w.poll() is None:
+            w.kill()
 
 
 class Progress(ctypes.Structure):
@@ -71,15 +80,11 @@ class Wait(NodeTest):
         t, p = self.pair()
         p.stop()
         mid = t.send("dr.okafor", "while you were away")
-        w = start_wait(t, mid, "--timeout", "120")
-        try:
+        with waiting(t, mid, "--timeout", "120") as w:
             time.sleep(1.5)
             self.assertIsNone(w.poll(), "wait returned before the message could be delivered")
             p.start()
             out, err = w.communicate(timeout=60)
-        finally:
-            if w.poll() is None:
-                w.kill()
         self.assertEqual(w.returncode, 0, err)
         self.assertIn("Delivered to its 1 recipient.", out)
         self.assertEqual(t.delivery_state(mid, "dr.okafor"), "delivered")
@@ -106,19 +111,14 @@ class Wait(NodeTest):
         t, p = self.pair()
         p.stop()
         mid = t.send("dr.okafor", "about to vanish")
-        w = start_wait(t, mid, "--timeout", "3")
-        try:
+        with waiting(t, mid, "--timeout", "3") as w:
             time.sleep(1.0)
-            import sqlite3
             con = sqlite3.connect(t.db_path, timeout=10)
             con.execute("DELETE FROM deliveries WHERE message_id = ?", (bytes.fromhex(mid),))
             con.execute("DELETE FROM messages WHERE id = ?", (bytes.fromhex(mid),))
             con.commit()
             con.close()
             out, err = w.communicate(timeout=30)
-        finally:
-            if w.poll() is None:
-                w.kill()
         self.assertIn("no message %s on this node" % mid, err)
         self.assertNotIn("internal", err.lower())
         r = t.cli("wait", mid, "--timeout", "0", check=False)
@@ -187,17 +187,13 @@ class Wait(NodeTest):
     def test_acknowledgement(self):
         t, p = self.pair()
         mid = med_change(t, "dr.okafor", "P-1042")
-        w = start_wait(t, mid, "--ack", "--timeout", "120")
-        try:
+        with waiting(t, mid, "--ack", "--timeout", "120") as w:
             self.wait_delivered(t, mid, "dr.okafor")
             time.sleep(1.0)
             self.assertIsNone(w.poll(), "wait --ack returned before the acknowledgement")
             p.cli("show", mid)
             p.cli("ack", mid, "--comment", "will watch for activation")
             out, err = w.communicate(timeout=60)
-        finally:
-            if w.poll() is None:
-                w.kill()
         self.assertEqual(w.returncode, 0, err)
         self.assertIn("Delivered to its 1 recipient, acknowledged by 1.", out)
         self.assertIn("acknowledged by dr.okafor", out)
@@ -211,16 +207,12 @@ class Wait(NodeTest):
         t, p = self.pair()
         p.stop()
         mid = t.send("dr.okafor", "sealed to the old keys")
-        w = start_wait(t, mid, "--timeout", "120")
-        try:
+        with waiting(t, mid, "--timeout", "120") as w:
             other = harness.Node(os.path.join(self.base, "other"), "dr.okafor")
             os.makedirs(os.path.join(self.base, "other"))
             other.init()
             t.cli("peer", "add", "--replace", other.card_file)
             out, err = w.communicate(timeout=60)
-        finally:
-            if w.poll() is None:
-                w.kill()
         self.assertEqual(w.returncode, 3, err)
         self.assertIn("Settled: delivered to 0 of 1 recipient, rejected by 1", out)
         self.assertIn("previous keys", out)
@@ -249,14 +241,10 @@ class Wait(NodeTest):
         t, p = self.pair()
         p.stop()
         mid = t.send("dr.okafor", "pending")
-        w = start_wait(t, mid, "--timeout", "120")
-        try:
+        with waiting(t, mid, "--timeout", "120") as w:
             time.sleep(1.0)
             t.stop()
             out, err = w.communicate(timeout=30)
-        finally:
-            if w.poll() is None:
-                w.kill()
         self.assertEqual(w.returncode, 2, err)
         self.assertIn("liaisond stopped", err)
 
