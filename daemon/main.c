@@ -788,6 +788,12 @@ static void stop(daemon_state_t *d)
         zmq_ctx_term(n->zctx);
     directory_clear(&n->dir);
     witness_close(n);
+    for (size_t i = 0; i < n->n_deferred; i++) { /* answers of a batch that never committed */
+        if (n->deferred[i].data && n->deferred[i].control)
+            sodium_memzero(n->deferred[i].data, n->deferred[i].len);
+        free(n->deferred[i].data);
+        free(n->deferred[i].wait);
+    }
     free(n->deferred);
     delivery_direct_cancel(n, 0);
     free(n->outgoing);
