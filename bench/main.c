@@ -541,9 +541,9 @@ static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, cons
         /* /proc gives RSS in KiB, and memory is counted in binary units (MiB, as ps, top and
          * free -m print it); the same figure in SI units is said too, since the issue writes
          * "MB" and 10 MB of 10^6 bytes is only 9.54 MiB. */
-        TARGET("idle daemon RSS < 10 MB (read as MiB)", rss, rss < 10, "%8.1f");
+        TARGET("idle daemon RSS < 10 MB (read as MiB)", rss, rss < 10, "%8.2f");
         double si = rss * 1048576.0 / 1e6;
-        fprintf(f, "  %-44s %8.1f  %s\n", "  the same in SI units (MB of 10^6 bytes)", si,
+        fprintf(f, "  %-44s %8.2f  %s\n", "  the same in SI units (MB of 10^6 bytes)", si,
                 si < 10 ? "also under 10" : "not under 10 if MB means 10^6 bytes");
         json_t *rt = json_array_get(t, json_array_size(t) - 1);
         json_object_set_new(rt, "unit", json_string("MiB"));
