@@ -547,7 +547,8 @@ static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, cons
                 si < 10 ? "also under 10" : "not under 10 if MB means 10^6 bytes");
         json_t *rt = json_array_get(t, json_array_size(t) - 1);
         json_object_set_new(rt, "unit", json_string("MiB"));
-        json_object_set_new(rt, "value_si_mb", num(si));
+        json_object_set_new(rt, "value", json_real(round(rss * 100) / 100));
+        json_object_set_new(rt, "value_si_mb", json_real(round(si * 100) / 100));
         json_object_set_new(rt, "met_si", json_boolean(si < 10));
         TARGET("idle daemon wake-ups < 5 per s", w, w < 5, "%8.1f");
     }
