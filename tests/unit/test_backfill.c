@@ -49,6 +49,10 @@ static int setup(void **state)
     assert_int_equal(sqlite3_open_v2(f->path, &f->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                                      NULL),
                      SQLITE_OK);
+    /* As the daemon's own connection (store.c): a backfill that reads the WAL-index
+     * header while the writer is changing it takes the write lock for an instant to
+     * read it again, and a writer without a busy timeout would fail with SQLITE_BUSY. */
+    sqlite3_busy_timeout(f->db, 5000);
     exec(f->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                 " CREATE TABLE t(id INTEGER PRIMARY KEY, body BLOB NOT NULL);");
     /* Start from an empty WAL, with the schema in the database file. */
