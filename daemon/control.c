@@ -1107,6 +1107,26 @@ static bool answer_wait(node_t *n, const wait_t *w, bool only_settled)
 }
 
 
+/* Adds wait w to those in progress, or refuses it (audited) when there is no room. */
+static void keep_waiting(call_t *c, const wait_t *w)
+{
+    int added = waits_add(c->n->waits, w);
+    if (added == 0)
+        return;
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(w->msgid, hex);
+    if (added == WAITS_USER_FULL)
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "you have %u waits in progress on this node, the most one user may: try again later, or follow"
+                     " the message with liaison show %s",
+                     WAITS_PER_UID_MAX, hex);
+    else
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "too many waits in progress on this node (at most %u): try again later, or follow the message"
+                     " with liaison show %s",
+                     WAITS_MAX, hex);
+}
+
 static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
 {
     node_t *n = c->n;
@@ -1159,17 +1179,7 @@ static void op_wait(call_t *c, const Liaison__Control__WaitRequest *wr)
                      store_delivery_each(n->store, w.msgid, count_open, &open) >= 0 && open > 0;
     if (!in_flight && answer_wait(n, &w, wr->timeout_ms > 0))
         return;
-    int added = waits_add(n->waits, &w);
-    if (added == WAITS_USER_FULL)
-        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
-                     "you have %u waits in progress on this node, the most one user may: try again later, or follow"
-                     " the message with liaison show %s",
-                     WAITS_PER_UID_MAX, hex);
-    else if (added != 0)
-        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
-                     "too many waits in progress on this node (at most %u): try again later, or follow the message"
-                     " with liaison show %s",
-                     WAITS_MAX, hex);
+    keep_waiting(c, &w);
 }
 
 static bool wait_settled(void *ctx, const wait_t *w) { return answer_wait(ctx, w, true); }
@@ -1191,8 +1201,12 @@ void control_wait_again(node_t *n, const wait_t *w)
     bool time_left = w->deadline_ms > loop_mono_ms();
     if (answer_wait(n, w, time_left))
         return;
-    if (waits_add(n->waits, w) != 0)
-        answer_wait(n, w, false); /* no room to keep it: the state now, not settled */
+    /* No room to keep it (it left the list when its withdrawn answer was made): refused
+     * as a new wait would be, and audited. */
+    call_t c = {.n = n, .sock = w->sock, .rid = w->rid, .rid_len = w->rid_len, .request_id = w->request_id,
+                .uid = (uid_t)w->uid, .op = "wait"};
+    node_local_actor(c.uid, c.actor, sizeof c.actor);
+    keep_waiting(&c, w);
 }
 
 /* ---- case reviews ---- */

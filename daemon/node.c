@@ -119,8 +119,16 @@ bool node_commit(node_t *n)
      * client's answer says only "stored"), then the answers held for this commit. */
     delivery_after_commit(n, ok && had_txn, txn);
     bool lost_logged = false;
-    for (size_t i = 0; i < n->n_deferred; i++) {
-        deferred_t *d = &n->deferred[i];
+    /* The answers held so far are taken out of the node: a transaction may be open again
+     * already (delivery_after_commit queues a transmission it could not hand over), and a
+     * wait asked again below then holds its new answer for that one, in a fresh array
+     * that this loop does not walk. */
+    deferred_t *answers = n->deferred;
+    size_t n_answers = n->n_deferred, cap_answers = n->cap_deferred;
+    n->deferred = NULL;
+    n->n_deferred = n->cap_deferred = 0;
+    for (size_t i = 0; i < n_answers; i++) {
+        deferred_t *d = &answers[i];
         /* Deferred answers exist only while a transaction is open (node_defer); one
          * whose transaction is not the one just committed was rolled back with it. */
         bool committed = ok && had_txn && d->txn == txn;
@@ -153,7 +161,12 @@ bool node_commit(node_t *n)
         d->wait = NULL;
         deferred_send(n, d);
     }
-    n->n_deferred = 0;
+    if (!n->deferred) { /* nothing held meanwhile: the array is kept for the next batch */
+        n->deferred = answers;
+        n->cap_deferred = cap_answers;
+    } else {
+        free(answers);
+    }
     control_waits_after_commit(n, ok);
     return ok;
 }

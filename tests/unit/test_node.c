@@ -10,9 +10,11 @@
 
 #include <sodium.h>
 
+#include "audit.h"
 #include "control.pb-c.h"
 #include "delivery.h"
 #include "keys.h"
+#include "loop.h"
 #include "receipt.h"
 #include "wire.pb-c.h"
 #include "node.h"
@@ -60,6 +62,8 @@ static int teardown(void **state)
     zmq_close(f->router);
     zmq_ctx_term(f->zctx);
     free(f->n.deferred);
+    free(f->n.outgoing);
+    free(f->n.held);
     store_close(&f->n.store);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -195,6 +199,144 @@ static void test_wait_answer_of_a_rolled_back_transaction_is_worked_out_again(vo
     assert_int_equal(f->n.n_deferred, 0);
 }
 
+/* The same, when the commit of a later transaction of the batch leaves a new one open:
+ * delivery_after_commit queues a first transmission whose peer went away meanwhile
+ * (an independent review found that the wait asked again then held its answer in the
+ * array node_commit was walking: a loop without end, and a use after free once the
+ * array grew). The new answer is held for the transaction now open, and sent with it. */
+static void test_wait_asked_again_while_a_new_transaction_is_open(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *db = store_db(f->n.store);
+    assert_true(operation(f, "small", 8, "answer small", 7));
+    wait_t w = {.sock = f->router, .rid_len = f->rid_len, .request_id = 11, .deadline_ms = 0};
+    memcpy(w.rid, f->rid, f->rid_len);
+    randombytes_buf(w.msgid, sizeof w.msgid);
+    char *held = strdup("held wait answer");
+    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), &w), 0);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_false(operation(f, "big", 200000, "never sent", 8)); /* the first transaction is lost */
+    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL), SQLITE_OK);
+    assert_true(operation(f, "later", 8, "answer later", 9)); /* a second one, which commits */
+    /* A message sent in it to a peer connected then, gone before the commit. */
+    peer_t *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    snprintf(p->card.id, sizeof p->card.id, "bob");
+    p->connected = true;
+    p->dealer = zmq_socket(f->zctx, ZMQ_DEALER); /* never connected: not used once p is gone */
+    assert_non_null(p->dealer);
+    peer_t *peers_arr[1] = {p};
+    f->n.dir.peers = peers_arr;
+    f->n.dir.n = f->n.dir.cap = 1;
+    const char *to[] = {"bob"};
+    bool direct[1] = {false};
+    uint8_t id[LIAISON_MSGID_BYTES] = {1};
+    delivery_direct(&f->n, id, (const uint8_t *)"env", 3, to, 1, 0, direct);
+    assert_true(direct[0]);
+    p->connected = false;
+    assert_true(node_commit(&f->n));
+    assert_true(store_in_txn(f->n.store)); /* opened to queue the transmission */
+    expect_refusal(f, 7);
+    expect_frame(f, "answer later");
+    assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
+    assert_int_equal(f->n.n_deferred, 1); /* the wait's new answer, for that transaction */
+    assert_true(node_commit(&f->n));
+    uint8_t buf[2048];
+    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
+    assert_true(n > 0);
+    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 11);
+    assert_int_equal(r->code, LIAISON__CONTROL__CODE__NOT_FOUND);
+    liaison__control__response__free_unpacked(r, NULL);
+    assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
+    f->n.dir.peers = NULL;
+    f->n.dir.n = f->n.dir.cap = 0;
+    zmq_close(p->dealer);
+    free(p);
+}
+
+/* A wait asked again after a rollback, its message not settled there and its time not
+ * up, goes back to waiting; if its user holds as many waits as one may meanwhile, it is
+ * refused (and audited) as a new wait would be, not answered "not settled" early. */
+static void test_wait_asked_again_without_room_is_refused(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    f->n.audit = audit_open(f->n.store, err, sizeof err);
+    assert_non_null(f->n.audit);
+    f->n.waits = waits_new();
+    assert_non_null(f->n.waits);
+    /* A message this node sent, its delivery still queued: not settled. */
+    store_msg_t m = {.outgoing = true, .content_type = 1, .created_ms = 1700000000000u, .stored_ms = 1700000000000u};
+    randombytes_buf(m.id, sizeof m.id);
+    randombytes_buf(m.envelope_hash, sizeof m.envelope_hash);
+    snprintf(m.sender, sizeof m.sender, "a");
+    snprintf(m.recipients, sizeof m.recipients, "a,bob");
+    uint8_t env[32] = {0};
+    assert_int_equal(store_op_begin(f->n.store), 0);
+    assert_int_equal(store_msg_insert(f->n.store, &m, env, sizeof env), 0);
+    assert_int_equal(store_delivery_add(f->n.store, m.id, "bob", m.created_ms), 0);
+    assert_int_equal(store_op_end(f->n.store, true), 0);
+    assert_true(node_commit(&f->n));
+    /* Its user already holds as many waits as one may. */
+    wait_t other = {.sock = f->router, .rid_len = f->rid_len, .uid = 1000, .deadline_ms = UINT64_MAX / 2};
+    memcpy(other.rid, f->rid, f->rid_len);
+    for (unsigned i = 0; i < WAITS_PER_UID_MAX; i++) {
+        randombytes_buf(other.msgid, sizeof other.msgid);
+        assert_int_equal(waits_add(f->n.waits, &other), 0);
+    }
+    /* A wait on it, answered inside a transaction that is then lost. */
+    assert_true(operation(f, "small", 8, "answer small", 7));
+    wait_t w = other;
+    w.request_id = 11;
+    w.deadline_ms = loop_mono_ms() + 30000;
+    memcpy(w.msgid, m.id, sizeof m.id);
+    char *held = strdup("settled, read inside the lost transaction");
+    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), &w), 0);
+    sqlite3 *db = store_db(f->n.store);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_false(operation(f, "big", 200000, "never sent", 8));
+    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL), SQLITE_OK);
+    node_commit(&f->n);
+    expect_refusal(f, 7);
+    /* The refusal is audited: its answer waits for that entry's commit. */
+    assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
+    assert_true(node_commit(&f->n));
+    uint8_t buf[2048];
+    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
+    assert_true(n > 0);
+    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, 11);
+    assert_int_equal(r->code, LIAISON__CONTROL__CODE__REFUSED);
+    assert_non_null(strstr(r->error, "4096 waits in progress"));
+    liaison__control__response__free_unpacked(r, NULL);
+    assert_int_equal(waits_count(f->n.waits), WAITS_PER_UID_MAX);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM audit WHERE action = 'request-refused'"
+                                        " AND outcome = 'refused' AND details LIKE 'wait: you have 4096 waits%'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    waits_free(f->n.waits);
+    audit_close(&f->n.audit);
+}
+
 /* Stores an incoming message from sender in the open transaction and holds its receipt,
  * as delivery.c does for an envelope it accepts. */
 static void hold_one(fixture_t *f, const char *sender, uint64_t i)
@@ -290,6 +432,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answer_of_a_rolled_back_transaction_is_withdrawn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_answer_of_a_rolled_back_transaction_is_worked_out_again, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_wait_asked_again_while_a_new_transaction_is_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_asked_again_without_room_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_past_1024_from_one_sender_make_further_trees, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
