@@ -97,24 +97,64 @@ static void expect_frame(fixture_t *f, const char *bytes)
     assert_memory_equal(buf, bytes, strlen(bytes));
 }
 
-static void expect_refusal(fixture_t *f, uint64_t id)
-{
-    uint8_t buf[2048];
-    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
-    assert_true(n > 0);
-    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
-    assert_non_null(r);
-    assert_int_equal(r->code, LIAISON__CONTROL__CODE__INTERNAL);
-    assert_int_equal(r->request_id, id);
-    assert_non_null(strstr(r->error, "nothing was done"));
-    liaison__control__response__free_unpacked(r, NULL);
-}
 
 static bool stored(fixture_t *f, const char *key)
 {
     uint8_t val[64];
     size_t len = 0;
     return store_meta_get(f->n.store, key, val, sizeof val, &len) == 0;
+}
+
+/* Makes SQLite lose the open transaction, as it does on a full disk: the database may
+ * not grow, so an operation that needs new pages fails with SQLITE_FULL and SQLite rolls
+ * back the whole transaction. The limit is lifted again afterwards. */
+static void lose_transaction(fixture_t *f)
+{
+    sqlite3 *db = store_db(f->n.store);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_false(operation(f, "big", 200000, "never sent", 8)); /* needs pages: full */
+    assert_true(sqlite3_get_autocommit(db));                     /* SQLite rolled it all back */
+    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL), SQLITE_OK);
+}
+
+/* The next answer on the client's side is a control Response to request id with code;
+ * its error message is checked to hold `error` (NULL: not checked). */
+static void expect_answer(fixture_t *f, uint64_t id, Liaison__Control__Code code, const char *error)
+{
+    uint8_t buf[2048];
+    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
+    assert_true(n > 0);
+    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
+    assert_non_null(r);
+    assert_int_equal(r->request_id, id);
+    assert_int_equal(r->code, code);
+    if (error)
+        assert_non_null(strstr(r->error, error));
+    liaison__control__response__free_unpacked(r, NULL);
+}
+
+/* Request id's answer was withdrawn: its change was never saved. */
+static void expect_withdrawn(fixture_t *f, uint64_t id)
+{
+    expect_answer(f, id, LIAISON__CONTROL__CODE__INTERNAL, "nothing was done");
+}
+
+/* A wait by uid 1000 for message msgid (request id 11), as control.c keeps it. */
+static wait_t a_wait(fixture_t *f, const uint8_t *msgid, uint64_t deadline_ms)
+{
+    wait_t w = {.sock = f->router, .rid_len = f->rid_len, .request_id = 11, .uid = 1000, .deadline_ms = deadline_ms};
+    memcpy(w.rid, f->rid, f->rid_len);
+    if (msgid)
+        memcpy(w.msgid, msgid, sizeof w.msgid);
+    else
+        randombytes_buf(w.msgid, sizeof w.msgid);
+    return w;
 }
 
 static void test_batch_commits_every_answer(void **state)
@@ -132,32 +172,30 @@ static void test_batch_commits_every_answer(void **state)
 static void test_answer_of_a_rolled_back_transaction_is_withdrawn(void **state)
 {
     fixture_t *f = *state;
-    sqlite3 *db = store_db(f->n.store);
-    /* The database may not grow: the next write that needs a new page fails with
-     * SQLITE_FULL, and SQLite rolls back the whole transaction. */
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    int pages = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", pages);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-
-    assert_true(operation(f, "small", 8, "answer small", 7));      /* fits in a page */
-    assert_false(operation(f, "big", 200000, "never sent", 8));     /* needs pages: full */
-    assert_true(sqlite3_get_autocommit(db));                         /* SQLite rolled it all back */
+    assert_true(operation(f, "small", 8, "answer small", 7)); /* fits in a page */
+    lose_transaction(f);
     assert_false(stored(f, "small"));
     /* The batch goes on: a later operation opens a new transaction, which commits. */
-    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL), SQLITE_OK);
     assert_true(operation(f, "later", 8, "answer later", 9));
     assert_true(node_commit(&f->n));
     /* "small" was never saved: its requester is told so, not that it was. */
-    expect_refusal(f, 7);
+    expect_withdrawn(f, 7);
     expect_frame(f, "answer later");
     assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
     assert_false(stored(f, "small"));
     assert_true(stored(f, "later"));
+}
+
+/* Holds an answer to wait w in the open transaction, as control.c does for a wait it
+ * answers inside a batch. */
+static void hold_wait_answer(fixture_t *f, const wait_t *w)
+{
+    char *held = strdup("the answer read inside the transaction");
+    assert_non_null(held);
+    size_t before = f->n.n_deferred;
+    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), w), 0);
+    assert_int_equal(f->n.n_deferred, before + 1);
+    assert_non_null(f->n.deferred[before].wait);
 }
 
 /* A wait's answer held by a transaction that rolls back is not withdrawn with an error
@@ -166,35 +204,13 @@ static void test_answer_of_a_rolled_back_transaction_is_withdrawn(void **state)
 static void test_wait_answer_of_a_rolled_back_transaction_is_worked_out_again(void **state)
 {
     fixture_t *f = *state;
-    sqlite3 *db = store_db(f->n.store);
     assert_true(operation(f, "small", 8, "answer small", 7));
-    wait_t w = {.sock = f->router, .rid_len = f->rid_len, .request_id = 11, .deadline_ms = 0};
-    memcpy(w.rid, f->rid, f->rid_len);
-    randombytes_buf(w.msgid, sizeof w.msgid);
-    char *held = strdup("held wait answer");
-    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), &w), 0);
-    assert_int_equal(f->n.n_deferred, 2);
-    assert_non_null(f->n.deferred[1].wait);
-    /* Then the transaction is lost, as SQLite loses it on a full disk. */
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
-    sqlite3_finalize(st);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_false(operation(f, "big", 200000, "never sent", 8));
-    assert_true(sqlite3_get_autocommit(db));
-    node_commit(&f->n); /* the transaction it began with is gone: nothing of it commits */
-    expect_refusal(f, 7);
-    uint8_t buf[2048];
-    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
-    assert_true(n > 0);
-    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
-    assert_non_null(r);
-    assert_int_equal(r->request_id, 11);
-    assert_int_equal(r->code, LIAISON__CONTROL__CODE__NOT_FOUND);
-    liaison__control__response__free_unpacked(r, NULL);
+    wait_t w = a_wait(f, NULL, 0);
+    hold_wait_answer(f, &w);
+    lose_transaction(f);
+    node_commit(&f->n); /* the transaction they were held for is gone: nothing of it commits */
+    expect_withdrawn(f, 7);
+    expect_answer(f, 11, LIAISON__CONTROL__CODE__NOT_FOUND, NULL);
     assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
     assert_int_equal(f->n.n_deferred, 0);
 }
@@ -207,23 +223,11 @@ static void test_wait_answer_of_a_rolled_back_transaction_is_worked_out_again(vo
 static void test_wait_asked_again_while_a_new_transaction_is_open(void **state)
 {
     fixture_t *f = *state;
-    sqlite3 *db = store_db(f->n.store);
     assert_true(operation(f, "small", 8, "answer small", 7));
-    wait_t w = {.sock = f->router, .rid_len = f->rid_len, .request_id = 11, .deadline_ms = 0};
-    memcpy(w.rid, f->rid, f->rid_len);
-    randombytes_buf(w.msgid, sizeof w.msgid);
-    char *held = strdup("held wait answer");
-    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), &w), 0);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
-    sqlite3_finalize(st);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_false(operation(f, "big", 200000, "never sent", 8)); /* the first transaction is lost */
-    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL), SQLITE_OK);
-    assert_true(operation(f, "later", 8, "answer later", 9)); /* a second one, which commits */
+    wait_t w = a_wait(f, NULL, 0);
+    hold_wait_answer(f, &w);
+    lose_transaction(f);
+    assert_true(operation(f, "later", 8, "answer later", 9)); /* a second transaction, which commits */
     /* A message sent in it to a peer connected then, gone before the commit. */
     peer_t *p = calloc(1, sizeof *p);
     assert_non_null(p);
@@ -231,8 +235,8 @@ static void test_wait_asked_again_while_a_new_transaction_is_open(void **state)
     p->connected = true;
     p->dealer = zmq_socket(f->zctx, ZMQ_DEALER); /* never connected: not used once p is gone */
     assert_non_null(p->dealer);
-    peer_t *peers_arr[1] = {p};
-    f->n.dir.peers = peers_arr;
+    peer_t *peers[1] = {p};
+    f->n.dir.peers = peers;
     f->n.dir.n = f->n.dir.cap = 1;
     const char *to[] = {"bob"};
     bool direct[1] = {false};
@@ -242,19 +246,12 @@ static void test_wait_asked_again_while_a_new_transaction_is_open(void **state)
     p->connected = false;
     assert_true(node_commit(&f->n));
     assert_true(store_in_txn(f->n.store)); /* opened to queue the transmission */
-    expect_refusal(f, 7);
+    expect_withdrawn(f, 7);
     expect_frame(f, "answer later");
     assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
     assert_int_equal(f->n.n_deferred, 1); /* the wait's new answer, for that transaction */
     assert_true(node_commit(&f->n));
-    uint8_t buf[2048];
-    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
-    assert_true(n > 0);
-    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
-    assert_non_null(r);
-    assert_int_equal(r->request_id, 11);
-    assert_int_equal(r->code, LIAISON__CONTROL__CODE__NOT_FOUND);
-    liaison__control__response__free_unpacked(r, NULL);
+    expect_answer(f, 11, LIAISON__CONTROL__CODE__NOT_FOUND, NULL);
     assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
     f->n.dir.peers = NULL;
     f->n.dir.n = f->n.dir.cap = 0;
@@ -286,46 +283,24 @@ static void test_wait_asked_again_without_room_is_refused(void **state)
     assert_int_equal(store_op_end(f->n.store, true), 0);
     assert_true(node_commit(&f->n));
     /* Its user already holds as many waits as one may. */
-    wait_t other = {.sock = f->router, .rid_len = f->rid_len, .uid = 1000, .deadline_ms = UINT64_MAX / 2};
-    memcpy(other.rid, f->rid, f->rid_len);
     for (unsigned i = 0; i < WAITS_PER_UID_MAX; i++) {
-        randombytes_buf(other.msgid, sizeof other.msgid);
+        wait_t other = a_wait(f, NULL, UINT64_MAX / 2);
         assert_int_equal(waits_add(f->n.waits, &other), 0);
     }
     /* A wait on it, answered inside a transaction that is then lost. */
     assert_true(operation(f, "small", 8, "answer small", 7));
-    wait_t w = other;
-    w.request_id = 11;
-    w.deadline_ms = loop_mono_ms() + 30000;
-    memcpy(w.msgid, m.id, sizeof m.id);
-    char *held = strdup("settled, read inside the lost transaction");
-    assert_int_equal(node_defer_wait(&f->n, (uint8_t *)held, strlen(held), &w), 0);
-    sqlite3 *db = store_db(f->n.store);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &st, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %d", sqlite3_column_int(st, 0));
-    sqlite3_finalize(st);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_false(operation(f, "big", 200000, "never sent", 8));
-    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1000000", NULL, NULL, NULL), SQLITE_OK);
+    wait_t w = a_wait(f, m.id, loop_mono_ms() + 30000);
+    hold_wait_answer(f, &w);
+    lose_transaction(f);
     node_commit(&f->n);
-    expect_refusal(f, 7);
+    expect_withdrawn(f, 7);
     /* The refusal is audited: its answer waits for that entry's commit. */
     assert_int_equal(zmq_recv(f->dealer, (char[8]){0}, 8, ZMQ_DONTWAIT), -1);
     assert_true(node_commit(&f->n));
-    uint8_t buf[2048];
-    int n = zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT);
-    assert_true(n > 0);
-    Liaison__Control__Response *r = liaison__control__response__unpack(NULL, (size_t)n, buf);
-    assert_non_null(r);
-    assert_int_equal(r->request_id, 11);
-    assert_int_equal(r->code, LIAISON__CONTROL__CODE__REFUSED);
-    assert_non_null(strstr(r->error, "4096 waits in progress"));
-    liaison__control__response__free_unpacked(r, NULL);
+    expect_answer(f, 11, LIAISON__CONTROL__CODE__REFUSED, "4096 waits in progress");
     assert_int_equal(waits_count(f->n.waits), WAITS_PER_UID_MAX);
-    assert_int_equal(sqlite3_prepare_v2(db,
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_db(f->n.store),
                                         "SELECT count(*) FROM audit WHERE action = 'request-refused'"
                                         " AND outcome = 'refused' AND details LIKE 'wait: you have 4096 waits%'",
                                         -1, &st, NULL),
