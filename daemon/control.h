@@ -34,7 +34,8 @@ void control_waits_after_commit(node_t *n, bool committed);
 void control_waits_expire(node_t *n, uint64_t now_mono_ms);
 
 /* A wait whose answer was withdrawn with a batch rolled back (node_commit): answers it
- * from the state now if it settled or its time is up, else keeps it waiting. */
+ * from the state now if it settled or its time is up, else keeps it waiting, or refuses
+ * it (audited) if the waits in progress are at their limit. */
 struct wait;
 void control_wait_again(node_t *n, const struct wait *w);
 
