@@ -489,38 +489,37 @@ void baseline_merge(const baseline_t *a, const baseline_t *b, baseline_t *out)
     *out = m;
 }
 
-static json_t *num(double x) { return json_real(round(x * 100.0) / 100.0); }
 
 json_t *baseline_json(const baseline_t *b)
 {
     json_t *o = json_object(), *c = json_object(), *z = json_object(), *s = json_object();
     json_object_set_new(o, "size", json_integer((json_int_t)b->size));
-    json_object_set_new(c, "seal_us", num(b->seal_us));
-    json_object_set_new(c, "receipt_verify_us", num(b->rcpt_verify_us));
-    json_object_set_new(c, "open_us", num(b->open_us));
-    json_object_set_new(c, "receipt_make_us", num(b->rcpt_make_us));
-    json_object_set_new(c, "receipt_verify_batched_us", num(b->rcpt_verify_batch_us));
-    json_object_set_new(c, "receipt_make_batched_us", num(b->rcpt_make_batch_us));
+    json_object_set_new(c, "seal_us", num2(b->seal_us));
+    json_object_set_new(c, "receipt_verify_us", num2(b->rcpt_verify_us));
+    json_object_set_new(c, "open_us", num2(b->open_us));
+    json_object_set_new(c, "receipt_make_us", num2(b->rcpt_make_us));
+    json_object_set_new(c, "receipt_verify_batched_us", num2(b->rcpt_verify_batch_us));
+    json_object_set_new(c, "receipt_make_batched_us", num2(b->rcpt_make_batch_us));
     json_object_set_new(c, "receipt_batch", json_integer(BASELINE_BATCH));
-    json_object_set_new(c, "sender_us", num(b->send_crypto_us));
-    json_object_set_new(c, "recipient_us", num(b->recv_crypto_us));
+    json_object_set_new(c, "sender_us", num2(b->send_crypto_us));
+    json_object_set_new(c, "recipient_us", num2(b->recv_crypto_us));
     json_object_set_new(o, "libsodium", c);
-    json_object_set_new(z, "msgs_per_s", num(b->zmq_msgs_s));
-    json_object_set_new(z, "cpu_us_per_msg_both_ends", num(b->zmq_cpu_us));
-    json_object_set_new(z, "round_trip_us", num(b->zmq_rtt_us));
+    json_object_set_new(z, "msgs_per_s", num2(b->zmq_msgs_s));
+    json_object_set_new(z, "cpu_us_per_msg_both_ends", num2(b->zmq_cpu_us));
+    json_object_set_new(z, "round_trip_us", num2(b->zmq_rtt_us));
     json_object_set_new(o, "zmq_curve", z);
-    json_object_set_new(s, "durable_commits_per_s", num(b->sql_commit_s));
-    json_object_set_new(s, "durable_commit_ms", num(b->sql_commit_ms));
-    json_object_set_new(s, "group_commit_msgs_per_s", num(b->sql_rows_s));
-    json_object_set_new(s, "cpu_us_per_msg", num(b->sql_row_us));
+    json_object_set_new(s, "durable_commits_per_s", num2(b->sql_commit_s));
+    json_object_set_new(s, "durable_commit_ms", num2(b->sql_commit_ms));
+    json_object_set_new(s, "group_commit_msgs_per_s", num2(b->sql_rows_s));
+    json_object_set_new(s, "cpu_us_per_msg", num2(b->sql_row_us));
     json_object_set_new(o, "sqlite", s);
-    json_object_set_new(o, "sender_us_per_msg", num(b->sender_us));
-    json_object_set_new(o, "recipient_us_per_msg", num(b->recipient_us));
-    json_object_set_new(o, "bound_msgs_per_s", num(b->bound_msgs_s));
+    json_object_set_new(o, "sender_us_per_msg", num2(b->sender_us));
+    json_object_set_new(o, "recipient_us_per_msg", num2(b->recipient_us));
+    json_object_set_new(o, "bound_msgs_per_s", num2(b->bound_msgs_s));
     if (b->bound_before > 0 && b->bound_after > 0) {
-        json_object_set_new(o, "bound_before_load_msgs_per_s", num(b->bound_before));
-        json_object_set_new(o, "bound_after_load_msgs_per_s", num(b->bound_after));
+        json_object_set_new(o, "bound_before_load_msgs_per_s", num2(b->bound_before));
+        json_object_set_new(o, "bound_after_load_msgs_per_s", num2(b->bound_after));
     }
-    json_object_set_new(o, "latency_floor_ms", num(b->latency_floor_ms));
+    json_object_set_new(o, "latency_floor_ms", num2(b->latency_floor_ms));
     return o;
 }

@@ -34,6 +34,10 @@ typedef struct pct {
 pct_t percentiles(uint64_t *v, size_t n);
 json_t *pct_json(const pct_t *p);
 
+/* A figure for the JSON report, rounded to one or two decimal places. */
+json_t *num1(double x);
+json_t *num2(double x);
+
 /* /proc figures of a process (all its threads). */
 typedef struct proc_stat {
     uint64_t cpu_ns;        /* utime + stime */

@@ -538,7 +538,6 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     return rc;
 }
 
-static json_t *num(double x) { return json_real(round(x * 10.0) / 10.0); }
 
 json_t *load_json(const load_result_t *r)
 {
@@ -546,24 +545,24 @@ json_t *load_json(const load_result_t *r)
     json_object_set_new(o, "mode", json_string(r->mode));
     json_object_set_new(o, "size", json_integer((json_int_t)r->size));
     if (r->offered_s > 0)
-        json_object_set_new(o, "offered_msgs_per_s", num(r->offered_s));
+        json_object_set_new(o, "offered_msgs_per_s", num1(r->offered_s));
     else
         json_object_set_new(o, "window", json_integer(r->window));
-    json_object_set_new(o, "measured_s", num(r->seconds));
+    json_object_set_new(o, "measured_s", num1(r->seconds));
     json_object_set_new(o, "sent", json_integer((json_int_t)r->sent));
     json_object_set_new(o, "delivered", json_integer((json_int_t)r->delivered));
     json_object_set_new(o, "failed", json_integer((json_int_t)r->failed));
-    json_object_set_new(o, "delivered_msgs_per_s", num(r->delivered_s));
+    json_object_set_new(o, "delivered_msgs_per_s", num1(r->delivered_s));
     json_object_set_new(o, "latency_send_to_receipt", pct_json(&r->latency));
     json_object_set_new(o, "latency_send_to_stored", pct_json(&r->commit_latency));
-    json_object_set_new(o, "sender_cpu_us_per_msg", num(r->sender_cpu_us));
-    json_object_set_new(o, "recipient_cpu_us_per_msg", num(r->recipient_cpu_us));
-    json_object_set_new(o, "bench_cpu_us_per_msg", num(r->bench_cpu_us));
+    json_object_set_new(o, "sender_cpu_us_per_msg", num1(r->sender_cpu_us));
+    json_object_set_new(o, "recipient_cpu_us_per_msg", num1(r->recipient_cpu_us));
+    json_object_set_new(o, "bench_cpu_us_per_msg", num1(r->bench_cpu_us));
     json_object_set_new(o, "receipts_observed_by", json_string(r->observe_db ? "db-poll" : "wait"));
     if (r->observe_db) {
-        json_object_set_new(o, "db_poll_interval_us", num(r->poll_us));
+        json_object_set_new(o, "db_poll_interval_us", num1(r->poll_us));
         json_object_set_new(o, "db_polls", json_integer((json_int_t)r->polls));
-        json_object_set_new(o, "observer_cpu_ms_total", num(r->observer_cpu_ms));
+        json_object_set_new(o, "observer_cpu_ms_total", num1(r->observer_cpu_ms));
     } else {
         json_object_set_new(o, "waits", json_integer((json_int_t)r->waits));
     }
@@ -573,7 +572,7 @@ json_t *load_json(const load_result_t *r)
         json_object_set_new(o, "latency_counted_from", json_string("scheduled send time"));
         json_object_set_new(o, "latency_from_actual_submission", pct_json(&r->latency_submitted));
         json_object_set_new(o, "schedule_slip", pct_json(&r->slip));
-        json_object_set_new(o, "max_schedule_slip_us", num(r->max_slip_us));
+        json_object_set_new(o, "max_schedule_slip_us", num1(r->max_slip_us));
     } else {
         json_object_set_new(o, "latency_counted_from", json_string("submission"));
     }

@@ -97,7 +97,6 @@ static void usage(FILE *f)
             "  --dump DIR          write every message's timings to DIR/SIZE-PHASE.csv\n");
 }
 
-static json_t *num(double x) { return json_real(round(x * 10.0) / 10.0); }
 
 static int parse_sizes(const char *s, opts_t *o)
 {
@@ -223,15 +222,15 @@ static json_t *machine_json(void)
 static json_t *idle_json(const idle_sample_t *x, double settle_s)
 {
     json_t *ij = json_object();
-    json_object_set_new(ij, "seconds", num(x->seconds));
+    json_object_set_new(ij, "seconds", num1(x->seconds));
     if (settle_s > 0)
-        json_object_set_new(ij, "after_load_settle_s", num(settle_s));
-    json_object_set_new(ij, "sender_rss_mb", num(x->rss_mb[0]));
-    json_object_set_new(ij, "recipient_rss_mb", num(x->rss_mb[1]));
-    json_object_set_new(ij, "sender_wakeups_per_s", num(x->wakeups_s[0]));
-    json_object_set_new(ij, "recipient_wakeups_per_s", num(x->wakeups_s[1]));
-    json_object_set_new(ij, "sender_cpu_ms_per_s", json_real(round(x->cpu_ms_s[0] * 100) / 100));
-    json_object_set_new(ij, "recipient_cpu_ms_per_s", json_real(round(x->cpu_ms_s[1] * 100) / 100));
+        json_object_set_new(ij, "after_load_settle_s", num1(settle_s));
+    json_object_set_new(ij, "sender_rss_mb", num1(x->rss_mb[0]));
+    json_object_set_new(ij, "recipient_rss_mb", num1(x->rss_mb[1]));
+    json_object_set_new(ij, "sender_wakeups_per_s", num1(x->wakeups_s[0]));
+    json_object_set_new(ij, "recipient_wakeups_per_s", num1(x->wakeups_s[1]));
+    json_object_set_new(ij, "sender_cpu_ms_per_s", num2(x->cpu_ms_s[0]));
+    json_object_set_new(ij, "recipient_cpu_ms_per_s", num2(x->cpu_ms_s[1]));
     json_object_set_new(ij, "threads", json_integer(x->threads[0]));
     return ij;
 }
@@ -499,7 +498,7 @@ static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, cons
     do {                                                                                               \
         json_t *x = json_object();                                                                     \
         json_object_set_new(x, "target", json_string(name));                                           \
-        json_object_set_new(x, "value", num(value));                                                   \
+        json_object_set_new(x, "value", num2(value));                                                   \
         json_object_set_new(x, "met", json_boolean(ok));                                               \
         json_array_append_new(t, x);                                                                   \
         fprintf(f, "  %-44s " fmt "  %s\n", name, value, (ok) ? "met" : "NOT MET");                    \
@@ -547,8 +546,7 @@ static json_t *targets_json(FILE *f, const opts_t *o, const baseline_t *bl, cons
                 si < 10 ? "also under 10" : "not under 10 if MB means 10^6 bytes");
         json_t *rt = json_array_get(t, json_array_size(t) - 1);
         json_object_set_new(rt, "unit", json_string("MiB"));
-        json_object_set_new(rt, "value", json_real(round(rss * 100) / 100));
-        json_object_set_new(rt, "value_si_mb", json_real(round(si * 100) / 100));
+        json_object_set_new(rt, "value_si_mb", num2(si));
         json_object_set_new(rt, "met_si", json_boolean(si < 10));
         TARGET("idle daemon wake-ups < 5 per s", w, w < 5, "%8.1f");
     }
@@ -700,11 +698,11 @@ int main(int argc, char **argv)
         json_object_set_new(cfg, "sizes", json_array());
         for (int i = 0; i < o.n_sizes; i++)
             json_array_append_new(json_object_get(cfg, "sizes"), json_integer((json_int_t)o.sizes[i]));
-        json_object_set_new(cfg, "measured_s", num(o.seconds));
-        json_object_set_new(cfg, "warmup_s", num(o.warmup));
+        json_object_set_new(cfg, "measured_s", num1(o.seconds));
+        json_object_set_new(cfg, "warmup_s", num1(o.warmup));
         json_t *rates = json_array();
         for (int i = 0; i < o.n_rates; i++)
-            json_array_append_new(rates, num(o.rates[i]));
+            json_array_append_new(rates, num1(o.rates[i]));
         json_object_set_new(cfg, "fixed_rates_msgs_per_s", rates);
         json_object_set_new(cfg, "saturation_window", json_integer(o.window));
         json_t *conf = json_array();
@@ -764,10 +762,10 @@ int main(int argc, char **argv)
                     json_object_set_new(ph, "ok", json_boolean(pr[i].sat_ok));
                     json_object_set_new(x, "saturation", ph);
                 }
-                json_object_set_new(x, "sender_peak_rss_mb", num(pr[i].a_hwm_mb));
-                json_object_set_new(x, "recipient_peak_rss_mb", num(pr[i].b_hwm_mb));
-                json_object_set_new(x, "sender_db_bytes_per_msg", num(pr[i].a_db_per_msg));
-                json_object_set_new(x, "recipient_db_bytes_per_msg", num(pr[i].b_db_per_msg));
+                json_object_set_new(x, "sender_peak_rss_mb", num1(pr[i].a_hwm_mb));
+                json_object_set_new(x, "recipient_peak_rss_mb", num1(pr[i].b_hwm_mb));
+                json_object_set_new(x, "sender_db_bytes_per_msg", num1(pr[i].a_db_per_msg));
+                json_object_set_new(x, "recipient_db_bytes_per_msg", num1(pr[i].b_db_per_msg));
                 if (!o.no_baseline && bl[i].bound_msgs_s > 0 && pr[i].sat.sent) {
                     json_object_set_new(x, "ratio_to_bound",
                                         json_real(round(pr[i].sat.delivered_s / bl[i].bound_msgs_s * 1000) / 1000));

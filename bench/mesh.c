@@ -20,7 +20,6 @@
 
 #include "constants.h"
 
-static json_t *num(double x) { return json_real(round(x * 10.0) / 10.0); }
 
 static int count_connected(bnode_t *nodes, int n, int *connected)
 {
@@ -207,9 +206,9 @@ int mesh_run(const bench_env_t *env, int n, json_t *out)
         if (fan_out(nodes, n, &stored, &first, &last, &nmsg) != 0)
             break;
         json_t *f = json_object();
-        json_object_set_new(f, "stored_ms", num(stored * 1e3));
-        json_object_set_new(f, "first_receipt_ms", num(first * 1e3));
-        json_object_set_new(f, "last_receipt_ms", num(last * 1e3));
+        json_object_set_new(f, "stored_ms", num1(stored * 1e3));
+        json_object_set_new(f, "first_receipt_ms", num1(first * 1e3));
+        json_object_set_new(f, "last_receipt_ms", num1(last * 1e3));
         json_array_append_new(fan, f);
         lasts[runs++] = last;
         sleep_ns(500000000u);
@@ -230,25 +229,25 @@ int mesh_run(const bench_env_t *env, int n, json_t *out)
         }
     json_object_set_new(out, "nodes", json_integer(n));
     json_object_set_new(out, "connections", json_integer(n * (n - 1)));
-    json_object_set_new(out, "create_s", num(create_s));
-    json_object_set_new(out, "first_start_s", num(start_s));
-    json_object_set_new(out, "peer_add_calls_s", num(add_s));
-    json_object_set_new(out, "link_to_full_mesh_s", num(link_s));
-    json_object_set_new(out, "restart_daemons_up_s", num(restart_up_s));
+    json_object_set_new(out, "create_s", num1(create_s));
+    json_object_set_new(out, "first_start_s", num1(start_s));
+    json_object_set_new(out, "peer_add_calls_s", num1(add_s));
+    json_object_set_new(out, "link_to_full_mesh_s", num1(link_s));
+    json_object_set_new(out, "restart_daemons_up_s", num1(restart_up_s));
     json_object_set_new(out, "restart_to_full_mesh_s", json_real(round(remesh_s * 100.0) / 100.0));
-    json_object_set_new(out, "idle_rss_mb_mean", num(rss_sum / n));
-    json_object_set_new(out, "idle_rss_mb_max", num(rss_max));
-    json_object_set_new(out, "peak_rss_mb_mean", num(hwm_sum / n));
-    json_object_set_new(out, "peak_rss_mb_max", num(hwm_max));
-    json_object_set_new(out, "idle_wakeups_per_s_mean", num(wake_sum / n));
-    json_object_set_new(out, "idle_wakeups_per_s_max", num(wake_max));
+    json_object_set_new(out, "idle_rss_mb_mean", num1(rss_sum / n));
+    json_object_set_new(out, "idle_rss_mb_max", num1(rss_max));
+    json_object_set_new(out, "peak_rss_mb_mean", num1(hwm_sum / n));
+    json_object_set_new(out, "peak_rss_mb_max", num1(hwm_max));
+    json_object_set_new(out, "idle_wakeups_per_s_mean", num1(wake_sum / n));
+    json_object_set_new(out, "idle_wakeups_per_s_max", num1(wake_max));
     json_object_set_new(out, "idle_cpu_ms_per_s_mean", json_real(round(cpu_sum / n * 100.0) / 100.0));
     json_object_set_new(out, "fanout_messages", json_integer(nmsg));
     json_object_set_new(out, "fanout_recipients", json_integer(n - 1));
     json_object_set_new(out, "fanout_payload_bytes", json_integer(4096));
     json_object_set_new(out, "fanout_runs", fan);
     if (runs)
-        json_object_set_new(out, "fanout_all_receipts_ms_median", num(lasts[runs / 2] * 1e3));
+        json_object_set_new(out, "fanout_all_receipts_ms_median", num1(lasts[runs / 2] * 1e3));
     free(p0);
     free(p1);
     rc = runs == 5 ? 0 : -1;

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,17 +180,19 @@ pct_t percentiles(uint64_t *v, size_t n)
     return p;
 }
 
-static json_t *num(double x) { return json_real((double)(int64_t)(x * 10.0 + (x >= 0 ? 0.5 : -0.5)) / 10.0); }
+
+json_t *num1(double x) { return json_real(round(x * 10.0) / 10.0); }
+json_t *num2(double x) { return json_real(round(x * 100.0) / 100.0); }
 
 json_t *pct_json(const pct_t *p)
 {
     json_t *o = json_object();
     json_object_set_new(o, "samples", json_integer((json_int_t)p->n));
-    json_object_set_new(o, "p50_us", num(p->p50_us));
-    json_object_set_new(o, "p90_us", num(p->p90_us));
-    json_object_set_new(o, "p99_us", num(p->p99_us));
-    json_object_set_new(o, "max_us", num(p->max_us));
-    json_object_set_new(o, "mean_us", num(p->mean_us));
+    json_object_set_new(o, "p50_us", num1(p->p50_us));
+    json_object_set_new(o, "p90_us", num1(p->p90_us));
+    json_object_set_new(o, "p99_us", num1(p->p99_us));
+    json_object_set_new(o, "max_us", num1(p->max_us));
+    json_object_set_new(o, "mean_us", num1(p->mean_us));
     return o;
 }
 

@@ -46,6 +46,21 @@ class Bench(unittest.TestCase):
             self.assertGreater(self.report[key]["sender_rss_mb"], 0, key)
         self.assertEqual(self.report["idle_after_load"]["after_load_settle_s"], 1)
 
+    def test_targets_carry_the_figures_they_score(self):
+        # The targets block gives each figure as the table prints it (two decimals), not
+        # rounded further: a p50 of 1.06 ms must not read 1.1 ms in the JSON.
+        p = subprocess.run([BENCH, "--bin", harness.BUILD, "--sizes", "4096", "--no-baseline", "--no-saturation",
+                            "--idle-seconds", "0", "--rate", "1000", "--seconds", "1", "--warmup", "0.2",
+                            "--json"], capture_output=True, text=True, timeout=300)
+        self.assertEqual(p.returncode, 0, p.stderr[-3000:])
+        report = json.loads(p.stdout)
+        lat = report["runs"][0]["fixed"][0]["latency_send_to_receipt"]
+        targets = {t["target"]: t for t in report["targets"]}
+        for name, us in (("4 KB at 1000 msg/s: p50 < 1 ms", lat["p50_us"]),
+                         ("4 KB at 1000 msg/s: p99 < 5 ms", lat["p99_us"])):
+            self.assertAlmostEqual(targets[name]["value"], us / 1000, delta=0.0051, msg=name)
+            self.assertEqual(targets[name]["met"], us < (1000 if "p50" in name else 5000), name)
+
     def test_receipts_seen_through_waits(self):
         for ph in self.check(self.run_bench("wait"), "wait"):
             # One wait per message at least (a wait that ran out is submitted again).
