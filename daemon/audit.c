@@ -76,12 +76,13 @@ static int tree_grow(audit_t *a)
 static int row_leaf(sqlite3_stmt *st, uint64_t seq, uint8_t out[static LIAISON_HASH_BYTES])
 {
     audit_record_t r;
-    uint8_t *e = NULL;
+    uint8_t buf[AUDIT_ENCODE_INLINE], *spill = NULL;
+    const uint8_t *e;
     size_t elen = 0;
-    if (audit_record_from_row(st, 0, &r) != 0 || r.seq != seq || audit_encode(&r, &e, &elen) != 0)
+    if (audit_record_from_row(st, 0, &r) != 0 || r.seq != seq || !(e = audit_encode_in(&r, buf, &spill, &elen)))
         return -1;
     merkle_leaf_hash(e, elen, out);
-    free(e);
+    free(spill);
     return 0;
 }
 

@@ -221,9 +221,10 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         const uint8_t *stored_prev = sqlite3_column_blob(st, 10);
         const uint8_t *stored_hash = sqlite3_column_blob(st, 11);
         uint8_t hash[LIAISON_HASH_BYTES];
-        uint8_t *e = NULL;
+        uint8_t ebuf[AUDIT_ENCODE_INLINE], *spill = NULL;
+        const uint8_t *e = NULL;
         size_t elen = 0;
-        if (audit_chain_hash(&rec, prev, hash) != 0 || audit_encode(&rec, &e, &elen) != 0) {
+        if (audit_chain_hash(&rec, prev, hash) != 0 || !(e = audit_encode_in(&rec, ebuf, &spill, &elen))) {
             say(r, "out of memory\n");
             goto out;
         }
@@ -239,7 +240,7 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         memcpy(prev, hash, sizeof prev);
         uint8_t leaf[LIAISON_HASH_BYTES];
         merkle_leaf_hash(e, elen, leaf);
-        free(e);
+        free(spill);
         merkle_builder_add(&mb, leaf);
         r->entries = seq;
         while (next_cp < ncps && cps[next_cp].size < seq)

@@ -32,37 +32,57 @@ static uint8_t *put_lp(uint8_t *p, const void *data, size_t len)
     return p + len;
 }
 
+static size_t encoded_len(const audit_record_t *r)
+{
+    return 8 + 8 + 4 + strlen(r->actor) + 4 + strlen(r->action) + 4 + strlen(r->outcome) + 4 + r->message_id_len + 4 +
+           strlen(r->peer) + 4 + 4 + r->patient_tag_len + 4 + strlen(r->details);
+}
+
+static void encode(const audit_record_t *r, uint8_t *p)
+{
+    p = put_u64(p, r->seq);
+    p = put_u64(p, r->time_ms);
+    p = put_lp(p, r->actor, strlen(r->actor));
+    p = put_lp(p, r->action, strlen(r->action));
+    p = put_lp(p, r->outcome, strlen(r->outcome));
+    p = put_lp(p, r->message_id, r->message_id_len);
+    p = put_lp(p, r->peer, strlen(r->peer));
+    p = put_u32(p, r->content_type);
+    p = put_lp(p, r->patient_tag, r->patient_tag_len);
+    put_lp(p, r->details, strlen(r->details));
+}
+
 int audit_encode(const audit_record_t *r, uint8_t **out, size_t *out_len)
 {
-    size_t la = strlen(r->actor), lb = strlen(r->action), lo = strlen(r->outcome), lpeer = strlen(r->peer),
-           ld = strlen(r->details);
-    size_t n = 8 + 8 + 4 + la + 4 + lb + 4 + lo + 4 + r->message_id_len + 4 + lpeer + 4 + 4 + r->patient_tag_len + 4 +
-               ld;
+    size_t n = encoded_len(r);
     uint8_t *buf = malloc(n);
     if (!buf)
         return -1;
-    uint8_t *p = buf;
-    p = put_u64(p, r->seq);
-    p = put_u64(p, r->time_ms);
-    p = put_lp(p, r->actor, la);
-    p = put_lp(p, r->action, lb);
-    p = put_lp(p, r->outcome, lo);
-    p = put_lp(p, r->message_id, r->message_id_len);
-    p = put_lp(p, r->peer, lpeer);
-    p = put_u32(p, r->content_type);
-    p = put_lp(p, r->patient_tag, r->patient_tag_len);
-    put_lp(p, r->details, ld);
+    encode(r, buf);
     *out = buf;
     *out_len = n;
     return 0;
 }
 
+const uint8_t *audit_encode_in(const audit_record_t *r, uint8_t buf[static AUDIT_ENCODE_INLINE], uint8_t **spill,
+                               size_t *out_len)
+{
+    size_t n = encoded_len(r);
+    uint8_t *p = n <= AUDIT_ENCODE_INLINE ? buf : (*spill = malloc(n));
+    if (!p)
+        return NULL;
+    encode(r, p);
+    *out_len = n;
+    return p;
+}
+
 int audit_chain_hash(const audit_record_t *r, const uint8_t prev[static LIAISON_HASH_BYTES],
                      uint8_t out[static LIAISON_HASH_BYTES])
 {
-    uint8_t *e = NULL;
+    uint8_t buf[AUDIT_ENCODE_INLINE], *spill = NULL;
     size_t n = 0;
-    if (audit_encode(r, &e, &n) != 0)
+    const uint8_t *e = audit_encode_in(r, buf, &spill, &n);
+    if (!e)
         return -1;
     crypto_generichash_state st;
     static const uint8_t zero = 0;
@@ -72,6 +92,6 @@ int audit_chain_hash(const audit_record_t *r, const uint8_t prev[static LIAISON_
     crypto_generichash_update(&st, prev, LIAISON_HASH_BYTES);
     crypto_generichash_update(&st, e, n);
     crypto_generichash_final(&st, out, LIAISON_HASH_BYTES);
-    free(e);
+    free(spill);
     return 0;
 }

@@ -30,6 +30,14 @@ typedef struct audit_record {
  * with lp(x) = u32be(len(x)) || x. Returns a malloc'd buffer in *out, or -1. */
 int audit_encode(const audit_record_t *r, uint8_t **out, size_t *out_len);
 
+/* The same encoding without an allocation when it fits in AUDIT_ENCODE_INLINE bytes
+ * (every entry liaisond writes but one with long details): written into buf, else
+ * into a malloc'd buffer left in *spill, which the caller frees (initialize it to
+ * NULL). Returns where E is, or NULL if out of memory. */
+#define AUDIT_ENCODE_INLINE 1024u
+const uint8_t *audit_encode_in(const audit_record_t *r, uint8_t buf[static AUDIT_ENCODE_INLINE], uint8_t **spill,
+                               size_t *out_len);
+
 /* entry_hash = BLAKE2b-256("liaison-v1/audit-chain" 0x00 || prev_hash || E).
  * prev_hash of the first entry is 32 zero bytes. Returns 0 or -1 (out of memory). */
 int audit_chain_hash(const audit_record_t *r, const uint8_t prev[static LIAISON_HASH_BYTES],

@@ -56,26 +56,28 @@ static uint8_t *put_u32be(uint8_t *p, uint32_t v)
     return p + 4;
 }
 
-/* The bytes the envelope signature covers, in a malloc'd buffer:
+/* The bytes the envelope signature covers:
  * "liaison-v1/envelope" 0x00 || u32be(len(header)) || header || u32be(len(body)) || body.
- * Returns NULL if out of memory. */
-static uint8_t *signed_message(const uint8_t *hdr, size_t hdr_len, const uint8_t *body, size_t body_len,
-                               size_t *len)
+ * Laid out in buf when they fit in cap bytes (a message of a few KB: no allocation per
+ * message), else in a malloc'd buffer left in *spill for the caller to free. The
+ * prefix and both lengths are written; *hdr_at and *body_at say where the header and
+ * the body go. Returns the buffer, or NULL if out of memory. */
+#define SIGNED_INLINE 8192u
+static uint8_t *signed_layout(size_t hdr_len, size_t body_len, uint8_t *buf, size_t cap, uint8_t **spill,
+                              size_t *len, uint8_t **hdr_at, uint8_t **body_at)
 {
     size_t n = sizeof LIAISON_DOMAIN_ENVELOPE + 4u + hdr_len + 4u + body_len;
-    uint8_t *m = malloc(n);
+    uint8_t *m = n <= cap ? buf : (*spill = malloc(n));
+    if (!m)
+        return NULL;
     uint8_t *p = m;
-
-    if (m) {
-        memcpy(p, LIAISON_DOMAIN_ENVELOPE, sizeof LIAISON_DOMAIN_ENVELOPE);
-        p += sizeof LIAISON_DOMAIN_ENVELOPE;
-        p = put_u32be(p, (uint32_t)hdr_len);
-        memcpy(p, hdr, hdr_len);
-        p += hdr_len;
-        p = put_u32be(p, (uint32_t)body_len);
-        memcpy(p, body, body_len);
-        *len = n;
-    }
+    memcpy(p, LIAISON_DOMAIN_ENVELOPE, sizeof LIAISON_DOMAIN_ENVELOPE);
+    p += sizeof LIAISON_DOMAIN_ENVELOPE;
+    p = put_u32be(p, (uint32_t)hdr_len);
+    *hdr_at = p;
+    p = put_u32be(p + hdr_len, (uint32_t)body_len);
+    *body_at = p;
+    *len = n;
     return m;
 }
 
@@ -159,11 +161,15 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
      * nonce and one wrap nonce per recipient. Wiped with the content key. */
     enum { RND_MID = LIAISON_MSGID_BYTES - 6, RND_FIXED = RND_MID + AEAD_KEY + AEAD_NONCE };
     uint8_t rnd[RND_FIXED + LIAISON_MAX_RECIPIENTS * AEAD_NONCE];
-    uint8_t *ck = NULL, *wrapped = NULL, *hdr_bytes = NULL, *body = NULL, *msg = NULL, *env_bytes = NULL;
+    /* Sized for the most recipients a message may have, so that sealing allocates
+     * nothing but its output (and a spill buffer for a large message, signed_layout). */
+    uint8_t wrapped[LIAISON_MAX_RECIPIENTS * (AEAD_NONCE + WRAPPED_BYTES)];
+    Liaison__Wire__WrappedKey wks[LIAISON_MAX_RECIPIENTS];
+    Liaison__Wire__WrappedKey *wkp[LIAISON_MAX_RECIPIENTS];
+    char *rcpts[LIAISON_MAX_RECIPIENTS];
+    _Alignas(16) uint8_t msg_buf[SIGNED_INLINE];
+    uint8_t *ck = NULL, *hdr_bytes = NULL, *body = NULL, *msg = NULL, *spill = NULL, *env_bytes = NULL;
     size_t hdr_len = 0, body_len = 0, msg_len = 0, env_len = 0;
-    Liaison__Wire__WrappedKey *wks = NULL;
-    Liaison__Wire__WrappedKey **wkp = NULL;
-    char **rcpts = NULL;
     Liaison__Wire__Header hdr = LIAISON__WIRE__HEADER__INIT;
     Liaison__Wire__Envelope env = LIAISON__WIRE__ENVELOPE__INIT;
     size_t n;
@@ -178,14 +184,6 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
         goto out;
     n = in->n_recipients;
     ck = ck_buf;
-    wrapped = malloc(n * (AEAD_NONCE + WRAPPED_BYTES));
-    wks = calloc(n, sizeof *wks);
-    wkp = calloc(n, sizeof *wkp);
-    rcpts = calloc(n, sizeof *rcpts);
-    if (!ck || !wrapped || !wks || !wkp || !rcpts) {
-        snprintf(err, errlen, "seal: out of memory");
-        goto out;
-    }
     /* Creation time first (48 bits, big-endian), then 80 random bits: unique all the
      * same, and every index keyed by message id grows at its end instead of splitting
      * pages at random places (PROTOCOL.md section 5; receivers treat it as opaque). */
@@ -235,10 +233,10 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
                  hdr_len, LIAISON_MAX_HEADER);
         goto out;
     }
-    hdr_bytes = malloc(hdr_len);
+    /* Header and body are written where the signature will read them. */
     body_len = AEAD_NONCE + in->payload_len + AEAD_TAG;
-    body = malloc(body_len);
-    if (!hdr_bytes || !body) {
+    msg = signed_layout(hdr_len, body_len, msg_buf, sizeof msg_buf, &spill, &msg_len, &hdr_bytes, &body);
+    if (!msg) {
         snprintf(err, errlen, "seal: out of memory");
         goto out;
     }
@@ -252,11 +250,6 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
                                                    hdr_bytes, hdr_len, NULL, body, ck) != 0 ||
         body_ct_len != in->payload_len + AEAD_TAG) {
         snprintf(err, errlen, "seal: cannot encrypt the body");
-        goto out;
-    }
-    msg = signed_message(hdr_bytes, hdr_len, body, body_len, &msg_len);
-    if (!msg) {
-        snprintf(err, errlen, "seal: out of memory");
         goto out;
     }
     if (crypto_sign_detached(sig, NULL, msg, msg_len, me->sign_sk) != 0) {
@@ -282,13 +275,7 @@ out:
     sodium_memzero(ck_buf, sizeof ck_buf);
     sodium_memzero(rnd, sizeof rnd);
     sodium_memzero(ad, sizeof ad);
-    free(wrapped);
-    free(wks);
-    free(wkp);
-    free(rcpts);
-    free(hdr_bytes);
-    free(body);
-    free(msg);
+    free(spill);
     free(env_bytes);
     return rc;
 }
@@ -489,20 +476,21 @@ int envelope_parse_stored(const uint8_t *bytes, size_t len, envelope_t **out, in
 
 int envelope_verify(const envelope_t *e, const uint8_t sign_pk[static LIAISON_KEY_BYTES])
 {
-    int rc = -1;
-    uint8_t *msg = NULL;
-    size_t msg_len = 0;
-
     if (!e || !e->env || e->env->signature.len != crypto_sign_BYTES)
-        goto out;
-    msg = signed_message(e->env->header.data, e->env->header.len, e->env->body.data, e->env->body.len, &msg_len);
+        return -1;
+    _Alignas(16) uint8_t buf[SIGNED_INLINE];
+    uint8_t *spill = NULL, *hdr_at, *body_at;
+    size_t msg_len = 0;
+    const ProtobufCBinaryData *h = &e->env->header, *b = &e->env->body;
+    uint8_t *msg = signed_layout(h->len, b->len, buf, sizeof buf, &spill, &msg_len, &hdr_at, &body_at);
     if (!msg)
-        goto out;
-    if (crypto_sign_verify_detached(e->env->signature.data, msg, msg_len, sign_pk) != 0)
-        goto out;
-    rc = 0;
-out:
-    free(msg);
+        return -1;
+    if (h->len)
+        memcpy(hdr_at, h->data, h->len);
+    if (b->len)
+        memcpy(body_at, b->data, b->len);
+    int rc = crypto_sign_verify_detached(e->env->signature.data, msg, msg_len, sign_pk) == 0 ? 0 : -1;
+    free(spill);
     return rc;
 }
 

@@ -7,7 +7,9 @@
 #include "unit.h"
 
 #include "audit.h"
+#include "audit_codec.h"
 #include "audit_verify.h"
+#include "domains.h"
 #include "store.h"
 
 #define ENTRIES (2 * AUDIT_VERIFY_PROGRESS + 5)
@@ -33,7 +35,11 @@ static int setup(void **state)
     assert_non_null(a);
     assert_int_equal(store_begin(f->s), 0);
     for (int i = 0; i < ENTRIES; i++) {
-        audit_entry_t e = {.actor = "daemon", .action = "daemon-started", .outcome = "ok", .details = "test"};
+        /* Every seventh entry has details longer than the encoder's inline buffer. */
+        static char longd[1500];
+        memset(longd, 'd', sizeof longd - 1);
+        audit_entry_t e = {.actor = "daemon", .action = "daemon-started", .outcome = "ok",
+                           .details = i % 7 == 3 ? longd : "test"};
         assert_int_equal(audit_append(a, &e), i + 1);
     }
     assert_int_equal(store_commit(f->s), 0);
@@ -75,6 +81,45 @@ static uint8_t (*all_leaves(fixture_t *f))[LIAISON_HASH_BYTES]
     }
     sqlite3_finalize(st);
     return leaves;
+}
+
+/* The encoding without an allocation (audit_encode_in) is audit_encode's, byte for
+ * byte, below its inline buffer's size and above it, and the chain hash is BLAKE2b over
+ * it as PROTOCOL.md says. */
+static void test_encoding_inline_or_spilled(void **state)
+{
+    (void)state;
+    static char details[3000];
+    const uint8_t mid[16] = {1, 2, 3}, tag[32] = {9};
+    const uint8_t prev[LIAISON_HASH_BYTES] = {7};
+    const size_t lens[] = {0, 100, AUDIT_ENCODE_INLINE - 160, AUDIT_ENCODE_INLINE - 100, AUDIT_ENCODE_INLINE,
+                           AUDIT_ENCODE_INLINE + 1, sizeof details - 1};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        memset(details, 'a' + (int)i, lens[i]);
+        details[lens[i]] = 0;
+        audit_record_t r = {.seq = 42 + i, .time_ms = 1709210096000ull, .actor = "user:alvarez", .action = "send",
+                            .outcome = "ok", .message_id = mid, .message_id_len = 16, .peer = "dr.okafor",
+                            .content_type = 3, .patient_tag = tag, .patient_tag_len = 32, .details = details};
+        uint8_t *e = NULL, *spill = NULL, buf[AUDIT_ENCODE_INLINE];
+        size_t elen = 0, ilen = 0;
+        assert_int_equal(audit_encode(&r, &e, &elen), 0);
+        const uint8_t *in = audit_encode_in(&r, buf, &spill, &ilen);
+        assert_non_null(in);
+        assert_int_equal(ilen, elen);
+        assert_memory_equal(in, e, elen);
+        assert_true(elen <= AUDIT_ENCODE_INLINE ? (in == buf && !spill) : (in == spill && spill != NULL));
+        uint8_t want[LIAISON_HASH_BYTES], got[LIAISON_HASH_BYTES];
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, sizeof want);
+        crypto_generichash_update(&st, (const uint8_t *)LIAISON_DOMAIN_AUDIT_CHAIN, sizeof LIAISON_DOMAIN_AUDIT_CHAIN);
+        crypto_generichash_update(&st, prev, sizeof prev);
+        crypto_generichash_update(&st, e, elen);
+        crypto_generichash_final(&st, want, sizeof want);
+        assert_int_equal(audit_chain_hash(&r, prev, got), 0);
+        assert_memory_equal(got, want, sizeof want);
+        free(spill);
+        free(e);
+    }
 }
 
 static void test_tree_matches_the_plain_functions(void **state)
@@ -178,6 +223,7 @@ static void test_newer_schema_is_not_verified(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encoding_inline_or_spilled),
         cmocka_unit_test_setup_teardown(test_tree_matches_the_plain_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_every_block_of_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_entry_is_named, setup, teardown),

@@ -186,6 +186,41 @@ static void test_max_payload(void **state)
     free(big);
 }
 
+/* Seal lays the signed bytes out in a buffer on its stack when they fit and in one of
+ * the heap when they do not, and so does the check of the signature: messages of every
+ * size across that line, to two recipients and to the most a message may have, open. */
+static void test_sizes_across_the_inline_buffer(void **state)
+{
+    (void)state;
+    static char extra[LIAISON_MAX_RECIPIENTS][8];
+    const char *ids[LIAISON_MAX_RECIPIENTS] = {"alice", "bob", "carol", "dave"};
+    for (unsigned i = N_NODES; i < LIAISON_MAX_RECIPIENTS; i++) {
+        snprintf(extra[i], sizeof extra[i], "r%02u", i);
+        ids[i] = extra[i];
+    }
+    static uint8_t payload[9000];
+    randombytes_buf(payload, sizeof payload);
+    const size_t counts[] = {2, LIAISON_MAX_RECIPIENTS};
+    for (size_t c = 0; c < 2; c++)
+        for (size_t plen = 4000; plen <= sizeof payload; plen += 97) {
+            uint8_t msgid[16], *pt = NULL;
+            size_t len = 0, pt_len = 0;
+            char err[256] = "";
+            uint8_t *env = seal_ids(ALICE, "alice", ids, counts[c], payload, plen, NULL, msgid, &len, err, sizeof err);
+            if (!env)
+                fail_msg("seal of %zu bytes to %zu: %s", plen, counts[c], err);
+            assert_int_equal(receive(env, len, ALICE, BOB, &pt, &pt_len), 0);
+            assert_int_equal(pt_len, plen);
+            assert_memory_equal(pt, payload, plen);
+            free(pt);
+            /* A flipped byte of the body, the last one the signature covers, is caught. */
+            env[len - crypto_sign_BYTES - 3] ^= 1;
+            assert_int_not_equal(receive(env, len, ALICE, BOB, &pt, &pt_len), 0);
+            free(pt);
+            free(env);
+        }
+}
+
 /* Byte offset of needle in hay (sections of the serialized envelope). */
 static size_t offset_of(const uint8_t *hay, size_t hay_len, const uint8_t *needle, size_t n)
 {
@@ -1019,6 +1054,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_sender_only_and_empty_payload),
         cmocka_unit_test(test_max_payload),
+        cmocka_unit_test(test_sizes_across_the_inline_buffer),
         cmocka_unit_test(test_every_single_byte_change),
         cmocka_unit_test(test_wrong_recipient_and_keys),
         cmocka_unit_test(test_seal_input_limits),
