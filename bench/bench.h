@@ -40,13 +40,15 @@ json_t *num2(double x);
 
 /* /proc figures of a process (all its threads). */
 typedef struct proc_stat {
-    uint64_t cpu_ns;        /* utime + stime */
+    uint64_t cpu_ns;        /* CPU time of all its threads (the process's CPU clock) */
     uint64_t rss_kb;        /* VmRSS */
     uint64_t hwm_kb;        /* VmHWM (peak RSS) */
     uint64_t ctxsw;         /* voluntary + involuntary context switches, summed over threads */
     unsigned threads;
 } proc_stat_t;
 int proc_read(pid_t pid, proc_stat_t *out);
+/* Starts a new peak RSS (VmHWM) from the current RSS (/proc/PID/clear_refs). 0 or -1. */
+int proc_reset_peak(pid_t pid);
 /* Busy CPU time of the whole machine (all CPUs, /proc/stat), ns. */
 uint64_t system_busy_ns(void);
 /* CPU time the hypervisor gave to others while this machine wanted it (steal), ns. */
@@ -140,6 +142,9 @@ typedef struct load_result {
     double poll_us;          /* interval at which the sender's database is polled */
     double observer_cpu_ms;  /* CPU of the thread polling the sender's database, whole run */
     uint64_t polls;
+    double poll_mean_interval_us; /* the observer's rounds, measured */
+    double sender_peak_rss_mb, recipient_peak_rss_mb; /* VmHWM over this phase (reset at its start) */
+    double mean_in_flight;   /* saturation: messages in flight, time-weighted over the window */
     double other_cores;      /* CPU used meanwhile by processes other than the two daemons and the bench */
     double steal_cores;      /* CPU the hypervisor took away meanwhile (steal time) */
 } load_result_t;

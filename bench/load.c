@@ -16,6 +16,7 @@
  * stores the receipt; the time is when that answer is collected. */
 #include "bench.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -30,7 +31,7 @@
 #define CHUNK 65536u
 #define MAX_CHUNKS 512u
 #define LOOKAHEAD 8        /* undelivered messages the observer looks past per poll */
-#define MAX_PENDING 256    /* sends whose "stored" answer is not collected yet */
+#define MAX_PENDING 256    /* at fixed load: sends whose "stored" answer is not collected yet */
 #define WAIT_MS 60000      /* each wait's own timeout (answered earlier, on the receipt) */
 
 enum { ST_SUBMITTED = 0, ST_STORED, ST_DELIVERED, ST_FAILED };
@@ -56,6 +57,8 @@ typedef struct run {
     _Atomic bool observer_failed;
     uint64_t observer_cpu_ns;      /* CPU time of the observer thread */
     uint64_t polls;
+    uint64_t observer_ns;          /* how long the observer ran, for its mean interval */
+    uint64_t observer_rounds;      /* its sleeps (a round polls if anything is in flight) */
     /* Which submission each token of the sender's handle answers: index << 1 | is_wait.
      * Tokens count up by one per submission on a handle. */
     uint64_t *tmap;
@@ -132,6 +135,9 @@ static void *observer(void *arg)
      * 100 us would really come every 150 us or more, adding to every latency measured. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
     size_t head = 0;
+    /* Rounds on a fixed schedule (absolute deadlines): a sleep after each poll would add
+     * the poll's own time and the wake-up's to every interval. */
+    uint64_t start = now_ns(), next = start;
     while (!atomic_load(&r->stop)) {
         size_t n = atomic_load_explicit(&r->n_sub, memory_order_acquire);
         while (head < n && atomic_load(&rec_at(r, head)->st) >= ST_DELIVERED)
@@ -168,8 +174,14 @@ static void *observer(void *arg)
             sqlite3_reset(end);
             r->polls++;
         }
-        sleep_ns(r->poll_ns);
+        r->observer_rounds++;
+        next += r->poll_ns;
+        uint64_t now = now_ns();
+        if (next < now)
+            next = now; /* behind: poll again at once, and keep the schedule from there */
+        sleep_until_ns(next);
     }
+    r->observer_ns = now_ns() - start;
     r->observer_cpu_ns = cpu_thread_ns();
 out:
     sqlite3_finalize(get);
@@ -254,7 +266,7 @@ static void finish(run_t *r, rec_t *x, uint64_t now, bool delivered)
 static int collect_one(run_t *r, int timeout_ms, uint64_t *failed)
 {
     liaison_client_set_timeout(r->sender->cli, timeout_ms);
-    uint64_t token;
+    uint64_t token = UINT64_MAX; /* unset if the call fails before an answer: caught below */
     char hex[LIAISON_ID_HEX];
     liaison_progress_t pg;
     liaison_rc rc = liaison_collect_wait(r->sender->cli, &token, hex, &pg);
@@ -325,6 +337,9 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
     }
     int rc = 0;
     uint64_t failed = 0;
+    /* This phase's own peak RSS (else every phase would show the pair's peak so far). */
+    proc_reset_peak(sender->pid);
+    proc_reset_peak(recipient->pid);
     /* The driver's sleeps too: with the default timer slack of 50 us every submission
      * would be late by up to that much, and the lateness is counted in latency. */
     prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
@@ -362,8 +377,8 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 break;
             }
             uint64_t next = t0 + (uint64_t)((double)i * period);
-            /* Never let answers pile up: the daemon drops answers a client does not read
-             * (control socket high-water mark), so past MAX_PENDING collect before sending. */
+            /* Keep the bench's own queue of uncollected answers short (the daemon keeps
+             * every answer, finding 12): past MAX_PENDING collect before sending. */
             if (r->sends_pending >= MAX_PENDING) {
                 if (collect_one(r, 1000, &failed) < 0) {
                     rc = -1;
@@ -403,8 +418,18 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
         }
     } else {
         uint64_t end = w1;
+        /* Up to the whole window may wait for its "stored" answer: the window is what is
+         * in flight, submitted and not yet delivered, whatever stage each message is at. */
+        size_t cap = o->window > MAX_PENDING ? o->window : MAX_PENDING;
+        uint64_t last = 0;
+        double inflight_ns = 0; /* in flight x time, over the measured window */
         for (;;) {
             uint64_t now = now_ns();
+            if (in_window && last) {
+                size_t k = atomic_load(&r->n_sub) - atomic_load(&r->n_done);
+                inflight_ns += (double)k * (double)((now < end ? now : end) - last);
+            }
+            last = now;
             if (!in_window && now >= w0) {
                 in_window = true;
                 proc_read(sender->pid, &ps0);
@@ -414,6 +439,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 st0 = system_steal_ns();
             }
             if (now >= end) {
+                res->mean_in_flight = inflight_ns / (o->seconds * 1e9);
                 proc_read(sender->pid, &ps1);
                 proc_read(recipient->pid, &pr1);
                 bc1 = cpu_self_ns();
@@ -427,7 +453,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 break;
             }
             size_t inflight = atomic_load(&r->n_sub) - atomic_load(&r->n_done);
-            if (inflight < o->window && r->sends_pending < MAX_PENDING) {
+            if (inflight < o->window && r->sends_pending < cap) {
                 if (submit_one(r, payload, plen, 0) != 0) {
                     rc = -1;
                     break;
@@ -435,7 +461,7 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
                 continue;
             }
             if (liaison_pending(sender->cli) > 0) {
-                if (collect_one(r, r->sends_pending >= MAX_PENDING ? 1000 : 1, &failed) < 0) {
+                if (collect_one(r, r->sends_pending >= cap ? 1000 : 1, &failed) < 0) {
                     rc = -1;
                     break;
                 }
@@ -462,17 +488,25 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
         note("%zu of %zu messages were not delivered within 120 s of the end", n - atomic_load(&r->n_done), n);
         rc = -1;
     }
-    if (o->dump && rc == 0) {
+    if (o->dump) {
+        /* Every message, delivered or not (-1: never), in ms: when it was due and when it
+         * was submitted (from the phase's start), then its "stored" answer from the
+         * submission and its receipt from the time it was due, as the percentiles count. */
         FILE *f = fopen(o->dump, "we");
         if (f) {
-            fprintf(f, "submit_ms,stored_ms,receipt_ms\n");
+            fprintf(f, "due_ms,submit_ms,stored_ms,receipt_ms,state\n");
             for (size_t i = 0; i < n; i++) {
                 rec_t *x = rec_at(r, i);
-                fprintf(f, "%.3f,%.3f,%.3f\n", (double)(x->submit_ns - t0) / 1e6,
-                        x->ack_ns ? (double)(x->ack_ns - x->submit_ns) / 1e6 : -1.0,
-                        x->dlv_ns ? (double)(x->dlv_ns - x->submit_ns) / 1e6 : -1.0);
+                int st = atomic_load(&x->st);
+                fprintf(f, "%.3f,%.3f,%.3f,%.3f,%s\n", (double)(x->sched_ns - t0) / 1e6,
+                        (double)(x->submit_ns - t0) / 1e6, x->ack_ns ? (double)(x->ack_ns - x->submit_ns) / 1e6 : -1.0,
+                        st == ST_DELIVERED ? (double)(x->dlv_ns - x->sched_ns) / 1e6 : -1.0,
+                        st == ST_DELIVERED ? "delivered" : st == ST_FAILED ? "failed" : "in flight");
             }
-            fclose(f);
+            if (fclose(f) != 0)
+                note("cannot write %s", o->dump);
+        } else {
+            note("cannot write %s: %s", o->dump, strerror(errno));
         }
     }
     /* Figures over the measured window. */
@@ -519,6 +553,20 @@ int load_run(bnode_t *sender, bnode_t *recipient, const load_opts_t *o, load_res
         res->recipient_cpu_us = (double)(pr1.cpu_ns - pr0.cpu_ns) / 1000.0 / (double)delivered_in;
         res->bench_cpu_us = (double)(bc1 - bc0) / 1000.0 / (double)delivered_in;
     }
+    /* A refused send or a rejected delivery: the figures are of fewer messages than the
+     * phase names, so it is reported and not scored. */
+    if (rc == 0 && (failed || res->failed)) {
+        note("%llu of %zu messages were refused or rejected: the phase is reported, not scored",
+             (unsigned long long)(res->failed > failed ? res->failed : failed), n);
+        rc = -1;
+    }
+    proc_stat_t pk;
+    if (proc_read(sender->pid, &pk) == 0)
+        res->sender_peak_rss_mb = (double)pk.hwm_kb / 1024.0;
+    if (proc_read(recipient->pid, &pk) == 0)
+        res->recipient_peak_rss_mb = (double)pk.hwm_kb / 1024.0;
+    if (r->observer_rounds)
+        res->poll_mean_interval_us = (double)r->observer_ns / 1000.0 / (double)r->observer_rounds;
     res->max_slip_us = max_slip;
     res->observer_cpu_ms = (double)r->observer_cpu_ns / 1e6;
     res->polls = r->polls;
@@ -558,9 +606,14 @@ json_t *load_json(const load_result_t *r)
     json_object_set_new(o, "sender_cpu_us_per_msg", num1(r->sender_cpu_us));
     json_object_set_new(o, "recipient_cpu_us_per_msg", num1(r->recipient_cpu_us));
     json_object_set_new(o, "bench_cpu_us_per_msg", num1(r->bench_cpu_us));
+    json_object_set_new(o, "sender_peak_rss_mb", num1(r->sender_peak_rss_mb));
+    json_object_set_new(o, "recipient_peak_rss_mb", num1(r->recipient_peak_rss_mb));
+    if (r->offered_s <= 0)
+        json_object_set_new(o, "mean_in_flight", num1(r->mean_in_flight));
     json_object_set_new(o, "receipts_observed_by", json_string(r->observe_db ? "db-poll" : "wait"));
     if (r->observe_db) {
         json_object_set_new(o, "db_poll_interval_us", num1(r->poll_us));
+        json_object_set_new(o, "db_poll_mean_interval_us", num1(r->poll_mean_interval_us));
         json_object_set_new(o, "db_polls", json_integer((json_int_t)r->polls));
         json_object_set_new(o, "observer_cpu_ms_total", num1(r->observer_cpu_ms));
     } else {

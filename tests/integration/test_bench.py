@@ -5,6 +5,7 @@ sent is delivered and counted, nothing fails. (It measures nothing here: speed i
 import json
 import os
 import subprocess
+import tempfile
 import unittest
 
 import harness
@@ -39,8 +40,17 @@ class Bench(unittest.TestCase):
         return phases
 
     def test_receipts_seen_in_the_database(self):
-        for ph in self.check(self.run_bench("db", ("--idle-seconds", "1", "--idle-after", "1")), "db-poll"):
+        run = self.run_bench("db", ("--idle-seconds", "1", "--idle-after", "1"))
+        for ph in self.check(run, "db-poll"):
             self.assertGreater(ph["db_polls"], 0)
+            self.assertGreater(ph["sender_peak_rss_mb"], 0)
+        # Stored bytes grow with the messages, even over a short run (the database's
+        # pages, WAL included, before and after: never the stale WAL file's size).
+        self.assertGreater(run["sender_db_bytes_per_msg"], 0)
+        self.assertGreater(run["recipient_db_bytes_per_msg"], 0)
+        # Saturation keeps its window in flight (not only the sends awaiting "stored").
+        self.assertLessEqual(run["saturation"]["mean_in_flight"], 64)
+        self.assertGreater(run["saturation"]["mean_in_flight"], 32)
         # Idle is measured before any traffic and again after the load runs.
         for key in ("idle", "idle_after_load"):
             self.assertGreater(self.report[key]["sender_rss_mb"], 0, key)
@@ -60,6 +70,22 @@ class Bench(unittest.TestCase):
                          ("4 KB at 1000 msg/s: p99 < 5 ms", lat["p99_us"])):
             self.assertAlmostEqual(targets[name]["value"], us / 1000, delta=0.0051, msg=name)
             self.assertEqual(targets[name]["met"], us < (1000 if "p50" in name else 5000), name)
+
+    def test_refused_sends_fail_the_phase(self):
+        # Every send refused (a node that allows one recipient, the sender itself): the
+        # phase is reported with ok false and the bench exits non-zero, not scored as if
+        # the messages that got through were all there was.
+        with tempfile.TemporaryDirectory() as work:  # a failed run keeps its work directory
+            p = subprocess.run([BENCH, "--bin", harness.BUILD, "--sizes", "512", "--no-baseline", "--no-saturation",
+                                "--idle-seconds", "0", "--rate", "100", "--seconds", "0.5", "--warmup", "0.2",
+                                "--conf", "delivery.max_recipients=1", "--work", os.path.join(work, "w"), "--json"],
+                               capture_output=True, text=True, timeout=300)
+        self.assertNotEqual(p.returncode, 0)
+        ph = json.loads(p.stdout)["runs"][0]["fixed"][0]
+        self.assertFalse(ph["ok"])
+        self.assertEqual(ph["failed"], ph["sent"])
+        self.assertGreater(ph["sent"], 0)
+        self.assertIn("refused or rejected", p.stderr)
 
     def test_receipts_seen_through_waits(self):
         for ph in self.check(self.run_bench("wait"), "wait"):
