@@ -13,7 +13,9 @@
 
 #include <ini.h>
 
+#include "keys.h"
 #include "log.h"
+#include "patient.h"
 #include "text.h"
 
 static int join(char *out, const char *dir, const char *name, char *err, size_t errlen)
@@ -78,6 +80,97 @@ int paths_check_dir(const char *dir, char *err, size_t errlen)
         snprintf(err, errlen, "%s can be changed by other users (mode %04o): they could replace this node's files;"
                  " run: chmod go-w %s (or use another directory)", dir, (unsigned)(st.st_mode & 07777), dir);
         return -1;
+    }
+    return 0;
+}
+
+/* Whether path is there as far as anyone can tell: a file that cannot be looked at
+ * (a directory on the way this user may not search) is not said to be missing. */
+static bool present(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 || (errno != ENOENT && errno != ENOTDIR);
+}
+
+int paths_check_node(const paths_t *p, bool need_db, char *err, size_t errlen)
+{
+    const char *missing = NULL;
+    if (!present(p->config_file))
+        missing = p->config_file;
+    else if (need_db && !present(p->db_file))
+        missing = p->db_file;
+    if (!missing)
+        return 0;
+    /* The files liaison init writes: any of them there means a node was made here. */
+    char keyfile[4][CONFIG_PATH_MAX + 32];
+    const char *names[] = {KEYS_IDENTITY_FILE, KEYS_ENCRYPTION_FILE, KEYS_TRANSPORT_FILE, PATIENT_KEY_FILE};
+    for (size_t i = 0; i < 4; i++)
+        snprintf(keyfile[i], sizeof keyfile[i], "%s/%s", p->key_dir, names[i]);
+    const char *files[] = {keyfile[0], keyfile[1], keyfile[2], keyfile[3], p->card_file, p->config_file, p->db_file};
+    const char *found = NULL;
+    for (size_t i = 0; i < sizeof files / sizeof files[0] && !found; i++)
+        if (files[i] != missing && present(files[i]))
+            found = files[i];
+    if (found)
+        snprintf(err, errlen,
+                 "%s is missing, but the rest of this node is here (%s exists): restore %s from this node's"
+                 " backup (see BACKUP AND RESTORE in liaisond(8)); liaison init does not overwrite a node, and a"
+                 " new node would have keys its peers do not know",
+                 missing, found, strrchr(missing, '/') ? strrchr(missing, '/') + 1 : missing);
+    else if (p->home[0])
+        snprintf(err, errlen,
+                 "no liaison node in %s (%s does not exist): create the node with: liaison --home %s init --id ID"
+                 " --role ROLE --listen tcp://HOST:PORT",
+                 p->home, missing, p->home);
+    else
+        snprintf(err, errlen,
+                 "no liaison node in %s (%s does not exist): create the node with: liaison init --id ID --role ROLE"
+                 " --listen tcp://HOST:PORT, run as the daemon's user (sudo -u liaison)",
+                 p->config_dir, missing);
+    return -1;
+}
+
+static bool owner_trusted(const struct stat *st) { return st->st_uid == geteuid() || st->st_uid == 0; }
+
+/* Checks liaison.conf, open as f: see config_load. */
+static int config_check_file(const char *path, FILE *f, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "%s is not a regular file (liaison.conf must be one)", path);
+        return -1;
+    }
+    if (!owner_trusted(&st)) {
+        snprintf(err, errlen,
+                 "%s belongs to another user (uid %u), who could make liaisond bind, trust or run what they"
+                 " choose; run: chown %u %s (the daemon's user; root may own it too)",
+                 path, (unsigned)st.st_uid, (unsigned)geteuid(), path);
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "%s can be changed by other users (mode %04o), who could make liaisond bind, trust or run what"
+                 " they choose; run: chmod go-w %s",
+                 path, (unsigned)(st.st_mode & 07777), path);
+        return -1;
+    }
+    /* The caller checks the directory of path; a symbolic link's file is elsewhere. */
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char *real = realpath(path, NULL);
+        char *slash = real ? strrchr(real, '/') : NULL;
+        if (!slash) {
+            snprintf(err, errlen, "cannot resolve the symbolic link %s: %s", path, strerror(errno));
+            free(real);
+            return -1;
+        }
+        slash[slash == real] = 0; /* its directory, "/" for a file in / */
+        int rc = paths_check_dir(real, err, errlen);
+        free(real);
+        return rc;
     }
     return 0;
 }
@@ -203,7 +296,14 @@ int config_load(const char *path, config_t *c, char *err, size_t errlen)
     parse_ctx_t ctx = {.c = c, .path = path};
     FILE *f = fopen(path, "re");
     if (!f) {
-        snprintf(err, errlen, "cannot read %s: %s (create the node with: liaison init)", path, strerror(errno));
+        /* liaisond asks paths_check_node first, which tells a lost file from no node. */
+        snprintf(err, errlen, "cannot read %s: %s%s", path, strerror(errno),
+                 errno == ENOENT ? " (restore it from this node's backup: see BACKUP AND RESTORE in liaisond(8))"
+                                 : "");
+        return -1;
+    }
+    if (config_check_file(path, f, err, errlen) != 0) {
+        fclose(f);
         return -1;
     }
     int line = ini_parse_file(f, on_key, &ctx);
@@ -255,6 +355,84 @@ int config_check_hook(const char *path, const config_t *c, char *err, size_t err
     snprintf(err, errlen, "%s: [ack] hook: %s: %s (overdue acknowledgements would page nobody)", path, c->ack_hook,
              why);
     return -1;
+}
+
+/* Checks each directory on the way to the last component of walk (an absolute path):
+ * see config_check_hook_safe. Stops at the first that does not exist: its parent, just
+ * checked, decides who could create it. */
+static int hook_dirs(const char *path, const char *hook, const char *walk, char *err, size_t errlen)
+{
+    char dir[CONFIG_PATH_MAX];
+    size_t len = strlen(walk);
+    if (len >= sizeof dir) {
+        snprintf(err, errlen, "%s: [ack] hook: %s leads to a path too long to check (%.64s...): use a shorter one", path,
+                 hook, walk);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (walk[i] != '/')
+            continue;
+        size_t dlen = i ? i : 1;
+        memcpy(dir, walk, dlen);
+        dir[dlen] = 0;
+        struct stat st;
+        if (stat(dir, &st) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                return 0;
+            snprintf(err, errlen, "%s: [ack] hook: cannot check %s: %s", path, dir, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode))
+            return 0; /* config_check_hook says the hook is not there */
+        if (!owner_trusted(&st)) {
+            snprintf(err, errlen,
+                     "%s: [ack] hook: %s is in %s, which belongs to another user (uid %u) who could replace it, and"
+                     " liaisond runs it: move the hook to a directory of root's (such as /usr/local/libexec)",
+                     path, hook, dir, (unsigned)st.st_uid);
+            return -1;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+            snprintf(err, errlen,
+                     "%s: [ack] hook: %s is in %s, which other users can change (mode %04o) to replace it, and"
+                     " liaisond runs it: run: chmod go-w %s, or move the hook to a directory of root's (such as"
+                     " /usr/local/libexec)",
+                     path, hook, dir, (unsigned)(st.st_mode & 07777), dir);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int config_check_hook_safe(const char *path, const config_t *c, char *err, size_t errlen)
+{
+    const char *hook = c->ack_hook;
+    if (!hook[0])
+        return 0;
+    if (hook_dirs(path, hook, hook, err, errlen) != 0)
+        return -1;
+    char *real = realpath(hook, NULL);
+    int rc = real ? hook_dirs(path, hook, real, err, errlen) : 0;
+    free(real);
+    if (rc != 0)
+        return -1;
+    struct stat st;
+    if (stat(hook, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0; /* config_check_hook says why it cannot run */
+    if (!owner_trusted(&st)) {
+        snprintf(err, errlen,
+                 "%s: [ack] hook: %s belongs to another user (uid %u), who could make liaisond run anything: run:"
+                 " chown root %s (or use a program of root's or of the daemon's user, uid %u)",
+                 path, hook, (unsigned)st.st_uid, hook, (unsigned)geteuid());
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(err, errlen,
+                 "%s: [ack] hook: %s can be changed by other users (mode %04o), who could make liaisond run"
+                 " anything: run: chmod go-w %s",
+                 path, hook, (unsigned)(st.st_mode & 07777), hook);
+        return -1;
+    }
+    return 0;
 }
 
 int config_write_new(const char *path, const config_t *c, char *err, size_t errlen)

@@ -4,6 +4,7 @@
 #ifndef LIAISON_CONFIG_H
 #define LIAISON_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,15 @@ int paths_resolve(paths_t *p, const char *home, char *err, size_t errlen);
  * err set (naming dir and the fix). */
 int paths_check_dir(const char *dir, char *err, size_t errlen);
 
+/* Checks that the files a node cannot run without are there: liaison.conf, and with
+ * need_db liaison.db. A missing one is named with the fix that works: when the rest of
+ * a node is there (its keys, card, configuration or database), restore the file from
+ * this node's backup, since liaison init refuses to overwrite a node (and a new node
+ * would have keys its peers do not know); only when nothing of a node is there, create
+ * it with liaison init. Only the absence of a file is judged here (errors other than
+ * ENOENT and ENOTDIR are left to whoever opens the file). Returns 0, or -1 with err set. */
+int paths_check_node(const paths_t *p, bool need_db, char *err, size_t errlen);
+
 typedef struct config {
     /* [node] */
     char id[LIAISON_MAX_ID + 1];
@@ -69,13 +79,30 @@ typedef struct config {
 void config_defaults(config_t *c);
 
 /* Reads and validates path into c (defaults first). Unknown sections/keys and bad
- * values are errors naming file, line and key. Returns 0, or -1 with err set. */
+ * values are errors naming file, line and key. The file (after symbolic links) must be
+ * a regular file that only this process's user or root can change: owned by one of
+ * them, not writable by group or others (root:liaison 0640, as packaged, is fine), and
+ * when path is a symbolic link, the directory of the file it names must pass
+ * paths_check_dir (path's own directory is the caller's to check): whoever could change
+ * it could name the program liaisond runs as an [ack] hook, or the address it binds.
+ * Returns 0, or -1 with err set. */
 int config_load(const char *path, config_t *c, char *err, size_t errlen);
 
 /* Checks that c's [ack] hook, if set, is a regular file this process may execute (the
  * syntax is config_load's). Returns 0, or -1 with err naming the file, the key and why:
  * an overdue acknowledgement would then page nobody. */
 int config_check_hook(const char *path, const config_t *c, char *err, size_t errlen);
+
+/* Checks that c's [ack] hook, if set, is a program only this process's user or root can
+ * change, since liaisond runs it with its own rights: the file (after symbolic links)
+ * must be owned by one of them and not writable by group or others, and so must every
+ * directory on the way to it (as written and as resolved), except that a directory
+ * others may write is accepted when it has the sticky bit (as /tmp has: then nobody
+ * else may rename or remove what root or this user own in it). A hook that does not
+ * exist passes if the directories leading to where it would be do (config_check_hook
+ * reports it). Unlike config_check_hook, a failure here must refuse the configuration.
+ * Returns 0, or -1 with err naming the file, the key, the path and the fix. */
+int config_check_hook_safe(const char *path, const config_t *c, char *err, size_t errlen);
 
 /* Writes a new liaison.conf with c's values, mode 0644, O_EXCL (never overwrites).
  * Returns 0, or -1 with err set. */

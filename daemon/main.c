@@ -305,9 +305,13 @@ static void reload(daemon_state_t *d)
 {
     node_t *n = &d->node;
     config_t c;
-    char err[512];
+    char err[CONFIG_PATH_MAX * 3 + 256]; /* a message may name the file, a hook and its directory */
     node_commit(n);
-    if (config_load(n->paths.config_file, &c, err, sizeof err) != 0) {
+    /* What start-up refuses, a reload refuses too: a configuration (or a hook it names)
+     * that someone else could have changed. */
+    if (paths_check_dir(n->paths.config_dir, err, sizeof err) != 0 ||
+        config_load(n->paths.config_file, &c, err, sizeof err) != 0 ||
+        config_check_hook_safe(n->paths.config_file, &c, err, sizeof err) != 0) {
         log_err("reload: %s; keeping the running configuration", err);
     } else {
         if (strcmp(c.id, n->cfg.id) != 0 || strcmp(c.listen, n->cfg.listen) != 0 ||
@@ -636,9 +640,22 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
                  n->paths.init_marker);
         return -1;
     }
+    /* A file of the node that is missing, then the directories, before anything is read
+     * from them; --check-config does the same and so says what start-up would (it only
+     * lets a missing database pass, below). */
+    if (paths_check_node(&n->paths, !check_only, err, errlen) != 0)
+        return -1;
+    const char *dirs[] = {n->paths.config_dir, n->paths.key_dir, n->paths.state_dir};
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+        if (paths_check_dir(dirs[i], err, errlen) != 0)
+            return -1;
     if (config_load(n->paths.config_file, &n->cfg, err, errlen) != 0)
         return -1;
     log_init(log_level_parse(n->cfg.log_level));
+    /* liaisond runs the hook with its own rights: one that someone else could change is
+     * refused, at start-up as by --check-config and on reload. */
+    if (config_check_hook_safe(n->paths.config_file, &n->cfg, err, errlen) != 0)
+        return -1;
     if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))
         return -1;
     int pk = patient_key_load(n->paths.key_dir, n->patient_key, err, errlen);
@@ -656,11 +673,25 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         }
         log_warn("%s", hook_err);
     }
+    /* Start-up makes the runtime directory if it is missing (systemd makes it for the
+     * unit); --check-config checks one that is there. */
+    if (!check_only && mkdir(n->paths.runtime_dir, 0750) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));
+        return -1;
+    }
+    if ((!check_only || access(n->paths.runtime_dir, F_OK) == 0) &&
+        paths_check_dir(n->paths.runtime_dir, err, errlen) != 0)
+        return -1;
     if (check_only) {
-        /* What start-up checks against the database, read-only (and nothing if there is
-         * none yet: start-up creates it). */
-        if (access(n->paths.db_file, F_OK) != 0)
+        /* What start-up checks against the database, read-only, and nothing if there is
+         * none: the configuration and keys may be checked before the database is put back.
+         * Start-up refuses to run without it: say so. */
+        if (access(n->paths.db_file, F_OK) != 0) {
+            char note[CONFIG_PATH_MAX * 3 + 256];
+            if (paths_check_node(&n->paths, true, note, sizeof note) != 0)
+                log_warn("%s; liaisond will not start without it", note);
             return 0;
+        }
         store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
         int rc = s && check_identity(n, s, err, errlen) == 0 &&
                          (pk != PATIENT_KEY_MISSING || patient_key_missing(n, s, false, err, errlen) == 0) &&
@@ -670,14 +701,6 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         store_close(&s);
         return rc;
     }
-    if (mkdir(n->paths.runtime_dir, 0750) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", n->paths.runtime_dir, strerror(errno));
-        return -1;
-    }
-    const char *dirs[] = {n->paths.config_dir, n->paths.key_dir, n->paths.state_dir, n->paths.runtime_dir};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-        if (paths_check_dir(dirs[i], err, errlen) != 0)
-            return -1;
     if ((d->lockfd = open_lock(&n->paths, err, errlen)) < 0)
         return -1;
     private_db_files(&n->paths);

@@ -318,7 +318,10 @@ store_t *store_open(const char *path, int flags, char *err, size_t errlen)
         }
         close(fd);
     } else if (stat(path, &sb) != 0) {
-        snprintf(err, errlen, "no database at %s (create the node with: liaison init)", path);
+        /* liaisond asks paths_check_node (config.h) first, which tells a lost database
+         * from a node never made; liaison init refuses a node that has its other files. */
+        snprintf(err, errlen, "no database at %s (restore it from this node's backup: see BACKUP AND RESTORE in"
+                              " liaisond(8))", path);
         goto bad;
     }
     int oflags = SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;

@@ -1,13 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
 """liaison.conf errors name the file, the line and the key, both from
-`liaisond --check-config` and when the daemon starts; a good file passes."""
+`liaisond --check-config` and when the daemon starts; a good file passes. A
+configuration, a hook or a node directory that someone else could change is refused
+(start-up, reload and --check-config alike), and a file missing from a node is named
+with the fix that works."""
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
+import time
 import unittest
 
-from svc import LIAISOND, ServiceTest, clean_env, wait_for
+from svc import LIAISON, LIAISOND, ServiceTest, clean_env, wait_for
+from svc import free_port as svc_free_port
 
 
 class ConfigTest(ServiceTest):
@@ -202,12 +209,275 @@ class ConfigTest(ServiceTest):
         self.assertIn("checkpoint_entries", p.stderr)
 
     def test_missing_config(self):
-        n = self.node("dr.missing", start=False)
-        os.unlink(n.config_file)
+        # Nothing of a node there: create one. (A node that lost its liaison.conf is
+        # test_missing_file_of_a_node_says_restore_from_backup.)
+        for home in (os.path.join(self.base, "no-such-dir"), tempfile.mkdtemp(dir=self.base)):
+            p = subprocess.run([LIAISOND, "--check-config", "--home", home], capture_output=True, text=True,
+                               timeout=30, env=clean_env())
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("no liaison node in %s (%s/liaison.conf does not exist): create the node with: liaison"
+                          " --home %s init" % (home, home, home), p.stderr)
+
+    def test_missing_file_of_a_node_says_restore_from_backup(self):
+        # liaison init refuses a directory holding a node, so "create the node with:
+        # liaison init" was a dead end for a node that lost one file.
+        n = self.node("dr.lost", start=False)
+        saved = os.path.join(self.base, "saved")
+        for path, name in ((n.db_path, "liaison.db"), (n.config_file, "liaison.conf")):
+            os.rename(path, saved)
+            want = ("%s is missing, but the rest of this node is here (%s/identity.key exists): restore %s from this"
+                    " node's backup (see BACKUP AND RESTORE in liaisond(8))" % (path, n.home, name))
+            err = self.start_fails(n)
+            self.assertIn(want, err)
+            self.assertNotIn("create the node", err)
+            p = self.check(n)
+            self.assertIn(want, p.stderr)
+            self.assertNotIn("create the node", p.stderr)
+            if name == "liaison.db":
+                # Documented: the database is checked only if there is one (the
+                # configuration may be checked before it is put back), with a warning.
+                self.assertEqual(p.returncode, 0, p.stderr)
+                self.assertIn("liaisond will not start without it", p.stderr)
+            else:
+                self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            # The advice is the one that works: init refuses this directory.
+            r = n.cli("init", "--id", n.id, "--role", n.role, "--listen", n.endpoint, check=False)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            os.rename(saved, path)
+        self.assertEqual(self.check(n).returncode, 0)
+        n.start()
+
+    @staticmethod
+    def error_line(text):
+        """The message of the one error line of liaisond's log output."""
+        lines = [ln.split(" error: ", 1)[1] for ln in text.splitlines() if " error: " in ln]
+        assert len(lines) == 1, text
+        return lines[0]
+
+    def test_check_config_checks_the_directories_as_start_up_does(self):
+        # --check-config used to pass a node directory others could write, which the
+        # daemon then refused.
+        n = self.node("dr.dirmode", start=False)
+        run = os.path.join(n.home, "run")
+        for path, mode in ((n.home, 0o777), (n.home, 0o770)):
+            os.chmod(path, mode)
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            want = "%s can be changed by other users (mode %04o)" % (path, mode)
+            self.assertIn(want, p.stderr)
+            self.assertEqual(self.error_line(p.stderr), self.error_line(self.start_fails(n)))
+            os.chmod(path, 0o750)
+        # The runtime directory, if there is one (start-up makes it otherwise).
+        self.assertEqual(self.check(n).returncode, 0)
+        os.mkdir(run)
+        os.chmod(run, 0o777)
         p = self.check(n)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn(n.config_file, p.stderr)
-        self.assertIn("liaison init", p.stderr)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("%s can be changed by other users (mode 0777)" % run, p.stderr)
+        self.assertEqual(self.error_line(p.stderr), self.error_line(self.start_fails(n)))
+        os.rmdir(run)
+        self.assertEqual(self.check(n).returncode, 0)
+
+    def test_config_others_can_change_is_refused(self):
+        n = self.node("dr.confmode", start=False)
+        for mode in (0o666, 0o664, 0o646, 0o620):
+            os.chmod(n.config_file, mode)
+            want = ("%s can be changed by other users (mode %04o), who could make liaisond bind, trust or run what"
+                    " they choose; run: chmod go-w %s" % (n.config_file, mode, n.config_file))
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, "mode %o: %s" % (mode, p.stdout))
+            self.assertIn(want, p.stderr)
+            self.assertIn(want, self.start_fails(n))
+        os.chmod(n.config_file, 0o644)
+        self.assertEqual(self.check(n).returncode, 0)
+        # Through a symbolic link, the file's own directory counts too.
+        elsewhere = tempfile.mkdtemp(dir=self.base)
+        real = os.path.join(elsewhere, "liaison.conf")
+        shutil.move(n.config_file, real)
+        os.symlink(real, n.config_file)
+        self.assertEqual(self.check(n).returncode, 0)
+        os.chmod(elsewhere, 0o777)
+        p = self.check(n)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("%s can be changed by other users (mode 0777)" % elsewhere, p.stderr)
+        os.chmod(elsewhere, 0o700)
+        if os.geteuid() == 0:
+            os.chown(real, 65534, -1)
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn("%s belongs to another user (uid 65534)" % n.config_file, p.stderr)
+            self.assertIn("belongs to another user (uid 65534)", self.start_fails(n))
+            # root may own it, and a group may read it (root:liaison 0640 as packaged).
+            os.chown(real, 0, 65534)
+            os.chmod(real, 0o640)
+            self.assertEqual(self.check(n).returncode, 0)
+
+    def test_config_others_can_change_is_refused_on_reload(self):
+        n = self.node("dr.confreload")
+        os.chmod(n.config_file, 0o666)
+        n.signal(signal.SIGHUP)
+        want = ("reload: %s can be changed by other users (mode 0666), who could make liaisond bind, trust or run"
+                " what they choose; run: chmod go-w %s; keeping the running configuration"
+                % (n.config_file, n.config_file))
+        wait_for(lambda: want in n.log_text(), 10, "the refused reload in the log")
+        self.assertEqual(n.cli("status").returncode, 0)
+        # The node's directory is checked again too: liaison.conf is read from it.
+        os.chmod(n.config_file, 0o644)
+        os.chmod(n.home, 0o777)
+        n.signal(signal.SIGHUP)
+        wait_for(lambda: "reload: %s can be changed by other users (mode 0777)" % n.home in n.log_text(), 10,
+                 "the refused reload in the log")
+        os.chmod(n.home, 0o750)
+        self.assertEqual(n.stop(), 0)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_packaged_config_of_root_readable_by_the_daemons_group(self):
+        # The packaged layout: the daemon runs as its own user; liaison.conf may be
+        # root's, readable by the daemon's group (0640), and start, reload and
+        # --check-config accept it; made writable by that group, it is refused.
+        uid = gid = 65534
+        os.chmod(self.base, 0o711)
+        bindir = tempfile.mkdtemp(dir=self.base)
+        os.chmod(bindir, 0o755)
+        for b in (LIAISON, LIAISOND):
+            shutil.copy(b, bindir)
+        liaison, liaisond = os.path.join(bindir, "liaison"), os.path.join(bindir, "liaisond")
+        home = os.path.join(self.base, "pkg")
+        os.mkdir(home, 0o750)
+        os.chown(home, uid, gid)
+        as_daemon = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
+        port = svc_free_port()
+        subprocess.run(as_daemon + [liaison, "--home", home, "init", "--id", "dr.pkg", "--role", "therapist",
+                                    "--listen", "tcp://127.0.0.1:%d" % port],
+                       check=True, capture_output=True, timeout=60, env=clean_env())
+        conf = os.path.join(home, "liaison.conf")
+        os.chown(conf, 0, gid)
+        os.chmod(conf, 0o640)
+        p = subprocess.run(as_daemon + [liaisond, "--home", home, "--check-config"], capture_output=True, text=True,
+                           timeout=30, env=clean_env())
+        self.assertEqual(p.returncode, 0, p.stderr)
+        log = os.path.join(self.base, "pkg.log")
+        with open(log, "wb") as logf:
+            d = subprocess.Popen(as_daemon + [liaisond, "--home", home], stdout=logf, stderr=logf, env=clean_env())
+        try:
+            text = lambda: self.read(log)  # noqa: E731
+            wait_for(lambda: "listening on" in text() or d.poll() is not None, 20, "the daemon to start")
+            self.assertIsNone(d.poll(), text())
+            d.send_signal(signal.SIGHUP)
+            wait_for(lambda: "reloaded:" in text(), 10, "the reload")
+            self.assertNotIn("keeping the running configuration", text())
+            os.chmod(conf, 0o660)
+            d.send_signal(signal.SIGHUP)
+            wait_for(lambda: "keeping the running configuration" in text(), 10, "the refused reload")
+            self.assertIn("%s can be changed by other users (mode 0660)" % conf, text())
+        finally:
+            d.send_signal(signal.SIGTERM)
+            d.wait(10)
+        self.assertEqual(d.returncode, 0, text())
+
+    @staticmethod
+    def read(path):
+        with open(path, errors="replace") as f:
+            return f.read()
+
+    def hook_script(self, path, out, mode):
+        with open(path, "w") as f:
+            f.write('#!/bin/sh\necho "$LIAISON_MESSAGE_ID" >> %s\n' % out)
+        os.chmod(path, mode)
+        return path
+
+    def test_hook_others_can_change_is_refused_and_never_run(self):
+        # The reviewer's case: a hook of mode 0777 used to pass --check-config, be taken
+        # on start and on reload, and be run (as the daemon's user, root here) when an
+        # urgent medication change went unacknowledged.
+        a = self.node("dr.hookmode", role="psychiatrist", start=False)
+        b = self.node("dr.hookpeer", start=False)
+        out = os.path.join(self.base, "paged")
+        hook = self.hook_script(os.path.join(self.base, "page.sh"), out, 0o777)
+        a.set_config("ack", "urgent_deadline_s", "1")
+        a.set_config("ack", "hook", hook)
+        want = ("%s: [ack] hook: %s can be changed by other users (mode 0777), who could make liaisond run anything:"
+                " run: chmod go-w %s" % (a.config_file, hook, hook))
+        p = self.check(a)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn(want, p.stderr)
+        self.assertIn(want, self.start_fails(a))
+        # Started without a hook, then reloaded with it: refused, the running one kept.
+        a.set_config("ack", "hook", "")
+        a.start()
+        b.start()
+        a.add_peer(b)
+        b.add_peer(a)
+        a.set_config("ack", "hook", hook)
+        a.signal(signal.SIGHUP)
+        wait_for(lambda: "reload: %s; keeping the running configuration" % want in a.log_text(), 10,
+                 "the refused reload in the log")
+        overdue = lambda: a.query(  # noqa: E731
+            "SELECT count(*) FROM audit WHERE action = 'ack-overdue'")[0][0]
+        first = self.med_change(a, b.id)
+        wait_for(lambda: overdue() == 1, 30, "the first change to be overdue")
+        time.sleep(1)
+        self.assertFalse(os.path.exists(out), "a hook others can change was run")
+        # Made safe, the same hook is taken on reload and run.
+        os.chmod(hook, 0o755)
+        a.signal(signal.SIGHUP)
+        wait_for(lambda: a.log_text().count("reloaded:") == 2, 10, "the second reload")
+        second = self.med_change(a, b.id)
+        wait_for(lambda: os.path.exists(out) and second.lower() in self.read(out).lower(), 30,
+                 "the hook to run for the second change")
+        self.assertNotIn(first.lower(), self.read(out).lower())
+        self.assertEqual(self.check(a).returncode, 0)
+
+    @staticmethod
+    def med_change(node, to):
+        p = node.cli("med-change", "--to", to, "--patient", "P-1042", "--drug", "sertraline", "--action", "increase",
+                     "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response", "--urgent")
+        mid = p.stdout.strip()
+        assert len(mid) == 32, p.stdout
+        return mid
+
+    def test_hook_in_a_directory_others_can_change_is_refused(self):
+        n = self.node("dr.hookdir", start=False)
+        d = os.path.join(self.base, "hooks")
+        os.mkdir(d)
+        hook = self.hook_script(os.path.join(d, "page.sh"), os.devnull, 0o755)
+        n.set_config("ack", "hook", hook)
+        link = os.path.join(n.home, "pager")
+        os.symlink(hook, link)
+        for mode, ok in ((0o777, False), (0o775, False), (0o1777, True), (0o1775, True), (0o755, True)):
+            os.chmod(d, mode)
+            for named in (hook, link):  # a symbolic link from a safe place does not hide it
+                n.set_config("ack", "hook", named)
+                p = self.check(n)
+                if ok:
+                    self.assertEqual(p.returncode, 0, "mode %o: %s" % (mode, p.stderr))
+                    continue
+                self.assertEqual(p.returncode, 1, "mode %o: %s" % (mode, p.stdout))
+                self.assertIn("%s: [ack] hook: %s is in %s, which other users can change (mode %04o) to replace it"
+                              % (n.config_file, named, d, mode), p.stderr)
+                self.assertIn("run: chmod go-w %s" % d, p.stderr)
+        # A hook not there yet is reported as such (it cannot run); where it would be
+        # must still be safe, or someone else could put one there later.
+        missing = os.path.join(d, "not-yet")
+        n.set_config("ack", "hook", missing)
+        self.assertIn("No such file or directory", self.check(n).stderr)
+        os.chmod(d, 0o777)
+        self.assertIn("which other users can change (mode 0777)", self.check(n).stderr)
+        self.assertIn("which other users can change (mode 0777)", self.start_fails(n))
+        os.chmod(d, 0o755)
+        n.set_config("ack", "hook", hook)
+        if os.geteuid() == 0:
+            os.chown(hook, 65534, -1)
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn("%s: [ack] hook: %s belongs to another user (uid 65534)" % (n.config_file, hook), p.stderr)
+            os.chown(hook, 0, -1)
+            os.chown(d, 65534, -1)
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn("%s is in %s, which belongs to another user (uid 65534)" % (hook, d), p.stderr)
+            os.chown(d, 0, -1)
+        self.assertEqual(self.check(n).returncode, 0)
 
     def test_bad_config_on_reload_keeps_running(self):
         n = self.node("dr.reloadbad")
