@@ -26,6 +26,30 @@ int cli_fail(int code, const char *fmt, ...)
     return code;
 }
 
+static char done_what[512], done_check[96];
+
+void cli_done(const char *check, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(done_what, sizeof done_what, fmt, ap);
+    va_end(ap);
+    snprintf(done_check, sizeof done_check, "%s", check ? check : "");
+    /* A reader that went away (liaison send ... | head -c0) would otherwise end the
+     * process at the write, silently, after the message went out. */
+    signal(SIGPIPE, SIG_IGN);
+}
+
+const char *cli_done_what(void)
+{
+    return done_what;
+}
+
+const char *cli_done_check(void)
+{
+    return done_check;
+}
+
 cli_opt_t *cli_opt(cli_opt_t *opts, const char *name)
 {
     for (cli_opt_t *o = opts; o->name; o++)
@@ -445,6 +469,13 @@ static void say_queued(liaison_client_t *c, const char *to)
         liaison__control__response__free_unpacked(r, NULL);
 }
 
+/* What a message of content type ct is called in what the command says about it. */
+static const char *sent_what(uint32_t ct)
+{
+    return ct == 2 ? "the progress note" : ct == 3 ? "the medication change" : ct == 5 ? "the review message"
+                                                                                        : "the message";
+}
+
 int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread,
              unsigned flags, char id[LIAISON_ID_HEX])
 {
@@ -468,13 +499,10 @@ int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *ms
     liaison_rc rc = liaison_send_flags(c, to, ct, buf, len, thread, flags, id);
     free(buf);
     if (rc == LIAISON_INTERRUPTED)
-        return cli_fail_interrupted(ct == 2   ? "the progress note"
-                                    : ct == 3 ? "the medication change"
-                                    : ct == 5 ? "the review message"
-                                              : "the message",
-                                    "liaison outbox");
+        return cli_fail_interrupted(sent_what(ct), "liaison outbox");
     if (rc != LIAISON_OK)
         return cli_fail(cli_exit_code(rc), "%s", liaison_client_error(c));
+    cli_done("liaison outbox", "%s was stored and sent as %s", sent_what(ct), id);
     say_queued(c, to);
     return 0;
 }

@@ -20,6 +20,9 @@ enum {
     EXIT_REFUSED = 3,     /* refused or not found by the daemon */
     EXIT_AUDIT = 4,       /* audit verification failed */
     EXIT_PENDING = 5,     /* wait: the time ran out before the message settled */
+    EXIT_OUTPUT_LOST = 6, /* the output could not be written; what the command does (send a message, add
+                           * a peer...) was done all the same, and stderr says so (cli_done): repeating
+                           * it would do it twice */
     EXIT_INTERRUPTED = 130, /* Ctrl-C while waiting for the daemon: main re-raises SIGINT (cli_interrupted) */
 };
 
@@ -51,6 +54,19 @@ cli_opt_t *cli_opt(cli_opt_t *opts, const char *name);
 
 /* Prints "liaison: MESSAGE" to stderr and returns code. */
 __attribute__((format(printf, 2, 3))) int cli_fail(int code, const char *fmt, ...);
+
+/* Records that the command has done what it was asked: a message stored and sent, an
+ * acknowledgement, a peer added or removed, a message marked read, a node created. If
+ * its output then cannot be written (a full disk, a closed pipe or descriptor), main
+ * says on stderr "WHAT, but standard output could not be written: ERROR" and how to
+ * check (`check`, a command), and exits EXIT_OUTPUT_LOST rather than the failure a
+ * script would repeat. From here on SIGPIPE is ignored, so that a closed pipe is such a
+ * write error, not a silent death of the process. A later call replaces the record. */
+__attribute__((format(printf, 2, 3))) void cli_done(const char *check, const char *fmt, ...);
+
+/* What cli_done recorded ("" if nothing), and its command to check it. */
+const char *cli_done_what(void);
+const char *cli_done_check(void);
 
 /* Exit code for a client result. */
 int cli_exit_code(liaison_rc rc);
@@ -117,8 +133,9 @@ int cli_json_out(json_t *j);
 json_t *cli_json_hex(const uint8_t *data, size_t len);
 
 /* Validates a payload where it is entered (the daemon checks it again), then sends it
- * through the control socket (flags: liaison_send_flags); id gets the new message's id.
- * Returns 0 or the exit code after printing why. */
+ * through the control socket (flags: liaison_send_flags); id gets the new message's id,
+ * which is recorded with cli_done ("the message was stored and sent as ID"). Returns 0
+ * or the exit code after printing why. */
 int cli_send(cli_t *cli, const char *to, uint32_t content_type, const ProtobufCMessage *msg, const uint8_t *thread,
              unsigned flags, char id[LIAISON_ID_HEX]);
 

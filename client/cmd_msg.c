@@ -247,6 +247,12 @@ int cmd_med_change(cli_t *cli, int argc, char **argv)
         (rc = need("med-change", o, "action", "ACTION (start, stop, increase, decrease, switch, hold)")) ||
         (rc = need("med-change", o, "reason", "TEXT")))
         return rc;
+    /* Urgency is the deadline for acknowledging the change (overdue alerts, the hook):
+     * with no acknowledgement asked, it would promise a follow-up that never comes. */
+    if (cli_opt(o, "urgent")->count && cli_opt(o, "no-ack")->count)
+        return cli_fail(EXIT_USAGE, "med-change: --urgent shortens the deadline for acknowledging the change, and"
+                                    " --no-ack asks for no acknowledgement: drop --no-ack (an urgent change is to be"
+                                    " acknowledged) or --urgent; nothing was sent");
     Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
     Liaison__Payload__MedicationChange m = LIAISON__PAYLOAD__MEDICATION_CHANGE__INIT;
     char today[11];
@@ -298,6 +304,7 @@ int cmd_ack(cli_t *cli, int argc, char **argv)
         return cli_fail_interrupted("the acknowledgement", check);
     if (lrc != LIAISON_OK)
         return cli_fail(cli_exit_code(lrc), "%s", liaison_client_error(c));
+    cli_done(check, "the acknowledgement of %.32s was stored and sent as %s", pos[0], id);
     if (cli->json)
         return cli_json_out(json_pack("{s:s, s:s}", "id", id, "acknowledges", pos[0]));
     printf("%s\n", id);
@@ -332,6 +339,31 @@ static int overdue(cli_t *cli, Liaison__Control__Response **r)
     return cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_STATUS, r);
 }
 
+/* Listings without --limit show this many (the daemon's default, asked for explicitly). */
+#define BOX_DEFAULT_LIMIT 100u
+#define BOX_MAX_LIMIT 100000u
+/* How far past a listing's limit the messages left out are counted. */
+#define BOX_COUNT_MAX 10000u
+
+/* How many messages matching lr are left out of the `shown` listed, counted by listing
+ * them again (metadata only) up to BOX_COUNT_MAX more; *exact is false when there are
+ * more than that. The control API has no count: ListResult says neither how many
+ * matched nor, without payloads, that the limit cut the list. Returns 0, or prints why
+ * and returns the exit code. */
+static int count_left_out(cli_t *cli, Liaison__Control__ListRequest lr, size_t shown, uint64_t *left, bool *exact)
+{
+    lr.limit = (uint32_t)(shown + BOX_COUNT_MAX + 1);
+    Liaison__Control__Response *r = NULL;
+    int rc = list(cli, &lr, &r);
+    if (rc)
+        return rc;
+    size_t n = r->list->n_messages;
+    *exact = n <= shown + BOX_COUNT_MAX;
+    *left = n > shown ? (uint64_t)(n - shown) - (*exact ? 0u : 1u) : 1u; /* (1: removed in between) */
+    liaison_response_free(r);
+    return 0;
+}
+
 static int box(cli_t *cli, int argc, char **argv, bool out)
 {
     cli_opt_t o[] = {{.name = "patient", .has_arg = true}, {.name = "type", .has_arg = true},
@@ -355,20 +387,30 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     lr.needs_ack = cli_opt(o, "needs-ack")->count > 0;
     if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;
-    uint64_t lim = 0;
-    if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, 100000, &lim) != 0 || lim == 0))
-        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to 100000");
-    lr.limit = (uint32_t)lim;
+    uint64_t lim = BOX_DEFAULT_LIMIT;
+    if (cli_opt(o, "limit")->value &&
+        (cli_parse_uint(cli_opt(o, "limit")->value, BOX_MAX_LIMIT, &lim) != 0 || lim == 0))
+        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %u", BOX_MAX_LIMIT);
+    /* One more than shown: whether the limit cut the list (the answer does not say). */
+    lr.limit = (uint32_t)lim + 1u;
     Liaison__Control__Response *r = NULL, *st = NULL;
     if ((rc = list(cli, &lr, &r)) != 0)
         return rc;
+    const Liaison__Control__ListResult *l = r->list;
+    size_t n = l->n_messages > lim ? (size_t)lim : l->n_messages;
+    uint64_t left = 0;
+    bool exact = true;
+    if (l->n_messages > n && (rc = count_left_out(cli, lr, n, &left, &exact)) != 0) {
+        liaison_response_free(r);
+        return rc;
+    }
     if (!out && (rc = overdue(cli, &st)) != 0) {
         liaison_response_free(r);
         return rc;
     }
-    const Liaison__Control__ListResult *l = r->list;
     if (cli->json) {
-        json_t *j = json_pack("{s:o}", "messages", summaries_json(l->messages, l->n_messages, false));
+        json_t *j = json_pack("{s:o, s:b, s:I, s:b}", "messages", summaries_json(l->messages, n, false), "truncated",
+                              left > 0, "not_shown", (json_int_t)left, "not_shown_exact", exact);
         if (lr.patient[0])
             json_object_set_new(j, "patient_case_variants", json_integer(l->patient_case_variants));
         if (st)
@@ -381,16 +423,18 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
                 render_summary_line(st->status->overdue[i]);
             printf("\n");
         }
-        if (l->n_messages == 0)
+        if (n == 0)
             printf(out ? "No messages sent%s.\n" : "No messages%s.\n", lr.patient[0] || t || lr.unread_only ||
                                                                                 lr.needs_ack || lr.since_ms
                                                                             ? " match"
                                                                             : "");
-        for (size_t i = 0; i < l->n_messages; i++) {
+        for (size_t i = 0; i < n; i++) {
             render_summary_line(l->messages[i]);
             if (out)
                 render_deliveries(l->messages[i], "    ");
         }
+        if (left)
+            render_left_out(left, exact, n, out ? "outbox" : "inbox", BOX_MAX_LIMIT);
         if (lr.patient[0])
             render_case_variants(l->patient_case_variants, lr.patient, "messages");
     }
@@ -443,6 +487,10 @@ int cmd_show(cli_t *cli, int argc, char **argv)
         liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "the daemon answered without the message");
     }
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(id, hex);
+    if (strcmp(r->show->summary->direction, "in") == 0 && !r->show->summary->unopenable)
+        cli_done("liaison inbox", "message %s is marked read on this node (the read is audited)", hex);
     if (cli->json)
         cli_json_out(render_message_json(r->show->summary, r->show->payload.data, r->show->payload.len));
     else
@@ -544,7 +592,9 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
         render_deliveries(m, "  ");
     }
     liaison_response_free(r);
-    if (exit_code == EXIT_PENDING) {
+    /* --timeout 0 asks for the state now: "Not settled yet" above is the answer (and the
+     * exit status 5 says it too), not a wait that ran out. */
+    if (exit_code == EXIT_PENDING && timeout_ms > 0) {
         fflush(stdout); /* the state first, then why it is not final */
         char t[32];
         snprintf(t, sizeof t, timeout_ms % 1000 ? "%d ms" : "%d s", timeout_ms % 1000 ? timeout_ms : timeout_ms / 1000);
@@ -569,12 +619,20 @@ int cmd_thread(cli_t *cli, int argc, char **argv)
     if ((rc = list(cli, &lr, &r)) != 0)
         return rc;
     const Liaison__Control__ListResult *l = r->list;
+    char hex[TEXT_MSGID_HEX];
+    text_msgid_to_hex(id, hex);
+    size_t opened = 0;
+    for (size_t i = 0; i < l->n_messages; i++)
+        opened += strcmp(l->messages[i]->direction, "in") == 0 && !l->messages[i]->unopenable;
+    if (opened)
+        cli_done("liaison inbox --unread", "the %zu message%s received in thread %s %s marked read on this node (each"
+                 " read is audited)", opened, opened == 1 ? "" : "s", hex, opened == 1 ? "is" : "are");
     if (cli->json) {
         cli_json_out(json_pack("{s:o, s:b}", "messages", summaries_json(l->messages, l->n_messages, true),
                                "truncated", l->truncated));
     } else if (l->n_messages == 0) {
         liaison_response_free(r);
-        return cli_fail(EXIT_REFUSED, "no messages in thread %s on this node", argv[0]);
+        return cli_fail(EXIT_REFUSED, "no messages in thread %s on this node", hex);
     } else {
         for (size_t i = 0; i < l->n_messages; i++) {
             if (i)

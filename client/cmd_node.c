@@ -136,6 +136,26 @@ static int mark_init(const paths_t *p, char *err, size_t errlen)
     return 0;
 }
 
+/* True if the endpoint tcp://HOST:PORT has a port from 1 to 65535 written with leading
+ * zeros (tcp://127.0.0.1:07860), which the endpoint rules refuse; fixed gets the endpoint
+ * without them. Any other port is left to those rules. */
+static bool port_leading_zero(const char *ep, char *fixed, size_t len)
+{
+    const char *colon = strncmp(ep, "tcp://", 6) == 0 ? strrchr(ep, ':') : NULL;
+    if (!colon || colon < ep + 6 || colon[1] != '0')
+        return false;
+    const char *p = colon + 1;
+    if (strspn(p, "0123456789") != strlen(p))
+        return false;
+    while (*p == '0')
+        p++;
+    uint64_t port;
+    if (cli_parse_uint(p, 65535, &port) != 0 || port == 0)
+        return false;
+    snprintf(fixed, len, "%.*s%s", (int)(colon + 1 - ep), ep, p);
+    return true;
+}
+
 int cmd_init(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "id", .has_arg = true},     {.name = "name", .has_arg = true},
@@ -160,12 +180,23 @@ int cmd_init(cli_t *cli, int argc, char **argv)
                                     " letter or digit, e.g. dr.okafor)", id);
     if (!name)
         name = id;
-    if (!name[0] || !text_valid_utf8(name, LIAISON_MAX_NAME, false))
-        return cli_fail(EXIT_USAGE, "--name: must be a single line of at most %u bytes", LIAISON_MAX_NAME);
+    char bad[160];
+    if (!name[0])
+        return cli_fail(EXIT_USAGE, "--name: is empty (the name peers see, e.g. --name \"Dr. Chidi Okafor\"; without"
+                                    " --name it is the id)");
+    if (!text_check_utf8(name, LIAISON_MAX_NAME, false, bad, sizeof bad))
+        return cli_fail(EXIT_USAGE, "--name: %s (a single line of UTF-8 text of at most %u bytes)", bad,
+                        LIAISON_MAX_NAME);
     if (!text_valid_role(role))
         return cli_fail(EXIT_USAGE, "--role: '%.32s' is not a role (one of: %s)", role, text_roles());
-    if (!text_valid_utf8(org, LIAISON_MAX_NAME, false))
-        return cli_fail(EXIT_USAGE, "--org: must be a single line of at most %u bytes", LIAISON_MAX_NAME);
+    if (!text_check_utf8(org, LIAISON_MAX_NAME, false, bad, sizeof bad))
+        return cli_fail(EXIT_USAGE, "--org: %s (a single line of UTF-8 text of at most %u bytes)", bad,
+                        LIAISON_MAX_NAME);
+    char fixed[LIAISON_MAX_ENDPOINT + 1];
+    if (port_leading_zero(listen, fixed, sizeof fixed))
+        return cli_fail(EXIT_USAGE, "--listen '%.256s': the port has a leading zero: write it as %s", listen, fixed);
+    if (adv && port_leading_zero(adv, fixed, sizeof fixed))
+        return cli_fail(EXIT_USAGE, "--advertise '%.256s': the port has a leading zero: write it as %s", adv, fixed);
     const char *why = text_endpoint_problem(listen, true);
     if (why)
         return cli_fail(EXIT_USAGE, "--listen '%.256s': %s (the address to bind, e.g. tcp://0.0.0.0:7701 or"
@@ -263,6 +294,8 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     keys_destroy(&k);
     if (rc == 0) {
         const char *where = p.home[0] ? p.home : p.config_dir;
+        cli_done("liaison card", "node %s was created in %s (fingerprint %s; its card is in %s)", id, where, fp,
+                 p.card_file);
         if (cli->json) {
             json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "id", id, "role", role, "home", where, "fingerprint",
                                   fp, "card", card, "card_file", p.card_file);
@@ -283,6 +316,64 @@ int cmd_init(cli_t *cli, int argc, char **argv)
 
 /* ---- card, fingerprint ---- */
 
+/* Prints a card (text, or the --json object: source says where it came from when not the
+ * card file). Returns 0, or the exit code after printing why. */
+static int print_card(cli_t *cli, const char *text, const char *source, const char *where)
+{
+    card_t cd;
+    char err[300];
+    if (card_decode(text, &cd, err, sizeof err) != 0)
+        return cli_fail(EXIT_REFUSED, "%s is damaged: %s", where, err);
+    if (cli->json) {
+        char fp[KEYS_FINGERPRINT_LEN];
+        keys_fingerprint(cd.sign_pk, fp);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", cd.id, "name", cd.name, "role", cd.role,
+                              "org", cd.org, "endpoint", cd.endpoint, "fingerprint", fp, "card", text);
+        if (j && source)
+            json_object_set_new(j, "source", json_string(source));
+        return cli_json_out(j);
+    }
+    printf("%s\n", text);
+    return 0;
+}
+
+/* card.txt is gone but the node is set up (liaison init would refuse): the running
+ * daemon makes the node's card from liaison.conf and the keys (op_card), with the same
+ * keys and so the same fingerprint. Without a daemon, says to restore the file. */
+static int card_from_daemon(cli_t *cli, const paths_t *p)
+{
+    char err[600], start[CONFIG_PATH_MAX + 32];
+    if (p->home[0])
+        snprintf(start, sizeof start, "liaisond --home %s", p->home);
+    else
+        snprintf(start, sizeof start, "systemctl start liaisond");
+    liaison_client_t *c = liaison_client_open(cli->home, LIAISON_SOCKET_CONTROL, err, sizeof err);
+    Liaison__Control__Response *r = NULL;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_CARD;
+    rq.card = true;
+    bool ok = c && liaison_call_pb(c, &rq, &r) == LIAISON_OK &&
+              r->result_case == LIAISON__CONTROL__RESPONSE__RESULT_CARD;
+    liaison_client_close(c);
+    if (!ok) {
+        if (r)
+            liaison__control__response__free_unpacked(r, NULL);
+        return cli_fail(EXIT_REFUSED,
+                        "no card at %s, although a node is set up here (%s exists): restore card.txt from the"
+                        " node's backup, or start its daemon (%s) and run liaison card again: it then prints the"
+                        " card the daemon makes with this node's keys",
+                        p->card_file, p->config_file, start);
+    }
+    fprintf(stderr,
+            "liaison: %s is missing: this card was made by the running daemon from this node's keys (the same"
+            " fingerprint) and liaison.conf (whose name, role, org or endpoint may differ from the card your peers"
+            " hold); restore card.txt from the node's backup, or save this card in its place\n",
+            p->card_file);
+    int rc = print_card(cli, r->card->card, "daemon", "the daemon's card");
+    liaison__control__response__free_unpacked(r, NULL);
+    return rc;
+}
+
 int cmd_card(cli_t *cli, int argc, char **argv)
 {
     const char *pos[1];
@@ -302,6 +393,8 @@ int cmd_card(cli_t *cli, int argc, char **argv)
         fclose(f);
         text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
     } else if (errno == ENOENT || errno == ENOTDIR) {
+        if (access(p.config_file, F_OK) == 0)
+            return card_from_daemon(cli, &p);
         return cli_fail(EXIT_REFUSED, "no card at %s (create the node first with: liaison init)", p.card_file);
     } else {
         /* Not "no card": telling someone without access to create the node is wrong. */
@@ -310,21 +403,9 @@ int cmd_card(cli_t *cli, int argc, char **argv)
     if (!text)
         return EXIT_REFUSED;
     cli_chomp(text);
-    card_t cd;
-    if (card_decode(text, &cd, err, sizeof err) != 0) {
-        free(text);
-        return cli_fail(EXIT_REFUSED, "%s is damaged: %s", p.card_file, err);
-    }
-    if (cli->json) {
-        char fp[KEYS_FINGERPRINT_LEN];
-        keys_fingerprint(cd.sign_pk, fp);
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", cd.id, "name", cd.name, "role", cd.role,
-                               "org", cd.org, "endpoint", cd.endpoint, "fingerprint", fp, "card", text));
-    } else {
-        printf("%s\n", text);
-    }
+    rc = print_card(cli, text, NULL, p.card_file);
     free(text);
-    return 0;
+    return rc;
 }
 
 int cmd_fingerprint(cli_t *cli, int argc, char **argv)
@@ -503,12 +584,21 @@ static int peer_add(cli_t *cli, int argc, char **argv)
         /* Say what the daemon did, not what was asked: --replace of a new peer adds it, and
          * a card with the same keys (a new endpoint, say) updates the one held. */
         const char *ch = r->peer->change;
-        bool upd = strcmp(ch, "updated") == 0, rep = strcmp(ch, "replaced") == 0;
+        bool upd = strcmp(ch, "updated") == 0, rep = strcmp(ch, "replaced") == 0, same = strcmp(ch, "unchanged") == 0;
+        cli_done("liaison peer list", "peer %s was %s (fingerprint %s)", r->peer->id,
+                 same  ? "already in the directory, unchanged"
+                 : upd ? "updated (same keys)"
+                 : rep ? "replaced (NEW KEYS)"
+                       : ch[0] ? ch : "added",
+                 r->peer->fingerprint);
         if (cli->json) {
             json_t *j = peer_json(r->peer);
             if (j)
                 json_object_set_new(j, "change", json_string(ch[0] ? ch : "added"));
             cli_json_out(j);
+        } else if (same) {
+            printf("Peer %s (%s, %s) is already in the directory with this card: nothing changed\nFingerprint: %s\n",
+                   r->peer->id, r->peer->name, r->peer->role, r->peer->fingerprint);
         } else {
             printf("%s peer %s (%s, %s)%s\nFingerprint: %s\nCompare it with them by phone: liaison fingerprint %s\n",
                    upd ? "Updated" : rep ? "Replaced" : "Added", r->peer->id, r->peer->name, r->peer->role,
@@ -564,6 +654,7 @@ static int peer_remove(cli_t *cli, int argc, char **argv)
     Liaison__Control__Response *r;
     if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT__NOT_SET, &r)) != 0)
         return rc;
+    cli_done("liaison peer list", "peer %s was removed", pos[0]);
     if (cli->json)
         cli_json_out(json_pack("{s:s, s:b}", "id", pos[0], "removed", 1));
     else

@@ -82,6 +82,8 @@ static int send_review(cli_t *cli, Liaison__Payload__CaseReview *cr, const char 
     if (rc)
         return rc;
     text_msgid_to_hex(cr->review_id.data, rid);
+    if (print_review)
+        cli_done("liaison review list", "review %s was opened (its message stored and sent as %s)", rid, id);
     if (cli->json)
         return cli_json_out(json_pack("{s:s, s:s}", "review_id", rid, "message_id", id));
     printf("%s\n", print_review ? rid : id);

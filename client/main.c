@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cli.h"
+#include "payload.h"
 #include "term.h"
 #include "text.h"
 
@@ -91,23 +93,116 @@ static void unknown_command(const char *name)
         cli_fail(EXIT_USAGE, "unknown command '%.40s' (see: liaison help)", name);
 }
 
+/* Prints "  LABEL: a, b, c" wrapped at 100 columns, continuation lines indented. */
+static void values_line(FILE *out, const char *label, const char *list)
+{
+    size_t col = (size_t)fprintf(out, "  %s:", label), indent = col + 1;
+    for (const char *p = list; *p;) {
+        p += strspn(p, " ");
+        size_t n = strcspn(p, " ");
+        if (!n)
+            break;
+        if (col + 1 + n > 100 && col > indent) {
+            fprintf(out, "\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            fputc(' ', out);
+            col++;
+        }
+        col += (size_t)fprintf(out, "%.*s", (int)n, p);
+        p += n;
+    }
+    fputc('\n', out);
+}
+
+/* The values an option of command `name` takes, under its usage (liaison help NAME):
+ * the same lists its errors name, from the tables that check them. */
+static void usage_values(FILE *out, const char *name)
+{
+    char list[1024];
+    if (strcmp(name, "init") == 0) {
+        fprintf(out, "\n");
+        values_line(out, "ROLE", text_roles());
+    } else if (strcmp(name, "note") == 0) {
+        fprintf(out, "\n");
+        values_line(out, "--modality M", payload_enum_names("modality"));
+        values_line(out, "--risk LEVEL", payload_enum_names("risk"));
+        values_line(out, "--phq9 N", "0 to 27");
+        values_line(out, "--gad7 N", "0 to 21");
+    } else if (strcmp(name, "med-change") == 0) {
+        fprintf(out, "\n");
+        values_line(out, "--action ACTION", payload_enum_names("action"));
+        fprintf(out, "  --urgent shortens the deadline for acknowledging the change: it cannot go with --no-ack\n");
+    } else if (strcmp(name, "inbox") == 0) {
+        fprintf(out, "\n");
+        values_line(out, "--type T", "text, note, med-change, ack, review (or progress-note, medication-change,"
+                                     " acknowledgement, case-review)");
+    } else if (strcmp(name, "audit") == 0) {
+        audit_actions_list(list, sizeof list);
+        fprintf(out, "\n");
+        values_line(out, "--action A", list);
+    }
+}
+
+static const char exit_status[] =
+    "Exit status: 0 ok, 1 bad usage or input (nothing was done), 2 daemon unreachable, 3 refused or not\n"
+    "found, 4 audit verification failed, 5 liaison wait timed out (delivery goes on), 6 the output could\n"
+    "not be written (standard error says what was done, if anything: a message sent, a peer added...;\n"
+    "do not repeat it), 130 interrupted by Ctrl-C (a message may already be sent). See liaison(1).\n";
+
 static int usage(FILE *out, const char *only)
 {
     fprintf(out, "usage: liaison [--home DIR] [--json] COMMAND ...\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!only || strcmp(only, commands[i].name) == 0)
             fprintf(out, "  %s\n", commands[i].usage);
+    if (only)
+        usage_values(out, only);
     if (!only)
         fprintf(out,
+                "  help [COMMAND]            this list, or the usage of one command (also: COMMAND --help)\n"
                 "\nThe node's home is --home DIR, else $LIAISON_HOME, else the system layout (/etc/liaison,\n"
-                "/var/lib/liaison, /run/liaison). --json prints machine-readable output.\n"
-                "Exit status: 0 ok, 1 bad usage or input, 2 daemon unreachable, 3 refused or not found,\n"
-                "4 audit verification failed. See liaison(1).\n");
+                "/var/lib/liaison, /run/liaison). --json prints machine-readable output.\n%s",
+                exit_status);
     return out == stderr ? EXIT_USAGE : 0;
+}
+
+/* liaison help help */
+static int usage_help(void)
+{
+    printf("usage: liaison help [COMMAND]\n\n"
+           "  help                      the list of commands, global options and exit statuses\n"
+           "  help COMMAND              the usage of one command and the values its options take\n"
+           "                            (the same as: liaison COMMAND --help)\n");
+    return 0;
+}
+
+/* After a command ran: output that did not reach its file (a full disk: "liaison card >
+ * alvarez.card", a closed pipe or descriptor) is a failure, not a success with an empty
+ * or cut file. What the command did (a message sent) is done all the same: say so, and
+ * exit with a status of its own, so that a script does not take it for refused and do it
+ * again. */
+static int check_output(int rc)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return rc;
+    int err = term_stdout_error() ? term_stdout_error() : errno;
+    const char *done = cli_done_what();
+    if (rc != 0)
+        return rc; /* the command failed already, and said why */
+    if (done[0])
+        return cli_fail(EXIT_OUTPUT_LOST, "%s, but standard output could not be written: %s (it is done: do not"
+                        " repeat the command; see: %s)", done, strerror(err), cli_done_check());
+    return cli_fail(EXIT_OUTPUT_LOST, "cannot write standard output: %s (the output is incomplete)", strerror(err));
 }
 
 int main(int argc, char **argv)
 {
+    /* Before anything is opened: a closed standard descriptor would be taken by the first
+     * file or socket, and what is printed would go into it. */
+    if (term_hold_std_fds() != 0)
+        return cli_fail(EXIT_REFUSED, "standard input, output or error is closed and /dev/null cannot be opened"
+                                      " in its place: %s", strerror(errno));
     if (sodium_init() < 0)
         return cli_fail(EXIT_REFUSED, "libsodium could not be initialised");
     /* Before anything is printed: text from other nodes must never reach the terminal
@@ -133,6 +228,10 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("liaison %s\n", LIAISON_VERSION);
             return 0;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            cli_fail(EXIT_USAGE, "unknown option '%.40s' (before the command: --home DIR, --json, --help, --version;"
+                                 " a command's own options go after it)", argv[i]);
+            return usage(stderr, NULL);
         } else {
             break;
         }
@@ -142,6 +241,8 @@ int main(int argc, char **argv)
     const char *name = argv[i];
     if (strcmp(name, "help") == 0) {
         const char *only = i + 1 < argc ? argv[i + 1] : NULL;
+        if (only && (strcmp(only, "help") == 0 || strcmp(only, "--help") == 0 || strcmp(only, "-h") == 0))
+            return usage_help();
         bool known = !only;
         for (size_t k = 0; k < N_COMMANDS && !known; k++)
             known = strcmp(only, commands[k].name) == 0;
@@ -160,11 +261,7 @@ int main(int argc, char **argv)
                 return usage(stdout, name);
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
         cli_close(&cli);
-        /* Output that did not reach its file (a full disk: "liaison card > alvarez.card")
-         * is a failure, not a success with an empty or cut file. */
-        if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
-            rc = cli_fail(EXIT_REFUSED, "cannot write standard output: %s (the output is incomplete)",
-                          strerror(errno));
+        rc = check_output(rc);
         /* Ctrl-C during a request was caught to say what may have happened (or, if the
          * answer came first, what did). End as Ctrl-C ends a process, so that a shell
          * loop or script running liaison stops there too (the shell shows status 130). */

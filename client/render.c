@@ -23,8 +23,11 @@ json_t *render_summary_json(const Liaison__Control__MessageSummary *m)
     else
         id[0] = 0;
     json_t *to = json_array(), *acks = json_array(), *overdue = json_array(), *dl = json_array();
+    /* The envelope lists its sender among the recipients (it keeps a copy it can open);
+     * "to" is whom it was sent to, as the To line of the text shows it. */
     for (size_t i = 0; i < m->n_recipients; i++)
-        json_array_append_new(to, json_string(m->recipients[i]));
+        if (strcmp(m->recipients[i], m->sender) != 0)
+            json_array_append_new(to, json_string(m->recipients[i]));
     for (size_t i = 0; i < m->n_acks; i++) {
         json_t *a = json_pack("{s:s, s:o, s:o}", "by", m->acks[i]->by, "at", cli_json_time(m->acks[i]->at_ms),
                               "ack_id", cli_json_hex(m->acks[i]->ack_message_id.data, m->acks[i]->ack_message_id.len));
@@ -591,6 +594,23 @@ void render_case_variants(uint32_t n, const char *patient, const char *what)
            "Patient ids are case-sensitive, so %s not shown here: ask with the id spelled as it was sent.\n"
            "If it is the same patient, spell the id one way from now on.\n",
            n, what, n == 1 ? "is" : "are", patient, n == 1 ? "it is" : "they are");
+}
+
+void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, uint32_t max_limit)
+{
+    if (!left)
+        return;
+    const char *narrow = strcmp(cmd, "inbox") == 0 ? "--since DATE, --unread, --needs-ack, --patient P or --type T"
+                                                    : "--since DATE";
+    printf("\nNote: %s%" PRIu64 " more message%s match%s but %s not shown (these %zu are the newest).\n",
+           exact ? "" : "more than ", left, left == 1 && exact ? "" : "s", left == 1 && exact ? "es" : "",
+           left == 1 && exact ? "is" : "are", shown);
+    uint64_t all = (uint64_t)shown + left;
+    if (exact && all <= max_limit)
+        printf("See them all with: liaison %s ... --limit %" PRIu64 "\n", cmd, all);
+    else
+        printf("See more with: liaison %s ... --limit N (at most %" PRIu32 ")\n", cmd, max_limit);
+    printf("or narrow the list with %s.\n", narrow);
 }
 
 void render_truncated(bool truncated, size_t shown, const char *hint)

@@ -48,4 +48,9 @@ void render_case_variants(uint32_t n, const char *patient, const char *what);
  * how many were shown, and hint, a sentence on how to see the rest. */
 void render_truncated(bool truncated, size_t shown, const char *hint);
 
+/* The note under an inbox or outbox listing cut at its limit: how many matching messages
+ * are left out (`left`; with !exact, at least that many), that the `shown` are the newest,
+ * and how to see the rest (`liaison CMD ... --limit N`, at most max_limit, or a filter). */
+void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, uint32_t max_limit);
+
 #endif

@@ -7,6 +7,7 @@
 #include "term.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <string.h>
 #include <unistd.h>
@@ -103,6 +104,29 @@ int term_guard(void)
     stdout = o;
     stderr = e;
     return 0;
+}
+
+int term_hold_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        /* open returns the lowest free number: fd itself, since the lower ones are open. */
+        int h = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY) | O_NOCTTY);
+        if (h < 0)
+            h = open("/", O_RDONLY | O_DIRECTORY);
+        if (h != fd) {
+            if (h >= 0)
+                close(h);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int term_stdout_error(void)
+{
+    return out_guard.err;
 }
 
 FILE *term_raw_stdout(void)

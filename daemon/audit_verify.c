@@ -106,6 +106,27 @@ static void check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uin
             size, whose);
 }
 
+/* The node id the database records (meta 'node_id') into out, or "" if it has none
+ * valid. Only for naming whose log this is in a message: it is not authenticated. */
+static void db_node_id(sqlite3 *db, char out[static LIAISON_MAX_ID + 1])
+{
+    out[0] = 0;
+    sqlite3_stmt *m = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'node_id'", -1, &m, NULL) == SQLITE_OK &&
+        sqlite3_step(m) == SQLITE_ROW) {
+        int len = sqlite3_column_bytes(m, 0);
+        const char *v = sqlite3_column_blob(m, 0);
+        if (v && len > 0 && (unsigned)len <= LIAISON_MAX_ID && !memchr(v, 0, (size_t)len)) {
+            memcpy(out, v, (size_t)len);
+            out[len] = 0;
+            for (int i = 0; i < len; i++)
+                if (out[i] < '!' || out[i] > '~') /* printable ASCII only, for a message */
+                    out[0] = 0;
+        }
+    }
+    sqlite3_finalize(m);
+}
+
 int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *r)
 {
     memset(r, 0, sizeof *r);
@@ -118,6 +139,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     int rc = -1;
     checkpoint_t extra = {0};
     bool have_extra = false;
+    char log_id[LIAISON_MAX_ID + 1] = "";
+    bool foreign_cp = false; /* the checkpoint given is of another node's log */
 
     /* A file that is not a liaison database is unreadable input, not a failed check. */
     sqlite3_stmt *tables = NULL;
@@ -169,7 +192,20 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
     if (opts && opts->extra_checkpoint) {
         char err[256];
         if (checkpoint_verify(opts->extra_checkpoint, strlen(opts->extra_checkpoint), pk, &extra, err, sizeof err) != 0) {
-            bad(r, AUDIT_FAIL_SIGNATURE, 0, "the checkpoint given with --checkpoint does not verify: %s", err);
+            /* The note names its log (its origin, PROTOCOL.md 11.2): one of another node's
+             * log is the wrong file given, not a forgery, and says whose it is. Still a
+             * failed verification: nothing vouches for this log's length. Only when the
+             * note does not verify with the key used: a note that does is this card's
+             * node's, and a database that names another node is checked as it stands. */
+            db_node_id(db, log_id);
+            foreign_cp = log_id[0] && strcmp(extra.node_id, log_id) != 0;
+            if (foreign_cp)
+                bad(r, AUDIT_FAIL_SIGNATURE, 0,
+                    "the checkpoint given with --checkpoint is of %s's log, not %s's (give the checkpoint of the node "
+                    "whose database this is)",
+                    extra.node_id, log_id);
+            else
+                bad(r, AUDIT_FAIL_SIGNATURE, 0, "the checkpoint given with --checkpoint does not verify: %s", err);
         } else {
             have_extra = true;
         }
@@ -289,9 +325,14 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         say(r, "verification FAILED: the hash chain is broken at entry %" PRIu64 "\n", r->first_bad_seq);
         break;
     case AUDIT_FAIL_SIGNATURE:
-        say(r, "verification FAILED: the signature of a checkpoint does not verify with %s (the wrong card, or a "
-               "forged checkpoint)\n",
-            key);
+        if (foreign_cp)
+            say(r, "verification FAILED: the checkpoint is of %s's log, not %s's (give the checkpoint of the node "
+                   "whose database this is: on a peer that witnesses it, liaison audit checkpoint --peer %s)\n",
+                extra.node_id, log_id, log_id);
+        else
+            say(r, "verification FAILED: the signature of a checkpoint does not verify with %s (the wrong card, or a "
+                   "forged checkpoint)\n",
+                key);
         break;
     case AUDIT_FAIL_ROOT:
         say(r, "verification FAILED: the log does not match the checkpoint signed at %" PRIu64

@@ -145,12 +145,15 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     audit_query(n, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
 
     /* The filters, shared by the query and by the count of entries about an id that
-     * differs only in letter case. */
-    char rest[200], where[600], sql[800];
+     * differs only in letter case. The entries about a message include those of its
+     * acknowledgements: their own message_id is the acknowledgement's, and the link to
+     * the message they acknowledge is the ref_id column of their messages row (their
+     * details "acknowledges ID" are text for people, not matched here). */
+    char rest[256], where[768], sql[1024];
     const char *peer_cond = q->peer && q->peer[0] ? " AND peer = ?3" : "";
     snprintf(rest, sizeof rest, "%s%s%s", q->action && q->action[0] ? " AND action = ?5" : "",
              q->disclosures ? " AND action IN ('message-queued', 'message-delivered', 'delivery-rejected')" : "",
-             by_message ? " AND message_id = ?7" : "");
+             by_message ? " AND (message_id = ?7 OR message_id IN (SELECT id FROM messages WHERE ref_id = ?7))" : "");
     snprintf(where, sizeof where, "time_ms >= ?1 AND time_ms <= ?2%s%s%s", peer_cond,
              by_patient ? " AND patient_tag = ?4" : "", rest);
     /* A limit keeps the newest matching entries (as inbox and outbox do: an auditor asking
@@ -165,7 +168,7 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
         patient_fold_tag(n->patient_key, q->patient, fold);
         snprintf(where, sizeof where, "time_ms >= ?1 AND time_ms <= ?2%s%s%s", peer_cond,
                  " AND patient_tag IN (" STORE_PATIENT_VARIANT_TAGS("?4", "?8") ")", rest);
-        char count_sql[900];
+        char count_sql[1024];
         snprintf(count_sql, sizeof count_sql, "SELECT count(*) FROM audit WHERE %s", where);
         sqlite3_stmt *cs = NULL;
         if (sqlite3_prepare_v2(store_db(n->store), count_sql, -1, &cs, NULL) != SQLITE_OK) {

@@ -649,14 +649,30 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
     Liaison__Control__DeliveryState *s = &b->ds[i];
     liaison__control__delivery_state__init(s);
     snprintf(b->ds_text[i], sizeof b->ds_text[i], "%s", d->recipient);
-    if ((d->state == DELIVERY_QUEUED || d->state == DELIVERY_SENT) && b->n && !directory_find(&b->n->dir, d->recipient))
+    delivery_state_t state = d->state;
+    const peer_t *p = b->n && (state == DELIVERY_QUEUED || state == DELIVERY_SENT)
+                          ? directory_find(&b->n->dir, d->recipient)
+                          : NULL;
+    if ((state == DELIVERY_QUEUED || state == DELIVERY_SENT) && b->n && !p) {
         /* Nothing is sent to a removed peer; its last transport error ("retrying") is stale. */
         snprintf(b->ds_detail[i], sizeof b->ds_detail[i],
                  "%s is no longer in the directory: held, and sent if their card is added again", d->recipient);
-    else
+        state = DELIVERY_QUEUED;
+    } else if (p && !p->connected) {
+        /* Sent means handed to a connection that is up, waiting for the receipt. With no
+         * connection now (the peer refused our key, say) it is queued, and the reason is
+         * the transport's error of the moment, not a stored one the pump has yet to
+         * refresh (PROTOCOL.md 7.3). */
+        snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s",
+                 p->transport_error[0] ? p->transport_error
+                 : d->detail[0]        ? d->detail
+                                       : "waiting for a connection");
+        state = DELIVERY_QUEUED;
+    } else {
         snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
+    }
     s->recipient = b->ds_text[i];
-    s->state = (char *)store_delivery_state_name(d->state);
+    s->state = (char *)store_delivery_state_name(state);
     s->delivered_ms = d->delivered_ms;
     s->detail = b->ds_detail[i];
     s->attempts = d->attempts;
@@ -1320,7 +1336,23 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
         return;
     }
     if (strcmp(card.id, n->cfg.id) == 0) {
-        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "that is this node's own card ('%s')", card.id);
+        /* Our own card, or another node made with our id: only the keys tell them apart,
+         * and the second is not a mistake to wave through (nor to describe as the first). */
+        if (card_same_keys(&n->card, &card)) {
+            answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                         "that is this node's own card ('%s'): give it to your peers, and add theirs with: "
+                         "liaison peer add THEIR_CARD",
+                         card.id);
+            return;
+        }
+        char details[200];
+        keys_fingerprint(card.sign_pk, fp);
+        snprintf(details, sizeof details, "a card for this node's own id with other keys (fingerprint %s)", fp);
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, details);
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED,
+                     "a card for this node's own id '%s' with other keys (fingerprint %s): not this node; refused "
+                     "(another node was made with this id: it needs an id of its own, given to liaison init --id)",
+                     card.id, fp);
         return;
     }
     const char *why = text_endpoint_problem(card.endpoint, false);
@@ -1341,6 +1373,18 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     }
     peer_t *old = directory_find(&n->dir, card.id);
     bool same = old && card_same_keys(&old->card, &card);
+    if (old && directory_card_unchanged(old, &card)) {
+        /* The card already held (the same text, or the same keys and fields): nothing to
+         * store, audit or reconnect. The answer gives the peer's state as it is. */
+        Liaison__Control__PeerInfo pi;
+        fill_peer(n, old, &pi, fp);
+        pi.change = "unchanged";
+        response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+        r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_PEER;
+        r.peer = &pi;
+        answer(c, &r);
+        return;
+    }
     if (old && !same && !pr->replace) {
         audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "id already in the directory with other keys");
         answer_error(c, LIAISON__CONTROL__CODE__REFUSED,

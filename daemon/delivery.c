@@ -757,8 +757,12 @@ static int pump_one(void *ctx, const store_delivery_t *d)
         return 0;
     }
     if (!p->connected) {
-        /* delivery_peer_up makes it due again as soon as the connection is up. */
-        store_delivery_attempted(n->store, d->message_id, d->recipient, d->state, pc->now + n->cfg.retry_max_ms,
+        /* delivery_peer_up makes it due again as soon as the connection is up. A delivery
+         * that was sent goes back to queued: "sent" is an envelope handed to a connection
+         * that is up, waiting for its receipt; with the connection gone (the peer may have
+         * refused our key) nothing says it arrived, and it is transmitted again. */
+        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
+                                 pc->now + n->cfg.retry_max_ms,
                                  p->transport_error[0] ? p->transport_error : "waiting for a connection");
         return 0;
     }

@@ -90,6 +90,13 @@ bad:
     return NULL;
 }
 
+bool directory_card_unchanged(const peer_t *p, const card_t *c)
+{
+    const card_t *h = &p->card;
+    return card_same_keys(h, c) && strcmp(h->id, c->id) == 0 && strcmp(h->name, c->name) == 0 &&
+           strcmp(h->role, c->role) == 0 && strcmp(h->org, c->org) == 0 && strcmp(h->endpoint, c->endpoint) == 0;
+}
+
 void directory_remove(directory_t *d, peer_t *p)
 {
     for (size_t i = 0; i < d->n; i++) {

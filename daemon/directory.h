@@ -49,6 +49,11 @@ int directory_check_card(const keys_t *me, const card_t *c, const char **what, c
  * Returns the new peer, or NULL with err set (low-order key, out of memory). */
 peer_t *directory_add(directory_t *d, const keys_t *me, const card_t *c, const char *card_text, uint64_t added_ms,
                       char *err, size_t errlen);
+/* True if card c changes nothing about peer p: the same three keys (card_same_keys) and
+ * the same id, name, role, org and endpoint. created_ms, informational (PROTOCOL.md
+ * section 3), is not compared: a card that differs only there is not worth storing,
+ * auditing and reconnecting for. */
+bool directory_card_unchanged(const peer_t *p, const card_t *c);
 /* Removes and frees the peer (wiping its pair key). */
 void directory_remove(directory_t *d, peer_t *p);
 

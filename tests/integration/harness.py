@@ -112,6 +112,29 @@ class Node:
         with open(path, "w") as f:
             f.write("\n".join(out) + "\n")
 
+    def reissued_card(self, name):
+        """A card of this node with its own keys and another name, as its daemon makes it from
+        liaison.conf (liaison card while card.txt is away): what a peer gets when a node's
+        details change. Returns the path of a file holding it; card.txt is left as it was,
+        and the daemon is left running or stopped as it was."""
+        self.write_config("node", "name", name)
+        running = self.proc is not None and self.proc.poll() is None
+        if running:
+            self.stop()
+        self.start()
+        kept = self.card_file + ".kept"
+        os.rename(self.card_file, kept)
+        try:
+            text = self.cli("card").stdout
+        finally:
+            os.rename(kept, self.card_file)
+        if not running:
+            self.stop()
+        path = os.path.join(os.path.dirname(self.home), "%s-reissued.card" % self.id)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None
         self.logf = open(self.log, "ab")

@@ -186,6 +186,26 @@ class Tamper(TamperBase):
         self.assertCaught(r, "hash chain intact", "behind the witnessed checkpoint", "rolled back")
         self.assertNotIn("BROKEN", r.stdout + r.stderr)
 
+    def test_checkpoint_of_another_nodes_log_is_named(self):
+        # b's own checkpoint given to check a's database: say whose log it is of, not that a
+        # signature "does not verify" (which reads as a forgery or the wrong card).
+        note = self.b.query("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")[0][0]
+        self.assertTrue(note.startswith("liaison.audit/b\n"), note)
+        path = os.path.join(self.base, "b-checkpoint.txt")
+        open(path, "w").write(note)
+        want = ("the checkpoint is of b's log, not a's (give the checkpoint of the node whose database this is")
+        for r in (self.verify("--checkpoint", path),
+                  self.a.cli("audit", "verify", "--db", self.copy, "--checkpoint", path, check=False)):
+            self.assertCaught(r, "hash chain intact", want, "the checkpoint given with --checkpoint is of b's log")
+            self.assertNotIn("does not verify", r.stdout + r.stderr)
+        # A's own witnessed checkpoint given with a's card against b's database: that is
+        # the wrong database, caught by its signatures, not blamed on the checkpoint.
+        witnessed, _ = self.witnessed_file()
+        r = self.a.cli("audit", "verify", "--db", self.b.db_path, "--card", self.a.card_file, "--checkpoint",
+                       witnessed, check=False)
+        self.assertCaught(r, "does not verify with this card")
+        self.assertNotIn("log, not", r.stdout + r.stderr)
+
     def test_chain_broken_names_the_entry(self):
         self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")
         self.assertCaught(self.verify(), "hash chain BROKEN at entry 3", "broken at entry 3")
@@ -525,6 +545,38 @@ class AuditorTools(NodeTest):
             r = self.a.cli("audit", "log", "--message", bad, check=False)
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
             self.assertIn("is not a message id", r.stderr)
+
+    def test_log_by_message_includes_its_acknowledgements(self):
+        # "Everything about one message": on the sender's node, the acknowledgement
+        # received for M (its own message id, linked to M by the ack's ref_id) is shown
+        # with M's entries; on the acknowledging node, the acknowledgement's queued and
+        # delivered entries. Entries of other messages stay out.
+        mc = self.a.cli("med-change", "--to", "b", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                        "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response")
+        m = mc.stdout.strip()
+        self.wait_delivered(self.a, m, "b")
+        self.b.cli("show", m)
+        ack = self.b.cli("ack", m, "--comment", "Seen.").stdout.strip()
+        self.assertEqual(len(ack), 32, ack)
+        self.wait_delivered(self.b, ack, "a")
+        wait_for(lambda: self.a.query("SELECT 1 FROM acks WHERE hex(message_id) = upper(?)", (m,)), 20,
+                 "the acknowledgement at a")
+        sent = self.a.json("audit", "log", "--message", m)["entries"]
+        self.assertEqual([(r["action"], r["message_id"]) for r in sent],
+                         [("message-queued", m), ("message-delivered", m), ("message-received", ack)])
+        self.assertEqual(sent[2]["details"], "acknowledges " + m)
+        self.assertEqual(sent, self.a.json("audit", "log", "--message", m.upper())["entries"])
+        got = self.b.json("audit", "log", "--message", m)["entries"]
+        self.assertEqual([(r["action"], r["message_id"]) for r in got],
+                         [("message-received", m), ("message-read", m), ("message-queued", ack),
+                          ("message-delivered", ack)])
+        # The acknowledgement asked about itself is just itself; M's first text is untouched.
+        self.assertEqual({r["message_id"] for r in self.a.json("audit", "log", "--message", ack)["entries"]}, {ack})
+        self.assertEqual([r["action"] for r in self.a.json("audit", "log", "--message", self.mid)["entries"]],
+                         ["message-queued", "message-delivered"])
+        # --action still narrows it.
+        self.assertEqual([r["message_id"] for r in self.a.json("audit", "log", "--message", m, "--action",
+                                                                "message-received")["entries"]], [ack])
 
     def test_until_a_date_includes_that_day(self):
         # "--since D --until D" is day D (UTC): it used to end at 00:00 of D and find nothing.

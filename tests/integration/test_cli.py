@@ -389,13 +389,19 @@ class Cli(NodeTest):
 
     def test_peer_add_says_what_it_did(self):
         # The first line says what happened to the directory, not which option was given:
-        # --replace of a new peer adds it; the same keys again update the card held.
+        # --replace of a new peer adds it; the card held, added again, changes nothing; the
+        # same keys with another name update the card held.
         a = self.node("a")
         b = self.node("b")
         self.assertTrue(a.cli("peer", "add", b.card_file, "--replace").stdout.startswith("Added peer b "))
         out = a.cli("peer", "add", b.card_file).stdout
-        self.assertTrue(out.startswith("Updated peer b (b, therapist): same keys, card refreshed\n"), out)
-        self.assertEqual(a.json("peer", "add", b.card_file)["change"], "updated")
+        self.assertTrue(out.startswith("Peer b (b, therapist) is already in the directory with this card: nothing"
+                                       " changed\n"), out)
+        self.assertEqual(a.json("peer", "add", b.card_file)["change"], "unchanged")
+        self.assertEqual(a.audit("peer-updated"), [])
+        out = a.cli("peer", "add", b.reissued_card("Dr B")).stdout
+        self.assertTrue(out.startswith("Updated peer b (Dr B, therapist): same keys, card refreshed\n"), out)
+        self.assertEqual(a.audit("peer-updated")[0][5], "b")
         # New keys under the same id (b made a new node) need --replace and say so loudly.
         b.stop()
         shutil.rmtree(b.home)
@@ -413,8 +419,84 @@ class Cli(NodeTest):
             with open("/dev/full", "w") as full:
                 r = subprocess.run([LIAISON, "--home", a.home] + cmd, stdout=full, stderr=subprocess.PIPE, text=True,
                                    timeout=30)
-            self.assertEqual(r.returncode, 3, (cmd, r.stderr))
-            self.assertIn("cannot write standard output: No space left on device", r.stderr)
+            self.assertEqual(r.returncode, 6, (cmd, r.stderr))
+            self.assertEqual(r.stderr, "liaison: cannot write standard output: No space left on device (the output is"
+                                       " incomplete)\n")
+
+    def test_done_but_output_lost_says_what_was_done(self):
+        # "echo x | liaison send ... >/dev/full" (or >&-, or into a closed pipe) stored and
+        # sent the message, then exited 3, "refused", without its id: a script sending it
+        # again gave the team the message twice. Now stderr names what was done, and the
+        # exit status (6) is not the one of a refusal.
+        if not os.path.exists("/dev/full"):
+            self.skipTest("no /dev/full")
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("dr.alvarez")
+        link(a, b)
+        # (connected first: a send to a peer not yet connected says so on stderr as well)
+        wait_for(lambda: all(p["connected"] for p in a.json("peer", "list")["peers"]), 20, "dr.alvarez connected")
+
+        def lost(node, args, where, stdin=None):
+            cmd = [LIAISON, "--home", node.home] + args
+            if where == "full":
+                with open("/dev/full", "w") as full:
+                    return subprocess.run(cmd, input=stdin, stdout=full, stderr=subprocess.PIPE, text=True,
+                                          timeout=30)
+            if where == "closed":  # as the shell's >&-
+                return subprocess.run(cmd, input=stdin, stdout=None, stderr=subprocess.PIPE, text=True, timeout=30,
+                                      preexec_fn=lambda: os.close(1))
+            rd, wr = os.pipe()  # a reader that went away: SIGPIPE used to end liaison silently
+            os.close(rd)
+            try:
+                return subprocess.run(cmd, input=stdin, stdout=wr, stderr=subprocess.PIPE, text=True, timeout=30)
+            finally:
+                os.close(wr)
+
+        why = {"full": "No space left on device", "closed": "Bad file descriptor", "pipe": "Broken pipe"}
+        sent = []
+        for where in ("full", "closed", "pipe"):
+            with self.subTest(where=where):
+                before = a.query("SELECT count(*) FROM messages")[0][0]
+                r = lost(a, ["send", "--to", "dr.alvarez", "-"], where, stdin="sent once")
+                self.assertEqual(r.returncode, 6, r.stderr)
+                self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], before + 1)
+                mid = [m["id"] for m in a.json("outbox")["messages"]][0]
+                self.assertEqual(r.stderr, "liaison: the message was stored and sent as %s, but standard output could"
+                                           " not be written: %s (it is done: do not repeat the command; see: liaison"
+                                           " outbox)\n" % (mid, why[where]))
+                sent.append(mid)
+        r = lost(a, ["med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                     "increase", "--from", "50 mg daily", "--dose", "100 mg daily", "--reason", "partial response"],
+                 "full")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        change = r.stderr.split("the medication change was stored and sent as ")[1][:32]
+        self.assertTrue(a.has_message(change), r.stderr)
+        self.wait_delivered(a, change, "dr.alvarez")
+        # Reading a message marks it read: said too, as the reader did not see it.
+        r = lost(b, ["show", change], "full")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("message %s is marked read on this node (the read is audited), but standard output" % change,
+                      r.stderr)
+        r = lost(b, ["ack", change, "--comment", "seen"], "closed")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("the acknowledgement of %s was stored and sent as " % change, r.stderr)
+        self.assertEqual(b.query("SELECT count(*) FROM messages WHERE content_type = 4")[0][0], 1)
+        r = lost(a, ["review", "open", "--with", "dr.alvarez", "--patient", "P-1042", "--question", "q?"], "pipe")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        rid = r.stderr.split("review ")[1][:32]
+        self.assertEqual([v["id"] for v in a.json("review", "list")["reviews"]], [rid])
+        r = lost(a, ["peer", "remove", "dr.alvarez"], "full")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("peer dr.alvarez was removed, but standard output could not be written", r.stderr)
+        r = lost(a, ["peer", "add", b.card_file], "full")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        fp = b.cli("fingerprint").stdout.strip()
+        self.assertIn("peer dr.alvarez was added (fingerprint %s), but standard output" % fp, r.stderr)
+        self.assertIn("see: liaison peer list)", r.stderr)
+        # A refusal is still a refusal, whatever happens to the output.
+        r = lost(a, ["send", "--to", "nobody", "-"], "full", stdin="x")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertNotIn("standard output", r.stderr)
 
     def test_card_and_fingerprint(self):
         a = self.node("a")
@@ -783,6 +865,167 @@ class Cli(NodeTest):
         out = b.cli("audit", "log", "--limit", "2").stdout.splitlines()
         self.assertEqual(len(out), 3)
         self.assertNotEqual(out[1].split()[0], "1")
+
+    def test_listing_cut_at_its_limit_says_how_many_are_left_out(self):
+        # With 111 messages, inbox (and --unread) printed exactly 100 and nothing said the
+        # other 11 existed, in text or in --json.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        sent = [a.send("b", "m%d" % i) for i in range(111)]
+        wait_for(lambda: b.query("SELECT count(*) FROM messages")[0][0] == 111, 60, "the 111 messages at b")
+        mid_re = r"^[0-9a-f]{32}  "
+        for args in ((), ("--unread",)):
+            with self.subTest(args=args):
+                out = b.cli("inbox", *args).stdout
+                self.assertEqual(len([ln for ln in out.splitlines() if len(ln) > 34 and ln[32:34] == "  "]), 100)
+                self.assertEqual(out.splitlines()[-4:-1],
+                                 ["", "Note: 11 more messages match but are not shown (these 100 are the newest).",
+                                  "See them all with: liaison inbox ... --limit 111"])
+                self.assertNotIn(sent[0], out)
+                j = b.json("inbox", *args)
+                self.assertEqual(len(j["messages"]), 100)
+                self.assertEqual((j["truncated"], j["not_shown"], j["not_shown_exact"]), (True, 11, True))
+                self.assertEqual(j["messages"][0]["id"], sent[-1])
+        self.assertRegex(b.cli("inbox").stdout.splitlines()[0], mid_re)
+        # The limit the note names shows them all, and then nothing is left out.
+        j = b.json("inbox", "--limit", "111")
+        self.assertEqual([m["id"] for m in j["messages"]], list(reversed(sent)))
+        self.assertEqual((j["truncated"], j["not_shown"]), (False, 0))
+        self.assertNotIn("Note:", b.cli("inbox", "--limit", "111").stdout)
+        out = b.cli("inbox", "--limit", "3").stdout
+        self.assertIn("Note: 108 more messages match but are not shown (these 3 are the newest).", out)
+        self.assertIn("1 more message matches but is not shown", b.cli("inbox", "--limit", "110").stdout)
+        # Nothing read: listing is not reading, the count included.
+        self.assertEqual(len(b.json("inbox", "--unread", "--limit", "1000")["messages"]), 111)
+        # The outbox too.
+        out = a.cli("outbox").stdout
+        self.assertEqual(out.splitlines()[-3:], ["Note: 11 more messages match but are not shown (these 100 are the"
+                                                 " newest).", "See them all with: liaison outbox ... --limit 111",
+                                                 "or narrow the list with --since DATE."])
+        j = a.json("outbox")
+        self.assertEqual((len(j["messages"]), j["truncated"], j["not_shown"]), (100, True, 11))
+
+    def test_card_missing_from_a_node_that_exists(self):
+        # "no card at .../card.txt (create the node first with: liaison init)", and init
+        # then refuses: a node is already set up there.
+        a = self.node("a")
+        fp = a.cli("fingerprint").stdout.strip()
+        os.unlink(a.card_file)
+        # The daemon makes the node's card from its keys: printed, with what to do.
+        r = a.cli("card")
+        self.assertTrue(r.stdout.startswith("liaison-card-v1:"), r.stdout)
+        self.assertIn("card.txt is missing: this card was made by the running daemon", r.stderr)
+        self.assertIn("restore card.txt from the node's backup", r.stderr)
+        j = a.json("card")
+        self.assertEqual((j["fingerprint"], j["source"]), (fp, "daemon"))
+        b = self.node("b")
+        saved = os.path.join(self.base, "a.card")
+        with open(saved, "w") as f:
+            f.write(r.stdout)
+        self.assertTrue(b.cli("peer", "add", saved).stdout.startswith("Added peer a "))
+        # Without the daemon: restore it, or start the daemon; never "liaison init".
+        a.stop()
+        r = a.cli("card", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertEqual(r.stdout, "")
+        self.assertIn("no card at %s, although a node is set up here" % a.card_file, r.stderr)
+        self.assertIn("restore card.txt from the node's backup, or start its daemon (liaisond --home %s)" % a.home,
+                      r.stderr)
+        self.assertNotIn("liaison init", r.stderr)
+        # Where there is no node at all, init is the advice still.
+        r = run("--home", os.path.join(self.base, "none"), "card")
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("(create the node first with: liaison init)", r.stderr)
+
+    def test_wording_and_help(self):
+        home = os.path.join(self.base, "n")
+        init = ["--home", home, "init", "--id", "x", "--role", "nurse"]
+        # A name that is not UTF-8 is named as such, not as too long or multi-line.
+        r = subprocess.run([LIAISON] + init + ["--listen", "tcp://127.0.0.1:7860", "--name"] + [b"\xff"],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(b"--name: is not valid UTF-8 (byte 0xff)", r.stderr)
+        self.assertNotIn(b"single line of at most", r.stderr)
+        # A port with a leading zero: the endpoint to give instead.
+        for opt, ep, fixed in (("--listen", "tcp://127.0.0.1:07860", "tcp://127.0.0.1:7860"),
+                               ("--advertise", "tcp://clinic.example:007860", "tcp://clinic.example:7860")):
+            args = ["--listen", "tcp://127.0.0.1:7860", "--advertise", ep] if opt == "--advertise" else [opt, ep]
+            r = run(*init, *args)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, "liaison: %s '%s': the port has a leading zero: write it as %s\n"
+                             % (opt, ep, fixed))
+        self.assertFalse(os.path.exists(os.path.join(home, "liaison.conf")))
+        # Every exit status is in --help.
+        out = run("--help").stdout
+        for code in ("5 liaison wait timed out", "6 the output could\nnot be written", "130 interrupted"):
+            self.assertIn(code, out)
+        # help help
+        r = run("help", "help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("usage: liaison help [COMMAND]\n"), r.stdout)
+        self.assertEqual(r.stderr, "")
+        self.assertIn("help [COMMAND]", run("help").stdout)
+        # An option before the command is an option.
+        r = run("--home", home, "--bogus")
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.startswith("liaison: unknown option '--bogus' (before the command: --home DIR,"),
+                        r.stderr)
+        self.assertNotIn("unknown command", r.stderr)
+        # Each command's help lists the values its options take.
+        for cmd, want in (("init", "ROLE: therapist, psychiatrist, pcp, pharmacist, nurse, case-manager, auditor"),
+                          ("note", "--modality M: cbt, dbt, psychodynamic, trauma-focused, family, group, other"),
+                          ("note", "--risk LEVEL: none, low, moderate, high"),
+                          ("med-change", "--action ACTION: start, stop, increase, decrease, switch, hold"),
+                          ("inbox", "--type T: text, note, med-change, ack, review"),
+                          ("audit", "message-read")):
+            for how in (("help", cmd), (cmd, "--help")):
+                self.assertIn(want, run(*how).stdout, how)
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("dr.alvarez")
+        link(a, b)
+        # --urgent shortens an acknowledgement deadline: with --no-ack there is none.
+        r = a.cli("med-change", "--to", "dr.alvarez", "--patient", "P-1042", "--drug", "lithium", "--action", "stop",
+                  "--from", "300 mg bid", "--reason", "level 1.4", "--urgent", "--no-ack", check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("--urgent shortens the deadline for acknowledging the change, and --no-ack asks for no"
+                      " acknowledgement", r.stderr)
+        self.assertIn("nothing was sent", r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        # wait --timeout 0 gives the state now: no error about a wait that ran out.
+        b.stop()
+        mid = a.send("dr.alvarez", "while b is down")
+        r = a.cli("wait", mid, "--timeout", "0", check=False)
+        self.assertEqual(r.returncode, 5, r.stderr)
+        self.assertEqual(r.stdout.splitlines()[0], "Not settled yet: delivered to 0 of 1 recipient.")
+        self.assertEqual(r.stderr, "")
+        r = a.cli("wait", mid, "--timeout", "0", "--json", check=False)
+        self.assertEqual((r.returncode, json.loads(r.stdout)["settled"], r.stderr), (5, False, ""))
+        r = a.cli("wait", mid, "--timeout", "1", check=False)  # a wait that runs out still says so
+        self.assertEqual(r.returncode, 5)
+        self.assertIn("has not settled within 1 s", r.stderr)
+        b.start()
+        self.assertEqual(a.cli("wait", mid, "--timeout", "30").returncode, 0)
+        self.assertEqual(a.cli("wait", mid, "--timeout", "0").stdout.splitlines()[0], "Delivered to its 1 recipient.")
+
+    def test_json_to_is_the_recipients_as_the_text_shows_them(self):
+        # "to" held the sender too (["dr.alvarez", "rx.chen", "dr.okafor"]), while the To
+        # line, and wait's "recipients" count, leave the sender out.
+        a = self.node("dr.okafor", "psychiatrist")
+        b = self.node("dr.alvarez")
+        c = self.node("rx.chen", "pharmacist")
+        link(a, b, c)
+        mid = a.send("dr.alvarez,rx.chen", "to both")
+        self.wait_delivered(a, mid, "dr.alvarez")
+        self.wait_delivered(a, mid, "rx.chen")
+        want = ["dr.alvarez", "rx.chen"]
+        self.assertEqual(sorted(a.json("outbox")["messages"][0]["to"]), want)
+        self.assertEqual(sorted(a.json("show", mid)["to"]), want)
+        self.assertEqual(sorted(b.json("inbox")["messages"][0]["to"]), want)
+        shown = b.json("show", mid)
+        self.assertEqual((sorted(shown["to"]), shown["from"]), (want, "dr.okafor"))
+        self.assertEqual(sorted(b.cli("show", mid).stdout.split("\nTo")[1].split("\n")[0].split()), want)
+        self.assertEqual(a.json("wait", mid)["recipients"], len(a.json("show", mid)["to"]))
 
     def test_documented_outputs(self):
         a = self.node("a")

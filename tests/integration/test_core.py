@@ -439,6 +439,97 @@ class CoreDelivery(NodeTest):
         a.cli("peer", "add", "--replace", other.card_file)
         self.assertTrue(a.audit("peer-replaced"))
 
+    def test_card_claiming_this_nodes_id_with_other_keys_is_not_called_our_own(self):
+        # Another node made with the same --id (new keys): it is not this node's own card,
+        # and says so, with or without --replace, and the refusal is audited as peer-added.
+        a = self.node("dr.alvarez")
+        os.makedirs(os.path.join(self.base, "other"))
+        other = Node(os.path.join(self.base, "other"), "dr.alvarez").init()
+        own_fp = a.json("fingerprint")["fingerprint"]
+        for extra in ((), ("--replace",)):
+            r = a.cli("peer", "add", *extra, other.card_file, check=False)
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+            self.assertIn("a card for this node's own id 'dr.alvarez' with other keys (fingerprint ", r.stderr)
+            self.assertIn("): not this node; refused", r.stderr)
+            self.assertNotIn("own card", r.stderr)
+            fp = r.stderr.split("(fingerprint ")[1].split(")")[0]
+            self.assertNotEqual(fp, own_fp)
+        refused = [row for row in a.audit("peer-added") if row[3] == "refused"]
+        self.assertEqual(len(refused), 2)
+        self.assertTrue(all(row[5] == "dr.alvarez" and "own id with other keys" in row[6] and fp in row[6]
+                            for row in refused))
+        self.assertEqual(a.json("peer", "list")["peers"], [])
+        # This node's own card is still called that.
+        r = a.cli("peer", "add", a.card_file, check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("that is this node's own card ('dr.alvarez')", r.stderr)
+        self.assertNotIn("other keys", r.stderr)
+        self.assertEqual(len([row for row in a.audit("peer-added") if row[3] == "refused"]), 2)
+
+    def test_identical_card_added_again_changes_nothing(self):
+        # The card already held, added again (as it is, or wrapped by e-mail, or with
+        # --replace): no store, no audit entry, no reconnection, and the answer says so
+        # with the peer's real connection state.
+        a = self.node("a")
+        b = self.node("b")
+        link(a, b)
+        wait_for(lambda: a.json("peer", "list")["peers"][0]["connected"], 20, "a connected to b")
+        rows = a.query("SELECT rowid, added_ms, retired_ms FROM peers WHERE id = 'b'")
+        entries = a.query("SELECT count(*) FROM audit WHERE action LIKE 'peer-%'")[0][0]
+        with open(b.card_file) as f:
+            card = f.read().strip()
+        wrapped = os.path.join(self.base, "wrapped.card")
+        with open(wrapped, "w") as f:
+            f.write("\n".join(card[i:i + 60] for i in range(0, len(card), 60)) + "\n")
+        with open(a.log) as f:
+            connects = f.read().count("peer b: connected")
+        for args in ((b.card_file,), (wrapped,), ("--replace", b.card_file)):
+            out = a.json("peer", "add", *args)
+            self.assertEqual(out["change"], "unchanged", args)
+            self.assertTrue(out["connected"], args)
+            self.assertEqual(out["id"], "b")
+        self.assertEqual(a.query("SELECT rowid, added_ms, retired_ms FROM peers WHERE id = 'b'"), rows)
+        self.assertEqual(a.query("SELECT count(*) FROM audit WHERE action LIKE 'peer-%'")[0][0], entries)
+        self.assertEqual(a.audit("peer-updated"), [])
+        time.sleep(1.0)
+        with open(a.log) as f:
+            self.assertEqual(f.read().count("peer b: connected"), connects)
+        self.assertTrue(a.json("peer", "list")["peers"][0]["connected"])
+        self.wait_delivered(a, a.send("b", "still connected"), "b")
+
+    def test_outbox_says_queued_when_the_peer_refuses_our_key(self):
+        # b removes a while connected: what a sends then is handed to the old connection
+        # (sent) and dropped by b. Once b's restart ends that connection, b refuses a's
+        # key: the outbox must say the message is queued, and why, not "sent".
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor")
+        link(a, b)
+        self.wait_delivered(a, a.send("dr.okafor", "first"), "dr.okafor")
+        b.cli("peer", "remove", "dr.alvarez")
+        mid = a.send("dr.okafor", "after removal")
+        wait_for(lambda: a.delivery_state(mid, "dr.okafor") == "sent", 20, "the message handed to the connection")
+        b.stop()
+        b.start()
+        wait_for(lambda: "refused our key" in a.cli("peer", "list").stdout, 20, "a to see its key refused")
+
+        def delivery():
+            m = [m for m in a.json("outbox")["messages"] if m["id"] == mid][0]
+            return m["deliveries"][0]
+        d = delivery()
+        self.assertEqual(d["state"], "queued", d)
+        self.assertIn("dr.okafor refused our key", d["detail"])
+        line = [l for l in a.cli("outbox").stdout.splitlines() if "dr.okafor" in l and "refused" in l]
+        self.assertTrue(line and all("queued (dr.okafor refused our key" in l for l in line), line)
+        self.assertNotIn(" sent ", a.cli("show", mid).stdout)
+        # The stored state follows once the retry comes due and finds no connection.
+        wait_for(lambda: a.delivery_state(mid, "dr.okafor") == "queued", 40, "the delivery stored as queued")
+        self.assertIn("refused our key", a.query("SELECT detail FROM deliveries WHERE hex(message_id) = upper(?)",
+                                                 (mid,))[0][0])
+        # Once b takes a back, the queued message goes.
+        b.add_peer(a)
+        self.wait_delivered(a, mid, "dr.okafor", timeout=40)
+        self.assertTrue(b.has_message(mid))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -156,10 +156,11 @@ class Export(NodeTest):
         return node.id, [e["resource"] for e in bundle["entry"]], rows
 
     def test_mapping_per_kind(self):
-        # More kinds: a restart, a peer's card added again, removed, a witnessed checkpoint query.
+        # More kinds: a restart, a peer's card updated (same keys, a new name), removed, a
+        # witnessed checkpoint query.
         self.p.stop()
         self.p.start()
-        self.p.add_peer(self.t)
+        self.p.cli("peer", "add", self.t.reissued_card("Dr Ana Alvarez"))
         self.p.cli("audit", "checkpoint", "--peer", "dr.alvarez", check=False)
         self.p.cli("peer", "remove", "dr.alvarez")
         table = documented_mapping()
