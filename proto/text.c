@@ -209,6 +209,14 @@ const char *text_endpoint_problem(const char *s, bool bind)
     const char *port = colon + 1;
     size_t portlen = (size_t)(end - port);
     unsigned long pv = 0;
+    /* One spelling per port, as ZeroMQ and the card's signature take it byte for byte. */
+    if (portlen > 1 && port[0] == '0') {
+        bool digits = true;
+        for (size_t i = 0; digits && i < portlen; i++)
+            digits = is_digit(port[i]);
+        if (digits)
+            return "the port must be written without leading zeros";
+    }
     bool port_ok = portlen >= 1 && portlen <= 5 && port[0] != '0';
     for (size_t i = 0; port_ok && i < portlen; i++) {
         port_ok = is_digit(port[i]);
