@@ -469,6 +469,34 @@ static int one_id(cli_t *cli, int argc, char **argv, const char *what, uint8_t i
     return 0;
 }
 
+/* Whether id is in the node's directory (true if the daemon cannot say: the usual hint). */
+static bool in_directory(cli_t *cli, const char *id)
+{
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_PEER_LIST;
+    rq.peer_list = true;
+    Liaison__Control__Response *r = NULL;
+    int code = 0;
+    liaison_client_t *c = cli_control(cli, &code);
+    if (!c || liaison_call_pb(c, &rq, &r) != LIAISON_OK) {
+        if (r)
+            liaison_response_free(r);
+        return true;
+    }
+    bool found = r->result_case != LIAISON__CONTROL__RESPONSE__RESULT_PEERS || !r->peers;
+    for (size_t i = 0; !found && i < r->peers->n_peers; i++)
+        found = strcmp(r->peers->peers[i]->id, id) == 0;
+    liaison_response_free(r);
+    return found;
+}
+
+/* The acknowledgement hint after a message shown as text (render_ack_hint). */
+static void ack_hint(cli_t *cli, const Liaison__Control__MessageSummary *m)
+{
+    if (strcmp(m->direction, "in") == 0 && m->awaiting_ack)
+        render_ack_hint(m, in_directory(cli, m->sender));
+}
+
 int cmd_show(cli_t *cli, int argc, char **argv)
 {
     uint8_t id[LIAISON_MSGID_BYTES];
@@ -493,8 +521,10 @@ int cmd_show(cli_t *cli, int argc, char **argv)
         cli_done("liaison inbox", "message %s is marked read on this node (the read is audited)", hex);
     if (cli->json)
         cli_json_out(render_message_json(r->show->summary, r->show->payload.data, r->show->payload.len));
-    else
+    else {
         render_message_text(r->show->summary, r->show->payload.data, r->show->payload.len);
+        ack_hint(cli, r->show->summary);
+    }
     liaison_response_free(r);
     return 0;
 }
@@ -638,6 +668,7 @@ int cmd_thread(cli_t *cli, int argc, char **argv)
             if (i)
                 printf("\n----------------------------------------------------------------\n");
             render_message_text(l->messages[i], l->messages[i]->payload.data, l->messages[i]->payload.len);
+            ack_hint(cli, l->messages[i]);
         }
         render_truncated(l->truncated, l->n_messages,
                          "These are the oldest; read the later ones one by one (liaison inbox --since, then liaison show).");

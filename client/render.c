@@ -526,11 +526,19 @@ void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_
                " replaced since. The attempt is in the audit log.)\n", m->sender);
     else
         render_payload_text(m->content_type, payload, len, "");
-    /* The command to run, with this message's id, for a recipient still owing the ack. */
-    if (strcmp(m->direction, "in") == 0 && m->awaiting_ack && m->message_id.len == LIAISON_MSGID_BYTES) {
-        text_msgid_to_hex(m->message_id.data, id);
+}
+
+void render_ack_hint(const Liaison__Control__MessageSummary *m, bool sender_in_directory)
+{
+    if (strcmp(m->direction, "in") != 0 || !m->awaiting_ack || m->message_id.len != LIAISON_MSGID_BYTES)
+        return;
+    char id[TEXT_MSGID_HEX];
+    text_msgid_to_hex(m->message_id.data, id);
+    if (sender_in_directory)
         printf("\nAcknowledge it with: liaison ack %s\n", id);
-    }
+    else
+        printf("\nIt waits for an acknowledgement, but %s is no longer in this node's directory: add their card"
+               " again (liaison peer add CARD), then: liaison ack %s\n", m->sender, id);
 }
 
 json_t *render_message_json(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len)

@@ -28,6 +28,10 @@ void render_payload_text(uint32_t content_type, const uint8_t *data, size_t len,
 
 /* A message with its header and payload, as shown by `liaison show`. */
 void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len);
+/* After a message received that still waits for this node's acknowledgement: the
+ * command that gives it, or, when its sender has been removed from the directory (an
+ * acknowledgement is a message to them), what has to happen first. */
+void render_ack_hint(const Liaison__Control__MessageSummary *m, bool sender_in_directory);
 json_t *render_message_json(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len);
 
 /* Scores of a progress note (-1 when absent) and its session date. Returns 0 if the

@@ -112,6 +112,15 @@ class Clinical(NodeTest):
         line = [l for l in rx.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
         self.assertIn("[needs ack]", line)
         self.assertTrue(rx.cli("show", mid).stdout.rstrip().endswith("Acknowledge it with: liaison ack %s" % mid))
+        # With its sender removed from the directory, show says what acknowledging needs
+        # first (the acknowledgement is a message to them), and the command after it.
+        rx.cli("peer", "remove", "dr.okafor")
+        self.assertTrue(rx.cli("show", mid).stdout.rstrip().endswith(
+            "It waits for an acknowledgement, but dr.okafor is no longer in this node's directory: add their card"
+            " again (liaison peer add CARD), then: liaison ack %s" % mid))
+        rx.add_peer(p)
+        wait_for(lambda: all(x["connected"] for x in rx.json("peer", "list")["peers"]), 20,
+                 "rx.chen connected to dr.okafor again")
         self.assertIn("needs your acknowledgement", rx.cli("patient", "P-1042").stdout)
         self.assertTrue(rx.json("show", mid)["awaiting_my_ack"])
         line = [l for l in t.cli("inbox").stdout.splitlines() if l.startswith(mid)][0]
