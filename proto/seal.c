@@ -280,17 +280,25 @@ out:
     return rc;
 }
 
-void envelope_destroy(envelope_t **pe)
+void envelope_release(envelope_t *e)
 {
-    if (!pe || !*pe)
+    if (!e)
         return;
-    envelope_t *e = *pe;
     if (e->hdr)
         liaison__wire__header__free_unpacked(e->hdr, &e->arena.alloc);
     if (e->env)
         liaison__wire__envelope__free_unpacked(e->env, &e->arena.alloc);
+    e->hdr = NULL;
+    e->env = NULL;
     pb_arena_release(&e->arena);
-    free(e);
+}
+
+void envelope_destroy(envelope_t **pe)
+{
+    if (!pe || !*pe)
+        return;
+    envelope_release(*pe);
+    free(*pe);
     *pe = NULL;
 }
 
@@ -390,32 +398,22 @@ out:
     return rc;
 }
 
-static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out, int *code, char *err, size_t errlen)
+static int parse_into(envelope_t *e, const uint8_t *bytes, size_t len, bool stored, int *code, char *err,
+                      size_t errlen)
 {
     int rc = -1;
     int why = LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED;
-    envelope_t *e = NULL;
     const Liaison__Wire__Envelope *env;
 
-    if (out)
-        *out = NULL;
-    if (!out) {
-        snprintf(err, errlen, "envelope: no output");
-        goto out;
-    }
-    if (!bytes || len < 1 || len > LIAISON_MAX_ENVELOPE) {
-        snprintf(err, errlen, "envelope: %zu bytes, must be 1 to %u", bytes ? len : 0, LIAISON_MAX_ENVELOPE);
-        goto out;
-    }
-    e = malloc(sizeof *e); /* not zeroed: the arena's buffer is written before it is read */
-    if (!e) {
-        snprintf(err, errlen, "envelope: out of memory");
-        goto out;
-    }
+    /* Set up first, so that every failure below releases the same way. */
     e->env = NULL;
     e->hdr = NULL;
     e->uncommitted = false;
     pb_arena_init(&e->arena, e->arena_buf, sizeof e->arena_buf);
+    if (!bytes || len < 1 || len > LIAISON_MAX_ENVELOPE) {
+        snprintf(err, errlen, "envelope: %zu bytes, must be 1 to %u", bytes ? len : 0, LIAISON_MAX_ENVELOPE);
+        goto out;
+    }
     e->env = liaison__wire__envelope__unpack(&e->arena.alloc, len, bytes);
     if (!e->env) {
         snprintf(err, errlen, "envelope: cannot be decoded");
@@ -453,15 +451,43 @@ static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out
     if (check_header(e->hdr, env->header.len, stored, err, errlen) != 0)
         goto out;
     e->uncommitted = e->hdr->key_commitment.len == 0;
-    *out = e;
-    e = NULL;
     why = LIAISON__WIRE__REJECT_CODE__REJECT_UNSPECIFIED;
     rc = 0;
 out:
     if (code)
         *code = why;
-    envelope_destroy(&e);
+    if (rc != 0)
+        envelope_release(e);
     return rc;
+}
+
+static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out, int *code, char *err, size_t errlen)
+{
+    if (!out) {
+        snprintf(err, errlen, "envelope: no output");
+        if (code)
+            *code = LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED;
+        return -1;
+    }
+    *out = NULL;
+    envelope_t *e = malloc(sizeof *e); /* not zeroed: the arena's buffer is written before it is read */
+    if (!e) {
+        snprintf(err, errlen, "envelope: out of memory");
+        if (code)
+            *code = LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED;
+        return -1;
+    }
+    if (parse_into(e, bytes, len, stored, code, err, errlen) != 0) {
+        free(e);
+        return -1;
+    }
+    *out = e;
+    return 0;
+}
+
+int envelope_parse_in(envelope_t *e, const uint8_t *bytes, size_t len, int *code, char *err, size_t errlen)
+{
+    return parse_into(e, bytes, len, false, code, err, errlen);
 }
 
 int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen)

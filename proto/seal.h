@@ -66,6 +66,12 @@ typedef struct envelope {
 __attribute__((warn_unused_result))
 int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen);
 
+/* As envelope_parse, into storage the caller provides (on its stack: no allocation for
+ * a message that fits the envelope's arena). On success release it with
+ * envelope_release, never envelope_destroy; on failure there is nothing to release. */
+__attribute__((warn_unused_result))
+int envelope_parse_in(envelope_t *e, const uint8_t *bytes, size_t len, int *code, char *err, size_t errlen);
+
 /* As envelope_parse, for an envelope this node already holds in its own database: a
  * header without key_commitment is accepted (envelopes stored before commitments were
  * part of the protocol), and envelope_open then opens it without that check. Never for
@@ -95,6 +101,8 @@ const uint8_t *envelope_msgid(const envelope_t *e);
 
 /* Frees; sets *e to NULL. NULL-safe. */
 void envelope_destroy(envelope_t **e);
+/* Releases what an envelope parsed by envelope_parse_in holds (not e itself). NULL-safe. */
+void envelope_release(envelope_t *e);
 
 /* BLAKE2b-256("liaison-v1/envelope-hash" 0x00 || bytes): the hash receipts commit to. */
 void envelope_hash(const uint8_t *bytes, size_t len, uint8_t out[static LIAISON_HASH_BYTES]);

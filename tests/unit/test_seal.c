@@ -221,6 +221,32 @@ static void test_sizes_across_the_inline_buffer(void **state)
         }
 }
 
+/* envelope_parse_in: the same rules into the caller's storage, released with
+ * envelope_release (nothing to release after a failure; ASan checks both). */
+static void test_parse_into_callers_storage(void **state)
+{
+    (void)state;
+    const char *ids[] = {"alice", "bob"};
+    uint8_t msgid[16];
+    size_t len = 0;
+    char err[256] = "";
+    static uint8_t big[20000];
+    for (size_t plen = 0; plen <= sizeof big; plen += 10000) { /* the last one spills out of the arena */
+        uint8_t *env = seal_ids(ALICE, "alice", ids, 2, big, plen, NULL, msgid, &len, err, sizeof err);
+        assert_non_null(env);
+        envelope_t e;
+        int code = -1;
+        assert_int_equal(envelope_parse_in(&e, env, len, &code, err, sizeof err), 0);
+        assert_memory_equal(envelope_msgid(&e), msgid, 16);
+        assert_int_equal(envelope_verify(&e, K[ALICE]->sign_pk), 0);
+        envelope_release(&e);
+        assert_int_not_equal(envelope_parse_in(&e, env, len - 1, &code, err, sizeof err), 0);
+        assert_int_equal(code, MALFORMED);
+        free(env);
+    }
+    envelope_release(NULL);
+}
+
 /* Byte offset of needle in hay (sections of the serialized envelope). */
 static size_t offset_of(const uint8_t *hay, size_t hay_len, const uint8_t *needle, size_t n)
 {
@@ -1055,6 +1081,7 @@ int main(void)
         cmocka_unit_test(test_sender_only_and_empty_payload),
         cmocka_unit_test(test_max_payload),
         cmocka_unit_test(test_sizes_across_the_inline_buffer),
+        cmocka_unit_test(test_parse_into_callers_storage),
         cmocka_unit_test(test_every_single_byte_change),
         cmocka_unit_test(test_wrong_recipient_and_keys),
         cmocka_unit_test(test_seal_input_limits),
