@@ -550,6 +550,14 @@ static int review_show(cli_t *cli, int argc, char **argv)
         return rc;
     }
     size_t n = t->list ? t->list->n_messages : 0;
+    /* Reading them marks the received ones read (and audits each read): if the output
+     * is then lost, say so (exit 6), as show and thread do. */
+    size_t opened = 0;
+    for (size_t i = 0; i < n; i++)
+        opened += strcmp(t->list->messages[i]->direction, "in") == 0 && !t->list->messages[i]->unopenable;
+    if (opened)
+        cli_done("liaison inbox --unread", "the %zu message%s received in review %s %s marked read on this node (each"
+                 " read is audited)", opened, opened == 1 ? "" : "s", pos[0], opened == 1 ? "is" : "are");
     if (cli->json) {
         json_t *j = review_json(v), *msgs = json_array();
         for (size_t i = 0; i < n; i++) {

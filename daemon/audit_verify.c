@@ -201,8 +201,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
             foreign_cp = log_id[0] && strcmp(extra.node_id, log_id) != 0;
             if (foreign_cp)
                 bad(r, AUDIT_FAIL_SIGNATURE, 0,
-                    "the checkpoint given with --checkpoint is of %s's log, not %s's (give the checkpoint of the node "
-                    "whose database this is)",
+                    "the checkpoint given with --checkpoint names the log of %s, not %s's, and does not verify with "
+                    "the key used (another node's checkpoint, or a forgery)",
                     extra.node_id, log_id);
             else
                 bad(r, AUDIT_FAIL_SIGNATURE, 0, "the checkpoint given with --checkpoint does not verify: %s", err);
@@ -326,9 +326,11 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         break;
     case AUDIT_FAIL_SIGNATURE:
         if (foreign_cp)
-            say(r, "verification FAILED: the checkpoint is of %s's log, not %s's (give the checkpoint of the node "
-                   "whose database this is: on a peer that witnesses it, liaison audit checkpoint --peer %s)\n",
-                extra.node_id, log_id, log_id);
+            say(r, "verification FAILED: the checkpoint names the log of %s, not %s's, and its signature does not "
+                   "verify with %s (another node's checkpoint, or a forgery: what it names is not vouched for); give "
+                   "the checkpoint of the node whose database this is: on a peer that witnesses it, liaison audit "
+                   "checkpoint --peer %s\n",
+                extra.node_id, log_id, key, log_id);
         else
             say(r, "verification FAILED: the signature of a checkpoint does not verify with %s (the wrong card, or a "
                    "forged checkpoint)\n",

@@ -379,6 +379,15 @@ static void run_hook(node_t *n, const uint8_t *msg, const char *recipient, bool 
 {
     if (!n->cfg.ack_hook[0])
         return;
+    /* Checked again now, not only when the configuration was read: the program or a
+     * directory on its way may have changed hands since (a hook missing then and put
+     * there later by another user, say). */
+    char err[CONFIG_PATH_MAX * 3 + 256];
+    if (config_check_hook_safe(n->paths.config_file, &n->cfg, err, sizeof err) != 0 ||
+        config_check_hook(n->paths.config_file, &n->cfg, err, sizeof err) != 0) {
+        log_err("ack hook not run: %s", err);
+        return;
+    }
     char hex[TEXT_MSGID_HEX], e1[64], e2[64], e3[128], e4[32], e5[128];
     text_msgid_to_hex(msg, hex);
     snprintf(e1, sizeof e1, "LIAISON_EVENT=ack-overdue");

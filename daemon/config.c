@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <ini.h>
+#include <pwd.h>
 
 #include "keys.h"
 #include "log.h"
@@ -72,8 +73,17 @@ int paths_check_dir(const char *dir, char *err, size_t errlen)
         return -1;
     }
     if (st.st_uid != geteuid() && st.st_uid != 0) {
-        snprintf(err, errlen, "%s belongs to another user (uid %u): whoever owns it can replace this node's files;"
-                 " use a directory of your own", dir, (unsigned)st.st_uid);
+        /* Root checking or running the node of a system user (sudo liaisond --check-config
+         * on the packaged layout): the fix is to run it as that user. */
+        struct passwd pw, *res = NULL;
+        char buf[1024];
+        if (geteuid() == 0 && getpwuid_r(st.st_uid, &pw, buf, sizeof buf, &res) == 0 && res)
+            snprintf(err, errlen, "%s belongs to the user %s, not root: a liaisond run as root would use files that"
+                     " %s can replace; run it as that user: sudo -u %s liaisond ...", dir, res->pw_name,
+                     res->pw_name, res->pw_name);
+        else
+            snprintf(err, errlen, "%s belongs to another user (uid %u): whoever owns it can replace this node's files;"
+                     " use a directory of your own", dir, (unsigned)st.st_uid);
         return -1;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
@@ -357,80 +367,87 @@ int config_check_hook(const char *path, const config_t *c, char *err, size_t err
     return -1;
 }
 
-/* Checks each directory on the way to the last component of walk (an absolute path):
- * see config_check_hook_safe. Stops at the first that does not exist: its parent, just
- * checked, decides who could create it. */
-static int hook_dirs(const char *path, const char *hook, const char *walk, char *err, size_t errlen)
-{
-    char dir[CONFIG_PATH_MAX];
-    size_t len = strlen(walk);
-    if (len >= sizeof dir) {
-        snprintf(err, errlen, "%s: [ack] hook: %s leads to a path too long to check (%.64s...): use a shorter one", path,
-                 hook, walk);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (walk[i] != '/')
-            continue;
-        size_t dlen = i ? i : 1;
-        memcpy(dir, walk, dlen);
-        dir[dlen] = 0;
-        struct stat st;
-        if (stat(dir, &st) != 0) {
-            if (errno == ENOENT || errno == ENOTDIR)
-                return 0;
-            snprintf(err, errlen, "%s: [ack] hook: cannot check %s: %s", path, dir, strerror(errno));
-            return -1;
-        }
-        if (!S_ISDIR(st.st_mode))
-            return 0; /* config_check_hook says the hook is not there */
-        if (!owner_trusted(&st)) {
-            snprintf(err, errlen,
-                     "%s: [ack] hook: %s is in %s, which belongs to another user (uid %u) who could replace it, and"
-                     " liaisond runs it: move the hook to a directory of root's (such as /usr/local/libexec)",
-                     path, hook, dir, (unsigned)st.st_uid);
-            return -1;
-        }
-        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-            snprintf(err, errlen,
-                     "%s: [ack] hook: %s is in %s, which other users can change (mode %04o) to replace it, and"
-                     " liaisond runs it: run: chmod go-w %s, or move the hook to a directory of root's (such as"
-                     " /usr/local/libexec)",
-                     path, hook, dir, (unsigned)(st.st_mode & 07777), dir);
-            return -1;
-        }
-    }
-    return 0;
-}
-
+/* The rule for the [ack] hook (see config_check_hook_safe): hook is an absolute path
+ * (valid_hook). Walks it component by component with lstat, never following a link. */
 int config_check_hook_safe(const char *path, const config_t *c, char *err, size_t errlen)
 {
     const char *hook = c->ack_hook;
     if (!hook[0])
         return 0;
-    if (hook_dirs(path, hook, hook, err, errlen) != 0)
-        return -1;
-    char *real = realpath(hook, NULL);
-    int rc = real ? hook_dirs(path, hook, real, err, errlen) : 0;
-    free(real);
-    if (rc != 0)
-        return -1;
-    struct stat st;
-    if (stat(hook, &st) != 0 || !S_ISREG(st.st_mode))
-        return 0; /* config_check_hook says why it cannot run */
-    if (!owner_trusted(&st)) {
-        snprintf(err, errlen,
-                 "%s: [ack] hook: %s belongs to another user (uid %u), who could make liaisond run anything: run:"
-                 " chown root %s (or use a program of root's or of the daemon's user, uid %u)",
-                 path, hook, (unsigned)st.st_uid, hook, (unsigned)geteuid());
+    char part[CONFIG_PATH_MAX];
+    size_t len = strlen(hook);
+    if (len >= sizeof part) {
+        snprintf(err, errlen, "%s: [ack] hook: %s is too long a path to check: use a shorter one", path, hook);
         return -1;
     }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        snprintf(err, errlen,
-                 "%s: [ack] hook: %s can be changed by other users (mode %04o), who could make liaisond run"
-                 " anything: run: chmod go-w %s",
-                 path, hook, (unsigned)(st.st_mode & 07777), hook);
-        return -1;
+    /* Every directory on the way, "/" first, then the program itself. */
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && hook[i] != '/')
+            continue;
+        size_t plen = i ? i : 1;
+        memcpy(part, hook, plen);
+        part[plen] = 0;
+        struct stat st;
+        if (lstat(part, &st) != 0) {
+            if (errno == ENOENT || errno == ENOTDIR)
+                break; /* config_check_hook says it is not there; the last directory decided who may create it */
+            snprintf(err, errlen, "%s: [ack] hook: cannot check %s: %s", path, part, strerror(errno));
+            return -1;
+        }
+        /* A link could be pointed elsewhere later by whoever owns it (or any link on its
+         * way), and liaisond would run what it then names. */
+        if (S_ISLNK(st.st_mode)) {
+            char *real = realpath(hook, NULL);
+            snprintf(err, errlen,
+                     "%s: [ack] hook: %s goes through the symbolic link %s: give the program's real path%s%s (liaisond"
+                     " runs the hook with its own rights and follows no link to it)",
+                     path, hook, part, real ? ", " : "", real ? real : "");
+            free(real);
+            return -1;
+        }
+        bool last = i == len;
+        if (!owner_trusted(&st)) {
+            if (last)
+                snprintf(err, errlen,
+                         "%s: [ack] hook: %s belongs to another user (uid %u), who could make liaisond run anything:"
+                         " run: chown root %s (or use a program of root's or of the daemon's user)",
+                         path, hook, (unsigned)st.st_uid, hook);
+            else
+                snprintf(err, errlen,
+                         "%s: [ack] hook: %s is in %s, which belongs to another user (uid %u), who could replace it:"
+                         " move the hook to a directory of root's (such as /usr/local/libexec)",
+                         path, hook, part, (unsigned)st.st_uid);
+            return -1;
+        }
+        if (!(st.st_mode & (S_IWGRP | S_IWOTH)))
+            continue;
+        if (last) {
+            snprintf(err, errlen,
+                     "%s: [ack] hook: %s can be changed by other users (mode %04o), who could make liaisond run"
+                     " anything: run: chmod go-w %s",
+                     path, hook, (unsigned)(st.st_mode & 07777), hook);
+            return -1;
+        }
+        /* A directory others may write to: with the sticky bit (as /tmp) they cannot
+         * rename or remove what root or this user own in it (the next component, whose
+         * owner the next round checks), but they can put something there if it is not
+         * there yet. */
+        const char *next_end = strchr(hook + i + 1, '/');
+        size_t nlen = next_end ? (size_t)(next_end - hook) : len;
+        memcpy(part, hook, nlen);
+        part[nlen] = 0;
+        struct stat nst;
+        bool protects = (st.st_mode & S_ISVTX) && lstat(part, &nst) == 0;
+        part[plen] = 0;
+        if (!protects) {
+            snprintf(err, errlen,
+                     "%s: [ack] hook: %s is in %s, which other users can change (mode %04o)%s, and liaisond runs it:"
+                     " run: chmod go-w %s, or move the hook to a directory of root's (such as /usr/local/libexec)",
+                     path, hook, part, (unsigned)(st.st_mode & 07777),
+                     st.st_mode & S_ISVTX ? " to put something there before it exists" : " to replace it",
+                     part);
+            return -1;
+        }
     }
     return 0;
 }

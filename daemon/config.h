@@ -94,14 +94,16 @@ int config_load(const char *path, config_t *c, char *err, size_t errlen);
 int config_check_hook(const char *path, const config_t *c, char *err, size_t errlen);
 
 /* Checks that c's [ack] hook, if set, is a program only this process's user or root can
- * change, since liaisond runs it with its own rights: the file (after symbolic links)
- * must be owned by one of them and not writable by group or others, and so must every
- * directory on the way to it (as written and as resolved), except that a directory
- * others may write is accepted when it has the sticky bit (as /tmp has: then nobody
- * else may rename or remove what root or this user own in it). A hook that does not
- * exist passes if the directories leading to where it would be do (config_check_hook
- * reports it). Unlike config_check_hook, a failure here must refuse the configuration.
- * Returns 0, or -1 with err naming the file, the key, the path and the fix. */
+ * change or replace, since liaisond runs it with its own rights. Its path, walked with
+ * lstat, must hold no symbolic link (whoever owns a link, or a directory on the way to
+ * what it names, could point it elsewhere later: give the real path); the program and
+ * every directory on the way must be owned by this user or root and not writable by
+ * group or others, except the program's own directory when it has the sticky bit (as
+ * /tmp) and the program is there: then nobody else may rename or remove it. A hook that
+ * does not exist passes if no one else could create it (config_check_hook reports that
+ * it is missing). Unlike config_check_hook, a failure here must refuse the
+ * configuration; clinical.c checks again before every run. Returns 0, or -1 with err
+ * naming the file, the key, the path and the fix. */
 int config_check_hook_safe(const char *path, const config_t *c, char *err, size_t errlen);
 
 /* Writes a new liaison.conf with c's values, mode 0644, O_EXCL (never overwrites).

@@ -211,10 +211,12 @@ const char *text_endpoint_problem(const char *s, bool bind)
     unsigned long pv = 0;
     /* One spelling per port, as ZeroMQ and the card's signature take it byte for byte. */
     if (portlen > 1 && port[0] == '0') {
-        bool digits = true;
-        for (size_t i = 0; digits && i < portlen; i++)
+        bool digits = true, nonzero = false;
+        for (size_t i = 0; digits && i < portlen; i++) {
             digits = is_digit(port[i]);
-        if (digits)
+            nonzero = nonzero || port[i] != '0';
+        }
+        if (digits && nonzero) /* (all zeros: no port at all, said below) */
             return "the port must be written without leading zeros";
     }
     bool port_ok = portlen >= 1 && portlen <= 5 && port[0] != '0';

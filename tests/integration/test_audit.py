@@ -187,24 +187,26 @@ class Tamper(TamperBase):
         self.assertNotIn("BROKEN", r.stdout + r.stderr)
 
     def test_checkpoint_of_another_nodes_log_is_named(self):
-        # b's own checkpoint given to check a's database: say whose log it is of, not that a
-        # signature "does not verify" (which reads as a forgery or the wrong card).
+        # b's own checkpoint given to check a's database: say whose log it names, as well
+        # as that its signature does not verify (what it names is not vouched for: the
+        # same words for a forgery that names another node).
         note = self.b.query("SELECT note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")[0][0]
         self.assertTrue(note.startswith("liaison.audit/b\n"), note)
         path = os.path.join(self.base, "b-checkpoint.txt")
         open(path, "w").write(note)
-        want = ("the checkpoint is of b's log, not a's (give the checkpoint of the node whose database this is")
+        want = ("the checkpoint names the log of b, not a's, and its signature does not verify with")
         for r in (self.verify("--checkpoint", path),
                   self.a.cli("audit", "verify", "--db", self.copy, "--checkpoint", path, check=False)):
-            self.assertCaught(r, "hash chain intact", want, "the checkpoint given with --checkpoint is of b's log")
-            self.assertNotIn("does not verify", r.stdout + r.stderr)
+            self.assertCaught(r, "hash chain intact", want, "another node's checkpoint, or a forgery",
+                              "give the checkpoint of the node whose database this is",
+                              "the checkpoint given with --checkpoint names the log of b")
         # A's own witnessed checkpoint given with a's card against b's database: that is
         # the wrong database, caught by its signatures, not blamed on the checkpoint.
         witnessed, _ = self.witnessed_file()
         r = self.a.cli("audit", "verify", "--db", self.b.db_path, "--card", self.a.card_file, "--checkpoint",
                        witnessed, check=False)
         self.assertCaught(r, "does not verify with this card")
-        self.assertNotIn("log, not", r.stdout + r.stderr)
+        self.assertNotIn("names the log of", r.stdout + r.stderr)
 
     def test_chain_broken_names_the_entry(self):
         self.attack("UPDATE audit SET details = details || 'x' WHERE seq = 3")

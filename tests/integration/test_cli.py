@@ -485,6 +485,11 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 6, r.stderr)
         rid = r.stderr.split("review ")[1][:32]
         self.assertEqual([v["id"] for v in a.json("review", "list")["reviews"]], [rid])
+        wait_for(lambda: b.json("review", "list")["reviews"], 20, "the review at dr.alvarez")
+        r = lost(b, ["review", "show", rid], "full")
+        self.assertEqual(r.returncode, 6, r.stderr)
+        self.assertIn("the 1 message received in review %s is marked read on this node (each read is audited), but"
+                      " standard output could not be written" % rid, r.stderr)
         r = lost(a, ["peer", "remove", "dr.alvarez"], "full")
         self.assertEqual(r.returncode, 6, r.stderr)
         self.assertIn("peer dr.alvarez was removed, but standard output could not be written", r.stderr)

@@ -278,6 +278,26 @@ class ConfigTest(ServiceTest):
         os.rmdir(run)
         self.assertEqual(self.check(n).returncode, 0)
 
+    def test_root_checking_a_node_of_another_user_is_told_to_run_as_that_user(self):
+        # sudo liaisond --check-config on the packaged layout (a node of the system user
+        # liaison): root must not use files another user can replace, and the message
+        # says how to check it instead.
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        import pwd
+        n = self.node("dr.rootcheck", start=False)
+        owner = pwd.getpwuid(65534).pw_name
+        os.chown(n.home, 65534, -1)
+        try:
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("%s belongs to the user %s, not root: a liaisond run as root would use files that %s can"
+                          " replace; run it as that user: sudo -u %s liaisond" % (n.home, owner, owner, owner),
+                          p.stderr)
+        finally:
+            os.chown(n.home, 0, -1)
+        self.assertEqual(self.check(n).returncode, 0)
+
     def test_config_others_can_change_is_refused(self):
         n = self.node("dr.confmode", start=False)
         for mode in (0o666, 0o664, 0o646, 0o620):
@@ -427,6 +447,12 @@ class ConfigTest(ServiceTest):
                  "the hook to run for the second change")
         self.assertNotIn(first.lower(), self.read(out).lower())
         self.assertEqual(self.check(a).returncode, 0)
+        # Changed after it was taken (no reload): the check before each run refuses it.
+        os.chmod(hook, 0o777)
+        third = self.med_change(a, b.id)
+        wait_for(lambda: overdue() == 3, 30, "the third change to be overdue")
+        wait_for(lambda: "ack hook not run: %s" % want in a.log_text(), 10, "the refused run in the log")
+        self.assertNotIn(third.lower(), self.read(out).lower())
 
     @staticmethod
     def med_change(node, to):
@@ -442,28 +468,42 @@ class ConfigTest(ServiceTest):
         os.mkdir(d)
         hook = self.hook_script(os.path.join(d, "page.sh"), os.devnull, 0o755)
         n.set_config("ack", "hook", hook)
-        link = os.path.join(n.home, "pager")
-        os.symlink(hook, link)
         for mode, ok in ((0o777, False), (0o775, False), (0o1777, True), (0o1775, True), (0o755, True)):
             os.chmod(d, mode)
-            for named in (hook, link):  # a symbolic link from a safe place does not hide it
-                n.set_config("ack", "hook", named)
-                p = self.check(n)
-                if ok:
-                    self.assertEqual(p.returncode, 0, "mode %o: %s" % (mode, p.stderr))
-                    continue
-                self.assertEqual(p.returncode, 1, "mode %o: %s" % (mode, p.stdout))
-                self.assertIn("%s: [ack] hook: %s is in %s, which other users can change (mode %04o) to replace it"
-                              % (n.config_file, named, d, mode), p.stderr)
-                self.assertIn("run: chmod go-w %s" % d, p.stderr)
+            p = self.check(n)
+            if ok:
+                self.assertEqual(p.returncode, 0, "mode %o: %s" % (mode, p.stderr))
+                continue
+            self.assertEqual(p.returncode, 1, "mode %o: %s" % (mode, p.stdout))
+            self.assertIn("%s: [ack] hook: %s is in %s, which other users can change (mode %04o) to replace it"
+                          % (n.config_file, hook, d, mode), p.stderr)
+            self.assertIn("run: chmod go-w %s" % d, p.stderr)
+        # A symbolic link anywhere on the way is refused, even one of root's to a safe
+        # program: its owner, or whoever can change a directory on the way to what it
+        # names, could point it elsewhere later. The message gives the real path.
+        os.chmod(d, 0o755)
+        link = os.path.join(n.home, "pager")
+        os.symlink(hook, link)
+        dlink = os.path.join(self.base, "hooks-link")
+        os.symlink(d, dlink)
+        for named, through in ((link, link), (os.path.join(dlink, "page.sh"), dlink)):
+            n.set_config("ack", "hook", named)
+            p = self.check(n)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn("%s: [ack] hook: %s goes through the symbolic link %s: give the program's real path, %s"
+                          % (n.config_file, named, through, hook), p.stderr)
         # A hook not there yet is reported as such (it cannot run); where it would be
-        # must still be safe, or someone else could put one there later.
+        # must still be safe, or someone else could put one there later: a sticky
+        # directory (as /tmp) lets anyone create a name that is not taken yet.
         missing = os.path.join(d, "not-yet")
         n.set_config("ack", "hook", missing)
         self.assertIn("No such file or directory", self.check(n).stderr)
         os.chmod(d, 0o777)
         self.assertIn("which other users can change (mode 0777)", self.check(n).stderr)
         self.assertIn("which other users can change (mode 0777)", self.start_fails(n))
+        os.chmod(d, 0o1777)
+        self.assertIn("which other users can change (mode 1777) to put something there before it exists",
+                      self.check(n).stderr)
         os.chmod(d, 0o755)
         n.set_config("ack", "hook", hook)
         if os.geteuid() == 0:
