@@ -313,6 +313,15 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
         return;
     }
+    /* Urgency only shortens the deadline for acknowledging (the overdue alert, the hook):
+     * an urgent change that asks for none would promise an alert that never comes. A
+     * sender's rule: a peer's such change is accepted as it is (PROTOCOL.md 8). */
+    if (info.urgent && !info.ack_required) {
+        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST,
+                     "an urgent medication change must ask for acknowledgement (urgency only shortens the deadline"
+                     " for it): drop urgency, or ask for acknowledgement");
+        return;
+    }
     char ids[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
     size_t nids = 0;
     bool refused = false;

@@ -997,6 +997,25 @@ class Cli(NodeTest):
                       " acknowledgement", r.stderr)
         self.assertIn("nothing was sent", r.stderr)
         self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        # The daemon's control API refuses it too, for any client (the same change,
+        # serialized here by hand: patient, medication, action stop, previous dose, date,
+        # reason, urgency urgent, ack_optional), and sends it without ack_optional.
+        def field(num, value):
+            if isinstance(value, int):
+                return bytes([num << 3, value])
+            raw = value if isinstance(value, bytes) else value.encode()
+            return bytes([num << 3 | 2, len(raw)]) + raw
+        change = (field(1, field(1, "P-1042")) + field(2, "lithium") + field(3, 2) + field(4, "300 mg bid")
+                  + field(9, "2026-11-24") + field(10, "level 1.4") + field(12, 1))
+        r = subprocess.run([CLIENT_SMOKE, a.home, "raw", "dr.alvarez", "3", (change + field(13, 1)).hex()],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("rc=1: an urgent medication change must ask for acknowledgement", r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
+        r = subprocess.run([CLIENT_SMOKE, a.home, "raw", "dr.alvarez", "3", change.hex()], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(a.query("SELECT count(*) FROM messages WHERE urgent = 1 AND ack_required = 1")[0][0], 1)
         # wait --timeout 0 gives the state now: no error about a wait that ran out.
         b.stop()
         mid = a.send("dr.alvarez", "while b is down")

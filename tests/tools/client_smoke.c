@@ -6,6 +6,7 @@
  *   client_smoke HOME ack ID    acknowledge ID
  *   client_smoke HOME bad       error paths: an unknown peer, a bad id
  *   client_smoke HOME flood TO N   submit N sends without reading an answer, then collect all
+ *   client_smoke HOME raw TO CT HEX   send the payload HEX (serialized by the caller) of content type CT
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -59,6 +60,21 @@ int main(int argc, char **argv)
                 got++;
         }
         printf("%d\n", got);
+    } else if (strcmp(argv[2], "raw") == 0 && argc == 6) {
+        size_t hl = strlen(argv[5]), len = hl / 2;
+        unsigned char *buf = malloc(len ? len : 1);
+        for (size_t i = 0; buf && i < len; i++) {
+            unsigned v;
+            if (sscanf(argv[5] + 2 * i, "%2x", &v) != 1)
+                return 2;
+            buf[i] = (unsigned char)v;
+        }
+        rc = buf ? liaison_send(c, argv[3], (uint32_t)atoi(argv[4]), buf, len, NULL, id) : LIAISON_INTERNAL;
+        free(buf);
+        if (rc != LIAISON_OK)
+            status = fail(c, "send", rc);
+        else
+            printf("%s\n", id);
     } else if (strcmp(argv[2], "ack") == 0 && argc == 4) {
         rc = liaison_ack(c, argv[3], "seen", id);
         if (rc != LIAISON_OK)
