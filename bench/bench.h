@@ -73,7 +73,14 @@ typedef struct bench_env {
     const char *conf[16];   /* "section.key=value" settings written to liaison.conf */
     int n_conf;
     bool keep;              /* keep the work directory */
+    /* The daemons run with the environment the shipped systemd unit gives liaisond (its
+     * Environment= lines), so that they are measured as installed; --unit none: without. */
+    char unit[512];         /* the unit file read, "" for none */
+    char unit_env[8][256];  /* NAME=VALUE from it */
+    int n_unit_env;
 } bench_env_t;
+
+int unit_env_read(bench_env_t *env, const char *path, char *err, size_t errlen);
 
 int node_create(const bench_env_t *env, bnode_t *n, const char *dir, const char *id, int port);
 int node_start(const bench_env_t *env, bnode_t *n);

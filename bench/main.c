@@ -85,6 +85,9 @@ static void usage(FILE *f)
             "  --conf S.K=V        set key K of section [S] in every node's liaison.conf\n"
             "                      (default: as shipped); repeatable, e.g. --conf log.level=notice\n"
             "  --bin DIR           build directory with client/liaison and daemon/liaisond\n"
+            "  --unit FILE         run the daemons with the Environment= of this systemd unit\n"
+            "                      (default: the source tree's systemd/liaisond.service, as\n"
+            "                      installed); --unit none: with the bench's own environment\n"
             "  --work DIR          where the node homes go (default: a new directory in $TMPDIR)\n"
             "  --keep              keep the work directory\n"
             "  --out FILE          also write the JSON report to FILE\n"
@@ -249,6 +252,18 @@ static void print_machine(FILE *f, const json_t *m)
             jstr(m, "cpu_family_model"), (long long)json_integer_value(json_object_get(m, "cpus_online")),
             json_is_true(json_object_get(m, "hypervisor")) ? " (virtual)" : "", jstr(m, "kernel"),
             jstr(m, "cpuidle_driver"), jstr(m, "guest_halt_poll_ns"));
+}
+
+static void print_daemon_env(FILE *f, const bench_env_t *env)
+{
+    if (!env->unit[0]) {
+        fprintf(f, "Daemons: the bench's own environment (--unit none)\n");
+        return;
+    }
+    fprintf(f, "Daemons: the environment of %s:", env->unit);
+    for (int i = 0; i < env->n_unit_env; i++)
+        fprintf(f, " %s", env->unit_env[i]);
+    fprintf(f, "%s\n", env->n_unit_env ? "" : " (none set)");
 }
 
 /* The database's size as SQLite sees it (page_count x page_size through a read-only
@@ -605,13 +620,14 @@ int main(int argc, char **argv)
         {"idle-after", required_argument, NULL, 'A'},
         {"no-load", no_argument, NULL, 'L'},         {"mesh", required_argument, NULL, 'm'},
         {"conf", required_argument, NULL, 'C'},      {"bin", required_argument, NULL, 'b'},
+        {"unit", required_argument, NULL, 'u'},
         {"work", required_argument, NULL, 'd'},      {"keep", no_argument, NULL, 'k'},
         {"out", required_argument, NULL, 'o'},       {"json", no_argument, NULL, 'j'},
         {"dump", required_argument, NULL, 'D'},      {"poll-us", required_argument, NULL, 'P'},
         {"observe", required_argument, NULL, 'O'},      {"no-fixed", no_argument, NULL, 'F'},        {"no-saturation", no_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0},
     };
-    const char *work = NULL;
+    const char *work = NULL, *unit = LIAISON_BENCH_UNIT;
     int c;
     while ((c = getopt_long(argc, argv, "", lopts, NULL)) != -1) {
         switch (c) {
@@ -649,6 +665,7 @@ int main(int argc, char **argv)
             env.conf[env.n_conf++] = optarg;
             break;
         case 'b': snprintf(env.bin_dir, sizeof env.bin_dir, "%s", optarg); break;
+        case 'u': unit = optarg; break;
         case 'd': work = optarg; break;
         case 'k': env.keep = true; break;
         case 'o': o.out = optarg; break;
@@ -664,6 +681,9 @@ int main(int argc, char **argv)
     }
     if (sodium_init() < 0)
         die("libsodium could not be initialized");
+    char uerr[700];
+    if (strcmp(unit, "none") != 0 && unit_env_read(&env, unit, uerr, sizeof uerr) != 0)
+        die("%s", uerr);
     char path[700];
     snprintf(path, sizeof path, "%s/daemon/liaisond", env.bin_dir);
     if (access(path, X_OK) != 0)
@@ -701,6 +721,12 @@ int main(int argc, char **argv)
     json_object_set_new(report, "date", json_string(when));
     /* Every *_mb figure of memory is in MiB (VmRSS and VmHWM are given in KiB). */
     json_object_set_new(report, "memory_unit", json_string("MiB (2^20 bytes)"));
+    json_t *denv = json_object(), *vars = json_array();
+    json_object_set_new(denv, "unit", env.unit[0] ? json_string(env.unit) : json_null());
+    for (int i = 0; i < env.n_unit_env; i++)
+        json_array_append_new(vars, json_string(env.unit_env[i]));
+    json_object_set_new(denv, "variables", vars);
+    json_object_set_new(report, "daemon_environment", denv);
     FILE *tf = o.json_stdout ? stderr : stdout;
     int rc = 0;
 
@@ -709,6 +735,7 @@ int main(int argc, char **argv)
         rc = mesh_run(&env, o.mesh, m) == 0 ? 0 : 1;
         json_object_set_new(report, "mesh", m);
         print_machine(tf, json_object_get(report, "machine"));
+        print_daemon_env(tf, &env);
         fprintf(tf, "\nMesh of %d daemons (all-to-all, %d connections; memory in MiB):\n", o.mesh,
                 o.mesh * (o.mesh - 1));
         const char *k;
@@ -818,6 +845,7 @@ int main(int argc, char **argv)
                 json_object_set_new(report, "idle_after_load", idle_json(&idle.after, idle.settle_s));
         }
         print_machine(tf, json_object_get(report, "machine"));
+        print_daemon_env(tf, &env);
         print_table(tf, &o, bl, pr, o.n_sizes, &idle);
         json_object_set_new(report, "targets", targets_json(tf, &o, bl, pr, o.n_sizes, &idle));
     }

@@ -32,6 +32,43 @@ static void child_add(pid_t pid)
         }
 }
 
+/* Environment= lines of a systemd unit, in the simple form the shipped unit uses: one or
+ * more NAME=VALUE separated by spaces, no quotes, no specifiers. Anything else is refused
+ * rather than half-understood. */
+int unit_env_read(bench_env_t *env, const char *path, char *err, size_t errlen)
+{
+    env->n_unit_env = 0;
+    env->unit[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot read the unit %s: %s (pass --unit FILE, or --unit none)", path, strerror(errno));
+        return -1;
+    }
+    char line[1024];
+    int lineno = 0, rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        lineno++;
+        if (strncmp(line, "Environment=", 12) != 0)
+            continue;
+        char *save = NULL;
+        for (char *t = strtok_r(line + 12, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
+            const char *eq = strchr(t, '=');
+            if (!eq || eq == t || strpbrk(t, "\"'\\%$") || strlen(t) >= sizeof env->unit_env[0] ||
+                env->n_unit_env == (int)(sizeof env->unit_env / sizeof env->unit_env[0])) {
+                snprintf(err, errlen, "%s:%d: cannot use the setting '%.64s' (NAME=VALUE without quotes or specifiers)",
+                         path, lineno, t);
+                rc = -1;
+                break;
+            }
+            snprintf(env->unit_env[env->n_unit_env++], sizeof env->unit_env[0], "%s", t);
+        }
+    }
+    fclose(f);
+    if (rc == 0)
+        snprintf(env->unit, sizeof env->unit, "%s", path);
+    return rc;
+}
+
 static void child_del(pid_t pid)
 {
     for (int i = 0; i < MAX_CHILDREN; i++)
@@ -189,6 +226,8 @@ int node_start(const bench_env_t *env, bnode_t *n)
         unsetenv("JOURNAL_STREAM");
         unsetenv("NOTIFY_SOCKET");
         unsetenv("WATCHDOG_USEC");
+        for (int i = 0; i < env->n_unit_env; i++)
+            putenv((char *)env->unit_env[i]); /* the child's own copy of env, until exec */
         execl(bin, bin, "--home", n->home, (char *)NULL);
         _exit(127);
     }

@@ -11,6 +11,13 @@ import unittest
 import harness
 
 BENCH = os.path.join(harness.BUILD, "bench", "liaison-bench")
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "systemd", "liaisond.service")
+
+
+def unit_environment(path):
+    """The NAME=VALUE words of a unit's Environment= lines."""
+    with open(path) as f:
+        return [w for line in f if line.startswith("Environment=") for w in line[len("Environment="):].split()]
 
 
 class Bench(unittest.TestCase):
@@ -55,6 +62,34 @@ class Bench(unittest.TestCase):
         for key in ("idle", "idle_after_load"):
             self.assertGreater(self.report[key]["sender_rss_mb"], 0, key)
         self.assertEqual(self.report["idle_after_load"]["after_load_settle_s"], 1)
+        # The daemons ran as the shipped unit runs them, with its environment.
+        denv = self.report["daemon_environment"]
+        self.assertEqual(os.path.realpath(denv["unit"]), os.path.realpath(UNIT))
+        self.assertEqual(denv["variables"], unit_environment(UNIT))
+        self.assertIn("GLIBC_TUNABLES=glibc.malloc.tcache_count=0", denv["variables"])
+
+    def test_unit_environment_is_read_or_refused(self):
+        quick = [BENCH, "--bin", harness.BUILD, "--no-load", "--no-baseline", "--json"]
+        p = subprocess.run(quick + ["--unit", "none"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["daemon_environment"], {"unit": None, "variables": []})
+        with tempfile.TemporaryDirectory() as d:
+            unit = os.path.join(d, "x.service")
+            with open(unit, "w") as f:
+                f.write("[Service]\nEnvironment=A=1 B=2\n")
+            p = subprocess.run(quick + ["--unit", unit], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertEqual(json.loads(p.stdout)["daemon_environment"]["variables"], ["A=1", "B=2"])
+            # A form the bench does not understand is refused, never half-applied.
+            with open(unit, "w") as f:
+                f.write("[Service]\nEnvironment=\"A=b c\"\n")
+            p = subprocess.run(quick + ["--unit", unit], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("x.service:2: cannot use the setting", p.stderr)
+            p = subprocess.run(quick + ["--unit", os.path.join(d, "missing")], capture_output=True, text=True,
+                               timeout=60)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn("cannot read the unit", p.stderr)
 
     def test_targets_carry_the_figures_they_score(self):
         # The targets block gives each figure as the table prints it (two decimals), not

@@ -160,6 +160,11 @@ def main():
             raise SystemExit("sandbox.py: cannot allow " + name)
     if lib.seccomp_load(ctx) != 0:
         raise SystemExit("sandbox.py: seccomp_load failed")
+    # Environment=: the variables the unit sets (NAME=VALUE words, as the shipped unit has).
+    for value in unit_values(unit, "Environment"):
+        for word in value.split():
+            name, _, val = word.partition("=")
+            os.environ[name] = val
     os.execv(argv[0], argv)
 
 

@@ -172,6 +172,13 @@ class SandboxTest(ServiceTest):
         env = clean_env(ASAN_OPTIONS=opts) if SANITIZED else None
         for n in (a, b):
             n.start(wrap=self.wrap(n.home), env=env)
+        # ...with the unit's environment (glibc's malloc tunables, finding 32 of PERFORMANCE.md).
+        want = [w for s, k, v in unit_settings(UNIT) if s == "Service" and k == "Environment" for w in v.split()]
+        self.assertIn("GLIBC_TUNABLES=glibc.malloc.tcache_count=0", want)
+        with open("/proc/%d/environ" % a.proc.pid, "rb") as f:
+            have = f.read().decode().split("\0")
+        for w in want:
+            self.assertIn(w, have)
         a.add_peer(b)
         b.add_peer(a)
         mid = a.send(b.id, "under the filter")
