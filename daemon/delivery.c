@@ -26,7 +26,11 @@
 #define FRAME_ARENA_BYTES 8192u /* a peer frame with a 4 KB message unpacks within it */
 #define REJECT_REASON_KEPT 200u /* bytes of a peer's Reject.reason we keep */
 
-static bool code_is_permanent(int code) { return code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER; }
+static bool code_is_permanent(int code)
+{
+    return code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER &&
+           code != LIAISON__WIRE__REJECT_CODE__REJECT_NOT_IN_DIRECTORY;
+}
 
 static const char *code_name(int code)
 {
@@ -41,6 +45,7 @@ static const char *code_name(int code)
     case LIAISON__WIRE__REJECT_CODE__REJECT_CONFLICT: return "conflict";
     case LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER: return "try-later";
     case LIAISON__WIRE__REJECT_CODE__REJECT_POLICY: return "policy";
+    case LIAISON__WIRE__REJECT_CODE__REJECT_NOT_IN_DIRECTORY: return "not-in-directory";
     default: return "unknown";
     }
 }
@@ -74,6 +79,21 @@ static void reject(node_t *n, const char *peer, const uint8_t *rid, size_t rid_l
     r.reason = (char *)reason;
     if (msgid)
         r.message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, (uint8_t *)msgid};
+    Liaison__Wire__Frame f;
+    liaison__wire__frame__init(&f);
+    f.kind_case = LIAISON__WIRE__FRAME__KIND_REJECT;
+    f.reject = &r;
+    size_t len;
+    uint8_t *buf = frame_pack(&f, &len);
+    if (buf)
+        node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
+}
+
+void delivery_refuse_connection(node_t *n, const uint8_t *rid, size_t rid_len)
+{
+    Liaison__Wire__Reject r = LIAISON__WIRE__REJECT__INIT;
+    r.code = LIAISON__WIRE__REJECT_CODE__REJECT_NOT_IN_DIRECTORY;
+    r.reason = "your transport key is not in this node's directory";
     Liaison__Wire__Frame f;
     liaison__wire__frame__init(&f);
     f.kind_case = LIAISON__WIRE__FRAME__KIND_REJECT;
@@ -576,6 +596,12 @@ static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
      * reaches the log, the delivery's detail (shown by liaison outbox/show) or the audit. */
     char said[REJECT_REASON_KEPT + 1];
     text_printable(said, sizeof said, rj->reason);
+    if (rj->code == LIAISON__WIRE__REJECT_CODE__REJECT_NOT_IN_DIRECTORY) {
+        /* About the connection, not a message: the peer no longer holds our key. What was
+         * sent on it and not answered waits, queued, for the connection it accepts. */
+        transport_peer_refused(n, p, said);
+        return;
+    }
     if (rj->message_id.len != LIAISON_MSGID_BYTES) {
         log_warn("peer %s refused a frame: %s: %s", p->card.id, code_name(rj->code), said);
         return;

@@ -19,6 +19,11 @@
 void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len, const uint8_t *frame, size_t len,
                       int nframes);
 
+/* Answers a frame that came on a connection whose key is no longer in the directory
+ * (transport.c, at most once a minute per key) with a Reject NOT_IN_DIRECTORY without
+ * a message id, sent after the current batch commits (PROTOCOL.md 6 and 7.2). */
+void delivery_refuse_connection(node_t *n, const uint8_t *rid, size_t rid_len);
+
 /* Handles one frame that arrived on our dealer to peer p (a receipt or a reject). */
 void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes);
 

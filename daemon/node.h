@@ -87,6 +87,7 @@ typedef struct node {
     uint64_t cp_size, cp_time_ms;
 
     refused_key_t refused[32];  /* throttles audit rows for a key retrying its handshake */
+    refused_key_t answered[8];  /* throttles answers to connections of keys no longer in the directory */
     uint64_t refused_window_ms; /* ...and for all refused keys together (transport.c) */
     uint32_t refused_in_window;
     uint64_t refused_unrecorded;

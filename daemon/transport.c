@@ -66,6 +66,25 @@ static void key_fp(const uint8_t key[32], char out[17])
     sodium_bin2hex(out, 17, key, 8);
 }
 
+/* The entry of key in a small table of keys seen last, or the oldest entry (to be
+ * reused for key). */
+static refused_key_t *key_slot(refused_key_t *tab, size_t count, const uint8_t key[32])
+{
+    refused_key_t *slot = &tab[0];
+    for (size_t i = 0; i < count; i++) {
+        if (memcmp(tab[i].key, key, 32) == 0)
+            return &tab[i];
+        if (tab[i].last_ms < slot->last_ms)
+            slot = &tab[i];
+    }
+    return slot;
+}
+
+static bool seen_this_minute(const refused_key_t *slot, const uint8_t key[32], uint64_t now)
+{
+    return memcmp(slot->key, key, 32) == 0 && now - slot->last_ms < REFUSED_AUDIT_MS && now >= slot->last_ms;
+}
+
 /* Audits a refused transport key at most once a minute per key, and at most
  * REFUSED_AUDIT_MAX keys a minute in all: keys cost nothing to make, and anyone who can
  * reach the port could otherwise write audit rows and log lines without end. What is
@@ -73,17 +92,8 @@ static void key_fp(const uint8_t key[32], char out[17])
 static void audit_refused(node_t *n, const uint8_t key[32], const char *address)
 {
     uint64_t now = liaison_now_ms();
-    refused_key_t *slot = &n->refused[0];
-    for (size_t i = 0; i < sizeof n->refused / sizeof n->refused[0]; i++) {
-        refused_key_t *r = &n->refused[i];
-        if (memcmp(r->key, key, 32) == 0) {
-            slot = r;
-            break;
-        }
-        if (r->last_ms < slot->last_ms)
-            slot = r;
-    }
-    if (memcmp(slot->key, key, 32) == 0 && now - slot->last_ms < REFUSED_AUDIT_MS)
+    refused_key_t *slot = key_slot(n->refused, sizeof n->refused / sizeof n->refused[0], key);
+    if (seen_this_minute(slot, key, now))
         return;
     if (now - n->refused_window_ms >= REFUSED_AUDIT_MS || now < n->refused_window_ms) {
         n->refused_window_ms = now;
@@ -108,6 +118,19 @@ static void audit_refused(node_t *n, const uint8_t key[32], const char *address)
         audit_entry_t e = {.actor = "daemon", .action = "transport-refused", .outcome = "refused", .details = details};
         store_op_end(n->store, node_audit(n, &e) == 0);
     }
+}
+
+/* Whether a frame on a connection of this key, no longer in the directory, is to be
+ * answered: once a minute per key (a small table of the keys answered last). */
+static bool answer_due(node_t *n, const uint8_t key[32])
+{
+    uint64_t now = liaison_now_ms();
+    refused_key_t *slot = key_slot(n->answered, sizeof n->answered / sizeof n->answered[0], key);
+    if (seen_this_minute(slot, key, now))
+        return false;
+    memcpy(slot->key, key, 32);
+    slot->last_ms = now;
+    return true;
 }
 
 /* A new connection to p in place of the refused one (its back-off count stays). */
@@ -194,9 +217,11 @@ static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
 
 /* The directory peer whose transport key is, right now, the key this connection
  * authenticated with (the ZAP User-Id of msg), or NULL. A connection outlives the
- * removal or replacement of its peer: its frames are dropped here, and audited as a
- * refused key at most once a minute (PROTOCOL.md sections 6 and 11). */
-static peer_t *current_peer(node_t *n, zmq_msg_t *msg)
+ * removal or replacement of its peer: its frames are dropped here, audited as a
+ * refused key at most once a minute, and that first frame of the minute is answered
+ * with a Reject NOT_IN_DIRECTORY, so that the other side stops counting on the
+ * connection (PROTOCOL.md sections 6, 7.2 and 11). */
+static peer_t *current_peer(node_t *n, zmq_msg_t *msg, const uint8_t *rid, size_t rid_len)
 {
     const char *user = zmq_msg_gets(msg, "User-Id");
     uint8_t key[LIAISON_KEY_BYTES];
@@ -213,6 +238,8 @@ static peer_t *current_peer(node_t *n, zmq_msg_t *msg)
         char shown[128];
         snprintf(shown, sizeof shown, "%.100s", addr ? addr : "?");
         audit_refused(n, key, shown);
+        if (answer_due(n, key))
+            delivery_refuse_connection(n, rid, rid_len);
     }
     return p;
 }
@@ -244,7 +271,7 @@ static void on_router(loop_t *l, void *sock, int fd, void *ctx)
             if (nframes > 1)
                 zmq_msg_close(&extra);
         }
-        peer_t *from = nframes ? current_peer(n, &body) : NULL;
+        peer_t *from = nframes ? current_peer(n, &body, zmq_msg_data(&rid), zmq_msg_size(&rid)) : NULL;
         if (from)
             delivery_inbound(n, from, zmq_msg_data(&rid), zmq_msg_size(&rid), zmq_msg_data(&body),
                              zmq_msg_size(&body), nframes);
@@ -438,6 +465,18 @@ void transport_peer_close(node_t *n, peer_t *p)
         p->monitor = NULL;
     }
     p->connected = false;
+}
+
+void transport_peer_refused(node_t *n, peer_t *p, const char *said)
+{
+    (void)n;
+    if (!p->dealer || p->reopen_ms)
+        return; /* already being dialled again */
+    log_warn("peer %s no longer holds our transport key (%s): connecting again", p->card.id, said);
+    snprintf(p->transport_error, sizeof p->transport_error,
+             "%s refused our key: ask them to add our card (liaison card) with: liaison peer add", p->card.id);
+    p->connected = false;
+    p->reopen_ms = loop_mono_ms(); /* transport_tick: not from inside this dealer's own handler */
 }
 
 void transport_tick(node_t *n)

@@ -22,6 +22,13 @@ void transport_stop(node_t *n);
 int transport_peer_open(node_t *n, peer_t *p, char *err, size_t errlen);
 void transport_peer_close(node_t *n, peer_t *p);
 
+/* Peer p answered on our live connection that it does not hold our transport key (a
+ * Reject NOT_IN_DIRECTORY: it removed or replaced our card while the connection was up).
+ * Marks p disconnected, with the reason as its transport error, and has transport_tick
+ * dial it again: its ZAP handler then refuses us until it adds our card, and what we
+ * send it waits, queued, meanwhile. `said` is the peer's reason, already printable. */
+void transport_peer_refused(node_t *n, peer_t *p, const char *said);
+
 /* Periodic housekeeping: reopens the dealers of peers that refused our handshake. */
 void transport_tick(node_t *n);
 

@@ -383,14 +383,29 @@ class CoreDelivery(NodeTest):
         b.cli("peer", "remove", "a")
         self.assertNotIn('"a"', b.cli("peer", "list", "--json").stdout)
         mid = a.send("b", "after removal")
-        time.sleep(2.0)
+        # b answers on the connection that is still up that it no longer holds a's key:
+        # a drops the connection, b's handshake check refuses the new one, and a shows
+        # the delivery queued with the reason (before, it stayed "sent" while the
+        # connection lasted).
+        def shown():
+            out = a.json("outbox")["messages"]
+            return out[0]["deliveries"][0] if out else None
+        wait_for(lambda: (shown() or {}).get("state") == "queued" and a.delivery_state(mid, "b") == "queued", 20,
+                 "a's delivery to b to be queued")
+        self.assertEqual(shown()["detail"], "b refused our key: ask them to add our card (liaison card) with:"
+                         " liaison peer add")
         self.assertFalse(b.has_message(mid))
-        self.assertNotEqual(a.delivery_state(mid, "b"), "delivered")
         self.assertTrue(b.audit("peer-removed"))
+        with open(a.log) as f:
+            self.assertIn("no longer holds our transport key", f.read())
         # b can no longer send to a either.
         r = b.cli("send", "--to", "a", "-", input="hi", check=False)
         self.assertEqual(r.returncode, 3)
         self.assertIn("not in the directory", r.stderr)
+        # Once b adds a's card again, the queued message goes out.
+        b.add_peer(a)
+        self.wait_delivered(a, mid, "b")
+        self.assertTrue(b.has_message(mid))
 
     def test_queued_for_a_removed_peer_is_shown_held(self):
         # A message queued for a peer that is then removed is not retried: the outbox

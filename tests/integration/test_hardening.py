@@ -562,7 +562,9 @@ class StaleConnections(NodeTest):
         """Sends `frames` frames on the held connection while a's key is not current, then
         makes it current again and sends one more: its answer (the original receipt of the
         replayed envelope) comes after everything sent before it on that connection was
-        handled. Returns the audit rows written meanwhile."""
+        handled. Of the stale frames only the first is answered, with a Reject
+        NOT_IN_DIRECTORY about the connection (PROTOCOL.md 7.2). Returns the audit rows
+        written meanwhile."""
         b = self.b
         seq = audit_max(b)
         make_stale()
@@ -570,8 +572,12 @@ class StaleConnections(NodeTest):
         self.assertEqual(self.command("blast %d" % frames), "sent %d" % frames)
         wait_for(lambda: audit_since(b, seq) and [r for r in audit_since(b, seq) if r[2] == "transport-refused"],
                  20, "the dropped frames to be audited")
+        # The first stale frame is answered, about the connection (no message id), and
+        # nothing else is: one answer per key a minute, however many frames.
+        self.assertEqual(self.command("answer"), "reject 11 - your transport key is not in this node's directory")
+        self.assertEqual(self.command("answer 300"), "timeout")
         make_current()
-        # Nothing was answered on the stale connection: the next answer is this exchange's.
+        # The next answer is this exchange's.
         answer = self.command("exchange")
         elapsed = time.monotonic() - start
         self.assertTrue(answer.startswith("receipt "), "a frame of the stale key was answered: %r" % answer)

@@ -108,6 +108,26 @@ class Interop(NodeTest):
         self.assertEqual(len(b.audit("message-received")), 1)
         self.assertEqual(len(b.audit("message-duplicate")), 1)
 
+    def test_removed_peer_is_told_on_its_open_connection(self):
+        # Section 4 and 7.2: a connection that outlives the removal of its key is answered
+        # once a minute with a Reject NOT_IN_DIRECTORY that names no message.
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        ct, payload = py.text("Refill picked up.", subject="pharmacy")
+        _, env = py.seal(["dr.okafor"], ct, payload)
+        self.assertEqual(py.deliver("dr.okafor", env)[0], "receipt")
+        b.cli("peer", "remove", "py.peer")
+        ct, payload = py.text("Picked up again?", subject="pharmacy")
+        _, env = py.seal(["dr.okafor"], ct, payload)
+        answer = py.deliver("dr.okafor", env)
+        self.assertEqual(answer, ("reject", WIRE.REJECT_NOT_IN_DIRECTORY,
+                                  "your transport key is not in this node's directory"))
+        with self.assertRaises(pypeer.ProtocolError):  # the second of the minute: no answer
+            py.deliver("dr.okafor", env, timeout=1.5)
+        self.assertEqual(len(b.audit("message-received")), 1)
+        self.assertEqual(len(b.audit("transport-refused")), 1)
+
     def test_batched_receipts_both_ways(self):
         # Python to daemon: a burst of envelopes; the daemon signs the receipts each commit
         # stores as one batch (section 7.1), and the peer checks every one of them itself.

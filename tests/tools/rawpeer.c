@@ -81,7 +81,8 @@ static void usage(void)
             "other: --timeout-ms N (default 5000)\n"
             "  --hold: after the exchanges, keep the connection and read commands from stdin:\n"
             "  'blast N' sends N more copies without waiting for answers (prints 'sent N'),\n"
-            "  'exchange' sends one more copy and prints the answer; EOF ends\n");
+            "  'exchange' sends one more copy and prints the answer, 'answer [MS]' prints the\n"
+            "  next answer (or 'timeout' after MS ms, default the --timeout); EOF ends\n");
     exit(1);
 }
 
@@ -641,6 +642,12 @@ int main(int argc, char **argv)
      * directory, so the daemon's handling of an already-authenticated connection shows. */
     char cmd[64];
     while (hold && fgets(cmd, sizeof cmd, stdin)) {
+        if (strncmp(cmd, "answer", 6) == 0) {
+            long ms = cmd[6] == ' ' ? strtol(cmd + 7, NULL, 10) : timeout_ms;
+            answer(d, ms > 0 && ms < 600000 ? (int)ms : timeout_ms);
+            fflush(stdout);
+            continue;
+        }
         long count = strncmp(cmd, "blast ", 6) == 0 ? strtol(cmd + 6, NULL, 10) : 1;
         bool wait = strncmp(cmd, "exchange", 8) == 0;
         if (!wait && strncmp(cmd, "blast ", 6) != 0)
