@@ -46,6 +46,9 @@ static const char schema_sql[] =
     "CREATE INDEX IF NOT EXISTS messages_created ON messages(created_ms);"
     "CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id) WHERE thread_id IS NOT NULL;"
     "CREATE INDEX IF NOT EXISTS messages_patient ON messages(patient_tag) WHERE patient_tag IS NOT NULL;"
+    /* Acknowledgements by the message they acknowledge: audit log --message (auditor.c)
+     * finds them without reading every message. Added to existing databases at open. */
+    "CREATE INDEX IF NOT EXISTS messages_ref ON messages(ref_id) WHERE ref_id IS NOT NULL;"
     /* Received messages that ask for this node's acknowledgement (liaison status counts
      * those not yet acknowledged without reading the envelopes). */
     "CREATE INDEX IF NOT EXISTS messages_ack_in ON messages(id) WHERE outgoing = 0 AND ack_required = 1;"

@@ -543,6 +543,11 @@ class AuditorTools(NodeTest):
         sent = self.a.json("audit", "log", "--message", self.mid)["entries"]
         self.assertEqual([r["action"] for r in sent], ["message-queued", "message-delivered"])
         self.assertIn("message=" + self.mid, self.a.audit("audit-query")[-1][6])
+        # The acknowledgements of the message are found through an index, not a scan of
+        # every message (the sub-query of auditor.c).
+        plan = " ".join(r[-1] for r in self.b.query("EXPLAIN QUERY PLAN SELECT id FROM messages WHERE ref_id = ?",
+                                                    (bytes(16),)))
+        self.assertIn("INDEX messages_ref", plan)
         for bad in ("xyz", self.mid[:-1], self.mid + "0", "g" * 32):
             r = self.a.cli("audit", "log", "--message", bad, check=False)
             self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
