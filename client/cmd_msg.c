@@ -345,11 +345,11 @@ static int overdue(cli_t *cli, Liaison__Control__Response **r)
 /* How far past a listing's limit the messages left out are counted. */
 #define BOX_COUNT_MAX 10000u
 
-/* How many messages matching lr are left out of the `shown` listed, counted by listing
- * them again (metadata only) up to BOX_COUNT_MAX more; *exact is false when there are
- * more than that. The control API has no count: ListResult says neither how many
- * matched nor, without payloads, that the limit cut the list. Returns 0, or prints why
- * and returns the exit code. */
+/* How many messages matching lr are left out of the `shown` listed, for a daemon older
+ * than ListResult.matched: counted by listing them again (metadata only) up to
+ * BOX_COUNT_MAX more; *exact is false when there are more than that (and the count can
+ * be off by what arrived between the two listings). Returns 0, or prints why and
+ * returns the exit code. */
 static int count_left_out(cli_t *cli, Liaison__Control__ListRequest lr, size_t shown, uint64_t *left, bool *exact)
 {
     lr.limit = (uint32_t)(shown + BOX_COUNT_MAX + 1);
@@ -391,7 +391,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     if (cli_opt(o, "limit")->value &&
         (cli_parse_uint(cli_opt(o, "limit")->value, BOX_MAX_LIMIT, &lim) != 0 || lim == 0))
         return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %u", BOX_MAX_LIMIT);
-    /* One more than shown: whether the limit cut the list (the answer does not say). */
+    /* One more than shown: whether the limit cut the list, for a daemon that does not count. */
     lr.limit = (uint32_t)lim + 1u;
     Liaison__Control__Response *r = NULL, *st = NULL;
     if ((rc = list(cli, &lr, &r)) != 0)
@@ -400,8 +400,10 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     size_t n = l->n_messages > lim ? (size_t)lim : l->n_messages;
     uint64_t left = 0;
     bool exact = true;
-    if (l->n_messages > n && (rc = count_left_out(cli, lr, n, &left, &exact)) != 0) {
-        liaison_response_free(r);
+    if (l->matched >= l->n_messages && l->matched > 0) {
+        left = l->matched - n; /* counted by the daemon with the listing */
+    } else if (l->n_messages > n && (rc = count_left_out(cli, lr, n, &left, &exact)) != 0) {
+        liaison_response_free(r); /* (a daemon that does not count: matched 0) */
         return rc;
     }
     if (!out && (rc = overdue(cli, &st)) != 0) {

@@ -846,6 +846,13 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "a thread id is 32 hex characters");
         return;
     }
+    /* Counted before the listing, which may mark what it returns read (--unread): the
+     * count is of what matched when the listing began, as its messages are. */
+    int64_t matched = store_msg_count(n->store, &q);
+    if (matched < 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
+        return;
+    }
     list_ctx_t lc = {.c = c, .n = n, .with_payloads = lr->with_payloads, .keep_unread = lr->keep_unread};
     int rc = store_msg_each(n->store, &q, list_one, &lc);
     if (lc.audit_failed) {
@@ -865,6 +872,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
             res.n_messages = lc.count;
             res.patient_case_variants = (uint32_t)(variants > UINT32_MAX ? UINT32_MAX : variants);
             res.truncated = lc.truncated;
+            res.matched = (uint64_t)matched;
             response_t r = LIAISON__CONTROL__RESPONSE__INIT;
             r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_LIST;
             r.list = &res;

@@ -695,17 +695,11 @@ int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
     return sqlite3_changes(s->db) > 0 ? 0 : 1;
 }
 
-int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx)
+/* The filters of q as SQL over messages m (fixed text, every value a parameter: ?1
+ * since, ?2 thread, ?3 patient tag, ?4 content type, ?7 this node's id). */
+static void query_where(const store_query_t *q, char *buf, size_t len)
 {
-    /* Built per call (listing is not a hot path); only fixed SQL text and bound values. */
-    char sql[1792];
-    /* The limit always keeps the newest messages; a thread is then read oldest first. */
-    bool asc = q->thread_id != NULL;
-    snprintf(sql, sizeof sql,
-             "SELECT * FROM (SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
-             " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages m"
-             " WHERE created_ms >= ?1%s%s%s%s%s%s ORDER BY created_ms %s, id %s LIMIT ?6)"
-             " ORDER BY created_ms %s, id %s",
+    snprintf(buf, len, "created_ms >= ?1%s%s%s%s%s%s",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
              q->thread_id ? " AND (thread_id = ?2 OR id = ?2)" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
@@ -714,11 +708,11 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
                             " WHERE a.message_id = m.id AND a.by = ?7)) OR (outgoing = 1 AND EXISTS (SELECT 1 FROM"
                             " deliveries d WHERE d.message_id = m.id AND NOT EXISTS (SELECT 1 FROM acks a WHERE"
                             " a.message_id = m.id AND a.by = d.recipient))))"
-                          : "",
-             q->oldest ? "ASC" : "DESC", q->oldest ? "ASC" : "DESC", asc ? "ASC" : "DESC", asc ? "ASC" : "DESC");
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return fail(s, "list messages");
+                          : "");
+}
+
+static void query_bind(sqlite3_stmt *st, const store_query_t *q)
+{
     sqlite3_bind_int64(st, 1, (sqlite3_int64)q->since_ms);
     if (q->thread_id)
         sqlite3_bind_blob(st, 2, q->thread_id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
@@ -726,9 +720,27 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
         sqlite3_bind_blob(st, 3, q->patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
     if (q->content_type)
         sqlite3_bind_int64(st, 4, q->content_type);
-    sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
     if (q->needs_ack)
         sqlite3_bind_text(st, 7, q->self_id ? q->self_id : "", -1, SQLITE_STATIC);
+}
+
+int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx)
+{
+    /* Built per call (listing is not a hot path); only fixed SQL text and bound values. */
+    char where[1024], sql[1792];
+    query_where(q, where, sizeof where);
+    /* The limit always keeps the newest messages; a thread is then read oldest first. */
+    bool asc = q->thread_id != NULL;
+    snprintf(sql, sizeof sql,
+             "SELECT * FROM (SELECT id, outgoing, sender, recipients, created_ms, content_type, thread_id, stored_ms,"
+             " read_ms, patient_tag, envelope_hash, ack_required, urgent, ref_id FROM messages m"
+             " WHERE %s ORDER BY created_ms %s, id %s LIMIT ?6) ORDER BY created_ms %s, id %s",
+             where, q->oldest ? "ASC" : "DESC", q->oldest ? "ASC" : "DESC", asc ? "ASC" : "DESC", asc ? "ASC" : "DESC");
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "list messages");
+    query_bind(st, q);
+    sqlite3_bind_int64(st, 6, q->limit ? (sqlite3_int64)q->limit : -1);
     int rc, out = 0;
     store_msg_t m;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -740,6 +752,24 @@ int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ct
         out = fail(s, "list messages");
     sqlite3_finalize(st);
     return out;
+}
+
+int64_t store_msg_count(store_t *s, const store_query_t *q)
+{
+    char where[1024], sql[1200];
+    query_where(q, where, sizeof where);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM messages m WHERE %s", where);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "count messages");
+    query_bind(st, q);
+    int64_t count = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        count = sqlite3_column_int64(st, 0);
+    else
+        fail(s, "count messages");
+    sqlite3_finalize(st);
+    return count;
 }
 
 const char *store_delivery_state_name(delivery_state_t st)

@@ -143,6 +143,9 @@ typedef struct store_query {
 typedef int (*store_msg_cb)(void *ctx, const store_msg_t *m);
 int store_msg_each(store_t *s, const store_query_t *q, store_msg_cb cb, void *ctx);
 
+/* How many messages match q, its limit aside. Returns the count, or -1 on error. */
+int64_t store_msg_count(store_t *s, const store_query_t *q);
+
 /* ---- deliveries (outgoing, one row per recipient other than ourselves) ---- */
 typedef enum { DELIVERY_QUEUED = 0, DELIVERY_SENT, DELIVERY_DELIVERED, DELIVERY_REJECTED } delivery_state_t;
 const char *store_delivery_state_name(delivery_state_t st);

@@ -108,6 +108,31 @@ class Interop(NodeTest):
         self.assertEqual(len(b.audit("message-received")), 1)
         self.assertEqual(len(b.audit("message-duplicate")), 1)
 
+    def test_list_counts_what_its_limit_leaves_out(self):
+        # Section 9: ListResult.matched counts every matching message, the limit aside,
+        # with the listing (a client no longer lists again to count).
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        for i in range(3):
+            ct, payload = py.text("note %d" % i)
+            self.assertEqual(py.deliver("dr.okafor", py.seal(["dr.okafor"], ct, payload)[1])[0], "receipt")
+        ctx = zmq.Context.instance()
+        control = ctx.socket(zmq.DEALER)
+        control.setsockopt(zmq.LINGER, 0)
+        control.connect("ipc://" + os.path.join(b.home, "run", "control.sock"))
+        try:
+            for rid, lr, want in ((1, CONTROL.ListRequest(limit=1), (1, 3)),
+                                  (2, CONTROL.ListRequest(limit=1, unread_only=True, with_payloads=True), (1, 3)),
+                                  (3, CONTROL.ListRequest(unread_only=True), (2, 2)),
+                                  (4, CONTROL.ListRequest(box=CONTROL.ListRequest.OUTBOX), (0, 0))):
+                control.send(CONTROL.Request(request_id=rid, list=lr).SerializeToString())
+                self.assertTrue(control.poll(10000))
+                answer = CONTROL.Response.FromString(control.recv())
+                self.assertEqual((len(answer.list.messages), answer.list.matched), want, lr)
+        finally:
+            control.close()
+
     def test_removed_peer_is_told_on_its_open_connection(self):
         # Section 4 and 7.2: a connection that outlives the removal of its key is answered
         # once a minute with a Reject NOT_IN_DIRECTORY that names no message.
