@@ -60,20 +60,10 @@ static uint8_t *frame_pack(const Liaison__Wire__Frame *f, size_t *len)
     return buf;
 }
 
-/* Records the refusal of an inbound frame and answers the peer with a Reject. */
-static void reject(node_t *n, const char *peer, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, int code,
-                   uint32_t content_type, const char *reason)
+/* Answers on the ROUTER connection rid with a Reject, after the current batch commits. */
+static void send_reject(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, int code,
+                        const char *reason)
 {
-    char details[300];
-    snprintf(details, sizeof details, "%s: %s", code_name(code), reason);
-    char actor[LIAISON_MAX_ID + 8];
-    snprintf(actor, sizeof actor, "peer:%s", peer && peer[0] ? peer : "?");
-    log_notice("refused a message from %s: %s", peer && peer[0] ? peer : "an unknown peer", details);
-    if (store_op_begin(n->store) == 0) {
-        audit_entry_t e = {.actor = actor, .action = "message-rejected", .outcome = "refused", .message_id = msgid,
-                           .peer = peer, .content_type = content_type, .details = details};
-        store_op_end(n->store, node_audit(n, &e) == 0);
-    }
     Liaison__Wire__Reject r = LIAISON__WIRE__REJECT__INIT;
     r.code = (Liaison__Wire__RejectCode)code;
     r.reason = (char *)reason;
@@ -89,19 +79,27 @@ static void reject(node_t *n, const char *peer, const uint8_t *rid, size_t rid_l
         node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
 }
 
+/* Records the refusal of an inbound frame and answers the peer with a Reject. */
+static void reject(node_t *n, const char *peer, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, int code,
+                   uint32_t content_type, const char *reason)
+{
+    char details[300];
+    snprintf(details, sizeof details, "%s: %s", code_name(code), reason);
+    char actor[LIAISON_MAX_ID + 8];
+    snprintf(actor, sizeof actor, "peer:%s", peer && peer[0] ? peer : "?");
+    log_notice("refused a message from %s: %s", peer && peer[0] ? peer : "an unknown peer", details);
+    if (store_op_begin(n->store) == 0) {
+        audit_entry_t e = {.actor = actor, .action = "message-rejected", .outcome = "refused", .message_id = msgid,
+                           .peer = peer, .content_type = content_type, .details = details};
+        store_op_end(n->store, node_audit(n, &e) == 0);
+    }
+    send_reject(n, rid, rid_len, msgid, code, reason);
+}
+
 void delivery_refuse_connection(node_t *n, const uint8_t *rid, size_t rid_len)
 {
-    Liaison__Wire__Reject r = LIAISON__WIRE__REJECT__INIT;
-    r.code = LIAISON__WIRE__REJECT_CODE__REJECT_NOT_IN_DIRECTORY;
-    r.reason = "your transport key is not in this node's directory";
-    Liaison__Wire__Frame f;
-    liaison__wire__frame__init(&f);
-    f.kind_case = LIAISON__WIRE__FRAME__KIND_REJECT;
-    f.reject = &r;
-    size_t len;
-    uint8_t *buf = frame_pack(&f, &len);
-    if (buf)
-        node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
+    send_reject(n, rid, rid_len, NULL, LIAISON__WIRE__REJECT_CODE__REJECT_NOT_IN_DIRECTORY,
+                "your transport key is not in this node's directory");
 }
 
 static void send_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *receipt, size_t rlen)
