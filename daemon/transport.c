@@ -472,7 +472,9 @@ void transport_peer_refused(node_t *n, peer_t *p, const char *said)
     (void)n;
     if (!p->dealer || p->reopen_ms)
         return; /* already being dialled again */
-    log_warn("peer %s no longer holds our transport key (%s): connecting again", p->card.id, said);
+    log_warn("peer %s no longer holds our transport key (it said: %s): connecting again; what we send it waits,"
+             " queued, until it adds our card",
+             p->card.id, said);
     snprintf(p->transport_error, sizeof p->transport_error,
              "%s refused our key: ask them to add our card (liaison card) with: liaison peer add", p->card.id);
     p->connected = false;
