@@ -65,6 +65,7 @@ typedef struct bnode {
     int port;
     pid_t pid;
     liaison_client_t *cli;  /* control connection, opened by node_wait_up */
+    const struct bench_env *env; /* set by node_start: what its environment must hold */
 } bnode_t;
 
 typedef struct bench_env {
@@ -81,6 +82,7 @@ typedef struct bench_env {
 } bench_env_t;
 
 int unit_env_read(bench_env_t *env, const char *path, char *err, size_t errlen);
+int nodes_env_checked(void); /* daemons whose /proc/PID/environ was found to hold the unit's */
 
 int node_create(const bench_env_t *env, bnode_t *n, const char *dir, const char *id, int port);
 int node_start(const bench_env_t *env, bnode_t *n);

@@ -849,6 +849,8 @@ int main(int argc, char **argv)
         print_table(tf, &o, bl, pr, o.n_sizes, &idle);
         json_object_set_new(report, "targets", targets_json(tf, &o, bl, pr, o.n_sizes, &idle));
     }
+    json_object_set_new(json_object_get(report, "daemon_environment"), "daemons_checked",
+                        json_integer(nodes_env_checked()));
     if (o.json_stdout) {
         json_dumpf(report, stdout, JSON_INDENT(2));
         fputc('\n', stdout);

@@ -32,11 +32,14 @@ static void child_add(pid_t pid)
         }
 }
 
-/* Environment= lines of a systemd unit, in the simple form the shipped unit uses: one or
- * more NAME=VALUE separated by spaces, no quotes, no specifiers. Anything else is refused
- * rather than half-understood. */
+/* Environment= lines of the [Service] section of a systemd unit, in the simple form
+ * the shipped unit uses: one or more NAME=VALUE separated by spaces, no quotes, escapes
+ * or specifiers; an empty Environment= clears what came before, and a later value of a
+ * name replaces an earlier one, as in systemd. Anything else is refused rather than
+ * half-understood. */
 int unit_env_read(bench_env_t *env, const char *path, char *err, size_t errlen)
 {
+    const size_t max = sizeof env->unit_env / sizeof env->unit_env[0];
     env->n_unit_env = 0;
     env->unit[0] = '\0';
     FILE *f = fopen(path, "r");
@@ -44,29 +47,116 @@ int unit_env_read(bench_env_t *env, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read the unit %s: %s (pass --unit FILE, or --unit none)", path, strerror(errno));
         return -1;
     }
-    char line[1024];
+    char line[2048];
     int lineno = 0, rc = 0;
+    bool service = false;
     while (rc == 0 && fgets(line, sizeof line, f)) {
         lineno++;
-        if (strncmp(line, "Environment=", 12) != 0)
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *t = line + strspn(line, " \t");
+        t[strcspn(t, "\r\n")] = '\0';
+        if (t[0] == '[') {
+            service = strcmp(t, "[Service]") == 0;
             continue;
-        char *save = NULL;
-        for (char *t = strtok_r(line + 12, " \t\r\n", &save); t; t = strtok_r(NULL, " \t\r\n", &save)) {
-            const char *eq = strchr(t, '=');
-            if (!eq || eq == t || strpbrk(t, "\"'\\%$") || strlen(t) >= sizeof env->unit_env[0] ||
-                env->n_unit_env == (int)(sizeof env->unit_env / sizeof env->unit_env[0])) {
+        }
+        if (!service || strncmp(t, "Environment=", 12) != 0)
+            continue;
+        char *save = NULL, *w = strtok_r(t + 12, " \t", &save);
+        if (!w)
+            env->n_unit_env = 0; /* "Environment=" alone: the list so far is cleared */
+        for (; w; w = strtok_r(NULL, " \t", &save)) {
+            const char *eq = strchr(w, '=');
+            if (!eq || eq == w || strpbrk(w, "\"'\\%$") || strlen(w) >= sizeof env->unit_env[0]) {
                 snprintf(err, errlen, "%s:%d: cannot use the setting '%.64s' (NAME=VALUE without quotes or specifiers)",
-                         path, lineno, t);
+                         path, lineno, w);
                 rc = -1;
                 break;
             }
-            snprintf(env->unit_env[env->n_unit_env++], sizeof env->unit_env[0], "%s", t);
+            int i = 0;
+            while (i < env->n_unit_env && strncmp(env->unit_env[i], w, (size_t)(eq - w) + 1) != 0)
+                i++;
+            if (i == env->n_unit_env && (size_t)env->n_unit_env == max) {
+                snprintf(err, errlen, "%s:%d: more than %zu variables", path, lineno, max);
+                rc = -1;
+                break;
+            }
+            snprintf(env->unit_env[i], sizeof env->unit_env[0], "%s", w);
+            if (i == env->n_unit_env)
+                env->n_unit_env++;
         }
     }
     fclose(f);
     if (rc == 0)
         snprintf(env->unit, sizeof env->unit, "%s", path);
     return rc;
+}
+
+/* The environment of a daemon: the bench's own, less what systemd would have set for
+ * the bench itself, with the unit's variables in place of any of the same name. Built
+ * before fork (the child only calls execve). The strings are environ's and env's. */
+static char **daemon_envp(const bench_env_t *env)
+{
+    static const char *const drop[] = {"JOURNAL_STREAM=", "NOTIFY_SOCKET=", "WATCHDOG_USEC=", "WATCHDOG_PID="};
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **out = calloc(n + (size_t)env->n_unit_env + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = environ[i], *eq = strchr(e, '=');
+        bool keep = eq != NULL;
+        for (size_t d = 0; keep && d < sizeof drop / sizeof drop[0]; d++)
+            keep = strncmp(e, drop[d], strlen(drop[d])) != 0;
+        for (int u = 0; keep && u < env->n_unit_env; u++)
+            keep = strncmp(e, env->unit_env[u], (size_t)(eq - e) + 1) != 0;
+        if (keep)
+            out[k++] = environ[i];
+    }
+    for (int u = 0; u < env->n_unit_env; u++)
+        out[k++] = (char *)env->unit_env[u];
+    return out;
+}
+
+static int env_checked;
+int nodes_env_checked(void) { return env_checked; }
+
+/* Whether the running daemon's environment holds every variable of its unit (read back
+ * from /proc, so that the report says what the daemons had, not only what was asked). */
+static bool env_holds(const bnode_t *n)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/environ", (int)n->pid);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    char buf[4096];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        char *more = realloc(text, len + got + 1);
+        if (!more)
+            break;
+        text = more;
+        memcpy(text + len, buf, got);
+        len += got;
+    }
+    fclose(f);
+    bool all = text != NULL || n->env->n_unit_env == 0;
+    for (int u = 0; all && u < n->env->n_unit_env; u++) {
+        bool found = false;
+        for (size_t off = 0; off < len && !found; off += strlen(text + off) + 1)
+            found = strcmp(text + off, n->env->unit_env[u]) == 0;
+        all = found;
+    }
+    free(text);
+    return all;
 }
 
 static void child_del(pid_t pid)
@@ -211,9 +301,15 @@ int node_start(const bench_env_t *env, bnode_t *n)
 {
     char bin[600];
     snprintf(bin, sizeof bin, "%s/daemon/liaisond", env->bin_dir);
-    pid_t pid = fork();
-    if (pid < 0)
+    char **envp = daemon_envp(env);
+    if (!envp)
         return -1;
+    n->env = env;
+    pid_t pid = fork();
+    if (pid < 0) {
+        free(envp);
+        return -1;
+    }
     if (pid == 0) {
         int fd = open(n->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         if (fd >= 0) {
@@ -223,14 +319,11 @@ int node_start(const bench_env_t *env, bnode_t *n)
         int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (in >= 0)
             dup2(in, 0);
-        unsetenv("JOURNAL_STREAM");
-        unsetenv("NOTIFY_SOCKET");
-        unsetenv("WATCHDOG_USEC");
-        for (int i = 0; i < env->n_unit_env; i++)
-            putenv((char *)env->unit_env[i]); /* the child's own copy of env, until exec */
-        execl(bin, bin, "--home", n->home, (char *)NULL);
+        char *const argv[] = {bin, "--home", n->home, NULL};
+        execve(bin, argv, envp);
         _exit(127);
     }
+    free(envp);
     n->pid = pid;
     child_add(pid);
     return 0;
@@ -250,6 +343,12 @@ int node_wait_up(bnode_t *n, int timeout_ms)
         }
         if ((n->cli = liaison_client_open(n->home, LIAISON_SOCKET_CONTROL, err, sizeof err))) {
             liaison_client_set_timeout(n->cli, 60000);
+            if (n->env && !env_holds(n)) {
+                note("liaisond %s does not have the environment of %s (/proc/%d/environ)", n->id, n->env->unit,
+                     (int)n->pid);
+                return -1;
+            }
+            env_checked += n->env != NULL;
             return 0;
         }
         sleep_ns(20 * 1000000u);

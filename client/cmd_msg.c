@@ -393,6 +393,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
         return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %u", BOX_MAX_LIMIT);
     /* One more than shown: whether the limit cut the list, for a daemon that does not count. */
     lr.limit = (uint32_t)lim + 1u;
+    lr.count = true;
     Liaison__Control__Response *r = NULL, *st = NULL;
     if ((rc = list(cli, &lr, &r)) != 0)
         return rc;

@@ -848,7 +848,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
     }
     /* Counted before the listing, which may mark what it returns read (--unread): the
      * count is of what matched when the listing began, as its messages are. */
-    int64_t matched = store_msg_count(n->store, &q);
+    int64_t matched = lr->count ? store_msg_count(n->store, &q) : 0;
     if (matched < 0) {
         answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot list messages: %s", store_error(n->store));
         return;

@@ -133,14 +133,28 @@ static bool answer_due(node_t *n, const uint8_t key[32])
     return true;
 }
 
+/* libzmq does not reliably retry a handshake the server refused (libzmq #3519), so
+ * the dealer of a refusing peer is closed and reopened, with backoff, by transport_tick,
+ * or at once when that peer dials us (on_zap). */
+static void schedule_reopen(peer_t *p)
+{
+    if (p->reopen_ms)
+        return;
+    uint64_t delay = 1000u << (p->refusals < 5 ? p->refusals : 5); /* 1 s .. 32 s */
+    p->refusals++;
+    p->reopen_ms = loop_mono_ms() + delay;
+}
+
 /* A new connection to p in place of the refused one (its back-off count stays). */
 static void reopen(node_t *n, peer_t *p)
 {
     char err[256];
     p->reopen_ms = 0;
     transport_peer_close(n, p);
-    if (transport_peer_open(n, p, err, sizeof err) != 0)
-        log_warn("peer %s: %s", p->card.id, err);
+    if (transport_peer_open(n, p, err, sizeof err) != 0) {
+        log_warn("peer %s: %s (trying again later)", p->card.id, err);
+        schedule_reopen(p);
+    }
 }
 
 static void on_zap(loop_t *l, void *sock, int fd, void *ctx)
@@ -320,18 +334,6 @@ static void on_dealer(loop_t *l, void *sock, int fd, void *ctx)
     }
 }
 
-/* libzmq does not reliably retry a handshake the server refused (libzmq #3519), so
- * the dealer of a refusing peer is closed and reopened, with backoff, by transport_tick,
- * or at once when that peer dials us (on_zap). */
-static void schedule_reopen(peer_t *p)
-{
-    if (p->reopen_ms)
-        return;
-    uint64_t delay = 1000u << (p->refusals < 5 ? p->refusals : 5); /* 1 s .. 32 s */
-    p->refusals++;
-    p->reopen_ms = loop_mono_ms() + delay;
-}
-
 static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
 {
     (void)l;
@@ -416,6 +418,11 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
 
 int transport_peer_open(node_t *n, peer_t *p, char *err, size_t errlen)
 {
+    /* p's key is current (again): should it go stale later (removed a second time within
+     * the minute), the first frame of its connection is answered at once. */
+    refused_key_t *answered = key_slot(n->answered, sizeof n->answered / sizeof n->answered[0], p->card.transport_pk);
+    if (memcmp(answered->key, p->card.transport_pk, LIAISON_KEY_BYTES) == 0)
+        memset(answered, 0, sizeof *answered);
     void *d = zmq_socket(n->zctx, ZMQ_DEALER);
     void *mon = NULL;
     char mon_ep[128];

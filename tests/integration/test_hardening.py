@@ -522,9 +522,10 @@ class ControlBadInput(Hardened):
 class StaleConnections(NodeTest):
     """A connection authenticated before its peer was removed, or before the peer's card
     was replaced by one with another transport key, stays open (ZeroMQ keeps it), but its
-    frames are dropped and not answered, and audited as `transport-refused` at most once
-    a minute per key (PROTOCOL.md sections 6 and 11): a removed peer cannot flood the
-    audit log, and an old (perhaps stolen) key is never taken for the new card."""
+    frames are dropped, audited as `transport-refused` at most once a minute per key, and
+    only the first of a minute is answered, with a Reject NOT_IN_DIRECTORY (PROTOCOL.md
+    sections 4, 6 and 11): a removed peer cannot flood the audit log, is told once, and an
+    old (perhaps stolen) key is never taken for the new card."""
 
     def setUp(self):
         super().setUp()

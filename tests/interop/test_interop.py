@@ -109,8 +109,8 @@ class Interop(NodeTest):
         self.assertEqual(len(b.audit("message-duplicate")), 1)
 
     def test_list_counts_what_its_limit_leaves_out(self):
-        # Section 9: ListResult.matched counts every matching message, the limit aside,
-        # with the listing (a client no longer lists again to count).
+        # Section 9: with ListRequest.count, ListResult.matched counts every matching
+        # message, the limit aside, with the listing (a client no longer lists again to count).
         b = self.node("dr.okafor", "psychiatrist")
         py = self.pypeer()
         self.meet(b, py)
@@ -122,10 +122,12 @@ class Interop(NodeTest):
         control.setsockopt(zmq.LINGER, 0)
         control.connect("ipc://" + os.path.join(b.home, "run", "control.sock"))
         try:
-            for rid, lr, want in ((1, CONTROL.ListRequest(limit=1), (1, 3)),
-                                  (2, CONTROL.ListRequest(limit=1, unread_only=True, with_payloads=True), (1, 3)),
-                                  (3, CONTROL.ListRequest(unread_only=True), (2, 2)),
-                                  (4, CONTROL.ListRequest(box=CONTROL.ListRequest.OUTBOX), (0, 0))):
+            for rid, lr, want in ((1, CONTROL.ListRequest(limit=1, count=True), (1, 3)),
+                                  (2, CONTROL.ListRequest(limit=1, unread_only=True, with_payloads=True, count=True),
+                                   (1, 3)),
+                                  (3, CONTROL.ListRequest(unread_only=True, count=True), (2, 2)),
+                                  (4, CONTROL.ListRequest(box=CONTROL.ListRequest.OUTBOX, count=True), (0, 0)),
+                                  (5, CONTROL.ListRequest(limit=1), (1, 0))):  # not asked: not counted
                 control.send(CONTROL.Request(request_id=rid, list=lr).SerializeToString())
                 self.assertTrue(control.poll(10000))
                 answer = CONTROL.Response.FromString(control.recv())
