@@ -600,6 +600,15 @@ class StaleConnections(NodeTest):
         b = self.b
         self.dropped_while_stale(lambda: b.cli("peer", "remove", "a"), lambda: b.add_peer(self.a), frames=100)
 
+    def test_removed_again_within_the_minute_is_told_again(self):
+        # The once-a-minute answer is per key while it stays stale: a card added back and
+        # removed again is answered at once, not after the rest of the minute.
+        b = self.b
+        self.dropped_while_stale(lambda: b.cli("peer", "remove", "a"), lambda: b.add_peer(self.a), frames=5)
+        b.cli("peer", "remove", "a")
+        self.assertEqual(self.command("blast 1"), "sent 1")
+        self.assertEqual(self.command("answer"), "reject 11 - your transport key is not in this node's directory")
+
     def test_replaced_key_connection_is_dropped(self):
         b = self.b
         other = tempfile.mkdtemp(prefix="liaison-it-", dir=self.base)
