@@ -303,6 +303,7 @@ class PyPeer:
         self.held_copies = []    # (routing id, message id): copies of a held envelope in the same burst
         self.batched_receipts_seen = 0  # receipts of batches this peer checked (check_receipt)
         self.rejects = []        # (code, reason) this peer answered
+        self.stale_answered = {}  # peer id -> time its stale connection was last answered
         self.witnessed = {}      # node id -> (size, root, note)
         self.witness_overclaim = 0  # a lying witness: adds this to every held_size it reports
         self.witness_log = []    # (node id, size, accepted, reason)
@@ -319,6 +320,13 @@ class PyPeer:
         self.peers[c.id] = c
         self.pair_keys[c.id] = pair_key(self.enc_sk, self.enc_pk, c.enc_pk)
         return c
+
+    def forget(self, ident):
+        """Removes a peer from the directory (liaison peer remove): its handshakes are
+        refused from now on, and a connection it still has is answered NOT_IN_DIRECTORY,
+        once a minute (section 4)."""
+        with self.lock:
+            self.peers.pop(ident, None)
 
     def _pair(self, ident):
         if ident == self.id:
@@ -503,6 +511,15 @@ class PyPeer:
         if len(parts) != 2:
             return self._reject(router, routing_id, b"", 1, "one frame expected")
         peer_id = parts[1].get("User-Id")
+        if peer_id not in self.peers:
+            # A connection that outlived its peer's removal (section 4, section 6 step 1):
+            # dropped unprocessed, the first frame of a minute answered about the connection.
+            now = time.time()
+            if now - self.stale_answered.get(peer_id, 0.0) >= 60.0:
+                self.stale_answered[peer_id] = now
+                self._reject(router, routing_id, b"", self.wire.REJECT_NOT_IN_DIRECTORY,
+                             "your transport key is not in this node's directory")
+            return None
         f = self.wire.Frame()
         try:
             f.ParseFromString(parts[1].bytes)

@@ -108,6 +108,25 @@ class Interop(NodeTest):
         self.assertEqual(len(b.audit("message-received")), 1)
         self.assertEqual(len(b.audit("message-duplicate")), 1)
 
+    def test_daemon_told_by_a_python_peer_that_removed_it(self):
+        # The other direction, against an independent implementation of section 4: the
+        # Python peer forgets the daemon while the daemon's connection to it is up.
+        a = self.node("dr.alvarez", "therapist")
+        py = self.pypeer()
+        self.meet(a, py, serve=True)
+        first = a.send("py.peer", "first")
+        self.wait_delivered(a, first, "py.peer")
+        py.forget("dr.alvarez")
+        mid = a.send("py.peer", "second")
+        wait_for(lambda: a.delivery_state(mid, "py.peer") == "queued", 20, "the delivery to show queued")
+        with open(a.log) as f:
+            self.assertIn("peer py.peer no longer holds our transport key", f.read())
+        self.assertEqual(py.rejects, [(WIRE.REJECT_NOT_IN_DIRECTORY, "your transport key is not in this node's"
+                                       " directory")])
+        py.add_peer(a.cli("card").stdout)
+        self.wait_delivered(a, mid, "py.peer", timeout=60)
+        self.assertEqual([o.payload.text for o in py.received], ["first", "second"])
+
     def test_list_counts_what_its_limit_leaves_out(self):
         # Section 9: with ListRequest.count, ListResult.matched counts every matching
         # message, the limit aside, with the listing (a client no longer lists again to count).
