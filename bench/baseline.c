@@ -291,11 +291,16 @@ static int zmq_bench(size_t msg_len, size_t reply_len, double seconds, baseline_
     zmq_setsockopt(d, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(d, ZMQ_RCVHWM, &hwm, sizeof hwm);
     int rc = zmq_connect(d, z.endpoint);
-    uint8_t *msg = calloc(1, msg_len), *in = malloc(reply_len + 64);
-    randombytes_buf(msg, msg_len);
+    uint8_t *msg = calloc(1, msg_len ? msg_len : 1), *in = malloc(reply_len + 64);
+    if (!msg || !in)
+        rc = -1;
+    else
+        randombytes_buf(msg, msg_len);
     /* Handshake and warm-up: one round trip; then the round-trip time, one at a time. */
-    zmq_send(d, msg, msg_len, 0);
-    zmq_recv(d, in, reply_len + 64, 0);
+    if (rc == 0) {
+        zmq_send(d, msg, msg_len, 0);
+        zmq_recv(d, in, reply_len + 64, 0);
+    }
     uint64_t rtt0 = now_ns();
     int rtts = 0;
     while (rc == 0 && rtts < 2000 && now_ns() - rtt0 < 500000000u) {
@@ -325,7 +330,7 @@ static int zmq_bench(size_t msg_len, size_t reply_len, double seconds, baseline_
     }
     uint64_t t1 = now_ns(), c1 = cpu_self_ns();
     zmq_send(d, "stop", 4, 0);
-    zmq_recv(d, in, reply_len + 64, 0);
+    zmq_recv(d, in, in ? reply_len + 64 : 0, 0);
     pthread_join(th, NULL);
     zmq_close(d);
     zmq_ctx_term(ctx);

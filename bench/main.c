@@ -7,6 +7,7 @@
  * See docs/PERFORMANCE.md for what is measured and how, and `./run bench`. */
 #include "bench.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -81,7 +82,7 @@ static void usage(FILE *f)
             "  --no-baseline       skip the in-process baselines\n"
             "  --no-load           skip the two-daemon load runs\n"
             "  --no-fixed, --no-saturation  skip that load phase\n"
-            "  --mesh N            instead: N daemons all-to-all (memory, set-up, fan-out)\n"
+            "  --mesh N            instead: N daemons (2 to 63) all-to-all (memory, set-up, fan-out)\n"
             "  --conf S.K=V        set key K of section [S] in every node's liaison.conf\n"
             "                      (default: as shipped); repeatable, e.g. --conf log.level=notice\n"
             "  --bin DIR           build directory with client/liaison and daemon/liaisond\n"
@@ -142,6 +143,18 @@ static int parse_rates(const char *s, opts_t *o)
         o->rates[o->n_rates++] = v;
     }
     return o->n_rates ? 0 : -1;
+}
+
+/* A numeric option's value, which must be a number from lo to hi: anything else stops the
+ * bench with the option's name (atof would take "8s" as 8 and "abc" as 0). */
+static double num_arg(const char *opt, const char *arg, double lo, double hi)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (end == arg || *end || errno || !(v >= lo && v <= hi))
+        die("--%s: a number from %g to %g, not '%s'", opt, lo, hi, arg);
+    return v;
 }
 
 /* The value of the first "KEY<tabs or spaces>: value" line of /proc/cpuinfo whose key is
@@ -418,7 +431,7 @@ static int run_pair(const bench_env_t *env, const opts_t *o, size_t size, pair_r
         idle->settle_s = o->idle_after_s;
     }
     rc = fixed_ok && pr->sat_ok ? 0 : -1;
-out:
+out:; /* C17: a label is followed by a statement, not a declaration */
     /* Both, whatever the first one did. */
     int stop_a = node_stop(&a), stop_b = node_stop(&b);
     if (stop_a != 0 || stop_b != 0) {
@@ -635,20 +648,20 @@ int main(int argc, char **argv)
             if (parse_sizes(optarg, &o) != 0)
                 die("--sizes: a comma-separated list of sizes from 16 to 65536 bytes");
             break;
-        case 'S': o.seconds = atof(optarg); break;
-        case 'W': o.warmup = atof(optarg); break;
+        case 'S': o.seconds = num_arg("seconds", optarg, 0.1, 3600); break;
+        case 'W': o.warmup = num_arg("warmup", optarg, 0, 3600); break;
         case 'r':
             if (parse_rates(optarg, &o) != 0)
                 die("--rate: a comma-separated list of at most %d rates in msg/s", MAX_RATES);
             break;
-        case 'w': o.window = (unsigned)atoi(optarg); break;
-        case 'B': o.baseline_s = atof(optarg); break;
-        case 'I': o.idle_s = atof(optarg); break;
-        case 'A': o.idle_after_s = atof(optarg); break;
+        case 'w': o.window = (unsigned)num_arg("window", optarg, 1, 1 << 20); break;
+        case 'B': o.baseline_s = num_arg("baseline-seconds", optarg, 0.1, 3600); break;
+        case 'I': o.idle_s = num_arg("idle-seconds", optarg, 0, 3600); break;
+        case 'A': o.idle_after_s = num_arg("idle-after", optarg, 0, 3600); break;
         case 'n': o.no_baseline = true; break;
         case 'F': o.no_fixed = true; break;
         case 'D': o.dump_dir = optarg; break;
-        case 'P': o.poll_us = atof(optarg); break;
+        case 'P': o.poll_us = num_arg("poll-us", optarg, 1, 1e6); break;
         case 'O':
             if (strcmp(optarg, "db") != 0 && strcmp(optarg, "wait") != 0) {
                 fprintf(stderr, "liaison-bench: --observe: 'wait' or 'db', not '%s'\n", optarg);
@@ -658,7 +671,7 @@ int main(int argc, char **argv)
             break;
         case 'T': o.no_sat = true; break;
         case 'L': o.no_load = true; break;
-        case 'm': o.mesh = atoi(optarg); break;
+        case 'm': o.mesh = (int)num_arg("mesh", optarg, 2, 63); break;
         case 'C':
             if (env.n_conf == 16 || !strchr(optarg, '.') || !strchr(optarg, '='))
                 die("--conf SECTION.KEY=VALUE (at most 16)");

@@ -142,6 +142,8 @@ int mesh_run(const bench_env_t *env, int n, json_t *out)
         return -1;
     }
     bnode_t *nodes = calloc((size_t)n, sizeof *nodes);
+    if (!nodes)
+        return -1;
     char dir[600];
     snprintf(dir, sizeof dir, "%s/mesh", env->work_dir);
     int rc = -1;
@@ -181,6 +183,11 @@ int mesh_run(const bench_env_t *env, int n, json_t *out)
     note("mesh: full mesh again %.2f s after starting %d daemons; measuring idle for 10 s", remesh_s, n);
     sleep_ns(2000000000u);
     proc_stat_t *p0 = calloc((size_t)n, sizeof *p0), *p1 = calloc((size_t)n, sizeof *p1);
+    if (!p0 || !p1) {
+        free(p0);
+        free(p1);
+        goto out;
+    }
     for (int i = 0; i < n; i++)
         proc_read(nodes[i].pid, &p0[i]);
     sleep_ns(10000000000u);

@@ -231,7 +231,6 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
                     expect, seq);
             else
                 bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 " appears twice or out of order", seq);
-            expect = seq;
         }
         memset(&rec, 0, sizeof rec);
         rec.seq = seq;

@@ -31,6 +31,7 @@ struct auditor_scratch {
     Liaison__Control__AuditCheckpoint checkpoint;
     audit_report_t report;
     char error[512];
+    bool oom;                  /* a keep() failed: the answer would be missing text */
 };
 
 static char *keep(auditor_scratch_t *s, const char *text)
@@ -38,14 +39,18 @@ static char *keep(auditor_scratch_t *s, const char *text)
     if (s->n_strings == s->cap_strings) {
         size_t cap = s->cap_strings ? s->cap_strings * 2 : 64;
         char **p = realloc(s->strings, cap * sizeof *p);
-        if (!p)
+        if (!p) {
+            s->oom = true;
             return (char *)"";
+        }
         s->strings = p;
         s->cap_strings = cap;
     }
     char *c = strdup(text ? text : "");
-    if (!c)
+    if (!c) {
+        s->oom = true;
         return (char *)"";
+    }
     s->strings[s->n_strings++] = c;
     return c;
 }
@@ -194,6 +199,11 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         cnt++;
+    if (rc != SQLITE_DONE) { /* an auditor is never shown part of the log as if it were all of it */
+        sqlite3_finalize(st);
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
+        return;
+    }
     sqlite3_reset(st);
     s->rows = calloc(cnt + 1, sizeof *s->rows);
     s->ptrs = calloc(cnt + 1, sizeof *s->ptrs);
@@ -232,6 +242,10 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
         i++;
     }
     sqlite3_finalize(st);
+    if (i < cnt && rc != SQLITE_DONE) {
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot query the audit log");
+        return;
+    }
     liaison__control__audit_entries__init(&s->entries);
     s->entries.entries = s->ptrs;
     s->entries.n_entries = i;
@@ -403,5 +417,10 @@ void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Reques
         fail(resp, s, LIAISON__CONTROL__CODE__REFUSED,
              "the audit socket offers only audit operations (audit log, prove, verify, checkpoint)");
         break;
+    }
+    /* Fail closed: an answer with a text left out for want of memory is not sent as if whole. */
+    if (s->oom && resp->code == LIAISON__CONTROL__CODE__OK) {
+        resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT__NOT_SET;
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
     }
 }

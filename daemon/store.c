@@ -1214,8 +1214,9 @@ int store_review_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], s
     sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->n_participants < LIAISON_MAX_RECIPIENTS)
         copy_text(r->participants[r->n_participants++], LIAISON_MAX_ID + 1, sqlite3_column_text(st, 0));
+    out = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read review participants");
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    return out;
 }
 
 bool store_review_has(const store_review_t *r, const char *id)
@@ -1245,6 +1246,7 @@ int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx)
             cap = cap ? cap * 2 : 16;
             void *p = realloc(ids, cap * sizeof *ids);
             if (!p) {
+                snprintf(s->err, sizeof s->err, "out of memory");
                 out = -1;
                 break;
             }
@@ -1252,10 +1254,16 @@ int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx)
         }
         memcpy(ids[n++], sqlite3_column_blob(st, 0), LIAISON_MSGID_BYTES);
     }
+    /* A read that fails part way is an error, not a shorter list. */
+    if (out == 0 && rc != SQLITE_DONE)
+        out = fail(s, "list reviews");
     sqlite3_finalize(st);
     for (size_t i = 0; out == 0 && i < n; i++) {
         memcpy(id, ids[i], sizeof id);
-        if (store_review_get(s, id, &r) == 0)
+        int got = store_review_get(s, id, &r);
+        if (got < 0)
+            out = -1;
+        else if (got == 0)
             out = cb(ctx, &r);
     }
     free(ids);

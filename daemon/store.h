@@ -271,6 +271,9 @@ int store_review_close(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES],
 int store_review_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], store_review_t *r);
 bool store_review_has(const store_review_t *r, const char *id);
 typedef int (*store_review_cb)(void *ctx, const store_review_t *r);
+/* Calls cb for every review (open ones only if open_only), oldest first, until cb returns
+ * non-zero. Returns 0, cb's non-zero value, or -1 if the reviews cannot all be read
+ * (store_error says why): never a shorter list as if it were complete. */
 int store_review_each(store_t *s, bool open_only, store_review_cb cb, void *ctx);
 
 /* ---- per-operation savepoints inside the batch transaction ----

@@ -106,6 +106,18 @@ class Bench(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn("cannot read the unit", p.stderr)
 
+    def test_numeric_options_are_checked(self):
+        # A value that is not a number in range stops the bench before it starts anything
+        # (atof took "8s" as 8 and "abc" as 0; a 1,000-node mesh was refused and then
+        # summed up all the same).
+        for opt, val in (("--seconds", "8s"), ("--seconds", "abc"), ("--warmup", "-1"), ("--window", "0"),
+                         ("--mesh", "1000"), ("--mesh", "1"), ("--poll-us", "nan"), ("--idle-after", "")):
+            p = subprocess.run([BENCH, "--bin", harness.BUILD, opt, val], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1, (opt, val))
+            self.assertIn("liaison-bench: %s: a number from" % opt, p.stderr)
+            self.assertIn("not '%s'" % val, p.stderr)
+            self.assertEqual(p.stdout, "")
+
     def test_targets_carry_the_figures_they_score(self):
         # The targets block gives each figure as the table prints it (two decimals), not
         # rounded further: a p50 of 1.06 ms must not read 1.1 ms in the JSON.

@@ -3,7 +3,9 @@
  * real ZeroMQ sockets: an answer deferred until its batch commits is sent only if the
  * transaction that holds its change is the one that commits. SQLite may roll back a
  * whole transaction on its own (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM); made to
- * happen here with max_page_count, SQLite's own "database is full". */
+ * happen here with max_page_count, SQLite's own "database is full". Also: a read that
+ * SQLite breaks off part way (an auditor's query of the log, the list of case reviews) is
+ * an error, never a shorter answer given as the whole one. */
 #include "unit.h"
 
 #include <zmq.h>
@@ -11,6 +13,7 @@
 #include <sodium.h>
 
 #include "audit.h"
+#include "auditor.h"
 #include "control.pb-c.h"
 #include "delivery.h"
 #include "keys.h"
@@ -400,6 +403,108 @@ static void test_receipts_past_1024_from_one_sender_make_further_trees(void **st
     keys_destroy(&f->n.keys);
 }
 
+/* Breaks off the statement whose SQL starts with `sql` during its run-th run (counted
+ * from 1: a statement reset and stepped again runs again), as SQLite does on its own for
+ * an I/O error, a corrupt page or an interrupt. */
+typedef struct breaker {
+    sqlite3 *db;
+    const char *sql;
+    int run;
+    int broke;
+} breaker_t;
+
+static int break_statement(void *ctx)
+{
+    breaker_t *b = ctx;
+    for (sqlite3_stmt *st = sqlite3_next_stmt(b->db, NULL); st; st = sqlite3_next_stmt(b->db, st))
+        if (sqlite3_stmt_busy(st) && strncmp(sqlite3_sql(st), b->sql, strlen(b->sql)) == 0 &&
+            sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0) == b->run) {
+            b->broke++;
+            return 1;
+        }
+    return 0;
+}
+
+/* An auditor's query of the log (auditor.c reads it twice: a count, then the rows). */
+static Liaison__Control__Code audit_log_query(fixture_t *f, breaker_t *b, size_t *n_entries)
+{
+    Liaison__Control__AuditQuery q = LIAISON__CONTROL__AUDIT_QUERY__INIT;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG;
+    rq.audit_log = &q;
+    Liaison__Control__Response resp = LIAISON__CONTROL__RESPONSE__INIT;
+    auditor_scratch_t *s = NULL;
+    if (b)
+        sqlite3_progress_handler(store_db(f->n.store), 1, break_statement, b);
+    auditor_handle(&f->n, "auditor:test", &rq, &resp, &s);
+    sqlite3_progress_handler(store_db(f->n.store), 0, NULL, NULL);
+    *n_entries = resp.result_case == LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES ? resp.audit_entries->n_entries
+                                                                                       : 0;
+    Liaison__Control__Code code = resp.code;
+    auditor_free(s);
+    assert_int_equal(store_commit(f->n.store), 0); /* the query's own audit entry */
+    return code;
+}
+
+static void test_audit_query_broken_off_is_an_error(void **state)
+{
+    fixture_t *f = *state;
+    char err[256];
+    f->n.audit = audit_open(f->n.store, err, sizeof err);
+    assert_non_null(f->n.audit);
+    assert_int_equal(store_begin(f->n.store), 0);
+    for (int i = 0; i < 5; i++) {
+        audit_entry_t e = {.actor = "daemon", .action = "daemon-started", .outcome = "ok", .details = "test"};
+        assert_int_equal(node_audit(&f->n, &e), 0);
+    }
+    assert_int_equal(store_commit(f->n.store), 0);
+    size_t got = 0;
+    assert_int_equal(audit_log_query(f, NULL, &got), LIAISON__CONTROL__CODE__OK);
+    assert_int_equal(got, 6); /* and the query's own entry */
+    for (int run = 1; run <= 2; run++) { /* the count, then the rows */
+        breaker_t b = {.db = store_db(f->n.store), .sql = "SELECT * FROM (SELECT seq, time_ms,", .run = run};
+        assert_int_equal(audit_log_query(f, &b, &got), LIAISON__CONTROL__CODE__INTERNAL);
+        assert_int_equal(b.broke, 1);
+        assert_int_equal(got, 0);
+    }
+    audit_close(&f->n.audit);
+}
+
+static int count_review(void *ctx, const store_review_t *r)
+{
+    (void)r;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void test_review_list_broken_off_is_an_error(void **state)
+{
+    fixture_t *f = *state;
+    assert_int_equal(store_begin(f->n.store), 0);
+    for (int i = 0; i < 3; i++) {
+        uint8_t id[LIAISON_MSGID_BYTES];
+        randombytes_buf(id, sizeof id);
+        assert_int_equal(store_review_open(f->n.store, id, "a", NULL, 1000 + (uint64_t)i), 0);
+        assert_int_equal(store_review_add(f->n.store, id, "b", 1000 + (uint64_t)i), 0);
+    }
+    assert_int_equal(store_commit(f->n.store), 0);
+    size_t n = 0;
+    assert_int_equal(store_review_each(f->n.store, false, count_review, &n), 0);
+    assert_int_equal(n, 3);
+    /* The list of ids, then one review's participants. */
+    const char *sql[] = {"SELECT review_id FROM reviews", "SELECT participant FROM review_participants"};
+    for (size_t i = 0; i < 2; i++) {
+        breaker_t b = {.db = store_db(f->n.store), .sql = sql[i], .run = 1};
+        sqlite3_progress_handler(b.db, 1, break_statement, &b);
+        n = 0;
+        assert_int_equal(store_review_each(f->n.store, false, count_review, &n), -1);
+        sqlite3_progress_handler(b.db, 0, NULL, NULL);
+        assert_true(b.broke > 0);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(store_error(f->n.store), "interrupted"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +515,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wait_asked_again_while_a_new_transaction_is_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait_asked_again_without_room_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipts_past_1024_from_one_sender_make_further_trees, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_query_broken_off_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_review_list_broken_off_is_an_error, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
