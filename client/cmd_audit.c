@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "audit_codec.h"
 #include "audit_verify.h"
 #include "card.h"
 #include "checkpoint.h"
@@ -82,6 +83,22 @@ static json_t *entry_json(const Liaison__Control__AuditEntry *e)
                      cli_json_hex(e->entry_hash.data, e->entry_hash.len));
 }
 
+/* The text table of audit log, also under a proof that holds. */
+static void entry_header(void)
+{
+    printf("%6s  %-19s  %-20s %-22s %-8s %-16s %s\n", "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "OUTCOME", "PEER",
+           "DETAILS");
+}
+
+static void entry_row(const Liaison__Control__AuditEntry *e)
+{
+    char t[32];
+    text_time_utc(e->time_ms, t, sizeof t);
+    printf("%6" PRIu64 "  %-19.19s  %-20s %-22s %-8s %-16s %s%s%s\n", e->seq, t, e->actor, e->action, e->outcome,
+           e->peer[0] ? e->peer : "-", e->content_type ? payload_type_name(e->content_type) : "",
+           e->content_type && e->details[0] ? " " : "", e->details);
+}
+
 static json_t *node_json(const Liaison__Control__AuditEntries *a)
 {
     return json_pack("{s:s, s:s, s:s, s:s}", "id", a->node_id, "name", a->node_name, "role", a->node_role, "org",
@@ -136,16 +153,9 @@ static int audit_log(cli_t *cli, int argc, char **argv)
             json_object_set_new(j, "patient_case_variants", json_integer(a->patient_case_variants));
         cli_json_out(j);
     } else {
-        printf("%6s  %-19s  %-20s %-22s %-8s %-16s %s\n", "SEQ", "TIME (UTC)", "ACTOR", "ACTION", "OUTCOME", "PEER",
-               "DETAILS");
-        for (size_t i = 0; i < a->n_entries; i++) {
-            const Liaison__Control__AuditEntry *e = a->entries[i];
-            char t[32];
-            text_time_utc(e->time_ms, t, sizeof t);
-            printf("%6" PRIu64 "  %-19.19s  %-20s %-22s %-8s %-16s %s%s%s\n", e->seq, t, e->actor, e->action,
-                   e->outcome, e->peer[0] ? e->peer : "-", e->content_type ? payload_type_name(e->content_type) : "",
-                   e->content_type && e->details[0] ? " " : "", e->details);
-        }
+        entry_header();
+        for (size_t i = 0; i < a->n_entries; i++)
+            entry_row(a->entries[i]);
         if (q.patient[0])
             render_case_variants(a->patient_case_variants, q.patient, "audit entries");
     }
@@ -341,32 +351,54 @@ static int audit_verify_proof(cli_t *cli, int argc, char **argv)
             return cli_fail(EXIT_USAGE, "%s: path element %zu is not a 32-byte hash", pos[0], i);
         }
     }
-    uint64_t seq = (uint64_t)json_integer_value(seq_j), eseq = 0;
-    for (int i = 0; i < 8; i++)
-        eseq = eseq << 8 | entry[i];
+    uint64_t seq = (uint64_t)json_integer_value(seq_j);
+    /* What the entry says, read from its canonical encoding E (PROTOCOL.md 11): the
+     * proof is about these bytes, so they are shown only from E itself. */
+    static char strings[sizeof entry];
+    audit_record_t d;
     checkpoint_t cp;
     char err[300];
     uint8_t leaf[MERKLE_HASH_BYTES];
     merkle_leaf_hash(entry, elen, leaf);
     if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
         rc = proof_fail(cli, err);
-    } else if (eseq != seq || seq == 0) {
+    } else if (audit_decode(entry, elen, &d, strings, sizeof strings) != 0) {
+        rc = proof_fail(cli, "the entry is not an audit entry in its canonical encoding");
+    } else if (d.seq != seq || seq == 0) {
         rc = proof_fail(cli, "the entry's sequence number is not the one the proof claims");
     } else if (merkle_verify_inclusion(leaf, seq - 1, cp.size, (const uint8_t(*)[MERKLE_HASH_BYTES])path, plen,
                                        cp.root) != 0) {
         rc = proof_fail(cli, "the entry is not in the log the checkpoint signs (inclusion proof fails)");
     } else {
+        Liaison__Control__AuditEntry ae = LIAISON__CONTROL__AUDIT_ENTRY__INIT;
+        ae.seq = d.seq;
+        ae.time_ms = d.time_ms;
+        ae.actor = (char *)d.actor;
+        ae.action = (char *)d.action;
+        ae.outcome = (char *)d.outcome;
+        ae.message_id = (ProtobufCBinaryData){d.message_id_len, (uint8_t *)d.message_id};
+        ae.peer = (char *)d.peer;
+        ae.content_type = d.content_type;
+        ae.patient_tag = (ProtobufCBinaryData){d.patient_tag_len, (uint8_t *)d.patient_tag};
+        ae.details = (char *)d.details;
         char t[32];
         text_time_utc(cp.time_ms, t, sizeof t);
-        if (cli->json)
-            cli_json_out(json_pack("{s:b, s:I, s:s, s:I, s:b}", "ok", 1, "seq", (json_int_t)seq, "node", cp.node_id,
-                                   "tree_size", (json_int_t)cp.size, "key_from_card", card != NULL));
-        else
+        if (cli->json) {
+            json_t *ej = entry_json(&ae);
+            json_object_del(ej, "entry_hash"); /* the chain hash needs the entry before it: not in a proof */
+            cli_json_out(json_pack("{s:b, s:I, s:s, s:I, s:b, s:o}", "ok", 1, "seq", (json_int_t)seq, "node",
+                                   cp.node_id, "tree_size", (json_int_t)cp.size, "key_from_card", card != NULL,
+                                   "entry_fields", ej));
+        } else {
             printf("proof holds: entry %" PRIu64 " is in the audit log of %s as signed at %s (%" PRIu64
-                   " entries)%s\n",
-                   seq, cp.node_id, t, cp.size,
-                   card ? "" : "\nnote: the signing key came from the proof itself; pass --card CARD_FILE to check it"
-                               " against the node's card");
+                   " entries):\n",
+                   seq, cp.node_id, t, cp.size);
+            entry_header();
+            entry_row(&ae);
+            if (!card)
+                printf("note: the signing key came from the proof itself; pass --card CARD_FILE to check it"
+                       " against the node's card\n");
+        }
         rc = 0;
     }
     json_decref(j);

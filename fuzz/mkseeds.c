@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "audit_codec.h"
 #include "card.h"
 #include "checkpoint.h"
 #include "control.pb-c.h"
@@ -492,6 +493,35 @@ static void seeds_card(void)
     free(c);
 }
 
+/* ---- audit entries (the entry of an inclusion proof) ---- */
+
+static void write_entry(const char *name, const audit_record_t *r)
+{
+    uint8_t *e = NULL;
+    size_t len = 0;
+    if (audit_encode(r, &e, &len) != 0)
+        exit(1);
+    write_seed("fuzz_audit_entry", name, e, len);
+    free(e);
+}
+
+static void seeds_audit_entry(void)
+{
+    uint8_t mid[LIAISON_MSGID_BYTES], tag[LIAISON_HASH_BYTES];
+    randombytes_buf(mid, sizeof mid);
+    randombytes_buf(tag, sizeof tag);
+    audit_record_t r = {.seq = 1, .time_ms = 1709290000000ull, .actor = "daemon", .action = "daemon-started",
+                        .outcome = "ok", .peer = "", .details = "version 0.1.0"};
+    write_entry("started", &r);
+    r = (audit_record_t){.seq = 42, .time_ms = 1709290001000ull, .actor = "user:alice", .action = "message-sent",
+                         .outcome = "ok", .message_id = mid, .message_id_len = sizeof mid, .peer = "bob",
+                         .content_type = 2, .patient_tag = tag, .patient_tag_len = sizeof tag, .details = ""};
+    write_entry("sent-note", &r);
+    r.action = "message-acknowledged";
+    r.details = "acknowledges 00112233445566778899aabbccddeeff";
+    write_entry("acknowledged", &r);
+}
+
 /* ---- checkpoints ---- */
 
 static void seeds_checkpoint(void)
@@ -728,6 +758,7 @@ int main(int argc, char **argv)
     seeds_receipt();
     seeds_card();
     seeds_checkpoint();
+    seeds_audit_entry();
     seeds_control();
     seeds_config();
     seeds_text();

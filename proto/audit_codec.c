@@ -76,6 +76,80 @@ const uint8_t *audit_encode_in(const audit_record_t *r, uint8_t buf[static AUDIT
     return p;
 }
 
+/* A reader over E: every take checks what is left first. */
+typedef struct reader {
+    const uint8_t *p;
+    size_t left;
+} reader_t;
+
+static int take_u32(reader_t *rd, uint32_t *v)
+{
+    if (rd->left < 4)
+        return -1;
+    *v = (uint32_t)rd->p[0] << 24 | (uint32_t)rd->p[1] << 16 | (uint32_t)rd->p[2] << 8 | rd->p[3];
+    rd->p += 4;
+    rd->left -= 4;
+    return 0;
+}
+
+static int take_u64(reader_t *rd, uint64_t *v)
+{
+    uint32_t hi, lo;
+    if (take_u32(rd, &hi) != 0 || take_u32(rd, &lo) != 0)
+        return -1;
+    *v = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+static int take_lp(reader_t *rd, const uint8_t **data, size_t *len)
+{
+    uint32_t n;
+    if (take_u32(rd, &n) != 0 || n > rd->left)
+        return -1;
+    *data = rd->p;
+    *len = n;
+    rd->p += n;
+    rd->left -= n;
+    return 0;
+}
+
+/* An lp() string, copied with its NUL into *out; one with a NUL inside is refused (its
+ * strlen would not be the length E gives). */
+static int take_str(reader_t *rd, const char **s, char **out, size_t *cap)
+{
+    const uint8_t *d;
+    size_t n;
+    if (take_lp(rd, &d, &n) != 0 || n >= *cap || (n && memchr(d, 0, n)))
+        return -1;
+    if (n)
+        memcpy(*out, d, n);
+    (*out)[n] = 0;
+    *s = *out;
+    *out += n + 1;
+    *cap -= n + 1;
+    return 0;
+}
+
+int audit_decode(const uint8_t *e, size_t len, audit_record_t *r, char *strings, size_t cap)
+{
+    reader_t rd = {e, len};
+    memset(r, 0, sizeof *r);
+    if (take_u64(&rd, &r->seq) != 0 || take_u64(&rd, &r->time_ms) != 0 || take_str(&rd, &r->actor, &strings, &cap) ||
+        take_str(&rd, &r->action, &strings, &cap) || take_str(&rd, &r->outcome, &strings, &cap) ||
+        take_lp(&rd, &r->message_id, &r->message_id_len) != 0 ||
+        (r->message_id_len != 0 && r->message_id_len != LIAISON_MSGID_BYTES) ||
+        take_str(&rd, &r->peer, &strings, &cap) || take_u32(&rd, &r->content_type) != 0 ||
+        take_lp(&rd, &r->patient_tag, &r->patient_tag_len) != 0 ||
+        (r->patient_tag_len != 0 && r->patient_tag_len != LIAISON_HASH_BYTES) ||
+        take_str(&rd, &r->details, &strings, &cap) || rd.left != 0)
+        return -1;
+    if (!r->message_id_len)
+        r->message_id = NULL;
+    if (!r->patient_tag_len)
+        r->patient_tag = NULL;
+    return 0;
+}
+
 int audit_chain_hash(const audit_record_t *r, const uint8_t prev[static LIAISON_HASH_BYTES],
                      uint8_t out[static LIAISON_HASH_BYTES])
 {

@@ -38,6 +38,13 @@ int audit_encode(const audit_record_t *r, uint8_t **out, size_t *out_len);
 const uint8_t *audit_encode_in(const audit_record_t *r, uint8_t buf[static AUDIT_ENCODE_INLINE], uint8_t **spill,
                                size_t *out_len);
 
+/* The inverse of audit_encode, for a verifier that holds E alone (an inclusion proof):
+ * fills r, its blobs pointing into e and its strings NUL-terminated copies in `strings`,
+ * which must have room for len bytes. Refuses (-1) any E that audit_encode would not
+ * write byte for byte: a length past the end, bytes left over, a message id other than 0
+ * or 16 bytes, a patient tag other than 0 or 32, a NUL inside a string. */
+int audit_decode(const uint8_t *e, size_t len, audit_record_t *r, char *strings, size_t cap);
+
 /* entry_hash = BLAKE2b-256("liaison-v1/audit-chain" 0x00 || prev_hash || E).
  * prev_hash of the first entry is 32 zero bytes. Returns 0 or -1 (out of memory). */
 int audit_chain_hash(const audit_record_t *r, const uint8_t prev[static LIAISON_HASH_BYTES],

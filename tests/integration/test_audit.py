@@ -651,16 +651,40 @@ class AuditorTools(NodeTest):
 
     def test_prove_and_verify_proof_offline(self):
         proof_path = os.path.join(self.base, "proof.json")
+
+        def write(text):
+            with open(proof_path, "w") as f:
+                f.write(text)
         r = self.a.cli("audit", "prove", "2")
-        open(proof_path, "w").write(r.stdout)
+        write(r.stdout)
         ok = self.a.cli("audit", "verify-proof", proof_path, check=False)
         self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        # It says what the proven entry records, read from the entry's own bytes: the
+        # same entry as audit log shows.
+        logged = [e for e in json.loads(self.a.cli("audit", "log", "--json").stdout)["entries"] if e["seq"] == 2][0]
+        self.assertIn("proof holds: entry 2 is in the audit log of a", ok.stdout)
+        row = [l for l in ok.stdout.splitlines() if l.strip().startswith("2 ")]
+        self.assertEqual(len(row), 1, ok.stdout)
+        for k in ("actor", "action", "outcome"):
+            self.assertIn(logged[k], row[0])
+        j = json.loads(self.a.cli("audit", "verify-proof", proof_path, "--json").stdout)
+        self.assertTrue(j["ok"])
+        del logged["entry_hash"]
+        self.assertEqual(j["entry_fields"], logged)
         proof = json.loads(r.stdout)
-        # Change the entry the proof is about: the proof no longer holds.
-        proof["entry"] = proof["entry"][:-2] + ("00" if proof["entry"][-2:] != "00" else "01")
-        open(proof_path, "w").write(json.dumps(proof))
+        # Change the entry the proof is about, keeping it well formed (its time): the
+        # proof no longer holds.
+        changed = dict(proof, entry=proof["entry"][:30] + ("00" if proof["entry"][30:32] != "00" else "01") +
+                       proof["entry"][32:])
+        write(json.dumps(changed))
         bad = self.a.cli("audit", "verify-proof", proof_path, check=False)
         self.assertEqual(bad.returncode, 4, bad.stdout + bad.stderr)
+        self.assertIn("proof does NOT hold: the entry is not in the log the checkpoint signs", bad.stderr)
+        # An entry that is not an audit entry's encoding at all (a byte more).
+        write(json.dumps(dict(proof, entry=proof["entry"] + "00")))
+        bad = self.a.cli("audit", "verify-proof", proof_path, check=False)
+        self.assertEqual(bad.returncode, 4, bad.stdout + bad.stderr)
+        self.assertIn("proof does NOT hold: the entry is not an audit entry in its canonical encoding", bad.stderr)
 
     def test_disclosures_by_patient(self):
         # A text message has no patient; a disclosure listing for an unknown patient is empty.

@@ -344,6 +344,42 @@ static void test_audit_and_checkpoint(void **state)
     equal_bytes("audit.entry_hash", h, sizeof h);
     merkle_leaf_hash(e, elen, leaf);
     equal_bytes("audit.leaf", leaf, sizeof leaf);
+    /* audit_decode reads the vector back to the record it encodes... */
+    audit_record_t d;
+    char strings[512];
+    assert_int_equal(audit_decode(e, elen, &d, strings, sizeof strings), 0);
+    assert_int_equal(d.seq, r.seq);
+    assert_int_equal(d.time_ms, r.time_ms);
+    assert_string_equal(d.actor, r.actor);
+    assert_string_equal(d.action, r.action);
+    assert_string_equal(d.outcome, r.outcome);
+    assert_string_equal(d.peer, r.peer);
+    assert_string_equal(d.details, "");
+    assert_int_equal(d.content_type, 1);
+    assert_int_equal(d.message_id_len, sizeof mid);
+    assert_memory_equal(d.message_id, mid, sizeof mid);
+    assert_int_equal(d.patient_tag_len, sizeof tag);
+    assert_memory_equal(d.patient_tag, tag, sizeof tag);
+    /* ...and refuses every other spelling: each shorter prefix, a byte more, a string
+     * with a NUL inside, a message id of another length, too small a string buffer. */
+    uint8_t *x = malloc(elen + 1);
+    assert_non_null(x);
+    memcpy(x, e, elen);
+    for (size_t n = 0; n < elen; n++)
+        assert_int_equal(audit_decode(x, n, &d, strings, sizeof strings), -1);
+    x[elen] = 0;
+    assert_int_equal(audit_decode(x, elen + 1, &d, strings, sizeof strings), -1);
+    assert_int_equal(audit_decode(x, elen, &d, strings, 10), -1);
+    x[8 + 8 + 4 + 4] = 0; /* inside "user:alice" */
+    assert_int_equal(audit_decode(x, elen, &d, strings, sizeof strings), -1);
+    audit_record_t odd = r;
+    odd.message_id_len = 15;
+    uint8_t *o = NULL;
+    size_t olen = 0;
+    assert_int_equal(audit_encode(&odd, &o, &olen), 0);
+    assert_int_equal(audit_decode(o, olen, &d, strings, sizeof strings), -1);
+    free(o);
+    free(x);
     free(e);
     checkpoint_t c = {.size = 1, .time_ms = 1700000000000u + 60000u};
     snprintf(c.node_id, sizeof c.node_id, "alice");
