@@ -6,6 +6,7 @@ import os
 import sys
 import atexit
 import base64
+import hashlib
 import json
 import struct
 import subprocess
@@ -581,6 +582,79 @@ class Interop(NodeTest):
         self.assertEqual(b.json("status")["alarms"], [])
         self.assertEqual(b.audit("rollback-detected"), [])
 
+
+    def test_python_auditor_checks_an_inclusion_proof(self):
+        """A third party given `liaison audit prove`'s file and the node's card checks it
+        with PROTOCOL.md 12 alone (the entry read strictly as E, the note's signature under
+        the card's key, the RFC 9162 path), and reads what the entry records: the same as
+        the node's audit log and as `verify-proof`. A changed entry fails both."""
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("audit", "checkpoint_entries", "4")
+        b.start()
+        py = self.pypeer()
+        self.meet(b, py, serve=True)
+        for i in range(5):
+            b.send("py.peer", "message %d" % i)
+        wait_for(lambda: len(py.received) == 5, 30, "the messages at the Python peer")
+        wait_for(lambda: (b.query("SELECT max(tree_size) FROM checkpoints")[0][0] or 0) >= 8, 30, "a checkpoint")
+        card = pypeer.Card(WIRE, b.cli("card").stdout)
+        logged = {e["seq"]: e for e in b.json("audit", "log")["entries"]}
+
+        def decode(e):
+            """E (PROTOCOL.md 11), every length checked, nothing left over."""
+            at = [0]
+
+            def take(n):
+                if at[0] + n > len(e):
+                    raise ValueError("E ends early")
+                at[0] += n
+                return e[at[0] - n:at[0]]
+
+            def u32():
+                return struct.unpack(">I", take(4))[0]
+
+            def lp():
+                return take(u32())
+
+            seq, time_ms = struct.unpack(">QQ", take(16))
+            f = dict(seq=seq, time_ms=time_ms, actor=lp().decode(), action=lp().decode(), outcome=lp().decode(),
+                     message_id=lp().hex() or None, peer=lp().decode() or None, content_type_number=u32(),
+                     patient_tag=lp().hex() or None, details=lp().decode() or None)
+            if at[0] != len(e) or (f["message_id"] and len(f["message_id"]) != 32):
+                raise ValueError("not E")
+            return f
+
+        def check(proof):
+            size, root, _ = pypeer.parse_checkpoint(proof["checkpoint"], card.id, card.sign_pk)
+            e = bytes.fromhex(proof["entry"])
+            fields = decode(e)
+            leaf = hashlib.sha256(b"\x00" + e).digest()
+            path = [bytes.fromhex(h) for h in proof["path"]]
+            ok = (fields["seq"] == proof["seq"] == proof["leaf_index"] + 1 and proof["seq"] <= size
+                  and pypeer.inclusion_root(leaf, proof["seq"] - 1, size, path) == root)
+            return ok, fields
+
+        path = os.path.join(self.base, "proof.json")
+        for seq in (1, 3, 6):
+            proof = json.loads(b.cli("audit", "prove", str(seq)).stdout)
+            self.assertEqual(proof["format"], "liaison-inclusion-proof-v1")
+            ok, fields = check(proof)
+            self.assertTrue(ok, seq)
+            want = {k: logged[seq][k] for k in fields}
+            self.assertEqual(fields, want)
+            with open(path, "w") as f:
+                json.dump(proof, f)
+            shown = b.json("audit", "verify-proof", path, "--card", b.card_file)
+            self.assertEqual({k: shown["entry_fields"][k] for k in fields}, want)
+            # The same entry with another time: both verifiers refuse it.
+            e = bytearray(bytes.fromhex(proof["entry"]))
+            e[15] ^= 1
+            changed = dict(proof, entry=e.hex())
+            self.assertFalse(check(changed)[0])
+            with open(path, "w") as f:
+                json.dump(changed, f)
+            r = b.cli("audit", "verify-proof", path, check=False)
+            self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
 
     def test_witness_claim_without_a_signed_note_is_no_rollback(self):
         """A witness that says it holds a larger checkpoint of ours than our log, without
