@@ -26,6 +26,9 @@ node() { # id name role org
     port=$(free_port)
     liaison init --home "$home" --id "$1" --name "$2" --role "$3" --org "$4" \
         --listen "tcp://127.0.0.1:$port" >/dev/null
+    # A signed checkpoint every 16 audit entries (default 256), so that the short story's
+    # entries are covered by one before it ends (the auditor's step proves one of them).
+    sed -i 's/^checkpoint_entries = .*/checkpoint_entries = 16/' "$home/liaison.conf"
     liaisond --home "$home" 2>"$DEMO/$1.log" &
     PIDS+=($!)
     for _ in $(seq 100); do liaison --home "$home" status >/dev/null 2>&1 && return 0; sleep 0.05; done
@@ -113,4 +116,12 @@ for a in dr.alvarez dr.okafor rx.chen; do
 done
 run L dr.okafor audit disclosures --patient P-1042
 
-printf '\n%sThe story is complete: notes, an acknowledged urgent medication change, a closed case review, verified audit logs.%s\n' "$g" "$r"
+step "An outside auditor checks one disclosure with a proof file and Dr. Okafor's card alone"
+CP=$(L dr.okafor audit checkpoint --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["size"])')
+SEQ=$(L dr.okafor audit log --patient P-1042 --action message-delivered --json |
+    python3 -c 'import json,sys; print([e["seq"] for e in json.load(sys.stdin)["entries"] if e["seq"] <= int(sys.argv[1])][-1])' "$CP")
+L dr.okafor audit prove "$SEQ" > "$DEMO/proof.json"
+say "Dr. Okafor's node hands over proof.json: entry $SEQ and the path to a checkpoint it signed."
+run liaison audit verify-proof "$DEMO/proof.json" --card "$DEMO/dr.okafor.card"
+
+printf '\n%sThe story is complete: notes, an acknowledged urgent medication change, a closed case review, verified audit logs, a disclosure proved to an outsider.%s\n' "$g" "$r"
