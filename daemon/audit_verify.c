@@ -55,22 +55,36 @@ static void bad(audit_report_t *r, audit_failure_t kind, uint64_t seq, const cha
     say(r, "FAIL: %s\n", line);
 }
 
-static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n)
+/* Reads this node's signed checkpoints, smallest first. A database without the
+ * checkpoints table (none was ever signed: witness.c creates it) has none. Anything
+ * else that keeps them from being read whole is an error (-1, r->text says why): a
+ * shorter list would check fewer signatures and could hide the newest checkpoint, the
+ * one that shows a truncated log. */
+static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n, audit_report_t *r)
 {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT tree_size, note FROM checkpoints ORDER BY tree_size", -1, &st, NULL) !=
-        SQLITE_OK)
+    int step = sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'", -1,
+                                  &st, NULL);
+    if (step == SQLITE_OK)
+        step = sqlite3_step(st);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (step == SQLITE_DONE)
         return 0; /* no checkpoint table: nothing signed yet */
+    const char *why = NULL;
+    if (step != SQLITE_ROW ||
+        sqlite3_prepare_v2(db, "SELECT tree_size, note FROM checkpoints ORDER BY tree_size", -1, &st, NULL) !=
+            SQLITE_OK)
+        why = sqlite3_errmsg(db);
     size_t cap = 0;
-    int rc = 0;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    while (!why && (step = sqlite3_step(st)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 16;
             void *p = realloc(*out, cap * sizeof **out);
             if (!p) {
-                rc = -1;
+                why = "out of memory";
                 break;
             }
             *out = p;
@@ -80,8 +94,15 @@ static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n)
         (*out)[*n].note = strdup(t ? t : "");
         (*n)++;
     }
+    if (!why && step != SQLITE_DONE)
+        why = sqlite3_errmsg(db);
+    for (size_t i = 0; !why && i < *n; i++) /* a note lost for want of memory: not whole either */
+        if (!(*out)[i].note)
+            why = "out of memory";
+    if (why)
+        say(r, "cannot read the checkpoints: %s\n", why);
     sqlite3_finalize(st);
-    return rc;
+    return why ? -1 : 0;
 }
 
 /* Checks one signed checkpoint against the root of the first cp->size entries. */
@@ -172,11 +193,17 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         memcpy(pk, opts->sign_pk, sizeof pk);
     } else {
         sqlite3_stmt *m = NULL;
-        bool got = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'sign_pk'", -1, &m, NULL) == SQLITE_OK &&
-                   sqlite3_step(m) == SQLITE_ROW && sqlite3_column_bytes(m, 0) == LIAISON_KEY_BYTES;
+        int step = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'sign_pk'", -1, &m, NULL);
+        if (step == SQLITE_OK)
+            step = sqlite3_step(m);
+        bool got = step == SQLITE_ROW && sqlite3_column_bytes(m, 0) == LIAISON_KEY_BYTES;
         if (got)
             memcpy(pk, sqlite3_column_blob(m, 0), sizeof pk);
+        else if (step != SQLITE_ROW && step != SQLITE_DONE) /* a read error, not a key missing */
+            say(r, "cannot read the identity key recorded in the database: %s\n", sqlite3_errmsg(db));
         sqlite3_finalize(m);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return -1;
         if (!got) {
             say(r, "cannot verify checkpoints: no identity key given and none recorded in the database "
                    "(give the node's card with --card FILE)\n");
@@ -185,10 +212,8 @@ int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t
         say(r, "warning: the identity key was taken from the database itself; give --card FILE to check the "
                "signatures against a card you trust\n");
     }
-    if (load_checkpoints(db, &cps, &ncps) != 0) {
-        say(r, "cannot read checkpoints: %s\n", sqlite3_errmsg(db));
+    if (load_checkpoints(db, &cps, &ncps, r) != 0)
         goto out;
-    }
     if (opts && opts->extra_checkpoint) {
         char err[256];
         if (checkpoint_verify(opts->extra_checkpoint, strlen(opts->extra_checkpoint), pk, &extra, err, sizeof err) != 0) {

@@ -265,7 +265,11 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
     snprintf(what, sizeof what, "prove seq=%" PRIu64, q->seq);
     audit_query(n, actor, what, NULL, NULL);
     int64_t size = audit_size(n->audit);
-    if (size >= 0 && (q->seq == 0 || q->seq > (uint64_t)size)) {
+    if (size < 0) { /* not "no such entry" nor "no checkpoint yet" */
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the audit log");
+        return;
+    }
+    if (q->seq == 0 || q->seq > (uint64_t)size) {
         snprintf(s->error, sizeof s->error, "no audit entry %" PRIu64 " (the log has %" PRId64 " entries)", q->seq,
                  size);
         resp->code = LIAISON__CONTROL__CODE__NOT_FOUND;

@@ -122,8 +122,12 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
             snprintf(err, errlen, "review %s already exists", hex);
             return -1;
         }
-        if (thread_in_use(n, info->ref_id) != 0) {
-            snprintf(err, errlen, "review id %s is already the id of a message or thread on this node", hex);
+        int used = thread_in_use(n, info->ref_id);
+        if (used != 0) {
+            snprintf(err, errlen,
+                     used < 0 ? "cannot look up review id %s among the messages" /* not "in use" */
+                              : "review id %s is already the id of a message or thread on this node",
+                     hex);
             return -1;
         }
         for (size_t i = 0; i < info->n_participants; i++)
@@ -175,7 +179,8 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
 }
 
 /* A case review's thread carries only that review's messages: anything else would
- * slip past its participant and closing rules. */
+ * slip past its participant and closing rules. Returns 0, -1 refused, or -2 if the
+ * review cannot be read (err says which). */
 static int thread_check(node_t *n, uint32_t ct, const uint8_t *thread_id, char *err, size_t errlen)
 {
     if (!thread_id || ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
@@ -186,7 +191,7 @@ static int thread_check(node_t *n, uint32_t ct, const uint8_t *thread_id, char *
     int rc = store_review_get(n->store, thread_id, &r);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read review %s", hex);
-        return -1;
+        return -2;
     }
     if (rc == 0) {
         snprintf(err, errlen, "thread %s is a case review; only review messages go there (liaison review reply %s)",
@@ -250,12 +255,18 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
                            size_t errlen)
 {
     char hex[TEXT_MSGID_HEX];
-    if (thread_check(n, ct, thread_id, err, errlen) != 0)
-        return -1;
+    int checked = thread_check(n, ct, thread_id, err, errlen);
+    if (checked != 0)
+        return checked;
     if (ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK) {
         text_msgid_to_hex(info->ref_id, hex);
         store_msg_t m;
-        if (store_msg_get(n->store, info->ref_id, &m, NULL, NULL, NULL, NULL) != 0) {
+        int got = store_msg_get(n->store, info->ref_id, &m, NULL, NULL, NULL, NULL);
+        if (got < 0) { /* not "does not have": that refusal would be final */
+            snprintf(err, errlen, "cannot read message %s", hex);
+            return -2;
+        }
+        if (got > 0) {
             snprintf(err, errlen, "acknowledges message %s, which this node does not have", hex);
             return -1;
         }
@@ -283,14 +294,19 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
     int rc = store_review_get(n->store, info->ref_id, &r);
     if (rc < 0) {
         snprintf(err, errlen, "cannot read review %s", hex);
-        return -1;
+        return -2;
     }
     if (info->review_action == PAYLOAD_REVIEW_OPEN) {
         if (rc == 0) {
             snprintf(err, errlen, "review %s already exists", hex);
             return -1;
         }
-        if (thread_in_use(n, info->ref_id) != 0) {
+        int used = thread_in_use(n, info->ref_id);
+        if (used < 0) {
+            snprintf(err, errlen, "cannot look up review id %s among the messages", hex);
+            return -2;
+        }
+        if (used > 0) {
             snprintf(err, errlen, "review id %s is already the id of a message or thread here", hex);
             return -1;
         }
@@ -315,7 +331,12 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
     if (rc > 0) {
         /* A participant added to a review learns of it from the add itself. */
         if (info->review_action == PAYLOAD_REVIEW_ADD && strcmp(info->added, n->cfg.id) == 0) {
-            if (thread_in_use(n, info->ref_id) != 0) {
+            int used = thread_in_use(n, info->ref_id);
+            if (used < 0) {
+                snprintf(err, errlen, "cannot look up review id %s among the messages", hex);
+                return -2;
+            }
+            if (used > 0) {
                 snprintf(err, errlen, "review id %s is already the id of a message or thread here", hex);
                 return -1;
             }
@@ -441,8 +462,11 @@ void clinical_tick(node_t *n)
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
     overdue_ctx_t oc = {.n = n, .now = liaison_now_ms()};
-    store_overdue_scan(n->store, oc.now, (uint64_t)n->cfg.ack_routine_s * 1000u, (uint64_t)n->cfg.ack_urgent_s * 1000u,
-                       false, flag_one, &oc);
+    /* A scan broken off is tried again at the next tick; said, so that overdue
+     * acknowledgements not flagged meanwhile are not taken for none. */
+    if (store_overdue_scan(n->store, oc.now, (uint64_t)n->cfg.ack_routine_s * 1000u,
+                           (uint64_t)n->cfg.ack_urgent_s * 1000u, false, flag_one, &oc) < 0)
+        log_warn("cannot look for overdue acknowledgements: %s", store_error(n->store));
 }
 
 bool clinical_ack_audit(node_t *n, const uint8_t ref_id[static LIAISON_MSGID_BYTES],

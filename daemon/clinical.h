@@ -25,7 +25,9 @@ int clinical_recipients(node_t *n, uint32_t content_type, const payload_info_t *
 /* Checks an inbound message from `sender` against the care-team rules (an
  * acknowledgement must be about a message the sender received; review messages only
  * from participants of an open review, and a review's thread only review messages).
- * Returns 0, or -1 with err set. */
+ * Returns 0; -1 with err set if the message breaks a rule (a final refusal); or -2 with
+ * err set if what it refers to cannot be read here (a database error: not a refusal,
+ * the sender tries again). */
 int clinical_inbound_check(node_t *n, const char *sender, uint32_t content_type, const payload_info_t *info,
                            const uint8_t *thread_id, char *const *recipients, size_t n_recipients, char *err,
                            size_t errlen);

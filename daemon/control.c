@@ -112,7 +112,8 @@ static bool audit_local(call_t *c, const char *action, const char *outcome, cons
     return store_op_end(n->store, ok) == 0 && ok;
 }
 
-static void fill_peer(node_t *n, const peer_t *p, Liaison__Control__PeerInfo *pi, char *fp)
+/* Returns 0, or -1 if the peer's queue cannot be counted (store_error says why). */
+static int fill_peer(node_t *n, const peer_t *p, Liaison__Control__PeerInfo *pi, char *fp)
 {
     liaison__control__peer_info__init(pi);
     pi->id = (char *)p->card.id;
@@ -127,6 +128,7 @@ static void fill_peer(node_t *n, const peer_t *p, Liaison__Control__PeerInfo *pi
     pi->queued = q > 0 ? (uint32_t)q : 0;
     pi->transport_error = (char *)p->transport_error;
     pi->added_ms = p->added_ms;
+    return q < 0 ? -1 : 0;
 }
 
 /* Peer listing shared by status and peer list; arrays freed by free_peers. */
@@ -137,17 +139,25 @@ typedef struct peer_set {
     size_t n;
 } peer_set_t;
 
-static int collect_peers(node_t *n, peer_set_t *s)
+/* Returns 0, or -1 with err (out of memory, or a queue that cannot be counted: never
+ * shown as 0 queued). */
+static int collect_peers(node_t *n, peer_set_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     size_t cnt = n->dir.n;
     s->infos = calloc(cnt + 1, sizeof *s->infos);
     s->ptrs = calloc(cnt + 1, sizeof *s->ptrs);
     s->fps = calloc(cnt + 1, sizeof *s->fps);
-    if (!s->infos || !s->ptrs || !s->fps)
+    if (!s->infos || !s->ptrs || !s->fps) {
+        snprintf(err, errlen, "out of memory");
         return -1;
+    }
     for (size_t i = 0; i < cnt; i++) {
-        fill_peer(n, n->dir.peers[i], &s->infos[i], s->fps[i]);
+        if (fill_peer(n, n->dir.peers[i], &s->infos[i], s->fps[i]) != 0) {
+            snprintf(err, errlen, "cannot count the queue of %s: %s", n->dir.peers[i]->card.id,
+                     store_error(n->store));
+            return -1;
+        }
         s->ptrs[i] = &s->infos[i];
     }
     s->n = cnt;
@@ -212,13 +222,17 @@ static int collect_alarm(void *ctx, const char *peer, uint64_t at_ms, const char
     return 0;
 }
 
+/* Any count or list that cannot be read makes the whole answer INTERNAL: a status with
+ * 0 queued, no overdue acknowledgements or no alarms for a read that failed would look
+ * like good news. */
 static void op_status(call_t *c)
 {
     node_t *n = c->n;
     peer_set_t ps;
-    if (collect_peers(n, &ps) != 0) {
+    char err[400] = "";
+    if (collect_peers(n, &ps, err, sizeof err) != 0) {
         free_peers(&ps);
-        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the node's status: %s", err);
         return;
     }
     Liaison__Control__StatusResult st = LIAISON__CONTROL__STATUS_RESULT__INIT;
@@ -232,38 +246,56 @@ static void op_status(call_t *c)
     st.n_peers = ps.n;
     st.peers = ps.ptrs;
     st.version = LIAISON_VERSION;
-    st.audit_size = (uint64_t)(audit_size(n->audit) > 0 ? audit_size(n->audit) : 0);
+    int64_t size = audit_size(n->audit);
+    st.audit_size = (uint64_t)(size > 0 ? size : 0);
     int64_t owed = store_awaiting_ack(n->store, n->cfg.id);
     st.awaiting_my_ack = owed > 0 ? (uint32_t)owed : 0;
     int64_t awaited = store_awaiting_their_ack(n->store);
     st.awaiting_their_ack = awaited > 0 ? (uint32_t)awaited : 0;
+    if (q < 0 || owed < 0 || awaited < 0)
+        snprintf(err, sizeof err, "%s", store_error(n->store));
+    else if (size < 0)
+        snprintf(err, sizeof err, "cannot read the audit log: %s", sqlite3_errmsg(store_db(n->store)));
     /* Our medication changes whose acknowledgement is overdue, most urgent first. */
     overdue_set_t os = {.n = 0};
     summary_buf_t *bufs[64];
     Liaison__Control__MessageSummary *sums[64];
     size_t nb = 0;
-    store_overdue_scan(n->store, 0, 0, 0, true, collect_overdue, &os);
-    for (size_t i = 0; i < os.n; i++) {
+    if (!err[0] && store_overdue_scan(n->store, 0, 0, 0, true, collect_overdue, &os) < 0)
+        snprintf(err, sizeof err, "%s", store_error(n->store));
+    for (size_t i = 0; !err[0] && i < os.n; i++) {
         store_msg_t m;
-        if (store_msg_get(n->store, os.ids[i], &m, NULL, NULL, NULL, NULL) != 0 || !(bufs[nb] = summary_new()))
+        int got = store_msg_get(n->store, os.ids[i], &m, NULL, NULL, NULL, NULL);
+        if (got > 0)
             continue;
-        if (fill_summary(n, &m, bufs[nb]) != 0)
-            log_warn("status: cannot read the state of an overdue message: %s", store_error(n->store));
+        if (got < 0 || !(bufs[nb] = summary_new())) {
+            snprintf(err, sizeof err, "%s", got < 0 ? store_error(n->store) : "out of memory");
+            break;
+        }
         sums[nb] = (Liaison__Control__MessageSummary *)bufs[nb];
         nb++;
+        if (fill_summary(n, &m, bufs[nb - 1]) != 0)
+            snprintf(err, sizeof err, "the state of an overdue message: %s", store_error(n->store));
     }
     st.overdue = sums;
     st.n_overdue = nb;
-    alarm_set_t *as = calloc(1, sizeof *as);
-    if (as) {
-        witness_alarms(n, collect_alarm, as);
+    alarm_set_t *as = NULL;
+    if (!err[0]) {
+        if (!(as = calloc(1, sizeof *as)))
+            snprintf(err, sizeof err, "out of memory");
+        else if (witness_alarms(n, collect_alarm, as) < 0)
+            snprintf(err, sizeof err, "the witness alarms: %s", sqlite3_errmsg(store_db(n->store)));
+    }
+    if (err[0] || !as) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the node's status: %s", err);
+    } else {
         st.alarms = as->p;
         st.n_alarms = as->n;
+        response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+        r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_STATUS;
+        r.status = &st;
+        answer(c, &r);
     }
-    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
-    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_STATUS;
-    r.status = &st;
-    answer(c, &r);
     for (size_t i = 0; i < nb; i++)
         summary_free(bufs[i]);
     free(as);
@@ -1501,9 +1533,10 @@ static void op_peer_remove(call_t *c, const Liaison__Control__PeerRemoveRequest 
 static void op_peer_list(call_t *c)
 {
     peer_set_t ps;
-    if (collect_peers(c->n, &ps) != 0) {
+    char err[400];
+    if (collect_peers(c->n, &ps, err, sizeof err) != 0) {
         free_peers(&ps);
-        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "%s", err);
         return;
     }
     Liaison__Control__PeerList pl = LIAISON__CONTROL__PEER_LIST__INIT;

@@ -376,9 +376,15 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                "a review message must carry its review id as thread id");
         goto out;
     }
-    if (clinical_inbound_check(n, peer, ct, &info,
-                               h->thread_id.len == LIAISON_MSGID_BYTES ? h->thread_id.data : NULL, h->recipients,
-                               h->n_recipients, err, sizeof err) != 0) {
+    int checked = clinical_inbound_check(n, peer, ct, &info,
+                                         h->thread_id.len == LIAISON_MSGID_BYTES ? h->thread_id.data : NULL,
+                                         h->recipients, h->n_recipients, err, sizeof err);
+    if (checked == -2) { /* a read error here is no reason to refuse the message for good */
+        log_warn("cannot check a message from %s: %s: %s", peer, err, store_error(n->store));
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "database error");
+        goto out;
+    }
+    if (checked != 0) {
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_POLICY, ct, err);
         goto out;
     }

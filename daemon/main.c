@@ -142,7 +142,11 @@ static void before_sleep(loop_t *l, void *ctx)
         n->pump_needed = false;
         if (delivery_pump(n) != 0)
             log_warn("delivery: %s", store_error(n->store));
-        d->next_due_ms = store_delivery_next_due(n->store);
+        if (store_delivery_next_due(n->store, &d->next_due_ms) != 0) {
+            /* Not "nothing due": queued messages would wait for the next unrelated wake-up. */
+            log_warn("delivery: %s", store_error(n->store));
+            d->next_due_ms = now + n->cfg.retry_min_ms;
+        }
     }
     /* A retry time further ahead than any schedule sets was set before the wall clock
      * jumped back: it is due soon (the pump takes it and reschedules it), not when the
@@ -241,8 +245,11 @@ static void on_tick(loop_t *l, void *ctx)
         up += n->dir.peers[i]->connected;
     int64_t q = store_queue_depth(n->store, NULL);
     char status[160];
-    snprintf(status, sizeof status, "STATUS=%zu of %zu peers connected, %" PRId64 " queued", up, n->dir.n,
-             q < 0 ? 0 : q);
+    if (q < 0) /* not "0 queued" */
+        snprintf(status, sizeof status, "STATUS=%zu of %zu peers connected, queue unreadable: %.80s", up, n->dir.n,
+                 store_error(n->store));
+    else
+        snprintf(status, sizeof status, "STATUS=%zu of %zu peers connected, %" PRId64 " queued", up, n->dir.n, q);
     if (strcmp(status, d->last_status) != 0) {
         tell_manager(status);
         memcpy(d->last_status, status, sizeof status);
@@ -409,6 +416,10 @@ static int check_identity(node_t *n, store_t *s, char *err, size_t errlen)
         char id[LIAISON_MAX_ID + 1];
         size_t idlen = 0;
         int rc = store_meta_get(s, "node_id", (uint8_t *)id, sizeof id - 1, &idlen);
+        if (rc < 0) { /* not "no id recorded", which would skip the check */
+            snprintf(err, errlen, "cannot read the node id recorded in %s: %s", n->paths.db_file, store_error(s));
+            return -1;
+        }
         if (rc == 0) {
             id[idlen] = 0;
             if (strcmp(id, n->cfg.id) != 0) {

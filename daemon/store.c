@@ -835,12 +835,14 @@ int store_delivery_due(store_t *s, uint64_t now_ms, uint64_t beyond_ms, uint32_t
     return each_delivery(s, st, false, cb, ctx, "list due deliveries");
 }
 
-uint64_t store_delivery_next_due(store_t *s)
+int store_delivery_next_due(store_t *s, uint64_t *due)
 {
     sqlite3_stmt *st = stmt(s, ST_DLV_NEXT);
-    uint64_t out = UINT64_MAX;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        out = (uint64_t)sqlite3_column_int64(st, 0);
+    int out = 0;
+    if (sqlite3_step(st) != SQLITE_ROW) /* min() always gives a row: an error, not "none due" */
+        out = fail(s, "find the next delivery due");
+    else
+        *due = sqlite3_column_type(st, 0) == SQLITE_NULL ? UINT64_MAX : (uint64_t)sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
     return out;
 }

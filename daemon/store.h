@@ -175,8 +175,10 @@ typedef int (*store_delivery_cb)(void *ctx, const store_delivery_t *d);
 int store_delivery_due(store_t *s, uint64_t now_ms, uint64_t beyond_ms, uint32_t limit, store_delivery_cb cb,
                        void *ctx);
 
-/* Earliest next_attempt_ms among queued/sent deliveries, or UINT64_MAX if none. */
-uint64_t store_delivery_next_due(store_t *s);
+/* Sets *due to the earliest next_attempt_ms among queued/sent deliveries, UINT64_MAX if
+ * none, and returns 0; or returns -1 if it cannot be read (store_error says why; *due is
+ * not changed): never "none due" for a read that failed. */
+int store_delivery_next_due(store_t *s, uint64_t *due);
 
 /* After a transmission attempt: state sent (or queued if it could not be handed to
  * the transport), attempts+1, next_attempt_ms, detail (may be NULL). 0 or -1. */

@@ -46,15 +46,27 @@ int witness_open(node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "cannot read checkpoints: %s", sqlite3_errmsg(db));
         return -1;
     }
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    /* A read error is not "no checkpoint yet": that would skip the truncation check below. */
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         n->cp_size = (uint64_t)sqlite3_column_int64(st, 0);
         n->cp_time_ms = (uint64_t)sqlite3_column_int64(st, 1);
         free(n->cp_note);
-        n->cp_note = strdup((const char *)sqlite3_column_text(st, 2));
+        const char *note = (const char *)sqlite3_column_text(st, 2); /* NULL only for out of memory */
+        n->cp_note = note ? strdup(note) : NULL;
     }
+    bool ok = rc == SQLITE_DONE || (rc == SQLITE_ROW && n->cp_note);
+    if (!ok)
+        snprintf(err, errlen, "cannot read checkpoints: %s", rc == SQLITE_ROW ? "out of memory" : sqlite3_errmsg(db));
     sqlite3_finalize(st);
+    if (!ok)
+        return -1;
     int64_t size = audit_size(n->audit);
-    if (size >= 0 && (uint64_t)size < n->cp_size) {
+    if (size < 0) {
+        snprintf(err, errlen, "cannot read the audit log: %s", sqlite3_errmsg(db));
+        return -1;
+    }
+    if ((uint64_t)size < n->cp_size) {
         snprintf(err, errlen,
                  "the audit log has %" PRId64 " entries but this node signed a checkpoint at %" PRIu64
                  ": the database was truncated or replaced (run: liaison audit verify)",
@@ -229,7 +241,9 @@ static void record_alarm(node_t *n, peer_t *p, bool own, const char *what, const
     store_op_end(n->store, ok);
 }
 
-/* Whether an alarm about peer p against the checkpoint held_note is already recorded. */
+/* Whether an alarm about peer p against the checkpoint held_note is already recorded.
+ * A read error counts as "not recorded": the alarm is then raised again (a second row)
+ * rather than possibly never. */
 static bool alarm_recorded(node_t *n, peer_t *p, const char *held_note)
 {
     sqlite3_stmt *st = NULL;
@@ -303,11 +317,23 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
         SQLITE_OK)
         return;
     sqlite3_bind_text(st, 1, from->card.id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
         held = (uint64_t)sqlite3_column_int64(st, 0);
         if (sqlite3_column_bytes(st, 1) == LIAISON_HASH_BYTES)
             memcpy(held_root, sqlite3_column_blob(st, 1), LIAISON_HASH_BYTES);
-        held_note = strdup((const char *)sqlite3_column_text(st, 2));
+        const char *note = (const char *)sqlite3_column_text(st, 2); /* NULL only for out of memory */
+        if (!note || !(held_note = strdup(note)))
+            rc = SQLITE_NOMEM;
+    }
+    /* What we hold cannot be read: not "nothing held", which would accept any checkpoint
+     * without a proof (held 0) and replace the one held. Unanswered, as when the query
+     * cannot be prepared; the peer offers again on its next checkpoint or connection. */
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_warn("peer %s: cannot read the checkpoint of its log held here: %s", from->card.id,
+                 rc == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return;
     }
     sqlite3_finalize(st);
 
@@ -427,10 +453,12 @@ int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx)
     if (sqlite3_prepare_v2(store_db(n->store), "SELECT peer, at_ms, what FROM witness_alarms ORDER BY id DESC LIMIT 50",
                            -1, &st, NULL) != SQLITE_OK)
         return -1;
-    int out = 0;
-    while (sqlite3_step(st) == SQLITE_ROW && out == 0)
+    int rc = SQLITE_DONE, out = 0;
+    while (out == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
         out = cb(ctx, (const char *)sqlite3_column_text(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
                  (const char *)sqlite3_column_text(st, 2));
+    if (out == 0 && rc != SQLITE_DONE) /* broken off: not a shorter list of alarms */
+        out = -1;
     sqlite3_finalize(st);
     return out;
 }

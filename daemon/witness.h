@@ -11,7 +11,9 @@
 #include "node.h"
 #include "wire.pb-c.h"
 
-/* Creates the checkpoint tables if needed and loads our latest checkpoint. 0 or -1. */
+/* Creates the checkpoint tables if needed and loads our latest checkpoint. 0, or -1 with
+ * err: the tables cannot be created or read, or the audit log is shorter than our latest
+ * checkpoint (truncated or replaced). */
 int witness_open(node_t *n, char *err, size_t errlen);
 void witness_close(node_t *n);
 
@@ -36,7 +38,9 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
 /* The peer's answer to our checkpoint arrived on our dealer. */
 void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr);
 
-/* Calls cb for each alarm raised about a peer's log, newest first. */
+/* Calls cb for each alarm raised about a peer's log, newest first (the latest 50), until
+ * cb returns non-zero. Returns 0, cb's non-zero value, or -1 if the alarms cannot all be
+ * read (never fewer alarms as if they were all). */
 typedef int (*witness_alarm_cb)(void *ctx, const char *peer, uint64_t at_ms, const char *what);
 int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx);
 

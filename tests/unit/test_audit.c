@@ -3,12 +3,16 @@
  * Merkle tree, which keeps only some leaf hashes in memory and reads older ones back
  * (roots and proofs checked against the plain tree functions over every leaf), and the
  * offline verifier (daemon/audit_verify.c): its progress reports on a long log (what
- * liaisond uses to keep systemd's start-up timeout from running out), a changed entry. */
+ * liaisond uses to keep systemd's start-up timeout from running out), a changed entry,
+ * and reads that SQLite breaks off (an I/O error, a corrupt page, an interrupt): the
+ * verification then fails, never passes having checked fewer checkpoints. */
 #include "unit.h"
 
 #include "audit.h"
 #include "audit_codec.h"
 #include "audit_verify.h"
+#include "breaker.h"
+#include "checkpoint.h"
 #include "domains.h"
 #include "store.h"
 
@@ -220,14 +224,106 @@ static void test_newer_schema_is_not_verified(void **state)
     free(r);
 }
 
+/* This node's signed checkpoints at 1000 and 70000 entries and at the log's end, and one
+ * beyond it (its log was truncated after it was signed): as witness.c stores them. */
+static void sign_checkpoints(fixture_t *f, keys_t *k)
+{
+    char err[256];
+    audit_t *a = audit_open(f->s, err, sizeof err);
+    assert_non_null(a);
+    uint64_t n = 0;
+    assert_int_equal(audit_sync(a, &n), 0);
+    assert_int_equal(sqlite3_exec(store_db(f->s),
+                                  "CREATE TABLE checkpoints(tree_size INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL,"
+                                  " root BLOB NOT NULL, note TEXT NOT NULL) STRICT",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    const uint64_t sizes[] = {1000, 70000, ENTRIES, ENTRIES + 10};
+    for (size_t i = 0; i < 4; i++) {
+        checkpoint_t cp = {.node_id = "alice", .size = sizes[i], .time_ms = 1000 + i};
+        if (sizes[i] <= ENTRIES)
+            assert_int_equal(merkle_root_o(NULL, audit_tree(a), sizes[i], cp.root), 0);
+        char *note = checkpoint_sign(&cp, k);
+        assert_non_null(note);
+        sqlite3_stmt *st = NULL;
+        assert_int_equal(sqlite3_prepare_v2(store_db(f->s),
+                                            "INSERT INTO checkpoints(tree_size, time_ms, root, note) VALUES(?1, 0, ?2, ?3)",
+                                            -1, &st, NULL),
+                         SQLITE_OK);
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)sizes[i]);
+        sqlite3_bind_blob(st, 2, cp.root, sizeof cp.root, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, note, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        free(note);
+    }
+    audit_close(&a);
+}
+
+/* The signed checkpoints are read whole or the verification fails: a read broken off
+ * part way would check fewer signatures and lose the newest checkpoint, the one that
+ * shows the log was truncated. */
+static void test_checkpoints_read_broken_off_fails(void **state)
+{
+    fixture_t *f = *state;
+    keys_t *k = unit_fixed_keys(3);
+    sign_checkpoints(f, k);
+    audit_verify_opts_t o = {.sign_pk = k->sign_pk};
+    audit_report_t *r = malloc(sizeof *r);
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_false(r->ok);
+    assert_int_equal(r->failure, AUDIT_FAIL_TRUNCATED);
+    assert_int_equal(r->checkpoints, 3);
+    breaker_t b = {.db = store_db(f->s), .sql = "SELECT tree_size, note FROM checkpoints"};
+    breaker_set(b.db, &b);
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), -1);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    assert_non_null(strstr(r->text, "cannot read the checkpoints: interrupted"));
+    /* A checkpoints table that cannot be read is not "nothing signed yet" either. */
+    assert_int_equal(sqlite3_exec(store_db(f->s), "ALTER TABLE checkpoints RENAME COLUMN note TO n", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), -1);
+    assert_non_null(strstr(r->text, "cannot read the checkpoints: no such column: note"));
+    /* Only a database without the table has none (no checkpoint was ever signed). */
+    assert_int_equal(sqlite3_exec(store_db(f->s), "DROP TABLE checkpoints", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_true(r->ok);
+    assert_int_equal(r->checkpoints, 0);
+    free(r);
+    keys_destroy(&k);
+}
+
+/* Without a card, the key recorded in the database: a read of it that fails says so, not
+ * that none is recorded. */
+static void test_recorded_key_read_broken_off_is_said(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t pk[LIAISON_KEY_BYTES] = {1};
+    assert_int_equal(store_meta_set(f->s, "sign_pk", pk, sizeof pk), 0);
+    audit_report_t *r = malloc(sizeof *r);
+    breaker_t b = {.db = store_db(f->s), .sql = "SELECT value FROM meta WHERE key = 'sign_pk'"};
+    breaker_set(b.db, &b);
+    assert_int_equal(audit_verify_db(store_db(f->s), NULL, r), -1);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    assert_non_null(strstr(r->text, "cannot read the identity key recorded in the database: interrupted"));
+    assert_null(strstr(r->text, "none recorded"));
+    free(r);
+}
+
 int main(void)
 {
+    if (sodium_init() < 0)
+        return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encoding_inline_or_spilled),
         cmocka_unit_test_setup_teardown(test_tree_matches_the_plain_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_every_block_of_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_entry_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_not_verified, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_read_broken_off_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recorded_key_read_broken_off_is_said, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,9 @@
 
 #include "audit.h"
 #include "auditor.h"
+#include "breaker.h"
+#include "checkpoint.h"
+#include "clinical.h"
 #include "control.pb-c.h"
 #include "delivery.h"
 #include "keys.h"
@@ -23,6 +26,7 @@
 #include "node.h"
 #include "store.h"
 #include "waits.h"
+#include "witness.h"
 
 typedef struct fixture {
     char dir[64];
@@ -403,28 +407,6 @@ static void test_receipts_past_1024_from_one_sender_make_further_trees(void **st
     keys_destroy(&f->n.keys);
 }
 
-/* Breaks off the statement whose SQL starts with `sql` during its run-th run (counted
- * from 1: a statement reset and stepped again runs again), as SQLite does on its own for
- * an I/O error, a corrupt page or an interrupt. */
-typedef struct breaker {
-    sqlite3 *db;
-    const char *sql;
-    int run;
-    int broke;
-} breaker_t;
-
-static int break_statement(void *ctx)
-{
-    breaker_t *b = ctx;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(b->db, NULL); st; st = sqlite3_next_stmt(b->db, st))
-        if (sqlite3_stmt_busy(st) && strncmp(sqlite3_sql(st), b->sql, strlen(b->sql)) == 0 &&
-            sqlite3_stmt_status(st, SQLITE_STMTSTATUS_RUN, 0) == b->run) {
-            b->broke++;
-            return 1;
-        }
-    return 0;
-}
-
 /* An auditor's query of the log (auditor.c reads it twice: a count, then the rows). */
 static Liaison__Control__Code audit_log_query(fixture_t *f, breaker_t *b, size_t *n_entries)
 {
@@ -505,6 +487,240 @@ static void test_review_list_broken_off_is_an_error(void **state)
     }
 }
 
+/* An audit log of `entries` entries, and the checkpoint tables (witness_open). */
+static void open_log(fixture_t *f, int entries)
+{
+    char err[256];
+    f->n.audit = audit_open(f->n.store, err, sizeof err);
+    assert_non_null(f->n.audit);
+    assert_int_equal(store_begin(f->n.store), 0);
+    for (int i = 0; i < entries; i++) {
+        audit_entry_t e = {.actor = "daemon", .action = "daemon-started", .outcome = "ok", .details = "test"};
+        assert_int_equal(node_audit(&f->n, &e), 0);
+    }
+    assert_int_equal(store_commit(f->n.store), 0);
+    assert_int_equal(witness_open(&f->n, err, sizeof err), 0);
+}
+
+static void close_log(fixture_t *f)
+{
+    witness_close(&f->n);
+    audit_close(&f->n.audit);
+}
+
+/* witness_open at start-up, with breaker b (NULL: none), as a fresh daemon does. */
+static int witness_open_with(fixture_t *f, breaker_t *b, char *err, size_t errlen)
+{
+    witness_close(&f->n);
+    f->n.cp_size = f->n.cp_time_ms = 0;
+    breaker_set(store_db(f->n.store), b);
+    int rc = witness_open(&f->n, err, errlen);
+    breaker_set(store_db(f->n.store), NULL);
+    return rc;
+}
+
+/* At start-up a log shorter than this node's latest checkpoint (truncated, or the file
+ * replaced) stops the daemon; a read of the checkpoint or of the log's size that SQLite
+ * breaks off is an error too, not "no checkpoint" or an unknown size that skips the check. */
+static void test_witness_open_read_broken_off_is_an_error(void **state)
+{
+    fixture_t *f = *state;
+    open_log(f, 5);
+    assert_int_equal(sqlite3_exec(store_db(f->n.store),
+                                  "INSERT INTO checkpoints(tree_size, time_ms, root, note) VALUES(100, 1, zeroblob(32), 'x')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    char err[256];
+    assert_int_equal(witness_open_with(f, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "truncated"));
+    const char *sql[] = {"SELECT tree_size, time_ms, note FROM checkpoints", "SELECT coalesce(max(seq), 0) FROM audit"};
+    const char *want[] = {"cannot read checkpoints: interrupted", "cannot read the audit log"};
+    for (size_t i = 0; i < 2; i++) {
+        breaker_t b = {.db = store_db(f->n.store), .sql = sql[i]};
+        err[0] = 0;
+        assert_int_equal(witness_open_with(f, &b, err, sizeof err), -1);
+        assert_true(b.broke > 0);
+        assert_non_null(strstr(err, want[i]));
+    }
+    close_log(f);
+}
+
+static int count_alarm(void *ctx, const char *peer, uint64_t at_ms, const char *what)
+{
+    (void)peer;
+    (void)at_ms;
+    (void)what;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* liaison status lists the alarms raised about peers' logs: never fewer as if all. */
+static void test_witness_alarms_broken_off_is_an_error(void **state)
+{
+    fixture_t *f = *state;
+    open_log(f, 1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sqlite3_exec(store_db(f->n.store),
+                                      "INSERT INTO witness_alarms(peer, at_ms, what) VALUES('bob', 1, 'log shrank')",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+    size_t n = 0;
+    assert_int_equal(witness_alarms(&f->n, count_alarm, &n), 0);
+    assert_int_equal(n, 3);
+    breaker_t b = {.db = store_db(f->n.store), .sql = "SELECT peer, at_ms, what FROM witness_alarms"};
+    breaker_set(b.db, &b);
+    n = 0;
+    assert_int_equal(witness_alarms(&f->n, count_alarm, &n), -1);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    assert_int_equal(n, 0);
+    close_log(f);
+}
+
+/* The size of the witnessed checkpoint of peer "bob" held here. */
+static int64_t witnessed_size(fixture_t *f)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_db(f->n.store), "SELECT tree_size FROM witnessed WHERE peer = 'bob'", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t size = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return size;
+}
+
+/* A peer's checkpoint is accepted only as an extension of the one held (a consistency
+ * proof from its size). A read of the one held that SQLite breaks off is not "nothing
+ * held", which would take any checkpoint without a proof (a forked log) in its place. */
+static void test_witnessed_checkpoint_unreadable_is_not_replaced(void **state)
+{
+    fixture_t *f = *state;
+    open_log(f, 1);
+    f->n.router = f->router;
+    keys_t *k = unit_fixed_keys(7);
+    peer_t p = {0};
+    snprintf(p.card.id, sizeof p.card.id, "bob");
+    memcpy(p.card.sign_pk, k->sign_pk, LIAISON_KEY_BYTES);
+    checkpoint_t held = {.node_id = "bob", .size = 5, .time_ms = 1000}, fork = {.node_id = "bob", .size = 10, .time_ms = 2000};
+    randombytes_buf(held.root, sizeof held.root);
+    randombytes_buf(fork.root, sizeof fork.root); /* not an extension of the log held */
+    char *held_note = checkpoint_sign(&held, k), *fork_note = checkpoint_sign(&fork, k);
+    assert_non_null(held_note);
+    assert_non_null(fork_note);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(store_db(f->n.store),
+                                        "INSERT INTO witnessed(peer, tree_size, root, note, time_ms)"
+                                        " VALUES('bob', 5, ?1, ?2, 1000)",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(st, 1, held.root, sizeof held.root, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, held_note, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    Liaison__Wire__WitnessRequest wr = LIAISON__WIRE__WITNESS_REQUEST__INIT;
+    wr.checkpoint = fork_note;
+    wr.old_size = 0; /* "you hold nothing of mine": no proof */
+    witness_on_request(&f->n, &p, f->rid, f->rid_len, &wr);
+    assert_int_equal(witnessed_size(f), 5); /* asked for a proof from 5 */
+    breaker_t b = {.db = store_db(f->n.store), .sql = "SELECT tree_size, root, note FROM witnessed"};
+    breaker_set(b.db, &b);
+    witness_on_request(&f->n, &p, f->rid, f->rid_len, &wr);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    assert_true(node_commit(&f->n));
+    assert_int_equal(witnessed_size(f), 5);
+    /* One answer (the first request's); the second was left unanswered. */
+    uint8_t buf[4096];
+    assert_true(zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT) > 0);
+    assert_int_equal(zmq_recv(f->dealer, buf, sizeof buf, ZMQ_DONTWAIT), -1);
+    free(held_note);
+    free(fork_note);
+    keys_destroy(&k);
+    f->n.router = NULL;
+    close_log(f);
+}
+
+/* An auditor's inclusion proof when the log's size cannot be read: INTERNAL, not "no
+ * checkpoint has been signed yet" (NOT_FOUND). */
+static void test_prove_with_log_size_unreadable_is_internal(void **state)
+{
+    fixture_t *f = *state;
+    open_log(f, 3);
+    Liaison__Control__AuditProveRequest pr = LIAISON__CONTROL__AUDIT_PROVE_REQUEST__INIT;
+    pr.seq = 2;
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE;
+    rq.audit_prove = &pr;
+    for (int broken = 0; broken <= 1; broken++) {
+        breaker_t b = {.db = store_db(f->n.store), .sql = "SELECT coalesce(max(seq), 0) FROM audit"};
+        Liaison__Control__Response resp = LIAISON__CONTROL__RESPONSE__INIT;
+        auditor_scratch_t *s = NULL;
+        breaker_set(b.db, broken ? &b : NULL);
+        auditor_handle(&f->n, "auditor:test", &rq, &resp, &s);
+        breaker_set(b.db, NULL);
+        assert_int_equal(resp.code, broken ? LIAISON__CONTROL__CODE__INTERNAL : LIAISON__CONTROL__CODE__NOT_FOUND);
+        assert_true(b.broke == broken);
+        auditor_free(s);
+        assert_int_equal(store_commit(f->n.store), 0);
+    }
+    close_log(f);
+}
+
+/* When the delivery pump runs next: a read that fails is an error, not "nothing due"
+ * (queued messages would wait for an unrelated wake-up). */
+static void test_next_delivery_due_unreadable_is_an_error(void **state)
+{
+    fixture_t *f = *state;
+    uint64_t due = 7;
+    assert_int_equal(store_delivery_next_due(f->n.store, &due), 0);
+    assert_true(due == UINT64_MAX);
+    breaker_t b = {.db = store_db(f->n.store), .sql = "SELECT min(next_attempt_ms) FROM deliveries"};
+    breaker_set(b.db, &b);
+    due = 7;
+    assert_int_equal(store_delivery_next_due(f->n.store, &due), -1);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    assert_true(due == 7);
+    assert_non_null(strstr(store_error(f->n.store), "interrupted"));
+}
+
+/* An inbound message whose check cannot read what it refers to (the acknowledged message,
+ * the review) is told to come again (-2: TRY_LATER), not refused for good (-1: POLICY,
+ * which the sender marks rejected), as a message about something this node lacks is. */
+static void test_inbound_check_read_error_is_not_a_refusal(void **state)
+{
+    fixture_t *f = *state;
+    payload_info_t info;
+    memset(&info, 0, sizeof info);
+    randombytes_buf(info.ref_id, sizeof info.ref_id);
+    char *to[] = {"me"};
+    char err[256];
+    const struct {
+        uint32_t ct;
+        const uint8_t *thread;
+        const char *sql;
+    } cases[] = {
+        {LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK, NULL, "SELECT id, outgoing, sender, recipients, created_ms,"},
+        {LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW, NULL, "SELECT opened_by, opened_ms"},
+        {LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT, info.ref_id, "SELECT opened_by, opened_ms"}, /* its thread */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int want = cases[i].ct == LIAISON__WIRE__CONTENT_TYPE__CONTENT_TEXT ? 0 : -1; /* no such message, review */
+        assert_int_equal(clinical_inbound_check(&f->n, "bob", cases[i].ct, &info, cases[i].thread, to, 1, err,
+                                                sizeof err),
+                         want);
+        breaker_t b = {.db = store_db(f->n.store), .sql = cases[i].sql};
+        breaker_set(b.db, &b);
+        assert_int_equal(clinical_inbound_check(&f->n, "bob", cases[i].ct, &info, cases[i].thread, to, 1, err,
+                                                sizeof err),
+                         -2);
+        breaker_set(b.db, NULL);
+        assert_true(b.broke > 0);
+        assert_non_null(strstr(err, "cannot read"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -517,6 +733,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_receipts_past_1024_from_one_sender_make_further_trees, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_query_broken_off_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_review_list_broken_off_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_witness_open_read_broken_off_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_witness_alarms_broken_off_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_witnessed_checkpoint_unreadable_is_not_replaced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prove_with_log_size_unreadable_is_internal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_next_delivery_due_unreadable_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inbound_check_read_error_is_not_a_refusal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
