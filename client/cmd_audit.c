@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "audit_codec.h"
@@ -560,8 +561,13 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     else
         bad = fflush(out) != 0 || bad;
     liaison__control__response__free_unpacked(r, NULL);
+    /* The file is ours (created with "x"): a part of the log must not stay behind looking
+     * like the whole export of it. */
+    if (bad && outp)
+        unlink(outp);
     if (bad)
-        return cli_fail(EXIT_REFUSED, "cannot write %s", outp ? outp : "standard output");
+        return cli_fail(EXIT_REFUSED, "cannot write %s%s", outp ? outp : "standard output",
+                        outp ? " (the part written was removed)" : "");
     if (outp)
         fprintf(stderr, "wrote %zu audit events to %s\n", count, outp);
     return 0;
@@ -599,8 +605,9 @@ static int audit_checkpoint(cli_t *cli, int argc, char **argv)
         }
         bool ok = fputs(cp->note, f) >= 0;
         if (fclose(f) != 0 || !ok) {
+            unlink(outp); /* ours ("x"), and a note cut short is no checkpoint */
             liaison__control__response__free_unpacked(r, NULL);
-            return cli_fail(EXIT_REFUSED, "cannot write %s", outp);
+            return cli_fail(EXIT_REFUSED, "cannot write %s (the part written was removed)", outp);
         }
     }
     if (cli->json)

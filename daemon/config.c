@@ -317,7 +317,15 @@ int config_load(const char *path, config_t *c, char *err, size_t errlen)
         return -1;
     }
     int line = ini_parse_file(f, on_key, &ctx);
+    /* inih takes a read error for the end of the file: what was not read would be left
+     * at its default, silently (a hook, a deadline). */
+    int read_errno = errno;
+    bool unread = ferror(f);
     fclose(f);
+    if (unread) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(read_errno));
+        return -1;
+    }
     if (line != 0) {
         if (ctx.failed)
             snprintf(err, errlen, "%s:%d: %s", path, line, ctx.err);

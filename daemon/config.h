@@ -85,7 +85,7 @@ void config_defaults(config_t *c);
  * when path is a symbolic link, the directory of the file it names must pass
  * paths_check_dir (path's own directory is the caller's to check): whoever could change
  * it could name the program liaisond runs as an [ack] hook, or the address it binds.
- * Returns 0, or -1 with err set. */
+ * A read error is an error, never the end of the file. Returns 0, or -1 with err set. */
 int config_load(const char *path, config_t *c, char *err, size_t errlen);
 
 /* Checks that c's [ack] hook, if set, is a regular file this process may execute (the

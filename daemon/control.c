@@ -57,13 +57,16 @@ static void answer(call_t *c, response_t *r)
     r->request_id = c->request_id;
     size_t len = liaison__control__response__get_packed_size(r);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf)
-        return;
-    liaison__control__response__pack(r, buf);
-    if (c->wait)
-        node_defer_wait(c->n, buf, len, c->wait);
-    else
-        node_defer(c->n, c->sock, c->rid, c->rid_len, buf, len, true, c->request_id);
+    if (buf) {
+        liaison__control__response__pack(r, buf);
+        if ((c->wait ? node_defer_wait(c->n, buf, len, c->wait)
+                     : node_defer(c->n, c->sock, c->rid, c->rid_len, buf, len, true, c->request_id)) == 0)
+            return;
+    }
+    /* The client is told nothing: it waits for its timeout, whose message sends the user
+     * here (what was asked may have been done: the request id says which it was). */
+    log_err("out of memory: the answer to request %" PRIu64 " (%s) from %s is lost; the client times out",
+            c->request_id, c->op ? c->op : "request", c->actor);
 }
 
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
@@ -341,8 +344,9 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "content type %" PRIu32 " is not known", ct);
         return;
     }
-    if (payload_validate(ct, payload, len, &info, err, sizeof err) != 0) {
-        answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
+    int vrc = payload_validate(ct, payload, len, &info, err, sizeof err);
+    if (vrc != 0) {
+        answer_error(c, vrc == -2 ? LIAISON__CONTROL__CODE__INTERNAL : LIAISON__CONTROL__CODE__BAD_REQUEST, "%s", err);
         return;
     }
     /* Urgency only shortens the deadline for acknowledging (the overdue alert, the hook):

@@ -277,7 +277,12 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_SENDER, ct, err);
         goto out;
     }
-    if (envelope_verify(e, from->card.sign_pk) != 0) {
+    int vrc = envelope_verify(e, from->card.sign_pk);
+    if (vrc == -2) { /* no verdict: a final SIGNATURE refusal would lose the message */
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "out of memory");
+        goto out;
+    }
+    if (vrc != 0) {
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_SIGNATURE, ct,
                "signature does not verify with the sender's identity key");
         goto out;
@@ -356,13 +361,20 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         }
         goto out;
     }
-    if (envelope_open(e, n->cfg.id, from->pair_key, &pt, &pt_len) != 0) {
-        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct,
-               "cannot decrypt the content key or the body");
+    int orc = envelope_open(e, n->cfg.id, from->pair_key, &pt, &pt_len);
+    if (orc != 0) {
+        reject(n, peer, rid, rid_len, msgid,
+               orc == -2 ? LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER : LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT,
+               ct, orc == -2 ? "out of memory" : "cannot decrypt the content key or the body");
         goto out;
     }
     payload_info_t info;
-    if (payload_validate(ct, pt, pt_len, &info, err, sizeof err) != 0) {
+    int prc = payload_validate(ct, pt, pt_len, &info, err, sizeof err);
+    if (prc == -2) {
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "out of memory");
+        goto out;
+    }
+    if (prc != 0) {
         /* Name the field, never its value: the reason is audited and sent back. */
         char *colon = strchr(err, ':');
         if (colon)

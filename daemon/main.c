@@ -388,9 +388,21 @@ static int check_identity(node_t *n, store_t *s, char *err, size_t errlen)
     char text[LIAISON_MAX_CARD_TEXT + 2];
     size_t len = 0;
     FILE *f = fopen(n->paths.card_file, "rb");
+    /* No card is allowed (liaison card then asks the daemon for one); a card that is
+     * there but cannot be read is not "no card", which would skip the checks below. */
+    if (!f && errno != ENOENT) {
+        snprintf(err, errlen, "cannot read %s: %s", n->paths.card_file, strerror(errno));
+        return -1;
+    }
     if (f) {
         len = fread(text, 1, sizeof text - 1, f);
+        int read_errno = errno;
+        bool unread = ferror(f);
         fclose(f);
+        if (unread) {
+            snprintf(err, errlen, "cannot read %s: %s", n->paths.card_file, strerror(read_errno));
+            return -1;
+        }
         text[len] = 0;
         card_t c;
         char cerr[256];

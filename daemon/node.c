@@ -2,6 +2,7 @@
 /* Owns the batch discipline of the running daemon: deferred answers, group commit, audit helper. */
 #include "node.h"
 
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,8 +155,11 @@ bool node_commit(node_t *n)
                 continue;
             }
             fail_control(d, why);
-            if (!d->data)
+            if (!d->data) {
+                log_err("out of memory: the error answer to request %" PRIu64 " is lost; the client times out",
+                        d->request_id);
                 continue;
+            }
         }
         free(d->wait);
         d->wait = NULL;

@@ -22,11 +22,11 @@ static void *arena_alloc(void *ctx, size_t size)
         a->used = start + size;
         return a->buf + start;
     }
-    if (size > SIZE_MAX - sizeof(struct pb_big))
+    struct pb_big *b = size > SIZE_MAX - sizeof(struct pb_big) ? NULL : malloc(sizeof *b + size);
+    if (!b) {
+        a->failed = true;
         return NULL;
-    struct pb_big *b = malloc(sizeof *b + size);
-    if (!b)
-        return NULL;
+    }
     b->next = a->big;
     b->size = size;
     a->big = b;
@@ -49,6 +49,7 @@ void pb_arena_init(pb_arena_t *a, void *buf, size_t cap)
     a->used = 0;
     a->big = NULL;
     a->big_count = 0;
+    a->failed = false;
 }
 
 void pb_arena_release(pb_arena_t *a)
@@ -56,6 +57,7 @@ void pb_arena_release(pb_arena_t *a)
     if (a->used)
         sodium_memzero(a->buf, a->used);
     a->used = 0;
+    a->failed = false;
     while (a->big) {
         struct pb_big *b = a->big;
         a->big = b->next;

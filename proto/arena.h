@@ -7,6 +7,7 @@
 #ifndef LIAISON_ARENA_H
 #define LIAISON_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
@@ -17,6 +18,8 @@ typedef struct pb_arena {
     size_t cap, used;
     struct pb_big *big;       /* allocations that did not fit, newest first */
     size_t big_count;         /* how many there were since init (tests, tuning) */
+    bool failed;              /* an allocation failed (out of memory) since init or release:
+                               * an unpack that then returned NULL says nothing of its input */
 } pb_arena_t;
 
 /* Uses buf[0..cap) (any alignment; may be NULL with cap 0: every allocation then goes

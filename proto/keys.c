@@ -88,7 +88,9 @@ static int key_path(const char *dir, const char *name, char *path, size_t pathle
     return 0;
 }
 
-/* Creates path exclusively (mode 0600) and writes the secret fully, then fsyncs. */
+/* Creates path exclusively (mode 0600) and writes the secret fully, then fsyncs. On
+ * failure the file it created is removed: a key file cut short, or not known to be on
+ * disk, must not be left for the next start to find (and a retry to refuse). */
 static int write_secret(const char *path, const uint8_t secret[static LIAISON_KEY_BYTES], char *err, size_t errlen)
 {
     int rc = -1;
@@ -127,6 +129,8 @@ out:
         snprintf(err, errlen, "keys: cannot close %s: %s", path, strerror(errno));
         rc = -1;
     }
+    if (rc != 0 && fd >= 0)
+        unlink(path);
     return rc;
 }
 

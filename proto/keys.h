@@ -30,7 +30,7 @@ keys_t *keys_generate(void);
 
 /* Writes the three secret files into dir (which must exist), each created with
  * O_CREAT|O_EXCL|O_NOFOLLOW and mode 0600, fsync'd. Refuses to overwrite.
- * Returns 0, or -1 with a message in err. */
+ * Returns 0, or -1 with a message in err and none of the files it created left. */
 int keys_save(const keys_t *k, const char *dir, char *err, size_t errlen);
 
 /* Loads the three secret files from dir, derives the public keys. Refuses files
@@ -41,8 +41,9 @@ keys_t *keys_load(const char *dir, char *err, size_t errlen);
 /* One secret of LIAISON_KEY_BYTES in its own file dir/name (the key files above, and
  * others such as the daemon's patient key). keys_write_secret creates the file with
  * mode 0600, never over an existing one, and makes it durable (file and directory
- * fsynced); keys_read_secret reads it back only from a regular, private file of exactly
- * that size. Both return 0, or -1 with err naming the file and the fix;
+ * fsynced), and leaves no file behind when any step fails; keys_read_secret reads it back
+ * only from a regular, private file of exactly that size. Both return 0, or -1 with err
+ * naming the file and the fix;
  * keys_read_secret returns KEYS_SECRET_MISSING (with err set) if the file does not
  * exist. */
 #define KEYS_SECRET_MISSING 1

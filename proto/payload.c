@@ -591,6 +591,11 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
 #define VALIDATE(type, fn, ...)                                                                          \
     do {                                                                                                 \
         Liaison__Payload__##type *m_ = liaison__payload__##fn##__unpack(&arena.alloc, len, data);        \
+        if (!m_ && arena.failed) { /* no verdict on the payload */                                       \
+            fail(&c, "%s: out of memory", payload_type_name(ct));                                        \
+            oom = true;                                                                                  \
+            break;                                                                                       \
+        }                                                                                                \
         if (!m_) {                                                                                       \
             fail(&c, "%s: not a valid " #type " message", payload_type_name(ct));                        \
             break;                                                                                       \
@@ -644,7 +649,7 @@ int payload_validate(uint32_t ct, const uint8_t *data, size_t len, payload_info_
         info = &scratch;
     memset(info, 0, sizeof *info);
     check_t c = {err, errlen};
-    bool ok = false;
+    bool ok = false, oom = false;
     if (len > LIAISON_MAX_PAYLOAD)
         return fail(&c, "payload: %zu bytes, limit is %u", len, LIAISON_MAX_PAYLOAD) ? 0 : -1;
     _Alignas(16) uint8_t abuf[PAYLOAD_ARENA_BYTES];
@@ -671,5 +676,5 @@ int payload_validate(uint32_t ct, const uint8_t *data, size_t len, payload_info_
         break;
     }
     pb_arena_release(&arena);
-    return ok ? 0 : -1;
+    return ok ? 0 : oom ? -2 : -1;
 }

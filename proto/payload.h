@@ -56,7 +56,9 @@ const char *payload_type_name(uint32_t content_type);
 uint32_t payload_type_from_name(const char *name);
 
 /* Decodes and validates a payload of the given type. On success returns 0 and
- * fills *info (may be NULL); on failure returns -1 with err naming the field. */
+ * fills *info (may be NULL); on failure returns -1 with err naming the field, or -2
+ * if it could not be decoded for want of memory (a payload over a few KB needs some):
+ * nothing is then known to be wrong with it. */
 __attribute__((warn_unused_result))
 int payload_validate(uint32_t content_type, const uint8_t *data, size_t len, payload_info_t *info, char *err,
                      size_t errlen);

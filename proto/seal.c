@@ -510,7 +510,7 @@ int envelope_verify(const envelope_t *e, const uint8_t sign_pk[static LIAISON_KE
     const ProtobufCBinaryData *h = &e->env->header, *b = &e->env->body;
     uint8_t *msg = signed_layout(h->len, b->len, buf, sizeof buf, &spill, &msg_len, &hdr_at, &body_at);
     if (!msg)
-        return -1;
+        return -2; /* out of memory: says nothing about the signature */
     if (h->len)
         memcpy(hdr_at, h->data, h->len);
     if (b->len)
@@ -576,8 +576,10 @@ int envelope_open(const envelope_t *e, const char *me_id, const uint8_t pair_key
         goto out;
     plain_cap = env->body.len - AEAD_NONCE - AEAD_TAG;
     plain = malloc(plain_cap ? plain_cap : 1);
-    if (!plain)
+    if (!plain) {
+        rc = -2; /* out of memory: the key unwrapped, nothing is known to be wrong */
         goto out;
+    }
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plain_len, NULL, env->body.data + AEAD_NONCE,
                                                    env->body.len - AEAD_NONCE, env->header.data, env->header.len,
                                                    env->body.data, ck) != 0 ||

@@ -80,7 +80,8 @@ __attribute__((warn_unused_result))
 int envelope_parse_stored(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen);
 
 /* Verifies the Ed25519 signature over the bytes as carried, with the sender's
- * identity key. Returns 0 if valid, -1 otherwise. */
+ * identity key. Returns 0 if valid, -2 if it could not be checked for want of memory
+ * (a message over a few KB needs a buffer), -1 otherwise. */
 __attribute__((warn_unused_result))
 int envelope_verify(const envelope_t *e, const uint8_t sign_pk[static LIAISON_KEY_BYTES]);
 
@@ -89,7 +90,8 @@ int envelope_recipient_index(const envelope_t *e, const char *id);
 
 /* Unwraps the content key for recipient `me_id` with the pairwise key between the
  * sender and me, then decrypts the body. Returns 0 with a malloc'd plaintext in *pt and *pt_len (caller wipes with sodium_memzero and
- * frees), or -1 (not a recipient, wrong key, tampered). Does not check the signature:
+ * frees), -2 if out of memory (nothing is known to be wrong with the envelope), or -1
+ * (not a recipient, wrong key, tampered). Does not check the signature:
  * the pairwise wrap only proves the sender or this node made it, so call
  * envelope_verify with the sender's identity key first. */
 __attribute__((warn_unused_result))

@@ -5,7 +5,9 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -619,6 +621,25 @@ class AuditorTools(NodeTest):
         r = self.a.cli("audit", "export", "--output", exists, check=False)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("already exists", r.stderr)
+
+    def test_output_that_cannot_be_written_is_removed(self):
+        # A file size limit (RLIMIT_FSIZE, its signal ignored: the write fails with EFBIG)
+        # stands for a full disk: the part written is removed, not left looking like the
+        # whole log or a whole checkpoint.
+        def small_files():
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+        for args in (("audit", "export"), ("audit", "export", "--format", "fhir"), ("audit", "checkpoint")):
+            path = os.path.join(self.base, "-".join(args[1:]) + ".out")
+            r = subprocess.run([harness.LIAISON, "--home", self.a.home] + list(args) + ["--output", path],
+                               capture_output=True, text=True, timeout=30, preexec_fn=small_files)
+            self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+            self.assertIn("cannot write %s (the part written was removed)" % path, r.stderr)
+            self.assertFalse(os.path.exists(path), args)
+            # Without the limit the same command writes the whole file.
+            self.a.cli(*args, "--output", path)
+            self.assertGreater(os.path.getsize(path), 100)
 
     def test_checkpoint_export_feeds_offline_verify(self):
         own = self.a.cli("audit", "checkpoint").stdout

@@ -943,6 +943,34 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 3)
         self.assertIn("(create the node first with: liaison init)", r.stderr)
 
+    def test_unreadable_card_or_configuration_is_not_taken_for_none(self):
+        # Real read errors: a symbolic link loop cannot be opened (ELOOP), and the
+        # daemon's own /proc/self/mem opens as a regular file of its user whose read at
+        # offset 0 fails (EIO). A card that cannot be read is not "no card" (which would
+        # skip the check that it is this node's), nor "not a valid card"; a configuration
+        # whose read fails is not one read to its end (the rest left at its defaults).
+        a = self.node("a", start=False)
+        check = [LIAISOND, "--home", a.home, "--check-config"]
+        conf = os.path.join(a.home, "liaison.conf")
+        kept = a.card_file + ".kept"
+        os.rename(a.card_file, kept)
+        for target, why in ((a.card_file, "Too many levels of symbolic links"), ("/proc/self/mem", "Input/output error")):
+            os.symlink(target, a.card_file)
+            r = subprocess.run(check, capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("cannot read %s: %s" % (a.card_file, why), r.stderr)
+            os.unlink(a.card_file)
+        os.rename(kept, a.card_file)
+        os.rename(conf, conf + ".kept")
+        os.symlink("/proc/self/mem", conf)
+        r = subprocess.run(check, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("cannot read %s: Input/output error" % conf, r.stderr)
+        os.unlink(conf)
+        os.rename(conf + ".kept", conf)
+        r = subprocess.run(check, capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     def test_wording_and_help(self):
         home = os.path.join(self.base, "n")
         init = ["--home", home, "init", "--id", "x", "--role", "nurse"]

@@ -3,6 +3,8 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include "keys.h"
 
@@ -163,6 +165,52 @@ static void test_save_refuses_overwrite(void **state)
 
     keys_destroy(&k1);
     keys_destroy(&k2);
+}
+
+/* Counts the entries of dir other than . and .. */
+static size_t dir_entries(const char *dir)
+{
+    size_t n = 0;
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+/* A key file whose write fails part way (here the file size limit, RLIMIT_FSIZE, as a
+ * full disk would) is removed, not left cut short: the next start would refuse it as
+ * damaged and a retry would refuse to overwrite it. Without the limit, the same calls
+ * succeed. */
+static void test_failed_write_leaves_no_key_file(void **state)
+{
+    (void)state;
+    char err[512] = "";
+    uint8_t secret[32];
+    randombytes_buf(secret, sizeof secret);
+    keys_t *k = keys_generate();
+    assert_non_null(k);
+    struct rlimit saved, small = {.rlim_cur = 20, .rlim_max = RLIM_INFINITY};
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    small.rlim_max = saved.rlim_max;
+    void (*old)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG, not the signal's default end */
+    for (int i = 0; i < 2; i++) {
+        char *dir = unit_tempdir();
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+        int rc = i == 0 ? keys_write_secret(dir, "patient.key", secret, err, sizeof err)
+                        : keys_save(k, dir, err, sizeof err);
+        assert_int_equal(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        assert_int_equal(rc, -1);
+        assert_non_null(strstr(err, "cannot write"));
+        assert_int_equal(dir_entries(dir), 0);
+        rc = i == 0 ? keys_write_secret(dir, "patient.key", secret, err, sizeof err) : keys_save(k, dir, err, sizeof err);
+        assert_int_equal(rc, 0);
+        assert_int_equal(dir_entries(dir), i == 0 ? 1 : 3);
+        unit_rmdir(dir);
+    }
+    signal(SIGXFSZ, old);
+    keys_destroy(&k);
 }
 
 /* Writes three valid files into a fresh dir; the caller then spoils one. */
@@ -363,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_generate),
         cmocka_unit_test(test_save_load_roundtrip),
         cmocka_unit_test(test_save_refuses_overwrite),
+        cmocka_unit_test(test_failed_write_leaves_no_key_file),
         cmocka_unit_test(test_load_refuses_bad_files),
         cmocka_unit_test(test_fixed_keys_known_answers),
         cmocka_unit_test(test_pair_key),

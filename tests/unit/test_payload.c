@@ -732,6 +732,42 @@ static void test_review(void **state)
     refused(CT_REVIEW, &f.r.base, "decision");
 }
 
+/* ---- out of memory ---- */
+
+/* A payload over a few KB is unpacked partly on the heap. Without memory for it the
+ * answer is -2, no verdict, never -1: a receiver refuses an invalid payload for good,
+ * and a valid message would be lost to a moment without memory. With memory, the same
+ * bytes are valid. */
+static void test_out_of_memory_is_no_verdict(void **state)
+{
+    (void)state;
+    char *text = malloc(PAYLOAD_MAX_TEXT + 1), err[300] = "";
+    assert_non_null(text);
+    memset(text, 'a', PAYLOAD_MAX_TEXT);
+    text[PAYLOAD_MAX_TEXT] = 0;
+    Liaison__Payload__TextMessage m = LIAISON__PAYLOAD__TEXT_MESSAGE__INIT;
+    m.text = text;
+    size_t n = liaison__payload__text_message__get_packed_size(&m);
+    uint8_t *buf = malloc(n);
+    assert_non_null(buf);
+    liaison__payload__text_message__pack(&m, buf);
+    payload_info_t info;
+    struct rlimit saved;
+    if (!unit_memory_tight(&saved, 16 * 1024)) {
+        free(buf);
+        free(text);
+        skip();
+        return;
+    }
+    int rc = payload_validate(CT_TEXT, buf, n, &info, err, sizeof err);
+    unit_memory_restore(&saved);
+    assert_int_equal(rc, -2);
+    assert_string_equal(err, "text: out of memory");
+    assert_int_equal(payload_validate(CT_TEXT, buf, n, &info, err, sizeof err), 0);
+    free(buf);
+    free(text);
+}
+
 /* ---- bytes that are no payload at all ---- */
 
 static void test_garbage_and_types(void **state)
@@ -837,7 +873,9 @@ int main(void)
 {
     if (sodium_init() < 0)
         return 1;
+    unit_memory_pin();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_out_of_memory_is_no_verdict),
         cmocka_unit_test(test_text),        cmocka_unit_test(test_note_valid), cmocka_unit_test(test_note_refusals),
         cmocka_unit_test(test_blank_required_fields),
         cmocka_unit_test(test_med),         cmocka_unit_test(test_ack),        cmocka_unit_test(test_review),

@@ -186,6 +186,55 @@ static void test_max_payload(void **state)
     free(big);
 }
 
+/* A large message needs memory to be checked (the signed bytes) and opened (the
+ * plaintext). When there is none, the answer is -2, never -1: a receiver refuses a
+ * message whose signature does not verify, or that does not decrypt, for good, and a
+ * valid message would be lost to a moment without memory. With memory, the same
+ * envelope verifies and opens. */
+static void test_out_of_memory_is_no_verdict(void **state)
+{
+    (void)state;
+    const char *ids[] = {"alice", "bob"};
+    uint8_t msgid[16], pk[32];
+    size_t len = 0, pt_len = 0, plen = 400 * 1024;
+    char err[256] = "";
+    uint8_t *payload = malloc(plen), *pt = NULL;
+    assert_non_null(payload);
+    randombytes_buf(payload, plen);
+    uint8_t *env = seal_ids(ALICE, "alice", ids, 2, payload, plen, NULL, msgid, &len, err, sizeof err);
+    assert_non_null(env);
+    envelope_t *e = NULL;
+    int code = 0;
+    assert_int_equal(envelope_parse(env, len, &e, &code, err, sizeof err), 0);
+    pair(BOB, ALICE, pk);
+    struct rlimit saved;
+    if (!unit_memory_tight(&saved, 64 * 1024)) {
+        envelope_destroy(&e);
+        free(env);
+        free(payload);
+        skip();
+        return;
+    }
+    int verified = envelope_verify(e, K[ALICE]->sign_pk);
+    int opened = envelope_open(e, "bob", pk, &pt, &pt_len);
+    int wrong = envelope_verify(e, K[BOB]->sign_pk); /* no memory either: no verdict */
+    unit_memory_restore(&saved);
+    assert_int_equal(verified, -2);
+    assert_int_equal(opened, -2);
+    assert_null(pt);
+    assert_int_equal(wrong, -2);
+    assert_int_equal(envelope_verify(e, K[ALICE]->sign_pk), 0);
+    assert_int_equal(envelope_verify(e, K[BOB]->sign_pk), -1);
+    assert_int_equal(envelope_open(e, "bob", pk, &pt, &pt_len), 0);
+    assert_int_equal(pt_len, plen);
+    assert_memory_equal(pt, payload, plen);
+    sodium_memzero(pt, pt_len);
+    free(pt);
+    envelope_destroy(&e);
+    free(env);
+    free(payload);
+}
+
 /* Seal lays the signed bytes out in a buffer on its stack when they fit and in one of
  * the heap when they do not, and so does the check of the signature: messages of every
  * size across that line, to two recipients and to the most a message may have, open. */
@@ -1076,11 +1125,13 @@ int main(void)
 {
     if (sodium_init() < 0)
         return 1;
+    unit_memory_pin();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_sender_only_and_empty_payload),
         cmocka_unit_test(test_max_payload),
         cmocka_unit_test(test_sizes_across_the_inline_buffer),
+        cmocka_unit_test(test_out_of_memory_is_no_verdict),
         cmocka_unit_test(test_parse_into_callers_storage),
         cmocka_unit_test(test_every_single_byte_change),
         cmocka_unit_test(test_wrong_recipient_and_keys),

@@ -12,9 +12,11 @@
 #include <dirent.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -109,5 +111,43 @@ static inline keys_t *unit_fixed_keys(uint8_t base)
     unit_rmdir(dir);
     return k;
 }
+
+/* Out of memory for real, not mocked: the address space is limited (RLIMIT_AS) to what
+ * the process maps now plus margin bytes, so that any allocation larger than that
+ * fails. glibc serves a large allocation with a new mapping only when its heap holds no
+ * free chunk that size: main() calls unit_memory_pin() before any test, so that every
+ * allocation of 64 KiB or more is a mapping of its own, given back when freed. Returns
+ * false (the caller skips) under AddressSanitizer, whose allocator ends the process
+ * rather than fail an allocation. unit_memory_restore lifts the limit again. */
+static inline void unit_memory_pin(void) { mallopt(M_MMAP_THRESHOLD, 64 * 1024); }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNIT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIT_ASAN 1
+#endif
+#endif
+
+static inline bool unit_memory_tight(struct rlimit *saved, size_t margin)
+{
+#if defined(UNIT_ASAN)
+    (void)saved;
+    (void)margin;
+    return false;
+#else
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    assert_int_equal(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    assert_int_equal(getrlimit(RLIMIT_AS, saved), 0);
+    struct rlimit tight = {(rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + margin, saved->rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_AS, &tight), 0);
+    return true;
+#endif
+}
+
+static inline void unit_memory_restore(const struct rlimit *saved) { assert_int_equal(setrlimit(RLIMIT_AS, saved), 0); }
 
 #endif
