@@ -789,6 +789,17 @@ typedef struct pump_ctx {
     int failed;
 } pump_ctx_t;
 
+/* A delivery's next attempt that cannot be recorded stops the pump (the batch's
+ * bookkeeping is rolled back, and the pump is tried again later: delivery.h); left
+ * unrecorded, the delivery would stay due and be sent again at every turn of the loop. */
+static int pump_recorded(pump_ctx_t *pc, int recorded)
+{
+    if (recorded == 0)
+        return 0;
+    pc->failed = 1;
+    return 1;
+}
+
 static int pump_one(void *ctx, const store_delivery_t *d)
 {
     pump_ctx_t *pc = ctx;
@@ -797,19 +808,19 @@ static int pump_one(void *ctx, const store_delivery_t *d)
     peer_t *p = directory_find(&n->dir, d->recipient);
     if (!p) {
         /* Removed from the directory: keep the message, stop the traffic. */
-        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
-                                 pc->now + n->cfg.retry_max_ms, "peer is not in the directory");
-        return 0;
+        return pump_recorded(pc, store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
+                                                          pc->now + n->cfg.retry_max_ms,
+                                                          "peer is not in the directory"));
     }
     if (!p->connected) {
         /* delivery_peer_up makes it due again as soon as the connection is up. A delivery
          * that was sent goes back to queued: "sent" is an envelope handed to a connection
          * that is up, waiting for its receipt; with the connection gone (the peer may have
          * refused our key) nothing says it arrived, and it is transmitted again. */
-        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
-                                 pc->now + n->cfg.retry_max_ms,
-                                 p->transport_error[0] ? p->transport_error : "waiting for a connection");
-        return 0;
+        return pump_recorded(pc, store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
+                                                          pc->now + n->cfg.retry_max_ms,
+                                                          p->transport_error[0] ? p->transport_error
+                                                                                : "waiting for a connection"));
     }
     uint8_t *env = NULL, *frame = NULL;
     size_t env_len = 0, frame_len = 0;
@@ -823,15 +834,14 @@ static int pump_one(void *ctx, const store_delivery_t *d)
     f.envelope = (ProtobufCBinaryData){env_len, env};
     frame = frame_pack(&f, &frame_len);
     int rc = frame ? transport_send(n, p, frame, frame_len) : -1;
-    if (rc == 0)
-        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_SENT,
-                                 pc->now + backoff_ms(n, d->attempts), NULL);
-    else
-        store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
-                                 pc->now + n->cfg.retry_min_ms, rc > 0 ? "peer queue full" : "transport error");
+    int recorded = rc == 0 ? store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_SENT,
+                                                      pc->now + backoff_ms(n, d->attempts), NULL)
+                           : store_delivery_attempted(n->store, d->message_id, d->recipient, DELIVERY_QUEUED,
+                                                      pc->now + n->cfg.retry_min_ms,
+                                                      rc > 0 ? "peer queue full" : "transport error");
     free(env);
     free(frame);
-    return 0;
+    return pump_recorded(pc, recorded);
 }
 
 int delivery_pump(node_t *n)

@@ -56,7 +56,9 @@ void delivery_after_commit(node_t *n, bool committed, uint64_t txn);
  * never committed without its receipt). */
 int delivery_before_commit(node_t *n);
 
-/* Transmits every delivery that is due. Returns 0 or -1. */
+/* Transmits every delivery that is due and records each attempt. Returns 0, or -1 (the
+ * batch's records rolled back, store_error says why) if one cannot be read or recorded:
+ * the caller tries again after retry_min_ms, not at once. */
 int delivery_pump(node_t *n);
 
 /* Called when the transport to p comes up: makes its deliveries due now. */

@@ -140,13 +140,18 @@ static void before_sleep(loop_t *l, void *ctx)
     uint64_t now = liaison_now_ms();
     if (n->pump_needed || now >= d->next_due_ms) {
         n->pump_needed = false;
-        if (delivery_pump(n) != 0)
+        bool pumped = delivery_pump(n) == 0;
+        if (!pumped)
             log_warn("delivery: %s", store_error(n->store));
         if (store_delivery_next_due(n->store, &d->next_due_ms) != 0) {
             /* Not "nothing due": queued messages would wait for the next unrelated wake-up. */
             log_warn("delivery: %s", store_error(n->store));
             d->next_due_ms = now + n->cfg.retry_min_ms;
         }
+        /* A pump that failed left what was due due: again after a pause, not at once (a
+         * busy loop, sending the same envelopes and logging at every turn). */
+        if (!pumped && d->next_due_ms < now + n->cfg.retry_min_ms)
+            d->next_due_ms = now + n->cfg.retry_min_ms;
     }
     /* A retry time further ahead than any schedule sets was set before the wall clock
      * jumped back: it is due soon (the pump takes it and reschedules it), not when the

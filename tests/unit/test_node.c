@@ -685,6 +685,48 @@ static void test_next_delivery_due_unreadable_is_an_error(void **state)
     assert_non_null(strstr(store_error(f->n.store), "interrupted"));
 }
 
+/* A delivery whose next attempt cannot be recorded stops the pump with an error (its
+ * batch's records rolled back): left due and unrecorded, the daemon's loop sent it again
+ * at every turn. */
+static void test_pump_attempt_unrecorded_is_an_error(void **state)
+{
+    fixture_t *f = *state;
+    peer_t *p = calloc(1, sizeof *p);
+    assert_non_null(p);
+    snprintf(p->card.id, sizeof p->card.id, "bob"); /* in the directory, not connected */
+    peer_t *peers[1] = {p};
+    f->n.dir.peers = peers;
+    f->n.dir.n = f->n.dir.cap = 1;
+    f->n.cfg.retry_max_ms = 60000;
+    store_msg_t m = {.outgoing = true, .content_type = 1, .created_ms = 1000, .stored_ms = 1000};
+    randombytes_buf(m.id, sizeof m.id);
+    randombytes_buf(m.envelope_hash, sizeof m.envelope_hash);
+    snprintf(m.sender, sizeof m.sender, "a");
+    snprintf(m.recipients, sizeof m.recipients, "a,bob");
+    uint8_t env[32] = {0};
+    assert_int_equal(store_op_begin(f->n.store), 0);
+    assert_int_equal(store_msg_insert(f->n.store, &m, env, sizeof env), 0);
+    assert_int_equal(store_delivery_add(f->n.store, m.id, "bob", 1000), 0);
+    assert_int_equal(store_op_end(f->n.store, true), 0);
+    assert_true(node_commit(&f->n));
+    breaker_t b = {.db = store_db(f->n.store), .sql = "UPDATE deliveries SET state = ?3"};
+    breaker_set(b.db, &b);
+    assert_int_equal(delivery_pump(&f->n), -1);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    /* (An interrupted write makes SQLite roll back the whole transaction, as a full disk
+     * does: store_error then names the rollback that found no savepoint.) */
+    uint64_t due = 0;
+    assert_int_equal(store_delivery_next_due(f->n.store, &due), 0);
+    assert_true(due == 1000); /* still due: nothing was recorded */
+    assert_int_equal(delivery_pump(&f->n), 0); /* recorded once it can be */
+    assert_int_equal(store_delivery_next_due(f->n.store, &due), 0);
+    assert_true(due > 1000);
+    f->n.dir.peers = NULL;
+    f->n.dir.n = f->n.dir.cap = 0;
+    free(p);
+}
+
 /* An inbound message whose check cannot read what it refers to (the acknowledged message,
  * the review) is told to come again (-2: TRY_LATER), not refused for good (-1: POLICY,
  * which the sender marks rejected), as a message about something this node lacks is. */
@@ -738,6 +780,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_witnessed_checkpoint_unreadable_is_not_replaced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prove_with_log_size_unreadable_is_internal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_delivery_due_unreadable_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pump_attempt_unrecorded_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_check_read_error_is_not_a_refusal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
