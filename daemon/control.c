@@ -829,6 +829,8 @@ static int list_one(void *ctx, const store_msg_t *m)
         return 0;
     store_msg_t full;
     int orc = control_open_stored(lc->n, m->id, &full, &b->payload, &b->payload_len);
+    if (orc == -2) /* not "no matching key": the listing fails, and says why */
+        return -1;
     if (orc < 0) {
         /* As liaison show: the attempt is audited, and the caller told, not left to
          * guess from a missing payload. The message stays unread. */
@@ -928,6 +930,7 @@ typedef struct open_ctx {
     envelope_t *e;
     uint8_t *pt;
     size_t pt_len;
+    bool oom; /* an attempt ran out of memory: no verdict on the keys */
 } open_ctx_t;
 
 /* Tries one historical card of the sender: verify, derive the pair key, open. */
@@ -944,12 +947,14 @@ static int try_card(void *ctx, const char *id, const char *card_text, uint64_t a
         return 0;
     int rc = envelope_open(oc->e, oc->n->cfg.id, pk, &oc->pt, &oc->pt_len);
     sodium_memzero(pk, sizeof pk);
+    oc->oom = oc->oom || rc == -2;
     return rc == 0 ? 1 : 0;
 }
 
 /* Loads and decrypts a stored message. Returns 0 with a malloc'd plaintext (the
- * caller wipes and frees it), 1 if there is no such message, -1 if it cannot be read
- * or opened. */
+ * caller wipes and frees it), 1 if there is no such message, -1 if no key this node has
+ * opens it, or -2 if it could not be tried (the database could not be read: store_error
+ * says why; or out of memory: store_error is then not about it). */
 int control_open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len)
 {
     uint8_t *env = NULL;
@@ -960,25 +965,33 @@ int control_open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **
     *pt = NULL;
     int rc = store_msg_get(n->store, id, m, &env, &env_len, NULL, NULL);
     if (rc != 0)
-        return rc;
+        return rc < 0 ? -2 : rc;
     rc = -1;
     if (envelope_parse_stored(env, env_len, &oc.e, &code, err, sizeof err) != 0)
         goto out;
     if (m->outgoing) {
-        if (envelope_open(oc.e, n->cfg.id, n->self_pair_key, &oc.pt, &oc.pt_len) != 0)
+        int orc = envelope_open(oc.e, n->cfg.id, n->self_pair_key, &oc.pt, &oc.pt_len);
+        oc.oom = orc == -2;
+        if (orc != 0)
             oc.pt = NULL;
     } else {
         peer_t *p = directory_find(&n->dir, m->sender);
-        if (!p || envelope_verify(oc.e, p->card.sign_pk) != 0 ||
-            envelope_open(oc.e, n->cfg.id, p->pair_key, &oc.pt, &oc.pt_len) != 0) {
+        int vrc = p ? envelope_verify(oc.e, p->card.sign_pk) : -1;
+        int orc = vrc == 0 ? envelope_open(oc.e, n->cfg.id, p->pair_key, &oc.pt, &oc.pt_len) : -1;
+        oc.oom = vrc == -2 || orc == -2;
+        if (orc != 0) {
             oc.pt = NULL;
-            store_peer_history(n->store, m->sender, try_card, &oc);
+            /* The sender's earlier cards; a history that cannot be read is no verdict. */
+            if (store_peer_history(n->store, m->sender, try_card, &oc) < 0)
+                rc = -2;
         }
     }
     if (oc.pt) {
         *pt = oc.pt;
         *pt_len = oc.pt_len;
         rc = 0;
+    } else if (oc.oom) {
+        rc = -2;
     }
 out:
     envelope_destroy(&oc.e);
@@ -1049,6 +1062,12 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
     int rc = control_open_stored(n, id, &m, &pt, &pt_len);
     if (rc > 0) {
         answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
+        goto out;
+    }
+    if (rc == -2) {
+        audit_local(c, "message-read", "failed", id, NULL, 0, NULL, "cannot read the message");
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot read message %s (%s); try again", hex,
+                     store_error(n->store));
         goto out;
     }
     if (rc < 0) {

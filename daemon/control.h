@@ -24,7 +24,8 @@ void control_tick(node_t *n);
 /* Opens stored message id: *m its row, *pt (len *pt_len) its payload in the clear, to
  * be wiped and freed by the caller. Our own messages open with our key; a received one
  * with its sender's current keys, or those of a card the sender had before. Returns 0,
- * 1 no such message, -1 it cannot be opened (or a database error). Audits nothing. */
+ * 1 no such message, -1 no key this node has opens it, -2 it could not be tried (a
+ * database error, store_error says which; or out of memory). Audits nothing. */
 int control_open_stored(node_t *n, const uint8_t *id, store_msg_t *m, uint8_t **pt, size_t *pt_len);
 
 /* Waits (WaitRequest, waits.h): after each batch, answers those whose message settled

@@ -17,6 +17,7 @@
 #include "breaker.h"
 #include "checkpoint.h"
 #include "clinical.h"
+#include "control.h"
 #include "control.pb-c.h"
 #include "delivery.h"
 #include "keys.h"
@@ -727,6 +728,25 @@ static void test_pump_attempt_unrecorded_is_an_error(void **state)
     free(p);
 }
 
+/* A stored message that cannot be read is not one "no key opens" (which show and inbox
+ * report, and audit, as a key problem): control_open_stored tells the two apart. */
+static void test_open_stored_read_error_is_not_a_key_problem(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t id[LIAISON_MSGID_BYTES], *pt = NULL;
+    size_t pt_len = 0;
+    store_msg_t m;
+    randombytes_buf(id, sizeof id);
+    assert_int_equal(control_open_stored(&f->n, id, &m, &pt, &pt_len), 1); /* no such message */
+    breaker_t b = {.db = store_db(f->n.store), .sql = "SELECT id, outgoing, sender, recipients, created_ms,"};
+    breaker_set(b.db, &b);
+    assert_int_equal(control_open_stored(&f->n, id, &m, &pt, &pt_len), -2);
+    breaker_set(b.db, NULL);
+    assert_true(b.broke > 0);
+    assert_null(pt);
+    assert_non_null(strstr(store_error(f->n.store), "interrupted"));
+}
+
 /* An inbound message whose check cannot read what it refers to (the acknowledged message,
  * the review) is told to come again (-2: TRY_LATER), not refused for good (-1: POLICY,
  * which the sender marks rejected), as a message about something this node lacks is. */
@@ -781,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prove_with_log_size_unreadable_is_internal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_next_delivery_due_unreadable_is_an_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pump_attempt_unrecorded_is_an_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_stored_read_error_is_not_a_key_problem, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inbound_check_read_error_is_not_a_refusal, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
