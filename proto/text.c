@@ -470,7 +470,7 @@ char *text_b64_encode(const uint8_t *bin, size_t len)
         return NULL;
     if (len > (SIZE_MAX / 4u) * 3u - 3u)
         return NULL;
-    size_t cap = sodium_base64_ENCODED_LEN(len, variant);
+    size_t cap = sodium_base64_ENCODED_LEN(len, (unsigned)variant);
     char *out = malloc(cap);
     if (!out)
         return NULL;
