@@ -267,6 +267,23 @@ static void test_wait_asked_again_while_a_new_transaction_is_open(void **state)
     free(p);
 }
 
+/* A message node "a" sent to bob at time at, its delivery queued (due at), committed. */
+static store_msg_t sent_to_bob(fixture_t *f, uint64_t at)
+{
+    store_msg_t m = {.outgoing = true, .content_type = 1, .created_ms = at, .stored_ms = at};
+    randombytes_buf(m.id, sizeof m.id);
+    randombytes_buf(m.envelope_hash, sizeof m.envelope_hash);
+    snprintf(m.sender, sizeof m.sender, "a");
+    snprintf(m.recipients, sizeof m.recipients, "a,bob");
+    uint8_t env[32] = {0};
+    assert_int_equal(store_op_begin(f->n.store), 0);
+    assert_int_equal(store_msg_insert(f->n.store, &m, env, sizeof env), 0);
+    assert_int_equal(store_delivery_add(f->n.store, m.id, "bob", at), 0);
+    assert_int_equal(store_op_end(f->n.store, true), 0);
+    assert_true(node_commit(&f->n));
+    return m;
+}
+
 /* A wait asked again after a rollback, its message not settled there and its time not
  * up, goes back to waiting; if its user holds as many waits as one may meanwhile, it is
  * refused (and audited) as a new wait would be, not answered "not settled" early. */
@@ -279,17 +296,7 @@ static void test_wait_asked_again_without_room_is_refused(void **state)
     f->n.waits = waits_new();
     assert_non_null(f->n.waits);
     /* A message this node sent, its delivery still queued: not settled. */
-    store_msg_t m = {.outgoing = true, .content_type = 1, .created_ms = 1700000000000u, .stored_ms = 1700000000000u};
-    randombytes_buf(m.id, sizeof m.id);
-    randombytes_buf(m.envelope_hash, sizeof m.envelope_hash);
-    snprintf(m.sender, sizeof m.sender, "a");
-    snprintf(m.recipients, sizeof m.recipients, "a,bob");
-    uint8_t env[32] = {0};
-    assert_int_equal(store_op_begin(f->n.store), 0);
-    assert_int_equal(store_msg_insert(f->n.store, &m, env, sizeof env), 0);
-    assert_int_equal(store_delivery_add(f->n.store, m.id, "bob", m.created_ms), 0);
-    assert_int_equal(store_op_end(f->n.store, true), 0);
-    assert_true(node_commit(&f->n));
+    store_msg_t m = sent_to_bob(f, 1700000000000u);
     /* Its user already holds as many waits as one may. */
     for (unsigned i = 0; i < WAITS_PER_UID_MAX; i++) {
         wait_t other = a_wait(f, NULL, UINT64_MAX / 2);
@@ -699,17 +706,7 @@ static void test_pump_attempt_unrecorded_is_an_error(void **state)
     f->n.dir.peers = peers;
     f->n.dir.n = f->n.dir.cap = 1;
     f->n.cfg.retry_max_ms = 60000;
-    store_msg_t m = {.outgoing = true, .content_type = 1, .created_ms = 1000, .stored_ms = 1000};
-    randombytes_buf(m.id, sizeof m.id);
-    randombytes_buf(m.envelope_hash, sizeof m.envelope_hash);
-    snprintf(m.sender, sizeof m.sender, "a");
-    snprintf(m.recipients, sizeof m.recipients, "a,bob");
-    uint8_t env[32] = {0};
-    assert_int_equal(store_op_begin(f->n.store), 0);
-    assert_int_equal(store_msg_insert(f->n.store, &m, env, sizeof env), 0);
-    assert_int_equal(store_delivery_add(f->n.store, m.id, "bob", 1000), 0);
-    assert_int_equal(store_op_end(f->n.store, true), 0);
-    assert_true(node_commit(&f->n));
+    sent_to_bob(f, 1000);
     breaker_t b = {.db = store_db(f->n.store), .sql = "UPDATE deliveries SET state = ?3"};
     breaker_set(b.db, &b);
     assert_int_equal(delivery_pump(&f->n), -1);
