@@ -95,7 +95,7 @@ static void test_every_single_byte_change(void **state)
     for (size_t pos = 0; pos < len; pos++) {
         for (int mask = 0; mask < 9; mask++) {
             memcpy(m, bytes, len);
-            m[pos] ^= mask < 8 ? (uint8_t)(1u << mask) : 0xff;
+            m[pos] = (uint8_t)(m[pos] ^ (mask < 8 ? 1u << mask : 0xffu));
             if (receipt_verify(m, len, bob->sign_pk, &v, err, sizeof err) == 0)
                 fail_msg("byte %zu ^ mask %d: changed receipt verifies", pos, mask);
             tried++;
@@ -395,7 +395,7 @@ static void test_batch_rules(void **state)
     for (size_t pos = 0; pos < blen; pos++)
         for (int mask = 0; mask < 9; mask++) {
             memcpy(m, b, blen);
-            m[pos] ^= mask < 8 ? (uint8_t)(1u << mask) : 0xff;
+            m[pos] = (uint8_t)(m[pos] ^ (mask < 8 ? 1u << mask : 0xffu));
             if (receipt_verify(m, blen, bob->sign_pk, &v, err, sizeof err) == 0)
                 fail_msg("byte %zu ^ mask %d: changed batch receipt verifies", pos, mask);
         }

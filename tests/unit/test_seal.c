@@ -329,7 +329,7 @@ static void test_every_single_byte_change(void **state)
     for (size_t pos = 0; pos < len; pos++) {
         for (int mask = 0; mask < 9; mask++) {
             memcpy(m, env, len);
-            m[pos] ^= mask < 8 ? (uint8_t)(1u << mask) : 0xff;
+            m[pos] = (uint8_t)(m[pos] ^ (mask < 8 ? 1u << mask : 0xffu));
             tried++;
             if (envelope_parse(m, len, &e, &code, err, sizeof err) != 0) {
                 assert_null(e);
