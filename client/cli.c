@@ -172,9 +172,10 @@ static liaison_client_t *open_socket(cli_t *cli, bool audit, int *code)
     if (*slot)
         return *slot;
     char err[600];
-    *slot = liaison_client_open(cli->home, audit ? LIAISON_SOCKET_AUDIT : LIAISON_SOCKET_CONTROL, err, sizeof err);
-    if (!*slot)
-        *code = cli_fail(EXIT_UNREACHABLE, "%s", err);
+    liaison_rc rc = liaison_client_connect(cli->home, audit ? LIAISON_SOCKET_AUDIT : LIAISON_SOCKET_CONTROL, slot, err,
+                                           sizeof err);
+    if (!*slot) /* no daemon, no node, no access: unreachable for this user; out of memory: refused */
+        *code = cli_fail(rc == LIAISON_INTERNAL ? EXIT_REFUSED : EXIT_UNREACHABLE, "%s", err);
     else
         liaison_client_set_interrupt(*slot, &interrupt_flag); /* raised only after cli_catch_interrupt */
     const char *t = getenv("LIAISON_TIMEOUT_MS");
@@ -391,23 +392,94 @@ int cli_parse_when(const char *opt, const char *s, uint64_t *ms)
     return 0;
 }
 
+/* jansson reports a failed allocation only by returning NULL, and json_object_set_new,
+ * json_array_append_new and json_pack's "o" take that NULL in silence; protobuf-c's
+ * unpack returns the same NULL for out of memory as for bytes that are not the message.
+ * An answer made while memory ran out would come out valid, and short of a recipient,
+ * an entry or a message's content. So every allocation of the two libraries goes
+ * through cli_alloc, which notes a failure, and an answer made while one failed is not
+ * printed (cli_json_out), or is followed by an error (cli_json_check). */
+static bool alloc_failed, json_reported;
+
+static void *cli_alloc(size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        alloc_failed = true;
+    return p;
+}
+
+static void *pb_alloc(void *data, size_t n)
+{
+    (void)data;
+    return cli_alloc(n);
+}
+
+static void pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+static ProtobufCAllocator pb_allocator = {.alloc = pb_alloc, .free = pb_free};
+
+ProtobufCAllocator *cli_pb(void)
+{
+    return &pb_allocator;
+}
+
+void cli_alloc_init(void)
+{
+    json_set_alloc_funcs(cli_alloc, free);
+}
+
+bool cli_alloc_failed(void)
+{
+    return alloc_failed;
+}
+
+static int json_lost(bool printed)
+{
+    if (json_reported)
+        return EXIT_OUTPUT_LOST;
+    json_reported = true;
+    const char *shown = printed ? "what was printed may be short of items" : "it was not printed";
+    const char *done = cli_done_what();
+    if (done[0])
+        return cli_fail(EXIT_OUTPUT_LOST, "%s, but out of memory: its answer could not be made whole and %s (it is"
+                        " done: do not repeat the command; see: %s)", done, shown, cli_done_check());
+    return cli_fail(EXIT_OUTPUT_LOST, "out of memory: the answer could not be made whole and %s (try again)", shown);
+}
+
 int cli_json_out(json_t *j)
 {
-    if (!j)
-        return cli_fail(EXIT_REFUSED, "out of memory");
-    json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENSURE_ASCII);
-    fputc('\n', stdout);
+    /* Made whole first, then written: a document cut by a failure half-way through
+     * json_dumpf would be left on standard output. */
+    char *text = j && !alloc_failed ? json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
     json_decref(j);
+    if (!text || alloc_failed) {
+        free(text);
+        alloc_failed = true; /* j itself was NULL: its making failed */
+        return json_lost(false);
+    }
+    fputs(text, stdout);
+    fputc('\n', stdout);
+    free(text);
     return 0;
+}
+
+int cli_json_check(int rc)
+{
+    return rc == 0 && alloc_failed ? json_lost(true) : rc;
 }
 
 json_t *cli_json_hex(const uint8_t *data, size_t len)
 {
     if (!len)
         return json_null();
-    char *hex = malloc(len * 2 + 1);
+    char *hex = cli_alloc(len * 2 + 1);
     if (!hex)
-        return json_null();
+        return NULL;
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < len; i++) {
         hex[2 * i] = digits[data[i] >> 4];

@@ -126,10 +126,28 @@ int cli_parse_uint(const char *s, uint64_t max, uint64_t *out);
  * and returns EXIT_USAGE. */
 int cli_parse_when(const char *opt, const char *s, uint64_t *ms);
 
-/* Writes j to stdout (indented) and releases it. Returns 0. */
+/* Makes every jansson allocation note its failure (before any JSON is made). */
+void cli_alloc_init(void);
+
+/* The protobuf-c allocator for what the command line unpacks (payloads): notes a failure
+ * as jansson's do, so that out of memory is not taken for a payload that cannot be
+ * read. */
+ProtobufCAllocator *cli_pb(void);
+
+/* Whether a jansson or cli_pb allocation failed since the start: whatever was made or
+ * printed from them since may be short of an item. */
+bool cli_alloc_failed(void);
+
+/* Writes j to stdout (indented) and releases it. Returns 0; or, if j is NULL or any
+ * jansson allocation failed, prints nothing, says why (and what was done, see cli_done)
+ * and returns EXIT_OUTPUT_LOST. */
 int cli_json_out(json_t *j);
 
-/* Hex of binary data; a malloc'd string (or NULL for len 0 when empty_null). */
+/* After a command that returned rc: rc, or EXIT_OUTPUT_LOST (said once) when rc is 0 but
+ * an allocation of cli_alloc_failed's failed, so that what it printed may be short. */
+int cli_json_check(int rc);
+
+/* Hex of binary data as a JSON string: null for len 0, NULL if out of memory. */
 json_t *cli_json_hex(const uint8_t *data, size_t len);
 
 /* Validates a payload where it is entered (the daemon checks it again), then sends it

@@ -297,6 +297,23 @@ static liaison_rc code_rc(Liaison__Control__Code code)
     }
 }
 
+/* protobuf-c returns NULL alike for an answer that is not a Response and for one it ran
+ * out of memory reading; this allocator tells the two apart (allocator_data: a bool
+ * set on a failure). */
+static void *noting_alloc(void *failed, size_t n)
+{
+    void *p = malloc(n);
+    if (!p)
+        *(bool *)failed = true;
+    return p;
+}
+
+static void noting_free(void *failed, void *p)
+{
+    (void)failed;
+    free(p);
+}
+
 /* Receives the next answer to a pending request, in whatever order the daemon answers
  * (answers to abandoned requests are dropped); *id says which request it answers. */
 static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **out, uint64_t *id)
@@ -355,10 +372,18 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
             zmq_msg_close(&m);
             continue;
         }
+        bool oom = false;
+        ProtobufCAllocator noting = {.alloc = noting_alloc, .free = noting_free, .allocator_data = &oom};
         Liaison__Control__Response *r =
-            liaison__control__response__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+            liaison__control__response__unpack(&noting, zmq_msg_size(&m), zmq_msg_data(&m));
         sodium_memzero(zmq_msg_data(&m), zmq_msg_size(&m)); /* an answer may hold clear text */
         zmq_msg_close(&m);
+        if (!r && oom) {
+            /* The daemon did answer: what was asked is done, or refused, unknown which. */
+            set_error(c, "out of memory reading liaisond's answer: the request may have been carried out (check"
+                         " before repeating it)");
+            return LIAISON_INTERNAL;
+        }
         if (!r) {
             set_error(c, "liaisond sent an answer that cannot be decoded (client and daemon versions differ?)");
             return LIAISON_PROTOCOL;

@@ -555,7 +555,9 @@ static int audit_export(cli_t *cli, int argc, char **argv)
             json_decref(j);
         }
     }
-    bad = ferror(out) || bad;
+    /* A line or event made while memory ran out may be short of a field. */
+    bool oom = cli_alloc_failed();
+    bad = ferror(out) || bad || oom;
     if (outp)
         bad = fclose(out) != 0 || bad;
     else
@@ -566,8 +568,9 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     if (bad && outp)
         unlink(outp);
     if (bad)
-        return cli_fail(EXIT_REFUSED, "cannot write %s%s", outp ? outp : "standard output",
-                        outp ? " (the part written was removed)" : "");
+        return cli_fail(EXIT_REFUSED, "%s %s%s", oom ? "out of memory while exporting to" : "cannot write",
+                        outp ? outp : "standard output",
+                        outp ? " (the part written was removed)" : " (the export written is incomplete)");
     if (outp)
         fprintf(stderr, "wrote %zu audit events to %s\n", count, outp);
     return 0;

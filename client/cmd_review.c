@@ -194,7 +194,7 @@ static int review_origin(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Lia
     int rc = first_review_message(cli, rid, r, &m);
     if (rc)
         return rc;
-    *first = m ? liaison__payload__case_review__unpack(NULL, m->payload.len, m->payload.data) : NULL;
+    *first = m ? liaison__payload__case_review__unpack(cli_pb(), m->payload.len, m->payload.data) : NULL;
     *opener = *question = "";
     if (*first && (*first)->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN) {
         *opener = m->sender;
@@ -231,7 +231,7 @@ static int collect_earlier(const Liaison__Control__Response *all, earlier_t *e)
     for (size_t i = n; i-- > 0;) {
         const Liaison__Control__MessageSummary *m = all->list->messages[i];
         Liaison__Payload__CaseReview *cr =
-            liaison__payload__case_review__unpack(NULL, m->payload.len, m->payload.data);
+            liaison__payload__case_review__unpack(cli_pb(), m->payload.len, m->payload.data);
         if (!cr || cr->kind_case != LIAISON__PAYLOAD__CASE_REVIEW__KIND_REPLY) {
             liaison__payload__case_review__free_unpacked(cr, NULL);
             continue;

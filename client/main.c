@@ -209,6 +209,7 @@ int main(int argc, char **argv)
      * with bidirectional or terminal controls in effect. */
     if (term_guard() != 0)
         return cli_fail(EXIT_REFUSED, "cannot set up standard output: %s", strerror(errno));
+    cli_alloc_init();
     cli_t cli = {0};
     int i = 1;
     for (; i < argc; i++) {
@@ -261,7 +262,7 @@ int main(int argc, char **argv)
                 return usage(stdout, name);
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
         cli_close(&cli);
-        rc = check_output(rc);
+        rc = check_output(cli_json_check(rc));
         /* Ctrl-C during a request was caught to say what may have happened (or, if the
          * answer came first, what did). End as Ctrl-C ends a process, so that a shell
          * loop or script running liaison stops there too (the shell shows status 130). */

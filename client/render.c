@@ -194,7 +194,7 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
     json_t *j = NULL;
     switch (ct) {
     case 1: {
-        Liaison__Payload__TextMessage *m = liaison__payload__text_message__unpack(NULL, len, data);
+        Liaison__Payload__TextMessage *m = liaison__payload__text_message__unpack(cli_pb(), len, data);
         if (!m)
             break;
         j = json_pack("{s:o, s:s}", "subject", jstr(m->subject), "text", m->text);
@@ -202,7 +202,7 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
         break;
     }
     case 2: {
-        Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(NULL, len, data);
+        Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(cli_pb(), len, data);
         if (!m)
             break;
         json_t *scores = json_array();
@@ -225,7 +225,7 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
         break;
     }
     case 3: {
-        Liaison__Payload__MedicationChange *m = liaison__payload__medication_change__unpack(NULL, len, data);
+        Liaison__Payload__MedicationChange *m = liaison__payload__medication_change__unpack(cli_pb(), len, data);
         if (!m)
             break;
         j = json_pack("{s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:b}", "patient",
@@ -239,7 +239,7 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
         break;
     }
     case 4: {
-        Liaison__Payload__Acknowledgement *m = liaison__payload__acknowledgement__unpack(NULL, len, data);
+        Liaison__Payload__Acknowledgement *m = liaison__payload__acknowledgement__unpack(cli_pb(), len, data);
         if (!m)
             break;
         j = json_pack("{s:o, s:o}", "acknowledges", cli_json_hex(m->acknowledged_id.data, m->acknowledged_id.len),
@@ -248,7 +248,7 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
         break;
     }
     case 5: {
-        Liaison__Payload__CaseReview *m = liaison__payload__case_review__unpack(NULL, len, data);
+        Liaison__Payload__CaseReview *m = liaison__payload__case_review__unpack(cli_pb(), len, data);
         if (!m)
             break;
         j = json_pack("{s:o, s:o}", "review_id", cli_json_hex(m->review_id.data, m->review_id.len), "patient",
@@ -442,7 +442,7 @@ void render_payload_text(uint32_t ct, const uint8_t *data, size_t len, const cha
 {
     switch (ct) {
     case 1: {
-        Liaison__Payload__TextMessage *m = liaison__payload__text_message__unpack(NULL, len, data);
+        Liaison__Payload__TextMessage *m = liaison__payload__text_message__unpack(cli_pb(), len, data);
         if (!m)
             break;
         field(in, "Subject:", m->subject);
@@ -452,7 +452,7 @@ void render_payload_text(uint32_t ct, const uint8_t *data, size_t len, const cha
         return;
     }
     case 2: {
-        Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(NULL, len, data);
+        Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(cli_pb(), len, data);
         if (!m)
             break;
         note_text(m, in);
@@ -460,7 +460,7 @@ void render_payload_text(uint32_t ct, const uint8_t *data, size_t len, const cha
         return;
     }
     case 3: {
-        Liaison__Payload__MedicationChange *m = liaison__payload__medication_change__unpack(NULL, len, data);
+        Liaison__Payload__MedicationChange *m = liaison__payload__medication_change__unpack(cli_pb(), len, data);
         if (!m)
             break;
         med_text(m, in);
@@ -468,7 +468,7 @@ void render_payload_text(uint32_t ct, const uint8_t *data, size_t len, const cha
         return;
     }
     case 4: {
-        Liaison__Payload__Acknowledgement *m = liaison__payload__acknowledgement__unpack(NULL, len, data);
+        Liaison__Payload__Acknowledgement *m = liaison__payload__acknowledgement__unpack(cli_pb(), len, data);
         if (!m)
             break;
         char hex[TEXT_MSGID_HEX] = "?";
@@ -480,7 +480,7 @@ void render_payload_text(uint32_t ct, const uint8_t *data, size_t len, const cha
         return;
     }
     case 5: {
-        Liaison__Payload__CaseReview *m = liaison__payload__case_review__unpack(NULL, len, data);
+        Liaison__Payload__CaseReview *m = liaison__payload__case_review__unpack(cli_pb(), len, data);
         if (!m)
             break;
         review_text(m, in);
@@ -490,7 +490,10 @@ void render_payload_text(uint32_t ct, const uint8_t *data, size_t len, const cha
     default:
         break;
     }
-    printf("%s(content of type %u cannot be shown)\n", in, ct);
+    if (cli_alloc_failed()) /* the command ends with the error, after what it prints */
+        printf("%s(out of memory: the content cannot be shown)\n", in);
+    else
+        printf("%s(content of type %u cannot be shown)\n", in, ct);
 }
 
 void render_message_text(const Liaison__Control__MessageSummary *m, const uint8_t *payload, size_t len)
@@ -554,7 +557,7 @@ int render_note_scores(uint32_t ct, const uint8_t *data, size_t len, int *phq9, 
     date[0] = 0;
     if (ct != 2)
         return -1;
-    Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(NULL, len, data);
+    Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(cli_pb(), len, data);
     if (!m)
         return -1;
     if (m->phq9)
@@ -571,15 +574,15 @@ int render_patient(uint32_t ct, const uint8_t *data, size_t len, char *id, size_
     const Liaison__Payload__PatientRef *p = NULL;
     ProtobufCMessage *msg = NULL;
     if (ct == 2) {
-        Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(NULL, len, data);
+        Liaison__Payload__ProgressNote *m = liaison__payload__progress_note__unpack(cli_pb(), len, data);
         msg = (ProtobufCMessage *)m;
         p = m ? m->patient : NULL;
     } else if (ct == 3) {
-        Liaison__Payload__MedicationChange *m = liaison__payload__medication_change__unpack(NULL, len, data);
+        Liaison__Payload__MedicationChange *m = liaison__payload__medication_change__unpack(cli_pb(), len, data);
         msg = (ProtobufCMessage *)m;
         p = m ? m->patient : NULL;
     } else if (ct == 5) {
-        Liaison__Payload__CaseReview *m = liaison__payload__case_review__unpack(NULL, len, data);
+        Liaison__Payload__CaseReview *m = liaison__payload__case_review__unpack(cli_pb(), len, data);
         msg = (ProtobufCMessage *)m;
         p = m ? m->patient : NULL;
     }

@@ -21,6 +21,17 @@ LIAISOND = os.path.join(BUILD, "daemon", "liaisond")
 RAWPEER = os.path.join(BUILD, "tests", "tools", "rawpeer")
 
 
+def sanitized():
+    """Whether BUILD is a sanitizer build (./run asan): its programs carry ASan's runtime,
+    which must come first in a process, so its library cannot be loaded into another
+    program (ctypes, an embedder) nor an LD_PRELOAD tool come before it."""
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return re.search(r"^LIAISON_SANITIZE:BOOL=ON$", f.read(), re.M) is not None
+    except OSError:
+        return False
+
+
 def _ephemeral_low():
     try:
         with open("/proc/sys/net/ipv4/ip_local_port_range") as f:

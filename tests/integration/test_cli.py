@@ -13,10 +13,12 @@ import signal
 import subprocess
 import tempfile
 import time
+import unittest
 
-from harness import BUILD, LIAISON, LIAISOND, NodeTest, link, wait_for
+from harness import BUILD, LIAISON, LIAISOND, NodeTest, link, sanitized, wait_for
 
 CLIENT_SMOKE = os.path.join(BUILD, "tests", "tools", "client_smoke")
+FAILMALLOC = os.path.join(BUILD, "tests", "tools", "libfailmalloc.so")
 
 COMMANDS = ["init", "card", "fingerprint", "status", "peer", "send", "inbox", "outbox", "show", "thread", "ack",
             "note", "med-change", "patient", "review", "audit"]
@@ -502,6 +504,58 @@ class Cli(NodeTest):
         r = lost(a, ["send", "--to", "nobody", "-"], "full", stdin="x")
         self.assertEqual(r.returncode, 3, r.stderr)
         self.assertNotIn("standard output", r.stderr)
+
+    @unittest.skipIf(sanitized(), "ASan's allocator cannot be replaced by an LD_PRELOAD tool (./run asan)")
+    def test_out_of_memory_never_prints_a_short_answer(self):
+        """Memory runs out at each allocation of the command line in turn (tests/tools/
+        failmalloc): an answer is printed whole, as it is with memory, or not at all, with
+        an error; never valid and short of a recipient, a score or a message's text."""
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", role="psychiatrist")
+        link(a, b)
+        note = a.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--label", "J.D.", "--session-date",
+                     "2026-11-20", "--phq9", "14", "--gad7", "9", "--risk", "low", "--adherence", "most doses",
+                     "-", input="Slept better this week.").stdout.split()[-1]
+        sent = a.send("dr.okafor", "Could we talk about the dose on Friday?")
+        rid = a.json("review", "open", "--with", "dr.okafor", "--patient", "P-1042", "--question",
+                     "Hold the increase?")["review_id"]
+        for mid in (note, sent):
+            self.wait_delivered(a, mid, "dr.okafor")
+        wait_for(lambda: b.json("review", "list")["reviews"], 20, "the review at dr.okafor")
+        b.cli("show", note)
+        b.cli("ack", note, "--comment", "seen")
+        commands = [["--json", "show", note], ["show", note], ["--json", "inbox"], ["--json", "outbox"],
+                    ["--json", "thread", sent], ["--json", "patient", "P-1042"], ["patient", "P-1042"],
+                    ["--json", "peer", "list"], ["--json", "review", "show", rid], ["--json", "review", "list"],
+                    ["--json", "audit", "disclosures", "--patient", "P-1042"]]
+
+        def run(args, at=0, count=False):
+            env = dict(os.environ, LD_PRELOAD=FAILMALLOC, FAILMALLOC_AT=str(at), FAILMALLOC_COUNT="1" if count else "")
+            return subprocess.run([LIAISON, "--home", b.home] + args, capture_output=True, text=True, env=env,
+                                  timeout=30)
+
+        for args in commands:
+            run(args)  # a message's first read changes what show prints after it (read at)
+            whole = run(args, count=True)
+            self.assertEqual(whole.returncode, 0, whole.stderr)
+            calls = int(whole.stderr.split("failmalloc: ")[1].split()[0])
+            self.assertGreater(calls, 50, args)
+            outcomes = set()
+            for at in range(1, calls + 10):
+                r = run(args, at)
+                what = "%s, allocation %d: %s %r" % (" ".join(args), at, r.returncode, r.stdout[-300:] + r.stderr)
+                if r.returncode == 0:
+                    self.assertEqual(r.stdout, whole.stdout, what)
+                elif r.returncode > 0:
+                    if args[0] == "--json":  # text may be printed before the error that follows it
+                        self.assertEqual(r.stdout, "", what)
+                    self.assertRegex(r.stderr, r"^liaison: .*(out of|allocate) memory", what)
+                else:  # libzmq, libstdc++ and glibc's NSS end the process on some failures
+                    self.assertNotIn("{", r.stdout, what)
+                outcomes.add(r.returncode)
+            # The sweep did reach the answer: some runs failed for want of memory and said so.
+            self.assertIn(0, outcomes, args)
+            self.assertTrue(outcomes & {3, 6}, (args, outcomes))
 
     def test_card_and_fingerprint(self):
         a = self.node("a")

@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from harness import BUILD, NodeTest, link, wait_for
+from harness import BUILD, NodeTest, link, sanitized, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOOLS = os.path.join(HERE, "..", "tools")
@@ -25,16 +25,8 @@ STRICT = ["-std=c17", "-Wall", "-Wextra", "-Werror", "-pedantic", "-Wshadow", "-
           "-Wstrict-prototypes", "-Wmissing-prototypes"]
 
 
-def _sanitized():
-    try:
-        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
-            return re.search(r"^LIAISON_SANITIZE:BOOL=ON$", f.read(), re.M) is not None
-    except OSError:
-        return False
-
-
 @unittest.skipUnless(CMAKE and CC and PKG_CONFIG, "cmake, cc or pkg-config is not installed")
-@unittest.skipIf(_sanitized(), "the library is built with ASan (./run asan): an outside program cannot link it")
+@unittest.skipIf(sanitized(), "the library is built with ASan (./run asan): an outside program cannot link it")
 class Installed(NodeTest):
     @classmethod
     def setUpClass(cls):

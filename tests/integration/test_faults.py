@@ -216,11 +216,7 @@ class Pipelined:
     def loadable():
         """False in a sanitizer build: an ASan-instrumented library cannot be loaded into
         an uninstrumented Python (ASan's runtime must come first in the process)."""
-        try:
-            with open(os.path.join(harness.BUILD, "CMakeCache.txt")) as f:
-                return "LIAISON_SANITIZE:BOOL=ON" not in f.read()
-        except OSError:
-            return True
+        return not harness.sanitized()
 
     def __init__(self, home, timeout_ms=3000):
         import ctypes
