@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -219,6 +220,21 @@ void cli_close(cli_t *cli)
     liaison_client_close(cli->control);
     liaison_client_close(cli->audit);
     cli->control = cli->audit = NULL;
+}
+
+FILE *cli_create(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        errno = e;
+    }
+    return f;
 }
 
 /* cli_read_file, naming `limit` as the limit when the input is over max bytes (a text

@@ -100,6 +100,11 @@ liaison_client_t *cli_control(cli_t *cli, int *exit_code);
  * string. Refuses NUL bytes. Returns NULL after printing why. */
 char *cli_read_file(const char *path, size_t max);
 
+/* Creates path for writing, mode 0600 whatever the umask, never over an existing file
+ * or through a symbolic link (what the audit commands write holds patient tags and the
+ * log's details). Returns the stream, or NULL with errno (EEXIST: it exists). */
+FILE *cli_create(const char *path);
+
 /* Strips one trailing newline (text read from a file or a pipe). */
 void cli_chomp(char *s);
 

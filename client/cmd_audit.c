@@ -505,7 +505,7 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     if ((rc = audit_query(cli, &q, &r)))
         return rc;
     /* The export is data: its text goes out exactly as logged, not as shown to people. */
-    FILE *out = outp ? fopen(outp, "wx") : term_raw_stdout();
+    FILE *out = outp ? cli_create(outp) : term_raw_stdout();
     if (!out) {
         int e = errno;
         liaison__control__response__free_unpacked(r, NULL);
@@ -563,7 +563,7 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     else
         bad = fflush(out) != 0 || bad;
     liaison__control__response__free_unpacked(r, NULL);
-    /* The file is ours (created with "x"): a part of the log must not stay behind looking
+    /* The file is ours (cli_create): a part of the log must not stay behind looking
      * like the whole export of it. */
     if (bad && outp)
         unlink(outp);
@@ -599,7 +599,7 @@ static int audit_checkpoint(cli_t *cli, int argc, char **argv)
         return rc;
     const Liaison__Control__AuditCheckpoint *cp = r->audit_checkpoint;
     if (outp) {
-        FILE *f = fopen(outp, "wx");
+        FILE *f = cli_create(outp);
         if (!f) {
             int e = errno;
             liaison__control__response__free_unpacked(r, NULL);
@@ -608,7 +608,7 @@ static int audit_checkpoint(cli_t *cli, int argc, char **argv)
         }
         bool ok = fputs(cp->note, f) >= 0;
         if (fclose(f) != 0 || !ok) {
-            unlink(outp); /* ours ("x"), and a note cut short is no checkpoint */
+            unlink(outp); /* ours (created here), and a note cut short is no checkpoint */
             liaison__control__response__free_unpacked(r, NULL);
             return cli_fail(EXIT_REFUSED, "cannot write %s (the part written was removed)", outp);
         }

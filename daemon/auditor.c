@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "audit_verify.h"
+#include "checkpoint.h"
 #include "merkle.h"
 #include "patient.h"
 #include "payload.h"
@@ -380,13 +381,25 @@ static void op_checkpoint(node_t *n, const char *actor, const Liaison__Control__
         }
         sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
+        bool readable = true;
         if (rc == SQLITE_ROW) {
             s->checkpoint.note = keep(s, (const char *)sqlite3_column_text(st, 0));
             s->checkpoint.size = (uint64_t)sqlite3_column_int64(st, 1);
-            s->checkpoint.time_ms = (uint64_t)sqlite3_column_int64(st, 2);
             s->checkpoint.origin = keep(s, peer);
+            /* The time the peer signed it, from the note (it was verified when stored);
+             * the row's time_ms is when this node stored it. */
+            checkpoint_t cp;
+            char err[160];
+            readable = s->checkpoint.note &&
+                       checkpoint_parse(s->checkpoint.note, strlen(s->checkpoint.note), &cp, err, sizeof err) == 0;
+            if (readable)
+                s->checkpoint.time_ms = cp.time_ms;
         }
         sqlite3_finalize(st);
+        if (rc == SQLITE_ROW && !readable) {
+            fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the checkpoint of a peer held here");
+            return;
+        }
         if (rc != SQLITE_ROW) {
             snprintf(s->error, sizeof s->error,
                      rc == SQLITE_DONE ? "this node holds no checkpoint of '%.64s' (it witnesses only the peers in"

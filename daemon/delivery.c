@@ -265,7 +265,9 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     size_t pt_len = 0, stored_len = 0;
 
     if (envelope_parse_in(&env_store, bytes, len, &code, err, sizeof err) != 0) {
-        reject(n, peer, rid, rid_len, NULL, code, 0, err);
+        uint8_t refused[LIAISON_MSGID_BYTES];
+        bool named = code != LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER && envelope_refused_msgid(bytes, len, refused);
+        reject(n, peer, rid, rid_len, named ? refused : NULL, code, 0, err);
         goto out;
     }
     e = &env_store;
@@ -295,19 +297,6 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     if (!payload_known_type(ct)) {
         snprintf(err, sizeof err, "content type %" PRIu32 " is not known here", ct);
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONTENT, ct, err);
-        goto out;
-    }
-    uint64_t now = liaison_now_ms();
-    if (h->created_ms > now + (uint64_t)n->cfg.clock_window_s * 1000u) {
-        snprintf(err, sizeof err, "created %" PRIu64 " s in the future (clock window %" PRIu32 " s)",
-                 (h->created_ms - now) / 1000u, n->cfg.clock_window_s);
-        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK, ct, err);
-        goto out;
-    }
-    if (now > h->created_ms && now - h->created_ms > (uint64_t)n->cfg.max_age_s * 1000u) {
-        snprintf(err, sizeof err, "created %" PRIu64 " s ago, older than the accepted %" PRIu32 " s",
-                 (now - h->created_ms) / 1000u, n->cfg.max_age_s);
-        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK, ct, err);
         goto out;
     }
     uint8_t hash[LIAISON_HASH_BYTES];
@@ -359,6 +348,22 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
             reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CONFLICT, ct,
                    "message id already used by a different message");
         }
+        goto out;
+    }
+    /* After the look-up: a retry of a message stored here, whose receipt was lost, gets
+     * that receipt however old it is by now; only a new message must be within the
+     * clock window and max_age_s. */
+    uint64_t now = liaison_now_ms();
+    if (h->created_ms > now + (uint64_t)n->cfg.clock_window_s * 1000u) {
+        snprintf(err, sizeof err, "created %" PRIu64 " s in the future (clock window %" PRIu32 " s)",
+                 (h->created_ms - now) / 1000u, n->cfg.clock_window_s);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK, ct, err);
+        goto out;
+    }
+    if (now > h->created_ms && now - h->created_ms > (uint64_t)n->cfg.max_age_s * 1000u) {
+        snprintf(err, sizeof err, "created %" PRIu64 " s ago, older than the accepted %" PRIu32 " s",
+                 (now - h->created_ms) / 1000u, n->cfg.max_age_s);
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_CLOCK, ct, err);
         goto out;
     }
     int orc = envelope_open(e, n->cfg.id, from->pair_key, &pt, &pt_len);

@@ -318,7 +318,8 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
         return;
     sqlite3_bind_text(st, 1, from->card.id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    bool have = rc == SQLITE_ROW; /* nothing held is not the same as a checkpoint of size 0 */
+    if (have) {
         held = (uint64_t)sqlite3_column_int64(st, 0);
         if (sqlite3_column_bytes(st, 1) == LIAISON_HASH_BYTES)
             memcpy(held_root, sqlite3_column_blob(st, 1), LIAISON_HASH_BYTES);
@@ -357,6 +358,8 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
                  held, cp.size);
         raise_alarm(n, from, what, held_note, text);
         reply(n, rid, rid_len, held, held_note, false, what);
+    } else if (!have) {
+        accept = true; /* trust on first use: nothing to be consistent with, whatever old_size says */
     } else if (cp.size == held) {
         if (sodium_memcmp(cp.root, held_root, LIAISON_HASH_BYTES) != 0) {
             snprintf(what, sizeof what, "two different logs of %" PRIu64 " entries (forked or rewritten)", held);

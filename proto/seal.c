@@ -417,7 +417,7 @@ static int parse_into(envelope_t *e, const uint8_t *bytes, size_t len, bool stor
     e->env = liaison__wire__envelope__unpack(&e->arena.alloc, len, bytes);
     if (!e->env) {
         snprintf(err, errlen, "envelope: cannot be decoded");
-        goto out;
+        goto out_of_memory;
     }
     env = e->env;
     if (!envelope_is_canonical(env, bytes, len)) {
@@ -440,7 +440,7 @@ static int parse_into(envelope_t *e, const uint8_t *bytes, size_t len, bool stor
     e->hdr = liaison__wire__header__unpack(&e->arena.alloc, env->header.len, env->header.data);
     if (!e->hdr) {
         snprintf(err, errlen, "envelope: header cannot be decoded");
-        goto out;
+        goto out_of_memory;
     }
     if (e->hdr->version != LIAISON_PROTOCOL_VERSION) {
         why = LIAISON__WIRE__REJECT_CODE__REJECT_VERSION;
@@ -453,6 +453,13 @@ static int parse_into(envelope_t *e, const uint8_t *bytes, size_t len, bool stor
     e->uncommitted = e->hdr->key_commitment.len == 0;
     why = LIAISON__WIRE__REJECT_CODE__REJECT_UNSPECIFIED;
     rc = 0;
+out_of_memory:
+    /* protobuf-c's NULL says nothing of the bytes when an allocation failed: a refusal
+     * for good would lose a valid message to a moment without memory. */
+    if (rc != 0 && e->arena.failed) {
+        why = LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER;
+        snprintf(err, errlen, "envelope: out of memory");
+    }
 out:
     if (code)
         *code = why;
@@ -474,7 +481,7 @@ static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out
     if (!e) {
         snprintf(err, errlen, "envelope: out of memory");
         if (code)
-            *code = LIAISON__WIRE__REJECT_CODE__REJECT_MALFORMED;
+            *code = LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER;
         return -1;
     }
     if (parse_into(e, bytes, len, stored, code, err, errlen) != 0) {
@@ -488,6 +495,21 @@ static int parse(const uint8_t *bytes, size_t len, bool stored, envelope_t **out
 int envelope_parse_in(envelope_t *e, const uint8_t *bytes, size_t len, int *code, char *err, size_t errlen)
 {
     return parse_into(e, bytes, len, false, code, err, errlen);
+}
+
+bool envelope_refused_msgid(const uint8_t *bytes, size_t len, uint8_t id[static LIAISON_MSGID_BYTES])
+{
+    envelope_t e;
+    pb_arena_init(&e.arena, e.arena_buf, sizeof e.arena_buf);
+    e.hdr = NULL;
+    e.env = bytes && len <= LIAISON_MAX_ENVELOPE ? liaison__wire__envelope__unpack(&e.arena.alloc, len, bytes) : NULL;
+    if (e.env && e.env->header.len <= LIAISON_MAX_HEADER)
+        e.hdr = liaison__wire__header__unpack(&e.arena.alloc, e.env->header.len, e.env->header.data);
+    bool found = e.hdr && e.hdr->message_id.len == LIAISON_MSGID_BYTES;
+    if (found)
+        memcpy(id, e.hdr->message_id.data, LIAISON_MSGID_BYTES);
+    envelope_release(&e);
+    return found;
 }
 
 int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen)

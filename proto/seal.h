@@ -62,7 +62,8 @@ typedef struct envelope {
  * envelope_hash identifies it; the Header must re-encode to its own length (no
  * unknown or repeated fields, no NUL inside strings).
  * Returns 0 and a new envelope in *out, or -1 with *out NULL, a RejectCode in
- * *code (MALFORMED or VERSION) and a reason in err. */
+ * *code (MALFORMED or VERSION; TRY_LATER when out of memory: no verdict on the bytes)
+ * and a reason in err. */
 __attribute__((warn_unused_result))
 int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code, char *err, size_t errlen);
 
@@ -71,6 +72,12 @@ int envelope_parse(const uint8_t *bytes, size_t len, envelope_t **out, int *code
  * envelope_release, never envelope_destroy; on failure there is nothing to release. */
 __attribute__((warn_unused_result))
 int envelope_parse_in(envelope_t *e, const uint8_t *bytes, size_t len, int *code, char *err, size_t errlen);
+
+/* The message id of an envelope that envelope_parse refused, if its header still
+ * decodes and carries a 16-byte id (a VERSION, and a MALFORMED header, signature or
+ * body): the refusal names the message, so that its sender can settle it rather than
+ * send it again for ever. Returns true and writes id, or false. */
+bool envelope_refused_msgid(const uint8_t *bytes, size_t len, uint8_t id[static LIAISON_MSGID_BYTES]);
 
 /* As envelope_parse, for an envelope this node already holds in its own database: a
  * header without key_commitment is accepted (envelopes stored before commitments were

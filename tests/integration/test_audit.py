@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import struct
+import stat
 import subprocess
 import time
 import unittest
@@ -637,9 +638,20 @@ class AuditorTools(NodeTest):
             self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
             self.assertIn("cannot write %s (the part written was removed)" % path, r.stderr)
             self.assertFalse(os.path.exists(path), args)
-            # Without the limit the same command writes the whole file.
-            self.a.cli(*args, "--output", path)
+            # Without the limit the same command writes the whole file, readable by its
+            # owner only whatever the umask (it holds patient tags and the log's details).
+            r = subprocess.run([harness.LIAISON, "--home", self.a.home] + list(args) + ["--output", path],
+                               capture_output=True, text=True, timeout=30, preexec_fn=lambda: os.umask(0))
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertGreater(os.path.getsize(path), 100)
+            self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600, args)
+            # Never through a symbolic link, even one to a file that does not exist yet.
+            link_path = path + ".link"
+            os.symlink(os.path.join(self.base, "elsewhere-" + args[-1]), link_path)
+            r = self.a.cli(*args, "--output", link_path, check=False)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("already exists", r.stderr)
+            self.assertFalse(os.path.exists(os.path.join(self.base, "elsewhere-" + args[-1])))
 
     def test_checkpoint_export_feeds_offline_verify(self):
         own = self.a.cli("audit", "checkpoint").stdout
@@ -654,6 +666,10 @@ class AuditorTools(NodeTest):
         info = self.b.json("audit", "checkpoint", "--peer", "a")
         self.assertEqual(info["origin"], "a")
         self.assertGreater(info["size"], 0)
+        # Its time is when a signed it, from the note's own time line.
+        signed_ms = int(info["note"].split("\n")[3].split()[1])
+        self.assertEqual(info["time"], time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(signed_ms // 1000))
+                         + ".%03dZ" % (signed_ms % 1000))
         self.a.stop()
         copy = os.path.join(self.base, "copy.db")
         shutil.copy(self.a.db_path, copy)

@@ -257,7 +257,7 @@ class PeerBadInput(Hardened):
         self.refused("--pad-recipients", "10000", "envelope", code=1, reason="header is")
 
     def test_too_many_recipients_under_header_limit(self):
-        self.refused("--pad-recipients", "40", "envelope", code=1, reason="recipients, limit is 32")
+        self.refused("--pad-recipients", "40", "envelope", code=1, reason="recipients, limit is 32", msgid_known=True)
 
     def test_frame_over_size_limit(self):
         """PROTOCOL.md 5.2: a frame over LIAISON_MAX_FRAME. The issue asks for a clear
@@ -278,7 +278,9 @@ class PeerBadInput(Hardened):
         self.assertEqual(len(rows), 1, "expected exactly one audit row for an oversize frame, got %r" % (rows,))
 
     def test_unknown_version(self):
-        self.refused("--header-version", "2", "envelope", code=2, reason="version 2")
+        # The header decodes: the refusal names the message, so that its sender can mark it
+        # rejected instead of sending it again for ever (PROTOCOL.md 7.2).
+        self.refused("--header-version", "2", "envelope", code=2, reason="version 2", msgid_known=True)
 
     def test_body_from_another_message(self):
         # The original signature, the body of another message: the signature fails.
@@ -307,10 +309,28 @@ class PeerBadInput(Hardened):
                                  (first[0].split()[1],))[0][0], receipt)
         self.assert_still_delivering(before)
 
+    def test_retry_past_max_age_of_a_stored_message_gets_its_receipt(self):
+        """PROTOCOL.md 6: a retry after a lost receipt is answered with the original receipt
+        however old the message is by then; the clock rules are for new messages. Here the
+        message is created 3 s short of max_age_s (14 days) and sent again 4 s later."""
+        b = self.b
+        saved = os.path.join(self.base, "old-env.bin")
+        offset = -(14 * 86400 * 1000 - 3000)
+        first, _ = self.a.rawpeer(b, "--save", saved, "--created-offset-ms", str(offset), "envelope")
+        self.assertTrue(first[0].startswith("receipt "), first)
+        time.sleep(4)
+        seq = audit_max(b)
+        again, _ = self.a.rawpeer(b, "replay", saved)
+        self.assertEqual(again, first, "a retry of a stored message must get its receipt, not CLOCK")
+        self.assertEqual([r[2] for r in audit_since(b, seq)], ["message-duplicate"])
+        # A new message as old is still refused.
+        self.refused("--created-offset-ms", str(offset - 4000), "envelope", code=7, reason="older than the accepted",
+                     msgid_known=True)
+
     def test_copies_in_one_burst_get_one_receipt(self):
         # The same envelope four times back to back: the daemon takes them in one batch,
         # stores the message once and answers every copy with the same receipt (PROTOCOL.md
-        # 6 step 8: a copy of a message still in the uncommitted batch).
+        # 6 step 7: a copy of a message still in the uncommitted batch).
         b = self.b
         seq = audit_max(b)
         lines, _ = self.a.rawpeer(b, "--repeat", "4", "--burst", "envelope")

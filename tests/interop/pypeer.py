@@ -194,6 +194,14 @@ def verify_consistency(first, second, first_root, second_root, proof):
     return sn == 0 and fr == first_root and sr == second_root
 
 
+def sign_checkpoint(node_id, signer, size, root, time_ms):
+    """A signed checkpoint note of node_id's audit log (section 11.2)."""
+    body = "liaison.audit/%s\n%d\n%s\ntime %d\n" % (node_id, size, base64.b64encode(root).decode(), time_ms)
+    key_id = hashlib.sha256(node_id.encode() + b"\n\x01" + signer.verify_key.encode()).digest()[:4]
+    sig = signer.sign(body.encode()).signature
+    return body + "\n\u2014 %s %s\n" % (node_id, base64.b64encode(key_id + sig).decode())
+
+
 def parse_checkpoint(note, node_id, sign_pk):
     """Checks a signed checkpoint note (section 11.2); returns (size, root, time_ms)."""
     if len(note.encode()) > 1024:
@@ -398,6 +406,21 @@ class PyPeer:
                 return ("reject", f.reject.code, f.reject.reason)
         raise ProtocolError("no answer from %s within %.0f s" % (peer_id, timeout))
 
+    def ask_witness(self, peer_id, checkpoint, old_size, proof=(), timeout=20.0):
+        """Sends a WitnessRequest (section 11.3) to a peer and returns its WitnessReply."""
+        d = self._dealer(peer_id)
+        req = self.wire.WitnessRequest(checkpoint=checkpoint, old_size=old_size, proof=list(proof))
+        d.send(self.wire.Frame(witness=req).SerializeToString())
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not d.poll(200):
+                continue
+            f = self.wire.Frame()
+            f.ParseFromString(d.recv())
+            if f.WhichOneof("kind") == "witness_reply":
+                return f.witness_reply
+        raise ProtocolError("no witness reply from %s within %.0f s" % (peer_id, timeout))
+
     def deliver_many(self, peer_id, envelopes, timeout=30.0):
         """Sends every envelope at once, then collects one answer per envelope: a list of
         receipt bytes or ("reject", code, reason), in arrival order."""
@@ -562,11 +585,11 @@ class PyPeer:
             return self._reject(router, routing_id, mid, W.REJECT_NOT_RECIPIENT, "not a recipient")
         if h.content_type not in (1, 2, 3, 4, 5):
             return self._reject(router, routing_id, mid, W.REJECT_CONTENT, "content type")
-        if h.created_ms > now_ms() + 600_000:
-            return self._reject(router, routing_id, mid, W.REJECT_CLOCK, "from the future")
         with self.lock:
-            if mid in self.receipts:  # a retransmission: answer the original receipt
+            if mid in self.receipts:  # a retransmission: answer the original receipt (step 7)
                 return self._answer(router, routing_id, W.Frame(receipt=self.receipts[mid]))
+        if h.created_ms > now_ms() + 600_000:  # step 8, for a new message only
+            return self._reject(router, routing_id, mid, W.REJECT_CLOCK, "from the future")
         k = h.keys[recips.index(self.id)]
         ad = (D("liaison-v1/key-wrap") + mid + bytes([len(h.sender)]) + h.sender.encode()
               + bytes([len(self.id)]) + self.id.encode())
@@ -586,7 +609,7 @@ class PyPeer:
         rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=envelope_hash(envelope),
                            recipient=self.id, sender=h.sender, stored_ms=now_ms()).SerializeToString()
         if self.batch_receipts:
-            # Section 6 step 8: a copy of an envelope already in this burst is stored once
+            # Section 6 step 7: a copy of an envelope already in this burst is stored once
             # and answered with the same receipt as the first copy.
             if any(held[1] == mid for held in self.held):
                 self.held_copies.append((routing_id, mid))
@@ -602,7 +625,7 @@ class PyPeer:
 
     def _sign_held(self, router):
         """Answers the burst's held envelopes with their receipts (sign_bodies), and the
-        copies held in the same burst with their envelope's receipt (section 6 step 8)."""
+        copies held in the same burst with their envelope's receipt (section 6 step 7)."""
         held, self.held = self.held, []
         copies, self.held_copies = self.held_copies, []
         for (routing_id, mid, _rb, opened), (_body, receipt) in zip(held, self.sign_bodies([x[2] for x in held])):

@@ -217,7 +217,7 @@ class Interop(NodeTest):
                         "the peer's burst was not answered as a batch")
         self.assertEqual(len(c.audit("receipt-rejected")), 0)
 
-        # The Python peer follows section 6 step 8 and 7.1 itself, checked by a second one:
+        # The Python peer follows section 6 step 7 and 7.1 itself, checked by a second one:
         # copies of an envelope in one burst are answered with the first copy's receipt,
         # and one burst from two senders gives each sender its own tree.
         py2 = self.pypeer("ms.diaz", "therapist")
@@ -585,7 +585,7 @@ class Interop(NodeTest):
 
     def test_python_auditor_checks_an_inclusion_proof(self):
         """A third party given `liaison audit prove`'s file and the node's card checks it
-        with PROTOCOL.md 12 alone (the entry read strictly as E, the note's signature under
+        with PROTOCOL.md 11.6 alone (the entry read strictly as E, the note's signature under
         the card's key, the RFC 9162 path), and reads what the entry records: the same as
         the node's audit log and as `verify-proof`. A changed entry fails both."""
         b = self.node("dr.okafor", "psychiatrist", start=False)
@@ -673,6 +673,42 @@ class Interop(NodeTest):
                  "the daemon to ignore the claim")
         self.assertEqual(b.audit("rollback-detected"), [])
         self.assertEqual(b.json("status")["alarms"], [])
+
+    def test_daemon_witnesses_a_python_log_from_nothing_held(self):
+        """11.3, as the daemon's witness: with nothing held it stores the first checkpoint
+        it is offered, whatever old_size says, an empty log's (size 0) too; and raises no
+        alarm. Then it holds the peer to that checkpoint."""
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        self.meet(b, py)
+        empty = hashlib.sha256(b"").digest()
+        leaves = [hashlib.sha256(b"\x00" + bytes([i])).digest() for i in range(2)]
+        two = hashlib.sha256(b"\x01" + leaves[0] + leaves[1]).digest()
+        t = int(time.time() * 1000)
+        note0 = pypeer.sign_checkpoint("py.peer", py.signer, 0, empty, t)
+        for _ in range(2):  # again: the same checkpoint, still no alarm
+            r = py.ask_witness("dr.okafor", note0, 0)
+            self.assertTrue(r.accepted, r)
+            self.assertEqual((r.held_size, r.held_checkpoint), (0, ""))
+        # Any log extends the empty one: no proof needed.
+        note2 = pypeer.sign_checkpoint("py.peer", py.signer, 2, two, t + 1)
+        r = py.ask_witness("dr.okafor", note2, 0)
+        self.assertTrue(r.accepted, r)
+        self.assertEqual((r.held_size, r.held_checkpoint), (2, note2))
+        # Now it holds 2: another log of 2 entries is a fork.
+        forked = pypeer.sign_checkpoint("py.peer", py.signer, 2, hashlib.sha256(b"other").digest(), t + 2)
+        r = py.ask_witness("dr.okafor", forked, 2)
+        self.assertFalse(r.accepted, r)
+        self.assertIn("forked or rewritten", r.reason)
+        self.assertEqual(len(b.query("SELECT * FROM witness_alarms WHERE peer = 'py.peer'")), 1)
+        # An offer that names an old size the peer thinks is held, to a witness that holds
+        # nothing (its state lost, say): stored as a first checkpoint.
+        b.edit_stopped("DELETE FROM witnessed")
+        r = py.ask_witness("dr.okafor", note2, 1, proof=[leaves[1]])
+        self.assertTrue(r.accepted, r)
+        self.assertEqual(r.held_size, 2)
+        self.assertEqual(len(b.query("SELECT * FROM witness_alarms WHERE peer = 'py.peer'")), 1)
+
 
 class RefusedKeyFlood(NodeTest):
     """A network attacker not in the directory (section 4): handshakes with ever new

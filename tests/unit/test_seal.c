@@ -218,7 +218,15 @@ static void test_out_of_memory_is_no_verdict(void **state)
     int verified = envelope_verify(e, K[ALICE]->sign_pk);
     int opened = envelope_open(e, "bob", pk, &pt, &pt_len);
     int wrong = envelope_verify(e, K[BOB]->sign_pk); /* no memory either: no verdict */
+    /* Unpacking the body spills out of the envelope's arena: without memory that is no
+     * verdict on the bytes either (TRY_LATER, never a MALFORMED refusal for good). */
+    envelope_t again;
+    int pcode = 0;
+    int parsed = envelope_parse_in(&again, env, len, &pcode, err, sizeof err);
     unit_memory_restore(&saved);
+    assert_int_equal(parsed, -1);
+    assert_int_equal(pcode, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER);
+    assert_string_equal(err, "envelope: out of memory");
     assert_int_equal(verified, -2);
     assert_int_equal(opened, -2);
     assert_null(pt);
@@ -989,6 +997,20 @@ static void test_parse_rules(void **state)
         size_t len = 0;
         uint8_t *bytes = build_envelope(&c[i].s, &len);
         expect_parse_refused(bytes, len, c[i].code, c[i].needle);
+        /* The refusal names the message whenever the header decodes with a 16-byte id
+         * (not for a header over its limit, which is not decoded). */
+        uint8_t id[LIAISON_MSGID_BYTES];
+        bool named = envelope_refused_msgid(bytes, len, id);
+        assert_int_equal(named, c[i].s.msgid_len == 16 && c[i].s.header_pad != LIAISON_MAX_HEADER);
+        if (named) {
+            Liaison__Wire__Envelope *env = liaison__wire__envelope__unpack(NULL, len, bytes);
+            assert_non_null(env);
+            Liaison__Wire__Header *h = liaison__wire__header__unpack(NULL, env->header.len, env->header.data);
+            assert_non_null(h);
+            assert_memory_equal(id, h->message_id.data, LIAISON_MSGID_BYTES);
+            liaison__wire__header__free_unpacked(h, NULL);
+            liaison__wire__envelope__free_unpacked(env, NULL);
+        }
         free(bytes);
     }
 }
@@ -1009,6 +1031,11 @@ static void test_parse_outer(void **state)
     expect_parse_refused(huge, LIAISON_MAX_ENVELOPE + 1, MALFORMED, "must be 1 to");
     free(huge);
     expect_parse_refused(good, len - 1, MALFORMED, "cannot be decoded");   /* truncated */
+    uint8_t id[LIAISON_MSGID_BYTES];
+    assert_false(envelope_refused_msgid(garbage, sizeof garbage, id));
+    assert_false(envelope_refused_msgid(good, len - 1, id));
+    assert_false(envelope_refused_msgid(NULL, 10, id));
+    assert_true(envelope_refused_msgid(good, len, id));
 
     /* An unknown field appended to the outer envelope: same signature, other bytes. */
     uint8_t *ext = malloc(len + 2);
