@@ -76,6 +76,11 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
             only_pos = true;
             continue;
         }
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            if (cli->help)
+                cli->help(cli->top ? cli->top : cli->cmd);
+            return EXIT_HELP_SHOWN;
+        }
         if (a[1] != '-')
             return cli_fail(EXIT_USAGE, "%s: unknown option '%.64s' (options are spelt --name)", cli->cmd, a);
         const char *name = a + 2;
@@ -97,8 +102,12 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         if (is_home || o->has_arg) {
             if (eq)
                 val = eq + 1;
-            else if (i + 1 < argc)
+            else if (i + 1 < argc && !(argv[i + 1][0] == '-' && argv[i + 1][1] == '-'))
                 val = argv[++i];
+            else if (i + 1 < argc) /* "--to --subject x": the value was forgotten */
+                return cli_fail(EXIT_USAGE, "%s: --%.*s needs a value, not the option '%.64s' (a value that starts"
+                                " with -- is written --%.*s=VALUE)", cli->cmd, (int)nlen, name, argv[i + 1], (int)nlen,
+                                name);
             else
                 return cli_fail(EXIT_USAGE, "%s: --%.*s needs a value", cli->cmd, (int)nlen, name);
         } else if (eq) {

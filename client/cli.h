@@ -16,6 +16,7 @@
 enum {
     EXIT_OK_ = 0,
     EXIT_USAGE = 1,       /* bad usage or invalid input: nothing was done */
+    EXIT_HELP_SHOWN = -1, /* cli_parse printed the command's help: main exits 0 (never an exit status) */
     EXIT_UNREACHABLE = 2, /* the daemon could not be reached */
     EXIT_REFUSED = 3,     /* refused or not found by the daemon */
     EXIT_AUDIT = 4,       /* audit verification failed */
@@ -30,6 +31,8 @@ typedef struct cli {
     const char *home;         /* --home, or NULL ($LIAISON_HOME / systemd layout) */
     bool json;                /* --json */
     const char *cmd;          /* "peer add", for messages */
+    const char *top;          /* "peer": the command, for its help */
+    int (*help)(const char *top); /* prints the usage of a command to stdout (main.c) */
     liaison_client_t *control;
     liaison_client_t *audit;
 } cli_t;
@@ -45,8 +48,11 @@ typedef struct cli_opt {
 } cli_opt_t;
 
 /* Parses argv[0..argc) against opts (terminated by a NULL name); --json and --home are
- * accepted anywhere. Positional arguments (including "-") go to pos. Returns 0, or
- * prints what is wrong and returns EXIT_USAGE. */
+ * accepted anywhere, and --help or -h where an option may stand (not as an option's
+ * value, nor after "--"). Positional arguments (including "-") go to pos. An option's
+ * value may not be another option ("--to --subject x": --to needs a value; write
+ * --subject=--x for a value that starts with "--"). Returns 0; EXIT_HELP_SHOWN after
+ * printing the command's help; or prints what is wrong and returns EXIT_USAGE. */
 int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **pos, size_t max_pos, size_t *n_pos);
 
 /* The option named name in opts (which must contain it). */

@@ -582,8 +582,8 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
     Liaison__Control__Response *r = NULL;
     liaison_rc lrc = liaison_wait_pb(c, id, timeout_ms, acks ? LIAISON_WAIT_ACKS : 0, &r);
     if (lrc == LIAISON_INTERRUPTED)
-        return cli_fail(EXIT_INTERRUPTED, "stopped waiting; message %s is delivered all the same (see: liaison show %s)",
-                        hex, hex);
+        return cli_fail(EXIT_INTERRUPTED, "stopped waiting; the delivery of message %s goes on all the same (where it"
+                        " stands: liaison show %s)", hex, hex);
     if (lrc != LIAISON_OK) {
         if (r)
             liaison_response_free(r);
@@ -631,8 +631,12 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
         fflush(stdout); /* the state first, then why it is not final */
         char t[32];
         snprintf(t, sizeof t, timeout_ms % 1000 ? "%d ms" : "%d s", timeout_ms % 1000 ? timeout_ms : timeout_ms / 1000);
-        cli_fail(EXIT_PENDING, "message %s has not settled within %s; its delivery goes on (wait longer with --timeout,"
-                               " or see: liaison show %s)", hex, t, hex);
+        if (delivered + rejected == n) /* only acknowledgements are missing */
+            cli_fail(EXIT_PENDING, "message %s is delivered but not acknowledged by every recipient within %s (wait"
+                                   " longer with --timeout, or see: liaison show %s)", hex, t, hex);
+        else
+            cli_fail(EXIT_PENDING, "message %s has not settled within %s; its delivery goes on (wait longer with"
+                                   " --timeout, or see: liaison show %s)", hex, t, hex);
     }
     return exit_code;
 }

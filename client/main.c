@@ -38,7 +38,8 @@ static const command_t commands[] = {
     {"outbox", cmd_outbox, "outbox [--since DATE] [--limit N]   messages sent, with delivery and acknowledgement state"},
     {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)"},
     {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first"},
-    {"ack", cmd_ack, "ack MSG_ID [--comment TEXT]   acknowledge a message (closes the loop)"},
+    {"ack", cmd_ack, "ack MSG_ID [--comment TEXT]   acknowledge a message (closes the loop); the acknowledgement and\n"
+                     "        its comment go to the author and to every other recipient of the message"},
     {"wait", cmd_wait,
      "wait MSG_ID [--timeout DURATION] [--ack]   wait until a message you sent is delivered to every\n"
      "        recipient (or rejected), with --ack also acknowledged (DURATION: seconds, or e.g. 90s, 15m, 2h;\n"
@@ -167,6 +168,12 @@ static int usage(FILE *out, const char *only)
     return out == stderr ? EXIT_USAGE : 0;
 }
 
+/* The usage of one command on stdout (cli_t.help, for cli_parse). */
+static int command_help(const char *name)
+{
+    return usage(stdout, name);
+}
+
 /* liaison help help */
 static int usage_help(void)
 {
@@ -256,11 +263,16 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < N_COMMANDS; k++) {
         if (strcmp(name, commands[k].name) != 0)
             continue;
-        cli.cmd = name;
-        for (int j = i + 1; j < argc; j++)
-            if (strcmp(argv[j], "--help") == 0 || strcmp(argv[j], "-h") == 0)
-                return usage(stdout, name);
+        cli.cmd = cli.top = name;
+        cli.help = command_help;
+        /* "liaison review --help" (before a subcommand is read); further on, cli_parse
+         * takes --help where an option may stand, and never as a value: "--subject -h"
+         * sends the subject "-h", "-- --help" names a file. */
+        if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0))
+            return usage(stdout, name);
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
+        if (rc == EXIT_HELP_SHOWN)
+            rc = 0;
         cli_close(&cli);
         rc = check_output(cli_json_check(rc));
         /* Ctrl-C during a request was caught to say what may have happened (or, if the

@@ -3,6 +3,7 @@
 #include "audit_verify.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdarg.h>
@@ -431,12 +432,22 @@ int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_r
                  S_ISDIR(st.st_mode) ? "a directory" : "not a regular file");
         return -1;
     }
+    /* A copy with no write-ahead log beside it (a .backup copy, a database whose daemon
+     * stopped) is whole in its one file: opened immutable, SQLite reads it without
+     * creating the -wal and -shm files a WAL database otherwise needs, so nothing is
+     * written beside the evidence and a copy on read-only media can be checked. With a
+     * -wal file, its pages are part of the database: read normally, read-only. */
+    char wal[PATH_MAX];
+    bool has_wal = true;
+    if ((size_t)snprintf(wal, sizeof wal, "%s-wal", path) < sizeof wal)
+        has_wal = lstat(wal, &st) == 0 || errno != ENOENT;
+    const char *query = has_wal ? "?mode=ro" : "?mode=ro&immutable=1";
     memcpy(uri, "file:", 5);
-    if (uri_path(path, uri + 5, sizeof uri - 5 - sizeof "?mode=ro") != 0) {
+    if (uri_path(path, uri + 5, sizeof uri - 5 - strlen(query) - 1) != 0) {
         snprintf(r->text, sizeof r->text, "the path %.64s... is too long\n", path);
         return -1;
     }
-    strcat(uri, "?mode=ro");
+    strcat(uri, query);
     if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
         snprintf(r->text, sizeof r->text, "cannot open %s as a database: %s\n", path,
                  db ? sqlite3_errmsg(db) : "out of memory");
@@ -446,7 +457,14 @@ int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_r
     sqlite3_busy_timeout(db, 5000);
     int rc = audit_verify_db(db, opts, r);
     sqlite3_close(db);
-    if (rc != 0 && strncmp(r->text, "not a liaison database", 22) == 0) {
+    if (rc != 0 && has_wal && strstr(r->text, "unable to open database file")) {
+        /* Reading a WAL database needs its -shm file, which SQLite could not create. */
+        snprintf(r->text, sizeof r->text,
+                 "cannot read %s: its write-ahead log %s is beside it, and reading it needs a %s-shm file that"
+                 " cannot be created there (read-only media?); copy the database with its -wal file to a writable"
+                 " directory, or make the copy with: sqlite3 DB \".backup COPY\"\n",
+                 path, wal, path);
+    } else if (rc != 0 && strncmp(r->text, "not a liaison database", 22) == 0) {
         char why[sizeof r->text];
         snprintf(why, sizeof why, "%s", r->text);
         snprintf(r->text, sizeof r->text, "%s is %s", path, why);

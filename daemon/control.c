@@ -767,9 +767,11 @@ static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
             rc = -1;
         b->n = NULL;
     }
+    /* Any message may be acknowledged (a text too, with a comment): its acknowledgements
+     * are shown whether or not one was asked for. */
+    if (store_ack_each(n->store, m->id, add_ack, b) < 0)
+        rc = -1;
     if (m->ack_required) {
-        if (store_ack_each(n->store, m->id, add_ack, b) < 0)
-            rc = -1;
         if (!m->outgoing) {
             /* Other recipients' acknowledgements reach us too: only our own closes ours. */
             s->awaiting_ack = true;

@@ -235,6 +235,35 @@ class Tamper(TamperBase):
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("not a liaison database", r.stderr)
 
+    def test_copy_is_read_without_writing_beside_it(self):
+        """An auditor's copy (sqlite3 .backup, in WAL mode like the node's database) is read
+        without creating the -wal and -shm files beside the evidence, and so can be
+        checked on read-only media."""
+        where = os.path.join(self.base, "evidence")
+        os.makedirs(where)
+        evidence = os.path.join(where, "copy.db")
+        src, dst = sqlite3.connect(self.copy), sqlite3.connect(evidence)
+        src.backup(dst)
+        src.close()
+        dst.close()
+        with open(evidence, "rb") as f:
+            self.assertEqual(f.read(20)[18:20], b"\x02\x02")  # WAL mode
+        r = self.a.cli("audit", "verify", "--db", evidence, "--card", self.a.card_file, check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(os.listdir(where), ["copy.db"])
+        if os.geteuid() != 0:
+            return
+        ro = os.path.join(self.base, "ro")
+        os.makedirs(ro)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", ro], capture_output=True).returncode:
+            return
+        self.addCleanup(subprocess.run, ["umount", "-l", ro], capture_output=True)
+        shutil.copy(evidence, ro)
+        subprocess.run(["mount", "-o", "remount,ro", ro], check=True)
+        r = self.a.cli("audit", "verify", "--db", os.path.join(ro, "copy.db"), "--card", self.a.card_file,
+                       check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     def test_db_path_is_a_file_name_not_a_uri(self):
         # '#', '?' and '%' are ordinary characters of a file name: "copy#2.db" is verified,
         # not a file named "copy" next to it (that used to verify the wrong file and pass).

@@ -85,6 +85,42 @@ class Cli(NodeTest):
             self.assertIn("--limit: a number from 1 to", r.stderr)
         self.assertEqual(a.cli("inbox", "--limit", "1").returncode, 0)
 
+    def test_help_only_where_an_option_may_stand(self):
+        """--help and -h ask for help in an option's place, never as an option's value or
+        after "--": a subject or comment "-h" is sent, not taken for help (which exits 0
+        having done nothing, and a script would go on as if it had)."""
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", role="psychiatrist")
+        link(a, b)
+        for args in (["send", "--to", "dr.okafor", "--help"], ["send", "--to", "dr.okafor", "-", "-h"],
+                     ["review", "open", "--help"], ["peer", "--help"]):
+            r = a.cli(*args, check=False, input="x")
+            self.assertEqual(r.returncode, 0, args)
+            self.assertTrue(r.stdout.startswith("usage: liaison"), (args, r.stdout))
+        self.assertEqual(a.json("outbox")["messages"], [])
+        r = a.cli("send", "--to", "dr.okafor", "--subject", "-h", "-", input="the subject is -h")
+        mid = r.stdout.strip()
+        self.assertRegex(mid, "^[0-9a-f]{32}$")
+        self.wait_delivered(a, mid, "dr.okafor")
+        self.assertEqual(b.json("show", mid)["payload"]["subject"], "-h")
+        b.cli("ack", mid, "--comment", "-h")
+        wait_for(lambda: a.json("show", mid)["acks"], 20, "the acknowledgement at dr.alvarez")
+        self.assertEqual(a.json("show", mid)["acks"][0]["comment"], "-h")
+        # After "--", --help is a file name.
+        r = a.cli("send", "--to", "dr.okafor", "--", "--help", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("cannot read --help", r.stderr)
+        # A forgotten value is named, not filled with the next option.
+        r = a.cli("send", "--to", "--subject", "x", "-", check=False, input="x")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("send: --to needs a value, not the option '--subject'", r.stderr)
+        r = a.cli("send", "--to", "dr.okafor", "--subject", "--json", "-", check=False, input="x")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("(a value that starts with -- is written --subject=VALUE)", r.stderr)
+        self.assertEqual(len(a.json("outbox")["messages"]), 1)
+        r = a.cli("send", "--to", "dr.okafor", "--subject=--json", "-", input="x")
+        self.assertRegex(r.stdout.strip(), "^[0-9a-f]{32}$")
+
     def test_daemon_not_running_exit_2(self):
         a = self.node("a", start=False)
         r = a.cli("status", check=False)

@@ -103,6 +103,20 @@ class Wait(NodeTest):
         j = json.loads(r.stdout)
         self.assertEqual((j["settled"], j["delivered"]), (False, 0))
         self.assertEqual(j["message"]["deliveries"][0]["state"], "queued")
+        # Ctrl-C ends the wait, not the delivery, and says it is not delivered yet.
+        with waiting(t, mid, "--timeout", "60") as w:
+            def catches_sigint():
+                with open("/proc/%d/status" % w.pid) as f:
+                    cgt = [ln for ln in f if ln.startswith("SigCgt:")][0].split()[1]
+                return int(cgt, 16) & (1 << (signal.SIGINT - 1))
+            wait_for(catches_sigint, 10, "liaison wait to start waiting")
+            time.sleep(0.3)
+            w.send_signal(signal.SIGINT)
+            out, err = w.communicate(timeout=10)
+        self.assertEqual(w.returncode, -signal.SIGINT, err)
+        self.assertEqual(err, "liaison: stopped waiting; the delivery of message %s goes on all the same (where it"
+                              " stands: liaison show %s)\n" % (mid, mid))
+        self.assertEqual(t.delivery_state(mid, "dr.okafor"), "queued")
 
     def test_message_gone_beneath_the_wait(self):
         """The message a wait follows disappears from the database before the wait ends
@@ -191,6 +205,11 @@ class Wait(NodeTest):
             self.wait_delivered(t, mid, "dr.okafor")
             time.sleep(1.0)
             self.assertIsNone(w.poll(), "wait --ack returned before the acknowledgement")
+            # Delivered, not acknowledged: the wait that runs out says which is missing.
+            r = t.cli("wait", mid, "--ack", "--timeout", "1", check=False)
+            self.assertEqual(r.returncode, 5, r.stderr)
+            self.assertIn("message %s is delivered but not acknowledged by every recipient within 1 s" % mid,
+                          r.stderr)
             p.cli("show", mid)
             p.cli("ack", mid, "--comment", "will watch for activation")
             out, err = w.communicate(timeout=60)
