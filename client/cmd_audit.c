@@ -557,16 +557,21 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     }
     /* A line or event made while memory ran out may be short of a field. */
     bool oom = cli_alloc_failed();
-    bad = ferror(out) || bad || oom;
-    if (outp)
-        bad = fclose(out) != 0 || bad;
-    else
-        bad = fflush(out) != 0 || bad;
+    bool unwritten = ferror(out);
+    int werr = errno;
+    if (outp ? fclose(out) != 0 : fflush(out) != 0) {
+        unwritten = true;
+        werr = errno;
+    }
+    bad = bad || oom || unwritten;
     liaison__control__response__free_unpacked(r, NULL);
     /* The file is ours (cli_create): a part of the log must not stay behind looking
      * like the whole export of it. */
     if (bad && outp)
         unlink(outp);
+    if (bad && !outp && unwritten) /* as any other command's output that cannot be written */
+        return cli_fail(EXIT_OUTPUT_LOST, "cannot write standard output: %s (the export written is incomplete)",
+                        strerror(werr));
     if (bad)
         return cli_fail(EXIT_REFUSED, "%s %s%s", oom ? "out of memory while exporting to" : "cannot write",
                         outp ? outp : "standard output",

@@ -271,6 +271,19 @@ int cmd_med_change(cli_t *cli, int argc, char **argv)
     m.new_frequency = (char *)optval(o, "frequency");
     m.previous_medication = (char *)optval(o, "from-drug");
     m.effective_date = (char *)(cli_opt(o, "effective")->value ? cli_opt(o, "effective")->value : today);
+    /* A change takes effect about now: planned a few weeks ahead, or reported some days
+     * late. A date more than a year away is a typo (2062 for 2026, 2025 for 2026) that
+     * the pharmacist would act on. Dates compare as text; one that is not a real date is
+     * left to the payload check, which names it as such. */
+    if (payload_valid_date(m.effective_date)) {
+        char ahead[16], behind[16];
+        int year = atoi(today);
+        snprintf(ahead, sizeof ahead, "%04d%s", year + 1, today + 4);
+        snprintf(behind, sizeof behind, "%04d%s", year - 1, today + 4);
+        if (strcmp(m.effective_date, ahead) > 0 || strcmp(m.effective_date, behind) < 0)
+            return cli_fail(EXIT_USAGE, "--effective: %s is more than a year from today (%s): a typo? (nothing was"
+                            " sent)", m.effective_date, today);
+    }
     m.reason = (char *)optval(o, "reason");
     m.monitor = (char *)optval(o, "monitor");
     m.urgency = cli_opt(o, "urgent")->count ? LIAISON__PAYLOAD__URGENCY__URGENCY_URGENT
@@ -664,12 +677,13 @@ int cmd_thread(cli_t *cli, int argc, char **argv)
     if (opened)
         cli_done("liaison inbox --unread", "the %zu message%s received in thread %s %s marked read on this node (each"
                  " read is audited)", opened, opened == 1 ? "" : "s", hex, opened == 1 ? "is" : "are");
+    if (l->n_messages == 0) { /* a mistyped id, as in text: a script must tell it from a thread */
+        liaison_response_free(r);
+        return cli_fail(EXIT_REFUSED, "no messages in thread %s on this node", hex);
+    }
     if (cli->json) {
         cli_json_out(json_pack("{s:o, s:b}", "messages", summaries_json(l->messages, l->n_messages, true),
                                "truncated", l->truncated));
-    } else if (l->n_messages == 0) {
-        liaison_response_free(r);
-        return cli_fail(EXIT_REFUSED, "no messages in thread %s on this node", hex);
     } else {
         for (size_t i = 0; i < l->n_messages; i++) {
             if (i)

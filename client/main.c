@@ -232,10 +232,10 @@ int main(int argc, char **argv)
                                 cli.home, dir);
             cli.home = dir;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            return usage(stdout, NULL);
+            return check_output(usage(stdout, NULL));
         } else if (strcmp(argv[i], "--version") == 0) {
             printf("liaison %s\n", LIAISON_VERSION);
-            return 0;
+            return check_output(0);
         } else if (argv[i][0] == '-' && argv[i][1]) {
             cli_fail(EXIT_USAGE, "unknown option '%.40s' (before the command: --home DIR, --json, --help, --version;"
                                  " a command's own options go after it)", argv[i]);
@@ -250,7 +250,7 @@ int main(int argc, char **argv)
     if (strcmp(name, "help") == 0) {
         const char *only = i + 1 < argc ? argv[i + 1] : NULL;
         if (only && (strcmp(only, "help") == 0 || strcmp(only, "--help") == 0 || strcmp(only, "-h") == 0))
-            return usage_help();
+            return check_output(usage_help());
         bool known = !only;
         for (size_t k = 0; k < N_COMMANDS && !known; k++)
             known = strcmp(only, commands[k].name) == 0;
@@ -258,7 +258,7 @@ int main(int argc, char **argv)
             unknown_command(only);
             return usage(stderr, NULL);
         }
-        return usage(stdout, only);
+        return check_output(usage(stdout, only));
     }
     for (size_t k = 0; k < N_COMMANDS; k++) {
         if (strcmp(name, commands[k].name) != 0)
@@ -269,7 +269,7 @@ int main(int argc, char **argv)
          * takes --help where an option may stand, and never as a value: "--subject -h"
          * sends the subject "-h", "-- --help" names a file. */
         if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0))
-            return usage(stdout, name);
+            return check_output(usage(stdout, name));
         int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
         if (rc == EXIT_HELP_SHOWN)
             rc = 0;

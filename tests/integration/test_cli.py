@@ -593,6 +593,18 @@ class Cli(NodeTest):
             self.assertIn(0, outcomes, args)
             self.assertTrue(outcomes & {3, 6}, (args, outcomes))
 
+    def test_full_disk_is_exit_6_for_every_output(self):
+        """Help, --version and an export to standard output that cannot be written (a full
+        disk) fail with exit 6 and the reason, as every other command's output does."""
+        a = self.node("a")
+        for args in (["--version"], ["help"], ["help", "send"], ["send", "--help"], ["audit", "export"],
+                     ["--json", "inbox"]):
+            with open("/dev/full", "w") as full:
+                r = subprocess.run([LIAISON, "--home", a.home] + args, stdout=full, stderr=subprocess.PIPE,
+                                   text=True, timeout=30)
+            self.assertEqual(r.returncode, 6, (args, r.stderr))
+            self.assertIn("cannot write standard output: No space left on device", r.stderr)
+
     def test_card_and_fingerprint(self):
         a = self.node("a")
         b = self.node("b")
@@ -745,6 +757,11 @@ class Cli(NodeTest):
             for tid in (first, reply, again):
                 msgs = node.json("thread", tid)["messages"]
                 self.assertEqual([m["id"] for m in msgs], [first, reply, again], (node.id, tid))
+        # An unknown thread is "not found" with --json too, as in text (a mistyped id).
+        for args in (["thread", "0" * 32], ["--json", "thread", "0" * 32]):
+            r = a.cli(*args, check=False)
+            self.assertEqual((r.returncode, r.stdout), (3, ""), args)
+            self.assertIn("no messages in thread %s on this node" % ("0" * 32), r.stderr)
         self.assertEqual(a.json("show", again)["thread"], first)
         out = b.cli("thread", first).stdout
         self.assertLess(out.index("original question"), out.index("the reply"))

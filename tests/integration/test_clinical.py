@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Clinical messages across real daemons (issue 3): progress notes, medication changes
 with closed-loop acknowledgement, overdue flags, case reviews, the patient timeline."""
+import datetime
 import json
 import os
 import sqlite3
@@ -77,6 +78,19 @@ class Clinical(NodeTest):
         r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--risk", "extreme", "-", input="x", check=False)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 0)
+        # A medication change more than a year away is a typo the pharmacist would act on.
+        today = datetime.date.today()
+        for when in ("2099-01-01", "1999-01-01", (today + datetime.timedelta(days=400)).isoformat(),
+                     (today - datetime.timedelta(days=400)).isoformat()):
+            r = t.cli("med-change", "--to", "dr.okafor", "--patient", "P-1042", "--drug", "sertraline", "--action",
+                      "start", "--dose", "50 mg daily", "--reason", "r", "--effective", when, check=False)
+            self.assertEqual(r.returncode, 1, (when, r.stderr))
+            self.assertIn("--effective: %s is more than a year from today (%s): a typo? (nothing was sent)"
+                          % (when, today.isoformat()), r.stderr)
+        self.assertEqual(t.query("SELECT count(*) FROM messages")[0][0], 0)
+        for when in ((today + datetime.timedelta(days=300)).isoformat(),
+                     (today - datetime.timedelta(days=300)).isoformat()):
+            med_change(t, "dr.okafor", "P-1042", "--effective", when)
 
     def test_medication_change_closed_loop(self):
         t, p, rx = self.team()
