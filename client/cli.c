@@ -86,7 +86,9 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        if (nlen == 4 && strncmp(name, "json", 4) == 0 && !eq) {
+        if (nlen == 4 && strncmp(name, "json", 4) == 0) {
+            if (eq)
+                return cli_fail(EXIT_USAGE, "%s: --json takes no value", cli->cmd);
             cli->json = true;
             continue;
         }
@@ -414,6 +416,11 @@ int cli_parse_when(const char *opt, const char *s, uint64_t *ms)
     if (text_parse_time(s, ms) != 0)
         return cli_fail(EXIT_USAGE, "--%s: '%.40s' is not a time (YYYY-MM-DD, YYYY-MM-DDTHH:MMZ or ms since 1970)",
                         opt, s);
+    /* Ten or eleven digits are seconds (date +%s), which read as milliseconds would be a
+     * day of January 1970 and filter nothing out. */
+    if (strspn(s, "0123456789") == strlen(s) && *ms >= 1000000000u && *ms < 100000000000u)
+        return cli_fail(EXIT_USAGE, "--%s: %s looks like seconds since 1970; the value is milliseconds (%s000) or a"
+                        " date (YYYY-MM-DD)", opt, s, s);
     return 0;
 }
 

@@ -139,7 +139,8 @@ static int audit_log(cli_t *cli, int argc, char **argv)
         q.message_id = (ProtobufCBinaryData){sizeof msgid, msgid};
     uint64_t lim = 0;
     if (cli_opt(o, "limit")->value && (cli_parse_uint(cli_opt(o, "limit")->value, UINT32_MAX, &lim) != 0 || lim == 0))
-        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %" PRIu32, UINT32_MAX);
+        return cli_fail(EXIT_USAGE, "--limit: '%.24s' is not a number from 1 to %" PRIu32, cli_opt(o, "limit")->value,
+                        UINT32_MAX);
     q.limit = (uint32_t)lim;
     Liaison__Control__Response *r;
     if ((rc = audit_query(cli, &q, &r)))

@@ -48,7 +48,14 @@ static char *read_body(cli_t *cli, cli_opt_t *o, const char **pos, size_t npos, 
         cli_fail(EXIT_USAGE, "%s: the %s is required: --file F, or - to read standard input", cli->cmd, what);
         return NULL;
     }
-    return cli_read_text(src, PAYLOAD_MAX_TEXT);
+    char *text = cli_read_text(src, PAYLOAD_MAX_TEXT);
+    if (text && !text[0]) { /* the payload check would say "text: required", naming no file */
+        cli_fail(EXIT_USAGE, "%s: the %s in %s is empty (nothing was sent)", cli->cmd, what,
+                 strcmp(src, "-") == 0 ? "standard input" : src);
+        free(text);
+        return NULL;
+    }
+    return text;
 }
 
 int cmd_send(cli_t *cli, int argc, char **argv)
@@ -398,12 +405,16 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
         return cli_fail(EXIT_USAGE, "--type: '%.32s' is not a type (text, note, med-change, ack, review)", t);
     lr.unread_only = cli_opt(o, "unread")->count > 0;
     lr.needs_ack = cli_opt(o, "needs-ack")->count > 0;
+    if (out && (lr.unread_only || lr.needs_ack)) /* an empty list would look like an answer */
+        return cli_fail(EXIT_USAGE, "outbox: --%s is about messages received: use it with liaison inbox (see: liaison"
+                        " show ID for the acknowledgements of one you sent)", lr.unread_only ? "unread" : "needs-ack");
     if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;
     uint64_t lim = BOX_DEFAULT_LIMIT;
     if (cli_opt(o, "limit")->value &&
         (cli_parse_uint(cli_opt(o, "limit")->value, BOX_MAX_LIMIT, &lim) != 0 || lim == 0))
-        return cli_fail(EXIT_USAGE, "--limit: a number from 1 to %u", BOX_MAX_LIMIT);
+        return cli_fail(EXIT_USAGE, "--limit: '%.24s' is not a number from 1 to %u", cli_opt(o, "limit")->value,
+                        BOX_MAX_LIMIT);
     /* One more than shown: whether the limit cut the list, for a daemon that does not count. */
     lr.limit = (uint32_t)lim + 1u;
     lr.count = true;

@@ -459,7 +459,7 @@ int cmd_fingerprint(cli_t *cli, int argc, char **argv)
 
 static json_t *peer_json(const Liaison__Control__PeerInfo *p)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:i, s:s?, s:o}", "id", p->id, "name", p->name, "role",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:s?, s:o}", "id", p->id, "name", p->name, "role",
                      p->role, "org", p->org, "endpoint", p->endpoint, "fingerprint", p->fingerprint, "connected",
                      p->connected, "queued", (json_int_t)p->queued, "transport_error",
                      p->transport_error[0] ? p->transport_error : NULL, "added", cli_json_time(p->added_ms));
@@ -508,7 +508,7 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         for (size_t i = 0; i < s->n_alarms; i++)
             json_array_append_new(alarms, json_pack("{s:s, s:o, s:s}", "peer", s->alarms[i]->peer, "at",
                                                     cli_json_time(s->alarms[i]->at_ms), "what", s->alarms[i]->what));
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:i, s:I, s:i, s:i, s:o, s:o, s:o}", "id", s->id,
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "id", s->id,
                                "name", s->name, "role", s->role, "listen", s->listen, "version", s->version, "started",
                                cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth, "audit_entries",
                                (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack,
@@ -646,6 +646,8 @@ static int peer_remove(cli_t *cli, int argc, char **argv)
         return rc;
     if (npos != 1)
         return cli_fail(EXIT_USAGE, "peer remove needs the peer's id: liaison peer remove ID");
+    if (!text_valid_id(pos[0]))
+        return cli_fail(EXIT_USAGE, "peer remove: '%.64s' is not a node id (see: liaison peer list)", pos[0]);
     Liaison__Control__PeerRemoveRequest pr = LIAISON__CONTROL__PEER_REMOVE_REQUEST__INIT;
     pr.id = (char *)pos[0];
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;

@@ -439,7 +439,7 @@ static json_t *review_json(const Liaison__Control__ReviewInfo *v)
     json_t *who = json_array();
     for (size_t i = 0; i < v->n_participants; i++)
         json_array_append_new(who, json_string(v->participants[i]));
-    return json_pack("{s:o, s:s, s:o, s:o, s:b, s:o, s:i}", "id", cli_json_hex(v->review_id.data, v->review_id.len),
+    return json_pack("{s:o, s:s, s:o, s:o, s:b, s:o, s:I}", "id", cli_json_hex(v->review_id.data, v->review_id.len),
                      "opened_by", v->opened_by, "opened", cli_json_time(v->opened_ms), "participants", who, "closed",
                      v->closed, "closed_at", cli_json_time(v->closed_ms), "messages", (json_int_t)v->messages);
 }
@@ -558,23 +558,26 @@ static int review_show(cli_t *cli, int argc, char **argv)
     if (opened)
         cli_done("liaison inbox --unread", "the %zu message%s received in review %s %s marked read on this node (each"
                  " read is audited)", opened, opened == 1 ? "" : "s", pos[0], opened == 1 ? "is" : "are");
+    char pid[80] = "", label[160] = "";
+    for (size_t i = 0; i < n && !pid[0]; i++) {
+        const Liaison__Control__MessageSummary *m = t->list->messages[i];
+        render_patient(m->content_type, m->payload.data, m->payload.len, pid, sizeof pid, label, sizeof label);
+    }
     if (cli->json) {
         json_t *j = review_json(v), *msgs = json_array();
         for (size_t i = 0; i < n; i++) {
             const Liaison__Control__MessageSummary *m = t->list->messages[i];
             json_array_append_new(msgs, render_message_json(m, m->payload.data, m->payload.len));
         }
+        json_object_set_new(j, "patient", pid[0] ? json_pack("{s:s, s:o}", "id", pid, "label",
+                                                             label[0] ? json_string(label) : json_null())
+                                                 : json_null());
         json_object_set_new(j, "messages", msgs);
         json_object_set_new(j, "truncated", json_boolean(t->list && t->list->truncated));
         cli_json_out(j);
     } else {
         char ts[32];
         cli_time(v->opened_ms, ts, sizeof ts);
-        char pid[80] = "", label[160] = "";
-        for (size_t i = 0; i < n && !pid[0]; i++) {
-            const Liaison__Control__MessageSummary *m = t->list->messages[i];
-            render_patient(m->content_type, m->payload.data, m->payload.len, pid, sizeof pid, label, sizeof label);
-        }
         printf("Case review %s about patient %s%s%s%s\n", pos[0], pid[0] ? pid : "?", label[0] ? " (" : "", label,
                label[0] ? ")" : "");
         printf("Opened by %s on %s; %s\n", v->opened_by, ts, v->closed ? "CLOSED" : "open");

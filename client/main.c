@@ -35,7 +35,8 @@ static const command_t commands[] = {
     {"inbox", cmd_inbox,
      "inbox [--patient P] [--type T] [--unread] [--needs-ack] [--since DATE] [--limit N]\n"
      "        messages received, newest first (overdue acknowledgements above them)"},
-    {"outbox", cmd_outbox, "outbox [--since DATE] [--limit N]   messages sent, with delivery and acknowledgement state"},
+    {"outbox", cmd_outbox, "outbox [--patient P] [--type T] [--since DATE] [--limit N]\n"
+                           "        messages sent, with delivery and acknowledgement state"},
     {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)"},
     {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first"},
     {"ack", cmd_ack, "ack MSG_ID [--comment TEXT]   acknowledge a message (closes the loop); the acknowledgement and\n"
@@ -56,7 +57,7 @@ static const command_t commands[] = {
      "        [--urgent] [--effective DATE] [--no-ack] [--distinct-patient]   flag a medication change\n"
      "        (start: --dose, no --from; stop, hold: --from, no --dose; increase, decrease: both;\n"
      "        switch: both and --from-drug; --label L is sent encrypted and shown to every recipient)"},
-    {"patient", cmd_patient, "patient P                 timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
+    {"patient", cmd_patient, "patient P [--since DATE]  timeline of one patient on this node, with PHQ-9/GAD-7 trend"},
     {"review", cmd_review,
      "review open --with ID[,ID...] --patient P [--label L] --question TEXT [--distinct-patient]\n"
      "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"

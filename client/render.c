@@ -40,12 +40,12 @@ json_t *render_summary_json(const Liaison__Control__MessageSummary *m)
         json_array_append_new(overdue, json_string(m->overdue[i]));
     for (size_t i = 0; i < m->n_deliveries; i++) {
         const Liaison__Control__DeliveryState *d = m->deliveries[i];
-        json_array_append_new(dl, json_pack("{s:s, s:s, s:o, s:i, s:s?}", "recipient", d->recipient, "state",
+        json_array_append_new(dl, json_pack("{s:s, s:s, s:o, s:I, s:s?}", "recipient", d->recipient, "state",
                                             state_name(d->state), "delivered", cli_json_time(d->delivered_ms),
                                             "attempts", (json_int_t)d->attempts, "detail",
                                             d->detail[0] ? d->detail : NULL));
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:o, s:o, s:o, s:o}", "id", id, "direction", m->direction,
+    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:I, s:o, s:o, s:o, s:o}", "id", id, "direction", m->direction,
                           "from", m->sender, "to", to, "type", payload_type_name(m->content_type), "content_type",
                           (json_int_t)m->content_type, "created", cli_json_time(m->created_ms), "received",
                           cli_json_time(m->received_ms), "read", cli_json_time(m->read_ms), "thread",
@@ -207,7 +207,7 @@ json_t *render_payload_json(uint32_t ct, const uint8_t *data, size_t len)
             break;
         json_t *scores = json_array();
         for (size_t i = 0; i < m->n_other_scores; i++)
-            json_array_append_new(scores, json_pack("{s:s, s:i, s:i, s:i}", "name", m->other_scores[i]->name, "value",
+            json_array_append_new(scores, json_pack("{s:s, s:I, s:I, s:I}", "name", m->other_scores[i]->name, "value",
                                                     (json_int_t)m->other_scores[i]->value, "min",
                                                     (json_int_t)m->other_scores[i]->min, "max",
                                                     (json_int_t)m->other_scores[i]->max));

@@ -1063,7 +1063,12 @@ static void op_show(call_t *c, const Liaison__Control__ShowRequest *sr)
     summary_buf_t *b = NULL;
     int rc = control_open_stored(n, id, &m, &pt, &pt_len);
     if (rc > 0) {
-        answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
+        store_review_t rv; /* a case review's id is not a message's: say where it is read */
+        if (store_review_get(n->store, id, &rv) == 0)
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND,
+                         "%s is a case review, not a message (read it with: liaison review show %s)", hex, hex);
+        else
+            answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "no message %s on this node (see: liaison inbox)", hex);
         goto out;
     }
     if (rc == -2) {

@@ -890,7 +890,15 @@ int main(int argc, char **argv)
     sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'h': home = optarg; break;
+        case 'h':
+            /* Two different homes are two nodes: never pick one silently (as liaison). */
+            if (home && strcmp(home, optarg) != 0) {
+                fprintf(stderr, "liaisond: --home given twice ('%.200s' and '%.200s'): give the node's directory"
+                                " once\n", home, optarg);
+                return 1;
+            }
+            home = optarg;
+            break;
         case 'c': check = true; break;
         case 'f': break;
         case 'V': printf("liaisond %s\n", LIAISON_VERSION); return 0;

@@ -424,7 +424,7 @@ bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_
     else if (!multiline && (bad == '\n' || bad == '\t'))
         snprintf(why, whylen, "must be a single line without tabs (it contains %s)", bad == '\n' ? "a line break" : "a tab");
     else if (bad == '\r')
-        snprintf(why, whylen, "contains a carriage return (0x0d)%s: use LF line ends, not CR or CRLF", where);
+        snprintf(why, whylen, "contains a carriage return (0x0d)%s: lines end with LF alone", where);
     else
         snprintf(why, whylen, "contains a control character (0x%02" PRIx32 ")%s", bad, where);
     return false;

@@ -56,6 +56,10 @@ class Cli(NodeTest):
         d = subprocess.run([LIAISOND, "/etc/liaison"], capture_output=True, text=True, timeout=30)
         self.assertEqual(d.returncode, 1, d.stdout + d.stderr)
         self.assertIn("unexpected argument '/etc/liaison' (the node directory goes after --home)", d.stderr)
+        d = subprocess.run([LIAISOND, "--home", "/tmp/x", "--home", "/tmp/y", "--check-config"], capture_output=True,
+                           text=True, timeout=30)
+        self.assertEqual(d.returncode, 1, d.stdout + d.stderr)
+        self.assertIn("--home given twice ('/tmp/x' and '/tmp/y')", d.stderr)
         d = subprocess.run([LIAISOND, "--help"], capture_output=True, text=True, timeout=30)
         self.assertEqual(d.returncode, 0)
         self.assertIn("usage: liaisond", d.stdout)
@@ -82,7 +86,7 @@ class Cli(NodeTest):
         for cmd in (["inbox"], ["outbox"], ["audit", "log"]):
             r = a.cli(*cmd, "--limit", "0", check=False)
             self.assertEqual(r.returncode, 1, cmd)
-            self.assertIn("--limit: a number from 1 to", r.stderr)
+            self.assertIn("--limit: '0' is not a number from 1 to", r.stderr)
         self.assertEqual(a.cli("inbox", "--limit", "1").returncode, 0)
 
     def test_help_only_where_an_option_may_stand(self):
@@ -592,6 +596,38 @@ class Cli(NodeTest):
             # The sweep did reach the answer: some runs failed for want of memory and said so.
             self.assertIn(0, outcomes, args)
             self.assertTrue(outcomes & {3, 6}, (args, outcomes))
+
+    def test_errors_name_the_value_and_the_fix(self):
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", role="psychiatrist")
+        link(a, b)
+        cases = [
+            (["inbox", "--limit", "1x"], "--limit: '1x' is not a number from 1 to"),
+            (["audit", "log", "--limit", "-1"], "--limit: '-1' is not a number from 1 to"),
+            (["status", "--json=1"], "status: --json takes no value"),
+            (["inbox", "--since", "1795539043"], "--since: 1795539043 looks like seconds since 1970; the value is"
+                                                 " milliseconds (1795539043000) or a date (YYYY-MM-DD)"),
+            (["peer", "remove", "BAD ID"], "peer remove: 'BAD ID' is not a node id"),
+            (["outbox", "--unread"], "outbox: --unread is about messages received: use it with liaison inbox"),
+        ]
+        for args, want in cases:
+            r = a.cli(*args, check=False)
+            self.assertEqual(r.returncode, 1, (args, r.stderr))
+            self.assertIn(want, r.stderr, args)
+        empty = os.path.join(self.base, "empty.txt")
+        open(empty, "w").close()
+        r = a.cli("send", "--to", "dr.okafor", empty, check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("send: the text in %s is empty (nothing was sent)" % empty, r.stderr)
+        r = a.cli("note", "--to", "dr.okafor", "--patient", "P-1", "-", input="", check=False)
+        self.assertIn("note: the narrative in standard input is empty (nothing was sent)", r.stderr)
+        self.assertEqual(a.json("outbox")["messages"], [])
+        # A case review's id given to show is pointed at review show.
+        rid = a.json("review", "open", "--with", "dr.okafor", "--patient", "P-1", "--question", "q?")["review_id"]
+        r = a.cli("show", rid, check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("%s is a case review, not a message (read it with: liaison review show %s)" % (rid, rid),
+                      r.stderr)
 
     def test_full_disk_is_exit_6_for_every_output(self):
         """Help, --version and an export to standard output that cannot be written (a full

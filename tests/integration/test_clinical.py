@@ -284,7 +284,9 @@ class Clinical(NodeTest):
         self.assertIn("1 reply from before the add, as the adding node holds it", shown)
         self.assertIn("rx.chen:", shown.split("Earlier:")[1])
         self.assertIn("Suggest taking it with food first.", shown)
-        add = [m["payload"] for m in pcp.json("review", "show", rid)["messages"] if m["payload"]["kind"] == "add"][0]
+        shown_json = pcp.json("review", "show", rid)
+        self.assertEqual(shown_json["patient"]["id"], "P-1042")  # as the text names it
+        add = [m["payload"] for m in shown_json["messages"] if m["payload"]["kind"] == "add"][0]
         self.assertEqual([(e["author"], e["text"]) for e in add["earlier"]],
                          [("rx.chen", "Suggest taking it with food first.")])
         self.assertEqual(add["earlier_left_out"], 0)
