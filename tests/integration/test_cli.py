@@ -1253,7 +1253,7 @@ class Cli(NodeTest):
         link(a, b)
         mid = a.send("b", "json please")
         self.wait_delivered(a, mid, "b")
-        for args in (["status"], ["peer", "list"], ["inbox"], ["outbox"], ["show", mid], ["thread", "00" * 16],
+        for args in (["status"], ["peer", "list"], ["inbox"], ["outbox"], ["show", mid], ["thread", mid],
                      ["review", "list"], ["audit", "log"], ["fingerprint"], ["card"], ["patient", "P1"]):
             node = b if args[0] in ("show",) else a
             out = node.cli(*args, "--json").stdout
