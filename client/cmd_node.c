@@ -499,6 +499,12 @@ int cmd_status(cli_t *cli, int argc, char **argv)
     if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_STATUS, &r)) != 0)
         return rc;
     const Liaison__Control__StatusResult *s = r->status;
+    /* The queue counts every delivery without a receipt; the peers' rows only those to
+     * peers in the directory: the rest are held for removed peers. */
+    uint32_t listed = 0;
+    for (size_t i = 0; i < s->n_peers; i++)
+        listed += s->peers[i]->queued;
+    unsigned held = s->queue_depth > listed ? (unsigned)(s->queue_depth - listed) : 0;
     if (cli->json) {
         json_t *peers = json_array(), *overdue = json_array(), *alarms = json_array();
         for (size_t i = 0; i < s->n_peers; i++)
@@ -508,9 +514,10 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         for (size_t i = 0; i < s->n_alarms; i++)
             json_array_append_new(alarms, json_pack("{s:s, s:o, s:s}", "peer", s->alarms[i]->peer, "at",
                                                     cli_json_time(s->alarms[i]->at_ms), "what", s->alarms[i]->what));
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "id", s->id,
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "id", s->id,
                                "name", s->name, "role", s->role, "listen", s->listen, "version", s->version, "started",
-                               cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth, "audit_entries",
+                               cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth,
+                               "held_for_removed_peers", (json_int_t)held, "audit_entries",
                                (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack,
                                "awaiting_their_ack", (json_int_t)s->awaiting_their_ack, "peers", peers, "overdue",
                                overdue, "alarms", alarms));
@@ -521,6 +528,9 @@ int cmd_status(cli_t *cli, int argc, char **argv)
                s->listen);
         printf("Queue: %u deliver%s waiting for a receipt. Audit log: %" PRIu64 " entr%s.\n", s->queue_depth,
                s->queue_depth == 1 ? "y" : "ies", s->audit_size, s->audit_size == 1 ? "y" : "ies");
+        if (held)
+            printf("Of them, %u %s held for peers no longer in the directory, sent if their card is added again"
+                   " (see: liaison outbox).\n", held, held == 1 ? "is" : "are");
         if (s->n_alarms) {
             printf("\nALARMS: an audit log was rewritten or rolled back:\n");
             for (size_t i = 0; i < s->n_alarms; i++) {
@@ -660,7 +670,8 @@ static int peer_remove(cli_t *cli, int argc, char **argv)
     if (cli->json)
         cli_json_out(json_pack("{s:s, s:b}", "id", pos[0], "removed", 1));
     else
-        printf("Removed peer %s: no more traffic with them in either direction.\n", pos[0]);
+        printf("Removed peer %s: no more traffic with them in either direction. Messages still queued for them,\n"
+               "if any, are held (liaison outbox shows them) and sent if their card is added again.\n", pos[0]);
     liaison__control__response__free_unpacked(r, NULL);
     return 0;
 }

@@ -417,11 +417,16 @@ class CoreDelivery(NodeTest):
         b.stop()
         mid = a.send("b", "queued while b is down")
         wait_for(lambda: "retrying" in a.cli("outbox").stdout, 20, "a transport error")
-        a.cli("peer", "remove", "b")
+        out = a.cli("peer", "remove", "b").stdout
+        self.assertIn("Messages still queued for them,\nif any, are held", out)
         dl = a.json("outbox")["messages"][0]["deliveries"][0]
         self.assertEqual(dl["state"], "queued")
         self.assertEqual(dl["detail"], "b is no longer in the directory: held, and sent if their card is added again")
         self.assertNotIn("retrying", a.cli("outbox").stdout)
+        # status counts it in the queue, and says where it is, as no peer row shows it.
+        st = a.json("status")
+        self.assertEqual((st["queue_depth"], st["held_for_removed_peers"]), (1, 1))
+        self.assertIn("Of them, 1 is held for peers no longer in the directory", a.cli("status").stdout)
         b.start()
         a.add_peer(b)
         self.wait_delivered(a, mid, "b")
