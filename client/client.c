@@ -203,10 +203,18 @@ liaison_rc liaison_client_connect(const char *home, liaison_socket which, liaiso
     paths_t p;
     if (paths_resolve(&p, home, err, errlen) != 0)
         return LIAISON_BAD_REQUEST;
-    /* No socket and no configuration: there is no node here at all, which "liaisond is
-     * not running" would hide. */
     const char *sock = which == LIAISON_SOCKET_AUDIT ? p.audit_sock : p.control_sock;
     struct stat st;
+    /* No socket, and an init that did not finish: the daemon would refuse to start, so
+     * "start it" is not the fix. */
+    if (stat(sock, &st) != 0 && errno == ENOENT && stat(p.init_marker, &st) == 0) {
+        const char *where = p.home[0] ? p.home : p.config_dir;
+        snprintf(err, errlen, "the node at %s was not set up completely (liaison init was interrupted): run the same"
+                 " liaison init again to finish it", where);
+        return LIAISON_NOT_FOUND;
+    }
+    /* No socket and no configuration: there is no node here at all, which "liaisond is
+     * not running" would hide. */
     if (stat(sock, &st) != 0 && errno == ENOENT && stat(p.config_file, &st) != 0 && errno == ENOENT) {
         const char *where = p.home[0] ? p.home : p.config_dir;
         snprintf(err, errlen, "no liaison node at %s (create one with: liaison %s%s%sinit --id ID --name NAME --role ROLE"

@@ -421,14 +421,19 @@ int cmd_fingerprint(cli_t *cli, int argc, char **argv)
     paths_t p;
     char err[600];
     FILE *f = npos == 0 && paths_resolve(&p, cli->home, err, sizeof err) == 0 ? fopen(p.card_file, "r") : NULL;
+    bool card_bad = false; /* card.txt is there and cannot be used: err says why */
     if (f) {
         fclose(f);
         char *text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
         card_t cd;
+        card_bad = !text;
+        if (!text)
+            snprintf(err, sizeof err, "it cannot be read");
         if (text) {
             cli_chomp(text);
             int bad = card_decode(text, &cd, err, sizeof err);
             free(text);
+            card_bad = bad != 0;
             if (bad == 0) {
                 char fp[KEYS_FINGERPRINT_LEN];
                 keys_fingerprint(cd.sign_pk, fp);
@@ -445,8 +450,11 @@ int cmd_fingerprint(cli_t *cli, int argc, char **argv)
     rq.op_case = LIAISON__CONTROL__REQUEST__OP_FINGERPRINT;
     rq.fingerprint = &fr;
     Liaison__Control__Response *r;
-    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_FINGERPRINT, &r)) != 0)
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_FINGERPRINT, &r)) != 0) {
+        if (card_bad) /* the daemon was asked because the card could not be used: say so */
+            cli_fail(rc, "nor could this node's card be used: %s: %s (restore it from a backup)", p.card_file, err);
         return rc;
+    }
     if (cli->json)
         cli_json_out(json_pack("{s:s, s:s}", "id", r->fingerprint->id, "fingerprint", r->fingerprint->fingerprint));
     else

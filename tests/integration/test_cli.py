@@ -661,6 +661,18 @@ class Cli(NodeTest):
         self.assertEqual(a.json("fingerprint"), {"id": "a", "fingerprint": fp})
         r = a.cli("fingerprint", "b", check=False)
         self.assertEqual(r.returncode, 2, r.stderr)
+        # A damaged card with the daemon down: both reasons are given, not only the daemon.
+        with open(a.card_file) as f:
+            kept = f.read()
+        with open(a.card_file, "w") as f:
+            f.write("garbage\n")
+        r = a.cli("fingerprint", check=False)
+        with open(a.card_file, "w") as f:
+            f.write(kept)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("liaisond is not running", r.stderr)
+        self.assertIn("nor could this node's card be used: %s: card: " % a.card_file, r.stderr)
+        self.assertIn("(restore it from a backup)", r.stderr)
 
     def test_bad_inputs_name_the_problem(self):
         a = self.node("a")

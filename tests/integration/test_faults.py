@@ -898,6 +898,11 @@ class InterruptedInit(FaultTest):
                 if "init-incomplete" in left:
                     self.assertIn("liaison init did not finish", c.stderr)
                     self.assertIn("run the same liaison init again", c.stderr)
+                    # The client says the same, not "start the daemon" (which would refuse).
+                    st = subprocess.run([harness.LIAISON, "--home", home, "status"], capture_output=True, text=True,
+                                        timeout=30)
+                    self.assertIn("was not set up completely (liaison init was interrupted): run the same liaison"
+                                  " init again", st.stderr)
                 r = subprocess.run(args, capture_output=True, text=True, timeout=30)
                 self.assertEqual(r.returncode, 0, "init again after %s: %s%s" % (left, r.stderr, note))
             c = subprocess.run(check, capture_output=True, text=True, timeout=30)
