@@ -29,6 +29,7 @@ struct liaison_client {
     uint64_t next_id;
     uint64_t live_from;       /* answers to requests below this id were abandoned */
     size_t pending;
+    bool changes;             /* a pending request may change something (a send, a read): see changes_state */
     const volatile sig_atomic_t *interrupt; /* the caller's flag (liaison_client_set_interrupt), or NULL */
     char error[512];
 };
@@ -254,6 +255,23 @@ void liaison_client_close(liaison_client_t *c)
 
 /* ---- framing ---- */
 
+/* Whether a request may change the node's state, so that a lost answer leaves the user
+ * to check before repeating it: sends, acknowledgements, peers, and the reads that mark
+ * messages read and audit them. Status, listings of metadata, waits and the auditor's
+ * queries are safe to ask again. */
+static bool changes_state(const Liaison__Control__Request *rq)
+{
+    switch (rq->op_case) {
+    case LIAISON__CONTROL__REQUEST__OP_SEND:
+    case LIAISON__CONTROL__REQUEST__OP_SHOW:
+    case LIAISON__CONTROL__REQUEST__OP_PEER_ADD:
+    case LIAISON__CONTROL__REQUEST__OP_PEER_REMOVE:
+    case LIAISON__CONTROL__REQUEST__OP_ACK: return true;
+    case LIAISON__CONTROL__REQUEST__OP_LIST: return rq->list && rq->list->with_payloads && !rq->list->keep_unread;
+    default: return false;
+    }
+}
+
 static liaison_rc submit_pb(liaison_client_t *c, Liaison__Control__Request *rq, uint64_t *token)
 {
     rq->request_id = c->next_id++;
@@ -288,6 +306,7 @@ static liaison_rc submit_pb(liaison_client_t *c, Liaison__Control__Request *rq, 
         return LIAISON_UNREACHABLE;
     }
     c->pending++;
+    c->changes = c->changes || changes_state(rq);
     if (token)
         *token = rq->request_id;
     return LIAISON_OK;
@@ -347,17 +366,22 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
         if (rc < 0 && zmq_errno() == EINTR)
             continue; /* the flag, if the signal set it, is seen at the top */
         if (rc == 0 && stop) {
-            set_error(c, "interrupted while waiting for liaisond's answer: the request may already have been, or"
-                         " still be, carried out: check (e.g. with liaison outbox) before sending it again");
+            if (c->changes)
+                set_error(c, "interrupted while waiting for liaisond's answer: the request may already have been,"
+                             " or still be, carried out: check (e.g. with liaison outbox) before sending it again");
+            else
+                set_error(c, "interrupted while waiting for liaisond's answer");
             return LIAISON_INTERRUPTED;
         }
         if (rc == 0) {
             waited += slice;
             char why[300];
             if (slice == PROBE_EVERY_MS && probe(c->path, why, sizeof why) != LIAISON_OK) {
-                set_error(c, "liaisond stopped before answering (%s); whether the last request took effect is shown"
-                             " by liaison outbox once it is back",
-                          why);
+                if (c->changes)
+                    set_error(c, "liaisond stopped before answering (%s); whether the last request took effect is"
+                                 " shown by liaison outbox once it is back", why);
+                else
+                    set_error(c, "liaisond stopped before answering (%s); ask again once it is back", why);
                 return LIAISON_UNREACHABLE;
             }
             if (waited < c->timeout_ms)
@@ -369,9 +393,11 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
             bool whole = c->timeout_ms % 1000 == 0;
             set_error(c,
                       "liaisond at %s did not answer within %d %s (stuck or overloaded: see its log, e.g. journalctl"
-                      " -u liaisond); the request may still be carried out: check with liaison outbox before"
-                      " sending it again",
-                      c->path, whole ? c->timeout_ms / 1000 : c->timeout_ms, whole ? "s" : "ms");
+                      " -u liaisond)%s",
+                      c->path, whole ? c->timeout_ms / 1000 : c->timeout_ms, whole ? "s" : "ms",
+                      c->changes ? "; the request may still be carried out: check with liaison outbox before sending"
+                                   " it again"
+                                 : "");
             return LIAISON_TIMEOUT;
         }
         zmq_msg_t m;
@@ -405,7 +431,8 @@ static liaison_rc collect_pb(liaison_client_t *c, Liaison__Control__Response **o
             set_error(c, "liaisond answered request %llu, which was never sent", (unsigned long long)r->request_id);
             return LIAISON_PROTOCOL;
         }
-        c->pending--;
+        if (--c->pending == 0)
+            c->changes = false;
         *id = r->request_id;
         liaison_rc lrc = code_rc(r->code);
         if (lrc != LIAISON_OK)
@@ -422,6 +449,7 @@ static void abandon_pending(liaison_client_t *c)
 {
     c->live_from = c->next_id;
     c->pending = 0;
+    c->changes = false;
 }
 
 /* Waits for the answer to the one request a synchronous call has just submitted. */

@@ -185,6 +185,16 @@ class Cli(NodeTest):
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertIn("did not answer within 30 s", r.stderr)
         self.assertIn("liaison outbox", r.stderr)
+        # A request that changes nothing is not followed by that advice.
+        a.proc.send_signal(signal.SIGSTOP)
+        try:
+            r = subprocess.run([LIAISON, "--home", a.home, "status"], capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, LIAISON_TIMEOUT_MS="1500"))
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("did not answer within 1500 ms (stuck or overloaded", r.stderr)
+        self.assertNotIn("outbox", r.stderr)
 
     def test_daemon_dying_mid_request_is_reported(self):
         # The client waits in 500 ms slices and checks between them that the daemon is
@@ -201,7 +211,9 @@ class Cli(NodeTest):
         out, err = p.communicate(timeout=10)
         self.assertEqual(p.returncode, 2, err)
         self.assertIn("stopped before answering", err)
-        self.assertIn("liaison outbox", err)
+        # status changes nothing: asking again is the advice, not checking the outbox.
+        self.assertIn("ask again once it is back", err)
+        self.assertNotIn("outbox", err)
 
     def test_ctrl_c_while_waiting_says_the_request_may_have_gone(self):
         # Ctrl-C while the CLI waits for the daemon's answer used to end it in silence,
