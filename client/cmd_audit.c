@@ -560,7 +560,12 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     bool oom = cli_alloc_failed();
     bool unwritten = ferror(out);
     int werr = errno;
-    if (outp ? fclose(out) != 0 : fflush(out) != 0) {
+    int ended; /* the file closed, or standard output flushed */
+    if (outp)
+        ended = fclose(out);
+    else
+        ended = fflush(out);
+    if (ended != 0) {
         unwritten = true;
         werr = errno;
     }

@@ -447,7 +447,8 @@ int audit_verify_file(const char *path, const audit_verify_opts_t *opts, audit_r
         snprintf(r->text, sizeof r->text, "the path %.64s... is too long\n", path);
         return -1;
     }
-    strcat(uri, query);
+    size_t used = strlen(uri);
+    snprintf(uri + used, sizeof uri - used, "%s", query); /* uri_path left room for it */
     if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK) {
         snprintf(r->text, sizeof r->text, "cannot open %s as a database: %s\n", path,
                  db ? sqlite3_errmsg(db) : "out of memory");
