@@ -1784,7 +1784,11 @@ static void *bind_ipc(node_t *n, const char *path, const char *group, char *err,
     void *s = zmq_socket(n->zctx, ZMQ_ROUTER);
     int one = 1, zero = 0;
     int64_t max = 2 * (int64_t)LIAISON_MAX_CONTROL; /* above the limit: serve() refuses with a reason */
-    mode_t old = umask(0117); /* socket file 0660 */
+    /* Created 0600, given its group, and only then opened to the group (0660): created
+     * 0660 in the daemon's primary group (the clinicians'), the audit socket could be
+     * connected to by a clinician in the moment before its group changed, and a
+     * connection made then outlives the change. */
+    mode_t old = umask(0177);
     int rc = -1;
     if (s && zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one) == 0 &&
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero) == 0 &&
@@ -1802,12 +1806,12 @@ static void *bind_ipc(node_t *n, const char *path, const char *group, char *err,
     }
     /* Neither call follows a symbolic link put in the socket's place (the runtime
      * directory is checked to be this user's alone, paths_check_dir, but never follow). */
-    if (fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) != 0)
-        log_warn("cannot set the mode of %s: %s", path, strerror(errno));
     struct group gr, *res = NULL;
     char buf[1024];
     if (group && getgrnam_r(group, &gr, buf, sizeof buf, &res) == 0 && res && lchown(path, (uid_t)-1, gr.gr_gid) != 0)
         log_warn("cannot give %s to group %s: %s", path, group, strerror(errno));
+    if (fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW) != 0)
+        log_warn("cannot set the mode of %s: %s", path, strerror(errno));
     return s;
 }
 

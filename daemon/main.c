@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
@@ -912,7 +914,20 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    /* No core dump: one would hold the transport key (libzmq keeps its own copies),
+     * patient.key and recently read messages in the clear, and leave the node's
+     * protection with a crash report. Also refuses ptrace by other processes of the
+     * same user. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        fprintf(stderr, "liaisond: cannot turn core dumps off: %s\n", strerror(errno));
+        return 1;
+    }
     log_init(LOG_LVL_INFO);
+    /* Also for a dump handler that ignores the flag above. The unit's system call filter
+     * may refuse setrlimit (@resources); it sets LimitCORE=0 itself. */
+    struct rlimit no_core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0)
+        log_info("core file size limit left as it is (%s); core dumps are off all the same", strerror(errno));
     if (sodium_init() < 0)
         fatalx("libsodium could not be initialized");
     daemon_state_t d = {.sigfd = -1, .lockfd = -1};

@@ -126,6 +126,14 @@ class CoreDelivery(NodeTest):
         self.assertEqual(len(b.audit("message-received")), 1)
 
     @unittest.skipUnless(ipv6_loopback(), "this machine has no IPv6 loopback")
+    def test_daemon_dumps_no_core(self):
+        """A core dump would hold the transport key and decrypted messages: the daemon
+        turns them off for itself (RLIMIT_CORE 0, and not dumpable)."""
+        a = self.node("a")
+        with open("/proc/%d/limits" % a.proc.pid) as f:
+            core = [ln for ln in f if ln.startswith("Max core file size")][0].split()
+        self.assertEqual(core[4:6], ["0", "0"], core)
+
     def test_ipv6_endpoints(self):
         nodes = []
         for ident in ("dr.alvarez", "dr.okafor"):
