@@ -1480,7 +1480,7 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
     }
     const char *action = old ? (same ? "peer-updated" : "peer-replaced") : "peer-added";
     keys_fingerprint(card.sign_pk, fp);
-    char details[200];
+    char details[300];
     snprintf(details, sizeof details, "role=%s fingerprint=%s", card.role, fp);
     /* What is still queued for them was sealed to their old encryption key, which their
      * new keys cannot open: say so now, instead of sending it for a refusal that names
@@ -1493,10 +1493,23 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
              card.id);
     rekey_ctx_t rk = {.c = c, .peer = card.id, .reason = reason};
     int64_t withdrawn = 0;
-    bool ok = store_op_begin(n->store) == 0;
-    if (ok) {
+    bool began = store_op_begin(n->store) == 0, ok = began;
+    if (ok && !same) {
+        /* New keys are a new node with a new log: the checkpoint witnessed for the old
+         * keys would make its first ones look like a rollback, for good. */
+        uint64_t held = 0;
+        int forgot = witness_forget_other_key(n, card.id, card.sign_pk, &held);
+        ok = forgot >= 0;
+        if (forgot == 1) {
+            size_t used = strlen(details);
+            snprintf(details + used, sizeof details - used,
+                     "; the checkpoint of its log witnessed for its previous keys (%" PRIu64 " entries) set aside",
+                     held);
+        }
+    }
+    if (began) {
         audit_entry_t a = {.actor = c->actor, .action = action, .outcome = "ok", .peer = card.id, .details = details};
-        ok = store_peer_put(n->store, card.id, pr->card, liaison_now_ms()) == 0 && node_audit(n, &a) == 0;
+        ok = ok && store_peer_put(n->store, card.id, pr->card, liaison_now_ms()) == 0 && node_audit(n, &a) == 0;
         if (ok && rekeyed)
             ok = (withdrawn = store_delivery_reject_pending(n->store, card.id, reason, rekey_one, &rk)) >= 0;
         if (store_op_end(n->store, ok) != 0)

@@ -465,3 +465,34 @@ int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx)
     sqlite3_finalize(st);
     return out;
 }
+
+int witness_forget_other_key(node_t *n, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
+                             uint64_t *held_size)
+{
+    sqlite3 *db = store_db(n->store);
+    sqlite3_stmt *st = NULL;
+    *held_size = 0;
+    if (sqlite3_prepare_v2(db, "SELECT note, tree_size FROM witnessed WHERE peer = ?1", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    bool stale = false;
+    if (rc == SQLITE_ROW) {
+        const char *note = (const char *)sqlite3_column_text(st, 0);
+        checkpoint_t cp;
+        char err[160];
+        *held_size = (uint64_t)sqlite3_column_int64(st, 1);
+        stale = !note || checkpoint_verify(note, strlen(note), sign_pk, &cp, err, sizeof err) != 0;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return -1;
+    if (!stale)
+        return 0;
+    if (sqlite3_prepare_v2(db, "DELETE FROM witnessed WHERE peer = ?1", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, peer, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 1 : -1;
+}

@@ -41,6 +41,14 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
 /* Calls cb for each alarm raised about a peer's log, newest first (the latest 50), until
  * cb returns non-zero. Returns 0, cb's non-zero value, or -1 if the alarms cannot all be
  * read (never fewer alarms as if they were all). */
+/* Inside an open store operation, when peer's card changes: forgets the checkpoint of its
+ * log this node holds as its witness if that note does not verify with the new identity
+ * key sign_pk (new keys are a new node and a new log, which the old checkpoint would
+ * otherwise make look rolled back). Returns 1 forgotten (*held_size: its size), 0 none
+ * held or still valid, -1 on a database error. */
+int witness_forget_other_key(node_t *n, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
+                             uint64_t *held_size);
+
 typedef int (*witness_alarm_cb)(void *ctx, const char *peer, uint64_t at_ms, const char *what);
 int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx);
 

@@ -825,7 +825,9 @@ class RekeyedPeer(FaultTest):
         link(a, b)
         first = a.send("b", "before")
         self.wait_delivered(a, first, "b")
-        b.stop()
+        b.stop()  # its last checkpoint, signed at the stop, is witnessed by a
+        wait_for(lambda: a.query("SELECT tree_size FROM witnessed WHERE peer = 'b'"), 20, "a to witness b's log")
+        old_size = a.query("SELECT tree_size FROM witnessed WHERE peer = 'b'")[0][0]
         queued = [a.send("b", "queued %d" % i) for i in range(3)]
         # b's machine is reinstalled: a new node with the same id and endpoint.
         old_home = b.home + ".old"
@@ -838,6 +840,11 @@ class RekeyedPeer(FaultTest):
         b2.start()
         b2.add_peer(a)
         a.add_peer(b2, replace=True)
+        # New keys, new log: the checkpoint witnessed for the old keys is set aside (it
+        # would make the new node's short log look rolled back, for good).
+        replaced = a.audit("peer-replaced")[-1]
+        self.assertIn("the checkpoint of its log witnessed for its previous keys (%d entries) set aside" % old_size,
+                      replaced[6])
         for mid in queued:
             self.assertEqual(a.delivery_state(mid, "b"), "rejected", mid)
             detail = a.query("SELECT detail FROM deliveries WHERE hex(message_id) = upper(?)", (mid,))[0][0]
@@ -853,6 +860,11 @@ class RekeyedPeer(FaultTest):
         self.assertEqual(b2.audit("message-rejected"), [])
         self.assertEqual(b2.query("SELECT count(*) FROM messages WHERE outgoing = 0")[0][0], 1)
         self.assertEqual(a.delivery_state(first, "b"), "delivered")
+        b2.stop()  # the new node's checkpoint, of a short log: witnessed, no alarm
+        wait_for(lambda: a.query("SELECT tree_size FROM witnessed WHERE peer = 'b'"), 20, "a to witness the new b")
+        self.assertEqual(a.query("SELECT count(*) FROM witness_alarms")[0][0], 0)
+        self.assertEqual(a.json("status")["alarms"], [])
+        b2.start()
         self.audit_verify(a)
         self.audit_verify(b2)
 
