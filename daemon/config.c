@@ -479,12 +479,12 @@ int config_write_new(const char *path, const config_t *c, char *err, size_t errl
             "# liaison node configuration; see liaison.conf(5).\n"
             "[node]\nid = %s\nname = %s\nrole = %s\norg = %s\nlisten = %s\nadvertise = %s\n\n"
             "[delivery]\nretry_min_ms = %" PRIu32 "\nretry_max_ms = %" PRIu32 "\nclock_window_s = %" PRIu32
-            "\nmax_age_s = %" PRIu32 "\nheartbeat_ms = %" PRIu32 "\n\n"
+            "\nmax_age_s = %" PRIu32 "\nheartbeat_ms = %" PRIu32 "\nmax_recipients = %" PRIu32 "\n\n"
             "[ack]\nroutine_deadline_s = %" PRIu32 "\nurgent_deadline_s = %" PRIu32 "\nhook =\n\n"
             "[audit]\ncheckpoint_entries = %" PRIu32 "\ncheckpoint_seconds = %" PRIu32 "\n\n"
             "[log]\nlevel = %s\n",
             c->id, c->name, c->role, c->org, c->listen, c->advertise[0] ? c->advertise : c->listen,
-            c->retry_min_ms, c->retry_max_ms, c->clock_window_s, c->max_age_s, c->heartbeat_ms, c->ack_routine_s, c->ack_urgent_s, c->checkpoint_entries,
+            c->retry_min_ms, c->retry_max_ms, c->clock_window_s, c->max_age_s, c->heartbeat_ms, (uint32_t)c->max_recipients, c->ack_routine_s, c->ack_urgent_s, c->checkpoint_entries,
             c->checkpoint_seconds, c->log_level);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
