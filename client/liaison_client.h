@@ -303,7 +303,8 @@ typedef struct liaison_message {
                                      * case review), or "" */
     char ref_id[LIAISON_ID_HEX];    /* an acknowledgement: the message it acknowledges; else "" */
     const char *sender;             /* node id of its author */
-    const char *recipients;         /* node ids, comma-separated, in the sender's order */
+    const char *recipients;         /* node ids, comma-separated, in the sender's order; the sender
+                                     * is among them (PROTOCOL.md 5) */
     uint32_t content_type;          /* LIAISON_CONTENT_*: the payload's message type */
     uint64_t created_ms;            /* when the sender made it, by its clock (ms since the epoch) */
     uint64_t received_ms;           /* when this node stored it */
