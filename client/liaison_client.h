@@ -213,8 +213,9 @@ LIAISON_API liaison_rc liaison_ack(liaison_client_t *c, const char *msg_id_hex, 
 
 /* Pipelining: submit many sends without waiting, then collect their answers.
  * liaison_submit returns LIAISON_OK once the request is handed to the socket and gives
- * its token (NULL: not wanted); it checks only the recipient list (BAD_REQUEST), not
- * the payload. liaison_collect waits for the next answer (timeout as set) and reports
+ * its token (NULL: not wanted); it checks only that the recipient list is not too
+ * long (BAD_REQUEST); everything else, an empty list included, is answered through
+ * liaison_collect. liaison_collect waits for the next answer (timeout as set) and reports
  * the token it belongs to (NULL: not wanted), its result code (as liaison_send's) and
  * the message id (NULL: not wanted). Answers may arrive in any order: match them by
  * token. Each LIAISON_OK answer means the message is committed (stored and queued
