@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Receipt signatures checked off the event loop. One worker thread verifies each
+/* Receipt signatures checked off the event loop. One worker thread (worker.h) verifies each
  * receipt the loop hands it (with a copy of the signing peer's public key) and hands
  * back the result; the loop then does the bookkeeping (delivery.c). The Ed25519
  * verification is the largest single cost of a delivery at the sender, and this lets a
