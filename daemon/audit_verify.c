@@ -149,7 +149,7 @@ static void db_node_id(sqlite3 *db, char out[static LIAISON_MAX_ID + 1])
     sqlite3_finalize(m);
 }
 
-int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *r)
+static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *r)
 {
     memset(r, 0, sizeof *r);
     r->ok = true;
@@ -387,6 +387,31 @@ out:
     for (size_t i = 0; i < ncps; i++)
         free(cps[i].note);
     free(cps);
+    return rc;
+}
+
+/* SQLite's progress handler: non-zero interrupts the statement running. */
+static int cancelled(void *flag) { return atomic_load((const atomic_bool *)flag) ? 1 : 0; }
+
+int audit_verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_t *r)
+{
+    /* One read transaction: a log that a daemon appends to while this runs (liaisond's
+     * audit verify, on a connection of its own) is read as of one moment, its
+     * checkpoints and its entries alike. Inside a transaction already open, that one
+     * is used. */
+    bool own_txn = sqlite3_get_autocommit(db) && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+    if (opts && opts->cancel)
+        sqlite3_progress_handler(db, 4096, cancelled, (void *)opts->cancel);
+    int rc = verify_db(db, opts, r);
+    if (opts && opts->cancel) {
+        sqlite3_progress_handler(db, 0, NULL, NULL);
+        if (atomic_load(opts->cancel)) { /* whatever a statement cut short made of it */
+            snprintf(r->text, sizeof r->text, "the verification was interrupted (liaisond is stopping)\n");
+            rc = -1;
+        }
+    }
+    if (own_txn)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL); /* it wrote nothing */
     return rc;
 }
 

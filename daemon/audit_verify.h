@@ -6,6 +6,7 @@
 #ifndef LIAISON_AUDIT_VERIFY_H
 #define LIAISON_AUDIT_VERIFY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,9 @@ typedef struct audit_verify_opts {
      * (liaisond keeps systemd's start-up timeout from running out on a long log), or NULL. */
     void (*progress)(void *ctx, uint64_t entries);
     void *progress_ctx;
+    /* Set (by another thread) to stop a verification under way, or NULL: it then returns
+     * -1 soon, with a report saying it was interrupted. */
+    const atomic_bool *cancel;
 } audit_verify_opts_t;
 
 #define AUDIT_VERIFY_PROGRESS 65536

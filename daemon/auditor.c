@@ -3,16 +3,20 @@
 #include "auditor.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit_verify.h"
 #include "checkpoint.h"
+#include "log.h"
 #include "merkle.h"
 #include "patient.h"
 #include "payload.h"
 #include "text.h"
+#include "worker.h"
 
 #define MAX_PROOF 128
 
@@ -331,22 +335,129 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
     resp->audit_proof = &s->proof;
 }
 
-static void op_verify(node_t *n, const char *actor, Liaison__Control__Response *resp, auditor_scratch_t *s)
+/* ---- audit verify, off the loop ---- */
+
+/* Verifications handed over and not yet answered, all auditors together. */
+#define VERIFY_QUEUE_MAX 8
+
+struct auditor_worker {
+    worker_t *w;
+    atomic_bool stop;           /* set by auditor_stop: a verification under way ends at once */
+};
+
+/* One verification: filled by the loop, run on the worker, answered by the loop. */
+typedef struct verify_run {
+    char db_file[CONFIG_PATH_MAX];
+    uint8_t sign_pk[LIAISON_KEY_BYTES];
+    uint8_t rid[256];           /* the auditor's connection on the audit socket */
+    size_t rid_len;
+    uint64_t request_id;
+    int rc;                     /* audit_verify_file's */
+    audit_report_t report;
+} verify_run_t;
+
+/* On the worker thread: its own read-only connection, one read transaction. */
+static void verify_run(void *ctx, void *job)
 {
+    struct auditor_worker *aw = ctx;
+    verify_run_t *v = job;
+    audit_verify_opts_t o = {.sign_pk = v->sign_pk, .cancel = &aw->stop};
+    v->rc = audit_verify_file(v->db_file, &o, &v->report);
+}
+
+/* On the loop thread: the answer goes out with the batch (or at once if none is open). */
+static void verify_done(void *ctx, void *job)
+{
+    node_t *n = ctx;
+    verify_run_t *v = job;
+    Liaison__Control__Response r = LIAISON__CONTROL__RESPONSE__INIT;
+    Liaison__Control__AuditVerifyResult res = LIAISON__CONTROL__AUDIT_VERIFY_RESULT__INIT;
+    char error[512];
+    r.request_id = v->request_id;
+    if (v->rc != 0) {
+        (void)text_clean_line(error, sizeof error, v->report.text);
+        r.code = LIAISON__CONTROL__CODE__INTERNAL;
+        r.error = error;
+    } else {
+        res.ok = v->report.ok;
+        res.report = v->report.text;
+        res.entries = v->report.entries;
+        res.checkpoints = v->report.checkpoints;
+        r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_VERIFY;
+        r.audit_verify = &res;
+    }
+    size_t len = liaison__control__response__get_packed_size(&r);
+    uint8_t *buf = n->auditor ? malloc(len ? len : 1) : NULL;
+    if (!buf) /* no socket: it was deleted and cannot be made again, and the auditor with it */
+        return;
+    liaison__control__response__pack(&r, buf);
+    if (node_defer(n, n->auditor, v->rid, v->rid_len, buf, len, true, v->request_id) != 0)
+        log_err("out of memory: the answer to request %" PRIu64 " (audit verify) is lost; the client times out",
+                v->request_id);
+}
+
+/* Hands the verification over; false with *resp filled when it cannot be. */
+static bool op_verify(node_t *n, const char *actor, const auditor_reply_to_t *to, Liaison__Control__Response *resp,
+                      auditor_scratch_t *s)
+{
+    if (!n->audit_worker) {
+        char err[256];
+        struct auditor_worker *aw = calloc(1, sizeof *aw);
+        if (!aw) {
+            fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+            return false;
+        }
+        atomic_init(&aw->stop, false);
+        if (worker_start(&aw->w, n->zctx, n->loop, "liaisond-audit", "audit verification", verify_run, aw,
+                         verify_done, n, err, sizeof err) != 0) {
+            free(aw);
+            fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, err);
+            return false;
+        }
+        n->audit_worker = aw;
+    }
+    if (worker_pending(n->audit_worker->w) >= VERIFY_QUEUE_MAX) {
+        snprintf(s->error, sizeof s->error,
+                 "%d verifications of the audit log are already under way on this node: ask again when one has"
+                 " answered",
+                 VERIFY_QUEUE_MAX);
+        resp->code = LIAISON__CONTROL__CODE__REFUSED;
+        resp->error = s->error;
+        return false;
+    }
+    verify_run_t *v = malloc(sizeof *v);
+    if (!v || to->rid_len > sizeof v->rid) {
+        free(v);
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, v ? "routing id too long" : "out of memory");
+        return false;
+    }
+    memset(v, 0, offsetof(verify_run_t, report));
+    snprintf(v->db_file, sizeof v->db_file, "%s", n->paths.db_file);
+    memcpy(v->sign_pk, n->keys->sign_pk, LIAISON_KEY_BYTES);
+    memcpy(v->rid, to->rid, to->rid_len);
+    v->rid_len = to->rid_len;
+    v->request_id = to->request_id;
+    /* The query is audited and committed first: the verification, which reads only what
+     * is committed, covers it. */
     audit_query(n, actor, "verify", NULL, NULL);
     node_commit(n);
-    audit_verify_opts_t o = {.sign_pk = n->keys->sign_pk};
-    if (audit_verify_db(store_db(n->store), &o, &s->report) != 0) {
-        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, s->report.text);
-        return;
+    if (worker_submit(n->audit_worker->w, v) != 0) {
+        free(v);
+        fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot hand the verification to its thread");
+        return false;
     }
-    liaison__control__audit_verify_result__init(&s->verify);
-    s->verify.ok = s->report.ok;
-    s->verify.report = s->report.text;
-    s->verify.entries = s->report.entries;
-    s->verify.checkpoints = s->report.checkpoints;
-    resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_VERIFY;
-    resp->audit_verify = &s->verify;
+    return true;
+}
+
+void auditor_stop(node_t *n)
+{
+    struct auditor_worker *aw = n->audit_worker;
+    if (!aw)
+        return;
+    atomic_store(&aw->stop, true);
+    worker_stop(&aw->w);
+    free(aw);
+    n->audit_worker = NULL;
 }
 
 /* This node's latest signed checkpoint, or the latest one of a peer's log that this
@@ -415,7 +526,7 @@ static void op_checkpoint(node_t *n, const char *actor, const Liaison__Control__
     resp->audit_checkpoint = &s->checkpoint;
 }
 
-void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Request *rq,
+bool auditor_handle(node_t *n, const char *actor, const auditor_reply_to_t *to, const Liaison__Control__Request *rq,
                     Liaison__Control__Response *resp, auditor_scratch_t **scratch)
 {
     auditor_scratch_t *s = calloc(1, sizeof *s);
@@ -423,12 +534,15 @@ void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Reques
     if (!s) {
         resp->code = LIAISON__CONTROL__CODE__INTERNAL;
         resp->error = "out of memory";
-        return;
+        return false;
     }
     switch (rq->op_case) {
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: op_log(n, actor, rq->audit_log, resp, s); break;
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: op_prove(n, actor, rq->audit_prove, resp, s); break;
-    case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: op_verify(n, actor, resp, s); break;
+    case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY:
+        if (op_verify(n, actor, to, resp, s))
+            return true;
+        break;
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_CHECKPOINT: op_checkpoint(n, actor, rq->audit_checkpoint, resp, s); break;
     default:
         fail(resp, s, LIAISON__CONTROL__CODE__REFUSED,
@@ -440,4 +554,5 @@ void auditor_handle(node_t *n, const char *actor, const Liaison__Control__Reques
         resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT__NOT_SET;
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
     }
+    return false;
 }

@@ -1689,8 +1689,9 @@ static void dispatch_audit(call_t *c, const request_t *rq)
 {
     response_t r = LIAISON__CONTROL__RESPONSE__INIT;
     auditor_scratch_t *scratch = NULL;
-    auditor_handle(c->n, c->actor, rq, &r, &scratch);
-    answer(c, &r);
+    auditor_reply_to_t to = {.rid = c->rid, .rid_len = c->rid_len, .request_id = c->request_id};
+    if (!auditor_handle(c->n, c->actor, &to, rq, &r, &scratch))
+        answer(c, &r);
     auditor_free(scratch);
 }
 

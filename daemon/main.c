@@ -31,6 +31,7 @@
 #include "payload.h"
 #include "text.h"
 #include "transport.h"
+#include "auditor.h"
 #include "verifier.h"
 #include "waits.h"
 #include "witness.h"
@@ -835,6 +836,7 @@ static void stop(daemon_state_t *d)
                      " cover them)");
     }
     verifier_stop(&n->verifier);
+    auditor_stop(n);
     control_stop(n);
     transport_stop(n);
     if (n->zctx)

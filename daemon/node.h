@@ -70,6 +70,7 @@ typedef struct node {
     void *control;              /* control ROUTER on the IPC socket (clinicians) */
     void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
     struct verifier *verifier;  /* receipt signatures off the loop (verifier.h); may be NULL */
+    struct auditor_worker *audit_worker; /* audit verify off the loop (auditor.h); NULL until the first */
     struct backfill *backfill;  /* copies the WAL into the database file (backfill.h) */
     struct waits *waits;        /* control requests waiting for a sent message to settle (waits.h) */
 

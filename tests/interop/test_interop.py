@@ -751,3 +751,98 @@ class RefusedKeyFlood(NodeTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AuditVerifyOffTheLoop(NodeTest):
+    """`audit verify` reads the whole log, seconds for millions of entries: it runs on a
+    thread of its own with its own connection (auditor.h), so the daemon answers other
+    requests meanwhile. Spoken in control.proto by a stock protobuf client, as an
+    auditor's tool would."""
+
+    ENTRIES = 200000
+
+    def grow_log(self, node):
+        """Appends ENTRIES well-chained entries (PROTOCOL.md 11) to a stopped node's log,
+        as a long-lived node would have: an auditor's queries."""
+        node.stop()
+        con = sqlite3.connect(node.db_path)
+        try:
+            seq, prev = con.execute("SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            t = int(time.time() * 1000)
+            rows = []
+            for i in range(self.ENTRIES):
+                seq += 1
+                h = audit_entry_hash(prev, seq, t, "user:auditor", "audit-query", "ok", b"", "", 0, b"", "log")
+                rows.append((seq, t, "user:auditor", "audit-query", "ok", b"", "", 0, b"", "log", prev, h))
+                prev = h
+            con.executemany("INSERT INTO audit(seq, time_ms, actor, action, outcome, message_id, peer, content_type,"
+                            " patient_tag, details, prev_hash, entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            con.commit()
+        finally:
+            con.close()
+        node.start()
+        return seq
+
+    def auditor(self, node):
+        s = zmq.Context.instance().socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect("ipc://" + os.path.join(node.home, "run", "audit.sock"))
+        self.addCleanup(s.close)
+        return s
+
+    @staticmethod
+    def answer(sock):
+        if not sock.poll(120000):
+            raise AssertionError("no answer from liaisond within 120 s")
+        return CONTROL.Response.FromString(sock.recv())
+
+    def test_a_long_verification_does_not_hold_up_other_requests(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        size = self.grow_log(b)
+        audit = self.auditor(b)
+        # Pipelined on one connection, so they reach the daemon in this order: the
+        # verification, then the newest entry of the log. The second is answered first.
+        audit.send(CONTROL.Request(request_id=1, audit_verify=True).SerializeToString())
+        audit.send(CONTROL.Request(request_id=2, audit_log=CONTROL.AuditQuery(limit=1)).SerializeToString())
+        first, second = self.answer(audit), self.answer(audit)
+        self.assertEqual((first.request_id, second.request_id), (2, 1))
+        self.assertEqual(first.code, CONTROL.OK, first.error)
+        # The verification covers the log up to its own request (audited and committed first).
+        self.assertEqual(second.code, CONTROL.OK, second.error)
+        self.assertTrue(second.audit_verify.ok, second.audit_verify.report)
+        self.assertGreater(second.audit_verify.entries, size)
+        verified = [e for e in b.audit("audit-query") if e[6] == "verify"]
+        self.assertEqual(len(verified), 1)
+        self.assertLessEqual(verified[0][0], second.audit_verify.entries)
+
+    def test_at_most_eight_verifications_wait_and_a_stop_ends_them(self):
+        b = self.node("dr.okafor", "psychiatrist")
+        self.grow_log(b)
+        audit = self.auditor(b)
+        for i in range(10):
+            audit.send(CONTROL.Request(request_id=10 + i, audit_verify=True).SerializeToString())
+        answers = [self.answer(audit) for _ in range(10)]
+        refused = [a for a in answers if a.code == CONTROL.REFUSED]
+        self.assertEqual(sorted(a.request_id for a in refused), [18, 19], [(a.request_id, a.code) for a in answers])
+        self.assertIn("8 verifications of the audit log are already under way", refused[0].error)
+        self.assertEqual([a.request_id for a in answers if a.code == CONTROL.OK], list(range(10, 18)))
+        self.assertTrue(all(a.audit_verify.ok for a in answers if a.code == CONTROL.OK))
+        # Verifications still waiting when the daemon stops are dropped, not awaited; it
+        # stops as usual, and a daemon started again answers the next one.
+        for i in range(8):
+            audit.send(CONTROL.Request(request_id=30 + i, audit_verify=True).SerializeToString())
+        wait_for(lambda: len([e for e in b.audit("audit-query") if e[6] == "verify"]) == 16, 20,
+                 "the eight verifications to be handed over")
+        self.assertEqual(b.stop(), 0)
+        # Those that ended before the stop were answered; none is answered with its
+        # interruption.
+        while audit.poll(500):
+            a = CONTROL.Response.FromString(audit.recv())
+            self.assertEqual(a.code, CONTROL.OK, (a.request_id, a.error))
+            self.assertTrue(a.audit_verify.ok, a.audit_verify.report)
+        b.start()
+        audit2 = self.auditor(b)
+        audit2.send(CONTROL.Request(request_id=40, audit_verify=True).SerializeToString())
+        last = self.answer(audit2)
+        self.assertEqual((last.request_id, last.code), (40, CONTROL.OK), last.error)
+        self.assertTrue(last.audit_verify.ok, last.audit_verify.report)

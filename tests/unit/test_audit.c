@@ -191,6 +191,35 @@ static void test_progress_every_block_of_entries(void **state)
     free(r);
 }
 
+/* Sets the cancel flag from within the run, as liaisond's stopping loop does from its
+ * own thread. */
+static atomic_bool stop_flag;
+static void stop_now(void *ctx, uint64_t entries)
+{
+    (void)ctx;
+    (void)entries;
+    atomic_store(&stop_flag, true);
+}
+
+static void test_cancelled_run_stops_and_leaves_the_connection_as_it_was(void **state)
+{
+    fixture_t *f = *state;
+    audit_report_t *r = malloc(sizeof *r);
+    uint8_t pk[LIAISON_KEY_BYTES] = {1};
+    atomic_store(&stop_flag, false);
+    audit_verify_opts_t o = {.sign_pk = pk, .progress = stop_now, .cancel = &stop_flag};
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), -1);
+    assert_non_null(strstr(r->text, "interrupted"));
+    /* Its read transaction is over and its progress handler gone: the next run is whole. */
+    assert_true(sqlite3_get_autocommit(store_db(f->s)));
+    atomic_store(&stop_flag, false);
+    o.progress = NULL;
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_true(r->ok);
+    assert_int_equal(r->entries, ENTRIES);
+    free(r);
+}
+
 static void test_changed_entry_is_named(void **state)
 {
     fixture_t *f = *state;
@@ -320,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_encoding_inline_or_spilled),
         cmocka_unit_test_setup_teardown(test_tree_matches_the_plain_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_progress_every_block_of_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cancelled_run_stops_and_leaves_the_connection_as_it_was, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changed_entry_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_not_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_read_broken_off_fails, setup, teardown),

@@ -426,7 +426,7 @@ static Liaison__Control__Code audit_log_query(fixture_t *f, breaker_t *b, size_t
     auditor_scratch_t *s = NULL;
     if (b)
         sqlite3_progress_handler(store_db(f->n.store), 1, break_statement, b);
-    auditor_handle(&f->n, "auditor:test", &rq, &resp, &s);
+    assert_false(auditor_handle(&f->n, "auditor:test", &(auditor_reply_to_t){0}, &rq, &resp, &s));
     sqlite3_progress_handler(store_db(f->n.store), 0, NULL, NULL);
     *n_entries = resp.result_case == LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES ? resp.audit_entries->n_entries
                                                                                        : 0;
@@ -665,7 +665,7 @@ static void test_prove_with_log_size_unreadable_is_internal(void **state)
         Liaison__Control__Response resp = LIAISON__CONTROL__RESPONSE__INIT;
         auditor_scratch_t *s = NULL;
         breaker_set(b.db, broken ? &b : NULL);
-        auditor_handle(&f->n, "auditor:test", &rq, &resp, &s);
+        assert_false(auditor_handle(&f->n, "auditor:test", &(auditor_reply_to_t){0}, &rq, &resp, &s));
         breaker_set(b.db, NULL);
         assert_int_equal(resp.code, broken ? LIAISON__CONTROL__CODE__INTERNAL : LIAISON__CONTROL__CODE__NOT_FOUND);
         assert_true(b.broke == broken);
