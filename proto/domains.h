@@ -29,6 +29,10 @@
  * its key). */
 #define LIAISON_DOMAIN_KEY_COMMITMENT "liaison-v1/key-commitment"
 
+/* BLAKE2b-256 of an envelope's sender and key commitment, whose first 10 bytes end
+ * its message id: nobody else can send an envelope under that id (seal_message_id). */
+#define LIAISON_DOMAIN_MESSAGE_ID "liaison-v1/message-id"
+
 /* Ed25519 signature of an envelope's header and body. */
 #define LIAISON_DOMAIN_ENVELOPE "liaison-v1/envelope"
 

@@ -145,6 +145,26 @@ static void key_commitment(const uint8_t ck[static AEAD_KEY], uint8_t out[static
     sodium_memzero(&st, sizeof st);
 }
 
+void seal_message_id(uint64_t created_ms, const char *sender, const uint8_t commitment[static LIAISON_HASH_BYTES],
+                     uint8_t id[static LIAISON_MSGID_BYTES])
+{
+    uint8_t h[LIAISON_HASH_BYTES];
+    size_t slen = strlen(sender);
+    uint8_t len8 = (uint8_t)(slen > 255 ? 255 : slen); /* ids are at most 64 bytes (text_valid_id) */
+    crypto_generichash_state st;
+    for (size_t i = 0; i < 6; i++)
+        id[i] = (uint8_t)(created_ms >> (8 * (5 - i)));
+    if (crypto_generichash_init(&st, NULL, 0, sizeof h) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)LIAISON_DOMAIN_MESSAGE_ID,
+                                  sizeof LIAISON_DOMAIN_MESSAGE_ID) != 0 ||
+        crypto_generichash_update(&st, &len8, 1) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)sender, len8) != 0 ||
+        crypto_generichash_update(&st, commitment, LIAISON_HASH_BYTES) != 0 ||
+        crypto_generichash_final(&st, h, sizeof h) != 0)
+        memset(h, 0, sizeof h);
+    memcpy(id + 6, h, LIAISON_MSGID_BYTES - 6);
+}
+
 int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[static LIAISON_MSGID_BYTES],
                   uint8_t **out, size_t *out_len, char *err, size_t errlen)
 {
@@ -159,7 +179,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     /* Every random byte a message needs, drawn at once (one getrandom call instead of
      * one per field): the message id's 80 random bits, the content key, the body's
      * nonce and one wrap nonce per recipient. Wiped with the content key. */
-    enum { RND_MID = LIAISON_MSGID_BYTES - 6, RND_FIXED = RND_MID + AEAD_KEY + AEAD_NONCE };
+    enum { RND_FIXED = AEAD_KEY + AEAD_NONCE };
     uint8_t rnd[RND_FIXED + LIAISON_MAX_RECIPIENTS * AEAD_NONCE];
     /* Sized for the most recipients a message may have, so that sealing allocates
      * nothing but its output (and a spill buffer for a large message, signed_layout). */
@@ -184,15 +204,10 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
         goto out;
     n = in->n_recipients;
     ck = ck_buf;
-    /* Creation time first (48 bits, big-endian), then 80 random bits: unique all the
-     * same, and every index keyed by message id grows at its end instead of splitting
-     * pages at random places (PROTOCOL.md section 5; receivers treat it as opaque). */
     randombytes_buf(rnd, RND_FIXED + n * AEAD_NONCE);
-    for (size_t i = 0; i < 6; i++)
-        mid[i] = (uint8_t)(in->created_ms >> (8 * (5 - i)));
-    memcpy(mid + 6, rnd, RND_MID);
-    memcpy(ck, rnd + RND_MID, AEAD_KEY);
+    memcpy(ck, rnd, AEAD_KEY);
     key_commitment(ck, commitment);
+    seal_message_id(in->created_ms, in->sender, commitment, mid);
 
     for (size_t i = 0; i < n; i++) {
         uint8_t *nonce = wrapped + i * (AEAD_NONCE + WRAPPED_BYTES);
@@ -243,7 +258,7 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
     liaison__wire__header__pack(&hdr, hdr_bytes);
 
     /* The body's AD is the header exactly as it will travel: binds recipients, wraps and ids. */
-    memcpy(body, rnd + RND_MID + AEAD_KEY, AEAD_NONCE);
+    memcpy(body, rnd + AEAD_KEY, AEAD_NONCE);
     unsigned long long body_ct_len = 0;
     if (crypto_aead_xchacha20poly1305_ietf_encrypt(body + AEAD_NONCE, &body_ct_len,
                                                    in->payload_len ? in->payload : empty, in->payload_len,
@@ -392,6 +407,17 @@ static int check_header(const Liaison__Wire__Header *h, size_t hdr_len, bool sto
         snprintf(err, errlen, "envelope: key commitment is %zu bytes, expected %u", h->key_commitment.len,
                  LIAISON_HASH_BYTES);
         goto out;
+    }
+    /* The id is the sender's own (seal_message_id): another node that learnt it, as a
+     * co-recipient, cannot take it first at a third. Envelopes stored before this rule
+     * keep their random ids. */
+    if (!stored) {
+        uint8_t want[LIAISON_MSGID_BYTES];
+        seal_message_id(h->created_ms, h->sender, h->key_commitment.data, want);
+        if (sodium_memcmp(want, h->message_id.data, LIAISON_MSGID_BYTES) != 0) {
+            snprintf(err, errlen, "envelope: message id is not the one its time, sender and key commitment give");
+            goto out;
+        }
     }
     rc = 0;
 out:

@@ -32,7 +32,16 @@ typedef struct seal_input {
     size_t payload_len;                /* <= LIAISON_MAX_PAYLOAD */
 } seal_input_t;
 
-/* Seals in->payload. On success returns 0, writes the fresh random message id into
+/* The message id of an envelope (PROTOCOL.md section 5): the creation time's low 48
+ * bits, big-endian, then the first 10 bytes of
+ * H32(D("liaison-v1/message-id") || u8(len(sender)) || sender || key_commitment). The
+ * key commitment is that of a fresh random content key, so ids are unique; and since
+ * the hash covers the sender, nobody else (a co-recipient who saw the id) can make an
+ * envelope that a receiver accepts under it. */
+void seal_message_id(uint64_t created_ms, const char *sender, const uint8_t commitment[static LIAISON_HASH_BYTES],
+                     uint8_t id[static LIAISON_MSGID_BYTES]);
+
+/* Seals in->payload. On success returns 0, writes the new message id into
  * msg_id and a malloc'd serialized Envelope into *out and *out_len. On failure returns
  * -1, *out is NULL, err says why (bad input: duplicate recipient, sender missing,
  * over a limit). */

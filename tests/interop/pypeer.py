@@ -61,6 +61,13 @@ def key_commitment(content_key):
     return H32(D("liaison-v1/key-commitment") + content_key)
 
 
+def derive_message_id(created_ms, sender, commitment):
+    """PROTOCOL.md section 5: the creation time's low 48 bits, then 10 bytes bound to the
+    sender and the key commitment."""
+    return ((created_ms & (2**48 - 1)).to_bytes(6, "big")
+            + H32(D("liaison-v1/message-id") + bytes([len(sender)]) + sender.encode() + commitment)[:10])
+
+
 def H64(data):
     return hashlib.blake2b(data, digest_size=64).digest()
 
@@ -343,14 +350,17 @@ class PyPeer:
 
     # --- section 5: sealing ---
     def seal(self, recipients, content_type, payload_bytes, thread_id=b"", created_ms=None,
-             message_id=None):
+             message_id=None, content_key=None):
+        """Seals as section 5 says. message_id replaces the derived id (an envelope a
+        receiver must refuse); the same content_key and created_ms give the same id."""
         recips = [self.id] + [r for r in recipients if r != self.id]
-        mid = message_id or os.urandom(16)
-        content_key = os.urandom(32)
+        created = created_ms if created_ms is not None else now_ms()
+        content_key = content_key or os.urandom(32)
+        commitment = key_commitment(content_key)
+        mid = message_id or derive_message_id(created, self.id, commitment)
         h = self.wire.Header(version=1, message_id=mid, sender=self.id, recipients=recips,
-                             created_ms=created_ms if created_ms is not None else now_ms(),
-                             content_type=content_type, thread_id=thread_id,
-                             key_commitment=key_commitment(content_key))
+                             created_ms=created, content_type=content_type, thread_id=thread_id,
+                             key_commitment=commitment)
         for r in recips:
             ad = (D("liaison-v1/key-wrap") + mid + bytes([len(self.id)]) + self.id.encode()
                   + bytes([len(r)]) + r.encode())

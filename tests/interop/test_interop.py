@@ -295,11 +295,12 @@ class Interop(NodeTest):
         shown = b.cli("show", mid).stdout
         self.assertIn("acknowledged by ms.reyes", shown)
 
-    def test_acknowledgement_of_a_message_that_reused_an_id_does_not_count(self):
-        """A co-recipient who learns a message id first can send another node its own
-        message under that id; that node then refuses the genuine message (its sender
-        sees the conflict), and an acknowledgement of the impostor names a different
-        envelope, so the genuine message's sender does not count it (PROTOCOL.md 8.4)."""
+    def test_co_recipient_cannot_take_a_message_id_first(self):
+        """A co-recipient who learns a message id before another recipient has the message
+        cannot send that recipient its own envelope under the id first: the id is derived
+        from its sender and key commitment (PROTOCOL.md 5, 6 step 2), so the impostor is
+        refused as MALFORMED, naming the id, and the genuine message is delivered and
+        acknowledged as usual."""
         a = self.node("dr.alvarez", "psychiatrist")
         c = self.node("rx.chen", "pharmacist")
         py = self.pypeer("mal.lory", "therapist")
@@ -315,22 +316,45 @@ class Interop(NodeTest):
         self.assertEqual(x.hex(), mid)
         ct, pl = py.text("an unrelated note")
         _, fake = py.seal(["rx.chen", "dr.alvarez"], ct, pl, message_id=x)
-        self.assertEqual(py.deliver("rx.chen", fake)[0], "receipt")
-        # A client waiting on the message is answered by the refusal itself (a permanent
-        # Reject settles the delivery): exit 3, some recipient rejected it.
-        waiter = subprocess.Popen([LIAISON, "--home", a.home, "wait", mid, "--timeout", "60s"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        answer = py.deliver("rx.chen", fake)
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_MALFORMED), answer)
+        self.assertIn("message id", answer[2])
+        self.assertFalse(c.has_message(mid))
+        refused = [r for r in c.audit("message-rejected") if r[5] == "mal.lory"]
+        self.assertEqual([r[4] for r in refused], [mid.upper()])
+        # rx.chen now takes dr.alvarez's connection: the genuine message arrives.
         c.add_peer(a)
-        wait_for(lambda: a.delivery_state(mid, "rx.chen") == "rejected", 60, "the genuine message to be refused")
-        out, err = waiter.communicate(timeout=30)
-        self.assertEqual(waiter.returncode, 3, out + err)
-        self.assertRegex(out, r"rx\.chen +rejected")
+        wait_for(lambda: a.delivery_state(mid, "rx.chen") == "delivered", 60, "the genuine message to arrive")
         c.cli("show", mid)
         c.cli("ack", mid, "--comment", "ok")
-        wait_for(lambda: [r for r in a.audit("message-rejected") if r[5] == "rx.chen"], 30,
-                 "dr.alvarez to refuse rx.chen's acknowledgement")
-        self.assertEqual(a.query("SELECT by FROM acks WHERE message_id = ?", (x,)), [])
-        self.assertNotIn("acknowledged by rx.chen", a.cli("show", mid).stdout)
+        wait_for(lambda: "acknowledged by rx.chen" in a.cli("show", mid).stdout, 30,
+                 "dr.alvarez to count rx.chen's acknowledgement")
+
+    def test_acknowledgement_of_another_envelope_under_the_same_id_does_not_count(self):
+        """A sender can reuse its own id (same content key and time) for another envelope to
+        other nodes; an acknowledgement of the one never counts for the other: it names the
+        envelope's hash (PROTOCOL.md 8.4)."""
+        a = self.node("dr.alvarez", "psychiatrist")
+        c = self.node("rx.chen", "pharmacist")
+        py = self.pypeer("mal.lory", "therapist")
+        link(a, c)
+        self.meet(a, py, serve=True)
+        self.meet(c, py)
+        ck, t = os.urandom(32), pypeer.now_ms()
+        ct, pl = py.text("for rx.chen")
+        x, m1 = py.seal(["rx.chen"], ct, pl, created_ms=t, content_key=ck)
+        ct, pl = py.text("for both")
+        x2, m2 = py.seal(["dr.alvarez", "rx.chen"], ct, pl, created_ms=t, content_key=ck)
+        self.assertEqual(x, x2)
+        self.assertEqual(py.deliver("rx.chen", m1)[0], "receipt")
+        self.assertEqual(py.deliver("dr.alvarez", m2)[0], "receipt")
+        # The same id again with other bytes, at the node that holds the first: CONFLICT.
+        self.assertEqual(py.deliver("rx.chen", m2)[:2], ("reject", WIRE.REJECT_CONFLICT))
+        a.cli("show", x.hex())
+        a.cli("ack", x.hex(), "--comment", "seen")
+        wait_for(lambda: [r for r in c.audit("message-rejected") if r[5] == "dr.alvarez"], 30,
+                 "rx.chen to refuse dr.alvarez's acknowledgement of the other envelope")
+        self.assertEqual(c.query("SELECT by FROM acks WHERE message_id = ?", (x,)), [])
 
     def test_daemon_refuses_other_messages_in_a_review_thread(self):
         a = self.node("dr.alvarez", "therapist")
@@ -451,12 +475,17 @@ class Interop(NodeTest):
         # Unknown content type.
         mid, env = py.seal(["dr.okafor"], 99, payload)
         self.assertEqual(py.deliver("dr.okafor", env)[:2], ("reject", WIRE.REJECT_CONTENT))
-        # Same id, other bytes.
-        mid, env = py.seal(["dr.okafor"], ct, payload)
+        # Same id (same content key and time), other bytes.
+        ck, t = os.urandom(32), pypeer.now_ms()
+        mid, env = py.seal(["dr.okafor"], ct, payload, created_ms=t, content_key=ck)
         self.assertEqual(py.deliver("dr.okafor", env)[0], "receipt")
-        _, env2 = py.seal(["dr.okafor"], ct, py.text("other")[1], message_id=mid)
+        mid2, env2 = py.seal(["dr.okafor"], ct, py.text("other")[1], created_ms=t, content_key=ck)
+        self.assertEqual(mid2, mid)
         self.assertEqual(py.deliver("dr.okafor", env2)[:2], ("reject", WIRE.REJECT_CONFLICT))
-        self.assertEqual(len(b.audit("message-rejected")), 5)
+        # An id that is not the one the header gives (section 5).
+        _, env3 = py.seal(["dr.okafor"], ct, payload, message_id=os.urandom(16))
+        self.assertEqual(py.deliver("dr.okafor", env3)[:2], ("reject", WIRE.REJECT_MALFORMED))
+        self.assertEqual(len(b.audit("message-rejected")), 6)
 
     def test_auditor_recomputes_every_entry_from_the_log_and_the_export(self):
         """An auditor with stock protobuf (strict proto3: a string field must be UTF-8) reads

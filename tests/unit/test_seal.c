@@ -554,6 +554,9 @@ typedef struct hspec {
     bool header_nul_in_sender;/* sender "alicex" with the x replaced by 0x00 after packing */
     size_t commit_len;        /* bytes of the key commitment sent */
     bool commit_other_key;    /* the header commits to a key other than the one wrapped */
+    const char *msgid_of;     /* the message id as this node would derive it (NULL: the sender) */
+    bool msgid_random;        /* 16 random bytes as the message id */
+    uint64_t msgid_ms;        /* the time in the id, if not the header's */
 } hspec_t;
 
 static const char hb_payload[] = "hand-built";
@@ -614,7 +617,6 @@ static uint8_t *build_envelope(const hspec_t *s, size_t *out_len)
     uint8_t nonces[40][24], cts[40][64];
     Liaison__Wire__WrappedKey wk[40], *wkp[40];
     char *rc[40];
-    randombytes_buf(mid, sizeof mid);
     randombytes_buf(ck, sizeof ck);
     randombytes_buf(ck2, sizeof ck2);
     randombytes_buf(thread, sizeof thread);
@@ -623,6 +625,23 @@ static uint8_t *build_envelope(const hspec_t *s, size_t *out_len)
         memcpy(in, "liaison-v1/key-commitment", 26);
         memcpy(in + 26, s->commit_other_key ? ck2 : ck, 32);
         assert_int_equal(crypto_generichash(commit, 32, in, sizeof in, NULL, 0), 0);
+    }
+    const uint64_t created = 1709210096000ull;
+    {   /* u48be(ms) || BLAKE2b-256("liaison-v1/message-id" 0x00 || u8 len || sender || commitment)[:10] */
+        const char *of = s->msgid_of ? s->msgid_of : s->sender;
+        uint64_t ms = s->msgid_ms ? s->msgid_ms : created;
+        uint8_t in[22 + 1 + 255 + 32], h[32];
+        size_t ol = strlen(of);
+        memcpy(in, "liaison-v1/message-id", 22);
+        in[22] = (uint8_t)ol;
+        memcpy(in + 23, of, ol);
+        memcpy(in + 23 + ol, commit, 32);
+        assert_int_equal(crypto_generichash(h, 32, in, 23 + ol + 32, NULL, 0), 0);
+        for (int i = 0; i < 6; i++)
+            mid[i] = (uint8_t)(ms >> (8 * (5 - i)));
+        memcpy(mid + 6, h, 10);
+        if (s->msgid_random)
+            randombytes_buf(mid, sizeof mid);
     }
     int signer = node_index(s->sender);
     if (signer < 0)
@@ -659,7 +678,7 @@ static uint8_t *build_envelope(const hspec_t *s, size_t *out_len)
     h.sender = s->header_nul_in_sender ? "alicex" : (char *)s->sender;
     h.n_recipients = s->n_rcpts;
     h.recipients = rc;
-    h.created_ms = 1709210096000ull;
+    h.created_ms = created;
     h.content_type = s->content_type;
     h.thread_id = (ProtobufCBinaryData){s->thread_len, thread};
     h.n_keys = s->n_keys;
@@ -951,6 +970,16 @@ static void test_parse_rules(void **state)
     n++;
     c[n] = (pcase_t){good_hspec(), MALFORMED, "message id is 0 bytes"};
     c[n].s.msgid_len = 0;
+    n++;
+    /* An id is its sender's: a co-recipient who saw it cannot use it (PROTOCOL.md 5). */
+    c[n] = (pcase_t){good_hspec(), MALFORMED, "message id is not the one its time, sender and key commitment give"};
+    c[n].s.msgid_of = "bob";
+    n++;
+    c[n] = (pcase_t){good_hspec(), MALFORMED, "message id is not the one its time, sender and key commitment give"};
+    c[n].s.msgid_random = true;
+    n++;
+    c[n] = (pcase_t){good_hspec(), MALFORMED, "message id is not the one its time, sender and key commitment give"};
+    c[n].s.msgid_ms = 1709210096001ull;
     n++;
     c[n] = (pcase_t){good_hspec(), MALFORMED, "thread id is 8 bytes"};
     c[n].s.thread_len = 8;

@@ -99,11 +99,12 @@ def vectors():
     put("card.alice", "liaison-card-v1:" + base64.urlsafe_b64encode(card).rstrip(b"=").decode())
 
     created = 1700000000000
-    mid = created.to_bytes(6, "big") + bytes(range(0xa0, 0xaa))
     ck = bytes(range(0x40, 0x60))
+    commitment = H32(D("liaison-v1/key-commitment") + ck)
+    mid = created.to_bytes(6, "big") + H32(D("liaison-v1/message-id") + bytes([5]) + b"alice" + commitment)[:10]
     payload = P.TextMessage(subject="vector", text="Hello, Bob.\nSee you Tuesday.").SerializeToString()
     h = W.Header(version=1, message_id=mid, sender="alice", created_ms=created, content_type=1,
-                 key_commitment=H32(D("liaison-v1/key-commitment") + ck))
+                 key_commitment=commitment)
     h.recipients.extend(["alice", "bob"])
     put("envelope.created_ms", created)
     put("envelope.message_id", mid)
