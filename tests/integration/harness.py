@@ -66,6 +66,14 @@ def free_port():
     raise RuntimeError("no free TCP port below %d" % low)
 
 
+def catches_sigint(pid):
+    """Whether process pid has a SIGINT handler installed (SigCgt of /proc/PID/status):
+    liaison installs it once its request is about to go out."""
+    with open("/proc/%d/status" % pid) as f:
+        cgt = [ln for ln in f if ln.startswith("SigCgt:")][0].split()[1]
+    return bool(int(cgt, 16) & (1 << (signal.SIGINT - 1)))
+
+
 def wait_for(pred, timeout=20.0, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -15,7 +15,7 @@ import tempfile
 import time
 import unittest
 
-from harness import BUILD, LIAISON, LIAISOND, NodeTest, link, sanitized, wait_for
+from harness import BUILD, LIAISON, LIAISOND, NodeTest, catches_sigint, link, sanitized, wait_for
 
 CLIENT_SMOKE = os.path.join(BUILD, "tests", "tools", "client_smoke")
 FAILMALLOC = os.path.join(BUILD, "tests", "tools", "libfailmalloc.so")
@@ -236,13 +236,7 @@ class Cli(NodeTest):
                 p.stdin.write(stdin or "")
                 p.stdin.close()
                 p.stdin = None  # communicate() would flush it
-
-                def catches_sigint():
-                    # SigCgt: the handler is installed once the request is about to go out.
-                    with open("/proc/%d/status" % p.pid) as f:
-                        cgt = [ln for ln in f if ln.startswith("SigCgt:")][0].split()[1]
-                    return int(cgt, 16) & (1 << (signal.SIGINT - 1))
-                wait_for(catches_sigint, 10, "liaison to send its request")
+                wait_for(lambda: catches_sigint(p.pid), 10, "liaison to send its request")
                 time.sleep(0.2)
                 p.send_signal(signal.SIGINT)
                 out, err = p.communicate(timeout=10)

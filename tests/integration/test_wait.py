@@ -12,7 +12,7 @@ import time
 import unittest
 
 import harness
-from harness import LIAISON, NodeTest, link, wait_for
+from harness import LIAISON, NodeTest, catches_sigint, link, wait_for
 from test_clinical import med_change, note
 from test_faults import Pipelined
 
@@ -105,11 +105,7 @@ class Wait(NodeTest):
         self.assertEqual(j["message"]["deliveries"][0]["state"], "queued")
         # Ctrl-C ends the wait, not the delivery, and says it is not delivered yet.
         with waiting(t, mid, "--timeout", "60") as w:
-            def catches_sigint():
-                with open("/proc/%d/status" % w.pid) as f:
-                    cgt = [ln for ln in f if ln.startswith("SigCgt:")][0].split()[1]
-                return int(cgt, 16) & (1 << (signal.SIGINT - 1))
-            wait_for(catches_sigint, 10, "liaison wait to start waiting")
+            wait_for(lambda: catches_sigint(w.pid), 10, "liaison wait to start waiting")
             time.sleep(0.3)
             w.send_signal(signal.SIGINT)
             out, err = w.communicate(timeout=10)
