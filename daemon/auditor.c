@@ -351,6 +351,7 @@ typedef struct verify_run {
     uint8_t sign_pk[LIAISON_KEY_BYTES];
     uint8_t rid[256];           /* the auditor's connection on the audit socket */
     size_t rid_len;
+    uint64_t socket_gen;        /* ...of this one (node_t.auditor_gen) */
     uint64_t request_id;
     int rc;                     /* audit_verify_file's */
     audit_report_t report;
@@ -386,12 +387,19 @@ static void verify_done(void *ctx, void *job)
         r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_VERIFY;
         r.audit_verify = &res;
     }
-    size_t len = liaison__control__response__get_packed_size(&r);
-    uint8_t *buf = n->auditor ? malloc(len ? len : 1) : NULL;
-    if (!buf) /* no socket: it was deleted and cannot be made again, and the auditor with it */
+    if (!n->auditor || v->socket_gen != n->auditor_gen) {
+        log_warn("the answer to request %" PRIu64 " (audit verify) is dropped: the audit socket it came on was"
+                 " deleted and made again meanwhile, and the auditor's connection with it",
+                 v->request_id);
         return;
-    liaison__control__response__pack(&r, buf);
-    if (node_defer(n, n->auditor, v->rid, v->rid_len, buf, len, true, v->request_id) != 0)
+    }
+    size_t len = liaison__control__response__get_packed_size(&r);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf)
+        liaison__control__response__pack(&r, buf);
+    /* It changed nothing: sent now, not held for (and withdrawn with) the open batch. */
+    node_commit(n);
+    if (!buf || node_defer(n, n->auditor, v->rid, v->rid_len, buf, len, true, v->request_id) != 0)
         log_err("out of memory: the answer to request %" PRIu64 " (audit verify) is lost; the client times out",
                 v->request_id);
 }
@@ -436,6 +444,7 @@ static bool op_verify(node_t *n, const char *actor, const auditor_reply_to_t *to
     memcpy(v->sign_pk, n->keys->sign_pk, LIAISON_KEY_BYTES);
     memcpy(v->rid, to->rid, to->rid_len);
     v->rid_len = to->rid_len;
+    v->socket_gen = n->auditor_gen;
     v->request_id = to->request_id;
     /* The query is audited and committed first: the verification, which reads only what
      * is committed, covers it. */

@@ -24,8 +24,10 @@ typedef struct auditor_reply_to {
  * verify` reads the whole log, seconds for millions of entries: it runs on a thread of
  * its own (liaisond-audit, started at the first one) with its own read-only connection
  * to the database, while the loop goes on. For it auditor_handle returns true, *resp
- * unused, and the answer goes to `to` when the verification ends (at most 8 wait their
- * turn; more are refused). */
+ * unused, and the answer goes to `to` when the verification ends (at most 8 are handed
+ * over and unanswered at a time, the one running included; more are refused). If the
+ * audit socket is made again meanwhile (control_tick), the answer is dropped: the
+ * auditor's connection went with the old socket. */
 typedef struct auditor_scratch auditor_scratch_t;
 bool auditor_handle(node_t *n, const char *actor, const auditor_reply_to_t *to, const Liaison__Control__Request *rq,
                     Liaison__Control__Response *resp, auditor_scratch_t **scratch);

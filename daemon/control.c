@@ -1850,6 +1850,8 @@ static void rebind(node_t *n, void **sock, const char *path, const char *group, 
 {
     char err[CONFIG_PATH_MAX + 128];
     node_commit(n); /* deferred answers name the old socket: send them first */
+    if (sock == &n->auditor)
+        n->auditor_gen++;
     /* Waits on the old socket can no longer be answered: their clients see it gone. */
     waits_drop_socket(n->waits, *sock, NULL, NULL);
     if (*sock) {

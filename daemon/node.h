@@ -69,6 +69,8 @@ typedef struct node {
     void *zap;                  /* ZAP handler (REP, inproc://zeromq.zap.01) */
     void *control;              /* control ROUTER on the IPC socket (clinicians) */
     void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
+    uint64_t auditor_gen;       /* times the audit socket was made again (control_tick): an
+                                 * answer for a connection of an earlier one has nowhere to go */
     struct verifier *verifier;  /* receipt signatures off the loop (verifier.h); may be NULL */
     struct auditor_worker *audit_worker; /* audit verify off the loop (auditor.h); NULL until the first */
     struct backfill *backfill;  /* copies the WAL into the database file (backfill.h) */

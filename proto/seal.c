@@ -177,8 +177,8 @@ int seal_envelope(const keys_t *me, const seal_input_t *in, uint8_t msg_id[stati
      * (sodium_malloc per message cost more than the rest of the symmetric work). */
     uint8_t ck_buf[AEAD_KEY], commitment[LIAISON_HASH_BYTES];
     /* Every random byte a message needs, drawn at once (one getrandom call instead of
-     * one per field): the message id's 80 random bits, the content key, the body's
-     * nonce and one wrap nonce per recipient. Wiped with the content key. */
+     * one per field): the content key (from which the message id is derived), the
+     * body's nonce and one wrap nonce per recipient. Wiped with the content key. */
     enum { RND_FIXED = AEAD_KEY + AEAD_NONCE };
     uint8_t rnd[RND_FIXED + LIAISON_MAX_RECIPIENTS * AEAD_NONCE];
     /* Sized for the most recipients a message may have, so that sealing allocates

@@ -581,6 +581,8 @@ class PyPeer:
                 or len(set(recips)) != len(recips) or [k.recipient for k in h.keys] != recips
                 or len(h.key_commitment) != 32):
             return self._reject(router, routing_id, mid, W.REJECT_MALFORMED, "structure")
+        if mid != derive_message_id(h.created_ms, h.sender, h.key_commitment):  # section 5
+            return self._reject(router, routing_id, mid, W.REJECT_MALFORMED, "message id not derived from the header")
         if h.version != 1:
             return self._reject(router, routing_id, mid, W.REJECT_VERSION, "version")
         if h.sender != peer_id:

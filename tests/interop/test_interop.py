@@ -778,9 +778,6 @@ class RefusedKeyFlood(NodeTest):
         self.assertIsNone(b.proc.poll(), "liaisond b exited")
 
 
-if __name__ == "__main__":
-    unittest.main()
-
 
 class AuditVerifyOffTheLoop(NodeTest):
     """`audit verify` reads the whole log, seconds for millions of entries: it runs on a
@@ -875,3 +872,33 @@ class AuditVerifyOffTheLoop(NodeTest):
         last = self.answer(audit2)
         self.assertEqual((last.request_id, last.code), (40, CONTROL.OK), last.error)
         self.assertTrue(last.audit_verify.ok, last.audit_verify.report)
+
+    def test_an_answer_for_a_socket_made_again_is_dropped(self):
+        """The audit socket deleted while verifications are queued is made again within a
+        second (control_tick); the answers due to connections of the old one have nowhere to
+        go and are dropped, each with a warning, and the new socket serves as before."""
+        b = self.node("dr.okafor", "psychiatrist")
+        self.grow_log(b)
+        audit = self.auditor(b)
+        for i in range(8):
+            audit.send(CONTROL.Request(request_id=50 + i, audit_verify=True).SerializeToString())
+        wait_for(lambda: len([e for e in b.audit("audit-query") if e[6] == "verify"]) == 8, 20,
+                 "the eight verifications to be handed over")
+        os.unlink(os.path.join(b.home, "run", "audit.sock"))
+
+        def log():
+            with open(b.log, errors="replace") as f:
+                return f.read()
+        wait_for(lambda: "audit.sock was deleted while liaisond was running: made it again" in log(), 10,
+                 "the audit socket to be made again")
+        wait_for(lambda: "(audit verify) is dropped: the audit socket it came on was deleted" in log(), 120,
+                 "an answer for the old socket to be dropped")
+        audit2 = self.auditor(b)
+        audit2.send(CONTROL.Request(request_id=70, audit_verify=True).SerializeToString())
+        last = self.answer(audit2)
+        self.assertEqual((last.request_id, last.code), (70, CONTROL.OK), last.error)
+        self.assertTrue(last.audit_verify.ok, last.audit_verify.report)
+
+
+if __name__ == "__main__":
+    unittest.main()
