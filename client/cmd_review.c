@@ -129,8 +129,17 @@ static int review_open(cli_t *cli, int argc, char **argv)
             return cli_fail(EXIT_USAGE, "--with: at most %u participants", LIAISON_MAX_RECIPIENTS - 1);
         ids[n++] = id;
     }
-    uint8_t rid[LIAISON_MSGID_BYTES];
-    randombytes_buf(rid, sizeof rid);
+    /* The review id is this node's (PROTOCOL.md 8.5): derived from its id and a fresh salt. */
+    Liaison__Control__Request srq = LIAISON__CONTROL__REQUEST__INIT;
+    srq.op_case = LIAISON__CONTROL__REQUEST__OP_STATUS;
+    srq.status = true;
+    Liaison__Control__Response *st = NULL;
+    if ((rc = cli_call(cli, false, &srq, LIAISON__CONTROL__RESPONSE__RESULT_STATUS, &st)))
+        return rc;
+    uint8_t rid[LIAISON_MSGID_BYTES], salt[PAYLOAD_REVIEW_SALT_BYTES];
+    randombytes_buf(salt, sizeof salt);
+    payload_review_id(st->status->id, salt, rid);
+    liaison__control__response__free_unpacked(st, NULL);
     Liaison__Payload__PatientRef pr = LIAISON__PAYLOAD__PATIENT_REF__INIT;
     pr.id = (char *)patient;
     pr.label = (char *)(cli_opt(o, "label")->value ? cli_opt(o, "label")->value : "");
@@ -138,6 +147,7 @@ static int review_open(cli_t *cli, int argc, char **argv)
     op.question = (char *)question;
     op.participants = ids;
     op.n_participants = n;
+    op.salt = (ProtobufCBinaryData){sizeof salt, salt};
     Liaison__Payload__CaseReview cr = LIAISON__PAYLOAD__CASE_REVIEW__INIT;
     cr.review_id = (ProtobufCBinaryData){sizeof rid, rid};
     cr.patient = &pr;
@@ -188,7 +198,8 @@ static int review_reply(cli_t *cli, int argc, char **argv)
  * from the add that brought this node in. The strings point into *r and *first,
  * which the caller frees. */
 static int review_origin(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Liaison__Control__Response **r,
-                         Liaison__Payload__CaseReview **first, const char **opener, const char **question)
+                         Liaison__Payload__CaseReview **first, const char **opener, const char **question,
+                         ProtobufCBinaryData *salt)
 {
     const Liaison__Control__MessageSummary *m;
     int rc = first_review_message(cli, rid, r, &m);
@@ -196,12 +207,15 @@ static int review_origin(cli_t *cli, const uint8_t rid[LIAISON_MSGID_BYTES], Lia
         return rc;
     *first = m ? liaison__payload__case_review__unpack(cli_pb(), m->payload.len, m->payload.data) : NULL;
     *opener = *question = "";
+    *salt = (ProtobufCBinaryData){0, NULL};
     if (*first && (*first)->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN) {
         *opener = m->sender;
         *question = (*first)->open->question;
+        *salt = (*first)->open->salt;
     } else if (*first && (*first)->kind_case == LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD) {
         *opener = (*first)->add->opened_by;
         *question = (*first)->add->question;
+        *salt = (*first)->add->review_salt;
     }
     return 0;
 }
@@ -278,12 +292,14 @@ static int review_add(cli_t *cli, int argc, char **argv)
     Liaison__Control__Response *r;
     Liaison__Payload__CaseReview *first;
     const char *opener, *question;
-    if ((rc = review_origin(cli, rid, &r, &first, &opener, &question)))
+    ProtobufCBinaryData salt;
+    if ((rc = review_origin(cli, rid, &r, &first, &opener, &question, &salt)))
         return rc;
     Liaison__Payload__ReviewAdd ad = LIAISON__PAYLOAD__REVIEW_ADD__INIT;
     ad.participant = (char *)pos[1];
     ad.opened_by = (char *)opener;
     ad.question = (char *)question;
+    ad.review_salt = salt; /* with opened_by, how the new participant checks the review id */
     /* ...and what was said before it came in: the replies this node holds, newest kept
      * when they do not all fit. */
     earlier_t ea = {0};

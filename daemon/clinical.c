@@ -118,6 +118,13 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
         return -1;
     }
     if (info->review_action == PAYLOAD_REVIEW_OPEN) {
+        if (!payload_review_id_matches(info->ref_id, n->cfg.id, info->review_salt)) {
+            snprintf(err, errlen,
+                     "review id %s is not the one this node's id and the open's salt give (PROTOCOL.md 8.5: the first"
+                     " 16 bytes of H32(D(\"liaison-v1/review-id\") || u8(len(opener)) || opener || salt))",
+                     hex);
+            return -1;
+        }
         if (rc == 0) {
             snprintf(err, errlen, "review %s already exists", hex);
             return -1;
@@ -297,11 +304,19 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
         return -2;
     }
     if (info->review_action == PAYLOAD_REVIEW_OPEN) {
-        if (rc == 0) {
+        /* The id is its opener's (payload_review_id): another participant who saw it
+         * cannot open a review under it here first. */
+        if (!payload_review_id_matches(info->ref_id, sender, info->review_salt)) {
+            snprintf(err, errlen, "review id %s is not the one the opener '%s' and the open's salt give", hex, sender);
+            return -1;
+        }
+        if (rc == 0 && strcmp(r.opened_by, sender) != 0) {
             snprintf(err, errlen, "review %s already exists", hex);
             return -1;
         }
-        int used = thread_in_use(n, info->ref_id);
+        /* Known already from an add by a participant that reached this node first: the
+         * same review (the id says who opened it), whose open is welcome. */
+        int used = rc == 0 ? 0 : thread_in_use(n, info->ref_id);
         if (used < 0) {
             snprintf(err, errlen, "cannot look up review id %s among the messages", hex);
             return -2;
@@ -331,6 +346,15 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
     if (rc > 0) {
         /* A participant added to a review learns of it from the add itself. */
         if (info->review_action == PAYLOAD_REVIEW_ADD && strcmp(info->added, n->cfg.id) == 0) {
+            /* The add names the opener and carries the open's salt: the review id must be
+             * theirs, so that nobody makes this node take a message's id, or a review not
+             * yet here, for a review of its own making. */
+            if (!info->opener[0] || !info->has_salt ||
+                !payload_review_id_matches(info->ref_id, info->opener, info->review_salt)) {
+                snprintf(err, errlen,
+                         "review %s: the add does not name an opener and salt that give this review id", hex);
+                return -1;
+            }
             int used = thread_in_use(n, info->ref_id);
             if (used < 0) {
                 snprintf(err, errlen, "cannot look up review id %s among the messages", hex);

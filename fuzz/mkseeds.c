@@ -113,6 +113,9 @@ static void pb_msg(pb_t *b, unsigned field, pb_t *sub)
 
 static const uint8_t ref_id[LIAISON_MSGID_BYTES] = {0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe,
                                                      0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+/* A review open's salt (payload.proto ReviewOpen.salt, ReviewAdd.review_salt). */
+static const uint8_t review_salt[16] = {0x5a, 0x17, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+                                         0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e};
 
 static void patient(pb_t *b, unsigned field)
 {
@@ -197,12 +200,14 @@ static pb_t payload_review(int kind)
         pb_str(&k, 1, "Should we step up care? PHQ-9 unchanged for 8 weeks.");
         pb_str(&k, 2, "bob");
         pb_str(&k, 2, "carol");
+        pb_bytes(&k, 3, review_salt, sizeof review_salt);
         break;
     case 4: pb_str(&k, 1, "I agree; consider augmentation."); break;
     case 5:
         pb_str(&k, 1, "carol");
         pb_str(&k, 2, "alice");
         pb_str(&k, 3, "Should we step up care? PHQ-9 unchanged for 8 weeks.");
+        pb_bytes(&k, 6, review_salt, sizeof review_salt);
         break;
     default:
         pb_str(&k, 1, "Augment with CBT-I; review in 4 weeks.");

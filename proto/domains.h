@@ -33,6 +33,11 @@
  * its message id: nobody else can send an envelope under that id (seal_message_id). */
 #define LIAISON_DOMAIN_MESSAGE_ID "liaison-v1/message-id"
 
+/* BLAKE2b-256 of a case review's opener and salt, whose first 16 bytes are the review
+ * id: nobody else can open a review under it, and it is never a message's id
+ * (payload_review_id). */
+#define LIAISON_DOMAIN_REVIEW_ID "liaison-v1/review-id"
+
 /* Ed25519 signature of an envelope's header and body. */
 #define LIAISON_DOMAIN_ENVELOPE "liaison-v1/envelope"
 

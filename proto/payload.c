@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sodium.h>
 
 #include "arena.h"
+#include "domains.h"
 #include "payload.pb-c.h"
 #include "text.h"
 #include "wire.pb-c.h"
@@ -509,6 +511,31 @@ static bool v_ack(check_t *c, const Liaison__Payload__Acknowledgement *m, payloa
     return true;
 }
 
+void payload_review_id(const char *opener, const uint8_t salt[static PAYLOAD_REVIEW_SALT_BYTES],
+                       uint8_t id[static LIAISON_MSGID_BYTES])
+{
+    uint8_t h[LIAISON_HASH_BYTES];
+    size_t olen = strlen(opener);
+    uint8_t len8 = (uint8_t)(olen > 255 ? 255 : olen); /* node ids are at most 64 bytes */
+    crypto_generichash_state st;
+    if (crypto_generichash_init(&st, NULL, 0, sizeof h) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)LIAISON_DOMAIN_REVIEW_ID, sizeof LIAISON_DOMAIN_REVIEW_ID) != 0 ||
+        crypto_generichash_update(&st, &len8, 1) != 0 ||
+        crypto_generichash_update(&st, (const uint8_t *)opener, len8) != 0 ||
+        crypto_generichash_update(&st, salt, PAYLOAD_REVIEW_SALT_BYTES) != 0 ||
+        crypto_generichash_final(&st, h, sizeof h) != 0)
+        memset(h, 0, sizeof h);
+    memcpy(id, h, LIAISON_MSGID_BYTES);
+}
+
+bool payload_review_id_matches(const uint8_t id[static LIAISON_MSGID_BYTES], const char *opener,
+                               const uint8_t salt[static PAYLOAD_REVIEW_SALT_BYTES])
+{
+    uint8_t want[LIAISON_MSGID_BYTES];
+    payload_review_id(opener, salt, want);
+    return sodium_memcmp(want, id, LIAISON_MSGID_BYTES) == 0;
+}
+
 static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_info_t *info)
 {
     if (m->review_id.len != LIAISON_MSGID_BYTES)
@@ -530,6 +557,10 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
             snprintf(info->participants[i], sizeof info->participants[i], "%s", o->participants[i]);
         }
         info->n_participants = o->n_participants;
+        if (o->salt.len != PAYLOAD_REVIEW_SALT_BYTES)
+            return fail(c, "salt: must be %u bytes", PAYLOAD_REVIEW_SALT_BYTES);
+        memcpy(info->review_salt, o->salt.data, PAYLOAD_REVIEW_SALT_BYTES);
+        info->has_salt = true;
         info->review_action = PAYLOAD_REVIEW_OPEN;
         return true;
     }
@@ -555,6 +586,12 @@ static bool v_review(check_t *c, const Liaison__Payload__CaseReview *m, payload_
         }
         if (total > PAYLOAD_MAX_EARLIER_TEXT)
             return fail(c, "earlier replies: %u bytes of text at most in all", PAYLOAD_MAX_EARLIER_TEXT);
+        if (m->add->review_salt.len != 0 && m->add->review_salt.len != PAYLOAD_REVIEW_SALT_BYTES)
+            return fail(c, "review salt: must be empty or %u bytes", PAYLOAD_REVIEW_SALT_BYTES);
+        if (m->add->review_salt.len) {
+            memcpy(info->review_salt, m->add->review_salt.data, PAYLOAD_REVIEW_SALT_BYTES);
+            info->has_salt = true;
+        }
         snprintf(info->added, sizeof info->added, "%s", m->add->participant);
         snprintf(info->opener, sizeof info->opener, "%s", m->add->opened_by);
         info->review_action = PAYLOAD_REVIEW_ADD;

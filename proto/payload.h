@@ -20,6 +20,7 @@
 #define PAYLOAD_MAX_SCORES 16u
 #define PAYLOAD_MAX_ACTIONS 32u
 #define PAYLOAD_MAX_EARLIER 64u            /* replies forwarded by a review add */
+#define PAYLOAD_REVIEW_SALT_BYTES 16u      /* a review open's salt (payload_review_id) */
 #define PAYLOAD_MAX_EARLIER_TEXT (256u * 1024u)
 
 /* What the daemon needs to know about a valid payload without keeping its content. */
@@ -44,7 +45,20 @@ typedef struct payload_info {
     size_t n_participants;
     char added[LIAISON_MAX_ID + 1];                      /* add: the new participant */
     char opener[LIAISON_MAX_ID + 1];                     /* add: the review's opener, empty if not said */
+    uint8_t review_salt[PAYLOAD_REVIEW_SALT_BYTES];      /* open: its salt; add: the open's, if said */
+    bool has_salt;
 } payload_info_t;
+
+/* A case review's id (PROTOCOL.md 8.5): the first 16 bytes of
+ * H32(D("liaison-v1/review-id") || u8(len(opener)) || opener || salt). Bound to its
+ * opener, so no other participant can open a review under it first, and in a domain of
+ * its own, so it never equals a message id (whose thread a review would take over). */
+void payload_review_id(const char *opener, const uint8_t salt[static PAYLOAD_REVIEW_SALT_BYTES],
+                       uint8_t id[static LIAISON_MSGID_BYTES]);
+
+/* Whether id is the review id of that opener and salt, in constant time. */
+bool payload_review_id_matches(const uint8_t id[static LIAISON_MSGID_BYTES], const char *opener,
+                               const uint8_t salt[static PAYLOAD_REVIEW_SALT_BYTES]);
 
 /* True if the daemon knows this content type. */
 bool payload_known_type(uint32_t content_type);

@@ -823,17 +823,19 @@ if __name__ == "__main__":
 
 
 class ReviewIdTakesOverThread(NodeTest):
-    """A peer told of a conversation must not turn it into a case review: an open (or an
-    add naming the recipient) whose review id is already the id or thread of a message
-    the recipient holds is refused (REJECT_POLICY), so ordinary replies in that thread
-    keep arriving (PROTOCOL.md 8.5)."""
+    """A peer told of a conversation must not turn it into a case review: a review id is
+    derived from its opener and the open's salt (PROTOCOL.md 8.5), so an open (or an add
+    naming the recipient) whose review id is the id of a message, here one the recipient
+    holds, is refused (REJECT_POLICY) whatever opener and salt it names, and ordinary
+    replies in that thread keep arriving."""
 
     def review_payload(self, review_id, action):
         patient = field(2, field(1, "P-1042"))
+        salt = os.urandom(16)
         if action == "open":
-            kind = field(3, field(1, "Hijack?") + field(2, "b"))
+            kind = field(3, field(1, "Hijack?") + field(2, "b") + field(3, salt))
         else:
-            kind = field(5, field(1, "b") + field(2, "c") + field(3, "Hijack?"))
+            kind = field(5, field(1, "b") + field(2, "c") + field(3, "Hijack?") + field(6, salt))
         return field(1, review_id) + patient + kind
 
     def test_review_id_of_a_held_thread_is_refused(self):
@@ -854,7 +856,8 @@ class ReviewIdTakesOverThread(NodeTest):
                                      thread, "--payload-file", path, "--to", "b")
                 self.assertEqual(len(lines), 1, lines)
                 self.assertTrue(lines[0].startswith("reject 10 "), lines[0])
-                self.assertIn("already the id of a message or thread", lines[0])
+                self.assertIn("is not the one the opener 'a' and the open's salt give" if action == "open"
+                              else "the add does not name an opener and salt that give this review id", lines[0])
                 self.assertEqual(b.query("SELECT count(*) FROM reviews"), [(0,)])
         # The conversation goes on: c's reply in the thread reaches b.
         reply = c.send("b", "a reply in the same conversation", extra=("--thread", thread))

@@ -61,6 +61,11 @@ def key_commitment(content_key):
     return H32(D("liaison-v1/key-commitment") + content_key)
 
 
+def review_id(opener, salt):
+    """PROTOCOL.md 8.5: a case review's id, bound to its opener by the open's salt."""
+    return H32(D("liaison-v1/review-id") + bytes([len(opener)]) + opener.encode() + salt)[:16]
+
+
 def derive_message_id(created_ms, sender, commitment):
     """PROTOCOL.md section 5: the creation time's low 48 bits, then 10 bytes bound to the
     sender and the key commitment."""

@@ -372,7 +372,8 @@ class Interop(NodeTest):
         a = self.node("dr.alvarez", "therapist")
         py = self.pypeer("rx.kim", "pharmacist")
         self.meet(a, py, serve=True)
-        rid = os.urandom(16)
+        salt = os.urandom(16)
+        rid = pypeer.review_id("rx.kim", salt)
         others = ["dr.alvarez"] + ["dr.f%02d" % i for i in range(30)]
         for ident in others[1:] + ["dr.extra"]:  # nodes the daemon does not know: their wraps are never opened
             py.pair_keys[ident] = os.urandom(32)
@@ -382,7 +383,7 @@ class Interop(NodeTest):
             msg = PAYLOAD.CaseReview(review_id=rid, patient=pr, **kind)
             return py.deliver("dr.alvarez", py.seal(recipients, 5, msg.SerializeToString(), thread_id=rid)[1])
 
-        opened = review(["rx.kim"] + others, open=PAYLOAD.ReviewOpen(question="Q?", participants=others))
+        opened = review(["rx.kim"] + others, open=PAYLOAD.ReviewOpen(question="Q?", participants=others, salt=salt))
         self.assertEqual(opened[0], "receipt", opened)
         answer = review(["rx.kim", "dr.alvarez", "dr.extra"], add=PAYLOAD.ReviewAdd(participant="dr.extra"))
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
@@ -408,9 +409,10 @@ class Interop(NodeTest):
         pr = PAYLOAD.PatientRef(id="P-9")
 
         def open_review(recipients, participants):
-            rid = os.urandom(16)
+            salt = os.urandom(16)
+            rid = pypeer.review_id("rx.kim", salt)
             msg = PAYLOAD.CaseReview(review_id=rid, patient=pr,
-                                     open=PAYLOAD.ReviewOpen(question="Q?", participants=participants))
+                                     open=PAYLOAD.ReviewOpen(question="Q?", participants=participants, salt=salt))
             return rid, py.deliver("dr.alvarez", py.seal(recipients, 5, msg.SerializeToString(), thread_id=rid)[1])
 
         rid, answer = open_review(["dr.alvarez"], ["dr.alvarez", "dr.lee"])
@@ -425,6 +427,61 @@ class Interop(NodeTest):
         self.assertEqual(answer[0], "receipt", answer)
         self.assertEqual(sorted(a.json("review", "list")["reviews"][0]["participants"]),
                          ["dr.alvarez", "dr.lee", "rx.kim"])
+
+    def test_co_participant_cannot_take_a_review_id_first(self):
+        """A review id is its opener's (PROTOCOL.md 8.5). A participant invited to a review
+        cannot open one of its own under that id at another participant not reached yet,
+        nor make a message's id a review there (which would turn the conversation into a
+        review's thread); an add by a participant that arrives before the open names the
+        opener and salt, and the open is then welcome."""
+        a = self.node("dr.alvarez", "psychiatrist")
+        c = self.node("rx.chen", "pharmacist")
+        py = self.pypeer("mal.lory", "therapist")
+        a.add_peer(c)
+        self.meet(a, py, serve=True)
+        c.cli("peer", "add", "-", input=py.card_text)
+        py.add_peer(c.cli("card").stdout)
+        pr = PAYLOAD.PatientRef(id="P-3")
+        rid = a.json("review", "open", "--with", "mal.lory,rx.chen", "--patient", "P-3",
+                     "--question", "Taper?")["review_id"]
+        wait_for(lambda: py.received, 20, "the Python peer to receive the open")
+        got = py.received[0].payload
+        self.assertEqual(got.review_id.hex(), rid)
+        self.assertEqual(pypeer.review_id("dr.alvarez", got.open.salt).hex(), rid)
+        # An open of mal.lory's own under dr.alvarez's review id, whatever the salt.
+        mine = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
+                                  open=PAYLOAD.ReviewOpen(question="Mine?", participants=["rx.chen"],
+                                                          salt=got.open.salt))
+        answer = py.deliver("rx.chen", py.seal(["rx.chen"], 5, mine.SerializeToString(),
+                                               thread_id=bytes.fromhex(rid))[1])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("is not the one the opener 'mal.lory' and the open's salt give", answer[2])
+        # An add that claims a message's id for a review, naming an opener and salt that do not give it.
+        note = a.send("mal.lory,rx.chen", "a conversation")
+        wait_for(lambda: len(py.received) == 2, 20, "the Python peer to receive the note")
+        fake = PAYLOAD.CaseReview(review_id=bytes.fromhex(note), patient=pr,
+                                  add=PAYLOAD.ReviewAdd(participant="rx.chen", opened_by="dr.alvarez",
+                                                        review_salt=got.open.salt))
+        answer = py.deliver("rx.chen", py.seal(["rx.chen"], 5, fake.SerializeToString(),
+                                               thread_id=bytes.fromhex(note))[1])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("the add does not name an opener and salt that give this review id", answer[2])
+        # A genuine add (the opener and salt as mal.lory holds them) reaches rx.chen before
+        # the open: rx.chen learns the review, and the open, once it comes, is welcome.
+        add = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
+                                 add=PAYLOAD.ReviewAdd(participant="rx.chen", opened_by="dr.alvarez",
+                                                       question="Taper?", review_salt=got.open.salt))
+        answer = py.deliver("rx.chen", py.seal(["rx.chen", "dr.alvarez"], 5, add.SerializeToString(),
+                                               thread_id=bytes.fromhex(rid))[1])
+        self.assertEqual(answer[0], "receipt", answer)
+        c.add_peer(a)
+        wait_for(lambda: a.delivery_state(note, "rx.chen") == "delivered", 60, "the note to reach rx.chen")
+        self.wait_delivered(a, a.query("SELECT lower(hex(id)) FROM messages WHERE hex(thread_id) = upper(?)"
+                                       " AND content_type = 5", (rid,))[0][0], "rx.chen")
+        reviews = c.json("review", "list")["reviews"]
+        self.assertEqual([(r["id"], r["opened_by"]) for r in reviews], [(rid, "dr.alvarez")])
+        reply = a.send("rx.chen", "a reply in the conversation", extra=("--thread", note))
+        self.wait_delivered(a, reply, "rx.chen")
 
     def test_card_endpoints_strict_when_added_lenient_when_stored(self):
         a = self.node("dr.alvarez", "therapist")

@@ -3,6 +3,8 @@
  * with an error naming the field, and the enumeration names. Real protobuf-c. */
 #include "unit.h"
 
+#include <sodium.h>
+
 #include "payload.h"
 #include "payload.pb-c.h"
 
@@ -92,6 +94,7 @@ static void med_init(med_fx_t *f)
 }
 
 static uint8_t rid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static uint8_t salt[16] = {0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57, 0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f, 0x60};
 
 typedef struct review_fx {
     Liaison__Payload__PatientRef p;
@@ -122,6 +125,7 @@ static void review_init(review_fx_t *f)
     f->open.question = "Nausea: switch or split the dose?";
     f->open.participants = f->who;
     f->open.n_participants = 2;
+    f->open.salt = (ProtobufCBinaryData){16, salt};
     f->reply.text = "With food first.";
     f->add.participant = "dr.park";
     f->close.decision = "Continue with food.";
@@ -626,6 +630,25 @@ static void test_ack(void **state)
 
 /* ---- case reviews ---- */
 
+/* PROTOCOL.md 8.5: the first 16 bytes of
+ * H32(D("liaison-v1/review-id") || u8(len(opener)) || opener || salt), written out here. */
+static void test_review_id_is_its_openers(void **state)
+{
+    (void)state;
+    uint8_t in[21 + 1 + 10 + 16], h[32], id[16];
+    memcpy(in, "liaison-v1/review-id", 21);
+    in[21] = 10;
+    memcpy(in + 22, "dr.alvarez", 10);
+    memcpy(in + 32, salt, 16);
+    assert_int_equal(crypto_generichash(h, 32, in, sizeof in, NULL, 0), 0);
+    payload_review_id("dr.alvarez", salt, id);
+    assert_memory_equal(id, h, 16);
+    assert_true(payload_review_id_matches(h, "dr.alvarez", salt));
+    assert_false(payload_review_id_matches(h, "rx.chen", salt));
+    h[15] ^= 1;
+    assert_false(payload_review_id_matches(h, "dr.alvarez", salt));
+}
+
 static void test_review(void **state)
 {
     (void)state;
@@ -654,6 +677,13 @@ static void test_review(void **state)
     f.open.question = "";
     refused(CT_REVIEW, &f.r.base, "question");
     f.open.question = "q";
+    assert_true(info.has_salt);
+    assert_memory_equal(info.review_salt, salt, 16);
+    f.open.salt.len = 0; /* the open's salt binds the review id to its opener (PROTOCOL.md 8.5) */
+    refused(CT_REVIEW, &f.r.base, "salt");
+    f.open.salt.len = 15;
+    refused(CT_REVIEW, &f.r.base, "salt");
+    f.open.salt.len = 16;
     f.r.review_id.len = 8;
     refused(CT_REVIEW, &f.r.base, "review id");
     f.r.review_id.len = 16;
@@ -673,6 +703,13 @@ static void test_review(void **state)
     accepted(CT_REVIEW, &f.r.base, &info);
     assert_int_equal(info.review_action, PAYLOAD_REVIEW_ADD);
     assert_string_equal(info.added, "dr.park");
+    assert_false(info.has_salt); /* optional in an add... */
+    f.add.review_salt = (ProtobufCBinaryData){16, salt};
+    accepted(CT_REVIEW, &f.r.base, &info);
+    assert_true(info.has_salt);
+    f.add.review_salt.len = 5; /* ...but 16 bytes when given */
+    refused(CT_REVIEW, &f.r.base, "review salt");
+    f.add.review_salt.len = 0;
     /* The replies an add forwards: node-id authors, times oldest first, bounded. */
     static char big[PAYLOAD_MAX_TEXT + 1];
     memset(big, 'x', PAYLOAD_MAX_TEXT);
@@ -878,7 +915,8 @@ int main(void)
         cmocka_unit_test(test_out_of_memory_is_no_verdict),
         cmocka_unit_test(test_text),        cmocka_unit_test(test_note_valid), cmocka_unit_test(test_note_refusals),
         cmocka_unit_test(test_blank_required_fields),
-        cmocka_unit_test(test_med),         cmocka_unit_test(test_ack),        cmocka_unit_test(test_review),
+        cmocka_unit_test(test_med),         cmocka_unit_test(test_ack),        cmocka_unit_test(test_review_id_is_its_openers),
+        cmocka_unit_test(test_review),
         cmocka_unit_test(test_note_errors_keep_text_after_colon), cmocka_unit_test(test_note_score_names),
         cmocka_unit_test(test_quoting),     cmocka_unit_test(test_text_reasons), cmocka_unit_test(test_med_coherent),
         cmocka_unit_test(test_garbage_and_types), cmocka_unit_test(test_enum_names),
