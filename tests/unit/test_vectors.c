@@ -16,6 +16,7 @@
 #include "checkpoint.h"
 #include "keys.h"
 #include "merkle.h"
+#include "payload.h"
 #include "payload.pb-c.h"
 #include "receipt.h"
 #include "seal.h"
@@ -394,6 +395,16 @@ static void test_audit_and_checkpoint(void **state)
     free(note);
 }
 
+/* A case review's id, opened by alice with the salt given (PROTOCOL.md 8.5). */
+static void test_review_id(void **state)
+{
+    (void)state;
+    uint8_t salt[PAYLOAD_REVIEW_SALT_BYTES], id[LIAISON_MSGID_BYTES];
+    fixed("review.salt", salt, sizeof salt);
+    payload_review_id("alice", salt, id);
+    equal_bytes("review.id", id, sizeof id);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -402,7 +413,7 @@ int main(void)
         cmocka_unit_test(test_keys_and_fingerprint), cmocka_unit_test(test_pair_keys),
         cmocka_unit_test(test_card),                 cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_receipt),              cmocka_unit_test(test_receipt_batch),
-        cmocka_unit_test(test_audit_and_checkpoint),
+        cmocka_unit_test(test_audit_and_checkpoint), cmocka_unit_test(test_review_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

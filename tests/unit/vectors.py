@@ -151,6 +151,10 @@ def vectors():
     put("receipt_batch.2", W.Receipt(body=bodies[2], signature=bsig, batch_size=3, leaf_index=2,
                                      path=[n01]).SerializeToString())
 
+    review_salt = bytes(range(0x80, 0x90))
+    put("review.salt", review_salt)
+    put("review.id", H32(D("liaison-v1/review-id") + bytes([5]) + b"alice" + review_salt)[:16])
+
     tag = hashlib.blake2b(D("liaison-v1/patient") + b"P-1042", digest_size=32, key=bytes([0x77]) * 32).digest()
     e = (struct.pack(">QQ", 1, created) + lp(b"user:alice") + lp(b"message-queued") + lp(b"ok") + lp(mid)
          + lp(b"bob") + u32be(1) + lp(tag) + lp(b""))
