@@ -63,6 +63,18 @@ class Interop(NodeTest):
         if serve:
             peer.serve()
 
+    def sender_and_two_recipients(self):
+        """dr.alvarez, rx.chen and the Python peer mal.lory, who knows both; rx.chen does
+        not know dr.alvarez yet, so what dr.alvarez sends it waits (c.add_peer(a) lets it go)."""
+        a = self.node("dr.alvarez", "psychiatrist")
+        c = self.node("rx.chen", "pharmacist")
+        py = self.pypeer("mal.lory", "therapist")
+        a.add_peer(c)
+        self.meet(a, py, serve=True)
+        c.cli("peer", "add", "-", input=py.card_text)
+        py.add_peer(c.cli("card").stdout)
+        return a, c, py
+
     def test_cards_and_fingerprints_agree(self):
         b = self.node("dr.okafor", "psychiatrist")
         py = self.pypeer()
@@ -301,13 +313,7 @@ class Interop(NodeTest):
         from its sender and key commitment (PROTOCOL.md 5, 6 step 2), so the impostor is
         refused as MALFORMED, naming the id, and the genuine message is delivered and
         acknowledged as usual."""
-        a = self.node("dr.alvarez", "psychiatrist")
-        c = self.node("rx.chen", "pharmacist")
-        py = self.pypeer("mal.lory", "therapist")
-        a.add_peer(c)
-        self.meet(a, py, serve=True)
-        c.cli("peer", "add", "-", input=py.card_text)
-        py.add_peer(c.cli("card").stdout)
+        a, c, py = self.sender_and_two_recipients()
         mid = a.cli("med-change", "--to", "mal.lory,rx.chen", "--patient", "P-1", "--drug", "lithium",
                     "--action", "increase", "--from", "300 mg", "--dose", "600 mg", "--reason", "mania",
                     "--urgent").stdout.split()[-1]
@@ -434,13 +440,7 @@ class Interop(NodeTest):
         nor make a message's id a review there (which would turn the conversation into a
         review's thread); an add by a participant that arrives before the open names the
         opener and salt, and the open is then welcome."""
-        a = self.node("dr.alvarez", "psychiatrist")
-        c = self.node("rx.chen", "pharmacist")
-        py = self.pypeer("mal.lory", "therapist")
-        a.add_peer(c)
-        self.meet(a, py, serve=True)
-        c.cli("peer", "add", "-", input=py.card_text)
-        py.add_peer(c.cli("card").stdout)
+        a, c, py = self.sender_and_two_recipients()
         pr = PAYLOAD.PatientRef(id="P-3")
         rid = a.json("review", "open", "--with", "mal.lory,rx.chen", "--patient", "P-3",
                      "--question", "Taper?")["review_id"]
