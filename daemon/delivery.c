@@ -60,9 +60,7 @@ static uint8_t *frame_pack(const Liaison__Wire__Frame *f, size_t *len)
     return buf;
 }
 
-/* Answers on the ROUTER connection rid with a Reject, after the current batch commits. */
-static void send_reject(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, int code,
-                        const char *reason)
+static uint8_t *reject_frame(const uint8_t *msgid, int code, const char *reason, size_t *len)
 {
     Liaison__Wire__Reject r = LIAISON__WIRE__REJECT__INIT;
     r.code = (Liaison__Wire__RejectCode)code;
@@ -73,9 +71,26 @@ static void send_reject(node_t *n, const uint8_t *rid, size_t rid_len, const uin
     liaison__wire__frame__init(&f);
     f.kind_case = LIAISON__WIRE__FRAME__KIND_REJECT;
     f.reject = &r;
+    return frame_pack(&f, len);
+}
+
+uint8_t *delivery_try_later_frame(const uint8_t msgid[static LIAISON_MSGID_BYTES], size_t *len)
+{
+    return reject_frame(msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER,
+                        "the recipient could not commit the message right now", len);
+}
+
+/* Answers on the ROUTER connection rid with a Reject, after the current batch commits. */
+static void send_reject(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, int code,
+                        const char *reason)
+{
     size_t len;
-    uint8_t *buf = frame_pack(&f, &len);
-    if (buf)
+    uint8_t *buf = reject_frame(msgid, code, reason, &len);
+    if (!buf)
+        return;
+    if (msgid)
+        node_defer_about(n, rid, rid_len, buf, len, msgid);
+    else
         node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
 }
 
@@ -102,7 +117,8 @@ void delivery_refuse_connection(node_t *n, const uint8_t *rid, size_t rid_len)
                 "your transport key is not in this node's directory");
 }
 
-static void send_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *receipt, size_t rlen)
+static void send_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const uint8_t *msgid, const uint8_t *receipt,
+                         size_t rlen)
 {
     Liaison__Wire__Frame f;
     liaison__wire__frame__init(&f);
@@ -111,7 +127,7 @@ static void send_receipt(node_t *n, const uint8_t *rid, size_t rid_len, const ui
     size_t len;
     uint8_t *buf = frame_pack(&f, &len);
     if (buf)
-        node_defer(n, n->router, rid, rid_len, buf, len, false, 0);
+        node_defer_about(n, rid, rid_len, buf, len, msgid);
 }
 
 /* Holds the receipt for a message stored in the open batch (again: one held earlier in
@@ -172,7 +188,7 @@ static int sign_batch(node_t *n, const size_t *idx, size_t k, uint8_t **bytes, s
     }
     for (size_t i = 0; i < k; i++) {
         const held_receipt_t *h = &n->held[idx[i]];
-        send_receipt(n, h->rid, h->rid_len, outs[i], out_lens[i]);
+        send_receipt(n, h->rid, h->rid_len, h->r.message_id, outs[i], out_lens[i]);
         bytes[idx[i]] = outs[i];
         lens[idx[i]] = out_lens[i];
         outs[i] = NULL;
@@ -188,6 +204,26 @@ out:
     return rc;
 }
 
+/* Answers each held receipt not marked in sent[] (sent NULL: none was queued) with
+ * TRY_LATER: its message is not stored, or its receipt not signed and stored, by a
+ * transaction that commits. Deferred with the open transaction, if any: it is sent
+ * after the commit, or after its rollback (node_commit answers TRY_LATER again). */
+static void try_later_unsent(node_t *n, const bool *sent)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n->n_held; i++) {
+        if (sent && sent[i])
+            continue;
+        const held_receipt_t *h = &n->held[i];
+        size_t len;
+        uint8_t *buf = delivery_try_later_frame(h->r.message_id, &len);
+        if (buf && node_defer_about(n, h->rid, h->rid_len, buf, len, h->r.message_id) == 0)
+            k++;
+    }
+    if (k)
+        log_warn("%zu messages received are not stored after all: answered TRY_LATER (their senders retry)", k);
+}
+
 int delivery_before_commit(node_t *n)
 {
     size_t total = n->n_held;
@@ -197,20 +233,22 @@ int delivery_before_commit(node_t *n)
      * to sign, and no new transaction to open for receipts of messages not stored. */
     if (!store_txn_alive(n->store)) {
         log_err("the transaction was rolled back after an error: %zu receipts dropped", total);
+        try_later_unsent(n, NULL);
+        n->n_held = 0;
         return -1;
     }
     int rc = 0;
     uint64_t txn = store_txn_id(n->store);
     uint8_t **bytes = calloc(total, sizeof *bytes);
     size_t *lens = calloc(total, sizeof *lens), *idx = calloc(total, sizeof *idx);
-    bool *done = calloc(total, sizeof *done);
-    if (!bytes || !lens || !idx || !done) {
+    bool *done = calloc(total, sizeof *done), *sent = calloc(total, sizeof *sent);
+    if (!bytes || !lens || !idx || !done || !sent) {
         rc = -1;
         goto out;
     }
     /* One batch per sender (each sender learns only its own receipts' proofs), in the
      * order the envelopes arrived, at most RECEIPT_BATCH_MAX to a signature. A receipt
-     * held by a transaction rolled back since is dropped: its message is not stored. */
+     * held by a transaction rolled back since is not signed: its message is not stored. */
     for (size_t i = 0; rc == 0 && i < total; i++) {
         if (done[i] || n->held[i].again || n->held[i].txn != txn)
             continue;
@@ -224,15 +262,20 @@ int delivery_before_commit(node_t *n)
         }
         rc = sign_batch(n, idx, k, bytes, lens);
     }
+    for (size_t i = 0; i < total; i++)
+        sent[i] = bytes[i] != NULL;
     for (size_t i = 0; rc == 0 && i < total; i++) {
         const held_receipt_t *h = &n->held[i];
         if (!h->again || h->txn != txn)
             continue;
         ptrdiff_t first = held_find(n, h->r.message_id, txn);
-        if (first >= 0 && bytes[first])
-            send_receipt(n, h->rid, h->rid_len, bytes[first], lens[first]);
+        if (first >= 0 && bytes[first]) {
+            send_receipt(n, h->rid, h->rid_len, h->r.message_id, bytes[first], lens[first]);
+            sent[i] = true;
+        }
     }
 out:
+    try_later_unsent(n, sent);
     if (bytes)
         for (size_t i = 0; i < total; i++)
             free(bytes[i]);
@@ -240,6 +283,7 @@ out:
     free(lens);
     free(idx);
     free(done);
+    free(sent);
     n->n_held = 0;
     return rc;
 }
@@ -327,7 +371,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                 store_op_end(n->store, node_audit(n, &a) == 0);
             }
             if (stored_receipt) {
-                send_receipt(n, rid, rid_len, stored_receipt, stored_len);
+                send_receipt(n, rid, rid_len, msgid, stored_receipt, stored_len);
             } else if (!reissue) {
                 receipt_t first = n->held[held].r; /* hold_receipt may move n->held */
                 if (hold_receipt(n, rid, rid_len, &first, true) != 0)

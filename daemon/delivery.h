@@ -49,11 +49,17 @@ uint64_t delivery_first_retry_ms(const node_t *n, uint64_t now_ms);
  * pump, due at once. */
 void delivery_after_commit(node_t *n, bool committed, uint64_t txn);
 
+/* A Reject frame TRY_LATER for message msgid, saying the recipient could not commit it
+ * (malloc'd; NULL if out of memory): what node_commit sends instead of a receipt or a
+ * refusal that did not commit. */
+uint8_t *delivery_try_later_frame(const uint8_t msgid[static LIAISON_MSGID_BYTES], size_t *len);
+
 /* node_commit's step before the commit: signs the receipts held for the messages the
  * batch stores, one signature per sender (PROTOCOL.md 7.1), stores them in the same
  * transaction and queues them to be sent after the commit. Returns 0, or -1 if they
  * could not be signed or stored: the batch must then be rolled back (a message is
- * never committed without its receipt). */
+ * never committed without its receipt). A held receipt that is not queued (its
+ * transaction was rolled back earlier, or this step failed) is answered TRY_LATER. */
 int delivery_before_commit(node_t *n);
 
 /* Transmits every delivery that is due and records each attempt. Returns 0, or -1 (the

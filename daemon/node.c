@@ -77,6 +77,19 @@ int node_defer_wait(node_t *n, uint8_t *data, size_t len, const wait_t *w)
     return 0;
 }
 
+int node_defer_about(node_t *n, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len,
+                     const uint8_t msgid[static LIAISON_MSGID_BYTES])
+{
+    size_t before = n->n_deferred;
+    if (node_defer(n, n->router, rid, rid_len, data, len, false, 0) != 0)
+        return -1;
+    if (n->n_deferred == before + 1) {
+        n->deferred[before].about_message = true;
+        memcpy(n->deferred[before].msgid, msgid, LIAISON_MSGID_BYTES);
+    }
+    return 0;
+}
+
 /* Replaces a control answer with an error: its change was not committed (why: the
  * store's error, which names no clinical content). */
 static void fail_control(deferred_t *d, const char *why)
@@ -143,7 +156,13 @@ bool node_commit(node_t *n)
                 lost_logged = true;
             }
             if (!d->control) {
-                free(d->data); /* receipts and rejects: the peer retries */
+                free(d->data);
+                d->data = NULL;
+                /* A receipt or refusal not committed: the message is not stored (or its
+                 * refusal not audited) here, which the peer learns at once; other
+                 * answers (witness replies) are dropped, and the peer asks again. */
+                if (d->about_message && (d->data = delivery_try_later_frame(d->msgid, &d->len)) != NULL)
+                    deferred_send(n, d);
                 continue;
             }
             if (d->wait) {

@@ -34,6 +34,9 @@ typedef struct deferred {
     uint64_t txn;               /* store_txn_id of the transaction that holds its change */
     struct wait *wait;          /* a wait's answer (waits.h), own copy: asked again, not
                                  * withdrawn, if the batch rolls back (control_wait_again) */
+    bool about_message;         /* a peer's answer about message msgid (a receipt or a
+                                 * refusal): TRY_LATER instead if the batch rolls back */
+    uint8_t msgid[LIAISON_MSGID_BYTES];
 } deferred_t;
 
 /* A receipt for a message stored in the open batch, signed with the rest of its batch
@@ -108,11 +111,18 @@ int node_defer(node_t *n, void *sock, const uint8_t *rid, size_t rid_len, uint8_
  * worked out again from the state after the rollback (control_wait_again). */
 int node_defer_wait(node_t *n, uint8_t *data, size_t len, const struct wait *w);
 
+/* As node_defer, for a peer's answer on the ROUTER about message msgid (its receipt or
+ * its refusal): if its batch rolls back, the peer is answered TRY_LATER for msgid
+ * instead (PROTOCOL.md 6 step 10). */
+int node_defer_about(node_t *n, const uint8_t *rid, size_t rid_len, uint8_t *data, size_t len,
+                     const uint8_t msgid[static LIAISON_MSGID_BYTES]);
+
 /* Commits the batch and sends the deferred answers. An answer whose transaction did
  * not commit (the commit failed, or the transaction was rolled back earlier in the
  * batch, e.g. by SQLite after a disk error, and a new one begun) is never sent as is:
- * control requests get an error (a wait is looked at again), receipts and rejects are
- * dropped (peers retry).
+ * control requests get an error (a wait is looked at again), a receipt or a refusal of
+ * a message becomes TRY_LATER for it, and other answers to peers are dropped (peers
+ * retry).
  * Returns true if the batch (possibly empty) committed. */
 bool node_commit(node_t *n);
 

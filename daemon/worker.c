@@ -172,15 +172,14 @@ void worker_stop(worker_t **wp)
     loop_remove(w->loop, w->loop_side, 0);
     if (w->running) {
         /* The stop signal queues behind the jobs already handed over; the worker runs
-         * those first, then exits. */
-        if (send_ptr(w->loop_side, NULL, 0) != 0) {
-            /* Only if the context is going away (ETERM): the worker's receive fails the
-             * same way and it exits on its own. */
-            pthread_detach(w->thread);
-            w->running = false;
-        } else {
-            pthread_join(w->thread, NULL);
-        }
+         * those first, then exits. If it cannot be sent, the context is going away
+         * (ETERM): the worker's own receive or send fails the same way and it exits
+         * after its current job, so it is joined either way (never detached: the
+         * thread reads *w until it returns). */
+        while (send_ptr(w->loop_side, NULL, 0) != 0 && zmq_errno() == EINTR)
+            ;
+        pthread_join(w->thread, NULL);
+        w->running = false;
     }
     void *p = NULL;
     while (recv_ptr(w->loop_side, &p, ZMQ_DONTWAIT) == 1 && p)

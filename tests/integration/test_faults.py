@@ -50,6 +50,20 @@ class FaultTest(NodeTest):
         n.start()
         return n
 
+    def wait_answered_try_later(self, sender, mids, recipient, reason=""):
+        """Each of mids was answered TRY_LATER (whose reason starts with reason) by
+        recipient: the sender's delivery detail says so until its next attempt."""
+        seen = set()
+
+        def all_seen():
+            for mid, detail in sender.query("SELECT lower(hex(message_id)), detail FROM deliveries"
+                                            " WHERE recipient = ?", (recipient,)):
+                if detail and detail.startswith("try-later: " + reason):
+                    seen.add(mid)
+            return seen >= set(mids)
+
+        wait_for(all_seen, 20, "%s to answer TRY_LATER for each message" % recipient)
+
     def send_quiet(self, node, to, text, timeout_ms=3000):
         """`liaison send` that returns None instead of failing (the daemon may be dead)."""
         env = dict(os.environ, LIAISON_TIMEOUT_MS=str(timeout_ms))
@@ -434,6 +448,8 @@ class DiskFull(FaultTest):
         self.fill_after_checkpoint(b)
         before = b.query("SELECT * FROM messages ORDER BY id")
         mids = [a.send("b", "while the disk is full %d " % i + "x" * 20000) for i in range(3)]
+        # Answered TRY_LATER, whether the store or the commit failed (PROTOCOL.md 6 step 10).
+        self.wait_answered_try_later(a, mids, "b")
         time.sleep(4.0)
         # Refused without a receipt, kept queued by the sender, receiver alive and answering.
         self.assertIsNone(b.proc.poll(), "liaisond b exited on a full disk")
@@ -582,9 +598,10 @@ class LockedDatabase(FaultTest):
 class ReceiptsNotStored(FaultTest):
     def test_batch_without_its_receipts_is_not_committed(self):
         """The recipient stores its messages but cannot store their receipts (a trigger
-        refuses them, as a failing disk would): the whole batch is rolled back, nothing is
-        sent back, and once receipts can be stored again every message is delivered once
-        (PROTOCOL.md 6 step 10: a message is never committed without its receipt)."""
+        refuses them, as a failing disk would): the whole batch is rolled back, each message
+        is answered TRY_LATER instead of its receipt, and once receipts can be stored again
+        every message is delivered once (PROTOCOL.md 6 step 10: a message is never
+        committed without its receipt)."""
         a = self.fast_node("a")
         b = self.fast_node("b")
         link(a, b)
@@ -602,6 +619,7 @@ class ReceiptsNotStored(FaultTest):
             with open(b.log) as f:
                 return "could not be signed or stored" in f.read()
         wait_for(failed, 20, "b to fail a batch's receipts")
+        self.wait_answered_try_later(a, mids, "b", "the recipient could not commit")
         time.sleep(1.5)  # a retries meanwhile (fast retries): every attempt fails the same way
         for mid in mids:
             self.assertIn(a.delivery_state(mid, "b"), ("queued", "sent"), mid)
