@@ -6,8 +6,12 @@ back; groups expanded by `systemd-analyze syscall-filter`), denied calls failing
 SystemCallErrorNumber=, RestrictAddressFamilies= for socket(2), NoNewPrivileges=, and
 ProtectSystem=strict: in a mount namespace of its own, every file system read-only but
 /dev, /proc and /sys (which other settings cover) and the paths given with --writable,
-which stand in for the unit's StateDirectory= and RuntimeDirectory=. Built with
-libseccomp, as systemd builds its own filter.
+which stand in for the unit's ConfigurationDirectory=, StateDirectory= and
+RuntimeDirectory= (systemd bind-mounts each of them read-write into the namespace,
+ConfigurationDirectory= included: compile_bind_mounts in its src/core/execute.c; unlike
+the others it does not chown that one to User=, which is why the package's tmpfiles.d
+entry makes /etc/liaison liaison's). Built with libseccomp, as systemd builds its own
+filter.
 
     python3 sandbox.py UNIT [--writable PATH]... COMMAND [ARG...]
 """
