@@ -623,6 +623,11 @@ class PyPeer:
                4: self.pl.Acknowledgement, 5: self.pl.CaseReview}[h.content_type]
         payload = cls()
         payload.ParseFromString(body)
+        if h.content_type == 5 and payload.WhichOneof("kind") == "open" and (
+                len(payload.open.salt) != 16 or payload.review_id != review_id(h.sender, payload.open.salt)):
+            # Section 8.5: a review's id is its opener's.
+            return self._reject(router, routing_id, mid, W.REJECT_POLICY,
+                                "review id not derived from its opener and the open's salt")
         rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=envelope_hash(envelope),
                            recipient=self.id, sender=h.sender, stored_ms=now_ms()).SerializeToString()
         if self.batch_receipts:
