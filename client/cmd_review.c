@@ -556,6 +556,7 @@ static int review_show(cli_t *cli, int argc, char **argv)
     Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
     lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH;
     lr.thread_id = (ProtobufCBinaryData){sizeof rid, rid};
+    lr.content_type = 5; /* the review's own messages only (not what copied its id as a thread) */
     lr.with_payloads = true;
     lr.limit = 10000;
     Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;

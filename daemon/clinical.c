@@ -167,7 +167,10 @@ static int review_recipients(node_t *n, const payload_info_t *info, char out[][L
     if (check_owners(&r, info, hex, err, errlen) != 0)
         return -1;
     for (size_t i = 0; i < r.n_participants; i++)
-        add_recipient(n, out, n_out, r.participants[i]);
+        if (add_recipient(n, out, n_out, r.participants[i]) != 0) {
+            snprintf(err, errlen, "review %s has more participants than one message can reach", hex);
+            return -1;
+        }
     if (info->review_action == PAYLOAD_REVIEW_ADD) {
         if (store_review_has(&r, info->added)) {
             snprintf(err, errlen, "'%s' already takes part in review %s", info->added, hex);
@@ -315,16 +318,11 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
             return -1;
         }
         /* Known already from an add by a participant that reached this node first: the
-         * same review (the id says who opened it), whose open is welcome. */
-        int used = rc == 0 ? 0 : thread_in_use(n, info->ref_id);
-        if (used < 0) {
-            snprintf(err, errlen, "cannot look up review id %s among the messages", hex);
-            return -2;
-        }
-        if (used > 0) {
-            snprintf(err, errlen, "review id %s is already the id of a message or thread here", hex);
-            return -1;
-        }
+         * same review (the id says who opened it), whose open is welcome. A message that
+         * put itself in the review's thread before the open came is no reason to refuse
+         * it: the id, derived in a domain of its own, cannot be a conversation's, so that
+         * message could only copy it (it is no part of the review: review show lists the
+         * review's own messages, and the thread takes no others from now on). */
         if (!in_list(recipients, n_recipients, sender))
             return snprintf(err, errlen, "the opener is not a participant"), -1;
         /* The header's recipients are who takes part; the open's participants list says
@@ -334,13 +332,20 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
             if (!in_list(recipients, n_recipients, info->participants[i]))
                 return snprintf(err, errlen, "participant '%s' is not a recipient of the open", info->participants[i]),
                        -1;
+        size_t merged = r.n_participants;
         for (size_t i = 0; i < n_recipients; i++) {
             bool listed = strcmp(recipients[i], sender) == 0;
             for (size_t j = 0; j < info->n_participants && !listed; j++)
                 listed = strcmp(recipients[i], info->participants[j]) == 0;
             if (!listed)
                 return snprintf(err, errlen, "recipient '%s' is not among the open's participants", recipients[i]), -1;
+            merged += rc == 0 && !store_review_has(&r, recipients[i]);
         }
+        /* Learnt from an add first: the open's recipients join the add's. */
+        if (merged > LIAISON_MAX_RECIPIENTS)
+            return snprintf(err, errlen, "review %s would have more than %u participants", hex,
+                            LIAISON_MAX_RECIPIENTS),
+                   -1;
         return 0;
     }
     if (rc > 0) {
@@ -355,23 +360,17 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
                          "review %s: the add does not name an opener and salt that give this review id", hex);
                 return -1;
             }
-            int used = thread_in_use(n, info->ref_id);
-            if (used < 0) {
-                snprintf(err, errlen, "cannot look up review id %s among the messages", hex);
-                return -2;
-            }
-            if (used > 0) {
-                snprintf(err, errlen, "review id %s is already the id of a message or thread here", hex);
-                return -1;
-            }
-            return 0;
+            return 0; /* a message already in that thread: as for an open, above */
         }
-        snprintf(err, errlen, "review %s is not known here", hex);
-        return -1;
+        /* Its open (or the add naming this node) may still be on its way from another
+         * participant: what overtook it waits at its sender, not refused for good. */
+        snprintf(err, errlen, "review %s is not known here yet", hex);
+        return -3;
     }
     if (!store_review_has(&r, sender)) {
-        snprintf(err, errlen, "'%s' is not a participant of review %s", sender, hex);
-        return -1;
+        /* Perhaps added by an add that has not reached this node yet. */
+        snprintf(err, errlen, "'%s' is not a participant of review %s here (not yet)", sender, hex);
+        return -3;
     }
     if (r.closed_ms) {
         snprintf(err, errlen, "review %s is closed", hex);
@@ -379,9 +378,25 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
     }
     if (check_owners(&r, info, hex, err, errlen) != 0)
         return -1;
+    if (info->review_action != PAYLOAD_REVIEW_ADD)
+        return 0;
+    /* An add records its envelope's recipients as participants (clinical_record): they
+     * must be the new participant and participants this node knows, so that an add
+     * brings in the one node it names and no other. One this node does not know may
+     * have been added by an add still on its way here. */
+    if (!in_list(recipients, n_recipients, info->added)) {
+        snprintf(err, errlen, "review %s: the add is not addressed to '%s', the participant it adds", hex,
+                 info->added);
+        return -1;
+    }
+    for (size_t i = 0; i < n_recipients; i++)
+        if (strcmp(recipients[i], info->added) != 0 && !store_review_has(&r, recipients[i])) {
+            snprintf(err, errlen, "review %s: the add is addressed to '%s', not a participant here (not yet)", hex,
+                     recipients[i]);
+            return -3;
+        }
     /* Every participant must stay reachable by one message (and listed by this node). */
-    if (info->review_action == PAYLOAD_REVIEW_ADD && !store_review_has(&r, info->added) &&
-        r.n_participants >= LIAISON_MAX_RECIPIENTS) {
+    if (!store_review_has(&r, info->added) && r.n_participants >= LIAISON_MAX_RECIPIENTS) {
         snprintf(err, errlen, "review %s already has %u participants, the most one message can reach", hex,
                  LIAISON_MAX_RECIPIENTS);
         return -1;
@@ -399,16 +414,18 @@ int clinical_record(node_t *n, const char *sender, const uint8_t msgid[static LI
     if (ct != LIAISON__WIRE__CONTENT_TYPE__CONTENT_CASE_REVIEW)
         return 0;
     const uint8_t *rid = info->ref_id;
+    uint64_t now = liaison_now_ms();
     switch (info->review_action) {
     case PAYLOAD_REVIEW_OPEN:
     case PAYLOAD_REVIEW_ADD:
         /* Creates the review if this node did not know it (opened here, or we are the
          * one being added, and then the add names the opener); everyone in the header's
-         * recipient list takes part. */
+         * recipient list takes part, from the time this node learns it (its own clock:
+         * the list's order, which no sender's clock may change). */
         if (store_review_open(s, rid, info->opener[0] ? info->opener : sender, patient_tag, created_ms) < 0)
             return -1;
         for (size_t i = 0; i < n_recipients; i++)
-            if (store_review_add(s, rid, recipients[i], created_ms) < 0)
+            if (store_review_add(s, rid, recipients[i], now) < 0)
                 return -1;
         return 0;
     case PAYLOAD_REVIEW_CLOSE:

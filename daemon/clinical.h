@@ -25,9 +25,11 @@ int clinical_recipients(node_t *n, uint32_t content_type, const payload_info_t *
 /* Checks an inbound message from `sender` against the care-team rules (an
  * acknowledgement must be about a message the sender received; review messages only
  * from participants of an open review, and a review's thread only review messages).
- * Returns 0; -1 with err set if the message breaks a rule (a final refusal); or -2 with
- * err set if what it refers to cannot be read here (a database error: not a refusal,
- * the sender tries again). */
+ * Returns 0; -1 with err set if the message breaks a rule (a final refusal); -2 with err
+ * set if what it refers to cannot be read here (a database error); or -3 with err set
+ * if it refers to what this node does not know yet (a review whose open or add has not
+ * reached it, a participant added by an add still on its way). Neither -2 nor -3 is a
+ * refusal: the sender is answered TRY_LATER and tries again. */
 int clinical_inbound_check(node_t *n, const char *sender, uint32_t content_type, const payload_info_t *info,
                            const uint8_t *thread_id, char *const *recipients, size_t n_recipients, char *err,
                            size_t errlen);

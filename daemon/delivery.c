@@ -445,6 +445,10 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "database error");
         goto out;
     }
+    if (checked == -3) { /* it overtook what it refers to: its sender tries again */
+        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, err);
+        goto out;
+    }
     if (checked != 0) {
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_POLICY, ct, err);
         goto out;
@@ -655,6 +659,30 @@ void delivery_receipt_verified(void *ctx, const verify_job_t *j)
     receipt_checked(n, p, j->ok ? &j->r : NULL, j->ok ? NULL : j->err, j->bytes, j->len);
 }
 
+typedef struct attempts_of {
+    const char *peer;
+    uint32_t attempts;
+} attempts_of_t;
+
+static int attempts_of_peer(void *ctx, const store_delivery_t *d)
+{
+    attempts_of_t *a = ctx;
+    if (strcmp(d->recipient, a->peer) == 0)
+        a->attempts = d->attempts;
+    return 0;
+}
+
+/* When a delivery answered TRY_LATER is tried again: 5 x retry_min_ms on, or later on
+ * the backoff of its attempts, so that a message that waits long at its recipient (a
+ * full disk, a review whose open has not reached it) is not sent every few seconds. */
+static uint64_t try_later_due(node_t *n, const uint8_t *id, const char *peer)
+{
+    attempts_of_t a = {.peer = peer};
+    (void)store_delivery_each(n->store, id, attempts_of_peer, &a);
+    uint64_t wait = n->cfg.retry_min_ms * 5u, backoff = backoff_ms(n, a.attempts);
+    return liaison_now_ms() + (backoff > wait ? backoff : wait);
+}
+
 static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
 {
     /* The reason is the peer's text: made printable and bounded here, once, before it
@@ -679,8 +707,8 @@ static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
         return;
     bool ok;
     if (!code_is_permanent(rj->code)) {
-        ok = store_delivery_attempted(n->store, id, p->card.id, DELIVERY_QUEUED,
-                                      liaison_now_ms() + n->cfg.retry_min_ms * 5u, reason) == 0;
+        ok = store_delivery_attempted(n->store, id, p->card.id, DELIVERY_QUEUED, try_later_due(n, id, p->card.id),
+                                      reason) == 0;
     } else {
         int rc = store_delivery_rejected(n->store, id, p->card.id, reason);
         ok = rc >= 0;

@@ -1216,7 +1216,14 @@ int store_review_get(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES], s
     sqlite3_bind_blob(st, 1, id, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && r->n_participants < LIAISON_MAX_RECIPIENTS)
         copy_text(r->participants[r->n_participants++], LIAISON_MAX_ID + 1, sqlite3_column_text(st, 0));
-    out = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read review participants");
+    /* Never a list cut short: whoever fell off it would be refused, or left out. */
+    if (rc == SQLITE_ROW) {
+        snprintf(s->err, sizeof s->err, "review has more than %u participants (the database was changed outside"
+                                        " liaisond?)", LIAISON_MAX_RECIPIENTS);
+        out = -1;
+    } else {
+        out = rc == SQLITE_DONE ? 0 : fail(s, "read review participants");
+    }
     sqlite3_finalize(st);
     return out;
 }

@@ -483,6 +483,85 @@ class Interop(NodeTest):
         reply = a.send("rx.chen", "a reply in the conversation", extra=("--thread", note))
         self.wait_delivered(a, reply, "rx.chen")
 
+    def test_review_messages_that_overtake_the_open_wait_and_a_thread_cannot_shut_it_out(self):
+        """PROTOCOL.md 8.5. A participant that puts an ordinary message in a review's thread
+        at another participant before the open reaches it does not lock that participant
+        out of the review (the open is welcome; review show lists only the review's own
+        messages); a review message that overtakes the open is answered TRY_LATER and
+        delivered once the open is there, not refused for good."""
+        a, c, py = self.sender_and_two_recipients()
+        rid = a.json("review", "open", "--with", "mal.lory,rx.chen", "--patient", "P-3",
+                     "--question", "Taper?")["review_id"]
+        wait_for(lambda: py.received, 20, "the Python peer to receive the open")
+        ct, body = py.text("copied into the review's thread")
+        answer = py.deliver("rx.chen", py.seal(["rx.chen"], ct, body, thread_id=bytes.fromhex(rid))[1])
+        self.assertEqual(answer[0], "receipt", answer)
+        reply = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=PAYLOAD.PatientRef(id="P-3"),
+                                   reply=PAYLOAD.ReviewReply(text="Agree with the taper."))
+        _, early = py.seal(["rx.chen", "dr.alvarez"], 5, reply.SerializeToString(), thread_id=bytes.fromhex(rid))
+        answer = py.deliver("rx.chen", early)
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_TRY_LATER), answer)
+        self.assertIn("is not known here yet", answer[2])
+        c.add_peer(a)
+        open_mid = a.query("SELECT lower(hex(id)) FROM messages WHERE hex(thread_id) = upper(?)"
+                           " AND content_type = 5", (rid,))[0][0]
+        self.wait_delivered(a, open_mid, "rx.chen")
+        self.assertEqual([r["id"] for r in c.json("review", "list")["reviews"]], [rid])
+        self.assertEqual(py.deliver("rx.chen", early)[0], "receipt")  # the retry, once the open is there
+        later = a.cli("review", "reply", rid, "-", input="Starting Monday.")
+        self.assertEqual(later.returncode, 0, later.stderr)
+        mine = a.query("SELECT lower(hex(id)) FROM messages WHERE hex(thread_id) = upper(?) AND content_type = 5"
+                       " ORDER BY created_ms DESC LIMIT 1", (rid,))[0][0]
+        self.wait_delivered(a, mine, "rx.chen")
+        shown = c.cli("review", "show", rid).stdout
+        self.assertIn("Agree with the taper.", shown)
+        self.assertIn("Starting Monday.", shown)
+        self.assertNotIn("copied into the review's thread", shown)
+        # ...and the thread takes no more ordinary messages.
+        answer = py.deliver("rx.chen", py.seal(["rx.chen"], ct, body, thread_id=bytes.fromhex(rid))[1])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+
+    def test_an_add_brings_in_the_one_participant_it_names(self):
+        """PROTOCOL.md 8.5: an add to a review a node knows must be addressed to the
+        participant it adds and otherwise to participants that node knows; one addressed
+        to others waits (TRY_LATER: an add of them may be on its way), so that no add can
+        swell the list with nodes nobody added, or push participants off it."""
+        a, c, py = self.sender_and_two_recipients()
+        c.add_peer(a)
+        rid = a.json("review", "open", "--with", "mal.lory,rx.chen", "--patient", "P-3",
+                     "--question", "Taper?")["review_id"]
+        open_mid = a.query("SELECT lower(hex(id)) FROM messages WHERE hex(thread_id) = upper(?)"
+                           " AND content_type = 5", (rid,))[0][0]
+        self.wait_delivered(a, open_mid, "rx.chen")
+        before = sorted(c.json("review", "list")["reviews"][0]["participants"])
+        self.assertEqual(before, ["dr.alvarez", "mal.lory", "rx.chen"])
+        pr = PAYLOAD.PatientRef(id="P-3")
+        junk = ["aa.%02d" % i for i in range(29)]
+        for j in junk:
+            py.pair_keys[j] = os.urandom(32)
+        swell = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
+                                   add=PAYLOAD.ReviewAdd(participant="mal.lory"))
+        _, env = py.seal(["rx.chen", "dr.alvarez"] + junk, 5, swell.SerializeToString(),
+                         thread_id=bytes.fromhex(rid), created_ms=pypeer.now_ms() - 2 * 86400_000)
+        answer = py.deliver("rx.chen", env)
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_TRY_LATER), answer)
+        self.assertIn("not a participant here (not yet)", answer[2])
+        stray = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
+                                   add=PAYLOAD.ReviewAdd(participant="dr.new"))
+        answer = py.deliver("rx.chen", py.seal(["rx.chen", "dr.alvarez"], 5, stray.SerializeToString(),
+                                               thread_id=bytes.fromhex(rid))[1])
+        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
+        self.assertIn("the add is not addressed to 'dr.new'", answer[2])
+        self.assertEqual(sorted(c.json("review", "list")["reviews"][0]["participants"]), before)
+        # A genuine add (to the participants rx.chen knows and the new one) is taken.
+        py.pair_keys["dr.new"] = os.urandom(32)
+        _, env = py.seal(["rx.chen", "dr.alvarez", "dr.new"], 5, stray.SerializeToString(),
+                         thread_id=bytes.fromhex(rid))
+        self.assertEqual(py.deliver("rx.chen", env)[0], "receipt")
+        self.assertEqual(sorted(c.json("review", "list")["reviews"][0]["participants"]), sorted(before + ["dr.new"]))
+        reply = c.cli("review", "reply", rid, "-", input="Noted.", check=False)
+        self.assertIn("dr.new", reply.stderr)  # not in rx.chen's directory: said, nothing sent
+
     def test_card_endpoints_strict_when_added_lenient_when_stored(self):
         a = self.node("dr.alvarez", "therapist")
         old = pypeer.PyPeer(WIRE, PAYLOAD, "rx.old", "Old Card", "pharmacist", "tcp://127.0.0.1:0%d" % free_port())
