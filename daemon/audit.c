@@ -323,9 +323,37 @@ int64_t audit_append(audit_t *a, const audit_entry_t *e)
     return seq;
 }
 
+const char *audit_row_malformed(sqlite3_stmt *st, int col)
+{
+    if (sqlite3_column_type(st, col) != SQLITE_INTEGER || sqlite3_column_int64(st, col) < 1)
+        return "its sequence number is not a positive integer";
+    if (sqlite3_column_type(st, col + 1) != SQLITE_INTEGER || sqlite3_column_int64(st, col + 1) < 0)
+        return "its time is not an integer of at least 0";
+    if (sqlite3_column_type(st, col + 7) != SQLITE_INTEGER || sqlite3_column_int64(st, col + 7) < 0 ||
+        sqlite3_column_int64(st, col + 7) > (sqlite3_int64)UINT32_MAX)
+        return "its content type is not an integer from 0 to 4294967295";
+    static const int texts[] = {2, 3, 4, 6, 9};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        if (sqlite3_column_type(st, col + texts[i]) != SQLITE_TEXT)
+            return "a text field is NULL or not text";
+        const char *t = (const char *)sqlite3_column_text(st, col + texts[i]);
+        if (!t || strlen(t) != (size_t)sqlite3_column_bytes(st, col + texts[i]))
+            return "a text field holds a NUL byte";
+    }
+    if (sqlite3_column_type(st, col + 5) != SQLITE_BLOB ||
+        (sqlite3_column_bytes(st, col + 5) != 0 && sqlite3_column_bytes(st, col + 5) != LIAISON_MSGID_BYTES))
+        return "its message id is not a blob of 0 or 16 bytes";
+    if (sqlite3_column_type(st, col + 8) != SQLITE_BLOB ||
+        (sqlite3_column_bytes(st, col + 8) != 0 && sqlite3_column_bytes(st, col + 8) != LIAISON_HASH_BYTES))
+        return "its patient tag is not a blob of 0 or 32 bytes";
+    return NULL;
+}
+
 int audit_record_from_row(sqlite3_stmt *st, int col, audit_record_t *r)
 {
     memset(r, 0, sizeof *r);
+    if (audit_row_malformed(st, col))
+        return -1;
     r->seq = (uint64_t)sqlite3_column_int64(st, col + 0);
     r->time_ms = (uint64_t)sqlite3_column_int64(st, col + 1);
     r->actor = (const char *)sqlite3_column_text(st, col + 2);

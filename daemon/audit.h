@@ -63,9 +63,18 @@ int audit_sync(audit_t *a, uint64_t *n);
  * 256 are read back from the table when asked for. Valid while a is open. */
 const merkle_oracle_t *audit_tree(const audit_t *a);
 
+/* What is wrong with the entry in the current row of st (columns as below, from col),
+ * or NULL if it is as liaisond writes it (PROTOCOL.md 11.1): seq a positive integer,
+ * time_ms and content_type integers in range, the texts TEXT without a NUL byte (the
+ * chain hashes a text up to its first NUL, where SQLite and the auditor's queries see
+ * it whole), message_id a BLOB of 0 or 16 bytes, patient_tag one of 0 or 32. Call it
+ * before reading the columns (it reads their types as stored). */
+const char *audit_row_malformed(sqlite3_stmt *st, int col);
+
 /* Fills r from the columns seq, time_ms, actor, action, outcome, message_id, peer,
  * content_type, patient_tag, details starting at col of a stepped statement. The
- * pointers stay valid until the statement moves on. Returns 0, or -1 on NULL text. */
+ * pointers stay valid until the statement moves on. Returns 0, or -1 if the row is
+ * malformed (audit_row_malformed). */
 int audit_record_from_row(sqlite3_stmt *st, int col, audit_record_t *r);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include "audit.h"
 #include "audit_codec.h"
 #include "checkpoint.h"
 #include "merkle.h"
@@ -89,6 +90,17 @@ static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n, audit_report
                 break;
             }
             *out = p;
+        }
+        /* A size no checkpoint can have (0, negative, not an integer) would sort where
+         * no entry reaches it and leave the checkpoints after it unchecked. */
+        if (sqlite3_column_type(st, 0) != SQLITE_INTEGER || sqlite3_column_int64(st, 0) < 1 ||
+            sqlite3_column_type(st, 1) != SQLITE_TEXT) {
+            const char *shown = (const char *)sqlite3_column_text(st, 0);
+            bad(r, AUDIT_FAIL_SIGNATURE, 0,
+                "a stored checkpoint claims the size '%.40s', which no checkpoint has, or holds no note (the "
+                "checkpoints were changed outside liaisond)",
+                shown ? shown : "NULL");
+            continue;
         }
         const char *t = (const char *)sqlite3_column_text(st, 1);
         (*out)[*n].size = (uint64_t)sqlite3_column_int64(st, 0);
@@ -258,6 +270,11 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
             else
                 bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 " appears twice or out of order", seq);
         }
+        /* As liaisond writes it, or the hash below would not cover what the table holds. */
+        const char *malformed = audit_row_malformed(st, 0);
+        if (malformed)
+            bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 ": %s, which liaisond never writes (it was changed outside"
+                                         " liaisond)", seq, malformed);
         memset(&rec, 0, sizeof rec);
         rec.seq = seq;
         rec.time_ms = (uint64_t)sqlite3_column_int64(st, 1);
@@ -272,7 +289,6 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         rec.patient_tag_len = (size_t)sqlite3_column_bytes(st, 8);
         rec.details = (const char *)sqlite3_column_text(st, 9);
         if (!rec.actor || !rec.action || !rec.outcome || !rec.peer || !rec.details) {
-            bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 ": a field is NULL", seq);
             rec.actor = rec.actor ? rec.actor : "";
             rec.action = rec.action ? rec.action : "";
             rec.outcome = rec.outcome ? rec.outcome : "";
@@ -324,6 +340,11 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         say(r, "cannot read the audit log: %s\n", sqlite3_errmsg(db));
         goto out;
     }
+    /* Every node's log begins with its node-created entry (liaison init): one with none
+     * had every entry removed. */
+    if (r->entries == 0)
+        bad(r, AUDIT_FAIL_TRUNCATED, 1, "the log is empty, but every node's log begins with its node-created entry:"
+                                        " every entry was removed");
     /* The newest checkpoint beyond the end says how much is gone, at least. */
     if (ncps > 0 && cps[ncps - 1].size > r->entries)
         bad(r, AUDIT_FAIL_TRUNCATED, r->entries + 1,
@@ -357,8 +378,8 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
                    "checkpoint --peer %s\n",
                 extra.node_id, log_id, key, log_id);
         else
-            say(r, "verification FAILED: the signature of a checkpoint does not verify with %s (the wrong card, or a "
-                   "forged checkpoint)\n",
+            say(r, "verification FAILED: a checkpoint does not verify with %s (the wrong card, or a forged or changed "
+                   "checkpoint)\n",
                 key);
         break;
     case AUDIT_FAIL_ROOT:
@@ -381,6 +402,11 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
                "(a peer's witnessed checkpoint, given with --checkpoint, can exclude it)\n",
             r->entries - anchored, r->entries - anchored == 1 ? "y" : "ies", anchored,
             r->entries - anchored == 1 ? "is" : "are", r->entries - anchored == 1 ? "it" : "them");
+    else if (r->entries > 0 && !have_extra)
+        say(r, "note: the log ends at its last signed checkpoint (%" PRIu64 " entries); entries removed after it would"
+               " not be visible in this file alone (a peer's later witnessed checkpoint, given with --checkpoint, can"
+               " exclude it)\n",
+            anchored);
     rc = 0;
 out:
     sqlite3_finalize(st);

@@ -323,6 +323,98 @@ static void test_checkpoints_read_broken_off_fails(void **state)
     keys_destroy(&k);
 }
 
+/* A stored checkpoint row with a size no checkpoint has (here -1, which read as an
+ * unsigned size sorted first and left every checkpoint after it unchecked) fails the
+ * verification; so does one whose size is not an integer. */
+static void test_checkpoint_row_of_no_size_fails(void **state)
+{
+    fixture_t *f = *state;
+    keys_t *k = unit_fixed_keys(3);
+    sign_checkpoints(f, k);
+    sqlite3 *db = store_db(f->s);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM checkpoints WHERE tree_size = %d", ENTRIES + 10);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    audit_verify_opts_t o = {.sign_pk = k->sign_pk};
+    audit_report_t *r = malloc(sizeof *r);
+    assert_int_equal(audit_verify_db(db, &o, r), 0);
+    assert_true(r->ok);
+    assert_int_equal(r->checkpoints, 3);
+    assert_non_null(strstr(r->text, "note: the log ends at its last signed checkpoint"));
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO checkpoints VALUES(-1, 0, x'', ' ')", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(audit_verify_db(db, &o, r), 0);
+    assert_false(r->ok);
+    assert_int_equal(r->failure, AUDIT_FAIL_SIGNATURE);
+    assert_int_equal(r->checkpoints, 3); /* the genuine ones are all still checked */
+    assert_non_null(strstr(r->text, "claims the size '-1'"));
+    free(r);
+    keys_destroy(&k);
+}
+
+/* Every entry is as liaisond writes it: a text with a NUL byte in it (the chain hash
+ * stops at the NUL, where SQLite and the auditor's queries see the whole value, so the
+ * entry vanished from `audit log --action`), a content type beyond 32 bits (hashed as its
+ * low 32), a NULL, or a message id of the wrong length fails at that entry. */
+static void test_entry_not_as_written_fails(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *db = store_db(f->s);
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER audit_no_update", NULL, NULL, NULL), SQLITE_OK);
+    uint8_t pk[LIAISON_KEY_BYTES] = {1};
+    audit_verify_opts_t o = {.sign_pk = pk};
+    audit_report_t *r = malloc(sizeof *r);
+    const struct {
+        const char *change, *undo, *says;
+    } cases[] = {
+        {"UPDATE audit SET action = CAST(action || x'00' AS TEXT) WHERE seq = 5",
+         "UPDATE audit SET action = 'daemon-started' WHERE seq = 5", "a text field holds a NUL byte"},
+        {"UPDATE audit SET content_type = content_type + 4294967296 WHERE seq = 5",
+         "UPDATE audit SET content_type = 0 WHERE seq = 5", "its content type is not an integer"},
+        {"UPDATE audit SET message_id = x'0102' WHERE seq = 5", "UPDATE audit SET message_id = x'' WHERE seq = 5",
+         "its message id is not a blob of 0 or 16 bytes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(sqlite3_exec(db, cases[i].change, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(audit_verify_db(db, &o, r), 0);
+        assert_false(r->ok);
+        assert_int_equal(r->failure, AUDIT_FAIL_CHAIN);
+        assert_int_equal(r->first_bad_seq, 5);
+        assert_non_null(strstr(r->text, cases[i].says));
+        assert_int_equal(sqlite3_exec(db, cases[i].undo, NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(audit_verify_db(db, &o, r), 0);
+        assert_true(r->ok);
+    }
+    /* The daemon reads entries through the same check (its Merkle tree, proofs). */
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_exec(db, cases[0].change, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type,"
+                                        " patient_tag, details FROM audit WHERE seq = 5",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    audit_record_t rec;
+    assert_int_equal(audit_record_from_row(st, 0, &rec), -1);
+    sqlite3_finalize(st);
+    free(r);
+}
+
+/* A log with no entry at all had them all removed (every log begins with node-created). */
+static void test_empty_log_fails(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *db = store_db(f->s);
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER audit_no_delete; DELETE FROM audit", NULL, NULL, NULL), SQLITE_OK);
+    uint8_t pk[LIAISON_KEY_BYTES] = {1};
+    audit_verify_opts_t o = {.sign_pk = pk};
+    audit_report_t *r = malloc(sizeof *r);
+    assert_int_equal(audit_verify_db(db, &o, r), 0);
+    assert_false(r->ok);
+    assert_int_equal(r->failure, AUDIT_FAIL_TRUNCATED);
+    assert_non_null(strstr(r->text, "the log is empty"));
+    free(r);
+}
+
 /* Without a card, the key recorded in the database: a read of it that fails says so, not
  * that none is recorded. */
 static void test_recorded_key_read_broken_off_is_said(void **state)
@@ -354,6 +446,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_is_not_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_read_broken_off_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_key_read_broken_off_is_said, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_row_of_no_size_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entry_not_as_written_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_empty_log_fails, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
