@@ -286,29 +286,47 @@ static int64_t append_clean(audit_t *a, const audit_entry_t *e)
     return seq;
 }
 
-/* A copy of s that is single-line UTF-8 (text_clean_line), or NULL (s itself is clean or
- * NULL, or out of memory: *oom is set). */
-static char *cleaned(const char *s, bool *oom)
+/* The longest actor, peer and details an entry keeps (bytes): the daemon's own texts are
+ * far shorter; a value quoted from a request or a peer is cut, so that no request can
+ * make one entry, which can never be removed, as large as it likes. */
+#define AUDIT_NAME_MAX 128
+#define AUDIT_DETAILS_MAX 1024
+
+/* A copy of s that is single-line UTF-8 (text_clean_line) and at most max bytes (cut at
+ * a character boundary, ending "..."), or NULL (s itself is clean, short enough or NULL;
+ * or out of memory: *oom is set). */
+static char *cleaned(const char *s, size_t max, bool *oom)
 {
-    if (!s || text_valid_utf8(s, SIZE_MAX, false))
+    if (!s)
         return NULL;
-    size_t n = strlen(s) + 1; /* cleaning never lengthens: one '?' per bad byte or character */
-    char *c = malloc(n);
-    if (!c)
+    size_t len = strlen(s);
+    if (len <= max && text_valid_utf8(s, SIZE_MAX, false))
+        return NULL;
+    char *c = malloc(len + 1); /* cleaning never lengthens: one '?' per bad byte or character */
+    if (!c) {
         *oom = true;
-    else
-        (void)text_clean_line(c, n, s);
+        return NULL;
+    }
+    (void)text_clean_line(c, len + 1, s);
+    if (strlen(c) > max) {
+        size_t cut = max - 3;
+        while (cut > 0 && ((unsigned char)c[cut] & 0xC0) == 0x80)
+            cut--; /* not inside a character */
+        memcpy(c + cut, "...", 4);
+    }
     return c;
 }
 
 /* The stored strings travel in protobuf `string` fields (AuditEntry) and into JSON
  * exports, which need valid UTF-8: an entry's actor, peer and details are made single-line
- * UTF-8 before they are hashed and stored (PROTOCOL.md 11). They come from the daemon's
- * own text, which may quote a value from a local request or a peer. */
+ * UTF-8 before they are hashed and stored (PROTOCOL.md 11), and cut to AUDIT_NAME_MAX and
+ * AUDIT_DETAILS_MAX bytes. They come from the daemon's own text, which may quote a value
+ * from a local request or a peer. */
 int64_t audit_append(audit_t *a, const audit_entry_t *e)
 {
     bool oom = false;
-    char *actor = cleaned(e->actor, &oom), *peer = cleaned(e->peer, &oom), *details = cleaned(e->details, &oom);
+    char *actor = cleaned(e->actor, AUDIT_NAME_MAX, &oom), *peer = cleaned(e->peer, AUDIT_NAME_MAX, &oom),
+         *details = cleaned(e->details, AUDIT_DETAILS_MAX, &oom);
     int64_t seq = -1;
     if (!oom) {
         audit_entry_t c = *e;

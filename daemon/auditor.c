@@ -37,6 +37,7 @@ struct auditor_scratch {
     audit_report_t report;
     char error[512];
     bool oom;                  /* a keep() failed: the answer would be missing text */
+    bool audited;              /* the request has its audit entry (audit_query) */
 };
 
 static char *keep(auditor_scratch_t *s, const char *text)
@@ -95,8 +96,10 @@ static void fail(Liaison__Control__Response *resp, auditor_scratch_t *s, Liaison
 }
 
 /* Records the auditor's query itself (never the patient id: only its tag). */
-static void audit_query(node_t *n, const char *actor, const char *what, const uint8_t *tag, const char *peer)
+static void audit_query(node_t *n, auditor_scratch_t *s, const char *actor, const char *what, const uint8_t *tag,
+                        const char *peer)
 {
+    s->audited = true;
     if (store_op_begin(n->store) != 0)
         return;
     audit_entry_t e = {.actor = actor, .action = "audit-query", .outcome = "ok", .peer = peer, .patient_tag = tag,
@@ -139,6 +142,10 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
         fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, msg);
         return;
     }
+    if (q->peer && q->peer[0] && !text_valid_id(q->peer)) {
+        fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "peer: not a node id");
+        return;
+    }
     bool by_message = q->message_id.len != 0;
     if (by_message && q->message_id.len != LIAISON_MSGID_BYTES) {
         fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "message_id: not a message id (16 bytes)");
@@ -152,7 +159,7 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     snprintf(what, sizeof what, "%s since=%" PRIu64 " until=%" PRIu64 "%s%s%s%s%s",
              q->disclosures ? "disclosures" : "log", q->since_ms, q->until_ms, q->action && q->action[0] ? " action=" : "",
              q->action ? q->action : "", by_patient ? " patient=(tag)" : "", by_message ? " message=" : "", msg_hex);
-    audit_query(n, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
+    audit_query(n, s, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
 
     /* The filters, shared by the query and by the count of entries about an id that
      * differs only in letter case. The entries about a message include those of its
@@ -268,7 +275,7 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
 {
     char what[64];
     snprintf(what, sizeof what, "prove seq=%" PRIu64, q->seq);
-    audit_query(n, actor, what, NULL, NULL);
+    audit_query(n, s, actor, what, NULL, NULL);
     int64_t size = audit_size(n->audit);
     if (size < 0) { /* not "no such entry" nor "no checkpoint yet" */
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot read the audit log");
@@ -448,7 +455,7 @@ static bool op_verify(node_t *n, const char *actor, const auditor_reply_to_t *to
     v->request_id = to->request_id;
     /* The query is audited and committed first: the verification, which reads only what
      * is committed, covers it. */
-    audit_query(n, actor, "verify", NULL, NULL);
+    audit_query(n, s, actor, "verify", NULL, NULL);
     node_commit(n);
     if (worker_submit(n->audit_worker->w, v) != 0) {
         free(v);
@@ -479,7 +486,7 @@ static void op_checkpoint(node_t *n, const char *actor, const Liaison__Control__
         fail(resp, s, LIAISON__CONTROL__CODE__BAD_REQUEST, "peer: not a node id");
         return;
     }
-    audit_query(n, actor, peer ? "checkpoint witnessed" : "checkpoint", NULL, peer);
+    audit_query(n, s, actor, peer ? "checkpoint witnessed" : "checkpoint", NULL, peer);
     liaison__control__audit_checkpoint__init(&s->checkpoint);
     if (!peer) {
         if (!n->cp_note) {
@@ -562,6 +569,19 @@ bool auditor_handle(node_t *n, const char *actor, const auditor_reply_to_t *to, 
     if (s->oom && resp->code == LIAISON__CONTROL__CODE__OK) {
         resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT__NOT_SET;
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "out of memory");
+    }
+    /* Every request leaves an audit entry, a refused one too (an auditor asking for
+     * message content, a malformed filter), as on the control socket. */
+    if (!s->audited && resp->code != LIAISON__CONTROL__CODE__OK) {
+        char details[256];
+        snprintf(details, sizeof details, "audit socket: %.200s", resp->error ? resp->error : "refused");
+        if (store_op_begin(n->store) == 0) {
+            audit_entry_t e = {.actor = actor,
+                               .action = "request-refused",
+                               .outcome = resp->code == LIAISON__CONTROL__CODE__INTERNAL ? "failed" : "refused",
+                               .details = details};
+            store_op_end(n->store, node_audit(n, &e) == 0);
+        }
     }
     return false;
 }

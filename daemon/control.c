@@ -34,6 +34,12 @@
 #define REQUEST_ARENA_BYTES 16384u /* a send request with a 4 KB payload unpacks within it */
 #define CONTROL_BATCH 256
 #define LIST_DEFAULT_LIMIT 100u
+/* The most messages one list answers (the command line asks for 10,001 at most): each
+ * summary is built in memory (about 20 KB at most) before the answer is sent. */
+#define LIST_MAX_LIMIT 10001u
+/* How long serve() handles requests before the loop gets its turn (timers, the
+ * watchdog, peers), whatever is still queued. */
+#define CONTROL_BUDGET_MS 100u
 
 typedef Liaison__Control__Response response_t;
 typedef Liaison__Control__Request request_t;
@@ -865,7 +871,8 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
     store_query_t q = {.direction = lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX ? 2
                                     : lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH ? 0
                                                                                           : 1,
-                       .since_ms = lr->since_ms, .limit = lr->limit ? lr->limit : LIST_DEFAULT_LIMIT,
+                       .since_ms = lr->since_ms,
+                       .limit = !lr->limit ? LIST_DEFAULT_LIMIT : lr->limit < LIST_MAX_LIMIT ? lr->limit : LIST_MAX_LIMIT,
                        .unread_only = lr->unread_only, .content_type = lr->content_type,
                        .needs_ack = lr->needs_ack, .self_id = n->cfg.id, .oldest = lr->oldest};
     uint8_t tag[LIAISON_HASH_BYTES], fold[LIAISON_HASH_BYTES];
@@ -1006,12 +1013,20 @@ out:
 static bool record_read(call_t *c, const store_msg_t *m, bool mark)
 {
     node_t *n = c->n;
+    /* An acknowledgement's comment is about the acknowledged message's patient: its read
+     * is found under that patient, as its other entries are (PROTOCOL.md 11). */
+    uint8_t ack_tag[LIAISON_HASH_BYTES];
+    char ack_details[64] = "", details[96];
+    bool ack_tagged = m->content_type == LIAISON__WIRE__CONTENT_TYPE__CONTENT_ACK && m->has_ref &&
+                      clinical_ack_audit(n, m->ref_id, ack_tag, ack_details, sizeof ack_details);
+    snprintf(details, sizeof details, "%s%s%s", ack_details, ack_details[0] && !mark ? "; " : "",
+             mark ? "" : "listed; left unread");
     if (store_op_begin(n->store) != 0)
         return false;
     audit_entry_t a = {.actor = c->actor, .action = "message-read", .outcome = "ok", .message_id = m->id,
                        .peer = m->outgoing ? NULL : m->sender, .content_type = m->content_type,
-                       .patient_tag = m->has_patient_tag ? m->patient_tag : NULL,
-                       .details = mark ? NULL : "listed; left unread"};
+                       .patient_tag = m->has_patient_tag ? m->patient_tag : ack_tagged ? ack_tag : NULL,
+                       .details = details[0] ? details : NULL};
     bool ok = (m->outgoing || !mark || store_msg_mark_read(n->store, m->id, liaison_now_ms()) >= 0) &&
               node_audit(n, &a) == 0;
     return store_op_end(n->store, ok) == 0 && ok;
@@ -1717,7 +1732,8 @@ static int peer_uid(zmq_msg_t *m, uid_t *uid)
 
 static void serve(node_t *n, void *sock, bool audit)
 {
-    for (int i = 0; i < CONTROL_BATCH; i++) {
+    uint64_t until = loop_mono_ms() + CONTROL_BUDGET_MS;
+    for (int i = 0; i < CONTROL_BATCH && (i == 0 || loop_mono_ms() < until); i++) {
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, sock, ZMQ_DONTWAIT) < 0) {

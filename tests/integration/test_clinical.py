@@ -208,6 +208,9 @@ class Clinical(NodeTest):
         reads = p.audit("message-read")[before:]
         self.assertEqual(sorted(r[4].lower() for r in reads), sorted([mid, ack]))
         self.assertNotIn(ack, ids(p.json("inbox", "--unread")))
+        # ...and found under the patient, as the comment is about them (PROTOCOL.md 11).
+        by_patient = p.json("audit", "log", "--patient", "P-1042", "--action", "message-read")
+        self.assertIn(ack, [e.get("message_id") for e in by_patient["entries"]], by_patient)
         acks = {a["by"]: a for a in p.json("show", mid)["acks"]}
         self.assertEqual(acks["rx.chen"]["comment"], comment)
         self.assertNotIn("comment", acks["dr.alvarez"])

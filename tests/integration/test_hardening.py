@@ -93,14 +93,14 @@ def audit_since(node, seq):
                       " WHERE seq > ? ORDER BY seq", (seq,))
 
 
-def control_raw(node, data, name="req", frames=1, timeout_ms=4000, run_as=None, rawpeer=None):
+def control_raw(node, data, name="req", frames=1, timeout_ms=4000, run_as=None, rawpeer=None, socket="control.sock"):
     """Sends bytes as one ZeroMQ frame (or `frames` copies as one multi-frame message)
-    to the node's control socket; returns rawpeer's answer line."""
+    to the node's control socket (or its audit socket); returns rawpeer's answer line."""
     path = os.path.join(node.home, "req-%s-%d.bin" % (name, time.monotonic_ns()))
     with open(path, "wb") as f:
         f.write(data)
     os.chmod(path, 0o644)
-    sock = os.path.join(node.home, "run", "control.sock")
+    sock = os.path.join(node.home, "run", socket)
     cmd = [rawpeer or harness.RAWPEER, "--timeout-ms", str(timeout_ms), "control", "ipc://" + sock, path, str(frames)]
     kw = {}
     if run_as:
@@ -403,6 +403,46 @@ class PeerBadInput(Hardened):
         self.assertTrue(all(r in after["messages"] for r in before["messages"]))
         self.assertEqual(len(after["messages"]), len(before["messages"]) + len(sent))
         self.assertIsNone(b.proc.poll())
+
+
+class AuditSocketBadInput(Hardened):
+    """From an auditor's side: requests on b's audit socket (PROTOCOL.md 11.5). Every one
+    leaves an audit entry, a refused one too, and no request can make an entry of any
+    size it likes (entries can never be removed)."""
+
+    def ask(self, data):
+        b = self.b
+        seq = audit_max(b)
+        line = control_raw(b, data, socket="audit.sock")
+        self.assertIsNone(b.proc.poll(), "liaisond b exited")
+        return line, audit_since(b, seq)
+
+    def test_refused_requests_are_audited(self):
+        user = "user:" + pwd.getpwuid(os.getuid()).pw_name
+        cases = [
+            (request(field(13, field(1, bytes(16)))), "2", "only audit operations"),  # show: content
+            (request(field(12, b"")), "2", "only audit operations"),  # a listing of messages
+            (request(field(30, field(4, "bad id!"))), "1", "patient: not a patient id"),
+            (request(field(30, field(5, "no-such-action"))), "1", "action: not an audit action"),
+            (request(field(30, field(8, b"abc"))), "1", "message_id: not a message id"),
+        ]
+        for data, code, reason in cases:
+            with self.subTest(reason=reason):
+                line, rows = self.ask(data)
+                self.assertTrue(line.startswith("response %s " % code), line)
+                self.assertIn(reason, line)
+                self.assertEqual([(r[1], r[2]) for r in rows], [(user, "request-refused")], rows)
+                self.assertIn(reason, rows[0][6])
+                self.assertNotIn("bad id!", rows[0][6])
+
+    def test_a_query_cannot_make_an_entry_of_any_size(self):
+        line, rows = self.ask(request(field(30, field(3, "x" * 100000) + field(5, "node-created"))))
+        self.assertTrue(line.startswith("response 1 "), line)
+        self.assertIn("peer: not a node id", line)
+        self.assertEqual(len(rows), 1, rows)
+        self.assertLess(len(rows[0][6] or ""), 1100)
+        self.assertNotIn("xxxx", rows[0][5] or "")
+        self.assertEqual(self.b.cli("audit", "verify").returncode, 0)
 
 
 class ControlBadInput(Hardened):
