@@ -539,13 +539,20 @@ liaison_rc liaison_call(liaison_client_t *c, const void *req, size_t req_len, vo
 
 #define MAX_TO LIAISON_MAX_RECIPIENTS
 
-/* Splits a comma-separated list in place into at most MAX_TO ids. */
+/* Splits a comma-separated list in place into at most MAX_TO node ids. One that is not
+ * a node id is refused here, before the daemon (which audits what it refuses) sees it:
+ * a mistyped recipient may be a patient's id or name. */
 static int split_to(liaison_client_t *c, char *list, char **ids, size_t *n)
 {
     *n = 0;
     for (char *save = NULL, *id = strtok_r(list, ", ", &save); id; id = strtok_r(NULL, ", ", &save)) {
         if (*n == MAX_TO) {
             set_error(c, "too many recipients (limit %u)", MAX_TO - 1);
+            return -1;
+        }
+        if (!text_valid_id(id)) {
+            set_error(c, "'%.64s' is not a node id (1-64 of a-z 0-9 . _ -, starting with a letter or digit; see:"
+                         " liaison peer list)", id);
             return -1;
         }
         ids[(*n)++] = id;

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "audit.h"
 #include "cli.h"
@@ -152,9 +154,58 @@ static const char exit_status[] =
     "not be written (standard error says what was done, if anything: a message sent, a peer added...;\n"
     "do not repeat it), 130 interrupted by Ctrl-C (a message may already be sent). See liaison(1).\n";
 
+/* The most an --args file may hold: far more than any command's options. */
+#define ARGS_FILE_MAX 65536
+
+/* The command's arguments with those of --args FILE after them: one argument per line
+ * of FILE (a trailing CR dropped; empty lines and lines starting with '#' skipped), so
+ * that a patient's id and clinical values need not be on the command line, where every
+ * local account can read them (/proc/PID/cmdline, ps). *buf holds the file (the caller
+ * wipes and frees it, and frees *out). Returns 0 or an exit code, having said why. */
+static int args_from_file(const char *path, int argc, char **argv, char ***out, int *n_out, char **buf)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--") == 0)
+            return cli_fail(EXIT_USAGE, "--args: the command line has '--', after which the file's options would be"
+                                        " names: give the file's arguments without '--' on the command line");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cli_fail(EXIT_USAGE, "--args: cannot open '%.200s': %s", path, strerror(errno));
+    *buf = malloc(ARGS_FILE_MAX + 1);
+    size_t len = *buf ? fread(*buf, 1, ARGS_FILE_MAX + 1, f) : 0;
+    bool bad = *buf && ferror(f);
+    fclose(f);
+    if (!*buf)
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    if (bad || len > ARGS_FILE_MAX)
+        return cli_fail(EXIT_USAGE, "--args: '%.200s' %s", path,
+                        bad ? "cannot be read" : "is longer than 64 KiB (one argument per line)");
+    (*buf)[len] = 0;
+    if (memchr(*buf, 0, len))
+        return cli_fail(EXIT_USAGE, "--args: '%.200s' holds a NUL byte (one argument per line, text)", path);
+    size_t lines = 1;
+    for (size_t i = 0; i < len; i++)
+        lines += (*buf)[i] == '\n';
+    *out = calloc((size_t)argc + lines + 1, sizeof **out);
+    if (!*out)
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    int n = 0;
+    for (int i = 0; i < argc; i++)
+        (*out)[n++] = argv[i];
+    for (char *save = NULL, *line = strtok_r(*buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        size_t l = strlen(line);
+        if (l && line[l - 1] == '\r')
+            line[--l] = 0;
+        if (l && line[0] != '#')
+            (*out)[n++] = line;
+    }
+    *n_out = n;
+    return 0;
+}
+
 static int usage(FILE *out, const char *only)
 {
-    fprintf(out, "usage: liaison [--home DIR] [--json] COMMAND ...\n\n");
+    fprintf(out, "usage: liaison [--home DIR] [--json] [--args FILE] COMMAND ...\n\n");
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (!only || strcmp(only, commands[i].name) == 0)
             fprintf(out, "  %s\n", commands[i].usage);
@@ -164,7 +215,9 @@ static int usage(FILE *out, const char *only)
         fprintf(out,
                 "  help [COMMAND]            this list, or the usage of one command (also: COMMAND --help)\n"
                 "\nThe node's home is --home DIR, else $LIAISON_HOME, else the system layout (/etc/liaison,\n"
-                "/var/lib/liaison, /run/liaison). --json prints machine-readable output.\n%s",
+                "/var/lib/liaison, /run/liaison). --json prints machine-readable output. --args FILE adds\n"
+                "the lines of FILE, one argument each, after the command's own: a patient's id and clinical\n"
+                "values on the command line can be read by every local account (ps).\n%s",
                 exit_status);
     return out == stderr ? EXIT_USAGE : 0;
 }
@@ -206,6 +259,12 @@ static int check_output(int rc)
 
 int main(int argc, char **argv)
 {
+    /* No core dump: one would hold what this command reads or writes in the clear (a
+     * note being sent, a patient's timeline shown), as the daemon's would (liaisond(8)).
+     * The limit is for a dump handler that ignores the flag. */
+    struct rlimit no_core = {0, 0};
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 || setrlimit(RLIMIT_CORE, &no_core) != 0)
+        return cli_fail(EXIT_REFUSED, "cannot turn core dumps off: %s", strerror(errno));
     /* Before anything is opened: a closed standard descriptor would be taken by the first
      * file or socket, and what is printed would go into it. */
     if (term_hold_std_fds() != 0)
@@ -219,10 +278,19 @@ int main(int argc, char **argv)
         return cli_fail(EXIT_REFUSED, "cannot set up standard output: %s", strerror(errno));
     cli_alloc_init();
     cli_t cli = {0};
+    const char *args_file = NULL;
     int i = 1;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             cli.json = true;
+        } else if (strcmp(argv[i], "--args") == 0 || strncmp(argv[i], "--args=", 7) == 0) {
+            const char *f = argv[i][6] == '=' ? argv[i] + 7 : i + 1 < argc ? argv[++i] : "";
+            if (!f[0])
+                return cli_fail(EXIT_USAGE, "--args needs a file: liaison --args FILE COMMAND ... (one argument per"
+                                            " line)");
+            if (args_file)
+                return cli_fail(EXIT_USAGE, "--args given twice: give one file");
+            args_file = f;
         } else if (strcmp(argv[i], "--home") == 0 || strncmp(argv[i], "--home=", 7) == 0) {
             const char *dir = argv[i][6] == '=' ? argv[i] + 7 : i + 1 < argc ? argv[++i] : "";
             if (!dir[0])
@@ -271,7 +339,16 @@ int main(int argc, char **argv)
          * sends the subject "-h", "-- --help" names a file. */
         if (i + 1 < argc && (strcmp(argv[i + 1], "--help") == 0 || strcmp(argv[i + 1], "-h") == 0))
             return check_output(usage(stdout, name));
-        int rc = commands[k].run(&cli, argc - i - 1, argv + i + 1);
+        char **cargv = argv + i + 1, **joined = NULL, *file_buf = NULL;
+        int cargc = argc - i - 1;
+        int rc = args_file ? args_from_file(args_file, cargc, cargv, &joined, &cargc, &file_buf) : 0;
+        if (rc == 0)
+            rc = commands[k].run(&cli, cargc, joined ? joined : cargv);
+        if (file_buf) { /* it may hold a patient's id and clinical values */
+            sodium_memzero(file_buf, ARGS_FILE_MAX + 1);
+            free(file_buf);
+        }
+        free(joined);
         if (rc == EXIT_HELP_SHOWN)
             rc = 0;
         cli_close(&cli);

@@ -573,8 +573,9 @@ bool auditor_handle(node_t *n, const char *actor, const auditor_reply_to_t *to, 
     /* Every request leaves an audit entry, a refused one too (an auditor asking for
      * message content, a malformed filter), as on the control socket. */
     if (!s->audited && resp->code != LIAISON__CONTROL__CODE__OK) {
-        char details[256];
-        snprintf(details, sizeof details, "audit socket: %.200s", resp->error ? resp->error : "refused");
+        char details[256], masked[512];
+        text_mask_quoted(masked, sizeof masked, resp->error ? resp->error : "refused");
+        snprintf(details, sizeof details, "audit socket: %.200s", masked);
         if (store_op_begin(n->store) == 0) {
             audit_entry_t e = {.actor = actor,
                                .action = "request-refused",

@@ -2,6 +2,7 @@
 /* Owns the control socket and the operations it offers to local users. */
 #include "control.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -81,7 +82,8 @@ static bool audit_local(call_t *c, const char *action, const char *outcome, cons
                         uint32_t ct, const uint8_t *tag, const char *details);
 
 /* Every refused request leaves exactly one audit row: this one, unless the operation
- * recorded its own. For payload errors only the field is kept (never a value). */
+ * recorded its own. For payload errors only the field is kept (never a value), and a
+ * quoted value is masked (text_mask_quoted). */
 static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt, ...)
 {
     char raw[512], msg[512];
@@ -93,11 +95,12 @@ static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt
      * value of the request (an id) or was cut in the middle of a character. */
     (void)text_clean_line(msg, sizeof msg, raw);
     if (!c->audited) {
-        char details[256];
+        char details[256], masked[512];
         const char *colon = strchr(msg, ':');
         bool field_only = code == LIAISON__CONTROL__CODE__BAD_REQUEST && colon && c->op && strcmp(c->op, "send") == 0;
+        text_mask_quoted(masked, sizeof masked, msg);
         snprintf(details, sizeof details, "%s: %.*s", c->op ? c->op : "request",
-                 field_only ? (int)(colon - msg) : 200, msg);
+                 field_only ? (int)(colon - msg) : 200, field_only ? msg : masked);
         audit_local(c, "request-refused", code == LIAISON__CONTROL__CODE__INTERNAL ? "failed" : "refused", NULL, NULL,
                     0, NULL, details);
     }

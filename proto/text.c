@@ -3,6 +3,7 @@
 #include "text.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <netinet/in.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -656,4 +657,24 @@ size_t text_edit_distance(const char *a, const char *b, size_t limit)
         cur = t;
     }
     return one[lb] > limit ? limit + 1 : one[lb];
+}
+
+/* Copies msg into out with what each 'quoted' value holds replaced by '?': a value the
+ * requester typed (a mistyped node id may be a patient's id or name) is said to them,
+ * never kept in the audit log, which auditors and exports read. A quote is one that
+ * opens after a non-alphanumeric byte (not the apostrophe of "node's"). */
+void text_mask_quoted(char *out, size_t cap, const char *msg)
+{
+    size_t o = 0;
+    for (size_t i = 0; msg[i] && o + 1 < cap; i++) {
+        out[o++] = msg[i];
+        bool opens = msg[i] == '\'' && (i == 0 || !isalnum((unsigned char)msg[i - 1]));
+        const char *close = opens ? strchr(msg + i + 1, '\'') : NULL;
+        if (close && o + 2 < cap) {
+            out[o++] = '?';
+            out[o++] = '\'';
+            i = (size_t)(close - msg);
+        }
+    }
+    out[o] = 0;
 }

@@ -94,6 +94,11 @@ void text_printable(char *dst, size_t dstlen, const char *s);
  * s itself (cleaning in place); dstlen must be at least 1. */
 bool text_clean_line(char *dst, size_t dstlen, const char *s);
 
+/* Copies msg into out (cap bytes, NUL-terminated) with what each 'quoted' value holds
+ * replaced by '?': for an error message that quotes what a request typed, kept in the
+ * audit log. A quote opens only after a non-alphanumeric byte ("node's" is no quote). */
+void text_mask_quoted(char *out, size_t cap, const char *msg);
+
 /* The optimal-string-alignment (restricted Damerau-Levenshtein) distance of a and b:
  * insertions, deletions, substitutions and swaps of two adjacent characters each count
  * 1, so "dr.okafr" is 1 from "dr.okafor" and "dr.okafro" is 1 from it too. Anything

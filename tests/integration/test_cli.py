@@ -892,7 +892,18 @@ class Cli(NodeTest):
         rows = a.audit()[before:]
         self.assertEqual([(x[2], x[3]) for x in rows], [("request-refused", "refused")])
         self.assertTrue(rows[0][1].startswith(("user:", "uid:")))
-        self.assertIn("send: peer 'nobody' is not in the directory", rows[0][6])
+        # What the requester typed is said to them, not kept in the log (it may have been a
+        # patient's id or name, typed in the wrong place).
+        self.assertIn("send: peer '?' is not in the directory", rows[0][6])
+        self.assertNotIn("nobody", rows[0][6])
+        self.assertIn("peer 'nobody' is not in the directory", r.stderr)
+        # One that is not a node id at all never reaches the daemon.
+        before = len(a.audit())
+        r = a.cli("send", "--to", "dr.okafor,MRN-0042", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("'MRN-0042' is not a node id", r.stderr)
+        self.assertEqual(a.audit()[before:], [])
+        self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
 
     def test_displayed_times_name_their_zone(self):
         # inbox, outbox, show and status print local time; errors, audit and JSON print

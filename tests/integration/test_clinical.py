@@ -61,6 +61,29 @@ class Clinical(NodeTest):
         self.assertIn(mid, ids(p.json("inbox", "--patient", "P-1042")))
         self.assertEqual(ids(p.json("inbox", "--patient", "P-9999")), [])
 
+    def test_clinical_values_from_a_file_not_the_command_line(self):
+        """liaison --args FILE: the patient's id and the scores come from the file, one
+        argument per line, not from the command line that every local account can read."""
+        t, p, _ = self.team()
+        path = os.path.join(self.base, "note-args")
+        with open(path, "w") as f:
+            f.write("# the note's clinical values\n--patient\nP-7731\n--phq9\n19\r\n\n--risk\nmoderate\n")
+        r = t.cli("--args", path, "note", "--to", "dr.okafor", "--session-date", "2024-11-16", "-",
+                  input="Low mood; safety plan reviewed.")
+        mid = r.stdout.strip()
+        self.wait_delivered(t, mid, "dr.okafor")
+        self.assertEqual(ids(p.json("inbox", "--patient", "P-7731")), [mid])
+        shown = p.json("show", mid)
+        self.assertIn("19", json.dumps(shown))
+        self.assertIn("moderate", json.dumps(shown))
+        # What the file cannot be used with, and a file that is not there.
+        r = t.cli("--args", path, "send", "--to", "dr.okafor", "--", "-", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--args: the command line has '--'", r.stderr)
+        r = t.cli("--args", path + ".missing", "status", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--args: cannot open", r.stderr)
+
     def test_out_of_range_phq9_refused_at_the_cli(self):
         t, _, _ = self.team()
         r = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--phq9", "28", "-", input="x", check=False)

@@ -134,6 +134,31 @@ class CoreDelivery(NodeTest):
             core = [ln for ln in f if ln.startswith("Max core file size")][0].split()
         self.assertEqual(core[4:6], ["0", "0"], core)
 
+    def test_cli_dumps_no_core(self):
+        """Nor does the command line: one reading a note to send, from a pipe, holds its
+        text (and a timeline shown holds many) in the clear."""
+        import harness
+        import resource
+        a = self.node("a")
+
+        def allow_cores():  # a limit the command must lower itself, not one it inherits
+            soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+            want = 1 << 20 if hard == resource.RLIM_INFINITY or hard >= 1 << 20 else hard
+            try:
+                resource.setrlimit(resource.RLIMIT_CORE, (want, max(want, hard) if hard != resource.RLIM_INFINITY
+                                                          else hard))
+            except (ValueError, OSError):
+                pass
+        p = subprocess.Popen([harness.LIAISON, "--home", a.home, "send", "--to", "b", "-"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=allow_cores)
+        try:
+            def limits():
+                with open("/proc/%d/limits" % p.pid) as f:
+                    return [ln for ln in f if ln.startswith("Max core file size")][0].split()[4:6]
+            wait_for(lambda: limits() == ["0", "0"], 10, "the command line's core limit")
+        finally:
+            p.communicate(b"", timeout=30)
+
     def test_ipv6_endpoints(self):
         nodes = []
         for ident in ("dr.alvarez", "dr.okafor"):

@@ -539,6 +539,13 @@ class ControlBadInput(Hardened):
     def test_recipient_id_too_long(self):
         self.refused(send_request(to=("a" * 5000,), payload=text_message("hi")), {1}, "is not a valid node id")
 
+    def test_typed_value_not_kept_in_the_audit(self):
+        # A raw client's mistyped recipient (a patient id here) is quoted back to it, and
+        # masked in the audit entry that auditors and exports read.
+        line, row = self.refused(send_request(to=("MRN-0042",), payload=text_message("hi")), {1},
+                                 "'MRN-0042' is not a valid node id")
+        self.assertEqual(row[6], "send: '?' is not a valid node id")
+
     def test_too_many_recipients(self):
         self.refused(send_request(to=["r%03d" % i for i in range(40)], payload=text_message("hi")), {1},
                      "too many recipients")
