@@ -361,7 +361,7 @@ static int overdue(cli_t *cli, Liaison__Control__Response **r)
 
 /* Listings without --limit show this many (the daemon's default, asked for explicitly). */
 #define BOX_DEFAULT_LIMIT 100u
-#define BOX_MAX_LIMIT 100000u
+#define BOX_MAX_LIMIT 10000u /* liaisond answers at most 10,001 (one more, to see whether more match) */
 /* How far past a listing's limit the messages left out are counted. */
 #define BOX_COUNT_MAX 10000u
 

@@ -380,24 +380,21 @@ int clinical_inbound_check(node_t *n, const char *sender, uint32_t ct, const pay
         return -1;
     if (info->review_action != PAYLOAD_REVIEW_ADD)
         return 0;
-    /* An add records its envelope's recipients as participants (clinical_record): they
-     * must be the new participant and participants this node knows, so that an add
-     * brings in the one node it names and no other. One this node does not know may
-     * have been added by an add still on its way here. */
+    /* An add records its envelope's recipients as participants (clinical_record): the
+     * adding node's list, which may name participants added meanwhile by another
+     * participant's add still on its way here (two adds at once: each node learns the
+     * other's from the next add). It must reach the node it adds, and the list must stay
+     * within what one message can reach. */
     if (!in_list(recipients, n_recipients, info->added)) {
         snprintf(err, errlen, "review %s: the add is not addressed to '%s', the participant it adds", hex,
                  info->added);
         return -1;
     }
+    size_t merged = r.n_participants;
     for (size_t i = 0; i < n_recipients; i++)
-        if (strcmp(recipients[i], info->added) != 0 && !store_review_has(&r, recipients[i])) {
-            snprintf(err, errlen, "review %s: the add is addressed to '%s', not a participant here (not yet)", hex,
-                     recipients[i]);
-            return -3;
-        }
-    /* Every participant must stay reachable by one message (and listed by this node). */
-    if (!store_review_has(&r, info->added) && r.n_participants >= LIAISON_MAX_RECIPIENTS) {
-        snprintf(err, errlen, "review %s already has %u participants, the most one message can reach", hex,
+        merged += !store_review_has(&r, recipients[i]);
+    if (merged > LIAISON_MAX_RECIPIENTS) {
+        snprintf(err, errlen, "review %s would have more than %u participants, the most one message can reach", hex,
                  LIAISON_MAX_RECIPIENTS);
         return -1;
     }

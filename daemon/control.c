@@ -96,11 +96,11 @@ static void answer_error(call_t *c, Liaison__Control__Code code, const char *fmt
     (void)text_clean_line(msg, sizeof msg, raw);
     if (!c->audited) {
         char details[256], masked[512];
-        const char *colon = strchr(msg, ':');
+        text_mask_quoted(masked, sizeof masked, msg); /* first: a value may hold a colon */
+        const char *colon = strchr(masked, ':');
         bool field_only = code == LIAISON__CONTROL__CODE__BAD_REQUEST && colon && c->op && strcmp(c->op, "send") == 0;
-        text_mask_quoted(masked, sizeof masked, msg);
         snprintf(details, sizeof details, "%s: %.*s", c->op ? c->op : "request",
-                 field_only ? (int)(colon - msg) : 200, field_only ? msg : masked);
+                 field_only ? (int)(colon - masked) : 200, masked);
         audit_local(c, "request-refused", code == LIAISON__CONTROL__CODE__INTERNAL ? "failed" : "refused", NULL, NULL,
                     0, NULL, details);
     }

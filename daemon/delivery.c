@@ -446,7 +446,18 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
         goto out;
     }
     if (checked == -3) { /* it overtook what it refers to: its sender tries again */
-        reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, err);
+        /* Audited the first time (of the last 64 such messages), not at every retry: a
+         * message that waits days for a review's open would fill the log. */
+        bool seen = false;
+        for (size_t i = 0; i < sizeof n->later_audited / sizeof n->later_audited[0] && !seen; i++)
+            seen = memcmp(n->later_audited[i], msgid, LIAISON_MSGID_BYTES) == 0;
+        if (seen) {
+            send_reject(n, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, err);
+        } else {
+            memcpy(n->later_audited[n->later_next], msgid, LIAISON_MSGID_BYTES);
+            n->later_next = (n->later_next + 1) % (sizeof n->later_audited / sizeof n->later_audited[0]);
+            reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, err);
+        }
         goto out;
     }
     if (checked != 0) {

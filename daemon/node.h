@@ -94,6 +94,8 @@ typedef struct node {
 
     refused_key_t refused[32];  /* throttles audit rows for a key retrying its handshake */
     refused_key_t answered[8];  /* throttles answers to connections of keys no longer in the directory */
+    uint8_t later_audited[64][LIAISON_MSGID_BYTES]; /* messages told "not yet" lately: audited once (delivery.c) */
+    size_t later_next;
     uint64_t refused_window_ms; /* ...and for all refused keys together (transport.c) */
     uint32_t refused_in_window;
     uint64_t refused_unrecorded;

@@ -659,22 +659,25 @@ size_t text_edit_distance(const char *a, const char *b, size_t limit)
     return one[lb] > limit ? limit + 1 : one[lb];
 }
 
-/* Copies msg into out with what each 'quoted' value holds replaced by '?': a value the
- * requester typed (a mistyped node id may be a patient's id or name) is said to them,
- * never kept in the audit log, which auditors and exports read. A quote is one that
- * opens after a non-alphanumeric byte (not the apostrophe of "node's"). */
+/* Copies msg into out with the quoted value replaced by '?': a value the requester typed
+ * (a mistyped node id may be a patient's id or name) is said to them, never kept in the
+ * audit log, which auditors and exports read. The value runs from the first quote that
+ * opens after a non-alphanumeric byte (not the apostrophe of "node's") to the last
+ * quote followed by a non-alphanumeric byte or the end: a value may hold quotes itself
+ * (O'Brien), and what lies between two quoted values is masked with them. */
 void text_mask_quoted(char *out, size_t cap, const char *msg)
 {
-    size_t o = 0;
-    for (size_t i = 0; msg[i] && o + 1 < cap; i++) {
-        out[o++] = msg[i];
-        bool opens = msg[i] == '\'' && (i == 0 || !isalnum((unsigned char)msg[i - 1]));
-        const char *close = opens ? strchr(msg + i + 1, '\'') : NULL;
-        if (close && o + 2 < cap) {
-            out[o++] = '?';
-            out[o++] = '\'';
-            i = (size_t)(close - msg);
-        }
-    }
-    out[o] = 0;
+    if (!cap)
+        return;
+    size_t len = strlen(msg), open = len, close = len;
+    for (size_t i = 0; i < len && open == len; i++)
+        if (msg[i] == '\'' && (i == 0 || !isalnum((unsigned char)msg[i - 1])))
+            open = i;
+    for (size_t i = len; i-- > open + 1 && close == len;)
+        if (msg[i] == '\'' && !isalnum((unsigned char)msg[i + 1]))
+            close = i;
+    if (open == len) /* no quoted value: as it is */
+        snprintf(out, cap, "%s", msg);
+    else /* a quote that does not close: the rest is masked */
+        snprintf(out, cap, "%.*s'?'%s", (int)open, msg, close == len ? "" : msg + close + 1);
 }

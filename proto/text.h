@@ -94,9 +94,10 @@ void text_printable(char *dst, size_t dstlen, const char *s);
  * s itself (cleaning in place); dstlen must be at least 1. */
 bool text_clean_line(char *dst, size_t dstlen, const char *s);
 
-/* Copies msg into out (cap bytes, NUL-terminated) with what each 'quoted' value holds
- * replaced by '?': for an error message that quotes what a request typed, kept in the
- * audit log. A quote opens only after a non-alphanumeric byte ("node's" is no quote). */
+/* Copies msg into out (cap bytes, NUL-terminated) with its quoted value replaced by
+ * '?': for an error message that quotes what a request typed, kept in the audit log.
+ * The value runs from the first quote opening after a non-alphanumeric byte ("node's"
+ * is no quote) to the last quote followed by a non-alphanumeric byte or the end. */
 void text_mask_quoted(char *out, size_t cap, const char *msg);
 
 /* The optimal-string-alignment (restricted Damerau-Levenshtein) distance of a and b:

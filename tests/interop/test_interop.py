@@ -397,7 +397,7 @@ class Interop(NodeTest):
         self.assertEqual(opened[0], "receipt", opened)
         answer = review(["rx.kim", "dr.alvarez", "dr.extra"], add=PAYLOAD.ReviewAdd(participant="dr.extra"))
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
-        self.assertIn("already has 32 participants", answer[2])
+        self.assertIn("would have more than 32 participants", answer[2])
         # Nor may a closing give an action item to someone outside the review.
         item = PAYLOAD.ActionItem(owner="dr.extra", text="call the patient")
         answer = review(["rx.kim", "dr.alvarez"], close=PAYLOAD.ReviewClose(decision="done", actions=[item]))
@@ -525,11 +525,12 @@ class Interop(NodeTest):
         answer = py.deliver("rx.chen", py.seal(["rx.chen"], ct, body, thread_id=bytes.fromhex(rid))[1])
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
 
-    def test_an_add_brings_in_the_one_participant_it_names(self):
+    def test_an_add_keeps_the_review_whole_and_within_32(self):
         """PROTOCOL.md 8.5: an add to a review a node knows must be addressed to the
-        participant it adds and otherwise to participants that node knows; one addressed
-        to others waits (TRY_LATER: an add of them may be on its way), so that no add can
-        swell the list with nodes nobody added, or push participants off it."""
+        participant it adds; its other recipients join as participants (another add may
+        have brought them in meanwhile), recorded at the receiving node's own time, and no
+        add may take the review past 32 participants: the list is never cut short, so no
+        add, back-dated or not, pushes a participant off it."""
         a, c, py = self.sender_and_two_recipients()
         c.add_peer(a)
         rid = a.json("review", "open", "--with", "mal.lory,rx.chen", "--patient", "P-3",
@@ -540,31 +541,33 @@ class Interop(NodeTest):
         before = sorted(c.json("review", "list")["reviews"][0]["participants"])
         self.assertEqual(before, ["dr.alvarez", "mal.lory", "rx.chen"])
         pr = PAYLOAD.PatientRef(id="P-3")
-        junk = ["aa.%02d" % i for i in range(29)]
-        for j in junk:
-            py.pair_keys[j] = os.urandom(32)
-        swell = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
-                                   add=PAYLOAD.ReviewAdd(participant="mal.lory"))
-        _, env = py.seal(["rx.chen", "dr.alvarez"] + junk, 5, swell.SerializeToString(),
-                         thread_id=bytes.fromhex(rid), created_ms=pypeer.now_ms() - 2 * 86400_000)
-        answer = py.deliver("rx.chen", env)
-        self.assertEqual(answer[:2], ("reject", WIRE.REJECT_TRY_LATER), answer)
-        self.assertIn("not a participant here (not yet)", answer[2])
-        stray = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
-                                   add=PAYLOAD.ReviewAdd(participant="dr.new"))
-        answer = py.deliver("rx.chen", py.seal(["rx.chen", "dr.alvarez"], 5, stray.SerializeToString(),
-                                               thread_id=bytes.fromhex(rid))[1])
+
+        def add(participant, others, days_ago=0):
+            for j in others:
+                py.pair_keys.setdefault(j, os.urandom(32))
+            msg = PAYLOAD.CaseReview(review_id=bytes.fromhex(rid), patient=pr,
+                                     add=PAYLOAD.ReviewAdd(participant=participant))
+            _, env = py.seal(["rx.chen", "dr.alvarez"] + others, 5, msg.SerializeToString(),
+                             thread_id=bytes.fromhex(rid), created_ms=pypeer.now_ms() - days_ago * 86400_000)
+            return py.deliver("rx.chen", env)
+
+        stray = add("dr.new", [])
+        self.assertEqual(stray[:2], ("reject", WIRE.REJECT_POLICY), stray)
+        self.assertIn("the add is not addressed to 'dr.new'", stray[2])
+        first = ["aa.%02d" % i for i in range(20)]
+        self.assertEqual(add("aa.00", first, days_ago=2)[0], "receipt")  # 23 participants
+        listed = c.json("review", "list")["reviews"][0]["participants"]
+        self.assertEqual(sorted(listed), sorted(before + first))
+        self.assertEqual(listed[:3], before, "back-dated, the add's participants still come after the others")
+        more = ["bb.%02d" % i for i in range(10)]
+        answer = add("bb.00", more)  # 33
         self.assertEqual(answer[:2], ("reject", WIRE.REJECT_POLICY), answer)
-        self.assertIn("the add is not addressed to 'dr.new'", answer[2])
-        self.assertEqual(sorted(c.json("review", "list")["reviews"][0]["participants"]), before)
-        # A genuine add (to the participants rx.chen knows and the new one) is taken.
-        py.pair_keys["dr.new"] = os.urandom(32)
-        _, env = py.seal(["rx.chen", "dr.alvarez", "dr.new"], 5, stray.SerializeToString(),
-                         thread_id=bytes.fromhex(rid))
-        self.assertEqual(py.deliver("rx.chen", env)[0], "receipt")
-        self.assertEqual(sorted(c.json("review", "list")["reviews"][0]["participants"]), sorted(before + ["dr.new"]))
+        self.assertIn("would have more than 32 participants", answer[2])
+        self.assertEqual(sorted(c.json("review", "list")["reviews"][0]["participants"]), sorted(before + first))
+        # A participant not in rx.chen's directory is named when rx.chen replies, nothing sent.
         reply = c.cli("review", "reply", rid, "-", input="Noted.", check=False)
-        self.assertIn("dr.new", reply.stderr)  # not in rx.chen's directory: said, nothing sent
+        self.assertEqual(reply.returncode, 3, reply.stderr)
+        self.assertIn("aa.", reply.stderr)
 
     def test_card_endpoints_strict_when_added_lenient_when_stored(self):
         a = self.node("dr.alvarez", "therapist")

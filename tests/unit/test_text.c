@@ -558,6 +558,36 @@ static void test_edit_distance(void **state)
     assert_int_equal(text_edit_distance(long1, long1, 2), 0);
 }
 
+/* A value a refused request typed is masked in what the audit log keeps: the whole
+ * value, quotes or colons in it included; an apostrophe inside a word is no quote. */
+static void test_mask_quoted(void **state)
+{
+    (void)state;
+    const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"'MRN-0042' is not a valid node id", "'?' is not a valid node id"},
+        {"'O'Brien' is not a valid node id", "'?' is not a valid node id"},
+        {"'smith 'john' is not a valid node id", "'?' is not a valid node id"},
+        {"'MRN:0042' is not a valid node id", "'?' is not a valid node id"},
+        {"peer 'nobody' is not in the directory (see: liaison peer list)",
+         "peer '?' is not in the directory (see: liaison peer list)"},
+        {"this node's id and the open's salt", "this node's id and the open's salt"},
+        {"the value 'x", "the value '?'"}, /* unclosed: the rest is masked */
+        {"no quote at all", "no quote at all"},
+        {"''", "'?'"},
+        {"peer 'a' and 'b'", "peer '?'"},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        text_mask_quoted(out, sizeof out, cases[i].in);
+        assert_string_equal(out, cases[i].out);
+    }
+    char small[4];
+    text_mask_quoted(small, sizeof small, "'abcdef' x"); /* cut, terminated */
+    assert_string_equal(small, "'?'");
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -571,7 +601,7 @@ int main(void)
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_b64_decode_edges),
         cmocka_unit_test(test_time_format),   cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_printable), cmocka_unit_test(test_clean_line), cmocka_unit_test(test_visible),
-        cmocka_unit_test(test_edit_distance),
+        cmocka_unit_test(test_edit_distance), cmocka_unit_test(test_mask_quoted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
