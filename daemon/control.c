@@ -348,7 +348,7 @@ static void send_payload(call_t *c, uint32_t ct, const uint8_t *payload, size_t 
 {
     node_t *n = c->n;
     char err[256];
-    payload_info_t info;
+    payload_info_t info PAYLOAD_INFO_WIPED;
     if (!payload_known_type(ct)) {
         answer_error(c, LIAISON__CONTROL__CODE__BAD_REQUEST, "content type %" PRIu32 " is not known", ct);
         return;
@@ -1790,6 +1790,9 @@ static void serve(node_t *n, void *sock, bool audit)
             liaison__control__request__free_unpacked(rq, &arena.alloc);
         }
         pb_arena_release(&arena);
+        /* The request may carry a payload or a comment in the clear. */
+        if (zmq_msg_size(&body))
+            sodium_memzero(zmq_msg_data(&body), zmq_msg_size(&body));
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
     }

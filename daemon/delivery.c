@@ -417,7 +417,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                ct, orc == -2 ? "out of memory" : "cannot decrypt the content key or the body");
         goto out;
     }
-    payload_info_t info;
+    payload_info_t info PAYLOAD_INFO_WIPED;
     int prc = payload_validate(ct, pt, pt_len, &info, err, sizeof err);
     if (prc == -2) {
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "out of memory");

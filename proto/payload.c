@@ -715,3 +715,8 @@ int payload_validate(uint32_t ct, const uint8_t *data, size_t len, payload_info_
     pb_arena_release(&arena);
     return ok ? 0 : oom ? -2 : -1;
 }
+
+void payload_info_wipe(payload_info_t *info)
+{
+    sodium_memzero(info->patient, sizeof info->patient);
+}

@@ -49,6 +49,12 @@ typedef struct payload_info {
     bool has_salt;
 } payload_info_t;
 
+/* Wipes the patient id info holds (the rest names nodes and messages). For
+ * PAYLOAD_INFO_WIPED: a payload_info_t so declared is wiped when it goes out of scope,
+ * whichever way the function returns. */
+void payload_info_wipe(payload_info_t *info);
+#define PAYLOAD_INFO_WIPED __attribute__((cleanup(payload_info_wipe)))
+
 /* A case review's id (PROTOCOL.md 8.5): the first 16 bytes of
  * H32(D("liaison-v1/review-id") || u8(len(opener)) || opener || salt). Bound to its
  * opener, so no other participant can open a review under it first, and in a domain of
