@@ -302,6 +302,7 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
     const char *peer = from->card.id;
     char err[256];
     int code = 0;
+    payload_info_t info PAYLOAD_INFO_WIPED; /* before every goto: its wipe runs on each way out */
     /* Parsed into storage on the stack: no allocation per inbound message (a 4 KB one
      * fits the envelope's arena). */
     envelope_t env_store, *e = NULL;
@@ -417,7 +418,6 @@ static void accept_envelope(node_t *n, peer_t *from, const uint8_t *rid, size_t 
                ct, orc == -2 ? "out of memory" : "cannot decrypt the content key or the body");
         goto out;
     }
-    payload_info_t info PAYLOAD_INFO_WIPED;
     int prc = payload_validate(ct, pt, pt_len, &info, err, sizeof err);
     if (prc == -2) {
         reject(n, peer, rid, rid_len, msgid, LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER, ct, "out of memory");
