@@ -198,6 +198,7 @@ void config_defaults(config_t *c)
     c->ack_urgent_s = 7200;
     c->checkpoint_entries = 256;
     c->checkpoint_seconds = 300;
+    c->witness_proof_wait_s = 600;
     snprintf(c->log_level, sizeof c->log_level, "info");
 }
 
@@ -252,6 +253,7 @@ static const key_def_t keys[] = {
     S("ack", "hook", ack_hook, valid_hook, "an absolute path to a program, or empty"),
     N("audit", "checkpoint_entries", checkpoint_entries, 1, 1000000),
     N("audit", "checkpoint_seconds", checkpoint_seconds, 1, 86400),
+    N("audit", "witness_proof_wait_s", witness_proof_wait_s, 1, 7 * 86400),
     S("log", "level", log_level, valid_level, "error, warning, notice, info or debug"),
 };
 
@@ -481,11 +483,12 @@ int config_write_new(const char *path, const config_t *c, char *err, size_t errl
             "[delivery]\nretry_min_ms = %" PRIu32 "\nretry_max_ms = %" PRIu32 "\nclock_window_s = %" PRIu32
             "\nmax_age_s = %" PRIu32 "\nheartbeat_ms = %" PRIu32 "\nmax_recipients = %" PRIu32 "\n\n"
             "[ack]\nroutine_deadline_s = %" PRIu32 "\nurgent_deadline_s = %" PRIu32 "\nhook =\n\n"
-            "[audit]\ncheckpoint_entries = %" PRIu32 "\ncheckpoint_seconds = %" PRIu32 "\n\n"
+            "[audit]\ncheckpoint_entries = %" PRIu32 "\ncheckpoint_seconds = %" PRIu32
+            "\nwitness_proof_wait_s = %" PRIu32 "\n\n"
             "[log]\nlevel = %s\n",
             c->id, c->name, c->role, c->org, c->listen, c->advertise[0] ? c->advertise : c->listen,
             c->retry_min_ms, c->retry_max_ms, c->clock_window_s, c->max_age_s, c->heartbeat_ms, (uint32_t)c->max_recipients, c->ack_routine_s, c->ack_urgent_s, c->checkpoint_entries,
-            c->checkpoint_seconds, c->log_level);
+            c->checkpoint_seconds, c->witness_proof_wait_s, c->log_level);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         goto out;

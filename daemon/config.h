@@ -67,6 +67,8 @@ typedef struct config {
     /* [audit] */
     uint32_t checkpoint_entries;  /* sign a checkpoint every N entries, default 256 */
     uint32_t checkpoint_seconds;  /* or every T seconds if there are new entries, default 300 */
+    uint32_t witness_proof_wait_s; /* a peer's checkpoints offered without the proof asked for,
+                                    * this long: witness alarm (witness.c), default 600 */
     /* [ack] */
     uint32_t ack_routine_s;       /* deadline for routine medication changes, default 86400 */
     uint32_t ack_urgent_s;        /* deadline for urgent ones, default 7200 */

@@ -26,6 +26,11 @@ typedef struct peer {
     uint64_t witness_held;     /* size of our checkpoint the peer said it holds (witness.c) */
     uint64_t witness_sent;     /* size of the checkpoint last sent to it */
     uint64_t witness_from;     /* old_size (proof start) of the checkpoint last sent to it */
+    uint32_t witness_pending;  /* offers sent to it not yet answered, at most WITNESS_PENDING_MAX */
+    /* as its witness: offers of a larger checkpoint without the proof asked for, since
+     * the last checkpoint of it stored here, and when the first of them came */
+    uint32_t witness_unproven;
+    uint64_t witness_unproven_ms;
 } peer_t;
 
 typedef struct directory {

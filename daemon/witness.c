@@ -123,6 +123,8 @@ static void offer(node_t *n, peer_t *p)
     if (buf && transport_send(n, p, buf, len) == 0) {
         p->witness_sent = n->cp_size;
         p->witness_from = old;
+        if (p->witness_pending < WITNESS_PENDING_MAX)
+            p->witness_pending++;
     }
     free(buf);
 }
@@ -274,6 +276,30 @@ static void raise_alarm(node_t *n, peer_t *p, const char *what, const char *held
     record_alarm(n, p, false, what, held, fresh);
 }
 
+/* A peer offered a checkpoint larger than the one held (size held) without the
+ * consistency proof from it. An honest peer sends it as soon as it reads the refusal
+ * (only offers already on their way arrive without it); a peer that keeps offering
+ * larger checkpoints for witness_proof_wait_s without ever proving that its log still
+ * extends the one held may be hiding a fork, and is reported like one (once per
+ * checkpoint held). The count restarts when a larger checkpoint of it is stored. */
+static void unproven(node_t *n, peer_t *p, uint64_t size, uint64_t held, const char *held_note, const char *fresh)
+{
+    uint64_t now = liaison_now_ms();
+    if (p->witness_unproven == 0)
+        p->witness_unproven_ms = now;
+    if (p->witness_unproven < UINT32_MAX)
+        p->witness_unproven++;
+    uint64_t waited = now >= p->witness_unproven_ms ? now - p->witness_unproven_ms : 0;
+    if (p->witness_unproven < WITNESS_UNPROVEN_MIN || waited < (uint64_t)n->cfg.witness_proof_wait_s * 1000u)
+        return;
+    char what[300];
+    snprintf(what, sizeof what,
+             "offered %" PRIu32 " checkpoints over %" PRIu64 " s, the latest at %" PRIu64
+             " entries, and never the proof that they extend the one at %" PRIu64 " entries (forked or rewritten?)",
+             p->witness_unproven, waited / 1000u, size, held);
+    raise_alarm(n, p, what, held_note, fresh);
+}
+
 /* Answers a witness request. held_note is the signed note of the checkpoint held (NULL
  * when nothing is held): it proves the claim to the sender, who raises rollback-detected
  * only on a note it signed itself. */
@@ -369,6 +395,7 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
             reply(n, rid, rid_len, held, held_note, true, NULL);
         }
     } else if (wr->old_size != held) {
+        unproven(n, from, cp.size, held, held_note, text);
         reply(n, rid, rid_len, held, held_note, false, "send a proof from the size I hold");
     } else {
         uint8_t proof[MERKLE_MAX_CONSISTENCY][MERKLE_HASH_BYTES];
@@ -406,6 +433,8 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
             if (store_op_end(n->store, ok) != 0)
                 ok = false;
         }
+        if (ok)
+            from->witness_unproven = 0;
         reply(n, rid, rid_len, ok ? cp.size : held, ok ? text : held_note, ok, ok ? NULL : "cannot store");
     }
     free(held_note);
@@ -413,6 +442,11 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
 
 void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr)
 {
+    if (p->witness_pending == 0) {
+        log_warn("peer %s sent a witness reply to no checkpoint offered; ignored", p->card.id);
+        return;
+    }
+    p->witness_pending--;
     if (wr->held_size > n->cp_size) {
         /* A peer holds a larger checkpoint of ours than we have: our database was
          * rolled back, if the peer shows it, i.e. a note this node signed at that size.

@@ -30,12 +30,23 @@ int witness_final_checkpoint(node_t *n);
 /* A peer's connection came up: offer it our latest checkpoint. */
 void witness_peer_up(node_t *n, peer_t *p);
 
+/* Replies a peer may owe us: a reply beyond the offers sent and not yet answered is
+ * ignored, so that unsolicited replies cannot make this node build proofs again and
+ * again. Replies lost with a connection count until the cap. */
+#define WITNESS_PENDING_MAX 8
+
+/* Offers of a larger checkpoint without a consistency proof from the one held, after
+ * which (and after [audit] witness_proof_wait_s since the first) the witness raises an
+ * alarm: an honest peer sends the proof as soon as it reads the refusal. */
+#define WITNESS_UNPROVEN_MIN 3
+
 /* A peer's checkpoint arrived on the ROUTER: verify, check consistency with what we
  * hold, store or raise an alarm, and answer. */
 void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_len,
                         const Liaison__Wire__WitnessRequest *wr);
 
-/* The peer's answer to our checkpoint arrived on our dealer. */
+/* The peer's answer to our checkpoint arrived on our dealer; ignored unless an offer
+ * is pending (WITNESS_PENDING_MAX). */
 void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr);
 
 /* Calls cb for each alarm raised about a peer's log, newest first (the latest 50), until

@@ -717,7 +717,7 @@ static void seeds_config(void)
                "[delivery]\nretry_min_ms = 1000\nretry_max_ms = 60000\nclock_window_s = 600\n"
                "max_age_s = 1209600\nmax_recipients = 32\nheartbeat_ms = 5000\n\n"
                "[ack]\nroutine_deadline_s = 86400\nurgent_deadline_s = 7200\nhook = /usr/local/bin/page-on-call\n\n"
-               "[audit]\ncheckpoint_entries = 256\ncheckpoint_seconds = 300\n\n"
+               "[audit]\ncheckpoint_entries = 256\ncheckpoint_seconds = 300\nwitness_proof_wait_s = 600\n\n"
                "[log]\nlevel = debug\n");
     write_text("fuzz_config", "minimal",
                "[node]\nid=bob\nname=Bob\nrole=therapist\nlisten=ipc:///run/liaison/bob.sock\n");

@@ -326,6 +326,7 @@ class PyPeer:
         self.stale_answered = {}  # peer id -> time its stale connection was last answered
         self.witnessed = {}      # node id -> (size, root, note)
         self.witness_overclaim = 0  # a lying witness: adds this to every held_size it reports
+        self.witness_extra_replies = 0  # a noisy witness: after each reply, this many more, unasked
         self.witness_log = []    # (node id, size, accepted, reason)
         self.ctx = zmq.Context()
         self.dealers = {}
@@ -721,6 +722,9 @@ class PyPeer:
         self._answer(router, routing_id, W.Frame(witness_reply=W.WitnessReply(held_size=held_size, accepted=ok,
                                                                                reason=reason,
                                                                                held_checkpoint=held_note)))
+        for i in range(self.witness_extra_replies):  # each asks for a proof from another size, 1 or 2
+            self._answer(router, routing_id, W.Frame(witness_reply=W.WitnessReply(
+                held_size=1 + i % 2, accepted=False, reason="send a proof from there", held_checkpoint="")))
 
     def close(self):
         self._stop.set()

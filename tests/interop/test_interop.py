@@ -886,6 +886,84 @@ class Interop(NodeTest):
         self.assertEqual(len(b.query("SELECT * FROM witness_alarms WHERE peer = 'py.peer'")), 1)
 
 
+    def test_a_peer_that_never_proves_its_log_extends_the_held_checkpoint_is_an_alarm(self):
+        """11.3: a witness asked for a proof from the size it holds, and offered larger
+        checkpoints without it (at least 3, over witness_proof_wait_s), raises an alarm
+        once per checkpoint held; a proof that comes in time restarts the count."""
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("audit", "witness_proof_wait_s", "2")
+        b.start()
+        py = self.pypeer()
+        self.meet(b, py)
+        leaves = [hashlib.sha256(b"\x00" + bytes([i])).digest() for i in range(3)]
+        two = hashlib.sha256(b"\x01" + leaves[0] + leaves[1]).digest()
+        three = hashlib.sha256(b"\x01" + two + leaves[2]).digest()
+        t = int(time.time() * 1000)
+
+        def note(size, root, at):
+            return pypeer.sign_checkpoint("py.peer", py.signer, size, root, at)
+
+        def alarms():
+            return b.query("SELECT what FROM witness_alarms WHERE peer = 'py.peer'")
+
+        self.assertTrue(py.ask_witness("dr.okafor", note(2, two, t), 0).accepted)
+        # Larger checkpoints (made up: nothing can check them without a proof), none
+        # with the proof from 2: refused, and not yet an alarm, however long it takes.
+        for i in range(2):
+            r = py.ask_witness("dr.okafor", note(10 + i, hashlib.sha256(b"x%d" % i).digest(), t + 1 + i), 0)
+            self.assertFalse(r.accepted, r)
+            self.assertEqual(r.held_size, 2)
+        time.sleep(2.5)
+        # The proof, late but before a third unproven offer: stored, the count restarts.
+        r = py.ask_witness("dr.okafor", note(3, three, t + 3), 2, proof=[leaves[2]])
+        self.assertTrue(r.accepted, r)
+        self.assertEqual(r.held_size, 3)
+        for i in range(3):
+            r = py.ask_witness("dr.okafor", note(20 + i, hashlib.sha256(b"y%d" % i).digest(), t + 4 + i), 0)
+            self.assertFalse(r.accepted, r)
+        self.assertEqual(alarms(), [])  # three, but all within 2 s of the first
+        time.sleep(2.5)
+        r = py.ask_witness("dr.okafor", note(30, hashlib.sha256(b"z").digest(), t + 10), 1)
+        self.assertFalse(r.accepted, r)
+        self.assertEqual(r.held_size, 3)
+        got = alarms()
+        self.assertEqual(len(got), 1, got)
+        self.assertIn("never the proof that they extend the one at 3 entries", got[0][0])
+        self.assertIn("offered 4 checkpoints", got[0][0])
+        self.assertEqual(len(b.audit("witness-alarm")), 1)
+        self.assertIn("never the proof", json.dumps(b.json("status")["alarms"]))
+        # Recorded once per checkpoint held: more of the same add nothing.
+        py.ask_witness("dr.okafor", note(31, hashlib.sha256(b"w").digest(), t + 11), 0)
+        self.assertEqual(len(alarms()), 1)
+        self.assertEqual(len(b.audit("witness-alarm")), 1)
+
+    def test_witness_replies_nobody_asked_for_are_ignored(self):
+        """11.3: a node acts on a WitnessReply only as the answer to an offer it sent. A
+        witness that adds replies of its own, each asking for a proof from another size,
+        does not make the node build and send proofs without end."""
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("audit", "checkpoint_entries", "4")
+        b.start()
+        py = self.pypeer()
+        py.witness_extra_replies = 3
+        self.meet(b, py, serve=True)
+        for i in range(6):
+            b.send("py.peer", "message %d" % i)
+        wait_for(lambda: len(py.received) == 6, 30, "the messages at the Python peer")
+        wait_for(lambda: py.witness_log, 30, "a witness request at the Python peer")
+        time.sleep(2)
+        offers = len(py.witness_log)
+        checkpoints = b.query("SELECT count(*) FROM checkpoints")[0][0]
+        # One offer per checkpoint signed, per connection, and one more per refusal that
+        # named another size: a handful, not a storm.
+        self.assertLessEqual(offers, 2 * checkpoints + 2, py.witness_log[:20])
+        time.sleep(2)
+        self.assertEqual(len(py.witness_log), offers, py.witness_log[offers:offers + 20])
+        with open(b.log) as f:
+            self.assertIn("sent a witness reply to no checkpoint offered; ignored", f.read())
+        self.assertEqual(b.json("status")["alarms"], [])
+
+
 class RefusedKeyFlood(NodeTest):
     """A network attacker not in the directory (section 4): handshakes with ever new
     transport keys, which cost nothing to make, must not write an audit row and a log

@@ -60,6 +60,7 @@ class ConfigTest(ServiceTest):
                               ("ack", "routine_deadline_s", "3600"), ("ack", "urgent_deadline_s", "600"),
                               ("ack", "hook", hook),
                               ("audit", "checkpoint_entries", "100"), ("audit", "checkpoint_seconds", "60"),
+                              ("audit", "witness_proof_wait_s", "3600"),
                               ("log", "level", "debug"), ("node", "org", "Eastside Counseling"),
                               ("node", "advertise", "tcp://clinic.example:7701")]:
             n.set_config(sec, key, val)
