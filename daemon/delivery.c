@@ -636,11 +636,12 @@ static void receipt_checked(node_t *n, peer_t *p, const receipt_t *r, const char
     store_op_end(n->store, ok);
 }
 
-/* A receipt arrived on p's dealer. While the verifier thread is busy with earlier
- * receipts it checks this one too (delivery_receipt_verified continues), so that under
- * load a second core does it; when it is idle, the loop checks it here at once, which
- * saves the two thread hand-offs on a lone message's path. */
-static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
+/* A receipt arrived on p's dealer. When more frames wait behind it, or while the
+ * verifier thread is still busy with earlier receipts (which keeps their order), the
+ * thread checks it (delivery_receipt_verified continues), so that under load a second
+ * core does it while the loop reads, stores and sends; a lone receipt is checked here
+ * at once, which saves the two thread hand-offs on a lone message's path. */
+static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len, bool more_behind)
 {
     if (len < 1 || len > LIAISON_MAX_RECEIPT) {
         /* Refused before it is copied or queued anywhere. */
@@ -649,9 +650,10 @@ static void on_receipt(node_t *n, peer_t *p, const uint8_t *bytes, size_t len)
         receipt_checked(n, p, NULL, problem, bytes, len);
         return;
     }
-    if (verifier_pending(n->verifier) > 0 &&
+    if ((more_behind || verifier_pending(n->verifier) > 0) &&
         verifier_submit(n->verifier, p->card.id, p->card.sign_pk, bytes, len) == 0)
         return;
+    n->receipts_on_loop++;
     receipt_t r;
     char err[160];
     bool ok = receipt_verify_cached(bytes, len, p->card.sign_pk, &n->receipt_cache, &r, err, sizeof err) == 0;
@@ -665,6 +667,7 @@ void delivery_receipt_verified(void *ctx, const verify_job_t *j)
     /* A peer removed, or whose keys were replaced, while its receipt was being checked:
      * drop it. Nothing is lost: the message stays "sent" and its retry brings the
      * receipt again, to be checked against the keys of the day. */
+    n->receipts_on_thread++;
     if (!p || sodium_memcmp(p->card.sign_pk, j->sign_pk, LIAISON_KEY_BYTES) != 0)
         return;
     receipt_checked(n, p, j->ok ? &j->r : NULL, j->ok ? NULL : j->err, j->bytes, j->len);
@@ -736,7 +739,7 @@ static void on_reject(node_t *n, peer_t *p, const Liaison__Wire__Reject *rj)
     store_op_end(n->store, ok);
 }
 
-void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes)
+void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes, bool more_behind)
 {
     if (nframes != 1) {
         log_warn("peer %s sent a %d-frame message; ignored", p->card.id, nframes);
@@ -752,7 +755,7 @@ void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int 
         return;
     }
     if (f->kind_case == LIAISON__WIRE__FRAME__KIND_RECEIPT)
-        on_receipt(n, p, f->receipt.data, f->receipt.len);
+        on_receipt(n, p, f->receipt.data, f->receipt.len, more_behind);
     else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_REJECT && f->reject)
         on_reject(n, p, f->reject);
     else if (f->kind_case == LIAISON__WIRE__FRAME__KIND_WITNESS_REPLY && f->witness_reply)

@@ -24,8 +24,10 @@ void delivery_inbound(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_le
  * a message id, sent after the current batch commits (PROTOCOL.md 6 and 7.2). */
 void delivery_refuse_connection(node_t *n, const uint8_t *rid, size_t rid_len);
 
-/* Handles one frame that arrived on our dealer to peer p (a receipt or a reject). */
-void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes);
+/* Handles one frame that arrived on our dealer to peer p (a receipt or a reject).
+ * more_behind: further frames are already waiting on that dealer (a receipt is then
+ * checked on the verifier thread, so that the loop reads on meanwhile). */
+void delivery_reply(node_t *n, peer_t *p, const uint8_t *frame, size_t len, int nframes, bool more_behind);
 
 /* The verifier thread's verdict on a receipt (verifier_done_fn; ctx is the node). */
 void delivery_receipt_verified(void *ctx, const verify_job_t *j);

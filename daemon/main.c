@@ -836,6 +836,8 @@ static void stop(daemon_state_t *d)
                      " cover them)");
     }
     verifier_stop(&n->verifier);
+    log_info("receipts: %" PRIu64 " signatures checked on the verifier thread, %" PRIu64 " on the loop",
+             n->receipts_on_thread, n->receipts_on_loop);
     auditor_stop(n);
     control_stop(n);
     transport_stop(n);

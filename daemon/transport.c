@@ -333,7 +333,10 @@ static void on_dealer(loop_t *l, void *sock, int fd, void *ctx)
             more = zmq_msg_more(&extra);
             zmq_msg_close(&extra);
         }
-        delivery_reply(n, p, zmq_msg_data(&m), zmq_msg_size(&m), nframes);
+        int events = 0;
+        size_t events_len = sizeof events;
+        bool behind = zmq_getsockopt(sock, ZMQ_EVENTS, &events, &events_len) == 0 && (events & ZMQ_POLLIN);
+        delivery_reply(n, p, zmq_msg_data(&m), zmq_msg_size(&m), nframes, behind);
         zmq_msg_close(&m);
     }
 }

@@ -49,7 +49,8 @@ int verifier_start(verifier_t **out, void *zctx, loop_t *l, verifier_done_fn don
 int verifier_submit(verifier_t *v, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                     const uint8_t *bytes, size_t len)
 {
-    if (!v || strlen(peer) > LIAISON_MAX_ID || len < 1 || len > LIAISON_MAX_RECEIPT)
+    if (!v || strlen(peer) > LIAISON_MAX_ID || len < 1 || len > LIAISON_MAX_RECEIPT ||
+        worker_pending(v->w) >= VERIFIER_MAX_PENDING)
         return -1;
     verify_job_t *j = malloc(sizeof *j + len);
     if (!j)

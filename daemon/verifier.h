@@ -36,9 +36,15 @@ typedef void (*verifier_done_fn)(void *ctx, const verify_job_t *job);
 int verifier_start(verifier_t **out, void *zctx, loop_t *l, verifier_done_fn done, void *ctx, char *err,
                    size_t errlen);
 
+/* Jobs handed over and not yet answered, at most: beyond them the loop verifies
+ * receipts itself, and so reads no faster than it verifies. A peer flooding receipts
+ * then holds at most this many copies (about 1.3 KB each) in memory. */
+#define VERIFIER_MAX_PENDING 4096u
+
 /* Hands a copy of a receipt to the worker. Returns 0, or -1 if it could not be queued
- * (the caller then verifies it itself); a receipt outside 1..LIAISON_MAX_RECEIPT bytes
- * is never copied or queued (-1). */
+ * (VERIFIER_MAX_PENDING jobs pending, or out of memory: the caller then verifies it
+ * itself); a receipt outside 1..LIAISON_MAX_RECEIPT bytes is never copied or queued
+ * (-1). */
 int verifier_submit(verifier_t *v, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                     const uint8_t *bytes, size_t len);
 

@@ -319,6 +319,7 @@ class PyPeer:
         self.received = []       # Opened, in arrival order
         self.receipts = {}       # message id -> receipt bytes issued (for retransmissions)
         self.batch_receipts = False  # sign the receipts of each burst of envelopes as one batch
+        self.hold_receipts = False   # keep every receipt until this is set back to False
         self.held = []           # (routing id, message id, body, Opened) waiting for the burst's end
         self.held_copies = []    # (routing id, message id): copies of a held envelope in the same burst
         self.batched_receipts_seen = 0  # receipts of batches this peer checked (check_receipt)
@@ -522,6 +523,7 @@ class PyPeer:
                     except zmq.Again:
                         break
                     self._on_router(router, parts)
+            if self.held and not self.hold_receipts:
                 self._sign_held(router)
         zap.close(0)
         router.close(0)
@@ -631,7 +633,7 @@ class PyPeer:
                                 "review id not derived from its opener and the open's salt")
         rb = W.ReceiptBody(version=1, message_id=mid, envelope_hash=envelope_hash(envelope),
                            recipient=self.id, sender=h.sender, stored_ms=now_ms()).SerializeToString()
-        if self.batch_receipts:
+        if self.batch_receipts or self.hold_receipts:
             # Section 6 step 7: a copy of an envelope already in this burst is stored once
             # and answered with the same receipt as the first copy.
             if any(held[1] == mid for held in self.held):

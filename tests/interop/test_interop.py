@@ -3,6 +3,8 @@
 cards both ways, envelopes both ways with verified receipts, clinical payloads, an
 acknowledgement closing the loop, retransmission, refusals, and witnessed checkpoints."""
 import os
+import re
+import signal
 import sys
 import atexit
 import base64
@@ -260,6 +262,39 @@ class Interop(NodeTest):
                                                               r.batch_size, r.leaf_index))
         self.assertEqual(sorted(groups.values()), [[("dr.adams", 3, 0), ("dr.adams", 3, 1), ("dr.adams", 3, 2)],
                                                    [("ms.diaz", 2, 0), ("ms.diaz", 2, 1)]])
+
+    def test_receipts_that_arrive_together_are_checked_on_the_verifier_thread(self):
+        """Receipts waiting behind one another on a peer's connection are handed to the
+        verifier thread (a second core checks their signatures while the loop reads on);
+        the stop line of the daemon's log counts where each was checked. The peer holds
+        the receipts of 30 messages, then answers them all while the daemon is stopped
+        (SIGSTOP), so that they wait together when it goes on."""
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("delivery", "retry_min_ms", "60000")  # no retransmission meanwhile
+        b.start()
+        py = self.pypeer()
+        py.hold_receipts = True
+        self.meet(b, py, serve=True)
+        mids = [b.send("py.peer", "note %d" % i) for i in range(30)]
+        wait_for(lambda: len(py.held) == 30, 30, "the 30 envelopes at the Python peer")
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            py.hold_receipts = False
+            wait_for(lambda: len(py.received) == 30, 30, "the Python peer to answer")
+            time.sleep(0.5)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        for mid in mids:
+            self.wait_delivered(b, mid, "py.peer")
+        self.assertEqual(len(b.audit("receipt-rejected")), 0)
+        b.stop()
+        with open(b.log) as f:
+            line = [x for x in f if "signatures checked on the verifier thread" in x][-1]
+        m = re.search(r"receipts: (\d+) signatures checked on the verifier thread, (\d+) on the loop", line)
+        self.assertIsNotNone(m, line)
+        on_thread, on_loop = int(m.group(1)), int(m.group(2))
+        self.assertEqual(on_thread + on_loop, 30, line)
+        self.assertGreater(on_thread, 0, line)
 
     def test_python_progress_note_in_patient_timeline(self):
         b = self.node("dr.okafor", "psychiatrist")

@@ -182,6 +182,29 @@ static void test_refuses_a_receipt_over_the_limit(void **state)
     assert_int_equal(zmq_ctx_term(zctx), 0);
 }
 
+static void test_queue_is_bounded(void **state)
+{
+    (void)state;
+    void *zctx = zmq_ctx_new();
+    loop_t *l = loop_new();
+    seen_t s = {.loop = l};
+    verifier_t *v = NULL;
+    char err[200];
+    uint8_t pk[LIAISON_KEY_BYTES] = {0}, bytes[64] = {0};
+    assert_int_equal(verifier_start(&v, zctx, l, on_done, &s, err, sizeof err), 0);
+    /* The loop does not run, so no answer is read: every job stays pending. */
+    for (unsigned i = 0; i < VERIFIER_MAX_PENDING; i++)
+        assert_int_equal(verifier_submit(v, "bob", pk, bytes, sizeof bytes), 0);
+    assert_int_equal(verifier_pending(v), VERIFIER_MAX_PENDING);
+    /* One more is refused, not copied: the caller verifies it itself. */
+    assert_int_equal(verifier_submit(v, "bob", pk, bytes, sizeof bytes), -1);
+    assert_int_equal(verifier_pending(v), VERIFIER_MAX_PENDING);
+    verifier_stop(&v);
+    assert_int_equal(s.n, 0);
+    loop_destroy(&l);
+    assert_int_equal(zmq_ctx_term(zctx), 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -191,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_stop_with_jobs_in_flight),
         cmocka_unit_test(test_refuses_an_overlong_peer_id),
         cmocka_unit_test(test_refuses_a_receipt_over_the_limit),
+        cmocka_unit_test(test_queue_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
