@@ -259,6 +259,12 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
     merkle_builder_init(&mb);
     uint8_t prev[LIAISON_HASH_BYTES] = {0}, root[LIAISON_HASH_BYTES];
     uint64_t expect = 1;
+    /* An orderly stop appends daemon-stopped and then signs a checkpoint ending at it;
+     * the next start appends only daemon-started (after, once, patient-index-filled).
+     * Until then nothing may follow: an entry there was added while liaisond was not
+     * running. stopped_at is the size of such a checkpoint while it is the last word. */
+    uint64_t stopped_at = 0;
+    bool last_stopped = false; /* the entry just read is the daemon's daemon-stopped */
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         audit_record_t rec;
@@ -313,6 +319,17 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
                  sodium_memcmp(stored_hash, hash, LIAISON_HASH_BYTES) != 0)
             bad(r, AUDIT_FAIL_CHAIN, seq, "entry %" PRIu64 " (%s, %s) does not match its hash: it was changed after it was written",
                 seq, rec.action, rec.actor);
+        bool by_daemon = strcmp(rec.actor, "daemon") == 0;
+        if (stopped_at) {
+            if (by_daemon && strcmp(rec.action, "daemon-started") == 0)
+                stopped_at = 0;
+            else if (!by_daemon || strcmp(rec.action, "patient-index-filled") != 0)
+                bad(r, AUDIT_FAIL_STOPPED, seq,
+                    "entry %" PRIu64 " (%s, %s) follows the checkpoint this node signed as it stopped (at %" PRIu64
+                    " entries) and comes before its next start: it was added while liaisond was not running",
+                    seq, rec.action, rec.actor, stopped_at);
+        }
+        last_stopped = by_daemon && strcmp(rec.action, "daemon-stopped") == 0;
         /* Continue the chain from the recomputed hash: one bad entry is reported once. */
         memcpy(prev, hash, sizeof prev);
         uint8_t leaf[LIAISON_HASH_BYTES];
@@ -327,6 +344,8 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
             check_cp(r, pk, cps[next_cp].note, seq, root, "signed");
             r->checkpoints++;
             next_cp++;
+            if (last_stopped)
+                stopped_at = seq;
         }
         if (have_extra && extra.size == seq) {
             merkle_builder_root(&mb, root);
@@ -389,6 +408,11 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         break;
     case AUDIT_FAIL_TRUNCATED:
         say(r, "verification FAILED: the log is shorter than its own signed checkpoints (truncated)\n");
+        break;
+    case AUDIT_FAIL_STOPPED:
+        say(r, "verification FAILED: entries were added at entry %" PRIu64 ", after the node stopped and signed its"
+               " log, before it started again\n",
+            r->first_bad_seq);
         break;
     case AUDIT_FAIL_BEHIND:
         say(r, "verification FAILED: the database is behind the witnessed checkpoint (%" PRIu64 " entries, the "

@@ -37,6 +37,7 @@ typedef enum audit_failure {
     AUDIT_FAIL_ROOT,       /* the entries do not match a validly signed checkpoint (log rewritten) */
     AUDIT_FAIL_TRUNCATED,  /* the log is shorter than its own signed checkpoints */
     AUDIT_FAIL_BEHIND,     /* the log is behind the checkpoint given (rolled back, or an older copy) */
+    AUDIT_FAIL_STOPPED,    /* entries added after the checkpoint signed at an orderly stop, before the next start */
 } audit_failure_t;
 
 typedef struct audit_report {

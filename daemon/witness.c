@@ -440,6 +440,36 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
     free(held_note);
 }
 
+/* A witness refused our checkpoint and showed the one of ours it holds, at a size our
+ * log has: if the first held_size entries of our log no longer give the root this node
+ * signed for them, they were changed after it signed (rewritten, its checkpoints
+ * deleted so that the start-up check passes, or an older copy restored and grown past
+ * that size since). A note that does not verify with our own key proves nothing and is
+ * ignored. Recorded once per note shown; checked again at the next refusal when the log
+ * cannot be read now (inside a transaction). */
+static void check_held_root(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr)
+{
+    const char *note = wr->held_checkpoint ? wr->held_checkpoint : "";
+    checkpoint_t cp;
+    char err[256];
+    if (!*note || checkpoint_verify(note, strlen(note), n->keys->sign_pk, &cp, err, sizeof err) != 0 ||
+        strcmp(cp.node_id, n->cfg.id) != 0 || cp.size != wr->held_size)
+        return;
+    uint64_t nl = 0;
+    uint8_t root[LIAISON_HASH_BYTES];
+    if (store_in_txn(n->store) || audit_sync(n->audit, &nl) != 0 || nl < cp.size ||
+        merkle_root_o(NULL, audit_tree(n->audit), cp.size, root) != 0)
+        return;
+    if (sodium_memcmp(root, cp.root, LIAISON_HASH_BYTES) == 0 || alarm_recorded(n, p, note))
+        return;
+    char what[300];
+    snprintf(what, sizeof what, "peer %s holds our signed checkpoint at %" PRIu64 " entries, but the first %" PRIu64
+             " entries of our log no longer have its root: this database was rewritten or replaced",
+             p->card.id, cp.size, cp.size);
+    log_err("ALARM: %s", what);
+    record_alarm(n, p, true, what, note, n->cp_note);
+}
+
 void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr)
 {
     if (p->witness_pending == 0) {
@@ -474,6 +504,8 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
         return;
     }
     p->witness_held = wr->held_size;
+    if (!wr->accepted && wr->held_size > 0)
+        check_held_root(n, p, wr);
     if (!wr->accepted && wr->held_size != p->witness_from) {
         /* Our proof started from a size the peer does not hold (it answered an offer
          * sent before its previous reply arrived, or it lost state): it told us what it

@@ -43,6 +43,22 @@ def encode(row):
             + lp(mid) + lp(peer.encode()) + struct.pack(">I", ct) + lp(tag) + lp(details.encode()))
 
 
+def rechain(path):
+    """Recomputes every chain hash of the audit log in the database file at path, as an
+    attacker with the file but without the node's identity key would after changing
+    entries (the triggers dropped first)."""
+    con = sqlite3.connect(path)
+    prev = bytes(32)
+    rows = con.execute("SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
+                       " details FROM audit ORDER BY seq").fetchall()
+    for row in rows:
+        h = hashlib.blake2b(CHAIN_DOMAIN + prev + encode(row), digest_size=32).digest()
+        con.execute("UPDATE audit SET prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev, h, row[0]))
+        prev = h
+    con.commit()
+    con.close()
+
+
 class TamperBase(NodeTest):
     """One node with some history and a signed checkpoint; each test attacks a copy."""
 
@@ -156,16 +172,7 @@ class Tamper(TamperBase):
         # the file but without the node's identity key would: only the signed
         # checkpoint catches it.
         self.attack("UPDATE audit SET details = 'nothing happened' WHERE seq = 2")
-        con = sqlite3.connect(self.copy)
-        prev = bytes(32)
-        rows = con.execute("SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
-                           " details FROM audit ORDER BY seq").fetchall()
-        for row in rows:
-            h = hashlib.blake2b(CHAIN_DOMAIN + prev + encode(row), digest_size=32).digest()
-            con.execute("UPDATE audit SET prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev, h, row[0]))
-            prev = h
-        con.commit()
-        con.close()
+        rechain(self.copy)
         r = self.verify()
         self.assertCaught(r, "checkpoint")
         self.assertNotIn("does not match its hash", r.stdout + r.stderr)
@@ -368,6 +375,30 @@ class StartupCheck(TamperBase):
         self.a.stop()
         self.a.start()
         self.assertNotIn("ALARM", self.a.cli("status").stdout)
+        # Each run after an orderly stop begins with daemon-started: the whole history,
+        # three runs, verifies (live and offline).
+        self.assertEqual(self.a.cli("audit", "verify").returncode, 0)
+        self.a.stop()
+        r = self.a.cli("audit", "verify", "--db", self.a.db_path, "--card", self.a.card_file, check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.a.query("SELECT count(*) FROM audit WHERE action = 'daemon-stopped'")[0][0], 3)
+
+    def test_entry_added_while_stopped_refused_at_start(self):
+        # After the checkpoint signed at the orderly stop, a made-up entry with a valid
+        # chain hash (no key needed for that): "who read this message" would list it.
+        cols = "time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag, details"
+        row = self.q("SELECT %s FROM audit WHERE action = 'message-queued' LIMIT 1" % cols)[0]
+        self.attack(("INSERT INTO audit(seq, %s, prev_hash, entry_hash) VALUES(?, ?, 'user:mallory', 'message-read',"
+                     " ?, ?, ?, ?, ?, '', zeroblob(32), zeroblob(32))" % cols,
+                     (self.size + 1, row[0], row[3], row[4], row[5], row[6], row[7])))
+        rechain(self.copy)
+        r = self.verify()
+        self.assertCaught(r, "entry %d (message-read, user:mallory) follows the checkpoint this node signed as it"
+                          " stopped (at %d entries)" % (self.size + 1, self.size), "added while liaisond was not running")
+        rc, log = self.start_on_copy()
+        self.assertNotEqual(rc, 0, log)
+        self.assertIn("fails verification: entry %d" % (self.size + 1), log)
+        self.assertEqual(self.q("SELECT max(seq) FROM audit")[0][0], self.size + 1)  # nothing appended
 
     def test_edited_entry_refused_at_start(self):
         self.attack("UPDATE audit SET details = 'nothing to see' WHERE seq = 3")
@@ -476,6 +507,55 @@ class Witnessing(NodeTest):
                  "b to refuse a's next checkpoint")
         self.assertEqual(len(b.audit("witness-alarm")), 1)
         self.assertEqual(b.query("SELECT count(*) FROM witness_alarms")[0][0], 1)
+
+    def test_rewritten_log_is_told_by_its_witness(self):
+        """Entries changed and re-chained, and every checkpoint over them deleted, pass
+        the start-up check (no signed checkpoint to compare with). The witness refuses
+        the node's next checkpoint and shows it the one it holds; the node finds that its
+        own log no longer has that root, and raises rollback-detected itself (the
+        witness raises its own alarm once the proof fails), once."""
+        a = self.node("a", start=False)
+        b = self.node("b", start=False)
+        for n in (a, b):
+            n.write_config("audit", "checkpoint_entries", "4")
+            n.start()
+        link(a, b)
+        for i in range(6):
+            mid = a.send("b", "note %d" % i)
+        self.wait_delivered(a, mid, "b")
+        wait_for(lambda: (b.query("SELECT max(tree_size) FROM witnessed WHERE peer = 'a'")[0][0] or 0) >= 8, 20,
+                 "b to witness a")
+        held = b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0]
+        a.stop()
+        for suffix in ("-wal", "-shm"):
+            self.assertFalse(os.path.exists(a.db_path + suffix))
+        con = sqlite3.connect(a.db_path)
+        for t in ("audit_no_update", "audit_no_delete", "audit_next_seq"):
+            con.execute("DROP TRIGGER IF EXISTS " + t)
+        con.execute("UPDATE audit SET actor = 'user:somebody' WHERE seq = 2")
+        con.execute("DELETE FROM checkpoints")
+        con.commit()
+        con.close()
+        rechain(a.db_path)
+        a.start()  # the start-up check has nothing signed to compare with
+        for i in range(6):
+            a.send("b", "after the rewrite %d" % i)
+        wait_for(lambda: a.audit("rollback-detected"), 30, "a to find its log rewritten")
+        got = a.audit("rollback-detected")
+        self.assertEqual(len(got), 1, got)
+        shown = re.search(r"holds our signed checkpoint at (\d+) entries", got[0][6])
+        self.assertIsNotNone(shown, got[0][6])
+        self.assertGreaterEqual(int(shown.group(1)), held)  # or the one a signed as it stopped
+        self.assertIn("no longer have its root: this database was rewritten", got[0][6])
+        self.assertIn("this database was rewritten", a.cli("status").stdout)
+        wait_for(lambda: b.audit("witness-alarm"), 30, "b to raise its alarm")
+        self.assertIn("not an extension", b.audit("witness-alarm")[0][6])
+        # More checkpoints, more refusals: still one alarm on each side.
+        for i in range(8):
+            a.send("b", "later %d" % i)
+        wait_for(lambda: "the alarm is already recorded" in open(b.log).read(), 30, "b to refuse again")
+        self.assertEqual(len(a.audit("rollback-detected")), 1)
+        self.assertEqual(len(b.audit("witness-alarm")), 1)
 
     def test_late_old_checkpoint_is_not_an_alarm(self):
         """A checkpoint of a's arriving after a newer one (queued on an earlier connection

@@ -1049,17 +1049,20 @@ class AuditVerifyOffTheLoop(NodeTest):
 
     def grow_log(self, node):
         """Appends ENTRIES well-chained entries (PROTOCOL.md 11) to a stopped node's log,
-        as a long-lived node would have: an auditor's queries."""
+        as a long-lived node would have: a run that starts (its daemon-started follows
+        the checkpoint signed at the stop, 11.4), then an auditor's queries."""
         node.stop()
         con = sqlite3.connect(node.db_path)
         try:
             seq, prev = con.execute("SELECT seq, entry_hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             t = int(time.time() * 1000)
             rows = []
-            for i in range(self.ENTRIES):
+            for i in range(self.ENTRIES + 1):
                 seq += 1
-                h = audit_entry_hash(prev, seq, t, "user:auditor", "audit-query", "ok", b"", "", 0, b"", "log")
-                rows.append((seq, t, "user:auditor", "audit-query", "ok", b"", "", 0, b"", "log", prev, h))
+                who, what, details = ("daemon", "daemon-started", "version 0, 0 peers") if i == 0 else \
+                    ("user:auditor", "audit-query", "log")
+                h = audit_entry_hash(prev, seq, t, who, what, "ok", b"", "", 0, b"", details)
+                rows.append((seq, t, who, what, "ok", b"", "", 0, b"", details, prev, h))
                 prev = h
             con.executemany("INSERT INTO audit(seq, time_ms, actor, action, outcome, message_id, peer, content_type,"
                             " patient_tag, details, prev_hash, entry_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
