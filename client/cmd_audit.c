@@ -106,6 +106,27 @@ static json_t *node_json(const Liaison__Control__AuditEntries *a)
                      a->node_org);
 }
 
+/* A node that recorded rollback-detected knows its log is missing (or changed) entries
+ * its peers witnessed: what it lists, accounts or exports may be incomplete. Said on
+ * stderr, and in the JSON answer j when there is one; not an error (the node's log will
+ * never be whole again, and its later accounting is still needed). */
+static void log_incomplete(cli_t *cli, const Liaison__Control__AuditEntries *a, json_t *j)
+{
+    if (a->rollbacks_recorded == 0)
+        return;
+    char when[40];
+    cli_time(a->last_rollback_ms, when, sizeof when);
+    fprintf(stderr,
+            "liaison: warning: %s recorded rollback-detected %" PRIu32 " time%s, the latest at %s: entries its peers"
+            " witnessed are missing from its audit log or were changed, so this may be incomplete (liaison status"
+            " lists the alarms; ask the peers' nodes what they hold)\n",
+            a->node_id, a->rollbacks_recorded, a->rollbacks_recorded == 1 ? "" : "s", when);
+    if (j && cli->json)
+        json_object_set_new(j, "log_incomplete",
+                            json_pack("{s:I, s:o}", "rollbacks_recorded", (json_int_t)a->rollbacks_recorded,
+                                      "latest", cli_json_time(a->last_rollback_ms)));
+}
+
 static int audit_log(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "since", .has_arg = true}, {.name = "until", .has_arg = true},
@@ -153,6 +174,7 @@ static int audit_log(cli_t *cli, int argc, char **argv)
         json_t *j = json_pack("{s:o, s:o}", "node", node_json(a), "entries", arr);
         if (q.patient[0])
             json_object_set_new(j, "patient_case_variants", json_integer(a->patient_case_variants));
+        log_incomplete(cli, a, j);
         cli_json_out(j);
     } else {
         entry_header();
@@ -160,6 +182,7 @@ static int audit_log(cli_t *cli, int argc, char **argv)
             entry_row(a->entries[i]);
         if (q.patient[0])
             render_case_variants(a->patient_case_variants, q.patient, "audit entries");
+        log_incomplete(cli, a, NULL);
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;
@@ -459,8 +482,10 @@ static int audit_disclosures(cli_t *cli, int argc, char **argv)
                                               "audit_seq", (json_int_t)e->seq));
     }
     if (cli->json) {
-        cli_json_out(json_pack("{s:s, s:o, s:o, s:I}", "patient", patient, "node", node_json(a), "disclosures", rows,
-                               "patient_case_variants", (json_int_t)a->patient_case_variants));
+        json_t *j = json_pack("{s:s, s:o, s:o, s:I}", "patient", patient, "node", node_json(a), "disclosures", rows,
+                              "patient_case_variants", (json_int_t)a->patient_case_variants);
+        log_incomplete(cli, a, j);
+        cli_json_out(j);
     } else {
         printf("Accounting of disclosures for patient %s by %s (%s, %s)\n", patient, a->node_id, a->node_name,
                a->node_role);
@@ -478,6 +503,7 @@ static int audit_disclosures(cli_t *cli, int argc, char **argv)
         }
         json_decref(rows);
         render_case_variants(a->patient_case_variants, patient, "disclosure records");
+        log_incomplete(cli, a, NULL);
     }
     liaison__control__response__free_unpacked(r, NULL);
     return 0;

@@ -330,6 +330,11 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
                     seq, rec.action, rec.actor, stopped_at);
         }
         last_stopped = by_daemon && strcmp(rec.action, "daemon-stopped") == 0;
+        if (by_daemon && strcmp(rec.action, "rollback-detected") == 0) {
+            r->rollbacks++;
+            r->last_rollback_seq = seq;
+            r->last_rollback_ms = rec.time_ms;
+        }
         /* Continue the chain from the recomputed hash: one bad entry is reported once. */
         memcpy(prev, hash, sizeof prev);
         uint8_t leaf[LIAISON_HASH_BYTES];
@@ -431,6 +436,12 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
                " not be visible in this file alone (a peer's later witnessed checkpoint, given with --checkpoint, can"
                " exclude it)\n",
             anchored);
+    if (r->rollbacks > 0)
+        say(r, "warning: this node recorded rollback-detected %" PRIu64 " time%s, the latest at entry %" PRIu64
+               ": a peer showed it a checkpoint it signed that its log no longer has. The log verifies as it stands,"
+               " but entries its peers witnessed are missing from it or were changed: an accounting from this log"
+               " alone is incomplete (liaison status lists the alarms; ask the peers' nodes what they hold)\n",
+            r->rollbacks, r->rollbacks == 1 ? "" : "s", r->last_rollback_seq);
     rc = 0;
 out:
     sqlite3_finalize(st);

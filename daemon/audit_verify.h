@@ -48,6 +48,8 @@ typedef struct audit_report {
     uint64_t checkpoints;
     uint64_t first_bad_seq;        /* where the first failure is, 0 if none */
     uint64_t chain_bad_seq;        /* where the hash chain first breaks, 0 if it does not */
+    uint64_t rollbacks;            /* the daemon's rollback-detected entries: the log is known incomplete */
+    uint64_t last_rollback_seq, last_rollback_ms;
     char text[4096];               /* what was checked and, on failure, what is wrong */
 } audit_report_t;
 

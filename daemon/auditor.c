@@ -266,6 +266,8 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     s->entries.node_role = n->cfg.role;
     s->entries.node_org = n->cfg.org;
     s->entries.patient_case_variants = (uint32_t)(variants > UINT32_MAX ? UINT32_MAX : variants);
+    s->entries.rollbacks_recorded = (uint32_t)(n->rollbacks > UINT32_MAX ? UINT32_MAX : n->rollbacks);
+    s->entries.last_rollback_ms = n->last_rollback_ms;
     resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES;
     resp->audit_entries = &s->entries;
 }

@@ -102,6 +102,7 @@ typedef struct node {
     uint64_t started_ms;
     uint64_t batches, commits_failed;
     uint64_t receipts_on_loop, receipts_on_thread; /* signatures checked where (delivery.c) */
+    uint64_t rollbacks, last_rollback_ms; /* rollback-detected entries in our log (main.c, witness.c) */
 } node_t;
 
 /* Queues an answer until the current batch commits (or sends it now if no

@@ -240,7 +240,10 @@ static void record_alarm(node_t *n, peer_t *p, bool own, const char *what, const
     audit_entry_t a = {.actor = own ? "daemon" : actor, .action = own ? "rollback-detected" : "witness-alarm",
                        .outcome = "failed", .peer = p->card.id, .details = what};
     ok = ok && node_audit(n, &a) == 0;
-    store_op_end(n->store, ok);
+    if (store_op_end(n->store, ok) == 0 && ok && own) {
+        n->rollbacks++;
+        n->last_rollback_ms = liaison_now_ms();
+    }
 }
 
 /* Whether an alarm about peer p against the checkpoint held_note is already recorded.

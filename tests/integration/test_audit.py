@@ -550,6 +550,21 @@ class Witnessing(NodeTest):
         self.assertIn("this database was rewritten", a.cli("status").stdout)
         wait_for(lambda: b.audit("witness-alarm"), 30, "b to raise its alarm")
         self.assertIn("not an extension", b.audit("witness-alarm")[0][6])
+        # What a's auditor is told from now on: its log verifies as it stands, but is
+        # known to be incomplete; every listing and accounting says so.
+        r = a.cli("audit", "verify")
+        self.assertIn("warning: this node recorded rollback-detected 1 time, the latest at entry", r.stdout)
+        r = a.cli("audit", "log", "--limit", "1")
+        self.assertIn("warning: a recorded rollback-detected 1 time", r.stderr)
+        j = json.loads(a.cli("--json", "audit", "disclosures", "--patient", "P-1").stdout)
+        self.assertEqual(j["log_incomplete"]["rollbacks_recorded"], 1)
+        self.assertNotIn("log_incomplete", json.loads(b.cli("--json", "audit", "disclosures", "--patient", "P-1").stdout))
+        self.assertNotIn("warning", b.cli("audit", "log", "--limit", "1").stderr)
+        a.stop()
+        r = a.cli("audit", "verify", "--db", a.db_path, "--card", a.card_file)
+        self.assertIn("recorded rollback-detected 1 time", r.stdout)
+        a.start()  # counted again from the log at start-up
+        self.assertIn("warning: a recorded rollback-detected 1 time", a.cli("audit", "log", "--limit", "1").stderr)
         # More checkpoints, more refusals: still one alarm on each side.
         for i in range(8):
             a.send("b", "later %d" % i)
