@@ -190,7 +190,7 @@ static int audit_log(cli_t *cli, int argc, char **argv)
 
 /* ---- verify ---- */
 
-static int load_card_key(const char *path, uint8_t pk[LIAISON_KEY_BYTES])
+static int load_card_key(const char *path, uint8_t pk[LIAISON_KEY_BYTES], char id[static LIAISON_MAX_ID + 1])
 {
     char *text = cli_read_file(path, LIAISON_MAX_CARD_TEXT * 2);
     if (!text)
@@ -202,6 +202,7 @@ static int load_card_key(const char *path, uint8_t pk[LIAISON_KEY_BYTES])
     if (rc != 0)
         return cli_fail(EXIT_USAGE, "%s is not a valid card: %s", path, err);
     memcpy(pk, cd.sign_pk, LIAISON_KEY_BYTES);
+    snprintf(id, LIAISON_MAX_ID + 1, "%s", cd.id);
     return 0;
 }
 
@@ -240,12 +241,13 @@ static int audit_verify(cli_t *cli, int argc, char **argv)
         return rc;
     }
     uint8_t pk[LIAISON_KEY_BYTES];
-    if (card && (rc = load_card_key(card, pk)))
+    char card_id[LIAISON_MAX_ID + 1] = "";
+    if (card && (rc = load_card_key(card, pk, card_id)))
         return rc;
     char *note = NULL;
     if (cp && !(note = cli_read_file(cp, CHECKPOINT_MAX_TEXT)))
         return EXIT_USAGE;
-    audit_verify_opts_t vo = {.sign_pk = card ? pk : NULL, .extra_checkpoint = note};
+    audit_verify_opts_t vo = {.sign_pk = card ? pk : NULL, .extra_checkpoint = note, .card_id = card ? card_id : NULL};
     audit_report_t *rep = calloc(1, sizeof *rep);
     if (!rep) {
         free(note);
@@ -357,7 +359,8 @@ static int audit_verify_proof(cli_t *cli, int argc, char **argv)
     }
     const char *card = cli_opt(o, "card")->value;
     if (card) {
-        if ((rc = load_card_key(card, card_pk))) {
+        char card_id[LIAISON_MAX_ID + 1];
+        if ((rc = load_card_key(card, card_pk, card_id))) {
             json_decref(j);
             return rc;
         }

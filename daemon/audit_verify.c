@@ -118,8 +118,10 @@ static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n, audit_report
     return why ? -1 : 0;
 }
 
-/* Checks one signed checkpoint against the root of the first cp->size entries. */
-static void check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uint64_t size,
+/* Checks one signed checkpoint against the root of the first cp->size entries; since is
+ * the size of the last checkpoint that matched (the change is after it). True if it
+ * matches. */
+static bool check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uint64_t size, uint64_t since,
                      const uint8_t root[LIAISON_HASH_BYTES], const char *whose)
 {
     checkpoint_t cp;
@@ -127,17 +129,21 @@ static void check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uin
     if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
         bad(r, AUDIT_FAIL_SIGNATURE, size, "%s checkpoint at %" PRIu64 " entries: %s (forged, or signed with another key)",
             whose, size, err);
-        return;
+        return false;
     }
     if (cp.size != size) {
         bad(r, AUDIT_FAIL_ROOT, size, "%s checkpoint stored for %" PRIu64 " entries says %" PRIu64, whose, size,
             cp.size);
-        return;
+        return false;
     }
-    if (sodium_memcmp(cp.root, root, LIAISON_HASH_BYTES) != 0)
-        bad(r, AUDIT_FAIL_ROOT, size, "entries 1..%" PRIu64 " do not match the %s checkpoint signed at that size (entries were "
-                     "changed, removed, reordered or the log rewritten after it was signed)",
-            size, whose);
+    if (sodium_memcmp(cp.root, root, LIAISON_HASH_BYTES) != 0) {
+        bad(r, AUDIT_FAIL_ROOT, size,
+            "entries 1..%" PRIu64 " do not match the %s checkpoint of that size: one or more of entries %" PRIu64
+            "..%" PRIu64 " were changed, removed, reordered or rewritten after it was signed",
+            size, whose, since + 1, size);
+        return false;
+    }
+    return true;
 }
 
 /* The node id the database records (meta 'node_id') into out, or "" if it has none
@@ -225,6 +231,13 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         say(r, "warning: the identity key was taken from the database itself; give --card FILE to check the "
                "signatures against a card you trust\n");
     }
+    if (opts && opts->sign_pk && opts->card_id) {
+        db_node_id(db, log_id);
+        if (log_id[0] && strcmp(log_id, opts->card_id) != 0)
+            say(r, "warning: the card given is %s's, but this database is the log of %s: its checkpoints do not"
+                   " verify with that card (give %s's card)\n",
+                opts->card_id, log_id, log_id);
+    }
     if (load_checkpoints(db, &cps, &ncps, r) != 0)
         goto out;
     if (opts && opts->extra_checkpoint) {
@@ -265,6 +278,8 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
      * running. stopped_at is the size of such a checkpoint while it is the last word. */
     uint64_t stopped_at = 0;
     bool last_stopped = false; /* the entry just read is the daemon's daemon-stopped */
+    uint64_t matched_cp = 0, rows = 0; /* the last checkpoint that matched; entries read */
+    bool given_ok = false;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         audit_record_t rec;
@@ -342,11 +357,13 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         free(spill);
         merkle_builder_add(&mb, leaf);
         r->entries = seq;
+        rows++;
         while (next_cp < ncps && cps[next_cp].size < seq)
             next_cp++;
         if (next_cp < ncps && cps[next_cp].size == seq) {
             merkle_builder_root(&mb, root);
-            check_cp(r, pk, cps[next_cp].note, seq, root, "signed");
+            if (check_cp(r, pk, cps[next_cp].note, seq, matched_cp, root, "node's own"))
+                matched_cp = seq;
             r->checkpoints++;
             next_cp++;
             if (last_stopped)
@@ -354,7 +371,7 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         }
         if (have_extra && extra.size == seq) {
             merkle_builder_root(&mb, root);
-            check_cp(r, pk, opts->extra_checkpoint, seq, root, "given");
+            given_ok = check_cp(r, pk, opts->extra_checkpoint, seq, matched_cp, root, "given");
         }
         expect = seq + 1;
         if (opts && opts->progress && seq % AUDIT_VERIFY_PROGRESS == 0)
@@ -386,8 +403,15 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
     char chain[64] = "intact";
     if (!r->chain_ok)
         snprintf(chain, sizeof chain, "BROKEN at entry %" PRIu64, r->chain_bad_seq);
-    say(r, "%" PRIu64 " entr%s, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries,
-        r->entries == 1 ? "y" : "ies", chain, r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    if (rows == r->entries)
+        say(r, "%" PRIu64 " entr%s, hash chain %s; %" PRIu64 " signed checkpoint%s checked\n", r->entries,
+            r->entries == 1 ? "y" : "ies", chain, r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    else
+        say(r, "%" PRIu64 " entr%s, numbered up to %" PRIu64 ", hash chain %s; %" PRIu64 " signed checkpoint%s checked\n",
+            rows, rows == 1 ? "y" : "ies", r->entries, chain, r->checkpoints, r->checkpoints == 1 ? "" : "s");
+    if (given_ok)
+        say(r, "the given checkpoint of %s's log at %" PRIu64 " entries matches entries 1..%" PRIu64 "\n",
+            extra.node_id, extra.size, extra.size);
     const char *key = opts && opts->sign_pk ? "this card" : "the key recorded in the database";
     switch (r->failure) {
     case AUDIT_FAIL_NONE: break;
@@ -428,10 +452,11 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
     if (r->entries > anchored)
         say(r, "note: %" PRIu64 " entr%s after the last checkpoint (%" PRIu64
                ") %s not yet anchored by a signature; removing %s would not be visible in this file alone "
-               "(a peer's witnessed checkpoint, given with --checkpoint, can exclude it)\n",
+               "(a peer's %switnessed checkpoint, given with --checkpoint, can exclude it)\n",
             r->entries - anchored, r->entries - anchored == 1 ? "y" : "ies", anchored,
-            r->entries - anchored == 1 ? "is" : "are", r->entries - anchored == 1 ? "it" : "them");
-    else if (r->entries > 0 && !have_extra)
+            r->entries - anchored == 1 ? "is" : "are", r->entries - anchored == 1 ? "it" : "them",
+            have_extra ? "later " : "");
+    else if (r->entries > 0 && r->entries == anchored && !have_extra)
         say(r, "note: the log ends at its last signed checkpoint (%" PRIu64 " entries); entries removed after it would"
                " not be visible in this file alone (a peer's later witnessed checkpoint, given with --checkpoint, can"
                " exclude it)\n",

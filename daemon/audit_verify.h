@@ -18,6 +18,8 @@ typedef struct audit_verify_opts {
     const uint8_t *sign_pk;        /* the node's trusted identity key (32 bytes), or NULL:
                                     * then the key recorded in the database is used, with a warning */
     const char *extra_checkpoint;  /* a checkpoint note of this node held elsewhere, or NULL */
+    const char *card_id;           /* the id of the card sign_pk came from, or NULL: named when the
+                                    * database records another node */
     /* Called after every AUDIT_VERIFY_PROGRESS entries with the number read so far
      * (liaisond keeps systemd's start-up timeout from running out on a long log), or NULL. */
     void (*progress)(void *ctx, uint64_t entries);

@@ -184,9 +184,11 @@ class Tamper(TamperBase):
         return path, size
 
     def test_failures_are_named(self):
-        # The wrong card: the chain is intact, the signatures do not verify with it.
+        # The wrong card: the chain is intact, the signatures do not verify with it, and
+        # whose card it is and whose log this is are both said.
         r = self.a.cli("audit", "verify", "--db", self.copy, "--card", self.b.card_file, check=False)
-        self.assertCaught(r, "hash chain intact", "does not verify with this card")
+        self.assertCaught(r, "hash chain intact", "does not verify with this card",
+                          "the card given is b's, but this database is the log of a")
         self.assertNotIn("BROKEN", r.stdout + r.stderr)
         # A copy behind the checkpoint a peer witnessed (a rollback looks just like this).
         path, size = self.witnessed_file()
@@ -195,6 +197,33 @@ class Tamper(TamperBase):
         r = self.verify("--checkpoint", path)
         self.assertCaught(r, "hash chain intact", "behind the witnessed checkpoint", "rolled back")
         self.assertNotIn("BROKEN", r.stdout + r.stderr)
+
+    def test_what_a_passed_or_failed_check_covered_is_said(self):
+        # A witnessed checkpoint that matches is named as checked.
+        path, size = self.witnessed_file()
+        r = self.verify("--checkpoint", path)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("the given checkpoint of a's log at %d entries matches entries 1..%d" % (size, size), r.stdout)
+        # Entries re-chained under the signed checkpoints: the failure names the entries
+        # between the last checkpoint that matched and the first that does not.
+        sizes = sorted(x[0] for x in self.q("SELECT tree_size FROM checkpoints"))
+        self.assertGreaterEqual(len(sizes), 2, sizes)
+        target = sizes[0] + 1
+        self.attack("UPDATE audit SET details = 'nothing happened' WHERE seq = %d" % target)
+        rechain(self.copy)
+        r = self.verify()
+        self.assertCaught(r, "entries 1..%d do not match the node's own checkpoint of that size: one or more of"
+                          " entries %d..%d were changed" % (sizes[1], target, sizes[1]))
+
+    def test_a_deleted_row_and_a_cut_tail_are_counted_as_they_are(self):
+        self.attack("DELETE FROM audit WHERE seq = 4")
+        r = self.verify()
+        self.assertIn("%d entries, numbered up to %d" % (self.size - 1, self.size), r.stdout + r.stderr)
+        shutil.copy(self.a.db_path, self.copy)
+        self.attack("DELETE FROM audit WHERE seq > %d" % (self.cp - 2))
+        r = self.verify()
+        self.assertCaught(r, "truncated")
+        self.assertNotIn("the log ends at its last signed checkpoint", r.stdout + r.stderr)
 
     def test_checkpoint_of_another_nodes_log_is_named(self):
         # b's own checkpoint given to check a's database: say whose log it names, as well
