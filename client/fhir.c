@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "cli.h"
 #include "payload.h"
@@ -222,8 +223,14 @@ json_t *fhir_audit_event(const Liaison__Control__AuditEntries *a, const Liaison_
     const fhir_map_t *m = fhir_map(e->action);
     if (!m)
         m = &fhir_unmapped;
-    char id[48], when[40];
-    snprintf(id, sizeof id, "audit-%" PRIu64, e->seq);
+    /* Unique across nodes, so that two nodes' exports can be loaded into one server:
+     * "audit-" H "-" SEQ, H the node id's BLAKE2b-64 in hex (a FHIR id is at most 64
+     * characters of [A-Za-z0-9.-]; a node id may be 64 and hold '_'). */
+    uint8_t h[8];
+    char hex[sizeof h * 2 + 1], id[64], when[40];
+    crypto_generichash(h, sizeof h, (const unsigned char *)a->node_id, strlen(a->node_id), NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    snprintf(id, sizeof id, "audit-%s-%" PRIu64, hex, e->seq);
     cli_time_iso(e->time_ms, when, sizeof when);
     const char *outcome = strcmp(e->outcome, "ok") == 0 ? "0" : strcmp(e->outcome, "refused") == 0 ? "4" : "8";
     json_t *sub = json_array();

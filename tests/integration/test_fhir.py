@@ -3,6 +3,7 @@
 against the R4 element definitions (fhir/auditevent-r4.schema.json), against the
 rules the schema cannot express and against the coding table of PROTOCOL.md 11.7, entry
 kind by entry kind; no clinical content and no patient id in any export."""
+import hashlib
 import json
 import os
 import re
@@ -123,9 +124,14 @@ class Export(NodeTest):
         self.assertEqual(errors, [], "\n".join(errors[:20]))
         self.assertEqual(bundle["type"], "collection")
         events = [e["resource"] for e in bundle["entry"]]
-        seqs = [int(e["id"].split("-")[1]) for e in events]
+        seqs = [int(e["id"].split("-")[-1]) for e in events]
         self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
         self.assertEqual(len(set(e["fullUrl"] for e in bundle["entry"])), len(events))
+        # Ids unique across nodes too (PROTOCOL.md 11.7): the node id's BLAKE2b-64 in them.
+        mine = "audit-%s-" % hashlib.blake2b(b"dr.okafor", digest_size=8).hexdigest()
+        self.assertTrue(all(e["id"].startswith(mine) for e in events), events[0]["id"])
+        theirs = json.loads(self.t.cli("audit", "export", "--format", "fhir").stdout)
+        self.assertEqual({e["resource"]["id"] for e in theirs["entry"]} & {e["id"] for e in events}, set())
         for ev in events:
             # What the R4 JSON schema does not enforce.
             self.assertIn("recorded", ev)
@@ -171,7 +177,7 @@ class Export(NodeTest):
         for node in (self.p, self.t):
             node_id, events, rows = self.exported(node)
             for ev in events:
-                row = rows[int(ev["id"].split("-")[1])]
+                row = rows[int(ev["id"].split("-")[-1])]
                 what = "%s %s: %s" % (node_id, row["action"], json.dumps(ev))
                 m = table[row["action"]]
                 seen.add(row["action"])
