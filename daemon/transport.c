@@ -390,8 +390,15 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             p->connected = false;
-            if (!p->transport_error[0])
-                log_warn("peer %s refused our transport key", p->card.id);
+            /* Expected while they have not added our card yet: a card exchange takes
+             * minutes (read the fingerprint aloud, then add it), so a refusal in the
+             * first hour after we added theirs is no cause for a warning. */
+            if (!p->transport_error[0]) {
+                if (liaison_now_ms() - p->added_ms < 3600u * 1000u)
+                    log_info("peer %s refused our transport key (expected until they add our card)", p->card.id);
+                else
+                    log_warn("peer %s refused our transport key", p->card.id);
+            }
             snprintf(p->transport_error, sizeof p->transport_error,
                      "%s refused our key: ask them to add our card (liaison card) with: liaison peer add",
                      p->card.id);
