@@ -264,6 +264,8 @@ static void op_status(call_t *c)
     st.awaiting_my_ack = owed > 0 ? (uint32_t)owed : 0;
     int64_t awaited = store_awaiting_their_ack(n->store);
     st.awaiting_their_ack = awaited > 0 ? (uint32_t)awaited : 0;
+    st.database_failing_since_ms = n->commit_error_ms;
+    st.database_error = n->commit_error_ms ? n->commit_error : "";
     if (q < 0 || owed < 0 || awaited < 0)
         snprintf(err, sizeof err, "%s", store_error(n->store));
     else if (size < 0)

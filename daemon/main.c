@@ -387,6 +387,27 @@ static int open_lock(const paths_t *p, char *err, size_t errlen)
     return fd;
 }
 
+/* The card given to peers says where to dial this node and who it is; liaison.conf
+ * can change since. Peers keep dialling what the card says, so say which field differs
+ * and how to give them a card made from the configuration (same keys: their peer add
+ * updates it). A warning, not an error: the node still works for peers that hold the
+ * newer card, and for what it sends. */
+static void card_differs(const node_t *n, const card_t *c)
+{
+    const char *field = strcmp(c->endpoint, n->cfg.advertise) != 0 ? "endpoint"
+                        : strcmp(c->name, n->cfg.name) != 0        ? "name"
+                        : strcmp(c->role, n->cfg.role) != 0        ? "role"
+                        : strcmp(c->org, n->cfg.org) != 0          ? "org"
+                                                                   : NULL;
+    if (!field)
+        return;
+    log_warn("%s, the card your peers hold, has another %s than %s%s%s (peers dial the card's endpoint %s); once"
+             " the daemon runs, give them a card made from the configuration: liaison card --fresh > CARD, and"
+             " each peer runs: liaison peer add CARD (the same keys: it updates their entry)",
+             n->paths.card_file, field, n->paths.config_file, strcmp(field, "endpoint") == 0 ? " says: " : "",
+             strcmp(field, "endpoint") == 0 ? n->cfg.advertise : "", c->endpoint);
+}
+
 /* The node's id is fixed when it is created: its card (signed, given to every peer)
  * and its database carry it. A liaison.conf naming another id would make the daemon
  * speak as a node its peers do not know, so start-up and --check-config refuse it.
@@ -431,6 +452,7 @@ static int check_identity(node_t *n, store_t *s, char *err, size_t errlen)
                      n->paths.config_file, n->cfg.id, c.id, n->paths.card_file, c.id);
             return -1;
         }
+        card_differs(n, &c);
     }
     if (s) {
         char id[LIAISON_MAX_ID + 1];

@@ -92,10 +92,13 @@ int node_defer_about(node_t *n, const uint8_t *rid, size_t rid_len, uint8_t *dat
 
 /* Replaces a control answer with an error: its change was not committed (why: the
  * store's error, which names no clinical content). */
-static void fail_control(deferred_t *d, const char *why)
+static void fail_control(const node_t *n, deferred_t *d, const char *why)
 {
-    char msg[700];
-    snprintf(msg, sizeof msg, "the daemon could not save the change, nothing was done: %s", why);
+    char msg[900];
+    snprintf(msg, sizeof msg,
+             "the daemon could not commit to its database %s, so nothing was done (reading a message needs it"
+             " too: each read is recorded in the audit log first): %s%s",
+             n->paths.db_file, why, strstr(why, "disk is full") ? "; free space on the disk that holds it" : "");
     Liaison__Control__Response r = LIAISON__CONTROL__RESPONSE__INIT;
     r.request_id = d->request_id;
     r.code = LIAISON__CONTROL__CODE__INTERNAL;
@@ -120,13 +123,21 @@ bool node_commit(node_t *n)
             ok = false;
             n->commits_failed++;
             log_err("the batch's receipts could not be signed or stored: its transaction is rolled back");
+            snprintf(n->commit_error, sizeof n->commit_error, "the batch's receipts could not be signed or stored");
+            if (!n->commit_error_ms)
+                n->commit_error_ms = liaison_now_ms();
             store_rollback(n->store);
         } else if (store_commit(n->store) != 0) {
             ok = false;
             n->commits_failed++;
             log_err("commit failed: %s", store_error(n->store));
+            snprintf(n->commit_error, sizeof n->commit_error, "%s", store_error(n->store));
+            if (!n->commit_error_ms)
+                n->commit_error_ms = liaison_now_ms();
             store_rollback(n->store);
         }
+        if (ok)
+            n->commit_error_ms = 0;
     }
     n->n_held = 0; /* held by a transaction rolled back earlier: their messages are not stored */
     /* First the envelopes to peers (their delivery is what everyone waits for: the
@@ -173,7 +184,7 @@ bool node_commit(node_t *n)
                 d->wait = NULL;
                 continue;
             }
-            fail_control(d, why);
+            fail_control(n, d, why);
             if (!d->data) {
                 log_err("out of memory: the error answer to request %" PRIu64 " is lost; the client times out",
                         d->request_id);

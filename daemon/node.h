@@ -101,6 +101,8 @@ typedef struct node {
     uint64_t refused_unrecorded;
     uint64_t started_ms;
     uint64_t batches, commits_failed;
+    uint64_t commit_error_ms;   /* since when commits fail (0: the last one succeeded) */
+    char commit_error[200];     /* why the last one failed (liaison status) */
     uint64_t receipts_on_loop, receipts_on_thread; /* signatures checked where (delivery.c) */
     uint64_t rollbacks, last_rollback_ms; /* rollback-detected entries in our log (main.c, witness.c) */
 } node_t;

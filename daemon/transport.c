@@ -552,7 +552,10 @@ int transport_start(node_t *n, char *err, size_t errlen)
         return -1;
     }
     if (zmq_bind(n->router, n->cfg.listen) != 0) {
-        snprintf(err, errlen, "cannot listen on %s: %s (is another liaisond using it? change [node] listen in %s)",
+        snprintf(err, errlen,
+                 "cannot listen on %s: %s (is another liaisond using it? change [node] listen in %s, and advertise"
+                 " if your card names this port: peers dial what your card says, so then give them a new one with"
+                 " liaison card --fresh once the daemon runs)",
                  n->cfg.listen, zmq_strerror(errno), n->paths.config_file);
         return -1;
     }

@@ -454,6 +454,12 @@ class DiskFull(FaultTest):
         # Refused without a receipt, kept queued by the sender, receiver alive and answering.
         self.assertIsNone(b.proc.poll(), "liaisond b exited on a full disk")
         self.assertEqual(b.cli("status", check=False).returncode, 0)
+        # Reading needs the database too (each read is audited first): the error says
+        # which database and what to do.
+        r = b.cli("show", first, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("could not commit to its database %s" % b.db_path, r.stderr)
+        self.assertIn("free space on the disk that holds it", r.stderr)
         for mid in mids:
             self.assertIn(a.delivery_state(mid, "b"), ("queued", "sent"), mid)
             self.assertFalse(b.has_message(mid))
