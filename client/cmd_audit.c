@@ -664,6 +664,41 @@ static int audit_checkpoint(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* ---- accept-restore ---- */
+
+/* Over the control socket: it changes this node's witness state (and is audited), which
+ * the read-only audit socket never does. */
+static int audit_accept_restore(cli_t *cli, int argc, char **argv)
+{
+    cli_opt_t o[] = {{0}};
+    const char *pos[1];
+    size_t npos;
+    int rc = cli_parse(cli, argc, argv, o, pos, 1, &npos);
+    if (rc)
+        return rc;
+    if (npos != 1)
+        return cli_fail(EXIT_USAGE, "accept-restore needs the node id of the peer that was restored");
+    if (!text_valid_id(pos[0]))
+        return cli_fail(EXIT_USAGE, "'%.64s' is not a node id", pos[0]);
+    Liaison__Control__AcceptRestoreRequest ar = LIAISON__CONTROL__ACCEPT_RESTORE_REQUEST__INIT;
+    ar.id = (char *)pos[0];
+    Liaison__Control__Request rq = LIAISON__CONTROL__REQUEST__INIT;
+    rq.op_case = LIAISON__CONTROL__REQUEST__OP_ACCEPT_RESTORE;
+    rq.accept_restore = &ar;
+    Liaison__Control__Response *r;
+    if ((rc = cli_call(cli, false, &rq, LIAISON__CONTROL__RESPONSE__RESULT_ACCEPT_RESTORE, &r)))
+        return rc;
+    uint64_t size = r->accept_restore->forgotten_size;
+    if (cli->json)
+        cli_json_out(json_pack("{s:s, s:I}", "peer", pos[0], "forgotten_size", (json_int_t)size));
+    else
+        printf("Forgot the checkpoint of %s's log held at %" PRIu64 " entries; its next checkpoint is taken as a"
+               " first one (its alarms stay in liaison status and the audit log).\n",
+               pos[0], size);
+    liaison__control__response__free_unpacked(r, NULL);
+    return 0;
+}
+
 int cmd_audit(cli_t *cli, int argc, char **argv)
 {
     static const struct {
@@ -675,10 +710,11 @@ int cmd_audit(cli_t *cli, int argc, char **argv)
                 {"verify-proof", "audit verify-proof", audit_verify_proof},
                 {"disclosures", "audit disclosures", audit_disclosures},
                 {"export", "audit export", audit_export},
-                {"checkpoint", "audit checkpoint", audit_checkpoint}};
+                {"checkpoint", "audit checkpoint", audit_checkpoint},
+                {"accept-restore", "audit accept-restore", audit_accept_restore}};
     if (argc < 1)
-        return cli_fail(EXIT_USAGE,
-                        "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export, checkpoint");
+        return cli_fail(EXIT_USAGE, "audit needs a subcommand: log, verify, prove, verify-proof, disclosures, export,"
+                                    " checkpoint, accept-restore");
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
         if (strcmp(argv[0], subs[i].name) == 0) {
             cli->cmd = subs[i].full;

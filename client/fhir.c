@@ -100,6 +100,8 @@ static const fhir_map_t fhir_maps[] = {
     {"rollback-detected", &ev_security_alert, {NULL, NULL}, "E", FLOW_NONE, &ag_performer, PEER_AGENT, false, false},
     {"patient-index-filled", &ev_patient_record, {&st_access, NULL}, "R", FLOW_NONE, &ag_performer, PEER_AGENT, false,
      false},
+    {"witness-reset", &ev_security_alert, {&st_security_config, NULL}, "U", FLOW_NONE, &ag_performer, PEER_ENTITY,
+     false, false},
 };
 
 static const fhir_map_t fhir_unmapped = {NULL, &ev_app, {NULL, NULL}, "E", FLOW_NONE, &ag_performer, PEER_AGENT,

@@ -141,7 +141,7 @@ const char *const audit_actions[] = {
     "peer-replaced",    "peer-removed",      "message-queued",   "message-delivered", "delivery-rejected",
     "message-received", "message-duplicate", "message-rejected", "receipt-rejected",  "message-read",
     "transport-refused", "request-refused",  "ack-overdue",      "audit-query",       "witness-alarm",
-    "rollback-detected", "patient-index-filled", NULL,
+    "rollback-detected", "patient-index-filled", "witness-reset", NULL,
 };
 
 bool audit_action_known(const char *action)

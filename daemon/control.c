@@ -1652,6 +1652,41 @@ static void op_fingerprint(call_t *c, const Liaison__Control__FingerprintRequest
     answer(c, &r);
 }
 
+/* A peer's administrator restored it from a backup, and its auditor was told: this
+ * node's witness alarms about it stay, and witnessing starts again from its next
+ * checkpoint (PROTOCOL.md 11.3). */
+static void op_accept_restore(call_t *c, const Liaison__Control__AcceptRestoreRequest *ar)
+{
+    node_t *n = c->n;
+    const char *id = ar->id ? ar->id : "";
+    peer_t *p = directory_find(&n->dir, id);
+    if (!p) {
+        answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND, "peer '%.64s' is not in the directory (see: liaison peer list)",
+                     id);
+        return;
+    }
+    uint64_t held = 0;
+    int rc = witness_reset(n, p, c->actor, &held);
+    if (rc == 0) {
+        answer_error(c, LIAISON__CONTROL__CODE__NOT_FOUND,
+                     "this node holds no checkpoint of %s's log: there is nothing to forget (its next one is taken as"
+                     " a first one already)",
+                     id);
+        return;
+    }
+    if (rc < 0 || !node_commit(n)) {
+        answer_error(c, LIAISON__CONTROL__CODE__INTERNAL, "cannot forget the checkpoint held: %s", store_error(n->store));
+        return;
+    }
+    log_info("witness-reset %s: the checkpoint of its log held at %" PRIu64 " entries is forgotten", id, held);
+    Liaison__Control__AcceptRestoreResult res = LIAISON__CONTROL__ACCEPT_RESTORE_RESULT__INIT;
+    res.forgotten_size = held;
+    response_t r = LIAISON__CONTROL__RESPONSE__INIT;
+    r.result_case = LIAISON__CONTROL__RESPONSE__RESULT_ACCEPT_RESTORE;
+    r.accept_restore = &res;
+    answer(c, &r);
+}
+
 static const char *op_name(Liaison__Control__Request__OpCase op)
 {
     switch (op) {
@@ -1667,6 +1702,7 @@ static const char *op_name(Liaison__Control__Request__OpCase op)
     case LIAISON__CONTROL__REQUEST__OP_ACK: return "ack";
     case LIAISON__CONTROL__REQUEST__OP_REVIEWS: return "reviews";
     case LIAISON__CONTROL__REQUEST__OP_WAIT: return "wait";
+    case LIAISON__CONTROL__REQUEST__OP_ACCEPT_RESTORE: return "accept-restore";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG: return "audit-log";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE: return "audit-prove";
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY: return "audit-verify";
@@ -1690,6 +1726,7 @@ static void dispatch(call_t *c, const request_t *rq)
     case LIAISON__CONTROL__REQUEST__OP_ACK: op_ack(c, rq->ack); break;
     case LIAISON__CONTROL__REQUEST__OP_REVIEWS: op_reviews(c, rq->reviews); break;
     case LIAISON__CONTROL__REQUEST__OP_WAIT: op_wait(c, rq->wait); break;
+    case LIAISON__CONTROL__REQUEST__OP_ACCEPT_RESTORE: op_accept_restore(c, rq->accept_restore); break;
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_LOG:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_PROVE:
     case LIAISON__CONTROL__REQUEST__OP_AUDIT_VERIFY:

@@ -519,6 +519,42 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
     }
 }
 
+int witness_reset(node_t *n, peer_t *p, const char *actor, uint64_t *held_size)
+{
+    sqlite3 *db = store_db(n->store);
+    sqlite3_stmt *st = NULL;
+    *held_size = 0;
+    if (sqlite3_prepare_v2(db, "SELECT tree_size FROM witnessed WHERE peer = ?1", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, p->card.id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *held_size = (uint64_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (rc != SQLITE_ROW || store_op_begin(n->store) != 0)
+        return -1;
+    bool ok = sqlite3_prepare_v2(db, "DELETE FROM witnessed WHERE peer = ?1", -1, &st, NULL) == SQLITE_OK;
+    if (ok) {
+        sqlite3_bind_text(st, 1, p->card.id, -1, SQLITE_STATIC);
+        ok = sqlite3_step(st) == SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    char details[160];
+    snprintf(details, sizeof details,
+             "restore accepted: the checkpoint of its log held at %" PRIu64 " entries is forgotten; its next one is"
+             " taken as a first one",
+             *held_size);
+    audit_entry_t a = {.actor = actor, .action = "witness-reset", .outcome = "ok", .peer = p->card.id,
+                       .details = details};
+    ok = ok && node_audit(n, &a) == 0;
+    if (store_op_end(n->store, ok) != 0 || !ok)
+        return -1;
+    p->witness_unproven = 0;
+    return 1;
+}
+
 int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx)
 {
     sqlite3_stmt *st = NULL;

@@ -60,6 +60,12 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
 int witness_forget_other_key(node_t *n, const char *peer, const uint8_t sign_pk[static LIAISON_KEY_BYTES],
                              uint64_t *held_size);
 
+/* A person accepts that peer was restored from a backup: the checkpoint of its log held
+ * here is forgotten (its witness alarms stay, as evidence), audited as witness-reset by
+ * actor, and the peer's next checkpoint is taken as a first one. Returns 1 with
+ * *held_size set, 0 if none is held, -1 on a database error (nothing changed). */
+int witness_reset(node_t *n, peer_t *p, const char *actor, uint64_t *held_size);
+
 typedef int (*witness_alarm_cb)(void *ctx, const char *peer, uint64_t at_ms, const char *what);
 int witness_alarms(node_t *n, witness_alarm_cb cb, void *ctx);
 

@@ -536,6 +536,29 @@ class Witnessing(NodeTest):
                  "b to refuse a's next checkpoint")
         self.assertEqual(len(b.audit("witness-alarm")), 1)
         self.assertEqual(b.query("SELECT count(*) FROM witness_alarms")[0][0], 1)
+        # a's administrator tells b's: a was restored from a backup. b accepts it, and
+        # witnesses a again from a's next checkpoint; the alarm stays, as evidence.
+        r = b.cli("audit", "accept-restore", "nobody", check=False)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("peer 'nobody' is not in the directory", r.stderr)
+        held = b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0]
+        r = b.cli("audit", "accept-restore", "a")
+        self.assertIn("Forgot the checkpoint of a's log held at %d entries" % held, r.stdout)
+        reset = b.audit("witness-reset")
+        self.assertEqual(len(reset), 1)
+        self.assertEqual(reset[0][5], "a")
+        self.assertTrue(reset[0][1].startswith("user:"), reset[0])
+        for i in range(5):
+            a.send("b", "after the restore was accepted %d" % i)
+        newest = lambda: a.query("SELECT max(tree_size) FROM checkpoints")[0][0]
+        witnessed = lambda: (b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'") or [(0,)])[0][0]
+        wait_for(lambda: witnessed() == newest(), 30, "b to witness a again")
+        first = witnessed()
+        for i in range(5):
+            a.send("b", "and later %d" % i)
+        wait_for(lambda: witnessed() == newest() and witnessed() > first, 30, "b to follow a's log")
+        self.assertEqual(len(b.audit("witness-alarm")), 1)
+        self.assertIn("shrank", b.cli("status").stdout)
 
     def test_rewritten_log_is_told_by_its_witness(self):
         """Entries changed and re-chained, and every checkpoint over them deleted, pass
