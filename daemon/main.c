@@ -387,6 +387,33 @@ static int open_lock(const paths_t *p, char *err, size_t errlen)
     return fd;
 }
 
+/* The daemon writes its database, and SQLite creates liaison.db-wal and -shm beside it:
+ * a file or directory this user cannot write is named before SQLite's "attempt to write
+ * a readonly database", at start-up and by --check-config alike. */
+static int check_db_writable(const node_t *n, char *err, size_t errlen)
+{
+    char wal[CONFIG_PATH_MAX + 8];
+    snprintf(wal, sizeof wal, "%s-wal", n->paths.db_file);
+    const char *files[] = {n->paths.db_file, wal};
+    for (size_t i = 0; i < 2; i++) {
+        if (access(files[i], F_OK) == 0 && access(files[i], R_OK | W_OK) != 0) {
+            snprintf(err, errlen,
+                     "%s cannot be written by this user (uid %u): liaisond writes it (make it the daemon user's own,"
+                     " mode 0600: chown USER %s; chmod 0600 %s)",
+                     files[i], (unsigned)geteuid(), files[i], files[i]);
+            return -1;
+        }
+    }
+    if (access(n->paths.state_dir, W_OK | X_OK) != 0) {
+        snprintf(err, errlen,
+                 "%s cannot be written by this user (uid %u): SQLite makes liaison.db-wal and liaison.db-shm there"
+                 " (make it the daemon user's own: chown USER %s)",
+                 n->paths.state_dir, (unsigned)geteuid(), n->paths.state_dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* The card given to peers says where to dial this node and who it is; liaison.conf
  * can change since. Peers keep dialling what the card says, so say which field differs
  * and how to give them a card made from the configuration (same keys: their peer add
@@ -751,6 +778,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
                 log_warn("%s; liaisond will not start without it", note);
             return 0;
         }
+        if (check_db_writable(n, err, errlen) != 0)
+            return -1;
         store_t *s = store_open(n->paths.db_file, STORE_READONLY, err, errlen);
         int rc = s && check_identity(n, s, err, errlen) == 0 &&
                          (pk != PATIENT_KEY_MISSING || patient_key_missing(n, s, false, err, errlen) == 0) &&
@@ -763,6 +792,8 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
     if ((d->lockfd = open_lock(&n->paths, err, errlen)) < 0)
         return -1;
     private_db_files(&n->paths);
+    if (access(n->paths.db_file, F_OK) == 0 && check_db_writable(n, err, errlen) != 0)
+        return -1;
     if (!(n->store = store_open(n->paths.db_file, 0, err, errlen)) || !(n->audit = audit_open(n->store, err, errlen)) ||
         witness_open(n, err, errlen) != 0)
         return -1;

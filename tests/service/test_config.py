@@ -396,6 +396,44 @@ class ConfigTest(ServiceTest):
             d.wait(10)
         self.assertEqual(d.returncode, 0, text())
 
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_database_the_daemon_cannot_write_is_named_by_the_check(self):
+        # --check-config opens the database read-only; it used to pass a database (or
+        # its directory) the daemon's user cannot write, which the daemon then refused
+        # with SQLite's "attempt to write a readonly database".
+        uid = gid = 65534
+        os.chmod(self.base, 0o711)
+        bindir = tempfile.mkdtemp(dir=self.base)
+        os.chmod(bindir, 0o755)
+        for b in (LIAISON, LIAISOND):
+            shutil.copy(b, bindir)
+        liaison, liaisond = os.path.join(bindir, "liaison"), os.path.join(bindir, "liaisond")
+        home = os.path.join(self.base, "ro")
+        os.mkdir(home, 0o750)
+        os.chown(home, uid, gid)
+        as_daemon = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
+        subprocess.run(as_daemon + [liaison, "--home", home, "init", "--id", "dr.ro", "--role", "therapist",
+                                    "--listen", "tcp://127.0.0.1:%d" % svc_free_port()],
+                       check=True, capture_output=True, timeout=60, env=clean_env())
+        db = os.path.join(home, "liaison.db")
+        check = lambda: subprocess.run(as_daemon + [liaisond, "--home", home, "--check-config"],  # noqa: E731
+                                       capture_output=True, text=True, timeout=30, env=clean_env())
+        self.assertEqual(check().returncode, 0, check().stderr)
+        os.chmod(db, 0o400)
+        for run in (check, lambda: subprocess.run(as_daemon + [liaisond, "--home", home], capture_output=True,
+                                                  text=True, timeout=30, env=clean_env())):
+            p = run()
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn("%s cannot be written by this user (uid %d)" % (db, uid), p.stderr)
+        os.chmod(db, 0o600)
+        os.chmod(home, 0o550)
+        p = check()
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("%s cannot be written by this user (uid %d): SQLite makes liaison.db-wal" % (home, uid),
+                      p.stderr)
+        os.chmod(home, 0o750)
+        self.assertEqual(check().returncode, 0, check().stderr)
+
     @staticmethod
     def read(path):
         with open(path, errors="replace") as f:
