@@ -895,8 +895,10 @@ static void stop(daemon_state_t *d)
                      " cover them)");
     }
     verifier_stop(&n->verifier);
-    log_info("receipts: %" PRIu64 " signatures checked on the verifier thread, %" PRIu64 " on the loop",
-             n->receipts_on_thread, n->receipts_on_loop);
+    /* Statistics of a run, not of a start that was refused: its error stays the last line. */
+    if (n->started_ms)
+        log_info("receipts: %" PRIu64 " signatures checked on the verifier thread, %" PRIu64 " on the loop",
+                 n->receipts_on_thread, n->receipts_on_loop);
     auditor_stop(n);
     control_stop(n);
     transport_stop(n);
@@ -915,7 +917,7 @@ static void stop(daemon_state_t *d)
     free(n->outgoing);
     free(n->held);
     audit_close(&n->audit);
-    if (n->backfill) {
+    if (n->backfill && n->started_ms) {
         backfill_stats_t bs;
         backfill_stats(n->backfill, &bs);
         log_info("database: the WAL was copied into the database file %" PRIu64 " times on the backfill thread (%" PRIu64

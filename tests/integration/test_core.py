@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Node, NodeTest, link, wait_for
+from harness import Node, NodeTest, free_port, link, wait_for
 
 
 def private_hosts_file():
@@ -126,6 +126,34 @@ class CoreDelivery(NodeTest):
         self.assertEqual(len(b.audit("message-received")), 1)
 
     @unittest.skipUnless(ipv6_loopback(), "this machine has no IPv6 loopback")
+    def test_port_taken_is_named_with_the_fix_and_the_card_that_names_it(self):
+        # Another node holds the port: the start fails, its error is the last line of the
+        # log (no run statistics after it) and says to change listen and advertise and
+        # to give peers a new card; set to a free port but with the card still naming
+        # the old one, the daemon starts and warns about the card.
+        a = self.node("a")
+        b = self.node("b", start=False)
+        b.write_config("node", "listen", a.endpoint)
+        b.write_config("node", "advertise", a.endpoint)
+        open(b.log, "w").close()
+        b.start(wait=False)
+        self.assertNotEqual(b.proc.wait(20), 0)
+        b.logf.close()
+        with open(b.log) as f:
+            lines = f.read().strip().splitlines()
+        self.assertIn("cannot listen on %s" % a.endpoint, lines[-1])
+        self.assertIn("change [node] listen in", lines[-1])
+        self.assertIn("and advertise if your card names this port", lines[-1])
+        self.assertIn("liaison card --fresh", lines[-1])
+        port = free_port()
+        b.write_config("node", "listen", "tcp://127.0.0.1:%d" % port)
+        b.write_config("node", "advertise", "tcp://127.0.0.1:%d" % port)
+        b.start()
+        with open(b.log) as f:
+            log = f.read()
+        self.assertIn("the card your peers hold, has another endpoint than", log)
+        self.assertIn("tcp://127.0.0.1:%d (peers dial the card's endpoint %s)" % (port, b.endpoint), log)
+
     def test_daemon_dumps_no_core(self):
         """A core dump would hold the transport key and decrypted messages: the daemon
         turns them off for itself (RLIMIT_CORE 0, and not dumpable)."""
