@@ -44,6 +44,9 @@ install(FILES docs/man/liaison_client.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3
 install(FILES docs/man/liaison.conf.5 DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
 install(FILES docs/man/liaisond.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 
+# ---- documents the man pages point to ------------------------------------------------
+install(FILES README.md docs/PROTOCOL.md docs/PERFORMANCE.md docs/RELIABILITY.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+
 # ---- the protocol schemas of libliaison-client ---------------------------------------
 # liaison_send() and liaison_call() take serialized liaison.payload and liaison.control
 # messages: an embedder generates its own code from these (protoc-c, or any protobuf

@@ -61,7 +61,8 @@ class DebTest(unittest.TestCase):
         for rel in ("usr/sbin/liaisond", "usr/bin/liaison", "lib/systemd/system/liaisond.service",
                     "usr/lib/sysusers.d/liaison.conf", "usr/lib/tmpfiles.d/liaison.conf",
                     "usr/share/man/man1/liaison.1", "usr/share/man/man5/liaison.conf.5",
-                    "usr/share/man/man8/liaisond.8", "usr/include/liaison_client.h"):
+                    "usr/share/man/man8/liaisond.8", "usr/include/liaison_client.h",
+                    "usr/share/doc/liaison/PROTOCOL.md", "usr/share/doc/liaison/README.md"):
             self.assertIn(rel, files, "\n".join(files))
         for rel in ("usr/sbin/liaisond", "usr/bin/liaison"):
             self.assertTrue(os.access(os.path.join(self.root, rel), os.X_OK), rel)
