@@ -291,11 +291,18 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
         return;
     }
     if (!n->cp_note || q->seq > n->cp_size) {
+        /* When the next checkpoint comes: after checkpoint_entries more entries, or
+         * checkpoint_seconds after the last one (witness.c), whichever is first. */
+        uint64_t due_ms = n->cp_time_ms + (uint64_t)n->cfg.checkpoint_seconds * 1000u, now = liaison_now_ms();
+        uint64_t wait_s = due_ms > now ? (due_ms - now + 999) / 1000 : 1;
+        uint64_t due_size = n->cp_size + n->cfg.checkpoint_entries;
+        uint64_t more = due_size > (uint64_t)size ? due_size - (uint64_t)size : 1;
         if (n->cp_note)
             snprintf(s->error, sizeof s->error,
                      "entry %" PRIu64 " is not yet covered by the latest checkpoint (%" PRIu64
-                     " entries); try again after the next checkpoint",
-                     q->seq, n->cp_size);
+                     " entries); the next one is signed within %" PRIu64 " s, or once %" PRIu64
+                     " more entries are logged: try again then",
+                     q->seq, n->cp_size, wait_s, more);
         else
             snprintf(s->error, sizeof s->error,
                      "no checkpoint has been signed yet; entry %" PRIu64 " can be proved after the first one", q->seq);

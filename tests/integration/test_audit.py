@@ -788,6 +788,14 @@ class AuditorTools(NodeTest):
         self.assertIn("no audit entry 999999 (the log has ", r.stderr)
         self.assertNotIn("try again", r.stderr)
         self.assertGreaterEqual(int(r.stderr.split("the log has ")[1].split()[0]), size)
+        # An entry after the latest checkpoint: when the next one comes is said.
+        latest = self.a.query("SELECT max(tree_size) FROM checkpoints")[0][0] or 0
+        newest = self.a.query("SELECT max(seq) FROM audit")[0][0]
+        self.assertGreater(newest, latest)  # the queries above were logged after it
+        r = self.a.cli("audit", "prove", str(newest), check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertRegex(r.stderr, r"not yet covered by the latest checkpoint \(%d entries\); the next one is"
+                                   r" signed within \d+ s, or once \d+ more entries are logged" % latest)
         missing = os.path.join(self.base, "no-such-dir", "x.json")
         r = self.a.cli("audit", "export", "--output", missing, check=False)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
