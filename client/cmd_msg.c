@@ -384,6 +384,62 @@ static int count_left_out(cli_t *cli, Liaison__Control__ListRequest lr, size_t s
     return 0;
 }
 
+/* Which of st's overdue medication changes are about patient p. A status names no
+ * patient (that would decrypt each change, an audited read, at every inbox), so they
+ * are matched by id against our changes about p still waiting for an acknowledgement,
+ * from the oldest overdue one on: the daemon matches the patient by its keyed tag, as
+ * for the inbox itself, and returns metadata only (nothing read, nothing audited).
+ * Fills keep (room for st->n_overdue) and *n_keep; *matched is false if that listing
+ * was cut at its limit, and then keep holds them all (the block is about all patients,
+ * and says so). Returns 0, or prints why and returns the exit code. */
+static int overdue_about(cli_t *cli, const char *p, const Liaison__Control__StatusResult *st,
+                         Liaison__Control__MessageSummary **keep, size_t *n_keep, bool *matched)
+{
+    Liaison__Control__ListRequest lr = LIAISON__CONTROL__LIST_REQUEST__INIT;
+    lr.box = LIAISON__CONTROL__LIST_REQUEST__BOX__OUTBOX;
+    lr.patient = (char *)p;
+    lr.content_type = 3;
+    lr.needs_ack = true; /* an overdue change still waits: fewer to list */
+    lr.oldest = true;
+    lr.limit = BOX_MAX_LIMIT + 1u;
+    lr.since_ms = UINT64_MAX;
+    for (size_t i = 0; i < st->n_overdue; i++)
+        if (st->overdue[i]->created_ms < lr.since_ms)
+            lr.since_ms = st->overdue[i]->created_ms;
+    Liaison__Control__Response *r = NULL;
+    int rc = list(cli, &lr, &r);
+    if (rc)
+        return rc;
+    const Liaison__Control__ListResult *l = r->list;
+    *matched = l->n_messages < lr.limit;
+    *n_keep = 0;
+    for (size_t i = 0; i < st->n_overdue; i++) {
+        const ProtobufCBinaryData *id = &st->overdue[i]->message_id;
+        bool about = !*matched;
+        for (size_t k = 0; k < l->n_messages && !about; k++)
+            about = l->messages[k]->message_id.len == id->len &&
+                    memcmp(l->messages[k]->message_id.data, id->data, id->len) == 0;
+        if (about)
+            keep[(*n_keep)++] = st->overdue[i];
+    }
+    liaison_response_free(r);
+    return 0;
+}
+
+/* The filters given besides --patient, e.g. "--type and --since" (empty if none). */
+static void other_filters(cli_opt_t *o, char *buf, size_t len)
+{
+    static const char *const names[] = {"type", "unread", "needs-ack", "since"};
+    const char *given[4];
+    size_t n = 0, off = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (cli_opt(o, names[i])->count)
+            given[n++] = names[i];
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s--%s", i == 0 ? "" : i + 1 == n ? " and " : ", ", given[i]);
+}
+
 static int box(cli_t *cli, int argc, char **argv, bool out)
 {
     cli_opt_t o[] = {{.name = "patient", .has_arg = true}, {.name = "type", .has_arg = true},
@@ -435,21 +491,69 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
         liaison_response_free(r);
         return rc;
     }
+    /* The overdue acknowledgements of our own changes head the inbox: with --patient,
+     * only those about that patient (a clinician who asked about one patient reads the
+     * block as about them); the other filters select the messages received, and an
+     * overdue acknowledgement, a safety alert, is shown whatever they say (liaison(1)). */
+    Liaison__Control__MessageSummary **od = NULL;
+    size_t n_od = 0, n_st = st ? st->status->n_overdue : 0;
+    bool scoped = false;
+    if (st && !(od = calloc(n_st + 1, sizeof *od))) {
+        liaison_response_free(st);
+        liaison_response_free(r);
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    }
+    if (st && lr.patient[0] && n_st) {
+        if ((rc = overdue_about(cli, lr.patient, st->status, od, &n_od, &scoped)) != 0) {
+            free(od);
+            liaison_response_free(st);
+            liaison_response_free(r);
+            return rc;
+        }
+    } else if (st) {
+        for (size_t i = 0; i < n_st; i++)
+            od[i] = st->status->overdue[i];
+        n_od = n_st;
+        scoped = lr.patient[0] != '\0';
+    }
     if (cli->json) {
         json_t *j = json_pack("{s:o, s:b, s:I, s:b}", "messages", summaries_json(l->messages, n, false), "truncated",
                               left > 0, "not_shown", (json_int_t)left, "not_shown_exact", exact);
         if (lr.patient[0])
             json_object_set_new(j, "patient_case_variants", json_integer(l->patient_case_variants));
-        if (st)
-            json_object_set_new(j, "overdue", summaries_json(st->status->overdue, st->status->n_overdue, false));
+        if (st) {
+            json_object_set_new(j, "overdue", summaries_json(od, n_od, false));
+            json_object_set_new(j, "overdue_scope", json_string(scoped ? "patient" : "all"));
+            if (scoped)
+                json_object_set_new(j, "overdue_other_patients", json_integer((json_int_t)(n_st - n_od)));
+        }
         cli_json_out(j);
     } else {
-        if (st && st->status->n_overdue) {
-            printf("OVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the patient):\n");
-            for (size_t i = 0; i < st->status->n_overdue; i++)
-                render_summary_line(st->status->overdue[i]);
-            printf("\n");
+        char others[64];
+        other_filters(o, others, sizeof others);
+        if (n_od) {
+            if (scoped)
+                printf("OVERDUE acknowledgements of your medication changes about patient %s:\n", lr.patient);
+            else
+                printf("OVERDUE acknowledgements of your medication changes, all patients (liaison show MSG_ID for the"
+                       " patient):\n");
+            for (size_t i = 0; i < n_od; i++)
+                render_summary_line(od[i]);
         }
+        /* Not hidden by the filter: only placed under the patient it is about. */
+        size_t elsewhere = scoped ? n_st - n_od : 0;
+        if (elsewhere && n_od)
+            printf("(%zu more of your changes, about other patients, %s overdue acknowledgements: see liaison"
+                   " inbox)\n", elsewhere, elsewhere == 1 ? "has" : "have");
+        else if (elsewhere)
+            printf("No overdue acknowledgements of your medication changes about patient %s (%zu of your changes"
+                   " about other patients %s: see liaison inbox).\n", lr.patient, elsewhere,
+                   elsewhere == 1 ? "has one" : "have some");
+        if (n_od && others[0])
+            printf("(Shown whatever %s say%s: %s the messages received, below.)\n", others,
+                   strchr(others, ' ') ? "" : "s", strchr(others, ' ') ? "they select" : "it selects");
+        if (n_st)
+            printf("\n");
         if (n == 0)
             printf(out ? "No messages sent%s.\n" : "No messages%s.\n", lr.patient[0] || t || lr.unread_only ||
                                                                                 lr.needs_ack || lr.since_ms
@@ -465,6 +569,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
         if (lr.patient[0])
             render_case_variants(l->patient_case_variants, lr.patient, "messages");
     }
+    free(od);
     if (st)
         liaison_response_free(st);
     liaison_response_free(r);
@@ -718,20 +823,44 @@ static int by_time(const void *a, const void *b)
     return x->created_ms < y->created_ms ? -1 : x->created_ms > y->created_ms;
 }
 
-/* One line per scored session: date, score, and a bar scaled to the instrument's maximum. */
-static void chart(const char *title, int max, const char (*dates)[11], const int *scores, size_t n)
+/* One scored session of the trend. */
+typedef struct trend_point {
+    char date[11];    /* the note's session_date */
+    uint64_t sent_ms; /* the note's creation time */
+    size_t msg;       /* its place in the timeline */
+    int score[2];     /* PHQ-9, GAD-7; -1: not scored */
+} trend_point_t;
+
+/* A trend follows the sessions, not the mail: a note can be sent after the note of a
+ * later session (written up late), and sorted by sending it would end the trend as if
+ * it were the latest score. Same date: by sending, so a note sent again comes last. */
+static int by_session(const void *a, const void *b)
+{
+    const trend_point_t *x = a, *y = b;
+    int c = strcmp(x->date, y->date);
+    if (c)
+        return c;
+    if (x->sent_ms != y->sent_ms)
+        return x->sent_ms < y->sent_ms ? -1 : 1;
+    return x->msg < y->msg ? -1 : x->msg > y->msg;
+}
+
+/* One line per scored session, by session date: date, score, and a bar scaled to the
+ * instrument's maximum. which: 0 PHQ-9, 1 GAD-7. */
+static void chart(const char *title, int max, const trend_point_t *pts, size_t n, int which)
 {
     size_t have = 0;
     for (size_t i = 0; i < n; i++)
-        have += scores[i] >= 0;
+        have += pts[i].score[which] >= 0;
     if (!have)
         return;
-    printf("\n%s trend (0-%d)\n", title, max);
+    printf("\n%s trend (0-%d), by session date\n", title, max);
     for (size_t i = 0; i < n; i++) {
-        if (scores[i] < 0)
+        int score = pts[i].score[which];
+        if (score < 0)
             continue;
-        printf("  %s  %2d  ", dates[i], scores[i]);
-        int width = scores[i] * 40 / max;
+        printf("  %s  %2d  ", pts[i].date, score);
+        int width = score * 40 / max;
         for (int k = 0; k < width; k++)
             fputs("#", stdout);
         printf("\n");
@@ -802,64 +931,80 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
     if ((rc = list(cli, &lr, &r)) != 0)
         return rc;
     Liaison__Control__ListResult *l = r->list;
+    /* The timeline in the order the messages were sent (each line says when); the
+     * trend in the order of the sessions (by_session). */
     if (l->n_messages > 1)
         qsort(l->messages, l->n_messages, sizeof *l->messages, by_time);
-    size_t n = l->n_messages;
-    char(*dates)[11] = calloc(n + 1, sizeof *dates);
-    int *phq = calloc(n + 1, sizeof *phq), *gad = calloc(n + 1, sizeof *gad);
-    if (!dates || !phq || !gad) {
-        free(dates), free(phq), free(gad);
+    size_t n = l->n_messages, np = 0;
+    trend_point_t *pts = calloc(n + 1, sizeof *pts);
+    if (!pts) {
         liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "out of memory");
     }
     char label[160] = "";
     for (size_t i = 0; i < n; i++) {
         const Liaison__Control__MessageSummary *m = l->messages[i];
-        render_note_scores(m->content_type, m->payload.data, m->payload.len, &phq[i], &gad[i], dates[i]);
+        trend_point_t *pt = &pts[np];
+        render_note_scores(m->content_type, m->payload.data, m->payload.len, &pt->score[0], &pt->score[1], pt->date);
+        if (pt->score[0] >= 0 || pt->score[1] >= 0) {
+            pt->sent_ms = m->created_ms;
+            pt->msg = i;
+            np++;
+        }
         char pid[80], lab[160];
         if (!label[0] && render_patient(m->content_type, m->payload.data, m->payload.len, pid, sizeof pid, lab,
                                         sizeof lab) == 0)
             snprintf(label, sizeof label, "%s", lab);
     }
+    if (np > 1)
+        qsort(pts, np, sizeof *pts, by_session);
     if (cli->json) {
         json_t *scores = json_array();
-        for (size_t i = 0; i < n; i++) {
-            if (phq[i] < 0 && gad[i] < 0)
-                continue;
+        for (size_t i = 0; i < np; i++) {
             char id[TEXT_MSGID_HEX];
-            text_msgid_to_hex(l->messages[i]->message_id.data, id);
-            json_array_append_new(scores, json_pack("{s:s, s:s, s:o, s:o}", "message", id, "session_date", dates[i],
-                                                    "phq9", phq[i] >= 0 ? json_integer(phq[i]) : json_null(), "gad7",
-                                                    gad[i] >= 0 ? json_integer(gad[i]) : json_null()));
+            text_msgid_to_hex(l->messages[pts[i].msg]->message_id.data, id);
+            json_array_append_new(scores, json_pack("{s:s, s:s, s:o, s:o}", "message", id, "session_date", pts[i].date,
+                                                    "phq9", pts[i].score[0] >= 0 ? json_integer(pts[i].score[0])
+                                                                                 : json_null(),
+                                                    "gad7", pts[i].score[1] >= 0 ? json_integer(pts[i].score[1])
+                                                                                 : json_null()));
         }
         cli_json_out(json_pack("{s:s, s:s?, s:o, s:o, s:I, s:b}", "patient", pos[0], "label", label[0] ? label : NULL,
                                "messages", summaries_json(l->messages, n, true), "scores", scores,
                                "patient_case_variants", (json_int_t)l->patient_case_variants, "truncated",
                                l->truncated));
     } else {
-        printf("Patient %s%s%s%s: %zu message%s on this node\n\n", pos[0], label[0] ? " (" : "", label,
-               label[0] ? ")" : "", n, n == 1 ? "" : "s");
+        printf("Patient %s%s%s%s: %zu message%s on this node, in the order sent\n\n", pos[0], label[0] ? " (" : "",
+               label, label[0] ? ")" : "", n, n == 1 ? "" : "s");
+        char latest[11] = ""; /* the latest session of the notes listed so far */
         for (size_t i = 0; i < n; i++) {
             const Liaison__Control__MessageSummary *m = l->messages[i];
-            char t[32], id[TEXT_MSGID_HEX];
+            char t[32], id[TEXT_MSGID_HEX], date[11];
+            int s1, s2;
             cli_time(m->created_ms, t, sizeof t);
             text_msgid_to_hex(m->message_id.data, id);
             bool in = strcmp(m->direction, "in") == 0;
             printf("%s  %s %-14s %-17s ", t, in ? "<-" : "->", in ? m->sender : "(sent)", payload_type_name(m->content_type));
             gist(m);
+            /* A note written up late sits below a later session's: said on its line, so
+             * that the last note listed is not taken for the latest session. */
+            if (!m->unopenable && render_note_scores(m->content_type, m->payload.data, m->payload.len, &s1, &s2,
+                                                     date) == 0 && date[0]) {
+                if (strcmp(date, latest) < 0)
+                    printf(" (sent after the note of a later session, %s)", latest);
+                else
+                    snprintf(latest, sizeof latest, "%s", date);
+            }
             printf("\n    %s\n", id);
         }
-        const char(*cd)[11] = (const char(*)[11])dates;
-        chart("PHQ-9", 27, cd, phq, n);
-        chart("GAD-7", 21, cd, gad, n);
+        chart("PHQ-9", 27, pts, np, 0);
+        chart("GAD-7", 21, pts, np, 1);
         render_case_variants(l->patient_case_variants, pos[0], "messages");
         render_truncated(l->truncated, n,
                          "These are the newest; the older ones are listed by liaison inbox --patient (and outbox), and read"
                          " with liaison show.");
     }
-    free(dates);
-    free(phq);
-    free(gad);
+    free(pts);
     liaison_response_free(r);
     return 0;
 }

@@ -460,14 +460,68 @@ static json_t *review_json(const Liaison__Control__ReviewInfo *v)
                      v->closed, "closed_at", cli_json_time(v->closed_ms), "messages", (json_int_t)v->messages);
 }
 
-/* The patient of a listed review, from its first message on this node, decrypted and
- * audited as a read ("listed; left unread") but left unread. Returns 0, or the exit code
- * after printing why (the daemon unreachable); a review whose first message cannot be
- * opened leaves id and label empty. */
+/* When a review was opened, as far as this node knows. */
+typedef struct opening {
+    uint64_t opened_ms;                 /* 0: not known on this node */
+    char added_by[LIAISON_MAX_ID + 1];  /* learnt from an add: who sent it ("" if not) */
+    uint64_t added_ms;                  /* and when (the add's creation time) */
+} opening_t;
+
+/* The opening of review v from its messages on this node, m[0..n) oldest first (all
+ * of them, or the first): the open's creation time if this node holds the open. A
+ * node that learnt of the review from an add holds no open, and an add does not carry
+ * the time of the open (PROTOCOL.md 8.5): the daemon then records the add's time as
+ * the opening (ReviewInfo.opened_ms), which is when this node was added, and would be
+ * a false opening time if shown as one. If neither is held (or opened: a key problem),
+ * the daemon's record stands. */
+static void review_opening(const Liaison__Control__ReviewInfo *v, Liaison__Control__MessageSummary *const *m,
+                           size_t n, opening_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->opened_ms = v->opened_ms;
+    for (size_t i = 0; i < n; i++) {
+        if (m[i]->unopenable || m[i]->content_type != 5)
+            continue;
+        Liaison__Payload__CaseReview *cr =
+            liaison__payload__case_review__unpack(cli_pb(), m[i]->payload.len, m[i]->payload.data);
+        Liaison__Payload__CaseReview__KindCase kind = cr ? cr->kind_case : LIAISON__PAYLOAD__CASE_REVIEW__KIND__NOT_SET;
+        liaison__payload__case_review__free_unpacked(cr, NULL);
+        if (kind == LIAISON__PAYLOAD__CASE_REVIEW__KIND_OPEN) {
+            o->opened_ms = m[i]->created_ms;
+            o->added_by[0] = '\0';
+            o->added_ms = 0;
+            return;
+        }
+        if (kind == LIAISON__PAYLOAD__CASE_REVIEW__KIND_ADD && !o->added_by[0]) {
+            /* The first: the one that brought this node in. */
+            snprintf(o->added_by, sizeof o->added_by, "%s", m[i]->sender);
+            o->added_ms = m[i]->created_ms;
+            o->opened_ms = 0;
+        }
+    }
+}
+
+/* The opening in a review's JSON: "opened" is null when not known here, and a review
+ * learnt from an add says when and by whom this node was added. */
+static void opening_json(json_t *j, const opening_t *o)
+{
+    json_object_set_new(j, "opened", cli_json_time(o->opened_ms));
+    if (o->added_by[0]) {
+        json_object_set_new(j, "added_by", json_string(o->added_by));
+        json_object_set_new(j, "added", cli_json_time(o->added_ms));
+    }
+}
+
+/* The patient of a listed review, and its opening as this node knows it, from its
+ * first message on this node, decrypted and audited as a read ("listed; left unread")
+ * but left unread. Returns 0, or the exit code after printing why (the daemon
+ * unreachable); a review whose first message cannot be opened leaves id and label
+ * empty. */
 static int listed_patient(cli_t *cli, const Liaison__Control__ReviewInfo *v, char *id, size_t idlen, char *label,
-                          size_t labellen)
+                          size_t labellen, opening_t *o)
 {
     id[0] = label[0] = '\0';
+    review_opening(v, NULL, 0, o);
     if (v->review_id.len != LIAISON_MSGID_BYTES)
         return 0;
     Liaison__Control__Response *r;
@@ -477,20 +531,26 @@ static int listed_patient(cli_t *cli, const Liaison__Control__ReviewInfo *v, cha
         return rc;
     if (!m || render_patient(m->content_type, m->payload.data, m->payload.len, id, idlen, label, labellen) != 0)
         id[0] = label[0] = '\0';
+    if (m)
+        review_opening(v, r->list->messages, 1, o);
     liaison_response_free(r);
     return 0;
 }
 
-static void review_line(const Liaison__Control__ReviewInfo *v, const char *pid, const char *label)
+static void review_line(const Liaison__Control__ReviewInfo *v, const char *pid, const char *label,
+                        const opening_t *o)
 {
-    char id[TEXT_MSGID_HEX] = "?", t[32], patient[240];
+    char id[TEXT_MSGID_HEX] = "?", t[32], when[48], patient[240], by[LIAISON_MAX_ID + 32];
     if (v->review_id.len == LIAISON_MSGID_BYTES)
         text_msgid_to_hex(v->review_id.data, id);
-    cli_time(v->opened_ms, t, sizeof t);
+    /* Learnt from an add: the time is the add's, and says so. */
+    cli_time(o->added_by[0] ? o->added_ms : o->opened_ms, t, sizeof t);
+    snprintf(when, sizeof when, "%s%s", o->added_by[0] ? "added " : "", t);
+    snprintf(by, sizeof by, "%s%s", v->opened_by, o->added_by[0] ? " (when: not known here)" : "");
     snprintf(patient, sizeof patient, "%s%s%s%s", pid[0] ? pid : "?", label[0] ? " (" : "", label,
              label[0] ? ")" : "");
-    printf("%s  %s  %-7s patient %-14s opened by %-16s %3u msgs  with", id, t, v->closed ? "closed" : "open",
-           patient, v->opened_by, v->messages);
+    printf("%s  %s  %-7s patient %-14s opened by %-16s %3u msgs  with", id, when, v->closed ? "closed" : "open",
+           patient, by, v->messages);
     for (size_t i = 0; i < v->n_participants; i++)
         printf(" %s", v->participants[i]);
     printf("\n");
@@ -514,13 +574,15 @@ static int review_list(cli_t *cli, int argc, char **argv)
                cli_opt(o, "open")->count ? "open " : "");
     for (size_t i = 0; i < l->n_reviews && rc == 0; i++) {
         char pid[80], label[160];
-        if ((rc = listed_patient(cli, l->reviews[i], pid, sizeof pid, label, sizeof label)))
+        opening_t op;
+        if ((rc = listed_patient(cli, l->reviews[i], pid, sizeof pid, label, sizeof label, &op)))
             break;
         if (!cli->json) {
-            review_line(l->reviews[i], pid, label);
+            review_line(l->reviews[i], pid, label, &op);
             continue;
         }
         json_t *j = review_json(l->reviews[i]);
+        opening_json(j, &op);
         json_object_set_new(j, "patient", pid[0] ? json_pack("{s:s, s:o}", "id", pid, "label",
                                                              label[0] ? json_string(label) : json_null())
                                                  : json_null());
@@ -580,8 +642,11 @@ static int review_show(cli_t *cli, int argc, char **argv)
         const Liaison__Control__MessageSummary *m = t->list->messages[i];
         render_patient(m->content_type, m->payload.data, m->payload.len, pid, sizeof pid, label, sizeof label);
     }
+    opening_t op;
+    review_opening(v, n ? t->list->messages : NULL, n, &op);
     if (cli->json) {
         json_t *j = review_json(v), *msgs = json_array();
+        opening_json(j, &op);
         for (size_t i = 0; i < n; i++) {
             const Liaison__Control__MessageSummary *m = t->list->messages[i];
             json_array_append_new(msgs, render_message_json(m, m->payload.data, m->payload.len));
@@ -594,10 +659,17 @@ static int review_show(cli_t *cli, int argc, char **argv)
         cli_json_out(j);
     } else {
         char ts[32];
-        cli_time(v->opened_ms, ts, sizeof ts);
         printf("Case review %s about patient %s%s%s%s\n", pos[0], pid[0] ? pid : "?", label[0] ? " (" : "", label,
                label[0] ? ")" : "");
-        printf("Opened by %s on %s; %s\n", v->opened_by, ts, v->closed ? "CLOSED" : "open");
+        if (op.added_by[0]) {
+            cli_time(op.added_ms, ts, sizeof ts);
+            printf("Opened by %s, when: not known here (the add that brought this node in does not say)\n",
+                   v->opened_by);
+            printf("This node was added to it by %s on %s; %s\n", op.added_by, ts, v->closed ? "CLOSED" : "open");
+        } else {
+            cli_time(op.opened_ms, ts, sizeof ts);
+            printf("Opened by %s on %s; %s\n", v->opened_by, ts, v->closed ? "CLOSED" : "open");
+        }
         printf("Participants:");
         for (size_t i = 0; i < v->n_participants; i++)
             printf(" %s", v->participants[i]);

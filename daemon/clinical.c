@@ -418,7 +418,11 @@ int clinical_record(node_t *n, const char *sender, const uint8_t msgid[static LI
         /* Creates the review if this node did not know it (opened here, or we are the
          * one being added, and then the add names the opener); everyone in the header's
          * recipient list takes part, from the time this node learns it (its own clock:
-         * the list's order, which no sender's clock may change). */
+         * the list's order, which no sender's clock may change). Learnt from an add,
+         * the time recorded is the add's, for want of the open's, which an add does not
+         * carry (PROTOCOL.md 8.5): liaison, finding no open among the review's messages
+         * here, shows it as when this node was added, not as the opening (an open the
+         * add overtook, arriving later, shows its own time there). */
         if (store_review_open(s, rid, info->opener[0] ? info->opener : sender, patient_tag, created_ms) < 0)
             return -1;
         for (size_t i = 0; i < n_recipients; i++)

@@ -263,10 +263,10 @@ class Clinical(NodeTest):
         self.assertIn(mid, p.cli("status").stdout + p.cli("inbox").stdout)
         # The overdue line identifies the change without decrypting it (no audited read at
         # every status), and says how to see its patient.
-        for cmd in ("status", "inbox"):
+        for cmd, scope in (("status", " "), ("inbox", ", all patients ")):
             out = p.cli(cmd).stdout
-            self.assertIn("OVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the"
-                          " patient):", out)
+            self.assertIn("OVERDUE acknowledgements of your medication changes%s(liaison show MSG_ID for the"
+                          " patient):" % scope, out)
             line = [ln for ln in out.splitlines() if ln.startswith(mid)][0]
             for part in ("to dr.alvarez", "medication-change", "[URGENT]", "[OVERDUE: dr.alvarez]"):
                 self.assertIn(part, line)
@@ -278,6 +278,59 @@ class Clinical(NodeTest):
         t.cli("ack", mid)
         wait_for(lambda: mid not in json.dumps(p.json("status")), 20, "the flag to clear")
         self.assertEqual(len(p.audit("ack-overdue")), 1)
+
+    def test_inbox_overdue_block_follows_the_patient_filter(self):
+        """inbox --patient P heads the listing with the overdue acknowledgements about P
+        only (another patient's urgent change there would be read as about P), says that
+        others exist elsewhere, and the other filters, which select the messages received,
+        do not hide them: the block says so."""
+        t = self.node("dr.alvarez", "therapist")
+        p = self.node("dr.okafor", "psychiatrist", start=False)
+        p.write_config("ack", "urgent_deadline_s", "1")
+        p.start()
+        link(t, p)
+        mine = med_change(p, "dr.alvarez", "P-1042", "--urgent")
+        other = med_change(p, "dr.alvarez", "P-2000", "--urgent")
+        wait_for(lambda: len(p.audit("ack-overdue")) == 2, 30, "both overdue flags")
+        received = note(t, "dr.okafor", "P-1042", "week 1", "--phq9", "12")
+        self.wait_delivered(t, received, "dr.okafor")
+        out = p.cli("inbox", "--patient", "P-1042").stdout
+        self.assertIn("OVERDUE acknowledgements of your medication changes about patient P-1042:\n" + mine, out)
+        self.assertNotIn(other, out)
+        self.assertIn("(1 more of your changes, about other patients, has overdue acknowledgements: see liaison"
+                      " inbox)", out)
+        self.assertIn(received, out)
+        j = p.json("inbox", "--patient", "P-1042")
+        self.assertEqual((ids(j["overdue"]), j["overdue_scope"], j["overdue_other_patients"]), ([mine], "patient", 1))
+        # A patient with none overdue: none listed, and the others are not forgotten.
+        out = p.cli("inbox", "--patient", "P-3000").stdout
+        self.assertNotIn(mine, out)
+        self.assertNotIn(other, out)
+        self.assertIn("No overdue acknowledgements of your medication changes about patient P-3000 (2 of your"
+                      " changes about other patients have some: see liaison inbox).", out)
+        self.assertEqual(p.json("inbox", "--patient", "P-3000")["overdue"], [])
+        # Without --patient: all of them, and the heading says so.
+        out = p.cli("inbox").stdout
+        self.assertIn("OVERDUE acknowledgements of your medication changes, all patients (liaison show MSG_ID for the"
+                      " patient):", out)
+        self.assertIn(mine, out)
+        self.assertIn(other, out)
+        j = p.json("inbox")
+        self.assertEqual((sorted(ids(j["overdue"])), j["overdue_scope"]), (sorted([mine, other]), "all"))
+        self.assertNotIn("overdue_other_patients", j)
+        # The other filters select the messages received: the overdue ones are shown
+        # whatever they say, and the block says so.
+        out = p.cli("inbox", "--type", "text").stdout
+        self.assertIn(mine, out)
+        self.assertIn(other, out)
+        self.assertIn("(Shown whatever --type says: it selects the messages received, below.)", out)
+        self.assertIn("No messages match.", out)
+        out = p.cli("inbox", "--patient", "P-1042", "--type", "note", "--unread").stdout
+        self.assertIn(mine, out)
+        self.assertNotIn(other, out)
+        self.assertIn("(Shown whatever --type and --unread say: they select the messages received, below.)", out)
+        # Matching them to the patient reads no content.
+        self.assertEqual(p.audit("message-read"), [])
 
     def test_case_review(self):
         t, p, rx = self.team()
@@ -394,6 +447,38 @@ class Clinical(NodeTest):
         # And the nurse can write in it.
         nurse.cli("review", "reply", rid, "-", input="I can check on her on Tuesday.")
 
+    def test_review_added_participant_is_not_shown_a_false_opening_time(self):
+        """A node that learns of a review from an add holds no open, and the add does not
+        carry when the review was opened: it is not shown the add's time as the opening,
+        but when it was added, and that the opening time is not known there."""
+        t, p, rx = self.team()
+        rid = p.cli("review", "open", "--with", "dr.alvarez", "--patient", "P-1042",
+                    "--question", "Taper?").stdout.strip()
+        wait_for(lambda: t.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20, "review at t")
+        time.sleep(1.1)  # an add comes later than the open
+        p.cli("review", "add", rid, "rx.chen")
+        wait_for(lambda: rx.query("SELECT 1 FROM reviews WHERE hex(review_id) = upper(?)", (rid,)), 20,
+                 "review at rx")
+        at_opener = p.json("review", "show", rid)
+        open_msg, add_msg = at_opener["messages"][0], at_opener["messages"][1]
+        self.assertEqual((open_msg["payload"]["kind"], add_msg["payload"]["kind"]), ("open", "add"))
+        self.assertEqual(at_opener["opened"], open_msg["created"])
+        self.assertNotIn("added", at_opener)
+        # A participant from the open knows the opening time, as the opener does.
+        self.assertEqual(t.json("review", "list")["reviews"][0]["opened"], open_msg["created"])
+        self.assertIn("Opened by dr.okafor on ", t.cli("review", "show", rid).stdout)
+        # The added participant: who opened it, not when; when it was added, and by whom.
+        for got in (rx.json("review", "list")["reviews"][0], rx.json("review", "show", rid)):
+            self.assertEqual((got["opened_by"], got["opened"]), ("dr.okafor", None))
+            self.assertEqual((got["added_by"], got["added"]), ("dr.okafor", add_msg["created"]))
+        shown = rx.cli("review", "show", rid).stdout
+        self.assertIn("Opened by dr.okafor, when: not known here (the add that brought this node in does not say)\n"
+                      "This node was added to it by dr.okafor on ", shown)
+        self.assertNotIn("Opened by dr.okafor on", shown)
+        line = rx.cli("review", "list").stdout
+        self.assertTrue(line.startswith(rid + "  added "), line)
+        self.assertIn("opened by dr.okafor (when: not known here)", line)
+
     def assert_secret_kept(self, *nodes):
         for n in nodes:
             for row in n.audit():
@@ -477,6 +562,32 @@ class Clinical(NodeTest):
         self.assertTrue(left and all(r[6] == "listed; left unread" for r in left), left)
         p.cli("show", first)
         self.assertNotIn(first, ids(p.json("inbox", "--unread")))
+
+    def test_score_trend_in_session_order(self):
+        """The PHQ-9 / GAD-7 trend follows the session dates, not the order the notes were
+        sent: a note written up late for an earlier session does not end the trend as if
+        it were the latest score. The timeline stays in the order sent, and says so."""
+        t, p, _ = self.team()
+        later = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--session-date", "2024-11-25", "--phq9",
+                      "9", "--gad7", "7", "-", input="later session").stdout.strip()
+        earlier = t.cli("note", "--to", "dr.okafor", "--patient", "P-1042", "--session-date", "2024-11-24",
+                        "--phq9", "20", "--gad7", "15", "-", input="written up late").stdout.strip()
+        self.wait_delivered(t, earlier, "dr.okafor")
+        for n in (t, p):
+            text = n.cli("patient", "P-1042").stdout
+            for title, want in (("PHQ-9 trend (0-27)", [["2024-11-24", "20"], ["2024-11-25", "9"]]),
+                                ("GAD-7 trend (0-21)", [["2024-11-24", "15"], ["2024-11-25", "7"]])):
+                chart = text.split(title)[1].split("\n\n")[0].split("\n", 1)[1]
+                self.assertEqual([ln.split()[:2] for ln in chart.splitlines() if ln.strip()], want, text)
+                self.assertIn(title + ", by session date\n", text)
+            self.assertIn(": 2 messages on this node, in the order sent\n", text)
+            late = [ln for ln in text.splitlines() if "session 2024-11-24" in ln]
+            self.assertEqual(len(late), 1, text)
+            self.assertIn("(sent after the note of a later session, 2024-11-25)", late[0])
+            j = n.json("patient", "P-1042")
+            self.assertEqual(ids(j), [later, earlier])
+            self.assertEqual([(s["session_date"], s["phq9"], s["gad7"], s["message"]) for s in j["scores"]],
+                             [("2024-11-24", 20, 15, earlier), ("2024-11-25", 9, 7, later)])
 
     def test_patient_ids_differing_only_in_case(self):
         t, p, _ = self.team()
