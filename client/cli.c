@@ -59,6 +59,55 @@ cli_opt_t *cli_opt(cli_opt_t *opts, const char *name)
     abort(); /* a programming error: the command asked for an option it does not declare */
 }
 
+unsigned cli_args_line(const cli_t *cli, const char *arg)
+{
+    for (size_t i = 0; i < cli->n_args; i++)
+        if (cli->args_argv[i] == arg)
+            return cli->args_line[i];
+    return 0;
+}
+
+/* A positional argument beyond those the command takes. Without --to anywhere, the
+ * recipients were most likely given bare ("liaison send dr.okafor body.txt"), and the
+ * file is not what is wrong: say --to is missing, with the command's usage. */
+static int unexpected_argument(cli_t *cli, int argc, char **argv, const cli_opt_t *opts, const char *a)
+{
+    bool takes_to = false, has_to = false;
+    for (const cli_opt_t *p = opts; p && p->name; p++)
+        takes_to = takes_to || (strcmp(p->name, "to") == 0 && p->has_arg);
+    for (int i = 0; i < argc && takes_to && strcmp(argv[i], "--") != 0; i++)
+        has_to = has_to || strcmp(argv[i], "--to") == 0 || strncmp(argv[i], "--to=", 5) == 0;
+    if (takes_to && !has_to) {
+        cli_fail(EXIT_USAGE, "%s needs --to ID[,ID...] (the recipients go after --to, e.g. --to"
+                             " dr.okafor,dr.alvarez)", cli->cmd);
+        if (cli->help)
+            cli->help(stderr, cli->top ? cli->top : cli->cmd);
+        return EXIT_USAGE;
+    }
+    unsigned line = cli_args_line(cli, a);
+    if (line)
+        return cli_fail(EXIT_USAGE, "%s: unexpected argument on line %u of %.200s (not shown: it may be a patient's"
+                        " id; each value goes on the line after its option) (see: liaison help %s)", cli->cmd, line,
+                        cli->args_file, cli->cmd);
+    return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help %s)", cli->cmd, a, cli->cmd);
+}
+
+/* An option given twice that takes a list: the second would silently replace the first
+ * (--to a --to b sends to b alone), so it is refused, with the one --to that does it.
+ * Values from the --args file are not repeated. */
+static int given_twice(cli_t *cli, const cli_opt_t *o, const char *val)
+{
+    bool list = strcmp(o->name, "to") == 0 || strcmp(o->name, "with") == 0;
+    if (!list)
+        return cli_fail(EXIT_USAGE, "%s: --%s given twice", cli->cmd, o->name);
+    const char *who = strcmp(o->name, "to") == 0 ? "recipient" : "participant";
+    if (cli_args_line(cli, o->value) || cli_args_line(cli, val))
+        return cli_fail(EXIT_USAGE, "%s: --%s given twice: name every %s in one --%s, separated by commas (--%s"
+                        " ID,ID)", cli->cmd, o->name, who, o->name, o->name);
+    return cli_fail(EXIT_USAGE, "%s: --%s given twice: name every %s in one --%s, separated by commas (--%s"
+                    " %.64s,%.64s)", cli->cmd, o->name, who, o->name, o->name, o->value, val);
+}
+
 int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **pos, size_t max_pos, size_t *n_pos)
 {
     *n_pos = 0;
@@ -67,8 +116,7 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         const char *a = argv[i];
         if (only_pos || a[0] != '-' || strcmp(a, "-") == 0) {
             if (*n_pos == max_pos)
-                return cli_fail(EXIT_USAGE, "%s: unexpected argument '%.64s' (see: liaison help %s)", cli->cmd, a,
-                                cli->cmd);
+                return unexpected_argument(cli, argc, argv, opts, a);
             pos[(*n_pos)++] = a;
             continue;
         }
@@ -78,14 +126,33 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             if (cli->help)
-                cli->help(cli->top ? cli->top : cli->cmd);
+                cli->help(stdout, cli->top ? cli->top : cli->cmd);
             return EXIT_HELP_SHOWN;
         }
+        unsigned line = cli_args_line(cli, a);
+        if (a[1] != '-' && line)
+            return cli_fail(EXIT_USAGE, "%s: unknown option on line %u of %.200s (options are spelt --name)", cli->cmd,
+                            line, cli->args_file);
         if (a[1] != '-')
             return cli_fail(EXIT_USAGE, "%s: unknown option '%.64s' (options are spelt --name)", cli->cmd, a);
         const char *name = a + 2;
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        /* "--patient P-1042" as one argument (a line of the --args file, or quoted): an
+         * option and its value. What follows the space is not repeated: it is the value. */
+        size_t sp = strcspn(name, " \t");
+        if (sp < nlen && line)
+            return cli_fail(EXIT_USAGE, "%s: line %u of %.200s holds --%.*s and more after a space: each argument goes"
+                            " on its own line (--%.*s on one line, its value on the next)", cli->cmd, line,
+                            cli->args_file, (int)(sp < 40 ? sp : 40), name, (int)(sp < 40 ? sp : 40), name);
+        if (sp < nlen)
+            return cli_fail(EXIT_USAGE, "%s: --%.*s and what follows a space are one argument: give the option and its"
+                            " value as two arguments (--%.*s VALUE) or as one with = (--%.*s=VALUE)", cli->cmd,
+                            (int)(sp < 40 ? sp : 40), name, (int)(sp < 40 ? sp : 40), name, (int)(sp < 40 ? sp : 40),
+                            name);
+        if (line && nlen == 4 && strncmp(name, "args", 4) == 0)
+            return cli_fail(EXIT_USAGE, "%s: line %u of %.200s is --args: the file holds the command's own arguments"
+                            " and cannot name another file", cli->cmd, line, cli->args_file);
         if (nlen == 4 && strncmp(name, "json", 4) == 0) {
             if (eq)
                 return cli_fail(EXIT_USAGE, "%s: --json takes no value", cli->cmd);
@@ -125,7 +192,7 @@ int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **p
             continue;
         }
         if (o->count > 0 && !o->repeat)
-            return cli_fail(EXIT_USAGE, "%s: --%s given twice", cli->cmd, o->name);
+            return given_twice(cli, o, val);
         if (o->count == CLI_MAX_VALUES)
             return cli_fail(EXIT_USAGE, "%s: --%s given too many times", cli->cmd, o->name);
         o->values[o->count++] = val;

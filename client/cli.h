@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "client_internal.h"
 #include "config.h"
@@ -32,7 +33,11 @@ typedef struct cli {
     bool json;                /* --json */
     const char *cmd;          /* "peer add", for messages */
     const char *top;          /* "peer": the command, for its help */
-    int (*help)(const char *top); /* prints the usage of a command to stdout (main.c) */
+    int (*help)(FILE *out, const char *top); /* prints the usage of a command (main.c) */
+    const char *args_file;    /* --args FILE, or NULL */
+    char *const *args_argv;   /* the arguments read from it, in order (main.c) */
+    const unsigned *args_line; /* the line of the file each of them is on */
+    size_t n_args;
     liaison_client_t *control;
     liaison_client_t *audit;
 } cli_t;
@@ -52,8 +57,15 @@ typedef struct cli_opt {
  * value, nor after "--"). Positional arguments (including "-") go to pos. An option's
  * value may not be another option ("--to --subject x": --to needs a value; write
  * --subject=--x for a value that starts with "--"). Returns 0; EXIT_HELP_SHOWN after
- * printing the command's help; or prints what is wrong and returns EXIT_USAGE. */
+ * printing the command's help; or prints what is wrong and returns EXIT_USAGE. A value
+ * that came from the --args file is named by its line there (cli_args_line), never
+ * shown: that file is where a patient's id and clinical values are kept off the screen. */
 int cli_parse(cli_t *cli, int argc, char **argv, cli_opt_t *opts, const char **pos, size_t max_pos, size_t *n_pos);
+
+/* The line of the --args file that arg (a pointer from the command's argv, not a copy)
+ * was read from, or 0 if it was given on the command line. A command names an argument
+ * from the file by its line, never by its value. */
+unsigned cli_args_line(const cli_t *cli, const char *arg);
 
 /* The option named name in opts (which must contain it). */
 cli_opt_t *cli_opt(cli_opt_t *opts, const char *name);

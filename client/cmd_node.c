@@ -172,9 +172,10 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     const char *listen = cli_opt(o, "listen")->value, *adv = cli_opt(o, "advertise")->value;
     if (!id || !role || !listen)
         return cli_fail(EXIT_USAGE,
-                        "init needs%s%s%s (e.g. liaison init --id dr.okafor --name \"Dr. Chidi Okafor\" --role"
+                        "init needs%s%s%s (e.g. liaison %s%s%sinit --id dr.okafor --name \"Dr. Chidi Okafor\" --role"
                         " psychiatrist --listen tcp://192.0.2.10:7400)",
-                        id ? "" : " --id ID", role ? "" : " --role ROLE", listen ? "" : " --listen ENDPOINT");
+                        id ? "" : " --id ID", role ? "" : " --role ROLE", listen ? "" : " --listen ENDPOINT",
+                        cli->home ? "--home " : "", cli->home ? cli->home : "", cli->home ? " " : "");
     if (!text_valid_id(id))
         return cli_fail(EXIT_USAGE, "--id: '%.64s' is not a valid node id (1-64 of a-z 0-9 . _ -, starting with a"
                                     " letter or digit, e.g. dr.okafor)", id);
@@ -286,7 +287,8 @@ int cmd_init(cli_t *cli, int argc, char **argv)
     } else if (unlink(p.init_marker) != 0 || sync_dir(p.config_dir) != 0) {
         /* Everything is written; only the marker stays. liaisond refuses to start and
          * names it; the next init starts over. */
-        rc = cli_fail(EXIT_REFUSED, "cannot remove %s: %s (run liaison init again)", p.init_marker, strerror(errno));
+        rc = cli_fail(EXIT_REFUSED, "cannot remove %s: %s (run liaison %s%s%sinit again)", p.init_marker,
+                      strerror(errno), p.home[0] ? "--home " : "", p.home, p.home[0] ? " " : "");
     }
     sodium_memzero(pkey, sizeof pkey);
     char fp[KEYS_FINGERPRINT_LEN];
@@ -340,7 +342,9 @@ static int print_card(cli_t *cli, const char *text, const char *source, const ch
 /* card.txt is gone but the node is set up (liaison init would refuse): the running
  * daemon makes the node's card from liaison.conf and the keys (op_card), with the same
  * keys and so the same fingerprint. Without a daemon, says to restore the file. */
-static int card_from_daemon(cli_t *cli, const paths_t *p)
+/* fresh: asked for (liaison card --fresh), card.txt or not: the card made from
+ * liaison.conf as it is now, for peers who hold one naming an old endpoint or name. */
+static int card_from_daemon(cli_t *cli, const paths_t *p, bool fresh)
 {
     char err[600], start[CONFIG_PATH_MAX + 32];
     if (p->home[0])
@@ -358,13 +362,25 @@ static int card_from_daemon(cli_t *cli, const paths_t *p)
     if (!ok) {
         if (r)
             liaison__control__response__free_unpacked(r, NULL);
+        if (fresh)
+            return cli_fail(EXIT_REFUSED,
+                            "card --fresh asks the running daemon for the card it makes from liaison.conf: start it"
+                            " (%s) and run liaison card --fresh again",
+                            start);
         return cli_fail(EXIT_REFUSED,
                         "no card at %s, although a node is set up here (%s exists): restore card.txt from the"
                         " node's backup, or start its daemon (%s) and run liaison card again: it then prints the"
                         " card the daemon makes with this node's keys",
                         p->card_file, p->config_file, start);
     }
-    fprintf(stderr,
+    if (fresh)
+        fprintf(stderr,
+                "liaison: this card was made by the running daemon from this node's keys (the same fingerprint) and"
+                " liaison.conf as it is now; give it to your peers (each runs: liaison peer add CARD, which updates"
+                " their entry), and save it in place of %s so that liaison card prints it from now on\n",
+                p->card_file);
+    else
+        fprintf(stderr,
             "liaison: %s is missing: this card was made by the running daemon from this node's keys (the same"
             " fingerprint) and liaison.conf (whose name, role, org or endpoint may differ from the card your peers"
             " hold); restore card.txt from the node's backup, or save this card in its place\n",
@@ -378,7 +394,7 @@ int cmd_card(cli_t *cli, int argc, char **argv)
 {
     const char *pos[1];
     size_t npos;
-    cli_opt_t o[] = {{0}};
+    cli_opt_t o[] = {{.name = "fresh"}, {0}};
     int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
     if (rc)
         return rc;
@@ -387,6 +403,8 @@ int cmd_card(cli_t *cli, int argc, char **argv)
     paths_t p;
     if (paths_resolve(&p, cli->home, err, sizeof err) != 0)
         return cli_fail(EXIT_USAGE, "%s", err);
+    if (cli_opt(o, "fresh")->count)
+        return card_from_daemon(cli, &p, true);
     char *text = NULL;
     FILE *f = fopen(p.card_file, "r");
     if (f) {
@@ -394,8 +412,10 @@ int cmd_card(cli_t *cli, int argc, char **argv)
         text = cli_read_file(p.card_file, LIAISON_MAX_CARD_TEXT);
     } else if (errno == ENOENT || errno == ENOTDIR) {
         if (access(p.config_file, F_OK) == 0)
-            return card_from_daemon(cli, &p);
-        return cli_fail(EXIT_REFUSED, "no card at %s (create the node first with: liaison init)", p.card_file);
+            return card_from_daemon(cli, &p, false);
+        return cli_fail(EXIT_REFUSED, "no card at %s (create the node first with: liaison %s%s%sinit --id ID --role"
+                        " ROLE --listen ENDPOINT)", p.card_file, p.home[0] ? "--home " : "", p.home,
+                        p.home[0] ? " " : "");
     } else {
         /* Not "no card": telling someone without access to create the node is wrong. */
         return cli_fail(EXIT_REFUSED, "cannot read %s: %s", p.card_file, strerror(errno));
@@ -522,13 +542,17 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         for (size_t i = 0; i < s->n_alarms; i++)
             json_array_append_new(alarms, json_pack("{s:s, s:o, s:s}", "peer", s->alarms[i]->peer, "at",
                                                     cli_json_time(s->alarms[i]->at_ms), "what", s->alarms[i]->what));
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}", "id", s->id,
-                               "name", s->name, "role", s->role, "listen", s->listen, "version", s->version, "started",
-                               cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth,
+        json_t *db = s->database_failing_since_ms
+                         ? json_pack("{s:o, s:s}", "since", cli_json_time(s->database_failing_since_ms), "error",
+                                     s->database_error ? s->database_error : "")
+                         : json_null();
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "id",
+                               s->id, "name", s->name, "role", s->role, "listen", s->listen, "version", s->version,
+                               "started", cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth,
                                "held_for_removed_peers", (json_int_t)held, "audit_entries",
                                (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack,
                                "awaiting_their_ack", (json_int_t)s->awaiting_their_ack, "peers", peers, "overdue",
-                               overdue, "alarms", alarms));
+                               overdue, "alarms", alarms, "database_failing", db));
     } else {
         char t[32];
         cli_time(s->started_ms, t, sizeof t);
@@ -539,6 +563,16 @@ int cmd_status(cli_t *cli, int argc, char **argv)
         if (held)
             printf("Of them, %u %s held for peers no longer in the directory, sent if their card is added again"
                    " (see: liaison outbox).\n", held, held == 1 ? "is" : "are");
+        if (s->database_failing_since_ms) {
+            char since[32];
+            cli_time(s->database_failing_since_ms, since, sizeof since);
+            printf("DATABASE: every commit has failed since %s (%s): nothing is stored, read or received meanwhile;"
+                   " peers retry. %s\n",
+                   since, s->database_error ? s->database_error : "",
+                   s->database_error && strstr(s->database_error, "disk is full")
+                       ? "Free space on the disk that holds the node's database."
+                       : "See the daemon's log.");
+        }
         if (s->n_alarms) {
             printf("\nALARMS: an audit log was rewritten or rolled back:\n");
             for (size_t i = 0; i < s->n_alarms; i++) {

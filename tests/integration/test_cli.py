@@ -1110,10 +1110,130 @@ class Cli(NodeTest):
         self.assertIn("restore card.txt from the node's backup, or start its daemon (liaisond --home %s)" % a.home,
                       r.stderr)
         self.assertNotIn("liaison init", r.stderr)
-        # Where there is no node at all, init is the advice still.
-        r = run("--home", os.path.join(self.base, "none"), "card")
+        # Where there is no node at all, init is the advice still, with the --home given:
+        # without it, init would make a node in the system layout instead.
+        none = os.path.join(self.base, "none")
+        r = run("--home", none, "card")
         self.assertEqual(r.returncode, 3)
-        self.assertIn("(create the node first with: liaison init)", r.stderr)
+        self.assertIn("(create the node first with: liaison --home %s init --id ID --role ROLE --listen ENDPOINT)"
+                      % none, r.stderr)
+        r = run("--home", none, "init", "--id", "dr.okafor")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("init needs --role ROLE --listen ENDPOINT (e.g. liaison --home %s init --id dr.okafor" % none,
+                      r.stderr)
+
+    def test_unknown_command_hint_stays_on_the_screen(self):
+        """A typo is answered with the command meant and where the full help is, not with
+        the whole help under it, which scrolled the hint off the screen."""
+        for args, hint in ((["inbx"], "unknown command 'inbx' (did you mean 'inbox'?)"),
+                           (["peer-add"], "unknown command 'peer-add' (did you mean 'peer add'?)"),
+                           (["auditverify"], "unknown command 'auditverify' (did you mean 'audit verify'?)"),
+                           (["verify"], "unknown command 'verify' (did you mean 'audit verify'?)"),
+                           (["add"], "unknown command 'add' (did you mean 'peer add' or 'review add'?)"),
+                           (["help", "peer-add"], "help: unknown command 'peer-add' (did you mean 'help peer add'?)"),
+                           (["help", "review_opne"],
+                            "help: unknown command 'review_opne' (did you mean 'help review open'?)")):
+            r = run(*args)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertEqual(r.stdout, "", args)
+            self.assertEqual(r.stderr, "liaison: %s\n(liaison help lists every command)\n" % hint, args)
+        # Nothing near: the names of the commands, in a few lines, not the full help.
+        r = run("frobnicate")
+        self.assertEqual(r.returncode, 1)
+        lines = r.stderr.splitlines()
+        self.assertEqual(lines[0], "liaison: unknown command 'frobnicate'")
+        self.assertTrue(lines[1].startswith("  the commands: init card fingerprint status peer send"), lines)
+        self.assertEqual(lines[-1], "(liaison help lists every command)")
+        self.assertLessEqual(len(lines), 4, lines)
+        self.assertNotIn("usage:", r.stderr)
+
+    def test_send_without_to_and_list_options_given_twice(self):
+        """Recipients given bare are a missing --to, not an unexpected file; a second --to
+        would have replaced the first: both are named with the form that works."""
+        body = os.path.join(self.base, "body.txt")
+        with open(body, "w") as f:
+            f.write("hello")
+        r = run("send", "dr.okafor", body)
+        self.assertEqual(r.returncode, 1)
+        lines = r.stderr.splitlines()
+        self.assertEqual(lines[0], "liaison: send needs --to ID[,ID...] (the recipients go after --to, e.g. --to"
+                                   " dr.okafor,dr.alvarez)")
+        self.assertIn("usage: liaison", r.stderr)
+        self.assertIn("  send --to ID[,ID...] [--subject S] [--thread ID] FILE|-", r.stderr)
+        self.assertNotIn("unexpected argument", r.stderr)
+        self.assertEqual(r.stdout, "")
+        r = run("note", "dr.okafor", "--patient", "P-1", "-", input="x")
+        self.assertTrue(r.stderr.startswith("liaison: note needs --to ID[,ID...]"), r.stderr)
+        # With --to anywhere, an extra argument is what is wrong.
+        r = run("send", "dr.okafor", body, "--to", "dr.alvarez")
+        self.assertIn("send: unexpected argument '%s'" % body, r.stderr)
+        r = run("send", "--to", "dr.okafor", "--to", "dr.alvarez", body)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, "liaison: send: --to given twice: name every recipient in one --to, separated by"
+                                   " commas (--to dr.okafor,dr.alvarez)\n")
+        r = run("review", "open", "--with", "dr.okafor", "--with=rx.chen", "--patient", "P-1", "--question", "q")
+        self.assertIn("review open: --with given twice: name every participant in one --with, separated by commas"
+                      " (--with dr.okafor,rx.chen)", r.stderr)
+        r = run("send", "--subject", "a", "--subject", "b", "--to", "dr.okafor", body)
+        self.assertIn("send: --subject given twice\n", r.stderr)
+
+    def test_args_file_is_private_and_one_argument_a_line(self):
+        """liaison --args FILE: a file group or others can read is refused, not used, as key
+        files are; an option and its value on one line, or a line too many, is named by its
+        line, never by what it holds (a patient's id); --args may follow the command."""
+        a = self.node("dr.alvarez")
+        b = self.node("dr.okafor", role="psychiatrist")
+        link(a, b)
+        path = os.path.join(self.base, "note.args")
+        with open(path, "w") as f:
+            f.write("--patient\nP-7731\n--phq9\n19\n")
+        os.chmod(path, 0o644)
+        r = a.cli("--args", path, "note", "--to", "dr.okafor", "-", input="Low mood.", check=False)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stderr, "liaison: --args: '%s' is accessible by group or others (mode 0644), and it is"
+                                   " meant for a patient's id and clinical values: run chmod 600 %s, then the command"
+                                   " again (nothing was done)\n" % (path, path))
+        self.assertEqual(a.json("outbox")["messages"], [])
+        os.chmod(path, 0o640)
+        r = a.cli("--args", path, "note", "--to", "dr.okafor", "-", input="Low mood.", check=False)
+        self.assertIn("(mode 0640)", r.stderr)
+        os.chmod(path, 0o600)
+        # After the command, --args is taken as before it.
+        mid = a.cli("note", "--to", "dr.okafor", "--args", path, "-", input="Low mood.").stdout.strip()
+        self.assertRegex(mid, "^[0-9a-f]{32}$")
+        self.wait_delivered(a, mid, "dr.okafor")
+        self.assertEqual([m["id"] for m in b.json("inbox", "--patient", "P-7731")["messages"]], [mid])
+        for args in (["--args", path, "note", "--args", path], ["note", "--args=%s" % path, "--args", path]):
+            r = a.cli(*args, check=False)
+            self.assertEqual(r.returncode, 1, args)
+            self.assertIn("--args given twice: give one file", r.stderr)
+        r = a.cli("note", "--to", "dr.okafor", "--args", check=False)
+        self.assertIn("--args needs a file", r.stderr)
+        # One line, one argument: the value is never repeated.
+        cases = [("# note\n\n--patient P-7731\r\n-\n",
+                  "note: line 3 of %s holds --patient and more after a space: each argument goes on its own line"
+                  " (--patient on one line, its value on the next)"),
+                 ("--patient\nP-7731\nP-7731\n",
+                  "note: unexpected argument on line 3 of %s (not shown: it may be a patient's id; each value goes on"
+                  " the line after its option) (see: liaison help note)"),
+                 ("--to\nP-7731\n",
+                  "note: --to given twice: name every recipient in one --to, separated by commas (--to ID,ID)"),
+                 ("--args\nP-7731\n", "note: line 1 of %s is --args: the file holds the command's own arguments and"
+                                       " cannot name another file")]
+        for text, want in cases:
+            with open(path, "w") as f:
+                f.write(text)
+            r = a.cli("--args", path, "note", "--to", "dr.okafor", "-", input="x", check=False)
+            self.assertEqual(r.returncode, 1, (text, r.stderr))
+            self.assertEqual(r.stderr, "liaison: %s\n" % (want % path if "%s" in want else want), text)
+            self.assertNotIn("7731", r.stderr)
+        # Typed as one argument on the command line, the value is not repeated either.
+        r = a.cli("note", "--to", "dr.okafor", "--patient P-7731", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("note: --patient and what follows a space are one argument: give the option and its value as"
+                      " two arguments (--patient VALUE) or as one with = (--patient=VALUE)", r.stderr)
+        self.assertNotIn("7731", r.stderr)
+        self.assertEqual(len(a.json("outbox")["messages"]), 1)
 
     def test_unreadable_card_or_configuration_is_not_taken_for_none(self):
         # Real read errors: a symbolic link loop cannot be opened (ELOOP), and the

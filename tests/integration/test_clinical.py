@@ -68,6 +68,7 @@ class Clinical(NodeTest):
         path = os.path.join(self.base, "note-args")
         with open(path, "w") as f:
             f.write("# the note's clinical values\n--patient\nP-7731\n--phq9\n19\r\n\n--risk\nmoderate\n")
+        os.chmod(path, 0o600)  # this user's alone, or it is refused
         r = t.cli("--args", path, "note", "--to", "dr.okafor", "--session-date", "2024-11-16", "-",
                   input="Low mood; safety plan reviewed.")
         mid = r.stdout.strip()

@@ -153,6 +153,21 @@ class CoreDelivery(NodeTest):
             log = f.read()
         self.assertIn("the card your peers hold, has another endpoint than", log)
         self.assertIn("tcp://127.0.0.1:%d (peers dial the card's endpoint %s)" % (port, b.endpoint), log)
+        # The way out it names: a card made by the daemon from liaison.conf now, which a
+        # peer adds over the old one (the same keys) and then reaches b at its new port.
+        stale = b.cli("card").stdout
+        r = b.cli("card", "--fresh")
+        self.assertNotEqual(r.stdout, stale)
+        self.assertIn("made by the running daemon", r.stderr)
+        a.cli("peer", "add", "-", input=stale)
+        b.add_peer(a)
+        a.cli("peer", "add", "-", input=r.stdout)
+        self.assertEqual(a.json("peer", "list")["peers"][0]["endpoint"], "tcp://127.0.0.1:%d" % port)
+        self.wait_delivered(a, a.send("b", "at the new port"), "b")
+        b.stop()
+        r = b.cli("card", "--fresh", check=False)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("card --fresh asks the running daemon", r.stderr)
 
     def test_daemon_dumps_no_core(self):
         """A core dump would hold the transport key and decrypted messages: the daemon

@@ -454,6 +454,9 @@ class DiskFull(FaultTest):
         # Refused without a receipt, kept queued by the sender, receiver alive and answering.
         self.assertIsNone(b.proc.poll(), "liaisond b exited on a full disk")
         self.assertEqual(b.cli("status", check=False).returncode, 0)
+        failing = b.json("status")["database_failing"]
+        self.assertIn("disk is full", failing["error"])
+        self.assertIn("every commit has failed since", b.cli("status").stdout)
         # Reading needs the database too (each read is audited first): the error says
         # which database and what to do.
         r = b.cli("show", first, check=False)
@@ -472,6 +475,7 @@ class DiskFull(FaultTest):
         for mid in mids:
             self.wait_delivered(a, mid, "b", timeout=30)
         self.assert_exactly_once(a, b, [first] + mids)
+        self.assertIsNone(b.json("status")["database_failing"])
         self.audit_verify(b)
         self.audit_verify(a)
         self.assertEqual(integrity(b), [("ok",)])
