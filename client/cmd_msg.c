@@ -45,7 +45,7 @@ static char *read_body(cli_t *cli, cli_opt_t *o, const char **pos, size_t npos, 
     if (!src && npos)
         src = pos[0];
     if (!src) {
-        cli_fail(EXIT_USAGE, "%s: the %s is required: --file F, or - to read standard input", cli->cmd, what);
+        cli_fail(EXIT_USAGE, "%s: the %s is required: give FILE, or - to read standard input (or --file F)", cli->cmd, what);
         return NULL;
     }
     char *text = cli_read_text(src, PAYLOAD_MAX_TEXT);
@@ -744,7 +744,10 @@ int cmd_wait(cli_t *cli, int argc, char **argv)
         if (!w->settled)
             printf("Not settled yet: delivered to %u of %u recipient%s", delivered, n, n == 1 ? "" : "s");
         else if (!rejected)
-            printf("Delivered to %s%u recipient%s", n == 1 ? "its " : "all ", n, n == 1 ? "" : "s");
+            if (n == 1)
+                printf("Delivered to its recipient");
+            else
+                printf("Delivered to all %u recipients", n);
         else
             printf("Settled: delivered to %u of %u recipient%s, rejected by %u (it will not reach %s)", delivered, n,
                    n == 1 ? "" : "s", rejected, rejected == 1 ? "them" : "those");

@@ -549,8 +549,8 @@ static void review_line(const Liaison__Control__ReviewInfo *v, const char *pid, 
     snprintf(by, sizeof by, "%s%s", v->opened_by, o->added_by[0] ? " (when: not known here)" : "");
     snprintf(patient, sizeof patient, "%s%s%s%s", pid[0] ? pid : "?", label[0] ? " (" : "", label,
              label[0] ? ")" : "");
-    printf("%s  %s  %-7s patient %-14s opened by %-16s %3u msgs  with", id, when, v->closed ? "closed" : "open",
-           patient, by, v->messages);
+    printf("%s  %s  %-7s patient %-14s opened by %-16s %3u msg%s  with", id, when, v->closed ? "closed" : "open",
+           patient, by, v->messages, v->messages == 1 ? " " : "s");
     for (size_t i = 0; i < v->n_participants; i++)
         printf(" %s", v->participants[i]);
     printf("\n");

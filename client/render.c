@@ -613,9 +613,9 @@ void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, u
         return;
     const char *narrow = strcmp(cmd, "inbox") == 0 ? "--since DATE, --unread, --needs-ack, --patient P or --type T"
                                                     : "--since DATE";
-    printf("\nNote: %s%" PRIu64 " more message%s match%s but %s not shown (these %zu are the newest).\n",
+    printf("\nNote: %s%" PRIu64 " more message%s match%s but %s not shown (%s %zu %s the newest).\n",
            exact ? "" : "more than ", left, left == 1 && exact ? "" : "s", left == 1 && exact ? "es" : "",
-           left == 1 && exact ? "is" : "are", shown);
+           left == 1 && exact ? "is" : "are", shown == 1 ? "this" : "these", shown, shown == 1 ? "is" : "are");
     uint64_t all = (uint64_t)shown + left;
     if (exact && all <= max_limit)
         printf("See them all with: liaison %s ... --limit %" PRIu64 "\n", cmd, all);

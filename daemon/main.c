@@ -596,8 +596,9 @@ static int check_audit_log(node_t *n, store_t *s, char *err, size_t errlen)
         rc = 0;
         n->rollbacks = r->rollbacks;
         n->last_rollback_ms = r->last_rollback_ms;
-        log_info("audit log verified: %" PRIu64 " entries, %" PRIu64 " signed checkpoints, in %" PRIu64 " ms", r->entries,
-                 r->checkpoints, loop_mono_ms() - t0);
+        log_info("audit log verified: %" PRIu64 " entr%s, %" PRIu64 " signed checkpoint%s, in %" PRIu64 " ms",
+                 r->entries, r->entries == 1 ? "y" : "ies", r->checkpoints, r->checkpoints == 1 ? "" : "s",
+                 loop_mono_ms() - t0);
         if (r->rollbacks)
             log_warn("audit log: this node recorded rollback-detected %" PRIu64 " time(s): entries its peers witnessed"
                      " are missing from its log or were changed (liaison status)",
