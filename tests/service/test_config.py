@@ -351,11 +351,9 @@ class ConfigTest(ServiceTest):
         os.chmod(n.home, 0o750)
         self.assertEqual(n.stop(), 0)
 
-    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
-    def test_packaged_config_of_root_readable_by_the_daemons_group(self):
-        # The packaged layout: the daemon runs as its own user; liaison.conf may be
-        # root's, readable by the daemon's group (0640), and start, reload and
-        # --check-config accept it; made writable by that group, it is refused.
+    def node_of_nobody(self, name):
+        """A node made by uid/gid 65534 in base/NAME, with copies of the binaries it can
+        run: (liaisond, home, the setpriv prefix that runs a command as that user)."""
         uid = gid = 65534
         os.chmod(self.base, 0o711)
         bindir = tempfile.mkdtemp(dir=self.base)
@@ -363,14 +361,22 @@ class ConfigTest(ServiceTest):
         for b in (LIAISON, LIAISOND):
             shutil.copy(b, bindir)
         liaison, liaisond = os.path.join(bindir, "liaison"), os.path.join(bindir, "liaisond")
-        home = os.path.join(self.base, "pkg")
+        home = os.path.join(self.base, name)
         os.mkdir(home, 0o750)
         os.chown(home, uid, gid)
         as_daemon = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
-        port = svc_free_port()
-        subprocess.run(as_daemon + [liaison, "--home", home, "init", "--id", "dr.pkg", "--role", "therapist",
-                                    "--listen", "tcp://127.0.0.1:%d" % port],
+        subprocess.run(as_daemon + [liaison, "--home", home, "init", "--id", "dr." + name, "--role", "therapist",
+                                    "--listen", "tcp://127.0.0.1:%d" % svc_free_port()],
                        check=True, capture_output=True, timeout=60, env=clean_env())
+        return liaisond, home, as_daemon
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_packaged_config_of_root_readable_by_the_daemons_group(self):
+        # The packaged layout: the daemon runs as its own user; liaison.conf may be
+        # root's, readable by the daemon's group (0640), and start, reload and
+        # --check-config accept it; made writable by that group, it is refused.
+        uid = gid = 65534
+        liaisond, home, as_daemon = self.node_of_nobody("pkg")
         conf = os.path.join(home, "liaison.conf")
         os.chown(conf, 0, gid)
         os.chmod(conf, 0o640)
@@ -401,20 +407,8 @@ class ConfigTest(ServiceTest):
         # --check-config opens the database read-only; it used to pass a database (or
         # its directory) the daemon's user cannot write, which the daemon then refused
         # with SQLite's "attempt to write a readonly database".
-        uid = gid = 65534
-        os.chmod(self.base, 0o711)
-        bindir = tempfile.mkdtemp(dir=self.base)
-        os.chmod(bindir, 0o755)
-        for b in (LIAISON, LIAISOND):
-            shutil.copy(b, bindir)
-        liaison, liaisond = os.path.join(bindir, "liaison"), os.path.join(bindir, "liaisond")
-        home = os.path.join(self.base, "ro")
-        os.mkdir(home, 0o750)
-        os.chown(home, uid, gid)
-        as_daemon = ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups"]
-        subprocess.run(as_daemon + [liaison, "--home", home, "init", "--id", "dr.ro", "--role", "therapist",
-                                    "--listen", "tcp://127.0.0.1:%d" % svc_free_port()],
-                       check=True, capture_output=True, timeout=60, env=clean_env())
+        uid = 65534
+        liaisond, home, as_daemon = self.node_of_nobody("ro")
         db = os.path.join(home, "liaison.db")
         check = lambda: subprocess.run(as_daemon + [liaisond, "--home", home, "--check-config"],  # noqa: E731
                                        capture_output=True, text=True, timeout=30, env=clean_env())
