@@ -70,6 +70,12 @@ typedef struct node {
     void *zctx;
     void *router;               /* CURVE server: envelopes in, receipts out */
     void *zap;                  /* ZAP handler (REP, inproc://zeromq.zap.01) */
+    void *router_monitor;       /* the ROUTER's accepts, to guard the descriptors (transport.c) */
+    char router_endpoint[256];  /* what the ROUTER is bound to (ZMQ_LAST_ENDPOINT), to unbind */
+    uint32_t fd_high;           /* an accepted descriptor this high pauses the listener */
+    uint64_t listen_resume_ms;  /* monotonic time to listen again (0: listening) */
+    uint64_t listen_paused_ms;  /* monotonic time of the last pause */
+    uint32_t listen_pauses_in_row, listen_pauses; /* pauses less than 5 min apart; in all */
     void *control;              /* control ROUTER on the IPC socket (clinicians) */
     void *auditor;              /* audit ROUTER on the second IPC socket (auditors) */
     uint64_t auditor_gen;       /* times the audit socket was made again (control_tick): an

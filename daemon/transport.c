@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <zmq.h>
 
 #include "delivery.h"
@@ -20,6 +21,10 @@
 #define REFUSED_AUDIT_MS 60000  /* one audit row per refused key per minute */
 #define REFUSED_AUDIT_MAX 10    /* and at most this many a minute for all keys together */
 #define USER_ID_LEN (2 * LIAISON_KEY_BYTES + 1) /* ZAP User-Id: the client's CURVE key in hex */
+#define LISTEN_MONITOR "inproc://liaison-listener"
+#define PAUSE_MIN_MS 1000u      /* the listener's first pause; doubled while floods go on */
+#define PAUSE_MAX_MS 32000u
+#define PAUSE_CALM_MS 300000u   /* five minutes without a pause start the doubling again */
 
 static int set_int(void *s, int opt, int v) { return zmq_setsockopt(s, opt, &v, sizeof v); }
 
@@ -341,6 +346,30 @@ static void on_dealer(loop_t *l, void *sock, int fd, void *ctx)
     }
 }
 
+/* Reads one event of a socket monitor (its two frames), without blocking: false when
+ * none is waiting. */
+static bool monitor_event(void *sock, uint16_t *event, uint32_t *value)
+{
+    zmq_msg_t ev, ep;
+    zmq_msg_init(&ev);
+    if (zmq_msg_recv(&ev, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&ev);
+        return false;
+    }
+    zmq_msg_init(&ep);
+    if (zmq_msg_more(&ev))
+        zmq_msg_recv(&ep, sock, 0);
+    *event = 0;
+    *value = 0;
+    if (zmq_msg_size(&ev) >= 6) {
+        memcpy(event, zmq_msg_data(&ev), 2);
+        memcpy(value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&ep);
+    return true;
+}
+
 static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
 {
     (void)l;
@@ -351,24 +380,9 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
         if (n->dir.peers[i]->monitor == sock)
             p = n->dir.peers[i];
     bool refused = false;
-    for (;;) {
-        zmq_msg_t ev, ep;
-        zmq_msg_init(&ev);
-        if (zmq_msg_recv(&ev, sock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&ev);
-            break;
-        }
-        zmq_msg_init(&ep);
-        if (zmq_msg_more(&ev))
-            zmq_msg_recv(&ep, sock, 0);
-        uint16_t event = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size(&ev) >= 6) {
-            memcpy(&event, zmq_msg_data(&ev), 2);
-            memcpy(&value, (uint8_t *)zmq_msg_data(&ev) + 2, 4);
-        }
-        zmq_msg_close(&ev);
-        zmq_msg_close(&ep);
+    uint16_t event;
+    uint32_t value;
+    while (monitor_event(sock, &event, &value)) {
         if (!p)
             continue;
         switch (event) {
@@ -428,6 +442,108 @@ static void on_monitor(loop_t *l, void *sock, int fd, void *ctx)
      * opened again on the back-off above, or at once when the peer dials us (on_zap). */
     if (refused && !p->connected)
         transport_peer_close(n, p);
+}
+
+/* ---- the listener's descriptors ----
+ *
+ * Anyone who can reach the port can open connections that never finish the CURVE
+ * handshake; each holds a descriptor for up to 10 s (ZMQ_HANDSHAKE_IVL). Were they to
+ * use the last descriptors, libzmq 4.3.4 would spin on the listener and abort the
+ * daemon at its next IPC connection (EMFILE is an assertion there). So the ROUTER's
+ * accepts are watched: Linux gives a new descriptor the lowest number free, so an
+ * accepted descriptor numbered fd_high or more means that at least that many are open.
+ * Then the ROUTER is unbound for a while, which closes every inbound connection (libzmq
+ * makes them children of the listener), the flood's and the peers' alike, and frees
+ * their descriptors. Peers' messages wait, queued at the sender, which dials again;
+ * our own dealers, local clients and the database keep working. liaisond(8), SECURITY. */
+
+/* The soft descriptor limit (RLIMIT_NOFILE), at most INT32_MAX. */
+static uint32_t fd_limit(void)
+{
+    struct rlimit rl;
+    rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    return cur == RLIM_INFINITY || cur > (rlim_t)INT32_MAX ? (uint32_t)INT32_MAX : (uint32_t)cur;
+}
+
+/* Three quarters of the limit: the rest is kept for the database, the dealers,
+ * libzmq's own descriptors and local clients. */
+static uint32_t fd_high_mark(void)
+{
+    uint32_t cur = fd_limit(), reserve = cur / 4 > 64 ? cur / 4 : 64;
+    return cur > reserve ? cur - reserve : 0;
+}
+
+static void listener_pause(node_t *n, uint32_t fd_seen, int accept_errno)
+{
+    if (n->listen_resume_ms)
+        return;
+    uint64_t now = loop_mono_ms();
+    if (n->listen_pauses_in_row && now - n->listen_paused_ms >= PAUSE_CALM_MS)
+        n->listen_pauses_in_row = 0;
+    uint64_t pause = (uint64_t)PAUSE_MIN_MS << (n->listen_pauses_in_row < 5 ? n->listen_pauses_in_row : 5);
+    if (zmq_unbind(n->router, n->router_endpoint) != 0) {
+        log_err("too many connections to %s, and it cannot stop listening: %s", n->router_endpoint,
+                zmq_strerror(errno));
+        return;
+    }
+    n->listen_pauses_in_row++;
+    n->listen_pauses++;
+    n->listen_paused_ms = now;
+    n->listen_resume_ms = now + pause;
+    char why[96];
+    if (accept_errno)
+        snprintf(why, sizeof why, "a connection could not be accepted: %s", strerror(accept_errno));
+    else
+        snprintf(why, sizeof why, "descriptor %" PRIu32 " in use, of a limit of %" PRIu32, fd_seen, fd_limit());
+    log_warn("too many connections to %s that have not finished the secure handshake (%s): stopped listening for"
+             " %" PRIu64 " s, which closes every connection peers made to us (they dial again; what they send"
+             " waits, queued, meanwhile). Let only the care team's addresses reach the port: liaisond(8), SECURITY",
+             n->cfg.listen, why, pause / 1000);
+}
+
+static void on_listener(loop_t *l, void *sock, int fd, void *ctx)
+{
+    (void)l;
+    (void)fd;
+    node_t *n = ctx;
+    uint16_t event;
+    uint32_t value, worst = 0;
+    int failed = 0;
+    bool pause = false;
+    while (monitor_event(sock, &event, &value)) {
+        if (event == ZMQ_EVENT_ACCEPTED && value >= n->fd_high) {
+            pause = true;
+            worst = value > worst ? value : worst;
+        } else if (event == ZMQ_EVENT_ACCEPT_FAILED && (value == EMFILE || value == ENFILE)) {
+            pause = true;
+            failed = (int)value;
+        }
+    }
+    if (pause)
+        listener_pause(n, worst, failed);
+}
+
+/* Binds the ROUTER to cfg.listen and keeps what it is bound to, for zmq_unbind. */
+static int listener_bind(node_t *n)
+{
+    if (zmq_bind(n->router, n->cfg.listen) != 0)
+        return -1;
+    size_t len = sizeof n->router_endpoint;
+    if (zmq_getsockopt(n->router, ZMQ_LAST_ENDPOINT, n->router_endpoint, &len) != 0)
+        snprintf(n->router_endpoint, sizeof n->router_endpoint, "%s", n->cfg.listen);
+    return 0;
+}
+
+static void listener_tick(node_t *n)
+{
+    if (!n->listen_resume_ms || loop_mono_ms() < n->listen_resume_ms)
+        return;
+    if (listener_bind(n) != 0) {
+        log_warn("cannot listen on %s again: %s (trying again in a second)", n->cfg.listen, zmq_strerror(errno));
+        return;
+    }
+    n->listen_resume_ms = 0;
+    log_info("listening on %s again", n->cfg.listen);
 }
 
 int transport_peer_open(node_t *n, peer_t *p, char *err, size_t errlen)
@@ -504,6 +620,7 @@ void transport_peer_refused(node_t *n, peer_t *p, const char *said)
 
 void transport_tick(node_t *n)
 {
+    listener_tick(n);
     uint64_t now = loop_mono_ms();
     for (size_t i = 0; i < n->dir.n; i++) {
         peer_t *p = n->dir.peers[i];
@@ -551,7 +668,14 @@ int transport_start(node_t *n, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set up the peer socket: %s", zmq_strerror(errno));
         return -1;
     }
-    if (zmq_bind(n->router, n->cfg.listen) != 0) {
+    n->fd_high = fd_high_mark();
+    if (zmq_socket_monitor(n->router, LISTEN_MONITOR, ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
+        !(n->router_monitor = zmq_socket(n->zctx, ZMQ_PAIR)) || zmq_connect(n->router_monitor, LISTEN_MONITOR) != 0 ||
+        loop_add(n->loop, n->router_monitor, 0, on_listener, n) != 0) {
+        snprintf(err, errlen, "cannot watch the peer socket: %s", zmq_strerror(errno));
+        return -1;
+    }
+    if (listener_bind(n) != 0) {
         snprintf(err, errlen,
                  "cannot listen on %s: %s (is another liaisond using it? change [node] listen in %s, and advertise"
                  " if your card names this port: peers dial what your card says, so then give them a new one with"
@@ -573,6 +697,15 @@ void transport_stop(node_t *n)
 {
     for (size_t i = 0; i < n->dir.n; i++)
         transport_peer_close(n, n->dir.peers[i]);
+    if (n->listen_pauses)
+        log_info("listener: paused %" PRIu32 " time%s for connections without a handshake", n->listen_pauses,
+                 n->listen_pauses == 1 ? "" : "s");
+    if (n->router_monitor) {
+        loop_remove(n->loop, n->router_monitor, 0);
+        zmq_socket_monitor(n->router, NULL, 0);
+        zmq_close(n->router_monitor);
+        n->router_monitor = NULL;
+    }
     if (n->router) {
         loop_remove(n->loop, n->router, 0);
         zmq_close(n->router);

@@ -15,6 +15,7 @@ import os
 import queue
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -998,6 +999,52 @@ class ClockSkew(FaultTest):
         self.assertIsNone(b.proc.poll())
         mid = a.send("b", "after the skewed ones")
         self.wait_delivered(a, mid, "b")
+
+
+class ConnectionFlood(FaultTest):
+    def test_connections_without_a_handshake_do_not_use_up_descriptors(self):
+        """Anyone who can reach the port opens more connections than the daemon has
+        descriptors and never starts the handshake. libzmq 4.3.4 would spin on accept
+        and abort the daemon at its next local connection (EMFILE is an assertion in its
+        IPC listener). The daemon stops listening for a second instead, which closes
+        them all; local clients are served throughout and peers deliver after it."""
+        a = self.fast_node("a")
+        b = self.node("b", start=False)
+        b.prefix = ["prlimit", "--nofile=256:256", "--"]
+        for k, v in FAST_RETRY:
+            b.write_config("delivery", k, v)
+        b.start()
+        link(a, b)
+        mid = a.send("b", "before the flood")
+        self.wait_delivered(a, mid, "b")
+        flood, refused = [], False
+        try:
+            for i in range(400):
+                try:
+                    flood.append(socket.create_connection(("127.0.0.1", b.port), timeout=2))
+                except OSError:  # refused or reset: the listener has paused
+                    refused = True
+                    break
+                if i % 8 == 7:
+                    time.sleep(0.02)  # the daemon sees the accepts a moment after libzmq makes them
+            wait_for(lambda: "stopped listening" in open(b.log).read(), 10, "the listener to pause")
+            self.assertTrue(refused or len(flood) == 400)
+            for _ in range(20):  # local connections, each a descriptor for a moment
+                self.assertEqual(b.cli("status").returncode, 0)
+            self.assertIsNone(b.proc.poll())
+        finally:
+            for s in flood:
+                s.close()
+        wait_for(lambda: "listening on %s again" % b.endpoint in open(b.log).read(), 40, "the listener to resume")
+        mid = a.send("b", "after the flood")
+        self.wait_delivered(a, mid, "b", timeout=60)
+        with open(b.log) as f:
+            log = f.read()
+        self.assertRegex(log, r"that have not finished the secure handshake \(descriptor 19\d in use, of a limit"
+                              r" of 256\): stopped listening for 1 s")
+        self.assertEqual(b.stop(), 0)
+        with open(b.log) as f:
+            self.assertRegex(f.read(), r"listener: paused \d+ times? for connections without a handshake")
 
 
 if __name__ == "__main__":
