@@ -416,3 +416,5 @@ const merkle_oracle_t *audit_tree(const audit_t *a)
 {
     return &a->oracle;
 }
+
+uint64_t audit_tree_size(const audit_t *a) { return a->n_leaves; }

@@ -63,6 +63,12 @@ int audit_sync(audit_t *a, uint64_t *n);
  * 256 are read back from the table when asked for. Valid while a is open. */
 const merkle_oracle_t *audit_tree(const audit_t *a);
 
+/* Entries the tree covers now (committed entries up to the last audit_sync), without
+ * reading the table: inside an open transaction, where audit_sync must not be called (it
+ * would take in entries that may still be rolled back), the tree can still answer for
+ * sizes up to this. */
+uint64_t audit_tree_size(const audit_t *a);
+
 /* What is wrong with the entry in the current row of st (columns as below, from col),
  * or NULL if it is as liaisond writes it (PROTOCOL.md 11.1): seq a positive integer,
  * time_ms and content_type integers in range, the texts TEXT without a NUL byte (the

@@ -149,8 +149,10 @@ void witness_after_commit(node_t *n)
     int64_t size = audit_size(n->audit);
     if (size <= 0 || (uint64_t)size <= n->cp_size)
         return;
+    /* A clock behind the last checkpoint's time (it stepped back) counts no time since
+     * it: checkpoints then come by entries only, not one per commit. */
     bool due = (uint64_t)size - n->cp_size >= n->cfg.checkpoint_entries ||
-               now - n->cp_time_ms >= (uint64_t)n->cfg.checkpoint_seconds * 1000u;
+               (now >= n->cp_time_ms && now - n->cp_time_ms >= (uint64_t)n->cfg.checkpoint_seconds * 1000u);
     if (!due || sign_checkpoint(n, now) != 0)
         return;
     for (size_t i = 0; i < n->dir.n; i++)
@@ -170,10 +172,14 @@ int witness_final_checkpoint(node_t *n)
 }
 
 /* Signs a checkpoint of the whole committed log at time now and commits it. 0 or -1
- * (logged). */
+ * (logged). Its time is never earlier than the previous checkpoint's (one ms after it
+ * when the clock stepped back since): witnesses tell a late old checkpoint from a
+ * rollback by these times (PROTOCOL.md 11.2, 11.3), so they must follow signing order. */
 static int sign_checkpoint(node_t *n, uint64_t now)
 {
     uint64_t nl = 0;
+    if (n->cp_note && now <= n->cp_time_ms)
+        now = n->cp_time_ms + 1;
     checkpoint_t cp = {.time_ms = now};
     if (audit_sync(n->audit, &nl) != 0 || nl == 0) {
         log_warn("checkpoint: cannot read the audit log");
@@ -448,8 +454,10 @@ void witness_on_request(node_t *n, peer_t *from, const uint8_t *rid, size_t rid_
  * signed for them, they were changed after it signed (rewritten, its checkpoints
  * deleted so that the start-up check passes, or an older copy restored and grown past
  * that size since). A note that does not verify with our own key proves nothing and is
- * ignored. Recorded once per note shown; checked again at the next refusal when the log
- * cannot be read now (inside a transaction). */
+ * ignored. Recorded once per note shown. Inside a transaction (a reply read in the same
+ * turn as anything that wrote to the database, which under traffic is most of them) the
+ * log is not read again, but the entries the tree already covers are committed ones and
+ * are checked all the same; only a size beyond them waits for the next refusal. */
 static void check_held_root(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *wr)
 {
     const char *note = wr->held_checkpoint ? wr->held_checkpoint : "";
@@ -458,9 +466,9 @@ static void check_held_root(node_t *n, peer_t *p, const Liaison__Wire__WitnessRe
     if (!*note || checkpoint_verify(note, strlen(note), n->keys->sign_pk, &cp, err, sizeof err) != 0 ||
         strcmp(cp.node_id, n->cfg.id) != 0 || cp.size != wr->held_size)
         return;
-    uint64_t nl = 0;
+    uint64_t nl = audit_tree_size(n->audit);
     uint8_t root[LIAISON_HASH_BYTES];
-    if (store_in_txn(n->store) || audit_sync(n->audit, &nl) != 0 || nl < cp.size ||
+    if ((!store_in_txn(n->store) && audit_sync(n->audit, &nl) != 0) || nl < cp.size ||
         merkle_root_o(NULL, audit_tree(n->audit), cp.size, root) != 0)
         return;
     if (sodium_memcmp(root, cp.root, LIAISON_HASH_BYTES) == 0 || alarm_recorded(n, p, note))
@@ -495,7 +503,10 @@ void witness_on_reply(node_t *n, peer_t *p, const Liaison__Wire__WitnessReply *w
                      p->card.id, wr->held_size, n->cp_size);
             return;
         }
-        if (p->witness_held != wr->held_size) {
+        /* A claim already reported in this run is not raised again, unless its alarm
+         * is not in the database (its write failed, or its batch did not commit):
+         * what is in memory must not stand for an alarm that was never recorded. */
+        if (p->witness_held != wr->held_size || !alarm_recorded(n, p, note)) {
             char what[300];
             snprintf(what, sizeof what, "peer %s holds our signed checkpoint at %" PRIu64
                      " entries, but our log has only %" PRIu64 ": this database was rolled back",

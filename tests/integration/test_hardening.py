@@ -964,3 +964,113 @@ class PrivateFiles(NodeTest):
         p = subprocess.run([harness.LIAISOND, "--home", b.home], capture_output=True, text=True, timeout=30)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("can be changed by other users", p.stderr)
+
+
+class Witnessing(NodeTest):
+    """Witnessing must hold up when a write fails and when a clock steps back: an alarm
+    that could not be written is raised again, and an honest node is never accused
+    (PROTOCOL.md 11.2, 11.3)."""
+
+    def test_rollback_alarm_not_written_is_raised_at_the_next_claim(self):
+        """A node restored from an older copy learns it from its witness (a note it signed
+        at a larger size). If the rollback-detected entry cannot be written then (a full
+        disk; here a trigger refuses the alarm's row), the node must record it when the
+        witness shows the same note again, not take the claim as already reported."""
+        a = self.node("a", start=False)
+        b = self.node("b", start=False)
+        for n in (a, b):
+            n.write_config("audit", "checkpoint_entries", "4")
+            n.start()
+        link(a, b)
+        mid = a.send("b", "before the snapshot")
+        self.wait_delivered(a, mid, "b")
+        wait_for(lambda: b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'"), 20, "b to witness a")
+        a.stop()
+        old = os.path.join(self.base, "old.db")
+        shutil.copy(a.db_path, old)
+        old_size = sqlite3.connect(old).execute("SELECT max(seq) FROM audit").fetchone()[0]
+        a.start()
+        for i in range(12):
+            mid = a.send("b", "after the snapshot %d" % i)
+        self.wait_delivered(a, mid, "b")
+        held = lambda: b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'")[0][0]
+        wait_for(lambda: held() > old_size + 16, 20, "b to witness a's newer checkpoint")
+        a.stop()
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(a.db_path + suffix):
+                os.remove(a.db_path + suffix)
+        shutil.copy(old, a.db_path)
+        con = sqlite3.connect(a.db_path)
+        con.execute("CREATE TRIGGER refuse_alarms BEFORE INSERT ON witness_alarms"
+                    " BEGIN SELECT RAISE(ABORT, 'alarm refused by the test'); END")
+        con.commit()
+        con.close()
+        a.start()
+        wait_for(lambda: "this database was rolled back" in open(a.log).read(), 30,
+                 "a to learn of its rollback from b")
+        self.assertEqual(a.audit("rollback-detected"), [])
+        # The disk has room again; a's next checkpoint (still below what b holds) is
+        # answered with the same note: this time the alarm is written.
+        con = sqlite3.connect(a.db_path, timeout=10)
+        con.execute("DROP TRIGGER refuse_alarms")
+        con.commit()
+        con.close()
+        for i in range(2):
+            a.send("b", "after the restore %d" % i)
+        wait_for(lambda: a.audit("rollback-detected"), 30, "a to record its rollback")
+        self.assertIn("this database was rolled back", a.audit("rollback-detected")[0][6])
+        self.assertEqual(a.query("SELECT count(*) FROM witness_alarms")[0][0], 1)
+        self.assertEqual(len(a.audit("rollback-detected")), 1)
+
+    def test_checkpoint_times_never_go_back_with_the_clock(self):
+        """A node's clock steps back an hour (an NTP correction) between two checkpoints.
+        The witness tells a late old checkpoint from a rollback by the signing times in the
+        notes (PROTOCOL.md 11.3): the node must never sign a checkpoint with an earlier time
+        than its previous one, or its own older checkpoint, arriving late, is taken for a
+        log that shrank, and an honest node is accused for good."""
+        offset = os.path.join(self.base, "clock-offset")
+        with open(offset, "w") as f:
+            f.write("0")
+        a = self.node("a", start=False)
+        b = self.node("b")
+        a.write_config("audit", "checkpoint_entries", "4")
+        a.prefix = ["env", "LD_PRELOAD=" + os.path.join(harness.BUILD, "tests", "tools", "libclockshift.so"),
+                    "LIAISON_CLOCK_OFFSET_FILE=" + offset,
+                    "ASAN_OPTIONS=%s:verify_asan_link_order=0" % os.environ.get("ASAN_OPTIONS", "")]
+        a.start()
+        link(a, b)
+        for i in range(3):
+            mid = a.send("b", "first %d" % i)
+        self.wait_delivered(a, mid, "b")
+        held = lambda: (b.query("SELECT tree_size FROM witnessed WHERE peer = 'a'") or [(0,)])[0][0]
+        wait_for(lambda: held() > 0, 20, "b to witness a")
+        old_size, old_note = a.query("SELECT tree_size, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")[0]
+        wait_for(lambda: held() == old_size, 20, "b to hold a's checkpoint")
+        with open(offset, "w") as f:
+            f.write("-3600000")
+        time.sleep(0.3)
+        for i in range(4):
+            mid = a.send("b", "after the clock went back %d" % i)
+        self.wait_delivered(a, mid, "b")
+        wait_for(lambda: held() > old_size, 20, "b to witness a's checkpoint signed after the step")
+        size = held()
+        # a's older checkpoint arrives late (queued on an earlier connection).
+        note = old_note.encode()
+        req = b"\x0a" + varint(len(note)) + note
+        frame = b"\x22" + varint(len(req)) + req
+        lines, _ = a.rawpeer(b, "raw-hex", frame.hex())
+        self.assertEqual(lines[0], "witness-reply %d 0 older than the checkpoint held" % size, lines)
+        self.assertEqual(b.audit("witness-alarm"), [])
+        self.assertEqual(b.query("SELECT count(*) FROM witness_alarms")[0][0], 0)
+        times = [int(n.split("\n")[3][len("time "):]) for (n,) in
+                 a.query("SELECT note FROM checkpoints ORDER BY tree_size")]
+        self.assertEqual(times, sorted(times), "checkpoint times went back")
+        self.assertEqual(len(set(times)), len(times))
+        # Later traffic on the slow clock: checkpoints keep their pace, none per commit.
+        cps = a.query("SELECT count(*) FROM checkpoints")[0][0]
+        for i in range(4):
+            self.wait_delivered(a, a.send("b", "later %d" % i), "b")
+        self.assertLessEqual(a.query("SELECT count(*) FROM checkpoints")[0][0] - cps, 3)
+        a.stop()
+        r = a.cli("audit", "verify", "--db", a.db_path, "--card", a.card_file, check=False)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

@@ -329,6 +329,10 @@ class PyPeer:
         self.witness_overclaim = 0  # a lying witness: adds this to every held_size it reports
         self.witness_extra_replies = 0  # a noisy witness: after each reply, this many more, unasked
         self.witness_log = []    # (node id, size, accepted, reason)
+        self.witness_silent = False  # a witness that does not answer (yet): requests are logged only
+        self.witness_reject_first = False  # before each witness reply, a TRY_LATER Reject of an unknown id
+        self.witness_hold = False  # keep the witness's answers until this is set back to False
+        self.witness_held_answers = []  # (routing id, frame bytes) kept meanwhile, sent in order
         self.ctx = zmq.Context()
         self.dealers = {}
         self.lock = threading.Lock()
@@ -525,6 +529,10 @@ class PyPeer:
                     self._on_router(router, parts)
             if self.held and not self.hold_receipts:
                 self._sign_held(router)
+            if self.witness_held_answers and not self.witness_hold:
+                for rid, data in self.witness_held_answers:
+                    router.send_multipart([rid, data])
+                self.witness_held_answers = []
         zap.close(0)
         router.close(0)
 
@@ -690,6 +698,19 @@ class PyPeer:
                     out[i] = (bodies[i], r.SerializeToString())
         return out
 
+    def _witness_answer(self, router, routing_id, answer):
+        """Sends a WitnessReply frame, or keeps it while witness_hold is set."""
+        W = self.wire
+        frames = [answer]
+        if self.witness_reject_first:  # the node records it, and so opens its batch, before the reply
+            frames.insert(0, W.Frame(reject=W.Reject(message_id=os.urandom(16), code=W.REJECT_TRY_LATER,
+                                                     reason="busy")))
+        if self.witness_hold:
+            self.witness_held_answers.extend((routing_id, f.SerializeToString()) for f in frames)
+        else:
+            for f in frames:
+                self._answer(router, routing_id, f)
+
     def _witness(self, router, routing_id, peer_id, req):
         """Section 11.3, as a witness that keeps the latest checkpoint of each peer in memory."""
         W = self.wire
@@ -700,6 +721,9 @@ class PyPeer:
             reply = W.WitnessReply(held_size=0, accepted=False, reason=str(e))
             self.witness_log.append((peer_id, None, False, str(e)))
             return self._answer(router, routing_id, W.Frame(witness_reply=reply))
+        if self.witness_silent:
+            self.witness_log.append((peer_id, size, None, "not answered"))
+            return None
         held = self.witnessed.get(peer_id)
         ok, reason = True, ""
         if held is None:
@@ -712,7 +736,7 @@ class PyPeer:
             reply = W.WitnessReply(held_size=held[0], accepted=False, reason="send a proof from my size",
                                    held_checkpoint=held[2])
             self.witness_log.append((peer_id, size, False, "proof from wrong size"))
-            return self._answer(router, routing_id, W.Frame(witness_reply=reply))
+            return self._witness_answer(router, routing_id, W.Frame(witness_reply=reply))
         elif not verify_consistency(held[0], size, held[1], root, list(req.proof)):
             ok, reason = False, "not an extension"
         if ok:
@@ -721,9 +745,8 @@ class PyPeer:
         held_size, held_note = self.witnessed[peer_id][0::2] if peer_id in self.witnessed else (0, "")
         if self.witness_overclaim:  # a bare claim: a larger size, no note to show for it
             held_size, held_note = held_size + self.witness_overclaim, ""
-        self._answer(router, routing_id, W.Frame(witness_reply=W.WitnessReply(held_size=held_size, accepted=ok,
-                                                                               reason=reason,
-                                                                               held_checkpoint=held_note)))
+        self._witness_answer(router, routing_id, W.Frame(witness_reply=W.WitnessReply(
+            held_size=held_size, accepted=ok, reason=reason, held_checkpoint=held_note)))
         for i in range(self.witness_extra_replies):  # each asks for a proof from another size, 1 or 2
             self._answer(router, routing_id, W.Frame(witness_reply=W.WitnessReply(
                 held_size=1 + i % 2, accepted=False, reason="send a proof from there", held_checkpoint="")))

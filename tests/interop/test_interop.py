@@ -999,6 +999,69 @@ class Interop(NodeTest):
         self.assertEqual(b.json("status")["alarms"], [])
 
 
+    def test_a_witness_showing_a_checkpoint_the_log_no_longer_has_is_heard_inside_a_batch(self):
+        """11.3: a witness that refuses the node's checkpoint and shows a note the node
+        signed at a size its log has makes the node compare that note's root with its own
+        first entries, even when the reply is read while the node's batch transaction is
+        open (here the witness sends a TRY_LATER before each reply, which the node
+        records in the same turn). A log restored from an older copy and grown past the
+        note's size no longer has its root: rollback-detected."""
+        b = self.node("dr.okafor", "psychiatrist", start=False)
+        b.write_config("audit", "checkpoint_entries", "4")
+        b.start()
+        py = self.pypeer()
+        self.meet(b, py, serve=True)
+        mid = b.send("py.peer", "before the copy")
+        wait_for(lambda: py.witnessed.get("dr.okafor"), 30, "the Python witness to hold a checkpoint")
+        b.stop()
+        old = os.path.join(self.base, "old.db")
+        shutil.copy(b.db_path, old)
+        b.start()
+        for i in range(6):
+            b.send("py.peer", "after the copy %d" % i)
+        copy_size = sqlite3.connect(old).execute("SELECT max(seq) FROM audit").fetchone()[0]
+        wait_for(lambda: py.witnessed["dr.okafor"][0] > copy_size + 4, 30, "the witness to hold a later checkpoint")
+        shown = py.witnessed["dr.okafor"][0]
+        # b is restored from the older copy; the witness answers nothing until b's log
+        # has grown past the checkpoint it holds (so that b learns of it by the root).
+        py.witness_silent = True
+        b.stop()
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(b.db_path + suffix):
+                os.remove(b.db_path + suffix)
+        shutil.copy(old, b.db_path)
+        b.start()
+        i = 0
+        while (b.query("SELECT max(tree_size) FROM checkpoints")[0][0] or 0) <= shown + 4:
+            b.send("py.peer", "after the restore %d" % i)
+            i += 1
+            self.assertLess(i, 200)
+        self.assertEqual(b.audit("rollback-detected"), [])
+        # The witness's refusals are held, then sent while b is stopped, so that b reads
+        # each right after a Reject that opened its batch.
+        py.witness_reject_first = True
+        py.witness_hold = True
+        py.witness_silent = False
+        j = 0
+        while not py.witness_held_answers:
+            b.send("py.peer", "later %d" % j)
+            j += 1
+            self.assertLess(j, 50)
+            time.sleep(0.05)
+        py.witness_silent = True  # what b offers after this is not answered
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            py.witness_hold = False
+            wait_for(lambda: not py.witness_held_answers, 10, "the witness to send its answers")
+            time.sleep(0.3)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: b.audit("rollback-detected"), 30, "b to find that its log lost the witnessed root")
+        got = b.audit("rollback-detected")
+        self.assertEqual(len(got), 1, got)
+        self.assertIn("no longer have its root: this database was rewritten or replaced", got[0][6])
+
+
 class RefusedKeyFlood(NodeTest):
     """A network attacker not in the directory (section 4): handshakes with ever new
     transport keys, which cost nothing to make, must not write an audit row and a log
