@@ -373,7 +373,14 @@ static char *read_file(const char *path, size_t max, size_t limit)
     }
     buf[n] = 0;
     if (strlen(buf) != n) {
-        cli_fail(EXIT_USAGE, "%s contains NUL bytes: not text", in ? "standard input" : path);
+        /* Windows editors save "Unicode" text as UTF-16, a NUL byte beside every ASCII
+         * letter, and mostly with a byte order mark: say so, and how to convert it. */
+        bool utf16 = n >= 2 && (((unsigned char)buf[0] == 0xff && (unsigned char)buf[1] == 0xfe) ||
+                                ((unsigned char)buf[0] == 0xfe && (unsigned char)buf[1] == 0xff));
+        cli_fail(EXIT_USAGE, "%s contains NUL bytes: not text%s", in ? "standard input" : path,
+                 utf16 ? " (it is UTF-16, as Windows saves \"Unicode\" text: convert it with iconv -f UTF-16 -t"
+                         " UTF-8)"
+                       : "");
         free(buf);
         return NULL;
     }
@@ -401,8 +408,12 @@ char *cli_read_text(const char *path, size_t max)
     char *t = read_file(path, max > SIZE_MAX / 2 ? max : 2 * max, max);
     if (!t)
         return NULL;
-    size_t o = 0;
-    for (size_t i = 0; t[i]; i++) {
+    size_t o = 0, i = 0;
+    /* The byte order mark some editors put first in UTF-8 ("UTF-8 with BOM") is no part
+     * of the text: sent, it would be an invisible first character. */
+    if (strncmp(t, "\xef\xbb\xbf", 3) == 0)
+        i = 3;
+    for (; t[i]; i++) {
         if (t[i] == '\r' && t[i + 1] == '\n')
             continue;
         t[o++] = t[i];
@@ -418,18 +429,88 @@ char *cli_read_text(const char *path, size_t max)
     return t;
 }
 
+/* A TZ that names no zone this system has ("Asia/Kolkatta", "IST") is taken by the C
+ * library for a zone at UTC+0 with that name as its abbreviation: every time would be
+ * shown in UTC labelled "Asia" or "IST". One it cannot parse ("<AB>-1") gives UTC with
+ * no abbreviation at all. And "UTC+5:30" is a POSIX rule for 5:30 hours *behind* UTC
+ * (the sign is the offset to add to reach UTC), labelled "UTC": a doctor in India would
+ * read 23:07 UTC for what was 04:37 UTC. POSIX rules ("IST-5:30", "EST5EDT") always carry
+ * an offset digit; anything without one must be a file of the zone database. Such a TZ
+ * is said once and replaced by UTC, which is then what the times say. */
+static void check_zone(void)
+{
+    static bool checked;
+    if (checked)
+        return;
+    checked = true;
+    const char *tz = getenv("TZ");
+    if (!tz || !tz[0])
+        return;
+    const char *name = tz[0] == ':' ? tz + 1 : tz;
+    char why[320] = "";
+    /* UTC and GMT are UTC with or without the zone database (a minimal system). */
+    bool utc = strcmp(name, "UTC") == 0 || strcmp(name, "GMT") == 0;
+    if (!utc && !strpbrk(name, "0123456789")) {
+        char path[256];
+        const char *dir = getenv("TZDIR");
+        if (name[0] == '/')
+            snprintf(path, sizeof path, "%s", name);
+        else
+            snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : "/usr/share/zoneinfo", name);
+        if (!name[0] || access(path, R_OK) != 0)
+            snprintf(why, sizeof why, "is not a time zone this system knows (no file %s)", path);
+    }
+    if (!why[0]) {
+        tzset();
+        bool utc_named = strncmp(tzname[0], "UTC", 3) == 0 || strncmp(tzname[0], "GMT", 3) == 0;
+        if (!tzname[0][0])
+            snprintf(why, sizeof why, "is not a time zone this system can read");
+        else if (utc_named && timezone != 0)
+            snprintf(why, sizeof why, "means %ld:%02ld hours %s UTC (a POSIX rule gives what to add to reach UTC),"
+                     " yet labels its times %s", labs(timezone) / 3600, labs(timezone) % 3600 / 60,
+                     timezone > 0 ? "behind" : "ahead of", tzname[0]);
+    }
+    if (!why[0])
+        return;
+    cli_fail(0, "TZ=%.64s %s: times are shown in UTC; set TZ to a zone such as America/New_York, Europe/Berlin"
+                " or Asia/Kolkata (ls /usr/share/zoneinfo)", tz, why);
+    setenv("TZ", "UTC", 1);
+    tzset();
+}
+
 void cli_time(uint64_t ms, char *buf, size_t len)
 {
     if (!ms) {
         snprintf(buf, len, "-");
         return;
     }
+    check_zone();
     time_t t = (time_t)(ms / 1000u);
     struct tm tm;
     localtime_r(&t, &tm);
     /* The zone goes with the time: the care team spans zones, and the audit commands,
      * errors and JSON print UTC, so a bare 13:50 could be either. */
     strftime(buf, len, "%Y-%m-%d %H:%M %Z", &tm);
+}
+
+void cli_time_column(uint64_t ms, char *buf, size_t len)
+{
+    cli_time(ms, buf, len);
+    /* The widest of the zone's two abbreviations (CET and CEST, EST and EDT): the rows of
+     * a listing that spans a change of daylight saving time stay in their columns. */
+    size_t width = 17 + (strlen(tzname[0]) > strlen(tzname[1]) ? strlen(tzname[0]) : strlen(tzname[1]));
+    for (size_t n = strlen(buf); ms && n < width && n + 1 < len; n++) {
+        buf[n] = ' ';
+        buf[n + 1] = '\0';
+    }
+}
+
+void cli_pad(const char *s, size_t width)
+{
+    size_t w = text_display_width(s);
+    fputs(s, stdout);
+    for (; w < width; w++)
+        fputc(' ', stdout);
 }
 
 void cli_time_iso(uint64_t ms, char *buf, size_t len)
@@ -451,8 +532,25 @@ json_t *cli_json_time(uint64_t ms)
     return json_string(buf);
 }
 
+const char *cli_zone_name(void)
+{
+    check_zone();
+    const char *tz = getenv("TZ");
+    if (tz && tz[0])
+        return tz[0] == ':' ? tz + 1 : tz;
+    /* No TZ: the system's zone, /etc/localtime, by the abbreviation of now. */
+    static char abbr[16];
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    if (strftime(abbr, sizeof abbr, "%Z", &tm) == 0)
+        snprintf(abbr, sizeof abbr, "the local zone");
+    return abbr;
+}
+
 void cli_today(char buf[11])
 {
+    check_zone();
     time_t t = time(NULL);
     struct tm tm;
     localtime_r(&t, &tm);
@@ -478,11 +576,98 @@ int cli_parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* Says why s, typed after --opt, is not a time: a date-shaped value by what is wrong
+ * with the date (2026-02-29, 2026-13-01), anything else by the forms taken. */
+static int not_a_time(const char *opt, const char *s)
+{
+    char why[96];
+    if (strlen(s) == 10 && s[4] == '-' && s[7] == '-' && !payload_date_problem(s, why, sizeof why) &&
+        strcmp(why, "give YYYY-MM-DD") != 0)
+        return cli_fail(EXIT_USAGE, "--%s: '%s' is not a date (%s)", opt, s, why);
+    return cli_fail(EXIT_USAGE, "--%s: '%.40s' is not a time (YYYY-MM-DD, YYYY-MM-DDTHH:MMZ for UTC,"
+                    " YYYY-MM-DDTHH:MM+05:30 with the zone's offset, or ms since 1970)", opt, s);
+}
+
+/* "YYYY-MM-DDTHH:MM[:SS[.mmm]]" followed by Z (s_zone 'Z'), by an RFC 3339 offset
+ * "+05:30" / "-08:00" (s_zone '+' or '-', *offset_s its seconds east of UTC), or by
+ * nothing (s_zone 0). Returns 0 with the wall-clock fields read as UTC into *ms, or -1. */
+static int split_time(const char *s, uint64_t *ms, char *s_zone, long *offset_s)
+{
+    size_t n = strlen(s);
+    char body[48];
+    *s_zone = 0;
+    *offset_s = 0;
+    if (n < 16 || n > 40 || s[10] != 'T')
+        return -1;
+    const char *tail = s + n - 6;
+    if (s[n - 1] == 'Z') {
+        *s_zone = 'Z';
+        n--;
+    } else if ((tail[0] == '+' || tail[0] == '-') && tail[3] == ':' && strspn(tail + 1, "0123456789") == 2 &&
+               strspn(tail + 4, "0123456789") == 2) {
+        int hh = atoi(tail + 1), mm = atoi(tail + 4);
+        if (hh > 23 || mm > 59)
+            return -1;
+        *s_zone = tail[0];
+        *offset_s = (tail[0] == '+' ? 1 : -1) * (long)(hh * 3600 + mm * 60);
+        n -= 6;
+    }
+    snprintf(body, sizeof body, "%.*sZ", (int)n, s);
+    return text_parse_time(body, ms);
+}
+
+/* The time s says, if it is a time of day with an offset ("2026-11-25T10:02+05:30"). */
+static int parse_offset_time(const char *s, uint64_t *ms)
+{
+    char zone;
+    long off;
+    uint64_t wall;
+    if (split_time(s, &wall, &zone, &off) != 0 || (zone != '+' && zone != '-'))
+        return -1;
+    int64_t t = (int64_t)wall - (int64_t)off * 1000;
+    if (t < 0)
+        return -1;
+    *ms = (uint64_t)t;
+    return 0;
+}
+
+int cli_parse_when_local(const char *opt, const char *s, uint64_t *ms)
+{
+    char why[96], zone;
+    long off;
+    uint64_t wall;
+    if (split_time(s, &wall, &zone, &off) == 0 && zone == 0) {
+        /* A time of day with no zone is the local one, as the listing prints it. */
+        check_zone();
+        time_t w = (time_t)(wall / 1000u);
+        struct tm tm;
+        if (!gmtime_r(&w, &tm))
+            return not_a_time(opt, s);
+        tm.tm_isdst = -1;
+        time_t t = mktime(&tm);
+        if (t == (time_t)-1 || t < 0)
+            return not_a_time(opt, s);
+        *ms = (uint64_t)t * 1000u + wall % 1000u;
+        return 0;
+    }
+    if (!payload_date_problem(s, why, sizeof why))
+        return cli_parse_when(opt, s, ms);
+    /* A date is the day the listing shows it on: from midnight in the local zone, as the
+     * times of inbox, outbox and patient are printed (a date read as 00:00 UTC would
+     * hide from a doctor at UTC+5:30 what reached her that morning before 05:30). */
+    check_zone();
+    struct tm tm = {.tm_year = atoi(s) - 1900, .tm_mon = atoi(s + 5) - 1, .tm_mday = atoi(s + 8), .tm_isdst = -1};
+    time_t t = mktime(&tm); /* a midnight skipped by a DST change is taken as the hour after */
+    if (t == (time_t)-1 || t < 0)
+        return not_a_time(opt, s);
+    *ms = (uint64_t)t * 1000u;
+    return 0;
+}
+
 int cli_parse_when(const char *opt, const char *s, uint64_t *ms)
 {
-    if (text_parse_time(s, ms) != 0)
-        return cli_fail(EXIT_USAGE, "--%s: '%.40s' is not a time (YYYY-MM-DD, YYYY-MM-DDTHH:MMZ or ms since 1970)",
-                        opt, s);
+    if (text_parse_time(s, ms) != 0 && parse_offset_time(s, ms) != 0)
+        return not_a_time(opt, s);
     /* Ten or eleven digits are seconds (date +%s), which read as milliseconds would be a
      * day of January 1970 and filter nothing out. */
     if (strspn(s, "0123456789") == strlen(s) && *ms >= 1000000000u && *ms < 100000000000u)
@@ -647,6 +832,51 @@ static const char *sent_what(uint32_t ct)
                                                                                         : "the message";
 }
 
+/* The option a payload field is typed with, for "FIELD: problem" errors of the payload
+ * check: the clinician typed --effective, not "effective date". NULL if none. */
+static const char *field_option(const char *field, size_t len)
+{
+    static const char *const map[][2] = {
+        {"patient label", "--label"},       {"subject", "--subject"},
+        {"session date", "--session-date"}, {"next session date", "--next-session"},
+        {"risk text", "--risk-note"},       {"adherence", "--adherence"},
+        {"side effects", "--side-effects"}, {"goals", "--goals"},
+        {"medication", "--drug"},           {"previous dose", "--from"},
+        {"new dose", "--dose"},             {"previous frequency", "--from-frequency"},
+        {"new frequency", "--frequency"},   {"previous medication", "--from-drug"},
+        {"effective date", "--effective"},  {"reason", "--reason"},
+        {"monitor", "--monitor"},           {"comment", "--comment"},
+        {"question", "--question"},         {"decision", "--decision"},
+        {"patient", "--patient"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (strlen(map[i][0]) == len && strncmp(field, map[i][0], len) == 0)
+            return map[i][1];
+    return NULL;
+}
+
+/* Reports what the payload check refused (err is "FIELD: problem"), naming the option the
+ * field was typed with and, for a problem of encoding or length, what to do about it. */
+static int payload_refused(const char *err)
+{
+    const char *colon = strstr(err, ": ");
+    const char *opt = colon ? field_option(err, (size_t)(colon - err)) : NULL;
+    size_t field = opt ? (size_t)(colon - err) : 0;
+    const char *hint = "";
+    /* Non-ASCII text typed in a terminal or file that is not UTF-8 (Latin-1 "ü" is the
+     * byte 0xfc), and limits in bytes that letters outside ASCII fill 2 to 4 at a time. */
+    if (strstr(err, "is not valid UTF-8"))
+        hint = "; liaison takes UTF-8 text: set the terminal to UTF-8 (LANG=C.UTF-8) or convert the text"
+               " (iconv -t UTF-8)";
+    else if (strncmp(err, "patient: the id", 15) == 0)
+        hint = " (the team's chart id, e.g. P-1042, not the patient's name)";
+    else if (strstr(err, "is longer than") && strstr(err, "bytes"))
+        hint = "; a letter outside A-Z (é, ü, Ω, 田) takes 2 to 4 of those bytes";
+    if (opt) /* "effective date (--effective): ..." */
+        return cli_fail(EXIT_USAGE, "%.*s (%s)%s%s (nothing was sent)", (int)field, err, opt, colon, hint);
+    return cli_fail(EXIT_USAGE, "%s%s (nothing was sent)", err, hint);
+}
+
 int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *msg, const uint8_t *thread,
              unsigned flags, char id[LIAISON_ID_HEX])
 {
@@ -658,7 +888,7 @@ int cli_send(cli_t *cli, const char *to, uint32_t ct, const ProtobufCMessage *ms
     char err[300];
     if (payload_validate(ct, buf, len, NULL, err, sizeof err) != 0) {
         free(buf);
-        return cli_fail(EXIT_USAGE, "%s (nothing was sent)", err);
+        return payload_refused(err);
     }
     int code = 0;
     liaison_client_t *c = cli_control(cli, &code);

@@ -132,12 +132,25 @@ void cli_chomp(char *s);
 char *cli_read_text(const char *path, size_t max);
 
 /* Local-time display of ms since the epoch, with the zone: "2026-11-23 14:05 EST" (the
- * zone's abbreviation from TZ; "-" for 0). */
+ * zone's abbreviation from TZ; "-" for 0). A TZ that names no zone of this system is
+ * said once on standard error and replaced by UTC. */
 void cli_time(uint64_t ms, char *buf, size_t len);
+
+/* As cli_time, padded with spaces to the width of the zone's longer abbreviation, for
+ * the time column of a listing (inbox, outbox, patient). */
+void cli_time_column(uint64_t ms, char *buf, size_t len);
+
+/* Prints s to stdout followed by spaces up to width terminal columns
+ * (text_display_width): a table column that holds names or labels in any script. */
+void cli_pad(const char *s, size_t width);
 
 /* RFC 3339 UTC with milliseconds: "2026-11-23T14:05:09.123Z", for JSON. */
 void cli_time_iso(uint64_t ms, char *buf, size_t len);
 json_t *cli_json_time(uint64_t ms);  /* null for 0 */
+
+/* The local zone, for messages about "today": TZ as given (after check_zone), or the
+ * abbreviation of the system's zone ("UTC", "IST"). Static storage. */
+const char *cli_zone_name(void);
 
 /* Today's date as YYYY-MM-DD (local time). */
 void cli_today(char buf[11]);
@@ -145,9 +158,16 @@ void cli_today(char buf[11]);
 /* Parses a decimal unsigned integer in [0, max]. Returns 0 or -1. */
 int cli_parse_uint(const char *s, uint64_t max, uint64_t *out);
 
-/* Parses a --since / --until value (YYYY-MM-DD, RFC 3339 or ms). Returns 0, or prints
+/* Parses a --since / --until value in UTC (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS[.mmm]]Z, the
+ * same with an RFC 3339 offset such as +05:30 instead of Z, or ms). Returns 0, or prints
  * and returns EXIT_USAGE. */
 int cli_parse_when(const char *opt, const char *s, uint64_t *ms);
+
+/* As cli_parse_when, for the commands that print local time (inbox, outbox, patient):
+ * a date alone (YYYY-MM-DD) is that day's midnight in the local zone (TZ), and a time of
+ * day with neither Z nor an offset is local time; the other forms are as for
+ * cli_parse_when. */
+int cli_parse_when_local(const char *opt, const char *s, uint64_t *ms);
 
 /* Makes every jansson allocation note its failure (before any JSON is made). */
 void cli_alloc_init(void);

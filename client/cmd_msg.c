@@ -117,6 +117,14 @@ static int parse_named(const char *s, Liaison__Payload__NamedScore *out, char *n
     return 0;
 }
 
+static bool has_non_ascii(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return true;
+    return false;
+}
+
 static int parse_enum(const char *opt, const char *kind, const char *s, int *out)
 {
     int v = payload_enum_value(kind, s);
@@ -173,11 +181,14 @@ int cmd_note(cli_t *cli, int argc, char **argv)
      * 2026) that would sit at the end of the patient's score trend. Dates compare as
      * text; one that is not a real YYYY-MM-DD date (2026-13-01) is refused as such by
      * the payload check below, not as "after today". */
+    /* Today is the local date: on a server whose zone is not the clinician's (UTC, at
+     * 03:00 in Kolkata), this morning's session is "after today" there: name the zone. */
     if (payload_valid_date(n.session_date) && strcmp(n.session_date, today) > 0)
         return cli_fail(EXIT_USAGE,
-                        "--session-date: %s is after today (%s): a note reports a session that took place (the next"
-                        " one goes in --next-session); nothing was sent",
-                        n.session_date, today);
+                        "--session-date: %s is after today (%s, the date in %s here; set TZ to your zone if it"
+                        " differs): a note reports a session that took place (the next one goes in"
+                        " --next-session); nothing was sent",
+                        n.session_date, today, cli_zone_name());
     if (cli_opt(o, "phq9")->value) {
         if ((rc = parse_score("phq9", cli_opt(o, "phq9")->value, 27, &phq9)))
             return rc;
@@ -197,6 +208,20 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     }
     n.other_scores = named_p;
     n.n_other_scores = (size_t)sc->count;
+    /* The payload rule folds only ASCII letters (PROTOCOL.md 8.2): "SCHLAFQUALITÄT" and
+     * "Schlafqualität" would go as two scores of one note. Caught here, where it is typed. */
+    for (int i = 0; i < sc->count; i++) {
+        char ki[256], kj[256];
+        text_fold_key(names[i], ki, sizeof ki);
+        for (int j = 0; j < i; j++) {
+            text_fold_key(names[j], kj, sizeof kj);
+            bool ascii = !has_non_ascii(names[i]) && !has_non_ascii(names[j]); /* the payload check says it */
+            if (!ascii && strcmp(ki, kj) == 0)
+                return cli_fail(EXIT_USAGE, "--score: '%s' is the same name as score %d, '%s' (names must differ,"
+                                " ignoring case, spaces and punctuation); nothing was sent", names[i], j + 1,
+                                names[j]);
+        }
+    }
     int v = 0;
     if (cli_opt(o, "modality")->value) {
         if ((rc = parse_enum("modality", "modality", cli_opt(o, "modality")->value, &v)))
@@ -225,6 +250,17 @@ int cmd_note(cli_t *cli, int argc, char **argv)
                         "--next-session: %s is before the session it follows (%s%s); nothing was sent",
                         n.next_session_date, cli_opt(o, "session-date")->value ? "--session-date " : "today, ",
                         n.session_date);
+    /* Nor is a next session more than a year away a plan: 2062 for 2026. */
+    if (payload_valid_date(n.session_date) && payload_valid_date(n.next_session_date)) {
+        char ahead[16];
+        snprintf(ahead, sizeof ahead, "%04d%s", atoi(n.session_date) + 1, n.session_date + 4);
+        if (strcmp(n.next_session_date, ahead) > 0)
+            return cli_fail(EXIT_USAGE,
+                            "--next-session: %s is more than a year after the session it follows (%s%s): a typo?"
+                            " (nothing was sent)",
+                            n.next_session_date, cli_opt(o, "session-date")->value ? "--session-date " : "today, ",
+                            n.session_date);
+    }
     char *text = read_body(cli, o, pos, npos, "narrative");
     if (!text)
         return EXIT_USAGE;
@@ -464,7 +500,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     if (out && (lr.unread_only || lr.needs_ack)) /* an empty list would look like an answer */
         return cli_fail(EXIT_USAGE, "outbox: --%s is about messages received: use it with liaison inbox (see: liaison"
                         " show ID for the acknowledgements of one you sent)", lr.unread_only ? "unread" : "needs-ack");
-    if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
+    if (cli_opt(o, "since")->value && (rc = cli_parse_when_local("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;
     uint64_t lim = BOX_DEFAULT_LIMIT;
     if (cli_opt(o, "limit")->value &&
@@ -928,7 +964,7 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
     lr.with_payloads = true;
     lr.keep_unread = true; /* a timeline shows each message's gist, not the message */
     lr.limit = 10000;
-    if (cli_opt(o, "since")->value && (rc = cli_parse_when("since", cli_opt(o, "since")->value, &lr.since_ms)))
+    if (cli_opt(o, "since")->value && (rc = cli_parse_when_local("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;
     Liaison__Control__Response *r;
     if ((rc = list(cli, &lr, &r)) != 0)
@@ -984,7 +1020,7 @@ int cmd_patient(cli_t *cli, int argc, char **argv)
             const Liaison__Control__MessageSummary *m = l->messages[i];
             char t[32], id[TEXT_MSGID_HEX], date[11];
             int s1, s2;
-            cli_time(m->created_ms, t, sizeof t);
+            cli_time_column(m->created_ms, t, sizeof t);
             text_msgid_to_hex(m->message_id.data, id);
             bool in = strcmp(m->direction, "in") == 0;
             printf("%s  %s %-14s %-17s ", t, in ? "<-" : "->", in ? m->sender : "(sent)", payload_type_name(m->content_type));

@@ -156,6 +156,18 @@ static bool port_leading_zero(const char *ep, char *fixed, size_t len)
     return true;
 }
 
+/* For a name over its limit in bytes that has letters outside ASCII: the limit counts
+ * bytes, and "Ελένη" or "田中" take 2 or 3 of them a letter, so say so. */
+static const char *bytes_note(const char *s)
+{
+    if (strnlen(s, LIAISON_MAX_NAME + 1) <= LIAISON_MAX_NAME)
+        return "";
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p >= 0x80)
+            return "; a letter outside A-Z (é, Ω, 田) takes 2 to 4 of them";
+    return "";
+}
+
 int cmd_init(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "id", .has_arg = true},     {.name = "name", .has_arg = true},
@@ -186,13 +198,13 @@ int cmd_init(cli_t *cli, int argc, char **argv)
         return cli_fail(EXIT_USAGE, "--name: is empty (the name peers see, e.g. --name \"Dr. Chidi Okafor\"; without"
                                     " --name it is the id)");
     if (!text_check_utf8(name, LIAISON_MAX_NAME, false, bad, sizeof bad))
-        return cli_fail(EXIT_USAGE, "--name: %s (a single line of UTF-8 text of at most %u bytes)", bad,
-                        LIAISON_MAX_NAME);
+        return cli_fail(EXIT_USAGE, "--name: %s (a single line of UTF-8 text of at most %u bytes%s)", bad,
+                        LIAISON_MAX_NAME, bytes_note(name));
     if (!text_valid_role(role))
         return cli_fail(EXIT_USAGE, "--role: '%.32s' is not a role (one of: %s)", role, text_roles());
     if (!text_check_utf8(org, LIAISON_MAX_NAME, false, bad, sizeof bad))
-        return cli_fail(EXIT_USAGE, "--org: %s (a single line of UTF-8 text of at most %u bytes)", bad,
-                        LIAISON_MAX_NAME);
+        return cli_fail(EXIT_USAGE, "--org: %s (a single line of UTF-8 text of at most %u bytes%s)", bad,
+                        LIAISON_MAX_NAME, bytes_note(org));
     char fixed[LIAISON_MAX_ENDPOINT + 1];
     if (port_leading_zero(listen, fixed, sizeof fixed))
         return cli_fail(EXIT_USAGE, "--listen '%.256s': the port has a leading zero: write it as %s", listen, fixed);

@@ -362,8 +362,10 @@ static int parse_action(const char *s, Liaison__Payload__ActionItem *a, char *bu
         *by = 0;
         a->due_date = by + 4;
     } else if (by && looks_like_date(by + 4)) {
-        return cli_fail(EXIT_USAGE, "--action: the due date '%.40s' is not a date (YYYY-MM-DD, e.g. \"%s: ... by"
-                                    " 2026-12-07\"); nothing was sent", by + 4, buf);
+        char why[96];
+        (void)payload_date_problem(by + 4, why, sizeof why); /* false: it is not a date */
+        return cli_fail(EXIT_USAGE, "--action: the due date '%.40s' is not a date (%s, e.g. \"%s: ... by"
+                                    " 2026-12-07\"); nothing was sent", by + 4, why, buf);
     }
     return 0;
 }
@@ -537,20 +539,38 @@ static int listed_patient(cli_t *cli, const Liaison__Control__ReviewInfo *v, cha
     return 0;
 }
 
-static void review_line(const Liaison__Control__ReviewInfo *v, const char *pid, const char *label,
-                        const opening_t *o)
+/* One row of review list: the parts whose width varies, formatted. */
+typedef struct review_row {
+    char when[48], patient[240], by[LIAISON_MAX_ID + 32];
+} review_row_t;
+
+static void review_row(review_row_t *row, const char *pid, const char *label, const opening_t *o)
 {
-    char id[TEXT_MSGID_HEX] = "?", t[32], when[48], patient[240], by[LIAISON_MAX_ID + 32];
-    if (v->review_id.len == LIAISON_MSGID_BYTES)
-        text_msgid_to_hex(v->review_id.data, id);
+    char t[32];
     /* Learnt from an add: the time is the add's, and says so. */
     cli_time(o->added_by[0] ? o->added_ms : o->opened_ms, t, sizeof t);
-    snprintf(when, sizeof when, "%s%s", o->added_by[0] ? "added " : "", t);
-    snprintf(by, sizeof by, "%s%s", v->opened_by, o->added_by[0] ? " (when: not known here)" : "");
-    snprintf(patient, sizeof patient, "%s%s%s%s", pid[0] ? pid : "?", label[0] ? " (" : "", label,
+    snprintf(row->when, sizeof row->when, "%s%s", o->added_by[0] ? "added " : "", t);
+    snprintf(row->by, sizeof row->by, "%s", o->added_by[0] ? " (when: not known here)" : "");
+    snprintf(row->patient, sizeof row->patient, "%s%s%s%s", pid[0] ? pid : "?", label[0] ? " (" : "", label,
              label[0] ? ")" : "");
-    printf("%s  %s  %-7s patient %-14s opened by %-16s %3u msg%s  with", id, when, v->closed ? "closed" : "open",
-           patient, by, v->messages, v->messages == 1 ? " " : "s");
+}
+
+/* The columns are as wide as their widest value in the listing, counted in the columns
+ * a terminal gives them (a label in Japanese or Greek, a name with combining marks),
+ * so that every row's "opened by" and participants line up. */
+static void review_line(const Liaison__Control__ReviewInfo *v, const review_row_t *row, const size_t width[3])
+{
+    char id[TEXT_MSGID_HEX] = "?", by[LIAISON_MAX_ID + 32];
+    if (v->review_id.len == LIAISON_MSGID_BYTES)
+        text_msgid_to_hex(v->review_id.data, id);
+    snprintf(by, sizeof by, "%s%s", v->opened_by, row->by);
+    printf("%s  ", id);
+    cli_pad(row->when, width[0]);
+    printf("  %-7s patient ", v->closed ? "closed" : "open");
+    cli_pad(row->patient, width[1]);
+    printf(" opened by ");
+    cli_pad(by, width[2]);
+    printf(" %3u msg%s  with", v->messages, v->messages == 1 ? " " : "s");
     for (size_t i = 0; i < v->n_participants; i++)
         printf(" %s", v->participants[i]);
     printf("\n");
@@ -569,16 +589,28 @@ static int review_list(cli_t *cli, int argc, char **argv)
         return rc;
     const Liaison__Control__ReviewList *l = r->reviews;
     json_t *a = cli->json ? json_array() : NULL;
+    review_row_t *rows = cli->json ? NULL : calloc(l->n_reviews + 1, sizeof *rows);
+    size_t width[3] = {14, 14, 16};
+    if (!cli->json && !rows) {
+        liaison_response_free(r);
+        return cli_fail(EXIT_REFUSED, "out of memory");
+    }
     if (!cli->json && l->n_reviews == 0)
         printf("No %sreviews. Open one with: liaison review open --with ID --patient P --question TEXT\n",
                cli_opt(o, "open")->count ? "open " : "");
+    size_t n_rows = 0;
     for (size_t i = 0; i < l->n_reviews && rc == 0; i++) {
         char pid[80], label[160];
         opening_t op;
         if ((rc = listed_patient(cli, l->reviews[i], pid, sizeof pid, label, sizeof label, &op)))
             break;
         if (!cli->json) {
-            review_line(l->reviews[i], pid, label, &op);
+            review_row(&rows[i], pid, label, &op);
+            n_rows++;
+            size_t w[3] = {text_display_width(rows[i].when), text_display_width(rows[i].patient),
+                           strlen(l->reviews[i]->opened_by) + text_display_width(rows[i].by)};
+            for (int k = 0; k < 3; k++)
+                width[k] = w[k] > width[k] ? w[k] : width[k];
             continue;
         }
         json_t *j = review_json(l->reviews[i]);
@@ -588,10 +620,13 @@ static int review_list(cli_t *cli, int argc, char **argv)
                                                  : json_null());
         json_array_append_new(a, j);
     }
+    for (size_t i = 0; i < n_rows; i++) /* those listed before a failure too, as they were */
+        review_line(l->reviews[i], &rows[i], width);
     if (a && rc == 0)
         cli_json_out(json_pack("{s:o}", "reviews", a));
     else
         json_decref(a);
+    free(rows);
     liaison_response_free(r);
     return rc;
 }

@@ -82,7 +82,7 @@ void render_summary_line(const Liaison__Control__MessageSummary *m)
     char id[TEXT_MSGID_HEX] = "?", t[32];
     if (m->message_id.len == LIAISON_MSGID_BYTES)
         text_msgid_to_hex(m->message_id.data, id);
-    cli_time(m->created_ms, t, sizeof t);
+    cli_time_column(m->created_ms, t, sizeof t);
     bool in = strcmp(m->direction, "in") == 0;
     char party[256] = "";
     if (in) {

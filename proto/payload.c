@@ -137,21 +137,54 @@ bool payload_valid_patient_id(const char *s)
     return true;
 }
 
-bool payload_valid_date(const char *s)
+static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+static const char *const month_names[] = {"January", "February", "March",     "April",   "May",      "June",
+                                          "July",    "August",   "September", "October", "November", "December"};
+
+static bool leap_year(int y)
 {
-    if (strlen(s) != 10 || s[4] != '-' || s[7] != '-')
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+bool payload_date_problem(const char *s, char *why, size_t whylen)
+{
+    bool shaped = strlen(s) == 10 && s[4] == '-' && s[7] == '-';
+    for (int i = 0; shaped && i < 10; i++)
+        shaped = i == 4 || i == 7 || (s[i] >= '0' && s[i] <= '9');
+    if (!shaped) {
+        snprintf(why, whylen, "give YYYY-MM-DD");
         return false;
-    for (int i = 0; i < 10; i++)
-        if (i != 4 && i != 7 && (s[i] < '0' || s[i] > '9'))
-            return false;
+    }
     int y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
     int m = (s[5] - '0') * 10 + (s[6] - '0');
     int d = (s[8] - '0') * 10 + (s[9] - '0');
-    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    if (y < 1900 || y > 2999 || m < 1 || m > 12 || d < 1)
+    if (y < 1900 || y > 2999) {
+        snprintf(why, whylen, "the year must be 1900 to 2999; give YYYY-MM-DD");
         return false;
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return d <= days[m - 1] + (m == 2 && leap);
+    }
+    if (m < 1 || m > 12) {
+        snprintf(why, whylen, "there is no month %02d: give YYYY-MM-DD, the month 01 to 12", m);
+        return false;
+    }
+    int last = month_days[m - 1] + (m == 2 && leap_year(y));
+    if (d < 1) {
+        snprintf(why, whylen, "there is no day 00: give YYYY-MM-DD, the day 01 to %d", last);
+        return false;
+    }
+    if (d > last) {
+        if (m == 2 && d == 29)
+            snprintf(why, whylen, "%d is not a leap year: February %d has 28 days", y, y);
+        else
+            snprintf(why, whylen, "%s %d has %d days", month_names[m - 1], y, last);
+        return false;
+    }
+    return true;
+}
+
+bool payload_valid_date(const char *s)
+{
+    char why[96];
+    return payload_date_problem(s, why, sizeof why);
 }
 
 /* Each check returns false after writing "FIELD: what is wrong" into err. */
@@ -215,8 +248,9 @@ static bool check_date(check_t *c, const char *field, const char *s, bool requir
     char q[72];
     if (!s[0])
         return required ? fail(c, "%s: required (YYYY-MM-DD)", field) : true;
-    if (!payload_valid_date(s))
-        return fail(c, "%s: %s is not a date (YYYY-MM-DD)", field, quoted(s, q));
+    char why[96];
+    if (!payload_date_problem(s, why, sizeof why))
+        return fail(c, "%s: %s is not a date (%s)", field, quoted(s, q), why);
     return true;
 }
 

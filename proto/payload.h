@@ -94,6 +94,12 @@ bool payload_valid_patient_id(const char *s);
 /* True if s is a calendar date "YYYY-MM-DD" (years 1900..2999). */
 bool payload_valid_date(const char *s);
 
+/* Why s is not a date for payload_valid_date, as a phrase for "'S' is not a date
+ * (PHRASE)": "2026 is not a leap year: February 2026 has 28 days", "there is no month
+ * 13", "give YYYY-MM-DD"; written into why (at most whylen bytes, NUL-terminated).
+ * Returns true (and writes nothing) if s is a date. */
+bool payload_date_problem(const char *s, char *why, size_t whylen);
+
 /* Names of the payload enumerations, as typed on the command line and printed:
  * kind is one of "modality", "risk", "action", "urgency". name_of returns NULL for
  * values without a name; value_of returns -1 for unknown names (case-insensitive,

@@ -354,6 +354,144 @@ static size_t utf8_lead_len(unsigned char c)
     return c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
 }
 
+/* Zero-width: combining marks of the common scripts, zero-width spaces and joiners,
+ * variation selectors. Wide: the East Asian Wide and Fullwidth blocks and emoji. Ranges
+ * of Unicode 15, sorted, inclusive. */
+static bool in_ranges(uint32_t cp, const uint32_t (*r)[2], size_t n)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cp < r[mid][0])
+            hi = mid;
+        else if (cp > r[mid][1])
+            lo = mid + 1;
+        else
+            return true;
+    }
+    return false;
+}
+
+static size_t cp_width(uint32_t cp)
+{
+    static const uint32_t zero[][2] = {
+        {0x0300, 0x036f}, {0x0483, 0x0489}, {0x0591, 0x05bd}, {0x05bf, 0x05bf}, {0x05c1, 0x05c2},
+        {0x05c4, 0x05c5}, {0x05c7, 0x05c7}, {0x0610, 0x061a}, {0x064b, 0x065f}, {0x0670, 0x0670},
+        {0x06d6, 0x06dc}, {0x06df, 0x06e4}, {0x06e7, 0x06e8}, {0x06ea, 0x06ed}, {0x0900, 0x0902},
+        {0x093a, 0x093a}, {0x093c, 0x093c}, {0x0941, 0x0948}, {0x094d, 0x094d}, {0x0951, 0x0957},
+        {0x0962, 0x0963}, {0x0981, 0x0981}, {0x09bc, 0x09bc}, {0x09c1, 0x09c4}, {0x09cd, 0x09cd},
+        {0x0e31, 0x0e31}, {0x0e34, 0x0e3a}, {0x0e47, 0x0e4e}, {0x1ab0, 0x1aff}, {0x1dc0, 0x1dff},
+        {0x200b, 0x200d}, {0x2060, 0x2064}, {0x20d0, 0x20ff}, {0x302a, 0x302d}, {0x3099, 0x309a},
+        {0xfe00, 0xfe0f}, {0xfe20, 0xfe2f}, {0xfeff, 0xfeff}, {0xe0100, 0xe01ef},
+    };
+    static const uint32_t wide[][2] = {
+        {0x1100, 0x115f}, {0x231a, 0x231b}, {0x2329, 0x232a}, {0x23e9, 0x23ec}, {0x23f0, 0x23f0},
+        {0x23f3, 0x23f3}, {0x25fd, 0x25fe}, {0x2614, 0x2615}, {0x2648, 0x2653}, {0x267f, 0x267f},
+        {0x2693, 0x2693}, {0x26a1, 0x26a1}, {0x26aa, 0x26ab}, {0x26bd, 0x26be}, {0x26c4, 0x26c5},
+        {0x26ce, 0x26ce}, {0x26d4, 0x26d4}, {0x26ea, 0x26ea}, {0x26f2, 0x26f3}, {0x26f5, 0x26f5},
+        {0x26fa, 0x26fa}, {0x26fd, 0x26fd}, {0x2705, 0x2705}, {0x270a, 0x270b}, {0x2728, 0x2728},
+        {0x274c, 0x274c}, {0x274e, 0x274e}, {0x2753, 0x2755}, {0x2757, 0x2757}, {0x2795, 0x2797},
+        {0x27b0, 0x27b0}, {0x27bf, 0x27bf}, {0x2b1b, 0x2b1c}, {0x2b50, 0x2b50}, {0x2b55, 0x2b55},
+        {0x2e80, 0x3029}, {0x302e, 0x303e}, {0x3041, 0x3096}, {0x309b, 0x33ff}, {0x3400, 0x4dbf},
+        {0x4e00, 0x9fff}, {0xa000, 0xa4cf}, {0xa960, 0xa97f}, {0xac00, 0xd7a3}, {0xf900, 0xfaff},
+        {0xfe10, 0xfe19}, {0xfe30, 0xfe6f}, {0xff00, 0xff60}, {0xffe0, 0xffe6}, {0x16fe0, 0x16fe4},
+        {0x17000, 0x18cff}, {0x1b000, 0x1b2ff}, {0x1f004, 0x1f004}, {0x1f0cf, 0x1f0cf}, {0x1f18e, 0x1f18e},
+        {0x1f191, 0x1f19a}, {0x1f200, 0x1f202}, {0x1f210, 0x1f23b}, {0x1f240, 0x1f248}, {0x1f250, 0x1f251},
+        {0x1f260, 0x1f265}, {0x1f300, 0x1f320}, {0x1f32d, 0x1f335}, {0x1f337, 0x1f37c}, {0x1f37e, 0x1f393},
+        {0x1f3a0, 0x1f3ca}, {0x1f3cf, 0x1f3d3}, {0x1f3e0, 0x1f3f0}, {0x1f3f4, 0x1f3f4}, {0x1f3f8, 0x1f43e},
+        {0x1f440, 0x1f440}, {0x1f442, 0x1f4fc}, {0x1f4ff, 0x1f53d}, {0x1f54b, 0x1f54e}, {0x1f550, 0x1f567},
+        {0x1f57a, 0x1f57a}, {0x1f595, 0x1f596}, {0x1f5a4, 0x1f5a4}, {0x1f5fb, 0x1f64f}, {0x1f680, 0x1f6c5},
+        {0x1f6cc, 0x1f6cc}, {0x1f6d0, 0x1f6d2}, {0x1f6d5, 0x1f6d7}, {0x1f6eb, 0x1f6ec}, {0x1f6f4, 0x1f6fc},
+        {0x1f7e0, 0x1f7eb}, {0x1f90c, 0x1f93a}, {0x1f93c, 0x1f945}, {0x1f947, 0x1f9ff}, {0x1fa70, 0x1faff},
+        {0x20000, 0x2fffd}, {0x30000, 0x3fffd},
+    };
+    if (in_ranges(cp, zero, sizeof zero / sizeof zero[0]))
+        return 0;
+    return in_ranges(cp, wide, sizeof wide / sizeof wide[0]) ? 2 : 1;
+}
+
+/* The lower-case letter of cp in the scripts text_fold_key covers, or cp itself. */
+static uint32_t fold_cp(uint32_t cp)
+{
+    if ((cp >= 'A' && cp <= 'Z') || (cp >= 0xc0 && cp <= 0xde && cp != 0xd7) || (cp >= 0x391 && cp <= 0x3ab) ||
+        (cp >= 0x410 && cp <= 0x42f))
+        return cp + 0x20;
+    if (cp >= 0x400 && cp <= 0x40f)
+        return cp + 0x50;
+    if ((cp >= 0x100 && cp <= 0x137) || (cp >= 0x14a && cp <= 0x177))
+        return cp | 1u; /* even upper, odd lower */
+    if ((cp >= 0x139 && cp <= 0x148) || (cp >= 0x179 && cp <= 0x17e))
+        return cp % 2u ? cp + 1u : cp;
+    switch (cp) {
+    case 0x178: return 0xff;  /* Ÿ */
+    case 0x386: return 0x3ac; /* Ά */
+    case 0x388: case 0x389: case 0x38a: return cp + 0x25; /* Έ Ή Ί */
+    case 0x38c: return 0x3cc; /* Ό */
+    case 0x38e: case 0x38f: return cp + 0x3f; /* Ύ Ώ */
+    case 0x3c2: return 0x3c3; /* final sigma */
+    default: return cp;
+    }
+}
+
+void text_fold_key(const char *s, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p), i = 0, o = 0;
+    while (i < n) {
+        uint32_t cp = 0;
+        size_t step = utf8_next(p + i, n - i, &cp);
+        char enc[4];
+        size_t len = 0;
+        if (!step) {
+            enc[len++] = (char)p[i];
+            step = 1;
+        } else if (cp < 0x80) {
+            if (is_lower_alnum((char)fold_cp(cp)))
+                enc[len++] = (char)fold_cp(cp);
+        } else {
+            cp = fold_cp(cp);
+            if (cp < 0x800) {
+                enc[len++] = (char)(0xc0 | (cp >> 6));
+            } else if (cp < 0x10000) {
+                enc[len++] = (char)(0xe0 | (cp >> 12));
+                enc[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+            } else {
+                enc[len++] = (char)(0xf0 | (cp >> 18));
+                enc[len++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                enc[len++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+            }
+            enc[len++] = (char)(0x80 | (cp & 0x3f));
+        }
+        if (o + len + 1 > cap)
+            break;
+        memcpy(out + o, enc, len);
+        o += len;
+        i += step;
+    }
+    out[o] = '\0';
+}
+
+size_t text_display_width(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p), i = 0, w = 0;
+    while (i < n) {
+        uint32_t cp = 0;
+        size_t step = utf8_next(p + i, n - i, &cp);
+        if (!step) {
+            w += 6; /* "<0xFF>" */
+            i++;
+            continue;
+        }
+        if (text_shown_by_name(cp))
+            w += cp > 0xffff ? 9 : 8; /* "<U+202E>" */
+        else
+            w += cp_width(cp);
+        i += step;
+    }
+    return w;
+}
+
 size_t text_visible(const char *s, size_t n, bool final, text_put_fn put, void *ctx)
 {
     const unsigned char *p = (const unsigned char *)s;

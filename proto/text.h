@@ -67,6 +67,21 @@ bool text_check_utf8(const char *s, size_t max, bool multiline, char *why, size_
  * (C0, DEL, C1), which the text rules refuse on the wire but a display must not trust. */
 bool text_shown_by_name(uint32_t cp);
 
+/* The number of terminal columns s takes as text_visible shows it: 2 for a wide (East
+ * Asian) character, 0 for a combining mark or a zero-width character, the length of its
+ * name for one shown by name ("<U+202E>", "<0xFF>"), 1 for any other. For lining up
+ * table columns that hold names and labels ("田中" is 2 characters, 6 bytes, 4 columns;
+ * "Zoë" typed with a combining diaeresis 3 columns and 4 characters). */
+size_t text_display_width(const char *s);
+
+/* Writes into out (cap bytes, NUL-terminated, cut between characters) the key under which
+ * two names count as the same one typed differently: letters lower-cased, not only
+ * ASCII but Latin (À-Þ, Latin Extended-A), Greek (final sigma as sigma) and Cyrillic,
+ * and ASCII spaces and punctuation dropped ("SCHLAFQUALITÄT" and "Schlafqualität",
+ * "ΥΠΝΟΣ" and "Υπνος" have one key). Bytes that are not valid UTF-8 are kept as they
+ * are. cap must be at least 1. */
+void text_fold_key(const char *s, char *out, size_t cap);
+
 typedef void (*text_put_fn)(void *ctx, const char *p, size_t len);
 
 /* Passes n bytes of s to put as they are to be shown to a person: every character for
