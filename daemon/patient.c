@@ -6,10 +6,11 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "domains.h"
 #include "keys.h"
 
-#define PATIENT_DOMAIN "liaison-v1/patient"
-#define PATIENT_FOLD_DOMAIN "liaison-v1/patient-fold"
+#define PATIENT_DOMAIN LIAISON_DOMAIN_PATIENT
+#define PATIENT_FOLD_DOMAIN LIAISON_DOMAIN_PATIENT_FOLD
 
 static void keyed_tag(const uint8_t key[static LIAISON_KEY_BYTES], const char *domain, const char *id, bool fold,
                       uint8_t out[static LIAISON_HASH_BYTES])

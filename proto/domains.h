@@ -50,8 +50,14 @@
 /* Ed25519 signature of the Merkle root of a batch of delivery receipt bodies. */
 #define LIAISON_DOMAIN_RECEIPT_BATCH "liaison-v1/receipt-batch"
 
-/* Audit log chain hash. proto/audit_codec.c currently keeps its own copy of this
- * string (AUDIT_CHAIN_DOMAIN); the two must stay equal. */
+/* Audit log chain hash (audit_chain_hash). */
 #define LIAISON_DOMAIN_AUDIT_CHAIN "liaison-v1/audit-chain"
+
+/* BLAKE2b-256 keyed with the node's patient key: a patient's tag (daemon/patient.c). */
+#define LIAISON_DOMAIN_PATIENT "liaison-v1/patient"
+
+/* BLAKE2b-256 keyed with the node's patient key over the id with A-Z lowered: the fold
+ * tag shared by case variants of one id (daemon/patient.c). */
+#define LIAISON_DOMAIN_PATIENT_FOLD "liaison-v1/patient-fold"
 
 #endif

@@ -215,7 +215,9 @@ int keys_read_secret(const char *dir, const char *name, uint8_t secret[static LI
 
     if (key_path(dir, name, path, sizeof path, err, errlen) != 0)
         goto out;
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device) in the key file's place must be refused below by
+     * fstat, not wait in open() for a writer that never comes. Regular files ignore it. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             rc = KEYS_SECRET_MISSING;

@@ -320,17 +320,21 @@ void envelope_destroy(envelope_t **pe)
 /* The envelope's bytes must be the one encoding protobuf-c itself produces for its three
  * fields: no unknown or repeated fields, field order, minimal lengths. Otherwise one signed
  * message would have many byte forms, and the envelope hash (receipts, duplicate detection)
- * would not identify it. The signature still covers only the carried header and body bytes. */
-static bool envelope_is_canonical(const Liaison__Wire__Envelope *env, const uint8_t *bytes, size_t len)
+ * would not identify it. The signature still covers only the carried header and body bytes.
+ * Returns 1 if canonical, 0 if not, -1 if there was no memory to check (no verdict: a
+ * valid message must not be refused for good for want of memory). */
+static int envelope_is_canonical(const Liaison__Wire__Envelope *env, const uint8_t *bytes, size_t len)
 {
-    bool ok = false;
+    int ok = 0;
     uint8_t *again = NULL;
 
     if (env->base.n_unknown_fields != 0 || liaison__wire__envelope__get_packed_size(env) != len)
         goto out;
     again = malloc(len);
-    if (!again)
+    if (!again) {
+        ok = -1;
         goto out;
+    }
     liaison__wire__envelope__pack(env, again);
     ok = memcmp(again, bytes, len) == 0;
 out:
@@ -446,7 +450,13 @@ static int parse_into(envelope_t *e, const uint8_t *bytes, size_t len, bool stor
         goto out_of_memory;
     }
     env = e->env;
-    if (!envelope_is_canonical(env, bytes, len)) {
+    int canonical = envelope_is_canonical(env, bytes, len);
+    if (canonical < 0) {
+        why = LIAISON__WIRE__REJECT_CODE__REJECT_TRY_LATER;
+        snprintf(err, errlen, "envelope: out of memory");
+        goto out;
+    }
+    if (canonical == 0) {
         snprintf(err, errlen, "envelope: not in canonical form (extra, repeated or reordered fields)");
         goto out;
     }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include "keys.h"
 
@@ -293,6 +294,45 @@ static void test_load_refuses_bad_files(void **state)
     expect_load_fails("/nonexistent/liaison-keys", "/nonexistent/liaison-keys", NULL);
 }
 
+/* A FIFO in a key file's place is refused at once: opening it for reading must not wait
+ * for a writer (liaisond would hang at start-up, saying nothing). Checked in a child with
+ * an alarm, so that a blocking open fails the test instead of hanging it. */
+static void test_load_refuses_fifo_without_blocking(void **state)
+{
+    (void)state;
+    char *dir = dir_with_keys();
+    char *p = NULL;
+    assert_true(asprintf(&p, "%s/%s", dir, KEYS_IDENTITY_FILE) > 0);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(3);
+        char err[512] = "";
+        keys_t *k = keys_load(dir, err, sizeof err);
+        _exit(!k && strstr(err, "regular file") ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status)); /* not killed by the alarm: the open did not block */
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* The patient key goes through the same reader. */
+    uint8_t secret[LIAISON_KEY_BYTES];
+    char err[512] = "";
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        alarm(3);
+        _exit(keys_read_secret(dir, KEYS_IDENTITY_FILE, secret, err, sizeof err) == -1 ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    free(p);
+    unit_rmdir(dir);
+}
+
 static void test_fixed_keys_known_answers(void **state)
 {
     (void)state;
@@ -413,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_save_refuses_overwrite),
         cmocka_unit_test(test_failed_write_leaves_no_key_file),
         cmocka_unit_test(test_load_refuses_bad_files),
+        cmocka_unit_test(test_load_refuses_fifo_without_blocking),
         cmocka_unit_test(test_fixed_keys_known_answers),
         cmocka_unit_test(test_pair_key),
         cmocka_unit_test(test_fingerprint),
