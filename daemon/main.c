@@ -745,6 +745,12 @@ static int start(daemon_state_t *d, const char *home, bool check_only, char *err
         return -1;
     if (!(n->keys = keys_load(n->paths.key_dir, err, errlen)))
         return -1;
+    /* Locked, guarded memory, as the identity keys: with a copy of the database this
+     * key lets anyone try every patient id (a small space) against the tags. */
+    if (!(n->patient_key = sodium_malloc(LIAISON_KEY_BYTES))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     int pk = patient_key_load(n->paths.key_dir, n->patient_key, err, errlen);
     if (pk < 0)
         return -1;
@@ -929,7 +935,8 @@ static void stop(daemon_state_t *d)
     store_close(&n->store);
     keys_destroy(&n->keys);
     sodium_free(n->self_pair_key);
-    sodium_memzero(n->patient_key, sizeof n->patient_key);
+    sodium_free(n->patient_key); /* wiped as it is freed */
+    n->patient_key = NULL;
     free(n->card_text);
     loop_destroy(&n->loop);
     if (d->sigfd >= 0)

@@ -65,7 +65,7 @@ typedef struct node {
     card_t card;                /* our own card */
     char *card_text;
     uint8_t *self_pair_key;     /* pair key with ourselves, to open what we sent */
-    uint8_t patient_key[LIAISON_KEY_BYTES]; /* key for patient tags (see patient.h) */
+    uint8_t *patient_key;       /* key for patient tags (see patient.h); sodium_malloc'd */
 
     void *zctx;
     void *router;               /* CURVE server: envelopes in, receipts out */
