@@ -551,8 +551,18 @@ static int split_to(liaison_client_t *c, char *list, char **ids, size_t *n)
             return -1;
         }
         if (!text_valid_id(id)) {
-            set_error(c, "'%.64s' is not a node id (1-64 of a-z 0-9 . _ -, starting with a letter or digit; see:"
-                         " liaison peer list)", id);
+            /* Node ids are lower case: "Dr.Tanaka" is most likely dr.tanaka. */
+            char lower[LIAISON_MAX_ID + 1];
+            size_t len = strlen(id);
+            for (size_t i = 0; i < len && i < LIAISON_MAX_ID; i++)
+                lower[i] = id[i] >= 'A' && id[i] <= 'Z' ? (char)(id[i] - 'A' + 'a') : id[i];
+            lower[len < LIAISON_MAX_ID ? len : LIAISON_MAX_ID] = 0;
+            if (len <= LIAISON_MAX_ID && text_valid_id(lower))
+                set_error(c, "'%s' is not a node id: ids are lower case (did you mean %s? see: liaison peer list)",
+                          id, lower);
+            else
+                set_error(c, "'%.64s' is not a node id (1-64 of a-z 0-9 . _ -, starting with a letter or digit;"
+                             " see: liaison peer list)", id);
             return -1;
         }
         ids[(*n)++] = id;

@@ -902,6 +902,11 @@ class Cli(NodeTest):
         r = a.cli("send", "--to", "dr.okafor,MRN-0042", "-", input="x", check=False)
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("'MRN-0042' is not a node id", r.stderr)
+        # A peer's id typed with capitals, as the name is written, is given back in
+        # lower case.
+        r = a.cli("send", "--to", "Dr.Okafor", "-", input="x", check=False)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("'Dr.Okafor' is not a node id: ids are lower case (did you mean dr.okafor?", r.stderr)
         self.assertEqual(a.audit()[before:], [])
         self.assertEqual(a.query("SELECT count(*) FROM messages")[0][0], 0)
 
