@@ -26,6 +26,42 @@ static uint8_t *card_signed_message(const uint8_t *body, size_t body_len, size_t
     return m;
 }
 
+/* The first character of s that changes the direction text is shown in (the Unicode
+ * bidirectional controls: U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069), as
+ * its code point, or 0. Text in Arabic or Hebrew needs none of them; in a name they only
+ * serve to make it read as something else ("U+202E" turns "rotkafo" round). */
+static unsigned bidi_control(const char *s)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    for (size_t i = 0; u[i]; i++) {
+        if (u[i] == 0xd8 && u[i + 1] == 0x9c)
+            return 0x061c;
+        if (u[i] == 0xe2 && u[i + 1] == 0x80 && (u[i + 2] == 0x8e || u[i + 2] == 0x8f ||
+                                                  (u[i + 2] >= 0xaa && u[i + 2] <= 0xae)))
+            return 0x2000u + (u[i + 2] & 0x3fu);
+        if (u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9)
+            return 0x2040u + (u[i + 2] & 0x3fu);
+    }
+    return 0;
+}
+
+const char *card_add_problem(const card_t *c, char *buf, size_t len)
+{
+    const char *why = text_endpoint_problem(c->endpoint, false);
+    if (why) {
+        snprintf(buf, len, "the endpoint is not tcp://HOST:PORT (or ipc://PATH): %s", why);
+        return buf;
+    }
+    const char *field = bidi_control(c->name) ? "name" : bidi_control(c->org) ? "org" : NULL;
+    if (field) {
+        snprintf(buf, len, "its %s holds the invisible direction control U+%04X, which makes text read as"
+                 " something else: ask for a card without it", field,
+                 bidi_control(c->name) ? bidi_control(c->name) : bidi_control(c->org));
+        return buf;
+    }
+    return NULL;
+}
+
 /* Checks the user-visible fields of c; shared by encode (our own card, strict) and
  * decode (lenient about the endpoint, see below). */
 static int card_check_fields(const char *id, const char *name, const char *role, const char *org,
@@ -51,6 +87,12 @@ static int card_check_fields(const char *id, const char *name, const char *role,
     }
     if (!text_valid_utf8(org, LIAISON_MAX_NAME, false)) {
         snprintf(err, errlen, "card: org must be at most %u bytes of single-line UTF-8 text", LIAISON_MAX_NAME);
+        goto out;
+    }
+    if (strict && (bidi_control(name) || bidi_control(org))) {
+        const char *field = bidi_control(name) ? "name" : "org";
+        snprintf(err, errlen, "card: %s holds the invisible direction control U+%04X, which makes text read as"
+                 " something else: remove it", field, bidi_control(bidi_control(name) ? name : org));
         goto out;
     }
     /* Decoding is lenient, so that a card stored before the strict rule stays readable;

@@ -34,6 +34,12 @@ char *card_encode(const card_t *c, const keys_t *k, char *err, size_t errlen);
 __attribute__((warn_unused_result))
 int card_decode(const char *text, card_t *out, char *err, size_t errlen);
 
+/* What keeps a decoded card from being added to the directory now, written into buf,
+ * or NULL: the rules a card being made is held to, which card_decode leaves out so that
+ * cards stored before them stay readable (the endpoint's form; no bidirectional
+ * control in the name or org). */
+const char *card_add_problem(const card_t *c, char *buf, size_t len);
+
 /* True if both cards carry the same three public keys (constant-time compare). */
 int card_same_keys(const card_t *a, const card_t *b);
 

@@ -223,6 +223,47 @@ static void test_encode_refuses(void **state)
     keys_destroy(&other);
 }
 
+/* A name or org with a bidirectional control reads as something else on screen: no
+ * card of ours carries one, and none is added (a stored one stays readable). Arabic
+ * and Hebrew letters, which need none, are taken. */
+static void test_direction_controls_refused(void **state)
+{
+    (void)state;
+    char err[512] = "", why[256];
+    keys_t *k = keys_generate();
+    card_t c = sample_card(k), bad;
+    static const char *const controls[] = {"\xd8\x9c", "\xe2\x80\x8e", "\xe2\x80\x8f", "\xe2\x80\xaa",
+                                           "\xe2\x80\xae", "\xe2\x81\xa6", "\xe2\x81\xa9"};
+    static const char *const shown[] = {"U+061C", "U+200E", "U+200F", "U+202A", "U+202E", "U+2066", "U+2069"};
+    for (size_t i = 0; i < sizeof controls / sizeof controls[0]; i++) {
+        bad = c;
+        snprintf(bad.name, sizeof bad.name, "Dr. %srotkafO", controls[i]);
+        assert_null(card_encode(&bad, k, err, sizeof err));
+        assert_non_null(strstr(err, "card: name holds the invisible direction control"));
+        assert_non_null(strstr(err, shown[i]));
+        assert_non_null(card_add_problem(&bad, why, sizeof why));
+        assert_non_null(strstr(why, shown[i]));
+        bad = c;
+        snprintf(bad.org, sizeof bad.org, "Clinic %s", controls[i]);
+        assert_null(card_encode(&bad, k, err, sizeof err));
+        assert_non_null(strstr(err, "card: org holds"));
+        assert_non_null(strstr(card_add_problem(&bad, why, sizeof why), "its org holds"));
+    }
+    bad = c;
+    snprintf(bad.name, sizeof bad.name, "\xd7\x93\xd7\xa0\xd7\x94 \xd9\x84\xd9\x8a\xd9\x84\xd9\x89"); /* Hebrew, Arabic */
+    snprintf(bad.org, sizeof bad.org, "\xe2\x80\x94 \xe2\x80\xa6"); /* U+2014, U+2026: neighbours, not controls */
+    char *text = card_encode(&bad, k, err, sizeof err);
+    assert_non_null(text);
+    assert_null(card_add_problem(&bad, why, sizeof why));
+    free(text);
+    assert_null(card_add_problem(&c, why, sizeof why));
+    bad = c;
+    snprintf(bad.endpoint, sizeof bad.endpoint, "tcp://*:7000");
+    assert_non_null(card_add_problem(&bad, why, sizeof why));
+    assert_non_null(strstr(why, "endpoint"));
+    keys_destroy(&k);
+}
+
 static void test_every_char_changed_is_refused(void **state)
 {
     (void)state;
@@ -429,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_independent_encoding_accepted),
         cmocka_unit_test(test_encode_refuses),
+        cmocka_unit_test(test_direction_controls_refused),
         cmocka_unit_test(test_every_char_changed_is_refused),
         cmocka_unit_test(test_whitespace_accepted),
         cmocka_unit_test(test_fields_named_in_errors),
