@@ -493,6 +493,17 @@ void cli_time(uint64_t ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%d %H:%M %Z", &tm);
 }
 
+void cli_overdue_more(uint32_t total, size_t shown)
+{
+    if (total <= shown)
+        return;
+    uint32_t more = total - (uint32_t)shown;
+    printf("... and %" PRIu32 " more medication change%s with overdue acknowledgements, not listed here (these %zu"
+           " are the most urgent, then the oldest): see them marked OVERDUE in liaison outbox --type med-change"
+           " --limit 10000\n",
+           more, more == 1 ? "" : "s", shown);
+}
+
 void cli_time_column(uint64_t ms, char *buf, size_t len)
 {
     cli_time(ms, buf, len);

@@ -136,6 +136,10 @@ char *cli_read_text(const char *path, size_t max);
  * said once on standard error and replaced by UTC. */
 void cli_time(uint64_t ms, char *buf, size_t len);
 
+/* After a listing of `shown` overdue acknowledgements that the daemon cut (status holds
+ * at most 64), says how many more of `total` there are and where to see them. */
+void cli_overdue_more(uint32_t total, size_t shown);
+
 /* As cli_time, padded with spaces to the width of the zone's longer abbreviation, for
  * the time column of a listing (inbox, outbox, patient). */
 void cli_time_column(uint64_t ms, char *buf, size_t len);

@@ -30,6 +30,62 @@ static int audit_query(cli_t *cli, Liaison__Control__AuditQuery *q, Liaison__Con
     return cli_call(cli, true, &rq, LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES, r);
 }
 
+/* Entries asked for at a time when the whole log (or all that matches) is read: a page
+ * of about 1 MB in the answer, so that neither the daemon nor this client ever holds a
+ * log of hundreds of thousands of entries at once (each page is an audited query). */
+#define AUDIT_PAGE_ENTRIES 2000u
+
+typedef int (*audit_entry_fn)(void *ctx, const Liaison__Control__AuditEntries *a,
+                              const Liaison__Control__AuditEntry *e);
+
+/* Reads every entry matching q, oldest first, page by page, calling fn for each (a
+ * non-zero return stops and is returned). *first gets the first answer (the node's
+ * names, the case variants, the rollback alarms), to free with
+ * liaison__control__response__free_unpacked. A daemon that does not page (an older
+ * release) is asked once for all of it, as before. Returns 0, fn's return, or the
+ * exit code of a failed call (printed). */
+static int audit_pages(cli_t *cli, Liaison__Control__AuditQuery *q, audit_entry_fn fn, void *ctx,
+                       Liaison__Control__Response **first)
+{
+    *first = NULL;
+    q->oldest = true;
+    q->limit = AUDIT_PAGE_ENTRIES;
+    q->after_seq = 0;
+    Liaison__Control__Response *r = NULL;
+    int rc = audit_query(cli, q, &r);
+    if (rc)
+        return rc;
+    if (!r->audit_entries->paged) {
+        liaison__control__response__free_unpacked(r, NULL);
+        q->oldest = false;
+        q->limit = 0;
+        if ((rc = audit_query(cli, q, &r)))
+            return rc;
+    }
+    *first = r;
+    for (;;) {
+        const Liaison__Control__AuditEntries *a = r->audit_entries;
+        for (size_t i = 0; i < a->n_entries; i++) {
+            /* Never an entry twice, nor a page that does not move on. */
+            if (a->paged && a->entries[i]->seq <= q->after_seq) {
+                rc = cli_fail(EXIT_REFUSED, "the daemon answered audit entry %" PRIu64 " again after entry %" PRIu64
+                              " (stopped there: what was written is incomplete)", a->entries[i]->seq, q->after_seq);
+                break;
+            }
+            if ((rc = fn(ctx, a, a->entries[i])) != 0)
+                break;
+            q->after_seq = a->entries[i]->seq;
+        }
+        bool more = !rc && a->paged && a->n_entries >= q->limit;
+        if (r != *first)
+            liaison__control__response__free_unpacked(r, NULL);
+        if (!more)
+            return rc;
+        if ((rc = audit_query(cli, q, &r)))
+            return rc;
+    }
+}
+
 /* --since and --until, shared by log, disclosures and export. */
 static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
 {
@@ -127,6 +183,23 @@ static void log_incomplete(cli_t *cli, const Liaison__Control__AuditEntries *a, 
                                       "latest", cli_json_time(a->last_rollback_ms)));
 }
 
+/* Where audit log puts each entry: a row of the table, or an element of the JSON array. */
+typedef struct log_out {
+    bool json;
+    json_t *arr;
+} log_out_t;
+
+static int log_out_one(void *ctx, const Liaison__Control__AuditEntries *a, const Liaison__Control__AuditEntry *e)
+{
+    (void)a;
+    log_out_t *lo = ctx;
+    if (lo->json)
+        json_array_append_new(lo->arr, entry_json(e));
+    else
+        entry_row(e);
+    return 0;
+}
+
 static int audit_log(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "since", .has_arg = true}, {.name = "until", .has_arg = true},
@@ -164,22 +237,32 @@ static int audit_log(cli_t *cli, int argc, char **argv)
                         UINT32_MAX);
     q.limit = (uint32_t)lim;
     Liaison__Control__Response *r;
-    if ((rc = audit_query(cli, &q, &r)))
+    /* With --limit, one answer of at most N entries; without, the whole log that matches,
+     * read page by page and printed as it comes (JSON: gathered, as one object). */
+    log_out_t lo = {.json = cli->json, .arr = cli->json ? json_array() : NULL};
+    if (!cli->json)
+        entry_header();
+    if (lim) {
+        if ((rc = audit_query(cli, &q, &r))) {
+            json_decref(lo.arr);
+            return rc;
+        }
+        for (size_t i = 0; i < r->audit_entries->n_entries; i++)
+            log_out_one(&lo, r->audit_entries, r->audit_entries->entries[i]);
+    } else if ((rc = audit_pages(cli, &q, log_out_one, &lo, &r))) {
+        json_decref(lo.arr);
+        if (r)
+            liaison__control__response__free_unpacked(r, NULL);
         return rc;
+    }
     const Liaison__Control__AuditEntries *a = r->audit_entries;
     if (cli->json) {
-        json_t *arr = json_array();
-        for (size_t i = 0; i < a->n_entries; i++)
-            json_array_append_new(arr, entry_json(a->entries[i]));
-        json_t *j = json_pack("{s:o, s:o}", "node", node_json(a), "entries", arr);
+        json_t *j = json_pack("{s:o, s:o}", "node", node_json(a), "entries", lo.arr);
         if (q.patient[0])
             json_object_set_new(j, "patient_case_variants", json_integer(a->patient_case_variants));
         log_incomplete(cli, a, j);
         cli_json_out(j);
     } else {
-        entry_header();
-        for (size_t i = 0; i < a->n_entries; i++)
-            entry_row(a->entries[i]);
         if (q.patient[0])
             render_case_variants(a->patient_case_variants, q.patient, "audit entries");
         log_incomplete(cli, a, NULL);
@@ -514,6 +597,63 @@ static int audit_disclosures(cli_t *cli, int argc, char **argv)
 
 /* ---- export ---- */
 
+typedef struct export {
+    FILE *out;
+    bool fhir;
+    bool bad;      /* an event or line could not be made (out of memory) */
+    size_t count;
+} export_t;
+
+/* Writes text with every line after the first indented by `indent` more spaces. */
+static void put_indented(FILE *out, const char *text, int indent)
+{
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");
+        fwrite(p, 1, n, out);
+        p += n;
+        if (*p == '\n') {
+            fprintf(out, "\n%*s", indent, "");
+            p++;
+        }
+    }
+}
+
+/* One entry of the export: a JSON line, or an element of the Bundle's entry array,
+ * laid out as json_dumpf(JSON_INDENT(2)) lays out the whole Bundle. */
+static int export_one(void *ctx, const Liaison__Control__AuditEntries *a, const Liaison__Control__AuditEntry *e)
+{
+    export_t *ex = ctx;
+    json_t *j;
+    if (ex->fhir) {
+        char url[160];
+        snprintf(url, sizeof url, "urn:liaison:audit:%s:%" PRIu64, a->node_id, e->seq);
+        json_t *ev = fhir_audit_event(a, e);
+        j = ev ? json_pack("{s:s, s:o}", "fullUrl", url, "resource", ev) : NULL;
+    } else {
+        j = entry_json(e);
+        if (j && json_object_set_new(j, "node", json_string(a->node_id)) != 0) {
+            json_decref(j);
+            j = NULL;
+        }
+    }
+    char *text = j ? json_dumps(j, ex->fhir ? JSON_INDENT(2) : JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!text) {
+        ex->bad = true; /* out of memory: never a silently missing event or line */
+        return 1;
+    }
+    if (ex->fhir) {
+        fputs(ex->count ? ",\n    " : "\n    ", ex->out);
+        put_indented(ex->out, text, 4);
+    } else {
+        fputs(text, ex->out);
+        fputc('\n', ex->out);
+    }
+    free(text);
+    ex->count++;
+    return 0;
+}
+
 static int audit_export(cli_t *cli, int argc, char **argv)
 {
     cli_opt_t o[] = {{.name = "format", .has_arg = true}, {.name = "since", .has_arg = true},
@@ -531,60 +671,43 @@ static int audit_export(cli_t *cli, int argc, char **argv)
     if ((rc = query_opts(o, &q)))
         return rc;
     const char *outp = cli_opt(o, "output")->value;
-    Liaison__Control__Response *r;
-    if ((rc = audit_query(cli, &q, &r)))
-        return rc;
+    Liaison__Control__Response *r = NULL;
     /* The export is data: its text goes out exactly as logged, not as shown to people. */
     FILE *out = outp ? cli_create(outp) : term_raw_stdout();
     if (!out) {
         int e = errno;
-        liaison__control__response__free_unpacked(r, NULL);
         if (e == EEXIST)
             return cli_fail(EXIT_USAGE, "%s already exists (export never overwrites a file: choose a new name)", outp);
         if (e == ENOENT)
             return cli_fail(EXIT_USAGE, "cannot create %s: its directory does not exist", outp);
         return cli_fail(EXIT_USAGE, "cannot create %s: %s", outp, strerror(e));
     }
-    const Liaison__Control__AuditEntries *a = r->audit_entries;
-    size_t count = a->n_entries;
-    bool bad = false;
+    /* Written page by page as the entries come: a FHIR Bundle of a year's log is
+     * gigabytes as one JSON tree in memory. */
+    export_t ex = {.out = out, .fhir = fhir};
     if (fhir) {
-        json_t *entries = json_array();
-        for (size_t i = 0; i < a->n_entries; i++) {
-            char url[160];
-            snprintf(url, sizeof url, "urn:liaison:audit:%s:%" PRIu64, a->node_id, a->entries[i]->seq);
-            json_t *ev = fhir_audit_event(a, a->entries[i]);
-            if (!ev || json_array_append_new(entries, json_pack("{s:s, s:o}", "fullUrl", url, "resource", ev)) != 0) {
-                bad = true; /* out of memory: never a silently missing event */
-                break;
-            }
-        }
         char now[40];
         cli_time_iso(liaison_now_ms(), now, sizeof now);
-        json_t *b = NULL;
-        if (bad)
-            json_decref(entries);
-        else /* "o" takes the reference to entries, also when it fails */
-            b = json_pack("{s:s, s:s, s:s, s:o}", "resourceType", "Bundle", "type", "collection", "timestamp", now,
-                          "entry", entries);
-        if (b && json_dumpf(b, out, JSON_INDENT(2)) == 0)
-            fputc('\n', out);
-        else
-            bad = true;
-        json_decref(b);
-    } else {
-        for (size_t i = 0; i < a->n_entries; i++) {
-            json_t *j = entry_json(a->entries[i]);
-            if (!j) {
-                bad = true; /* out of memory: never a silently missing line */
-                break;
-            }
-            json_object_set_new(j, "node", json_string(a->node_id));
-            json_dumpf(j, out, JSON_COMPACT);
-            fputc('\n', out);
-            json_decref(j);
-        }
+        fprintf(out, "{\n  \"resourceType\": \"Bundle\",\n  \"type\": \"collection\",\n  \"timestamp\": \"%s\",\n"
+                     "  \"entry\": [",
+                now);
     }
+    rc = audit_pages(cli, &q, export_one, &ex, &r);
+    bool bad = ex.bad;
+    if (rc && !bad) { /* the daemon failed (or went away) part way: said by audit_pages */
+        if (outp) {
+            fclose(out);
+            unlink(outp);
+        } else {
+            fflush(out);
+        }
+        if (r)
+            liaison__control__response__free_unpacked(r, NULL);
+        return rc;
+    }
+    size_t count = ex.count;
+    if (fhir && !bad)
+        fputs(ex.count ? "\n  ]\n}\n" : "]\n}\n", out);
     /* A line or event made while memory ran out may be short of a field. */
     bool oom = cli_alloc_failed();
     bool unwritten = ferror(out);
@@ -599,7 +722,8 @@ static int audit_export(cli_t *cli, int argc, char **argv)
         werr = errno;
     }
     bad = bad || oom || unwritten;
-    liaison__control__response__free_unpacked(r, NULL);
+    if (r)
+        liaison__control__response__free_unpacked(r, NULL);
     /* The file is ours (cli_create): a part of the log must not stay behind looking
      * like the whole export of it. */
     if (bad && outp)

@@ -560,6 +560,11 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
         if (st) {
             json_object_set_new(j, "overdue", summaries_json(od, n_od, false));
             json_object_set_new(j, "overdue_scope", json_string(scoped ? "patient" : "all"));
+            if (!scoped)
+                json_object_set_new(j, "overdue_total",
+                                    json_integer((json_int_t)(st->status->overdue_total > n_od
+                                                                  ? st->status->overdue_total
+                                                                  : n_od)));
             if (scoped)
                 json_object_set_new(j, "overdue_other_patients", json_integer((json_int_t)(n_st - n_od)));
         }
@@ -575,6 +580,8 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
                        " patient):\n");
             for (size_t i = 0; i < n_od; i++)
                 render_summary_line(od[i]);
+            if (!scoped)
+                cli_overdue_more(st->status->overdue_total, n_od);
         }
         /* Not hidden by the filter: only placed under the patient it is about. */
         size_t elsewhere = scoped ? n_st - n_od : 0;

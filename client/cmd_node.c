@@ -558,13 +558,15 @@ int cmd_status(cli_t *cli, int argc, char **argv)
                          ? json_pack("{s:o, s:s}", "since", cli_json_time(s->database_failing_since_ms), "error",
                                      s->database_error ? s->database_error : "")
                          : json_null();
-        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o, s:o}", "id",
+        cli_json_out(json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I, s:o, s:o}", "id",
                                s->id, "name", s->name, "role", s->role, "listen", s->listen, "version", s->version,
                                "started", cli_json_time(s->started_ms), "queue_depth", (json_int_t)s->queue_depth,
                                "held_for_removed_peers", (json_int_t)held, "audit_entries",
                                (json_int_t)s->audit_size, "awaiting_my_ack", (json_int_t)s->awaiting_my_ack,
                                "awaiting_their_ack", (json_int_t)s->awaiting_their_ack, "peers", peers, "overdue",
-                               overdue, "alarms", alarms, "database_failing", db));
+                               overdue, "overdue_total",
+                               (json_int_t)(s->overdue_total > s->n_overdue ? s->overdue_total : s->n_overdue),
+                               "alarms", alarms, "database_failing", db));
     } else {
         char t[32];
         cli_time(s->started_ms, t, sizeof t);
@@ -606,6 +608,8 @@ int cmd_status(cli_t *cli, int argc, char **argv)
             printf("\nOVERDUE acknowledgements of your medication changes (liaison show MSG_ID for the patient):\n");
             for (size_t i = 0; i < s->n_overdue; i++)
                 render_summary_line(s->overdue[i]);
+            if (s->overdue_total > s->n_overdue)
+                cli_overdue_more(s->overdue_total, s->n_overdue);
         }
         printf("\n");
         print_peers(s->peers, s->n_peers, false);

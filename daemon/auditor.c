@@ -124,6 +124,8 @@ static void bind_query(sqlite3_stmt *st, const Liaison__Control__AuditQuery *q, 
         sqlite3_bind_blob(st, 7, q->message_id.data, LIAISON_MSGID_BYTES, SQLITE_STATIC);
     if (fold)
         sqlite3_bind_blob(st, 8, fold, LIAISON_HASH_BYTES, SQLITE_STATIC);
+    if (q->oldest)
+        sqlite3_bind_int64(st, 9, q->after_seq > INT64_MAX ? INT64_MAX : (sqlite3_int64)q->after_seq);
 }
 
 static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQuery *q,
@@ -153,12 +155,18 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     }
     if (by_patient)
         patient_tag(n->patient_key, q->patient, tag);
-    char what[200], msg_hex[TEXT_MSGID_HEX] = "";
+    /* A page of a long log read oldest first (AuditQuery.oldest): each page is a query,
+     * audited as such with where it starts. */
+    bool paged = q->oldest && q->limit > 0;
+    char what[240], msg_hex[TEXT_MSGID_HEX] = "", page[48] = "";
     if (by_message)
         text_msgid_to_hex(q->message_id.data, msg_hex);
-    snprintf(what, sizeof what, "%s since=%" PRIu64 " until=%" PRIu64 "%s%s%s%s%s",
+    if (paged)
+        snprintf(page, sizeof page, " page after=%" PRIu64 " limit=%" PRIu32, q->after_seq, q->limit);
+    snprintf(what, sizeof what, "%s since=%" PRIu64 " until=%" PRIu64 "%s%s%s%s%s%s",
              q->disclosures ? "disclosures" : "log", q->since_ms, q->until_ms, q->action && q->action[0] ? " action=" : "",
-             q->action ? q->action : "", by_patient ? " patient=(tag)" : "", by_message ? " message=" : "", msg_hex);
+             q->action ? q->action : "", by_patient ? " patient=(tag)" : "", by_message ? " message=" : "", msg_hex,
+             page);
     audit_query(n, s, actor, what, by_patient ? tag : NULL, q->peer && q->peer[0] ? q->peer : NULL);
 
     /* The filters, shared by the query and by the count of entries about an id that
@@ -174,14 +182,23 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     snprintf(where, sizeof where, "time_ms >= ?1 AND time_ms <= ?2%s%s%s", peer_cond,
              by_patient ? " AND patient_tag = ?4" : "", rest);
     /* A limit keeps the newest matching entries (as inbox and outbox do: an auditor asking
-     * for 50 wants the latest 50, not the node's first day), shown oldest first. */
-    snprintf(sql, sizeof sql,
-             "SELECT * FROM (SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag,"
-             " details, entry_hash FROM audit WHERE %s ORDER BY seq DESC LIMIT ?6) ORDER BY seq",
-             where);
+     * for 50 wants the latest 50, not the node's first day), shown oldest first. A page
+     * keeps the oldest after its start instead: the whole log, read page by page, is never
+     * held at once (here, or in the client). */
+    if (paged)
+        snprintf(sql, sizeof sql,
+                 "SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type, patient_tag, details,"
+                 " entry_hash FROM audit WHERE seq > ?9 AND %s ORDER BY seq LIMIT ?6",
+                 where);
+    else
+        snprintf(sql, sizeof sql,
+                 "SELECT * FROM (SELECT seq, time_ms, actor, action, outcome, message_id, peer, content_type,"
+                 " patient_tag, details, entry_hash FROM audit WHERE %s ORDER BY seq DESC LIMIT ?6) ORDER BY seq",
+                 where);
     uint8_t fold[LIAISON_HASH_BYTES];
     int64_t variants = 0;
-    if (by_patient) {
+    /* The other spellings of the patient are counted once, with the first page. */
+    if (by_patient && !(paged && q->after_seq > 0)) {
         patient_fold_tag(n->patient_key, q->patient, fold);
         snprintf(where, sizeof where, "time_ms >= ?1 AND time_ms <= ?2%s%s%s", peer_cond,
                  " AND patient_tag IN (" STORE_PATIENT_VARIANT_TAGS("?4", "?8") ")", rest);
@@ -268,6 +285,7 @@ static void op_log(node_t *n, const char *actor, const Liaison__Control__AuditQu
     s->entries.patient_case_variants = (uint32_t)(variants > UINT32_MAX ? UINT32_MAX : variants);
     s->entries.rollbacks_recorded = (uint32_t)(n->rollbacks > UINT32_MAX ? UINT32_MAX : n->rollbacks);
     s->entries.last_rollback_ms = n->last_rollback_ms;
+    s->entries.paged = paged;
     resp->result_case = LIAISON__CONTROL__RESPONSE__RESULT_AUDIT_ENTRIES;
     resp->audit_entries = &s->entries;
 }

@@ -293,6 +293,12 @@ static void op_status(call_t *c)
     }
     st.overdue = sums;
     st.n_overdue = nb;
+    /* The list stops at 64: the total says how many there are, so that a client can say
+     * the list is cut rather than show 64 as if they were all. */
+    int64_t total = err[0] ? 0 : store_overdue_count(n->store);
+    if (total < 0)
+        snprintf(err, sizeof err, "%s", store_error(n->store));
+    st.overdue_total = total > (int64_t)nb ? (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total) : (uint32_t)nb;
     alarm_set_t *as = NULL;
     if (!err[0]) {
         if (!(as = calloc(1, sizeof *as)))
@@ -615,23 +621,32 @@ static void op_ack(call_t *c, const Liaison__Control__AckRequest *a)
 
 /* ---- listing ---- */
 
+/* One delivery (slot i: the i-th delivery) and one acknowledgement (the i-th) of a
+ * summary: allocated for as many as the message has, not for LIAISON_MAX_RECIPIENTS each
+ * (a listing of 10,000 messages held 20 KB a message, 200 MB at once, that way). */
+typedef struct summary_slot {
+    Liaison__Control__DeliveryState ds;
+    char ds_text[LIAISON_MAX_ID + 1];
+    char ds_detail[256];
+    Liaison__Control__AckInfo ack;
+    char ack_by[LIAISON_MAX_ID + 1];
+    uint8_t ack_id[LIAISON_MSGID_BYTES];
+    char *ack_comment;          /* malloc'd, wiped by summary_free */
+} summary_slot_t;
+
 struct summary_buf {
     Liaison__Control__MessageSummary sum;   /* first: a summary_buf_t * is a summary pointer */
     uint8_t id[LIAISON_MSGID_BYTES];
     uint8_t thread[LIAISON_MSGID_BYTES];
     char sender[LIAISON_MAX_ID + 1];
-    char recips[(LIAISON_MAX_ID + 1) * LIAISON_MAX_RECIPIENTS];
+    char *recips;               /* malloc'd copy of the recipient list, cut at the commas */
     char *rptr[LIAISON_MAX_RECIPIENTS];
-    Liaison__Control__DeliveryState ds[LIAISON_MAX_RECIPIENTS];
+    summary_slot_t *slots;      /* n_slots of them, malloc'd; moved by slot_at as it grows */
+    size_t n_slots;
     Liaison__Control__DeliveryState *dptr[LIAISON_MAX_RECIPIENTS];
-    char ds_text[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
-    char ds_detail[LIAISON_MAX_RECIPIENTS][256];
-    Liaison__Control__AckInfo acks[LIAISON_MAX_RECIPIENTS];
     Liaison__Control__AckInfo *aptr[LIAISON_MAX_RECIPIENTS];
-    char ack_by[LIAISON_MAX_RECIPIENTS][LIAISON_MAX_ID + 1];
-    uint8_t ack_id[LIAISON_MAX_RECIPIENTS][LIAISON_MSGID_BYTES];
-    char *ack_comment[LIAISON_MAX_RECIPIENTS];  /* malloc'd, wiped by summary_free */
     char *optr[LIAISON_MAX_RECIPIENTS];
+    size_t oslot[LIAISON_MAX_RECIPIENTS]; /* optr[k] is slots[oslot[k]].ds_text */
     uint8_t ref[LIAISON_MSGID_BYTES];
     uint8_t *payload;           /* malloc'd decrypted payload, wiped by summary_free */
     size_t payload_len;
@@ -648,12 +663,49 @@ static void summary_free(summary_buf_t *b)
         sodium_memzero(b->payload, b->payload_len);
         free(b->payload);
     }
-    for (size_t i = 0; i < LIAISON_MAX_RECIPIENTS; i++)
-        if (b->ack_comment[i]) {
-            sodium_memzero(b->ack_comment[i], strlen(b->ack_comment[i]));
-            free(b->ack_comment[i]);
+    for (size_t i = 0; i < b->n_slots; i++)
+        if (b->slots[i].ack_comment) {
+            sodium_memzero(b->slots[i].ack_comment, strlen(b->slots[i].ack_comment));
+            free(b->slots[i].ack_comment);
         }
+    free(b->slots);
+    free(b->recips);
     free(b);
+}
+
+/* Slot i, growing the slots (at most LIAISON_MAX_RECIPIENTS) and pointing every field
+ * that points into them at their new place. NULL if i is past the limit or out of memory. */
+static summary_slot_t *slot_at(summary_buf_t *b, size_t i)
+{
+    if (i < b->n_slots)
+        return &b->slots[i];
+    if (i >= LIAISON_MAX_RECIPIENTS)
+        return NULL;
+    size_t cap = b->n_slots ? b->n_slots * 2 : 4;
+    if (cap <= i)
+        cap = i + 1;
+    if (cap > LIAISON_MAX_RECIPIENTS)
+        cap = LIAISON_MAX_RECIPIENTS;
+    summary_slot_t *p = realloc(b->slots, cap * sizeof *p);
+    if (!p)
+        return NULL;
+    memset(p + b->n_slots, 0, (cap - b->n_slots) * sizeof *p);
+    b->slots = p;
+    b->n_slots = cap;
+    for (size_t k = 0; k < b->sum.n_deliveries; k++) {
+        b->dptr[k] = &p[k].ds;
+        p[k].ds.recipient = p[k].ds_text;
+        p[k].ds.detail = p[k].ds_detail;
+    }
+    for (size_t k = 0; k < b->sum.n_acks; k++) {
+        b->aptr[k] = &p[k].ack;
+        p[k].ack.by = p[k].ack_by;
+        if (p[k].ack.ack_message_id.len)
+            p[k].ack.ack_message_id.data = p[k].ack_id;
+    }
+    for (size_t k = 0; k < b->sum.n_overdue; k++)
+        b->optr[k] = p[b->oslot[k]].ds_text;
+    return &p[i];
 }
 
 static int add_ack(void *ctx, const char *by, const uint8_t *ack_id, uint64_t at_ms)
@@ -662,14 +714,17 @@ static int add_ack(void *ctx, const char *by, const uint8_t *ack_id, uint64_t at
     size_t i = b->sum.n_acks;
     if (i >= LIAISON_MAX_RECIPIENTS)
         return 1;
-    Liaison__Control__AckInfo *a = &b->acks[i];
+    summary_slot_t *sl = slot_at(b, i);
+    if (!sl)
+        return -1;
+    Liaison__Control__AckInfo *a = &sl->ack;
     liaison__control__ack_info__init(a);
-    snprintf(b->ack_by[i], sizeof b->ack_by[i], "%s", by);
-    a->by = b->ack_by[i];
+    snprintf(sl->ack_by, sizeof sl->ack_by, "%s", by);
+    a->by = sl->ack_by;
     a->at_ms = at_ms;
     if (ack_id) {
-        memcpy(b->ack_id[i], ack_id, LIAISON_MSGID_BYTES);
-        a->ack_message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, b->ack_id[i]};
+        memcpy(sl->ack_id, ack_id, LIAISON_MSGID_BYTES);
+        a->ack_message_id = (ProtobufCBinaryData){LIAISON_MSGID_BYTES, sl->ack_id};
     }
     b->aptr[i] = a;
     b->sum.n_acks = i + 1;
@@ -689,10 +744,12 @@ static int add_overdue(void *ctx, const uint8_t *msg, const char *recipient, boo
     if (memcmp(msg, of->id, LIAISON_MSGID_BYTES) != 0)
         return 0;
     summary_buf_t *b = of->b;
-    /* recipient names are already in ds_text (deliveries) */
+    /* recipient names are already in the slots' ds_text (deliveries) */
     for (size_t i = 0; i < b->sum.n_deliveries && b->sum.n_overdue < LIAISON_MAX_RECIPIENTS; i++)
-        if (strcmp(b->ds_text[i], recipient) == 0)
-            b->optr[b->sum.n_overdue++] = b->ds_text[i];
+        if (strcmp(b->slots[i].ds_text, recipient) == 0) {
+            b->oslot[b->sum.n_overdue] = i;
+            b->optr[b->sum.n_overdue++] = b->slots[i].ds_text;
+        }
     return 0;
 }
 
@@ -702,16 +759,19 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
     size_t i = b->sum.n_deliveries;
     if (i >= LIAISON_MAX_RECIPIENTS)
         return 1;
-    Liaison__Control__DeliveryState *s = &b->ds[i];
+    summary_slot_t *sl = slot_at(b, i);
+    if (!sl)
+        return -1;
+    Liaison__Control__DeliveryState *s = &sl->ds;
     liaison__control__delivery_state__init(s);
-    snprintf(b->ds_text[i], sizeof b->ds_text[i], "%s", d->recipient);
+    snprintf(sl->ds_text, sizeof sl->ds_text, "%s", d->recipient);
     delivery_state_t state = d->state;
     const peer_t *p = b->n && (state == DELIVERY_QUEUED || state == DELIVERY_SENT)
                           ? directory_find(&b->n->dir, d->recipient)
                           : NULL;
     if ((state == DELIVERY_QUEUED || state == DELIVERY_SENT) && b->n && !p) {
         /* Nothing is sent to a removed peer; its last transport error ("retrying") is stale. */
-        snprintf(b->ds_detail[i], sizeof b->ds_detail[i],
+        snprintf(sl->ds_detail, sizeof sl->ds_detail,
                  "%s is no longer in the directory: held, and sent if their card is added again", d->recipient);
         state = DELIVERY_QUEUED;
     } else if (p && !p->connected) {
@@ -719,18 +779,18 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
          * connection now (the peer refused our key, say) it is queued, and the reason is
          * the transport's error of the moment, not a stored one the pump has yet to
          * refresh (PROTOCOL.md 7.3). */
-        snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s",
+        snprintf(sl->ds_detail, sizeof sl->ds_detail, "%s",
                  p->transport_error[0] ? p->transport_error
                  : d->detail[0]        ? d->detail
                                        : "waiting for a connection");
         state = DELIVERY_QUEUED;
     } else {
-        snprintf(b->ds_detail[i], sizeof b->ds_detail[i], "%s", d->detail);
+        snprintf(sl->ds_detail, sizeof sl->ds_detail, "%s", d->detail);
     }
-    s->recipient = b->ds_text[i];
+    s->recipient = sl->ds_text;
     s->state = (char *)store_delivery_state_name(state);
     s->delivered_ms = d->delivered_ms;
-    s->detail = b->ds_detail[i];
+    s->detail = sl->ds_detail;
     s->attempts = d->attempts;
     b->dptr[i] = s;
     b->sum.n_deliveries = i + 1;
@@ -740,6 +800,7 @@ static int add_delivery(void *ctx, const store_delivery_t *d)
 static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
 {
     int rc = 0;
+    /* b is new (summary_new): nothing of it to free yet. */
     memset(b, 0, sizeof *b);
     Liaison__Control__MessageSummary *s = &b->sum;
     liaison__control__message_summary__init(s);
@@ -748,9 +809,10 @@ static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
     s->direction = m->outgoing ? "out" : "in";
     snprintf(b->sender, sizeof b->sender, "%s", m->sender);
     s->sender = b->sender;
-    snprintf(b->recips, sizeof b->recips, "%s", m->recipients);
     size_t nr = 0;
-    for (char *save = NULL, *t = strtok_r(b->recips, ",", &save); t && nr < LIAISON_MAX_RECIPIENTS;
+    if (!(b->recips = strdup(m->recipients)))
+        rc = -1; /* out of memory: the summary is incomplete */
+    for (char *save = NULL, *t = b->recips ? strtok_r(b->recips, ",", &save) : NULL; t && nr < LIAISON_MAX_RECIPIENTS;
          t = strtok_r(NULL, ",", &save))
         b->rptr[nr++] = t;
     s->recipients = b->rptr;
@@ -787,12 +849,12 @@ static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
             /* Other recipients' acknowledgements reach us too: only our own closes ours. */
             s->awaiting_ack = true;
             for (size_t i = 0; i < s->n_acks; i++)
-                if (strcmp(b->ack_by[i], n->cfg.id) == 0)
+                if (strcmp(b->slots[i].ack_by, n->cfg.id) == 0)
                     s->awaiting_ack = false;
         }
         if (m->outgoing) {
             overdue_find_t of = {b, m->id};
-            if (store_overdue_scan(n->store, 0, 0, 0, true, add_overdue, &of) < 0)
+            if (store_overdue_of(n->store, m->id, add_overdue, &of) < 0)
                 rc = -1;
         }
     }
@@ -1043,7 +1105,7 @@ static bool record_read(call_t *c, const store_msg_t *m, bool mark)
  * if its read could be audited (and the acknowledgement is then marked read). */
 static void add_ack_comment(call_t *c, summary_buf_t *b, size_t i)
 {
-    Liaison__Control__AckInfo *a = &b->acks[i];
+    Liaison__Control__AckInfo *a = &b->slots[i].ack;
     if (a->ack_message_id.len != LIAISON_MSGID_BYTES)
         return;
     store_msg_t am;
@@ -1056,8 +1118,8 @@ static void add_ack_comment(call_t *c, summary_buf_t *b, size_t i)
             ? liaison__payload__acknowledgement__unpack(NULL, pt_len, pt)
             : NULL;
     if (ack && ack->comment && ack->comment[0] && record_read(c, &am, true) &&
-        (b->ack_comment[i] = strdup(ack->comment)) != NULL)
-        a->comment = b->ack_comment[i];
+        (b->slots[i].ack_comment = strdup(ack->comment)) != NULL)
+        a->comment = b->slots[i].ack_comment;
     if (ack) {
         if (ack->comment)
             sodium_memzero(ack->comment, strlen(ack->comment));

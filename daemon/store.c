@@ -111,6 +111,12 @@ static const char schema_sql[] =
     "  details TEXT NOT NULL,"
     "  prev_hash BLOB NOT NULL,"
     "  entry_hash BLOB NOT NULL) STRICT;"
+    /* What an auditor asks about one patient (audit disclosures, audit log --patient) and
+     * about one message (audit log --message): found by index, not by reading every entry
+     * of the log. Added to existing databases at open (version 2 too; a one-off build of a
+     * few hundred milliseconds per 300,000 entries). */
+    "CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient_tag);"
+    "CREATE INDEX IF NOT EXISTS audit_message ON audit(message_id);"
     "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
     "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
     "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
@@ -1134,6 +1140,48 @@ int store_overdue_scan(store_t *s, uint64_t now_ms, uint64_t routine_ms, uint64_
     }
     if (!out && rc != SQLITE_DONE)
         out = fail(s, "scan overdue acknowledgements");
+    sqlite3_finalize(st);
+    return out;
+}
+
+int64_t store_overdue_count(store_t *s)
+{
+    sqlite3_stmt *st = prep(s, "SELECT count(DISTINCT o.message_id) FROM ack_overdue o"
+                               " JOIN deliveries d ON d.message_id = o.message_id AND d.recipient = o.recipient"
+                               " WHERE NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = o.message_id"
+                               " AND a.by = d.recipient)");
+    if (!st)
+        return -1;
+    int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    else
+        fail(s, "count overdue acknowledgements");
+    sqlite3_finalize(st);
+    return n;
+}
+
+int store_overdue_of(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], store_overdue_cb cb, void *ctx)
+{
+    sqlite3_stmt *st = prep(s, "SELECT m.id, d.recipient, m.urgent, m.created_ms FROM ack_overdue o"
+                               " JOIN messages m ON m.id = o.message_id"
+                               " JOIN deliveries d ON d.message_id = o.message_id AND d.recipient = o.recipient"
+                               " WHERE o.message_id = ?1"
+                               " AND NOT EXISTS (SELECT 1 FROM acks a WHERE a.message_id = m.id AND a.by = d.recipient)"
+                               " ORDER BY d.recipient");
+    if (!st)
+        return -1;
+    sqlite3_bind_blob(st, 1, msg, LIAISON_MSGID_BYTES, SQLITE_STATIC);
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
+            continue;
+        if ((out = cb(ctx, sqlite3_column_blob(st, 0), (const char *)sqlite3_column_text(st, 1),
+                      sqlite3_column_int(st, 2) != 0, (uint64_t)sqlite3_column_int64(st, 3))))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, "read the overdue acknowledgements of a message");
     sqlite3_finalize(st);
     return out;
 }

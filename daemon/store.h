@@ -253,6 +253,14 @@ int store_overdue_scan(store_t *s, uint64_t now_ms, uint64_t routine_ms, uint64_
                        store_overdue_cb cb, void *ctx);
 int store_overdue_flag(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], const char *recipient,
                        uint64_t now_ms);
+/* The recipients of one medication change of ours whose acknowledgement was flagged
+ * overdue and has not come yet: cb as for store_overdue_scan (flagged = true), for msg
+ * alone, read by its key (a listing of many changes must not read every flag for each).
+ * Returns 0, cb's non-zero return, or -1 (store_error() set). */
+/* Our medication changes with at least one acknowledgement flagged overdue and not
+ * come yet (those store_overdue_scan lists with flagged = true); -1 on error. */
+int64_t store_overdue_count(store_t *s);
+int store_overdue_of(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], store_overdue_cb cb, void *ctx);
 
 /* ---- case reviews ---- */
 typedef struct store_review {
