@@ -441,8 +441,8 @@ static int audit_verify_proof(cli_t *cli, int argc, char **argv)
         return cli_fail(EXIT_USAGE, "%s is not a complete proof (entry, seq, path, checkpoint, sign_pk)", pos[0]);
     }
     const char *card = cli_opt(o, "card")->value;
+    char card_id[LIAISON_MAX_ID + 1] = "";
     if (card) {
-        char card_id[LIAISON_MAX_ID + 1];
         if ((rc = load_card_key(card, card_pk, card_id))) {
             json_decref(j);
             return rc;
@@ -472,6 +472,12 @@ static int audit_verify_proof(cli_t *cli, int argc, char **argv)
     uint8_t leaf[MERKLE_HASH_BYTES];
     merkle_leaf_hash(entry, elen, leaf);
     if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
+        rc = proof_fail(cli, err);
+    } else if (card && strcmp(cp.node_id, card_id) != 0) {
+        /* The key signs for whatever origin it writes: the card vouches for its own id's
+         * log only. */
+        snprintf(err, sizeof err, "the checkpoint is of the log of %s, but the card given is %s's", cp.node_id,
+                 card_id);
         rc = proof_fail(cli, err);
     } else if (audit_decode(entry, elen, &d, strings, sizeof strings) != 0) {
         rc = proof_fail(cli, "the entry is not an audit entry in its canonical encoding");

@@ -119,16 +119,22 @@ static int load_checkpoints(sqlite3 *db, cp_row_t **out, size_t *n, audit_report
 }
 
 /* Checks one signed checkpoint against the root of the first cp->size entries; since is
- * the size of the last checkpoint that matched (the change is after it). True if it
- * matches. */
-static bool check_cp(audit_report_t *r, const uint8_t *pk, const char *note, uint64_t size, uint64_t since,
-                     const uint8_t root[LIAISON_HASH_BYTES], const char *whose)
+ * the size of the last checkpoint that matched (the change is after it); card_id, if not
+ * NULL, is the node whose card gave pk, whose log the note must name (the key signs
+ * whatever origin its holder writes). True if it matches. */
+static bool check_cp(audit_report_t *r, const uint8_t *pk, const char *card_id, const char *note, uint64_t size,
+                     uint64_t since, const uint8_t root[LIAISON_HASH_BYTES], const char *whose)
 {
     checkpoint_t cp;
     char err[256];
     if (checkpoint_verify(note, strlen(note), pk, &cp, err, sizeof err) != 0) {
         bad(r, AUDIT_FAIL_SIGNATURE, size, "%s checkpoint at %" PRIu64 " entries: %s (forged, or signed with another key)",
             whose, size, err);
+        return false;
+    }
+    if (card_id && strcmp(cp.node_id, card_id) != 0) {
+        bad(r, AUDIT_FAIL_SIGNATURE, size, "%s checkpoint at %" PRIu64 " entries is of the log of %s, but the card"
+            " given is %s's", whose, size, cp.node_id, card_id);
         return false;
     }
     if (cp.size != size) {
@@ -208,6 +214,7 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
             return -1;
         }
     }
+    const char *card_id = opts && opts->sign_pk ? opts->card_id : NULL;
     if (opts && opts->sign_pk) {
         memcpy(pk, opts->sign_pk, sizeof pk);
     } else {
@@ -362,7 +369,7 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
             next_cp++;
         if (next_cp < ncps && cps[next_cp].size == seq) {
             merkle_builder_root(&mb, root);
-            if (check_cp(r, pk, cps[next_cp].note, seq, matched_cp, root, "node's own"))
+            if (check_cp(r, pk, card_id, cps[next_cp].note, seq, matched_cp, root, "node's own"))
                 matched_cp = seq;
             r->checkpoints++;
             next_cp++;
@@ -371,7 +378,7 @@ static int verify_db(sqlite3 *db, const audit_verify_opts_t *opts, audit_report_
         }
         if (have_extra && extra.size == seq) {
             merkle_builder_root(&mb, root);
-            given_ok = check_cp(r, pk, opts->extra_checkpoint, seq, matched_cp, root, "given");
+            given_ok = check_cp(r, pk, card_id, opts->extra_checkpoint, seq, matched_cp, root, "given");
         }
         expect = seq + 1;
         if (opts && opts->progress && seq % AUDIT_VERIFY_PROGRESS == 0)

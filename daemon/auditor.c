@@ -330,8 +330,12 @@ static void op_prove(node_t *n, const char *actor, const Liaison__Control__Audit
     }
     uint64_t nl = 0;
     size_t plen = 0;
-    node_commit(n); /* leaves are read from committed entries only */
-    if (audit_sync(n->audit, &nl) != 0 || nl < n->cp_size ||
+    /* Leaves are read from committed entries only; node_commit may open a new batch (a
+     * transmission it could not hand over), whose entries may still roll back: then the
+     * tree answers from what it covers (at least the newest checkpoint). */
+    node_commit(n);
+    nl = audit_tree_size(n->audit);
+    if ((!store_in_txn(n->store) && audit_sync(n->audit, &nl) != 0) || nl < n->cp_size ||
         merkle_inclusion_proof_o(NULL, audit_tree(n->audit), n->cp_size, q->seq - 1, s->hashes, MAX_PROOF, &plen) != 0) {
         fail(resp, s, LIAISON__CONTROL__CODE__INTERNAL, "cannot build the proof");
         return;

@@ -867,6 +867,37 @@ class Interop(NodeTest):
             r = b.cli("audit", "verify-proof", path, check=False)
             self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
 
+    def test_verify_proof_holds_a_card_to_its_own_log(self):
+        """A card vouches for the log of its own node only: a proof whose checkpoint names
+        dr.okafor's log but is signed with py.peer's key, checked with py.peer's card, does
+        not hold (the key signs whatever origin its holder writes); the same proof of
+        py.peer's own log does."""
+        b = self.node("dr.okafor", "psychiatrist")
+        py = self.pypeer()
+        card = os.path.join(self.base, "py.card")
+        with open(card, "w") as f:
+            f.write(py.card_text + "\n")
+
+        def lp(x):
+            return struct.pack(">I", len(x)) + x
+        e = (struct.pack(">QQ", 1, 1700000000000) + lp(b"daemon") + lp(b"node-created") + lp(b"ok") + lp(b"")
+             + lp(b"") + struct.pack(">I", 0) + lp(b"") + lp(b""))
+        root = hashlib.sha256(b"\x00" + e).digest()
+        path = os.path.join(self.base, "proof.json")
+        for origin, holds in (("dr.okafor", False), ("py.peer", True)):
+            note = pypeer.sign_checkpoint(origin, py.signer, 1, root, 1700000000001)
+            with open(path, "w") as f:
+                json.dump({"format": "liaison-inclusion-proof-v1", "entry": e.hex(), "seq": 1, "leaf_index": 0,
+                           "path": [], "checkpoint": note, "sign_pk": py.sign_pk.hex()}, f)
+            r = b.cli("audit", "verify-proof", path, "--card", card, check=False)
+            if holds:
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                self.assertIn("entry 1 is in the audit log of py.peer", r.stdout)
+            else:
+                self.assertEqual(r.returncode, 4, r.stdout + r.stderr)
+                self.assertIn("the checkpoint is of the log of dr.okafor, but the card given is py.peer's",
+                              r.stdout + r.stderr)
+
     def test_witness_claim_without_a_signed_note_is_no_rollback(self):
         """A witness that says it holds a larger checkpoint of ours than our log, without
         showing a note this node signed at that size, makes no rollback alarm (11.3)."""

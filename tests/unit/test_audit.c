@@ -323,6 +323,28 @@ static void test_checkpoints_read_broken_off_fails(void **state)
     keys_destroy(&k);
 }
 
+/* A card vouches for its own node's log only: checkpoints that name alice's log, signed
+ * with the key of the card given as bob's, do not verify (the key signs whatever origin
+ * its holder writes); given as alice's, they do (here up to the one past the end). */
+static void test_checkpoints_of_another_node_than_the_card_fail(void **state)
+{
+    fixture_t *f = *state;
+    keys_t *k = unit_fixed_keys(3);
+    sign_checkpoints(f, k);
+    audit_report_t *r = malloc(sizeof *r);
+    audit_verify_opts_t o = {.sign_pk = k->sign_pk, .card_id = "bob"};
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_false(r->ok);
+    assert_int_equal(r->failure, AUDIT_FAIL_SIGNATURE);
+    assert_non_null(strstr(r->text, "checkpoint at 1000 entries is of the log of alice, but the card given is bob's"));
+    o.card_id = "alice";
+    assert_int_equal(audit_verify_db(store_db(f->s), &o, r), 0);
+    assert_int_equal(r->failure, AUDIT_FAIL_TRUNCATED);
+    assert_int_equal(r->checkpoints, 3);
+    free(r);
+    keys_destroy(&k);
+}
+
 /* A stored checkpoint row with a size no checkpoint has (here -1, which read as an
  * unsigned size sorted first and left every checkpoint after it unchecked) fails the
  * verification; so does one whose size is not an integer. */
@@ -445,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_changed_entry_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_is_not_verified, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_read_broken_off_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_of_another_node_than_the_card_fail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recorded_key_read_broken_off_is_said, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_row_of_no_size_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_not_as_written_fails, setup, teardown),
