@@ -1524,6 +1524,13 @@ static void op_peer_add(call_t *c, const Liaison__Control__PeerAddRequest *pr)
                      why);
         return;
     }
+    /* What a card being made is held to (card.c), beyond what decoding takes. */
+    char problem[200];
+    if (card_add_problem(&card, problem, sizeof problem)) {
+        audit_local(c, "peer-added", "refused", NULL, card.id, 0, NULL, "name or org with a direction control");
+        answer_error(c, LIAISON__CONTROL__CODE__REFUSED, "the card of '%s': %s", card.id, problem);
+        return;
+    }
     /* Everything directory_add would refuse is refused here, before anything is stored,
      * audited as accepted or retired: a card that cannot be used never replaces one that can. */
     const char *unusable = NULL;

@@ -620,6 +620,32 @@ class Interop(NodeTest):
         a.start()
         self.assertIn("rx.old", a.cli("peer", "list").stdout)
 
+    def test_card_with_a_direction_control_in_its_name_is_refused(self):
+        """U+202E in a card's name makes "Dr. <RLO>rotkafO" read "Dr. Ofak tor" backwards:
+        such a card is not added (nor made by liaison init); one stored before the rule
+        is still loaded."""
+        a = self.node("dr.alvarez", "therapist")
+        odd = pypeer.PyPeer(WIRE, PAYLOAD, "rx.odd", "Dr. \u202erotkafO", "pharmacist",
+                            "tcp://127.0.0.1:%d" % free_port())
+        self.peers.append(odd)
+        r = a.cli("peer", "add", "-", input=odd.card_text, check=False)
+        self.assertEqual(r.returncode, 3, r.stdout + r.stderr)
+        self.assertIn("the card of 'rx.odd': its name holds the invisible direction control U+202E", r.stderr)
+        self.assertNotIn("rx.odd", a.cli("peer", "list").stdout)
+        self.assertEqual(a.audit("peer-added")[-1][3], "refused")
+        r = subprocess.run([LIAISON, "--home", os.path.join(self.base, "odd"), "init", "--id", "dr.odd", "--name",
+                            "Dr. \u202erotkafO", "--role", "pcp", "--listen", "tcp://127.0.0.1:%d" % free_port()],
+                           capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("name holds the invisible direction control U+202E", r.stderr)
+        a.stop()
+        con = sqlite3.connect(a.db_path)
+        con.execute("INSERT INTO peers(id, card, added_ms) VALUES ('rx.odd', ?, 1)", (odd.card_text,))
+        con.commit()
+        con.close()
+        a.start()
+        self.assertIn("rx.odd", a.cli("peer", "list").stdout)
+
     def test_message_to_daemon_and_python_peer(self):
         a = self.node("dr.alvarez", "therapist")
         b = self.node("dr.okafor", "psychiatrist")
