@@ -777,6 +777,19 @@ class AuditorTools(NodeTest):
                 self.assertEqual([e["seq"] for e in got], [e["seq"] for e in queued])
             else:
                 self.assertGreater(len(out.splitlines()), len(queued))
+        # A time after --until includes the minute, or the second, it names (the listing
+        # shows seconds): "--since 04:32 --until 04:32" is that minute.
+        e = queued[0]
+        t = self.a.query("SELECT time_ms FROM audit WHERE seq = ?", (e["seq"],))[0][0]
+        if t % 1000:  # an entry at .000 would be found by the old end too
+            minute = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(t // 1000))
+            second = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t // 1000))
+            for s, u in ((minute, minute), (second, second), (minute, second)):
+                got = self.a.json("audit", "log", "--since", s, "--until", u, "--action", "message-queued")["entries"]
+                self.assertIn(e["seq"], [x["seq"] for x in got], (s, u))
+            ms = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1000)) + ".%03dZ" % (t % 1000 - 1)
+            got = self.a.json("audit", "log", "--since", minute, "--until", ms, "--action", "message-queued")
+            self.assertNotIn(e["seq"], [x["seq"] for x in got["entries"]])
         r = self.a.cli("audit", "log", "--since", "2026-11-24", "--until", "2026-11-23", check=False)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("--since 2026-11-24 is after --until 2026-11-23", r.stderr)
