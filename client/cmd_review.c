@@ -576,57 +576,85 @@ static void review_line(const Liaison__Control__ReviewInfo *v, const review_row_
     printf("\n");
 }
 
+/* Reviews closed longer ago than this are left out of `review list` unless --all asks:
+ * naming each review's patient decrypts its first message, an audited read, and a year's
+ * closed reviews would add an entry each at every listing (RELIABILITY.md item 37). */
+#define REVIEW_LIST_CLOSED_DAYS 30
+
 static int review_list(cli_t *cli, int argc, char **argv)
 {
-    cli_opt_t o[] = {{.name = "open"}, {0}};
+    cli_opt_t o[] = {{.name = "open"}, {.name = "all"}, {0}};
     const char *pos[1];
     size_t npos;
     int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
     if (rc)
         return rc;
+    bool open_only = cli_opt(o, "open")->count > 0, all = cli_opt(o, "all")->count > 0;
+    if (open_only && all)
+        return cli_fail(EXIT_USAGE, "review list: --open and --all ask for different lists: give one");
     Liaison__Control__Response *r;
-    if ((rc = reviews(cli, cli_opt(o, "open")->count > 0, NULL, &r)))
+    if ((rc = reviews(cli, open_only, NULL, &r)))
         return rc;
     const Liaison__Control__ReviewList *l = r->reviews;
     json_t *a = cli->json ? json_array() : NULL;
     review_row_t *rows = cli->json ? NULL : calloc(l->n_reviews + 1, sizeof *rows);
+    size_t *idx = calloc(l->n_reviews + 1, sizeof *idx);
     size_t width[3] = {14, 14, 16};
-    if (!cli->json && !rows) {
+    if ((!cli->json && !rows) || !idx) {
+        free(rows);
+        free(idx);
+        json_decref(a);
         liaison_response_free(r);
         return cli_fail(EXIT_REFUSED, "out of memory");
     }
-    if (!cli->json && l->n_reviews == 0)
+    uint64_t cutoff = liaison_now_ms() - (uint64_t)REVIEW_LIST_CLOSED_DAYS * 86400000u;
+    size_t n_list = 0, left_out = 0;
+    for (size_t i = 0; i < l->n_reviews; i++) {
+        if (!all && l->reviews[i]->closed && l->reviews[i]->closed_ms < cutoff)
+            left_out++;
+        else
+            idx[n_list++] = i;
+    }
+    if (!cli->json && n_list == 0 && left_out)
+        printf("No reviews open or closed in the last %d days.\n", REVIEW_LIST_CLOSED_DAYS);
+    else if (!cli->json && n_list == 0)
         printf("No %sreviews. Open one with: liaison review open --with ID --patient P --question TEXT\n",
-               cli_opt(o, "open")->count ? "open " : "");
+               open_only ? "open " : "");
     size_t n_rows = 0;
-    for (size_t i = 0; i < l->n_reviews && rc == 0; i++) {
+    for (size_t k = 0; k < n_list && rc == 0; k++) {
+        const Liaison__Control__ReviewInfo *ri = l->reviews[idx[k]];
         char pid[80], label[160];
         opening_t op;
-        if ((rc = listed_patient(cli, l->reviews[i], pid, sizeof pid, label, sizeof label, &op)))
+        if ((rc = listed_patient(cli, ri, pid, sizeof pid, label, sizeof label, &op)))
             break;
         if (!cli->json) {
-            review_row(&rows[i], pid, label, &op);
+            review_row(&rows[k], pid, label, &op);
             n_rows++;
-            size_t w[3] = {text_display_width(rows[i].when), text_display_width(rows[i].patient),
-                           strlen(l->reviews[i]->opened_by) + text_display_width(rows[i].by)};
-            for (int k = 0; k < 3; k++)
-                width[k] = w[k] > width[k] ? w[k] : width[k];
+            size_t w[3] = {text_display_width(rows[k].when), text_display_width(rows[k].patient),
+                           strlen(ri->opened_by) + text_display_width(rows[k].by)};
+            for (int c = 0; c < 3; c++)
+                width[c] = w[c] > width[c] ? w[c] : width[c];
             continue;
         }
-        json_t *j = review_json(l->reviews[i]);
+        json_t *j = review_json(ri);
         opening_json(j, &op);
         json_object_set_new(j, "patient", pid[0] ? json_pack("{s:s, s:o}", "id", pid, "label",
                                                              label[0] ? json_string(label) : json_null())
                                                  : json_null());
         json_array_append_new(a, j);
     }
-    for (size_t i = 0; i < n_rows; i++) /* those listed before a failure too, as they were */
-        review_line(l->reviews[i], &rows[i], width);
+    for (size_t k = 0; k < n_rows; k++) /* those listed before a failure too, as they were */
+        review_line(l->reviews[idx[k]], &rows[k], width);
+    if (!cli->json && rc == 0 && left_out)
+        printf("(%zu review%s closed more than %d days ago not listed: each listed review's first message is"
+               " decrypted, an audited read; all of them: liaison review list --all)\n",
+               left_out, left_out == 1 ? "" : "s", REVIEW_LIST_CLOSED_DAYS);
     if (a && rc == 0)
-        cli_json_out(json_pack("{s:o}", "reviews", a));
+        cli_json_out(json_pack("{s:o, s:I}", "reviews", a, "closed_not_listed", (json_int_t)left_out));
     else
         json_decref(a);
     free(rows);
+    free(idx);
     liaison_response_free(r);
     return rc;
 }

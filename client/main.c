@@ -73,7 +73,7 @@ static const command_t commands[] = {
      "        review reply REVIEW_ID (--file F | -) | review add REVIEW_ID ID\n"
      "        review close REVIEW_ID --decision TEXT [--action \"OWNER: TEXT by DATE\"]...\n"
      "        (OWNER a participant of the review, DATE YYYY-MM-DD)\n"
-     "        review show REVIEW_ID | review list [--open]\n"
+     "        review show REVIEW_ID | review list [--open|--all]\n"
      "        (--label L is sent encrypted with the patient id and shown to every participant)",
      "open reply add close show list"},
     {"audit", cmd_audit,

@@ -412,6 +412,28 @@ class Clinical(NodeTest):
         self.assertEqual(len(reads), 4, reads)  # two listings of two reviews
         self.assertTrue(all(r[6] == "listed; left unread" for r in reads), reads)
         self.assertEqual(len(t.json("inbox", "--unread")["messages"]), 2)
+        # A review closed more than 30 days ago is left out (its listing would be one more
+        # audited read at every look) unless --all asks; a recent one stays.
+        p.cli("review", "close", r1, "--decision", "Switched.")
+        p.cli("review", "close", r2, "--decision", "Tapered.")
+        wait_for(lambda: len(t.query("SELECT 1 FROM reviews WHERE closed_ms IS NOT NULL")) == 2, 20,
+                 "both closed at the therapist")
+        t.edit_stopped(("UPDATE reviews SET closed_ms = closed_ms - 31 * 86400000 WHERE hex(review_id) = upper(?)",
+                        (r1,)))
+        before = len(t.audit("message-read"))
+        out = t.cli("review", "list").stdout
+        self.assertNotIn(r1, out)
+        self.assertIn(r2, out)
+        self.assertIn("(1 review closed more than 30 days ago not listed", out)
+        self.assertIn("liaison review list --all)", out)
+        self.assertEqual(len(t.audit("message-read")) - before, 1)
+        j = t.json("review", "list")
+        self.assertEqual(([e["id"] for e in j["reviews"]], j["closed_not_listed"]), ([r2], 1))
+        self.assertEqual(sorted(e["id"] for e in t.json("review", "list", "--all")["reviews"]), sorted([r1, r2]))
+        self.assertEqual(t.json("review", "list", "--all")["closed_not_listed"], 0)
+        r = t.cli("review", "list", "--all", "--open", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--open and --all ask for different lists", r.stderr)
 
     def test_review_added_by_an_added_participant(self):
         """A participant who was added (not the opener) adds another: the newcomer still
