@@ -55,6 +55,8 @@ json_t *render_summary_json(const Liaison__Control__MessageSummary *m)
         json_object_set_new(j, "urgent", json_boolean(m->urgent));
         if (strcmp(m->direction, "in") == 0)
             json_object_set_new(j, "awaiting_my_ack", json_boolean(m->awaiting_ack));
+        else if (m->ack_due_ms)
+            json_object_set_new(j, "ack_due", cli_json_time(m->ack_due_ms));
     }
     json_object_set_new(j, "acks", acks);
     json_object_set_new(j, "overdue", overdue);
@@ -110,7 +112,13 @@ void render_summary_line(const Liaison__Control__MessageSummary *m)
     if (in && m->awaiting_ack)
         printf(" [needs ack]");
     if (m->n_overdue) {
-        printf(" [OVERDUE:");
+        /* Since when: a change overdue for two minutes is not one overdue for two days. */
+        char due[48] = "";
+        if (m->ack_due_ms) {
+            cli_time(m->ack_due_ms, due + 7, sizeof due - 7);
+            memcpy(due, " since ", 7);
+        }
+        printf(" [OVERDUE%s:", due);
         for (size_t i = 0; i < m->n_overdue; i++)
             printf(" %s", m->overdue[i]);
         printf("]");
@@ -164,7 +172,17 @@ void render_deliveries(const Liaison__Control__MessageSummary *m, const char *in
             bool late = false;
             for (size_t k = 0; k < m->n_overdue; k++)
                 late = late || strcmp(m->overdue[k], r) == 0;
-            printf("%sawaiting acknowledgement from %s%s\n", indent, r, late ? " (OVERDUE)" : "");
+            char due[48] = "";
+            if (m->ack_due_ms)
+                cli_time(m->ack_due_ms, due, sizeof due);
+            char tail[80] = "";
+            if (late && due[0])
+                snprintf(tail, sizeof tail, " (OVERDUE since %s)", due);
+            else if (late)
+                snprintf(tail, sizeof tail, " (OVERDUE)");
+            else if (due[0])
+                snprintf(tail, sizeof tail, " (due by %s)", due);
+            printf("%sawaiting acknowledgement from %s%s\n", indent, r, tail);
         }
     }
 }

@@ -853,6 +853,8 @@ static int fill_summary(node_t *n, const store_msg_t *m, summary_buf_t *b)
                     s->awaiting_ack = false;
         }
         if (m->outgoing) {
+            /* The deadline under the configuration in force (liaison.conf(5), [ack]). */
+            s->ack_due_ms = m->created_ms + (uint64_t)(m->urgent ? n->cfg.ack_urgent_s : n->cfg.ack_routine_s) * 1000u;
             overdue_find_t of = {b, m->id};
             if (store_overdue_of(n->store, m->id, add_overdue, &of) < 0)
                 rc = -1;

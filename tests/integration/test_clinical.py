@@ -269,9 +269,16 @@ class Clinical(NodeTest):
             self.assertIn("OVERDUE acknowledgements of your medication changes%s(liaison show MSG_ID for the"
                           " patient):" % scope, out)
             line = [ln for ln in out.splitlines() if ln.startswith(mid)][0]
-            for part in ("to dr.alvarez", "medication-change", "[URGENT]", "[OVERDUE: dr.alvarez]"):
+            for part in ("to dr.alvarez", "medication-change", "[URGENT]", ": dr.alvarez]"):
                 self.assertIn(part, line)
+            # Since when it is overdue: the time sent plus the 1 s deadline, as listed.
+            self.assertRegex(line, r"\[OVERDUE since \d{4}-\d\d-\d\d \d\d:\d\d \S+: dr\.alvarez\]")
+        sent = [m for m in p.json("outbox")["messages"] if m["id"] == mid][0]
+        created = p.query("SELECT created_ms FROM messages WHERE hex(id) = upper(?)", (mid,))[0][0]
+        due = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((created + 1000) // 1000))
+        self.assertTrue(sent["ack_due"].startswith(due), (sent["ack_due"], due))
         self.assertEqual(p.audit("message-read"), [])
+        self.assertRegex(p.cli("show", mid).stdout, r"awaiting acknowledgement from dr\.alvarez \(OVERDUE since \d")
         self.assertIn(mid, json.dumps(p.json("status")))
         # Listed as overdue, so no longer counted as merely awaited.
         self.assertEqual(p.json("status")["awaiting_their_ack"], 0)
