@@ -1106,6 +1106,24 @@ int store_ack_each(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], st
     return out;
 }
 
+/* Hands each row (id, recipient, urgent, created_ms) of an overdue query to cb, then
+ * finalizes st: cb's first non-zero return, or -1 (what names the read) on an error. */
+static int overdue_rows(store_t *s, sqlite3_stmt *st, store_overdue_cb cb, void *ctx, const char *what)
+{
+    int rc, out = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
+            continue;
+        if ((out = cb(ctx, sqlite3_column_blob(st, 0), (const char *)sqlite3_column_text(st, 1),
+                      sqlite3_column_int(st, 2) != 0, (uint64_t)sqlite3_column_int64(st, 3))))
+            break;
+    }
+    if (!out && rc != SQLITE_DONE)
+        out = fail(s, what);
+    sqlite3_finalize(st);
+    return out;
+}
+
 int store_overdue_scan(store_t *s, uint64_t now_ms, uint64_t routine_ms, uint64_t urgent_ms, bool flagged,
                        store_overdue_cb cb, void *ctx)
 {
@@ -1130,18 +1148,7 @@ int store_overdue_scan(store_t *s, uint64_t now_ms, uint64_t routine_ms, uint64_
         sqlite3_bind_int64(st, 2, (sqlite3_int64)urgent_ms);
         sqlite3_bind_int64(st, 3, (sqlite3_int64)routine_ms);
     }
-    int rc, out = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
-            continue;
-        if ((out = cb(ctx, sqlite3_column_blob(st, 0), (const char *)sqlite3_column_text(st, 1),
-                      sqlite3_column_int(st, 2) != 0, (uint64_t)sqlite3_column_int64(st, 3))))
-            break;
-    }
-    if (!out && rc != SQLITE_DONE)
-        out = fail(s, "scan overdue acknowledgements");
-    sqlite3_finalize(st);
-    return out;
+    return overdue_rows(s, st, cb, ctx, "scan overdue acknowledgements");
 }
 
 int64_t store_overdue_count(store_t *s)
@@ -1172,18 +1179,7 @@ int store_overdue_of(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], 
     if (!st)
         return -1;
     sqlite3_bind_blob(st, 1, msg, LIAISON_MSGID_BYTES, SQLITE_STATIC);
-    int rc, out = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 0) != LIAISON_MSGID_BYTES)
-            continue;
-        if ((out = cb(ctx, sqlite3_column_blob(st, 0), (const char *)sqlite3_column_text(st, 1),
-                      sqlite3_column_int(st, 2) != 0, (uint64_t)sqlite3_column_int64(st, 3))))
-            break;
-    }
-    if (!out && rc != SQLITE_DONE)
-        out = fail(s, "read the overdue acknowledgements of a message");
-    sqlite3_finalize(st);
-    return out;
+    return overdue_rows(s, st, cb, ctx, "read the overdue acknowledgements of a message");
 }
 
 int store_overdue_flag(store_t *s, const uint8_t msg[static LIAISON_MSGID_BYTES], const char *recipient,
