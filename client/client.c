@@ -554,8 +554,12 @@ static int split_to(liaison_client_t *c, char *list, char **ids, size_t *n)
             /* Node ids are lower case: "Dr.Tanaka" is most likely dr.tanaka. */
             char lower[LIAISON_MAX_ID + 1];
             size_t len = strlen(id);
-            for (size_t i = 0; i < len && i < LIAISON_MAX_ID; i++)
-                lower[i] = id[i] >= 'A' && id[i] <= 'Z' ? (char)(id[i] - 'A' + 'a') : id[i];
+            for (size_t i = 0; i < len && i < LIAISON_MAX_ID; i++) {
+                char ch = id[i];
+                if (ch >= 'A' && ch <= 'Z')
+                    ch = (char)(ch | 0x20); /* ASCII: the lower-case letter */
+                lower[i] = ch;
+            }
             lower[len < LIAISON_MAX_ID ? len : LIAISON_MAX_ID] = 0;
             if (len <= LIAISON_MAX_ID && text_valid_id(lower))
                 set_error(c, "'%s' is not a node id: ids are lower case (did you mean %s? see: liaison peer list)",

@@ -170,7 +170,7 @@ int cmd_note(cli_t *cli, int argc, char **argv)
     Liaison__Payload__RiskAssessment risk = LIAISON__PAYLOAD__RISK_ASSESSMENT__INIT;
     Liaison__Payload__NamedScore named[CLI_MAX_VALUES];
     Liaison__Payload__NamedScore *named_p[CLI_MAX_VALUES];
-    char names[CLI_MAX_VALUES][80];
+    char names[CLI_MAX_VALUES][80] = {{0}};
     char today[11];
     cli_today(today);
     pr.id = (char *)optval(o, "patient");

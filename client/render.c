@@ -114,11 +114,9 @@ void render_summary_line(const Liaison__Control__MessageSummary *m)
     if (m->n_overdue) {
         /* Since when: a change overdue for two minutes is not one overdue for two days. */
         char due[48] = "";
-        if (m->ack_due_ms) {
-            cli_time(m->ack_due_ms, due + 7, sizeof due - 7);
-            memcpy(due, " since ", 7);
-        }
-        printf(" [OVERDUE%s:", due);
+        if (m->ack_due_ms)
+            cli_time(m->ack_due_ms, due, sizeof due);
+        printf(" [OVERDUE%s%s:", due[0] ? " since " : "", due);
         for (size_t i = 0; i < m->n_overdue; i++)
             printf(" %s", m->overdue[i]);
         printf("]");
