@@ -675,6 +675,37 @@ int cli_parse_when_local(const char *opt, const char *s, uint64_t *ms)
     return 0;
 }
 
+uint64_t cli_until_extent(const char *s)
+{
+    if (strlen(s) == 10 && s[4] == '-')
+        return 86400000u - 1u;
+    const char *t = strchr(s, 'T');
+    if (!t || strlen(t) < 6 || t[3] != ':')
+        return 0;
+    if (t[6] != ':')
+        return 60000u - 1u;
+    return strlen(t) > 9 && t[9] == '.' ? 0 : 1000u - 1u;
+}
+
+int cli_parse_until_local(const char *opt, const char *s, uint64_t *ms)
+{
+    int rc = cli_parse_when_local(opt, s, ms);
+    if (rc)
+        return rc;
+    if (!(strlen(s) == 10 && s[4] == '-')) {
+        *ms += cli_until_extent(s);
+        return 0;
+    }
+    /* The next local midnight: mktime normalizes the 32nd of a month, and a midnight a
+     * DST change skips is taken as the hour after, as cli_parse_when_local does. */
+    struct tm tm = {.tm_year = atoi(s) - 1900, .tm_mon = atoi(s + 5) - 1, .tm_mday = atoi(s + 8) + 1, .tm_isdst = -1};
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1 || t <= 0)
+        return cli_fail(EXIT_USAGE, "--%s: '%.40s' is not a date this system can place", opt, s);
+    *ms = (uint64_t)t * 1000u - 1u;
+    return 0;
+}
+
 int cli_parse_when(const char *opt, const char *s, uint64_t *ms)
 {
     if (text_parse_time(s, ms) != 0 && parse_offset_time(s, ms) != 0)

@@ -173,6 +173,16 @@ int cli_parse_when(const char *opt, const char *s, uint64_t *ms);
  * cli_parse_when. */
 int cli_parse_when_local(const char *opt, const char *s, uint64_t *ms);
 
+/* How long the unit a time typed after --until names lasts beyond its first millisecond:
+ * a day for a date (UTC), a minute for HH:MM, a second for HH:MM:SS, nothing for
+ * milliseconds: "--until 2026-11-30" includes the 30th, "T04:32Z" ends at 04:32:59.999. */
+uint64_t cli_until_extent(const char *s);
+
+/* cli_parse_when_local for --until: the end of what s names, a local date's last
+ * millisecond (its midnight in TZ, a day later, less 1 ms: DST days are 23 or 25 hours),
+ * a time's last millisecond of the minute or second it names. */
+int cli_parse_until_local(const char *opt, const char *s, uint64_t *ms);
+
 /* Makes every jansson allocation note its failure (before any JSON is made). */
 void cli_alloc_init(void);
 

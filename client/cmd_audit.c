@@ -86,21 +86,6 @@ static int audit_pages(cli_t *cli, Liaison__Control__AuditQuery *q, audit_entry_
     }
 }
 
-/* How long the unit --until names lasts beyond its first millisecond: a day for a date,
- * a minute for HH:MM, a second for HH:MM:SS, nothing for milliseconds (or ms since
- * 1970). */
-static uint64_t until_extent(const char *u)
-{
-    if (strlen(u) == 10 && u[4] == '-')
-        return 86400000u - 1u;
-    const char *t = strchr(u, 'T');
-    if (!t || strlen(t) < 6 || t[3] != ':')
-        return 0;
-    if (t[6] != ':')
-        return 60000u - 1u;
-    return strlen(t) > 9 && t[9] == '.' ? 0 : 1000u - 1u;
-}
-
 /* --since and --until, shared by log, disclosures and export. */
 static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
 {
@@ -115,7 +100,7 @@ static int query_opts(cli_opt_t *o, Liaison__Control__AuditQuery *q)
      * does a time include the minute or second it names ("T04:32Z" ends at 04:32:59.999),
      * as the listing shows entries to the second. */
     if (u)
-        q->until_ms += until_extent(u);
+        q->until_ms += cli_until_extent(u);
     if (s && u && q->since_ms > q->until_ms)
         return cli_fail(EXIT_USAGE, "--since %s is after --until %s: nothing could match", s, u);
     return 0;

@@ -465,8 +465,8 @@ static int overdue_about(cli_t *cli, const char *p, const Liaison__Control__Stat
 /* The filters given besides --patient, e.g. "--type and --since" (empty if none). */
 static void other_filters(cli_opt_t *o, char *buf, size_t len)
 {
-    static const char *const names[] = {"type", "unread", "needs-ack", "since"};
-    const char *given[4];
+    static const char *const names[] = {"type", "unread", "needs-ack", "since", "until"};
+    const char *given[5];
     size_t n = 0, off = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (cli_opt(o, names[i])->count)
@@ -481,7 +481,7 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
     cli_opt_t o[] = {{.name = "patient", .has_arg = true}, {.name = "type", .has_arg = true},
                      {.name = "unread"},                   {.name = "needs-ack"},
                      {.name = "since", .has_arg = true},   {.name = "limit", .has_arg = true},
-                     {0}};
+                     {.name = "until", .has_arg = true},   {0}};
     const char *pos[1];
     size_t npos;
     int rc = cli_parse(cli, argc, argv, o, pos, 0, &npos);
@@ -502,6 +502,12 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
                         " show ID for the acknowledgements of one you sent)", lr.unread_only ? "unread" : "needs-ack");
     if (cli_opt(o, "since")->value && (rc = cli_parse_when_local("since", cli_opt(o, "since")->value, &lr.since_ms)))
         return rc;
+    /* Older messages than the newest 10,000 of a window are reached by moving its end. */
+    if (cli_opt(o, "until")->value && (rc = cli_parse_until_local("until", cli_opt(o, "until")->value, &lr.until_ms)))
+        return rc;
+    if (lr.until_ms && lr.since_ms > lr.until_ms)
+        return cli_fail(EXIT_USAGE, "--since %s is after --until %s: nothing could match", cli_opt(o, "since")->value,
+                        cli_opt(o, "until")->value);
     uint64_t lim = BOX_DEFAULT_LIMIT;
     if (cli_opt(o, "limit")->value &&
         (cli_parse_uint(cli_opt(o, "limit")->value, BOX_MAX_LIMIT, &lim) != 0 || lim == 0))
@@ -599,7 +605,8 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
             printf("\n");
         if (n == 0)
             printf(out ? "No messages sent%s.\n" : "No messages%s.\n", lr.patient[0] || t || lr.unread_only ||
-                                                                                lr.needs_ack || lr.since_ms
+                                                                                lr.needs_ack || lr.since_ms ||
+                                                                                lr.until_ms
                                                                             ? " match"
                                                                             : "");
         for (size_t i = 0; i < n; i++) {
@@ -608,7 +615,8 @@ static int box(cli_t *cli, int argc, char **argv, bool out)
                 render_deliveries(l->messages[i], "    ");
         }
         if (left)
-            render_left_out(left, exact, n, out ? "outbox" : "inbox", BOX_MAX_LIMIT);
+            render_left_out(left, exact, n, out ? "outbox" : "inbox", BOX_MAX_LIMIT,
+                            n ? l->messages[n - 1]->created_ms : 0);
         if (lr.patient[0])
             render_case_variants(l->patient_case_variants, lr.patient, "messages");
     }

@@ -41,9 +41,9 @@ static const command_t commands[] = {
      "add list remove"},
     {"send", cmd_send, "send --to ID[,ID...] [--subject S] [--thread ID] FILE|-   send a free-text message", NULL},
     {"inbox", cmd_inbox,
-     "inbox [--patient P] [--type T] [--unread] [--needs-ack] [--since DATE] [--limit N]\n"
+     "inbox [--patient P] [--type T] [--unread] [--needs-ack] [--since DATE] [--until DATE] [--limit N]\n"
      "        messages received, newest first (overdue acknowledgements above them)", NULL},
-    {"outbox", cmd_outbox, "outbox [--patient P] [--type T] [--since DATE] [--limit N]\n"
+    {"outbox", cmd_outbox, "outbox [--patient P] [--type T] [--since DATE] [--until DATE] [--limit N]\n"
                            "        messages sent, with delivery and acknowledgement state", NULL},
     {"show", cmd_show, "show MSG_ID               read one message (marks it read; the read is audited)", NULL},
     {"thread", cmd_thread, "thread ID                 every message of a thread or review, oldest first", NULL},

@@ -623,12 +623,14 @@ void render_case_variants(uint32_t n, const char *patient, const char *what)
            n, what, n == 1 ? "is" : "are", patient, n == 1 ? "it is" : "they are");
 }
 
-void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, uint32_t max_limit)
+void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, uint32_t max_limit,
+                     uint64_t oldest_ms)
 {
     if (!left)
         return;
-    const char *narrow = strcmp(cmd, "inbox") == 0 ? "--since DATE, --unread, --needs-ack, --patient P or --type T"
-                                                    : "--since DATE";
+    const char *narrow = strcmp(cmd, "inbox") == 0
+                             ? "--since DATE, --until DATE, --unread, --needs-ack, --patient P or --type T"
+                             : "--since DATE, --until DATE, --patient P or --type T";
     printf("\nNote: %s%" PRIu64 " more message%s match%s but %s not shown (%s %zu %s the newest).\n",
            exact ? "" : "more than ", left, left == 1 && exact ? "" : "s", left == 1 && exact ? "es" : "",
            left == 1 && exact ? "is" : "are", shown == 1 ? "this" : "these", shown, shown == 1 ? "is" : "are");
@@ -638,6 +640,12 @@ void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, u
     else
         printf("See more with: liaison %s ... --limit N (at most %" PRIu32 ")\n", cmd, max_limit);
     printf("or narrow the list with %s.\n", narrow);
+    /* The next page: the same filters, ending just before the oldest shown. */
+    if (oldest_ms > 1) {
+        char t[40];
+        cli_time_iso(oldest_ms - 1, t, sizeof t);
+        printf("Older ones: liaison %s ... --until %s\n", cmd, t);
+    }
 }
 
 void render_truncated(bool truncated, size_t shown, const char *hint)

@@ -55,6 +55,7 @@ void render_truncated(bool truncated, size_t shown, const char *hint);
 /* The note under an inbox or outbox listing cut at its limit: how many matching messages
  * are left out (`left`; with !exact, at least that many), that the `shown` are the newest,
  * and how to see the rest (`liaison CMD ... --limit N`, at most max_limit, or a filter). */
-void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, uint32_t max_limit);
+void render_left_out(uint64_t left, bool exact, size_t shown, const char *cmd, uint32_t max_limit,
+                     uint64_t oldest_ms);
 
 #endif

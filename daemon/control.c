@@ -941,6 +941,7 @@ static void op_list(call_t *c, const Liaison__Control__ListRequest *lr)
                                     : lr->box == LIAISON__CONTROL__LIST_REQUEST__BOX__BOTH ? 0
                                                                                           : 1,
                        .since_ms = lr->since_ms,
+                       .until_ms = lr->until_ms,
                        .limit = !lr->limit ? LIST_DEFAULT_LIMIT : lr->limit < LIST_MAX_LIMIT ? lr->limit : LIST_MAX_LIMIT,
                        .unread_only = lr->unread_only, .content_type = lr->content_type,
                        .needs_ack = lr->needs_ack, .self_id = n->cfg.id, .oldest = lr->oldest};

@@ -702,10 +702,10 @@ int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 }
 
 /* The filters of q as SQL over messages m (fixed text, every value a parameter: ?1
- * since, ?2 thread, ?3 patient tag, ?4 content type, ?7 this node's id). */
+ * since, ?2 thread, ?3 patient tag, ?4 content type, ?5 until, ?7 this node's id). */
 static void query_where(const store_query_t *q, char *buf, size_t len)
 {
-    snprintf(buf, len, "created_ms >= ?1%s%s%s%s%s%s",
+    snprintf(buf, len, "created_ms >= ?1%s%s%s%s%s%s%s", q->until_ms ? " AND created_ms <= ?5" : "",
              q->direction == 1 ? " AND outgoing = 0" : q->direction == 2 ? " AND outgoing = 1" : "",
              q->unread_only ? " AND outgoing = 0 AND read_ms IS NULL" : "",
              q->thread_id ? " AND (thread_id = ?2 OR id = ?2)" : "", q->patient_tag ? " AND patient_tag = ?3" : "",
@@ -726,6 +726,8 @@ static void query_bind(sqlite3_stmt *st, const store_query_t *q)
         sqlite3_bind_blob(st, 3, q->patient_tag, LIAISON_HASH_BYTES, SQLITE_STATIC);
     if (q->content_type)
         sqlite3_bind_int64(st, 4, q->content_type);
+    if (q->until_ms)
+        sqlite3_bind_int64(st, 5, q->until_ms > INT64_MAX ? INT64_MAX : (sqlite3_int64)q->until_ms);
     if (q->needs_ack)
         sqlite3_bind_text(st, 7, q->self_id ? q->self_id : "", -1, SQLITE_STATIC);
 }

@@ -125,6 +125,7 @@ int store_msg_mark_read(store_t *s, const uint8_t id[static LIAISON_MSGID_BYTES]
 typedef struct store_query {
     int direction;            /* 0 = both, 1 = incoming, 2 = outgoing */
     uint64_t since_ms;        /* created_ms >= since_ms */
+    uint64_t until_ms;        /* 0, or created_ms <= until_ms */
     uint32_t limit;           /* 0 = no limit */
     bool unread_only;
     const uint8_t *thread_id; /* NULL or 16 bytes: only this thread (its messages and the

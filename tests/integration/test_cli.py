@@ -1061,7 +1061,7 @@ class Cli(NodeTest):
             with self.subTest(args=args):
                 out = b.cli("inbox", *args).stdout
                 self.assertEqual(len([ln for ln in out.splitlines() if len(ln) > 34 and ln[32:34] == "  "]), 100)
-                self.assertEqual(out.splitlines()[-4:-1],
+                self.assertEqual(out.splitlines()[-5:-2],
                                  ["", "Note: 11 more messages match but are not shown (these 100 are the newest).",
                                   "See them all with: liaison inbox ... --limit 111"])
                 self.assertNotIn(sent[0], out)
@@ -1080,11 +1080,35 @@ class Cli(NodeTest):
         self.assertIn("1 more message matches but is not shown", b.cli("inbox", "--limit", "110").stdout)
         # Nothing read: listing is not reading, the count included.
         self.assertEqual(len(b.json("inbox", "--unread", "--limit", "1000")["messages"]), 111)
+        # Older ones, a page at a time: --until just before the oldest shown, as the note says.
+        seen, until = [], None
+        while True:
+            args = ("--limit", "50") + (("--until", until) if until else ())
+            page = b.json("inbox", *args)["messages"]
+            seen += [m["id"] for m in page]
+            out = b.cli("inbox", *args).stdout
+            more = [ln for ln in out.splitlines() if ln.startswith("Older ones: liaison inbox ... --until ")]
+            if not more:
+                break
+            until = more[0].split("--until ")[1]
+            self.assertEqual(until, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((b.query(
+                "SELECT created_ms FROM messages WHERE hex(id) = upper(?)", (page[-1]["id"],))[0][0] - 1) // 1000))
+                + until[19:])
+        self.assertEqual(seen, list(reversed(sent)))
+        # A date after --until includes that day; one before the messages finds none.
+        today = time.strftime("%Y-%m-%d")
+        self.assertEqual(len(b.json("inbox", "--until", today, "--limit", "1000")["messages"]), 111)
+        self.assertIn("No messages match.", b.cli("inbox", "--until", "2020-01-01").stdout)
+        r = b.cli("inbox", "--since", today, "--until", "2020-01-01", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("is after --until 2020-01-01: nothing could match", r.stderr)
         # The outbox too.
         out = a.cli("outbox").stdout
-        self.assertEqual(out.splitlines()[-3:], ["Note: 11 more messages match but are not shown (these 100 are the"
-                                                 " newest).", "See them all with: liaison outbox ... --limit 111",
-                                                 "or narrow the list with --since DATE."])
+        self.assertEqual(out.splitlines()[-4:-1], ["Note: 11 more messages match but are not shown (these 100 are the"
+                                                   " newest).", "See them all with: liaison outbox ... --limit 111",
+                                                   "or narrow the list with --since DATE, --until DATE, --patient P or"
+                                                   " --type T."])
+        self.assertTrue(out.splitlines()[-1].startswith("Older ones: liaison outbox ... --until 20"))
         j = a.json("outbox")
         self.assertEqual((len(j["messages"]), j["truncated"], j["not_shown"]), (100, True, 11))
 
